@@ -1,0 +1,75 @@
+//! Audit events, written by the system in the same transaction (batch) as
+//! the change they record.
+
+use serde_json::Value;
+
+use crate::db::{Statement, statement};
+use crate::params;
+use crate::routes::Rq;
+
+/// Outcome of an audited action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "SUCCESS",
+            Outcome::Failure => "FAILURE",
+            Outcome::Denied => "DENIED",
+        }
+    }
+}
+
+/// One audit event, ready to be added to a batch.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub id: uuid::Uuid,
+    pub organization_id: Option<uuid::Uuid>,
+    pub user_id: Option<uuid::Uuid>,
+    /// e.g. `AUTH_LOGIN_SUCCESS`, `INSTRUMENT_CREATED`.
+    pub event_type: &'a str,
+    /// `INFO`, `WARNING`, `ERROR`, `CRITICAL`.
+    pub severity: &'a str,
+    /// Human-readable action.
+    pub action: &'a str,
+    pub outcome: Outcome,
+    pub record_type: Option<&'a str>,
+    pub record_id: Option<uuid::Uuid>,
+    pub old_values: Option<Value>,
+    pub new_values: Option<Value>,
+    pub metadata: Value,
+}
+
+impl Event<'_> {
+    /// The `INSERT` for this event, carrying the request's id, client
+    /// address and user agent.
+    pub fn insert(&self, rq: &Rq) -> Statement {
+        statement(
+            "INSERT INTO audit_events (id, organization_id, user_id, event_type, severity, action, outcome, \
+             record_type, record_id, old_values, new_values, metadata, ip_address, user_agent, request_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12::jsonb, $13::inet, $14, $15)",
+            params![
+                self.id,
+                self.organization_id,
+                self.user_id,
+                self.event_type,
+                self.severity,
+                self.action,
+                self.outcome.as_str(),
+                self.record_type,
+                self.record_id,
+                self.old_values,
+                self.new_values,
+                self.metadata,
+                rq.client_ip().map(|ip| ip.to_string()),
+                rq.user_agent(),
+                rq.id(),
+            ],
+        )
+    }
+}

@@ -1,0 +1,136 @@
+//! Typed decoding of wire rows: values are normalised by column type
+//! (`dataTypeID`) so that rows deserialize straight into structs.
+//!
+//! - int2/int4/int8/oid text becomes a JSON number,
+//! - float4/float8 text becomes a JSON number when finite,
+//! - bool text (`t`/`f`) becomes a JSON bool,
+//! - json/jsonb text becomes the JSON value,
+//! - timestamptz/timestamp text (`2025-01-18 10:00:00.5+00`) becomes RFC 3339
+//!   (`2025-01-18T10:00:00.5Z`), so `time::serde::rfc3339` reads it.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+
+use super::wire::QueryResult;
+
+/// Type OIDs the codec knows.
+pub mod oid {
+    pub const BOOL: u32 = 16;
+    pub const INT8: u32 = 20;
+    pub const INT2: u32 = 21;
+    pub const INT4: u32 = 23;
+    pub const TEXT: u32 = 25;
+    pub const OID: u32 = 26;
+    pub const JSON: u32 = 114;
+    pub const FLOAT4: u32 = 700;
+    pub const FLOAT8: u32 = 701;
+    pub const VARCHAR: u32 = 1043;
+    pub const TIMESTAMP: u32 = 1114;
+    pub const TIMESTAMPTZ: u32 = 1184;
+    pub const NUMERIC: u32 = 1700;
+    pub const UUID: u32 = 2950;
+    pub const JSONB: u32 = 3802;
+}
+
+/// A row that did not fit the requested type.
+#[derive(Debug, thiserror::Error)]
+#[error("row {row} does not decode: {message}")]
+pub struct DecodeError {
+    pub row: usize,
+    pub message: String,
+}
+
+impl QueryResult {
+    /// Decodes every row into `T` (columns by name).
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<Vec<T>, DecodeError> {
+        self.rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let object = self.row_object(row);
+                serde_json::from_value(Value::Object(object))
+                    .map_err(|e| DecodeError { row: i, message: e.to_string() })
+            })
+            .collect()
+    }
+
+    /// One row as a `{column: normalised value}` map.
+    pub fn row_object(&self, row: &Value) -> Map<String, Value> {
+        let mut object = Map::with_capacity(self.fields.len());
+        for (i, field) in self.fields.iter().enumerate() {
+            let raw = match row {
+                Value::Array(values) => values.get(i).cloned(),
+                Value::Object(map) => map.get(&field.name).cloned(),
+                _ => None,
+            };
+            object.insert(field.name.clone(), normalize(raw.unwrap_or(Value::Null), field.data_type_id));
+        }
+        object
+    }
+}
+
+/// Normalises one wire value of type `oid` (see the module docs).
+pub fn normalize(value: Value, type_oid: u32) -> Value {
+    let Value::String(text) = value else { return value };
+    match type_oid {
+        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => {
+            text.parse::<i64>().map(Value::from).unwrap_or(Value::String(text))
+        }
+        oid::FLOAT4 | oid::FLOAT8 => match text.parse::<f64>() {
+            Ok(f) if f.is_finite() => Value::from(f),
+            _ => Value::String(text),
+        },
+        oid::BOOL => match text.as_str() {
+            "t" | "true" => Value::Bool(true),
+            "f" | "false" => Value::Bool(false),
+            _ => Value::String(text),
+        },
+        oid::JSON | oid::JSONB => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        oid::TIMESTAMPTZ | oid::TIMESTAMP => match parse_pg_timestamp(&text) {
+            Some(ts) => ts.format(&Rfc3339).map(Value::String).unwrap_or(Value::String(text)),
+            None => Value::String(text),
+        },
+        _ => Value::String(text),
+    }
+}
+
+/// Parses PostgreSQL's text form of `timestamptz` / `timestamp` (ISO
+/// DateStyle), or RFC 3339. A timestamp without offset is taken as UTC.
+pub fn parse_pg_timestamp(text: &str) -> Option<OffsetDateTime> {
+    if let Ok(ts) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Some(ts.to_offset(UtcOffset::UTC));
+    }
+    let with_offset = format_description!(
+        version = 2,
+        "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]][offset_hour sign:mandatory][optional [:[offset_minute]]]"
+    );
+    if let Ok(ts) = OffsetDateTime::parse(text, &with_offset) {
+        return Some(ts.to_offset(UtcOffset::UTC));
+    }
+    let without_offset =
+        format_description!(version = 2, "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]");
+    PrimitiveDateTime::parse(text, &without_offset).ok().map(PrimitiveDateTime::assume_utc)
+}
+
+/// PostgreSQL's text form of a UTC timestamp, as the proxy writes it.
+pub fn format_pg_timestamp(ts: OffsetDateTime) -> String {
+    let ts = ts.to_offset(UtcOffset::UTC);
+    let (year, month, day) = (ts.year(), u8::from(ts.month()), ts.day());
+    let mut out = format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        ts.hour(),
+        ts.minute(),
+        ts.second()
+    );
+    let micros = ts.microsecond();
+    if micros != 0 {
+        let frac = format!("{micros:06}");
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
+    }
+    out.push_str("+00");
+    out
+}

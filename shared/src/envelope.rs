@@ -1,0 +1,153 @@
+//! The response envelope of the design document:
+//!
+//! ```json
+//! {"success": true,  "data": {...}, "metadata": {"timestamp", "version", "requestId"}}
+//! {"success": false, "error": {"code", "message", "details": [{"field", "message"}]}, "metadata": {...}}
+//! ```
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::{ApiError, FieldError};
+
+/// `metadata` of every envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    pub timestamp: String,
+    pub version: String,
+    pub request_id: String,
+}
+
+impl Metadata {
+    pub fn new(now: OffsetDateTime, request_id: &str) -> Self {
+        let timestamp = now
+            .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+            .unwrap_or(now)
+            .format(&Rfc3339)
+            .unwrap_or_default();
+        Metadata { timestamp, version: crate::API_VERSION.to_owned(), request_id: request_id.to_owned() }
+    }
+}
+
+/// `error` of a failure envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    pub details: Vec<ErrorDetail>,
+}
+
+/// One entry of `error.details`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub field: String,
+    pub message: String,
+}
+
+impl From<&FieldError> for ErrorDetail {
+    fn from(e: &FieldError) -> Self {
+        ErrorDetail { field: e.field.clone(), message: e.message.clone() }
+    }
+}
+
+/// The whole envelope, for rendering and for clients (tests, SDKs) to parse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+    pub metadata: Metadata,
+}
+
+/// A successful handler result: status, `data`, extra headers.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub data: serde_json::Value,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Reply {
+    pub fn ok(data: impl Serialize) -> Result<Reply, ApiError> {
+        Reply::with_status(StatusCode::OK, data)
+    }
+
+    pub fn created(data: impl Serialize) -> Result<Reply, ApiError> {
+        Reply::with_status(StatusCode::CREATED, data)
+    }
+
+    pub fn with_status(status: StatusCode, data: impl Serialize) -> Result<Reply, ApiError> {
+        let data = serde_json::to_value(data).map_err(ApiError::internal)?;
+        Ok(Reply { status, data, headers: Vec::new() })
+    }
+
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// Renders a success envelope.
+pub fn success(reply: Reply, metadata: Metadata) -> Response<Bytes> {
+    let envelope = Envelope { success: true, data: Some(reply.data), error: None, metadata };
+    let mut response = json_response(reply.status, &envelope);
+    for (name, value) in reply.headers {
+        response.headers_mut().append(name, value);
+    }
+    response
+}
+
+/// Renders a failure envelope. Internal causes never reach the body.
+pub fn failure(err: &ApiError, metadata: Metadata) -> Response<Bytes> {
+    let envelope = Envelope {
+        success: false,
+        data: None,
+        error: Some(ErrorBody {
+            code: err.code().as_str().to_owned(),
+            message: err.public_message(),
+            details: err.details().iter().map(ErrorDetail::from).collect(),
+        }),
+        metadata,
+    };
+    let mut response = json_response(err.status(), &envelope);
+    let headers = response.headers_mut();
+    match err {
+        ApiError::MethodNotAllowed { allow } => {
+            let allow = allow.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+            if let Ok(value) = HeaderValue::from_str(&allow) {
+                headers.insert(header::ALLOW, value);
+            }
+        }
+        ApiError::TokenExpired | ApiError::TokenInvalid(_) => {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        ApiError::RateLimited { retry_after_secs } => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        _ => {}
+    }
+    response
+}
+
+fn json_response(status: StatusCode, envelope: &Envelope) -> Response<Bytes> {
+    // Serializing these plain structs cannot fail; fall back to a fixed body anyway.
+    let body = serde_json::to_vec(envelope).unwrap_or_else(|_| {
+        br#"{"success":false,"error":{"code":"INTERNAL_ERROR","message":"An internal error occurred","details":[]}}"#.to_vec()
+    });
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Ok(value) = HeaderValue::from_str(&envelope.metadata.request_id) {
+        headers.insert(crate::request::REQUEST_ID_HEADER, value);
+    }
+    response
+}

@@ -1,0 +1,202 @@
+//! The one error type of the API, its stable codes and HTTP statuses.
+//!
+//! Internal variants ([`ApiError::Internal`], [`ApiError::Unavailable`]) carry
+//! a cause for the log; the client only ever sees the generic public message
+//! and the request id.
+
+use http::{Method, StatusCode};
+use serde::Serialize;
+
+/// Stable, documented error codes (appendix B of the design document, plus
+/// the few the API needs beyond it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    AuthInvalidCredentials,
+    AuthTokenExpired,
+    AuthTokenInvalid,
+    AuthInsufficientPermissions,
+    RateLimitExceeded,
+    ValidationError,
+    ResourceNotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InternalError,
+    ServiceUnavailable,
+}
+
+impl ErrorCode {
+    /// Every code, in documentation order.
+    pub const ALL: [ErrorCode; 13] = [
+        ErrorCode::AuthInvalidCredentials,
+        ErrorCode::AuthTokenExpired,
+        ErrorCode::AuthTokenInvalid,
+        ErrorCode::AuthInsufficientPermissions,
+        ErrorCode::RateLimitExceeded,
+        ErrorCode::ValidationError,
+        ErrorCode::ResourceNotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::Conflict,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::InternalError,
+        ErrorCode::ServiceUnavailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::AuthInvalidCredentials => "AUTH_INVALID_CREDENTIALS",
+            ErrorCode::AuthTokenExpired => "AUTH_TOKEN_EXPIRED",
+            ErrorCode::AuthTokenInvalid => "AUTH_TOKEN_INVALID",
+            ErrorCode::AuthInsufficientPermissions => "AUTH_INSUFFICIENT_PERMISSIONS",
+            ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
+            ErrorCode::ValidationError => "VALIDATION_ERROR",
+            ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::AuthInvalidCredentials
+            | ErrorCode::AuthTokenExpired
+            | ErrorCode::AuthTokenInvalid => StatusCode::UNAUTHORIZED,
+            ErrorCode::AuthInsufficientPermissions => StatusCode::FORBIDDEN,
+            ErrorCode::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::ValidationError => StatusCode::BAD_REQUEST,
+            ErrorCode::ResourceNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// One problem with one input field, as shown in `error.details`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), message: message.into() }
+    }
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("validation failed: {0:?}")]
+    Validation(Vec<FieldError>),
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("access token expired")]
+    TokenExpired,
+    #[error("missing or invalid access token: {0}")]
+    TokenInvalid(&'static str),
+    #[error("insufficient permissions")]
+    Forbidden,
+    #[error("resource not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static [Method] },
+    #[error("conflict: {message}")]
+    Conflict { message: String, details: Vec<FieldError> },
+    #[error("payload larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after_secs: u64 },
+    /// A dependency (database, proxy) is unreachable or overloaded. The text
+    /// is for the log only.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A named dependency is down (e.g. `database`); shown as a detail.
+    #[error("{component} unavailable: {cause}")]
+    DependencyDown { component: &'static str, cause: String },
+    /// A bug or misconfiguration. The text is for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A single-field validation error.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        ApiError::Internal(cause.to_string())
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::Validation(_) => ErrorCode::ValidationError,
+            ApiError::InvalidCredentials => ErrorCode::AuthInvalidCredentials,
+            ApiError::TokenExpired => ErrorCode::AuthTokenExpired,
+            ApiError::TokenInvalid(_) => ErrorCode::AuthTokenInvalid,
+            ApiError::Forbidden => ErrorCode::AuthInsufficientPermissions,
+            ApiError::NotFound => ErrorCode::ResourceNotFound,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            ApiError::Conflict { .. } => ErrorCode::Conflict,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimitExceeded,
+            ApiError::Unavailable(_) | ApiError::DependencyDown { .. } => ErrorCode::ServiceUnavailable,
+            ApiError::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code().status()
+    }
+
+    /// The message a client sees. Never contains internal text.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Validation(_) => "Invalid input parameters".into(),
+            ApiError::InvalidCredentials => "Invalid email or password".into(),
+            ApiError::TokenExpired => "Access token has expired".into(),
+            ApiError::TokenInvalid(why) => format!("Missing or invalid access token: {why}"),
+            ApiError::Forbidden => "You do not have permission to perform this action".into(),
+            ApiError::NotFound => "Resource not found".into(),
+            ApiError::MethodNotAllowed { .. } => "Method not allowed on this resource".into(),
+            ApiError::Conflict { message, .. } => message.clone(),
+            ApiError::PayloadTooLarge { limit } => {
+                format!("Request body is larger than the limit of {limit} bytes")
+            }
+            ApiError::UnsupportedMediaType => "Request body must be application/json".into(),
+            ApiError::RateLimited { .. } => "Too many requests".into(),
+            ApiError::Unavailable(_) | ApiError::DependencyDown { .. } => "Service temporarily unavailable".into(),
+            ApiError::Internal(_) => "An internal error occurred".into(),
+        }
+    }
+
+    pub fn details(&self) -> Vec<FieldError> {
+        match self {
+            ApiError::Validation(details) | ApiError::Conflict { details, .. } => details.clone(),
+            ApiError::DependencyDown { component, .. } => {
+                vec![FieldError::new(*component, format!("The {component} is unreachable"))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the cause must be logged (the client sees nothing of it).
+    pub fn is_internal(&self) -> bool {
+        matches!(self, ApiError::Internal(_) | ApiError::Unavailable(_) | ApiError::DependencyDown { .. })
+    }
+}

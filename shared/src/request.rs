@@ -1,0 +1,122 @@
+//! Request-side helpers: request ids, JSON bodies, query strings, bearer tokens.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, Request, header};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, FieldError};
+
+/// Header carrying the request id, honoured when a client sends a sane one.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The incoming `x-request-id` when it is 1..=128 characters of
+/// `[A-Za-z0-9._:-]`, else a fresh `req_<uuid>`.
+pub fn request_id(headers: &HeaderMap, fresh: impl FnOnce() -> uuid::Uuid) -> String {
+    headers
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_valid_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("req_{}", fresh().simple()))
+}
+
+fn is_valid_request_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Refuses a body whose declared length is over `max` (hosts call this before
+/// reading the body).
+pub fn check_declared_length(headers: &HeaderMap, max: usize) -> Result<(), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(len) if len > max as u64 => Err(ApiError::PayloadTooLarge { limit: max }),
+        _ => Ok(()),
+    }
+}
+
+/// Parses a JSON body into `T`, turning every failure into a clear
+/// `VALIDATION_ERROR` (or 413 / 415) with field details.
+pub fn parse_json<T: DeserializeOwned>(req: &Request<Bytes>, max: usize) -> Result<T, ApiError> {
+    let body = req.body();
+    if body.len() > max {
+        return Err(ApiError::PayloadTooLarge { limit: max });
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid("body", "A JSON request body is required"));
+    }
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if let Some(ct) = content_type {
+        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+    }
+    parse_json_bytes(body)
+}
+
+/// Parses JSON bytes into `T` with field-level error details.
+pub fn parse_json_bytes<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(value) => Ok(value),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            Err(ApiError::Validation(vec![json_field_error(&path, &inner)]))
+        }
+    }
+}
+
+fn json_field_error(path: &str, err: &serde_json::Error) -> FieldError {
+    use serde_json::error::Category;
+    let message = err.to_string();
+    match err.classify() {
+        Category::Syntax | Category::Eof | Category::Io => FieldError::new(
+            "body",
+            format!("Malformed JSON at line {} column {}", err.line(), err.column()),
+        ),
+        Category::Data => {
+            // serde's own wording, minus the position suffix.
+            let text = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            let named = |prefix: &str| {
+                text.strip_prefix(prefix)
+                    .and_then(|rest| rest.split('`').next())
+                    .map(|name| join_path(path, name))
+            };
+            let field = named("unknown field `")
+                .or_else(|| named("missing field `"))
+                .unwrap_or_else(|| if path == "." { "body".to_owned() } else { path.to_owned() });
+            FieldError::new(field, text)
+        }
+    }
+}
+
+fn join_path(path: &str, name: &str) -> String {
+    if path.is_empty() || path == "." { name.to_owned() } else { format!("{path}.{name}") }
+}
+
+/// Parses the query string into `T` (`?a=1&b=2`); errors are `VALIDATION_ERROR`.
+pub fn parse_query<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, ApiError> {
+    let query = req.uri().query().unwrap_or("");
+    serde_urlencoded::from_str(query).map_err(|e| {
+        let text = e.to_string();
+        let field = text
+            .split('`')
+            .nth(1)
+            .filter(|_| text.starts_with("unknown field") || text.starts_with("missing field"))
+            .unwrap_or("query")
+            .to_owned();
+        ApiError::invalid(field, text)
+    })
+}
+
+/// The bearer token of `Authorization: Bearer <token>`, if any.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}

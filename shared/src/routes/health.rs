@@ -1,0 +1,36 @@
+//! `GET /api/health`: liveness plus database reachability through the proxy.
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use serde::Serialize;
+
+use super::Rq;
+use crate::envelope::Reply;
+use crate::error::ApiError;
+use crate::platform::{Ctx, Platform};
+
+const METHODS: &[Method] = &[Method::GET];
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Health {
+    status: &'static str,
+    database: &'static str,
+    version: &'static str,
+}
+
+pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
+    let rq = Rq::new(ctx, req);
+    let result = match *rq.method() {
+        Method::GET => check(ctx).await,
+        _ => Err(super::method_not_allowed(METHODS)),
+    };
+    rq.respond(ctx, result)
+}
+
+async fn check<P: Platform>(ctx: &Ctx<P>) -> Result<Reply, ApiError> {
+    match ctx.db().query("SELECT 1 AS ok", Vec::new()).await {
+        Ok(_) => Reply::ok(Health { status: "ok", database: "reachable", version: crate::API_VERSION }),
+        Err(e) => Err(ApiError::DependencyDown { component: "database", cause: e.to_string() }),
+    }
+}

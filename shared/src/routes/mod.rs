@@ -1,0 +1,159 @@
+//! Every route, one module each, and the route table.
+//!
+//! A function is one path; it serves the methods listed for it. [`ROUTES`]
+//! is the single source of truth: `xtask routes` renders `spin.toml`,
+//! `wrangler.toml` and the local workerd configuration from it, the native
+//! host and the wasmtime front route by it, and a test fails when any of
+//! them (or the crates under `functions/`) drift.
+
+pub mod auth_login;
+pub mod health;
+pub mod instruments;
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+
+use crate::envelope::{self, Metadata, Reply};
+use crate::error::ApiError;
+use crate::platform::{ConfigError, Ctx, Platform};
+
+/// One function: a path (Spin route syntax: exact, or a `/...` suffix for a
+/// subtree) and the methods it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Name of the function crate under `functions/`.
+    pub function: &'static str,
+    pub path: &'static str,
+    pub methods: &'static [Method],
+}
+
+impl Route {
+    /// Whether this route serves `path` (query string excluded).
+    pub fn matches(&self, path: &str) -> bool {
+        match self.path.strip_suffix("/...") {
+            Some(prefix) => path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/')),
+            None => path == self.path,
+        }
+    }
+
+    /// How specific the pattern is; exact paths beat subtrees, longer beats shorter.
+    fn specificity(&self) -> (bool, usize) {
+        (!self.path.ends_with("/..."), self.path.len())
+    }
+}
+
+macro_rules! route_table {
+    ($($function:literal => $module:ident, $path:literal, [$($method:ident),+];)+) => {
+        /// The route table.
+        pub const ROUTES: &[Route] = &[
+            $(Route { function: $function, path: $path, methods: &[$(Method::$method),+] },)+
+        ];
+
+        /// Runs the handler of `function`; `None` when no such function exists.
+        pub async fn dispatch<P: Platform>(function: &str, ctx: &Ctx<P>, req: Request<Bytes>) -> Option<Response<Bytes>> {
+            match function {
+                $($function => Some($module::handle(ctx, req).await),)+
+                _ => None,
+            }
+        }
+    };
+}
+
+route_table! {
+    "health" => health, "/api/health", [GET];
+    "auth-login" => auth_login, "/api/auth/login", [POST];
+    "instruments" => instruments, "/api/v1/instruments", [GET, POST];
+}
+
+/// The route serving `path`, the most specific first.
+pub fn route_for(path: &str) -> Option<&'static Route> {
+    ROUTES.iter().filter(|r| r.matches(path)).max_by_key(|r| r.specificity())
+}
+
+/// The client address, as the host reports it, in the request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// A request in flight: the request and its id.
+pub struct Rq {
+    pub req: Request<Bytes>,
+    id: String,
+}
+
+impl Rq {
+    pub fn new<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Self {
+        let id = crate::request::request_id(req.headers(), || ctx.new_uuid());
+        Rq { req, id }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn method(&self) -> &Method {
+        self.req.method()
+    }
+
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.req.extensions().get::<ClientIp>().map(|c| c.0)
+    }
+
+    pub fn user_agent(&self) -> Option<String> {
+        let ua = self.req.headers().get(http::header::USER_AGENT)?.to_str().ok()?;
+        Some(ua.chars().take(512).collect())
+    }
+
+    /// Parses the JSON body within the configured size cap.
+    pub fn json<T: serde::de::DeserializeOwned, P: Platform>(&self, ctx: &Ctx<P>) -> Result<T, ApiError> {
+        crate::request::parse_json(&self.req, ctx.config.max_body_bytes)
+    }
+
+    pub fn query<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        crate::request::parse_query(&self.req)
+    }
+
+    /// Renders the handler's result in the envelope; internal causes are
+    /// logged with the request id and never reach the client.
+    pub fn respond<P: Platform>(self, ctx: &Ctx<P>, result: Result<Reply, ApiError>) -> Response<Bytes> {
+        let metadata = Metadata::new(ctx.now(), &self.id);
+        match result {
+            Ok(reply) => envelope::success(reply, metadata),
+            Err(err) => {
+                log_error(&self.id, &err);
+                envelope::failure(&err, metadata)
+            }
+        }
+    }
+}
+
+fn log_error(request_id: &str, err: &ApiError) {
+    if err.is_internal() {
+        tracing::error!(request_id, error = %err, "request failed");
+    } else {
+        tracing::info!(request_id, code = err.code().as_str(), "request refused");
+    }
+}
+
+/// Fails with 405 unless `method` is one of `allow`.
+pub fn method_not_allowed(allow: &'static [Method]) -> ApiError {
+    ApiError::MethodNotAllowed { allow }
+}
+
+/// A response for a request refused before any handler ran (body over the
+/// cap, configuration missing, unknown path), still in the envelope.
+pub fn early_failure<P: Platform>(platform: &P, headers: &http::HeaderMap, err: &ApiError) -> Response<Bytes> {
+    let id = crate::request::request_id(headers, || {
+        let mut bytes = [0u8; 16];
+        platform.fill_random(&mut bytes);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    });
+    log_error(&id, err);
+    envelope::failure(err, Metadata::new(platform.now(), &id))
+}
+
+/// What a host does with a configuration problem: a generic 500.
+pub fn config_failure<P: Platform>(platform: &P, headers: &http::HeaderMap, err: &ConfigError) -> Response<Bytes> {
+    early_failure(platform, headers, &ApiError::internal(err))
+}
