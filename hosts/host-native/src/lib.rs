@@ -1,0 +1,122 @@
+//! The native host: [`NativePlatform`] implements the seam with reqwest, the
+//! system clock and the OS random source; [`serve`] mounts every route of
+//! `shared::routes::ROUTES` on one HTTP server. Used by the fast test host,
+//! benchmarks and tools; the wasm hosts run the very same handlers.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use shared::routes::{self, ClientIp};
+use shared::{ApiError, Config, Ctx, FetchError, Platform};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+
+/// The seam on tokio.
+#[derive(Clone)]
+pub struct NativePlatform {
+    client: reqwest::Client,
+}
+
+impl Default for NativePlatform {
+    fn default() -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        NativePlatform { client }
+    }
+}
+
+impl Platform for NativePlatform {
+    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, FetchError> {
+        let request = reqwest::Request::try_from(request.map(reqwest::Body::from)).map_err(|e| FetchError(e.to_string()))?;
+        let response = self.client.execute(request).await.map_err(|e| FetchError(e.to_string()))?;
+        let mut builder = http::Response::builder().status(response.status());
+        for (name, value) in response.headers() {
+            builder = builder.header(name, value);
+        }
+        let body = response.bytes().await.map_err(|e| FetchError(e.to_string()))?;
+        builder.body(body).map_err(|e| FetchError(e.to_string()))
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        // The OS source failing is unrecoverable: no secure randomness, no service.
+        if let Err(e) = getrandom::fill(buf) {
+            panic!("operating system random source failed: {e}");
+        }
+    }
+}
+
+struct HostState {
+    config: Result<Config, String>,
+    platform: NativePlatform,
+}
+
+/// Serves every route until `shutdown` resolves. `config` comes from
+/// [`Config::from_lookup`]; an invalid one answers every request with 500.
+pub async fn serve(
+    listener: TcpListener,
+    config: Result<Config, String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = Arc::new(HostState { config, platform: NativePlatform::default() });
+    let app = Router::new().fallback(handle).with_state(state);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+async fn handle(
+    State(state): State<Arc<HostState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: http::Request<Body>,
+) -> Response {
+    let response = route(&state, peer, request).await;
+    response.map(Body::from)
+}
+
+async fn route(state: &HostState, peer: SocketAddr, request: http::Request<Body>) -> http::Response<Bytes> {
+    let platform = &state.platform;
+    let (mut parts, body) = request.into_parts();
+    let config = match &state.config {
+        Ok(config) => config.clone(),
+        Err(e) => return routes::early_failure(platform, &parts.headers, &ApiError::internal(e)),
+    };
+    let Some(route) = routes::route_for(parts.uri.path()) else {
+        return routes::early_failure(platform, &parts.headers, &ApiError::NotFound);
+    };
+    let max = config.max_body_bytes;
+    if let Err(e) = shared::request::check_declared_length(&parts.headers, max) {
+        return routes::early_failure(platform, &parts.headers, &e);
+    }
+    let bytes = match http_body_util::Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return routes::early_failure(platform, &parts.headers, &ApiError::PayloadTooLarge { limit: max }),
+    };
+    parts.extensions.insert(ClientIp(peer.ip()));
+    let request = http::Request::from_parts(parts, bytes);
+    let ctx = Ctx::new(platform.clone(), config);
+    let headers = request.headers().clone();
+    match routes::dispatch(route.function, &ctx, request).await {
+        Some(response) => response,
+        None => routes::early_failure(platform, &headers, &ApiError::NotFound),
+    }
+}
+
+/// Reads the configuration from the process environment.
+pub fn config_from_env() -> Result<Config, String> {
+    Config::from_lookup(|name| std::env::var(name).ok()).map_err(|e| e.to_string())
+}

@@ -1,0 +1,92 @@
+//! The Spin host (`wasm32-wasip2`, spin-sdk 7): [`SpinPlatform`] implements
+//! the seam with `spin_sdk::http::send`, the WASI clock and WASI random;
+//! [`prepare`] turns an incoming request into `(Ctx, http::Request<Bytes>)`
+//! and [`respond`] turns the handler's response back. Configuration comes
+//! from environment variables, so the same component runs under Spin and
+//! under `wasmtime serve -Scli --env ...`. Empty on other targets.
+
+#![cfg(target_os = "wasi")]
+
+use std::net::SocketAddr;
+use std::sync::Once;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use shared::routes::{self, ClientIp};
+use shared::{ApiError, Config, Ctx, FetchError, Platform};
+use spin_sdk::http::body::IncomingBodyExt;
+use time::OffsetDateTime;
+
+/// The seam on Spin / WASI.
+#[derive(Clone, Copy, Default)]
+pub struct SpinPlatform;
+
+impl Platform for SpinPlatform {
+    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, FetchError> {
+        let response = spin_sdk::http::send(request.map(Full::new)).await.map_err(|e| FetchError(format!("{e:?}")))?;
+        let (parts, body) = response.into_parts();
+        let bytes = body.bytes().await.map_err(|e| FetchError(format!("{e:?}")))?;
+        Ok(http::Response::from_parts(parts, bytes))
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::from(std::time::SystemTime::now())
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        if let Err(e) = getrandom::fill(buf) {
+            panic!("WASI random source failed: {e}");
+        }
+    }
+}
+
+static LOGGING: Once = Once::new();
+
+/// Reads the request (within the body cap) and the configuration. A path
+/// that is not `function`'s route answers 404.
+pub async fn prepare(
+    request: spin_sdk::http::Request,
+    function: &str,
+) -> Result<(Ctx<SpinPlatform>, http::Request<Bytes>), http::Response<Bytes>> {
+    LOGGING.call_once(|| {
+        let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).without_time().with_ansi(false).try_init();
+    });
+    let platform = SpinPlatform;
+    let (mut parts, body) = request.into_parts();
+    if routes::route_for(parts.uri.path()).map(|r| r.function) != Some(function) {
+        return Err(routes::early_failure(&platform, &parts.headers, &ApiError::NotFound));
+    }
+    let config = match Config::from_lookup(|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(e) => return Err(routes::config_failure(&platform, &parts.headers, &e)),
+    };
+    let max = config.max_body_bytes;
+    if let Err(e) = shared::request::check_declared_length(&parts.headers, max) {
+        return Err(routes::early_failure(&platform, &parts.headers, &e));
+    }
+    let bytes = match body.bytes().await {
+        Ok(bytes) if bytes.len() <= max => bytes,
+        Ok(_) => {
+            return Err(routes::early_failure(&platform, &parts.headers, &ApiError::PayloadTooLarge { limit: max }));
+        }
+        Err(e) => {
+            let err = ApiError::invalid("body", format!("Request body could not be read: {e:?}"));
+            return Err(routes::early_failure(&platform, &parts.headers, &err));
+        }
+    };
+    let client = parts
+        .headers
+        .get("spin-client-addr")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<SocketAddr>().ok())
+        .map(|addr| ClientIp(addr.ip()));
+    if let Some(client) = client {
+        parts.extensions.insert(client);
+    }
+    Ok((Ctx::new(platform, config), http::Request::from_parts(parts, bytes)))
+}
+
+/// The handler's response, as Spin takes it.
+pub fn respond(response: http::Response<Bytes>) -> http::Response<Full<Bytes>> {
+    response.map(Full::new)
+}

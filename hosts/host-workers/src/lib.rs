@@ -1,0 +1,179 @@
+//! The Workers host (`wasm32-unknown-unknown`, worker 0.8): [`WorkersPlatform`]
+//! implements the seam with the Fetch API, `Date.now()` and
+//! `crypto.getRandomValues`; [`prepare`] turns a `worker::Request` into
+//! `(Ctx, http::Request<Bytes>)`, [`respond`] turns the handler's response
+//! into a `worker::Response`. Configuration comes from the worker's vars and
+//! secrets. Empty on other targets.
+
+#![cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::Once;
+
+use bytes::Bytes;
+use shared::routes::{self, ClientIp};
+use shared::{ApiError, Config, Ctx, FetchError, Platform};
+use time::OffsetDateTime;
+use wasm_bindgen::{JsCast, JsValue};
+
+/// The seam on Workers.
+#[derive(Clone, Copy, Default)]
+pub struct WorkersPlatform;
+
+fn js_error(e: impl std::fmt::Debug) -> FetchError {
+    FetchError(format!("{e:?}"))
+}
+
+impl Platform for WorkersPlatform {
+    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, FetchError> {
+        let (parts, body) = request.into_parts();
+        let headers = worker::Headers::new();
+        for (name, value) in &parts.headers {
+            headers.append(name.as_str(), value.to_str().map_err(js_error)?).map_err(js_error)?;
+        }
+        let mut init = worker::RequestInit::new();
+        init.with_method(worker::Method::from(parts.method.as_str().to_owned()))
+            .with_headers(headers)
+            .with_redirect(worker::RequestRedirect::Manual);
+        if !body.is_empty() {
+            init.with_body(Some(JsValue::from(js_sys::Uint8Array::from(body.as_ref()))));
+        }
+        let request = worker::Request::new_with_init(&parts.uri.to_string(), &init).map_err(js_error)?;
+        let mut response = worker::Fetch::Request(request).send().await.map_err(js_error)?;
+        let mut builder = http::Response::builder().status(response.status_code());
+        for (name, value) in response.headers().entries() {
+            builder = builder.header(name, value);
+        }
+        let bytes = response.bytes().await.map_err(js_error)?;
+        builder.body(Bytes::from(bytes)).map_err(js_error)
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        let millis = worker::Date::now().as_millis();
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        let crypto = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))
+            .ok()
+            .and_then(|c| c.dyn_into::<web_sys::Crypto>().ok());
+        // Workers cap one call at 65536 bytes.
+        let filled = crypto.is_some_and(|crypto| {
+            buf.chunks_mut(65_536).all(|chunk| crypto.get_random_values_with_u8_array(chunk).is_ok())
+        });
+        if !filled {
+            panic!("crypto.getRandomValues is unavailable");
+        }
+    }
+}
+
+/// Writes formatted log lines to `console.log`.
+struct Console(Vec<u8>);
+
+impl Write for Console {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.0.is_empty() {
+            web_sys::console::log_1(&JsValue::from_str(String::from_utf8_lossy(&self.0).trim_end()));
+            self.0.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+static LOGGING: Once = Once::new();
+
+/// Reads the request (within the body cap) and the configuration. A path
+/// that is not `function`'s route answers 404.
+pub async fn prepare(
+    mut request: worker::Request,
+    env: &worker::Env,
+    function: &str,
+) -> Result<(Ctx<WorkersPlatform>, http::Request<Bytes>), http::Response<Bytes>> {
+    LOGGING.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(|| Console(Vec::new()))
+            .without_time()
+            .with_ansi(false)
+            .try_init();
+    });
+    let platform = WorkersPlatform;
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in request.headers().entries() {
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(&value))
+        {
+            headers.append(name, value);
+        }
+    }
+    if routes::route_for(&request.path()).map(|r| r.function) != Some(function) {
+        return Err(routes::early_failure(&platform, &headers, &ApiError::NotFound));
+    }
+    let lookup = |name: &str| {
+        env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).ok()
+    };
+    let config = match Config::from_lookup(lookup) {
+        Ok(config) => config,
+        Err(e) => return Err(routes::config_failure(&platform, &headers, &e)),
+    };
+    let max = config.max_body_bytes;
+    if let Err(e) = shared::request::check_declared_length(&headers, max) {
+        return Err(routes::early_failure(&platform, &headers, &e));
+    }
+    let body = match request.method() {
+        worker::Method::Get | worker::Method::Head => Vec::new(),
+        _ => match request.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let err = ApiError::invalid("body", format!("Request body could not be read: {e}"));
+                return Err(routes::early_failure(&platform, &headers, &err));
+            }
+        },
+    };
+    if body.len() > max {
+        return Err(routes::early_failure(&platform, &headers, &ApiError::PayloadTooLarge { limit: max }));
+    }
+    let url = match request.url() {
+        Ok(url) => url,
+        Err(e) => return Err(routes::early_failure(&platform, &headers, &ApiError::internal(e))),
+    };
+    let method = http::Method::from_bytes(request.method().as_ref().as_bytes()).unwrap_or(http::Method::GET);
+    let mut builder = http::Request::builder().method(method).uri(url.as_str());
+    if let Some(map) = builder.headers_mut() {
+        *map = headers.clone();
+    }
+    let mut req = match builder.body(Bytes::from(body)) {
+        Ok(req) => req,
+        Err(e) => return Err(routes::early_failure(&platform, &headers, &ApiError::internal(e))),
+    };
+    if let Some(ip) = headers
+        .get("cf-connecting-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<IpAddr>().ok())
+    {
+        req.extensions_mut().insert(ClientIp(ip));
+    }
+    Ok((Ctx::new(platform, config), req))
+}
+
+/// The handler's response as a `worker::Response`.
+pub fn respond(response: http::Response<Bytes>) -> worker::Result<worker::Response> {
+    let headers = worker::Headers::new();
+    for (name, value) in response.headers() {
+        if let Ok(value) = value.to_str() {
+            headers.append(name.as_str(), value)?;
+        }
+    }
+    let status = response.status().as_u16();
+    Ok(worker::Response::from_bytes(response.into_body().to_vec())?.with_status(status).with_headers(headers))
+}

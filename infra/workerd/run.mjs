@@ -1,0 +1,50 @@
+// Runs every Antevus function on workerd through miniflare: one worker per
+// function, each with its own route (infra/workerd/workers.json, generated
+// from the route table). Bindings (vars and secrets) come from the
+// environment variables named in ANTEVUS_BINDINGS (comma-separated), so no
+// secret is ever written to disk or to the command line.
+//
+//   ANTEVUS_BINDINGS=SQL_PROXY_URL,DATABASE_URL,JWT_KEYS PORT=8787 node infra/workerd/run.mjs
+//
+// Prints "ready <url>" once serving; stops on SIGTERM / SIGINT.
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Miniflare, Log, LogLevel } from "miniflare";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const specs = JSON.parse(readFileSync(join(root, "infra/workerd/workers.json"), "utf8"));
+const bindings = {};
+for (const name of (process.env.ANTEVUS_BINDINGS ?? "").split(",").filter(Boolean)) {
+  if (process.env[name] !== undefined) bindings[name] = process.env[name];
+}
+const port = Number(process.env.PORT ?? 8787);
+
+const mf = new Miniflare({
+  host: "127.0.0.1",
+  port,
+  log: new Log(process.env.MINIFLARE_LOG === "debug" ? LogLevel.DEBUG : LogLevel.WARN),
+  workers: specs.map((spec) => ({
+    name: spec.name,
+    modules: true,
+    modulesRoot: join(root, spec.modulesRoot),
+    scriptPath: join(root, spec.scriptPath),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate: "2025-09-01",
+    routes: spec.routes,
+    bindings,
+  })),
+});
+
+const url = await mf.ready;
+console.log(`ready ${url.origin}`);
+
+let stopping = false;
+async function stop() {
+  if (stopping) return;
+  stopping = true;
+  await mf.dispose();
+  process.exit(0);
+}
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);

@@ -1,0 +1,244 @@
+//! `cargo xtask <command>`: the project's automation, in Rust.
+//!
+//! - `setup`: install what this machine lacks (skips what is there).
+//! - `routes [--check]`: render spin.toml, wrangler.toml and the workerd
+//!   config from `shared::routes::ROUTES` (or fail when they drift).
+//! - `build-wasm [--spin|--workers]`: every function, one cargo invocation per target.
+//! - `pg start|stop|url`: the local PostgreSQL cluster.
+//! - `dev`: the whole system locally (PostgreSQL, sql-proxy, every function on workerd).
+//! - `test`: every check and test (what CI runs).
+//! - `bench`: the benchmarks (see `tests/blackbox/benches`).
+
+mod pg;
+mod routes;
+mod secrets;
+mod tools;
+mod util;
+mod wasm;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+use crate::secrets::Secrets;
+use crate::util::{root, run};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Antevus build and dev automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    Setup,
+    Routes {
+        #[arg(long)]
+        check: bool,
+    },
+    BuildWasm {
+        #[arg(long)]
+        spin: bool,
+        #[arg(long)]
+        workers: bool,
+    },
+    Pg {
+        #[arg(value_parser = ["start", "stop", "url"])]
+        action: String,
+    },
+    Dev {
+        /// Port of the API (workerd).
+        #[arg(long, default_value_t = 8787)]
+        port: u16,
+    },
+    Test,
+    Bench,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Setup => tools::setup(),
+        Cmd::Routes { check } => routes::sync(check),
+        Cmd::BuildWasm { spin, workers } => {
+            let both = !spin && !workers;
+            if spin || both {
+                wasm::build_spin()?;
+            }
+            if workers || both {
+                wasm::build_workers()?;
+            }
+            Ok(())
+        }
+        Cmd::Pg { action } => {
+            let secrets = Secrets::load()?;
+            match action.as_str() {
+                "start" => pg::start(&secrets),
+                "stop" => pg::stop(),
+                _ => {
+                    println!("{}", pg::admin_url(&secrets, "postgres"));
+                    Ok(())
+                }
+            }
+        }
+        Cmd::Dev { port } => dev(port),
+        Cmd::Test => test(),
+        Cmd::Bench => bench(),
+    }
+}
+
+const DEV_DB: &str = "antevus";
+const PROXY_ADDR: &str = "127.0.0.1:4444";
+
+fn cargo_bin(name: &str, release: bool) -> std::path::PathBuf {
+    root().join("target").join(if release { "release" } else { "debug" }).join(name)
+}
+
+/// Starts PostgreSQL, creates and migrates `db`, sets the app role's password.
+fn prepare_database(secrets: &Secrets, db: &str, release: bool) -> anyhow::Result<()> {
+    pg::start(secrets)?;
+    let exists = pg::psql(secrets, "postgres", &format!("SELECT 1 FROM pg_database WHERE datname = '{db}'"))?;
+    if exists.trim().is_empty() {
+        pg::psql(secrets, "postgres", &format!("CREATE DATABASE {db}"))?;
+    }
+    let dbctl = cargo_bin("dbctl", release);
+    run(Command::new(&dbctl).arg("migrate").env("ANTEVUS_ADMIN_DATABASE_URL", pg::admin_url(secrets, db)))?;
+    run(Command::new(&dbctl)
+        .arg("app-password")
+        .env("ANTEVUS_ADMIN_DATABASE_URL", pg::admin_url(secrets, db))
+        .env("ANTEVUS_APP_DB_PASSWORD", secrets.get("APP_DB_PASSWORD")))
+}
+
+/// Children that are stopped when this guard drops.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        }
+        for child in &mut self.0 {
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Environment of every function: where the proxy is, the app role's
+/// connection string, the token keys.
+fn function_env(secrets: &Secrets, db: &str, proxy: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("SQL_PROXY_URL", format!("http://{proxy}/sql")),
+        ("DATABASE_URL", pg::app_url(secrets, db)),
+        ("JWT_KEYS", secrets.jwt_keys()),
+        ("JWT_ISSUER", "antevus".into()),
+        ("JWT_AUDIENCE", "antevus-api".into()),
+    ]
+}
+
+fn start_workerd(env: &[(&'static str, String)], port: u16) -> anyhow::Result<(Child, String)> {
+    let names: Vec<&str> = env.iter().map(|(k, _)| *k).collect();
+    let mut child = Command::new("node")
+        .arg(root().join("infra/workerd/run.mjs"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("ANTEVUS_BINDINGS", names.join(","))
+        .env("PORT", port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start node (run `cargo xtask setup`)")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(url) = line.strip_prefix("ready ") {
+            let url = url.to_owned();
+            std::thread::spawn(move || lines.for_each(|l| println!("{}", l.unwrap_or_default())));
+            return Ok((child, url));
+        }
+        println!("{line}");
+    }
+    bail!("workerd exited before it was ready")
+}
+
+fn dev(port: u16) -> anyhow::Result<()> {
+    tools::setup()?;
+    routes::sync(false)?;
+    wasm::build_workers()?;
+    run(Command::new("cargo").args(["build", "-p", "sql-proxy", "-p", "dbctl"]).current_dir(root()))?;
+    let secrets = Secrets::load()?;
+    prepare_database(&secrets, DEV_DB, false)?;
+    let seed = Command::new(cargo_bin("dbctl", false))
+        .arg("seed")
+        .env("ANTEVUS_ADMIN_DATABASE_URL", pg::admin_url(&secrets, DEV_DB))
+        .output()?;
+    let seed_text = String::from_utf8_lossy(&seed.stdout).into_owned();
+    if !seed.status.success() {
+        bail!("seeding failed: {}", String::from_utf8_lossy(&seed.stderr));
+    }
+    let mut children = Children(Vec::new());
+    children.0.push(
+        Command::new(cargo_bin("sql-proxy", false))
+            .env("SQL_PROXY_LISTEN", PROXY_ADDR)
+            .spawn()
+            .context("cannot start sql-proxy")?,
+    );
+    let (workerd, url) = start_workerd(&function_env(&secrets, DEV_DB, PROXY_ADDR), port)?;
+    children.0.push(workerd);
+    println!("\nAntevus is running on workerd at {url}");
+    println!("  health:  curl {url}/api/health");
+    println!("  login:   curl -X POST {url}/api/auth/login -H 'content-type: application/json' \\");
+    println!("             -d '{{\"email\":\"admin@demo.lab\",\"password\":\"<password>\"}}'");
+    for line in seed_text.lines() {
+        println!("  {line}");
+    }
+    if !seed_text.contains("shown once") {
+        println!("  (the admin password was printed when the database was first seeded;");
+        println!("   `cargo xtask pg stop && rm -rf .antevus/pg` starts over with a new one)");
+    }
+    println!("Press Ctrl-C to stop.");
+    wait_for_ctrl_c();
+    drop(children);
+    pg::stop()
+}
+
+fn wait_for_ctrl_c() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    if ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    })
+    .is_ok()
+    {
+        let _ = rx.recv();
+    }
+}
+
+fn test() -> anyhow::Result<()> {
+    tools::setup()?;
+    routes::sync(true)?;
+    run(Command::new("cargo").args(["fmt", "--all", "--check"]).current_dir(root()))?;
+    wasm::build_spin()?;
+    wasm::build_workers()?;
+    run(Command::new("cargo")
+        .args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+        .current_dir(root()))?;
+    let secrets = Secrets::load()?;
+    pg::start(&secrets)?;
+    run(Command::new("cargo")
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .env("ANTEVUS_TEST_PG_URL", pg::admin_url(&secrets, "postgres"))
+        .env("ANTEVUS_TEST_APP_DB_PASSWORD", secrets.get("APP_DB_PASSWORD"))
+        .current_dir(root()))
+}
+
+fn bench() -> anyhow::Result<()> {
+    tools::setup()?;
+    wasm::build_workers()?;
+    let secrets = Secrets::load()?;
+    pg::start(&secrets)?;
+    run(Command::new("cargo")
+        .args(["run", "--release", "-p", "blackbox", "--bin", "bench"])
+        .env("ANTEVUS_TEST_PG_URL", pg::admin_url(&secrets, "postgres"))
+        .env("ANTEVUS_TEST_APP_DB_PASSWORD", secrets.get("APP_DB_PASSWORD"))
+        .current_dir(root()))
+}

@@ -1,0 +1,60 @@
+//! Local secrets (`.antevus/secrets.env`, mode 0600, never committed):
+//! generated on first use, reused afterwards.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use crate::util::{random_secret, root};
+
+pub struct Secrets {
+    values: BTreeMap<String, String>,
+}
+
+const GENERATED: &[(&str, usize)] = &[("PG_SUPERUSER_PASSWORD", 24), ("APP_DB_PASSWORD", 24), ("JWT_KEY", 32)];
+
+fn path() -> PathBuf {
+    root().join(".antevus/secrets.env")
+}
+
+impl Secrets {
+    /// Loads the file, generating whatever is missing.
+    pub fn load() -> anyhow::Result<Secrets> {
+        let path = path();
+        let mut values = BTreeMap::new();
+        if let Ok(text) = fs::read_to_string(&path) {
+            for line in text.lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    values.insert(k.trim().to_owned(), v.trim().to_owned());
+                }
+            }
+        }
+        let mut changed = false;
+        for (name, bytes) in GENERATED {
+            if !values.contains_key(*name) {
+                values.insert((*name).to_owned(), random_secret(*bytes)?);
+                changed = true;
+            }
+        }
+        if changed {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+            }
+            let text: String = values.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            fs::write(&path, text)?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(Secrets { values })
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        self.values.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// `JWT_KEYS` for the functions: one key, id `k1`.
+    pub fn jwt_keys(&self) -> String {
+        format!("k1:{}", self.get("JWT_KEY"))
+    }
+}

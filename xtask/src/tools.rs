@@ -1,0 +1,78 @@
+//! Installs what a fresh machine of this kind lacks, and skips what is there:
+//! rustup wasm targets, wasm-bindgen-cli (the exact version in Cargo.lock),
+//! worker-build, wasmtime-cli, the npm tools under `infra/workerd`, and the
+//! PostgreSQL server.
+
+use std::fs;
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+use crate::util::{output, root, run};
+
+pub const WORKER_BUILD_VERSION: &str = "0.8.7";
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
+/// The wasm-bindgen version pinned in Cargo.lock.
+pub fn wasm_bindgen_version() -> anyhow::Result<String> {
+    let lock = fs::read_to_string(root().join("Cargo.lock")).context("Cargo.lock is missing")?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\"" {
+            if let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
+                return Ok(version.trim_end_matches('"').to_owned());
+            }
+        }
+    }
+    bail!("wasm-bindgen is not in Cargo.lock")
+}
+
+fn has_version(program: &str, version: &str) -> bool {
+    output(Command::new(program).arg("--version")).is_some_and(|v| v.contains(version))
+}
+
+fn cargo_install(krate: &str, version: &str) -> anyhow::Result<()> {
+    // No --locked: some locked versions of these tools' dependencies are not served.
+    run(Command::new("cargo").args(["install", krate, "--version", version]))
+}
+
+pub fn setup() -> anyhow::Result<()> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    for target in ["wasm32-unknown-unknown", "wasm32-wasip2"] {
+        if !installed.lines().any(|l| l.trim() == target) {
+            run(Command::new("rustup").args(["target", "add", target]))?;
+        }
+    }
+    let bindgen = wasm_bindgen_version()?;
+    if !has_version("wasm-bindgen", &bindgen) {
+        cargo_install("wasm-bindgen-cli", &bindgen)?;
+    }
+    if !has_version("worker-build", WORKER_BUILD_VERSION) {
+        cargo_install("worker-build", WORKER_BUILD_VERSION)?;
+    }
+    if !has_version("wasmtime", WASMTIME_VERSION) {
+        cargo_install("wasmtime-cli", WASMTIME_VERSION)?;
+    }
+    if output(Command::new("node").arg("--version")).is_none() {
+        apt_install(&["nodejs", "npm"])?;
+    }
+    let workerd = root().join("infra/workerd");
+    let stamp = workerd.join("node_modules/.package-lock.json");
+    let lock = workerd.join("package-lock.json");
+    let fresh = match (fs::metadata(&stamp).and_then(|m| m.modified()), fs::metadata(&lock).and_then(|m| m.modified())) {
+        (Ok(installed), Ok(locked)) => installed >= locked,
+        _ => false,
+    };
+    if !fresh {
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&workerd))?;
+    }
+    if !crate::pg::installed() {
+        apt_install(&["postgresql"])?;
+    }
+    Ok(())
+}
+
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    run(Command::new("apt-get").arg("update"))?;
+    run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends"]).args(packages))
+}

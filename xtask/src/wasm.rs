@@ -1,0 +1,45 @@
+//! Builds every function for both targets, each target in one cargo
+//! invocation, then packages each Workers build with worker-build (which
+//! finds the cargo build fresh and only runs wasm-bindgen and esbuild).
+
+use std::process::Command;
+
+use shared::routes::ROUTES;
+
+use crate::util::{root, run};
+
+fn packages() -> Vec<String> {
+    ROUTES.iter().flat_map(|r| ["-p".to_owned(), r.function.to_owned()]).collect()
+}
+
+pub fn build_spin() -> anyhow::Result<()> {
+    run(Command::new("cargo")
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .args(packages())
+        .current_dir(root()))
+}
+
+pub fn build_workers() -> anyhow::Result<()> {
+    run(Command::new("cargo")
+        .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+        .args(packages())
+        .current_dir(root()))?;
+    let bindgen = which("wasm-bindgen")?;
+    let esbuild = root().join("infra/workerd/node_modules/.bin/esbuild");
+    for route in ROUTES {
+        run(Command::new("worker-build")
+            .args(["--release", "--no-opt"])
+            .env("WASM_BINDGEN_BIN", &bindgen)
+            .env("ESBUILD_BIN", &esbuild)
+            .env("CARGO_TARGET_DIR", root().join("target"))
+            .current_dir(root().join("functions").join(route.function)))?;
+    }
+    Ok(())
+}
+
+fn which(program: &str) -> anyhow::Result<String> {
+    crate::util::output(Command::new("which").arg(program))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("{program} is not installed; run `cargo xtask setup`"))
+}
