@@ -87,7 +87,11 @@ fn json_field_error(path: &str, err: &serde_json::Error) -> FieldError {
                     .and_then(|rest| rest.split('`').next())
                     .map(|name| join_path(path, name))
             };
-            let field = named("unknown field `")
+            // The path of an unknown field already ends with its name; a
+            // missing field's path is its parent object.
+            let unknown = text.starts_with("unknown field `") && path != ".";
+            let field = (if unknown { Some(path.to_owned()) } else { None })
+                .or_else(|| named("unknown field `"))
                 .or_else(|| named("missing field `"))
                 .unwrap_or_else(|| if path == "." { "body".to_owned() } else { path.to_owned() });
             FieldError::new(field, text)

@@ -1,0 +1,465 @@
+//! The cases. Each is an `async fn(&TestApp) -> anyhow::Result<()>` and runs
+//! on every host.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use anyhow::{Context as _, ensure};
+use base64::Engine as _;
+use libtest_mimic::Trial;
+use reqwest::Method;
+use serde_json::{Value, json};
+use shared::auth::Role;
+use shared::auth::jwt::{self, AccessClaims};
+use shared::platform::JwtKey;
+use time::OffsetDateTime;
+
+use crate::client::TestApp;
+use crate::stack::start_host;
+
+type CaseFn = for<'a> fn(&'a TestApp) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
+macro_rules! cases {
+    ($($name:ident),+ $(,)?) => {
+        const CASES: &[(&str, CaseFn)] = &[$((stringify!($name), |app| Box::pin($name(app)))),+];
+    };
+}
+
+cases![
+    health_reports_database_reachable,
+    health_is_503_in_the_envelope_when_the_database_is_down,
+    request_id_is_honoured_or_generated,
+    unknown_path_is_404_in_the_envelope,
+    login_returns_a_working_token,
+    login_failures_are_indistinguishable,
+    login_rejects_bad_input_and_changes_nothing,
+    hostile_tokens_are_refused,
+    admin_creates_and_lists_instruments,
+    list_filters_and_paginates,
+    list_rejects_bad_query,
+    create_validates_input_and_changes_nothing,
+    duplicate_serial_number_is_409,
+    creating_needs_instruments_manage,
+    organizations_are_isolated,
+    wrong_method_is_405_with_allow,
+];
+
+/// Every case as a trial; without an app (listing only) they are listed but not run.
+pub fn trials(app: Option<Arc<TestApp>>, runtime: tokio::runtime::Handle) -> Vec<Trial> {
+    CASES
+        .iter()
+        .map(|(name, case)| {
+            let app = app.clone();
+            let runtime = runtime.clone();
+            let case = *case;
+            Trial::test(*name, move || {
+                let app = app.ok_or("no test stack")?;
+                runtime.block_on(case(&app)).map_err(|e| format!("{e:#}").into())
+            })
+        })
+        .collect()
+}
+
+async fn health_reports_database_reachable(app: &TestApp) -> anyhow::Result<()> {
+    let resp = app.get("/api/health", None).await?;
+    let data = resp.expect_ok(200)?;
+    ensure!(data["database"] == "reachable" && data["status"] == "ok", "{data}");
+    ensure!(resp.json["metadata"]["version"] == shared::API_VERSION);
+    ensure!(
+        resp.headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("application/json; charset=utf-8")
+    );
+    Ok(())
+}
+
+async fn health_is_503_in_the_envelope_when_the_database_is_down(app: &TestApp) -> anyhow::Result<()> {
+    // A second host whose proxy address answers nothing.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let env: Vec<(String, String)> = app
+        .stack
+        .function_env
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == "SQL_PROXY_URL" { format!("http://{dead}/sql") } else { v.clone() };
+            (k.clone(), v)
+        })
+        .collect();
+    let host = start_host(app.stack.kind, &env).await?;
+    let result = async {
+        let resp = app.http.get(format!("{}/api/health", host.base_url)).send().await?;
+        let status = resp.status().as_u16();
+        let json: Value = resp.json().await?;
+        ensure!(status == 503, "status {status}: {json}");
+        ensure!(json["success"] == false && json["error"]["code"] == "SERVICE_UNAVAILABLE", "{json}");
+        ensure!(json["error"]["details"][0]["field"] == "database", "{json}");
+        let text = json.to_string();
+        ensure!(!text.contains("127.0.0.1") && !text.contains("refused"), "internal text leaked: {text}");
+        Ok(())
+    }
+    .await;
+    tokio::task::spawn_blocking(move || host.stop()).await?;
+    result
+}
+
+async fn request_id_is_honoured_or_generated(app: &TestApp) -> anyhow::Result<()> {
+    let resp = app.send(Method::GET, "/api/health", None, &[("x-request-id", "lab-42.trace")], None).await?;
+    ensure!(resp.json["metadata"]["requestId"] == "lab-42.trace", "{}", resp.json);
+    ensure!(resp.headers.get("x-request-id").and_then(|v| v.to_str().ok()) == Some("lab-42.trace"));
+    let hostile = "<script>".repeat(30);
+    let resp = app.send(Method::GET, "/api/health", None, &[("x-request-id", &hostile)], None).await?;
+    let id = resp.json["metadata"]["requestId"].as_str().unwrap_or_default();
+    ensure!(id.starts_with("req_") && id.len() == 36, "generated id expected, got {id}");
+    Ok(())
+}
+
+async fn unknown_path_is_404_in_the_envelope(app: &TestApp) -> anyhow::Result<()> {
+    app.get("/api/v1/nothing-here", None).await?.expect_error(404, "RESOURCE_NOT_FOUND")?;
+    app.get("/api/health/extra", None).await?.expect_error(404, "RESOURCE_NOT_FOUND")?;
+    Ok(())
+}
+
+async fn login_returns_a_working_token(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Scientist).await?;
+    let resp = app
+        .post("/api/auth/login", None, &json!({ "email": user.email.to_uppercase(), "password": user.password }))
+        .await?;
+    let data = resp.expect_ok(200)?;
+    ensure!(data["tokenType"] == "Bearer" && data["expiresIn"] == 900, "{data}");
+    ensure!(data["user"]["role"] == "SCIENTIST" && data["user"]["email"] == user.email.as_str(), "{data}");
+    ensure!(data["user"].get("passwordHash").is_none() && !resp.json.to_string().contains("argon2"));
+    let token = data["accessToken"].as_str().context("token")?;
+    app.get("/api/v1/instruments", Some(token)).await?.expect_ok(200)?;
+    let db = app.db().await?;
+    let row = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE user_id = $1 AND event_type = 'AUTH_LOGIN_SUCCESS' AND request_id = $2",
+            &[&user.id, &resp.json["metadata"]["requestId"].as_str().unwrap_or_default()],
+        )
+        .await?;
+    ensure!(row.get::<_, i64>(0) == 1, "login success must be audited with its request id");
+    Ok(())
+}
+
+async fn login_failures_are_indistinguishable(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Admin).await?;
+    let wrong = app.post("/api/auth/login", None, &json!({ "email": user.email, "password": "wrong-password" })).await?;
+    let unknown = app
+        .post("/api/auth/login", None, &json!({ "email": "nobody-here@example.org", "password": "wrong-password" }))
+        .await?;
+    wrong.expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    unknown.expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    ensure!(wrong.json["error"] == unknown.json["error"], "{} vs {}", wrong.json, unknown.json);
+    let db = app.db().await?;
+    db.execute("UPDATE users SET is_active = false WHERE id = $1", &[&user.id]).await?;
+    let inactive =
+        app.post("/api/auth/login", None, &json!({ "email": user.email, "password": user.password })).await?;
+    inactive.expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    ensure!(inactive.json["error"] == unknown.json["error"]);
+    let failures: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE user_id = $1 AND event_type = 'AUTH_LOGIN_FAILURE'",
+            &[&user.id],
+        )
+        .await?
+        .get(0);
+    ensure!(failures == 2, "each failed login is audited, got {failures}");
+    Ok(())
+}
+
+async fn login_rejects_bad_input_and_changes_nothing(app: &TestApp) -> anyhow::Result<()> {
+    let db = app.db().await?;
+    let before: i64 = db.query_one("SELECT count(*) FROM audit_events", &[]).await?.get(0);
+    let post_raw = |content_type: &'static str, body: Vec<u8>| {
+        app.send(Method::POST, "/api/auth/login", None, &[], Some((content_type, body)))
+    };
+    let malformed = post_raw("application/json", b"{\"email\": ".to_vec()).await?;
+    malformed.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(malformed.detail_fields() == ["body"], "{}", malformed.json);
+    let missing = app.post("/api/auth/login", None, &json!({ "email": "a@b.co" })).await?;
+    missing.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(missing.detail_fields() == ["password"], "{}", missing.json);
+    let unknown = app.post("/api/auth/login", None, &json!({ "email": "a@b.co", "password": "x", "admin": true })).await?;
+    unknown.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(unknown.detail_fields() == ["admin"], "{}", unknown.json);
+    let bad_email = app.post("/api/auth/login", None, &json!({ "email": "not-an-email", "password": "x" })).await?;
+    bad_email.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(bad_email.detail_fields() == ["email"], "{}", bad_email.json);
+    let wrong_type = app.post("/api/auth/login", None, &json!({ "email": 42, "password": "x" })).await?;
+    wrong_type.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(wrong_type.detail_fields() == ["email"], "{}", wrong_type.json);
+    post_raw("text/plain", b"email=a".to_vec()).await?.expect_error(415, "UNSUPPORTED_MEDIA_TYPE")?;
+    post_raw("application/json", Vec::new()).await?.expect_error(400, "VALIDATION_ERROR")?;
+    let huge = format!("{{\"email\":\"a@b.co\",\"password\":\"{}\"}}", "x".repeat(2 << 20));
+    post_raw("application/json", huge.into_bytes()).await?.expect_error(413, "PAYLOAD_TOO_LARGE")?;
+    let nul = app.post("/api/auth/login", None, &json!({ "email": "a\u{0}@b.co", "password": "x" })).await?;
+    nul.expect_error(400, "VALIDATION_ERROR")?;
+    let after: i64 = db.query_one("SELECT count(*) FROM audit_events", &[]).await?.get(0);
+    ensure!(before == after, "bad input must change nothing ({before} -> {after})");
+    for resp in [&malformed, &missing, &unknown, &wrong_type] {
+        let text = resp.json.to_string();
+        ensure!(!text.contains("panicked") && !text.contains("serde"), "internal text leaked: {text}");
+    }
+    Ok(())
+}
+
+fn forge(app: &TestApp, kid: &str, secret: &[u8], claims: AccessClaims, now: OffsetDateTime, ttl: i64) -> String {
+    let keys = [JwtKey { kid: kid.to_owned(), secret: secret.to_vec() }];
+    jwt::sign(&keys, &claims, now, ttl).unwrap_or_else(|e| panic!("signing failed: {e} ({})", app.stack.base_url))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn hostile_tokens_are_refused(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let good = AccessClaims {
+        iss: "antevus".into(),
+        aud: "antevus-api".into(),
+        sub: admin.id,
+        org: admin.organization_id,
+        role: "ADMIN".into(),
+        jti: uuid::Uuid::nil(),
+    };
+    let key = app.stack.jwt_secret.clone();
+    let now = OffsetDateTime::now_utc();
+    // The forged-but-correct token works: the refusals below are about the hostile part only.
+    let control = forge(app, "k1", &key, good.clone(), now, 300);
+    app.get("/api/v1/instruments", Some(&control)).await?.expect_ok(200)?;
+
+    let parts: Vec<&str> = token.split('.').collect();
+    ensure!(parts.len() == 3);
+    let payload: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1])?)?;
+    let mut tampered = payload.clone();
+    tampered["role"] = json!("SUPER_ADMIN");
+    let tampered = format!("{}.{}.{}", parts[0], b64(tampered.to_string().as_bytes()), parts[2]);
+    let mut hostile = vec![
+        ("tampered payload", tampered),
+        ("stripped signature", format!("{}.{}.", parts[0], parts[1])),
+        ("garbage", "not.a.token".to_owned()),
+        ("expired", forge(app, "k1", &key, good.clone(), now - time::Duration::hours(2), 300)),
+        ("not yet valid", forge(app, "k1", &key, good.clone(), now + time::Duration::hours(1), 7200)),
+        ("wrong issuer", forge(app, "k1", &key, AccessClaims { iss: "evil".into(), ..good.clone() }, now, 300)),
+        ("wrong audience", forge(app, "k1", &key, AccessClaims { aud: "other".into(), ..good.clone() }, now, 300)),
+        ("unknown kid", forge(app, "k9", &key, good.clone(), now, 300)),
+        ("wrong key", forge(app, "k1", &[7u8; 32], good.clone(), now, 300)),
+    ];
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        let header = b64(json!({ "alg": alg, "typ": "at+jwt", "kid": "k1" }).to_string().as_bytes());
+        hostile.push(("alg none", format!("{header}.{}.", parts[1])));
+    }
+    let hs512 = b64(json!({ "alg": "HS512", "typ": "at+jwt", "kid": "k1" }).to_string().as_bytes());
+    hostile.push(("alg HS512", format!("{hs512}.{}.{}", parts[1], parts[2])));
+    let untyped = b64(json!({ "alg": "HS256", "kid": "k1" }).to_string().as_bytes());
+    hostile.push(("no typ", format!("{untyped}.{}.{}", parts[1], parts[2])));
+    for (what, bad) in hostile {
+        let resp = app.get("/api/v1/instruments", Some(&bad)).await?;
+        let code = if what == "expired" { "AUTH_TOKEN_EXPIRED" } else { "AUTH_TOKEN_INVALID" };
+        resp.expect_error(401, code).with_context(|| format!("{what} token"))?;
+        ensure!(resp.headers.get("www-authenticate").is_some(), "{what}: WWW-Authenticate missing");
+    }
+    app.get("/api/v1/instruments", None).await?.expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.send(Method::GET, "/api/v1/instruments", None, &[("authorization", "Basic YTpi")], None)
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    Ok(())
+}
+
+fn instrument(name: &str, kind: &str, status: &str, location: &str) -> Value {
+    json!({ "name": name, "type": kind, "status": status, "location": location })
+}
+
+async fn admin_creates_and_lists_instruments(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let body = json!({
+        "name": "  Illumina NovaSeq 6000 ",
+        "type": "dna_sequencer",
+        "status": "online",
+        "location": "Lab A, Bay 3",
+        "model": "NovaSeq 6000",
+        "serialNumber": "NS-0001",
+        "firmware": "1.7.5",
+        "configuration": { "flowCell": "S4", "readLength": 150 },
+        "calibration": { "lastCalibrated": "2026-11-01" }
+    });
+    let resp = app.post("/api/v1/instruments", Some(&token), &body).await?;
+    let created = resp.expect_ok(201)?.clone();
+    ensure!(created["name"] == "Illumina NovaSeq 6000", "names are trimmed: {created}");
+    ensure!(created["type"] == "dna_sequencer" && created["serialNumber"] == "NS-0001", "{created}");
+    ensure!(created["configuration"]["readLength"] == 150 && created["version"] == 1, "{created}");
+    ensure!(created["createdBy"] == admin.id.to_string(), "{created}");
+    let id = created["id"].as_str().context("id")?.to_owned();
+    let list = app.get("/api/v1/instruments", Some(&token)).await?;
+    let data = list.expect_ok(200)?;
+    ensure!(data["items"].as_array().map(Vec::len) == Some(1) && data["items"][0] == created, "{data}");
+    ensure!(data["nextCursor"].is_null());
+    let db = app.db().await?;
+    let row = db
+        .query_one(
+            "SELECT organization_id, (SELECT count(*) FROM audit_events a WHERE a.record_id = i.id \
+             AND a.event_type = 'INSTRUMENT_CREATED' AND a.request_id = $2 AND a.new_values->>'serialNumber' = 'NS-0001') \
+             FROM instruments i WHERE id = $1::text::uuid",
+            &[&id, &resp.json["metadata"]["requestId"].as_str().unwrap_or_default()],
+        )
+        .await?;
+    ensure!(row.get::<_, uuid::Uuid>(0) == admin.organization_id);
+    ensure!(row.get::<_, i64>(1) == 1, "the creation is audited in the same transaction");
+    Ok(())
+}
+
+async fn list_filters_and_paginates(app: &TestApp) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    let specs = [
+        ("Freezer 1", "freezer", "online", "Cold room"),
+        ("Freezer 2", "freezer", "offline", "Cold room"),
+        ("HPLC 1", "hplc", "online", "Lab B"),
+        ("qPCR 1", "qpcr", "running", "Lab B"),
+        ("Reader 1", "plate_reader", "idle", "Lab C"),
+    ];
+    for (name, kind, status, location) in specs {
+        app.post("/api/v1/instruments", Some(&token), &instrument(name, kind, status, location)).await?.expect_ok(201)?;
+    }
+    let names = |resp: &crate::client::Resp| -> Vec<String> {
+        resp.json["data"]["items"]
+            .as_array()
+            .map(|items| items.iter().filter_map(|i| i["name"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let freezers = app.get("/api/v1/instruments?type=freezer", Some(&token)).await?;
+    freezers.expect_ok(200)?;
+    ensure!(names(&freezers) == ["Freezer 2", "Freezer 1"], "newest first: {:?}", names(&freezers));
+    let online = app.get("/api/v1/instruments?status=online", Some(&token)).await?;
+    ensure!(names(&online) == ["HPLC 1", "Freezer 1"], "{:?}", names(&online));
+    let lab_b = app.get("/api/v1/instruments?location=Lab%20B&status=running", Some(&token)).await?;
+    ensure!(names(&lab_b) == ["qPCR 1"], "{:?}", names(&lab_b));
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/instruments?limit=2".to_owned();
+    loop {
+        let page = app.get(&path, Some(&token)).await?;
+        page.expect_ok(200)?;
+        let items = names(&page);
+        ensure!(items.len() <= 2);
+        seen.extend(items);
+        match page.json["data"]["nextCursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/instruments?limit=2&cursor={cursor}"),
+            None => break,
+        }
+        ensure!(seen.len() <= 5, "pagination must end");
+    }
+    ensure!(seen == ["Reader 1", "qPCR 1", "HPLC 1", "Freezer 2", "Freezer 1"], "{seen:?}");
+    Ok(())
+}
+
+async fn list_rejects_bad_query(app: &TestApp) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    for (query, field) in [
+        ("status=broken", "status"),
+        ("type=toaster", "type"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("cursor=%%%", "cursor"),
+        ("cursor=bm90LWEtY3Vyc29y", "cursor"),
+        ("colour=red", "colour"),
+    ] {
+        let resp = app.get(&format!("/api/v1/instruments?{query}"), Some(&token)).await?;
+        resp.expect_error(400, "VALIDATION_ERROR").with_context(|| query.to_owned())?;
+        ensure!(resp.detail_fields().contains(&field.to_owned()), "{query}: {}", resp.json);
+    }
+    Ok(())
+}
+
+async fn create_validates_input_and_changes_nothing(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let cases = [
+        (json!({ "type": "hplc" }), vec!["name"]),
+        (json!({ "name": "  ", "type": "hplc" }), vec!["name"]),
+        (json!({ "name": "X", "type": "toaster", "status": "melting" }), vec!["type", "status"]),
+        (json!({ "name": "X", "type": "hplc", "configuration": [1, 2] }), vec!["configuration"]),
+        (json!({ "name": "X", "type": "hplc", "calibration": "yesterday" }), vec!["calibration"]),
+        (json!({ "name": "X".repeat(256), "type": "hplc" }), vec!["name"]),
+        (json!({ "name": "X", "type": "hplc", "owner": "me" }), vec!["owner"]),
+        (json!({ "name": 7, "type": "hplc" }), vec!["name"]),
+        (json!({ "name": "X\u{7}", "type": "hplc" }), vec!["name"]),
+        (json!([]), vec!["body"]),
+    ];
+    for (body, fields) in cases {
+        let resp = app.post("/api/v1/instruments", Some(&token), &body).await?;
+        resp.expect_error(400, "VALIDATION_ERROR").with_context(|| body.to_string())?;
+        let got = resp.detail_fields();
+        ensure!(got == fields, "{body}: expected {fields:?}, got {got:?}");
+    }
+    let db = app.db().await?;
+    let count: i64 = db
+        .query_one("SELECT count(*) FROM instruments WHERE organization_id = $1", &[&admin.organization_id])
+        .await?
+        .get(0);
+    ensure!(count == 0, "invalid input must create nothing");
+    Ok(())
+}
+
+async fn duplicate_serial_number_is_409(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let mut body = instrument("Centrifuge", "centrifuge", "idle", "Lab D");
+    body["serialNumber"] = json!("CF-77");
+    app.post("/api/v1/instruments", Some(&token), &body).await?.expect_ok(201)?;
+    let resp = app.post("/api/v1/instruments", Some(&token), &body).await?;
+    resp.expect_error(409, "CONFLICT")?;
+    ensure!(resp.detail_fields() == ["serialNumber"], "{}", resp.json);
+    // The same serial number in another organization is fine.
+    let (_, other) = app.admin().await?;
+    app.post("/api/v1/instruments", Some(&other), &body).await?.expect_ok(201)?;
+    let db = app.db().await?;
+    let audits: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE organization_id = $1 AND event_type = 'INSTRUMENT_CREATED'",
+            &[&admin.organization_id],
+        )
+        .await?
+        .get(0);
+    ensure!(audits == 1, "the refused insert rolled its audit event back too, got {audits}");
+    Ok(())
+}
+
+async fn creating_needs_instruments_manage(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, _) = app.admin().await?;
+    for role in Role::ALL {
+        let user = app.new_user(admin.organization_id, role).await?;
+        let token = app.login(&user).await?;
+        let resp = app
+            .post("/api/v1/instruments", Some(&token), &instrument(&format!("{role:?}"), "incubator", "idle", "L"))
+            .await?;
+        let allowed = role.can(shared::auth::Permission::InstrumentsManage);
+        if allowed {
+            resp.expect_ok(201).with_context(|| format!("{role:?}"))?;
+        } else {
+            resp.expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS").with_context(|| format!("{role:?}"))?;
+        }
+        app.get("/api/v1/instruments", Some(&token)).await?.expect_ok(200)?;
+    }
+    Ok(())
+}
+
+async fn organizations_are_isolated(app: &TestApp) -> anyhow::Result<()> {
+    let (_, token_a) = app.admin().await?;
+    let (_, token_b) = app.admin().await?;
+    app.post("/api/v1/instruments", Some(&token_a), &instrument("Only A", "microscope", "idle", "A"))
+        .await?
+        .expect_ok(201)?;
+    let b = app.get("/api/v1/instruments", Some(&token_b)).await?;
+    let items = b.expect_ok(200)?["items"].as_array().cloned().unwrap_or_default();
+    ensure!(items.is_empty(), "organization B sees A's instruments: {items:?}");
+    let a = app.get("/api/v1/instruments", Some(&token_a)).await?;
+    ensure!(a.expect_ok(200)?["items"].as_array().map(Vec::len) == Some(1));
+    Ok(())
+}
+
+async fn wrong_method_is_405_with_allow(app: &TestApp) -> anyhow::Result<()> {
+    let resp = app.send(Method::DELETE, "/api/v1/instruments", None, &[], None).await?;
+    resp.expect_error(405, "METHOD_NOT_ALLOWED")?;
+    ensure!(resp.headers.get("allow").and_then(|v| v.to_str().ok()) == Some("GET, POST"));
+    let resp = app.get("/api/auth/login", None).await?;
+    resp.expect_error(405, "METHOD_NOT_ALLOWED")?;
+    ensure!(resp.headers.get("allow").and_then(|v| v.to_str().ok()) == Some("POST"));
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! The typed client of the suite, and fixtures written straight to the
+//! database (organizations, users).
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use reqwest::Method;
+use serde_json::Value;
+use shared::auth::Role;
+
+use crate::stack::Stack;
+
+/// A response, with its JSON body parsed.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub json: Value,
+}
+
+impl Resp {
+    /// Asserts a failure envelope with `status` and `code`.
+    pub fn expect_error(&self, status: u16, code: &str) -> anyhow::Result<&Self> {
+        if self.status != status || self.json["success"] != Value::Bool(false) || self.json["error"]["code"] != code {
+            bail!("expected {status} {code}, got {} {}", self.status, self.json);
+        }
+        if !self.json["error"]["message"].is_string() || !self.json["error"]["details"].is_array() {
+            bail!("error envelope lacks message/details: {}", self.json);
+        }
+        let meta = &self.json["metadata"];
+        if !meta["requestId"].is_string() || !meta["timestamp"].is_string() || !meta["version"].is_string() {
+            bail!("envelope lacks metadata: {}", self.json);
+        }
+        Ok(self)
+    }
+
+    /// Asserts a success envelope with `status`; returns `data`.
+    pub fn expect_ok(&self, status: u16) -> anyhow::Result<&Value> {
+        if self.status != status || self.json["success"] != Value::Bool(true) {
+            bail!("expected {status} success, got {} {}", self.status, self.json);
+        }
+        Ok(&self.json["data"])
+    }
+
+    /// Field names in `error.details`.
+    pub fn detail_fields(&self) -> Vec<String> {
+        self.json["error"]["details"]
+            .as_array()
+            .map(|d| d.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A user made by a fixture.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: uuid::Uuid,
+    pub organization_id: uuid::Uuid,
+    pub email: String,
+    pub password: String,
+    pub role: Role,
+}
+
+/// What every case gets.
+pub struct TestApp {
+    pub stack: Arc<Stack>,
+    pub http: reqwest::Client,
+}
+
+fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).unwrap_or_else(|e| panic!("no randomness: {e}"));
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl TestApp {
+    pub fn new(stack: Arc<Stack>) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        TestApp { stack, http }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.stack.base_url)
+    }
+
+    /// Sends a request; `body` is sent as-is with the given content type.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> anyhow::Result<Resp> {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some((content_type, bytes)) = body {
+            request = request.header("content-type", content_type).body(bytes);
+        }
+        let response = request.send().await.context("request failed")?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await?;
+        let json = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{status} reply is not JSON: {}", String::from_utf8_lossy(&bytes)))?;
+        Ok(Resp { status, headers, json })
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> anyhow::Result<Resp> {
+        self.send(Method::GET, path, token, &[], None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> anyhow::Result<Resp> {
+        self.send(Method::POST, path, token, &[], Some(("application/json", serde_json::to_vec(body)?))).await
+    }
+
+    /// A new organization with one user of `role`.
+    pub async fn new_org_user(&self, role: Role) -> anyhow::Result<User> {
+        let slug = format!("org-{}", random_hex(6));
+        let client = dbctl::connect(&self.stack.admin_db_url).await?;
+        let row = client
+            .query_one("INSERT INTO organizations (name, slug) VALUES ($1, $1) RETURNING id", &[&slug])
+            .await?;
+        self.new_user(row.get(0), role).await
+    }
+
+    /// A new user of `role` in `organization_id`.
+    pub async fn new_user(&self, organization_id: uuid::Uuid, role: Role) -> anyhow::Result<User> {
+        let email = format!("user-{}@example.org", random_hex(6));
+        let password = format!("pw-{}", random_hex(12));
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let hash = shared::auth::password::hash(&password, salt)?;
+        let client = dbctl::connect(&self.stack.admin_db_url).await?;
+        let row = client
+            .query_one(
+                "INSERT INTO users (organization_id, email, password_hash, name, role) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&organization_id, &email, &hash, &"Test User", &role.as_str()],
+            )
+            .await?;
+        Ok(User { id: row.get(0), organization_id, email, password, role })
+    }
+
+    /// Logs in through the API; returns the access token.
+    pub async fn login(&self, user: &User) -> anyhow::Result<String> {
+        let resp = self
+            .post("/api/auth/login", None, &serde_json::json!({ "email": user.email, "password": user.password }))
+            .await?;
+        let data = resp.expect_ok(200)?;
+        data["accessToken"].as_str().map(str::to_owned).context("no accessToken")
+    }
+
+    /// A fresh organization's admin, logged in.
+    pub async fn admin(&self) -> anyhow::Result<(User, String)> {
+        let user = self.new_org_user(Role::Admin).await?;
+        let token = self.login(&user).await?;
+        Ok((user, token))
+    }
+
+    /// Runs a query against this run's database as superuser.
+    pub async fn db(&self) -> anyhow::Result<tokio_postgres::Client> {
+        dbctl::connect(&self.stack.admin_db_url).await
+    }
+}

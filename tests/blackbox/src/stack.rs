@@ -1,0 +1,347 @@
+//! Starting and stopping what a suite needs: a fresh database, the
+//! sql-proxy (in process), and one host.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use base64::Engine as _;
+use bytes::Bytes;
+use shared::routes::{ROUTES, route_for};
+use shared::{ApiError, Config};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Which host runs the handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKind {
+    Native,
+    Workerd,
+    Wasmtime,
+}
+
+/// Repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn required_env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).map_err(|_| {
+        anyhow::anyhow!("{name} is not set: run the suites through `cargo xtask test`, which starts PostgreSQL")
+    })
+}
+
+/// A running host: its base URL and what to stop.
+pub struct HostHandle {
+    pub base_url: String,
+    children: Vec<Child>,
+    shutdown: Vec<oneshot::Sender<()>>,
+}
+
+impl HostHandle {
+    pub fn stop(mut self) {
+        for tx in self.shutdown.drain(..) {
+            let _ = tx.send(());
+        }
+        for child in &mut self.children {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        }
+        for child in &mut self.children {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Everything a suite run uses.
+pub struct Stack {
+    pub kind: HostKind,
+    pub base_url: String,
+    /// Superuser connection string to this run's database (fixtures, checks).
+    pub admin_db_url: String,
+    /// Environment given to every function.
+    pub function_env: Vec<(String, String)>,
+    /// The signing key (for forging hostile tokens in tests).
+    pub jwt_secret: Vec<u8>,
+    db_name: String,
+    server_admin_url: String,
+    host: Mutex<Option<HostHandle>>,
+    proxy_shutdown: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).unwrap_or_else(|e| panic!("no randomness: {e}"));
+    buf
+}
+
+impl Stack {
+    pub async fn start(kind: HostKind) -> anyhow::Result<Stack> {
+        let server_admin_url = required_env("ANTEVUS_TEST_PG_URL")?;
+        let app_password = required_env("ANTEVUS_TEST_APP_DB_PASSWORD")?;
+        let pg = tokio_postgres::Config::from_str(&server_admin_url).context("ANTEVUS_TEST_PG_URL")?;
+        let host = match pg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => bail!("ANTEVUS_TEST_PG_URL must name a TCP host"),
+        };
+        let port = pg.get_ports().first().copied().unwrap_or(5432);
+        let db_name = format!("antevus_test_{}_{}", format!("{kind:?}").to_lowercase(), hex_id());
+        let admin = dbctl::connect(&server_admin_url).await?;
+        admin.batch_execute(&format!("CREATE DATABASE {db_name}")).await?;
+        let admin_db_url = match server_admin_url.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{db_name}"),
+            None => bail!("ANTEVUS_TEST_PG_URL must end with /<database>"),
+        };
+        let mut client = dbctl::connect(&admin_db_url).await?;
+        dbctl::migrate(&mut client).await?;
+        dbctl::set_app_password(&client, &app_password).await?;
+
+        let proxy_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let proxy_addr = proxy_listener.local_addr()?;
+        let (proxy_tx, proxy_rx) = oneshot::channel();
+        let mut proxy_config = sql_proxy::ProxyConfig::for_tests();
+        proxy_config.allowed_hosts = vec![host.clone()];
+        tokio::spawn(async move {
+            let _ = sql_proxy::run(proxy_listener, proxy_config, async {
+                let _ = proxy_rx.await;
+            })
+            .await;
+        });
+
+        let jwt_secret = random_bytes::<32>().to_vec();
+        let function_env = vec![
+            ("SQL_PROXY_URL".to_owned(), format!("http://{proxy_addr}/sql")),
+            ("DATABASE_URL".to_owned(), format!("postgres://antevus_app:{app_password}@{host}:{port}/{db_name}")),
+            (
+                "JWT_KEYS".to_owned(),
+                format!("k1:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&jwt_secret)),
+            ),
+            ("JWT_ISSUER".to_owned(), "antevus".to_owned()),
+            ("JWT_AUDIENCE".to_owned(), "antevus-api".to_owned()),
+        ];
+        let host_handle = start_host(kind, &function_env).await?;
+        Ok(Stack {
+            kind,
+            base_url: host_handle.base_url.clone(),
+            admin_db_url,
+            function_env,
+            jwt_secret,
+            db_name,
+            server_admin_url,
+            host: Mutex::new(Some(host_handle)),
+            proxy_shutdown: Mutex::new(Some(proxy_tx)),
+        })
+    }
+
+    /// Stops the host and the proxy and drops the database.
+    pub async fn stop(&self) {
+        if let Some(host) = self.host.lock().ok().and_then(|mut h| h.take()) {
+            tokio::task::spawn_blocking(move || host.stop()).await.ok();
+        }
+        if let Some(tx) = self.proxy_shutdown.lock().ok().and_then(|mut p| p.take()) {
+            let _ = tx.send(());
+        }
+        if let Ok(admin) = dbctl::connect(&self.server_admin_url).await {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name)).await;
+        }
+    }
+}
+
+fn hex_id() -> String {
+    random_bytes::<6>().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts a host of `kind` whose functions see `env`.
+pub async fn start_host(kind: HostKind, env: &[(String, String)]) -> anyhow::Result<HostHandle> {
+    match kind {
+        HostKind::Native => start_native(env).await,
+        HostKind::Workerd => tokio::task::block_in_place(|| start_workerd(env)),
+        HostKind::Wasmtime => start_wasmtime(env).await,
+    }
+}
+
+async fn start_native(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
+    let map: HashMap<String, String> = env.iter().cloned().collect();
+    let config = Config::from_lookup(|k| map.get(k).cloned()).map_err(|e| e.to_string());
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let _ = host_native::serve(listener, config, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    Ok(HostHandle { base_url, children: Vec::new(), shutdown: vec![tx] })
+}
+
+fn start_workerd(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
+    let root = root();
+    for route in ROUTES {
+        let script = root.join("functions").join(route.function).join("build/index.js");
+        if !script.exists() {
+            bail!("{} is missing: run `cargo xtask build-wasm --workers`", script.display());
+        }
+    }
+    if !root.join("infra/workerd/node_modules/miniflare").exists() {
+        bail!("miniflare is not installed: run `cargo xtask setup`");
+    }
+    let port = free_port()?;
+    let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+    let mut child = Command::new("node")
+        .arg(root.join("infra/workerd/run.mjs"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("ANTEVUS_BINDINGS", names.join(","))
+        .env("PORT", port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start node: is Node.js installed? run `cargo xtask setup`")?;
+    let stdout = child.stdout.take().context("no stdout from node")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("ready ") {
+                let _ = tx.send(url.to_owned());
+            } else {
+                eprintln!("[workerd] {line}");
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(90)) {
+        Ok(base_url) => Ok(HostHandle { base_url, children: vec![child], shutdown: Vec::new() }),
+        Err(_) => {
+            let _ = child.kill();
+            bail!("workerd (miniflare) did not become ready within 90 s")
+        }
+    }
+}
+
+/// The wasmtime binary: on PATH or in ~/.cargo/bin.
+fn wasmtime_bin() -> anyhow::Result<PathBuf> {
+    let candidates = [
+        PathBuf::from("wasmtime"),
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/wasmtime"),
+    ];
+    for candidate in candidates {
+        if Command::new(&candidate).arg("--version").output().is_ok_and(|o| o.status.success()) {
+            return Ok(candidate);
+        }
+    }
+    bail!("wasmtime is not installed: run `cargo xtask setup`")
+}
+
+async fn start_wasmtime(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
+    let wasmtime = wasmtime_bin()?;
+    let root = root();
+    let mut children = Vec::new();
+    let mut ports = HashMap::new();
+    for route in ROUTES {
+        let wasm = root.join("target/wasm32-wasip2/release").join(format!("{}.wasm", route.function.replace('-', "_")));
+        if !wasm.exists() {
+            for mut c in children {
+                let _: Result<(), _> = Child::kill(&mut c);
+            }
+            bail!("{} is missing: run `cargo xtask build-wasm --spin`", wasm.display());
+        }
+        let port = free_port()?;
+        let mut cmd = Command::new(&wasmtime);
+        cmd.args(["serve", "-Scli", "-O", "pooling-allocator=y", "--addr"]).arg(format!("127.0.0.1:{port}"));
+        // Names only: values are inherited from this environment, never on the command line.
+        for (name, value) in env {
+            cmd.arg("--env").arg(name).env(name, value);
+        }
+        let child = cmd.arg(&wasm).stdout(Stdio::null()).spawn().context("cannot start wasmtime serve")?;
+        children.push(child);
+        ports.insert(route.function, port);
+    }
+    for (function, port) in &ports {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while tokio::net::TcpStream::connect(("127.0.0.1", *port)).await.is_err() {
+            if Instant::now() > deadline {
+                for mut c in children {
+                    let _ = c.kill();
+                }
+                bail!("wasmtime serve for {function} did not listen within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let (tx, rx) = oneshot::channel();
+    let front = axum::Router::new().fallback(forward).with_state(std::sync::Arc::new(Front {
+        ports,
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?,
+        platform: host_native::NativePlatform::default(),
+    }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, front.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(HostHandle { base_url, children, shutdown: vec![tx] })
+}
+
+/// The front of the wasmtime host: routes by the route table, as Spin's
+/// HTTP trigger does, and reports the client address as Spin does.
+struct Front {
+    ports: HashMap<&'static str, u16>,
+    client: reqwest::Client,
+    platform: host_native::NativePlatform,
+}
+
+async fn forward(
+    State(front): State<std::sync::Arc<Front>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: http::Request<Body>,
+) -> http::Response<Body> {
+    let (parts, body) = request.into_parts();
+    let port = route_for(parts.uri.path()).and_then(|r| front.ports.get(r.function));
+    let Some(port) = port else {
+        return shared::routes::early_failure(&front.platform, &parts.headers, &ApiError::NotFound).map(Body::from);
+    };
+    let bytes = match axum::body::to_bytes(body, 64 << 20).await {
+        Ok(b) => b,
+        Err(_) => Bytes::new(),
+    };
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut outbound = front.client.request(parts.method.clone(), format!("http://127.0.0.1:{port}{path}"));
+    for (name, value) in &parts.headers {
+        if name != http::header::HOST && name.as_str() != "spin-client-addr" {
+            outbound = outbound.header(name, value);
+        }
+    }
+    outbound = outbound.header("spin-client-addr", peer.to_string());
+    match outbound.body(bytes).send().await {
+        Ok(response) => {
+            let mut builder = http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                builder = builder.header(name, value);
+            }
+            let body = response.bytes().await.unwrap_or_default();
+            builder.body(Body::from(body)).unwrap_or_default()
+        }
+        Err(e) => {
+            shared::routes::early_failure(&front.platform, &parts.headers, &ApiError::Unavailable(e.to_string()))
+                .map(Body::from)
+        }
+    }
+}
