@@ -15,12 +15,12 @@ pub fn wasm_name(function: &str) -> String {
     format!("{}.wasm", function.replace('-', "_"))
 }
 
-/// Workers route pattern of a Spin route (exact path, or `prefix*` for `/...`).
+/// Workers route pattern of a Spin route. Workers patterns only have a
+/// trailing wildcard, and a query string must still match, so every pattern
+/// ends in `*`; the function itself answers 404 for a path that is not
+/// exactly its route (`host_workers::prepare`).
 pub fn workers_pattern(route: &Route) -> String {
-    match route.path.strip_suffix("/...") {
-        Some(prefix) => format!("*{prefix}/*"),
-        None => format!("*{}", route.path),
-    }
+    format!("*{}*", route.path.strip_suffix("/...").unwrap_or(route.path))
 }
 
 fn methods(route: &Route) -> String {

@@ -126,10 +126,10 @@ pub async fn prepare(
         Ok(config) => config,
         Err(e) => return Err(routes::config_failure(&platform, &headers, &e)),
     };
+    // The body is read whole before the size check (Workers caps request
+    // bodies itself): answering before the client finished sending makes
+    // workerd reset the connection instead of delivering the 413.
     let max = config.max_body_bytes;
-    if let Err(e) = shared::request::check_declared_length(&headers, max) {
-        return Err(routes::early_failure(&platform, &headers, &e));
-    }
     let body = match request.method() {
         worker::Method::Get | worker::Method::Head => Vec::new(),
         _ => match request.bytes().await {

@@ -325,7 +325,7 @@ async fn forward(
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut outbound = front.client.request(parts.method.clone(), format!("http://127.0.0.1:{port}{path}"));
     for (name, value) in &parts.headers {
-        if name != http::header::HOST && name.as_str() != "spin-client-addr" {
+        if !is_hop_by_hop(name) && name != http::header::HOST && name.as_str() != "spin-client-addr" {
             outbound = outbound.header(name, value);
         }
     }
@@ -334,7 +334,9 @@ async fn forward(
         Ok(response) => {
             let mut builder = http::Response::builder().status(response.status());
             for (name, value) in response.headers() {
-                builder = builder.header(name, value);
+                if !is_hop_by_hop(name) {
+                    builder = builder.header(name, value);
+                }
             }
             let body = response.bytes().await.unwrap_or_default();
             builder.body(Body::from(body)).unwrap_or_default()
@@ -344,4 +346,12 @@ async fn forward(
                 .map(Body::from)
         }
     }
+}
+
+/// Headers that describe one connection, not the message; a proxy drops them.
+fn is_hop_by_hop(name: &http::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "content-length"
+    )
 }
