@@ -29,7 +29,11 @@ impl Metadata {
             .unwrap_or(now)
             .format(&Rfc3339)
             .unwrap_or_default();
-        Metadata { timestamp, version: crate::API_VERSION.to_owned(), request_id: request_id.to_owned() }
+        Metadata {
+            timestamp,
+            version: crate::API_VERSION.to_owned(),
+            request_id: request_id.to_owned(),
+        }
     }
 }
 
@@ -50,7 +54,10 @@ pub struct ErrorDetail {
 
 impl From<&FieldError> for ErrorDetail {
     fn from(e: &FieldError) -> Self {
-        ErrorDetail { field: e.field.clone(), message: e.message.clone() }
+        ErrorDetail {
+            field: e.field.clone(),
+            message: e.message.clone(),
+        }
     }
 }
 
@@ -84,7 +91,11 @@ impl Reply {
 
     pub fn with_status(status: StatusCode, data: impl Serialize) -> Result<Reply, ApiError> {
         let data = serde_json::to_value(data).map_err(ApiError::internal)?;
-        Ok(Reply { status, data, headers: Vec::new() })
+        Ok(Reply {
+            status,
+            data,
+            headers: Vec::new(),
+        })
     }
 
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -95,7 +106,12 @@ impl Reply {
 
 /// Renders a success envelope.
 pub fn success(reply: Reply, metadata: Metadata) -> Response<Bytes> {
-    let envelope = Envelope { success: true, data: Some(reply.data), error: None, metadata };
+    let envelope = Envelope {
+        success: true,
+        data: Some(reply.data),
+        error: None,
+        metadata,
+    };
     let mut response = json_response(reply.status, &envelope);
     for (name, value) in reply.headers {
         response.headers_mut().append(name, value);
@@ -119,7 +135,11 @@ pub fn failure(err: &ApiError, metadata: Metadata) -> Response<Bytes> {
     let headers = response.headers_mut();
     match err {
         ApiError::MethodNotAllowed { allow } => {
-            let allow = allow.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+            let allow = allow
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             if let Ok(value) = HeaderValue::from_str(&allow) {
                 headers.insert(header::ALLOW, value);
             }
@@ -143,9 +163,15 @@ fn json_response(status: StatusCode, envelope: &Envelope) -> Response<Bytes> {
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if let Ok(value) = HeaderValue::from_str(&envelope.metadata.request_id) {
         headers.insert(crate::request::REQUEST_ID_HEADER, value);
     }

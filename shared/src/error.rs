@@ -91,7 +91,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -113,7 +116,10 @@ pub enum ApiError {
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static [Method] },
     #[error("conflict: {message}")]
-    Conflict { message: String, details: Vec<FieldError> },
+    Conflict {
+        message: String,
+        details: Vec<FieldError>,
+    },
     #[error("payload larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type")]
@@ -126,7 +132,10 @@ pub enum ApiError {
     Unavailable(String),
     /// A named dependency is down (e.g. `database`); shown as a detail.
     #[error("{component} unavailable: {cause}")]
-    DependencyDown { component: &'static str, cause: String },
+    DependencyDown {
+        component: &'static str,
+        cause: String,
+    },
     /// A bug or misconfiguration. The text is for the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -155,7 +164,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ErrorCode::RateLimitExceeded,
-            ApiError::Unavailable(_) | ApiError::DependencyDown { .. } => ErrorCode::ServiceUnavailable,
+            ApiError::Unavailable(_) | ApiError::DependencyDown { .. } => {
+                ErrorCode::ServiceUnavailable
+            }
             ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -180,7 +191,9 @@ impl ApiError {
             }
             ApiError::UnsupportedMediaType => "Request body must be application/json".into(),
             ApiError::RateLimited { .. } => "Too many requests".into(),
-            ApiError::Unavailable(_) | ApiError::DependencyDown { .. } => "Service temporarily unavailable".into(),
+            ApiError::Unavailable(_) | ApiError::DependencyDown { .. } => {
+                "Service temporarily unavailable".into()
+            }
             ApiError::Internal(_) => "An internal error occurred".into(),
         }
     }
@@ -189,7 +202,10 @@ impl ApiError {
         match self {
             ApiError::Validation(details) | ApiError::Conflict { details, .. } => details.clone(),
             ApiError::DependencyDown { component, .. } => {
-                vec![FieldError::new(*component, format!("The {component} is unreachable"))]
+                vec![FieldError::new(
+                    *component,
+                    format!("The {component} is unreachable"),
+                )]
             }
             _ => Vec::new(),
         }
@@ -197,6 +213,9 @@ impl ApiError {
 
     /// Whether the cause must be logged (the client sees nothing of it).
     pub fn is_internal(&self) -> bool {
-        matches!(self, ApiError::Internal(_) | ApiError::Unavailable(_) | ApiError::DependencyDown { .. })
+        matches!(
+            self,
+            ApiError::Internal(_) | ApiError::Unavailable(_) | ApiError::DependencyDown { .. }
+        )
     }
 }

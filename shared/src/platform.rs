@@ -20,7 +20,10 @@ pub struct FetchError(pub String);
 #[allow(async_fn_in_trait)]
 pub trait Platform {
     /// Sends one HTTP request and returns the whole response.
-    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, FetchError>;
+    async fn fetch(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, FetchError>;
     /// The current time (UTC).
     fn now(&self) -> OffsetDateTime;
     /// Fills `buf` from a cryptographically secure source.
@@ -60,7 +63,10 @@ pub struct JwtKey {
 
 impl fmt::Debug for JwtKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtKey").field("kid", &self.kid).field("secret", &"[redacted]").finish()
+        f.debug_struct("JwtKey")
+            .field("kid", &self.kid)
+            .field("secret", &"[redacted]")
+            .finish()
     }
 }
 
@@ -110,7 +116,10 @@ impl Config {
         let number = |name: &str, default: i64| -> Result<i64, ConfigError> {
             match lookup(name) {
                 None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|_| ConfigError(format!("{name} is not a number"))),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| ConfigError(format!("{name} is not a number"))),
             }
         };
         let sql_endpoint = required("SQL_PROXY_URL")?;
@@ -120,7 +129,9 @@ impl Config {
         let jwt_keys = parse_jwt_keys(&required("JWT_KEYS")?)?;
         let access_token_ttl_secs = number("ACCESS_TOKEN_TTL_SECS", 900)?;
         if !(30..=86_400).contains(&access_token_ttl_secs) {
-            return Err(ConfigError("ACCESS_TOKEN_TTL_SECS must be within 30..=86400".into()));
+            return Err(ConfigError(
+                "ACCESS_TOKEN_TTL_SECS must be within 30..=86400".into(),
+            ));
         }
         let max_body_bytes = number("MAX_BODY_BYTES", 1 << 20)?;
         Ok(Config {
@@ -146,12 +157,19 @@ fn parse_jwt_keys(raw: &str) -> Result<Vec<JwtKey>, ConfigError> {
             .decode(encoded.trim_end_matches('='))
             .map_err(|_| ConfigError(format!("JWT_KEYS key {kid} is not base64url")))?;
         if secret.len() < MIN_JWT_KEY_BYTES {
-            return Err(ConfigError(format!("JWT_KEYS key {kid} is shorter than 256 bits")));
+            return Err(ConfigError(format!(
+                "JWT_KEYS key {kid} is shorter than 256 bits"
+            )));
         }
         if kid.is_empty() || keys.iter().any(|k: &JwtKey| k.kid == kid) {
-            return Err(ConfigError("JWT_KEYS key ids must be unique and non-empty".into()));
+            return Err(ConfigError(
+                "JWT_KEYS key ids must be unique and non-empty".into(),
+            ));
         }
-        keys.push(JwtKey { kid: kid.to_owned(), secret });
+        keys.push(JwtKey {
+            kid: kid.to_owned(),
+            secret,
+        });
     }
     if keys.is_empty() {
         return Err(ConfigError("JWT_KEYS holds no key".into()));
@@ -187,6 +205,10 @@ impl<P: Platform> Ctx<P> {
 
     /// The SQL-over-HTTP client for this request.
     pub fn db(&self) -> crate::db::Db<'_, P> {
-        crate::db::Db::new(&self.platform, &self.config.sql_endpoint, &self.config.database_url)
+        crate::db::Db::new(
+            &self.platform,
+            &self.config.sql_endpoint,
+            &self.config.database_url,
+        )
     }
 }

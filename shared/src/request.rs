@@ -22,7 +22,9 @@ pub fn request_id(headers: &HeaderMap, fresh: impl FnOnce() -> uuid::Uuid) -> St
 
 fn is_valid_request_id(value: &str) -> bool {
     (1..=128).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// Refuses a body whose declared length is over `max` (hosts call this before
@@ -48,9 +50,17 @@ pub fn parse_json<T: DeserializeOwned>(req: &Request<Bytes>, max: usize) -> Resu
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid("body", "A JSON request body is required"));
     }
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     if let Some(ct) = content_type {
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if essence != "application/json" && !essence.ends_with("+json") {
             return Err(ApiError::UnsupportedMediaType);
         }
@@ -77,11 +87,19 @@ fn json_field_error(path: &str, err: &serde_json::Error) -> FieldError {
     match err.classify() {
         Category::Syntax | Category::Eof | Category::Io => FieldError::new(
             "body",
-            format!("Malformed JSON at line {} column {}", err.line(), err.column()),
+            format!(
+                "Malformed JSON at line {} column {}",
+                err.line(),
+                err.column()
+            ),
         ),
         Category::Data => {
             // serde's own wording, minus the position suffix.
-            let text = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            let text = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
             let named = |prefix: &str| {
                 text.strip_prefix(prefix)
                     .and_then(|rest| rest.split('`').next())
@@ -93,14 +111,24 @@ fn json_field_error(path: &str, err: &serde_json::Error) -> FieldError {
             let field = (if unknown { Some(path.to_owned()) } else { None })
                 .or_else(|| named("unknown field `"))
                 .or_else(|| named("missing field `"))
-                .unwrap_or_else(|| if path == "." { "body".to_owned() } else { path.to_owned() });
+                .unwrap_or_else(|| {
+                    if path == "." {
+                        "body".to_owned()
+                    } else {
+                        path.to_owned()
+                    }
+                });
             FieldError::new(field, text)
         }
     }
 }
 
 fn join_path(path: &str, name: &str) -> String {
-    if path.is_empty() || path == "." { name.to_owned() } else { format!("{path}.{name}") }
+    if path.is_empty() || path == "." {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
 }
 
 /// Parses the query string into `T` (`?a=1&b=2`); errors are `VALIDATION_ERROR`.
@@ -122,5 +150,8 @@ pub fn parse_query<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, ApiEr
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }

@@ -93,18 +93,27 @@ const DEV_DB: &str = "antevus";
 const PROXY_ADDR: &str = "127.0.0.1:4444";
 
 fn cargo_bin(name: &str, release: bool) -> std::path::PathBuf {
-    root().join("target").join(if release { "release" } else { "debug" }).join(name)
+    root()
+        .join("target")
+        .join(if release { "release" } else { "debug" })
+        .join(name)
 }
 
 /// Starts PostgreSQL, creates and migrates `db`, sets the app role's password.
 fn prepare_database(secrets: &Secrets, db: &str, release: bool) -> anyhow::Result<()> {
     pg::start(secrets)?;
-    let exists = pg::psql(secrets, "postgres", &format!("SELECT 1 FROM pg_database WHERE datname = '{db}'"))?;
+    let exists = pg::psql(
+        secrets,
+        "postgres",
+        &format!("SELECT 1 FROM pg_database WHERE datname = '{db}'"),
+    )?;
     if exists.trim().is_empty() {
         pg::psql(secrets, "postgres", &format!("CREATE DATABASE {db}"))?;
     }
     let dbctl = cargo_bin("dbctl", release);
-    run(Command::new(&dbctl).arg("migrate").env("ANTEVUS_ADMIN_DATABASE_URL", pg::admin_url(secrets, db)))?;
+    run(Command::new(&dbctl)
+        .arg("migrate")
+        .env("ANTEVUS_ADMIN_DATABASE_URL", pg::admin_url(secrets, db)))?;
     run(Command::new(&dbctl)
         .arg("app-password")
         .env("ANTEVUS_ADMIN_DATABASE_URL", pg::admin_url(secrets, db))
@@ -117,7 +126,10 @@ struct Children(Vec<Child>);
 impl Drop for Children {
     fn drop(&mut self) {
         for child in &mut self.0 {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
         }
         for child in &mut self.0 {
             let _ = child.wait();
@@ -165,12 +177,17 @@ fn dev(port: u16) -> anyhow::Result<()> {
     tools::setup()?;
     routes::sync(false)?;
     wasm::build_workers()?;
-    run(Command::new("cargo").args(["build", "-p", "sql-proxy", "-p", "dbctl"]).current_dir(root()))?;
+    run(Command::new("cargo")
+        .args(["build", "-p", "sql-proxy", "-p", "dbctl"])
+        .current_dir(root()))?;
     let secrets = Secrets::load()?;
     prepare_database(&secrets, DEV_DB, false)?;
     let seed = Command::new(cargo_bin("dbctl", false))
         .arg("seed")
-        .env("ANTEVUS_ADMIN_DATABASE_URL", pg::admin_url(&secrets, DEV_DB))
+        .env(
+            "ANTEVUS_ADMIN_DATABASE_URL",
+            pg::admin_url(&secrets, DEV_DB),
+        )
         .output()?;
     let seed_text = String::from_utf8_lossy(&seed.stdout).into_owned();
     if !seed.status.success() {
@@ -216,18 +233,30 @@ fn wait_for_ctrl_c() {
 fn test() -> anyhow::Result<()> {
     tools::setup()?;
     routes::sync(true)?;
-    run(Command::new("cargo").args(["fmt", "--all", "--check"]).current_dir(root()))?;
+    run(Command::new("cargo")
+        .args(["fmt", "--all", "--check"])
+        .current_dir(root()))?;
     wasm::build_spin()?;
     wasm::build_workers()?;
     run(Command::new("cargo")
-        .args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
         .current_dir(root()))?;
     let secrets = Secrets::load()?;
     pg::start(&secrets)?;
     run(Command::new("cargo")
         .args(["test", "--workspace", "--no-fail-fast"])
         .env("ANTEVUS_TEST_PG_URL", pg::admin_url(&secrets, "postgres"))
-        .env("ANTEVUS_TEST_APP_DB_PASSWORD", secrets.get("APP_DB_PASSWORD"))
+        .env(
+            "ANTEVUS_TEST_APP_DB_PASSWORD",
+            secrets.get("APP_DB_PASSWORD"),
+        )
         .current_dir(root()))
 }
 
@@ -239,6 +268,9 @@ fn bench() -> anyhow::Result<()> {
     run(Command::new("cargo")
         .args(["run", "--release", "-p", "blackbox", "--bin", "bench"])
         .env("ANTEVUS_TEST_PG_URL", pg::admin_url(&secrets, "postgres"))
-        .env("ANTEVUS_TEST_APP_DB_PASSWORD", secrets.get("APP_DB_PASSWORD"))
+        .env(
+            "ANTEVUS_TEST_APP_DB_PASSWORD",
+            secrets.get("APP_DB_PASSWORD"),
+        )
         .current_dir(root()))
 }

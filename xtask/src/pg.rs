@@ -27,7 +27,9 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
     versions.sort_unstable();
     match versions.last() {
         Some(v) => Ok(base.join(v.to_string()).join("bin")),
-        None => bail!("PostgreSQL server binaries not found under /usr/lib/postgresql; run `cargo xtask setup`"),
+        None => bail!(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql; run `cargo xtask setup`"
+        ),
     }
 }
 
@@ -52,19 +54,27 @@ fn as_postgres(program: PathBuf) -> Command {
 
 fn chown_postgres(path: &PathBuf) -> anyhow::Result<()> {
     if is_root() {
-        run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(path))?;
+        run(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(path))?;
     }
     Ok(())
 }
 
 /// Superuser connection string to database `db`.
 pub fn admin_url(secrets: &Secrets, db: &str) -> String {
-    format!("postgres://postgres:{}@127.0.0.1:{PORT}/{db}", secrets.get("PG_SUPERUSER_PASSWORD"))
+    format!(
+        "postgres://postgres:{}@127.0.0.1:{PORT}/{db}",
+        secrets.get("PG_SUPERUSER_PASSWORD")
+    )
 }
 
 /// Application-role connection string to database `db`.
 pub fn app_url(secrets: &Secrets, db: &str) -> String {
-    format!("postgres://antevus_app:{}@127.0.0.1:{PORT}/{db}", secrets.get("APP_DB_PASSWORD"))
+    format!(
+        "postgres://antevus_app:{}@127.0.0.1:{PORT}/{db}",
+        secrets.get("APP_DB_PASSWORD")
+    )
 }
 
 /// Initialises the cluster if needed and starts it if it is not running.
@@ -84,13 +94,25 @@ pub fn start(secrets: &Secrets) -> anyhow::Result<()> {
         let result = run(as_postgres(bin.join("initdb"))
             .arg("-D")
             .arg(&data)
-            .args(["-U", "postgres", "--auth-local=peer", "--auth-host=scram-sha-256", "--encoding=UTF8"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+            ])
             .arg(format!("--pwfile={}", pwfile.display()))
             .arg("--no-instructions"));
         let _ = fs::remove_file(&pwfile);
         result.context("initdb failed")?;
     }
-    let running = as_postgres(bin.join("pg_ctl")).arg("-D").arg(&data).arg("status").output()?.status.success();
+    let running = as_postgres(bin.join("pg_ctl"))
+        .arg("-D")
+        .arg(&data)
+        .arg("status")
+        .output()?
+        .status
+        .success();
     if running {
         return Ok(());
     }
@@ -114,7 +136,10 @@ pub fn stop() -> anyhow::Result<()> {
     let bin = bin_dir()?;
     let data = dir().join("data");
     if data.join("postmaster.pid").exists() {
-        run(as_postgres(bin.join("pg_ctl")).arg("-D").arg(&data).args(["-m", "fast", "-w", "stop"]))?;
+        run(as_postgres(bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "fast", "-w", "stop"]))?;
     }
     Ok(())
 }

@@ -12,7 +12,11 @@ pub struct Secrets {
     values: BTreeMap<String, String>,
 }
 
-const GENERATED: &[(&str, usize)] = &[("PG_SUPERUSER_PASSWORD", 24), ("APP_DB_PASSWORD", 24), ("JWT_KEY", 32)];
+const GENERATED: &[(&str, usize)] = &[
+    ("PG_SUPERUSER_PASSWORD", 24),
+    ("APP_DB_PASSWORD", 24),
+    ("JWT_KEY", 32),
+];
 
 fn path() -> PathBuf {
     root().join(".antevus/secrets.env")

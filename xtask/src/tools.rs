@@ -18,10 +18,10 @@ pub fn wasm_bindgen_version() -> anyhow::Result<String> {
     let lock = fs::read_to_string(root().join("Cargo.lock")).context("Cargo.lock is missing")?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
-        if line == "name = \"wasm-bindgen\"" {
-            if let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
-                return Ok(version.trim_end_matches('"').to_owned());
-            }
+        if line == "name = \"wasm-bindgen\""
+            && let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = \""))
+        {
+            return Ok(version.trim_end_matches('"').to_owned());
         }
     }
     bail!("wasm-bindgen is not in Cargo.lock")
@@ -37,7 +37,8 @@ fn cargo_install(krate: &str, version: &str) -> anyhow::Result<()> {
 }
 
 pub fn setup() -> anyhow::Result<()> {
-    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    let installed =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
     for target in ["wasm32-unknown-unknown", "wasm32-wasip2"] {
         if !installed.lines().any(|l| l.trim() == target) {
             run(Command::new("rustup").args(["target", "add", target]))?;
@@ -59,12 +60,17 @@ pub fn setup() -> anyhow::Result<()> {
     let workerd = root().join("infra/workerd");
     let stamp = workerd.join("node_modules/.package-lock.json");
     let lock = workerd.join("package-lock.json");
-    let fresh = match (fs::metadata(&stamp).and_then(|m| m.modified()), fs::metadata(&lock).and_then(|m| m.modified())) {
+    let fresh = match (
+        fs::metadata(&stamp).and_then(|m| m.modified()),
+        fs::metadata(&lock).and_then(|m| m.modified()),
+    ) {
         (Ok(installed), Ok(locked)) => installed >= locked,
         _ => false,
     };
     if !fresh {
-        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&workerd))?;
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&workerd))?;
     }
     if !crate::pg::installed() {
         apt_install(&["postgresql"])?;
@@ -74,5 +80,7 @@ pub fn setup() -> anyhow::Result<()> {
 
 fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     run(Command::new("apt-get").arg("update"))?;
-    run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends"]).args(packages))
+    run(Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(packages))
 }

@@ -7,14 +7,19 @@ use anyhow::{Context as _, bail};
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Runs a command to completion, failing with its name when it fails.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let shown = format!("{cmd:?}");
     eprintln!("$ {}", redact(&shown));
-    let status = cmd.status().with_context(|| format!("cannot start {}", redact(&shown)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", redact(&shown)))?;
     if !status.success() {
         bail!("command failed ({status}): {}", redact(&shown));
     }
@@ -24,7 +29,9 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 /// Runs a command and returns its standard output, if it ran and succeeded.
 pub fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Hides passwords in connection strings before anything is printed.
@@ -34,7 +41,9 @@ pub fn redact(text: &str) -> String {
     while let Some(pos) = rest.find("://") {
         let (head, tail) = rest.split_at(pos + 3);
         out.push_str(head);
-        let end = tail.find(|c: char| c == '"' || c.is_whitespace()).unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| c == '"' || c.is_whitespace())
+            .unwrap_or(tail.len());
         let authority = &tail[..end];
         match (authority.find(':'), authority.find('@')) {
             (Some(colon), Some(at)) if colon < at => {
@@ -73,6 +82,9 @@ mod tests {
             redact("x DATABASE_URL=\"postgres://app:s3cret@127.0.0.1:5/db\" y"),
             "x DATABASE_URL=\"postgres://app:***@127.0.0.1:5/db\" y"
         );
-        assert_eq!(redact("http://127.0.0.1:4444/sql"), "http://127.0.0.1:4444/sql");
+        assert_eq!(
+            redact("http://127.0.0.1:4444/sql"),
+            "http://127.0.0.1:4444/sql"
+        );
     }
 }

@@ -9,7 +9,10 @@ use shared::routes::ROUTES;
 use crate::util::{root, run};
 
 fn packages() -> Vec<String> {
-    ROUTES.iter().flat_map(|r| ["-p".to_owned(), r.function.to_owned()]).collect()
+    ROUTES
+        .iter()
+        .flat_map(|r| ["-p".to_owned(), r.function.to_owned()])
+        .collect()
 }
 
 pub fn build_spin() -> anyhow::Result<()> {

@@ -6,16 +6,24 @@
 #[spin_sdk::http_service]
 async fn handle(request: spin_sdk::http::Request) -> impl spin_sdk::http::IntoResponse {
     match host_spin::prepare(request, "instruments").await {
-        Ok((ctx, request)) => host_spin::respond(shared::routes::instruments::handle(&ctx, request).await),
+        Ok((ctx, request)) => {
+            host_spin::respond(shared::routes::instruments::handle(&ctx, request).await)
+        }
         Err(early) => host_spin::respond(early),
     }
 }
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 #[worker::event(fetch)]
-async fn fetch(request: worker::Request, env: worker::Env, _ctx: worker::Context) -> worker::Result<worker::Response> {
+async fn fetch(
+    request: worker::Request,
+    env: worker::Env,
+    _ctx: worker::Context,
+) -> worker::Result<worker::Response> {
     match host_workers::prepare(request, &env, "instruments").await {
-        Ok((ctx, request)) => host_workers::respond(shared::routes::instruments::handle(&ctx, request).await),
+        Ok((ctx, request)) => {
+            host_workers::respond(shared::routes::instruments::handle(&ctx, request).await)
+        }
         Err(early) => host_workers::respond(early),
     }
 }

@@ -36,14 +36,25 @@ impl Default for NativePlatform {
 }
 
 impl Platform for NativePlatform {
-    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, FetchError> {
-        let request = reqwest::Request::try_from(request.map(reqwest::Body::from)).map_err(|e| FetchError(e.to_string()))?;
-        let response = self.client.execute(request).await.map_err(|e| FetchError(e.to_string()))?;
+    async fn fetch(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, FetchError> {
+        let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
+            .map_err(|e| FetchError(e.to_string()))?;
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| FetchError(e.to_string()))?;
         let mut builder = http::Response::builder().status(response.status());
         for (name, value) in response.headers() {
             builder = builder.header(name, value);
         }
-        let body = response.bytes().await.map_err(|e| FetchError(e.to_string()))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| FetchError(e.to_string()))?;
         builder.body(body).map_err(|e| FetchError(e.to_string()))
     }
 
@@ -71,11 +82,17 @@ pub async fn serve(
     config: Result<Config, String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = Arc::new(HostState { config, platform: NativePlatform::default() });
+    let state = Arc::new(HostState {
+        config,
+        platform: NativePlatform::default(),
+    });
     let app = Router::new().fallback(handle).with_state(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }
 
@@ -88,7 +105,11 @@ async fn handle(
     response.map(Body::from)
 }
 
-async fn route(state: &HostState, peer: SocketAddr, request: http::Request<Body>) -> http::Response<Bytes> {
+async fn route(
+    state: &HostState,
+    peer: SocketAddr,
+    request: http::Request<Body>,
+) -> http::Response<Bytes> {
     let platform = &state.platform;
     let (mut parts, body) = request.into_parts();
     let config = match &state.config {
@@ -104,7 +125,13 @@ async fn route(state: &HostState, peer: SocketAddr, request: http::Request<Body>
     }
     let bytes = match http_body_util::Limited::new(body, max).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return routes::early_failure(platform, &parts.headers, &ApiError::PayloadTooLarge { limit: max }),
+        Err(_) => {
+            return routes::early_failure(
+                platform,
+                &parts.headers,
+                &ApiError::PayloadTooLarge { limit: max },
+            );
+        }
     };
     parts.extensions.insert(ClientIp(peer.ip()));
     let request = http::Request::from_parts(parts, bytes);

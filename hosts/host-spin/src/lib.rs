@@ -22,10 +22,18 @@ use time::OffsetDateTime;
 pub struct SpinPlatform;
 
 impl Platform for SpinPlatform {
-    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, FetchError> {
-        let response = spin_sdk::http::send(request.map(Full::new)).await.map_err(|e| FetchError(format!("{e:?}")))?;
+    async fn fetch(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, FetchError> {
+        let response = spin_sdk::http::send(request.map(Full::new))
+            .await
+            .map_err(|e| FetchError(format!("{e:?}")))?;
         let (parts, body) = response.into_parts();
-        let bytes = body.bytes().await.map_err(|e| FetchError(format!("{e:?}")))?;
+        let bytes = body
+            .bytes()
+            .await
+            .map_err(|e| FetchError(format!("{e:?}")))?;
         Ok(http::Response::from_parts(parts, bytes))
     }
 
@@ -49,12 +57,20 @@ pub async fn prepare(
     function: &str,
 ) -> Result<(Ctx<SpinPlatform>, http::Request<Bytes>), http::Response<Bytes>> {
     LOGGING.call_once(|| {
-        let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).without_time().with_ansi(false).try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .without_time()
+            .with_ansi(false)
+            .try_init();
     });
     let platform = SpinPlatform;
     let (mut parts, body) = request.into_parts();
     if routes::route_for(parts.uri.path()).map(|r| r.function) != Some(function) {
-        return Err(routes::early_failure(&platform, &parts.headers, &ApiError::NotFound));
+        return Err(routes::early_failure(
+            &platform,
+            &parts.headers,
+            &ApiError::NotFound,
+        ));
     }
     let config = match Config::from_lookup(|name| std::env::var(name).ok()) {
         Ok(config) => config,
@@ -67,7 +83,11 @@ pub async fn prepare(
     let bytes = match body.bytes().await {
         Ok(bytes) if bytes.len() <= max => bytes,
         Ok(_) => {
-            return Err(routes::early_failure(&platform, &parts.headers, &ApiError::PayloadTooLarge { limit: max }));
+            return Err(routes::early_failure(
+                &platform,
+                &parts.headers,
+                &ApiError::PayloadTooLarge { limit: max },
+            ));
         }
         Err(e) => {
             let err = ApiError::invalid("body", format!("Request body could not be read: {e:?}"));
@@ -83,7 +103,10 @@ pub async fn prepare(
     if let Some(client) = client {
         parts.extensions.insert(client);
     }
-    Ok((Ctx::new(platform, config), http::Request::from_parts(parts, bytes)))
+    Ok((
+        Ctx::new(platform, config),
+        http::Request::from_parts(parts, bytes),
+    ))
 }
 
 /// The handler's response, as Spin takes it.

@@ -26,11 +26,16 @@ fn js_error(e: impl std::fmt::Debug) -> FetchError {
 }
 
 impl Platform for WorkersPlatform {
-    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, FetchError> {
+    async fn fetch(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, FetchError> {
         let (parts, body) = request.into_parts();
         let headers = worker::Headers::new();
         for (name, value) in &parts.headers {
-            headers.append(name.as_str(), value.to_str().map_err(js_error)?).map_err(js_error)?;
+            headers
+                .append(name.as_str(), value.to_str().map_err(js_error)?)
+                .map_err(js_error)?;
         }
         let mut init = worker::RequestInit::new();
         init.with_method(worker::Method::from(parts.method.as_str().to_owned()))
@@ -39,8 +44,12 @@ impl Platform for WorkersPlatform {
         if !body.is_empty() {
             init.with_body(Some(JsValue::from(js_sys::Uint8Array::from(body.as_ref()))));
         }
-        let request = worker::Request::new_with_init(&parts.uri.to_string(), &init).map_err(js_error)?;
-        let mut response = worker::Fetch::Request(request).send().await.map_err(js_error)?;
+        let request =
+            worker::Request::new_with_init(&parts.uri.to_string(), &init).map_err(js_error)?;
+        let mut response = worker::Fetch::Request(request)
+            .send()
+            .await
+            .map_err(js_error)?;
         let mut builder = http::Response::builder().status(response.status_code());
         for (name, value) in response.headers().entries() {
             builder = builder.header(name, value);
@@ -51,7 +60,8 @@ impl Platform for WorkersPlatform {
 
     fn now(&self) -> OffsetDateTime {
         let millis = worker::Date::now().as_millis();
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
     fn fill_random(&self, buf: &mut [u8]) {
@@ -60,7 +70,8 @@ impl Platform for WorkersPlatform {
             .and_then(|c| c.dyn_into::<web_sys::Crypto>().ok());
         // Workers cap one call at 65536 bytes.
         let filled = crypto.is_some_and(|crypto| {
-            buf.chunks_mut(65_536).all(|chunk| crypto.get_random_values_with_u8_array(chunk).is_ok())
+            buf.chunks_mut(65_536)
+                .all(|chunk| crypto.get_random_values_with_u8_array(chunk).is_ok())
         });
         if !filled {
             panic!("crypto.getRandomValues is unavailable");
@@ -78,7 +89,9 @@ impl Write for Console {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.0.is_empty() {
-            web_sys::console::log_1(&JsValue::from_str(String::from_utf8_lossy(&self.0).trim_end()));
+            web_sys::console::log_1(&JsValue::from_str(
+                String::from_utf8_lossy(&self.0).trim_end(),
+            ));
             self.0.clear();
         }
         Ok(())
@@ -110,17 +123,25 @@ pub async fn prepare(
     let platform = WorkersPlatform;
     let mut headers = http::HeaderMap::new();
     for (name, value) in request.headers().entries() {
-        if let (Ok(name), Ok(value)) =
-            (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(&value))
-        {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
             headers.append(name, value);
         }
     }
     if routes::route_for(&request.path()).map(|r| r.function) != Some(function) {
-        return Err(routes::early_failure(&platform, &headers, &ApiError::NotFound));
+        return Err(routes::early_failure(
+            &platform,
+            &headers,
+            &ApiError::NotFound,
+        ));
     }
     let lookup = |name: &str| {
-        env.secret(name).map(|s| s.to_string()).or_else(|_| env.var(name).map(|v| v.to_string())).ok()
+        env.secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(name).map(|v| v.to_string()))
+            .ok()
     };
     let config = match Config::from_lookup(lookup) {
         Ok(config) => config,
@@ -141,20 +162,37 @@ pub async fn prepare(
         },
     };
     if body.len() > max {
-        return Err(routes::early_failure(&platform, &headers, &ApiError::PayloadTooLarge { limit: max }));
+        return Err(routes::early_failure(
+            &platform,
+            &headers,
+            &ApiError::PayloadTooLarge { limit: max },
+        ));
     }
     let url = match request.url() {
         Ok(url) => url,
-        Err(e) => return Err(routes::early_failure(&platform, &headers, &ApiError::internal(e))),
+        Err(e) => {
+            return Err(routes::early_failure(
+                &platform,
+                &headers,
+                &ApiError::internal(e),
+            ));
+        }
     };
-    let method = http::Method::from_bytes(request.method().as_ref().as_bytes()).unwrap_or(http::Method::GET);
+    let method =
+        http::Method::from_bytes(request.method().as_ref().as_bytes()).unwrap_or(http::Method::GET);
     let mut builder = http::Request::builder().method(method).uri(url.as_str());
     if let Some(map) = builder.headers_mut() {
         *map = headers.clone();
     }
     let mut req = match builder.body(Bytes::from(body)) {
         Ok(req) => req,
-        Err(e) => return Err(routes::early_failure(&platform, &headers, &ApiError::internal(e))),
+        Err(e) => {
+            return Err(routes::early_failure(
+                &platform,
+                &headers,
+                &ApiError::internal(e),
+            ));
+        }
     };
     if let Some(ip) = headers
         .get("cf-connecting-ip")
@@ -175,5 +213,7 @@ pub fn respond(response: http::Response<Bytes>) -> worker::Result<worker::Respon
         }
     }
     let status = response.status().as_u16();
-    Ok(worker::Response::from_bytes(response.into_body().to_vec())?.with_status(status).with_headers(headers))
+    Ok(worker::Response::from_bytes(response.into_body().to_vec())?
+        .with_status(status)
+        .with_headers(headers))
 }

@@ -41,7 +41,9 @@ pub async fn set_app_password(client: &Client, password: &str) -> anyhow::Result
     // ALTER ROLE takes no parameters; quote the literal ourselves.
     let literal = password.replace('\'', "''");
     client
-        .batch_execute(&format!("ALTER ROLE antevus_app LOGIN PASSWORD '{literal}'"))
+        .batch_execute(&format!(
+            "ALTER ROLE antevus_app LOGIN PASSWORD '{literal}'"
+        ))
         .await
         .context("cannot set the application role's password")?;
     Ok(())
@@ -57,7 +59,10 @@ pub fn random_secret(bytes: usize) -> anyhow::Result<String> {
 /// What [`seed`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Seeded {
-    Created { organization_id: uuid::Uuid, user_id: uuid::Uuid },
+    Created {
+        organization_id: uuid::Uuid,
+        user_id: uuid::Uuid,
+    },
     AlreadyThere,
 }
 
@@ -78,7 +83,11 @@ pub async fn seed(client: &mut Client, spec: &SeedSpec<'_>) -> anyhow::Result<Se
     getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let hash = shared::auth::password::hash(spec.password, salt)?;
     let tx = client.transaction().await?;
-    if tx.query_opt("SELECT 1 FROM users WHERE email = $1", &[&email.as_str()]).await?.is_some() {
+    if tx
+        .query_opt("SELECT 1 FROM users WHERE email = $1", &[&email.as_str()])
+        .await?
+        .is_some()
+    {
         return Ok(Seeded::AlreadyThere);
     }
     let org = tx
@@ -97,5 +106,8 @@ pub async fn seed(client: &mut Client, spec: &SeedSpec<'_>) -> anyhow::Result<Se
         .await?;
     let user_id: uuid::Uuid = user.get(0);
     tx.commit().await?;
-    Ok(Seeded::Created { organization_id, user_id })
+    Ok(Seeded::Created {
+        organization_id,
+        user_id,
+    })
 }

@@ -50,7 +50,13 @@ async fn main() -> anyhow::Result<()> {
             dbctl::set_app_password(&client, &password).await?;
             println!("application role password set");
         }
-        Command::Seed { org_name, org_slug, email, name, password } => {
+        Command::Seed {
+            org_name,
+            org_slug,
+            email,
+            name,
+            password,
+        } => {
             let generated = password.is_none();
             let password = match password {
                 Some(p) => p,
@@ -65,8 +71,12 @@ async fn main() -> anyhow::Result<()> {
                 password: &password,
             };
             match dbctl::seed(&mut client, &spec).await? {
-                dbctl::Seeded::Created { organization_id, .. } => {
-                    println!("seeded organization {org_slug} ({organization_id}) with admin {email}");
+                dbctl::Seeded::Created {
+                    organization_id, ..
+                } => {
+                    println!(
+                        "seeded organization {org_slug} ({organization_id}) with admin {email}"
+                    );
                     if generated {
                         println!("admin password (shown once): {password}");
                     }

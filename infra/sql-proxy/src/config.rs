@@ -15,7 +15,12 @@ pub struct ProxyConfig {
     pub listen: SocketAddr,
     /// Upstream hosts the proxy may connect to (comma-separated). A
     /// connection string naming any other host is refused.
-    #[arg(long, env = "SQL_PROXY_ALLOWED_HOSTS", value_delimiter = ',', default_value = "127.0.0.1,localhost")]
+    #[arg(
+        long,
+        env = "SQL_PROXY_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1,localhost"
+    )]
     pub allowed_hosts: Vec<String>,
     /// Connections per credential set.
     #[arg(long, env = "SQL_PROXY_POOL_SIZE", default_value_t = 16)]
@@ -52,7 +57,10 @@ impl ProxyConfig {
         if self.pool_size == 0 || self.max_pools == 0 || self.max_concurrency == 0 {
             return Err("pool size, max pools and max concurrency must be positive".into());
         }
-        if self.statement_timeout_ms == 0 || self.pool_timeout_ms == 0 || self.connect_timeout_ms == 0 {
+        if self.statement_timeout_ms == 0
+            || self.pool_timeout_ms == 0
+            || self.connect_timeout_ms == 0
+        {
             return Err("timeouts must be positive".into());
         }
         if self.max_request_bytes < 1024 || self.max_response_bytes < 1024 {

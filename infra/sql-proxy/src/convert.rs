@@ -34,7 +34,9 @@ fn text_of(value: &Value) -> String {
 }
 
 fn parse<T: FromStr>(text: &str, ty: &Type) -> Result<T, BoxError> {
-    text.trim().parse::<T>().map_err(|_| format!("invalid input syntax for type {ty}: \"{text}\"").into())
+    text.trim()
+        .parse::<T>()
+        .map_err(|_| format!("invalid input syntax for type {ty}: \"{text}\"").into())
 }
 
 fn parse_bool(text: &str) -> Result<bool, BoxError> {
@@ -47,7 +49,8 @@ fn parse_bool(text: &str) -> Result<bool, BoxError> {
 
 fn parse_json(value: &Value) -> Result<Value, BoxError> {
     match value {
-        Value::String(s) => serde_json::from_str(s).map_err(|e| format!("invalid input syntax for type json: {e}").into()),
+        Value::String(s) => serde_json::from_str(s)
+            .map_err(|e| format!("invalid input syntax for type json: {e}").into()),
         other => Ok(other.clone()),
     }
 }
@@ -64,11 +67,14 @@ fn array_items(value: &Value) -> Result<Vec<Value>, BoxError> {
 }
 
 fn timestamptz(text: &str) -> Result<OffsetDateTime, BoxError> {
-    parse_pg_timestamp(text.trim()).ok_or_else(|| format!("invalid input syntax for type timestamptz: \"{text}\"").into())
+    parse_pg_timestamp(text.trim())
+        .ok_or_else(|| format!("invalid input syntax for type timestamptz: \"{text}\"").into())
 }
 
 fn bytea(text: &str) -> Result<Vec<u8>, BoxError> {
-    let hex_digits = text.strip_prefix("\\x").ok_or("bytea parameters must be hex (\\x...)")?;
+    let hex_digits = text
+        .strip_prefix("\\x")
+        .ok_or("bytea parameters must be hex (\\x...)")?;
     hex::decode(hex_digits).map_err(|e| format!("invalid hex in bytea parameter: {e}").into())
 }
 
@@ -79,8 +85,10 @@ impl ToSql for JsonParam<'_> {
         }
         if let Kind::Array(_) = ty.kind() {
             let items = array_items(self.0)?;
-            let params: Vec<Option<JsonParam<'_>>> =
-                items.iter().map(|v| (!v.is_null()).then_some(JsonParam(v))).collect();
+            let params: Vec<Option<JsonParam<'_>>> = items
+                .iter()
+                .map(|v| (!v.is_null()).then_some(JsonParam(v)))
+                .collect();
             // Each element converts like a scalar of the element type.
             return params.as_slice().to_sql(ty, out);
         }
@@ -94,7 +102,9 @@ impl ToSql for JsonParam<'_> {
             Type::FLOAT4 => parse::<f32>(&text, ty)?.to_sql(ty, out),
             Type::FLOAT8 => parse::<f64>(&text, ty)?.to_sql(ty, out),
             Type::NUMERIC => parse::<Decimal>(&text, ty)?.to_sql(ty, out),
-            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => text.as_str().to_sql(ty, out),
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+                text.as_str().to_sql(ty, out)
+            }
             Type::UUID => parse::<uuid::Uuid>(&text, ty)?.to_sql(ty, out),
             Type::JSON | Type::JSONB => parse_json(self.0)?.to_sql(ty, out),
             Type::TIMESTAMPTZ => timestamptz(&text)?.to_sql(ty, out),
@@ -111,7 +121,10 @@ impl ToSql for JsonParam<'_> {
                 out.extend_from_slice(text.as_bytes());
                 Ok(IsNull::No)
             }
-            _ => Err(format!("parameters of type {ty} are not supported; cast the placeholder, e.g. $1::text").into()),
+            _ => Err(format!(
+                "parameters of type {ty} are not supported; cast the placeholder, e.g. $1::text"
+            )
+            .into()),
         }
     }
 
@@ -131,8 +144,10 @@ impl<'a> FromSql<'a> for RawText {
     }
 
     fn accepts(ty: &Type) -> bool {
-        matches!(*ty, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN)
-            || matches!(ty.kind(), Kind::Enum(_))
+        matches!(
+            *ty,
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
+        ) || matches!(ty.kind(), Kind::Enum(_))
             || ty.name() == "citext"
     }
 }
@@ -161,14 +176,19 @@ fn float_text(f: f64) -> String {
     if f.is_nan() {
         "NaN".into()
     } else if f.is_infinite() {
-        if f > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+        if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
     } else {
         f.to_string()
     }
 }
 
 fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<Option<T>, BoxError> {
-    row.try_get::<_, Option<T>>(i).map_err(|e| e.to_string().into())
+    row.try_get::<_, Option<T>>(i)
+        .map_err(|e| e.to_string().into())
 }
 
 /// Renders column `i` of `row` as a wire value.
@@ -179,9 +199,27 @@ pub fn column_value(row: &Row, i: usize, raw: bool) -> Result<Value, BoxError> {
     }
     let text = |s: String| Value::String(s);
     let value = match ty {
-        Type::BOOL => get::<bool>(row, i)?.map(|b| if raw { text(if b { "t" } else { "f" }.into()) } else { Value::Bool(b) }),
-        Type::INT2 => get::<i16>(row, i)?.map(|n| if raw { text(n.to_string()) } else { Value::from(n) }),
-        Type::INT4 => get::<i32>(row, i)?.map(|n| if raw { text(n.to_string()) } else { Value::from(n) }),
+        Type::BOOL => get::<bool>(row, i)?.map(|b| {
+            if raw {
+                text(if b { "t" } else { "f" }.into())
+            } else {
+                Value::Bool(b)
+            }
+        }),
+        Type::INT2 => get::<i16>(row, i)?.map(|n| {
+            if raw {
+                text(n.to_string())
+            } else {
+                Value::from(n)
+            }
+        }),
+        Type::INT4 => get::<i32>(row, i)?.map(|n| {
+            if raw {
+                text(n.to_string())
+            } else {
+                Value::from(n)
+            }
+        }),
         Type::INT8 => get::<i64>(row, i)?.map(|n| text(n.to_string())),
         Type::OID => get::<u32>(row, i)?.map(|n| text(n.to_string())),
         Type::FLOAT4 => get::<f32>(row, i)?.map(|f| float(f64::from(f), raw)),
@@ -190,7 +228,9 @@ pub fn column_value(row: &Row, i: usize, raw: bool) -> Result<Value, BoxError> {
             .map_err(|_| "numeric value outside the proxy's range; cast it to text")?
             .map(|d| text(d.to_string())),
         Type::UUID => get::<uuid::Uuid>(row, i)?.map(|u| text(u.to_string())),
-        Type::JSON | Type::JSONB => get::<Value>(row, i)?.map(|v| if raw { text(v.to_string()) } else { v }),
+        Type::JSON | Type::JSONB => {
+            get::<Value>(row, i)?.map(|v| if raw { text(v.to_string()) } else { v })
+        }
         Type::TIMESTAMPTZ => get::<OffsetDateTime>(row, i)?.map(|ts| text(format_pg_timestamp(ts))),
         Type::TIMESTAMP => get::<PrimitiveDateTime>(row, i)?.map(|ts| {
             let mut s = format_pg_timestamp(ts.assume_utc());
@@ -198,22 +238,42 @@ pub fn column_value(row: &Row, i: usize, raw: bool) -> Result<Value, BoxError> {
             text(s)
         }),
         Type::DATE => get::<Date>(row, i)?.map(|d| {
-            text(format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()))
+            text(format!(
+                "{:04}-{:02}-{:02}",
+                d.year(),
+                u8::from(d.month()),
+                d.day()
+            ))
         }),
         Type::INET => get::<IpAddr>(row, i)?.map(|ip| text(ip.to_string())),
         Type::BYTEA => get::<Vec<u8>>(row, i)?.map(|b| text(format!("\\x{}", hex::encode(b)))),
         Type::VOID => get::<Ignored>(row, i)?.map(|_| text(String::new())),
         _ if RawText::accepts(&ty) => get::<RawText>(row, i)?.map(|t| text(t.0)),
-        _ => return Err(format!("columns of type {ty} are not supported; cast the column, e.g. {}::text", row.columns()[i].name()).into()),
+        _ => {
+            return Err(format!(
+                "columns of type {ty} are not supported; cast the column, e.g. {}::text",
+                row.columns()[i].name()
+            )
+            .into());
+        }
     };
     Ok(value.unwrap_or(Value::Null))
 }
 
 fn array_value(row: &Row, i: usize, element: &Type, raw: bool) -> Result<Value, BoxError> {
-    fn items<'a, T: FromSql<'a>>(row: &'a Row, i: usize, f: impl Fn(T) -> Value) -> Result<Value, BoxError> {
+    fn items<'a, T: FromSql<'a>>(
+        row: &'a Row,
+        i: usize,
+        f: impl Fn(T) -> Value,
+    ) -> Result<Value, BoxError> {
         Ok(match get::<Vec<Option<T>>>(row, i)? {
             None => Value::Null,
-            Some(items) => Value::Array(items.into_iter().map(|v| v.map_or(Value::Null, &f)).collect()),
+            Some(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| v.map_or(Value::Null, &f))
+                    .collect(),
+            ),
         })
     }
     let value = match *element {
@@ -224,9 +284,19 @@ fn array_value(row: &Row, i: usize, element: &Type, raw: bool) -> Result<Value, 
         Type::FLOAT8 => items::<f64>(row, i, |f| float(f, false))?,
         Type::UUID => items::<uuid::Uuid>(row, i, |u| Value::String(u.to_string()))?,
         Type::JSON | Type::JSONB => items::<Value>(row, i, |v| v)?,
-        Type::TIMESTAMPTZ => items::<OffsetDateTime>(row, i, |t| Value::String(format_pg_timestamp(t)))?,
+        Type::TIMESTAMPTZ => {
+            items::<OffsetDateTime>(row, i, |t| Value::String(format_pg_timestamp(t)))?
+        }
         _ if RawText::accepts(element) => items::<RawText>(row, i, |t| Value::String(t.0))?,
-        _ => return Err(format!("arrays of {element} are not supported; cast the column to text").into()),
+        _ => {
+            return Err(
+                format!("arrays of {element} are not supported; cast the column to text").into(),
+            );
+        }
     };
-    Ok(if raw && !value.is_null() { Value::String(value.to_string()) } else { value })
+    Ok(if raw && !value.is_null() {
+        Value::String(value.to_string())
+    } else {
+        value
+    })
 }

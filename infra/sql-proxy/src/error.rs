@@ -57,7 +57,9 @@ impl ProxyError {
                 hint: db.hint().map(str::to_owned),
                 position: db.position().map(|p| match p {
                     tokio_postgres::error::ErrorPosition::Original(n) => n.to_string(),
-                    tokio_postgres::error::ErrorPosition::Internal { position, .. } => position.to_string(),
+                    tokio_postgres::error::ErrorPosition::Internal { position, .. } => {
+                        position.to_string()
+                    }
                 }),
                 severity: Some(db.severity().to_owned()),
                 schema: db.schema().map(str::to_owned),
@@ -87,7 +89,10 @@ impl ProxyError {
     pub fn reply(&self) -> ErrorReply {
         match self {
             ProxyError::Postgres(reply) => (**reply).clone(),
-            other => ErrorReply { message: other.to_string(), ..Default::default() },
+            other => ErrorReply {
+                message: other.to_string(),
+                ..Default::default()
+            },
         }
     }
 }
@@ -100,11 +105,14 @@ impl IntoResponse for ProxyError {
 
 /// A JSON response with the given status.
 pub fn json_response(status: u16, body: &impl serde::Serialize) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| br#"{"message":"serialization failed"}"#.to_vec());
+    let bytes = serde_json::to_vec(body)
+        .unwrap_or_else(|_| br#"{"message":"serialization failed"}"#.to_vec());
     let mut response = Response::new(axum::body::Body::new(Full::new(Bytes::from(bytes))));
-    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     response
 }

@@ -27,7 +27,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
 use serde_json::{Map, Value};
-use shared::db::wire::{self, BatchResult, Field, IsolationLevel, QueryResult, SqlRequest, Statement};
+use shared::db::wire::{
+    self, BatchResult, Field, IsolationLevel, QueryResult, SqlRequest, Statement,
+};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -46,7 +48,11 @@ pub struct AppState {
 
 /// Serves until `shutdown` resolves, then drains in-flight requests and
 /// closes every pool.
-pub async fn run(listener: TcpListener, config: ProxyConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    config: ProxyConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     let state = Arc::new(AppState {
         pools: Pools::new(config.clone()),
@@ -60,7 +66,9 @@ pub async fn run(listener: TcpListener, config: ProxyConfig, shutdown: impl Futu
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .with_state(state.clone());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     state.pools.close();
     Ok(())
 }
@@ -70,7 +78,10 @@ async fn healthz() -> Response {
 }
 
 async fn not_found() -> Response {
-    json_response(404, &serde_json::json!({ "message": "not found; the SQL endpoint is POST /sql" }))
+    json_response(
+        404,
+        &serde_json::json!({ "message": "not found; the SQL endpoint is POST /sql" }),
+    )
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
@@ -80,7 +91,10 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     state.metrics.idle_connections.set(available as i64);
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
         .into_response()
@@ -92,7 +106,10 @@ async fn sql(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body)
         Ok(_permit) => serve_sql(&state, &headers, body).await,
         Err(_) => Err(ProxyError::Unavailable("shutting down".into())),
     };
-    state.metrics.duration.observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .duration
+        .observe(started.elapsed().as_secs_f64());
     match result {
         Ok(response) => {
             state.metrics.count("ok");
@@ -109,11 +126,16 @@ async fn sql(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body)
 }
 
 fn header_flag(headers: &HeaderMap, name: &str) -> Result<bool, ProxyError> {
-    match headers.get(name).map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase()) {
+    match headers
+        .get(name)
+        .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase())
+    {
         None => Ok(false),
         Some(v) if v == "true" => Ok(true),
         Some(v) if v == "false" => Ok(false),
-        Some(_) => Err(ProxyError::BadRequest(format!("header {name} must be true or false"))),
+        Some(_) => Err(ProxyError::BadRequest(format!(
+            "header {name} must be true or false"
+        ))),
     }
 }
 
@@ -125,9 +147,15 @@ struct Output {
     max_bytes: usize,
 }
 
-async fn serve_sql(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ProxyError> {
+async fn serve_sql(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ProxyError> {
     let max = state.config.max_request_bytes;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max as u64) {
         return Err(ProxyError::RequestTooLarge(max));
     }
@@ -141,8 +169,9 @@ async fn serve_sql(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
         .ok_or_else(|| ProxyError::BadRequest("missing Neon-Connection-String header".into()))?
         .to_str()
         .map_err(|_| ProxyError::BadRequest("Neon-Connection-String is not valid text".into()))?;
-    let request: SqlRequest = serde_json::from_slice(&bytes)
-        .map_err(|e| ProxyError::BadRequest(format!("request body is not a valid SQL request: {e}")))?;
+    let request: SqlRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        ProxyError::BadRequest(format!("request body is not a valid SQL request: {e}"))
+    })?;
     let output = Output {
         raw: header_flag(headers, wire::RAW_TEXT_OUTPUT)?,
         array_mode: header_flag(headers, wire::ARRAY_MODE)?,
@@ -208,7 +237,10 @@ async fn serve_sql(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     }
     .map_err(|e| ProxyError::Unavailable(format!("cannot encode reply: {e}")))?;
     let mut response = Response::new(Body::from(reply));
-    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     Ok(response)
 }
 
@@ -225,7 +257,10 @@ fn command_of(query: &str) -> String {
             break;
         }
     }
-    rest.split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("").to_ascii_uppercase()
+    rest.split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase()
 }
 
 async fn execute<C: deadpool_postgres::GenericClient>(
@@ -236,7 +271,10 @@ async fn execute<C: deadpool_postgres::GenericClient>(
 ) -> Result<QueryResult, ProxyError> {
     use futures::TryStreamExt;
 
-    let prepared = client.prepare_cached(&statement.query).await.map_err(|e| ProxyError::from_pg(&e))?;
+    let prepared = client
+        .prepare_cached(&statement.query)
+        .await
+        .map_err(|e| ProxyError::from_pg(&e))?;
     if prepared.params().len() != statement.params.len() {
         return Err(ProxyError::Postgres(Box::new(wire::ErrorReply {
             message: format!(
@@ -250,7 +288,10 @@ async fn execute<C: deadpool_postgres::GenericClient>(
         })));
     }
     let params = statement.params.iter().map(convert::JsonParam);
-    let stream = client.query_raw(&prepared, params).await.map_err(|e| ProxyError::from_pg(&e))?;
+    let stream = client
+        .query_raw(&prepared, params)
+        .await
+        .map_err(|e| ProxyError::from_pg(&e))?;
     futures::pin_mut!(stream);
     let fields: Vec<Field> = prepared
         .columns()
@@ -266,9 +307,13 @@ async fn execute<C: deadpool_postgres::GenericClient>(
         })
         .collect();
     let mut rows = Vec::new();
-    while let Some(row) = stream.try_next().await.map_err(|e| ProxyError::from_pg(&e))? {
+    while let Some(row) = stream
+        .try_next()
+        .await
+        .map_err(|e| ProxyError::from_pg(&e))?
+    {
         let mut values = Vec::with_capacity(fields.len());
-        for i in 0..fields.len() {
+        for (i, field) in fields.iter().enumerate() {
             let value = convert::column_value(&row, i, output.raw).map_err(|e| {
                 ProxyError::Postgres(Box::new(wire::ErrorReply {
                     message: e.to_string(),
@@ -277,18 +322,32 @@ async fn execute<C: deadpool_postgres::GenericClient>(
                     ..Default::default()
                 }))
             })?;
-            let size = approximate_size(&value) + fields[i].name.len() + 4;
-            *budget = budget.checked_sub(size).ok_or(ProxyError::ResponseTooLarge(output.max_bytes))?;
+            let size = approximate_size(&value) + field.name.len() + 4;
+            *budget = budget
+                .checked_sub(size)
+                .ok_or(ProxyError::ResponseTooLarge(output.max_bytes))?;
             values.push(value);
         }
         rows.push(if output.array_mode {
             Value::Array(values)
         } else {
-            Value::Object(fields.iter().map(|f| f.name.clone()).zip(values).collect::<Map<_, _>>())
+            Value::Object(
+                fields
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .zip(values)
+                    .collect::<Map<_, _>>(),
+            )
         });
     }
     let row_count = stream.rows_affected();
-    Ok(QueryResult { command: command_of(&statement.query), row_count, rows, fields, row_as_array: output.array_mode })
+    Ok(QueryResult {
+        command: command_of(&statement.query),
+        row_count,
+        rows,
+        fields,
+        row_as_array: output.array_mode,
+    })
 }
 
 fn approximate_size(value: &Value) -> usize {
@@ -297,7 +356,12 @@ fn approximate_size(value: &Value) -> usize {
         Value::Number(_) => 24,
         Value::String(s) => s.len() + 2,
         Value::Array(items) => 2 + items.iter().map(approximate_size).sum::<usize>(),
-        Value::Object(map) => 2 + map.iter().map(|(k, v)| k.len() + 4 + approximate_size(v)).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 4 + approximate_size(v))
+                .sum::<usize>()
+        }
     }
 }
 

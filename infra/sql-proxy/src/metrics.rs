@@ -34,17 +34,41 @@ impl Default for Metrics {
         let idle_connections = Gauge::default();
         registry.register("requests", "SQL requests by outcome", requests.clone());
         registry.register("statements", "Statements executed", statements.clone());
-        registry.register("request_duration_seconds", "Time to serve a SQL request", duration.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Time to serve a SQL request",
+            duration.clone(),
+        );
         registry.register("pools", "Connection pools (credential sets)", pools.clone());
-        registry.register("connections", "Upstream connections held", connections.clone());
-        registry.register("idle_connections", "Upstream connections idle in a pool", idle_connections.clone());
-        Metrics { registry, requests, statements, duration, pools, connections, idle_connections }
+        registry.register(
+            "connections",
+            "Upstream connections held",
+            connections.clone(),
+        );
+        registry.register(
+            "idle_connections",
+            "Upstream connections idle in a pool",
+            idle_connections.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            statements,
+            duration,
+            pools,
+            connections,
+            idle_connections,
+        }
     }
 }
 
 impl Metrics {
     pub fn count(&self, outcome: &str) {
-        self.requests.get_or_create(&OutcomeLabel { outcome: outcome.to_owned() }).inc();
+        self.requests
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     pub fn encode(&self) -> String {

@@ -34,24 +34,37 @@ pub struct Pools {
 
 impl Pools {
     pub fn new(config: ProxyConfig) -> Self {
-        Pools { config, pools: Mutex::new(HashMap::new()) }
+        Pools {
+            config,
+            pools: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The pool for a connection string, creating it if needed.
     pub fn pool_for(&self, connection_string: &str) -> Result<Pool, ProxyError> {
         let (key, pg_config) = self.parse(connection_string)?;
-        let mut pools = self.pools.lock().map_err(|_| ProxyError::Unavailable("pool registry poisoned".into()))?;
+        let mut pools = self
+            .pools
+            .lock()
+            .map_err(|_| ProxyError::Unavailable("pool registry poisoned".into()))?;
         if let Some(pool) = pools.get(&key) {
             return Ok(pool.clone());
         }
         if pools.len() >= self.config.max_pools {
             pools.retain(|_, pool| pool.status().size > 0);
             if pools.len() >= self.config.max_pools {
-                return Err(ProxyError::Unavailable("too many distinct credential sets".into()));
+                return Err(ProxyError::Unavailable(
+                    "too many distinct credential sets".into(),
+                ));
             }
         }
-        let manager =
-            Manager::from_config(pg_config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            pg_config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(manager)
             .max_size(self.config.pool_size)
             .wait_timeout(Some(self.config.pool_timeout()))
@@ -66,7 +79,9 @@ impl Pools {
 
     /// Number of pools and of connections they hold, for metrics.
     pub fn stats(&self) -> (usize, usize, usize) {
-        let Ok(pools) = self.pools.lock() else { return (0, 0, 0) };
+        let Ok(pools) = self.pools.lock() else {
+            return (0, 0, 0);
+        };
         let (size, available) = pools.values().fold((0, 0), |(s, a), p| {
             let status = p.status();
             (s + status.size, a + status.available)
@@ -84,30 +99,59 @@ impl Pools {
         }
     }
 
-    fn parse(&self, connection_string: &str) -> Result<(PoolKey, tokio_postgres::Config), ProxyError> {
-        let bad = |why: &str| ProxyError::BadRequest(format!("invalid Neon-Connection-String: {why}"));
-        let mut config = tokio_postgres::Config::from_str(connection_string).map_err(|_| bad("not a postgres URL"))?;
+    fn parse(
+        &self,
+        connection_string: &str,
+    ) -> Result<(PoolKey, tokio_postgres::Config), ProxyError> {
+        let bad =
+            |why: &str| ProxyError::BadRequest(format!("invalid Neon-Connection-String: {why}"));
+        let mut config = tokio_postgres::Config::from_str(connection_string)
+            .map_err(|_| bad("not a postgres URL"))?;
         let [Host::Tcp(host)] = config.get_hosts() else {
             return Err(bad("exactly one TCP host is required"));
         };
         let host = host.to_ascii_lowercase();
-        if !self.config.allowed_hosts.iter().any(|allowed| allowed.trim().eq_ignore_ascii_case(&host)) {
-            return Err(ProxyError::Forbidden(format!("host {host} is not allowed by this proxy")));
+        if !self
+            .config
+            .allowed_hosts
+            .iter()
+            .any(|allowed| allowed.trim().eq_ignore_ascii_case(&host))
+        {
+            return Err(ProxyError::Forbidden(format!(
+                "host {host} is not allowed by this proxy"
+            )));
         }
         let port = match config.get_ports() {
             [] => 5432,
             [port] => *port,
             _ => return Err(bad("exactly one port is allowed")),
         };
-        let user = config.get_user().ok_or_else(|| bad("user is required"))?.to_owned();
+        let user = config
+            .get_user()
+            .ok_or_else(|| bad("user is required"))?
+            .to_owned();
         let dbname = config.get_dbname().unwrap_or(&user).to_owned();
-        let password = config.get_password().ok_or_else(|| bad("password is required"))?;
+        let password = config
+            .get_password()
+            .ok_or_else(|| bad("password is required"))?;
         let password_digest: [u8; 32] = Sha256::digest(password).into();
         config
             .dbname(&dbname)
             .connect_timeout(self.config.connect_timeout())
             .application_name("antevus-sql-proxy")
-            .options(format!("-c statement_timeout={}", self.config.statement_timeout_ms));
-        Ok((PoolKey { host, port, user, dbname, password_digest }, config))
+            .options(format!(
+                "-c statement_timeout={}",
+                self.config.statement_timeout_ms
+            ));
+        Ok((
+            PoolKey {
+                host,
+                port,
+                user,
+                dbname,
+                password_digest,
+            },
+            config,
+        ))
     }
 }

@@ -66,15 +66,24 @@ fn to_chrono(ts: OffsetDateTime) -> DateTime<Utc> {
 }
 
 /// Signs an access token with the first configured key.
-pub fn sign(keys: &[JwtKey], claims: &AccessClaims, now: OffsetDateTime, ttl_secs: i64) -> Result<String, TokenError> {
+pub fn sign(
+    keys: &[JwtKey],
+    claims: &AccessClaims,
+    now: OffsetDateTime,
+    ttl_secs: i64,
+) -> Result<String, TokenError> {
     let key = keys.first().ok_or(TokenError::Signing)?;
     let now = to_chrono(now);
     let options = TimeOptions::new(chrono::Duration::seconds(LEEWAY_SECS), move || now);
-    let header = Header::empty().with_key_id(key.kid.clone()).with_token_type(ACCESS_TOKEN_TYPE);
+    let header = Header::empty()
+        .with_key_id(key.kid.clone())
+        .with_token_type(ACCESS_TOKEN_TYPE);
     let claims = Claims::new(claims.clone())
         .set_duration_and_issuance(&options, chrono::Duration::seconds(ttl_secs))
         .set_not_before(now);
-    Hs256.token(&header, &claims, &Hs256Key::new(&key.secret)).map_err(|_| TokenError::Signing)
+    Hs256
+        .token(&header, &claims, &Hs256Key::new(&key.secret))
+        .map_err(|_| TokenError::Signing)
 }
 
 /// Verifies an access token (see the module docs for the order of checks).
@@ -89,8 +98,15 @@ pub fn verify(
     if untrusted.algorithm() != "HS256" {
         return Err(TokenError::Algorithm);
     }
-    let kid = untrusted.header().key_id.as_deref().ok_or(TokenError::UnknownKey)?;
-    let key = keys.iter().find(|k| k.kid == kid).ok_or(TokenError::UnknownKey)?;
+    let kid = untrusted
+        .header()
+        .key_id
+        .as_deref()
+        .ok_or(TokenError::UnknownKey)?;
+    let key = keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or(TokenError::UnknownKey)?;
     let verified = Hs256
         .validator::<AccessClaims>(&Hs256Key::new(&key.secret))
         .validate(&untrusted)

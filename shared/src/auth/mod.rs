@@ -29,19 +29,37 @@ pub struct Principal {
 impl Principal {
     /// Fails with `403 AUTH_INSUFFICIENT_PERMISSIONS` unless the role has `permission`.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        if self.role.can(permission) { Ok(()) } else { Err(ApiError::Forbidden) }
+        if self.role.can(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
     }
 }
 
 /// Verifies the request's `Authorization: Bearer` access token.
-pub fn authenticate<P: Platform>(ctx: &Ctx<P>, req: &Request<Bytes>) -> Result<Principal, ApiError> {
-    let token = crate::request::bearer_token(req.headers()).ok_or(ApiError::TokenInvalid("no bearer token"))?;
+pub fn authenticate<P: Platform>(
+    ctx: &Ctx<P>,
+    req: &Request<Bytes>,
+) -> Result<Principal, ApiError> {
+    let token = crate::request::bearer_token(req.headers())
+        .ok_or(ApiError::TokenInvalid("no bearer token"))?;
     let config = &ctx.config;
-    let claims = jwt::verify(&config.jwt_keys, token, ctx.now(), &config.jwt_issuer, &config.jwt_audience)
-        .map_err(|e| match e {
-            jwt::TokenError::Expired => ApiError::TokenExpired,
-            _ => ApiError::TokenInvalid("token rejected"),
-        })?;
+    let claims = jwt::verify(
+        &config.jwt_keys,
+        token,
+        ctx.now(),
+        &config.jwt_issuer,
+        &config.jwt_audience,
+    )
+    .map_err(|e| match e {
+        jwt::TokenError::Expired => ApiError::TokenExpired,
+        _ => ApiError::TokenInvalid("token rejected"),
+    })?;
     let role = Role::parse(&claims.role).ok_or(ApiError::TokenInvalid("token rejected"))?;
-    Ok(Principal { user_id: claims.sub, organization_id: claims.org, role })
+    Ok(Principal {
+        user_id: claims.sub,
+        organization_id: claims.org,
+        role,
+    })
 }

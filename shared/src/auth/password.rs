@@ -40,7 +40,9 @@ pub fn hash(password: &str, salt: [u8; 16]) -> Result<String, HashError> {
 /// Verifies `password` against a PHC string. A malformed hash never verifies.
 pub fn verify(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(parsed) => hasher().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => hasher()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -52,8 +54,12 @@ pub fn verify_dummy(password: &str) {
 
 /// Whether a stored hash uses weaker parameters than the current policy.
 pub fn needs_rehash(phc: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(phc) else { return true };
-    let Ok(params) = Params::try_from(&parsed) else { return true };
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return true;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return true;
+    };
     parsed.algorithm.as_str() != "argon2id"
         || params.m_cost() < M_COST_KIB
         || params.t_cost() < T_COST
@@ -75,7 +81,10 @@ mod tests {
 
     #[test]
     fn dummy_hash_parses_with_current_parameters() {
-        assert!(!needs_rehash(DUMMY_HASH), "DUMMY_HASH must use the current parameters");
+        assert!(
+            !needs_rehash(DUMMY_HASH),
+            "DUMMY_HASH must use the current parameters"
+        );
         assert!(!verify("", DUMMY_HASH));
     }
 
@@ -83,7 +92,9 @@ mod tests {
     fn malformed_hash_never_verifies() {
         assert!(!verify("x", "not a hash"));
         assert!(!verify("x", ""));
-        assert!(needs_rehash("$argon2i$v=19$m=4096,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"));
+        assert!(needs_rehash(
+            "$argon2i$v=19$m=4096,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+        ));
     }
 
     #[test]

@@ -122,12 +122,25 @@ impl Role {
                 DataExport,
                 AssistantExecute,
             ],
-            Role::SeniorScientist => {
-                &[InstrumentsView, InstrumentsControl, RunsView, RunsCreate, DataExport, AssistantExecute]
-            }
-            Role::Scientist => &[InstrumentsView, RunsView, RunsCreate, DataExport, AssistantExecute],
+            Role::SeniorScientist => &[
+                InstrumentsView,
+                InstrumentsControl,
+                RunsView,
+                RunsCreate,
+                DataExport,
+                AssistantExecute,
+            ],
+            Role::Scientist => &[
+                InstrumentsView,
+                RunsView,
+                RunsCreate,
+                DataExport,
+                AssistantExecute,
+            ],
             Role::Technician => &[InstrumentsView, InstrumentsControl, RunsView, RunsCreate],
-            Role::QualityAssurance | Role::ComplianceOfficer => &[InstrumentsView, RunsView, DataExport, AuditView],
+            Role::QualityAssurance | Role::ComplianceOfficer => {
+                &[InstrumentsView, RunsView, DataExport, AuditView]
+            }
             Role::Collaborator => &[InstrumentsView, RunsView, DataExport],
             Role::Viewer => &[InstrumentsView, RunsView],
             Role::Guest => &[InstrumentsView],
@@ -155,8 +168,23 @@ mod tests {
 
     #[test]
     fn only_managers_manage_instruments() {
-        let managers: Vec<_> = Role::ALL.into_iter().filter(|r| r.can(Permission::InstrumentsManage)).collect();
-        assert_eq!(managers, [Role::SuperAdmin, Role::Admin, Role::LabDirector, Role::LabManager]);
-        assert!(Role::ALL.into_iter().all(|r| r.can(Permission::InstrumentsView)));
+        let managers: Vec<_> = Role::ALL
+            .into_iter()
+            .filter(|r| r.can(Permission::InstrumentsManage))
+            .collect();
+        assert_eq!(
+            managers,
+            [
+                Role::SuperAdmin,
+                Role::Admin,
+                Role::LabDirector,
+                Role::LabManager
+            ]
+        );
+        assert!(
+            Role::ALL
+                .into_iter()
+                .all(|r| r.can(Permission::InstrumentsView))
+        );
     }
 }

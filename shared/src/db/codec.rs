@@ -51,8 +51,10 @@ impl QueryResult {
             .enumerate()
             .map(|(i, row)| {
                 let object = self.row_object(row);
-                serde_json::from_value(Value::Object(object))
-                    .map_err(|e| DecodeError { row: i, message: e.to_string() })
+                serde_json::from_value(Value::Object(object)).map_err(|e| DecodeError {
+                    row: i,
+                    message: e.to_string(),
+                })
             })
             .collect()
     }
@@ -66,7 +68,10 @@ impl QueryResult {
                 Value::Object(map) => map.get(&field.name).cloned(),
                 _ => None,
             };
-            object.insert(field.name.clone(), normalize(raw.unwrap_or(Value::Null), field.data_type_id));
+            object.insert(
+                field.name.clone(),
+                normalize(raw.unwrap_or(Value::Null), field.data_type_id),
+            );
         }
         object
     }
@@ -74,11 +79,14 @@ impl QueryResult {
 
 /// Normalises one wire value of type `oid` (see the module docs).
 pub fn normalize(value: Value, type_oid: u32) -> Value {
-    let Value::String(text) = value else { return value };
+    let Value::String(text) = value else {
+        return value;
+    };
     match type_oid {
-        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => {
-            text.parse::<i64>().map(Value::from).unwrap_or(Value::String(text))
-        }
+        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => text
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or(Value::String(text)),
         oid::FLOAT4 | oid::FLOAT8 => match text.parse::<f64>() {
             Ok(f) if f.is_finite() => Value::from(f),
             _ => Value::String(text),
@@ -90,7 +98,10 @@ pub fn normalize(value: Value, type_oid: u32) -> Value {
         },
         oid::JSON | oid::JSONB => serde_json::from_str(&text).unwrap_or(Value::String(text)),
         oid::TIMESTAMPTZ | oid::TIMESTAMP => match parse_pg_timestamp(&text) {
-            Some(ts) => ts.format(&Rfc3339).map(Value::String).unwrap_or(Value::String(text)),
+            Some(ts) => ts
+                .format(&Rfc3339)
+                .map(Value::String)
+                .unwrap_or(Value::String(text)),
             None => Value::String(text),
         },
         _ => Value::String(text),
@@ -110,9 +121,13 @@ pub fn parse_pg_timestamp(text: &str) -> Option<OffsetDateTime> {
     if let Ok(ts) = OffsetDateTime::parse(text, &with_offset) {
         return Some(ts.to_offset(UtcOffset::UTC));
     }
-    let without_offset =
-        format_description!(version = 2, "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]");
-    PrimitiveDateTime::parse(text, &without_offset).ok().map(PrimitiveDateTime::assume_utc)
+    let without_offset = format_description!(
+        version = 2,
+        "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    PrimitiveDateTime::parse(text, &without_offset)
+        .ok()
+        .map(PrimitiveDateTime::assume_utc)
 }
 
 /// PostgreSQL's text form of a UTC timestamp, as the proxy writes it.

@@ -59,7 +59,9 @@ impl ToParam for i64 {
 }
 impl ToParam for OffsetDateTime {
     fn to_param(&self) -> Value {
-        self.format(&Rfc3339).map(Value::String).unwrap_or(Value::Null)
+        self.format(&Rfc3339)
+            .map(Value::String)
+            .unwrap_or(Value::Null)
     }
 }
 /// JSON parameters (for `json`/`jsonb` columns) travel as JSON text.
@@ -89,7 +91,10 @@ macro_rules! params {
 
 /// Builds a [`Statement`].
 pub fn statement(query: impl Into<String>, params: Vec<Value>) -> Statement {
-    Statement { query: query.into(), params }
+    Statement {
+        query: query.into(),
+        params,
+    }
 }
 
 /// Why a database call failed.
@@ -97,7 +102,7 @@ pub fn statement(query: impl Into<String>, params: Vec<Value>) -> Statement {
 pub enum DbError {
     /// PostgreSQL refused the statement.
     #[error("postgres error {}: {}", .0.code.as_deref().unwrap_or("?"), .0.message)]
-    Postgres(wire::ErrorReply),
+    Postgres(Box<wire::ErrorReply>),
     /// The proxy answered with an error that is not a Postgres error.
     #[error("sql proxy replied {status}: {message}")]
     Proxy { status: u16, message: String },
@@ -149,7 +154,9 @@ impl From<DbError> for ApiError {
             }
             _ => match &err {
                 DbError::Transport(_) => ApiError::Unavailable(err.to_string()),
-                DbError::Proxy { status, .. } if *status == 503 || *status == 502 || *status == 504 => {
+                DbError::Proxy { status, .. }
+                    if *status == 503 || *status == 502 || *status == 504 =>
+                {
                     ApiError::Unavailable(err.to_string())
                 }
                 _ => ApiError::Internal(err.to_string()),
@@ -174,7 +181,11 @@ pub struct Db<'a, P> {
 
 impl<'a, P: Platform> Db<'a, P> {
     pub fn new(platform: &'a P, endpoint: &'a str, connection_string: &'a Secret) -> Self {
-        Db { platform, endpoint, connection_string }
+        Db {
+            platform,
+            endpoint,
+            connection_string,
+        }
     }
 
     /// Runs one statement.
@@ -185,7 +196,11 @@ impl<'a, P: Platform> Db<'a, P> {
     }
 
     /// Runs one statement and decodes every row.
-    pub async fn fetch_all<T: DeserializeOwned>(&self, query: &str, params: Vec<Value>) -> Result<Vec<T>, DbError> {
+    pub async fn fetch_all<T: DeserializeOwned>(
+        &self,
+        query: &str,
+        params: Vec<Value>,
+    ) -> Result<Vec<T>, DbError> {
         let result = self.query(query, params).await?;
         result.decode().map_err(|e| DbError::Decode(e.to_string()))
     }
@@ -200,18 +215,30 @@ impl<'a, P: Platform> Db<'a, P> {
     }
 
     /// Runs statements as one transaction; all or nothing.
-    pub async fn batch(&self, queries: Vec<Statement>, options: BatchOptions) -> Result<Vec<QueryResult>, DbError> {
+    pub async fn batch(
+        &self,
+        queries: Vec<Statement>,
+        options: BatchOptions,
+    ) -> Result<Vec<QueryResult>, DbError> {
         let expected = queries.len();
         let body = wire::SqlRequest::Batch(wire::Batch { queries });
         let reply = self.send(&body, Some(options)).await?;
-        let batch: wire::BatchResult = serde_json::from_slice(&reply).map_err(|e| DbError::Decode(e.to_string()))?;
+        let batch: wire::BatchResult =
+            serde_json::from_slice(&reply).map_err(|e| DbError::Decode(e.to_string()))?;
         if batch.results.len() != expected {
-            return Err(DbError::Decode(format!("{} results for {expected} statements", batch.results.len())));
+            return Err(DbError::Decode(format!(
+                "{} results for {expected} statements",
+                batch.results.len()
+            )));
         }
         Ok(batch.results)
     }
 
-    async fn send(&self, body: &wire::SqlRequest, batch: Option<BatchOptions>) -> Result<Bytes, DbError> {
+    async fn send(
+        &self,
+        body: &wire::SqlRequest,
+        batch: Option<BatchOptions>,
+    ) -> Result<Bytes, DbError> {
         let payload = serde_json::to_vec(body).map_err(|e| DbError::Decode(e.to_string()))?;
         let connection = HeaderValue::from_str(self.connection_string.expose())
             .map_err(|_| DbError::Transport("DATABASE_URL is not a valid header value".into()))?;
@@ -223,24 +250,40 @@ impl<'a, P: Platform> Db<'a, P> {
             .header(wire::CONNECTION_STRING, connection);
         if let Some(options) = batch {
             builder = builder
-                .header(wire::BATCH_ISOLATION_LEVEL, options.isolation.header_value())
-                .header(wire::BATCH_READ_ONLY, if options.read_only { "true" } else { "false" });
+                .header(
+                    wire::BATCH_ISOLATION_LEVEL,
+                    options.isolation.header_value(),
+                )
+                .header(
+                    wire::BATCH_READ_ONLY,
+                    if options.read_only { "true" } else { "false" },
+                );
         }
-        let request = builder.body(Bytes::from(payload)).map_err(|e| DbError::Transport(e.to_string()))?;
-        let response = self.platform.fetch(request).await.map_err(|e| DbError::Transport(e.0))?;
+        let request = builder
+            .body(Bytes::from(payload))
+            .map_err(|e| DbError::Transport(e.to_string()))?;
+        let response = self
+            .platform
+            .fetch(request)
+            .await
+            .map_err(|e| DbError::Transport(e.0))?;
         let status = response.status();
         let body = response.into_body();
         if status.is_success() {
             return Ok(body);
         }
-        let reply: wire::ErrorReply = serde_json::from_slice(&body).unwrap_or_else(|_| wire::ErrorReply {
-            message: String::from_utf8_lossy(&body).chars().take(200).collect(),
-            ..Default::default()
-        });
+        let reply: wire::ErrorReply =
+            serde_json::from_slice(&body).unwrap_or_else(|_| wire::ErrorReply {
+                message: String::from_utf8_lossy(&body).chars().take(200).collect(),
+                ..Default::default()
+            });
         if status.as_u16() == 400 && reply.code.is_some() {
-            Err(DbError::Postgres(reply))
+            Err(DbError::Postgres(Box::new(reply)))
         } else {
-            Err(DbError::Proxy { status: status.as_u16(), message: reply.message })
+            Err(DbError::Proxy {
+                status: status.as_u16(),
+                message: reply.message,
+            })
         }
     }
 }

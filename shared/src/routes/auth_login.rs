@@ -72,11 +72,16 @@ pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<
 async fn login<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let input: LoginInput = rq.json(ctx)?;
     let mut problems = Vec::new();
-    let email = Email::parse(&input.email).map_err(|m| problems.push(FieldError::new("email", m))).ok();
+    let email = Email::parse(&input.email)
+        .map_err(|m| problems.push(FieldError::new("email", m)))
+        .ok();
     if input.password.is_empty() {
         problems.push(FieldError::new("password", "Password is required"));
     } else if input.password.chars().count() > MAX_PASSWORD_CHARS {
-        problems.push(FieldError::new("password", format!("Password must be at most {MAX_PASSWORD_CHARS} characters")));
+        problems.push(FieldError::new(
+            "password",
+            format!("Password must be at most {MAX_PASSWORD_CHARS} characters"),
+        ));
     }
     let email = match email {
         Some(email) if problems.is_empty() => email,
@@ -99,7 +104,11 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let verified = password::verify(&input.password, &user.password_hash);
     let role = Role::parse(&user.role);
     let (true, true, Some(role)) = (verified, user.is_active, role) else {
-        let reason = if !verified { "wrong password" } else { "account inactive" };
+        let reason = if !verified {
+            "wrong password"
+        } else {
+            "account inactive"
+        };
         record_failure(ctx, rq, Some(user.organization_id), Some(user.id), reason).await?;
         return Err(ApiError::InvalidCredentials);
     };
@@ -113,8 +122,13 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         role: role.as_str().to_owned(),
         jti: ctx.new_uuid(),
     };
-    let token = jwt::sign(&ctx.config.jwt_keys, &claims, now, ctx.config.access_token_ttl_secs)
-        .map_err(ApiError::internal)?;
+    let token = jwt::sign(
+        &ctx.config.jwt_keys,
+        &claims,
+        now,
+        ctx.config.access_token_ttl_secs,
+    )
+    .map_err(ApiError::internal)?;
 
     let event = audit::Event {
         id: ctx.new_uuid(),
@@ -146,7 +160,13 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         access_token: token,
         token_type: "Bearer",
         expires_in: ctx.config.access_token_ttl_secs,
-        user: LoginUser { id: user.id, organization_id: user.organization_id, email: user.email, name: user.name, role },
+        user: LoginUser {
+            id: user.id,
+            organization_id: user.organization_id,
+            email: user.email,
+            name: user.name,
+            role,
+        },
     })
 }
 

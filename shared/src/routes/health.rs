@@ -30,7 +30,14 @@ pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<
 
 async fn check<P: Platform>(ctx: &Ctx<P>) -> Result<Reply, ApiError> {
     match ctx.db().query("SELECT 1 AS ok", Vec::new()).await {
-        Ok(_) => Reply::ok(Health { status: "ok", database: "reachable", version: crate::API_VERSION }),
-        Err(e) => Err(ApiError::DependencyDown { component: "database", cause: e.to_string() }),
+        Ok(_) => Reply::ok(Health {
+            status: "ok",
+            database: "reachable",
+            version: crate::API_VERSION,
+        }),
+        Err(e) => Err(ApiError::DependencyDown {
+            component: "database",
+            cause: e.to_string(),
+        }),
     }
 }

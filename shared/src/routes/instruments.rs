@@ -92,15 +92,24 @@ struct Cursor {
 
 impl Cursor {
     fn encode(&self) -> String {
-        let text = format!("{}|{}", self.created_at.format(&Rfc3339).unwrap_or_default(), self.id);
+        let text = format!(
+            "{}|{}",
+            self.created_at.format(&Rfc3339).unwrap_or_default(),
+            self.id
+        );
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
     }
 
     fn decode(raw: &str) -> Option<Cursor> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).ok()?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .ok()?;
         let text = String::from_utf8(bytes).ok()?;
         let (ts, id) = text.split_once('|')?;
-        Some(Cursor { created_at: OffsetDateTime::parse(ts, &Rfc3339).ok()?, id: id.parse().ok()? })
+        Some(Cursor {
+            created_at: OffsetDateTime::parse(ts, &Rfc3339).ok()?,
+            id: id.parse().ok()?,
+        })
     }
 }
 
@@ -112,24 +121,40 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let mut problems = Vec::new();
     let status = query.status.as_deref().and_then(|s| {
         InstrumentStatus::parse(s).or_else(|| {
-            problems.push(FieldError::new("status", format!("Must be one of: {}", InstrumentStatus::expected())));
+            problems.push(FieldError::new(
+                "status",
+                format!("Must be one of: {}", InstrumentStatus::expected()),
+            ));
             None
         })
     });
     let kind = query.kind.as_deref().and_then(|s| {
         InstrumentType::parse(s).or_else(|| {
-            problems.push(FieldError::new("type", format!("Must be one of: {}", InstrumentType::expected())));
+            problems.push(FieldError::new(
+                "type",
+                format!("Must be one of: {}", InstrumentType::expected()),
+            ));
             None
         })
     });
-    if query.location.as_ref().is_some_and(|l| l.chars().count() > MAX_TEXT) {
-        problems.push(FieldError::new("location", format!("Must be at most {MAX_TEXT} characters")));
+    if query
+        .location
+        .as_ref()
+        .is_some_and(|l| l.chars().count() > MAX_TEXT)
+    {
+        problems.push(FieldError::new(
+            "location",
+            format!("Must be at most {MAX_TEXT} characters"),
+        ));
     }
     let limit = match query.limit.as_deref().map(str::parse::<i64>) {
         None => DEFAULT_LIMIT,
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
         Some(_) => {
-            problems.push(FieldError::new("limit", format!("Must be an integer from 1 to {MAX_LIMIT}")));
+            problems.push(FieldError::new(
+                "limit",
+                format!("Must be an integer from 1 to {MAX_LIMIT}"),
+            ));
             DEFAULT_LIMIT
         }
     };
@@ -170,7 +195,13 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         .await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
-        items.last().map(|last| Cursor { created_at: last.created_at, id: last.id }.encode())
+        items.last().map(|last| {
+            Cursor {
+                created_at: last.created_at,
+                id: last.id,
+            }
+            .encode()
+        })
     } else {
         None
     };
@@ -216,11 +247,17 @@ impl NewInstrument {
                     None
                 }
                 Some(v) if v.chars().count() > MAX_TEXT => {
-                    problems.push(FieldError::new(field, format!("Must be at most {MAX_TEXT} characters")));
+                    problems.push(FieldError::new(
+                        field,
+                        format!("Must be at most {MAX_TEXT} characters"),
+                    ));
                     None
                 }
                 Some(v) if v.chars().any(char::is_control) => {
-                    problems.push(FieldError::new(field, "Must not contain control characters"));
+                    problems.push(FieldError::new(
+                        field,
+                        "Must not contain control characters",
+                    ));
                     None
                 }
                 other => other,
@@ -233,21 +270,30 @@ impl NewInstrument {
         let firmware = text("firmware", input.firmware, false);
         let kind = InstrumentType::parse(&input.kind);
         if kind.is_none() {
-            problems.push(FieldError::new("type", format!("Must be one of: {}", InstrumentType::expected())));
+            problems.push(FieldError::new(
+                "type",
+                format!("Must be one of: {}", InstrumentType::expected()),
+            ));
         }
         let status = match input.status.as_deref() {
             None => Some(InstrumentStatus::Offline),
             Some(s) => InstrumentStatus::parse(s),
         };
         if status.is_none() {
-            problems.push(FieldError::new("status", format!("Must be one of: {}", InstrumentStatus::expected())));
+            problems.push(FieldError::new(
+                "status",
+                format!("Must be one of: {}", InstrumentStatus::expected()),
+            ));
         }
         let mut document = |field: &str, value: Option<Value>| -> Value {
             match value {
                 None | Some(Value::Null) => json!({}),
                 Some(v @ Value::Object(_)) if v.to_string().len() <= MAX_DOCUMENT_BYTES => v,
                 Some(Value::Object(_)) => {
-                    problems.push(FieldError::new(field, format!("Must be at most {MAX_DOCUMENT_BYTES} bytes")));
+                    problems.push(FieldError::new(
+                        field,
+                        format!("Must be at most {MAX_DOCUMENT_BYTES} bytes"),
+                    ));
                     Value::Null
                 }
                 Some(_) => {
@@ -343,7 +389,10 @@ fn conflict_on_serial(err: DbError) -> ApiError {
     if err.constraint() == Some("instruments_organization_id_serial_number_key") {
         ApiError::Conflict {
             message: "An instrument with this serial number already exists".into(),
-            details: vec![FieldError::new("serialNumber", "Already registered in this organization")],
+            details: vec![FieldError::new(
+                "serialNumber",
+                "Already registered in this organization",
+            )],
         }
     } else {
         err.into()

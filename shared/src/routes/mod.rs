@@ -33,7 +33,12 @@ impl Route {
     /// Whether this route serves `path` (query string excluded).
     pub fn matches(&self, path: &str) -> bool {
         match self.path.strip_suffix("/...") {
-            Some(prefix) => path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/')),
+            Some(prefix) => {
+                path == prefix
+                    || path
+                        .strip_prefix(prefix)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
             None => path == self.path,
         }
     }
@@ -69,7 +74,10 @@ route_table! {
 
 /// The route serving `path`, the most specific first.
 pub fn route_for(path: &str) -> Option<&'static Route> {
-    ROUTES.iter().filter(|r| r.matches(path)).max_by_key(|r| r.specificity())
+    ROUTES
+        .iter()
+        .filter(|r| r.matches(path))
+        .max_by_key(|r| r.specificity())
 }
 
 /// The client address, as the host reports it, in the request's extensions.
@@ -101,12 +109,20 @@ impl Rq {
     }
 
     pub fn user_agent(&self) -> Option<String> {
-        let ua = self.req.headers().get(http::header::USER_AGENT)?.to_str().ok()?;
+        let ua = self
+            .req
+            .headers()
+            .get(http::header::USER_AGENT)?
+            .to_str()
+            .ok()?;
         Some(ua.chars().take(512).collect())
     }
 
     /// Parses the JSON body within the configured size cap.
-    pub fn json<T: serde::de::DeserializeOwned, P: Platform>(&self, ctx: &Ctx<P>) -> Result<T, ApiError> {
+    pub fn json<T: serde::de::DeserializeOwned, P: Platform>(
+        &self,
+        ctx: &Ctx<P>,
+    ) -> Result<T, ApiError> {
         crate::request::parse_json(&self.req, ctx.config.max_body_bytes)
     }
 
@@ -116,7 +132,11 @@ impl Rq {
 
     /// Renders the handler's result in the envelope; internal causes are
     /// logged with the request id and never reach the client.
-    pub fn respond<P: Platform>(self, ctx: &Ctx<P>, result: Result<Reply, ApiError>) -> Response<Bytes> {
+    pub fn respond<P: Platform>(
+        self,
+        ctx: &Ctx<P>,
+        result: Result<Reply, ApiError>,
+    ) -> Response<Bytes> {
         let metadata = Metadata::new(ctx.now(), &self.id);
         match result {
             Ok(reply) => envelope::success(reply, metadata),
@@ -143,7 +163,11 @@ pub fn method_not_allowed(allow: &'static [Method]) -> ApiError {
 
 /// A response for a request refused before any handler ran (body over the
 /// cap, configuration missing, unknown path), still in the envelope.
-pub fn early_failure<P: Platform>(platform: &P, headers: &http::HeaderMap, err: &ApiError) -> Response<Bytes> {
+pub fn early_failure<P: Platform>(
+    platform: &P,
+    headers: &http::HeaderMap,
+    err: &ApiError,
+) -> Response<Bytes> {
     let id = crate::request::request_id(headers, || {
         let mut bytes = [0u8; 16];
         platform.fill_random(&mut bytes);
@@ -154,6 +178,10 @@ pub fn early_failure<P: Platform>(platform: &P, headers: &http::HeaderMap, err: 
 }
 
 /// What a host does with a configuration problem: a generic 500.
-pub fn config_failure<P: Platform>(platform: &P, headers: &http::HeaderMap, err: &ConfigError) -> Response<Bytes> {
+pub fn config_failure<P: Platform>(
+    platform: &P,
+    headers: &http::HeaderMap,
+    err: &ConfigError,
+) -> Response<Bytes> {
     early_failure(platform, headers, &ApiError::internal(err))
 }

@@ -18,7 +18,8 @@ use time::OffsetDateTime;
 use crate::client::TestApp;
 use crate::stack::start_host;
 
-type CaseFn = for<'a> fn(&'a TestApp) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+type CaseFn =
+    for<'a> fn(&'a TestApp) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
 
 macro_rules! cases {
     ($($name:ident),+ $(,)?) => {
@@ -55,7 +56,9 @@ pub fn trials(app: Option<Arc<TestApp>>, runtime: tokio::runtime::Handle) -> Vec
             let case = *case;
             Trial::test(*name, move || {
                 let app = app.ok_or("no test stack")?;
-                runtime.block_on(case(&app)).map_err(|e| format!("{e:#}").into())
+                runtime
+                    .block_on(case(&app))
+                    .map_err(|e| format!("{e:#}").into())
             })
         })
         .collect()
@@ -64,15 +67,23 @@ pub fn trials(app: Option<Arc<TestApp>>, runtime: tokio::runtime::Handle) -> Vec
 async fn health_reports_database_reachable(app: &TestApp) -> anyhow::Result<()> {
     let resp = app.get("/api/health", None).await?;
     let data = resp.expect_ok(200)?;
-    ensure!(data["database"] == "reachable" && data["status"] == "ok", "{data}");
+    ensure!(
+        data["database"] == "reachable" && data["status"] == "ok",
+        "{data}"
+    );
     ensure!(resp.json["metadata"]["version"] == shared::API_VERSION);
     ensure!(
-        resp.headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("application/json; charset=utf-8")
+        resp.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            == Some("application/json; charset=utf-8")
     );
     Ok(())
 }
 
-async fn health_is_503_in_the_envelope_when_the_database_is_down(app: &TestApp) -> anyhow::Result<()> {
+async fn health_is_503_in_the_envelope_when_the_database_is_down(
+    app: &TestApp,
+) -> anyhow::Result<()> {
     // A second host whose proxy address answers nothing.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let env: Vec<(String, String)> = app
@@ -80,20 +91,34 @@ async fn health_is_503_in_the_envelope_when_the_database_is_down(app: &TestApp) 
         .function_env
         .iter()
         .map(|(k, v)| {
-            let v = if k == "SQL_PROXY_URL" { format!("http://{dead}/sql") } else { v.clone() };
+            let v = if k == "SQL_PROXY_URL" {
+                format!("http://{dead}/sql")
+            } else {
+                v.clone()
+            };
             (k.clone(), v)
         })
         .collect();
     let host = start_host(app.stack.kind, &env).await?;
     let result = async {
-        let resp = app.http.get(format!("{}/api/health", host.base_url)).send().await?;
+        let resp = app
+            .http
+            .get(format!("{}/api/health", host.base_url))
+            .send()
+            .await?;
         let status = resp.status().as_u16();
         let json: Value = resp.json().await?;
         ensure!(status == 503, "status {status}: {json}");
-        ensure!(json["success"] == false && json["error"]["code"] == "SERVICE_UNAVAILABLE", "{json}");
+        ensure!(
+            json["success"] == false && json["error"]["code"] == "SERVICE_UNAVAILABLE",
+            "{json}"
+        );
         ensure!(json["error"]["details"][0]["field"] == "database", "{json}");
         let text = json.to_string();
-        ensure!(!text.contains("127.0.0.1") && !text.contains("refused"), "internal text leaked: {text}");
+        ensure!(
+            !text.contains("127.0.0.1") && !text.contains("refused"),
+            "internal text leaked: {text}"
+        );
         Ok(())
     }
     .await;
@@ -102,33 +127,81 @@ async fn health_is_503_in_the_envelope_when_the_database_is_down(app: &TestApp) 
 }
 
 async fn request_id_is_honoured_or_generated(app: &TestApp) -> anyhow::Result<()> {
-    let resp = app.send(Method::GET, "/api/health", None, &[("x-request-id", "lab-42.trace")], None).await?;
-    ensure!(resp.json["metadata"]["requestId"] == "lab-42.trace", "{}", resp.json);
-    ensure!(resp.headers.get("x-request-id").and_then(|v| v.to_str().ok()) == Some("lab-42.trace"));
+    let resp = app
+        .send(
+            Method::GET,
+            "/api/health",
+            None,
+            &[("x-request-id", "lab-42.trace")],
+            None,
+        )
+        .await?;
+    ensure!(
+        resp.json["metadata"]["requestId"] == "lab-42.trace",
+        "{}",
+        resp.json
+    );
+    ensure!(
+        resp.headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            == Some("lab-42.trace")
+    );
     let hostile = "<script>".repeat(30);
-    let resp = app.send(Method::GET, "/api/health", None, &[("x-request-id", &hostile)], None).await?;
-    let id = resp.json["metadata"]["requestId"].as_str().unwrap_or_default();
-    ensure!(id.starts_with("req_") && id.len() == 36, "generated id expected, got {id}");
+    let resp = app
+        .send(
+            Method::GET,
+            "/api/health",
+            None,
+            &[("x-request-id", &hostile)],
+            None,
+        )
+        .await?;
+    let id = resp.json["metadata"]["requestId"]
+        .as_str()
+        .unwrap_or_default();
+    ensure!(
+        id.starts_with("req_") && id.len() == 36,
+        "generated id expected, got {id}"
+    );
     Ok(())
 }
 
 async fn unknown_path_is_404_in_the_envelope(app: &TestApp) -> anyhow::Result<()> {
-    app.get("/api/v1/nothing-here", None).await?.expect_error(404, "RESOURCE_NOT_FOUND")?;
-    app.get("/api/health/extra", None).await?.expect_error(404, "RESOURCE_NOT_FOUND")?;
+    app.get("/api/v1/nothing-here", None)
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    app.get("/api/health/extra", None)
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
     Ok(())
 }
 
 async fn login_returns_a_working_token(app: &TestApp) -> anyhow::Result<()> {
     let user = app.new_org_user(Role::Scientist).await?;
     let resp = app
-        .post("/api/auth/login", None, &json!({ "email": user.email.to_uppercase(), "password": user.password }))
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": user.email.to_uppercase(), "password": user.password }),
+        )
         .await?;
     let data = resp.expect_ok(200)?;
-    ensure!(data["tokenType"] == "Bearer" && data["expiresIn"] == 900, "{data}");
-    ensure!(data["user"]["role"] == "SCIENTIST" && data["user"]["email"] == user.email.as_str(), "{data}");
-    ensure!(data["user"].get("passwordHash").is_none() && !resp.json.to_string().contains("argon2"));
+    ensure!(
+        data["tokenType"] == "Bearer" && data["expiresIn"] == 900,
+        "{data}"
+    );
+    ensure!(
+        data["user"]["role"] == "SCIENTIST" && data["user"]["email"] == user.email.as_str(),
+        "{data}"
+    );
+    ensure!(
+        data["user"].get("passwordHash").is_none() && !resp.json.to_string().contains("argon2")
+    );
     let token = data["accessToken"].as_str().context("token")?;
-    app.get("/api/v1/instruments", Some(token)).await?.expect_ok(200)?;
+    app.get("/api/v1/instruments", Some(token))
+        .await?
+        .expect_ok(200)?;
     let db = app.db().await?;
     let row = db
         .query_one(
@@ -136,23 +209,50 @@ async fn login_returns_a_working_token(app: &TestApp) -> anyhow::Result<()> {
             &[&user.id, &resp.json["metadata"]["requestId"].as_str().unwrap_or_default()],
         )
         .await?;
-    ensure!(row.get::<_, i64>(0) == 1, "login success must be audited with its request id");
+    ensure!(
+        row.get::<_, i64>(0) == 1,
+        "login success must be audited with its request id"
+    );
     Ok(())
 }
 
 async fn login_failures_are_indistinguishable(app: &TestApp) -> anyhow::Result<()> {
     let user = app.new_org_user(Role::Admin).await?;
-    let wrong = app.post("/api/auth/login", None, &json!({ "email": user.email, "password": "wrong-password" })).await?;
+    let wrong = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": user.email, "password": "wrong-password" }),
+        )
+        .await?;
     let unknown = app
-        .post("/api/auth/login", None, &json!({ "email": "nobody-here@example.org", "password": "wrong-password" }))
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": "nobody-here@example.org", "password": "wrong-password" }),
+        )
         .await?;
     wrong.expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
     unknown.expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
-    ensure!(wrong.json["error"] == unknown.json["error"], "{} vs {}", wrong.json, unknown.json);
+    ensure!(
+        wrong.json["error"] == unknown.json["error"],
+        "{} vs {}",
+        wrong.json,
+        unknown.json
+    );
     let db = app.db().await?;
-    db.execute("UPDATE users SET is_active = false WHERE id = $1", &[&user.id]).await?;
-    let inactive =
-        app.post("/api/auth/login", None, &json!({ "email": user.email, "password": user.password })).await?;
+    db.execute(
+        "UPDATE users SET is_active = false WHERE id = $1",
+        &[&user.id],
+    )
+    .await?;
+    let inactive = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": user.email, "password": user.password }),
+        )
+        .await?;
     inactive.expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
     ensure!(inactive.json["error"] == unknown.json["error"]);
     let failures: i64 = db
@@ -162,49 +262,120 @@ async fn login_failures_are_indistinguishable(app: &TestApp) -> anyhow::Result<(
         )
         .await?
         .get(0);
-    ensure!(failures == 2, "each failed login is audited, got {failures}");
+    ensure!(
+        failures == 2,
+        "each failed login is audited, got {failures}"
+    );
     Ok(())
 }
 
 async fn login_rejects_bad_input_and_changes_nothing(app: &TestApp) -> anyhow::Result<()> {
     let db = app.db().await?;
-    let before: i64 = db.query_one("SELECT count(*) FROM audit_events", &[]).await?.get(0);
+    let before: i64 = db
+        .query_one("SELECT count(*) FROM audit_events", &[])
+        .await?
+        .get(0);
     let post_raw = |content_type: &'static str, body: Vec<u8>| {
-        app.send(Method::POST, "/api/auth/login", None, &[], Some((content_type, body)))
+        app.send(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            &[],
+            Some((content_type, body)),
+        )
     };
     let malformed = post_raw("application/json", b"{\"email\": ".to_vec()).await?;
     malformed.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(malformed.detail_fields() == ["body"], "{}", malformed.json);
-    let missing = app.post("/api/auth/login", None, &json!({ "email": "a@b.co" })).await?;
+    let missing = app
+        .post("/api/auth/login", None, &json!({ "email": "a@b.co" }))
+        .await?;
     missing.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(missing.detail_fields() == ["password"], "{}", missing.json);
-    let unknown = app.post("/api/auth/login", None, &json!({ "email": "a@b.co", "password": "x", "admin": true })).await?;
+    let unknown = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": "a@b.co", "password": "x", "admin": true }),
+        )
+        .await?;
     unknown.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(unknown.detail_fields() == ["admin"], "{}", unknown.json);
-    let bad_email = app.post("/api/auth/login", None, &json!({ "email": "not-an-email", "password": "x" })).await?;
+    let bad_email = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": "not-an-email", "password": "x" }),
+        )
+        .await?;
     bad_email.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(bad_email.detail_fields() == ["email"], "{}", bad_email.json);
-    let wrong_type = app.post("/api/auth/login", None, &json!({ "email": 42, "password": "x" })).await?;
+    let wrong_type = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": 42, "password": "x" }),
+        )
+        .await?;
     wrong_type.expect_error(400, "VALIDATION_ERROR")?;
-    ensure!(wrong_type.detail_fields() == ["email"], "{}", wrong_type.json);
-    post_raw("text/plain", b"email=a".to_vec()).await?.expect_error(415, "UNSUPPORTED_MEDIA_TYPE")?;
-    post_raw("application/json", Vec::new()).await?.expect_error(400, "VALIDATION_ERROR")?;
-    let huge = format!("{{\"email\":\"a@b.co\",\"password\":\"{}\"}}", "x".repeat(2 << 20));
-    post_raw("application/json", huge.into_bytes()).await?.expect_error(413, "PAYLOAD_TOO_LARGE")?;
-    let nul = app.post("/api/auth/login", None, &json!({ "email": "a\u{0}@b.co", "password": "x" })).await?;
+    ensure!(
+        wrong_type.detail_fields() == ["email"],
+        "{}",
+        wrong_type.json
+    );
+    post_raw("text/plain", b"email=a".to_vec())
+        .await?
+        .expect_error(415, "UNSUPPORTED_MEDIA_TYPE")?;
+    post_raw("application/json", Vec::new())
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
+    let huge = format!(
+        "{{\"email\":\"a@b.co\",\"password\":\"{}\"}}",
+        "x".repeat(2 << 20)
+    );
+    post_raw("application/json", huge.into_bytes())
+        .await?
+        .expect_error(413, "PAYLOAD_TOO_LARGE")?;
+    let nul = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": "a\u{0}@b.co", "password": "x" }),
+        )
+        .await?;
     nul.expect_error(400, "VALIDATION_ERROR")?;
-    let after: i64 = db.query_one("SELECT count(*) FROM audit_events", &[]).await?.get(0);
-    ensure!(before == after, "bad input must change nothing ({before} -> {after})");
+    let after: i64 = db
+        .query_one("SELECT count(*) FROM audit_events", &[])
+        .await?
+        .get(0);
+    ensure!(
+        before == after,
+        "bad input must change nothing ({before} -> {after})"
+    );
     for resp in [&malformed, &missing, &unknown, &wrong_type] {
         let text = resp.json.to_string();
-        ensure!(!text.contains("panicked") && !text.contains("serde"), "internal text leaked: {text}");
+        ensure!(
+            !text.contains("panicked") && !text.contains("serde"),
+            "internal text leaked: {text}"
+        );
     }
     Ok(())
 }
 
-fn forge(app: &TestApp, kid: &str, secret: &[u8], claims: AccessClaims, now: OffsetDateTime, ttl: i64) -> String {
-    let keys = [JwtKey { kid: kid.to_owned(), secret: secret.to_vec() }];
-    jwt::sign(&keys, &claims, now, ttl).unwrap_or_else(|e| panic!("signing failed: {e} ({})", app.stack.base_url))
+fn forge(
+    app: &TestApp,
+    kid: &str,
+    secret: &[u8],
+    claims: AccessClaims,
+    now: OffsetDateTime,
+    ttl: i64,
+) -> String {
+    let keys = [JwtKey {
+        kid: kid.to_owned(),
+        secret: secret.to_vec(),
+    }];
+    jwt::sign(&keys, &claims, now, ttl)
+        .unwrap_or_else(|e| panic!("signing failed: {e} ({})", app.stack.base_url))
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -225,43 +396,126 @@ async fn hostile_tokens_are_refused(app: &TestApp) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
     // The forged-but-correct token works: the refusals below are about the hostile part only.
     let control = forge(app, "k1", &key, good.clone(), now, 300);
-    app.get("/api/v1/instruments", Some(&control)).await?.expect_ok(200)?;
+    app.get("/api/v1/instruments", Some(&control))
+        .await?
+        .expect_ok(200)?;
 
     let parts: Vec<&str> = token.split('.').collect();
     ensure!(parts.len() == 3);
-    let payload: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1])?)?;
+    let payload: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1])?,
+    )?;
     let mut tampered = payload.clone();
     tampered["role"] = json!("SUPER_ADMIN");
-    let tampered = format!("{}.{}.{}", parts[0], b64(tampered.to_string().as_bytes()), parts[2]);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(tampered.to_string().as_bytes()),
+        parts[2]
+    );
     let mut hostile = vec![
         ("tampered payload", tampered),
         ("stripped signature", format!("{}.{}.", parts[0], parts[1])),
         ("garbage", "not.a.token".to_owned()),
-        ("expired", forge(app, "k1", &key, good.clone(), now - time::Duration::hours(2), 300)),
-        ("not yet valid", forge(app, "k1", &key, good.clone(), now + time::Duration::hours(1), 7200)),
-        ("wrong issuer", forge(app, "k1", &key, AccessClaims { iss: "evil".into(), ..good.clone() }, now, 300)),
-        ("wrong audience", forge(app, "k1", &key, AccessClaims { aud: "other".into(), ..good.clone() }, now, 300)),
-        ("unknown kid", forge(app, "k9", &key, good.clone(), now, 300)),
-        ("wrong key", forge(app, "k1", &[7u8; 32], good.clone(), now, 300)),
+        (
+            "expired",
+            forge(
+                app,
+                "k1",
+                &key,
+                good.clone(),
+                now - time::Duration::hours(2),
+                300,
+            ),
+        ),
+        (
+            "not yet valid",
+            forge(
+                app,
+                "k1",
+                &key,
+                good.clone(),
+                now + time::Duration::hours(1),
+                7200,
+            ),
+        ),
+        (
+            "wrong issuer",
+            forge(
+                app,
+                "k1",
+                &key,
+                AccessClaims {
+                    iss: "evil".into(),
+                    ..good.clone()
+                },
+                now,
+                300,
+            ),
+        ),
+        (
+            "wrong audience",
+            forge(
+                app,
+                "k1",
+                &key,
+                AccessClaims {
+                    aud: "other".into(),
+                    ..good.clone()
+                },
+                now,
+                300,
+            ),
+        ),
+        (
+            "unknown kid",
+            forge(app, "k9", &key, good.clone(), now, 300),
+        ),
+        (
+            "wrong key",
+            forge(app, "k1", &[7u8; 32], good.clone(), now, 300),
+        ),
     ];
     for alg in ["none", "None", "NONE", "nOnE"] {
-        let header = b64(json!({ "alg": alg, "typ": "at+jwt", "kid": "k1" }).to_string().as_bytes());
+        let header = b64(json!({ "alg": alg, "typ": "at+jwt", "kid": "k1" })
+            .to_string()
+            .as_bytes());
         hostile.push(("alg none", format!("{header}.{}.", parts[1])));
     }
-    let hs512 = b64(json!({ "alg": "HS512", "typ": "at+jwt", "kid": "k1" }).to_string().as_bytes());
+    let hs512 = b64(json!({ "alg": "HS512", "typ": "at+jwt", "kid": "k1" })
+        .to_string()
+        .as_bytes());
     hostile.push(("alg HS512", format!("{hs512}.{}.{}", parts[1], parts[2])));
-    let untyped = b64(json!({ "alg": "HS256", "kid": "k1" }).to_string().as_bytes());
+    let untyped = b64(json!({ "alg": "HS256", "kid": "k1" })
+        .to_string()
+        .as_bytes());
     hostile.push(("no typ", format!("{untyped}.{}.{}", parts[1], parts[2])));
     for (what, bad) in hostile {
         let resp = app.get("/api/v1/instruments", Some(&bad)).await?;
-        let code = if what == "expired" { "AUTH_TOKEN_EXPIRED" } else { "AUTH_TOKEN_INVALID" };
-        resp.expect_error(401, code).with_context(|| format!("{what} token"))?;
-        ensure!(resp.headers.get("www-authenticate").is_some(), "{what}: WWW-Authenticate missing");
+        let code = if what == "expired" {
+            "AUTH_TOKEN_EXPIRED"
+        } else {
+            "AUTH_TOKEN_INVALID"
+        };
+        resp.expect_error(401, code)
+            .with_context(|| format!("{what} token"))?;
+        ensure!(
+            resp.headers.get("www-authenticate").is_some(),
+            "{what}: WWW-Authenticate missing"
+        );
     }
-    app.get("/api/v1/instruments", None).await?.expect_error(401, "AUTH_TOKEN_INVALID")?;
-    app.send(Method::GET, "/api/v1/instruments", None, &[("authorization", "Basic YTpi")], None)
+    app.get("/api/v1/instruments", None)
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.send(
+        Method::GET,
+        "/api/v1/instruments",
+        None,
+        &[("authorization", "Basic YTpi")],
+        None,
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
     Ok(())
 }
 
@@ -284,14 +538,26 @@ async fn admin_creates_and_lists_instruments(app: &TestApp) -> anyhow::Result<()
     });
     let resp = app.post("/api/v1/instruments", Some(&token), &body).await?;
     let created = resp.expect_ok(201)?.clone();
-    ensure!(created["name"] == "Illumina NovaSeq 6000", "names are trimmed: {created}");
-    ensure!(created["type"] == "dna_sequencer" && created["serialNumber"] == "NS-0001", "{created}");
-    ensure!(created["configuration"]["readLength"] == 150 && created["version"] == 1, "{created}");
+    ensure!(
+        created["name"] == "Illumina NovaSeq 6000",
+        "names are trimmed: {created}"
+    );
+    ensure!(
+        created["type"] == "dna_sequencer" && created["serialNumber"] == "NS-0001",
+        "{created}"
+    );
+    ensure!(
+        created["configuration"]["readLength"] == 150 && created["version"] == 1,
+        "{created}"
+    );
     ensure!(created["createdBy"] == admin.id.to_string(), "{created}");
     let id = created["id"].as_str().context("id")?.to_owned();
     let list = app.get("/api/v1/instruments", Some(&token)).await?;
     let data = list.expect_ok(200)?;
-    ensure!(data["items"].as_array().map(Vec::len) == Some(1) && data["items"][0] == created, "{data}");
+    ensure!(
+        data["items"].as_array().map(Vec::len) == Some(1) && data["items"][0] == created,
+        "{data}"
+    );
     ensure!(data["nextCursor"].is_null());
     let db = app.db().await?;
     let row = db
@@ -303,7 +569,10 @@ async fn admin_creates_and_lists_instruments(app: &TestApp) -> anyhow::Result<()
         )
         .await?;
     ensure!(row.get::<_, uuid::Uuid>(0) == admin.organization_id);
-    ensure!(row.get::<_, i64>(1) == 1, "the creation is audited in the same transaction");
+    ensure!(
+        row.get::<_, i64>(1) == 1,
+        "the creation is audited in the same transaction"
+    );
     Ok(())
 }
 
@@ -317,20 +586,48 @@ async fn list_filters_and_paginates(app: &TestApp) -> anyhow::Result<()> {
         ("Reader 1", "plate_reader", "idle", "Lab C"),
     ];
     for (name, kind, status, location) in specs {
-        app.post("/api/v1/instruments", Some(&token), &instrument(name, kind, status, location)).await?.expect_ok(201)?;
+        app.post(
+            "/api/v1/instruments",
+            Some(&token),
+            &instrument(name, kind, status, location),
+        )
+        .await?
+        .expect_ok(201)?;
     }
     let names = |resp: &crate::client::Resp| -> Vec<String> {
         resp.json["data"]["items"]
             .as_array()
-            .map(|items| items.iter().filter_map(|i| i["name"].as_str().map(str::to_owned)).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    let freezers = app.get("/api/v1/instruments?type=freezer", Some(&token)).await?;
+    let freezers = app
+        .get("/api/v1/instruments?type=freezer", Some(&token))
+        .await?;
     freezers.expect_ok(200)?;
-    ensure!(names(&freezers) == ["Freezer 2", "Freezer 1"], "newest first: {:?}", names(&freezers));
-    let online = app.get("/api/v1/instruments?status=online", Some(&token)).await?;
-    ensure!(names(&online) == ["HPLC 1", "Freezer 1"], "{:?}", names(&online));
-    let lab_b = app.get("/api/v1/instruments?location=Lab%20B&status=running", Some(&token)).await?;
+    ensure!(
+        names(&freezers) == ["Freezer 2", "Freezer 1"],
+        "newest first: {:?}",
+        names(&freezers)
+    );
+    let online = app
+        .get("/api/v1/instruments?status=online", Some(&token))
+        .await?;
+    ensure!(
+        names(&online) == ["HPLC 1", "Freezer 1"],
+        "{:?}",
+        names(&online)
+    );
+    let lab_b = app
+        .get(
+            "/api/v1/instruments?location=Lab%20B&status=running",
+            Some(&token),
+        )
+        .await?;
     ensure!(names(&lab_b) == ["qPCR 1"], "{:?}", names(&lab_b));
     let mut seen = Vec::new();
     let mut path = "/api/v1/instruments?limit=2".to_owned();
@@ -346,7 +643,10 @@ async fn list_filters_and_paginates(app: &TestApp) -> anyhow::Result<()> {
         }
         ensure!(seen.len() <= 5, "pagination must end");
     }
-    ensure!(seen == ["Reader 1", "qPCR 1", "HPLC 1", "Freezer 2", "Freezer 1"], "{seen:?}");
+    ensure!(
+        seen == ["Reader 1", "qPCR 1", "HPLC 1", "Freezer 2", "Freezer 1"],
+        "{seen:?}"
+    );
     Ok(())
 }
 
@@ -362,9 +662,16 @@ async fn list_rejects_bad_query(app: &TestApp) -> anyhow::Result<()> {
         ("cursor=bm90LWEtY3Vyc29y", "cursor"),
         ("colour=red", "colour"),
     ] {
-        let resp = app.get(&format!("/api/v1/instruments?{query}"), Some(&token)).await?;
-        resp.expect_error(400, "VALIDATION_ERROR").with_context(|| query.to_owned())?;
-        ensure!(resp.detail_fields().contains(&field.to_owned()), "{query}: {}", resp.json);
+        let resp = app
+            .get(&format!("/api/v1/instruments?{query}"), Some(&token))
+            .await?;
+        resp.expect_error(400, "VALIDATION_ERROR")
+            .with_context(|| query.to_owned())?;
+        ensure!(
+            resp.detail_fields().contains(&field.to_owned()),
+            "{query}: {}",
+            resp.json
+        );
     }
     Ok(())
 }
@@ -374,24 +681,43 @@ async fn create_validates_input_and_changes_nothing(app: &TestApp) -> anyhow::Re
     let cases = [
         (json!({ "type": "hplc" }), vec!["name"]),
         (json!({ "name": "  ", "type": "hplc" }), vec!["name"]),
-        (json!({ "name": "X", "type": "toaster", "status": "melting" }), vec!["type", "status"]),
-        (json!({ "name": "X", "type": "hplc", "configuration": [1, 2] }), vec!["configuration"]),
-        (json!({ "name": "X", "type": "hplc", "calibration": "yesterday" }), vec!["calibration"]),
-        (json!({ "name": "X".repeat(256), "type": "hplc" }), vec!["name"]),
-        (json!({ "name": "X", "type": "hplc", "owner": "me" }), vec!["owner"]),
+        (
+            json!({ "name": "X", "type": "toaster", "status": "melting" }),
+            vec!["type", "status"],
+        ),
+        (
+            json!({ "name": "X", "type": "hplc", "configuration": [1, 2] }),
+            vec!["configuration"],
+        ),
+        (
+            json!({ "name": "X", "type": "hplc", "calibration": "yesterday" }),
+            vec!["calibration"],
+        ),
+        (
+            json!({ "name": "X".repeat(256), "type": "hplc" }),
+            vec!["name"],
+        ),
+        (
+            json!({ "name": "X", "type": "hplc", "owner": "me" }),
+            vec!["owner"],
+        ),
         (json!({ "name": 7, "type": "hplc" }), vec!["name"]),
         (json!({ "name": "X\u{7}", "type": "hplc" }), vec!["name"]),
         (json!([]), vec!["body"]),
     ];
     for (body, fields) in cases {
         let resp = app.post("/api/v1/instruments", Some(&token), &body).await?;
-        resp.expect_error(400, "VALIDATION_ERROR").with_context(|| body.to_string())?;
+        resp.expect_error(400, "VALIDATION_ERROR")
+            .with_context(|| body.to_string())?;
         let got = resp.detail_fields();
         ensure!(got == fields, "{body}: expected {fields:?}, got {got:?}");
     }
     let db = app.db().await?;
     let count: i64 = db
-        .query_one("SELECT count(*) FROM instruments WHERE organization_id = $1", &[&admin.organization_id])
+        .query_one(
+            "SELECT count(*) FROM instruments WHERE organization_id = $1",
+            &[&admin.organization_id],
+        )
         .await?
         .get(0);
     ensure!(count == 0, "invalid input must create nothing");
@@ -402,13 +728,17 @@ async fn duplicate_serial_number_is_409(app: &TestApp) -> anyhow::Result<()> {
     let (admin, token) = app.admin().await?;
     let mut body = instrument("Centrifuge", "centrifuge", "idle", "Lab D");
     body["serialNumber"] = json!("CF-77");
-    app.post("/api/v1/instruments", Some(&token), &body).await?.expect_ok(201)?;
+    app.post("/api/v1/instruments", Some(&token), &body)
+        .await?
+        .expect_ok(201)?;
     let resp = app.post("/api/v1/instruments", Some(&token), &body).await?;
     resp.expect_error(409, "CONFLICT")?;
     ensure!(resp.detail_fields() == ["serialNumber"], "{}", resp.json);
     // The same serial number in another organization is fine.
     let (_, other) = app.admin().await?;
-    app.post("/api/v1/instruments", Some(&other), &body).await?.expect_ok(201)?;
+    app.post("/api/v1/instruments", Some(&other), &body)
+        .await?
+        .expect_ok(201)?;
     let db = app.db().await?;
     let audits: i64 = db
         .query_one(
@@ -417,7 +747,10 @@ async fn duplicate_serial_number_is_409(app: &TestApp) -> anyhow::Result<()> {
         )
         .await?
         .get(0);
-    ensure!(audits == 1, "the refused insert rolled its audit event back too, got {audits}");
+    ensure!(
+        audits == 1,
+        "the refused insert rolled its audit event back too, got {audits}"
+    );
     Ok(())
 }
 
@@ -427,15 +760,22 @@ async fn creating_needs_instruments_manage(app: &TestApp) -> anyhow::Result<()> 
         let user = app.new_user(admin.organization_id, role).await?;
         let token = app.login(&user).await?;
         let resp = app
-            .post("/api/v1/instruments", Some(&token), &instrument(&format!("{role:?}"), "incubator", "idle", "L"))
+            .post(
+                "/api/v1/instruments",
+                Some(&token),
+                &instrument(&format!("{role:?}"), "incubator", "idle", "L"),
+            )
             .await?;
         let allowed = role.can(shared::auth::Permission::InstrumentsManage);
         if allowed {
             resp.expect_ok(201).with_context(|| format!("{role:?}"))?;
         } else {
-            resp.expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS").with_context(|| format!("{role:?}"))?;
+            resp.expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")
+                .with_context(|| format!("{role:?}"))?;
         }
-        app.get("/api/v1/instruments", Some(&token)).await?.expect_ok(200)?;
+        app.get("/api/v1/instruments", Some(&token))
+            .await?
+            .expect_ok(200)?;
     }
     Ok(())
 }
@@ -443,19 +783,31 @@ async fn creating_needs_instruments_manage(app: &TestApp) -> anyhow::Result<()> 
 async fn organizations_are_isolated(app: &TestApp) -> anyhow::Result<()> {
     let (_, token_a) = app.admin().await?;
     let (_, token_b) = app.admin().await?;
-    app.post("/api/v1/instruments", Some(&token_a), &instrument("Only A", "microscope", "idle", "A"))
-        .await?
-        .expect_ok(201)?;
+    app.post(
+        "/api/v1/instruments",
+        Some(&token_a),
+        &instrument("Only A", "microscope", "idle", "A"),
+    )
+    .await?
+    .expect_ok(201)?;
     let b = app.get("/api/v1/instruments", Some(&token_b)).await?;
-    let items = b.expect_ok(200)?["items"].as_array().cloned().unwrap_or_default();
-    ensure!(items.is_empty(), "organization B sees A's instruments: {items:?}");
+    let items = b.expect_ok(200)?["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        items.is_empty(),
+        "organization B sees A's instruments: {items:?}"
+    );
     let a = app.get("/api/v1/instruments", Some(&token_a)).await?;
     ensure!(a.expect_ok(200)?["items"].as_array().map(Vec::len) == Some(1));
     Ok(())
 }
 
 async fn wrong_method_is_405_with_allow(app: &TestApp) -> anyhow::Result<()> {
-    let resp = app.send(Method::DELETE, "/api/v1/instruments", None, &[], None).await?;
+    let resp = app
+        .send(Method::DELETE, "/api/v1/instruments", None, &[], None)
+        .await?;
     resp.expect_error(405, "METHOD_NOT_ALLOWED")?;
     ensure!(resp.headers.get("allow").and_then(|v| v.to_str().ok()) == Some("GET, POST"));
     let resp = app.get("/api/auth/login", None).await?;

@@ -21,14 +21,24 @@ pub struct Resp {
 impl Resp {
     /// Asserts a failure envelope with `status` and `code`.
     pub fn expect_error(&self, status: u16, code: &str) -> anyhow::Result<&Self> {
-        if self.status != status || self.json["success"] != Value::Bool(false) || self.json["error"]["code"] != code {
-            bail!("expected {status} {code}, got {} {}", self.status, self.json);
+        if self.status != status
+            || self.json["success"] != Value::Bool(false)
+            || self.json["error"]["code"] != code
+        {
+            bail!(
+                "expected {status} {code}, got {} {}",
+                self.status,
+                self.json
+            );
         }
         if !self.json["error"]["message"].is_string() || !self.json["error"]["details"].is_array() {
             bail!("error envelope lacks message/details: {}", self.json);
         }
         let meta = &self.json["metadata"];
-        if !meta["requestId"].is_string() || !meta["timestamp"].is_string() || !meta["version"].is_string() {
+        if !meta["requestId"].is_string()
+            || !meta["timestamp"].is_string()
+            || !meta["version"].is_string()
+        {
             bail!("envelope lacks metadata: {}", self.json);
         }
         Ok(self)
@@ -37,7 +47,11 @@ impl Resp {
     /// Asserts a success envelope with `status`; returns `data`.
     pub fn expect_ok(&self, status: u16) -> anyhow::Result<&Value> {
         if self.status != status || self.json["success"] != Value::Bool(true) {
-            bail!("expected {status} success, got {} {}", self.status, self.json);
+            bail!(
+                "expected {status} success, got {} {}",
+                self.status,
+                self.json
+            );
         }
         Ok(&self.json["data"])
     }
@@ -46,7 +60,11 @@ impl Resp {
     pub fn detail_fields(&self) -> Vec<String> {
         self.json["error"]["details"]
             .as_array()
-            .map(|d| d.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+            .map(|d| {
+                d.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -109,17 +127,37 @@ impl TestApp {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.bytes().await?;
-        let json = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{status} reply is not JSON: {}", String::from_utf8_lossy(&bytes)))?;
-        Ok(Resp { status, headers, json })
+        let json = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{status} reply is not JSON: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })?;
+        Ok(Resp {
+            status,
+            headers,
+            json,
+        })
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> anyhow::Result<Resp> {
         self.send(Method::GET, path, token, &[], None).await
     }
 
-    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> anyhow::Result<Resp> {
-        self.send(Method::POST, path, token, &[], Some(("application/json", serde_json::to_vec(body)?))).await
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<Resp> {
+        self.send(
+            Method::POST,
+            path,
+            token,
+            &[],
+            Some(("application/json", serde_json::to_vec(body)?)),
+        )
+        .await
     }
 
     /// A new organization with one user of `role`.
@@ -127,7 +165,10 @@ impl TestApp {
         let slug = format!("org-{}", random_hex(6));
         let client = dbctl::connect(&self.stack.admin_db_url).await?;
         let row = client
-            .query_one("INSERT INTO organizations (name, slug) VALUES ($1, $1) RETURNING id", &[&slug])
+            .query_one(
+                "INSERT INTO organizations (name, slug) VALUES ($1, $1) RETURNING id",
+                &[&slug],
+            )
             .await?;
         self.new_user(row.get(0), role).await
     }
@@ -146,16 +187,29 @@ impl TestApp {
                 &[&organization_id, &email, &hash, &"Test User", &role.as_str()],
             )
             .await?;
-        Ok(User { id: row.get(0), organization_id, email, password, role })
+        Ok(User {
+            id: row.get(0),
+            organization_id,
+            email,
+            password,
+            role,
+        })
     }
 
     /// Logs in through the API; returns the access token.
     pub async fn login(&self, user: &User) -> anyhow::Result<String> {
         let resp = self
-            .post("/api/auth/login", None, &serde_json::json!({ "email": user.email, "password": user.password }))
+            .post(
+                "/api/auth/login",
+                None,
+                &serde_json::json!({ "email": user.email, "password": user.password }),
+            )
             .await?;
         let data = resp.expect_ok(200)?;
-        data["accessToken"].as_str().map(str::to_owned).context("no accessToken")
+        data["accessToken"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no accessToken")
     }
 
     /// A fresh organization's admin, logged in.

@@ -22,7 +22,11 @@ pub use stack::{HostKind, Stack};
 /// Entry point of each `tests/<host>.rs`.
 pub fn main_for(kind: HostKind) -> ExitCode {
     let args = libtest_mimic::Arguments::from_args();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start tokio: {e}");
@@ -47,5 +51,9 @@ pub fn main_for(kind: HostKind) -> ExitCode {
     let trials = cases::trials(Some(app), runtime.handle().clone());
     let conclusion = libtest_mimic::run(&args, trials);
     runtime.block_on(stack.stop());
-    if conclusion.has_failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if conclusion.has_failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

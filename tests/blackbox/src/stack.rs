@@ -35,7 +35,9 @@ pub fn root() -> PathBuf {
 
 fn required_env(name: &str) -> anyhow::Result<String> {
     std::env::var(name).map_err(|_| {
-        anyhow::anyhow!("{name} is not set: run the suites through `cargo xtask test`, which starts PostgreSQL")
+        anyhow::anyhow!(
+            "{name} is not set: run the suites through `cargo xtask test`, which starts PostgreSQL"
+        )
     })
 }
 
@@ -52,7 +54,10 @@ impl HostHandle {
             let _ = tx.send(());
         }
         for child in &mut self.children {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
         }
         for child in &mut self.children {
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -91,15 +96,22 @@ impl Stack {
     pub async fn start(kind: HostKind) -> anyhow::Result<Stack> {
         let server_admin_url = required_env("ANTEVUS_TEST_PG_URL")?;
         let app_password = required_env("ANTEVUS_TEST_APP_DB_PASSWORD")?;
-        let pg = tokio_postgres::Config::from_str(&server_admin_url).context("ANTEVUS_TEST_PG_URL")?;
+        let pg =
+            tokio_postgres::Config::from_str(&server_admin_url).context("ANTEVUS_TEST_PG_URL")?;
         let host = match pg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             _ => bail!("ANTEVUS_TEST_PG_URL must name a TCP host"),
         };
         let port = pg.get_ports().first().copied().unwrap_or(5432);
-        let db_name = format!("antevus_test_{}_{}", format!("{kind:?}").to_lowercase(), hex_id());
+        let db_name = format!(
+            "antevus_test_{}_{}",
+            format!("{kind:?}").to_lowercase(),
+            hex_id()
+        );
         let admin = dbctl::connect(&server_admin_url).await?;
-        admin.batch_execute(&format!("CREATE DATABASE {db_name}")).await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db_name}"))
+            .await?;
         let admin_db_url = match server_admin_url.rsplit_once('/') {
             Some((server, _)) => format!("{server}/{db_name}"),
             None => bail!("ANTEVUS_TEST_PG_URL must end with /<database>"),
@@ -122,11 +134,20 @@ impl Stack {
 
         let jwt_secret = random_bytes::<32>().to_vec();
         let function_env = vec![
-            ("SQL_PROXY_URL".to_owned(), format!("http://{proxy_addr}/sql")),
-            ("DATABASE_URL".to_owned(), format!("postgres://antevus_app:{app_password}@{host}:{port}/{db_name}")),
+            (
+                "SQL_PROXY_URL".to_owned(),
+                format!("http://{proxy_addr}/sql"),
+            ),
+            (
+                "DATABASE_URL".to_owned(),
+                format!("postgres://antevus_app:{app_password}@{host}:{port}/{db_name}"),
+            ),
             (
                 "JWT_KEYS".to_owned(),
-                format!("k1:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&jwt_secret)),
+                format!(
+                    "k1:{}",
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&jwt_secret)
+                ),
             ),
             ("JWT_ISSUER".to_owned(), "antevus".to_owned()),
             ("JWT_AUDIENCE".to_owned(), "antevus-api".to_owned()),
@@ -154,17 +175,27 @@ impl Stack {
             let _ = tx.send(());
         }
         if let Ok(admin) = dbctl::connect(&self.server_admin_url).await {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name)).await;
+            let _ = admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.db_name
+                ))
+                .await;
         }
     }
 }
 
 fn hex_id() -> String {
-    random_bytes::<6>().iter().map(|b| format!("{b:02x}")).collect()
+    random_bytes::<6>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Starts a host of `kind` whose functions see `env`.
@@ -188,15 +219,25 @@ async fn start_native(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
         })
         .await;
     });
-    Ok(HostHandle { base_url, children: Vec::new(), shutdown: vec![tx] })
+    Ok(HostHandle {
+        base_url,
+        children: Vec::new(),
+        shutdown: vec![tx],
+    })
 }
 
 fn start_workerd(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
     let root = root();
     for route in ROUTES {
-        let script = root.join("functions").join(route.function).join("build/index.js");
+        let script = root
+            .join("functions")
+            .join(route.function)
+            .join("build/index.js");
         if !script.exists() {
-            bail!("{} is missing: run `cargo xtask build-wasm --workers`", script.display());
+            bail!(
+                "{} is missing: run `cargo xtask build-wasm --workers`",
+                script.display()
+            );
         }
     }
     if !root.join("infra/workerd/node_modules/miniflare").exists() {
@@ -224,7 +265,11 @@ fn start_workerd(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
         }
     });
     match rx.recv_timeout(Duration::from_secs(90)) {
-        Ok(base_url) => Ok(HostHandle { base_url, children: vec![child], shutdown: Vec::new() }),
+        Ok(base_url) => Ok(HostHandle {
+            base_url,
+            children: vec![child],
+            shutdown: Vec::new(),
+        }),
         Err(_) => {
             let _ = child.kill();
             bail!("workerd (miniflare) did not become ready within 90 s")
@@ -239,7 +284,11 @@ fn wasmtime_bin() -> anyhow::Result<PathBuf> {
         PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/wasmtime"),
     ];
     for candidate in candidates {
-        if Command::new(&candidate).arg("--version").output().is_ok_and(|o| o.status.success()) {
+        if Command::new(&candidate)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
             return Ok(candidate);
         }
     }
@@ -252,27 +301,40 @@ async fn start_wasmtime(env: &[(String, String)]) -> anyhow::Result<HostHandle> 
     let mut children = Vec::new();
     let mut ports = HashMap::new();
     for route in ROUTES {
-        let wasm = root.join("target/wasm32-wasip2/release").join(format!("{}.wasm", route.function.replace('-', "_")));
+        let wasm = root
+            .join("target/wasm32-wasip2/release")
+            .join(format!("{}.wasm", route.function.replace('-', "_")));
         if !wasm.exists() {
             for mut c in children {
                 let _: Result<(), _> = Child::kill(&mut c);
             }
-            bail!("{} is missing: run `cargo xtask build-wasm --spin`", wasm.display());
+            bail!(
+                "{} is missing: run `cargo xtask build-wasm --spin`",
+                wasm.display()
+            );
         }
         let port = free_port()?;
         let mut cmd = Command::new(&wasmtime);
-        cmd.args(["serve", "-Scli", "-O", "pooling-allocator=y", "--addr"]).arg(format!("127.0.0.1:{port}"));
+        cmd.args(["serve", "-Scli", "-O", "pooling-allocator=y", "--addr"])
+            .arg(format!("127.0.0.1:{port}"));
         // Names only: values are inherited from this environment, never on the command line.
         for (name, value) in env {
             cmd.arg("--env").arg(name).env(name, value);
         }
-        let child = cmd.arg(&wasm).stdout(Stdio::null()).spawn().context("cannot start wasmtime serve")?;
+        let child = cmd
+            .arg(&wasm)
+            .stdout(Stdio::null())
+            .spawn()
+            .context("cannot start wasmtime serve")?;
         children.push(child);
         ports.insert(route.function, port);
     }
     for (function, port) in &ports {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while tokio::net::TcpStream::connect(("127.0.0.1", *port)).await.is_err() {
+        while tokio::net::TcpStream::connect(("127.0.0.1", *port))
+            .await
+            .is_err()
+        {
             if Instant::now() > deadline {
                 for mut c in children {
                     let _ = c.kill();
@@ -285,19 +347,30 @@ async fn start_wasmtime(env: &[(String, String)]) -> anyhow::Result<HostHandle> 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base_url = format!("http://{}", listener.local_addr()?);
     let (tx, rx) = oneshot::channel();
-    let front = axum::Router::new().fallback(forward).with_state(std::sync::Arc::new(Front {
-        ports,
-        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?,
-        platform: host_native::NativePlatform::default(),
-    }));
+    let front = axum::Router::new()
+        .fallback(forward)
+        .with_state(std::sync::Arc::new(Front {
+            ports,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            platform: host_native::NativePlatform::default(),
+        }));
     tokio::spawn(async move {
-        let _ = axum::serve(listener, front.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
+        let _ = axum::serve(
+            listener,
+            front.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await;
     });
-    Ok(HostHandle { base_url, children, shutdown: vec![tx] })
+    Ok(HostHandle {
+        base_url,
+        children,
+        shutdown: vec![tx],
+    })
 }
 
 /// The front of the wasmtime host: routes by the route table, as Spin's
@@ -316,16 +389,25 @@ async fn forward(
     let (parts, body) = request.into_parts();
     let port = route_for(parts.uri.path()).and_then(|r| front.ports.get(r.function));
     let Some(port) = port else {
-        return shared::routes::early_failure(&front.platform, &parts.headers, &ApiError::NotFound).map(Body::from);
+        return shared::routes::early_failure(&front.platform, &parts.headers, &ApiError::NotFound)
+            .map(Body::from);
     };
     let bytes = match axum::body::to_bytes(body, 64 << 20).await {
         Ok(b) => b,
         Err(_) => Bytes::new(),
     };
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let mut outbound = front.client.request(parts.method.clone(), format!("http://127.0.0.1:{port}{path}"));
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut outbound = front.client.request(
+        parts.method.clone(),
+        format!("http://127.0.0.1:{port}{path}"),
+    );
     for (name, value) in &parts.headers {
-        if !is_hop_by_hop(name) && name != http::header::HOST && name.as_str() != "spin-client-addr" {
+        if !is_hop_by_hop(name) && name != http::header::HOST && name.as_str() != "spin-client-addr"
+        {
             outbound = outbound.header(name, value);
         }
     }
@@ -341,10 +423,12 @@ async fn forward(
             let body = response.bytes().await.unwrap_or_default();
             builder.body(Body::from(body)).unwrap_or_default()
         }
-        Err(e) => {
-            shared::routes::early_failure(&front.platform, &parts.headers, &ApiError::Unavailable(e.to_string()))
-                .map(Body::from)
-        }
+        Err(e) => shared::routes::early_failure(
+            &front.platform,
+            &parts.headers,
+            &ApiError::Unavailable(e.to_string()),
+        )
+        .map(Body::from),
     }
 }
 
@@ -352,6 +436,12 @@ async fn forward(
 fn is_hop_by_hop(name: &http::HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "content-length"
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "content-length"
     )
 }
