@@ -15,7 +15,12 @@ pub fn root() -> PathBuf {
 
 /// Runs a command to completion, failing with its name when it fails.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let shown = format!("{cmd:?}");
+    // Program and arguments only: environment values may be secrets.
+    let mut shown = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        shown.push(' ');
+        shown.push_str(&arg.to_string_lossy());
+    }
     eprintln!("$ {}", redact(&shown));
     let status = cmd
         .status()
