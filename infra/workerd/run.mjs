@@ -22,6 +22,8 @@ const port = Number(process.env.PORT ?? 8787);
 
 const mf = new Miniflare({
   host: "127.0.0.1",
+  // Never fetch the `cf` object from Cloudflare: this runs offline.
+  cf: false,
   port,
   log: new Log(process.env.MINIFLARE_LOG === "debug" ? LogLevel.DEBUG : LogLevel.WARN),
   workers: specs.map((spec) => ({

@@ -248,6 +248,7 @@ fn test() -> anyhow::Result<()> {
             "warnings",
         ])
         .current_dir(root()))?;
+    wasm::clippy()?;
     let secrets = Secrets::load()?;
     pg::start(&secrets)?;
     run(Command::new("cargo")

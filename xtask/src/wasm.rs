@@ -40,6 +40,30 @@ pub fn build_workers() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Lints the functions and their hosts for both wasm targets.
+pub fn clippy() -> anyhow::Result<()> {
+    for (target, host) in [
+        ("wasm32-wasip2", "host-spin"),
+        ("wasm32-unknown-unknown", "host-workers"),
+    ] {
+        run(Command::new("cargo")
+            .args([
+                "clippy",
+                "--release",
+                "--target",
+                target,
+                "-p",
+                host,
+                "-p",
+                "shared",
+            ])
+            .args(packages())
+            .args(["--", "-D", "warnings"])
+            .current_dir(root()))?;
+    }
+    Ok(())
+}
+
 fn which(program: &str) -> anyhow::Result<String> {
     crate::util::output(Command::new("which").arg(program))
         .map(|s| s.trim().to_owned())

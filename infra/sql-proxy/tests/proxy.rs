@@ -374,3 +374,50 @@ async fn bad_requests_get_clear_errors() {
     assert!(metrics.contains("outcome=\"bad_request\""), "{metrics}");
     assert!(metrics.contains("outcome=\"forbidden\""), "{metrics}");
 }
+
+#[test]
+fn the_binary_shuts_down_gracefully_on_sigterm() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sql-proxy"))
+        .env("SQL_PROXY_LISTEN", format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start sql-proxy");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sql-proxy did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "graceful exit expected, got {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sql-proxy did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn invalid_configuration_is_refused_at_start() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sql-proxy"))
+        .env("SQL_PROXY_POOL_SIZE", "0")
+        .output()
+        .expect("run sql-proxy");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid configuration"));
+}
