@@ -1,6 +1,6 @@
 //! Request-side helpers: request ids, JSON bodies, query strings, bearer tokens.
 
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes};
 use http::{HeaderMap, HeaderName, Request, header};
 use serde::de::DeserializeOwned;
 
@@ -27,16 +27,39 @@ fn is_valid_request_id(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-/// Refuses a body whose declared length is over `max` (hosts call this before
-/// reading the body).
-pub fn check_declared_length(headers: &HeaderMap, max: usize) -> Result<(), ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
-        Some(len) if len > max as u64 => Err(ApiError::PayloadTooLarge { limit: max }),
-        _ => Ok(()),
+/// Bodies over the cap are still read (and dropped) up to this size, so the
+/// client receives the 413 instead of a connection reset mid-upload.
+pub const DRAIN_LIMIT: usize = 16 << 20;
+
+/// Reads a body within `max` bytes. A larger one is drained (up to
+/// [`DRAIN_LIMIT`]) and refused with 413; hosts call this for every body.
+pub async fn read_capped<B>(body: B, max: usize) -> Result<Bytes, ApiError>
+where
+    B: http_body::Body + Unpin,
+{
+    use http_body_util::BodyExt as _;
+    let mut body = body;
+    let mut collected = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(ApiError::invalid("body", "Request body could not be read"));
+        };
+        if let Ok(data) = frame.into_data() {
+            let chunk = data.chunk();
+            seen += chunk.len();
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+            if seen <= max {
+                collected.extend_from_slice(chunk);
+            }
+        }
+    }
+    if seen > max {
+        Err(ApiError::PayloadTooLarge { limit: max })
+    } else {
+        Ok(Bytes::from(collected))
     }
 }
 

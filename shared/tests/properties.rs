@@ -24,6 +24,7 @@ fn claims(sub: u128, role: &str) -> AccessClaims {
         sub: uuid::Uuid::from_u128(sub),
         org: uuid::Uuid::from_u128(sub ^ 1),
         role: role.into(),
+        sid: uuid::Uuid::from_u128(sub ^ 2),
         jti: uuid::Uuid::from_u128(7),
     }
 }

@@ -12,7 +12,6 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use shared::routes::{self, ClientIp};
 use shared::{ApiError, Config, Ctx, FetchError, Platform};
 use time::OffsetDateTime;
@@ -120,18 +119,9 @@ async fn route(
         return routes::early_failure(platform, &parts.headers, &ApiError::NotFound);
     };
     let max = config.max_body_bytes;
-    if let Err(e) = shared::request::check_declared_length(&parts.headers, max) {
-        return routes::early_failure(platform, &parts.headers, &e);
-    }
-    let bytes = match http_body_util::Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return routes::early_failure(
-                platform,
-                &parts.headers,
-                &ApiError::PayloadTooLarge { limit: max },
-            );
-        }
+    let bytes = match shared::request::read_capped(body, max).await {
+        Ok(bytes) => bytes,
+        Err(e) => return routes::early_failure(platform, &parts.headers, &e),
     };
     parts.extensions.insert(ClientIp(peer.ip()));
     let request = http::Request::from_parts(parts, bytes);

@@ -76,23 +76,9 @@ pub async fn prepare(
         Ok(config) => config,
         Err(e) => return Err(routes::config_failure(&platform, &parts.headers, &e)),
     };
-    let max = config.max_body_bytes;
-    if let Err(e) = shared::request::check_declared_length(&parts.headers, max) {
-        return Err(routes::early_failure(&platform, &parts.headers, &e));
-    }
-    let bytes = match body.bytes().await {
-        Ok(bytes) if bytes.len() <= max => bytes,
-        Ok(_) => {
-            return Err(routes::early_failure(
-                &platform,
-                &parts.headers,
-                &ApiError::PayloadTooLarge { limit: max },
-            ));
-        }
-        Err(e) => {
-            let err = ApiError::invalid("body", format!("Request body could not be read: {e:?}"));
-            return Err(routes::early_failure(&platform, &parts.headers, &err));
-        }
+    let bytes = match shared::request::read_capped(body, config.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(e) => return Err(routes::early_failure(&platform, &parts.headers, &e)),
     };
     let client = parts
         .headers

@@ -27,8 +27,11 @@ pub struct AccessClaims {
     pub sub: uuid::Uuid,
     /// Organization id.
     pub org: uuid::Uuid,
-    /// Role name as stored (e.g. `ADMIN`).
+    /// Role name as stored (e.g. `ADMIN`) when the token was issued; the
+    /// role in force is read from the database on every request.
     pub role: String,
+    /// Session family (the login) this token belongs to.
+    pub sid: uuid::Uuid,
     /// Token id.
     pub jti: uuid::Uuid,
 }

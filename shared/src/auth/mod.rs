@@ -10,6 +10,7 @@
 pub mod jwt;
 pub mod password;
 pub mod roles;
+pub mod session;
 
 use bytes::Bytes;
 use http::Request;
@@ -23,7 +24,10 @@ pub use roles::{Permission, Role};
 pub struct Principal {
     pub user_id: uuid::Uuid,
     pub organization_id: uuid::Uuid,
+    /// The role in force now (read from the database, not the token).
     pub role: Role,
+    /// The session family (login) of the access token.
+    pub session_id: uuid::Uuid,
 }
 
 impl Principal {
@@ -37,8 +41,10 @@ impl Principal {
     }
 }
 
-/// Verifies the request's `Authorization: Bearer` access token.
-pub fn authenticate<P: Platform>(
+/// Verifies the request's `Authorization: Bearer` access token, then checks
+/// in the database that its session is live and its user active, and takes
+/// the user's current role from there.
+pub async fn authenticate<P: Platform>(
     ctx: &Ctx<P>,
     req: &Request<Bytes>,
 ) -> Result<Principal, ApiError> {
@@ -56,10 +62,26 @@ pub fn authenticate<P: Platform>(
         jwt::TokenError::Expired => ApiError::TokenExpired,
         _ => ApiError::TokenInvalid("token rejected"),
     })?;
-    let role = Role::parse(&claims.role).ok_or(ApiError::TokenInvalid("token rejected"))?;
+    #[derive(serde::Deserialize)]
+    struct Live {
+        role: String,
+    }
+    let live: Option<Live> = ctx
+        .db()
+        .fetch_optional(
+            "SELECT u.role FROM users u WHERE u.id = $1 AND u.organization_id = $2 AND u.is_active \
+             AND EXISTS (SELECT 1 FROM sessions s WHERE s.family_id = $3 AND s.user_id = u.id \
+                         AND s.revoked_at IS NULL AND s.expires_at > now())",
+            crate::params![claims.sub, claims.org, claims.sid],
+        )
+        .await?;
+    let live = live.ok_or(ApiError::TokenInvalid("session ended"))?;
+    let role =
+        Role::parse(&live.role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
     Ok(Principal {
         user_id: claims.sub,
         organization_id: claims.org,
         role,
+        session_id: claims.sid,
     })
 }

@@ -7,6 +7,9 @@
 //! them (or the crates under `functions/`) drift.
 
 pub mod auth_login;
+pub mod auth_logout;
+pub mod auth_me;
+pub mod auth_refresh;
 pub mod health;
 pub mod instruments;
 
@@ -69,6 +72,9 @@ macro_rules! route_table {
 route_table! {
     "health" => health, "/api/health", [GET];
     "auth-login" => auth_login, "/api/auth/login", [POST];
+    "auth-logout" => auth_logout, "/api/auth/logout", [POST];
+    "auth-refresh" => auth_refresh, "/api/auth/refresh", [POST];
+    "auth-me" => auth_me, "/api/auth/me", [GET];
     "instruments" => instruments, "/api/v1/instruments", [GET, POST];
 }
 

@@ -44,6 +44,13 @@ cases![
     creating_needs_instruments_manage,
     organizations_are_isolated,
     wrong_method_is_405_with_allow,
+    me_reports_the_caller,
+    refresh_rotates_and_reuse_revokes_the_family,
+    refresh_works_from_the_cookie,
+    refresh_rejects_bad_input,
+    logout_ends_the_session_at_once,
+    deactivation_and_role_changes_take_effect_at_once,
+    lockout_after_repeated_failures_then_unlock,
 ];
 
 /// Every case as a trial; without an app (listing only) they are listed but not run.
@@ -396,12 +403,18 @@ fn b64(bytes: &[u8]) -> String {
 
 async fn hostile_tokens_are_refused(app: &TestApp) -> anyhow::Result<()> {
     let (admin, token) = app.admin().await?;
+    let login_claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).context("payload")?)?,
+    )?;
+    let sid: uuid::Uuid = login_claims["sid"].as_str().context("sid claim")?.parse()?;
     let good = AccessClaims {
         iss: "antevus".into(),
         aud: "antevus-api".into(),
         sub: admin.id,
         org: admin.organization_id,
         role: "ADMIN".into(),
+        sid,
         jti: uuid::Uuid::nil(),
     };
     let key = app.stack.jwt_secret.clone();
@@ -825,5 +838,310 @@ async fn wrong_method_is_405_with_allow(app: &TestApp) -> anyhow::Result<()> {
     let resp = app.get("/api/auth/login", None).await?;
     resp.expect_error(405, "METHOD_NOT_ALLOWED")?;
     ensure!(resp.headers.get("allow").and_then(|v| v.to_str().ok()) == Some("POST"));
+    Ok(())
+}
+
+async fn me_reports_the_caller(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::QualityAssurance).await?;
+    let token = app.login(&user).await?;
+    let resp = app.get("/api/auth/me", Some(&token)).await?;
+    let me = resp.expect_ok(200)?;
+    ensure!(
+        me["id"] == user.id.to_string() && me["email"] == user.email.as_str(),
+        "{me}"
+    );
+    ensure!(
+        me["role"] == "QUALITY_ASSURANCE"
+            && me["organization"]["id"] == user.organization_id.to_string(),
+        "{me}"
+    );
+    let permissions: Vec<&str> = me["permissions"]
+        .as_array()
+        .context("permissions")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    ensure!(
+        permissions.contains(&"audit:view") && !permissions.contains(&"instruments:manage"),
+        "{permissions:?}"
+    );
+    ensure!(me["lastLoginAt"].is_string(), "{me}");
+    app.get("/api/auth/me", None)
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    Ok(())
+}
+
+async fn login_body(
+    app: &TestApp,
+    user: &crate::client::User,
+) -> anyhow::Result<crate::client::Resp> {
+    app.post(
+        "/api/auth/login",
+        None,
+        &json!({ "email": user.email, "password": user.password }),
+    )
+    .await
+}
+
+async fn refresh_rotates_and_reuse_revokes_the_family(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Technician).await?;
+    let login = login_body(app, &user).await?;
+    let first = login.expect_ok(200)?.clone();
+    let refresh_1 = first["refreshToken"]
+        .as_str()
+        .context("refreshToken")?
+        .to_owned();
+    ensure!(
+        refresh_1.starts_with("rt_") && first["refreshExpiresIn"] == 604_800,
+        "{first}"
+    );
+    let rotated = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            &json!({ "refreshToken": refresh_1 }),
+        )
+        .await?;
+    let second = rotated.expect_ok(200)?.clone();
+    let refresh_2 = second["refreshToken"]
+        .as_str()
+        .context("refreshToken")?
+        .to_owned();
+    let access_2 = second["accessToken"]
+        .as_str()
+        .context("accessToken")?
+        .to_owned();
+    ensure!(refresh_2 != refresh_1, "the refresh token rotates");
+    app.get("/api/auth/me", Some(&access_2))
+        .await?
+        .expect_ok(200)?;
+    // The spent token again: refused, and the whole family ends.
+    let reuse = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            &json!({ "refreshToken": refresh_1 }),
+        )
+        .await?;
+    reuse.expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.post(
+        "/api/auth/refresh",
+        None,
+        &json!({ "refreshToken": refresh_2 }),
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.get("/api/auth/me", Some(&access_2))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    let db = app.db().await?;
+    let audited: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE user_id = $1 AND event_type = 'AUTH_REFRESH_REUSE' \
+             AND severity = 'CRITICAL'",
+            &[&user.id],
+        )
+        .await?
+        .get(0);
+    ensure!(audited == 1, "reuse is audited once, got {audited}");
+    let stored: i64 = db
+        .query_one(
+            "SELECT count(*) FROM sessions WHERE user_id = $1 AND (token_hash = convert_to($2, 'UTF8') \
+             OR encode(token_hash, 'escape') LIKE 'rt_%')",
+            &[&user.id, &refresh_1],
+        )
+        .await?
+        .get(0);
+    ensure!(stored == 0, "refresh tokens are stored hashed only");
+    Ok(())
+}
+
+async fn refresh_works_from_the_cookie(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Viewer).await?;
+    let login = login_body(app, &user).await?;
+    login.expect_ok(200)?;
+    let cookie = login
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .context("set-cookie")?
+        .to_owned();
+    ensure!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("Secure")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().context("cookie pair")?.to_owned();
+    let resp = app
+        .send(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            &[("cookie", &pair)],
+            None,
+        )
+        .await?;
+    resp.expect_ok(200)?;
+    let next = resp
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .context("rotated cookie")?;
+    ensure!(!next.starts_with(&pair), "the cookie rotates too");
+    Ok(())
+}
+
+async fn refresh_rejects_bad_input(app: &TestApp) -> anyhow::Result<()> {
+    let none = app
+        .send(Method::POST, "/api/auth/refresh", None, &[], None)
+        .await?;
+    none.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(none.detail_fields() == ["refreshToken"], "{}", none.json);
+    app.post(
+        "/api/auth/refresh",
+        None,
+        &json!({ "refreshToken": "rt_nope" }),
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    let unknown = format!("rt_{}", "A".repeat(43));
+    app.post(
+        "/api/auth/refresh",
+        None,
+        &json!({ "refreshToken": unknown }),
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    let extra = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            &json!({ "refreshToken": unknown, "x": 1 }),
+        )
+        .await?;
+    extra.expect_error(400, "VALIDATION_ERROR")?;
+    // An access token is not a refresh token.
+    let (_, access) = app.admin().await?;
+    app.post(
+        "/api/auth/refresh",
+        None,
+        &json!({ "refreshToken": access }),
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    Ok(())
+}
+
+async fn logout_ends_the_session_at_once(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Scientist).await?;
+    let login = login_body(app, &user).await?;
+    let data = login.expect_ok(200)?.clone();
+    let access = data["accessToken"].as_str().context("accessToken")?;
+    let refresh = data["refreshToken"].as_str().context("refreshToken")?;
+    // A second login is a separate session and survives the first's logout.
+    let other = app.login(&user).await?;
+    let out = app
+        .send(Method::POST, "/api/auth/logout", Some(access), &[], None)
+        .await?;
+    ensure!(out.expect_ok(200)?["loggedOut"] == true);
+    let cleared = out
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    ensure!(cleared.contains("Max-Age=0"), "{cleared}");
+    app.get("/api/v1/instruments", Some(access))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.post(
+        "/api/auth/refresh",
+        None,
+        &json!({ "refreshToken": refresh }),
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.get("/api/auth/me", Some(&other))
+        .await?
+        .expect_ok(200)?;
+    app.send(Method::POST, "/api/auth/logout", None, &[], None)
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    Ok(())
+}
+
+async fn deactivation_and_role_changes_take_effect_at_once(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, _) = app.admin().await?;
+    let user = app
+        .new_user(admin.organization_id, Role::LabManager)
+        .await?;
+    let token = app.login(&user).await?;
+    let body = instrument("Role check", "incubator", "idle", "L");
+    app.post("/api/v1/instruments", Some(&token), &body)
+        .await?
+        .expect_ok(201)?;
+    let db = app.db().await?;
+    db.execute(
+        "UPDATE users SET role = 'VIEWER' WHERE id = $1",
+        &[&user.id],
+    )
+    .await?;
+    let mut second = body.clone();
+    second["name"] = json!("Role check 2");
+    app.post("/api/v1/instruments", Some(&token), &second)
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    db.execute(
+        "UPDATE users SET is_active = false WHERE id = $1",
+        &[&user.id],
+    )
+    .await?;
+    app.get("/api/v1/instruments", Some(&token))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    Ok(())
+}
+
+async fn lockout_after_repeated_failures_then_unlock(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Scientist).await?;
+    let wrong = json!({ "email": user.email, "password": "not-the-password" });
+    for _ in 0..shared::auth::session::MAX_FAILED_LOGINS {
+        app.post("/api/auth/login", None, &wrong)
+            .await?
+            .expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    }
+    // Locked: even the right password is refused, with the same answer.
+    let locked = login_body(app, &user).await?;
+    locked.expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    let unknown = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": "ghost@example.org", "password": "x" }),
+        )
+        .await?;
+    ensure!(
+        locked.json["error"] == unknown.json["error"],
+        "a lock must not be told apart"
+    );
+    let db = app.db().await?;
+    let row = db
+        .query_one(
+            "SELECT account_locked_until > now() + interval '14 minutes', \
+                    (SELECT count(*) FROM audit_events WHERE user_id = $1 AND event_type = 'AUTH_ACCOUNT_LOCKED') \
+             FROM users WHERE id = $1",
+            &[&user.id],
+        )
+        .await?;
+    ensure!(row.get::<_, bool>(0), "locked for 15 minutes");
+    ensure!(row.get::<_, i64>(1) == 1, "the lock is audited once");
+    // The lock expires by itself (simulate the 15 minutes passing).
+    db.execute(
+        "UPDATE users SET account_locked_until = now() - interval '1 second' WHERE id = $1",
+        &[&user.id],
+    )
+    .await?;
+    login_body(app, &user).await?.expect_ok(200)?;
     Ok(())
 }

@@ -1,0 +1,59 @@
+//! `POST /api/auth/logout`: ends the caller's session family at once (its
+//! access tokens stop working on the next request) and clears the cookie.
+
+use bytes::Bytes;
+use http::{Method, Request, Response, header};
+use serde_json::json;
+
+use super::Rq;
+use crate::audit::{self, Outcome};
+use crate::auth::{self, session};
+use crate::db::{BatchOptions, statement};
+use crate::envelope::Reply;
+use crate::error::ApiError;
+use crate::params;
+use crate::platform::{Ctx, Platform};
+
+const METHODS: &[Method] = &[Method::POST];
+
+pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
+    let rq = Rq::new(ctx, req);
+    let result = match *rq.method() {
+        Method::POST => logout(ctx, &rq).await,
+        _ => Err(super::method_not_allowed(METHODS)),
+    };
+    rq.respond(ctx, result)
+}
+
+async fn logout<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, &rq.req).await?;
+    let event = audit::Event {
+        id: ctx.new_uuid(),
+        organization_id: Some(principal.organization_id),
+        user_id: Some(principal.user_id),
+        event_type: "AUTH_LOGOUT",
+        severity: "INFO",
+        action: "User logged out",
+        outcome: Outcome::Success,
+        record_type: Some("session"),
+        record_id: Some(principal.session_id),
+        old_values: None,
+        new_values: None,
+        metadata: json!({}),
+    };
+    ctx.db()
+        .batch(
+            vec![
+                statement(
+                    "UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' \
+                     WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+                    params![principal.session_id, principal.user_id],
+                ),
+                event.insert(rq),
+            ],
+            BatchOptions::default(),
+        )
+        .await?;
+    Ok(Reply::ok(json!({ "loggedOut": true }))?
+        .header(header::SET_COOKIE, session::clear_refresh_cookie()))
+}

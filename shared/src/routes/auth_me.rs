@@ -1,0 +1,90 @@
+//! `GET /api/auth/me`: the caller, their organization and their permissions.
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::Rq;
+use crate::auth::{self, Permission, Role};
+use crate::envelope::Reply;
+use crate::error::ApiError;
+use crate::params;
+use crate::platform::{Ctx, Platform};
+
+const METHODS: &[Method] = &[Method::GET];
+
+#[derive(Deserialize)]
+struct Row {
+    id: uuid::Uuid,
+    email: String,
+    name: String,
+    department: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_login_at: Option<OffsetDateTime>,
+    organization_id: uuid::Uuid,
+    organization_name: String,
+    organization_slug: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Organization {
+    id: uuid::Uuid,
+    name: String,
+    slug: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Me {
+    id: uuid::Uuid,
+    email: String,
+    name: String,
+    department: Option<String>,
+    role: Role,
+    permissions: &'static [Permission],
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_login_at: Option<OffsetDateTime>,
+    organization: Organization,
+    session_id: uuid::Uuid,
+}
+
+pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
+    let rq = Rq::new(ctx, req);
+    let result = match *rq.method() {
+        Method::GET => me(ctx, &rq).await,
+        _ => Err(super::method_not_allowed(METHODS)),
+    };
+    rq.respond(ctx, result)
+}
+
+async fn me<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, &rq.req).await?;
+    let row: Row = ctx
+        .db()
+        .fetch_optional(
+            "SELECT u.id, u.email, u.name, u.department, u.last_login_at, o.id AS organization_id, \
+                    o.name AS organization_name, o.slug AS organization_slug \
+             FROM users u JOIN organizations o ON o.id = u.organization_id \
+             WHERE u.id = $1 AND u.organization_id = $2",
+            params![principal.user_id, principal.organization_id],
+        )
+        .await?
+        .ok_or(ApiError::TokenInvalid("session ended"))?;
+    Reply::ok(Me {
+        id: row.id,
+        email: row.email,
+        name: row.name,
+        department: row.department,
+        role: principal.role,
+        permissions: principal.role.permissions(),
+        last_login_at: row.last_login_at,
+        organization: Organization {
+            id: row.organization_id,
+            name: row.organization_name,
+            slug: row.organization_slug,
+        },
+        session_id: principal.session_id,
+    })
+}
