@@ -28,6 +28,7 @@ pub mod domain;
 pub mod envelope;
 pub mod error;
 pub mod platform;
+pub mod ratelimit;
 pub mod request;
 pub mod routes;
 

@@ -88,6 +88,10 @@ pub struct Config {
     pub access_token_ttl_secs: i64,
     /// `MAX_BODY_BYTES` (default 1 MiB).
     pub max_body_bytes: usize,
+    /// `RATE_LIMIT_AUTH`, `RATE_LIMIT_PUBLIC`, `RATE_LIMIT_AUTHENTICATED`,
+    /// `RATE_LIMIT_ADMIN` (`limit/window_secs/block_secs`; defaults from the
+    /// design document).
+    pub rate_limits: crate::ratelimit::Limits,
 }
 
 /// Names of the variables [`Config::from_lookup`] reads.
@@ -99,6 +103,10 @@ pub const CONFIG_VARS: &[&str] = &[
     "JWT_KEYS",
     "ACCESS_TOKEN_TTL_SECS",
     "MAX_BODY_BYTES",
+    "RATE_LIMIT_AUTH",
+    "RATE_LIMIT_PUBLIC",
+    "RATE_LIMIT_AUTHENTICATED",
+    "RATE_LIMIT_ADMIN",
 ];
 
 /// Shortest HMAC key accepted for access tokens (256 bits).
@@ -134,6 +142,18 @@ impl Config {
             ));
         }
         let max_body_bytes = number("MAX_BODY_BYTES", 1 << 20)?;
+        let defaults = crate::ratelimit::Limits::default();
+        let policy = |name: &str, default: crate::ratelimit::Policy| match lookup(name) {
+            None => Ok(default),
+            Some(text) => crate::ratelimit::Policy::parse(&text)
+                .ok_or_else(|| ConfigError(format!("{name} must be limit/window_secs/block_secs"))),
+        };
+        let rate_limits = crate::ratelimit::Limits {
+            auth: policy("RATE_LIMIT_AUTH", defaults.auth)?,
+            public: policy("RATE_LIMIT_PUBLIC", defaults.public)?,
+            authenticated: policy("RATE_LIMIT_AUTHENTICATED", defaults.authenticated)?,
+            admin: policy("RATE_LIMIT_ADMIN", defaults.admin)?,
+        };
         Ok(Config {
             sql_endpoint,
             database_url: Secret::new(required("DATABASE_URL")?),
@@ -143,6 +163,7 @@ impl Config {
             access_token_ttl_secs,
             max_body_bytes: usize::try_from(max_body_bytes)
                 .map_err(|_| ConfigError("MAX_BODY_BYTES must be positive".into()))?,
+            rate_limits,
         })
     }
 }

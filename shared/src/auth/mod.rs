@@ -12,11 +12,10 @@ pub mod password;
 pub mod roles;
 pub mod session;
 
-use bytes::Bytes;
-use http::Request;
-
 use crate::error::ApiError;
 use crate::platform::{Ctx, Platform};
+use crate::ratelimit::{self, Class};
+use crate::routes::Rq;
 pub use roles::{Permission, Role};
 
 /// The authenticated caller of a request.
@@ -44,11 +43,8 @@ impl Principal {
 /// Verifies the request's `Authorization: Bearer` access token, then checks
 /// in the database that its session is live and its user active, and takes
 /// the user's current role from there.
-pub async fn authenticate<P: Platform>(
-    ctx: &Ctx<P>,
-    req: &Request<Bytes>,
-) -> Result<Principal, ApiError> {
-    let token = crate::request::bearer_token(req.headers())
+pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Principal, ApiError> {
+    let token = crate::request::bearer_token(rq.req.headers())
         .ok_or(ApiError::TokenInvalid("no bearer token"))?;
     let config = &ctx.config;
     let claims = jwt::verify(
@@ -66,16 +62,49 @@ pub async fn authenticate<P: Platform>(
     struct Live {
         role: String,
     }
-    let live: Option<Live> = ctx
+    // One round trip: the session check and the caller's rate limit.
+    let class = match Role::parse(&claims.role) {
+        Some(Role::Admin | Role::SuperAdmin) => Class::Admin,
+        _ => Class::Authenticated,
+    };
+    let policy = config.rate_limits.policy(class);
+    let results = ctx
         .db()
-        .fetch_optional(
-            "SELECT u.role FROM users u WHERE u.id = $1 AND u.organization_id = $2 AND u.is_active \
-             AND EXISTS (SELECT 1 FROM sessions s WHERE s.family_id = $3 AND s.user_id = u.id \
-                         AND s.revoked_at IS NULL AND s.expires_at > now())",
-            crate::params![claims.sub, claims.org, claims.sid],
+        .batch(
+            vec![
+                crate::db::statement(
+                    "SELECT u.role FROM users u WHERE u.id = $1 AND u.organization_id = $2 AND u.is_active \
+                     AND EXISTS (SELECT 1 FROM sessions s WHERE s.family_id = $3 AND s.user_id = u.id \
+                                 AND s.revoked_at IS NULL AND s.expires_at > now())",
+                    crate::params![claims.sub, claims.org, claims.sid],
+                ),
+                ratelimit::check_statement(
+                    policy,
+                    &format!("{}:user:{}", class.name(), claims.sub),
+                    Some(claims.org),
+                ),
+            ],
+            crate::db::BatchOptions::default(),
         )
         .await?;
-    let live = live.ok_or(ApiError::TokenInvalid("session ended"))?;
+    let decode_err = |e: crate::db::codec::DecodeError| ApiError::internal(e);
+    let live = results
+        .first()
+        .map(|r| r.decode::<Live>())
+        .transpose()
+        .map_err(decode_err)?;
+    let checked = results
+        .get(1)
+        .map(|r| r.decode::<ratelimit::Checked>())
+        .transpose()
+        .map_err(decode_err)?;
+    let live = live
+        .and_then(|rows| rows.into_iter().next())
+        .ok_or(ApiError::TokenInvalid("session ended"))?;
+    let checked = checked
+        .and_then(|rows| rows.into_iter().next())
+        .ok_or_else(|| ApiError::internal("rate limit check returned no row"))?;
+    rq.apply_limit(class, policy, &checked)?;
     let role =
         Role::parse(&live.role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
     Ok(Principal {

@@ -57,6 +57,11 @@ impl ToParam for i64 {
         Value::String(self.to_string())
     }
 }
+impl ToParam for f64 {
+    fn to_param(&self) -> Value {
+        Value::String(self.to_string())
+    }
+}
 impl ToParam for OffsetDateTime {
     fn to_param(&self) -> Value {
         self.format(&Rfc3339)

@@ -24,6 +24,7 @@ use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
 use crate::platform::{Ctx, Platform};
+use crate::ratelimit::Class;
 
 const METHODS: &[Method] = &[Method::POST];
 /// Longest password accepted (argon2 has no limit; this bounds the work).
@@ -143,6 +144,15 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         Some(email) if problems.is_empty() => email,
         _ => return Err(ApiError::Validation(problems)),
     };
+    // Per client address and account: brute force on one account is slowed
+    // here and stopped by the lockout; a lab behind one address is not.
+    rq.limit(
+        ctx,
+        Class::Auth,
+        &format!("login:{}:{}", rq.client_key(), email.as_str()),
+        None,
+    )
+    .await?;
 
     let db = ctx.db();
     let user: Option<UserRow> = db

@@ -26,7 +26,7 @@ pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<
 }
 
 async fn logout<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
-    let principal = auth::authenticate(ctx, &rq.req).await?;
+    let principal = auth::authenticate(ctx, rq).await?;
     let event = audit::Event {
         id: ctx.new_uuid(),
         organization_id: Some(principal.organization_id),

@@ -60,7 +60,7 @@ pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<
 }
 
 async fn me<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
-    let principal = auth::authenticate(ctx, &rq.req).await?;
+    let principal = auth::authenticate(ctx, rq).await?;
     let row: Row = ctx
         .db()
         .fetch_optional(

@@ -20,6 +20,7 @@ use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::params;
 use crate::platform::{Ctx, Platform};
+use crate::ratelimit::Class;
 
 const METHODS: &[Method] = &[Method::POST];
 
@@ -71,6 +72,13 @@ async fn refresh<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> 
                 "A refresh token is required (body or cookie)",
             )
         })?;
+    rq.limit(
+        ctx,
+        Class::Auth,
+        &format!("refresh:{}", rq.client_key()),
+        None,
+    )
+    .await?;
     if !looks_like_refresh_token(&token) {
         return Err(ApiError::TokenInvalid("refresh token rejected"));
     }

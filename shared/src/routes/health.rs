@@ -8,6 +8,7 @@ use super::Rq;
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::platform::{Ctx, Platform};
+use crate::ratelimit::Class;
 
 const METHODS: &[Method] = &[Method::GET];
 
@@ -22,7 +23,19 @@ struct Health {
 pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
     let rq = Rq::new(ctx, req);
     let result = match *rq.method() {
-        Method::GET => check(ctx).await,
+        Method::GET => match rq
+            .limit(ctx, Class::Public, &format!("ip:{}", rq.client_key()), None)
+            .await
+        {
+            Ok(()) => check(ctx).await,
+            Err(e @ ApiError::RateLimited { .. }) => Err(e),
+            // The limit lives in the database: failing to check it is the
+            // database being down, which is what health reports.
+            Err(e) => Err(ApiError::DependencyDown {
+                component: "database",
+                cause: e.to_string(),
+            }),
+        },
         _ => Err(super::method_not_allowed(METHODS)),
     };
     rq.respond(ctx, result)

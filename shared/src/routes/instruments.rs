@@ -114,7 +114,7 @@ impl Cursor {
 }
 
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
-    let principal = auth::authenticate(ctx, &rq.req).await?;
+    let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;
     let query: ListQuery = rq.query()?;
 
@@ -322,7 +322,7 @@ impl NewInstrument {
 }
 
 async fn create<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
-    let principal = auth::authenticate(ctx, &rq.req).await?;
+    let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsManage)?;
     let new = NewInstrument::parse(rq.json(ctx)?)?;
 

@@ -90,16 +90,71 @@ pub fn route_for(path: &str) -> Option<&'static Route> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-/// A request in flight: the request and its id.
+/// A request in flight: the request, its id, and headers to add to the
+/// answer (rate-limit state).
 pub struct Rq {
     pub req: Request<Bytes>,
     id: String,
+    extra_headers: std::sync::Mutex<Vec<(http::HeaderName, http::HeaderValue)>>,
 }
 
 impl Rq {
     pub fn new<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Self {
         let id = crate::request::request_id(req.headers(), || ctx.new_uuid());
-        Rq { req, id }
+        Rq {
+            req,
+            id,
+            extra_headers: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Adds headers to whatever answer this request gets.
+    pub fn add_headers(&self, headers: Vec<(http::HeaderName, http::HeaderValue)>) {
+        if let Ok(mut extra) = self.extra_headers.lock() {
+            extra.extend(headers);
+        }
+    }
+
+    /// Applies the `class` limit to `key` (one statement); stores the
+    /// rate-limit headers and fails with 429 when over.
+    pub async fn limit<P: Platform>(
+        &self,
+        ctx: &Ctx<P>,
+        class: crate::ratelimit::Class,
+        key: &str,
+        organization_id: Option<uuid::Uuid>,
+    ) -> Result<(), ApiError> {
+        let policy = ctx.config.rate_limits.policy(class);
+        let statement = crate::ratelimit::check_statement(
+            policy,
+            &format!("{}:{key}", class.name()),
+            organization_id,
+        );
+        let checked: crate::ratelimit::Checked = ctx
+            .db()
+            .fetch_optional(&statement.query, statement.params)
+            .await?
+            .ok_or_else(|| ApiError::internal("rate limit check returned no row"))?;
+        self.apply_limit(class, policy, &checked)
+    }
+
+    /// Records a check's verdict (headers) and turns a refusal into an error.
+    pub fn apply_limit(
+        &self,
+        class: crate::ratelimit::Class,
+        policy: crate::ratelimit::Policy,
+        checked: &crate::ratelimit::Checked,
+    ) -> Result<(), ApiError> {
+        let verdict = crate::ratelimit::verdict(class, policy, checked);
+        self.add_headers(verdict.headers);
+        verdict.refusal.map_or(Ok(()), Err)
+    }
+
+    /// The client address as text, for rate-limit keys (`unknown` when the
+    /// platform reports none).
+    pub fn client_key(&self) -> String {
+        self.client_ip()
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
     }
 
     pub fn id(&self) -> &str {
@@ -144,13 +199,19 @@ impl Rq {
         result: Result<Reply, ApiError>,
     ) -> Response<Bytes> {
         let metadata = Metadata::new(ctx.now(), &self.id);
-        match result {
+        let mut response = match result {
             Ok(reply) => envelope::success(reply, metadata),
             Err(err) => {
                 log_error(&self.id, &err);
                 envelope::failure(&err, metadata)
             }
+        };
+        if let Ok(extra) = self.extra_headers.lock() {
+            for (name, value) in extra.iter() {
+                response.headers_mut().append(name.clone(), value.clone());
+            }
         }
+        response
     }
 }
 

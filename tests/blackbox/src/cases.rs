@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, ensure};
 use base64::Engine as _;
+use futures::future::join_all;
 use libtest_mimic::Trial;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -51,6 +52,7 @@ cases![
     logout_ends_the_session_at_once,
     deactivation_and_role_changes_take_effect_at_once,
     lockout_after_repeated_failures_then_unlock,
+    rate_limits_admit_exactly_the_limit_under_concurrency,
 ];
 
 /// Every case as a trial; without an app (listing only) they are listed but not run.
@@ -1144,4 +1146,132 @@ async fn lockout_after_repeated_failures_then_unlock(app: &TestApp) -> anyhow::R
     .await?;
     login_body(app, &user).await?.expect_ok(200)?;
     Ok(())
+}
+
+/// A host of the same kind whose functions see `overrides` on top of the
+/// suite's environment.
+async fn host_with(
+    app: &TestApp,
+    overrides: &[(&str, &str)],
+) -> anyhow::Result<crate::stack::HostHandle> {
+    let env: Vec<(String, String)> = app
+        .stack
+        .function_env
+        .iter()
+        .map(|(k, v)| {
+            let v = overrides
+                .iter()
+                .find(|(name, _)| name == k)
+                .map_or_else(|| v.clone(), |(_, o)| (*o).to_owned());
+            (k.clone(), v)
+        })
+        .collect();
+    start_host(app.stack.kind, &env).await
+}
+
+async fn rate_limits_admit_exactly_the_limit_under_concurrency(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let host = host_with(
+        app,
+        &[
+            ("RATE_LIMIT_AUTH", "5/60/900"),
+            ("RATE_LIMIT_AUTHENTICATED", "10/60/300"),
+            ("RATE_LIMIT_ADMIN", "10/60/60"),
+        ],
+    )
+    .await?;
+    let base = host.base_url.clone();
+    let result = async {
+        // 20 concurrent logins of one account: exactly 5 get through.
+        let user = app.new_org_user(Role::Viewer).await?;
+        let body = json!({ "email": user.email, "password": user.password });
+        let logins = (0..20).map(|_| {
+            let request = app
+                .http
+                .post(format!("{base}/api/auth/login"))
+                .json(&body)
+                .send();
+            async move {
+                let response = request.await?;
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                let json: Value = response.json().await?;
+                anyhow::Ok((status, headers, json))
+            }
+        });
+        let answers = futures_join_all(logins).await?;
+        let passed = answers.iter().filter(|(s, _, _)| *s == 200).count();
+        let limited: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 429).collect();
+        ensure!(
+            passed == 5 && limited.len() == 15,
+            "passed {passed}, limited {}",
+            limited.len()
+        );
+        let (_, headers, json) = limited[0];
+        ensure!(json["error"]["code"] == "RATE_LIMIT_EXCEEDED", "{json}");
+        let retry: u64 = headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .context("Retry-After")?;
+        ensure!((1..=900).contains(&retry), "Retry-After {retry}");
+        let policy = headers
+            .get("ratelimit-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        ensure!(policy == "\"auth\";q=5;w=60", "RateLimit-Policy {policy}");
+        ensure!(headers.get("ratelimit").is_some(), "RateLimit header");
+        // Blocked for 15 minutes: the next attempt is refused too.
+        let again = app
+            .http
+            .post(format!("{base}/api/auth/login"))
+            .json(&body)
+            .send()
+            .await?;
+        ensure!(again.status().as_u16() == 429);
+        let retry: u64 = again
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        ensure!(
+            retry > 800,
+            "the block lasts 15 minutes, Retry-After {retry}"
+        );
+
+        // 30 concurrent reads by one user: exactly 10 get through.
+        let reader = app.new_org_user(Role::Viewer).await?;
+        let token = app.login(&reader).await?;
+        let reads = (0..30).map(|_| {
+            let request = app
+                .http
+                .get(format!("{base}/api/v1/instruments"))
+                .bearer_auth(&token)
+                .send();
+            async move { anyhow::Ok(request.await?.status().as_u16()) }
+        });
+        let statuses = futures_join_all(reads).await?;
+        let ok = statuses.iter().filter(|s| **s == 200).count();
+        let limited = statuses.iter().filter(|s| **s == 429).count();
+        ensure!(
+            ok == 10 && limited == 20,
+            "reads passed {ok}, limited {limited}"
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    tokio::task::spawn_blocking(move || host.stop()).await?;
+    result
+}
+
+/// Runs futures concurrently on this task and collects their results.
+async fn futures_join_all<T>(
+    futures: impl IntoIterator<Item = impl Future<Output = anyhow::Result<T>>>,
+) -> anyhow::Result<Vec<T>> {
+    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for result in join_all(handles).await {
+        out.push(result?);
+    }
+    Ok(out)
 }

@@ -151,6 +151,15 @@ impl Stack {
             ),
             ("JWT_ISSUER".to_owned(), "antevus".to_owned()),
             ("JWT_AUDIENCE".to_owned(), "antevus-api".to_owned()),
+            // The suite logs in far more often than a person: limits are
+            // raised here and tested exactly on a host of their own.
+            ("RATE_LIMIT_AUTH".to_owned(), "100000/60/900".to_owned()),
+            ("RATE_LIMIT_PUBLIC".to_owned(), "100000/60/300".to_owned()),
+            (
+                "RATE_LIMIT_AUTHENTICATED".to_owned(),
+                "1000000/60/300".to_owned(),
+            ),
+            ("RATE_LIMIT_ADMIN".to_owned(), "1000000/60/60".to_owned()),
         ];
         let host_handle = start_host(kind, &function_env).await?;
         Ok(Stack {

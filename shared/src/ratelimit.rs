@@ -1,0 +1,256 @@
+//! Rate limits: GCRA with its state in PostgreSQL, one atomic statement per
+//! check, correct when many function instances run at once.
+//!
+//! Classes and defaults (design document): authentication 5/min with a
+//! 15-minute block, public 100/min (5-minute block), authenticated 1000/min
+//! (5 minutes), admin 2000/min (1 minute). Each is configurable as
+//! `limit/window_secs/block_secs` (`RATE_LIMIT_AUTH`, `RATE_LIMIT_PUBLIC`,
+//! `RATE_LIMIT_AUTHENTICATED`, `RATE_LIMIT_ADMIN`).
+//!
+//! Answers carry `RateLimit-Policy` and `RateLimit`
+//! (draft-ietf-httpapi-ratelimit-headers); a refusal is `429
+//! RATE_LIMIT_EXCEEDED` with `Retry-After`.
+
+use http::{HeaderName, HeaderValue};
+use serde::Deserialize;
+
+use crate::db::{Statement, statement};
+use crate::error::ApiError;
+use crate::params;
+
+/// Which limit applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Auth,
+    Public,
+    Authenticated,
+    Admin,
+}
+
+impl Class {
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Auth => "auth",
+            Class::Public => "public",
+            Class::Authenticated => "authenticated",
+            Class::Admin => "admin",
+        }
+    }
+}
+
+/// `limit` requests per `window_secs`; going over blocks for `block_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub limit: u32,
+    pub window_secs: u32,
+    pub block_secs: u32,
+}
+
+impl Policy {
+    /// Parses `limit/window_secs/block_secs`.
+    pub fn parse(text: &str) -> Option<Policy> {
+        let mut parts = text.trim().split('/').map(|p| p.trim().parse::<u32>().ok());
+        let policy = Policy {
+            limit: parts.next()??,
+            window_secs: parts.next()??,
+            block_secs: parts.next()??,
+        };
+        (parts.next().is_none() && policy.limit > 0 && policy.window_secs > 0).then_some(policy)
+    }
+}
+
+/// The four policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub auth: Policy,
+    pub public: Policy,
+    pub authenticated: Policy,
+    pub admin: Policy,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            auth: Policy {
+                limit: 5,
+                window_secs: 60,
+                block_secs: 900,
+            },
+            public: Policy {
+                limit: 100,
+                window_secs: 60,
+                block_secs: 300,
+            },
+            authenticated: Policy {
+                limit: 1000,
+                window_secs: 60,
+                block_secs: 300,
+            },
+            admin: Policy {
+                limit: 2000,
+                window_secs: 60,
+                block_secs: 60,
+            },
+        }
+    }
+}
+
+impl Limits {
+    pub fn policy(&self, class: Class) -> Policy {
+        match class {
+            Class::Auth => self.auth,
+            Class::Public => self.public,
+            Class::Authenticated => self.authenticated,
+            Class::Admin => self.admin,
+        }
+    }
+}
+
+/// The one statement of a check: GCRA on the row of `key`. Every SET
+/// expression reads the row as it was, under its lock.
+pub fn check_statement(
+    policy: Policy,
+    key: &str,
+    organization_id: Option<uuid::Uuid>,
+) -> Statement {
+    let emission = f64::from(policy.window_secs) / f64::from(policy.limit);
+    statement(
+        "WITH p AS (SELECT make_interval(secs => $3) AS t, make_interval(secs => $4) AS w, \
+                           make_interval(secs => $5) AS b) \
+         INSERT INTO rate_limits AS r (key, organization_id, tat, window_start, count, last_allowed) \
+         SELECT $1, $2, now() + p.t, now(), 1, true FROM p \
+         ON CONFLICT (key) DO UPDATE SET \
+           last_allowed = coalesce(r.blocked_until <= now(), true) \
+                          AND greatest(r.tat, now()) + (SELECT t FROM p) <= now() + (SELECT w FROM p), \
+           tat = CASE WHEN coalesce(r.blocked_until <= now(), true) \
+                       AND greatest(r.tat, now()) + (SELECT t FROM p) <= now() + (SELECT w FROM p) \
+                      THEN greatest(r.tat, now()) + (SELECT t FROM p) ELSE r.tat END, \
+           blocked_until = CASE WHEN r.blocked_until > now() THEN r.blocked_until \
+                                WHEN greatest(r.tat, now()) + (SELECT t FROM p) > now() + (SELECT w FROM p) \
+                                     AND $5 > 0 THEN now() + (SELECT b FROM p) \
+                                ELSE r.blocked_until END, \
+           is_blocked = coalesce(r.blocked_until > now(), false) \
+                        OR (greatest(r.tat, now()) + (SELECT t FROM p) > now() + (SELECT w FROM p) AND $5 > 0), \
+           count = r.count + 1 \
+         RETURNING last_allowed AS allowed, \
+                   extract(epoch FROM greatest(tat, now()) - now())::float8 AS backlog_secs, \
+                   extract(epoch FROM coalesce(blocked_until, now()) - now())::float8 AS blocked_secs",
+        params![
+            key,
+            organization_id,
+            emission,
+            f64::from(policy.window_secs),
+            f64::from(policy.block_secs)
+        ],
+    )
+}
+
+/// The row a check returns.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Checked {
+    pub allowed: bool,
+    pub backlog_secs: f64,
+    pub blocked_secs: f64,
+}
+
+/// The outcome of a check: headers for the answer, or the refusal.
+#[derive(Debug)]
+pub struct Verdict {
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub refusal: Option<ApiError>,
+}
+
+/// Interprets a check's row under `policy`.
+pub fn verdict(class: Class, policy: Policy, checked: &Checked) -> Verdict {
+    let window = f64::from(policy.window_secs);
+    let emission = window / f64::from(policy.limit);
+    let remaining = ((window - checked.backlog_secs) / emission)
+        .floor()
+        .clamp(0.0, f64::from(policy.limit)) as u64;
+    let reset = checked.backlog_secs.max(0.0).ceil() as u64;
+    let name = class.name();
+    let mut headers = vec![
+        (
+            HeaderName::from_static("ratelimit-policy"),
+            header(format!(
+                "\"{name}\";q={};w={}",
+                policy.limit, policy.window_secs
+            )),
+        ),
+        (
+            HeaderName::from_static("ratelimit"),
+            header(format!("\"{name}\";r={remaining};t={reset}")),
+        ),
+    ];
+    let refusal = (!checked.allowed).then(|| {
+        let retry = if checked.blocked_secs > 0.0 {
+            checked.blocked_secs
+        } else {
+            (checked.backlog_secs + emission - window).max(1.0)
+        };
+        let retry_after_secs = retry.ceil().max(1.0) as u64;
+        headers[1].1 = header(format!("\"{name}\";r=0;t={retry_after_secs}"));
+        ApiError::RateLimited { retry_after_secs }
+    });
+    Verdict { headers, refusal }
+}
+
+fn header(text: String) -> HeaderValue {
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_parse() {
+        assert_eq!(
+            Policy::parse("5/60/900"),
+            Some(Policy {
+                limit: 5,
+                window_secs: 60,
+                block_secs: 900
+            })
+        );
+        assert_eq!(Policy::parse("0/60/0"), None);
+        assert_eq!(Policy::parse("5/60"), None);
+        assert_eq!(Policy::parse("5/60/1/2"), None);
+    }
+
+    #[test]
+    fn verdicts_report_remaining_and_retry() {
+        let policy = Policy {
+            limit: 5,
+            window_secs: 60,
+            block_secs: 900,
+        };
+        let ok = verdict(
+            Class::Auth,
+            policy,
+            &Checked {
+                allowed: true,
+                backlog_secs: 12.0,
+                blocked_secs: 0.0,
+            },
+        );
+        assert!(ok.refusal.is_none());
+        assert_eq!(ok.headers[0].1, "\"auth\";q=5;w=60");
+        assert_eq!(ok.headers[1].1, "\"auth\";r=4;t=12");
+        let no = verdict(
+            Class::Auth,
+            policy,
+            &Checked {
+                allowed: false,
+                backlog_secs: 60.0,
+                blocked_secs: 900.0,
+            },
+        );
+        assert!(matches!(
+            no.refusal,
+            Some(ApiError::RateLimited {
+                retry_after_secs: 900
+            })
+        ));
+    }
+}
