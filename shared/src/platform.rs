@@ -92,6 +92,9 @@ pub struct Config {
     /// `RATE_LIMIT_ADMIN` (`limit/window_secs/block_secs`; defaults from the
     /// design document).
     pub rate_limits: crate::ratelimit::Limits,
+    /// `APP_URL`: base URL of the web application, for links in e-mail
+    /// (default `http://127.0.0.1:8787`).
+    pub app_url: String,
 }
 
 /// Names of the variables [`Config::from_lookup`] reads.
@@ -107,6 +110,7 @@ pub const CONFIG_VARS: &[&str] = &[
     "RATE_LIMIT_PUBLIC",
     "RATE_LIMIT_AUTHENTICATED",
     "RATE_LIMIT_ADMIN",
+    "APP_URL",
 ];
 
 /// Shortest HMAC key accepted for access tokens (256 bits).
@@ -164,6 +168,10 @@ impl Config {
             max_body_bytes: usize::try_from(max_body_bytes)
                 .map_err(|_| ConfigError("MAX_BODY_BYTES must be positive".into()))?,
             rate_limits,
+            app_url: lookup("APP_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:8787".into())
+                .trim_end_matches('/')
+                .to_owned(),
         })
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod jwt;
 pub mod password;
+pub mod policy;
 pub mod roles;
 pub mod session;
 

@@ -6,10 +6,12 @@
 //! host and the wasmtime front route by it, and a test fails when any of
 //! them (or the crates under `functions/`) drift.
 
+pub mod auth_forgot_password;
 pub mod auth_login;
 pub mod auth_logout;
 pub mod auth_me;
 pub mod auth_refresh;
+pub mod auth_reset_password;
 pub mod health;
 pub mod instruments;
 
@@ -75,6 +77,8 @@ route_table! {
     "auth-logout" => auth_logout, "/api/auth/logout", [POST];
     "auth-refresh" => auth_refresh, "/api/auth/refresh", [POST];
     "auth-me" => auth_me, "/api/auth/me", [GET];
+    "auth-forgot-password" => auth_forgot_password, "/api/auth/forgot-password", [POST];
+    "auth-reset-password" => auth_reset_password, "/api/auth/reset-password", [POST];
     "instruments" => instruments, "/api/v1/instruments", [GET, POST];
 }
 

@@ -1,0 +1,126 @@
+//! `POST /api/auth/forgot-password`: `{email}` -> 202, the same answer
+//! whether or not the account exists. For an active account a single-use
+//! reset token (`pr_` + 256 random bits, stored hashed, 30 minutes) is
+//! created and an e-mail with the reset link is queued in `email_outbox`.
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Rq;
+use crate::audit::{self, Outcome};
+use crate::db::{BatchOptions, statement};
+use crate::domain::Email;
+use crate::envelope::Reply;
+use crate::error::ApiError;
+use crate::params;
+use crate::platform::{Ctx, Platform};
+use crate::ratelimit::Class;
+
+const METHODS: &[Method] = &[Method::POST];
+/// Lifetime of a reset token.
+pub const RESET_TTL_MINUTES: i64 = 30;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    email: String,
+}
+
+#[derive(Deserialize)]
+struct Account {
+    id: uuid::Uuid,
+    organization_id: uuid::Uuid,
+    name: String,
+}
+
+pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
+    let rq = Rq::new(ctx, req);
+    let result = match *rq.method() {
+        Method::POST => forgot(ctx, &rq).await,
+        _ => Err(super::method_not_allowed(METHODS)),
+    };
+    rq.respond(ctx, result)
+}
+
+/// A reset token and its stored hash.
+pub fn new_reset_token(random: [u8; 32]) -> (String, String) {
+    use base64::Engine as _;
+    let token = format!(
+        "pr_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
+    );
+    let hash = crate::auth::session::token_hash(&token);
+    (token, hash)
+}
+
+async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    let input: Input = rq.json(ctx)?;
+    let email = Email::parse(&input.email).map_err(|m| ApiError::invalid("email", m))?;
+    rq.limit(
+        ctx,
+        Class::Auth,
+        &format!("forgot:{}", rq.client_key()),
+        None,
+    )
+    .await?;
+    let db = ctx.db();
+    let account: Option<Account> = db
+        .fetch_optional(
+            "SELECT id, organization_id, name FROM users WHERE email = $1 AND is_active",
+            params![email.as_str()],
+        )
+        .await?;
+    let (token, hash) = new_reset_token(ctx.random_bytes::<32>());
+    let mut statements = Vec::new();
+    let event = audit::Event {
+        id: ctx.new_uuid(),
+        organization_id: account.as_ref().map(|a| a.organization_id),
+        user_id: account.as_ref().map(|a| a.id),
+        event_type: "AUTH_PASSWORD_RESET_REQUESTED",
+        severity: "INFO",
+        action: "Password reset requested",
+        outcome: if account.is_some() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        },
+        record_type: account.as_ref().map(|_| "user"),
+        record_id: account.as_ref().map(|a| a.id),
+        old_values: None,
+        new_values: None,
+        metadata: json!({ "accountFound": account.is_some() }),
+    };
+    statements.push(event.insert(rq));
+    if let Some(account) = &account {
+        let link = format!("{}/reset-password?token={token}", ctx.config.app_url);
+        let body = format!(
+            "Hello {},\n\nSomeone (hopefully you) asked to reset your Antevus password.\n\
+             Open this link within {RESET_TTL_MINUTES} minutes to choose a new one:\n\n{link}\n\n\
+             If you did not ask, ignore this message; your password stays as it is.\n",
+            account.name
+        );
+        statements.push(statement(
+            "INSERT INTO password_resets (organization_id, user_id, token_hash, ip_address, expires_at) \
+             VALUES ($1, $2, $3::text::bytea, $4::inet, now() + make_interval(mins => $5))",
+            params![
+                account.organization_id,
+                account.id,
+                hash,
+                rq.client_ip().map(|ip| ip.to_string()),
+                RESET_TTL_MINUTES
+            ],
+        ));
+        statements.push(statement(
+            "INSERT INTO email_outbox (organization_id, to_address, template, subject, body_text) \
+             VALUES ($1, $2, 'password_reset', 'Reset your Antevus password', $3)",
+            params![account.organization_id, email.as_str(), body],
+        ));
+    }
+    db.batch(statements, BatchOptions::default()).await?;
+    Reply::with_status(
+        StatusCode::ACCEPTED,
+        json!({ "message": "If an account exists for this e-mail, a reset link is on its way" }),
+    )
+}

@@ -1,0 +1,115 @@
+//! `POST /api/auth/reset-password`: `{token, password}`. The token is spent,
+//! the password replaced, the lockout cleared and every session of the user
+//! ended, all in one statement; then audited. An unknown, used or expired
+//! token is a `400` on `token`.
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Rq;
+use crate::audit::{self, Outcome};
+use crate::auth::{password, policy};
+use crate::db::BatchOptions;
+use crate::envelope::Reply;
+use crate::error::{ApiError, FieldError};
+use crate::params;
+use crate::platform::{Ctx, Platform};
+use crate::ratelimit::Class;
+
+const METHODS: &[Method] = &[Method::POST];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    token: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct Reset {
+    id: uuid::Uuid,
+    organization_id: uuid::Uuid,
+}
+
+pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
+    let rq = Rq::new(ctx, req);
+    let result = match *rq.method() {
+        Method::POST => reset(ctx, &rq).await,
+        _ => Err(super::method_not_allowed(METHODS)),
+    };
+    rq.respond(ctx, result)
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::invalid(
+        "token",
+        "The reset link is invalid or has expired; ask for a new one",
+    )
+}
+
+async fn reset<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    let input: Input = rq.json(ctx)?;
+    let mut problems = Vec::new();
+    let token_ok = input.token.len() == 46 && input.token.starts_with("pr_");
+    if !token_ok {
+        problems.push(FieldError::new(
+            "token",
+            "The reset link is invalid or has expired; ask for a new one",
+        ));
+    }
+    if let Err(message) = policy::check(&input.password) {
+        problems.push(FieldError::new("password", message));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    rq.limit(
+        ctx,
+        Class::Auth,
+        &format!("reset:{}", rq.client_key()),
+        None,
+    )
+    .await?;
+    let hash =
+        password::hash(&input.password, ctx.random_bytes::<16>()).map_err(ApiError::internal)?;
+    let token_hash = crate::auth::session::token_hash(&input.token);
+    let db = ctx.db();
+    let reset: Option<Reset> = db
+        .fetch_optional(
+            "WITH spent AS ( \
+               UPDATE password_resets SET used_at = now() \
+               WHERE token_hash = $1::text::bytea AND used_at IS NULL AND expires_at > now() \
+               RETURNING user_id), \
+             changed AS ( \
+               UPDATE users u SET password_hash = $2, failed_login_attempts = 0, account_locked_until = NULL, \
+                                  updated_at = now() \
+               FROM spent WHERE u.id = spent.user_id AND u.is_active \
+               RETURNING u.id, u.organization_id), \
+             ended AS ( \
+               UPDATE sessions s SET revoked_at = now(), revoked_reason = 'password_reset' \
+               FROM changed WHERE s.user_id = changed.id AND s.revoked_at IS NULL RETURNING s.id) \
+             SELECT id, organization_id FROM changed",
+            params![token_hash, hash],
+        )
+        .await?;
+    let reset = reset.ok_or_else(invalid_token)?;
+    let event = audit::Event {
+        id: ctx.new_uuid(),
+        organization_id: Some(reset.organization_id),
+        user_id: Some(reset.id),
+        event_type: "AUTH_PASSWORD_RESET",
+        severity: "WARNING",
+        action: "Password reset with an e-mailed token; all sessions ended",
+        outcome: Outcome::Success,
+        record_type: Some("user"),
+        record_id: Some(reset.id),
+        old_values: None,
+        new_values: None,
+        metadata: json!({}),
+    };
+    db.batch(vec![event.insert(rq)], BatchOptions::default())
+        .await?;
+    Reply::ok(json!({ "passwordReset": true }))
+}
