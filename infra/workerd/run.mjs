@@ -34,6 +34,8 @@ const mf = new Miniflare({
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     compatibilityDate: "2025-09-01",
     routes: spec.routes,
+    // Functions whose paths this worker's route pattern also covers.
+    serviceBindings: spec.services ?? {},
     bindings,
   })),
 });

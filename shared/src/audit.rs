@@ -45,31 +45,69 @@ pub struct Event<'a> {
     pub metadata: Value,
 }
 
+const COLUMNS: &str = "id, organization_id, user_id, event_type, severity, action, outcome, record_type, \
+                       record_id, old_values, new_values, metadata, ip_address, user_agent, request_id";
+
+/// `$n` placeholders of the event's values, the first being `$first`.
+fn placeholders(first: usize) -> String {
+    let casts = [
+        "", "", "", "", "", "", "", "", "", "::jsonb", "::jsonb", "::jsonb", "::inet", "", "",
+    ];
+    casts
+        .iter()
+        .enumerate()
+        .map(|(i, cast)| format!("${}{cast}", first + i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Event<'_> {
+    fn values(&self, rq: &Rq) -> Vec<serde_json::Value> {
+        params![
+            self.id,
+            self.organization_id,
+            self.user_id,
+            self.event_type,
+            self.severity,
+            self.action,
+            self.outcome.as_str(),
+            self.record_type,
+            self.record_id,
+            self.old_values,
+            self.new_values,
+            self.metadata,
+            rq.client_ip().map(|ip| ip.to_string()),
+            rq.user_agent(),
+            rq.id(),
+        ]
+    }
+
     /// The `INSERT` for this event, carrying the request's id, client
     /// address and user agent.
     pub fn insert(&self, rq: &Rq) -> Statement {
         statement(
-            "INSERT INTO audit_events (id, organization_id, user_id, event_type, severity, action, outcome, \
-             record_type, record_id, old_values, new_values, metadata, ip_address, user_agent, request_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12::jsonb, $13::inet, $14, $15)",
-            params![
-                self.id,
-                self.organization_id,
-                self.user_id,
-                self.event_type,
-                self.severity,
-                self.action,
-                self.outcome.as_str(),
-                self.record_type,
-                self.record_id,
-                self.old_values,
-                self.new_values,
-                self.metadata,
-                rq.client_ip().map(|ip| ip.to_string()),
-                rq.user_agent(),
-                rq.id(),
-            ],
+            format!(
+                "INSERT INTO audit_events ({COLUMNS}) VALUES ({})",
+                placeholders(1)
+            ),
+            self.values(rq),
+        )
+    }
+
+    /// One statement that makes `change` (a data-modifying statement with
+    /// `RETURNING`) and records this event only for the rows it changed: no
+    /// change, no event. Returns the changed rows' `record_id`s.
+    pub fn insert_after(&self, rq: &Rq, change: Statement) -> Statement {
+        let offset = change.params.len();
+        let mut params = change.params;
+        params.extend(self.values(rq));
+        statement(
+            format!(
+                "WITH changed AS ({}) INSERT INTO audit_events ({COLUMNS}) SELECT {} FROM changed RETURNING record_id",
+                change.query,
+                placeholders(offset + 1)
+            ),
+            params,
         )
     }
 }

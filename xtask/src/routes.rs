@@ -18,13 +18,36 @@ pub fn wasm_name(function: &str) -> String {
 
 /// Workers route pattern of a Spin route. Workers patterns only have a
 /// trailing wildcard, and a query string must still match, so every pattern
-/// ends in `*`; the function itself answers 404 for a path that is not
-/// exactly its route (`host_workers::prepare`).
+/// ends in `*`: `*/path*` for an exact route, `*/prefix/*` for a subtree (the
+/// longer, more specific pattern wins). Each function answers 404 for a path
+/// that is not its route (`host_workers::prepare`).
 pub fn workers_pattern(route: &Route) -> String {
-    format!(
-        "*{}*",
-        route.path.strip_suffix("/...").unwrap_or(route.path)
-    )
+    match route.path.strip_suffix("/...") {
+        Some(prefix) => format!("*{prefix}/*"),
+        None => format!("*{}*", route.path),
+    }
+}
+
+/// The functions whose paths `route`'s Workers pattern also covers: `route`'s
+/// worker hands their requests on through a service binding.
+pub fn covered(route: &Route) -> Vec<&'static Route> {
+    let pattern = workers_pattern(route);
+    let prefix = pattern.trim_start_matches('*').trim_end_matches('*');
+    ROUTES
+        .iter()
+        .filter(|other| other.function != route.function)
+        .filter(|other| {
+            let sample = match other.path.strip_suffix("/...") {
+                Some(p) => format!("{p}/"),
+                None => other.path.to_owned(),
+            };
+            sample.starts_with(prefix)
+        })
+        .collect()
+}
+
+fn binding_name(function: &str) -> String {
+    format!("FN_{}", function.replace('-', "_").to_ascii_uppercase())
 }
 
 fn methods(route: &Route) -> String {
@@ -76,10 +99,21 @@ pub fn wrangler_toml() -> String {
     for route in ROUTES {
         let f = route.function;
         out.push_str(&format!(
-            "\n# {} {}\n[env.{f}]\nname = \"antevus-{f}\"\nmain = \"functions/{f}/build/index.js\"\nroutes = [{{ pattern = \"antevus.example.com{}\", zone_name = \"antevus.example.com\" }}]\n\n[env.{f}.build]\ncommand = \"cargo xtask build-wasm --workers\"\n\n[env.{f}.vars]\nSQL_PROXY_URL = \"https://sql.antevus.example.com/sql\"\nJWT_ISSUER = \"antevus\"\nJWT_AUDIENCE = \"antevus-api\"\n",
+            "\n# {} {}\n[env.{f}]\nname = \"antevus-{f}\"\nmain = \"functions/{f}/build/index.js\"\nroutes = [{{ pattern = \"antevus.example.com{}\", zone_name = \"antevus.example.com\" }}]\n{services}\n[env.{f}.build]\ncommand = \"cargo xtask build-wasm --workers\"\n\n[env.{f}.vars]\nSQL_PROXY_URL = \"https://sql.antevus.example.com/sql\"\nJWT_ISSUER = \"antevus\"\nJWT_AUDIENCE = \"antevus-api\"\n",
             methods(route),
             route.path,
             workers_pattern(route).trim_start_matches('*'),
+            services = {
+                let bindings: Vec<String> = covered(route)
+                    .iter()
+                    .map(|o| format!("{{ binding = \"{}\", service = \"antevus-{}\" }}", binding_name(o.function), o.function))
+                    .collect();
+                if bindings.is_empty() {
+                    String::new()
+                } else {
+                    format!("services = [{}]\n", bindings.join(", "))
+                }
+            },
         ));
     }
     out
@@ -95,6 +129,10 @@ pub fn workers_json() -> String {
                 "modulesRoot": format!("functions/{}/build", route.function),
                 "scriptPath": format!("functions/{}/build/index.js", route.function),
                 "routes": [workers_pattern(route)],
+                "services": covered(route)
+                    .iter()
+                    .map(|o| (binding_name(o.function), serde_json::Value::from(o.function)))
+                    .collect::<serde_json::Map<_, _>>(),
             })
         })
         .collect();
@@ -202,6 +240,27 @@ mod tests {
     fn every_function_crate_is_a_route_and_every_route_has_a_crate() {
         let problems = drift();
         assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn overlapping_workers_patterns_get_service_bindings() {
+        for route in ROUTES {
+            for other in covered(route) {
+                // Whatever this pattern swallows must belong to a more specific route.
+                assert!(
+                    other.path.starts_with(route.path),
+                    "{} covers {}",
+                    route.path,
+                    other.path
+                );
+            }
+        }
+        let keys = ROUTES
+            .iter()
+            .find(|r| r.function == "api-keys")
+            .expect("api-keys route");
+        let covered: Vec<_> = covered(keys).iter().map(|r| r.function).collect();
+        assert_eq!(covered, ["api-keys-item"]);
     }
 
     #[test]

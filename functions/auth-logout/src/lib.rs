@@ -24,6 +24,6 @@ async fn fetch(
         Ok((ctx, request)) => {
             host_workers::respond(shared::routes::auth_logout::handle(&ctx, request).await)
         }
-        Err(early) => host_workers::respond(early),
+        Err(early) => early.into_response(),
     }
 }

@@ -106,12 +106,75 @@ impl Drop for Console {
 
 static LOGGING: Once = Once::new();
 
-/// Reads the request (within the body cap) and the configuration. A path
-/// that is not `function`'s route answers 404.
+/// A request answered (or handed on) before the handler ran.
+pub enum Early {
+    /// An answer in the envelope (404, 413, configuration problem, ...).
+    Answer(http::Response<Bytes>),
+    /// The answer of the function that owns the path.
+    Forwarded(worker::Response),
+}
+
+impl Early {
+    pub fn into_response(self) -> worker::Result<worker::Response> {
+        match self {
+            Early::Answer(response) => respond(response),
+            Early::Forwarded(response) => Ok(response),
+        }
+    }
+}
+
+/// The service-binding name under which a function is reachable from the
+/// functions whose Workers route pattern also covers its paths.
+pub fn binding_name(function: &str) -> String {
+    format!("FN_{}", function.replace('-', "_").to_ascii_uppercase())
+}
+
+/// Reads the request (within the body cap) and the configuration.
+///
+/// Workers route patterns only end in a wildcard, so the pattern of an exact
+/// route (`*/api/v1/api-keys*`, needed to match query strings) also covers
+/// its subtree (`/api/v1/api-keys/:id`) and, by Workers' specificity rules,
+/// wins. A request for a path that belongs to another function is handed to
+/// that function through its service binding; a path no function owns is 404.
 pub async fn prepare(
-    mut request: worker::Request,
+    request: worker::Request,
     env: &worker::Env,
     function: &str,
+) -> Result<(Ctx<WorkersPlatform>, http::Request<Bytes>), Early> {
+    let platform = WorkersPlatform;
+    match routes::route_for(&request.path()) {
+        Some(route) if route.function == function => {
+            read(request, env).await.map_err(Early::Answer)
+        }
+        Some(route) => {
+            let headers = http::HeaderMap::new();
+            match env.service(&binding_name(route.function)) {
+                Ok(owner) => match owner.fetch_request(request).await {
+                    Ok(response) => Err(Early::Forwarded(response)),
+                    Err(e) => Err(Early::Answer(routes::early_failure(
+                        &platform,
+                        &headers,
+                        &ApiError::Unavailable(format!("forwarding to {}: {e}", route.function)),
+                    ))),
+                },
+                Err(_) => Err(Early::Answer(routes::early_failure(
+                    &platform,
+                    &headers,
+                    &ApiError::NotFound,
+                ))),
+            }
+        }
+        None => Err(Early::Answer(routes::early_failure(
+            &platform,
+            &http::HeaderMap::new(),
+            &ApiError::NotFound,
+        ))),
+    }
+}
+
+async fn read(
+    mut request: worker::Request,
+    env: &worker::Env,
 ) -> Result<(Ctx<WorkersPlatform>, http::Request<Bytes>), http::Response<Bytes>> {
     LOGGING.call_once(|| {
         let _ = tracing_subscriber::fmt()
@@ -129,13 +192,6 @@ pub async fn prepare(
         ) {
             headers.append(name, value);
         }
-    }
-    if routes::route_for(&request.path()).map(|r| r.function) != Some(function) {
-        return Err(routes::early_failure(
-            &platform,
-            &headers,
-            &ApiError::NotFound,
-        ));
     }
     let lookup = |name: &str| {
         env.secret(name)

@@ -7,6 +7,7 @@
 //! [`authenticate`] turns a request's bearer token into a [`Principal`];
 //! [`Principal::require`] is the one place a permission is checked.
 
+pub mod api_key;
 pub mod jwt;
 pub mod password;
 pub mod policy;
@@ -26,14 +27,24 @@ pub struct Principal {
     pub organization_id: uuid::Uuid,
     /// The role in force now (read from the database, not the token).
     pub role: Role,
-    /// The session family (login) of the access token.
-    pub session_id: uuid::Uuid,
+    /// The session family (login) of an access token; `None` for an API key.
+    pub session_id: Option<uuid::Uuid>,
+    /// The API key used, if any.
+    pub api_key_id: Option<uuid::Uuid>,
+    /// An API key's scopes; `None` means the role's permissions.
+    pub scopes: Option<Vec<Permission>>,
 }
 
 impl Principal {
-    /// Fails with `403 AUTH_INSUFFICIENT_PERMISSIONS` unless the role has `permission`.
+    /// Fails with `403 AUTH_INSUFFICIENT_PERMISSIONS` unless the role has
+    /// `permission` and, for an API key, the key's scopes include it (a key
+    /// never exceeds its owner's current role).
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        if self.role.can(permission) {
+        let scoped = self
+            .scopes
+            .as_ref()
+            .is_none_or(|scopes| scopes.contains(&permission));
+        if self.role.can(permission) && scoped {
             Ok(())
         } else {
             Err(ApiError::Forbidden)
@@ -41,10 +52,15 @@ impl Principal {
     }
 }
 
-/// Verifies the request's `Authorization: Bearer` access token, then checks
+/// Authenticates an API key (`X-API-Key` or `Bearer ak_...`, see
+/// [`api_key`]), or verifies the request's `Authorization: Bearer` access
+/// token, then checks
 /// in the database that its session is live and its user active, and takes
 /// the user's current role from there.
 pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Principal, ApiError> {
+    if let Some(key) = api_key::presented(rq.req.headers()) {
+        return api_key::authenticate(ctx, rq, key).await;
+    }
     let token = crate::request::bearer_token(rq.req.headers())
         .ok_or(ApiError::TokenInvalid("no bearer token"))?;
     let config = &ctx.config;
@@ -112,6 +128,8 @@ pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Principa
         user_id: claims.sub,
         organization_id: claims.org,
         role,
-        session_id: claims.sid,
+        session_id: Some(claims.sid),
+        api_key_id: None,
+        scopes: None,
     })
 }

@@ -27,6 +27,12 @@ pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<
 
 async fn logout<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
+    let session_id = principal.session_id.ok_or_else(|| {
+        ApiError::invalid(
+            "authorization",
+            "An API key has no session to end; revoke the key instead",
+        )
+    })?;
     let event = audit::Event {
         id: ctx.new_uuid(),
         organization_id: Some(principal.organization_id),
@@ -36,7 +42,7 @@ async fn logout<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         action: "User logged out",
         outcome: Outcome::Success,
         record_type: Some("session"),
-        record_id: Some(principal.session_id),
+        record_id: Some(session_id),
         old_values: None,
         new_values: None,
         metadata: json!({}),
@@ -47,7 +53,7 @@ async fn logout<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
                 statement(
                     "UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' \
                      WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL",
-                    params![principal.session_id, principal.user_id],
+                    params![session_id, principal.user_id],
                 ),
                 event.insert(rq),
             ],

@@ -47,7 +47,8 @@ struct Me {
     #[serde(with = "time::serde::rfc3339::option")]
     last_login_at: Option<OffsetDateTime>,
     organization: Organization,
-    session_id: uuid::Uuid,
+    session_id: Option<uuid::Uuid>,
+    api_key_id: Option<uuid::Uuid>,
 }
 
 pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
@@ -86,5 +87,6 @@ async fn me<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
             slug: row.organization_slug,
         },
         session_id: principal.session_id,
+        api_key_id: principal.api_key_id,
     })
 }

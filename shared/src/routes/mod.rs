@@ -6,6 +6,8 @@
 //! host and the wasmtime front route by it, and a test fails when any of
 //! them (or the crates under `functions/`) drift.
 
+pub mod api_keys;
+pub mod api_keys_item;
 pub mod auth_forgot_password;
 pub mod auth_login;
 pub mod auth_logout;
@@ -80,6 +82,8 @@ route_table! {
     "auth-forgot-password" => auth_forgot_password, "/api/auth/forgot-password", [POST];
     "auth-reset-password" => auth_reset_password, "/api/auth/reset-password", [POST];
     "instruments" => instruments, "/api/v1/instruments", [GET, POST];
+    "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
+    "api-keys-item" => api_keys_item, "/api/v1/api-keys/...", [DELETE];
 }
 
 /// The route serving `path`, the most specific first.
