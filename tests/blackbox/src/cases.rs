@@ -58,6 +58,7 @@ cases![
     api_keys_are_shown_once_scoped_and_usable,
     api_key_allowlist_expiry_and_revocation,
     api_key_rate_limit_override,
+    role_matrix_walk,
 ];
 
 /// Every case as a trial; without an app (listing only) they are listed but not run.
@@ -1712,5 +1713,74 @@ async fn api_key_rate_limit_override(app: &TestApp) -> anyhow::Result<()> {
         );
     }
     ensure!(statuses == [200, 200, 200, 429, 429], "{statuses:?}");
+    Ok(())
+}
+
+/// Every role against every permission-guarded route: allowed exactly when
+/// the matrix (`shared::auth::roles`) says so.
+async fn role_matrix_walk(app: &TestApp) -> anyhow::Result<()> {
+    use shared::auth::Permission;
+    let (admin, _) = app.admin().await?;
+    let missing = format!("/api/v1/api-keys/{}", uuid::Uuid::from_u128(42));
+    let key_body = json!({ "name": "walk", "permissions": ["instruments:view"] });
+    let routes: Vec<(Method, &str, Option<Value>, Option<Permission>)> = vec![
+        (Method::GET, "/api/auth/me", None, None),
+        (
+            Method::GET,
+            "/api/v1/instruments",
+            None,
+            Some(Permission::InstrumentsView),
+        ),
+        (
+            Method::POST,
+            "/api/v1/instruments",
+            Some(instrument("walk", "hplc", "idle", "L")),
+            Some(Permission::InstrumentsManage),
+        ),
+        (
+            Method::GET,
+            "/api/v1/api-keys",
+            None,
+            Some(Permission::KeysManage),
+        ),
+        (
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(key_body),
+            Some(Permission::KeysManage),
+        ),
+        (
+            Method::DELETE,
+            missing.as_str(),
+            None,
+            Some(Permission::KeysManage),
+        ),
+    ];
+    for role in Role::ALL {
+        let user = app.new_user(admin.organization_id, role).await?;
+        let token = app.login(&user).await?;
+        for (method, path, body, permission) in &routes {
+            let body = body.as_ref().map(|b| {
+                (
+                    "application/json",
+                    serde_json::to_vec(b).unwrap_or_default(),
+                )
+            });
+            let resp = app
+                .send(method.clone(), path, Some(&token), &[], body)
+                .await?;
+            let allowed = permission.is_none_or(|p| role.can(p));
+            let what = format!("{role:?} {method} {path}: {} {}", resp.status, resp.json);
+            if allowed {
+                ensure!(
+                    resp.status != 403 && resp.status != 401 && resp.status < 500,
+                    "{what}"
+                );
+            } else {
+                resp.expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")
+                    .with_context(|| what.clone())?;
+            }
+        }
+    }
     Ok(())
 }
