@@ -107,7 +107,10 @@ impl Limits {
 }
 
 /// The one statement of a check: GCRA on the row of `key`. Every SET
-/// expression reads the row as it was, under its lock.
+/// expression reads the row as it was, under its lock. Time is
+/// `clock_timestamp()`, read after the lock is taken, not the transaction's
+/// start (`now()`): concurrent checks then see time move forward in the
+/// order they hold the row, and none is refused for an earlier start.
 pub fn check_statement(
     policy: Policy,
     key: &str,
@@ -118,23 +121,23 @@ pub fn check_statement(
         "WITH p AS (SELECT make_interval(secs => $3) AS t, make_interval(secs => $4) AS w, \
                            make_interval(secs => $5) AS b) \
          INSERT INTO rate_limits AS r (key, organization_id, tat, window_start, count, last_allowed) \
-         SELECT $1, $2, now() + p.t, now(), 1, true FROM p \
+         SELECT $1, $2, clock_timestamp() + p.t, clock_timestamp(), 1, true FROM p \
          ON CONFLICT (key) DO UPDATE SET \
-           last_allowed = coalesce(r.blocked_until <= now(), true) \
-                          AND greatest(r.tat, now()) + (SELECT t FROM p) <= now() + (SELECT w FROM p), \
-           tat = CASE WHEN coalesce(r.blocked_until <= now(), true) \
-                       AND greatest(r.tat, now()) + (SELECT t FROM p) <= now() + (SELECT w FROM p) \
-                      THEN greatest(r.tat, now()) + (SELECT t FROM p) ELSE r.tat END, \
-           blocked_until = CASE WHEN r.blocked_until > now() THEN r.blocked_until \
-                                WHEN greatest(r.tat, now()) + (SELECT t FROM p) > now() + (SELECT w FROM p) \
-                                     AND $5 > 0 THEN now() + (SELECT b FROM p) \
+           last_allowed = coalesce(r.blocked_until <= clock_timestamp(), true) \
+                          AND greatest(r.tat, clock_timestamp()) + (SELECT t FROM p) <= clock_timestamp() + (SELECT w FROM p), \
+           tat = CASE WHEN coalesce(r.blocked_until <= clock_timestamp(), true) \
+                       AND greatest(r.tat, clock_timestamp()) + (SELECT t FROM p) <= clock_timestamp() + (SELECT w FROM p) \
+                      THEN greatest(r.tat, clock_timestamp()) + (SELECT t FROM p) ELSE r.tat END, \
+           blocked_until = CASE WHEN r.blocked_until > clock_timestamp() THEN r.blocked_until \
+                                WHEN greatest(r.tat, clock_timestamp()) + (SELECT t FROM p) > clock_timestamp() + (SELECT w FROM p) \
+                                     AND $5 > 0 THEN clock_timestamp() + (SELECT b FROM p) \
                                 ELSE r.blocked_until END, \
-           is_blocked = coalesce(r.blocked_until > now(), false) \
-                        OR (greatest(r.tat, now()) + (SELECT t FROM p) > now() + (SELECT w FROM p) AND $5 > 0), \
+           is_blocked = coalesce(r.blocked_until > clock_timestamp(), false) \
+                        OR (greatest(r.tat, clock_timestamp()) + (SELECT t FROM p) > clock_timestamp() + (SELECT w FROM p) AND $5 > 0), \
            count = r.count + 1 \
          RETURNING last_allowed AS allowed, \
-                   extract(epoch FROM greatest(tat, now()) - now())::float8 AS backlog_secs, \
-                   extract(epoch FROM coalesce(blocked_until, now()) - now())::float8 AS blocked_secs",
+                   extract(epoch FROM greatest(tat, clock_timestamp()) - clock_timestamp())::float8 AS backlog_secs, \
+                   extract(epoch FROM coalesce(blocked_until, clock_timestamp()) - clock_timestamp())::float8 AS blocked_secs",
         params![
             key,
             organization_id,

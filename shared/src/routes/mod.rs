@@ -14,8 +14,11 @@ pub mod auth_logout;
 pub mod auth_me;
 pub mod auth_refresh;
 pub mod auth_reset_password;
+pub mod auth_signup;
 pub mod health;
 pub mod instruments;
+pub mod users;
+pub mod users_item;
 
 use std::net::IpAddr;
 
@@ -81,9 +84,12 @@ route_table! {
     "auth-me" => auth_me, "/api/auth/me", [GET];
     "auth-forgot-password" => auth_forgot_password, "/api/auth/forgot-password", [POST];
     "auth-reset-password" => auth_reset_password, "/api/auth/reset-password", [POST];
+    "auth-signup" => auth_signup, "/api/auth/signup", [POST];
     "instruments" => instruments, "/api/v1/instruments", [GET, POST];
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/...", [DELETE];
+    "users" => users, "/api/v1/users", [GET, POST];
+    "users-item" => users_item, "/api/v1/users/...", [GET, PUT];
 }
 
 /// The route serving `path`, the most specific first.

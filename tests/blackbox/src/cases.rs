@@ -59,6 +59,9 @@ cases![
     api_key_allowlist_expiry_and_revocation,
     api_key_rate_limit_override,
     role_matrix_walk,
+    signup_opens_an_organization,
+    invitation_signup_joins_with_the_invited_role,
+    admins_manage_users_within_limits,
 ];
 
 /// Every case as a trial; without an app (listing only) they are listed but not run.
@@ -1723,6 +1726,7 @@ async fn role_matrix_walk(app: &TestApp) -> anyhow::Result<()> {
     let (admin, _) = app.admin().await?;
     let missing = format!("/api/v1/api-keys/{}", uuid::Uuid::from_u128(42));
     let key_body = json!({ "name": "walk", "permissions": ["instruments:view"] });
+    let missing_user = format!("/api/v1/users/{}", uuid::Uuid::from_u128(43));
     let routes: Vec<(Method, &str, Option<Value>, Option<Permission>)> = vec![
         (Method::GET, "/api/auth/me", None, None),
         (
@@ -1755,6 +1759,24 @@ async fn role_matrix_walk(app: &TestApp) -> anyhow::Result<()> {
             None,
             Some(Permission::KeysManage),
         ),
+        (
+            Method::GET,
+            "/api/v1/users",
+            None,
+            Some(Permission::UsersManage),
+        ),
+        (
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({ "email": "x@example.org", "role": "KING" })),
+            Some(Permission::UsersManage),
+        ),
+        (
+            Method::PUT,
+            missing_user.as_str(),
+            Some(json!({ "name": "x" })),
+            Some(Permission::UsersManage),
+        ),
     ];
     for role in Role::ALL {
         let user = app.new_user(admin.organization_id, role).await?;
@@ -1782,5 +1804,232 @@ async fn role_matrix_walk(app: &TestApp) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// The token in the newest queued e-mail to `to` after `marker=`.
+async fn mailed_token(app: &TestApp, to: &str, marker: &str) -> anyhow::Result<String> {
+    let db = app.db().await?;
+    let row = db
+        .query_one(
+            "SELECT body_text FROM email_outbox WHERE to_address = $1 ORDER BY created_at DESC LIMIT 1",
+            &[&to],
+        )
+        .await?;
+    let body: String = row.get(0);
+    body.split(marker)
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .map(str::to_owned)
+        .context("token in mail")
+}
+
+fn unique_email(tag: &str) -> String {
+    format!(
+        "{tag}-{}@example.org",
+        uuid::Uuid::from_bytes(rand_bytes()).simple()
+    )
+}
+
+fn rand_bytes() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).unwrap_or_else(|e| panic!("no randomness: {e}"));
+    b
+}
+
+async fn signup_opens_an_organization(app: &TestApp) -> anyhow::Result<()> {
+    let email = unique_email("founder");
+    let body = json!({ "organizationName": "Genomics Core", "email": email, "name": "Ada", "password": "a long good passphrase" });
+    let resp = app.post("/api/auth/signup", None, &body).await?;
+    let data = resp.expect_ok(201)?.clone();
+    ensure!(
+        data["user"]["role"] == "ADMIN" && data["user"]["email"] == email.as_str(),
+        "{data}"
+    );
+    let token = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": email, "password": "a long good passphrase" }),
+        )
+        .await?
+        .expect_ok(200)?["accessToken"]
+        .as_str()
+        .context("token")?
+        .to_owned();
+    let me = app.get("/api/auth/me", Some(&token)).await?;
+    ensure!(me.expect_ok(200)?["organization"]["name"] == "Genomics Core");
+    let again = app.post("/api/auth/signup", None, &body).await?;
+    again.expect_error(409, "CONFLICT")?;
+    ensure!(again.detail_fields() == ["email"]);
+    let weak = app
+        .post("/api/auth/signup", None, &json!({ "organizationName": "X", "email": unique_email("w"), "name": "W", "password": "password1" }))
+        .await?;
+    weak.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(weak.detail_fields() == ["password"], "{}", weak.json);
+    let both = app
+        .post("/api/auth/signup", None, &json!({ "invitationToken": "in_x", "organizationName": "X", "email": unique_email("b"), "name": "B", "password": "a long good passphrase" }))
+        .await?;
+    both.expect_error(400, "VALIDATION_ERROR")?;
+    Ok(())
+}
+
+async fn invitation_signup_joins_with_the_invited_role(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let email = unique_email("invitee");
+    let invited = app
+        .post(
+            "/api/v1/users",
+            Some(&token),
+            &json!({ "email": email, "role": "TECHNICIAN", "name": "Tess" }),
+        )
+        .await?;
+    let data = invited.expect_ok(201)?.clone();
+    ensure!(
+        data["role"] == "TECHNICIAN" && data.get("token").is_none(),
+        "the token only travels by e-mail: {data}"
+    );
+    let invitation = mailed_token(app, &email, "invitation=").await?;
+    ensure!(invitation.starts_with("in_"));
+    let body = json!({ "invitationToken": invitation, "name": "Tess", "password": "technician passphrase" });
+    let joined = app.post("/api/auth/signup", None, &body).await?;
+    let user = joined.expect_ok(201)?.clone();
+    ensure!(
+        user["user"]["role"] == "TECHNICIAN"
+            && user["organizationId"] == admin.organization_id.to_string(),
+        "{user}"
+    );
+    // Single use.
+    let again = app.post("/api/auth/signup", None, &body).await?;
+    again.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(
+        again.detail_fields() == ["invitationToken"],
+        "{}",
+        again.json
+    );
+    // Inviting an existing account is a conflict; bad roles are refused.
+    app.post(
+        "/api/v1/users",
+        Some(&token),
+        &json!({ "email": email, "role": "VIEWER" }),
+    )
+    .await?
+    .expect_error(409, "CONFLICT")?;
+    let bad = app
+        .post(
+            "/api/v1/users",
+            Some(&token),
+            &json!({ "email": unique_email("x"), "role": "KING" }),
+        )
+        .await?;
+    ensure!(bad.detail_fields() == ["role"], "{}", bad.json);
+    let sup = app
+        .post(
+            "/api/v1/users",
+            Some(&token),
+            &json!({ "email": unique_email("x"), "role": "SUPER_ADMIN" }),
+        )
+        .await?;
+    sup.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(
+        sup.detail_fields() == ["role"],
+        "an admin cannot mint a super admin"
+    );
+    Ok(())
+}
+
+async fn admins_manage_users_within_limits(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let user = app.new_user(admin.organization_id, Role::Scientist).await?;
+    let user_token = app.login(&user).await?;
+    let path = format!("/api/v1/users/{}", user.id);
+    let list = app.get("/api/v1/users", Some(&token)).await?;
+    ensure!(list.expect_ok(200)?["items"].as_array().map(Vec::len) == Some(2));
+    let text = list.json.to_string();
+    ensure!(
+        !text.contains("passwordHash") && !text.contains("argon2"),
+        "no hashes in listings"
+    );
+    // A user may read themselves, not others, and may not manage users.
+    app.get(&path, Some(&user_token)).await?.expect_ok(200)?;
+    app.get(&format!("/api/v1/users/{}", admin.id), Some(&user_token))
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    let put = |body: Value, tok: String, p: String| async move {
+        app.send(
+            Method::PUT,
+            &p,
+            Some(&tok),
+            &[],
+            Some(("application/json", serde_json::to_vec(&body)?)),
+        )
+        .await
+    };
+    put(json!({ "role": "ADMIN" }), user_token.clone(), path.clone())
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    // Role change by the admin takes effect and is audited with old and new values.
+    let promoted = put(
+        json!({ "role": "LAB_MANAGER", "department": "Genomics" }),
+        token.clone(),
+        path.clone(),
+    )
+    .await?;
+    ensure!(promoted.expect_ok(200)?["role"] == "LAB_MANAGER");
+    let db = app.db().await?;
+    let audit = db
+        .query_one(
+            "SELECT old_values->>'role', new_values->>'role' FROM audit_events WHERE record_id = $1 AND event_type = 'USER_UPDATED'",
+            &[&user.id],
+        )
+        .await?;
+    ensure!(audit.get::<_, String>(0) == "SCIENTIST" && audit.get::<_, String>(1) == "LAB_MANAGER");
+    // No one changes their own role or deactivates themselves; no passwords set here.
+    let own = format!("/api/v1/users/{}", admin.id);
+    let self_demote = put(json!({ "role": "VIEWER" }), token.clone(), own.clone()).await?;
+    ensure!(
+        self_demote.detail_fields() == ["role"],
+        "{}",
+        self_demote.json
+    );
+    let self_off = put(json!({ "isActive": false }), token.clone(), own.clone()).await?;
+    ensure!(
+        self_off.detail_fields() == ["isActive"],
+        "{}",
+        self_off.json
+    );
+    let pw = put(
+        json!({ "password": "known to the admin" }),
+        token.clone(),
+        path.clone(),
+    )
+    .await?;
+    pw.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(pw.detail_fields() == ["password"], "{}", pw.json);
+    let sup = put(
+        json!({ "role": "SUPER_ADMIN" }),
+        token.clone(),
+        path.clone(),
+    )
+    .await?;
+    ensure!(sup.detail_fields() == ["role"], "{}", sup.json);
+    // Deactivation ends the user's sessions at once.
+    put(json!({ "isActive": false }), token.clone(), path.clone())
+        .await?
+        .expect_ok(200)?;
+    app.get("/api/auth/me", Some(&user_token))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    // Other organizations' users are 404.
+    let (_, stranger) = app.admin().await?;
+    app.get(&path, Some(&stranger))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    put(json!({ "name": "x" }), stranger, path.clone())
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    app.get("/api/v1/users/nope", Some(&token))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
     Ok(())
 }

@@ -1,0 +1,224 @@
+//! `POST /api/auth/signup`: either accept an invitation
+//! (`{invitationToken, name, password}`: the account joins the inviting
+//! organization with the invited role) or open a new organization whose
+//! first user is its admin (`{organizationName, email, name, password}`).
+//! 201 with the user and organization; the client then logs in.
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Rq;
+use crate::audit::{self, Outcome};
+use crate::auth::{password, policy};
+use crate::db::{BatchOptions, DbError, statement};
+use crate::domain::Email;
+use crate::envelope::Reply;
+use crate::error::{ApiError, FieldError};
+use crate::params;
+use crate::platform::{Ctx, Platform};
+use crate::ratelimit::Class;
+
+const METHODS: &[Method] = &[Method::POST];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Input {
+    invitation_token: Option<String>,
+    organization_name: Option<String>,
+    email: Option<String>,
+    name: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct Joined {
+    user_id: uuid::Uuid,
+    organization_id: uuid::Uuid,
+    email: String,
+    role: String,
+}
+
+pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
+    let rq = Rq::new(ctx, req);
+    let result = match *rq.method() {
+        Method::POST => signup(ctx, &rq).await,
+        _ => Err(super::method_not_allowed(METHODS)),
+    };
+    rq.respond(ctx, result)
+}
+
+/// A URL-safe organization slug from its name, with a random suffix.
+fn slug(name: &str, suffix: [u8; 3]) -> String {
+    let mut base: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    base.truncate(48);
+    let base = base.trim_end_matches('-');
+    let base = if base.is_empty() { "lab" } else { base };
+    format!("{base}-{}", hex::encode(suffix))
+}
+
+fn email_taken(err: DbError) -> ApiError {
+    if err.constraint() == Some("users_email_key") {
+        ApiError::Conflict {
+            message: "A user with this e-mail already exists".into(),
+            details: vec![FieldError::new("email", "Already has an account")],
+        }
+    } else {
+        err.into()
+    }
+}
+
+async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    let input: Input = rq.json(ctx)?;
+    let mut problems = Vec::new();
+    let name = input.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+        problems.push(FieldError::new("name", "Must be 1 to 255 characters"));
+    }
+    if let Err(message) = policy::check(&input.password) {
+        problems.push(FieldError::new("password", message));
+    }
+    match (
+        &input.invitation_token,
+        &input.organization_name,
+        &input.email,
+    ) {
+        (Some(token), None, None) if token.len() == 46 && token.starts_with("in_") => {}
+        (Some(_), None, None) => problems.push(FieldError::new(
+            "invitationToken",
+            "The invitation is invalid or has expired",
+        )),
+        (None, Some(org), Some(_)) if org.trim().is_empty() || org.trim().chars().count() > 255 => {
+            problems.push(FieldError::new(
+                "organizationName",
+                "Must be 1 to 255 characters",
+            ))
+        }
+        (None, Some(_), Some(_)) => {}
+        _ => problems.push(FieldError::new(
+            "body",
+            "Give either invitationToken, or organizationName and email",
+        )),
+    }
+    let email = match &input.email {
+        Some(raw) => Email::parse(raw)
+            .map_err(|m| problems.push(FieldError::new("email", m)))
+            .ok(),
+        None => None,
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    rq.limit(
+        ctx,
+        Class::Auth,
+        &format!("signup:{}", rq.client_key()),
+        None,
+    )
+    .await?;
+    let hash =
+        password::hash(&input.password, ctx.random_bytes::<16>()).map_err(ApiError::internal)?;
+    let user_id = ctx.new_uuid();
+    let db = ctx.db();
+
+    let joined: Joined = if let Some(token) = &input.invitation_token {
+        let token_hash = crate::auth::session::token_hash(token);
+        db.fetch_optional(
+            "WITH accepted AS ( \
+               UPDATE invitations SET accepted_at = now(), accepted_user_id = $2 \
+               WHERE token_hash = $1::text::bytea AND accepted_at IS NULL AND expires_at > now() \
+               RETURNING organization_id, email, role) \
+             INSERT INTO users (id, organization_id, email, password_hash, name, role) \
+             SELECT $2, organization_id, email, $3, $4, role FROM accepted \
+             RETURNING id AS user_id, organization_id, email, role",
+            params![token_hash, user_id, hash, name],
+        )
+        .await
+        .map_err(email_taken)?
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "invitationToken",
+                "The invitation is invalid or has expired",
+            )
+        })?
+    } else {
+        let email = email.ok_or_else(|| ApiError::invalid("email", "E-mail is required"))?;
+        let organization_name = input
+            .organization_name
+            .as_deref()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let organization_id = ctx.new_uuid();
+        let results = db
+            .batch(
+                vec![
+                    statement(
+                        "INSERT INTO organizations (id, name, slug) VALUES ($1, $2, $3)",
+                        params![organization_id, organization_name, slug(&organization_name, ctx.random_bytes::<3>())],
+                    ),
+                    statement(
+                        "INSERT INTO users (id, organization_id, email, password_hash, name, role) \
+                         VALUES ($1, $2, $3, $4, $5, 'ADMIN') RETURNING id AS user_id, organization_id, email, role",
+                        params![user_id, organization_id, email.as_str(), hash, name],
+                    ),
+                ],
+                BatchOptions::default(),
+            )
+            .await
+            .map_err(email_taken)?;
+        results
+            .get(1)
+            .and_then(|r| r.decode::<Joined>().ok())
+            .and_then(|rows| rows.into_iter().next())
+            .ok_or_else(|| ApiError::internal("signup inserted no user"))?
+    };
+    let event = audit::Event {
+        id: ctx.new_uuid(),
+        organization_id: Some(joined.organization_id),
+        user_id: Some(joined.user_id),
+        event_type: "USER_SIGNED_UP",
+        severity: "INFO",
+        action: if input.invitation_token.is_some() {
+            "Invitation accepted"
+        } else {
+            "Organization created"
+        },
+        outcome: Outcome::Success,
+        record_type: Some("user"),
+        record_id: Some(joined.user_id),
+        old_values: None,
+        new_values: Some(json!({ "email": joined.email, "role": joined.role, "name": name })),
+        metadata: json!({}),
+    };
+    db.batch(vec![event.insert(rq)], BatchOptions::default())
+        .await?;
+    Reply::created(json!({
+        "user": { "id": joined.user_id, "email": joined.email, "name": name, "role": joined.role },
+        "organizationId": joined.organization_id,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn slugs_are_url_safe() {
+        assert_eq!(
+            slug("Genomics Core — Boston!", [1, 2, 3]),
+            "genomics-core-boston-010203"
+        );
+        assert_eq!(slug("***", [0, 0, 1]), "lab-000001");
+        assert!(slug(&"x".repeat(300), [0; 3]).len() <= 63);
+    }
+}

@@ -1,0 +1,190 @@
+//! `/api/v1/users/:id`: `GET` (`users:manage`, or yourself) and `PUT`
+//! (`users:manage`): `{name?, department?, role?, isActive?}`. Nobody changes
+//! their own role or deactivates themselves; only a super admin grants or
+//! changes the super admin role; no one sets another user's password here
+//! (a `password` field is refused). Deactivation ends the user's sessions at
+//! once. Another organization's user is 404.
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Rq;
+use super::users::{USER_COLUMNS, UserView};
+use crate::audit::{self, Outcome};
+use crate::auth::{self, Permission, Role};
+use crate::db::{BatchOptions, statement};
+use crate::envelope::Reply;
+use crate::error::{ApiError, FieldError};
+use crate::params;
+use crate::platform::{Ctx, Platform};
+
+const METHODS: &[Method] = &[Method::GET, Method::PUT];
+
+pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
+    let rq = Rq::new(ctx, req);
+    let result = match *rq.method() {
+        Method::GET => show(ctx, &rq).await,
+        Method::PUT => update(ctx, &rq).await,
+        _ => Err(super::method_not_allowed(METHODS)),
+    };
+    rq.respond(ctx, result)
+}
+
+fn user_id(rq: &Rq) -> Result<uuid::Uuid, ApiError> {
+    let rest = rq
+        .req
+        .uri()
+        .path()
+        .strip_prefix("/api/v1/users/")
+        .unwrap_or("");
+    rest.parse().map_err(|_| ApiError::NotFound)
+}
+
+async fn load<P: Platform>(
+    ctx: &Ctx<P>,
+    organization_id: uuid::Uuid,
+    id: uuid::Uuid,
+) -> Result<UserView, ApiError> {
+    ctx.db()
+        .fetch_optional(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND organization_id = $2"),
+            params![id, organization_id],
+        )
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+async fn show<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    let id = user_id(rq)?;
+    if id != principal.user_id {
+        principal.require(Permission::UsersManage)?;
+    }
+    Reply::ok(load(ctx, principal.organization_id, id).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct UpdateInput {
+    name: Option<String>,
+    department: Option<String>,
+    role: Option<String>,
+    is_active: Option<bool>,
+}
+
+async fn update<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    principal.require(Permission::UsersManage)?;
+    let id = user_id(rq)?;
+    let input: UpdateInput = rq.json(ctx)?;
+    let current = load(ctx, principal.organization_id, id).await?;
+    let mut problems = Vec::new();
+    let name = match input.name.as_deref().map(str::trim) {
+        Some(n) if n.is_empty() || n.chars().count() > 255 || n.chars().any(char::is_control) => {
+            problems.push(FieldError::new("name", "Must be 1 to 255 characters"));
+            None
+        }
+        other => other.map(str::to_owned),
+    };
+    let role = match input.role.as_deref() {
+        None => None,
+        Some(raw) => match Role::parse(raw) {
+            None => {
+                problems.push(FieldError::new("role", "Not a role"));
+                None
+            }
+            Some(role) => Some(role),
+        },
+    };
+    if id == principal.user_id && role.is_some_and(|r| r != current.role) {
+        problems.push(FieldError::new("role", "You cannot change your own role"));
+    }
+    if id == principal.user_id && input.is_active == Some(false) {
+        problems.push(FieldError::new(
+            "isActive",
+            "You cannot deactivate yourself",
+        ));
+    }
+    let touches_super =
+        role == Some(Role::SuperAdmin) || (current.role == Role::SuperAdmin && role.is_some());
+    if touches_super && principal.role != Role::SuperAdmin {
+        problems.push(FieldError::new(
+            "role",
+            "Only a super admin may grant or change the super admin role",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let new_role = role.unwrap_or(current.role);
+    let new_active = input.is_active.unwrap_or(current.is_active);
+    let new_name = name.unwrap_or_else(|| current.name.clone());
+    let new_department = input
+        .department
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty())
+        .or(current.department.clone());
+    let mut old_values = serde_json::Map::new();
+    let mut new_values = serde_json::Map::new();
+    let mut changed = |field: &str, old: Value, new: Value| {
+        if old != new {
+            old_values.insert(field.to_owned(), old);
+            new_values.insert(field.to_owned(), new);
+        }
+    };
+    changed("name", json!(current.name), json!(new_name));
+    changed(
+        "department",
+        json!(current.department),
+        json!(new_department),
+    );
+    changed("role", json!(current.role), json!(new_role));
+    changed("isActive", json!(current.is_active), json!(new_active));
+    if new_values.is_empty() {
+        return Reply::ok(current);
+    }
+    let event = audit::Event {
+        id: ctx.new_uuid(),
+        organization_id: Some(principal.organization_id),
+        user_id: Some(principal.user_id),
+        event_type: "USER_UPDATED",
+        severity: if new_values.contains_key("role") || new_values.contains_key("isActive") {
+            "WARNING"
+        } else {
+            "INFO"
+        },
+        action: "User updated",
+        outcome: Outcome::Success,
+        record_type: Some("user"),
+        record_id: Some(id),
+        old_values: Some(Value::Object(old_values)),
+        new_values: Some(Value::Object(new_values)),
+        metadata: json!({}),
+    };
+    let mut statements = vec![
+        statement(
+            "UPDATE users SET name = $3, department = $4, role = $5, is_active = $6, updated_at = now() \
+             WHERE id = $1 AND organization_id = $2",
+            params![
+                id,
+                principal.organization_id,
+                new_name,
+                new_department,
+                new_role.as_str(),
+                new_active
+            ],
+        ),
+        event.insert(rq),
+    ];
+    if !new_active {
+        statements.push(statement(
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = 'deactivated' \
+             WHERE user_id = $1 AND revoked_at IS NULL",
+            params![id],
+        ));
+    }
+    ctx.db().batch(statements, BatchOptions::default()).await?;
+    Reply::ok(load(ctx, principal.organization_id, id).await?)
+}
