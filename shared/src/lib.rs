@@ -27,6 +27,7 @@ pub mod db;
 pub mod domain;
 pub mod envelope;
 pub mod error;
+pub mod mail;
 pub mod platform;
 pub mod ratelimit;
 pub mod request;

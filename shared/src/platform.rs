@@ -95,6 +95,13 @@ pub struct Config {
     /// `APP_URL`: base URL of the web application, for links in e-mail
     /// (default `http://127.0.0.1:8787`).
     pub app_url: String,
+    /// `MAIL_PROVIDER_URL`: HTTP mail provider endpoint; unset, e-mail stays
+    /// in `email_outbox`.
+    pub mail_provider_url: Option<String>,
+    /// `MAIL_PROVIDER_TOKEN` (secret): bearer token for the provider.
+    pub mail_provider_token: Option<Secret>,
+    /// `MAIL_FROM`: sender address (default `no-reply@antevus.local`).
+    pub mail_from: String,
 }
 
 /// Names of the variables [`Config::from_lookup`] reads.
@@ -111,6 +118,9 @@ pub const CONFIG_VARS: &[&str] = &[
     "RATE_LIMIT_AUTHENTICATED",
     "RATE_LIMIT_ADMIN",
     "APP_URL",
+    "MAIL_PROVIDER_URL",
+    "MAIL_PROVIDER_TOKEN",
+    "MAIL_FROM",
 ];
 
 /// Shortest HMAC key accepted for access tokens (256 bits).
@@ -172,6 +182,19 @@ impl Config {
                 .unwrap_or_else(|| "http://127.0.0.1:8787".into())
                 .trim_end_matches('/')
                 .to_owned(),
+            mail_provider_url: match lookup("MAIL_PROVIDER_URL").filter(|v| !v.trim().is_empty()) {
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => Some(url),
+                Some(_) => {
+                    return Err(ConfigError(
+                        "MAIL_PROVIDER_URL must be an http(s) URL".into(),
+                    ));
+                }
+                None => None,
+            },
+            mail_provider_token: lookup("MAIL_PROVIDER_TOKEN")
+                .filter(|v| !v.is_empty())
+                .map(Secret::new),
+            mail_from: lookup("MAIL_FROM").unwrap_or_else(|| "no-reply@antevus.local".into()),
         })
     }
 }

@@ -70,11 +70,12 @@ pub fn spin_toml() -> String {
          version = \"0.1.0\"\n\
          description = \"Antevus laboratory instrument API: one component per route\"\n\n\
          [variables]\n\
-         sql_proxy_origin = { default = \"http://127.0.0.1:4444\" }\n",
+         sql_proxy_origin = { default = \"http://127.0.0.1:4444\" }\n\
+         mail_provider_origin = { default = \"https://mail.antevus.example.com\" }\n",
     );
     for route in ROUTES {
         out.push_str(&format!(
-            "\n# {} {}\n[[trigger.http]]\nroute = \"{}\"\ncomponent = \"{}\"\n\n[component.{}]\nsource = \"target/wasm32-wasip2/release/{}\"\nallowed_outbound_hosts = [\"{{{{ sql_proxy_origin }}}}\"]\n\n[component.{}.build]\ncommand = \"cargo xtask build-wasm --spin\"\n",
+            "\n# {} {}\n[[trigger.http]]\nroute = \"{}\"\ncomponent = \"{}\"\n\n[component.{}]\nsource = \"target/wasm32-wasip2/release/{}\"\nallowed_outbound_hosts = [\"{{{{ sql_proxy_origin }}}}\", \"{{{{ mail_provider_origin }}}}\"]\n\n[component.{}.build]\ncommand = \"cargo xtask build-wasm --spin\"\n",
             methods(route),
             route.path,
             route.path,

@@ -74,6 +74,7 @@ async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         .await?;
     let (token, hash) = new_reset_token(ctx.random_bytes::<32>());
     let mut statements = Vec::new();
+    let mut message = None;
     let event = audit::Event {
         id: ctx.new_uuid(),
         organization_id: account.as_ref().map(|a| a.organization_id),
@@ -112,13 +113,24 @@ async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
                 RESET_TTL_MINUTES
             ],
         ));
-        statements.push(statement(
-            "INSERT INTO email_outbox (organization_id, to_address, template, subject, body_text) \
-             VALUES ($1, $2, 'password_reset', 'Reset your Antevus password', $3)",
-            params![account.organization_id, email.as_str(), body],
-        ));
+        message = Some(crate::mail::Message {
+            id: ctx.new_uuid(),
+            to: email.as_str().to_owned(),
+            subject: "Reset your Antevus password".to_owned(),
+            text: body,
+        });
+        if let Some(message) = &message {
+            statements.push(crate::mail::queue(
+                Some(account.organization_id),
+                "password_reset",
+                message,
+            ));
+        }
     }
     db.batch(statements, BatchOptions::default()).await?;
+    if let Some(message) = message {
+        crate::mail::deliver(ctx, &[message]).await;
+    }
     Reply::with_status(
         StatusCode::ACCEPTED,
         json!({ "message": "If an account exists for this e-mail, a reset link is on its way" }),

@@ -147,10 +147,24 @@ async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
             INVITATION_TTL_DAYS
         ],
     );
+    let message = crate::mail::Message {
+        id: ctx.new_uuid(),
+        to: email.as_str().to_owned(),
+        subject: "You are invited to Antevus".to_owned(),
+        text: body,
+    };
+    // Queued only if the invitation was created.
     let mail = statement(
-        "INSERT INTO email_outbox (organization_id, to_address, template, subject, body_text) \
-         SELECT $1, $2, 'invitation', 'You are invited to Antevus', $3 FROM invitations WHERE id = $4",
-        params![principal.organization_id, email.as_str(), body, id],
+        "INSERT INTO email_outbox (id, organization_id, to_address, template, subject, body_text) \
+         SELECT $5, $1, $2, 'invitation', $6, $3 FROM invitations WHERE id = $4",
+        params![
+            principal.organization_id,
+            message.to,
+            message.text,
+            id,
+            message.id,
+            message.subject
+        ],
     );
     #[derive(Deserialize)]
     struct Created {
@@ -175,6 +189,7 @@ async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
             details: vec![FieldError::new("email", "Already has an account")],
         });
     }
+    crate::mail::deliver(ctx, &[message]).await;
     let row: Option<Created> = ctx
         .db()
         .fetch_optional(

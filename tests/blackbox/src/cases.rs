@@ -62,6 +62,7 @@ cases![
     signup_opens_an_organization,
     invitation_signup_joins_with_the_invited_role,
     admins_manage_users_within_limits,
+    mail_goes_through_the_configured_provider,
 ];
 
 /// Every case as a trial; without an app (listing only) they are listed but not run.
@@ -541,6 +542,21 @@ async fn hostile_tokens_are_refused(app: &TestApp) -> anyhow::Result<()> {
         );
     }
     app.get("/api/v1/instruments", None)
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    // A refresh token is not an access token.
+    let login = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": admin.email, "password": admin.password }),
+        )
+        .await?;
+    let refresh = login.expect_ok(200)?["refreshToken"]
+        .as_str()
+        .context("refreshToken")?
+        .to_owned();
+    app.get("/api/v1/instruments", Some(&refresh))
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
     app.send(
@@ -1163,18 +1179,18 @@ async fn host_with(
     app: &TestApp,
     overrides: &[(&str, &str)],
 ) -> anyhow::Result<crate::stack::HostHandle> {
-    let env: Vec<(String, String)> = app
+    let mut env: Vec<(String, String)> = app
         .stack
         .function_env
         .iter()
-        .map(|(k, v)| {
-            let v = overrides
-                .iter()
-                .find(|(name, _)| name == k)
-                .map_or_else(|| v.clone(), |(_, o)| (*o).to_owned());
-            (k.clone(), v)
-        })
+        .filter(|(k, _)| !overrides.iter().any(|(name, _)| name == k))
+        .cloned()
         .collect();
+    env.extend(
+        overrides
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     start_host(app.stack.kind, &env).await
 }
 
@@ -2031,5 +2047,87 @@ async fn admins_manage_users_within_limits(app: &TestApp) -> anyhow::Result<()> 
     app.get("/api/v1/users/nope", Some(&token))
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    Ok(())
+}
+
+/// What the mail provider stand-in received: (authorization, JSON body).
+type Received = Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>;
+
+/// A stand-in for a third-party HTTP mail provider (the network boundary):
+/// records what it receives and answers with `status`.
+async fn mail_provider(
+    status: u16,
+) -> anyhow::Result<(String, Received, tokio::sync::oneshot::Sender<()>)> {
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/send",
+        axum::routing::post(move |headers: http::HeaderMap, body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                if let Ok(mut s) = sink.lock() {
+                    s.push((auth, json));
+                }
+                http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/send", listener.local_addr()?);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok((url, received, tx))
+}
+
+async fn mail_goes_through_the_configured_provider(app: &TestApp) -> anyhow::Result<()> {
+    let db = app.db().await?;
+    for (status, delivered) in [(200u16, true), (503, false)] {
+        let (url, received, stop) = mail_provider(status).await?;
+        let host = host_with(
+            app,
+            &[
+                ("MAIL_PROVIDER_URL", url.as_str()),
+                ("MAIL_PROVIDER_TOKEN", "provider-secret"),
+            ],
+        )
+        .await?;
+        let base = host.base_url.clone();
+        let result = async {
+            let user = app.new_org_user(Role::Viewer).await?;
+            let resp = app.http.post(format!("{base}/api/auth/forgot-password")).json(&json!({ "email": user.email })).send().await?;
+            ensure!(resp.status().as_u16() == 202, "the request succeeds whatever the provider says");
+            let got = received.lock().map(|r| r.clone()).unwrap_or_default();
+            ensure!(got.len() == 1, "one message posted, got {}", got.len());
+            let (auth, message) = &got[0];
+            ensure!(auth.as_deref() == Some("Bearer provider-secret"), "{auth:?}");
+            ensure!(message["to"] == user.email.as_str(), "{message}");
+            ensure!(message["text"].as_str().unwrap_or_default().contains("reset-password?token=pr_"), "{message}");
+            let row = db
+                .query_one(
+                    "SELECT sent_at IS NOT NULL, attempts, coalesce(last_error, '') FROM email_outbox WHERE to_address = $1",
+                    &[&user.email],
+                )
+                .await?;
+            ensure!(row.get::<_, bool>(0) == delivered, "sent_at recorded only on success");
+            ensure!(row.get::<_, i32>(1) == 1);
+            ensure!(delivered || row.get::<_, String>(2).contains("503"), "the failure is recorded");
+            anyhow::Ok(())
+        }
+        .await;
+        let _ = stop.send(());
+        tokio::task::spawn_blocking(move || host.stop()).await?;
+        result?;
+    }
     Ok(())
 }

@@ -43,6 +43,15 @@ fn ms(d: Duration) -> String {
 }
 
 async fn load(app: Arc<TestApp>, token: Arc<String>, clients: usize) -> Stats {
+    load_path(app, token, clients, "/api/v1/instruments?limit=25").await
+}
+
+async fn load_path(
+    app: Arc<TestApp>,
+    token: Arc<String>,
+    clients: usize,
+    path: &'static str,
+) -> Stats {
     let deadline = Instant::now() + Duration::from_secs(SECONDS_PER_LEVEL);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -54,7 +63,7 @@ async fn load(app: Arc<TestApp>, token: Arc<String>, clients: usize) -> Stats {
             let mut errors = 0;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                match app.get("/api/v1/instruments?limit=25", Some(&token)).await {
+                match app.get(path, Some(&token)).await {
                     Ok(resp) if resp.status == 200 => latencies.push(t.elapsed()),
                     _ => errors += 1,
                 }
@@ -161,6 +170,32 @@ fn main() -> anyhow::Result<()> {
                 ms(s.p99)
             );
         }
+        // Login: argon2id verification natively, and whole logins on workerd.
+        let phc = shared::auth::password::hash("bench password", [5; 16])?;
+        let started = Instant::now();
+        for _ in 0..20 {
+            std::hint::black_box(shared::auth::password::verify("bench password", &phc));
+        }
+        let native_verify = started.elapsed() / 20;
+        let mut logins = Vec::new();
+        for _ in 0..20 {
+            let t = Instant::now();
+            app.login(&admin).await?;
+            logins.push(t.elapsed());
+        }
+        let logins = stats(logins, 0, Duration::ZERO);
+        println!("\n| login | ms |\n|---|---:|");
+        println!("| argon2id verify (m=19 MiB, t=2, p=1), native, mean of 20 | {} |", ms(native_verify));
+        println!("| POST /api/auth/login on workerd, p50 of 20 | {} |", ms(logins.p50));
+        println!("| POST /api/auth/login on workerd, p99 of 20 | {} |", ms(logins.p99));
+        let me = load_path(app.clone(), token.clone(), 16, "/api/auth/me").await;
+        println!("\n| GET /api/auth/me, 16 clients, {SECONDS_PER_LEVEL} s | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|");
+        println!(
+            "| workerd | {:.0} | {} | {} |",
+            me.count as f64 / me.elapsed.as_secs_f64(),
+            ms(me.p50),
+            ms(me.p99)
+        );
         let d = direct(&stack.admin_db_url, admin.organization_id).await?;
         let p = through_proxy(&stack, admin.organization_id).await?;
         println!("\n| path ({SEQUENTIAL_QUERIES} sequential queries, 26 rows) | p50 ms | p99 ms |");

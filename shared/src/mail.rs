@@ -1,0 +1,90 @@
+//! Outgoing e-mail. Every message is first a row of `email_outbox` (written
+//! in the same transaction as what caused it). When `MAIL_PROVIDER_URL` is
+//! configured, [`deliver`] then posts it to that HTTP mail provider as JSON
+//! (`{from, to, subject, text}`, `Authorization: Bearer MAIL_PROVIDER_TOKEN`)
+//! and records the outcome on the row. A failed delivery never fails the
+//! request: the row stays unsent, with `attempts` and `last_error`, for a
+//! later retry.
+
+use bytes::Bytes;
+use http::{Method, Request, header};
+use serde_json::json;
+
+use crate::db::{BatchOptions, statement};
+use crate::params;
+use crate::platform::{Ctx, Platform};
+
+/// One queued message, as written to `email_outbox`.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: uuid::Uuid,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+}
+
+/// The `INSERT` queueing `message`, to run in the caller's batch.
+pub fn queue(
+    organization_id: Option<uuid::Uuid>,
+    template: &str,
+    message: &Message,
+) -> crate::db::Statement {
+    statement(
+        "INSERT INTO email_outbox (id, organization_id, to_address, template, subject, body_text) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        params![
+            message.id,
+            organization_id,
+            message.to,
+            template,
+            message.subject,
+            message.text
+        ],
+    )
+}
+
+/// Delivers queued messages through the configured provider, if any.
+pub async fn deliver<P: Platform>(ctx: &Ctx<P>, messages: &[Message]) {
+    let Some(url) = ctx.config.mail_provider_url.as_deref() else {
+        return;
+    };
+    for message in messages {
+        let body = json!({
+            "from": ctx.config.mail_from,
+            "to": message.to,
+            "subject": message.subject,
+            "text": message.text,
+        });
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(url)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = &ctx.config.mail_provider_token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token.expose()));
+        }
+        let outcome = match builder.body(Bytes::from(body.to_string())) {
+            Ok(request) => match ctx.platform.fetch(request).await {
+                Ok(response) if response.status().is_success() => Ok(()),
+                Ok(response) => Err(format!("provider answered {}", response.status().as_u16())),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        let record = match &outcome {
+            Ok(()) => statement(
+                "UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1",
+                params![message.id],
+            ),
+            Err(error) => {
+                tracing::warn!(message_id = %message.id, error = %error, "e-mail delivery failed; it stays queued");
+                statement(
+                    "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
+                    params![message.id, error.chars().take(500).collect::<String>()],
+                )
+            }
+        };
+        if let Err(e) = ctx.db().batch(vec![record], BatchOptions::default()).await {
+            tracing::warn!(message_id = %message.id, error = %e, "could not record the delivery outcome");
+        }
+    }
+}
