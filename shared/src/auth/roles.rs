@@ -48,6 +48,61 @@ pub enum Permission {
     WebhooksManage,
 }
 
+impl Permission {
+    pub const ALL: [Permission; 11] = [
+        Permission::InstrumentsView,
+        Permission::InstrumentsManage,
+        Permission::InstrumentsControl,
+        Permission::RunsView,
+        Permission::RunsCreate,
+        Permission::DataExport,
+        Permission::UsersManage,
+        Permission::AuditView,
+        Permission::AssistantExecute,
+        Permission::KeysManage,
+        Permission::WebhooksManage,
+    ];
+
+    /// The `resource:action` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::InstrumentsView => "instruments:view",
+            Permission::InstrumentsManage => "instruments:manage",
+            Permission::InstrumentsControl => "instruments:control",
+            Permission::RunsView => "runs:view",
+            Permission::RunsCreate => "runs:create",
+            Permission::DataExport => "data:export",
+            Permission::UsersManage => "users:manage",
+            Permission::AuditView => "audit:view",
+            Permission::AssistantExecute => "assistant:execute",
+            Permission::KeysManage => "keys:manage",
+            Permission::WebhooksManage => "webhooks:manage",
+        }
+    }
+}
+
+/// The permission matrix as a Markdown table (rendered into
+/// `docs/PERMISSIONS.md` by `cargo xtask routes`).
+pub fn matrix_markdown() -> String {
+    let mut out = String::from("| role |");
+    for p in Permission::ALL {
+        out.push_str(&format!(" `{}` |", p.as_str()));
+    }
+    out.push_str("\n|---|");
+    for _ in Permission::ALL {
+        out.push_str(":---:|");
+    }
+    out.push('\n');
+    for role in Role::ALL {
+        out.push_str(&format!("| `{}` |", role.as_str()));
+        for p in Permission::ALL {
+            out.push_str(if role.can(p) { " yes |" } else { " |" });
+        }
+        out.push('\n');
+    }
+    out
+}
+
 impl Role {
     pub const ALL: [Role; 12] = [
         Role::SuperAdmin,
@@ -164,6 +219,16 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", role.as_str()));
         }
         assert_eq!(Role::parse("admin"), None);
+    }
+
+    #[test]
+    fn permission_names_match_their_serde_names() {
+        for p in Permission::ALL {
+            assert_eq!(
+                serde_json::to_value(p).expect("serialize"),
+                serde_json::json!(p.as_str())
+            );
+        }
     }
 
     #[test]
