@@ -1,29 +1,9 @@
 //! `GET, POST /api/v1/api-keys` as one function, for Spin (`wasm32-wasip2`) and Cloudflare
-//! Workers (`wasm32-unknown-unknown`). It only adapts: build the context,
-//! call `shared::routes::api_keys::handle`, convert the response.
+//! Workers (`wasm32-unknown-unknown`). It only adapts: the host crates' `function!`
+//! builds the context, calls the handler and converts the response.
 
 #[cfg(target_os = "wasi")]
-#[spin_sdk::http_service]
-async fn handle(request: spin_sdk::http::Request) -> impl spin_sdk::http::IntoResponse {
-    match host_spin::prepare(request, "api-keys").await {
-        Ok((ctx, request)) => {
-            host_spin::respond(shared::routes::api_keys::handle(&ctx, request).await)
-        }
-        Err(early) => host_spin::respond(early),
-    }
-}
+host_spin::function!("api-keys", shared::routes::api_keys::handle);
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-#[worker::event(fetch)]
-async fn fetch(
-    request: worker::Request,
-    env: worker::Env,
-    _ctx: worker::Context,
-) -> worker::Result<worker::Response> {
-    match host_workers::prepare(request, &env, "api-keys").await {
-        Ok((ctx, request)) => {
-            host_workers::respond(shared::routes::api_keys::handle(&ctx, request).await)
-        }
-        Err(early) => early.into_response(),
-    }
-}
+host_workers::function!("api-keys", shared::routes::api_keys::handle);

@@ -1,29 +1,9 @@
 //! `POST /api/auth/login` as one function, for Spin (`wasm32-wasip2`) and Cloudflare
-//! Workers (`wasm32-unknown-unknown`). It only adapts: build the context,
-//! call `shared::routes::auth_login::handle`, convert the response.
+//! Workers (`wasm32-unknown-unknown`). It only adapts: the host crates' `function!`
+//! builds the context, calls the handler and converts the response.
 
 #[cfg(target_os = "wasi")]
-#[spin_sdk::http_service]
-async fn handle(request: spin_sdk::http::Request) -> impl spin_sdk::http::IntoResponse {
-    match host_spin::prepare(request, "auth-login").await {
-        Ok((ctx, request)) => {
-            host_spin::respond(shared::routes::auth_login::handle(&ctx, request).await)
-        }
-        Err(early) => host_spin::respond(early),
-    }
-}
+host_spin::function!("auth-login", shared::routes::auth_login::handle);
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-#[worker::event(fetch)]
-async fn fetch(
-    request: worker::Request,
-    env: worker::Env,
-    _ctx: worker::Context,
-) -> worker::Result<worker::Response> {
-    match host_workers::prepare(request, &env, "auth-login").await {
-        Ok((ctx, request)) => {
-            host_workers::respond(shared::routes::auth_login::handle(&ctx, request).await)
-        }
-        Err(early) => early.into_response(),
-    }
-}
+host_workers::function!("auth-login", shared::routes::auth_login::handle);

@@ -99,3 +99,18 @@ pub async fn prepare(
 pub fn respond(response: http::Response<Bytes>) -> http::Response<Full<Bytes>> {
     response.map(Full::new)
 }
+
+/// Defines a function crate's Spin entry point:
+/// `host_spin::function!("users", shared::routes::users::handle);`
+#[macro_export]
+macro_rules! function {
+    ($name:literal, $handler:path) => {
+        #[::spin_sdk::http_service]
+        async fn handle(request: ::spin_sdk::http::Request) -> impl ::spin_sdk::http::IntoResponse {
+            match $crate::prepare(request, $name).await {
+                Ok((ctx, request)) => $crate::respond($handler(&ctx, request).await),
+                Err(early) => $crate::respond(early),
+            }
+        }
+    };
+}

@@ -273,3 +273,22 @@ pub fn respond(response: http::Response<Bytes>) -> worker::Result<worker::Respon
         .with_status(status)
         .with_headers(headers))
 }
+
+/// Defines a function crate's Workers entry point:
+/// `host_workers::function!("users", shared::routes::users::handle);`
+#[macro_export]
+macro_rules! function {
+    ($name:literal, $handler:path) => {
+        #[::worker::event(fetch)]
+        async fn fetch(
+            request: ::worker::Request,
+            env: ::worker::Env,
+            _ctx: ::worker::Context,
+        ) -> ::worker::Result<::worker::Response> {
+            match $crate::prepare(request, &env, $name).await {
+                Ok((ctx, request)) => $crate::respond($handler(&ctx, request).await),
+                Err(early) => early.into_response(),
+            }
+        }
+    };
+}

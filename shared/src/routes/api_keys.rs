@@ -2,8 +2,6 @@
 //! `POST` creates one and shows it once. Both need `keys:manage`; a key's
 //! scopes can never be wider than its creator's permissions.
 
-use bytes::Bytes;
-use http::{Method, Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -17,7 +15,6 @@ use crate::error::{ApiError, FieldError};
 use crate::params;
 use crate::platform::{Ctx, Platform};
 
-const METHODS: &[Method] = &[Method::GET, Method::POST];
 /// Most CIDR blocks on one key.
 pub const MAX_ALLOWLIST: usize = 32;
 
@@ -45,14 +42,9 @@ pub struct KeyView {
     pub user_id: uuid::Uuid,
 }
 
-pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
-    let rq = Rq::new(ctx, req);
-    let result = match *rq.method() {
-        Method::GET => list(ctx, &rq).await,
-        Method::POST => create(ctx, &rq).await,
-        _ => Err(super::method_not_allowed(METHODS)),
-    };
-    rq.respond(ctx, result)
+super::methods! {
+    GET => list,
+    POST => create,
 }
 
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {

@@ -1,8 +1,6 @@
 //! `/api/v1/api-keys/:id`: `DELETE` revokes a key (`keys:manage`). Another
 //! organization's key, or no key, is 404.
 
-use bytes::Bytes;
-use http::{Method, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -15,15 +13,8 @@ use crate::error::ApiError;
 use crate::params;
 use crate::platform::{Ctx, Platform};
 
-const METHODS: &[Method] = &[Method::DELETE];
-
-pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
-    let rq = Rq::new(ctx, req);
-    let result = match *rq.method() {
-        Method::DELETE => revoke(ctx, &rq).await,
-        _ => Err(super::method_not_allowed(METHODS)),
-    };
-    rq.respond(ctx, result)
+super::methods! {
+    DELETE => revoke,
 }
 
 /// The `:id` of `/api/v1/api-keys/:id`.

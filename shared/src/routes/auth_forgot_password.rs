@@ -3,8 +3,7 @@
 //! reset token (`pr_` + 256 random bits, stored hashed, 30 minutes) is
 //! created and an e-mail with the reset link is queued in `email_outbox`.
 
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -18,7 +17,6 @@ use crate::params;
 use crate::platform::{Ctx, Platform};
 use crate::ratelimit::Class;
 
-const METHODS: &[Method] = &[Method::POST];
 /// Lifetime of a reset token.
 pub const RESET_TTL_MINUTES: i64 = 30;
 
@@ -35,13 +33,8 @@ struct Account {
     name: String,
 }
 
-pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
-    let rq = Rq::new(ctx, req);
-    let result = match *rq.method() {
-        Method::POST => forgot(ctx, &rq).await,
-        _ => Err(super::method_not_allowed(METHODS)),
-    };
-    rq.respond(ctx, result)
+super::methods! {
+    POST => forgot,
 }
 
 /// A reset token and its stored hash.

@@ -7,8 +7,7 @@
 //! [`LOCKOUT_MINUTES`] minutes (then unlocks by itself), and the lock is
 //! audited. A success opens a session family (see `auth::session`).
 
-use bytes::Bytes;
-use http::{Method, Request, Response, header};
+use http::header;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -26,7 +25,6 @@ use crate::params;
 use crate::platform::{Ctx, Platform};
 use crate::ratelimit::Class;
 
-const METHODS: &[Method] = &[Method::POST];
 /// Longest password accepted (argon2 has no limit; this bounds the work).
 pub const MAX_PASSWORD_CHARS: usize = 1024;
 
@@ -72,13 +70,8 @@ pub(crate) struct TokenReply {
     pub user: TokenUser,
 }
 
-pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
-    let rq = Rq::new(ctx, req);
-    let result = match *rq.method() {
-        Method::POST => login(ctx, &rq).await,
-        _ => Err(super::method_not_allowed(METHODS)),
-    };
-    rq.respond(ctx, result)
+super::methods! {
+    POST => login,
 }
 
 /// Signs an access token for `user` in session family `sid`.

@@ -1,8 +1,7 @@
 //! `POST /api/auth/logout`: ends the caller's session family at once (its
 //! access tokens stop working on the next request) and clears the cookie.
 
-use bytes::Bytes;
-use http::{Method, Request, Response, header};
+use http::header;
 use serde_json::json;
 
 use super::Rq;
@@ -14,15 +13,8 @@ use crate::error::ApiError;
 use crate::params;
 use crate::platform::{Ctx, Platform};
 
-const METHODS: &[Method] = &[Method::POST];
-
-pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
-    let rq = Rq::new(ctx, req);
-    let result = match *rq.method() {
-        Method::POST => logout(ctx, &rq).await,
-        _ => Err(super::method_not_allowed(METHODS)),
-    };
-    rq.respond(ctx, result)
+super::methods! {
+    POST => logout,
 }
 
 async fn logout<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {

@@ -1,7 +1,5 @@
 //! `GET /api/auth/me`: the caller, their organization and their permissions.
 
-use bytes::Bytes;
-use http::{Method, Request, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -11,8 +9,6 @@ use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::params;
 use crate::platform::{Ctx, Platform};
-
-const METHODS: &[Method] = &[Method::GET];
 
 #[derive(Deserialize)]
 struct Row {
@@ -51,13 +47,8 @@ struct Me {
     api_key_id: Option<uuid::Uuid>,
 }
 
-pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
-    let rq = Rq::new(ctx, req);
-    let result = match *rq.method() {
-        Method::GET => me(ctx, &rq).await,
-        _ => Err(super::method_not_allowed(METHODS)),
-    };
-    rq.respond(ctx, result)
+super::methods! {
+    GET => me,
 }
 
 async fn me<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {

@@ -5,8 +5,6 @@
 //! succeed. Presenting a spent token revokes the whole session family and is
 //! audited as reuse.
 
-use bytes::Bytes;
-use http::{Method, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -21,8 +19,6 @@ use crate::error::ApiError;
 use crate::params;
 use crate::platform::{Ctx, Platform};
 use crate::ratelimit::Class;
-
-const METHODS: &[Method] = &[Method::POST];
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -49,13 +45,8 @@ struct Spent {
     reused: bool,
 }
 
-pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
-    let rq = Rq::new(ctx, req);
-    let result = match *rq.method() {
-        Method::POST => refresh(ctx, &rq).await,
-        _ => Err(super::method_not_allowed(METHODS)),
-    };
-    rq.respond(ctx, result)
+super::methods! {
+    POST => refresh,
 }
 
 async fn refresh<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {

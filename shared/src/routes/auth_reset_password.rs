@@ -3,8 +3,6 @@
 //! ended, all in one statement; then audited. An unknown, used or expired
 //! token is a `400` on `token`.
 
-use bytes::Bytes;
-use http::{Method, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -17,8 +15,6 @@ use crate::error::{ApiError, FieldError};
 use crate::params;
 use crate::platform::{Ctx, Platform};
 use crate::ratelimit::Class;
-
-const METHODS: &[Method] = &[Method::POST];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,13 +29,8 @@ struct Reset {
     organization_id: uuid::Uuid,
 }
 
-pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
-    let rq = Rq::new(ctx, req);
-    let result = match *rq.method() {
-        Method::POST => reset(ctx, &rq).await,
-        _ => Err(super::method_not_allowed(METHODS)),
-    };
-    rq.respond(ctx, result)
+super::methods! {
+    POST => reset,
 }
 
 fn invalid_token() -> ApiError {

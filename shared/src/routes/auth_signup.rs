@@ -4,8 +4,6 @@
 //! first user is its admin (`{organizationName, email, name, password}`).
 //! 201 with the user and organization; the client then logs in.
 
-use bytes::Bytes;
-use http::{Method, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -19,8 +17,6 @@ use crate::error::{ApiError, FieldError};
 use crate::params;
 use crate::platform::{Ctx, Platform};
 use crate::ratelimit::Class;
-
-const METHODS: &[Method] = &[Method::POST];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -40,13 +36,8 @@ struct Joined {
     role: String,
 }
 
-pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
-    let rq = Rq::new(ctx, req);
-    let result = match *rq.method() {
-        Method::POST => signup(ctx, &rq).await,
-        _ => Err(super::method_not_allowed(METHODS)),
-    };
-    rq.respond(ctx, result)
+super::methods! {
+    POST => signup,
 }
 
 /// A URL-safe organization slug from its name, with a random suffix.

@@ -1,7 +1,5 @@
 //! `GET /api/health`: liveness plus database reachability through the proxy.
 
-use bytes::Bytes;
-use http::{Method, Request, Response};
 use serde::Serialize;
 
 use super::Rq;
@@ -9,8 +7,6 @@ use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::platform::{Ctx, Platform};
 use crate::ratelimit::Class;
-
-const METHODS: &[Method] = &[Method::GET];
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -20,25 +16,24 @@ struct Health {
     version: &'static str,
 }
 
-pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
-    let rq = Rq::new(ctx, req);
-    let result = match *rq.method() {
-        Method::GET => match rq
-            .limit(ctx, Class::Public, &format!("ip:{}", rq.client_key()), None)
-            .await
-        {
-            Ok(()) => check(ctx).await,
-            Err(e @ ApiError::RateLimited { .. }) => Err(e),
-            // The limit lives in the database: failing to check it is the
-            // database being down, which is what health reports.
-            Err(e) => Err(ApiError::DependencyDown {
-                component: "database",
-                cause: e.to_string(),
-            }),
-        },
-        _ => Err(super::method_not_allowed(METHODS)),
-    };
-    rq.respond(ctx, result)
+super::methods! {
+    GET => health,
+}
+
+async fn health<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    match rq
+        .limit(ctx, Class::Public, &format!("ip:{}", rq.client_key()), None)
+        .await
+    {
+        Ok(()) => check(ctx).await,
+        Err(e @ ApiError::RateLimited { .. }) => Err(e),
+        // The limit lives in the database: failing to check it is the
+        // database being down, which is what health reports.
+        Err(e) => Err(ApiError::DependencyDown {
+            component: "database",
+            cause: e.to_string(),
+        }),
+    }
 }
 
 async fn check<P: Platform>(ctx: &Ctx<P>) -> Result<Reply, ApiError> {

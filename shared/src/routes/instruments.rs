@@ -3,8 +3,6 @@
 //! `cursor`), `POST` registers one (`instruments:manage`).
 
 use base64::Engine as _;
-use bytes::Bytes;
-use http::{Method, Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -20,7 +18,6 @@ use crate::error::{ApiError, FieldError};
 use crate::params;
 use crate::platform::{Ctx, Platform};
 
-const METHODS: &[Method] = &[Method::GET, Method::POST];
 pub const DEFAULT_LIMIT: i64 = 25;
 pub const MAX_LIMIT: i64 = 100;
 /// Longest text field (name, location, model, serial number, firmware).
@@ -56,14 +53,9 @@ pub struct Instrument {
     pub created_by: Option<uuid::Uuid>,
 }
 
-pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
-    let rq = Rq::new(ctx, req);
-    let result = match *rq.method() {
-        Method::GET => list(ctx, &rq).await,
-        Method::POST => create(ctx, &rq).await,
-        _ => Err(super::method_not_allowed(METHODS)),
-    };
-    rq.respond(ctx, result)
+super::methods! {
+    GET => list,
+    POST => create,
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,28 @@
 //! host and the wasmtime front route by it, and a test fails when any of
 //! them (or the crates under `functions/`) drift.
 
+/// Defines a route module's `handle`: the request's id and envelope, and
+/// dispatch by method to `async fn(&Ctx<P>, &Rq) -> Result<Reply, ApiError>`
+/// handlers; any other method is `405` with `Allow`.
+macro_rules! methods {
+    ($($method:ident => $handler:ident),+ $(,)?) => {
+        const METHODS: &[http::Method] = &[$(http::Method::$method),+];
+
+        pub async fn handle<P: $crate::platform::Platform>(
+            ctx: &$crate::platform::Ctx<P>,
+            req: http::Request<bytes::Bytes>,
+        ) -> http::Response<bytes::Bytes> {
+            let rq = $crate::routes::Rq::new(ctx, req);
+            let result = match *rq.method() {
+                $(http::Method::$method => $handler(ctx, &rq).await,)+
+                _ => Err($crate::routes::method_not_allowed(METHODS)),
+            };
+            rq.respond(ctx, result)
+        }
+    };
+}
+use methods;
+
 pub mod api_keys;
 pub mod api_keys_item;
 pub mod auth_forgot_password;

@@ -3,8 +3,6 @@
 //! single-use link (7 days) is e-mailed through `email_outbox`. Only a
 //! super admin may invite a super admin.
 
-use bytes::Bytes;
-use http::{Method, Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -19,7 +17,6 @@ use crate::error::{ApiError, FieldError};
 use crate::params;
 use crate::platform::{Ctx, Platform};
 
-const METHODS: &[Method] = &[Method::GET, Method::POST];
 /// Lifetime of an invitation.
 pub const INVITATION_TTL_DAYS: i64 = 7;
 
@@ -42,14 +39,9 @@ pub struct UserView {
 pub const USER_COLUMNS: &str =
     "id, email, name, role, department, is_active, last_login_at, created_at";
 
-pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
-    let rq = Rq::new(ctx, req);
-    let result = match *rq.method() {
-        Method::GET => list(ctx, &rq).await,
-        Method::POST => invite(ctx, &rq).await,
-        _ => Err(super::method_not_allowed(METHODS)),
-    };
-    rq.respond(ctx, result)
+super::methods! {
+    GET => list,
+    POST => invite,
 }
 
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {

@@ -5,8 +5,6 @@
 //! (a `password` field is refused). Deactivation ends the user's sessions at
 //! once. Another organization's user is 404.
 
-use bytes::Bytes;
-use http::{Method, Request, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -20,16 +18,9 @@ use crate::error::{ApiError, FieldError};
 use crate::params;
 use crate::platform::{Ctx, Platform};
 
-const METHODS: &[Method] = &[Method::GET, Method::PUT];
-
-pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Response<Bytes> {
-    let rq = Rq::new(ctx, req);
-    let result = match *rq.method() {
-        Method::GET => show(ctx, &rq).await,
-        Method::PUT => update(ctx, &rq).await,
-        _ => Err(super::method_not_allowed(METHODS)),
-    };
-    rq.respond(ctx, result)
+super::methods! {
+    GET => show,
+    PUT => update,
 }
 
 fn user_id(rq: &Rq) -> Result<uuid::Uuid, ApiError> {
