@@ -43,15 +43,18 @@ pub struct Event<'a> {
     pub old_values: Option<Value>,
     pub new_values: Option<Value>,
     pub metadata: Value,
+    /// Why, where the action demands a reason (deleting, changing results,
+    /// changing a role).
+    pub reason: Option<&'a str>,
 }
 
 const COLUMNS: &str = "id, organization_id, user_id, event_type, severity, action, outcome, record_type, \
-                       record_id, old_values, new_values, metadata, ip_address, user_agent, request_id";
+                       record_id, old_values, new_values, metadata, ip_address, user_agent, request_id, reason";
 
 /// `$n` placeholders of the event's values, the first being `$first`.
 fn placeholders(first: usize) -> String {
     let casts = [
-        "", "", "", "", "", "", "", "", "", "::jsonb", "::jsonb", "::jsonb", "::inet", "", "",
+        "", "", "", "", "", "", "", "", "", "::jsonb", "::jsonb", "::jsonb", "::inet", "", "", "",
     ];
     casts
         .iter()
@@ -61,7 +64,33 @@ fn placeholders(first: usize) -> String {
         .join(", ")
 }
 
-impl Event<'_> {
+impl<'a> Event<'a> {
+    /// A successful `INFO` event by `principal` about one record; adjust the
+    /// other fields with struct update syntax.
+    pub fn by(
+        id: uuid::Uuid,
+        principal: &crate::auth::Principal,
+        event_type: &'a str,
+        action: &'a str,
+        record: (&'a str, uuid::Uuid),
+    ) -> Event<'a> {
+        Event {
+            id,
+            organization_id: Some(principal.organization_id),
+            user_id: Some(principal.user_id),
+            event_type,
+            severity: "INFO",
+            action,
+            outcome: Outcome::Success,
+            record_type: Some(record.0),
+            record_id: Some(record.1),
+            old_values: None,
+            new_values: None,
+            metadata: serde_json::json!({}),
+            reason: None,
+        }
+    }
+
     fn values(&self, rq: &Rq) -> Vec<serde_json::Value> {
         params![
             self.id,
@@ -79,6 +108,7 @@ impl Event<'_> {
             rq.client_ip().map(|ip| ip.to_string()),
             rq.user_agent(),
             rq.id(),
+            self.reason,
         ]
     }
 
@@ -91,6 +121,24 @@ impl Event<'_> {
                 placeholders(1)
             ),
             self.values(rq),
+        )
+    }
+
+    /// One statement that makes `change` (a data-modifying statement with
+    /// `RETURNING` of the columns the caller wants, including `id`) and
+    /// records this event only if it changed a row; returns the changed rows.
+    pub fn record_change(&self, rq: &Rq, change: Statement) -> Statement {
+        let offset = change.params.len();
+        let mut params = change.params;
+        params.extend(self.values(rq));
+        statement(
+            format!(
+                "WITH changed AS ({}), recorded AS (INSERT INTO audit_events ({COLUMNS}) SELECT {} \
+                 WHERE EXISTS (SELECT 1 FROM changed)) SELECT * FROM changed",
+                change.query,
+                placeholders(offset + 1)
+            ),
+            params,
         )
     }
 
@@ -110,4 +158,25 @@ impl Event<'_> {
             params,
         )
     }
+}
+
+/// The fields of two JSON objects that differ: `(old values, new values)`,
+/// for an update's audit event. Fields in `ignore` are left out.
+pub fn changed_fields(old: &Value, new: &Value, ignore: &[&str]) -> (Value, Value) {
+    let empty = serde_json::Map::new();
+    let old = old.as_object().unwrap_or(&empty);
+    let new = new.as_object().unwrap_or(&empty);
+    let mut before = serde_json::Map::new();
+    let mut after = serde_json::Map::new();
+    for (key, value) in new {
+        if ignore.contains(&key.as_str()) {
+            continue;
+        }
+        let previous = old.get(key).unwrap_or(&Value::Null);
+        if previous != value {
+            before.insert(key.clone(), previous.clone());
+            after.insert(key.clone(), value.clone());
+        }
+    }
+    (Value::Object(before), Value::Object(after))
 }

@@ -147,6 +147,16 @@ pub fn failure(err: &ApiError, metadata: Metadata) -> Response<Bytes> {
         ApiError::TokenExpired | ApiError::TokenInvalid(_) => {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        ApiError::PreconditionFailed { current, .. } => {
+            if let Ok(value) = HeaderValue::from_str(&format!("\"{current}\"")) {
+                headers.insert(header::ETAG, value);
+            }
+        }
+        ApiError::RangeNotSatisfiable { size } => {
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                headers.insert(header::CONTENT_RANGE, value);
+            }
+        }
         ApiError::RateLimited { retry_after_secs } => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }

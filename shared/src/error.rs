@@ -21,6 +21,9 @@ pub enum ErrorCode {
     ResourceNotFound,
     MethodNotAllowed,
     Conflict,
+    PreconditionFailed,
+    PreconditionRequired,
+    RangeNotSatisfiable,
     PayloadTooLarge,
     UnsupportedMediaType,
     InternalError,
@@ -29,7 +32,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::AuthInvalidCredentials,
         ErrorCode::AuthTokenExpired,
         ErrorCode::AuthTokenInvalid,
@@ -39,6 +42,9 @@ impl ErrorCode {
         ErrorCode::ResourceNotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
+        ErrorCode::PreconditionFailed,
+        ErrorCode::PreconditionRequired,
+        ErrorCode::RangeNotSatisfiable,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::InternalError,
@@ -56,6 +62,9 @@ impl ErrorCode {
             ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::PreconditionFailed => "PRECONDITION_FAILED",
+            ErrorCode::PreconditionRequired => "PRECONDITION_REQUIRED",
+            ErrorCode::RangeNotSatisfiable => "RANGE_NOT_SATISFIABLE",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
@@ -74,6 +83,9 @@ impl ErrorCode {
             ErrorCode::ResourceNotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ErrorCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            ErrorCode::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,6 +132,15 @@ pub enum ApiError {
         message: String,
         details: Vec<FieldError>,
     },
+    /// The client's version (`If-Match`) is not the current one.
+    #[error("stale version {given}, current {current}")]
+    PreconditionFailed { given: String, current: i64 },
+    /// An update without `If-Match` (or `version`).
+    #[error("precondition required")]
+    PreconditionRequired,
+    /// A `Range` outside the representation.
+    #[error("range not satisfiable (size {size})")]
+    RangeNotSatisfiable { size: u64 },
     #[error("payload larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type")]
@@ -161,6 +182,9 @@ impl ApiError {
             ApiError::NotFound => ErrorCode::ResourceNotFound,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::Conflict { .. } => ErrorCode::Conflict,
+            ApiError::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
+            ApiError::PreconditionRequired => ErrorCode::PreconditionRequired,
+            ApiError::RangeNotSatisfiable { .. } => ErrorCode::RangeNotSatisfiable,
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ErrorCode::RateLimitExceeded,
@@ -186,6 +210,15 @@ impl ApiError {
             ApiError::NotFound => "Resource not found".into(),
             ApiError::MethodNotAllowed { .. } => "Method not allowed on this resource".into(),
             ApiError::Conflict { message, .. } => message.clone(),
+            ApiError::PreconditionFailed { current, .. } => format!(
+                "The resource was changed by someone else; its current version is {current}. Reload it and apply your change again"
+            ),
+            ApiError::PreconditionRequired => {
+                "This update needs the version you are changing: send If-Match with the ETag you read".into()
+            }
+            ApiError::RangeNotSatisfiable { size } => {
+                format!("The requested range is outside the data ({size} bytes)")
+            }
             ApiError::PayloadTooLarge { limit } => {
                 format!("Request body is larger than the limit of {limit} bytes")
             }

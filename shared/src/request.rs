@@ -104,6 +104,24 @@ pub fn parse_json_bytes<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
     }
 }
 
+/// Deserializes an already parsed JSON value into `T`, with the same
+/// field-level errors as [`parse_json_bytes`].
+pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(value) => Ok(value),
+        Err(err) => {
+            let path = err.path().to_string();
+            let message = err.into_inner().to_string();
+            let field = if path.is_empty() || path == "." {
+                "body".to_owned()
+            } else {
+                path
+            };
+            Err(ApiError::Validation(vec![FieldError::new(field, message)]))
+        }
+    }
+}
+
 fn json_field_error(path: &str, err: &serde_json::Error) -> FieldError {
     use serde_json::error::Category;
     let message = err.to_string();

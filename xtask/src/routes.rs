@@ -16,33 +16,70 @@ pub fn wasm_name(function: &str) -> String {
     format!("{}.wasm", function.replace('-', "_"))
 }
 
-/// Workers route pattern of a Spin route. Workers patterns only have a
-/// trailing wildcard, and a query string must still match, so every pattern
-/// ends in `*`: `*/path*` for an exact route, `*/prefix/*` for a subtree (the
-/// longer, more specific pattern wins). Each function answers 404 for a path
-/// that is not its route (`host_workers::prepare`).
+/// Workers route pattern of a route. Workers patterns only have a trailing
+/// wildcard, and a query string must still match, so every pattern ends in
+/// `*`: `*/path*` for a route without parameters, `*/prefix/*` (everything
+/// before the first parameter) for one with parameters. Routes that share a
+/// pattern share one Worker route, held by the least specific of them (its
+/// [`pattern_owner`]); each function hands requests for paths that are not
+/// its own to their function through a service binding
+/// (`host_workers::prepare`).
 pub fn workers_pattern(route: &Route) -> String {
-    match route.path.strip_suffix("/...") {
-        Some(prefix) => format!("*{prefix}/*"),
+    match route.path.find("/:") {
+        Some(at) => format!("*{}/*", &route.path[..at]),
         None => format!("*{}*", route.path),
     }
 }
 
-/// The functions whose paths `route`'s Workers pattern also covers: `route`'s
-/// worker hands their requests on through a service binding.
+/// Whether `route` holds its Workers pattern: no other route with the same
+/// pattern has fewer segments (ties: the shorter path, then the name).
+pub fn pattern_owner(route: &Route) -> bool {
+    let key = |r: &Route| (r.path.split('/').count(), r.path.len(), r.function);
+    let pattern = workers_pattern(route);
+    ROUTES
+        .iter()
+        .filter(|other| workers_pattern(other) == pattern)
+        .all(|other| key(route) <= key(other))
+}
+
+/// The route patterns a function's Worker holds (none when another function
+/// holds the same pattern).
+pub fn workers_routes(route: &Route) -> Vec<String> {
+    if pattern_owner(route) {
+        vec![workers_pattern(route)]
+    } else {
+        Vec::new()
+    }
+}
+
+/// A concrete path of `route` (each parameter replaced by `x`).
+fn sample_path(route: &Route) -> String {
+    route
+        .path
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with(':') {
+                "x"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The functions whose paths `route`'s Worker route also receives: it hands
+/// their requests on through a service binding.
 pub fn covered(route: &Route) -> Vec<&'static Route> {
+    if !pattern_owner(route) {
+        return Vec::new();
+    }
     let pattern = workers_pattern(route);
     let prefix = pattern.trim_start_matches('*').trim_end_matches('*');
     ROUTES
         .iter()
         .filter(|other| other.function != route.function)
-        .filter(|other| {
-            let sample = match other.path.strip_suffix("/...") {
-                Some(p) => format!("{p}/"),
-                None => other.path.to_owned(),
-            };
-            sample.starts_with(prefix)
-        })
+        .filter(|other| sample_path(other).starts_with(prefix))
         .collect()
 }
 
@@ -100,10 +137,16 @@ pub fn wrangler_toml() -> String {
     for route in ROUTES {
         let f = route.function;
         out.push_str(&format!(
-            "\n# {} {}\n[env.{f}]\nname = \"antevus-{f}\"\nmain = \"functions/{f}/build/index.js\"\nroutes = [{{ pattern = \"antevus.example.com{}\", zone_name = \"antevus.example.com\" }}]\n{services}\n[env.{f}.build]\ncommand = \"cargo xtask build-wasm --workers\"\n\n[env.{f}.vars]\nSQL_PROXY_URL = \"https://sql.antevus.example.com/sql\"\nJWT_ISSUER = \"antevus\"\nJWT_AUDIENCE = \"antevus-api\"\n",
+            "\n# {} {}\n[env.{f}]\nname = \"antevus-{f}\"\nmain = \"functions/{f}/build/index.js\"\n{routes}{services}\n[env.{f}.build]\ncommand = \"cargo xtask build-wasm --workers\"\n\n[env.{f}.vars]\nSQL_PROXY_URL = \"https://sql.antevus.example.com/sql\"\nJWT_ISSUER = \"antevus\"\nJWT_AUDIENCE = \"antevus-api\"\n",
             methods(route),
             route.path,
-            workers_pattern(route).trim_start_matches('*'),
+            routes = match workers_routes(route).first() {
+                Some(pattern) => format!(
+                    "routes = [{{ pattern = \"antevus.example.com{}\", zone_name = \"antevus.example.com\" }}]\n",
+                    pattern.trim_start_matches('*')
+                ),
+                None => "# No route of its own: reached through the service binding of the Worker holding its pattern.\nworkers_dev = false\n".to_owned(),
+            },
             services = {
                 let bindings: Vec<String> = covered(route)
                     .iter()
@@ -129,7 +172,7 @@ pub fn workers_json() -> String {
                 "name": route.function,
                 "modulesRoot": format!("functions/{}/build", route.function),
                 "scriptPath": format!("functions/{}/build/index.js", route.function),
-                "routes": [workers_pattern(route)],
+                "routes": workers_routes(route),
                 "services": covered(route)
                     .iter()
                     .map(|o| (binding_name(o.function), serde_json::Value::from(o.function)))
@@ -165,6 +208,9 @@ pub fn rendered() -> Vec<(&'static str, String)> {
 /// Writes the files, or (`check`) fails when any differs from what is on disk
 /// or when `functions/` and the route table disagree.
 pub fn sync(check: bool) -> anyhow::Result<()> {
+    if !check {
+        scaffold()?;
+    }
     let problems = drift();
     for (path, text) in rendered() {
         let full = root().join(path);
@@ -184,6 +230,44 @@ pub fn sync(check: bool) -> anyhow::Result<()> {
             "functions/ and the route table disagree:\n{}",
             problems.join("\n")
         );
+    }
+    Ok(())
+}
+
+/// Creates the crate of every route that has none (an adapter of two
+/// macro lines).
+fn scaffold() -> anyhow::Result<()> {
+    for route in ROUTES {
+        let dir = root().join("functions").join(route.function);
+        if dir.join("Cargo.toml").exists() {
+            continue;
+        }
+        let f = route.function;
+        let module = f.replace('-', "_");
+        let what = format!("{} {}", methods(route), route.path);
+        fs::create_dir_all(dir.join("src"))?;
+        fs::write(
+            dir.join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"{f}\"\ndescription = \"The function serving {what} (an adapter; the logic is shared::routes::{module}).\"\n\
+                 version.workspace = true\nedition.workspace = true\nrust-version.workspace = true\npublish.workspace = true\n\n\
+                 [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nshared.workspace = true\n\n\
+                 [target.'cfg(target_os = \"wasi\")'.dependencies]\nhost-spin.workspace = true\nspin-sdk.workspace = true\n\n\
+                 [target.'cfg(all(target_arch = \"wasm32\", target_os = \"unknown\"))'.dependencies]\n\
+                 host-workers.workspace = true\nworker.workspace = true\nwasm-bindgen.workspace = true\n"
+            ),
+        )?;
+        fs::write(
+            dir.join("src/lib.rs"),
+            format!(
+                "//! `{what}` as one function, for Spin (`wasm32-wasip2`) and Cloudflare\n\
+                 //! Workers (`wasm32-unknown-unknown`). It only adapts: the host crates' `function!`\n\
+                 //! builds the context, calls the handler and converts the response.\n\n\
+                 #[cfg(target_os = \"wasi\")]\nhost_spin::function!(\"{f}\", shared::routes::{module}::handle);\n\n\
+                 #[cfg(all(target_arch = \"wasm32\", target_os = \"unknown\"))]\nhost_workers::function!(\"{f}\", shared::routes::{module}::handle);\n"
+            ),
+        )?;
+        eprintln!("created functions/{f}");
     }
     Ok(())
 }

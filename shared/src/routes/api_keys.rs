@@ -183,6 +183,7 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
             json!({ "name": name, "keyPrefix": prefix, "permissions": scopes, "ipAllowlist": allowlist }),
         ),
         metadata: json!({}),
+        reason: None,
     };
     let results = ctx
         .db()

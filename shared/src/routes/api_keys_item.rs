@@ -18,23 +18,10 @@ super::methods! {
 }
 
 /// The `:id` of `/api/v1/api-keys/:id`.
-fn key_id(rq: &Rq) -> Result<uuid::Uuid, ApiError> {
-    let rest = rq
-        .req
-        .uri()
-        .path()
-        .strip_prefix("/api/v1/api-keys/")
-        .unwrap_or("");
-    if rest.contains('/') {
-        return Err(ApiError::NotFound);
-    }
-    rest.parse().map_err(|_| ApiError::NotFound)
-}
-
 async fn revoke<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::KeysManage)?;
-    let id = key_id(rq)?;
+    let id = rq.uuid_param("id")?;
     #[derive(Deserialize)]
     struct Revoked {
         #[allow(dead_code)]
@@ -53,6 +40,7 @@ async fn revoke<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         old_values: Some(json!({ "isActive": true })),
         new_values: Some(json!({ "isActive": false })),
         metadata: json!({}),
+        reason: None,
     };
     // One statement: the audit row exists only if the key was there to revoke.
     let change = statement(

@@ -85,6 +85,7 @@ async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         old_values: None,
         new_values: None,
         metadata: json!({ "accountFound": account.is_some() }),
+        reason: None,
     };
     statements.push(event.insert(rq));
     if let Some(account) = &account {

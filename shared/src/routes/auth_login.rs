@@ -194,6 +194,7 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         old_values: None,
         new_values: None,
         metadata: json!({}),
+        reason: None,
     };
     db.batch(
         vec![
@@ -263,6 +264,7 @@ async fn count_failure<P: Platform>(ctx: &Ctx<P>, rq: &Rq, user: &UserRow) -> Re
             old_values: None,
             new_values: None,
             metadata: json!({ "failedAttempts": MAX_FAILED_LOGINS, "lockedForMinutes": LOCKOUT_MINUTES }),
+            reason: None,
         };
         ctx.db()
             .batch(vec![event.insert(rq)], BatchOptions::default())
@@ -291,6 +293,7 @@ async fn record_failure<P: Platform>(
         old_values: None,
         new_values: None,
         metadata: json!({ "reason": reason }),
+        reason: None,
     };
     ctx.db()
         .batch(vec![event.insert(rq)], BatchOptions::default())

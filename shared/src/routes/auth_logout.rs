@@ -38,6 +38,7 @@ async fn logout<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         old_values: None,
         new_values: None,
         metadata: json!({}),
+        reason: None,
     };
     ctx.db()
         .batch(

@@ -135,6 +135,7 @@ async fn refresh<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> 
             old_values: None,
             new_values: None,
             metadata: json!({}),
+            reason: None,
         };
         db.batch(
             vec![

@@ -99,6 +99,7 @@ async fn reset<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         old_values: None,
         new_values: None,
         metadata: json!({}),
+        reason: None,
     };
     db.batch(vec![event.insert(rq)], BatchOptions::default())
         .await?;

@@ -190,6 +190,7 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         old_values: None,
         new_values: Some(json!({ "email": joined.email, "role": joined.role, "name": name })),
         metadata: json!({}),
+        reason: None,
     };
     db.batch(vec![event.insert(rq)], BatchOptions::default())
         .await?;

@@ -2,31 +2,29 @@
 //! (filters `status`, `type`, `location`; keyset pagination with an opaque
 //! `cursor`), `POST` registers one (`instruments:manage`).
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::Rq;
+use super::page::{self, Cursor};
 use crate::audit::{self, Outcome};
 use crate::auth::{self, Permission};
 use crate::db::{BatchOptions, DbError, statement};
-use crate::domain::{InstrumentStatus, InstrumentType};
+use crate::domain::{InstrumentStatus, InstrumentType, schema};
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
 use crate::platform::{Ctx, Platform};
 
-pub const DEFAULT_LIMIT: i64 = 25;
-pub const MAX_LIMIT: i64 = 100;
 /// Longest text field (name, location, model, serial number, firmware).
 pub const MAX_TEXT: usize = 255;
 /// Largest `configuration` / `calibration` document, serialized.
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 
-const COLUMNS: &str = "id, name, type, status, location, model, serial_number, firmware, configuration, \
-                       calibration, version, created_at, updated_at, last_seen_at, created_by";
+pub const COLUMNS: &str = "id, name, type, status, location, model, serial_number, firmware, configuration, \
+                           calibration, calibration_due_at, version, created_at, updated_at, last_seen_at, created_by, \
+                           deleted_at";
 
 /// An instrument as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +41,8 @@ pub struct Instrument {
     pub firmware: Option<String>,
     pub configuration: Value,
     pub calibration: Value,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub calibration_due_at: Option<OffsetDateTime>,
     pub version: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -51,6 +51,9 @@ pub struct Instrument {
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_seen_at: Option<OffsetDateTime>,
     pub created_by: Option<uuid::Uuid>,
+    /// Set once the instrument is removed; its history stays readable.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub deleted_at: Option<OffsetDateTime>,
 }
 
 super::methods! {
@@ -71,38 +74,9 @@ struct ListQuery {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Page {
-    items: Vec<Instrument>,
-    next_cursor: Option<String>,
-}
-
-/// Position after the last item of a page: `(created_at, id)`.
-struct Cursor {
-    created_at: OffsetDateTime,
-    id: uuid::Uuid,
-}
-
-impl Cursor {
-    fn encode(&self) -> String {
-        let text = format!(
-            "{}|{}",
-            self.created_at.format(&Rfc3339).unwrap_or_default(),
-            self.id
-        );
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
-    }
-
-    fn decode(raw: &str) -> Option<Cursor> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(raw)
-            .ok()?;
-        let text = String::from_utf8(bytes).ok()?;
-        let (ts, id) = text.split_once('|')?;
-        Some(Cursor {
-            created_at: OffsetDateTime::parse(ts, &Rfc3339).ok()?,
-            id: id.parse().ok()?,
-        })
-    }
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
 }
 
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
@@ -139,23 +113,8 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
             format!("Must be at most {MAX_TEXT} characters"),
         ));
     }
-    let limit = match query.limit.as_deref().map(str::parse::<i64>) {
-        None => DEFAULT_LIMIT,
-        Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
-        Some(_) => {
-            problems.push(FieldError::new(
-                "limit",
-                format!("Must be an integer from 1 to {MAX_LIMIT}"),
-            ));
-            DEFAULT_LIMIT
-        }
-    };
-    let cursor = query.cursor.as_deref().and_then(|raw| {
-        Cursor::decode(raw).or_else(|| {
-            problems.push(FieldError::new("cursor", "Invalid cursor"));
-            None
-        })
-    });
+    let limit = page::limit(query.limit.as_deref(), &mut problems);
+    let cursor = page::cursor(query.cursor.as_deref(), &mut problems);
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
@@ -185,51 +144,45 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
             ],
         )
         .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|last| {
-            Cursor {
-                created_at: last.created_at,
-                id: last.id,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let next_cursor = page::finish(&mut items, limit, |last| Cursor {
+        created_at: last.created_at,
+        id: last.id,
+    });
     Reply::ok(Page { items, next_cursor })
 }
 
-#[derive(Deserialize)]
+/// The body of `POST` (and, merged over the current instrument, of `PUT`).
+#[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateInput {
-    name: String,
+pub struct CreateInput {
+    pub name: String,
     #[serde(rename = "type")]
-    kind: String,
-    status: Option<String>,
-    location: Option<String>,
-    model: Option<String>,
-    serial_number: Option<String>,
-    firmware: Option<String>,
-    configuration: Option<Value>,
-    calibration: Option<Value>,
+    pub kind: String,
+    pub status: Option<String>,
+    pub location: Option<String>,
+    pub model: Option<String>,
+    pub serial_number: Option<String>,
+    pub firmware: Option<String>,
+    pub configuration: Option<Value>,
+    pub calibration: Option<Value>,
 }
 
-/// Validated input of `POST`.
-struct NewInstrument {
-    name: String,
-    kind: InstrumentType,
-    status: InstrumentStatus,
-    location: Option<String>,
-    model: Option<String>,
-    serial_number: Option<String>,
-    firmware: Option<String>,
-    configuration: Value,
-    calibration: Value,
+/// Validated input of `POST` / `PUT`.
+pub struct NewInstrument {
+    pub name: String,
+    pub kind: InstrumentType,
+    pub status: InstrumentStatus,
+    pub location: Option<String>,
+    pub model: Option<String>,
+    pub serial_number: Option<String>,
+    pub firmware: Option<String>,
+    pub configuration: Value,
+    pub calibration: Value,
+    pub calibration_due_at: Option<OffsetDateTime>,
 }
 
 impl NewInstrument {
-    fn parse(input: CreateInput) -> Result<NewInstrument, ApiError> {
+    pub fn parse(input: CreateInput) -> Result<NewInstrument, ApiError> {
         let mut problems = Vec::new();
         let mut text = |field: &str, value: Option<String>, required: bool| -> Option<String> {
             let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
@@ -296,6 +249,13 @@ impl NewInstrument {
         };
         let configuration = document("configuration", input.configuration);
         let calibration = document("calibration", input.calibration);
+        if let (Some(kind), Some(doc)) = (kind, configuration.as_object()) {
+            problems.extend(schema::check_configuration(kind, doc));
+        }
+        if let Some(doc) = calibration.as_object() {
+            problems.extend(schema::check_calibration(doc));
+        }
+        let calibration_due_at = calibration.as_object().and_then(schema::calibration_due);
         match (name, kind, status) {
             (Some(name), Some(kind), Some(status)) if problems.is_empty() => Ok(NewInstrument {
                 name,
@@ -307,6 +267,7 @@ impl NewInstrument {
                 firmware,
                 configuration,
                 calibration,
+                calibration_due_at,
             }),
             _ => Err(ApiError::Validation(problems)),
         }
@@ -322,8 +283,8 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let insert = statement(
         format!(
             "INSERT INTO instruments (id, organization_id, name, type, status, location, model, serial_number, \
-             firmware, configuration, calibration, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12) RETURNING {COLUMNS}"
+             firmware, configuration, calibration, calibration_due_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13) RETURNING {COLUMNS}"
         ),
         params![
             id,
@@ -337,6 +298,7 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
             new.firmware,
             new.configuration,
             new.calibration,
+            new.calibration_due_at,
             principal.user_id,
         ],
     );
@@ -363,6 +325,7 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
             "calibration": new.calibration,
         })),
         metadata: json!({}),
+        reason: None,
     };
     let results = ctx
         .db()
@@ -377,7 +340,7 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     Reply::created(created)
 }
 
-fn conflict_on_serial(err: DbError) -> ApiError {
+pub fn conflict_on_serial(err: DbError) -> ApiError {
     if err.constraint() == Some("instruments_organization_id_serial_number_key") {
         ApiError::Conflict {
             message: "An instrument with this serial number already exists".into(),

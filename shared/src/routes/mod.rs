@@ -38,7 +38,12 @@ pub mod auth_refresh;
 pub mod auth_reset_password;
 pub mod auth_signup;
 pub mod health;
+pub mod instrument_commands;
+pub mod instrument_control;
+pub mod instrument_status;
 pub mod instruments;
+pub mod instruments_item;
+pub mod page;
 pub mod users;
 pub mod users_item;
 
@@ -51,8 +56,9 @@ use crate::envelope::{self, Metadata, Reply};
 use crate::error::ApiError;
 use crate::platform::{ConfigError, Ctx, Platform};
 
-/// One function: a path (Spin route syntax: exact, or a `/...` suffix for a
-/// subtree) and the methods it serves.
+/// One function: a path in Spin route syntax (literal segments and
+/// `:name` parameters, each matching one non-empty segment) and the methods
+/// it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     /// Name of the function crate under `functions/`.
@@ -62,22 +68,35 @@ pub struct Route {
 }
 
 impl Route {
-    /// Whether this route serves `path` (query string excluded).
-    pub fn matches(&self, path: &str) -> bool {
-        match self.path.strip_suffix("/...") {
-            Some(prefix) => {
-                path == prefix
-                    || path
-                        .strip_prefix(prefix)
-                        .is_some_and(|rest| rest.starts_with('/'))
+    /// The values of this route's parameters in `path` (query string
+    /// excluded), in order; `None` when the route does not serve `path`.
+    pub fn params<'p>(&self, path: &'p str) -> Option<Vec<(&'static str, &'p str)>> {
+        let mut params = Vec::new();
+        let mut want = self.path.split('/');
+        let mut got = path.split('/');
+        loop {
+            match (want.next(), got.next()) {
+                (None, None) => return Some(params),
+                (Some(w), Some(g)) if w.starts_with(':') && !g.is_empty() => {
+                    params.push((&w[1..], g));
+                }
+                (Some(w), Some(g)) if w == g => {}
+                _ => return None,
             }
-            None => path == self.path,
         }
     }
 
-    /// How specific the pattern is; exact paths beat subtrees, longer beats shorter.
-    fn specificity(&self) -> (bool, usize) {
-        (!self.path.ends_with("/..."), self.path.len())
+    /// Whether this route serves `path` (query string excluded).
+    pub fn matches(&self, path: &str) -> bool {
+        self.params(path).is_some()
+    }
+
+    /// How specific the pattern is: more literal segments win.
+    fn specificity(&self) -> usize {
+        self.path
+            .split('/')
+            .filter(|segment| !segment.starts_with(':'))
+            .count()
     }
 }
 
@@ -108,10 +127,14 @@ route_table! {
     "auth-reset-password" => auth_reset_password, "/api/auth/reset-password", [POST];
     "auth-signup" => auth_signup, "/api/auth/signup", [POST];
     "instruments" => instruments, "/api/v1/instruments", [GET, POST];
+    "instruments-item" => instruments_item, "/api/v1/instruments/:id", [GET, PUT, DELETE];
+    "instrument-status" => instrument_status, "/api/v1/instruments/:id/status", [GET];
+    "instrument-control" => instrument_control, "/api/v1/instruments/:id/control", [POST];
+    "instrument-commands" => instrument_commands, "/api/v1/instruments/:id/commands", [GET];
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
-    "api-keys-item" => api_keys_item, "/api/v1/api-keys/...", [DELETE];
+    "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
     "users" => users, "/api/v1/users", [GET, POST];
-    "users-item" => users_item, "/api/v1/users/...", [GET, PUT];
+    "users-item" => users_item, "/api/v1/users/:id", [GET, PUT];
 }
 
 /// The route serving `path`, the most specific first.
@@ -195,6 +218,17 @@ impl Rq {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The route parameter `name` of this request's path as a UUID; a
+    /// malformed one is 404 (no such resource), like an unknown one.
+    pub fn uuid_param(&self, name: &str) -> Result<uuid::Uuid, ApiError> {
+        let path = self.req.uri().path();
+        route_for(path)
+            .and_then(|route| route.params(path))
+            .and_then(|params| params.into_iter().find(|(n, _)| *n == name))
+            .and_then(|(_, value)| uuid::Uuid::parse_str(value).ok())
+            .ok_or(ApiError::NotFound)
     }
 
     pub fn method(&self) -> &Method {

@@ -122,6 +122,7 @@ async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         old_values: None,
         new_values: Some(json!({ "email": email.as_str(), "role": role })),
         metadata: json!({}),
+        reason: None,
     };
     // Refuse an address that already has an account (409), in the same statement.
     let insert = statement(

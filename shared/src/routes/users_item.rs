@@ -23,16 +23,6 @@ super::methods! {
     PUT => update,
 }
 
-fn user_id(rq: &Rq) -> Result<uuid::Uuid, ApiError> {
-    let rest = rq
-        .req
-        .uri()
-        .path()
-        .strip_prefix("/api/v1/users/")
-        .unwrap_or("");
-    rest.parse().map_err(|_| ApiError::NotFound)
-}
-
 async fn load<P: Platform>(
     ctx: &Ctx<P>,
     organization_id: uuid::Uuid,
@@ -49,7 +39,7 @@ async fn load<P: Platform>(
 
 async fn show<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
-    let id = user_id(rq)?;
+    let id = rq.uuid_param("id")?;
     if id != principal.user_id {
         principal.require(Permission::UsersManage)?;
     }
@@ -68,7 +58,7 @@ struct UpdateInput {
 async fn update<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::UsersManage)?;
-    let id = user_id(rq)?;
+    let id = rq.uuid_param("id")?;
     let input: UpdateInput = rq.json(ctx)?;
     let current = load(ctx, principal.organization_id, id).await?;
     let mut problems = Vec::new();
@@ -153,6 +143,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         old_values: Some(Value::Object(old_values)),
         new_values: Some(Value::Object(new_values)),
         metadata: json!({}),
+        reason: None,
     };
     let mut statements = vec![
         statement(

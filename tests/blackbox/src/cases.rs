@@ -19,12 +19,13 @@ use time::OffsetDateTime;
 use crate::client::TestApp;
 use crate::stack::start_host;
 
-type CaseFn =
+pub(crate) type CaseFn =
     for<'a> fn(&'a TestApp) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
 
+#[macro_export]
 macro_rules! cases {
     ($($name:ident),+ $(,)?) => {
-        const CASES: &[(&str, CaseFn)] = &[$((stringify!($name), |app| Box::pin($name(app)))),+];
+        pub(crate) const CASES: &[(&str, $crate::cases::CaseFn)] = &[$((stringify!($name), |app| Box::pin($name(app)))),+];
     };
 }
 
@@ -69,6 +70,7 @@ cases![
 pub fn trials(app: Option<Arc<TestApp>>, runtime: tokio::runtime::Handle) -> Vec<Trial> {
     CASES
         .iter()
+        .chain(crate::lab::CASES)
         .map(|(name, case)| {
             let app = app.clone();
             let runtime = runtime.clone();
@@ -586,7 +588,7 @@ async fn admin_creates_and_lists_instruments(app: &TestApp) -> anyhow::Result<()
         "serialNumber": "NS-0001",
         "firmware": "1.7.5",
         "configuration": { "flowCell": "S4", "readLength": 150 },
-        "calibration": { "lastCalibrated": "2026-11-01" }
+        "calibration": { "lastCalibratedAt": "2026-11-01T00:00:00Z" }
     });
     let resp = app.post("/api/v1/instruments", Some(&token), &body).await?;
     let created = resp.expect_ok(201)?.clone();

@@ -160,6 +160,36 @@ impl TestApp {
         .await
     }
 
+    /// Sends a JSON body with extra headers.
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> anyhow::Result<Resp> {
+        self.send(
+            method,
+            path,
+            token,
+            headers,
+            Some(("application/json", serde_json::to_vec(body)?)),
+        )
+        .await
+    }
+
+    /// A user of `role` in `organization_id`, logged in.
+    pub async fn member(
+        &self,
+        organization_id: uuid::Uuid,
+        role: Role,
+    ) -> anyhow::Result<(User, String)> {
+        let user = self.new_user(organization_id, role).await?;
+        let token = self.login(&user).await?;
+        Ok((user, token))
+    }
+
     /// A new organization with one user of `role`.
     pub async fn new_org_user(&self, role: Role) -> anyhow::Result<User> {
         let slug = format!("org-{}", random_hex(6));

@@ -1,0 +1,640 @@
+//! The shape of each instrument type's `configuration` and of every
+//! instrument's `calibration`: which fields exist, their types and ranges,
+//! and which QC thresholds a type's configuration may set.
+//!
+//! A document is checked field by field; every problem becomes one
+//! `FieldError` whose `field` is the JSON path (`configuration.wells`), so a
+//! client can point at the exact input.
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::InstrumentType;
+use crate::error::FieldError;
+
+/// What one field may hold.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Number {
+        min: f64,
+        max: f64,
+    },
+    Integer {
+        min: i64,
+        max: i64,
+    },
+    IntegerOneOf(&'static [i64]),
+    Text {
+        max_len: usize,
+    },
+    OneOf(&'static [&'static str]),
+    Bool,
+    TextList {
+        max_items: usize,
+    },
+    IntegerList {
+        min: i64,
+        max: i64,
+        max_items: usize,
+    },
+    Timestamp,
+    /// Free-form object (e.g. raw calibration results), size-capped by the caller.
+    Object,
+}
+
+/// One allowed field.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub name: &'static str,
+    pub kind: Kind,
+}
+
+macro_rules! field {
+    ($name:expr, $kind:expr $(,)?) => {
+        Field {
+            name: $name,
+            kind: $kind,
+        }
+    };
+}
+pub(crate) use field;
+
+/// Whether a QC metric is better high or low.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    Higher,
+    Lower,
+}
+
+/// A QC metric a type computes, with its default thresholds.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    pub name: &'static str,
+    pub better: Better,
+    /// Past this (in the bad direction), the check warns.
+    pub warn: f64,
+    /// Past this, the check fails.
+    pub fail: f64,
+    pub description: &'static str,
+}
+
+macro_rules! metric {
+    ($name:expr, $better:expr, $warn:expr, $fail:expr, $description:expr $(,)?) => {
+        Metric {
+            name: $name,
+            better: $better,
+            warn: $warn,
+            fail: $fail,
+            description: $description,
+        }
+    };
+}
+
+/// Fields every type's configuration may carry.
+const COMMON: &[Field] = &[
+    field!(
+        "calibrationIntervalDays",
+        Kind::Integer { min: 1, max: 3650 },
+    ),
+    field!(
+        "commandTimeoutSeconds",
+        Kind::Integer {
+            min: 5,
+            max: 86_400
+        },
+    ),
+    field!("notes", Kind::Text { max_len: 2000 }),
+];
+
+/// The configuration fields of `kind`, beside [`COMMON`] and `qcThresholds`.
+pub fn configuration_fields(kind: InstrumentType) -> &'static [Field] {
+    use InstrumentType::*;
+    match kind {
+        DnaSequencer => &[
+            field!(
+                "readLength",
+                Kind::Integer {
+                    min: 1,
+                    max: 100_000
+                }
+            ),
+            field!("pairedEnd", Kind::Bool),
+            field!("flowCell", Kind::Text { max_len: 64 }),
+        ],
+        LiquidHandler => &[
+            field!("channels", Kind::Integer { min: 1, max: 384 }),
+            field!("tipType", Kind::Text { max_len: 64 }),
+            field!("deckPositions", Kind::Integer { min: 1, max: 100 },),
+        ],
+        Hplc => &[
+            field!(
+                "flowRateMlMin",
+                Kind::Number {
+                    min: 0.0,
+                    max: 100.0,
+                },
+            ),
+            field!(
+                "maxPressureBar",
+                Kind::Number {
+                    min: 0.0,
+                    max: 2000.0,
+                },
+            ),
+            field!("columnType", Kind::Text { max_len: 128 }),
+        ],
+        Qpcr => &[
+            field!("wells", Kind::IntegerOneOf(&[48, 96, 384])),
+            field!("cycles", Kind::Integer { min: 1, max: 100 }),
+            field!("dyes", Kind::TextList { max_items: 8 }),
+        ],
+        PlateReader => &[
+            field!("wells", Kind::IntegerOneOf(&[6, 12, 24, 48, 96, 384, 1536]),),
+            field!(
+                "readMode",
+                Kind::OneOf(&["absorbance", "fluorescence", "luminescence"]),
+            ),
+            field!(
+                "wavelengthNm",
+                Kind::Integer {
+                    min: 200,
+                    max: 1000
+                },
+            ),
+        ],
+        Centrifuge => &[
+            field!(
+                "maxRpm",
+                Kind::Integer {
+                    min: 1,
+                    max: 150_000
+                }
+            ),
+            field!("rotor", Kind::Text { max_len: 64 }),
+        ],
+        Incubator => &[
+            field!(
+                "setpointC",
+                Kind::Number {
+                    min: -20.0,
+                    max: 100.0,
+                },
+            ),
+            field!(
+                "co2Percent",
+                Kind::Number {
+                    min: 0.0,
+                    max: 20.0,
+                },
+            ),
+            field!(
+                "humidityPercent",
+                Kind::Number {
+                    min: 0.0,
+                    max: 100.0,
+                },
+            ),
+        ],
+        Freezer => &[
+            field!(
+                "setpointC",
+                Kind::Number {
+                    min: -200.0,
+                    max: 0.0,
+                },
+            ),
+            field!(
+                "alarmHighC",
+                Kind::Number {
+                    min: -200.0,
+                    max: 20.0,
+                },
+            ),
+        ],
+        Spectrophotometer => &[
+            field!(
+                "minWavelengthNm",
+                Kind::Integer {
+                    min: 100,
+                    max: 3000
+                },
+            ),
+            field!(
+                "maxWavelengthNm",
+                Kind::Integer {
+                    min: 100,
+                    max: 3000
+                },
+            ),
+            field!(
+                "pathLengthMm",
+                Kind::Number {
+                    min: 0.1,
+                    max: 100.0
+                }
+            ),
+        ],
+        Microscope => &[
+            field!("objectives", Kind::TextList { max_items: 12 }),
+            field!("camera", Kind::Text { max_len: 128 }),
+        ],
+        MassSpectrometer => &[
+            field!(
+                "ionization",
+                Kind::OneOf(&["esi", "apci", "maldi", "ei", "ci"]),
+            ),
+            field!("massRangeMin", Kind::Number { min: 0.0, max: 1e6 }),
+            field!("massRangeMax", Kind::Number { min: 0.0, max: 1e6 }),
+        ],
+        FlowCytometer => &[
+            field!(
+                "lasersNm",
+                Kind::IntegerList {
+                    min: 200,
+                    max: 1000,
+                    max_items: 10,
+                },
+            ),
+            field!("detectors", Kind::Integer { min: 1, max: 100 }),
+        ],
+    }
+}
+
+/// The QC metrics `kind` computes from its run results.
+pub fn qc_metrics(kind: InstrumentType) -> &'static [Metric] {
+    use Better::*;
+    use InstrumentType::*;
+    match kind {
+        PlateReader => &[
+            metric!(
+                "zPrime",
+                Higher,
+                0.5,
+                0.0,
+                "Z'-factor of the positive and negative controls",
+            ),
+            metric!(
+                "controlCvPercent",
+                Lower,
+                10.0,
+                20.0,
+                "Largest coefficient of variation of a control group, in percent",
+            ),
+            metric!(
+                "signalToBackground",
+                Higher,
+                3.0,
+                2.0,
+                "Mean positive control over mean blank",
+            ),
+        ],
+        Qpcr => &[
+            metric!(
+                "ntcMinCt",
+                Higher,
+                38.0,
+                35.0,
+                "Lowest Ct among no-template controls (no amplification counts as the cycle count)",
+            ),
+            metric!(
+                "replicateCtSd",
+                Lower,
+                0.3,
+                0.5,
+                "Largest standard deviation of Ct within a sample's replicates",
+            ),
+            metric!(
+                "efficiencyDeviationPercent",
+                Lower,
+                10.0,
+                20.0,
+                "Distance of the standard curve's amplification efficiency from 100 %",
+            ),
+        ],
+        _ => &[],
+    }
+}
+
+/// The calibration document's fields (all types).
+pub const CALIBRATION_FIELDS: &[Field] = &[
+    field!("lastCalibratedAt", Kind::Timestamp),
+    field!("dueAt", Kind::Timestamp),
+    field!("performedBy", Kind::Text { max_len: 255 }),
+    field!("standard", Kind::Text { max_len: 255 }),
+    field!("certificate", Kind::Text { max_len: 255 }),
+    field!("results", Kind::Object),
+];
+
+/// Checks `configuration` against `kind`'s schema.
+pub fn check_configuration(kind: InstrumentType, doc: &Map<String, Value>) -> Vec<FieldError> {
+    let mut problems = Vec::new();
+    let specific = configuration_fields(kind);
+    for (name, value) in doc {
+        let path = format!("configuration.{name}");
+        if name == "qcThresholds" {
+            check_thresholds(kind, value, &path, &mut problems);
+            continue;
+        }
+        match COMMON.iter().chain(specific).find(|f| f.name == name) {
+            Some(f) => check_value(f.kind, value, &path, &mut problems),
+            None => problems.push(FieldError::new(
+                path,
+                format!(
+                    "Unknown field for a {}; allowed: {}",
+                    kind.as_str(),
+                    COMMON
+                        .iter()
+                        .chain(specific)
+                        .map(|f| f.name)
+                        .chain(
+                            (!qc_metrics(kind).is_empty())
+                                .then_some("qcThresholds")
+                                .into_iter()
+                        )
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+    problems
+}
+
+/// Checks a `calibration` document.
+pub fn check_calibration(doc: &Map<String, Value>) -> Vec<FieldError> {
+    let mut problems = Vec::new();
+    for (name, value) in doc {
+        let path = format!("calibration.{name}");
+        match CALIBRATION_FIELDS.iter().find(|f| f.name == name) {
+            Some(f) => check_value(f.kind, value, &path, &mut problems),
+            None => problems.push(FieldError::new(
+                path,
+                format!(
+                    "Unknown field; allowed: {}",
+                    CALIBRATION_FIELDS
+                        .iter()
+                        .map(|f| f.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+    problems
+}
+
+/// The calibration's due date, when it has a valid one.
+pub fn calibration_due(doc: &Map<String, Value>) -> Option<OffsetDateTime> {
+    doc.get("dueAt")
+        .and_then(Value::as_str)
+        .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
+}
+
+/// A metric's thresholds: the type's defaults overridden by the
+/// configuration's `qcThresholds`.
+pub fn thresholds(kind: InstrumentType, configuration: &Value) -> Vec<Metric> {
+    qc_metrics(kind)
+        .iter()
+        .map(|m| {
+            let set = &configuration["qcThresholds"][m.name];
+            Metric {
+                warn: set["warn"].as_f64().unwrap_or(m.warn),
+                fail: set["fail"].as_f64().unwrap_or(m.fail),
+                ..*m
+            }
+        })
+        .collect()
+}
+
+fn check_thresholds(
+    kind: InstrumentType,
+    value: &Value,
+    path: &str,
+    problems: &mut Vec<FieldError>,
+) {
+    let metrics = qc_metrics(kind);
+    let Some(map) = value.as_object() else {
+        problems.push(FieldError::new(path, "Must be an object"));
+        return;
+    };
+    for (name, set) in map {
+        let metric_path = format!("{path}.{name}");
+        let Some(metric) = metrics.iter().find(|m| m.name == name) else {
+            problems.push(FieldError::new(
+                metric_path,
+                format!(
+                    "Not a QC metric of a {}; metrics: {}",
+                    kind.as_str(),
+                    if metrics.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        metrics
+                            .iter()
+                            .map(|m| m.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            ));
+            continue;
+        };
+        let Some(set) = set.as_object() else {
+            problems.push(FieldError::new(
+                metric_path,
+                "Must be an object {warn, fail}",
+            ));
+            continue;
+        };
+        for key in set.keys().filter(|k| *k != "warn" && *k != "fail") {
+            problems.push(FieldError::new(
+                format!("{metric_path}.{key}"),
+                "Unknown field; allowed: warn, fail",
+            ));
+        }
+        let number = |key: &str, problems: &mut Vec<FieldError>| match set.get(key) {
+            None => None,
+            Some(v) => match v.as_f64().filter(|n| n.is_finite()) {
+                Some(n) => Some(n),
+                None => {
+                    problems.push(FieldError::new(
+                        format!("{metric_path}.{key}"),
+                        "Must be a number",
+                    ));
+                    None
+                }
+            },
+        };
+        let warn = number("warn", problems).unwrap_or(metric.warn);
+        let fail = number("fail", problems).unwrap_or(metric.fail);
+        let ordered = match metric.better {
+            Better::Higher => warn >= fail,
+            Better::Lower => warn <= fail,
+        };
+        if !ordered {
+            problems.push(FieldError::new(
+                metric_path,
+                match metric.better {
+                    Better::Higher => "warn must be at least fail (higher is better)",
+                    Better::Lower => "warn must be at most fail (lower is better)",
+                },
+            ));
+        }
+    }
+}
+
+pub fn check_value(kind: Kind, value: &Value, path: &str, problems: &mut Vec<FieldError>) {
+    let mut fail = |message: String| problems.push(FieldError::new(path, message));
+    match kind {
+        Kind::Number { min, max } => match value.as_f64() {
+            Some(n) if n >= min && n <= max => {}
+            Some(_) => fail(format!("Must be from {min} to {max}")),
+            None => fail("Must be a number".into()),
+        },
+        Kind::Integer { min, max } => match value.as_i64() {
+            Some(n) if n >= min && n <= max => {}
+            Some(_) => fail(format!("Must be from {min} to {max}")),
+            None => fail("Must be an integer".into()),
+        },
+        Kind::IntegerOneOf(allowed) => match value.as_i64() {
+            Some(n) if allowed.contains(&n) => {}
+            _ => fail(format!(
+                "Must be one of: {}",
+                allowed
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        },
+        Kind::Text { max_len } => match value.as_str() {
+            Some(s) if s.chars().count() <= max_len && !s.chars().any(char::is_control) => {}
+            Some(_) => fail(format!(
+                "Must be at most {max_len} characters without control characters"
+            )),
+            None => fail("Must be a string".into()),
+        },
+        Kind::OneOf(allowed) => match value.as_str() {
+            Some(s) if allowed.contains(&s) => {}
+            _ => fail(format!("Must be one of: {}", allowed.join(", "))),
+        },
+        Kind::Bool => {
+            if !value.is_boolean() {
+                fail("Must be true or false".into());
+            }
+        }
+        Kind::TextList { max_items } => match value.as_array() {
+            Some(items)
+                if items.len() <= max_items
+                    && items
+                        .iter()
+                        .all(|i| i.as_str().is_some_and(|s| (1..=64).contains(&s.len()))) => {}
+            _ => fail(format!(
+                "Must be a list of at most {max_items} strings (1 to 64 characters)"
+            )),
+        },
+        Kind::IntegerList {
+            min,
+            max,
+            max_items,
+        } => match value.as_array() {
+            Some(items)
+                if items.len() <= max_items
+                    && items
+                        .iter()
+                        .all(|i| i.as_i64().is_some_and(|n| n >= min && n <= max)) => {}
+            _ => fail(format!(
+                "Must be a list of at most {max_items} integers from {min} to {max}"
+            )),
+        },
+        Kind::Timestamp => {
+            if value
+                .as_str()
+                .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
+                .is_none()
+            {
+                fail("Must be an RFC 3339 timestamp".into());
+            }
+        }
+        Kind::Object => {
+            if !value.is_object() {
+                fail("Must be a JSON object".into());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fields(problems: &[FieldError]) -> Vec<&str> {
+        problems.iter().map(|p| p.field.as_str()).collect()
+    }
+
+    #[test]
+    fn accepts_a_valid_plate_reader_configuration() {
+        let doc = json!({
+            "wells": 96, "readMode": "absorbance", "wavelengthNm": 450,
+            "calibrationIntervalDays": 180,
+            "qcThresholds": {"zPrime": {"warn": 0.6, "fail": 0.4}}
+        });
+        assert!(
+            check_configuration(
+                InstrumentType::PlateReader,
+                doc.as_object().expect("object")
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn names_every_bad_field() {
+        let doc = json!({
+            "wells": 97, "readMode": "smell", "flowRateMlMin": 1.0,
+            "qcThresholds": {"zPrime": {"warn": 0.1, "fail": 0.5}, "ntcMinCt": {}}
+        });
+        let problems = check_configuration(
+            InstrumentType::PlateReader,
+            doc.as_object().expect("object"),
+        );
+        let mut got = fields(&problems);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "configuration.flowRateMlMin",
+                "configuration.qcThresholds.ntcMinCt",
+                "configuration.qcThresholds.zPrime",
+                "configuration.readMode",
+                "configuration.wells",
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_named() {
+        let doc = json!({"setpointC": "cold", "alarmHighC": -300});
+        let problems = check_configuration(InstrumentType::Freezer, doc.as_object().expect("o"));
+        assert_eq!(problems.len(), 2);
+        let cal = json!({"dueAt": "tomorrow", "colour": "red", "results": []});
+        let mut got = fields(&check_calibration(cal.as_object().expect("o"))).join(" ");
+        got.push(' ');
+        assert!(got.contains("calibration.dueAt "));
+        assert!(got.contains("calibration.colour "));
+        assert!(got.contains("calibration.results "));
+    }
+
+    #[test]
+    fn thresholds_default_and_override() {
+        let t = thresholds(
+            InstrumentType::Qpcr,
+            &json!({"qcThresholds": {"ntcMinCt": {"fail": 30.0}}}),
+        );
+        let ntc = t.iter().find(|m| m.name == "ntcMinCt").expect("ntc");
+        assert_eq!((ntc.warn, ntc.fail), (38.0, 30.0));
+    }
+}

@@ -1,0 +1,540 @@
+//! Cases for the lab's resources: instruments, control commands, runs, run
+//! data, QC and maintenance.
+
+use anyhow::{Context as _, ensure};
+use reqwest::Method;
+use serde_json::{Value, json};
+use shared::auth::Role;
+
+use crate::client::TestApp;
+
+crate::cases![
+    instrument_detail_update_and_optimistic_concurrency,
+    instrument_configuration_is_checked_against_its_type,
+    instrument_removal_needs_a_reason_spares_active_runs_and_keeps_history,
+    instrument_status_reports_runs_readings_and_calibration,
+    control_commands_are_idempotent_and_checked_against_state,
+];
+
+/// Registers an instrument through the API; returns it.
+pub async fn register(app: &TestApp, token: &str, body: Value) -> anyhow::Result<Value> {
+    let resp = app.post("/api/v1/instruments", Some(token), &body).await?;
+    Ok(resp.expect_ok(201)?.clone())
+}
+
+fn id_of(value: &Value) -> anyhow::Result<String> {
+    value["id"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no id in {value}"))
+}
+
+async fn put(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    if_match: Option<&str>,
+    body: &Value,
+) -> anyhow::Result<crate::client::Resp> {
+    let headers: Vec<(&str, &str)> = if_match.map(|v| ("if-match", v)).into_iter().collect();
+    app.json(Method::PUT, path, Some(token), &headers, body)
+        .await
+}
+
+async fn count(app: &TestApp, sql: &str, id: &str) -> anyhow::Result<i64> {
+    let db = app.db().await?;
+    Ok(db.query_one(sql, &[&id]).await?.get(0))
+}
+
+async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let created = register(
+        app,
+        &token,
+        json!({"name": "HPLC 1", "type": "hplc", "status": "idle", "serialNumber": "H-1",
+               "configuration": {"flowRateMlMin": 1.0}}),
+    )
+    .await?;
+    let id = id_of(&created)?;
+    let path = format!("/api/v1/instruments/{id}");
+
+    let got = app.get(&path, Some(&token)).await?;
+    ensure!(got.expect_ok(200)? == &created, "{}", got.json);
+    ensure!(got.headers["etag"] == "\"1\"", "{:?}", got.headers);
+
+    // No version: 428, nothing changes.
+    put(app, &path, &token, None, &json!({"name": "HPLC A"}))
+        .await?
+        .expect_error(428, "PRECONDITION_REQUIRED")?;
+    // The right version: applied, version and ETag move on.
+    let resp = put(
+        app,
+        &path,
+        &token,
+        Some("\"1\""),
+        &json!({"name": "HPLC A", "location": "Lab 2", "configuration": {"flowRateMlMin": 0.5, "columnType": "C18"}}),
+    )
+    .await?;
+    let updated = resp.expect_ok(200)?.clone();
+    ensure!(
+        updated["name"] == "HPLC A" && updated["version"] == 2 && updated["location"] == "Lab 2",
+        "{updated}"
+    );
+    ensure!(
+        updated["serialNumber"] == "H-1",
+        "untouched fields stay: {updated}"
+    );
+    ensure!(resp.headers["etag"] == "\"2\"");
+    // A second editor still holding version 1 is refused, told the current one.
+    let stale = put(
+        app,
+        &path,
+        &token,
+        Some("\"1\""),
+        &json!({"name": "HPLC B"}),
+    )
+    .await?;
+    stale.expect_error(412, "PRECONDITION_FAILED")?;
+    ensure!(stale.headers["etag"] == "\"2\"");
+    // `version` in the body works too; null clears an optional field.
+    let resp = put(
+        app,
+        &path,
+        &token,
+        None,
+        &json!({"version": 2, "location": null}),
+    )
+    .await?;
+    let cleared = resp.expect_ok(200)?;
+    ensure!(
+        cleared["location"].is_null() && cleared["version"] == 3,
+        "{cleared}"
+    );
+    // Bad input: named fields, nothing changes.
+    for (body, field) in [
+        (json!({"version": 3, "colour": "red"}), "colour"),
+        (json!({"version": 3, "status": "running"}), "status"),
+        (json!({"version": 3, "status": "asleep"}), "status"),
+        (json!({"version": 3, "name": ""}), "name"),
+        (json!({"version": 0}), "version"),
+        (
+            json!({"version": 3, "configuration": {"flowRateMlMin": "fast"}}),
+            "configuration.flowRateMlMin",
+        ),
+    ] {
+        let resp = put(app, &path, &token, None, &body).await?;
+        resp.expect_error(400, "VALIDATION_ERROR")?;
+        ensure!(
+            resp.detail_fields().iter().any(|f| f == field),
+            "{body}: {}",
+            resp.json
+        );
+    }
+    put(app, &path, &token, Some("nonsense"), &json!({"name": "x"}))
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
+    let now = app.get(&path, Some(&token)).await?;
+    ensure!(now.expect_ok(200)?["version"] == 3, "{}", now.json);
+
+    // The update is audited with old and new values of changed fields only.
+    let db = app.db().await?;
+    let row = db
+        .query_one(
+            "SELECT old_values, new_values FROM audit_events WHERE record_id = $1::text::uuid \
+             AND event_type = 'INSTRUMENT_UPDATED' ORDER BY created_at LIMIT 1",
+            &[&id],
+        )
+        .await?;
+    let (old, new): (Value, Value) = (row.get(0), row.get(1));
+    ensure!(
+        old["name"] == "HPLC 1" && new["name"] == "HPLC A",
+        "{old} {new}"
+    );
+    ensure!(
+        new.get("serialNumber").is_none(),
+        "unchanged fields are not recorded: {new}"
+    );
+
+    // Permissions, isolation, unknown ids.
+    let (_, tech) = app.member(admin.organization_id, Role::Technician).await?;
+    put(app, &path, &tech, Some("\"3\""), &json!({"name": "x"}))
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    app.get(&path, Some(&tech)).await?.expect_ok(200)?;
+    let (_, stranger) = app.admin().await?;
+    app.get(&path, Some(&stranger))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    put(app, &path, &stranger, Some("\"3\""), &json!({"name": "x"}))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    app.get("/api/v1/instruments/not-a-uuid", Some(&token))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    app.get(&format!("{path}/nothing-here"), Some(&token))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    app.send(Method::PATCH, &path, Some(&token), &[], None)
+        .await?
+        .expect_error(405, "METHOD_NOT_ALLOWED")?;
+    Ok(())
+}
+
+async fn instrument_configuration_is_checked_against_its_type(app: &TestApp) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    let before = app.get("/api/v1/instruments", Some(&token)).await?;
+    let resp = app
+        .post(
+            "/api/v1/instruments",
+            Some(&token),
+            &json!({"name": "Reader", "type": "plate_reader",
+                    "configuration": {"wells": 97, "readMode": "smell", "rpm": 3,
+                                      "qcThresholds": {"zPrime": {"warn": 0.1, "fail": 0.6}, "ntcMinCt": {}}},
+                    "calibration": {"dueAt": "soon", "colour": "red"}}),
+        )
+        .await?;
+    resp.expect_error(400, "VALIDATION_ERROR")?;
+    let mut fields = resp.detail_fields();
+    fields.sort();
+    ensure!(
+        fields
+            == [
+                "calibration.colour",
+                "calibration.dueAt",
+                "configuration.qcThresholds.ntcMinCt",
+                "configuration.qcThresholds.zPrime",
+                "configuration.readMode",
+                "configuration.rpm",
+                "configuration.wells",
+            ],
+        "{}",
+        resp.json
+    );
+    let after = app.get("/api/v1/instruments", Some(&token)).await?;
+    ensure!(
+        before.json["data"] == after.json["data"],
+        "nothing was created"
+    );
+    // The same document is fine for the type it belongs to.
+    let ok = register(
+        app,
+        &token,
+        json!({"name": "Reader", "type": "plate_reader",
+               "configuration": {"wells": 384, "readMode": "fluorescence", "wavelengthNm": 485,
+                                 "qcThresholds": {"zPrime": {"warn": 0.6, "fail": 0.3}}},
+               "calibration": {"dueAt": "2027-06-01T00:00:00Z", "standard": "NIST 930e"}}),
+    )
+    .await?;
+    ensure!(ok["calibrationDueAt"] == "2027-06-01T00:00:00Z", "{ok}");
+    Ok(())
+}
+
+async fn instrument_removal_needs_a_reason_spares_active_runs_and_keeps_history(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let body =
+        json!({"name": "Freezer", "type": "freezer", "status": "online", "serialNumber": "F-9"});
+    let created = register(app, &token, body.clone()).await?;
+    let id = id_of(&created)?;
+    let path = format!("/api/v1/instruments/{id}");
+    let db = app.db().await?;
+    db.execute(
+        "INSERT INTO runs (organization_id, instrument_id, status) VALUES ($1, $2::text::uuid, 'running')",
+        &[&admin.organization_id, &id],
+    )
+    .await?;
+    let reason = json!({"reason": "Decommissioned after compressor failure"});
+    app.json(Method::DELETE, &path, Some(&token), &[], &reason)
+        .await?
+        .expect_error(409, "CONFLICT")?;
+    db.execute(
+        "UPDATE runs SET status = 'completed' WHERE instrument_id = $1::text::uuid",
+        &[&id],
+    )
+    .await?;
+    for bad in [json!({}), json!({"reason": "  "})] {
+        app.json(Method::DELETE, &path, Some(&token), &[], &bad)
+            .await?
+            .expect_error(400, "VALIDATION_ERROR")?;
+    }
+    let (_, scientist) = app.member(admin.organization_id, Role::Scientist).await?;
+    app.json(Method::DELETE, &path, Some(&scientist), &[], &reason)
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    let removed = app
+        .json(Method::DELETE, &path, Some(&token), &[], &reason)
+        .await?;
+    ensure!(
+        removed.expect_ok(200)?["deletedAt"].is_string(),
+        "{}",
+        removed.json
+    );
+    // History stays readable; the list and updates no longer see it.
+    let got = app.get(&path, Some(&token)).await?;
+    ensure!(got.expect_ok(200)?["deletedAt"].is_string());
+    let list = app.get("/api/v1/instruments", Some(&token)).await?;
+    ensure!(list.expect_ok(200)?["items"] == json!([]), "{}", list.json);
+    put(app, &path, &token, Some("\"2\""), &json!({"name": "x"}))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    app.json(Method::DELETE, &path, Some(&token), &[], &reason)
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    let runs = count(
+        app,
+        "SELECT count(*) FROM runs WHERE instrument_id = $1::text::uuid",
+        &id,
+    )
+    .await?;
+    ensure!(runs == 1, "runs are kept");
+    // The serial number is free for a replacement.
+    register(app, &token, body).await?;
+    let audited = count(
+        app,
+        "SELECT count(*) FROM audit_events WHERE record_id = $1::text::uuid AND event_type = 'INSTRUMENT_DELETED' \
+         AND reason = 'Decommissioned after compressor failure'",
+        &id,
+    )
+    .await?;
+    ensure!(audited == 1);
+    Ok(())
+}
+
+async fn instrument_status_reports_runs_readings_and_calibration(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let created = register(
+        app,
+        &token,
+        json!({"name": "Incubator", "type": "incubator", "status": "online",
+               "calibration": {"dueAt": "2020-01-01T00:00:00Z"}}),
+    )
+    .await?;
+    let id = id_of(&created)?;
+    let path = format!("/api/v1/instruments/{id}/status");
+    let status = app.get(&path, Some(&token)).await?;
+    let data = status.expect_ok(200)?;
+    ensure!(
+        data["status"] == "online"
+            && data["reachable"] == false
+            && data["activeRun"].is_null()
+            && data["readings"] == json!({})
+            && data["calibrationOverdue"] == true
+            && data["pendingCommands"] == 0,
+        "{data}"
+    );
+    let db = app.db().await?;
+    db.execute(
+        "UPDATE instruments SET last_seen_at = now() WHERE id = $1::text::uuid",
+        &[&id],
+    )
+    .await?;
+    db.execute(
+        "INSERT INTO readings (organization_id, instrument_id, metric, value, unit, recorded_at) VALUES \
+         ($1, $2::text::uuid, 'temperature', 36.9, 'C', now() - interval '2 minutes'), \
+         ($1, $2::text::uuid, 'temperature', 37.1, 'C', now() - interval '1 minute'), \
+         ($1, $2::text::uuid, 'co2', 5.0, '%', now() - interval '3 minutes'), \
+         ($1, $2::text::uuid, 'humidity', 90, '%', now() - interval '3 hours')",
+        &[&admin.organization_id, &id],
+    )
+    .await?;
+    db.execute(
+        "INSERT INTO runs (organization_id, instrument_id, status, name, started_at) \
+         VALUES ($1, $2::text::uuid, 'running', 'Culture 7', now())",
+        &[&admin.organization_id, &id],
+    )
+    .await?;
+    let data = app.get(&path, Some(&token)).await?.expect_ok(200)?.clone();
+    ensure!(data["reachable"] == true, "{data}");
+    ensure!(data["activeRun"]["name"] == "Culture 7", "{data}");
+    ensure!(
+        data["readings"]["temperature"]["value"] == 37.1
+            && data["readings"]["co2"]["unit"] == "%"
+            && data["readings"].get("humidity").is_none(),
+        "latest value per metric within the hour: {data}"
+    );
+    let (_, guest) = app.member(admin.organization_id, Role::Guest).await?;
+    app.get(&path, Some(&guest)).await?.expect_ok(200)?;
+    let (_, stranger) = app.admin().await?;
+    app.get(&path, Some(&stranger))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    Ok(())
+}
+
+async fn control_commands_are_idempotent_and_checked_against_state(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let centrifuge = register(
+        app,
+        &token,
+        json!({"name": "Spin 1", "type": "centrifuge", "status": "idle"}),
+    )
+    .await?;
+    let id = id_of(&centrifuge)?;
+    let path = format!("/api/v1/instruments/{id}/control");
+    let speed = json!({"command": "set_speed", "parameters": {"rpm": 3000}});
+    app.post(&path, Some(&token), &speed)
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
+    let key = [("idempotency-key", "k-1")];
+    let first = app
+        .json(Method::POST, &path, Some(&token), &key, &speed)
+        .await?;
+    let command = first.expect_ok(202)?.clone();
+    ensure!(
+        command["status"] == "queued"
+            && command["command"] == "set_speed"
+            && command["parameters"]["rpm"] == 3000,
+        "{command}"
+    );
+    let again = app
+        .json(Method::POST, &path, Some(&token), &key, &speed)
+        .await?;
+    ensure!(
+        again.expect_ok(202)?["id"] == command["id"],
+        "{}",
+        again.json
+    );
+    ensure!(again.headers["idempotent-replayed"] == "true");
+    let other = json!({"command": "set_speed", "parameters": {"rpm": 4000}});
+    app.json(Method::POST, &path, Some(&token), &key, &other)
+        .await?
+        .expect_error(409, "CONFLICT")?;
+    // Concurrent retries of one key make one command.
+    let burst = futures::future::join_all((0..6).map(|_| {
+        app.json(
+            Method::POST,
+            &path,
+            Some(&token),
+            &[("idempotency-key", "k-burst")],
+            &speed,
+        )
+    }))
+    .await;
+    let mut ids = std::collections::HashSet::new();
+    for resp in burst {
+        ids.insert(resp?.expect_ok(202)?["id"].clone());
+    }
+    ensure!(ids.len() == 1, "one command for one key: {ids:?}");
+
+    // Bad commands and parameters are named; state conflicts are 409.
+    for (body, field) in [
+        (json!({"command": "fly"}), "command"),
+        (
+            json!({"command": "set_speed", "parameters": {"rpm": 0}}),
+            "parameters.rpm",
+        ),
+        (json!({"command": "set_speed"}), "parameters.rpm"),
+        (
+            json!({"command": "home", "parameters": {"fast": true}}),
+            "parameters.fast",
+        ),
+        (
+            json!({"command": "home", "timeoutSeconds": 1}),
+            "timeoutSeconds",
+        ),
+    ] {
+        let resp = app
+            .json(
+                Method::POST,
+                &path,
+                Some(&token),
+                &[("idempotency-key", "bad")],
+                &body,
+            )
+            .await?;
+        resp.expect_error(400, "VALIDATION_ERROR")?;
+        ensure!(
+            resp.detail_fields().iter().any(|f| f == field),
+            "{body}: {}",
+            resp.json
+        );
+    }
+    app.json(
+        Method::POST,
+        &path,
+        Some(&token),
+        &[("idempotency-key", "k-stop")],
+        &json!({"command": "stop"}),
+    )
+    .await?
+    .expect_error(409, "CONFLICT")?;
+    let db = app.db().await?;
+    db.execute(
+        "UPDATE instruments SET status = 'maintenance' WHERE id = $1::text::uuid",
+        &[&id],
+    )
+    .await?;
+    let refused = app
+        .json(
+            Method::POST,
+            &path,
+            Some(&token),
+            &[("idempotency-key", "k-home")],
+            &json!({"command": "home"}),
+        )
+        .await?;
+    refused.expect_error(409, "CONFLICT")?;
+    ensure!(
+        refused.json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("maintenance")),
+        "{}",
+        refused.json
+    );
+    let (_, viewer) = app.member(admin.organization_id, Role::Viewer).await?;
+    app.json(
+        Method::POST,
+        &path,
+        Some(&viewer),
+        &[("idempotency-key", "k-v")],
+        &speed,
+    )
+    .await?
+    .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+
+    // Listed newest first; past its deadline a queued command reads as expired.
+    db.execute(
+        "UPDATE instrument_commands SET expires_at = now() - interval '1 second' WHERE idempotency_key = 'k-1'",
+        &[],
+    )
+    .await?;
+    let list = app
+        .get(&format!("/api/v1/instruments/{id}/commands"), Some(&viewer))
+        .await?;
+    let items = list.expect_ok(200)?["items"].clone();
+    ensure!(items.as_array().map(Vec::len) == Some(2), "{items}");
+    ensure!(
+        items[1]["id"] == command["id"] && items[1]["status"] == "expired",
+        "{items}"
+    );
+    let expired = app
+        .get(
+            &format!("/api/v1/instruments/{id}/commands?status=expired"),
+            Some(&viewer),
+        )
+        .await?;
+    ensure!(expired.expect_ok(200)?["items"].as_array().map(Vec::len) == Some(1));
+    app.get(
+        &format!("/api/v1/instruments/{id}/commands?status=lost"),
+        Some(&viewer),
+    )
+    .await?
+    .expect_error(400, "VALIDATION_ERROR")?;
+    let audited = count(
+        app,
+        "SELECT count(*) FROM audit_events WHERE event_type = 'INSTRUMENT_COMMAND_QUEUED' \
+         AND new_values->>'instrumentId' = $1",
+        &id,
+    )
+    .await?;
+    ensure!(
+        audited == 2,
+        "one event per queued command, none for replays: {audited}"
+    );
+    Ok(())
+}
