@@ -58,3 +58,55 @@ string_enum! {
         Maintenance => "maintenance",
     }
 }
+
+string_enum! {
+    /// Where a run is in its life.
+    RunStatus {
+        Pending => "pending",
+        Running => "running",
+        Completed => "completed",
+        Failed => "failed",
+        Aborted => "aborted",
+    }
+}
+
+impl RunStatus {
+    /// The statuses a run may move to from this one.
+    pub fn next(self) -> &'static [RunStatus] {
+        use RunStatus::*;
+        match self {
+            Pending => &[Running, Failed, Aborted],
+            Running => &[Completed, Failed, Aborted],
+            Completed | Failed | Aborted => &[],
+        }
+    }
+
+    /// Statuses a run may be in to move to `to`.
+    pub fn from_which(to: RunStatus) -> Vec<RunStatus> {
+        RunStatus::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.next().contains(&to))
+            .collect()
+    }
+
+    pub fn is_active(self) -> bool {
+        matches!(self, RunStatus::Pending | RunStatus::Running)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunStatus::*;
+    use super::*;
+
+    #[test]
+    fn run_transitions() {
+        assert_eq!(RunStatus::from_which(Aborted), [Pending, Running]);
+        assert_eq!(RunStatus::from_which(Completed), [Running]);
+        assert!(RunStatus::from_which(Pending).is_empty());
+        for s in RunStatus::ALL {
+            assert_eq!(s.is_active(), !s.next().is_empty());
+        }
+    }
+}

@@ -6,4 +6,4 @@ pub mod instrument;
 pub mod schema;
 
 pub use email::Email;
-pub use instrument::{InstrumentStatus, InstrumentType};
+pub use instrument::{InstrumentStatus, InstrumentType, RunStatus};

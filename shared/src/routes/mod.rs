@@ -40,10 +40,15 @@ pub mod auth_signup;
 pub mod health;
 pub mod instrument_commands;
 pub mod instrument_control;
+pub mod instrument_maintenance;
 pub mod instrument_status;
 pub mod instruments;
 pub mod instruments_item;
+pub mod maintenance_item;
 pub mod page;
+pub mod run_stop;
+pub mod runs;
+pub mod runs_item;
 pub mod users;
 pub mod users_item;
 
@@ -131,6 +136,11 @@ route_table! {
     "instrument-status" => instrument_status, "/api/v1/instruments/:id/status", [GET];
     "instrument-control" => instrument_control, "/api/v1/instruments/:id/control", [POST];
     "instrument-commands" => instrument_commands, "/api/v1/instruments/:id/commands", [GET];
+    "instrument-maintenance" => instrument_maintenance, "/api/v1/instruments/:id/maintenance", [GET, POST];
+    "maintenance-item" => maintenance_item, "/api/v1/maintenance/:id", [PUT];
+    "runs" => runs, "/api/v1/runs", [GET, POST];
+    "runs-item" => runs_item, "/api/v1/runs/:id", [GET];
+    "run-stop" => run_stop, "/api/v1/runs/:id/stop", [PUT];
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
     "users" => users, "/api/v1/users", [GET, POST];

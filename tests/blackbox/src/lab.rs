@@ -14,6 +14,9 @@ crate::cases![
     instrument_removal_needs_a_reason_spares_active_runs_and_keeps_history,
     instrument_status_reports_runs_readings_and_calibration,
     control_commands_are_idempotent_and_checked_against_state,
+    runs_start_list_and_stop_with_legal_transitions_only,
+    runs_list_filters_paginates_and_rejects_bad_queries,
+    maintenance_schedules_completes_calibration_and_reports_overdue,
 ];
 
 /// Registers an instrument through the API; returns it.
@@ -536,5 +539,476 @@ async fn control_commands_are_idempotent_and_checked_against_state(
         audited == 2,
         "one event per queued command, none for replays: {audited}"
     );
+    Ok(())
+}
+
+/// A run started through the API on a fresh idle instrument of `kind`.
+async fn started_run(
+    app: &TestApp,
+    manager: &str,
+    token: &str,
+    kind: &str,
+) -> anyhow::Result<(String, Value)> {
+    let instrument = register(
+        app,
+        manager,
+        json!({"name": format!("{kind} for runs"), "type": kind, "status": "idle"}),
+    )
+    .await?;
+    let id = id_of(&instrument)?;
+    let run = app
+        .post(
+            "/api/v1/runs",
+            Some(token),
+            &json!({"instrumentId": id, "name": "Assay 1", "protocol": "ELISA-v2"}),
+        )
+        .await?;
+    Ok((id, run.expect_ok(201)?.clone()))
+}
+
+async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let (_, scientist) = app.member(admin.organization_id, Role::Scientist).await?;
+    let (instrument_id, run) = started_run(app, &token, &scientist, "plate_reader").await?;
+    let run_id = id_of(&run)?;
+    ensure!(
+        run["status"] == "pending"
+            && run["name"] == "Assay 1"
+            && run["instrumentId"] == instrument_id.as_str(),
+        "{run}"
+    );
+    // The start command waits for the bridge.
+    let commands = app
+        .get(
+            &format!("/api/v1/instruments/{instrument_id}/commands"),
+            Some(&token),
+        )
+        .await?;
+    let items = commands.expect_ok(200)?["items"].clone();
+    ensure!(
+        items[0]["command"] == "start"
+            && items[0]["runId"] == run_id.as_str()
+            && items[0]["parameters"]["protocol"] == "ELISA-v2",
+        "{items}"
+    );
+    // One active run per instrument.
+    app.post(
+        "/api/v1/runs",
+        Some(&scientist),
+        &json!({"instrumentId": instrument_id}),
+    )
+    .await?
+    .expect_error(409, "CONFLICT")?;
+    // Idempotent start: the same key gives the same run.
+    let (other_id, _) = {
+        let i = register(
+            app,
+            &token,
+            json!({"name": "HPLC", "type": "hplc", "status": "online"}),
+        )
+        .await?;
+        (id_of(&i)?, ())
+    };
+    let key = [("idempotency-key", "start-1")];
+    let body = json!({"instrumentId": other_id});
+    let first = app
+        .json(Method::POST, "/api/v1/runs", Some(&scientist), &key, &body)
+        .await?;
+    let first = first.expect_ok(201)?.clone();
+    let again = app
+        .json(Method::POST, "/api/v1/runs", Some(&scientist), &key, &body)
+        .await?;
+    ensure!(
+        again.expect_ok(201)?["id"] == first["id"]
+            && again.headers["idempotent-replayed"] == "true"
+    );
+
+    let detail = app
+        .get(&format!("/api/v1/runs/{run_id}"), Some(&scientist))
+        .await?;
+    ensure!(detail.expect_ok(200)?["id"] == run_id.as_str() && detail.headers["etag"] == "\"1\"");
+
+    // Bad input and illegal transitions.
+    for (body, field) in [
+        (json!({}), "instrumentId"),
+        (json!({"instrumentId": "nope"}), "instrumentId"),
+        (
+            json!({"instrumentId": "00000000-0000-4000-8000-000000000000"}),
+            "instrumentId",
+        ),
+        (json!({"instrumentId": instrument_id, "name": ""}), "name"),
+        (
+            json!({"instrumentId": instrument_id, "metadata": []}),
+            "metadata",
+        ),
+    ] {
+        let resp = app.post("/api/v1/runs", Some(&scientist), &body).await?;
+        resp.expect_error(400, "VALIDATION_ERROR")?;
+        ensure!(
+            resp.detail_fields().iter().any(|f| f == field),
+            "{body}: {}",
+            resp.json
+        );
+    }
+    let stop = format!("/api/v1/runs/{run_id}/stop");
+    let resp = put(
+        app,
+        &stop,
+        &scientist,
+        None,
+        &json!({"outcome": "completed"}),
+    )
+    .await?;
+    resp.expect_error(409, "CONFLICT")?;
+    put(
+        app,
+        &stop,
+        &scientist,
+        None,
+        &json!({"outcome": "exploded"}),
+    )
+    .await?
+    .expect_error(400, "VALIDATION_ERROR")?;
+    let (_, viewer) = app.member(admin.organization_id, Role::Viewer).await?;
+    put(app, &stop, &viewer, None, &json!({}))
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    app.post(
+        "/api/v1/runs",
+        Some(&viewer),
+        &json!({"instrumentId": instrument_id}),
+    )
+    .await?
+    .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    // Pending -> aborted withdraws the undelivered start command.
+    let aborted = put(
+        app,
+        &stop,
+        &scientist,
+        None,
+        &json!({"reason": "Wrong plate loaded"}),
+    )
+    .await?;
+    let aborted = aborted.expect_ok(200)?.clone();
+    ensure!(
+        aborted["status"] == "aborted"
+            && aborted["endReason"] == "Wrong plate loaded"
+            && aborted["completedAt"].is_string(),
+        "{aborted}"
+    );
+    let items = app
+        .get(
+            &format!("/api/v1/instruments/{instrument_id}/commands"),
+            Some(&token),
+        )
+        .await?
+        .expect_ok(200)?["items"]
+        .clone();
+    ensure!(items[0]["status"] == "failed", "{items}");
+    put(app, &stop, &scientist, None, &json!({}))
+        .await?
+        .expect_error(409, "CONFLICT")?;
+
+    // Running (the instrument acknowledged) -> aborted queues a stop command
+    // and frees the instrument.
+    let run2 = app
+        .post(
+            "/api/v1/runs",
+            Some(&scientist),
+            &json!({"instrumentId": instrument_id}),
+        )
+        .await?;
+    let run2_id = id_of(run2.expect_ok(201)?)?;
+    let db = app.db().await?;
+    db.execute(
+        "UPDATE runs SET status = 'running', started_at = now() WHERE id = $1::text::uuid",
+        &[&run2_id],
+    )
+    .await?;
+    db.execute(
+        "UPDATE instruments SET status = 'running' WHERE id = $1::text::uuid",
+        &[&instrument_id],
+    )
+    .await?;
+    let stopped = put(
+        app,
+        &format!("/api/v1/runs/{run2_id}/stop"),
+        &scientist,
+        None,
+        &json!({"reason": "Contamination"}),
+    )
+    .await?;
+    ensure!(
+        stopped.expect_ok(200)?["status"] == "aborted",
+        "{}",
+        stopped.json
+    );
+    let items = app
+        .get(
+            &format!("/api/v1/instruments/{instrument_id}/commands"),
+            Some(&token),
+        )
+        .await?
+        .expect_ok(200)?["items"]
+        .clone();
+    ensure!(
+        items[0]["command"] == "stop" && items[0]["status"] == "queued",
+        "{items}"
+    );
+    let instrument = app
+        .get(
+            &format!("/api/v1/instruments/{instrument_id}"),
+            Some(&token),
+        )
+        .await?;
+    ensure!(
+        instrument.expect_ok(200)?["status"] == "idle",
+        "{}",
+        instrument.json
+    );
+    let audited = count(
+        app,
+        "SELECT count(*) FROM audit_events WHERE record_id = $1::text::uuid AND event_type IN ('RUN_STARTED', 'RUN_STOPPED')",
+        &run_id,
+    )
+    .await?;
+    ensure!(audited == 2, "{audited}");
+    let (_, stranger) = app.admin().await?;
+    app.get(&format!("/api/v1/runs/{run_id}"), Some(&stranger))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    put(app, &stop, &stranger, None, &json!({}))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    Ok(())
+}
+
+async fn runs_list_filters_paginates_and_rejects_bad_queries(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let (_, first) = started_run(app, &token, &token, "qpcr").await?;
+    let (instrument_id, second) = started_run(app, &token, &token, "hplc").await?;
+    let db = app.db().await?;
+    db.execute(
+        "UPDATE runs SET status = 'running', started_at = '2026-01-15T10:00:00Z' WHERE id = $1::text::uuid",
+        &[&id_of(&second)?],
+    )
+    .await?;
+    let list = app.get("/api/v1/runs?limit=1", Some(&token)).await?;
+    let page1 = list.expect_ok(200)?.clone();
+    ensure!(
+        page1["items"][0]["id"] == second["id"],
+        "newest first: {page1}"
+    );
+    let cursor = page1["nextCursor"].as_str().context("cursor")?;
+    let page2 = app
+        .get(
+            &format!("/api/v1/runs?limit=1&cursor={cursor}"),
+            Some(&token),
+        )
+        .await?;
+    let page2 = page2.expect_ok(200)?.clone();
+    ensure!(
+        page2["items"][0]["id"] == first["id"] && page2["nextCursor"].is_null(),
+        "{page2}"
+    );
+    for (query, expected) in [
+        (format!("instrumentId={instrument_id}"), 1),
+        ("status=running".to_owned(), 1),
+        ("status=pending".to_owned(), 1),
+        (format!("operatorId={}", admin.id), 2),
+        (
+            "startedFrom=2026-01-01T00:00:00Z&startedTo=2026-02-01T00:00:00Z".to_owned(),
+            1,
+        ),
+        ("startedFrom=2026-03-01T00:00:00Z".to_owned(), 0),
+    ] {
+        let resp = app
+            .get(&format!("/api/v1/runs?{query}"), Some(&token))
+            .await?;
+        let n = resp.expect_ok(200)?["items"].as_array().map(Vec::len);
+        ensure!(n == Some(expected), "{query}: {}", resp.json);
+    }
+    for (query, field) in [
+        ("status=lost", "status"),
+        ("instrumentId=x", "instrumentId"),
+        ("startedFrom=yesterday", "startedFrom"),
+        (
+            "startedFrom=2026-03-01T00:00:00Z&startedTo=2026-01-01T00:00:00Z",
+            "startedTo",
+        ),
+        ("limit=0", "limit"),
+        ("cursor=%%%", "cursor"),
+    ] {
+        let resp = app
+            .get(&format!("/api/v1/runs?{query}"), Some(&token))
+            .await?;
+        resp.expect_error(400, "VALIDATION_ERROR")?;
+        ensure!(
+            resp.detail_fields().iter().any(|f| f == field),
+            "{query}: {}",
+            resp.json
+        );
+    }
+    let (_, stranger) = app.admin().await?;
+    let theirs = app.get("/api/v1/runs", Some(&stranger)).await?;
+    ensure!(theirs.expect_ok(200)?["items"] == json!([]));
+    let (_, guest) = app.member(admin.organization_id, Role::Guest).await?;
+    app.get("/api/v1/runs", Some(&guest))
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    Ok(())
+}
+
+async fn maintenance_schedules_completes_calibration_and_reports_overdue(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let instrument = register(
+        app,
+        &token,
+        json!({"name": "Spectro", "type": "spectrophotometer", "status": "idle",
+               "configuration": {"calibrationIntervalDays": 90}}),
+    )
+    .await?;
+    let id = id_of(&instrument)?;
+    let path = format!("/api/v1/instruments/{id}/maintenance");
+    let overdue = app
+        .post(
+            &path,
+            Some(&token),
+            &json!({"kind": "inspection", "scheduledFor": "2020-01-01T09:00:00Z"}),
+        )
+        .await?;
+    ensure!(
+        overdue.expect_ok(201)?["status"] == "overdue",
+        "{}",
+        overdue.json
+    );
+    let calibration = app
+        .post(&path, Some(&token), &json!({"kind": "calibration", "title": "Annual", "scheduledFor": "2099-01-01T09:00:00Z"}))
+        .await?;
+    let calibration = calibration.expect_ok(201)?.clone();
+    ensure!(
+        calibration["status"] == "scheduled" && calibration["version"] == 1,
+        "{calibration}"
+    );
+    for (body, field) in [
+        (
+            json!({"kind": "polish", "scheduledFor": "2099-01-01T09:00:00Z"}),
+            "kind",
+        ),
+        (
+            json!({"kind": "repair", "scheduledFor": "soon"}),
+            "scheduledFor",
+        ),
+        (json!({"kind": "repair"}), "scheduledFor"),
+    ] {
+        let resp = app.post(&path, Some(&token), &body).await?;
+        resp.expect_error(400, "VALIDATION_ERROR")?;
+        ensure!(
+            resp.detail_fields().iter().any(|f| f == field),
+            "{body}: {}",
+            resp.json
+        );
+    }
+    let status = app
+        .get(&format!("/api/v1/instruments/{id}/status"), Some(&token))
+        .await?;
+    ensure!(
+        status.expect_ok(200)?["overdueMaintenance"] == 1,
+        "{}",
+        status.json
+    );
+
+    let (_, tech) = app.member(admin.organization_id, Role::Technician).await?;
+    app.post(
+        &path,
+        Some(&tech),
+        &json!({"kind": "repair", "scheduledFor": "2099-01-01T09:00:00Z"}),
+    )
+    .await?
+    .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    let item = format!("/api/v1/maintenance/{}", id_of(&calibration)?);
+    put(app, &item, &tech, None, &json!({"status": "completed"}))
+        .await?
+        .expect_error(428, "PRECONDITION_REQUIRED")?;
+    put(
+        app,
+        &item,
+        &tech,
+        Some("\"1\""),
+        &json!({"calibration": {"standard": "NIST"}}),
+    )
+    .await?
+    .expect_error(400, "VALIDATION_ERROR")?;
+    put(
+        app,
+        &item,
+        &tech,
+        Some("\"1\""),
+        &json!({"status": "completed", "calibration": {"colour": "red"}}),
+    )
+    .await?
+    .expect_error(400, "VALIDATION_ERROR")?;
+    let done = put(
+        app,
+        &item,
+        &tech,
+        Some("\"1\""),
+        &json!({"status": "completed", "notes": "Within tolerance", "calibration": {"standard": "NIST 930e", "results": {"absorbanceError": 0.002}}}),
+    )
+    .await?;
+    let done = done.expect_ok(200)?.clone();
+    ensure!(
+        done["status"] == "completed" && done["completedAt"].is_string() && done["version"] == 2,
+        "{done}"
+    );
+    let updated = app
+        .get(&format!("/api/v1/instruments/{id}"), Some(&token))
+        .await?;
+    let updated = updated.expect_ok(200)?.clone();
+    ensure!(
+        updated["calibration"]["standard"] == "NIST 930e"
+            && updated["calibration"]["lastCalibratedAt"].is_string(),
+        "{updated}"
+    );
+    let due = time::OffsetDateTime::parse(
+        updated["calibrationDueAt"].as_str().context("due")?,
+        &time::format_description::well_known::Rfc3339,
+    )?;
+    let days = (due - time::OffsetDateTime::now_utc()).whole_days();
+    ensure!(
+        (89..=90).contains(&days),
+        "due in the configured 90 days: {days}"
+    );
+    put(
+        app,
+        &item,
+        &tech,
+        Some("\"2\""),
+        &json!({"status": "scheduled"}),
+    )
+    .await?
+    .expect_error(409, "CONFLICT")?;
+    put(app, &item, &tech, Some("\"1\""), &json!({"notes": "late"}))
+        .await?
+        .expect_error(412, "PRECONDITION_FAILED")?;
+    let list = app.get(&path, Some(&tech)).await?;
+    let items = list.expect_ok(200)?["items"].clone();
+    ensure!(
+        items.as_array().map(Vec::len) == Some(2) && items[0]["status"] == "overdue",
+        "{items}"
+    );
+    let audited = count(
+        app,
+        "SELECT count(*) FROM audit_events WHERE record_id = $1::text::uuid AND event_type = 'CALIBRATION_COMPLETED'",
+        &id_of(&calibration)?,
+    )
+    .await?;
+    ensure!(audited == 1);
+    let (_, stranger) = app.admin().await?;
+    put(app, &item, &stranger, Some("\"2\""), &json!({"notes": "x"}))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
     Ok(())
 }

@@ -1,0 +1,24 @@
+//! `GET /api/v1/runs/:id` (`runs:view`): one run with its instrument and
+//! data file summary; `ETag` is its version.
+
+use http::header;
+
+use super::Rq;
+use super::instruments_item::etag;
+use super::runs;
+use crate::auth::{self, Permission};
+use crate::envelope::Reply;
+use crate::error::ApiError;
+use crate::platform::{Ctx, Platform};
+
+super::methods! {
+    GET => show,
+}
+
+async fn show<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    principal.require(Permission::RunsView)?;
+    let run = runs::load(ctx, &principal, rq.uuid_param("id")?).await?;
+    let version = run.version;
+    Ok(Reply::ok(run)?.header(header::ETAG, etag(version)))
+}
