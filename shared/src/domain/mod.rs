@@ -3,6 +3,7 @@
 pub mod command;
 pub mod email;
 pub mod instrument;
+pub mod qc;
 pub mod schema;
 
 pub use email::Email;

@@ -1,0 +1,544 @@
+//! Instrument output parsing and QC.
+//!
+//! Two common formats become a run's `results`:
+//!
+//! - `plate_reader_csv`: one row per well, `Well,Type,Value` (types `sample`,
+//!   `blank`, `positive`, `negative`; header names are matched loosely, as
+//!   plate reader exports differ: `Content` or `Type`, `Raw Data` or `Value`).
+//! - `qpcr_ct_csv`: one row per well, `Well,Sample,Target,Content,Ct` with
+//!   an optional `Quantity` for standards (`Content`: `Unkn`, `NTC`, `Std`,
+//!   `Pos`; a Ct of `Undetermined`, `N/A` or empty means no amplification).
+//!
+//! [`evaluate`] turns results into checks against the instrument type's
+//! thresholds ([`super::schema::thresholds`]) and an overall quality.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::InstrumentType;
+use super::schema::{Better, Metric};
+
+/// Largest file parsed for QC.
+pub const MAX_PARSE_BYTES: usize = 8 << 20;
+
+/// A format this module parses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    PlateReaderCsv,
+    QpcrCtCsv,
+}
+
+impl Format {
+    pub const ALL: [Format; 2] = [Format::PlateReaderCsv, Format::QpcrCtCsv];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::PlateReaderCsv => "plate_reader_csv",
+            Format::QpcrCtCsv => "qpcr_ct_csv",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// The instrument type whose output this is.
+    pub fn instrument_type(self) -> InstrumentType {
+        match self {
+            Format::PlateReaderCsv => InstrumentType::PlateReader,
+            Format::QpcrCtCsv => InstrumentType::Qpcr,
+        }
+    }
+}
+
+/// Why a file could not be parsed: a line (1-based) and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+fn err(line: usize, message: impl Into<String>) -> ParseError {
+    ParseError {
+        line,
+        message: message.into(),
+    }
+}
+
+/// Parses `bytes` in `format` into a results document with the computed
+/// metrics under `metrics`.
+pub fn parse(format: Format, bytes: &[u8]) -> Result<Value, ParseError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| err(1, "File is not UTF-8 text"))?;
+    let text = text.trim_start_matches('\u{feff}');
+    match format {
+        Format::PlateReaderCsv => plate_reader(text),
+        Format::QpcrCtCsv => qpcr(text),
+    }
+}
+
+/// Splits CSV text into trimmed rows, skipping blank lines and `#` comments;
+/// each row keeps its 1-based line number. Fields are comma-separated and may
+/// be double-quoted.
+fn rows(text: &str) -> Vec<(usize, Vec<String>)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|(i, l)| (i + 1, split_csv(l)))
+        .collect()
+}
+
+fn split_csv(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                current.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut current).trim().to_owned()),
+            c => current.push(c),
+        }
+    }
+    fields.push(current.trim().to_owned());
+    fields
+}
+
+/// The index of the first header matching one of `names` (case-insensitive).
+fn column(header: &[String], names: &[&str]) -> Option<usize> {
+    header
+        .iter()
+        .position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
+}
+
+fn well_ok(well: &str) -> bool {
+    let mut chars = well.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_uppercase())
+        && well.len() <= 4
+        && chars.clone().count() >= 1
+        && chars.all(|c| c.is_ascii_digit())
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// Sample standard deviation (n - 1).
+fn sd(values: &[f64]) -> Option<f64> {
+    let m = mean(values)?;
+    (values.len() >= 2).then(|| {
+        (values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (values.len() - 1) as f64).sqrt()
+    })
+}
+
+fn round(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
+}
+
+fn plate_reader(text: &str) -> Result<Value, ParseError> {
+    let rows = rows(text);
+    let (header_line, header) = rows.first().ok_or_else(|| err(1, "The file is empty"))?;
+    let need = |names: &[&str], what: &str| {
+        column(header, names).ok_or_else(|| {
+            err(
+                *header_line,
+                format!(
+                    "Missing the {what} column (expected one of: {})",
+                    names.join(", ")
+                ),
+            )
+        })
+    };
+    let well_col = need(&["Well", "Well Position"], "well")?;
+    let type_col = need(&["Type", "Content", "Well Type"], "type")?;
+    let value_col = need(&["Value", "Raw Data", "OD", "Signal"], "value")?;
+    let mut groups: std::collections::BTreeMap<&'static str, Vec<f64>> = Default::default();
+    let mut wells = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (line, row) in &rows[1..] {
+        let get = |i: usize| row.get(i).map(String::as_str).unwrap_or("");
+        let well = get(well_col);
+        if !well_ok(well) {
+            return Err(err(*line, format!("`{well}` is not a well (e.g. A1)")));
+        }
+        if !seen.insert(well.to_owned()) {
+            return Err(err(*line, format!("Well {well} appears twice")));
+        }
+        let kind = match get(type_col).to_ascii_lowercase().as_str() {
+            "sample" | "unknown" | "unkn" | "s" => "sample",
+            "blank" | "b" => "blank",
+            "positive" | "pos" | "positive control" | "high" => "positive",
+            "negative" | "neg" | "negative control" | "low" => "negative",
+            other => {
+                return Err(err(
+                    *line,
+                    format!("`{other}` is not a well type (sample, blank, positive, negative)"),
+                ));
+            }
+        };
+        let value: f64 = get(value_col)
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .ok_or_else(|| err(*line, format!("`{}` is not a number", get(value_col))))?;
+        groups.entry(kind).or_default().push(value);
+        wells.push(json!({"well": well, "type": kind, "value": value}));
+    }
+    if wells.is_empty() {
+        return Err(err(*header_line, "The file has no wells"));
+    }
+    let stats = |name: &str| groups.get(name).map(Vec::as_slice).unwrap_or(&[]);
+    let (pos, neg, blank) = (stats("positive"), stats("negative"), stats("blank"));
+    let mut metrics = serde_json::Map::new();
+    if let (Some(mp), Some(mn), Some(sp), Some(sn)) = (mean(pos), mean(neg), sd(pos), sd(neg))
+        && (mp - mn).abs() > 0.0
+    {
+        metrics.insert(
+            "zPrime".into(),
+            json!(round(1.0 - 3.0 * (sp + sn) / (mp - mn).abs())),
+        );
+    }
+    let cvs: Vec<f64> = [pos, neg, blank]
+        .iter()
+        .filter_map(|g| Some(100.0 * sd(g)? / mean(g)?.abs()).filter(|v| v.is_finite()))
+        .collect();
+    if let Some(worst) = cvs.iter().copied().reduce(f64::max) {
+        metrics.insert("controlCvPercent".into(), json!(round(worst)));
+    }
+    if let (Some(mp), Some(mb)) = (mean(pos), mean(blank))
+        && mb.abs() > 0.0
+    {
+        metrics.insert("signalToBackground".into(), json!(round(mp / mb)));
+    }
+    Ok(json!({
+        "format": Format::PlateReaderCsv.as_str(),
+        "wells": wells,
+        "summary": groups.iter().map(|(k, v)| (k.to_string(), json!({"count": v.len(), "mean": mean(v).map(round)}))).collect::<serde_json::Map<_, _>>(),
+        "metrics": metrics,
+    }))
+}
+
+fn qpcr(text: &str) -> Result<Value, ParseError> {
+    let rows = rows(text);
+    let (header_line, header) = rows.first().ok_or_else(|| err(1, "The file is empty"))?;
+    let need = |names: &[&str], what: &str| {
+        column(header, names).ok_or_else(|| {
+            err(
+                *header_line,
+                format!(
+                    "Missing the {what} column (expected one of: {})",
+                    names.join(", ")
+                ),
+            )
+        })
+    };
+    let well_col = need(&["Well", "Well Position"], "well")?;
+    let sample_col = need(&["Sample", "Sample Name"], "sample")?;
+    let target_col = need(&["Target", "Target Name", "Gene"], "target")?;
+    let content_col = need(&["Content", "Task"], "content")?;
+    let ct_col = need(&["Ct", "Cq", "CT", "Cт"], "Ct")?;
+    let quantity_col = column(
+        header,
+        &["Quantity", "Starting Quantity", "Starting Quantity (SQ)"],
+    );
+    let mut wells = Vec::new();
+    let mut ntc: Vec<Option<f64>> = Vec::new();
+    let mut replicates: std::collections::BTreeMap<(String, String), Vec<f64>> = Default::default();
+    let mut standards: Vec<(f64, f64)> = Vec::new();
+    let mut undetermined_unknowns = 0usize;
+    for (line, row) in &rows[1..] {
+        let get = |i: usize| row.get(i).map(String::as_str).unwrap_or("");
+        let well = get(well_col);
+        if !well_ok(well) {
+            return Err(err(*line, format!("`{well}` is not a well (e.g. A1)")));
+        }
+        let content = match get(content_col).to_ascii_lowercase().as_str() {
+            "unkn" | "unknown" | "sample" => "unknown",
+            "ntc" | "negative" | "neg" => "ntc",
+            "std" | "standard" => "standard",
+            "pos" | "positive" | "pos ctrl" => "positive",
+            other => {
+                return Err(err(
+                    *line,
+                    format!("`{other}` is not a content type (Unkn, NTC, Std, Pos)"),
+                ));
+            }
+        };
+        let raw_ct = get(ct_col);
+        let ct = match raw_ct.to_ascii_lowercase().as_str() {
+            "" | "undetermined" | "n/a" | "na" | "nan" | "-" => None,
+            other => Some(
+                other
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && (0.0..=100.0).contains(v))
+                    .ok_or_else(|| err(*line, format!("`{raw_ct}` is not a Ct value")))?,
+            ),
+        };
+        let sample = get(sample_col).to_owned();
+        let target = get(target_col).to_owned();
+        match (content, ct) {
+            ("ntc", ct) => ntc.push(ct),
+            ("standard", Some(ct)) => {
+                let q = quantity_col
+                    .map(get)
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .filter(|q| *q > 0.0)
+                    .ok_or_else(|| err(*line, "A standard needs a positive Quantity"))?;
+                standards.push((q.log10(), ct));
+            }
+            ("unknown", None) => undetermined_unknowns += 1,
+            (_, Some(ct)) => replicates
+                .entry((sample.clone(), target.clone()))
+                .or_default()
+                .push(ct),
+            _ => {}
+        }
+        wells.push(
+            json!({"well": well, "sample": sample, "target": target, "content": content, "ct": ct}),
+        );
+    }
+    if wells.is_empty() {
+        return Err(err(*header_line, "The file has no wells"));
+    }
+    let mut metrics = serde_json::Map::new();
+    if !ntc.is_empty() {
+        // No amplification counts as the end of the run (40 cycles).
+        let lowest = ntc
+            .iter()
+            .map(|c| c.unwrap_or(40.0))
+            .fold(f64::INFINITY, f64::min);
+        metrics.insert("ntcMinCt".into(), json!(round(lowest)));
+    }
+    if let Some(worst) = replicates.values().filter_map(|v| sd(v)).reduce(f64::max) {
+        metrics.insert("replicateCtSd".into(), json!(round(worst)));
+    }
+    let mut efficiency = None;
+    if standards.len() >= 3 {
+        let n = standards.len() as f64;
+        let mx = standards.iter().map(|s| s.0).sum::<f64>() / n;
+        let my = standards.iter().map(|s| s.1).sum::<f64>() / n;
+        let sxx: f64 = standards.iter().map(|s| (s.0 - mx).powi(2)).sum();
+        let sxy: f64 = standards.iter().map(|s| (s.0 - mx) * (s.1 - my)).sum();
+        if sxx > 0.0 {
+            let slope = sxy / sxx;
+            let e = 100.0 * (10f64.powf(-1.0 / slope) - 1.0);
+            if e.is_finite() {
+                efficiency = Some(round(e));
+                metrics.insert(
+                    "efficiencyDeviationPercent".into(),
+                    json!(round((e - 100.0).abs())),
+                );
+            }
+        }
+    }
+    Ok(json!({
+        "format": Format::QpcrCtCsv.as_str(),
+        "wells": wells,
+        "summary": {
+            "ntcWells": ntc.len(),
+            "undeterminedUnknowns": undetermined_unknowns,
+            "standards": standards.len(),
+            "efficiencyPercent": efficiency,
+        },
+        "metrics": metrics,
+    }))
+}
+
+/// One QC check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    pub metric: &'static str,
+    pub description: &'static str,
+    pub value: Option<f64>,
+    pub better: Better,
+    pub warn: f64,
+    pub fail: f64,
+    /// `pass`, `warning`, `fail`, or `not_available` (no value).
+    pub result: &'static str,
+}
+
+/// The QC report of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub checks: Vec<Check>,
+    /// `excellent` (all pass), `good` (one warning), `fair` (more
+    /// warnings), `poor` (any failure), or `not_available` (no results).
+    pub data_quality: &'static str,
+}
+
+/// Evaluates `results` (with `metrics`) against `thresholds`.
+pub fn evaluate(results: Option<&Value>, thresholds: &[Metric]) -> Report {
+    let checks: Vec<Check> = thresholds
+        .iter()
+        .map(|m| {
+            let value = results.and_then(|r| r["metrics"][m.name].as_f64());
+            let result = match value {
+                None => "not_available",
+                Some(v) => {
+                    let (fails, warns) = match m.better {
+                        Better::Higher => (v < m.fail, v < m.warn),
+                        Better::Lower => (v > m.fail, v > m.warn),
+                    };
+                    if fails {
+                        "fail"
+                    } else if warns {
+                        "warning"
+                    } else {
+                        "pass"
+                    }
+                }
+            };
+            Check {
+                metric: m.name,
+                description: m.description,
+                value,
+                better: m.better,
+                warn: m.warn,
+                fail: m.fail,
+                result,
+            }
+        })
+        .collect();
+    let evaluated: Vec<_> = checks
+        .iter()
+        .filter(|c| c.result != "not_available")
+        .collect();
+    let warnings = evaluated.iter().filter(|c| c.result == "warning").count();
+    let data_quality = if evaluated.is_empty() {
+        "not_available"
+    } else if evaluated.iter().any(|c| c.result == "fail") {
+        "poor"
+    } else if warnings == 0 {
+        "excellent"
+    } else if warnings == 1 {
+        "good"
+    } else {
+        "fair"
+    };
+    Report {
+        checks,
+        data_quality,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::schema::thresholds;
+
+    const PLATE: &str = "\u{feff}Well,Type,Value\n\
+        # exported by a plate reader\n\
+        A1,Blank,0.051\nA2,Blank,0.049\n\
+        B1,Positive,1.210\nB2,Positive,1.190\nB3,Positive,1.200\n\
+        C1,Negative,0.101\nC2,Negative,0.099\nC3,Negative,0.100\n\
+        D1,Sample,0.650\nD2,\"Sample\",0.700\n";
+
+    const QPCR: &str = "Well,Sample,Target,Content,Ct,Quantity\n\
+        A1,S1,GAPDH,Unkn,20.10,\nA2,S1,GAPDH,Unkn,20.20,\nA3,S1,GAPDH,Unkn,20.15,\n\
+        B1,STD1,GAPDH,Std,15.00,100000\nB2,STD2,GAPDH,Std,18.32,10000\n\
+        B3,STD3,GAPDH,Std,21.64,1000\nB4,STD4,GAPDH,Std,24.96,100\n\
+        C1,NTC,GAPDH,NTC,Undetermined,\nC2,NTC,GAPDH,NTC,38.5,\n";
+
+    #[test]
+    fn plate_reader_metrics() {
+        let r = parse(Format::PlateReaderCsv, PLATE.as_bytes()).expect("parses");
+        assert_eq!(r["wells"].as_array().map(Vec::len), Some(10));
+        let z = r["metrics"]["zPrime"].as_f64().expect("z'");
+        assert!((0.9..1.0).contains(&z), "{z}");
+        let sb = r["metrics"]["signalToBackground"].as_f64().expect("s/b");
+        assert!((23.0..25.0).contains(&sb), "{sb}");
+        let report = evaluate(
+            Some(&r),
+            &thresholds(InstrumentType::PlateReader, &json!({})),
+        );
+        assert_eq!(report.data_quality, "excellent", "{report:?}");
+    }
+
+    #[test]
+    fn qpcr_metrics() {
+        let r = parse(Format::QpcrCtCsv, QPCR.as_bytes()).expect("parses");
+        assert_eq!(r["metrics"]["ntcMinCt"], 38.5);
+        let sd = r["metrics"]["replicateCtSd"].as_f64().expect("sd");
+        assert!((0.04..0.06).contains(&sd), "{sd}");
+        // Slope -3.32 per decade is 100 % efficiency.
+        let dev = r["metrics"]["efficiencyDeviationPercent"]
+            .as_f64()
+            .expect("eff");
+        assert!(dev < 0.5, "{dev}");
+        let report = evaluate(Some(&r), &thresholds(InstrumentType::Qpcr, &json!({})));
+        // NTC at 38.5 is above warn (38): pass; so all pass.
+        assert_eq!(report.data_quality, "excellent", "{report:?}");
+        let strict = thresholds(
+            InstrumentType::Qpcr,
+            &json!({"qcThresholds": {"ntcMinCt": {"warn": 39.0, "fail": 38.6}}}),
+        );
+        assert_eq!(evaluate(Some(&r), &strict).data_quality, "poor");
+    }
+
+    #[test]
+    fn bad_files_name_the_line() {
+        for (format, text, line) in [
+            (Format::PlateReaderCsv, "Well,Value\nA1,1\n", 1),
+            (Format::PlateReaderCsv, "Well,Type,Value\nA1,Blank,x\n", 2),
+            (
+                Format::PlateReaderCsv,
+                "Well,Type,Value\nA1,Blank,1\nA1,Blank,1\n",
+                3,
+            ),
+            (Format::PlateReaderCsv, "Well,Type,Value\nZZ9,Blank,1\n", 2),
+            (
+                Format::QpcrCtCsv,
+                "Well,Sample,Target,Content,Ct\nA1,S,T,Std,20\n",
+                2,
+            ),
+            (
+                Format::QpcrCtCsv,
+                "Well,Sample,Target,Content,Ct\nA1,S,T,Unkn,-5\n",
+                2,
+            ),
+            (Format::QpcrCtCsv, "", 1),
+        ] {
+            let e = parse(format, text.as_bytes()).expect_err(text);
+            assert_eq!(e.line, line, "{text:?}: {e}");
+        }
+        assert!(parse(Format::QpcrCtCsv, &[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn quality_grades() {
+        let t = thresholds(InstrumentType::PlateReader, &json!({}));
+        let with = |z: f64, cv: f64, sb: f64| json!({"metrics": {"zPrime": z, "controlCvPercent": cv, "signalToBackground": sb}});
+        assert_eq!(
+            evaluate(Some(&with(0.7, 5.0, 10.0)), &t).data_quality,
+            "excellent"
+        );
+        assert_eq!(
+            evaluate(Some(&with(0.4, 5.0, 10.0)), &t).data_quality,
+            "good"
+        );
+        assert_eq!(
+            evaluate(Some(&with(0.4, 15.0, 10.0)), &t).data_quality,
+            "fair"
+        );
+        assert_eq!(
+            evaluate(Some(&with(-0.1, 5.0, 10.0)), &t).data_quality,
+            "poor"
+        );
+        assert_eq!(evaluate(None, &t).data_quality, "not_available");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let _ = parse(Format::PlateReaderCsv, &bytes);
+            let _ = parse(Format::QpcrCtCsv, &bytes);
+        }
+    }
+}
