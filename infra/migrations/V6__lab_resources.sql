@@ -76,19 +76,22 @@ CREATE TABLE run_data (
     created_by       uuid REFERENCES users (id),
     created_at       timestamptz NOT NULL DEFAULT now(),
     completed_at     timestamptz,
+    UNIQUE (organization_id, run_id),
     FOREIGN KEY (organization_id, run_id) REFERENCES runs (organization_id, id)
 );
 
 -- The pieces of a run's data in order of offset: the bytes themselves
 -- (postgres backend) or an S3 part's number and ETag (s3 backend).
 CREATE TABLE run_data_chunks (
-    run_id       uuid NOT NULL REFERENCES run_data (run_id) ON DELETE CASCADE,
+    organization_id  uuid NOT NULL,
+    run_id       uuid NOT NULL,
     byte_offset  bigint NOT NULL CHECK (byte_offset >= 0),
     size         integer NOT NULL CHECK (size > 0),
     data         bytea,
     part_number  integer,
     etag         text,
-    PRIMARY KEY (run_id, byte_offset)
+    PRIMARY KEY (run_id, byte_offset),
+    FOREIGN KEY (organization_id, run_id) REFERENCES run_data (organization_id, run_id) ON DELETE CASCADE
 );
 
 -- Maintenance: what was done, by whom, and the calibration it produced.
