@@ -115,6 +115,24 @@ fn column(header: &[String], names: &[&str]) -> Option<usize> {
         .position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
 }
 
+/// Like [`column`], but a missing column is an error on the header line.
+fn required(
+    header: &[String],
+    line: usize,
+    names: &[&str],
+    what: &str,
+) -> Result<usize, ParseError> {
+    column(header, names).ok_or_else(|| {
+        err(
+            line,
+            format!(
+                "Missing the {what} column (expected one of: {})",
+                names.join(", ")
+            ),
+        )
+    })
+}
+
 fn well_ok(well: &str) -> bool {
     let mut chars = well.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_uppercase())
@@ -142,17 +160,7 @@ fn round(v: f64) -> f64 {
 fn plate_reader(text: &str) -> Result<Value, ParseError> {
     let rows = rows(text);
     let (header_line, header) = rows.first().ok_or_else(|| err(1, "The file is empty"))?;
-    let need = |names: &[&str], what: &str| {
-        column(header, names).ok_or_else(|| {
-            err(
-                *header_line,
-                format!(
-                    "Missing the {what} column (expected one of: {})",
-                    names.join(", ")
-                ),
-            )
-        })
-    };
+    let need = |names: &[&str], what: &str| required(header, *header_line, names, what);
     let well_col = need(&["Well", "Well Position"], "well")?;
     let type_col = need(&["Type", "Content", "Well Type"], "type")?;
     let value_col = need(&["Value", "Raw Data", "OD", "Signal"], "value")?;
@@ -225,17 +233,7 @@ fn plate_reader(text: &str) -> Result<Value, ParseError> {
 fn qpcr(text: &str) -> Result<Value, ParseError> {
     let rows = rows(text);
     let (header_line, header) = rows.first().ok_or_else(|| err(1, "The file is empty"))?;
-    let need = |names: &[&str], what: &str| {
-        column(header, names).ok_or_else(|| {
-            err(
-                *header_line,
-                format!(
-                    "Missing the {what} column (expected one of: {})",
-                    names.join(", ")
-                ),
-            )
-        })
-    };
+    let need = |names: &[&str], what: &str| required(header, *header_line, names, what);
     let well_col = need(&["Well", "Well Position"], "well")?;
     let sample_col = need(&["Sample", "Sample Name"], "sample")?;
     let target_col = need(&["Target", "Target Name", "Gene"], "target")?;

@@ -181,20 +181,28 @@ pub async fn by_key<P: Platform>(
 /// was used for a different request.
 pub fn replay(existing: CommandView, hash: &[u8]) -> Result<Reply, ApiError> {
     if existing.request_hash != hash {
-        return Err(ApiError::Conflict {
-            message: "This Idempotency-Key was already used for a different request".into(),
-            details: vec![FieldError::new(
-                "Idempotency-Key",
-                "Use a new key for a new request",
-            )],
-        });
+        return Err(key_reused());
     }
-    Ok(
-        Reply::with_status(http::StatusCode::ACCEPTED, existing)?.header(
-            http::HeaderName::from_static("idempotent-replayed"),
-            HeaderValue::from_static("true"),
-        ),
-    )
+    replayed(Reply::with_status(http::StatusCode::ACCEPTED, existing)?)
+}
+
+/// 409 for an `Idempotency-Key` already used for a different request.
+pub fn key_reused() -> ApiError {
+    ApiError::Conflict {
+        message: "This Idempotency-Key was already used for a different request".into(),
+        details: vec![FieldError::new(
+            "Idempotency-Key",
+            "Use a new key for a new request",
+        )],
+    }
+}
+
+/// Marks an answer as the replay of an earlier request with the same key.
+pub fn replayed(reply: Reply) -> Result<Reply, ApiError> {
+    Ok(reply.header(
+        http::HeaderName::from_static("idempotent-replayed"),
+        HeaderValue::from_static("true"),
+    ))
 }
 
 async fn control<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {

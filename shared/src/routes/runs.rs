@@ -344,20 +344,10 @@ async fn replay_start<P: Platform>(
     existing: instrument_control::CommandView,
 ) -> Result<Reply, ApiError> {
     let Some(run_id) = existing.run_id.filter(|_| existing.command == "start") else {
-        return Err(ApiError::Conflict {
-            message: "This Idempotency-Key was already used for a different request".into(),
-            details: vec![FieldError::new(
-                "Idempotency-Key",
-                "Use a new key for a new request",
-            )],
-        });
+        return Err(instrument_control::key_reused());
     };
-    Ok(Reply::with_status(
+    instrument_control::replayed(Reply::with_status(
         http::StatusCode::CREATED,
         load(ctx, principal, run_id).await?,
-    )?
-    .header(
-        http::HeaderName::from_static("idempotent-replayed"),
-        http::HeaderValue::from_static("true"),
-    ))
+    )?)
 }
