@@ -72,12 +72,15 @@ pub struct Envelope {
     pub metadata: Metadata,
 }
 
-/// A successful handler result: status, `data`, extra headers.
+/// A successful handler result: status, `data`, extra headers. A raw
+/// reply (a file download, a redirect) carries its own body instead of the
+/// envelope.
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub data: serde_json::Value,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub raw: Option<Bytes>,
 }
 
 impl Reply {
@@ -95,7 +98,19 @@ impl Reply {
             status,
             data,
             headers: Vec::new(),
+            raw: None,
         })
+    }
+
+    /// A reply whose body is `body` as is (set `Content-Type` with
+    /// [`Reply::header`]); errors still use the envelope.
+    pub fn raw(status: StatusCode, body: Bytes) -> Reply {
+        Reply {
+            status,
+            data: serde_json::Value::Null,
+            headers: Vec::new(),
+            raw: Some(body),
+        }
     }
 
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -106,6 +121,26 @@ impl Reply {
 
 /// Renders a success envelope.
 pub fn success(reply: Reply, metadata: Metadata) -> Response<Bytes> {
+    if let Some(body) = reply.raw {
+        let mut response = Response::new(body);
+        *response.status_mut() = reply.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+        if let Ok(id) = HeaderValue::from_str(&metadata.request_id) {
+            headers.insert(crate::request::REQUEST_ID_HEADER, id);
+        }
+        for (name, value) in reply.headers {
+            headers.insert(name, value);
+        }
+        return response;
+    }
     let envelope = Envelope {
         success: true,
         data: Some(reply.data),

@@ -32,6 +32,7 @@ pub mod platform;
 pub mod ratelimit;
 pub mod request;
 pub mod routes;
+pub mod storage;
 
 pub use envelope::Reply;
 pub use error::{ApiError, ErrorCode, FieldError};

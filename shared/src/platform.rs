@@ -102,6 +102,8 @@ pub struct Config {
     pub mail_provider_token: Option<Secret>,
     /// `MAIL_FROM`: sender address (default `no-reply@antevus.local`).
     pub mail_from: String,
+    /// Run data storage (see [`crate::storage::StorageConfig`]).
+    pub storage: crate::storage::StorageConfig,
 }
 
 /// Names of the variables [`Config::from_lookup`] reads.
@@ -121,6 +123,16 @@ pub const CONFIG_VARS: &[&str] = &[
     "MAIL_PROVIDER_URL",
     "MAIL_PROVIDER_TOKEN",
     "MAIL_FROM",
+    "RUN_DATA_PG_MAX_BYTES",
+    "RUN_DATA_INLINE_MAX_BYTES",
+    "RUN_DATA_MAX_BYTES",
+    "S3_ENDPOINT",
+    "S3_BUCKET",
+    "S3_REGION",
+    "S3_URL_STYLE",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+    "S3_PART_BYTES",
 ];
 
 /// Shortest HMAC key accepted for access tokens (256 bits).
@@ -195,6 +207,7 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .map(Secret::new),
             mail_from: lookup("MAIL_FROM").unwrap_or_else(|| "no-reply@antevus.local".into()),
+            storage: crate::storage::StorageConfig::from_lookup(&lookup)?,
         })
     }
 }

@@ -108,17 +108,24 @@ pub fn spin_toml() -> String {
          description = \"Antevus laboratory instrument API: one component per route\"\n\n\
          [variables]\n\
          sql_proxy_origin = { default = \"http://127.0.0.1:4444\" }\n\
-         mail_provider_origin = { default = \"https://mail.antevus.example.com\" }\n",
+         mail_provider_origin = { default = \"https://mail.antevus.example.com\" }\n\
+         object_store_origin = { default = \"http://127.0.0.1:9000\" }\n",
     );
     for route in ROUTES {
         out.push_str(&format!(
-            "\n# {} {}\n[[trigger.http]]\nroute = \"{}\"\ncomponent = \"{}\"\n\n[component.{}]\nsource = \"target/wasm32-wasip2/release/{}\"\nallowed_outbound_hosts = [\"{{{{ sql_proxy_origin }}}}\", \"{{{{ mail_provider_origin }}}}\"]\n\n[component.{}.build]\ncommand = \"cargo xtask build-wasm --spin\"\n",
+            "\n# {} {}\n[[trigger.http]]\nroute = \"{}\"\ncomponent = \"{}\"\n\n[component.{}]\nsource = \"target/wasm32-wasip2/release/{}\"\nallowed_outbound_hosts = [\"{{{{ sql_proxy_origin }}}}\", \"{{{{ mail_provider_origin }}}}\"{}]\n\n[component.{}.build]\ncommand = \"cargo xtask build-wasm --spin\"\n",
             methods(route),
             route.path,
             route.path,
             route.function,
             route.function,
             wasm_name(route.function),
+            // Only the run data function talks to object storage.
+            if route.function == "run-data" {
+                ", \"{{ object_store_origin }}\""
+            } else {
+                ""
+            },
             route.function,
         ));
     }

@@ -1,7 +1,8 @@
 //! Installs what a fresh machine of this kind lacks, and skips what is there:
 //! rustup wasm targets, wasm-bindgen-cli (the exact version in Cargo.lock),
-//! worker-build, wasmtime-cli, the npm tools under `infra/workerd`, and the
-//! PostgreSQL server.
+//! worker-build, wasmtime-cli, the npm tools under `infra/workerd`, the
+//! PostgreSQL server, and moto (an S3-compatible server from PyPI, for the
+//! object storage tests) in a virtualenv under `.antevus/tools/moto`.
 
 use std::fs;
 use std::process::Command;
@@ -12,6 +13,13 @@ use crate::util::{output, root, run};
 
 pub const WORKER_BUILD_VERSION: &str = "0.8.7";
 pub const WASMTIME_VERSION: &str = "48.0.8";
+/// What `pip` installs for the S3-compatible test server.
+pub const MOTO_REQUIREMENTS: &[&str] = &["moto[s3]==5.2.5", "flask<4", "flask-cors<7"];
+
+/// The S3-compatible server the tests start.
+pub fn moto_server() -> std::path::PathBuf {
+    root().join(".antevus/tools/moto/bin/moto_server")
+}
 
 /// The wasm-bindgen version pinned in Cargo.lock.
 pub fn wasm_bindgen_version() -> anyhow::Result<String> {
@@ -75,6 +83,25 @@ pub fn setup() -> anyhow::Result<()> {
     if !crate::pg::installed() {
         apt_install(&["postgresql"])?;
     }
+    install_moto()
+}
+
+fn install_moto() -> anyhow::Result<()> {
+    let venv = root().join(".antevus/tools/moto");
+    let stamp = venv.join("antevus-requirements.txt");
+    let wanted = MOTO_REQUIREMENTS.join("\n");
+    if moto_server().exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(());
+    }
+    if output(Command::new("python3").arg("--version")).is_none() {
+        apt_install(&["python3", "python3-venv"])?;
+    }
+    let _ = fs::remove_dir_all(&venv);
+    run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(MOTO_REQUIREMENTS))?;
+    fs::write(&stamp, wanted)?;
     Ok(())
 }
 

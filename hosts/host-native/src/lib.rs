@@ -118,7 +118,7 @@ async fn route(
     let Some(route) = routes::route_for(parts.uri.path()) else {
         return routes::early_failure(platform, &parts.headers, &ApiError::NotFound);
     };
-    let max = config.max_body_bytes;
+    let max = routes::body_limit(&config, route.function);
     let bytes = match shared::request::read_capped(body, max).await {
         Ok(bytes) => bytes,
         Err(e) => return routes::early_failure(platform, &parts.headers, &e),

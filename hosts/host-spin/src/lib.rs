@@ -76,10 +76,11 @@ pub async fn prepare(
         Ok(config) => config,
         Err(e) => return Err(routes::config_failure(&platform, &parts.headers, &e)),
     };
-    let bytes = match shared::request::read_capped(body, config.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(e) => return Err(routes::early_failure(&platform, &parts.headers, &e)),
-    };
+    let bytes =
+        match shared::request::read_capped(body, routes::body_limit(&config, function)).await {
+            Ok(bytes) => bytes,
+            Err(e) => return Err(routes::early_failure(&platform, &parts.headers, &e)),
+        };
     let client = parts
         .headers
         .get("spin-client-addr")

@@ -144,7 +144,7 @@ pub async fn prepare(
     let platform = WorkersPlatform;
     match routes::route_for(&request.path()) {
         Some(route) if route.function == function => {
-            read(request, env).await.map_err(Early::Answer)
+            read(request, env, function).await.map_err(Early::Answer)
         }
         Some(route) => {
             let headers = http::HeaderMap::new();
@@ -175,6 +175,7 @@ pub async fn prepare(
 async fn read(
     mut request: worker::Request,
     env: &worker::Env,
+    function: &str,
 ) -> Result<(Ctx<WorkersPlatform>, http::Request<Bytes>), http::Response<Bytes>> {
     LOGGING.call_once(|| {
         let _ = tracing_subscriber::fmt()
@@ -206,7 +207,7 @@ async fn read(
     // The body is read whole before the size check (Workers caps request
     // bodies itself): answering before the client finished sending makes
     // workerd reset the connection instead of delivering the 413.
-    let max = config.max_body_bytes;
+    let max = routes::body_limit(&config, function);
     let body = match request.method() {
         worker::Method::Get | worker::Method::Head => Vec::new(),
         _ => match request.bytes().await {

@@ -46,6 +46,8 @@ pub mod instruments;
 pub mod instruments_item;
 pub mod maintenance_item;
 pub mod page;
+pub mod run_data;
+pub mod run_qc;
 pub mod run_stop;
 pub mod runs;
 pub mod runs_item;
@@ -141,10 +143,21 @@ route_table! {
     "runs" => runs, "/api/v1/runs", [GET, POST];
     "runs-item" => runs_item, "/api/v1/runs/:id", [GET];
     "run-stop" => run_stop, "/api/v1/runs/:id/stop", [PUT];
+    "run-data" => run_data, "/api/v1/runs/:id/data", [GET, POST];
+    "run-qc" => run_qc, "/api/v1/runs/:id/qc", [GET];
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
     "users" => users, "/api/v1/users", [GET, POST];
     "users-item" => users_item, "/api/v1/users/:id", [GET, PUT];
+}
+
+/// The largest request body `function` takes: one upload chunk for run
+/// data, the configured JSON cap for everything else.
+pub fn body_limit(config: &crate::platform::Config, function: &str) -> usize {
+    match function {
+        "run-data" => config.storage.max_chunk_bytes(),
+        _ => config.max_body_bytes,
+    }
 }
 
 /// The route serving `path`, the most specific first.

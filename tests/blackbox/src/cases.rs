@@ -71,6 +71,7 @@ pub fn trials(app: Option<Arc<TestApp>>, runtime: tokio::runtime::Handle) -> Vec
     CASES
         .iter()
         .chain(crate::lab::CASES)
+        .chain(crate::data::CASES)
         .map(|(name, case)| {
             let app = app.clone();
             let runtime = runtime.clone();

@@ -69,6 +69,36 @@ impl Resp {
     }
 }
 
+/// A response whose body is kept as bytes (downloads, redirects).
+#[derive(Debug)]
+pub struct Raw {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Raw {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as an envelope (for failures).
+    pub fn envelope(self) -> anyhow::Result<Resp> {
+        let json = serde_json::from_slice(&self.body).with_context(|| {
+            format!(
+                "{} reply is not JSON: {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })?;
+        Ok(Resp {
+            status: self.status,
+            headers: self.headers,
+            json,
+        })
+    }
+}
+
 /// A user made by a fixture.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -137,6 +167,33 @@ impl TestApp {
             status,
             headers,
             json,
+        })
+    }
+
+    /// Sends a request with a raw body; keeps the answer's bytes.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Raw> {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(bytes) = body {
+            request = request.body(bytes);
+        }
+        let response = request.send().await.context("request failed")?;
+        Ok(Raw {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.bytes().await?.to_vec(),
         })
     }
 

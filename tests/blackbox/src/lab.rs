@@ -25,7 +25,7 @@ pub async fn register(app: &TestApp, token: &str, body: Value) -> anyhow::Result
     Ok(resp.expect_ok(201)?.clone())
 }
 
-fn id_of(value: &Value) -> anyhow::Result<String> {
+pub fn id_of(value: &Value) -> anyhow::Result<String> {
     value["id"]
         .as_str()
         .map(str::to_owned)
@@ -44,7 +44,7 @@ async fn put(
         .await
 }
 
-async fn count(app: &TestApp, sql: &str, id: &str) -> anyhow::Result<i64> {
+pub async fn count(app: &TestApp, sql: &str, id: &str) -> anyhow::Result<i64> {
     let db = app.db().await?;
     Ok(db.query_one(sql, &[&id]).await?.get(0))
 }
@@ -543,7 +543,7 @@ async fn control_commands_are_idempotent_and_checked_against_state(
 }
 
 /// A run started through the API on a fresh idle instrument of `kind`.
-async fn started_run(
+pub async fn started_run(
     app: &TestApp,
     manager: &str,
     token: &str,

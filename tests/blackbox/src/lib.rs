@@ -11,6 +11,7 @@
 
 pub mod cases;
 pub mod client;
+pub mod data;
 pub mod lab;
 pub mod stack;
 

@@ -84,6 +84,52 @@ pub struct Stack {
     server_admin_url: String,
     host: Mutex<Option<HostHandle>>,
     proxy_shutdown: Mutex<Option<oneshot::Sender<()>>>,
+    object_store: Mutex<Option<HostHandle>>,
+}
+
+/// Bytes up to which run data stays in PostgreSQL in the suites (with
+/// object storage configured): larger files go to the S3-compatible server.
+pub const INLINE_MAX_BYTES: usize = 1 << 20;
+/// The suites' S3 part size (S3's minimum).
+pub const S3_PART_BYTES: usize = 5 << 20;
+
+/// Starts moto's S3-compatible server (installed by `cargo xtask setup`)
+/// on a free port with an empty bucket `bucket`; returns its endpoint.
+pub async fn start_object_store(bucket: &str) -> anyhow::Result<(HostHandle, String)> {
+    let server = root().join(".antevus/tools/moto/bin/moto_server");
+    if !server.exists() {
+        bail!("{} is missing: run `cargo xtask setup`", server.display());
+    }
+    let port = free_port()?;
+    let child = Command::new(&server)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", server.display()))?;
+    let handle = HostHandle {
+        base_url: format!("http://127.0.0.1:{port}"),
+        children: vec![child],
+        shutdown: Vec::new(),
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client
+            .put(format!("{}/{bucket}", handle.base_url))
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => break,
+            Ok(response) => bail!("creating the test bucket: {}", response.status()),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => bail!("the S3-compatible server did not start: {e}"),
+        }
+    }
+    let endpoint = handle.base_url.clone();
+    Ok((handle, endpoint))
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -132,8 +178,18 @@ impl Stack {
             .await;
         });
 
+        let (object_store, s3_endpoint) = start_object_store("antevus-runs").await?;
         let jwt_secret = random_bytes::<32>().to_vec();
         let function_env = vec![
+            ("S3_ENDPOINT".to_owned(), s3_endpoint),
+            ("S3_BUCKET".to_owned(), "antevus-runs".to_owned()),
+            ("S3_ACCESS_KEY_ID".to_owned(), "antevus-test".to_owned()),
+            ("S3_SECRET_ACCESS_KEY".to_owned(), hex_id()),
+            ("S3_PART_BYTES".to_owned(), S3_PART_BYTES.to_string()),
+            (
+                "RUN_DATA_INLINE_MAX_BYTES".to_owned(),
+                INLINE_MAX_BYTES.to_string(),
+            ),
             (
                 "SQL_PROXY_URL".to_owned(),
                 format!("http://{proxy_addr}/sql"),
@@ -172,6 +228,7 @@ impl Stack {
             server_admin_url,
             host: Mutex::new(Some(host_handle)),
             proxy_shutdown: Mutex::new(Some(proxy_tx)),
+            object_store: Mutex::new(Some(object_store)),
         })
     }
 
@@ -182,6 +239,9 @@ impl Stack {
         }
         if let Some(tx) = self.proxy_shutdown.lock().ok().and_then(|mut p| p.take()) {
             let _ = tx.send(());
+        }
+        if let Some(store) = self.object_store.lock().ok().and_then(|mut s| s.take()) {
+            tokio::task::spawn_blocking(move || store.stop()).await.ok();
         }
         if let Ok(admin) = dbctl::connect(&self.server_admin_url).await {
             let _ = admin

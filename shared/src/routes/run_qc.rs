@@ -1,0 +1,66 @@
+//! `GET /api/v1/runs/:id/qc` (`runs:view`): the run's QC report. Each
+//! metric its instrument type computes is checked against the thresholds in
+//! the instrument's configuration (`qcThresholds`, else the type's
+//! defaults): `pass`, `warning`, `fail`, or `not_available` when the
+//! results lack it, with the value and both thresholds; `dataQuality` sums
+//! them up (`excellent`, `good`, `fair`, `poor`, `not_available`). Results
+//! come from a parsed data file (`POST .../data?format=`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Rq;
+use crate::auth::{self, Permission};
+use crate::domain::{InstrumentType, qc, schema};
+use crate::envelope::Reply;
+use crate::error::ApiError;
+use crate::params;
+use crate::platform::{Ctx, Platform};
+
+super::methods! {
+    GET => report,
+}
+
+#[derive(Deserialize)]
+struct Source {
+    instrument_type: String,
+    configuration: Value,
+    results: Option<Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QcView {
+    run_id: uuid::Uuid,
+    instrument_type: String,
+    #[serde(flatten)]
+    report: qc::Report,
+}
+
+async fn report<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    principal.require(Permission::RunsView)?;
+    let id = rq.uuid_param("id")?;
+    let source: Source = ctx
+        .db()
+        .fetch_optional(
+            "SELECT i.type AS instrument_type, i.configuration, r.results \
+             FROM runs r JOIN instruments i ON i.organization_id = r.organization_id AND i.id = r.instrument_id \
+             WHERE r.id = $1 AND r.organization_id = $2",
+            params![id, principal.organization_id],
+        )
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let kind = InstrumentType::parse(&source.instrument_type).ok_or_else(|| {
+        ApiError::internal(format!(
+            "unknown instrument type {}",
+            source.instrument_type
+        ))
+    })?;
+    let thresholds = schema::thresholds(kind, &source.configuration);
+    Reply::ok(QcView {
+        run_id: id,
+        instrument_type: source.instrument_type,
+        report: qc::evaluate(source.results.as_ref(), &thresholds),
+    })
+}

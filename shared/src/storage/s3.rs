@@ -1,0 +1,250 @@
+//! The S3-compatible backend: multipart uploads and presigned downloads.
+//!
+//! Requests are built and signed (AWS SigV4, query-string form) by
+//! rusty-s3, which does no I/O, with the platform's clock; they are sent
+//! through [`Platform::fetch`], so the same code runs on every host.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rusty_s3::actions::{CompleteMultipartUpload, CreateMultipartUpload};
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+
+use crate::error::ApiError;
+use crate::platform::{ConfigError, Platform, Secret};
+
+/// How long a signed request to the store stays valid.
+const REQUEST_VALIDITY: Duration = Duration::from_secs(300);
+
+/// How long a presigned download URL stays valid.
+pub const DOWNLOAD_VALIDITY: Duration = Duration::from_secs(300);
+
+/// An S3-compatible bucket and the credentials to use it.
+#[derive(Clone)]
+pub struct S3Config {
+    bucket: Bucket,
+    credentials: Credentials,
+    /// `S3_PART_BYTES` (default 8 MiB): the chunk size of uploads.
+    pub part_bytes: usize,
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket.name())
+            .field("endpoint", &self.bucket.base_url().as_str())
+            .field("part_bytes", &self.part_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Config {
+    pub fn new(
+        endpoint: &str,
+        bucket: String,
+        region: String,
+        path_style: bool,
+        access_key_id: String,
+        secret_access_key: Secret,
+        part_bytes: usize,
+    ) -> Result<S3Config, ConfigError> {
+        let endpoint = url::Url::parse(endpoint)
+            .map_err(|_| ConfigError("S3_ENDPOINT must be an http(s) URL".into()))?;
+        let style = if path_style {
+            UrlStyle::Path
+        } else {
+            UrlStyle::VirtualHost
+        };
+        let bucket = Bucket::new(endpoint, style, bucket, region)
+            .map_err(|e| ConfigError(format!("S3 bucket settings: {e}")))?;
+        Ok(S3Config {
+            bucket,
+            credentials: Credentials::new(access_key_id, secret_access_key.expose()),
+            part_bytes,
+        })
+    }
+
+    /// The store for one request on `platform`.
+    pub fn store<'a, P: Platform>(&'a self, platform: &'a P) -> S3Store<'a, P> {
+        S3Store {
+            config: self,
+            platform,
+        }
+    }
+}
+
+/// The object key of a run's data.
+pub fn object_key(organization_id: uuid::Uuid, run_id: uuid::Uuid) -> String {
+    format!("organizations/{organization_id}/runs/{run_id}/data")
+}
+
+/// One request's view of the bucket.
+pub struct S3Store<'a, P> {
+    config: &'a S3Config,
+    platform: &'a P,
+}
+
+impl<P: Platform> S3Store<'_, P> {
+    fn now(&self) -> jiff::Timestamp {
+        let now = self.platform.now();
+        jiff::Timestamp::from_second(now.unix_timestamp()).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    }
+
+    fn credentials(&self) -> Option<&Credentials> {
+        Some(&self.config.credentials)
+    }
+
+    async fn send(
+        &self,
+        method: http::Method,
+        url: url::Url,
+        headers: &[(&'static str, String)],
+        body: Bytes,
+        what: &str,
+    ) -> Result<http::Response<Bytes>, ApiError> {
+        let mut request = http::Request::builder().method(method).uri(url.as_str());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request = request.body(body).map_err(ApiError::internal)?;
+        let response = self
+            .platform
+            .fetch(request)
+            .await
+            .map_err(|e| unavailable(what, &e))?;
+        let status = response.status();
+        // CompleteMultipartUpload may fail with a 200 and an <Error> body.
+        let error_body = response.body().starts_with(b"<?xml")
+            && response.body().windows(7).any(|w| w == b"<Error>");
+        if !status.is_success() || error_body {
+            let text = String::from_utf8_lossy(response.body());
+            let code = text
+                .split("<Code>")
+                .nth(1)
+                .and_then(|rest| rest.split("</Code>").next())
+                .unwrap_or("");
+            return Err(unavailable(what, &format!("{status} {code}")));
+        }
+        Ok(response)
+    }
+
+    /// Starts a multipart upload; returns its id.
+    pub async fn create_upload(&self, key: &str, content_type: &str) -> Result<String, ApiError> {
+        let mut action = self
+            .config
+            .bucket
+            .create_multipart_upload(self.credentials(), key);
+        action
+            .headers_mut()
+            .insert("content-type", content_type.to_owned());
+        let url = action.sign_with_time(REQUEST_VALIDITY, &self.now());
+        let response = self
+            .send(
+                http::Method::POST,
+                url,
+                &[("content-type", content_type.to_owned())],
+                Bytes::new(),
+                "create multipart upload",
+            )
+            .await?;
+        let text = std::str::from_utf8(response.body()).map_err(ApiError::internal)?;
+        let parsed = CreateMultipartUpload::parse_response(text)
+            .map_err(|e| unavailable("create multipart upload", &e))?;
+        Ok(parsed.upload_id().to_owned())
+    }
+
+    /// Uploads part `number` (from 1); returns its ETag.
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        body: Bytes,
+    ) -> Result<String, ApiError> {
+        let action = self
+            .config
+            .bucket
+            .upload_part(self.credentials(), key, number, upload_id);
+        let url = action.sign_with_time(REQUEST_VALIDITY, &self.now());
+        let length = body.len().to_string();
+        let response = self
+            .send(
+                http::Method::PUT,
+                url,
+                &[("content-length", length)],
+                body,
+                "upload part",
+            )
+            .await?;
+        response
+            .headers()
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| unavailable("upload part", &"no ETag in the answer"))
+    }
+
+    /// Completes a multipart upload from its parts' ETags, in order.
+    pub async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        etags: &[String],
+    ) -> Result<(), ApiError> {
+        let action: CompleteMultipartUpload<'_, _> = self.config.bucket.complete_multipart_upload(
+            self.credentials(),
+            key,
+            upload_id,
+            etags.iter().map(String::as_str),
+        );
+        let url = action.sign_with_time(REQUEST_VALIDITY, &self.now());
+        let body = action.body();
+        self.send(
+            http::Method::POST,
+            url,
+            &[("content-type", "application/xml".to_owned())],
+            Bytes::from(body),
+            "complete multipart upload",
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Abandons a multipart upload (its parts are deleted).
+    pub async fn abort(&self, key: &str, upload_id: &str) -> Result<(), ApiError> {
+        let action = self
+            .config
+            .bucket
+            .abort_multipart_upload(self.credentials(), key, upload_id);
+        let url = action.sign_with_time(REQUEST_VALIDITY, &self.now());
+        self.send(
+            http::Method::DELETE,
+            url,
+            &[],
+            Bytes::new(),
+            "abort multipart upload",
+        )
+        .await
+        .map(drop)
+    }
+
+    /// A presigned GET of the object that names the file for the browser.
+    pub fn download_url(&self, key: &str, filename: &str, content_type: &str) -> url::Url {
+        let mut action = self.config.bucket.get_object(self.credentials(), key);
+        action
+            .query_mut()
+            .insert("response-content-disposition", super::attachment(filename));
+        action
+            .query_mut()
+            .insert("response-content-type", content_type.to_owned());
+        action.sign_with_time(DOWNLOAD_VALIDITY, &self.now())
+    }
+}
+
+fn unavailable(what: &str, cause: &dyn fmt::Display) -> ApiError {
+    ApiError::DependencyDown {
+        component: "object storage",
+        cause: format!("{what}: {cause}"),
+    }
+}
