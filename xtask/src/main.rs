@@ -273,5 +273,6 @@ fn bench() -> anyhow::Result<()> {
             "ANTEVUS_TEST_APP_DB_PASSWORD",
             secrets.get("APP_DB_PASSWORD"),
         )
+        .env("ANTEVUS_PG_LOG", pg::log_file())
         .current_dir(root()))
 }

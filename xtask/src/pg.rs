@@ -42,6 +42,11 @@ fn dir() -> PathBuf {
     root().join(".antevus/pg")
 }
 
+/// The server's log (the benchmark reads `auto_explain` plans from it).
+pub fn log_file() -> PathBuf {
+    dir().join("postgres.log")
+}
+
 fn as_postgres(program: PathBuf) -> Command {
     if is_root() {
         let mut cmd = Command::new("runuser");

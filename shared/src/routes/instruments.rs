@@ -1,6 +1,8 @@
 //! `/api/v1/instruments`: `GET` lists the caller's organization's instruments
-//! (filters `status`, `type`, `location`; keyset pagination with an opaque
-//! `cursor`), `POST` registers one (`instruments:manage`).
+//! (filters `status`, `type`, `location`; `sort` by `createdAt` (default
+//! `-createdAt`, newest first) or `name`, `-` for descending; keyset
+//! pagination with an opaque `cursor` of the same order), `POST` registers
+//! one (`instruments:manage`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -68,8 +70,56 @@ struct ListQuery {
     #[serde(rename = "type")]
     kind: Option<String>,
     location: Option<String>,
+    sort: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+}
+
+/// The order of the list: a column, ascending or descending, then `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sort {
+    CreatedAt { descending: bool },
+    Name { descending: bool },
+}
+
+impl Sort {
+    const EXPECTED: &str = "createdAt, -createdAt, name, -name";
+
+    fn parse(raw: &str) -> Option<Sort> {
+        let (descending, column) = match raw.strip_prefix('-') {
+            Some(column) => (true, column),
+            None => (false, raw),
+        };
+        match column {
+            "createdAt" => Some(Sort::CreatedAt { descending }),
+            "name" => Some(Sort::Name { descending }),
+            _ => None,
+        }
+    }
+
+    /// `ORDER BY` and the keyset comparison (`$5`/`$6`: created_at and id,
+    /// `$8`: name; every query names all three, the other order's key being
+    /// null); the columns come from this fixed list only.
+    fn sql(self) -> (&'static str, &'static str) {
+        match self {
+            Sort::CreatedAt { descending: true } => (
+                "created_at DESC, id DESC",
+                "$8::text IS NULL AND ($5::timestamptz IS NULL OR (created_at, id) < ($5::timestamptz, $6::uuid))",
+            ),
+            Sort::CreatedAt { descending: false } => (
+                "created_at ASC, id ASC",
+                "$8::text IS NULL AND ($5::timestamptz IS NULL OR (created_at, id) > ($5::timestamptz, $6::uuid))",
+            ),
+            Sort::Name { descending: true } => (
+                "name DESC, id DESC",
+                "$5::timestamptz IS NULL AND ($8::text IS NULL OR (name, id) < ($8::text, $6::uuid))",
+            ),
+            Sort::Name { descending: false } => (
+                "name ASC, id ASC",
+                "$5::timestamptz IS NULL AND ($8::text IS NULL OR (name, id) > ($8::text, $6::uuid))",
+            ),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -113,11 +163,33 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
             format!("Must be at most {MAX_TEXT} characters"),
         ));
     }
+    let sort = match query.sort.as_deref() {
+        None => Sort::CreatedAt { descending: true },
+        Some(raw) => Sort::parse(raw).unwrap_or_else(|| {
+            problems.push(FieldError::new(
+                "sort",
+                format!("Must be one of: {}", Sort::EXPECTED),
+            ));
+            Sort::CreatedAt { descending: true }
+        }),
+    };
     let limit = page::limit(query.limit.as_deref(), &mut problems);
-    let cursor = page::cursor(query.cursor.as_deref(), &mut problems);
+    // A cursor continues the order it came from.
+    let (cursor, name_cursor) = match (sort, query.cursor.as_deref()) {
+        (_, None) => (None, None),
+        (Sort::CreatedAt { .. }, Some(raw)) => (page::cursor(Some(raw), &mut problems), None),
+        (Sort::Name { .. }, Some(raw)) => match page::TextCursor::decode(raw) {
+            Some(c) => (None, Some(c)),
+            None => {
+                problems.push(FieldError::new("cursor", "Invalid cursor"));
+                (None, None)
+            }
+        },
+    };
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
+    let (order, after) = sort.sql();
 
     let sql = format!(
         "SELECT {COLUMNS} FROM instruments \
@@ -125,8 +197,8 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
            AND ($2::text IS NULL OR status = $2) \
            AND ($3::text IS NULL OR type = $3) \
            AND ($4::text IS NULL OR location = $4) \
-           AND ($5::timestamptz IS NULL OR (created_at, id) < ($5::timestamptz, $6::uuid)) \
-         ORDER BY created_at DESC, id DESC \
+           AND {after} \
+         ORDER BY {order} \
          LIMIT $7"
     );
     let mut items: Vec<Instrument> = ctx
@@ -139,15 +211,25 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
                 kind.map(InstrumentType::as_str),
                 query.location,
                 cursor.as_ref().map(|c| c.created_at),
-                cursor.as_ref().map(|c| c.id),
+                cursor
+                    .as_ref()
+                    .map(|c| c.id)
+                    .or(name_cursor.as_ref().map(|c| c.id)),
                 limit + 1,
+                name_cursor.as_ref().map(|c| c.key.clone()),
             ],
         )
         .await?;
-    let next_cursor = page::finish(&mut items, limit, |last| Cursor {
-        created_at: last.created_at,
-        id: last.id,
-    });
+    let next_cursor = match sort {
+        Sort::CreatedAt { .. } => page::finish(&mut items, limit, |last| Cursor {
+            created_at: last.created_at,
+            id: last.id,
+        }),
+        Sort::Name { .. } => page::finish(&mut items, limit, |last| page::TextCursor {
+            key: last.name.clone(),
+            id: last.id,
+        }),
+    };
     Reply::ok(Page { items, next_cursor })
 }
 

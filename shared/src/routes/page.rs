@@ -39,6 +39,50 @@ impl Cursor {
     }
 }
 
+/// Position after the last item of a page sorted by a text column:
+/// `(key, id)`. Encoded apart from [`Cursor`] so that a cursor of one order
+/// is refused by another.
+pub struct TextCursor {
+    pub key: String,
+    pub id: uuid::Uuid,
+}
+
+impl TextCursor {
+    pub fn encode(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("t|{}|{}", self.id, self.key))
+    }
+
+    pub fn decode(raw: &str) -> Option<TextCursor> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (id, key) = text.strip_prefix("t|")?.split_once('|')?;
+        Some(TextCursor {
+            key: key.to_owned(),
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+/// A cursor's text form.
+pub trait Position {
+    fn encode(&self) -> String;
+}
+
+impl Position for Cursor {
+    fn encode(&self) -> String {
+        Cursor::encode(self)
+    }
+}
+
+impl Position for TextCursor {
+    fn encode(&self) -> String {
+        TextCursor::encode(self)
+    }
+}
+
 /// Parses `limit` (default [`DEFAULT_LIMIT`], 1..=[`MAX_LIMIT`]).
 pub fn limit(raw: Option<&str>, problems: &mut Vec<FieldError>) -> i64 {
     match raw.map(str::parse::<i64>) {
@@ -66,7 +110,11 @@ pub fn cursor(raw: Option<&str>, problems: &mut Vec<FieldError>) -> Option<Curso
 
 /// Trims a page fetched with `limit + 1` rows and returns the cursor of the
 /// next page, if there is one.
-pub fn finish<T>(items: &mut Vec<T>, limit: i64, key: impl Fn(&T) -> Cursor) -> Option<String> {
+pub fn finish<T, C: Position>(
+    items: &mut Vec<T>,
+    limit: i64,
+    key: impl Fn(&T) -> C,
+) -> Option<String> {
     if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|last| key(last).encode())

@@ -17,6 +17,7 @@ crate::cases![
     runs_start_list_and_stop_with_legal_transitions_only,
     runs_list_filters_paginates_and_rejects_bad_queries,
     maintenance_schedules_completes_calibration_and_reports_overdue,
+    instrument_list_sorts_and_pages_in_the_order_asked,
 ];
 
 /// Registers an instrument through the API; returns it.
@@ -1010,5 +1011,70 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
     put(app, &item, &stranger, Some("\"2\""), &json!({"notes": "x"}))
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    Ok(())
+}
+
+async fn instrument_list_sorts_and_pages_in_the_order_asked(app: &TestApp) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    // Names out of creation order, one with the cursor's separator in it.
+    for name in ["Delta", "alpha|1", "Charlie", "Bravo", "Echo"] {
+        register(app, &token, json!({"name": name, "type": "freezer"})).await?;
+    }
+    let names = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let token = token.as_str();
+    let walk = |sort: &'static str| async move {
+        let mut seen = Vec::new();
+        let mut path = format!("/api/v1/instruments?sort={sort}&limit=2");
+        loop {
+            let resp = app.get(&path, Some(token)).await?;
+            let page = resp.expect_ok(200)?;
+            seen.extend(names(page));
+            match page["nextCursor"].as_str() {
+                Some(cursor) => {
+                    path = format!("/api/v1/instruments?sort={sort}&limit=2&cursor={cursor}")
+                }
+                None => break,
+            }
+        }
+        anyhow::Ok(seen)
+    };
+    let by_name = walk("name").await?;
+    let mut expected = by_name.clone();
+    expected.sort();
+    ensure!(by_name == expected && by_name.len() == 5, "{by_name:?}");
+    let mut descending = walk("-name").await?;
+    descending.reverse();
+    ensure!(descending == by_name, "{descending:?}");
+    ensure!(walk("createdAt").await? == ["Delta", "alpha|1", "Charlie", "Bravo", "Echo"]);
+    ensure!(walk("-createdAt").await? == ["Echo", "Bravo", "Charlie", "alpha|1", "Delta"]);
+    // A bad order, or a cursor from another order, is refused.
+    let bad = app
+        .get("/api/v1/instruments?sort=serialNumber", Some(token))
+        .await?;
+    bad.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(bad.detail_fields() == ["sort"]);
+    let first = app.get("/api/v1/instruments?limit=1", Some(token)).await?;
+    let cursor = first.expect_ok(200)?["nextCursor"]
+        .as_str()
+        .context("a next page")?
+        .to_owned();
+    let mixed = app
+        .get(
+            &format!("/api/v1/instruments?sort=name&cursor={cursor}"),
+            Some(token),
+        )
+        .await?;
+    mixed.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(mixed.detail_fields() == ["cursor"]);
     Ok(())
 }
