@@ -54,16 +54,17 @@ impl fmt::Debug for Secret {
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
-/// One HMAC key for access tokens.
+/// One HMAC key (access tokens, audit signatures), named by its id so keys
+/// can rotate.
 #[derive(Clone)]
-pub struct JwtKey {
+pub struct HmacKey {
     pub kid: String,
     pub secret: Vec<u8>,
 }
 
-impl fmt::Debug for JwtKey {
+impl fmt::Debug for HmacKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtKey")
+        f.debug_struct("HmacKey")
             .field("kid", &self.kid)
             .field("secret", &"[redacted]")
             .finish()
@@ -83,7 +84,11 @@ pub struct Config {
     /// `JWT_AUDIENCE`.
     pub jwt_audience: String,
     /// `JWT_KEYS`: `kid:base64url,kid:base64url`; the first key signs, all verify.
-    pub jwt_keys: Vec<JwtKey>,
+    pub jwt_keys: Vec<HmacKey>,
+    /// `AUDIT_KEYS`: `kid:base64url,...`, like `JWT_KEYS`; the first signs
+    /// audit events and checkpoints, all verify (old events stay
+    /// verifiable after a rotation).
+    pub audit_keys: Vec<HmacKey>,
     /// `ACCESS_TOKEN_TTL_SECS` (default 900).
     pub access_token_ttl_secs: i64,
     /// `MAX_BODY_BYTES` (default 1 MiB).
@@ -113,6 +118,7 @@ pub const CONFIG_VARS: &[&str] = &[
     "JWT_ISSUER",
     "JWT_AUDIENCE",
     "JWT_KEYS",
+    "AUDIT_KEYS",
     "ACCESS_TOKEN_TTL_SECS",
     "MAX_BODY_BYTES",
     "RATE_LIMIT_AUTH",
@@ -160,7 +166,8 @@ impl Config {
         if !(sql_endpoint.starts_with("http://") || sql_endpoint.starts_with("https://")) {
             return Err(ConfigError("SQL_PROXY_URL must be an http(s) URL".into()));
         }
-        let jwt_keys = parse_jwt_keys(&required("JWT_KEYS")?)?;
+        let jwt_keys = parse_keys("JWT_KEYS", &required("JWT_KEYS")?)?;
+        let audit_keys = parse_keys("AUDIT_KEYS", &required("AUDIT_KEYS")?)?;
         let access_token_ttl_secs = number("ACCESS_TOKEN_TTL_SECS", 900)?;
         if !(30..=86_400).contains(&access_token_ttl_secs) {
             return Err(ConfigError(
@@ -186,6 +193,7 @@ impl Config {
             jwt_issuer: lookup("JWT_ISSUER").unwrap_or_else(|| "antevus".into()),
             jwt_audience: lookup("JWT_AUDIENCE").unwrap_or_else(|| "antevus-api".into()),
             jwt_keys,
+            audit_keys,
             access_token_ttl_secs,
             max_body_bytes: usize::try_from(max_body_bytes)
                 .map_err(|_| ConfigError("MAX_BODY_BYTES must be positive".into()))?,
@@ -212,32 +220,32 @@ impl Config {
     }
 }
 
-fn parse_jwt_keys(raw: &str) -> Result<Vec<JwtKey>, ConfigError> {
+fn parse_keys(name: &str, raw: &str) -> Result<Vec<HmacKey>, ConfigError> {
     let mut keys = Vec::new();
     for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (kid, encoded) = entry
             .split_once(':')
-            .ok_or_else(|| ConfigError("JWT_KEYS entries must be kid:base64url".into()))?;
+            .ok_or_else(|| ConfigError(format!("{name} entries must be kid:base64url")))?;
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(encoded.trim_end_matches('='))
-            .map_err(|_| ConfigError(format!("JWT_KEYS key {kid} is not base64url")))?;
+            .map_err(|_| ConfigError(format!("{name} key {kid} is not base64url")))?;
         if secret.len() < MIN_JWT_KEY_BYTES {
             return Err(ConfigError(format!(
-                "JWT_KEYS key {kid} is shorter than 256 bits"
+                "{name} key {kid} is shorter than 256 bits"
             )));
         }
-        if kid.is_empty() || keys.iter().any(|k: &JwtKey| k.kid == kid) {
-            return Err(ConfigError(
-                "JWT_KEYS key ids must be unique and non-empty".into(),
-            ));
+        if kid.is_empty() || keys.iter().any(|k: &HmacKey| k.kid == kid) {
+            return Err(ConfigError(format!(
+                "{name} key ids must be unique and non-empty"
+            )));
         }
-        keys.push(JwtKey {
+        keys.push(HmacKey {
             kid: kid.to_owned(),
             secret,
         });
     }
     if keys.is_empty() {
-        return Err(ConfigError("JWT_KEYS holds no key".into()));
+        return Err(ConfigError(format!("{name} holds no key")));
     }
     Ok(keys)
 }

@@ -6,12 +6,12 @@ use shared::auth::jwt::{self, AccessClaims, TokenError};
 use shared::db::codec::{format_pg_timestamp, normalize, oid, parse_pg_timestamp};
 use shared::db::wire::{QueryResult, SqlRequest, Statement};
 use shared::envelope::{self, Envelope, Metadata};
-use shared::platform::JwtKey;
+use shared::platform::HmacKey;
 use shared::{ApiError, FieldError};
 use time::OffsetDateTime;
 
-fn key() -> Vec<JwtKey> {
-    vec![JwtKey {
+fn key() -> Vec<HmacKey> {
+    vec![HmacKey {
         kid: "k1".into(),
         secret: vec![42; 32],
     }]

@@ -144,6 +144,7 @@ fn function_env(secrets: &Secrets, db: &str, proxy: &str) -> Vec<(&'static str, 
         ("SQL_PROXY_URL", format!("http://{proxy}/sql")),
         ("DATABASE_URL", pg::app_url(secrets, db)),
         ("JWT_KEYS", secrets.jwt_keys()),
+        ("AUDIT_KEYS", secrets.audit_keys()),
         ("JWT_ISSUER", "antevus".into()),
         ("JWT_AUDIENCE", "antevus-api".into()),
     ]

@@ -99,7 +99,7 @@ fn methods(route: &Route) -> String {
 pub fn spin_toml() -> String {
     let mut out = String::from(HEADER);
     out.push_str(
-        "# Run with the Spin CLI (`spin up --env DATABASE_URL=... --env JWT_KEYS=...`) or, per component,\n\
+        "# Run with the Spin CLI (`spin up --env DATABASE_URL=... --env JWT_KEYS=... --env AUDIT_KEYS=...`) or, per component,\n\
          # `wasmtime serve -Scli --env ...` (see README). Configuration is read from environment variables.\n\
          spin_manifest_version = 2\n\n\
          [application]\n\
@@ -136,7 +136,7 @@ pub fn wrangler_toml() -> String {
     let mut out = String::from(HEADER);
     out.push_str(
         "# One Worker per route, each an environment: `wrangler deploy --env <function>`.\n\
-         # Set secrets per Worker: `wrangler secret put DATABASE_URL --env <function>` (and JWT_KEYS).\n\
+         # Set secrets per Worker: `wrangler secret put DATABASE_URL --env <function>` (and JWT_KEYS, AUDIT_KEYS).\n\
          # Replace antevus.example.com with your zone.\n\
          name = \"antevus\"\n\
          compatibility_date = \"2025-09-01\"\n",

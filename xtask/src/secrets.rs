@@ -16,6 +16,7 @@ const GENERATED: &[(&str, usize)] = &[
     ("PG_SUPERUSER_PASSWORD", 24),
     ("APP_DB_PASSWORD", 24),
     ("JWT_KEY", 32),
+    ("AUDIT_KEY", 32),
 ];
 
 fn path() -> PathBuf {
@@ -60,5 +61,10 @@ impl Secrets {
     /// `JWT_KEYS` for the functions: one key, id `k1`.
     pub fn jwt_keys(&self) -> String {
         format!("k1:{}", self.get("JWT_KEY"))
+    }
+
+    /// `AUDIT_KEYS` for the functions: one key, id `a1`.
+    pub fn audit_keys(&self) -> String {
+        format!("a1:{}", self.get("AUDIT_KEY"))
     }
 }

@@ -11,7 +11,7 @@ use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken, Val
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::platform::JwtKey;
+use crate::platform::HmacKey;
 
 /// The `typ` header of access tokens.
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -70,7 +70,7 @@ fn to_chrono(ts: OffsetDateTime) -> DateTime<Utc> {
 
 /// Signs an access token with the first configured key.
 pub fn sign(
-    keys: &[JwtKey],
+    keys: &[HmacKey],
     claims: &AccessClaims,
     now: OffsetDateTime,
     ttl_secs: i64,
@@ -91,7 +91,7 @@ pub fn sign(
 
 /// Verifies an access token (see the module docs for the order of checks).
 pub fn verify(
-    keys: &[JwtKey],
+    keys: &[HmacKey],
     token: &str,
     now: OffsetDateTime,
     issuer: &str,

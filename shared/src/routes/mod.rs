@@ -30,6 +30,7 @@ use methods;
 
 pub mod api_keys;
 pub mod api_keys_item;
+pub mod audit_verify;
 pub mod auth_forgot_password;
 pub mod auth_login;
 pub mod auth_logout;
@@ -145,6 +146,7 @@ route_table! {
     "run-stop" => run_stop, "/api/v1/runs/:id/stop", [PUT];
     "run-data" => run_data, "/api/v1/runs/:id/data", [GET, POST];
     "run-qc" => run_qc, "/api/v1/runs/:id/qc", [GET];
+    "audit-verify" => audit_verify, "/api/audit/verify", [GET];
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
     "users" => users, "/api/v1/users", [GET, POST];
@@ -178,16 +180,36 @@ pub struct Rq {
     pub req: Request<Bytes>,
     id: String,
     extra_headers: std::sync::Mutex<Vec<(http::HeaderName, http::HeaderValue)>>,
+    /// When the request arrived (microsecond precision, as stored).
+    started_at: time::OffsetDateTime,
+    /// The key that signs this request's audit events.
+    audit_key: Option<crate::platform::HmacKey>,
 }
 
 impl Rq {
     pub fn new<P: Platform>(ctx: &Ctx<P>, req: Request<Bytes>) -> Self {
         let id = crate::request::request_id(req.headers(), || ctx.new_uuid());
+        let now = ctx.now();
+        let started_at = now
+            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now);
         Rq {
             req,
             id,
             extra_headers: std::sync::Mutex::new(Vec::new()),
+            started_at,
+            audit_key: ctx.config.audit_keys.first().cloned(),
         }
+    }
+
+    /// When the request arrived: the time of its audit events.
+    pub fn started_at(&self) -> time::OffsetDateTime {
+        self.started_at
+    }
+
+    /// The key that signs this request's audit events.
+    pub fn audit_key(&self) -> Option<&crate::platform::HmacKey> {
+        self.audit_key.as_ref()
     }
 
     /// Adds headers to whatever answer this request gets.

@@ -1,6 +1,7 @@
 //! `/api/v1/runs`: `GET` lists the organization's runs, newest first
 //! (filters `instrumentId`, `status`, `operatorId`, `startedFrom`,
-//! `startedTo`; keyset pagination), `runs:view`. `POST` starts one
+//! `startedTo`; keyset pagination), `runs:view`; with a start-time window
+//! the list is ordered by start time, newest first. `POST` starts one
 //! (`runs:create`): `{instrumentId, name?, protocol?, metadata?}` with an
 //! optional `Idempotency-Key`; the instrument must be online or idle with
 //! no active run. The run is created `pending` and a `start` command is
@@ -163,6 +164,14 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
+    // A start-time window lists by start time (its own index); otherwise
+    // newest created first.
+    let by_start = from.is_some() || to.is_some();
+    let key = if by_start {
+        "r.started_at"
+    } else {
+        "r.created_at"
+    };
     let mut items: Vec<RunView> = ctx
         .db()
         .fetch_all(
@@ -174,8 +183,8 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
                    AND ($4::uuid IS NULL OR r.operator_id = $4) \
                    AND ($5::timestamptz IS NULL OR r.started_at >= $5) \
                    AND ($6::timestamptz IS NULL OR r.started_at <= $6) \
-                   AND ($7::timestamptz IS NULL OR (r.created_at, r.id) < ($7::timestamptz, $8::uuid)) \
-                 ORDER BY r.created_at DESC, r.id DESC LIMIT $9"
+                   AND ($7::timestamptz IS NULL OR ({key}, r.id) < ($7::timestamptz, $8::uuid)) \
+                 ORDER BY {key} DESC, r.id DESC LIMIT $9"
             ),
             params![
                 principal.organization_id,
@@ -191,7 +200,11 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         )
         .await?;
     let next_cursor = page::finish(&mut items, limit, |last| Cursor {
-        created_at: last.created_at,
+        created_at: if by_start {
+            last.started_at.unwrap_or(last.created_at)
+        } else {
+            last.created_at
+        },
         id: last.id,
     });
     Reply::ok(Page { items, next_cursor })

@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use shared::auth::Role;
 use shared::auth::jwt::{self, AccessClaims};
-use shared::platform::JwtKey;
+use shared::platform::HmacKey;
 use time::OffsetDateTime;
 
 use crate::client::TestApp;
@@ -72,6 +72,7 @@ pub fn trials(app: Option<Arc<TestApp>>, runtime: tokio::runtime::Handle) -> Vec
         .iter()
         .chain(crate::lab::CASES)
         .chain(crate::data::CASES)
+        .chain(crate::audit::CASES)
         .map(|(name, case)| {
             let app = app.clone();
             let runtime = runtime.clone();
@@ -404,7 +405,7 @@ fn forge(
     now: OffsetDateTime,
     ttl: i64,
 ) -> String {
-    let keys = [JwtKey {
+    let keys = [HmacKey {
         kid: kid.to_owned(),
         secret: secret.to_vec(),
     }];

@@ -9,6 +9,7 @@
 //! cargo test's), then stops everything and drops the database. A missing
 //! runtime or build fails the run with a clear message; nothing is skipped.
 
+pub mod audit;
 pub mod cases;
 pub mod client;
 pub mod data;

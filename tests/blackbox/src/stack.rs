@@ -205,6 +205,13 @@ impl Stack {
                     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&jwt_secret)
                 ),
             ),
+            (
+                "AUDIT_KEYS".to_owned(),
+                format!(
+                    "a1:{}",
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+                ),
+            ),
             ("JWT_ISSUER".to_owned(), "antevus".to_owned()),
             ("JWT_AUDIENCE".to_owned(), "antevus-api".to_owned()),
             // The suite logs in far more often than a person: limits are

@@ -1,5 +1,8 @@
 //! Audit events, written by the system in the same transaction (batch) as
-//! the change they record.
+//! the change they record, each hashed and signed ([`chain`]) and put on its
+//! organization's hash chain by the database.
+
+pub mod chain;
 
 use serde_json::Value;
 
@@ -49,17 +52,38 @@ pub struct Event<'a> {
 }
 
 const COLUMNS: &str = "id, organization_id, user_id, event_type, severity, action, outcome, record_type, \
-                       record_id, old_values, new_values, metadata, ip_address, user_agent, request_id, reason";
+                       record_id, old_values, new_values, metadata, ip_address, user_agent, request_id, reason, \
+                       created_at, content_hash, signature, key_id";
 
-/// `$n` placeholders of the event's values, the first being `$first`.
+/// The value expressions of the event's columns, the first parameter being
+/// `$first`.
 fn placeholders(first: usize) -> String {
-    let casts = [
-        "", "", "", "", "", "", "", "", "", "::jsonb", "::jsonb", "::jsonb", "::inet", "", "", "",
+    let forms = [
+        "{}",
+        "{}",
+        "{}",
+        "{}",
+        "{}",
+        "{}",
+        "{}",
+        "{}",
+        "{}",
+        "{}::jsonb",
+        "{}::jsonb",
+        "{}::jsonb",
+        "{}::inet",
+        "{}",
+        "{}",
+        "{}",
+        "{}::timestamptz",
+        "decode({}, 'hex')",
+        "decode({}, 'hex')",
+        "{}",
     ];
-    casts
+    forms
         .iter()
         .enumerate()
-        .map(|(i, cast)| format!("${}{cast}", first + i))
+        .map(|(i, form)| form.replace("{}", &format!("${}", first + i)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -92,6 +116,39 @@ impl<'a> Event<'a> {
     }
 
     fn values(&self, rq: &Rq) -> Vec<serde_json::Value> {
+        let ip = rq.client_ip().map(|ip| ip.to_string());
+        let user_agent = rq.user_agent();
+        let at = rq.started_at();
+        let content = chain::Content {
+            id: self.id,
+            organization_id: self.organization_id,
+            user_id: self.user_id,
+            event_type: self.event_type,
+            severity: self.severity,
+            action: self.action,
+            outcome: self.outcome.as_str(),
+            record_type: self.record_type,
+            record_id: self.record_id,
+            old_values: self.old_values.as_ref(),
+            new_values: self.new_values.as_ref(),
+            reason: self.reason,
+            metadata: &self.metadata,
+            ip_address: ip.as_deref(),
+            user_agent: user_agent.as_deref(),
+            request_id: Some(rq.id()),
+            session_id: None,
+            created_at_micros: (at.unix_timestamp_nanos() / 1_000) as i64,
+        };
+        let content_hash = content.hash();
+        let (signature, key_id) = match rq.audit_key() {
+            Some(key) => (
+                Some(hex::encode(chain::sign(key, &content_hash))),
+                key.kid.clone(),
+            ),
+            // Only requests refused before the configuration was read have
+            // no key; they write no events.
+            None => (None, "unsigned".to_owned()),
+        };
         params![
             self.id,
             self.organization_id,
@@ -105,10 +162,14 @@ impl<'a> Event<'a> {
             self.old_values,
             self.new_values,
             self.metadata,
-            rq.client_ip().map(|ip| ip.to_string()),
-            rq.user_agent(),
+            ip,
+            user_agent,
             rq.id(),
             self.reason,
+            at,
+            hex::encode(content_hash),
+            signature,
+            key_id,
         ]
     }
 

@@ -1,0 +1,214 @@
+//! Tamper evidence: each event's content hash and signature, the chain
+//! hash, and checking a stored chain.
+//!
+//! The application computes `content_hash` = SHA-256 of the event's
+//! canonical encoding ([`Content::canonical`]) and `signature` =
+//! HMAC-SHA256(key, content_hash) with the first `AUDIT_KEYS` key; the
+//! database puts the event on its organization's chain (`sequence`,
+//! `previous_hash`, `hash` = SHA-256(previous_hash || sequence (8 bytes,
+//! big-endian) || content_hash)) under a lock on the chain's head (migration
+//! V8). Checkpoints sign a chain's head so that cutting or rewriting the
+//! chain behind one is detected.
+
+use hmac::{Hmac, Mac as _};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use crate::platform::HmacKey;
+
+/// The chain of events without an organization.
+pub const SYSTEM_CHAIN: uuid::Uuid = uuid::Uuid::nil();
+
+/// Events recorded before signing existed: chained, not signed.
+pub const LEGACY_KEY_ID: &str = "legacy";
+
+/// Version tag at the head of every canonical encoding.
+const ENCODING: &str = "antevus.audit.v1";
+
+/// What an event's content hash covers.
+#[derive(Debug, Clone)]
+pub struct Content<'a> {
+    pub id: uuid::Uuid,
+    pub organization_id: Option<uuid::Uuid>,
+    pub user_id: Option<uuid::Uuid>,
+    pub event_type: &'a str,
+    pub severity: &'a str,
+    pub action: &'a str,
+    pub outcome: &'a str,
+    pub record_type: Option<&'a str>,
+    pub record_id: Option<uuid::Uuid>,
+    pub old_values: Option<&'a Value>,
+    pub new_values: Option<&'a Value>,
+    pub reason: Option<&'a str>,
+    pub metadata: &'a Value,
+    pub ip_address: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    /// Microseconds since the Unix epoch (the database's precision).
+    pub created_at_micros: i64,
+}
+
+/// `value` with every object's keys in byte order (the JSON the database
+/// hands back may order them differently from what was sent).
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let mut out = serde_json::Map::new();
+            for (k, v) in entries {
+                out.insert(k.clone(), sorted(v));
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+impl Content<'_> {
+    /// The canonical encoding: a JSON array of the fields in a fixed order,
+    /// objects with sorted keys, no whitespace.
+    pub fn canonical(&self) -> Vec<u8> {
+        let json = Value::Array(vec![
+            Value::from(ENCODING),
+            Value::from(self.id.to_string()),
+            self.organization_id.map(|u| u.to_string()).into(),
+            self.user_id.map(|u| u.to_string()).into(),
+            Value::from(self.event_type),
+            Value::from(self.severity),
+            Value::from(self.action),
+            Value::from(self.outcome),
+            self.record_type.into(),
+            self.record_id.map(|u| u.to_string()).into(),
+            self.old_values.map(sorted).into(),
+            self.new_values.map(sorted).into(),
+            self.reason.into(),
+            sorted(self.metadata),
+            self.ip_address.into(),
+            self.user_agent.into(),
+            self.request_id.into(),
+            self.session_id.into(),
+            Value::from(self.created_at_micros),
+        ]);
+        // Serializing a Value cannot fail.
+        serde_json::to_vec(&json).unwrap_or_default()
+    }
+
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.canonical()).into()
+    }
+}
+
+/// HMAC-SHA256 of `message` under `key`.
+pub fn sign(key: &HmacKey, message: &[u8]) -> [u8; 32] {
+    // HMAC takes keys of any length.
+    let mut mac = <Hmac<Sha256>>::new_from_slice(&key.secret)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+/// Whether `signature` is `message` signed by `key` (constant time).
+pub fn verify(key: &HmacKey, message: &[u8], signature: &[u8]) -> bool {
+    let Ok(mut mac) = <Hmac<Sha256>>::new_from_slice(&key.secret) else {
+        return false;
+    };
+    mac.update(message);
+    mac.verify_slice(signature).is_ok()
+}
+
+/// The chain hash of an event.
+pub fn link(previous_hash: &[u8], sequence: i64, content_hash: &[u8]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(previous_hash);
+    hasher.update(sequence.to_be_bytes());
+    hasher.update(content_hash);
+    hasher.finalize().into()
+}
+
+/// What a checkpoint signs: the chain, the sequence and the head hash.
+pub fn checkpoint_message(chain_id: uuid::Uuid, sequence: i64, hash: &[u8]) -> Vec<u8> {
+    let mut message = b"antevus.audit.checkpoint.v1".to_vec();
+    message.extend_from_slice(chain_id.as_bytes());
+    message.extend_from_slice(&sequence.to_be_bytes());
+    message.extend_from_slice(hash);
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(kid: &str, byte: u8) -> HmacKey {
+        HmacKey {
+            kid: kid.to_owned(),
+            secret: vec![byte; 32],
+        }
+    }
+
+    fn content<'a>(old: &'a Value, metadata: &'a Value) -> Content<'a> {
+        Content {
+            id: uuid::Uuid::from_u128(1),
+            organization_id: Some(uuid::Uuid::from_u128(2)),
+            user_id: None,
+            event_type: "INSTRUMENT_UPDATED",
+            severity: "INFO",
+            action: "Instrument updated",
+            outcome: "SUCCESS",
+            record_type: Some("instrument"),
+            record_id: Some(uuid::Uuid::from_u128(3)),
+            old_values: Some(old),
+            new_values: None,
+            reason: None,
+            metadata,
+            ip_address: Some("127.0.0.1"),
+            user_agent: None,
+            request_id: Some("req_1"),
+            session_id: None,
+            created_at_micros: 1_764_000_000_000_001,
+        }
+    }
+
+    #[test]
+    fn the_encoding_ignores_key_order_but_not_values() {
+        let metadata = json!({});
+        let a = json!({"name": "HPLC", "config": {"b": 1.5, "a": [1, {"y": 2, "x": 1}]}});
+        let b: Value =
+            serde_json::from_str(r#"{"config":{"a":[1,{"x":1,"y":2}],"b":1.5},"name":"HPLC"}"#)
+                .expect("json");
+        assert_eq!(content(&a, &metadata).hash(), content(&b, &metadata).hash());
+        let c = json!({"name": "HPLC", "config": {"b": 1.6, "a": [1, {"y": 2, "x": 1}]}});
+        assert_ne!(content(&a, &metadata).hash(), content(&c, &metadata).hash());
+        let mut later = content(&a, &metadata);
+        later.created_at_micros += 1;
+        assert_ne!(later.hash(), content(&a, &metadata).hash());
+    }
+
+    #[test]
+    fn signatures_verify_only_with_their_key() {
+        let old = key("a1", 1);
+        let new = key("a2", 2);
+        let hash = [9u8; 32];
+        let signature = sign(&old, &hash);
+        assert!(verify(&old, &hash, &signature));
+        assert!(!verify(&new, &hash, &signature));
+        assert!(!verify(&old, &[8u8; 32], &signature));
+        assert!(!verify(&old, &hash, &signature[..31]));
+    }
+
+    #[test]
+    fn links_depend_on_position_and_predecessor() {
+        let content = [5u8; 32];
+        let first = link(&[0u8; 32], 1, &content);
+        assert_ne!(first, link(&[0u8; 32], 2, &content));
+        assert_ne!(link(&first, 2, &content), link(&[1u8; 32], 2, &content));
+        // The database computes sha256(previous || int8send(sequence) || content).
+        let mut bytes = vec![0u8; 32];
+        bytes.extend_from_slice(&1i64.to_be_bytes());
+        bytes.extend_from_slice(&content);
+        assert_eq!(first, <[u8; 32]>::from(Sha256::digest(&bytes)));
+    }
+}

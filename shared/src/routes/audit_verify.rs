@@ -1,0 +1,453 @@
+//! `GET /api/audit/verify` (`audit:view`): walks the caller's
+//! organization's audit chain (or `?from=&to=` sequences) and reports either
+//! "verified up to sequence N, head hash H" or the first broken position and
+//! why: `missing` (a sequence number is absent, or the chain ends before its
+//! head), `reordered` (an event does not follow the one before it),
+//! `modified` (its fields or chain hash no longer match), `bad_signature`,
+//! `unknown_key`, `truncated` (a signed checkpoint names events that are
+//! gone), `checkpoint_mismatch` (the chain was rewritten behind a signed
+//! checkpoint). A whole-chain walk that verifies records a signed checkpoint
+//! of the head.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::Rq;
+use crate::audit::chain::{self, Content};
+use crate::auth::{self, Permission};
+use crate::envelope::Reply;
+use crate::error::{ApiError, FieldError};
+use crate::params;
+use crate::platform::{Ctx, Platform};
+
+super::methods! {
+    GET => verify,
+}
+
+/// Events fetched per query (well under the proxy's reply cap).
+const PAGE: i64 = 1_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Query {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// A stored event with its chain fields.
+#[derive(Deserialize)]
+struct Row {
+    id: uuid::Uuid,
+    organization_id: Option<uuid::Uuid>,
+    user_id: Option<uuid::Uuid>,
+    event_type: String,
+    severity: String,
+    action: String,
+    outcome: String,
+    record_type: Option<String>,
+    record_id: Option<uuid::Uuid>,
+    old_values: Option<Value>,
+    new_values: Option<Value>,
+    reason: Option<String>,
+    metadata: Value,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    session_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    sequence: i64,
+    previous_hash: String,
+    hash: String,
+    content_hash: String,
+    signature: Option<String>,
+    key_id: String,
+}
+
+impl Row {
+    fn content(&self) -> Content<'_> {
+        Content {
+            id: self.id,
+            organization_id: self.organization_id,
+            user_id: self.user_id,
+            event_type: &self.event_type,
+            severity: &self.severity,
+            action: &self.action,
+            outcome: &self.outcome,
+            record_type: self.record_type.as_deref(),
+            record_id: self.record_id,
+            old_values: self.old_values.as_ref(),
+            new_values: self.new_values.as_ref(),
+            reason: self.reason.as_deref(),
+            metadata: &self.metadata,
+            ip_address: self.ip_address.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            request_id: self.request_id.as_deref(),
+            session_id: self.session_id.as_deref(),
+            created_at_micros: (self.created_at.unix_timestamp_nanos() / 1_000) as i64,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Head {
+    sequence: i64,
+    hash: String,
+}
+
+#[derive(Deserialize)]
+struct Checkpoint {
+    sequence: i64,
+    hash: String,
+    signature: String,
+    key_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+/// Where and why the chain breaks.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Break {
+    pub sequence: i64,
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckpointView {
+    sequence: i64,
+    hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    chain_id: uuid::Uuid,
+    verified: bool,
+    from_sequence: i64,
+    /// The last sequence verified (0 for an empty chain).
+    verified_to_sequence: i64,
+    events: u64,
+    /// Events recorded before signing existed: chained, not signed.
+    legacy_events: u64,
+    head_hash: Option<String>,
+    checkpoints_checked: usize,
+    latest_checkpoint: Option<CheckpointView>,
+    failure: Option<Break>,
+}
+
+fn sequence(field: &str, raw: Option<&str>, problems: &mut Vec<FieldError>) -> Option<i64> {
+    raw.and_then(|raw| match raw.parse::<i64>() {
+        Ok(n) if n >= 1 => Some(n),
+        _ => {
+            problems.push(FieldError::new(
+                field,
+                "Must be a sequence number (1 or more)",
+            ));
+            None
+        }
+    })
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    hex::decode(text).unwrap_or_default()
+}
+
+/// Checks one event against the hash before it; `None` when it holds.
+fn check(
+    row: &Row,
+    expected: i64,
+    previous: Option<&[u8]>,
+    keys: &[crate::platform::HmacKey],
+) -> Option<Break> {
+    let fail = |reason, detail: String| {
+        Some(Break {
+            sequence: expected,
+            reason,
+            detail,
+        })
+    };
+    if row.sequence != expected {
+        return fail(
+            "missing",
+            format!(
+                "Event {expected} is missing; the next stored event is {}",
+                row.sequence
+            ),
+        );
+    }
+    let previous_hash = unhex(&row.previous_hash);
+    match previous {
+        Some(previous) if previous != previous_hash.as_slice() => {
+            return fail(
+                "reordered",
+                format!(
+                    "Event {expected} does not follow event {} (previous hash differs)",
+                    expected - 1
+                ),
+            );
+        }
+        None if expected == 1 && previous_hash != [0u8; 32] => {
+            return fail("reordered", "Event 1 does not start the chain".to_owned());
+        }
+        _ => {}
+    }
+    let content_hash = unhex(&row.content_hash);
+    if chain::link(&previous_hash, row.sequence, &content_hash)[..] != unhex(&row.hash)[..] {
+        return fail(
+            "modified",
+            format!("Event {expected}'s chain hash does not match its content hash"),
+        );
+    }
+    if row.key_id == chain::LEGACY_KEY_ID {
+        return None;
+    }
+    if row.content().hash()[..] != content_hash[..] {
+        return fail(
+            "modified",
+            format!("Event {expected}'s recorded fields differ from what was signed"),
+        );
+    }
+    let Some(key) = keys.iter().find(|k| k.kid == row.key_id) else {
+        return fail(
+            "unknown_key",
+            format!("Event {expected} is signed with unknown key {}", row.key_id),
+        );
+    };
+    let signature = row.signature.as_deref().map(unhex).unwrap_or_default();
+    if !chain::verify(key, &content_hash, &signature) {
+        return fail(
+            "bad_signature",
+            format!("Event {expected}'s signature does not verify"),
+        );
+    }
+    None
+}
+
+async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    principal.require(Permission::AuditView)?;
+    let query: Query = rq.query()?;
+    let mut problems = Vec::new();
+    let from = sequence("from", query.from.as_deref(), &mut problems);
+    let to = sequence("to", query.to.as_deref(), &mut problems);
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        problems.push(FieldError::new("to", "Must not be below from"));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let chain_id = principal.organization_id;
+    let keys = &ctx.config.audit_keys;
+    let db = ctx.db();
+    let checkpoints: Vec<Checkpoint> = db
+        .fetch_all(
+            "SELECT sequence, encode(hash, 'hex') AS hash, encode(signature, 'hex') AS signature, key_id, created_at \
+             FROM audit_checkpoints WHERE chain_id = $1 ORDER BY sequence",
+            params![chain_id],
+        )
+        .await?;
+    let head: Option<Head> = db
+        .fetch_optional(
+            "SELECT sequence, encode(hash, 'hex') AS hash FROM audit_chain_heads WHERE chain_id = $1",
+            params![chain_id],
+        )
+        .await?;
+
+    let first = from.unwrap_or(1);
+    let mut expected = first;
+    let mut previous: Option<Vec<u8>> = None;
+    let mut events = 0u64;
+    let mut legacy = 0u64;
+    let mut failure: Option<Break> = None;
+    // The hashes of the events checkpoints name, as walked.
+    let mut at_checkpoints: Vec<(i64, Vec<u8>)> = Vec::new();
+    'walk: loop {
+        let rows: Vec<Row> = db
+            .fetch_all(
+                "SELECT id, organization_id, user_id, event_type, severity, action, outcome, record_type, record_id, \
+                   old_values, new_values, reason, metadata, host(ip_address) AS ip_address, user_agent, request_id, \
+                   session_id, created_at, sequence, encode(previous_hash, 'hex') AS previous_hash, \
+                   encode(hash, 'hex') AS hash, encode(content_hash, 'hex') AS content_hash, \
+                   encode(signature, 'hex') AS signature, key_id \
+                 FROM audit_events WHERE chain_id = $1 AND sequence >= $2 AND ($3::int8 IS NULL OR sequence <= $3) \
+                 ORDER BY sequence LIMIT $4",
+                params![chain_id, expected, to, PAGE],
+            )
+            .await?;
+        let fetched = rows.len();
+        for row in &rows {
+            if let Some(broken) = check(row, expected, previous.as_deref(), keys) {
+                failure = Some(broken);
+                break 'walk;
+            }
+            if row.key_id == chain::LEGACY_KEY_ID {
+                legacy += 1;
+            }
+            let hash = unhex(&row.hash);
+            if checkpoints.iter().any(|c| c.sequence == row.sequence) {
+                at_checkpoints.push((row.sequence, hash.clone()));
+            }
+            previous = Some(hash);
+            expected += 1;
+            events += 1;
+        }
+        if (fetched as i64) < PAGE {
+            break;
+        }
+    }
+    let last = expected - 1;
+
+    // The end of the chain: the head and the checkpoints vouch for it.
+    if failure.is_none() && to.is_none_or(|t| t > last) {
+        let head_sequence = head.as_ref().map_or(0, |h| h.sequence);
+        let wanted_end = to.map_or(head_sequence, |t| t.min(head_sequence));
+        if wanted_end > last {
+            failure = Some(Break {
+                sequence: last + 1,
+                reason: "missing",
+                detail: format!(
+                    "The chain's head is event {head_sequence}, but events after {last} are gone"
+                ),
+            });
+        } else if let Some(head) = head.as_ref().filter(|h| h.sequence == last && last > 0)
+            && previous.as_deref() != Some(unhex(&head.hash).as_slice())
+        {
+            failure = Some(Break {
+                sequence: last,
+                reason: "modified",
+                detail: format!("Event {last} differs from the chain's recorded head"),
+            });
+        }
+    }
+    let mut checked = 0;
+    if failure.is_none() {
+        for checkpoint in &checkpoints {
+            let in_range =
+                checkpoint.sequence >= first && to.is_none_or(|t| checkpoint.sequence <= t);
+            if !in_range {
+                continue;
+            }
+            let signed = keys
+                .iter()
+                .find(|k| k.kid == checkpoint.key_id)
+                .is_some_and(|key| {
+                    chain::verify(
+                        key,
+                        &chain::checkpoint_message(
+                            chain_id,
+                            checkpoint.sequence,
+                            &unhex(&checkpoint.hash),
+                        ),
+                        &unhex(&checkpoint.signature),
+                    )
+                });
+            if !signed {
+                failure = Some(Break {
+                    sequence: checkpoint.sequence,
+                    reason: "bad_signature",
+                    detail: format!(
+                        "The checkpoint at event {} does not verify",
+                        checkpoint.sequence
+                    ),
+                });
+                break;
+            }
+            if checkpoint.sequence > last {
+                failure = Some(Break {
+                    sequence: last + 1,
+                    reason: "truncated",
+                    detail: format!(
+                        "A checkpoint signed at {} vouches for event {}, but the chain ends at {last}",
+                        checkpoint.created_at, checkpoint.sequence
+                    ),
+                });
+                break;
+            }
+            let walked = at_checkpoints
+                .iter()
+                .find(|(s, _)| *s == checkpoint.sequence)
+                .map(|(_, h)| h.as_slice());
+            if walked != Some(unhex(&checkpoint.hash).as_slice()) {
+                failure = Some(Break {
+                    sequence: checkpoint.sequence,
+                    reason: "checkpoint_mismatch",
+                    detail: format!(
+                        "Event {} differs from the one a checkpoint signed at {} vouches for",
+                        checkpoint.sequence, checkpoint.created_at
+                    ),
+                });
+                break;
+            }
+            checked += 1;
+        }
+    }
+
+    // A verified whole chain gets a signed checkpoint of its head.
+    let head_hash = previous.as_ref().map(hex::encode);
+    let whole = from.is_none() && to.is_none();
+    if failure.is_none()
+        && whole
+        && last > 0
+        && checkpoints.last().is_none_or(|c| c.sequence < last)
+        && let (Some(key), Some(hash)) = (keys.first(), previous.as_ref())
+    {
+        let signature = chain::sign(key, &chain::checkpoint_message(chain_id, last, hash));
+        db.query(
+            "INSERT INTO audit_checkpoints (id, organization_id, chain_id, sequence, hash, signature, key_id) \
+             VALUES ($1, $2, $3, $4, decode($5, 'hex'), decode($6, 'hex'), $7) ON CONFLICT (chain_id, sequence) DO NOTHING",
+            params![
+                ctx.new_uuid(),
+                principal.organization_id,
+                chain_id,
+                last,
+                hex::encode(hash),
+                hex::encode(signature),
+                key.kid,
+            ],
+        )
+        .await?;
+    }
+    let latest: Option<CheckpointView> = db
+        .fetch_optional(
+            "SELECT sequence, encode(hash, 'hex') AS hash, created_at FROM audit_checkpoints \
+             WHERE chain_id = $1 ORDER BY sequence DESC LIMIT 1",
+            params![chain_id],
+        )
+        .await?
+        .map(|c: LatestRow| CheckpointView {
+            sequence: c.sequence,
+            hash: c.hash,
+            created_at: c.created_at,
+        });
+    Reply::ok(Report {
+        chain_id,
+        verified: failure.is_none(),
+        from_sequence: first,
+        verified_to_sequence: match &failure {
+            Some(f) => f.sequence - 1,
+            None => last,
+        },
+        events,
+        legacy_events: legacy,
+        head_hash: if failure.is_none() { head_hash } else { None },
+        checkpoints_checked: checked,
+        latest_checkpoint: latest,
+        failure,
+    })
+}
+
+#[derive(Deserialize)]
+struct LatestRow {
+    sequence: i64,
+    hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
