@@ -30,6 +30,7 @@ use methods;
 
 pub mod api_keys;
 pub mod api_keys_item;
+pub mod audit_events;
 pub mod audit_verify;
 pub mod auth_forgot_password;
 pub mod auth_login;
@@ -146,6 +147,7 @@ route_table! {
     "run-stop" => run_stop, "/api/v1/runs/:id/stop", [PUT];
     "run-data" => run_data, "/api/v1/runs/:id/data", [GET, POST];
     "run-qc" => run_qc, "/api/v1/runs/:id/qc", [GET];
+    "audit-events" => audit_events, "/api/audit/events", [GET];
     "audit-verify" => audit_verify, "/api/audit/verify", [GET];
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
