@@ -220,7 +220,7 @@ impl Config {
     }
 }
 
-fn parse_keys(name: &str, raw: &str) -> Result<Vec<HmacKey>, ConfigError> {
+pub fn parse_keys(name: &str, raw: &str) -> Result<Vec<HmacKey>, ConfigError> {
     let mut keys = Vec::new();
     for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (kid, encoded) = entry

@@ -134,8 +134,11 @@ pub fn check_statement(
                                 ELSE r.blocked_until END, \
            is_blocked = coalesce(r.blocked_until > clock_timestamp(), false) \
                         OR (greatest(r.tat, clock_timestamp()) + (SELECT t FROM p) > clock_timestamp() + (SELECT w FROM p) AND $5 > 0), \
+           block_started = NOT coalesce(r.blocked_until > clock_timestamp(), false) \
+                        AND greatest(r.tat, clock_timestamp()) + (SELECT t FROM p) > clock_timestamp() + (SELECT w FROM p) \
+                        AND $5 > 0, \
            count = r.count + 1 \
-         RETURNING last_allowed AS allowed, \
+         RETURNING last_allowed AS allowed, block_started, \
                    extract(epoch FROM greatest(tat, clock_timestamp()) - clock_timestamp())::float8 AS backlog_secs, \
                    extract(epoch FROM coalesce(blocked_until, clock_timestamp()) - clock_timestamp())::float8 AS blocked_secs",
         params![
@@ -152,6 +155,9 @@ pub fn check_statement(
 #[derive(Debug, Clone, Deserialize)]
 pub struct Checked {
     pub allowed: bool,
+    /// This check started a block (audited once per block).
+    #[serde(default)]
+    pub block_started: bool,
     pub backlog_secs: f64,
     pub blocked_secs: f64,
 }
@@ -233,6 +239,7 @@ mod tests {
             policy,
             &Checked {
                 allowed: true,
+                block_started: false,
                 backlog_secs: 12.0,
                 blocked_secs: 0.0,
             },
@@ -245,6 +252,7 @@ mod tests {
             policy,
             &Checked {
                 allowed: false,
+                block_started: true,
                 backlog_secs: 60.0,
                 blocked_secs: 900.0,
             },

@@ -3,6 +3,8 @@
 //! organization's hash chain by the database.
 
 pub mod chain;
+pub mod export;
+pub mod redact;
 
 use serde_json::Value;
 
@@ -53,7 +55,7 @@ pub struct Event<'a> {
 
 const COLUMNS: &str = "id, organization_id, user_id, event_type, severity, action, outcome, record_type, \
                        record_id, old_values, new_values, metadata, ip_address, user_agent, request_id, reason, \
-                       created_at, content_hash, signature, key_id";
+                       created_at, content_hash, signature, key_id, session_id";
 
 /// The value expressions of the event's columns, the first parameter being
 /// `$first`.
@@ -78,6 +80,7 @@ fn placeholders(first: usize) -> String {
         "{}::timestamptz",
         "decode({}, 'hex')",
         "decode({}, 'hex')",
+        "{}",
         "{}",
     ];
     forms
@@ -119,6 +122,12 @@ impl<'a> Event<'a> {
         let ip = rq.client_ip().map(|ip| ip.to_string());
         let user_agent = rq.user_agent();
         let at = rq.started_at();
+        let session_id = rq
+            .caller()
+            .and_then(|c| c.session_id)
+            .map(|s| s.to_string());
+        // Personal and health data never reaches the trail's metadata.
+        let metadata = redact::redact(&self.metadata);
         let content = chain::Content {
             id: self.id,
             organization_id: self.organization_id,
@@ -132,11 +141,11 @@ impl<'a> Event<'a> {
             old_values: self.old_values.as_ref(),
             new_values: self.new_values.as_ref(),
             reason: self.reason,
-            metadata: &self.metadata,
+            metadata: &metadata,
             ip_address: ip.as_deref(),
             user_agent: user_agent.as_deref(),
             request_id: Some(rq.id()),
-            session_id: None,
+            session_id: session_id.as_deref(),
             created_at_micros: (at.unix_timestamp_nanos() / 1_000) as i64,
         };
         let content_hash = content.hash();
@@ -161,7 +170,7 @@ impl<'a> Event<'a> {
             self.record_id,
             self.old_values,
             self.new_values,
-            self.metadata,
+            metadata,
             ip,
             user_agent,
             rq.id(),
@@ -170,6 +179,7 @@ impl<'a> Event<'a> {
             hex::encode(content_hash),
             signature,
             key_id,
+            session_id,
         ]
     }
 

@@ -136,15 +136,18 @@ pub async fn authenticate<P: Platform>(
         .and_then(|r| r.decode::<ratelimit::Checked>().ok())
         .and_then(|rows| rows.into_iter().next())
         .ok_or_else(|| ApiError::internal("rate limit check returned no row"))?;
-    rq.apply_limit(class, policy, &checked)?;
-    Ok(Principal {
+    let principal = Principal {
         user_id: row.user_id,
         organization_id: row.organization_id,
         role,
         session_id: None,
         api_key_id: Some(row.id),
         scopes: Some(row.permissions),
-    })
+    };
+    // Known before the limit applies, so a block is recorded against them.
+    rq.remember(&principal);
+    rq.apply_limit(class, policy, &checked)?;
+    Ok(principal)
 }
 
 #[cfg(test)]

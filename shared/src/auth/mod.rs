@@ -58,6 +58,12 @@ impl Principal {
 /// in the database that its session is live and its user active, and takes
 /// the user's current role from there.
 pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Principal, ApiError> {
+    let principal = identify(ctx, rq).await?;
+    rq.remember(&principal);
+    Ok(principal)
+}
+
+async fn identify<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Principal, ApiError> {
     if let Some(key) = api_key::presented(rq.req.headers()) {
         return api_key::authenticate(ctx, rq, key).await;
     }
@@ -121,15 +127,18 @@ pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Principa
     let checked = checked
         .and_then(|rows| rows.into_iter().next())
         .ok_or_else(|| ApiError::internal("rate limit check returned no row"))?;
-    rq.apply_limit(class, policy, &checked)?;
     let role =
         Role::parse(&live.role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
-    Ok(Principal {
+    let principal = Principal {
         user_id: claims.sub,
         organization_id: claims.org,
         role,
         session_id: Some(claims.sid),
         api_key_id: None,
         scopes: None,
-    })
+    };
+    // Known before the limit applies, so a block is recorded against them.
+    rq.remember(&principal);
+    rq.apply_limit(class, policy, &checked)?;
+    Ok(principal)
 }

@@ -22,6 +22,9 @@ macro_rules! methods {
                 $(http::Method::$method => $handler(ctx, &rq).await,)+
                 _ => Err($crate::routes::method_not_allowed(METHODS)),
             };
+            if let Err(err) = &result {
+                $crate::routes::record_refusal(ctx, &rq, err).await;
+            }
             rq.respond(ctx, result)
         }
     };
@@ -31,6 +34,8 @@ use methods;
 pub mod api_keys;
 pub mod api_keys_item;
 pub mod audit_events;
+pub mod audit_export;
+pub mod audit_log;
 pub mod audit_verify;
 pub mod auth_forgot_password;
 pub mod auth_login;
@@ -50,6 +55,7 @@ pub mod maintenance_item;
 pub mod page;
 pub mod run_data;
 pub mod run_qc;
+pub mod run_signatures;
 pub mod run_stop;
 pub mod runs;
 pub mod runs_item;
@@ -147,7 +153,10 @@ route_table! {
     "run-stop" => run_stop, "/api/v1/runs/:id/stop", [PUT];
     "run-data" => run_data, "/api/v1/runs/:id/data", [GET, POST];
     "run-qc" => run_qc, "/api/v1/runs/:id/qc", [GET];
+    "run-signatures" => run_signatures, "/api/v1/runs/:id/signatures", [GET, POST];
+    "audit-log" => audit_log, "/api/audit", [POST];
     "audit-events" => audit_events, "/api/audit/events", [GET];
+    "audit-export" => audit_export, "/api/audit/export", [GET];
     "audit-verify" => audit_verify, "/api/audit/verify", [GET];
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
@@ -156,10 +165,12 @@ route_table! {
 }
 
 /// The largest request body `function` takes: one upload chunk for run
-/// data, the configured JSON cap for everything else.
+/// data, a small cap for client-reported audit events, the configured JSON
+/// cap for everything else.
 pub fn body_limit(config: &crate::platform::Config, function: &str) -> usize {
     match function {
         "run-data" => config.storage.max_chunk_bytes(),
+        "audit-log" => audit_log::MAX_BODY_BYTES,
         _ => config.max_body_bytes,
     }
 }
@@ -186,6 +197,18 @@ pub struct Rq {
     started_at: time::OffsetDateTime,
     /// The key that signs this request's audit events.
     audit_key: Option<crate::platform::HmacKey>,
+    /// Who made the request, once authenticated.
+    caller: std::sync::Mutex<Option<Caller>>,
+    /// Whether a rate-limit check of this request started a block.
+    block_started: std::sync::atomic::AtomicBool,
+}
+
+/// The authenticated caller of a request, for audit events.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub user_id: uuid::Uuid,
+    pub organization_id: uuid::Uuid,
+    pub session_id: Option<uuid::Uuid>,
 }
 
 impl Rq {
@@ -201,7 +224,31 @@ impl Rq {
             extra_headers: std::sync::Mutex::new(Vec::new()),
             started_at,
             audit_key: ctx.config.audit_keys.first().cloned(),
+            caller: std::sync::Mutex::new(None),
+            block_started: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Notes who is calling (set by `auth::authenticate`).
+    pub fn remember(&self, principal: &crate::auth::Principal) {
+        if let Ok(mut caller) = self.caller.lock() {
+            *caller = Some(Caller {
+                user_id: principal.user_id,
+                organization_id: principal.organization_id,
+                session_id: principal.session_id,
+            });
+        }
+    }
+
+    /// The authenticated caller, if any.
+    pub fn caller(&self) -> Option<Caller> {
+        self.caller.lock().ok().and_then(|c| *c)
+    }
+
+    /// Whether a rate-limit check of this request started a block.
+    pub fn block_started(&self) -> bool {
+        self.block_started
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// When the request arrived: the time of its audit events.
@@ -252,6 +299,10 @@ impl Rq {
         checked: &crate::ratelimit::Checked,
     ) -> Result<(), ApiError> {
         let verdict = crate::ratelimit::verdict(class, policy, checked);
+        if checked.block_started {
+            self.block_started
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.add_headers(verdict.headers);
         verdict.refusal.map_or(Ok(()), Err)
     }
@@ -329,6 +380,46 @@ impl Rq {
             }
         }
         response
+    }
+}
+
+/// Records a refusal the audit trail must show: a denied permission
+/// (`ACCESS_DENIED`) and the start of a rate-limit block
+/// (`RATE_LIMIT_BLOCKED`), with the caller when known. A failure to record
+/// is logged; the client still gets its refusal.
+pub async fn record_refusal<P: Platform>(ctx: &Ctx<P>, rq: &Rq, err: &ApiError) {
+    let (event_type, action) = match err {
+        ApiError::Forbidden => ("ACCESS_DENIED", "Access denied"),
+        ApiError::RateLimited { .. } if rq.block_started() => {
+            ("RATE_LIMIT_BLOCKED", "Client blocked by rate limit")
+        }
+        _ => return,
+    };
+    let caller = rq.caller();
+    let event = crate::audit::Event {
+        id: ctx.new_uuid(),
+        organization_id: caller.map(|c| c.organization_id),
+        user_id: caller.map(|c| c.user_id),
+        event_type,
+        severity: "WARNING",
+        action,
+        outcome: crate::audit::Outcome::Denied,
+        record_type: None,
+        record_id: None,
+        old_values: None,
+        new_values: None,
+        metadata: serde_json::json!({
+            "method": rq.method().as_str(),
+            "path": rq.req.uri().path(),
+        }),
+        reason: None,
+    };
+    if let Err(e) = ctx
+        .db()
+        .batch(vec![event.insert(rq)], Default::default())
+        .await
+    {
+        tracing::warn!(request_id = rq.id(), error = %e, "could not record a refusal");
     }
 }
 

@@ -35,7 +35,11 @@ pub const RUN_COLUMNS: &str = "r.id, r.instrument_id, i.name AS instrument_name,
      CASE WHEN d.run_id IS NULL THEN NULL ELSE jsonb_build_object( \
          'filename', d.filename, 'contentType', d.content_type, 'format', d.format, 'status', d.status, \
          'totalBytes', d.total_bytes, 'receivedBytes', d.received_bytes, \
-         'sha256', encode(d.sha256, 'hex'), 'completedAt', d.completed_at) END AS data";
+         'sha256', encode(d.sha256, 'hex'), 'completedAt', d.completed_at) END AS data, \
+     (SELECT coalesce(jsonb_agg(jsonb_build_object('id', s.id, 'meaning', s.meaning, 'printedName', s.printed_name, \
+         'signedAt', s.signed_at, 'runVersion', s.run_version, 'current', s.run_version = r.version) \
+         ORDER BY s.signed_at, s.id), '[]'::jsonb) \
+      FROM run_signatures s WHERE s.organization_id = r.organization_id AND s.run_id = r.id) AS signatures";
 
 /// `FROM` clause matching [`RUN_COLUMNS`].
 pub const RUN_FROM: &str = "runs r JOIN instruments i ON i.organization_id = r.organization_id AND i.id = r.instrument_id \
@@ -67,6 +71,9 @@ pub struct RunView {
     pub updated_at: OffsetDateTime,
     /// The run's data file, when one was uploaded (or is being uploaded).
     pub data: Option<Value>,
+    /// Its electronic signatures (`current`: made on this version; see
+    /// `/signatures` for the full check).
+    pub signatures: Value,
 }
 
 /// The run `id` of the caller's organization.

@@ -6,13 +6,16 @@ use serde_json::{Value, json};
 use shared::auth::Role;
 
 use crate::client::TestApp;
-use crate::lab::register;
+use crate::lab::{id_of, register, started_run};
 
 crate::cases![
     audit_chain_verifies_and_records_a_signed_checkpoint,
     audit_tampering_is_found_at_the_right_position,
     audit_rows_cannot_be_changed_or_removed,
     audit_events_are_listed_newest_first_with_filters,
+    audit_export_round_trips_through_the_offline_verifier,
+    denials_client_events_and_sessions_are_on_the_record,
+    electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_change,
 ];
 
 /// An organization with a few audited changes; returns its id and the
@@ -345,5 +348,382 @@ async fn audit_events_are_listed_newest_first_with_filters(app: &TestApp) -> any
             .all(|e| !ids.contains(&e["id"].as_str().unwrap_or("")))),
         "another organization's events leaked"
     );
+    Ok(())
+}
+
+async fn audit_export_round_trips_through_the_offline_verifier(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    use shared::audit::export::{self, Manifest};
+    let (org, qa) = chain_with_events(app).await?;
+    let keys_text = app
+        .stack
+        .function_env
+        .iter()
+        .find(|(k, _)| k == "AUDIT_KEYS")
+        .map(|(_, v)| v.clone())
+        .context("AUDIT_KEYS")?;
+    let keys = shared::platform::parse_keys("AUDIT_KEYS", &keys_text)?;
+    let fetch = |query: &'static str| {
+        let qa = qa.clone();
+        async move {
+            let raw = app
+                .raw(
+                    reqwest::Method::GET,
+                    &format!("/api/audit/export{query}"),
+                    Some(&qa),
+                    &[],
+                    None,
+                )
+                .await?;
+            ensure!(raw.status == 200, "{query}: {}", raw.status);
+            let header = raw.header("antevus-manifest").context("manifest header")?;
+            let manifest: Manifest = serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header)?,
+            )?;
+            anyhow::Ok((raw, manifest))
+        }
+    };
+    for (query, content_type) in [
+        ("", "application/x-ndjson"),
+        ("?format=csv", "text/csv; charset=utf-8"),
+    ] {
+        let (raw, manifest) = fetch(query).await?;
+        ensure!(raw.header("content-type") == Some(content_type), "{query}");
+        let verdict = export::verify(&raw.body, &manifest, &keys);
+        ensure!(verdict.ok(), "{query}: {:?}", verdict.problems);
+        ensure!(
+            manifest.count >= 6
+                && manifest.first_sequence == Some(1)
+                && manifest.chain_id == org
+                && !manifest.truncated,
+            "{manifest:?}"
+        );
+        // One changed byte is found.
+        let mut damaged = raw.body.clone();
+        let at = damaged.len() / 2;
+        damaged[at] ^= 0x20;
+        ensure!(
+            !export::verify(&damaged, &manifest, &keys).ok(),
+            "{query}: damage missed"
+        );
+    }
+    // Filtered, and continued after a sequence.
+    let (raw, manifest) = fetch("?eventType=INSTRUMENT_CREATED").await?;
+    ensure!(manifest.count == 4 && manifest.filters["eventType"] == "INSTRUMENT_CREATED");
+    ensure!(export::verify(&raw.body, &manifest, &keys).ok());
+    let (_, rest) = fetch("?after=3").await?;
+    ensure!(rest.first_sequence == Some(4), "{rest:?}");
+    // Exports are on the record, and the chain still verifies.
+    let exported: i64 = app
+        .db()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE chain_id = $1 AND event_type = 'AUDIT_EXPORTED'",
+            &[&org],
+        )
+        .await?
+        .get(0);
+    ensure!(exported == 4, "{exported} export events");
+    ensure!(verify(app, &qa, "").await?["verified"] == true);
+    // Refusals.
+    for bad in ["format=pdf", "limit=5", "after=x", "severity=LOUD"] {
+        app.get(&format!("/api/audit/export?{bad}"), Some(&qa))
+            .await?
+            .expect_error(400, "VALIDATION_ERROR")
+            .with_context(|| bad.to_owned())?;
+    }
+    let (_, scientist) = app.member(org, Role::Scientist).await?;
+    app.get("/api/audit/export", Some(&scientist))
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    Ok(())
+}
+
+async fn denials_client_events_and_sessions_are_on_the_record(app: &TestApp) -> anyhow::Result<()> {
+    let (org, qa) = chain_with_events(app).await?;
+    let (viewer, viewer_token) = app.member(org, Role::Viewer).await?;
+    let db = app.db().await?;
+    // A denied permission.
+    app.post(
+        "/api/v1/instruments",
+        Some(&viewer_token),
+        &json!({"name": "Not allowed", "type": "freezer"}),
+    )
+    .await?
+    .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    let denied = db
+        .query_one(
+            "SELECT outcome, severity, metadata->>'path', session_id FROM audit_events \
+             WHERE chain_id = $1 AND user_id = $2 AND event_type = 'ACCESS_DENIED'",
+            &[&org, &viewer.id],
+        )
+        .await?;
+    ensure!(denied.get::<_, String>(0) == "DENIED" && denied.get::<_, String>(1) == "WARNING");
+    ensure!(denied.get::<_, String>(2) == "/api/v1/instruments");
+    ensure!(
+        denied.get::<_, Option<String>>(3).is_some(),
+        "the session is named"
+    );
+
+    // A client-reported event, anonymous: the system chain, marked, redacted.
+    let anonymous = app
+        .post(
+            "/api/audit",
+            None,
+            &json!({"eventType": "CSP_VIOLATION", "action": "Blocked inline script", "severity": "WARNING",
+                    "metadata": {"page": "/runs", "userEmail": "someone@lab.example"}}),
+        )
+        .await?;
+    let recorded = anonymous.expect_ok(201)?;
+    ensure!(
+        recorded["eventType"] == "CLIENT_CSP_VIOLATION" && recorded["attributed"] == false,
+        "{recorded}"
+    );
+    let id: uuid::Uuid = recorded["id"].as_str().context("id")?.parse()?;
+    let row = db
+        .query_one(
+            "SELECT chain_id, metadata FROM audit_events WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    ensure!(row.get::<_, uuid::Uuid>(0) == uuid::Uuid::nil());
+    let metadata: Value = row.get(1);
+    ensure!(
+        metadata["clientReported"] == true
+            && metadata["reported"]["page"] == "/runs"
+            && metadata["reported"]["userEmail"] == "[REDACTED]",
+        "{metadata}"
+    );
+    // With a token: the caller's chain.
+    let attributed = app
+        .post(
+            "/api/audit",
+            Some(&qa),
+            &json!({"eventType": "SESSION_IDLE_LOCK", "action": "Screen locked after 15 minutes"}),
+        )
+        .await?;
+    ensure!(attributed.expect_ok(201)?["attributed"] == true);
+    let in_org: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE chain_id = $1 AND event_type = 'CLIENT_SESSION_IDLE_LOCK'",
+            &[&org],
+        )
+        .await?
+        .get(0);
+    ensure!(in_org == 1);
+    // Bad input, bad credentials, oversized bodies.
+    for body in [
+        json!({"eventType": "lower", "action": "x"}),
+        json!({"eventType": "OK_TYPE", "action": ""}),
+        json!({"eventType": "OK_TYPE", "action": "x", "severity": "LOUD"}),
+        json!({"eventType": "OK_TYPE", "action": "x", "extra": 1}),
+        json!({"eventType": "OK_TYPE", "action": "x", "metadata": {"blob": "y".repeat(2100)}}),
+    ] {
+        app.post("/api/audit", None, &body)
+            .await?
+            .expect_error(400, "VALIDATION_ERROR")
+            .with_context(|| body.to_string())?;
+    }
+    app.post(
+        "/api/audit",
+        Some("forged"),
+        &json!({"eventType": "OK_TYPE", "action": "x"}),
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    let huge =
+        json!({"eventType": "OK_TYPE", "action": "x", "metadata": {"blob": "y".repeat(5000)}});
+    app.post("/api/audit", None, &huge)
+        .await?
+        .expect_error(413, "PAYLOAD_TOO_LARGE")?;
+    // Everything above still verifies.
+    ensure!(verify(app, &qa, "").await?["verified"] == true);
+    Ok(())
+}
+
+async fn electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_change(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let (admin, manager) = app.admin().await?;
+    let org = admin.organization_id;
+    let (scientist, token) = app.member(org, Role::Scientist).await?;
+    let (_, run) = started_run(app, &manager, &token, "plate_reader").await?;
+    let run_id = id_of(&run)?;
+    let path = format!("/api/v1/runs/{run_id}/signatures");
+    let sign = |token: String, body: Value| {
+        let path = path.clone();
+        async move { app.post(&path, Some(&token), &body).await }
+    };
+    let first =
+        json!({"meaning": "authorship", "email": scientist.email, "password": scientist.password});
+    // A run is signed once it has ended.
+    sign(token.clone(), first.clone())
+        .await?
+        .expect_error(409, "CONFLICT")?;
+    app.json(
+        reqwest::Method::PUT,
+        &format!("/api/v1/runs/{run_id}/stop"),
+        Some(&token),
+        &[],
+        &json!({"outcome": "aborted", "reason": "Plate dropped"}),
+    )
+    .await?
+    .expect_ok(200)?;
+    // The first signature of a login needs the user ID too.
+    let no_id = sign(
+        token.clone(),
+        json!({"meaning": "authorship", "password": scientist.password}),
+    )
+    .await?;
+    no_id.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(no_id.detail_fields() == ["email"]);
+    // A wrong password is refused and audited.
+    sign(
+        token.clone(),
+        json!({"meaning": "authorship", "email": scientist.email, "password": "wrong password"}),
+    )
+    .await?
+    .expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    let db = app.db().await?;
+    let failed: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE chain_id = $1 AND event_type = 'ESIGNATURE_FAILED' AND user_id = $2",
+            &[&org, &scientist.id],
+        )
+        .await?
+        .get(0);
+    ensure!(failed == 1);
+    sign(
+        token.clone(),
+        json!({"meaning": "notarised", "email": scientist.email, "password": scientist.password}),
+    )
+    .await?
+    .expect_error(400, "VALIDATION_ERROR")?;
+
+    let signed = sign(token.clone(), first).await?;
+    let signed = signed.expect_ok(201)?.clone();
+    ensure!(
+        signed["status"] == "valid"
+            && signed["meaning"] == "authorship"
+            && signed["signedAt"].is_string()
+            && signed["runHash"].as_str().is_some_and(|h| h.len() == 64),
+        "{signed}"
+    );
+    let name: String = db
+        .query_one("SELECT name FROM users WHERE id = $1", &[&scientist.id])
+        .await?
+        .get(0);
+    ensure!(signed["printedName"] == name.as_str(), "{signed}");
+    // Later in the same login the password is enough.
+    sign(token.clone(), json!({"meaning": "responsibility", "password": scientist.password, "comment": "Data checked"}))
+        .await?
+        .expect_ok(201)?;
+    // Who may sign what.
+    let (_, viewer) = app.member(org, Role::Viewer).await?;
+    sign(
+        viewer.clone(),
+        json!({"meaning": "review", "password": "irrelevant", "email": "x@y.z"}),
+    )
+    .await?
+    .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    let (qa_user, qa) = app.member(org, Role::QualityAssurance).await?;
+    sign(
+        qa.clone(),
+        json!({"meaning": "authorship", "email": qa_user.email, "password": qa_user.password}),
+    )
+    .await?
+    .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    sign(
+        qa.clone(),
+        json!({"meaning": "approval", "email": qa_user.email, "password": qa_user.password}),
+    )
+    .await?
+    .expect_ok(201)?;
+
+    let listed = app.get(&path, Some(&viewer)).await?;
+    let listed = listed.expect_ok(200)?.clone();
+    let statuses = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .map(|i| {
+                i.iter()
+                    .filter_map(|s| s["status"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    ensure!(statuses(&listed) == ["valid", "valid", "valid"], "{listed}");
+    let shown = app
+        .get(&format!("/api/v1/runs/{run_id}"), Some(&viewer))
+        .await?;
+    let shown = shown.expect_ok(200)?.clone();
+    ensure!(
+        shown["signatures"]
+            .as_array()
+            .is_some_and(|s| s.len() == 3 && s.iter().all(|s| s["current"] == true)),
+        "{shown}"
+    );
+
+    // The run changes (its results are recorded): every signature is invalidated.
+    let csv = b"Well,Type,Value\nA1,Blank,0.05\nB1,Positive,1.8\nB2,Positive,1.7\nC1,Negative,0.1\nC2,Negative,0.12\n";
+    let uploaded = app
+        .raw(
+            reqwest::Method::POST,
+            &format!("/api/v1/runs/{run_id}/data?format=plate_reader_csv"),
+            Some(&token),
+            &[],
+            Some(csv.to_vec()),
+        )
+        .await?;
+    ensure!(uploaded.status == 201, "{}", uploaded.status);
+    let after = app.get(&path, Some(&viewer)).await?;
+    let after = after.expect_ok(200)?.clone();
+    ensure!(
+        statuses(&after) == ["invalidated", "invalidated", "invalidated"],
+        "{after}"
+    );
+    let shown = app
+        .get(&format!("/api/v1/runs/{run_id}"), Some(&viewer))
+        .await?;
+    ensure!(
+        shown.expect_ok(200)?["signatures"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|s| s["current"] == false))
+    );
+
+    // A signature moved to another run is found out.
+    let (_, other) = started_run(app, &manager, &token, "qpcr").await?;
+    let other_id = id_of(&other)?;
+    let signature_id: uuid::Uuid = signed["id"].as_str().context("id")?.parse()?;
+    db.batch_execute(&format!(
+        "SET session_replication_role = replica; \
+         UPDATE run_signatures SET run_id = '{other_id}' WHERE id = '{signature_id}'; \
+         SET session_replication_role = origin;"
+    ))
+    .await?;
+    let moved = app
+        .get(
+            &format!("/api/v1/runs/{other_id}/signatures"),
+            Some(&viewer),
+        )
+        .await?;
+    let moved = moved.expect_ok(200)?.clone();
+    ensure!(statuses(&moved) == ["tampered"], "{moved}");
+    // Signatures are append-only.
+    ensure!(
+        db.execute("DELETE FROM run_signatures WHERE id = $1", &[&signature_id])
+            .await
+            .is_err()
+    );
+    let applied: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE chain_id = $1 AND event_type = 'ESIGNATURE_APPLIED'",
+            &[&org],
+        )
+        .await?
+        .get(0);
+    ensure!(applied == 3);
     Ok(())
 }

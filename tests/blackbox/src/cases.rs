@@ -1286,6 +1286,18 @@ async fn rate_limits_admit_exactly_the_limit_under_concurrency(
             ok == 10 && limited == 20,
             "reads passed {ok}, limited {limited}"
         );
+        // The block is on the record once, not once per refusal.
+        let blocks: i64 = app
+            .db()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM audit_events WHERE organization_id = $1 AND user_id = $2 \
+                   AND event_type = 'RATE_LIMIT_BLOCKED' AND outcome = 'DENIED'",
+                &[&reader.organization_id, &reader.id],
+            )
+            .await?
+            .get(0);
+        ensure!(blocks == 1, "{blocks} RATE_LIMIT_BLOCKED events");
         anyhow::Ok(())
     }
     .await;

@@ -1,0 +1,156 @@
+//! `POST /api/audit`: a security event reported by a client (a web app that
+//! saw repeated failed unlocks, a bridge that saw its configuration
+//! tampered with). Allowed without authentication, as the design document
+//! says; with credentials the event is attributed to the caller and their
+//! organization (bad credentials are refused, not ignored). The body is
+//! capped at [`MAX_BODY_BYTES`] and each client address at the public rate
+//! limit. `{eventType, action, severity?, outcome?, metadata?}`; the event
+//! is stored as `CLIENT_<eventType>` with `metadata.clientReported = true`,
+//! so a client can never pose as the server, and its metadata is redacted
+//! like every event's.
+
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::Rq;
+use crate::audit::{self, Outcome};
+use crate::auth;
+use crate::envelope::Reply;
+use crate::error::{ApiError, FieldError};
+use crate::platform::{Ctx, Platform};
+use crate::ratelimit::Class;
+
+super::methods! {
+    POST => log,
+}
+
+/// Largest body accepted.
+pub const MAX_BODY_BYTES: usize = 4 * 1024;
+/// Largest `metadata`, serialized.
+const MAX_METADATA_BYTES: usize = 2 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ClientEvent {
+    event_type: String,
+    action: String,
+    severity: Option<String>,
+    outcome: Option<String>,
+    metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Recorded {
+    id: uuid::Uuid,
+    event_type: String,
+    attributed: bool,
+}
+
+fn valid_type(name: &str) -> bool {
+    (3..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+async fn log<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    if rq.req.body().len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    rq.limit(
+        ctx,
+        Class::Public,
+        &format!("client-audit:{}", rq.client_key()),
+        None,
+    )
+    .await?;
+    let presented = rq.req.headers().contains_key(http::header::AUTHORIZATION)
+        || rq.req.headers().contains_key("x-api-key");
+    let principal = if presented {
+        Some(auth::authenticate(ctx, rq).await?)
+    } else {
+        None
+    };
+    let input: ClientEvent = crate::request::parse_json(&rq.req, MAX_BODY_BYTES)?;
+    let mut problems = Vec::new();
+    let name = input.event_type.trim();
+    if !valid_type(name) {
+        problems.push(FieldError::new(
+            "eventType",
+            "Must be 3 to 64 characters of A-Z, 0-9 and _, starting with a letter",
+        ));
+    }
+    let action = input.action.trim();
+    if action.is_empty() || action.chars().count() > 500 {
+        problems.push(FieldError::new("action", "Must be 1 to 500 characters"));
+    }
+    let severity = match input.severity.as_deref() {
+        None => "INFO",
+        Some(s @ ("INFO" | "WARNING" | "ERROR" | "CRITICAL")) => s,
+        Some(_) => {
+            problems.push(FieldError::new(
+                "severity",
+                "Must be one of: INFO, WARNING, ERROR, CRITICAL",
+            ));
+            "INFO"
+        }
+    };
+    let outcome = match input.outcome.as_deref() {
+        None | Some("SUCCESS") => Outcome::Success,
+        Some("FAILURE") => Outcome::Failure,
+        Some("DENIED") => Outcome::Denied,
+        Some(_) => {
+            problems.push(FieldError::new(
+                "outcome",
+                "Must be one of: SUCCESS, FAILURE, DENIED",
+            ));
+            Outcome::Success
+        }
+    };
+    let reported = Value::Object(input.metadata.unwrap_or_default());
+    if reported.to_string().len() > MAX_METADATA_BYTES {
+        problems.push(FieldError::new(
+            "metadata",
+            format!("Must be at most {MAX_METADATA_BYTES} bytes as JSON"),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let event_type = if name.starts_with("CLIENT_") {
+        name.to_owned()
+    } else {
+        format!("CLIENT_{name}")
+    };
+    let event = audit::Event {
+        id: ctx.new_uuid(),
+        organization_id: principal.as_ref().map(|p| p.organization_id),
+        user_id: principal.as_ref().map(|p| p.user_id),
+        event_type: &event_type,
+        severity,
+        action,
+        outcome,
+        record_type: None,
+        record_id: None,
+        old_values: None,
+        new_values: None,
+        metadata: json!({ "clientReported": true, "reported": reported }),
+        reason: None,
+    };
+    ctx.db()
+        .batch(vec![event.insert(rq)], Default::default())
+        .await?;
+    Reply::with_status(
+        StatusCode::CREATED,
+        Recorded {
+            id: event.id,
+            event_type,
+            attributed: principal.is_some(),
+        },
+    )
+}

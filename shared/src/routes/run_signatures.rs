@@ -1,0 +1,411 @@
+//! `/api/v1/runs/:id/signatures`: electronic signatures of a run.
+//!
+//! `POST` signs the run as it is now: `{meaning, password, email?,
+//! comment?}` with `meaning` one of `review`, `approval` (`runs:create` or
+//! `audit:view`), `responsibility`, `authorship` (`runs:create`). Signing
+//! re-authenticates (21 CFR 11.200): the first signature of a login needs
+//! both components (`email`, the user ID, and `password`), later ones in the
+//! same continuous login the password. Only a person's login signs (not an
+//! API key), only an ended run is signed, and a wrong password is refused
+//! and audited (`ESIGNATURE_FAILED`). The signature records the printed
+//! name, UTC time, meaning, the run version and a hash of the run's content,
+//! and an HMAC over all of it and the run's id.
+//!
+//! `GET` (`runs:view`) lists them, each `valid`, `invalidated` (the run
+//! changed after signing) or `tampered` (the record no longer matches its
+//! HMAC, e.g. moved to another run).
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+
+use super::Rq;
+use super::runs::{self, RunView};
+use crate::audit::{self, Outcome, chain};
+use crate::auth::{self, Permission, Principal, password};
+use crate::db::statement;
+use crate::envelope::Reply;
+use crate::error::{ApiError, FieldError};
+use crate::params;
+use crate::platform::{Ctx, HmacKey, Platform};
+use crate::ratelimit::Class;
+
+super::methods! {
+    GET => list,
+    POST => sign,
+}
+
+const MEANINGS: [&str; 4] = ["review", "approval", "responsibility", "authorship"];
+
+/// SHA-256 of what a signature covers of the run: its identity, outcome,
+/// results, data file digest and version (not its display fields).
+pub fn run_hash(run: &RunView) -> [u8; 32] {
+    let content = json!([
+        "antevus.run.v1",
+        run.id,
+        run.instrument_id,
+        run.name,
+        run.status,
+        run.started_at
+            .map(|t| t.unix_timestamp_nanos() / 1_000)
+            .map(|m| m.to_string()),
+        run.completed_at
+            .map(|t| t.unix_timestamp_nanos() / 1_000)
+            .map(|m| m.to_string()),
+        run.operator_id,
+        run.metadata,
+        run.results,
+        run.end_reason,
+        run.version,
+        run.data.as_ref().and_then(|d| d.get("sha256").cloned()),
+    ]);
+    // serde_json's maps keep keys sorted: the encoding is stable.
+    Sha256::digest(serde_json::to_vec(&content).unwrap_or_default()).into()
+}
+
+/// What a signature's HMAC covers.
+#[allow(clippy::too_many_arguments)]
+fn manifestation(
+    id: uuid::Uuid,
+    organization_id: uuid::Uuid,
+    run_id: uuid::Uuid,
+    signer_id: uuid::Uuid,
+    printed_name: &str,
+    meaning: &str,
+    signed_at_micros: i64,
+    run_version: i64,
+    run_hash: &[u8],
+) -> Vec<u8> {
+    serde_json::to_vec(&json!([
+        "antevus.esignature.v1",
+        id,
+        organization_id,
+        run_id,
+        signer_id,
+        printed_name,
+        meaning,
+        signed_at_micros.to_string(),
+        run_version,
+        hex::encode(run_hash),
+    ]))
+    .unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+struct Stored {
+    id: uuid::Uuid,
+    organization_id: uuid::Uuid,
+    run_id: uuid::Uuid,
+    signer_id: uuid::Uuid,
+    printed_name: String,
+    meaning: String,
+    comment: Option<String>,
+    run_version: i64,
+    run_hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    signed_at: OffsetDateTime,
+    key_id: String,
+    signature: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignatureView {
+    id: uuid::Uuid,
+    run_id: uuid::Uuid,
+    signer_id: uuid::Uuid,
+    printed_name: String,
+    meaning: String,
+    comment: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    signed_at: OffsetDateTime,
+    run_version: i64,
+    run_hash: String,
+    /// `valid`, `invalidated` or `tampered`.
+    status: &'static str,
+    detail: Option<String>,
+}
+
+fn view(stored: Stored, run: &RunView, keys: &[HmacKey]) -> SignatureView {
+    let message = manifestation(
+        stored.id,
+        stored.organization_id,
+        stored.run_id,
+        stored.signer_id,
+        &stored.printed_name,
+        &stored.meaning,
+        (stored.signed_at.unix_timestamp_nanos() / 1_000) as i64,
+        stored.run_version,
+        &hex::decode(&stored.run_hash).unwrap_or_default(),
+    );
+    let authentic = stored.run_id == run.id
+        && keys
+            .iter()
+            .find(|k| k.kid == stored.key_id)
+            .is_some_and(|key| {
+                chain::verify(
+                    key,
+                    &message,
+                    &hex::decode(&stored.signature).unwrap_or_default(),
+                )
+            });
+    let (status, detail) = if !authentic {
+        (
+            "tampered",
+            Some("The signature record does not match its seal".to_owned()),
+        )
+    } else if hex::encode(run_hash(run)) != stored.run_hash {
+        (
+            "invalidated",
+            Some(format!(
+                "The run changed after signing (signed version {}, now {})",
+                stored.run_version, run.version
+            )),
+        )
+    } else {
+        ("valid", None)
+    };
+    SignatureView {
+        id: stored.id,
+        run_id: stored.run_id,
+        signer_id: stored.signer_id,
+        printed_name: stored.printed_name,
+        meaning: stored.meaning,
+        comment: stored.comment,
+        signed_at: stored.signed_at,
+        run_version: stored.run_version,
+        run_hash: stored.run_hash,
+        status,
+        detail,
+    }
+}
+
+const STORED_COLUMNS: &str = "id, organization_id, run_id, signer_id, printed_name, meaning, comment, run_version, \
+     encode(run_hash, 'hex') AS run_hash, signed_at, key_id, encode(signature, 'hex') AS signature";
+
+async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    principal.require(Permission::RunsView)?;
+    let id = rq.uuid_param("id")?;
+    let run = runs::load(ctx, &principal, id).await?;
+    let stored: Vec<Stored> = ctx
+        .db()
+        .fetch_all(
+            &format!(
+                "SELECT {STORED_COLUMNS} FROM run_signatures WHERE organization_id = $1 AND run_id = $2 \
+                 ORDER BY signed_at, id"
+            ),
+            params![principal.organization_id, id],
+        )
+        .await?;
+    let items: Vec<SignatureView> = stored
+        .into_iter()
+        .map(|s| view(s, &run, &ctx.config.audit_keys))
+        .collect();
+    Reply::ok(json!({ "items": items }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignInput {
+    meaning: String,
+    password: String,
+    email: Option<String>,
+    comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Signer {
+    email: String,
+    name: String,
+    password_hash: String,
+    signed_in_session: bool,
+}
+
+fn may_sign(principal: &Principal, meaning: &str) -> bool {
+    let role = principal.role;
+    match meaning {
+        "review" | "approval" => {
+            role.can(Permission::RunsCreate) || role.can(Permission::AuditView)
+        }
+        _ => role.can(Permission::RunsCreate),
+    }
+}
+
+async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    principal.require(Permission::RunsView)?;
+    let Some(session_id) = principal
+        .session_id
+        .filter(|_| principal.api_key_id.is_none())
+    else {
+        return Err(ApiError::Forbidden);
+    };
+    let id = rq.uuid_param("id")?;
+    let input: SignInput = rq.json(ctx)?;
+    let mut problems = Vec::new();
+    if !MEANINGS.contains(&input.meaning.as_str()) {
+        problems.push(FieldError::new(
+            "meaning",
+            format!("Must be one of: {}", MEANINGS.join(", ")),
+        ));
+    }
+    let comment = input
+        .comment
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    if comment.is_some_and(|c| c.chars().count() > 1000) {
+        problems.push(FieldError::new(
+            "comment",
+            "Must be at most 1000 characters",
+        ));
+    }
+    if input.password.is_empty() {
+        problems.push(FieldError::new("password", "Signing needs your password"));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    if !may_sign(&principal, &input.meaning) {
+        return Err(ApiError::Forbidden);
+    }
+    // Throttle password guessing through signatures like logins.
+    rq.limit(
+        ctx,
+        Class::Auth,
+        &format!("esign:{}", principal.user_id),
+        Some(principal.organization_id),
+    )
+    .await?;
+    let run = runs::load(ctx, &principal, id).await?;
+    if run.status.is_active() {
+        return Err(ApiError::Conflict {
+            message: format!("A {} run is signed once it has ended", run.status.as_str()),
+            details: Vec::new(),
+        });
+    }
+    let signer: Signer = ctx
+        .db()
+        .fetch_optional(
+            "SELECT email, name, password_hash, \
+               EXISTS (SELECT 1 FROM run_signatures WHERE session_id = $2) AS signed_in_session \
+             FROM users WHERE id = $1 AND is_active",
+            params![principal.user_id, session_id],
+        )
+        .await?
+        .ok_or(ApiError::TokenInvalid("user is not active"))?;
+    // The first signing of a login needs every component.
+    let email_matches = input
+        .email
+        .as_deref()
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case(&signer.email));
+    if !signer.signed_in_session && input.email.is_none() {
+        return Err(ApiError::invalid(
+            "email",
+            "The first signature of a login needs your user ID (e-mail) and password",
+        ));
+    }
+    let password_ok = password::verify(&input.password, &signer.password_hash);
+    if !password_ok || (input.email.is_some() && !email_matches) {
+        let failed = audit::Event {
+            severity: "WARNING",
+            outcome: Outcome::Failure,
+            new_values: Some(json!({ "meaning": input.meaning })),
+            ..audit::Event::by(
+                ctx.new_uuid(),
+                &principal,
+                "ESIGNATURE_FAILED",
+                "Electronic signature refused: re-authentication failed",
+                ("run", id),
+            )
+        };
+        ctx.db()
+            .batch(vec![failed.insert(rq)], Default::default())
+            .await?;
+        return Err(ApiError::InvalidCredentials);
+    }
+
+    let key = ctx
+        .config
+        .audit_keys
+        .first()
+        .ok_or_else(|| ApiError::internal("no audit key"))?;
+    let signature_id = ctx.new_uuid();
+    let signed_at = rq.started_at();
+    let hash = run_hash(&run);
+    let seal = chain::sign(
+        key,
+        &manifestation(
+            signature_id,
+            principal.organization_id,
+            id,
+            principal.user_id,
+            &signer.name,
+            &input.meaning,
+            (signed_at.unix_timestamp_nanos() / 1_000) as i64,
+            run.version,
+            &hash,
+        ),
+    );
+    let event = audit::Event {
+        new_values: Some(json!({
+            "signatureId": signature_id,
+            "meaning": input.meaning,
+            "printedName": signer.name,
+            "runVersion": run.version,
+            "runHash": hex::encode(hash),
+            "comment": comment,
+        })),
+        ..audit::Event::by(
+            ctx.new_uuid(),
+            &principal,
+            "ESIGNATURE_APPLIED",
+            "Run electronically signed",
+            ("run", id),
+        )
+    };
+    // Signed only while the run is still the version checked.
+    let insert = statement(
+        "INSERT INTO run_signatures (id, organization_id, run_id, signer_id, printed_name, meaning, comment, \
+           run_version, run_hash, signed_at, session_id, key_id, signature) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, decode($9, 'hex'), $10, $11, $12, decode($13, 'hex') \
+           FROM runs WHERE id = $3 AND organization_id = $2 AND version = $8 \
+         RETURNING id",
+        params![
+            signature_id,
+            principal.organization_id,
+            id,
+            principal.user_id,
+            signer.name,
+            input.meaning,
+            comment,
+            run.version,
+            hex::encode(hash),
+            signed_at,
+            session_id,
+            key.kid,
+            hex::encode(seal),
+        ],
+    );
+    let results = ctx
+        .db()
+        .batch(vec![event.record_change(rq, insert)], Default::default())
+        .await?;
+    if results.first().is_none_or(|r| r.rows.is_empty()) {
+        return Err(ApiError::Conflict {
+            message: "The run changed while it was being signed; review it and sign again".into(),
+            details: Vec::new(),
+        });
+    }
+    let stored: Stored = ctx
+        .db()
+        .fetch_optional(
+            &format!("SELECT {STORED_COLUMNS} FROM run_signatures WHERE id = $1"),
+            params![signature_id],
+        )
+        .await?
+        .ok_or_else(|| ApiError::internal("signature vanished"))?;
+    Reply::created(view(stored, &run, &ctx.config.audit_keys))
+}
