@@ -31,6 +31,7 @@ pub mod mail;
 pub mod platform;
 pub mod ratelimit;
 pub mod request;
+pub mod retention;
 pub mod routes;
 pub mod storage;
 

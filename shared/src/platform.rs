@@ -109,6 +109,8 @@ pub struct Config {
     pub mail_from: String,
     /// Run data storage (see [`crate::storage::StorageConfig`]).
     pub storage: crate::storage::StorageConfig,
+    /// Retention periods (see [`crate::retention`]).
+    pub retention: crate::retention::RetentionConfig,
 }
 
 /// Names of the variables [`Config::from_lookup`] reads.
@@ -139,6 +141,10 @@ pub const CONFIG_VARS: &[&str] = &[
     "S3_ACCESS_KEY_ID",
     "S3_SECRET_ACCESS_KEY",
     "S3_PART_BYTES",
+    "RETENTION_AUDIT_DAYS",
+    "RETENTION_RUN_DATA_DAYS",
+    "RETENTION_SESSIONS_DAYS",
+    "RETENTION_RATE_LIMITS_HOURS",
 ];
 
 /// Shortest HMAC key accepted for access tokens (256 bits).
@@ -216,6 +222,7 @@ impl Config {
                 .map(Secret::new),
             mail_from: lookup("MAIL_FROM").unwrap_or_else(|| "no-reply@antevus.local".into()),
             storage: crate::storage::StorageConfig::from_lookup(&lookup)?,
+            retention: crate::retention::RetentionConfig::from_lookup(&lookup)?,
         })
     }
 }

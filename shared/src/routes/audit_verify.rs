@@ -261,15 +261,59 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         )
         .await?;
 
-    let first = from.unwrap_or(1);
+    // Retention may have removed the chain's start; it then begins after a
+    // horizon that a signed checkpoint must vouch for.
+    let horizon: Option<Head> = db
+        .fetch_optional(
+            "SELECT sequence, encode(hash, 'hex') AS hash FROM audit_retention_horizons WHERE chain_id = $1",
+            params![chain_id],
+        )
+        .await?;
+    if let (Some(f), Some(h)) = (from, &horizon)
+        && f <= h.sequence
+    {
+        return Err(ApiError::invalid(
+            "from",
+            format!(
+                "Events up to {} were removed by retention; start at {} or later",
+                h.sequence,
+                h.sequence + 1
+            ),
+        ));
+    }
+    let first = from.unwrap_or(horizon.as_ref().map_or(1, |h| h.sequence + 1));
     let mut expected = first;
     let mut previous: Option<Vec<u8>> = None;
+    let mut failure: Option<Break> = None;
+    if let (None, Some(h)) = (from, &horizon) {
+        let vouched = checkpoints.iter().any(|c| {
+            c.sequence == h.sequence
+                && c.hash == h.hash
+                && keys.iter().find(|k| k.kid == c.key_id).is_some_and(|key| {
+                    chain::verify(
+                        key,
+                        &chain::checkpoint_message(chain_id, c.sequence, &unhex(&c.hash)),
+                        &unhex(&c.signature),
+                    )
+                })
+        });
+        if !vouched {
+            failure = Some(Break {
+                sequence: first,
+                reason: "missing",
+                detail: format!(
+                    "The chain starts after event {} (retention), but no signed checkpoint vouches for that start",
+                    h.sequence
+                ),
+            });
+        }
+        previous = Some(unhex(&h.hash));
+    }
     let mut events = 0u64;
     let mut legacy = 0u64;
-    let mut failure: Option<Break> = None;
     // The hashes of the events checkpoints name, as walked.
     let mut at_checkpoints: Vec<(i64, Vec<u8>)> = Vec::new();
-    'walk: loop {
+    'walk: while failure.is_none() {
         let rows: Vec<Row> = db
             .fetch_all(
                 "SELECT id, organization_id, user_id, event_type, severity, action, outcome, record_type, record_id, \

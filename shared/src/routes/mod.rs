@@ -53,6 +53,7 @@ pub mod instruments;
 pub mod instruments_item;
 pub mod maintenance_item;
 pub mod page;
+pub mod retention_run;
 pub mod run_data;
 pub mod run_qc;
 pub mod run_signatures;
@@ -158,6 +159,7 @@ route_table! {
     "audit-events" => audit_events, "/api/audit/events", [GET];
     "audit-export" => audit_export, "/api/audit/export", [GET];
     "audit-verify" => audit_verify, "/api/audit/verify", [GET];
+    "retention-run" => retention_run, "/api/v1/retention/run", [POST];
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
     "users" => users, "/api/v1/users", [GET, POST];

@@ -67,6 +67,12 @@ impl Stored {
     fn complete(&self) -> bool {
         self.status == "complete"
     }
+
+    /// Recorded, whether its bytes are still kept or were removed by the
+    /// retention job.
+    fn recorded(&self) -> bool {
+        self.status != "uploading"
+    }
 }
 
 async fn stored<P: Platform>(
@@ -232,7 +238,7 @@ async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
 
     // Which upload this chunk belongs to.
     let (backend, resumed) = match (&current, range.first) {
-        (Some(s), _) if s.complete() => {
+        (Some(s), _) if s.recorded() => {
             return Err(ApiError::Conflict {
                 message: "This run's data is already recorded; recorded data is never replaced"
                     .into(),
@@ -616,6 +622,15 @@ async fn download<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError>
     let Some(data) = stored(ctx, &principal, id).await? else {
         return Err(ApiError::NotFound);
     };
+    if data.status == "purged" {
+        return Err(ApiError::Conflict {
+            message: format!(
+                "The run's data was removed under the retention policy; its record remains (SHA-256 {})",
+                data.sha256.as_deref().unwrap_or("unknown")
+            ),
+            details: Vec::new(),
+        });
+    }
     if !data.complete() {
         rq.add_headers(vec![(
             UPLOAD_OFFSET,

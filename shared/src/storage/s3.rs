@@ -229,6 +229,21 @@ impl<P: Platform> S3Store<'_, P> {
         .map(drop)
     }
 
+    /// Deletes an object (retention).
+    pub async fn delete(&self, key: &str) -> Result<(), ApiError> {
+        let action = self.config.bucket.delete_object(self.credentials(), key);
+        let url = action.sign_with_time(REQUEST_VALIDITY, &self.now());
+        self.send(
+            http::Method::DELETE,
+            url,
+            &[],
+            Bytes::new(),
+            "delete object",
+        )
+        .await
+        .map(drop)
+    }
+
     /// A presigned GET of the object that names the file for the browser.
     pub fn download_url(&self, key: &str, filename: &str, content_type: &str) -> url::Url {
         let mut action = self.config.bucket.get_object(self.credentials(), key);

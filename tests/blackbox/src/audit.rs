@@ -16,6 +16,7 @@ crate::cases![
     audit_export_round_trips_through_the_offline_verifier,
     denials_client_events_and_sessions_are_on_the_record,
     electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_change,
+    retention_removes_only_what_has_expired_and_audits_itself,
 ];
 
 /// An organization with a few audited changes; returns its id and the
@@ -725,5 +726,144 @@ async fn electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_
         .await?
         .get(0);
     ensure!(applied == 3);
+    Ok(())
+}
+
+async fn retention_removes_only_what_has_expired_and_audits_itself(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let (org, qa) = chain_with_events(app).await?;
+    let (_, admin) = app.member(org, Role::Admin).await?;
+    let (scientist, token) = app.member(org, Role::Scientist).await?;
+    // A run with data, and an ended login, both long past their periods.
+    let (_, run) = started_run(app, &admin, &token, "hplc").await?;
+    let run_id = id_of(&run)?;
+    let uploaded = app
+        .raw(
+            reqwest::Method::POST,
+            &format!("/api/v1/runs/{run_id}/data?filename=trace.txt"),
+            Some(&token),
+            &[],
+            Some(b"old chromatogram".to_vec()),
+        )
+        .await?;
+    ensure!(uploaded.status == 201);
+    let (old_user, _) = app.member(org, Role::Viewer).await?;
+    // The first three events are eight years old.
+    tamper(
+        app,
+        org,
+        "UPDATE audit_events SET created_at = now() - interval '8 years' WHERE chain_id = $1 AND sequence <= 3; \
+         UPDATE run_data SET completed_at = now() - interval '6 years' WHERE organization_id = $1; \
+         UPDATE sessions SET expires_at = now() - interval '40 days' WHERE organization_id = $1 AND user_id = '__OLD__'::uuid"
+            .replace("__OLD__", &old_user.id.to_string())
+            .as_str(),
+    )
+    .await?;
+    let before = verify(app, &qa, "").await?;
+    let head = before["verifiedToSequence"].as_i64().context("head")?;
+
+    // Only administrators run the job.
+    app.post("/api/v1/retention/run", Some(&qa), &json!({}))
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    let ran = app
+        .post("/api/v1/retention/run", Some(&admin), &json!({}))
+        .await?;
+    let ran = ran.expect_ok(200)?.clone();
+    ensure!(
+        ran["auditEventsRemoved"] == 3
+            && ran["auditChainStartsAfter"] == 3
+            && ran["runDataPurged"] == 1
+            && ran["sessionsDeleted"].as_i64().is_some_and(|n| n >= 1)
+            && ran["policy"]["auditDays"] == 2555,
+        "{ran}"
+    );
+    let db = app.db().await?;
+    let left: Vec<i64> = db
+        .query(
+            "SELECT sequence FROM audit_events WHERE chain_id = $1 ORDER BY sequence LIMIT 2",
+            &[&org],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ensure!(left == [4, 5], "{left:?}");
+    // The chain still verifies, from its new start.
+    let after = verify(app, &qa, "").await?;
+    ensure!(
+        after["verified"] == true
+            && after["fromSequence"] == 4
+            && after["verifiedToSequence"].as_i64() > Some(head),
+        "{after}"
+    );
+    app.get("/api/audit/verify?from=2", Some(&qa))
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
+    // The run keeps its data record, not its bytes.
+    let gone = app
+        .raw(
+            reqwest::Method::GET,
+            &format!("/api/v1/runs/{run_id}/data"),
+            Some(&admin),
+            &[],
+            None,
+        )
+        .await?;
+    gone.envelope()?.expect_error(409, "CONFLICT")?;
+    let shown = app
+        .get(&format!("/api/v1/runs/{run_id}"), Some(&admin))
+        .await?;
+    ensure!(shown.expect_ok(200)?["data"]["status"] == "purged");
+    let chunks: i64 = db
+        .query_one(
+            "SELECT count(*) FROM run_data_chunks WHERE run_id = $1::text::uuid",
+            &[&run_id],
+        )
+        .await?
+        .get(0);
+    ensure!(chunks == 0);
+    // The job is on the record; running it again removes nothing.
+    let runs: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE chain_id = $1 AND event_type = 'RETENTION_RUN' \
+               AND (new_values->>'auditEventsRemoved')::int = 3",
+            &[&org],
+        )
+        .await?
+        .get(0);
+    ensure!(runs == 1);
+    let again = app
+        .post("/api/v1/retention/run", Some(&admin), &json!({}))
+        .await?;
+    ensure!(again.expect_ok(200)?["auditEventsRemoved"] == 0);
+    // The database keeps seven years whatever it is asked, even for the
+    // application role.
+    let env = |name: &str| {
+        app.stack
+            .function_env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    for (days, through) in [(30, 10), (2555, 10)] {
+        let reply = app
+            .http
+            .post(env("SQL_PROXY_URL"))
+            .header("Neon-Connection-String", env("DATABASE_URL"))
+            .json(&json!({"query": "SELECT audit_retention_purge($1, $2, $3)",
+                          "params": [org.to_string(), days.to_string(), through.to_string()]}))
+            .send()
+            .await?;
+        let status = reply.status().as_u16();
+        let body: Value = reply.json().await?;
+        ensure!(
+            status == 400 && body["code"] == "42501",
+            "{days} days: {status} {body}"
+        );
+    }
+    let _ = scientist;
     Ok(())
 }
