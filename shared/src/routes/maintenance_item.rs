@@ -137,18 +137,41 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         doc.entry("performedBy".to_owned())
             .or_insert_with(|| json!(principal.user_id.to_string()));
         let doc = Value::Object(doc);
-        statements.push(statement(
-            "UPDATE instruments SET calibration = $3::jsonb, calibration_due_at = $4, version = version + 1, \
-             updated_at = now() WHERE id = $1 AND organization_id = $2 \
-               AND EXISTS (SELECT 1 FROM maintenance WHERE id = $5 AND version = $6 + 1 AND status = 'completed')",
-            params![
-                current.instrument_id,
-                principal.organization_id,
-                doc,
-                due,
-                id,
-                version,
-            ],
+        // The instrument's own record changes too, and says so.
+        let calibrated = audit::Event {
+            old_values: Some(json!({
+                "calibration": instrument.calibration,
+                "calibrationDueAt": instrument.calibration_due_at.and_then(|t| t.format(&Rfc3339).ok()),
+            })),
+            new_values: Some(json!({
+                "calibration": doc,
+                "calibrationDueAt": due.format(&Rfc3339).ok(),
+                "maintenanceId": id,
+            })),
+            ..audit::Event::by(
+                ctx.new_uuid(),
+                &principal,
+                "INSTRUMENT_CALIBRATED",
+                "Instrument calibration recorded",
+                ("instrument", current.instrument_id),
+            )
+        };
+        statements.push(calibrated.record_change(
+            rq,
+            statement(
+                "UPDATE instruments SET calibration = $3::jsonb, calibration_due_at = $4, version = version + 1, \
+                 updated_at = now() WHERE id = $1 AND organization_id = $2 \
+                   AND EXISTS (SELECT 1 FROM maintenance WHERE id = $5 AND version = $6 + 1 AND status = 'completed') \
+                 RETURNING id",
+                params![
+                    current.instrument_id,
+                    principal.organization_id,
+                    doc,
+                    due,
+                    id,
+                    version,
+                ],
+            ),
         ));
         calibration_doc = Some(doc);
         next_due = Some(due);

@@ -73,6 +73,7 @@ pub fn trials(app: Option<Arc<TestApp>>, runtime: tokio::runtime::Handle) -> Vec
         .chain(crate::lab::CASES)
         .chain(crate::data::CASES)
         .chain(crate::audit::CASES)
+        .chain(crate::walk::CASES)
         .map(|(name, case)| {
             let app = app.clone();
             let runtime = runtime.clone();
@@ -1318,7 +1319,10 @@ async fn futures_join_all<T>(
 }
 
 /// The newest queued e-mail to `to`, and the reset token in its link.
-async fn reset_mail(app: &TestApp, to: &str) -> anyhow::Result<Option<(String, String)>> {
+pub(crate) async fn reset_mail(
+    app: &TestApp,
+    to: &str,
+) -> anyhow::Result<Option<(String, String)>> {
     let db = app.db().await?;
     let row = db
         .query_opt(

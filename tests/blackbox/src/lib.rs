@@ -15,6 +15,7 @@ pub mod client;
 pub mod data;
 pub mod lab;
 pub mod stack;
+pub mod walk;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -1,0 +1,483 @@
+//! Every state-changing route, once, with the exact audit events its
+//! request wrote (found by the request id). A route added without a line
+//! here fails the walk.
+
+use anyhow::{Context as _, bail, ensure};
+use http::Method;
+use serde_json::{Value, json};
+use shared::auth::Role;
+use shared::routes::ROUTES;
+
+use crate::client::{Resp, TestApp};
+use crate::lab::{id_of, register};
+
+crate::cases![every_state_changing_route_writes_exactly_its_events];
+
+/// A fresh suffix for e-mail addresses.
+fn unique() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).unwrap_or_else(|e| panic!("no randomness: {e}"));
+    hex::encode(bytes)
+}
+
+/// Requests that change nothing an audit trail covers, and why.
+const EXEMPT: &[(&str, Method, &str)] = &[
+    (
+        "auth-refresh",
+        Method::POST,
+        "rotates the login's refresh token (session bookkeeping); a reused token is audited",
+    ),
+    (
+        "audit-verify",
+        Method::GET,
+        "only adds a signed checkpoint of the chain",
+    ),
+];
+
+/// Routes that write although they are `GET`.
+const WRITING_GETS: &[&str] = &["audit-export"];
+
+struct Walk<'a> {
+    app: &'a TestApp,
+    covered: Vec<(&'static str, Method)>,
+    problems: Vec<String>,
+}
+
+impl Walk<'_> {
+    async fn expect(
+        &mut self,
+        function: &'static str,
+        method: Method,
+        request_id: Option<&str>,
+        status: u16,
+        wanted_status: u16,
+        events: &[&str],
+    ) -> anyhow::Result<()> {
+        self.covered.push((function, method.clone()));
+        if status != wanted_status {
+            self.problems.push(format!(
+                "{method} {function}: status {status}, wanted {wanted_status}"
+            ));
+            return Ok(());
+        }
+        let request_id = request_id.context("x-request-id")?;
+        let db = self.app.db().await?;
+        let mut got: Vec<String> = db
+            .query(
+                "SELECT event_type FROM audit_events WHERE request_id = $1",
+                &[&request_id],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        got.sort();
+        let mut wanted: Vec<String> = events.iter().map(|e| (*e).to_owned()).collect();
+        wanted.sort();
+        if got != wanted {
+            self.problems.push(format!(
+                "{method} {function}: wrote {got:?}, wanted {wanted:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    async fn json(
+        &mut self,
+        function: &'static str,
+        resp: Resp,
+        wanted_status: u16,
+        events: &[&str],
+        method: Method,
+    ) -> anyhow::Result<Value> {
+        let id = resp
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        self.expect(
+            function,
+            method,
+            id.as_deref(),
+            resp.status,
+            wanted_status,
+            events,
+        )
+        .await?;
+        Ok(resp.json["data"].clone())
+    }
+}
+
+async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> anyhow::Result<()> {
+    let mut walk = Walk {
+        app,
+        covered: Vec::new(),
+        problems: Vec::new(),
+    };
+    let (admin, token) = app.admin().await?;
+    let org = admin.organization_id;
+    let user = app.new_user(org, Role::Scientist).await?;
+
+    // Authentication.
+    let login = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({"email": user.email, "password": user.password}),
+        )
+        .await?;
+    let session = walk
+        .json(
+            "auth-login",
+            login,
+            200,
+            &["AUTH_LOGIN_SUCCESS"],
+            Method::POST,
+        )
+        .await?;
+    let refresh = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            &json!({"refreshToken": session["refreshToken"]}),
+        )
+        .await?;
+    ensure!(refresh.status == 200, "refresh {}", refresh.json);
+    let access = refresh.json["data"]["accessToken"]
+        .as_str()
+        .context("accessToken")?
+        .to_owned();
+    let logout = app
+        .post("/api/auth/logout", Some(&access), &json!({}))
+        .await?;
+    walk.json("auth-logout", logout, 200, &["AUTH_LOGOUT"], Method::POST)
+        .await?;
+    let forgot = app
+        .post(
+            "/api/auth/forgot-password",
+            None,
+            &json!({"email": user.email}),
+        )
+        .await?;
+    walk.json(
+        "auth-forgot-password",
+        forgot,
+        202,
+        &["AUTH_PASSWORD_RESET_REQUESTED"],
+        Method::POST,
+    )
+    .await?;
+    let (_, reset_token) = crate::cases::reset_mail(app, &user.email)
+        .await?
+        .context("reset e-mail")?;
+    let reset = app
+        .post(
+            "/api/auth/reset-password",
+            None,
+            &json!({"token": reset_token, "password": "a new long passphrase 42"}),
+        )
+        .await?;
+    walk.json(
+        "auth-reset-password",
+        reset,
+        200,
+        &["AUTH_PASSWORD_RESET"],
+        Method::POST,
+    )
+    .await?;
+    let signup = app
+        .post(
+            "/api/auth/signup",
+            None,
+            &json!({"organizationName": "Walk Lab", "email": format!("walk-{}@lab.example", unique()),
+                    "name": "Walker", "password": "a long walking passphrase 7"}),
+        )
+        .await?;
+    walk.json(
+        "auth-signup",
+        signup,
+        201,
+        &["USER_SIGNED_UP"],
+        Method::POST,
+    )
+    .await?;
+
+    // Instruments, control and maintenance.
+    let created = app
+        .post(
+            "/api/v1/instruments",
+            Some(&token),
+            &json!({"name": "Walk reader", "type": "plate_reader", "status": "idle"}),
+        )
+        .await?;
+    let instrument = walk
+        .json(
+            "instruments",
+            created,
+            201,
+            &["INSTRUMENT_CREATED"],
+            Method::POST,
+        )
+        .await?;
+    let instrument_id = id_of(&instrument)?;
+    let updated = app
+        .json(
+            Method::PUT,
+            &format!("/api/v1/instruments/{instrument_id}"),
+            Some(&token),
+            &[("if-match", "\"1\"")],
+            &json!({"location": "Bench 4"}),
+        )
+        .await?;
+    walk.json(
+        "instruments-item",
+        updated,
+        200,
+        &["INSTRUMENT_UPDATED"],
+        Method::PUT,
+    )
+    .await?;
+    let control = app
+        .json(
+            Method::POST,
+            &format!("/api/v1/instruments/{instrument_id}/control"),
+            Some(&token),
+            &[("idempotency-key", "walk-home-1")],
+            &json!({"command": "home"}),
+        )
+        .await?;
+    walk.json(
+        "instrument-control",
+        control,
+        202,
+        &["INSTRUMENT_COMMAND_QUEUED"],
+        Method::POST,
+    )
+    .await?;
+    let scheduled = app
+        .post(
+            &format!("/api/v1/instruments/{instrument_id}/maintenance"),
+            Some(&token),
+            &json!({"kind": "calibration", "scheduledFor": "2030-01-01T00:00:00Z"}),
+        )
+        .await?;
+    let maintenance = walk
+        .json(
+            "instrument-maintenance",
+            scheduled,
+            201,
+            &["MAINTENANCE_SCHEDULED"],
+            Method::POST,
+        )
+        .await?;
+    let maintenance_id = id_of(&maintenance)?;
+    let completed = app
+        .json(
+            Method::PUT,
+            &format!("/api/v1/maintenance/{maintenance_id}"),
+            Some(&token),
+            &[("if-match", "\"1\"")],
+            &json!({"status": "completed"}),
+        )
+        .await?;
+    walk.json(
+        "maintenance-item",
+        completed,
+        200,
+        &["CALIBRATION_COMPLETED", "INSTRUMENT_CALIBRATED"],
+        Method::PUT,
+    )
+    .await?;
+
+    // Runs.
+    let started = app
+        .post(
+            "/api/v1/runs",
+            Some(&token),
+            &json!({"instrumentId": instrument_id}),
+        )
+        .await?;
+    let run = walk
+        .json("runs", started, 201, &["RUN_STARTED"], Method::POST)
+        .await?;
+    let run_id = id_of(&run)?;
+    let stopped = app
+        .json(
+            Method::PUT,
+            &format!("/api/v1/runs/{run_id}/stop"),
+            Some(&token),
+            &[],
+            &json!({"outcome": "aborted", "reason": "walk"}),
+        )
+        .await?;
+    walk.json("run-stop", stopped, 200, &["RUN_STOPPED"], Method::PUT)
+        .await?;
+    let csv = b"Well,Type,Value\nA1,Blank,0.05\nB1,Positive,1.8\nB2,Positive,1.7\nC1,Negative,0.1\nC2,Negative,0.12\n";
+    let uploaded = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/runs/{run_id}/data?format=plate_reader_csv"),
+            Some(&token),
+            &[],
+            Some(csv.to_vec()),
+        )
+        .await?;
+    let id = uploaded.header("x-request-id").map(str::to_owned);
+    walk.expect(
+        "run-data",
+        Method::POST,
+        id.as_deref(),
+        uploaded.status,
+        201,
+        &["RUN_DATA_UPLOADED", "RUN_RESULTS_RECORDED"],
+    )
+    .await?;
+    let signed = app
+        .post(
+            &format!("/api/v1/runs/{run_id}/signatures"),
+            Some(&token),
+            &json!({"meaning": "review", "email": admin.email, "password": admin.password}),
+        )
+        .await?;
+    walk.json(
+        "run-signatures",
+        signed,
+        201,
+        &["ESIGNATURE_APPLIED"],
+        Method::POST,
+    )
+    .await?;
+    let spare = register(
+        app,
+        &token,
+        json!({"name": "Spare freezer", "type": "freezer"}),
+    )
+    .await?;
+    let removed = app
+        .json(
+            Method::DELETE,
+            &format!("/api/v1/instruments/{}", id_of(&spare)?),
+            Some(&token),
+            &[],
+            &json!({"reason": "Decommissioned"}),
+        )
+        .await?;
+    walk.json(
+        "instruments-item",
+        removed,
+        200,
+        &["INSTRUMENT_DELETED"],
+        Method::DELETE,
+    )
+    .await?;
+
+    // Audit, retention, keys and users.
+    let reported = app
+        .post(
+            "/api/audit",
+            Some(&token),
+            &json!({"eventType": "WALK", "action": "Walked"}),
+        )
+        .await?;
+    walk.json("audit-log", reported, 201, &["CLIENT_WALK"], Method::POST)
+        .await?;
+    let exported = app
+        .raw(Method::GET, "/api/audit/export", Some(&token), &[], None)
+        .await?;
+    let id = exported.header("x-request-id").map(str::to_owned);
+    walk.expect(
+        "audit-export",
+        Method::GET,
+        id.as_deref(),
+        exported.status,
+        200,
+        &["AUDIT_EXPORTED"],
+    )
+    .await?;
+    let retention = app
+        .post("/api/v1/retention/run", Some(&token), &json!({}))
+        .await?;
+    walk.json(
+        "retention-run",
+        retention,
+        200,
+        &["RETENTION_RUN"],
+        Method::POST,
+    )
+    .await?;
+    let key = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&token),
+            &json!({"name": "walk", "permissions": ["instruments:view"]}),
+        )
+        .await?;
+    let key = walk
+        .json("api-keys", key, 201, &["API_KEY_CREATED"], Method::POST)
+        .await?;
+    let revoked = app
+        .json(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{}", id_of(&key)?),
+            Some(&token),
+            &[],
+            &json!({}),
+        )
+        .await?;
+    walk.json(
+        "api-keys-item",
+        revoked,
+        200,
+        &["API_KEY_REVOKED"],
+        Method::DELETE,
+    )
+    .await?;
+    let invited = app
+        .post(
+            "/api/v1/users",
+            Some(&token),
+            &json!({"email": format!("invitee-{}@lab.example", unique()), "role": "VIEWER"}),
+        )
+        .await?;
+    walk.json("users", invited, 201, &["USER_INVITED"], Method::POST)
+        .await?;
+    let renamed = app
+        .json(
+            Method::PUT,
+            &format!("/api/v1/users/{}", user.id),
+            Some(&token),
+            &[],
+            &json!({"name": "Walked Scientist"}),
+        )
+        .await?;
+    walk.json("users-item", renamed, 200, &["USER_UPDATED"], Method::PUT)
+        .await?;
+
+    // Every state-changing route and method was walked (or is exempt).
+    let mut missing = Vec::new();
+    for route in ROUTES {
+        for method in route.methods {
+            let changes = *method != Method::GET || WRITING_GETS.contains(&route.function);
+            let exempt = EXEMPT
+                .iter()
+                .any(|(f, m, _)| *f == route.function && m == method);
+            let walked = walk
+                .covered
+                .iter()
+                .any(|(f, m)| *f == route.function && m == method);
+            if changes && !exempt && !walked {
+                missing.push(format!("{method} {}", route.path));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        walk.problems.push(format!(
+            "not walked (add them here): {}",
+            missing.join(", ")
+        ));
+    }
+    if !walk.problems.is_empty() {
+        bail!("{}", walk.problems.join("\n"));
+    }
+    Ok(())
+}
