@@ -8,9 +8,14 @@
 //! 2. list and detail latency (p50/p99) per route, one client;
 //! 3. throughput and latency of `GET /api/v1/instruments` at 1, 16 and 128
 //!    concurrent clients, logins, and the proxy's overhead against the same
-//!    query issued directly with tokio-postgres.
+//!    query issued directly with tokio-postgres;
+//! 4. the audit trail ([`audit`]): overhead of an event per change, events/s
+//!    on one organization's chain, and verification of 1,000,000 events.
 //!
 //! Prints Markdown tables. Timings are measured, never asserted.
+
+#[path = "bench/audit.rs"]
+mod audit;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -273,8 +278,13 @@ fn main() -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("ANTEVUS_PG_LOG is not set: run `cargo xtask bench`"))?,
     );
     let stack = Arc::new(runtime.block_on(Stack::start(HostKind::Workerd))?);
+    // `ANTEVUS_BENCH_ONLY=audit` runs the audit section alone.
+    let only_audit = std::env::var("ANTEVUS_BENCH_ONLY").is_ok_and(|v| v == "audit");
     let result = runtime.block_on(async {
         let app = Arc::new(TestApp::new(stack.clone()));
+        if only_audit {
+            return audit::run(&stack, &app).await;
+        }
         let db = app.db().await?;
         let db_name = stack
             .admin_db_url
@@ -444,6 +454,9 @@ fn main() -> anyhow::Result<()> {
         println!("| tokio-postgres, direct | {} | {} |", ms(d.p50), ms(d.p99));
         println!("| SQL-over-HTTP through sql-proxy | {} | {} |", ms(p.p50), ms(p.p99));
         println!("| proxy overhead (p50) | {} | |", ms(p.p50.saturating_sub(d.p50)));
+
+        // 4. The audit trail.
+        audit::run(&stack, &app).await?;
         anyhow::Ok(())
     });
     runtime.block_on(stack.stop());

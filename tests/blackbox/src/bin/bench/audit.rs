@@ -1,0 +1,233 @@
+//! The audit benchmark: what recording an event adds to a change, how fast
+//! one organization's chain takes events, and how fast a chain of 1,000,000
+//! signed events verifies through `GET /api/audit/verify`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use blackbox::{Stack, TestApp};
+use futures::future::join_all;
+use serde_json::json;
+use shared::audit::{self, chain};
+use shared::auth::{Principal, Role};
+use shared::db::statement;
+use shared::params;
+use shared::platform::Ctx;
+use shared::routes::Rq;
+
+use super::{ms, stats};
+
+const CHANGES: usize = 1_000;
+const CHAIN: i64 = 1_000_000;
+const BATCH: i64 = 2_000;
+const WRITERS: usize = 16;
+const SECONDS: u64 = 10;
+
+fn config(stack: &Stack) -> anyhow::Result<shared::Config> {
+    let map: HashMap<String, String> = stack.function_env.iter().cloned().collect();
+    shared::Config::from_lookup(|k| map.get(k).cloned()).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn request() -> http::Request<bytes::Bytes> {
+    http::Request::new(bytes::Bytes::new())
+}
+
+/// One change, with or without its audit event, through the real client and
+/// the proxy.
+async fn change(
+    ctx: &Ctx<host_native::NativePlatform>,
+    principal: &Principal,
+    instrument: uuid::Uuid,
+    n: usize,
+    audited: bool,
+) -> anyhow::Result<Duration> {
+    let location = format!("Bay {n}");
+    let update = statement(
+        "UPDATE instruments SET location = $3, updated_at = now() WHERE id = $1 AND organization_id = $2 RETURNING id",
+        params![instrument, principal.organization_id, location],
+    );
+    let started = Instant::now();
+    let statement = if audited {
+        let rq = Rq::new(ctx, request());
+        let event = audit::Event {
+            old_values: Some(json!({ "location": format!("Bay {}", n.wrapping_sub(1)) })),
+            new_values: Some(json!({ "location": location })),
+            ..audit::Event::by(
+                ctx.new_uuid(),
+                principal,
+                "INSTRUMENT_UPDATED",
+                "Instrument updated",
+                ("instrument", instrument),
+            )
+        };
+        event.record_change(&rq, update)
+    } else {
+        update
+    };
+    let rows = ctx.db().query(&statement.query, statement.params).await?;
+    anyhow::ensure!(rows.rows.len() == 1, "the change did not happen");
+    Ok(started.elapsed())
+}
+
+pub async fn run(stack: &Stack, app: &TestApp) -> anyhow::Result<()> {
+    let ctx = Ctx::new(host_native::NativePlatform::default(), config(stack)?);
+    let admin = app.new_org_user(Role::Admin).await?;
+    let token = app.login(&admin).await?;
+    let principal = Principal {
+        user_id: admin.id,
+        organization_id: admin.organization_id,
+        role: Role::Admin,
+        session_id: None,
+        api_key_id: None,
+        scopes: None,
+    };
+    let db = app.db().await?;
+    let instruments: Vec<uuid::Uuid> = db
+        .query(
+            "INSERT INTO instruments (organization_id, name, type, status) \
+             SELECT $1, 'Audit bench ' || g, 'freezer', 'online' FROM generate_series(1, $2::int8) g RETURNING id",
+            &[&admin.organization_id, &(WRITERS as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+
+    // 1. One change, alone and with its event, sequentially.
+    for n in 0..100 {
+        change(&ctx, &principal, instruments[0], n, n % 2 == 0).await?;
+    }
+    let mut plain = Vec::new();
+    let mut audited = Vec::new();
+    for n in 0..CHANGES {
+        plain.push(change(&ctx, &principal, instruments[0], n, false).await?);
+        audited.push(change(&ctx, &principal, instruments[0], n, true).await?);
+    }
+    let (plain, audited) = (stats(plain, 0, Duration::ZERO), stats(audited, 0, Duration::ZERO));
+    println!("\n| one change through the proxy ({CHANGES} each, interleaved) | p50 ms | p99 ms |\n|---|---:|---:|");
+    println!("| UPDATE alone | {} | {} |", ms(plain.p50), ms(plain.p99));
+    println!("| UPDATE + its signed, chained audit event (one statement) | {} | {} |", ms(audited.p50), ms(audited.p99));
+    println!("| audit overhead (p50) | {} | |", ms(audited.p50.saturating_sub(plain.p50)));
+
+    // 2. Writers in one organization share its chain's head.
+    let deadline = Instant::now() + Duration::from_secs(SECONDS);
+    let writers = instruments.iter().enumerate().map(|(w, id)| {
+        let ctx = &ctx;
+        let principal = &principal;
+        async move {
+            let mut latencies = Vec::new();
+            let mut n = w * 1_000_000;
+            while Instant::now() < deadline {
+                latencies.push(change(ctx, principal, *id, n, true).await?);
+                n += 1;
+            }
+            anyhow::Ok(latencies)
+        }
+    });
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for result in join_all(writers).await {
+        all.extend(result?);
+    }
+    let elapsed = started.elapsed();
+    let s = stats(all, 0, elapsed);
+    println!(
+        "\n| {WRITERS} concurrent audited changes in one organization, {SECONDS} s | events/s | p50 ms | p99 ms |\n|---|---:|---:|---:|"
+    );
+    println!(
+        "| through the proxy | {:.0} | {} | {} |",
+        s.count as f64 / elapsed.as_secs_f64(),
+        ms(s.p50),
+        ms(s.p99)
+    );
+
+    // 3. A chain of a million signed events, then its verification.
+    let verifier = app.new_org_user(Role::Admin).await?;
+    let verifier_token = app.login(&verifier).await?;
+    let key = ctx
+        .config
+        .audit_keys
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no audit key"))?
+        .clone();
+    let org = verifier.organization_id;
+    let base = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+    let seeding = Instant::now();
+    let metadata = json!({});
+    let mut written = 0;
+    while written < CHAIN {
+        let n = BATCH.min(CHAIN - written);
+        let mut ids = Vec::with_capacity(n as usize);
+        let mut actions = Vec::with_capacity(n as usize);
+        let mut request_ids = Vec::with_capacity(n as usize);
+        let mut times = Vec::with_capacity(n as usize);
+        let mut hashes = Vec::with_capacity(n as usize);
+        let mut signatures = Vec::with_capacity(n as usize);
+        for i in written..written + n {
+            let id = uuid::Uuid::from_u128(0xA0D1_7000_0000_0000_0000_0000_0000_0000 | i as u128);
+            let at = base + time::Duration::milliseconds(i);
+            let action = format!("Bench event {i}");
+            let request_id = format!("bench-{i}");
+            let content = chain::Content {
+                id,
+                organization_id: Some(org),
+                user_id: Some(verifier.id),
+                event_type: "BENCH_EVENT",
+                severity: "INFO",
+                action: &action,
+                outcome: "SUCCESS",
+                record_type: None,
+                record_id: None,
+                old_values: None,
+                new_values: None,
+                reason: None,
+                metadata: &metadata,
+                ip_address: None,
+                user_agent: None,
+                request_id: Some(&request_id),
+                session_id: None,
+                created_at_micros: (at.unix_timestamp_nanos() / 1_000) as i64,
+            };
+            let hash = content.hash();
+            signatures.push(chain::sign(&key, &hash).to_vec());
+            hashes.push(hash.to_vec());
+            ids.push(id);
+            actions.push(action);
+            request_ids.push(request_id);
+            times.push(at);
+        }
+        db.execute(
+            "INSERT INTO audit_events (id, organization_id, user_id, event_type, severity, action, outcome, metadata, \
+               request_id, created_at, content_hash, signature, key_id) \
+             SELECT id, $2, $3, 'BENCH_EVENT', 'INFO', action, 'SUCCESS', '{}'::jsonb, request_id, created_at, \
+                    content_hash, signature, $4 \
+             FROM unnest($1::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::bytea[], $9::bytea[]) \
+                  AS t(id, action, request_id, created_at, content_hash, signature)",
+            &[&ids, &org, &verifier.id, &key.kid, &actions, &request_ids, &times, &hashes, &signatures],
+        )
+        .await?;
+        written += n;
+    }
+    let seeded = seeding.elapsed();
+    db.batch_execute("ANALYZE audit_events").await?;
+    let started = Instant::now();
+    let report = app.get("/api/audit/verify", Some(&verifier_token)).await?;
+    let verified_in = started.elapsed();
+    let data = report.expect_ok(200)?;
+    anyhow::ensure!(data["verified"] == true, "the chain did not verify: {data}");
+    let events = data["events"].as_u64().unwrap_or(0);
+    anyhow::ensure!(events as i64 > CHAIN, "{data}");
+    println!("\n| a chain of {events} signed events | seconds | events/s |\n|---|---:|---:|");
+    println!(
+        "| chained by the insert trigger (batches of {BATCH}, direct) | {:.1} | {:.0} |",
+        seeded.as_secs_f64(),
+        CHAIN as f64 / seeded.as_secs_f64()
+    );
+    println!(
+        "| GET /api/audit/verify on workerd (content hash, link and HMAC of each) | {:.1} | {:.0} |",
+        verified_in.as_secs_f64(),
+        events as f64 / verified_in.as_secs_f64()
+    );
+    let _ = token;
+    Ok(())
+}
