@@ -47,7 +47,18 @@ impl Format {
     }
 }
 
-/// One exported event: everything needed to recompute its hashes.
+/// The `SELECT` list that reads an [`ExportedEvent`] from `audit_events`.
+pub const EVENT_COLUMNS: &str = "sequence, id, organization_id AS \"organizationId\", user_id AS \"userId\", \
+     event_type AS \"eventType\", severity, action, outcome, record_type AS \"recordType\", \
+     record_id AS \"recordId\", old_values AS \"oldValues\", new_values AS \"newValues\", reason, metadata, \
+     host(ip_address) AS \"ipAddress\", user_agent AS \"userAgent\", request_id AS \"requestId\", \
+     session_id AS \"sessionId\", created_at AS \"createdAt\", \
+     encode(previous_hash, 'hex') AS \"previousHash\", encode(hash, 'hex') AS hash, \
+     encode(content_hash, 'hex') AS \"contentHash\", encode(signature, 'hex') AS signature, \
+     key_id AS \"keyId\"";
+
+/// One stored event as it is exported and verified: everything needed to
+/// recompute its hashes (read with [`EVENT_COLUMNS`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportedEvent {
@@ -121,7 +132,8 @@ impl ExportedEvent {
             .map_err(|_| format!("event {}: createdAt is not RFC 3339", self.sequence))
     }
 
-    fn content(&self) -> Result<Content<'_>, String> {
+    /// The signed content of this event.
+    pub fn content(&self) -> Result<Content<'_>, String> {
         Ok(Content {
             id: self.id,
             organization_id: self.organization_id,

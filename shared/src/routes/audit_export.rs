@@ -11,14 +11,13 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde::Deserialize;
-use serde_json::{Value, json};
-use time::OffsetDateTime;
+use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 use super::Rq;
 use super::audit_events::{AuditQuery, FILTER_SQL, Filters};
 use crate::audit;
-use crate::audit::export::{self, ExportedEvent, Format, Manifest};
+use crate::audit::export::{self, EVENT_COLUMNS, ExportedEvent, Format, Manifest};
 use crate::auth::{self, Permission};
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
@@ -35,66 +34,6 @@ pub const MAX_EVENTS: i64 = 20_000;
 const PAGE: i64 = 1_000;
 
 const MANIFEST_HEADER: HeaderName = HeaderName::from_static("antevus-manifest");
-
-#[derive(Deserialize)]
-struct Row {
-    sequence: i64,
-    id: uuid::Uuid,
-    organization_id: Option<uuid::Uuid>,
-    user_id: Option<uuid::Uuid>,
-    event_type: String,
-    severity: String,
-    action: String,
-    outcome: String,
-    record_type: Option<String>,
-    record_id: Option<uuid::Uuid>,
-    old_values: Option<Value>,
-    new_values: Option<Value>,
-    reason: Option<String>,
-    metadata: Value,
-    ip_address: Option<String>,
-    user_agent: Option<String>,
-    request_id: Option<String>,
-    session_id: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-    previous_hash: String,
-    hash: String,
-    content_hash: String,
-    signature: Option<String>,
-    key_id: String,
-}
-
-impl Row {
-    fn exported(self) -> ExportedEvent {
-        ExportedEvent {
-            sequence: self.sequence,
-            id: self.id,
-            organization_id: self.organization_id,
-            user_id: self.user_id,
-            event_type: self.event_type,
-            severity: self.severity,
-            action: self.action,
-            outcome: self.outcome,
-            record_type: self.record_type,
-            record_id: self.record_id,
-            old_values: self.old_values,
-            new_values: self.new_values,
-            reason: self.reason,
-            metadata: self.metadata,
-            ip_address: self.ip_address,
-            user_agent: self.user_agent,
-            request_id: self.request_id,
-            session_id: self.session_id,
-            created_at: self.created_at.format(&Rfc3339).unwrap_or_default(),
-            previous_hash: self.previous_hash,
-            hash: self.hash,
-            content_hash: self.content_hash,
-            signature: self.signature,
-            key_id: self.key_id,
-        }
-    }
-}
 
 #[derive(Deserialize)]
 struct Head {
@@ -155,22 +94,17 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         let mut values = filters.params(chain_id);
         let take = PAGE.min(MAX_EVENTS + 1 - events.len() as i64);
         values.extend(params![position, take]);
-        let rows: Vec<Row> = db
+        let rows: Vec<ExportedEvent> = db
             .fetch_all(
                 &format!(
-                    "SELECT sequence, id, organization_id, user_id, event_type, severity, action, outcome, record_type, \
-                       record_id, old_values, new_values, reason, metadata, host(ip_address) AS ip_address, user_agent, \
-                       request_id, session_id, created_at, encode(previous_hash, 'hex') AS previous_hash, \
-                       encode(hash, 'hex') AS hash, encode(content_hash, 'hex') AS content_hash, \
-                       encode(signature, 'hex') AS signature, key_id \
-                     FROM audit_events WHERE {FILTER_SQL} AND sequence > $11 \
+                    "SELECT {EVENT_COLUMNS} FROM audit_events WHERE {FILTER_SQL} AND sequence > $11 \
                      ORDER BY sequence LIMIT $12"
                 ),
                 values,
             )
             .await?;
         let fetched = rows.len() as i64;
-        events.extend(rows.into_iter().map(Row::exported));
+        events.extend(rows);
         if events.len() as i64 > MAX_EVENTS {
             events.truncate(MAX_EVENTS as usize);
             truncated = true;

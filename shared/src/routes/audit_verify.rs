@@ -10,11 +10,11 @@
 //! of the head.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::Rq;
-use crate::audit::chain::{self, Content};
+use crate::audit::chain;
+use crate::audit::export::{EVENT_COLUMNS, ExportedEvent};
 use crate::auth::{self, Permission};
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
@@ -33,61 +33,6 @@ const PAGE: i64 = 1_000;
 struct Query {
     from: Option<String>,
     to: Option<String>,
-}
-
-/// A stored event with its chain fields.
-#[derive(Deserialize)]
-struct Row {
-    id: uuid::Uuid,
-    organization_id: Option<uuid::Uuid>,
-    user_id: Option<uuid::Uuid>,
-    event_type: String,
-    severity: String,
-    action: String,
-    outcome: String,
-    record_type: Option<String>,
-    record_id: Option<uuid::Uuid>,
-    old_values: Option<Value>,
-    new_values: Option<Value>,
-    reason: Option<String>,
-    metadata: Value,
-    ip_address: Option<String>,
-    user_agent: Option<String>,
-    request_id: Option<String>,
-    session_id: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-    sequence: i64,
-    previous_hash: String,
-    hash: String,
-    content_hash: String,
-    signature: Option<String>,
-    key_id: String,
-}
-
-impl Row {
-    fn content(&self) -> Content<'_> {
-        Content {
-            id: self.id,
-            organization_id: self.organization_id,
-            user_id: self.user_id,
-            event_type: &self.event_type,
-            severity: &self.severity,
-            action: &self.action,
-            outcome: &self.outcome,
-            record_type: self.record_type.as_deref(),
-            record_id: self.record_id,
-            old_values: self.old_values.as_ref(),
-            new_values: self.new_values.as_ref(),
-            reason: self.reason.as_deref(),
-            metadata: &self.metadata,
-            ip_address: self.ip_address.as_deref(),
-            user_agent: self.user_agent.as_deref(),
-            request_id: self.request_id.as_deref(),
-            session_id: self.session_id.as_deref(),
-            created_at_micros: (self.created_at.unix_timestamp_nanos() / 1_000) as i64,
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -160,7 +105,7 @@ fn unhex(text: &str) -> Vec<u8> {
 
 /// Checks one event against the hash before it; `None` when it holds.
 fn check(
-    row: &Row,
+    row: &ExportedEvent,
     expected: i64,
     previous: Option<&[u8]>,
     keys: &[crate::platform::HmacKey],
@@ -207,7 +152,7 @@ fn check(
     if row.key_id == chain::LEGACY_KEY_ID {
         return None;
     }
-    if row.content().hash()[..] != content_hash[..] {
+    if row.content().map(|c| c.hash().to_vec()).ok() != Some(content_hash.clone()) {
         return fail(
             "modified",
             format!("Event {expected}'s recorded fields differ from what was signed"),
@@ -314,15 +259,13 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     // The hashes of the events checkpoints name, as walked.
     let mut at_checkpoints: Vec<(i64, Vec<u8>)> = Vec::new();
     'walk: while failure.is_none() {
-        let rows: Vec<Row> = db
+        let rows: Vec<ExportedEvent> = db
             .fetch_all(
-                "SELECT id, organization_id, user_id, event_type, severity, action, outcome, record_type, record_id, \
-                   old_values, new_values, reason, metadata, host(ip_address) AS ip_address, user_agent, request_id, \
-                   session_id, created_at, sequence, encode(previous_hash, 'hex') AS previous_hash, \
-                   encode(hash, 'hex') AS hash, encode(content_hash, 'hex') AS content_hash, \
-                   encode(signature, 'hex') AS signature, key_id \
-                 FROM audit_events WHERE chain_id = $1 AND sequence >= $2 AND ($3::int8 IS NULL OR sequence <= $3) \
-                 ORDER BY sequence LIMIT $4",
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM audit_events \
+                     WHERE chain_id = $1 AND sequence >= $2 AND ($3::int8 IS NULL OR sequence <= $3) \
+                     ORDER BY sequence LIMIT $4"
+                ),
                 params![chain_id, expected, to, PAGE],
             )
             .await?;

@@ -103,11 +103,23 @@ pub async fn run(stack: &Stack, app: &TestApp) -> anyhow::Result<()> {
         plain.push(change(&ctx, &principal, instruments[0], n, false).await?);
         audited.push(change(&ctx, &principal, instruments[0], n, true).await?);
     }
-    let (plain, audited) = (stats(plain, 0, Duration::ZERO), stats(audited, 0, Duration::ZERO));
-    println!("\n| one change through the proxy ({CHANGES} each, interleaved) | p50 ms | p99 ms |\n|---|---:|---:|");
+    let (plain, audited) = (
+        stats(plain, 0, Duration::ZERO),
+        stats(audited, 0, Duration::ZERO),
+    );
+    println!(
+        "\n| one change through the proxy ({CHANGES} each, interleaved) | p50 ms | p99 ms |\n|---|---:|---:|"
+    );
     println!("| UPDATE alone | {} | {} |", ms(plain.p50), ms(plain.p99));
-    println!("| UPDATE + its signed, chained audit event (one statement) | {} | {} |", ms(audited.p50), ms(audited.p99));
-    println!("| audit overhead (p50) | {} | |", ms(audited.p50.saturating_sub(plain.p50)));
+    println!(
+        "| UPDATE + its signed, chained audit event (one statement) | {} | {} |",
+        ms(audited.p50),
+        ms(audited.p99)
+    );
+    println!(
+        "| audit overhead (p50) | {} | |",
+        ms(audited.p50.saturating_sub(plain.p50))
+    );
 
     // 2. Writers in one organization share its chain's head.
     let deadline = Instant::now() + Duration::from_secs(SECONDS);
