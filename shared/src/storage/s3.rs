@@ -217,31 +217,27 @@ impl<P: Platform> S3Store<'_, P> {
             .config
             .bucket
             .abort_multipart_upload(self.credentials(), key, upload_id);
-        let url = action.sign_with_time(REQUEST_VALIDITY, &self.now());
-        self.send(
-            http::Method::DELETE,
-            url,
-            &[],
-            Bytes::new(),
+        self.delete_signed(
+            action.sign_with_time(REQUEST_VALIDITY, &self.now()),
             "abort multipart upload",
         )
         .await
-        .map(drop)
     }
 
     /// Deletes an object (retention).
     pub async fn delete(&self, key: &str) -> Result<(), ApiError> {
         let action = self.config.bucket.delete_object(self.credentials(), key);
-        let url = action.sign_with_time(REQUEST_VALIDITY, &self.now());
-        self.send(
-            http::Method::DELETE,
-            url,
-            &[],
-            Bytes::new(),
+        self.delete_signed(
+            action.sign_with_time(REQUEST_VALIDITY, &self.now()),
             "delete object",
         )
         .await
-        .map(drop)
+    }
+
+    async fn delete_signed(&self, url: url::Url, what: &str) -> Result<(), ApiError> {
+        self.send(http::Method::DELETE, url, &[], Bytes::new(), what)
+            .await
+            .map(drop)
     }
 
     /// A presigned GET of the object that names the file for the browser.

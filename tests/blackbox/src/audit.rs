@@ -56,6 +56,33 @@ async fn tamper(app: &TestApp, org: uuid::Uuid, sql: &str) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Runs `sql` as the application's role through the proxy, as a function
+/// would; asserts the database refused it for lack of privilege (42501).
+async fn refused_as_app(app: &TestApp, sql: &str, params: Value) -> anyhow::Result<()> {
+    let env = |name: &str| {
+        app.stack
+            .function_env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let reply = app
+        .http
+        .post(env("SQL_PROXY_URL"))
+        .header("Neon-Connection-String", env("DATABASE_URL"))
+        .json(&json!({"query": sql, "params": params}))
+        .send()
+        .await?;
+    let status = reply.status().as_u16();
+    let body: Value = reply.json().await?;
+    ensure!(
+        status == 400 && body["code"] == "42501",
+        "{sql}: {status} {body}"
+    );
+    Ok(())
+}
+
 fn failure(report: &Value) -> (i64, String) {
     (
         report["failure"]["sequence"].as_i64().unwrap_or(-1),
@@ -208,14 +235,6 @@ async fn audit_tampering_is_found_at_the_right_position(app: &TestApp) -> anyhow
 
 async fn audit_rows_cannot_be_changed_or_removed(app: &TestApp) -> anyhow::Result<()> {
     let (org, _) = chain_with_events(app).await?;
-    let env = |name: &str| {
-        app.stack
-            .function_env
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
     // As the application's role, through the proxy.
     for sql in [
         "UPDATE audit_events SET action = 'x' WHERE chain_id = $1",
@@ -229,19 +248,7 @@ async fn audit_rows_cannot_be_changed_or_removed(app: &TestApp) -> anyhow::Resul
         } else {
             json!([])
         };
-        let reply = app
-            .http
-            .post(env("SQL_PROXY_URL"))
-            .header("Neon-Connection-String", env("DATABASE_URL"))
-            .json(&json!({"query": sql, "params": params}))
-            .send()
-            .await?;
-        let status = reply.status().as_u16();
-        let body: Value = reply.json().await?;
-        ensure!(
-            status == 400 && body["code"] == "42501",
-            "{sql}: {status} {body}"
-        );
+        refused_as_app(app, sql, params).await?;
     }
     // Even a superuser, with triggers on, is refused.
     let db = app.db().await?;
@@ -840,29 +847,14 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
     ensure!(again.expect_ok(200)?["auditEventsRemoved"] == 0);
     // The database keeps seven years whatever it is asked, even for the
     // application role.
-    let env = |name: &str| {
-        app.stack
-            .function_env
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
     for (days, through) in [(30, 10), (2555, 10)] {
-        let reply = app
-            .http
-            .post(env("SQL_PROXY_URL"))
-            .header("Neon-Connection-String", env("DATABASE_URL"))
-            .json(&json!({"query": "SELECT audit_retention_purge($1, $2, $3)",
-                          "params": [org.to_string(), days.to_string(), through.to_string()]}))
-            .send()
-            .await?;
-        let status = reply.status().as_u16();
-        let body: Value = reply.json().await?;
-        ensure!(
-            status == 400 && body["code"] == "42501",
-            "{days} days: {status} {body}"
-        );
+        refused_as_app(
+            app,
+            "SELECT audit_retention_purge($1, $2, $3)",
+            json!([org.to_string(), days.to_string(), through.to_string()]),
+        )
+        .await
+        .with_context(|| format!("{days} days"))?;
     }
     let _ = scientist;
     Ok(())
