@@ -1,5 +1,6 @@
 //! `edge-bridge`: the lab agent that reads instruments and relays readings
-//! over WebSockets. Not built yet (issue 6); this binary only says so.
+//! over WebSockets. Only its disk queue exists so far (issue 6); this
+//! binary says so.
 
 fn main() {
     eprintln!("edge-bridge: not implemented yet; see issue 6 (edge bridge and the live path)");
