@@ -10,6 +10,7 @@
 //! runtime or build fails the run with a clear message; nothing is skipped.
 
 pub mod audit;
+pub mod bridges;
 pub mod cases;
 pub mod client;
 pub mod data;

@@ -453,6 +453,39 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
     walk.json("users-item", renamed, 200, &["USER_UPDATED"], Method::PUT)
         .await?;
 
+    // Bridges.
+    let join = app
+        .post(
+            "/api/v1/bridges/join-tokens",
+            Some(&token),
+            &json!({"name": "Walk bridge"}),
+        )
+        .await?;
+    let join = walk
+        .json(
+            "bridge-join-tokens",
+            join,
+            201,
+            &["BRIDGE_JOIN_TOKEN_CREATED"],
+            Method::POST,
+        )
+        .await?;
+    let enrolled = app
+        .post(
+            "/api/v1/bridges/enroll",
+            None,
+            &json!({"token": join["token"]}),
+        )
+        .await?;
+    walk.json(
+        "bridge-enroll",
+        enrolled,
+        201,
+        &["BRIDGE_ENROLLED"],
+        Method::POST,
+    )
+    .await?;
+
     // Every state-changing route and method was walked (or is exempt).
     let mut missing = Vec::new();
     for route in ROUTES {

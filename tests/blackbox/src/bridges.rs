@@ -1,0 +1,161 @@
+//! Cases for edge bridges: join tokens, enrollment (through the agent's own
+//! enrollment code), listing, and the bridge's key.
+
+use anyhow::{Context as _, ensure};
+use serde_json::json;
+use shared::auth::Role;
+
+use crate::client::TestApp;
+
+crate::cases![bridges_enroll_once_with_a_join_token];
+
+async fn bridges_enroll_once_with_a_join_token(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let org = admin.organization_id;
+    // Only key managers make join tokens.
+    let (_, scientist) = app.member(org, Role::Scientist).await?;
+    app.post(
+        "/api/v1/bridges/join-tokens",
+        Some(&scientist),
+        &json!({"name": "Lab 2"}),
+    )
+    .await?
+    .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    for bad in [
+        json!({"name": ""}),
+        json!({"name": "x", "expiresInMinutes": 0}),
+        json!({"name": "x", "extra": 1}),
+    ] {
+        app.post("/api/v1/bridges/join-tokens", Some(&token), &bad)
+            .await?
+            .expect_error(400, "VALIDATION_ERROR")?;
+    }
+    let made = app
+        .post(
+            "/api/v1/bridges/join-tokens",
+            Some(&token),
+            &json!({"name": "Lab 2 bench PC"}),
+        )
+        .await?;
+    let made = made.expect_ok(201)?.clone();
+    let join = made["token"].as_str().context("token")?.to_owned();
+    ensure!(join.starts_with("bj_"));
+    let stored: i64 = app
+        .db()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM bridge_join_tokens WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+            &[&join],
+        )
+        .await?
+        .get(0);
+    ensure!(stored == 1, "the token is stored only as its hash");
+
+    // The agent's own enrollment, against this host.
+    let dir = tempfile::tempdir()?;
+    let credentials =
+        edge_bridge::enroll::enroll(&app.url(""), &join, dir.path(), Some("bench-pc"), false)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(credentials.organization_id == org && credentials.name == "Lab 2 bench PC");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join(edge_bridge::enroll::CREDENTIALS_FILE))?
+            .permissions()
+            .mode();
+        ensure!(
+            mode & 0o077 == 0,
+            "credentials readable by others: {mode:o}"
+        );
+    }
+    ensure!(
+        !format!("{credentials:?}").contains(&credentials.api_key),
+        "the key is never printed"
+    );
+    ensure!(
+        edge_bridge::enroll::load(dir.path()).map_err(|e| anyhow::anyhow!("{e}"))? == credentials
+    );
+    // Once only, and not over existing credentials.
+    let again = edge_bridge::enroll::enroll(&app.url(""), &join, dir.path(), None, false).await;
+    ensure!(matches!(
+        again,
+        Err(edge_bridge::enroll::EnrollError::AlreadyEnrolled(_))
+    ));
+    let reused = edge_bridge::enroll::enroll(&app.url(""), &join, dir.path(), None, true).await;
+    ensure!(
+        matches!(reused, Err(edge_bridge::enroll::EnrollError::Rejected)),
+        "{reused:?}"
+    );
+    app.post(
+        "/api/v1/bridges/enroll",
+        None,
+        &json!({"token": "bj_forged"}),
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    // An expired token is refused the same way.
+    let short = app
+        .post(
+            "/api/v1/bridges/join-tokens",
+            Some(&token),
+            &json!({"name": "Expired", "expiresInMinutes": 1}),
+        )
+        .await?;
+    let short = short.expect_ok(201)?["token"]
+        .as_str()
+        .context("token")?
+        .to_owned();
+    app.db()
+        .await?
+        .execute(
+            "UPDATE bridge_join_tokens SET expires_at = now() - interval '1 second' WHERE name = 'Expired' AND organization_id = $1",
+            &[&org],
+        )
+        .await?;
+    app.post("/api/v1/bridges/enroll", None, &json!({"token": short}))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+
+    // Listed, and its key works within its scopes.
+    let listed = app.get("/api/v1/bridges", Some(&scientist)).await?;
+    let listed = listed.expect_ok(200)?.clone();
+    let items = listed["items"].as_array().context("items")?;
+    ensure!(
+        items.len() == 1
+            && items[0]["id"] == credentials.bridge_id.to_string()
+            && items[0]["hostname"] == "bench-pc"
+            && items[0]["version"].is_string()
+            && items[0]["online"] == false,
+        "{listed}"
+    );
+    let as_bridge = app
+        .send(
+            reqwest::Method::GET,
+            "/api/v1/instruments",
+            None,
+            &[("x-api-key", credentials.api_key.as_str())],
+            None,
+        )
+        .await?;
+    as_bridge.expect_ok(200)?;
+    let outsider = app.new_org_user(Role::Admin).await?;
+    let outsider = app.login(&outsider).await?;
+    let theirs = app.get("/api/v1/bridges", Some(&outsider)).await?;
+    ensure!(
+        theirs.expect_ok(200)?["items"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+    let enrolled: i64 = app
+        .db()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE chain_id = $1 AND event_type = 'BRIDGE_ENROLLED' AND record_id = $2",
+            &[&org, &credentials.bridge_id],
+        )
+        .await?
+        .get(0);
+    ensure!(enrolled == 1);
+    Ok(())
+}
