@@ -53,6 +53,8 @@ struct UpdateInput {
     department: Option<String>,
     role: Option<String>,
     is_active: Option<bool>,
+    /// Why; required when the role changes (21 CFR Part 11 audit trail).
+    reason: Option<String>,
 }
 
 async fn update<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
@@ -94,6 +96,20 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         problems.push(FieldError::new(
             "role",
             "Only a super admin may grant or change the super admin role",
+        ));
+    }
+    let reason = input
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > 1000) {
+        problems.push(FieldError::new("reason", "Must be at most 1000 characters"));
+    }
+    if problems.is_empty() && role.is_some_and(|r| r != current.role) && reason.is_none() {
+        problems.push(FieldError::new(
+            "reason",
+            "Changing a role needs a reason (it is kept in the audit trail)",
         ));
     }
     if !problems.is_empty() {
@@ -143,7 +159,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         old_values: Some(Value::Object(old_values)),
         new_values: Some(Value::Object(new_values)),
         metadata: json!({}),
-        reason: None,
+        reason,
     };
     let mut statements = vec![
         statement(

@@ -2005,9 +2005,22 @@ async fn admins_manage_users_within_limits(app: &TestApp) -> anyhow::Result<()> 
     put(json!({ "role": "ADMIN" }), user_token.clone(), path.clone())
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    // A role change needs a reason.
+    let unexplained = put(
+        json!({ "role": "LAB_MANAGER" }),
+        token.clone(),
+        path.clone(),
+    )
+    .await?;
+    unexplained.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(
+        unexplained.detail_fields() == ["reason"],
+        "{}",
+        unexplained.json
+    );
     // Role change by the admin takes effect and is audited with old and new values.
     let promoted = put(
-        json!({ "role": "LAB_MANAGER", "department": "Genomics" }),
+        json!({ "role": "LAB_MANAGER", "department": "Genomics", "reason": "Leads the genomics group" }),
         token.clone(),
         path.clone(),
     )
@@ -2016,11 +2029,12 @@ async fn admins_manage_users_within_limits(app: &TestApp) -> anyhow::Result<()> 
     let db = app.db().await?;
     let audit = db
         .query_one(
-            "SELECT old_values->>'role', new_values->>'role' FROM audit_events WHERE record_id = $1 AND event_type = 'USER_UPDATED'",
+            "SELECT old_values->>'role', new_values->>'role', reason FROM audit_events WHERE record_id = $1 AND event_type = 'USER_UPDATED'",
             &[&user.id],
         )
         .await?;
     ensure!(audit.get::<_, String>(0) == "SCIENTIST" && audit.get::<_, String>(1) == "LAB_MANAGER");
+    ensure!(audit.get::<_, Option<String>>(2).as_deref() == Some("Leads the genomics group"));
     // No one changes their own role or deactivates themselves; no passwords set here.
     let own = format!("/api/v1/users/{}", admin.id);
     let self_demote = put(json!({ "role": "VIEWER" }), token.clone(), own.clone()).await?;
