@@ -119,6 +119,14 @@ pub fn verify(key: &HmacKey, message: &[u8], signature: &[u8]) -> bool {
     mac.verify_slice(signature).is_ok()
 }
 
+/// Whether `signature` is `message` signed by the key named `kid` among
+/// `keys` (false for an unknown key).
+pub fn verify_by(keys: &[HmacKey], kid: &str, message: &[u8], signature: &[u8]) -> bool {
+    keys.iter()
+        .find(|k| k.kid == kid)
+        .is_some_and(|key| verify(key, message, signature))
+}
+
 /// The chain hash of an event.
 pub fn link(previous_hash: &[u8], sequence: i64, content_hash: &[u8]) -> [u8; 32] {
     let mut hasher = Sha256::new();

@@ -444,16 +444,12 @@ pub fn verify(body: &[u8], manifest: &Manifest, keys: &[HmacKey]) -> Verdict {
                 Ok(_) => {}
             }
             if !keys.is_empty() {
-                let signed = keys
-                    .iter()
-                    .find(|k| k.kid == event.key_id)
-                    .is_some_and(|key| {
-                        chain::verify(
-                            key,
-                            &decode(&event.content_hash),
-                            &event.signature.as_deref().map(decode).unwrap_or_default(),
-                        )
-                    });
+                let signed = chain::verify_by(
+                    keys,
+                    &event.key_id,
+                    &decode(&event.content_hash),
+                    &event.signature.as_deref().map(decode).unwrap_or_default(),
+                );
                 if !signed {
                     problems.push(format!("event {n}: its signature does not verify"));
                 }

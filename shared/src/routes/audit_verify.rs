@@ -51,6 +51,18 @@ struct Checkpoint {
     created_at: OffsetDateTime,
 }
 
+impl Checkpoint {
+    /// Whether one of `keys` signed this checkpoint of `chain_id`.
+    fn signed(&self, chain_id: uuid::Uuid, keys: &[crate::platform::HmacKey]) -> bool {
+        chain::verify_by(
+            keys,
+            &self.key_id,
+            &chain::checkpoint_message(chain_id, self.sequence, &unhex(&self.hash)),
+            &unhex(&self.signature),
+        )
+    }
+}
+
 /// Where and why the chain breaks.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -231,17 +243,9 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let mut previous: Option<Vec<u8>> = None;
     let mut failure: Option<Break> = None;
     if let (None, Some(h)) = (from, &horizon) {
-        let vouched = checkpoints.iter().any(|c| {
-            c.sequence == h.sequence
-                && c.hash == h.hash
-                && keys.iter().find(|k| k.kid == c.key_id).is_some_and(|key| {
-                    chain::verify(
-                        key,
-                        &chain::checkpoint_message(chain_id, c.sequence, &unhex(&c.hash)),
-                        &unhex(&c.signature),
-                    )
-                })
-        });
+        let vouched = checkpoints
+            .iter()
+            .any(|c| c.sequence == h.sequence && c.hash == h.hash && c.signed(chain_id, keys));
         if !vouched {
             failure = Some(Break {
                 sequence: first,
@@ -322,20 +326,7 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
             if !in_range {
                 continue;
             }
-            let signed = keys
-                .iter()
-                .find(|k| k.kid == checkpoint.key_id)
-                .is_some_and(|key| {
-                    chain::verify(
-                        key,
-                        &chain::checkpoint_message(
-                            chain_id,
-                            checkpoint.sequence,
-                            &unhex(&checkpoint.hash),
-                        ),
-                        &unhex(&checkpoint.signature),
-                    )
-                });
+            let signed = checkpoint.signed(chain_id, keys);
             if !signed {
                 failure = Some(Break {
                     sequence: checkpoint.sequence,

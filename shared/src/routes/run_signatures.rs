@@ -140,16 +140,12 @@ fn view(stored: Stored, run: &RunView, keys: &[HmacKey]) -> SignatureView {
         &hex::decode(&stored.run_hash).unwrap_or_default(),
     );
     let authentic = stored.run_id == run.id
-        && keys
-            .iter()
-            .find(|k| k.kid == stored.key_id)
-            .is_some_and(|key| {
-                chain::verify(
-                    key,
-                    &message,
-                    &hex::decode(&stored.signature).unwrap_or_default(),
-                )
-            });
+        && chain::verify_by(
+            keys,
+            &stored.key_id,
+            &message,
+            &hex::decode(&stored.signature).unwrap_or_default(),
+        );
     let (status, detail) = if !authentic {
         (
             "tampered",
