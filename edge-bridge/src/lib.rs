@@ -1,7 +1,10 @@
-//! The lab agent (issue 6): enrollment, the disk-backed queue and the
-//! simulated instruments so far; the agent loop, other drivers, uplink and
-//! the cloud end are to come.
+//! The lab agent (issue 6): enrollment, configuration, the disk-backed
+//! queue, the instrument drivers and the agent loop that relays readings
+//! and commands.
 
+pub mod agent;
+pub mod config;
+pub mod driver;
 pub mod enroll;
 pub mod queue;
 pub mod simulator;

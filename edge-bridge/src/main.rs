@@ -1,6 +1,6 @@
 //! `edge-bridge`: the lab agent that reads instruments and relays readings.
-//! So far it enrolls (`edge-bridge enroll`) and has its disk queue; the
-//! agent loop, drivers and uplink are to come (issue 6).
+//! `edge-bridge enroll` exchanges a join token for the bridge's
+//! credentials; `edge-bridge agent --config edge-bridge.toml` runs it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,11 +32,26 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Runs the agent: reads the configured instruments, stores every
+    /// reading on disk, relays it to Antevus, runs commands.
+    Agent {
+        /// The TOML configuration (see the README's "Edge bridge").
+        #[arg(long, env = "EDGE_BRIDGE_CONFIG", default_value = "edge-bridge.toml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EDGE_BRIDGE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {
@@ -47,6 +62,23 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Agent { config } => {
+            let config =
+                match edge_bridge::config::Config::load(&config, |name| std::env::var(name).ok()) {
+                    Ok(config) => config,
+                    Err(e) => {
+                        eprintln!("edge-bridge agent: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+            match runtime.block_on(edge_bridge::agent::run(config, stop_signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("edge-bridge agent: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Enroll {
             url,
             token,
@@ -78,4 +110,25 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

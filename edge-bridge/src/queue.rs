@@ -16,6 +16,10 @@
 //!   never skipped silently.
 //! - **Acknowledgements** are cumulative ([`Queue::ack`]) and persisted in
 //!   `acked` (written to a temporary file, synced, renamed).
+//! - **Stream.** The queue's records form one stream, named by a random id
+//!   made with the queue (`stream`): the cloud deduplicates on (bridge,
+//!   stream, sequence), so a queue made afresh never collides with the
+//!   sequences of an older one.
 //! - **Bounded.** Past `max_bytes` an append is refused with
 //!   [`QueueError::Full`]; the caller raises the alarm and the instrument
 //!   keeps its data. Nothing is ever dropped to make room.
@@ -32,6 +36,7 @@ pub const HEADER_BYTES: u64 = 24;
 pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
 const ACKED: &str = "acked";
+const STREAM: &str = "stream";
 const SUFFIX: &str = ".seg";
 
 /// Sizes of the queue.
@@ -108,6 +113,7 @@ pub struct Queue {
     current: Option<(u64, File, u64)>,
     next_sequence: u64,
     acked: u64,
+    stream: uuid::Uuid,
     /// Bytes cut from a torn tail when the queue was opened.
     pub repaired_bytes: u64,
 }
@@ -198,6 +204,19 @@ impl Queue {
             })
             .collect();
         firsts.sort_unstable();
+        let stream = match fs::read_to_string(dir.join(STREAM)) {
+            Ok(text) => text.trim().parse().map_err(|_| QueueError::Corrupt {
+                path: dir.join(STREAM),
+                offset: 0,
+                reason: "the stream id is not a UUID",
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let stream = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+                write_atomically(&dir, STREAM, stream.to_string().as_bytes())?;
+                stream
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut queue = Queue {
             dir,
             limits,
@@ -207,6 +226,7 @@ impl Queue {
             current: None,
             next_sequence: acked + 1,
             acked,
+            stream,
             repaired_bytes: 0,
         };
         let count = firsts.len();
@@ -252,34 +272,56 @@ impl Queue {
 
     /// Stores `payload`; returns its sequence once it is on disk.
     pub fn append(&mut self, payload: &[u8]) -> Result<u64, QueueError> {
-        if payload.len() > MAX_PAYLOAD_BYTES {
+        Ok(self.append_all(&[payload])?.start)
+    }
+
+    /// Stores every payload, in order, with one `fsync` (group commit);
+    /// returns their sequences once all are on disk. All or nothing: if
+    /// they do not all fit, none is stored.
+    pub fn append_all<T: AsRef<[u8]>>(
+        &mut self,
+        payloads: &[T],
+    ) -> Result<std::ops::Range<u64>, QueueError> {
+        if payloads
+            .iter()
+            .any(|p| p.as_ref().len() > MAX_PAYLOAD_BYTES)
+        {
             return Err(QueueError::TooLarge);
         }
-        let bytes = HEADER_BYTES + payload.len() as u64;
+        let bytes: u64 = payloads
+            .iter()
+            .map(|p| HEADER_BYTES + p.as_ref().len() as u64)
+            .sum();
         if self.pending_bytes + bytes > self.limits.max_bytes {
             return Err(QueueError::Full {
                 used: self.pending_bytes,
                 max: self.limits.max_bytes,
             });
         }
-        let sequence = self.next_sequence;
+        let first = self.next_sequence;
         let at = now_ms();
-        let record = encode(sequence, at, payload);
-        let (segment, file, len) = self.writable(sequence)?;
-        file.write_all(&record)?;
-        file.sync_data()?;
-        let entry = Entry {
-            sequence,
-            recorded_at_ms: at,
-            segment: *segment,
-            offset: *len,
-            len: payload.len() as u32,
-        };
-        *len += bytes;
-        self.pending.push_back(entry);
-        self.pending_bytes += bytes;
-        self.next_sequence += 1;
-        Ok(sequence)
+        for payload in payloads {
+            let payload = payload.as_ref();
+            let sequence = self.next_sequence;
+            let record = encode(sequence, at, payload);
+            let (segment, file, len) = self.writable(sequence)?;
+            file.write_all(&record)?;
+            let entry = Entry {
+                sequence,
+                recorded_at_ms: at,
+                segment: *segment,
+                offset: *len,
+                len: payload.len() as u32,
+            };
+            *len += record.len() as u64;
+            self.pending.push_back(entry);
+            self.pending_bytes += record.len() as u64;
+            self.next_sequence += 1;
+        }
+        if let Some((_, file, _)) = &self.current {
+            file.sync_data()?;
+        }
+        Ok(first..self.next_sequence)
     }
 
     /// The open segment, rolled over when full.
@@ -289,6 +331,11 @@ impl Queue {
             None => true,
         };
         if roll {
+            // A segment being closed is synced first: a group commit may
+            // span two segments.
+            if let Some((_, file, _)) = &self.current {
+                file.sync_data()?;
+            }
             // Reopen the last segment if it still has room (after a restart).
             let reuse = self.segments.back().copied().filter(|first| {
                 self.current.is_none()
@@ -367,14 +414,7 @@ impl Queue {
         if upto <= self.acked {
             return Ok(());
         }
-        let temporary = self.dir.join(format!("{ACKED}.tmp"));
-        {
-            let mut file = File::create(&temporary)?;
-            file.write_all(upto.to_string().as_bytes())?;
-            file.sync_all()?;
-        }
-        fs::rename(&temporary, self.dir.join(ACKED))?;
-        sync_dir(&self.dir)?;
+        write_atomically(&self.dir, ACKED, upto.to_string().as_bytes())?;
         self.acked = upto;
         while self.pending.front().is_some_and(|e| e.sequence <= upto) {
             if let Some(entry) = self.pending.pop_front() {
@@ -434,6 +474,21 @@ impl Queue {
         self.acked
     }
 
+    /// The stream these records belong to.
+    pub fn stream(&self) -> uuid::Uuid {
+        self.stream
+    }
+
+    /// Starts a new stream from the next record on: for when the cloud's
+    /// copy of the stream was lost (a restored database) and can no longer
+    /// continue where this queue is.
+    pub fn new_stream(&mut self) -> Result<uuid::Uuid, QueueError> {
+        let stream = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        write_atomically(&self.dir, STREAM, stream.to_string().as_bytes())?;
+        self.stream = stream;
+        Ok(stream)
+    }
+
     /// The sequence the next record gets.
     pub fn next_sequence(&self) -> u64 {
         self.next_sequence
@@ -443,6 +498,20 @@ impl Queue {
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
+}
+
+/// Replaces `dir/name` with `contents`: a temporary file, synced, renamed,
+/// the directory synced.
+fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<(), QueueError> {
+    let temporary = dir.join(format!("{name}.tmp"));
+    {
+        let mut file = File::create(&temporary)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+    }
+    fs::rename(&temporary, dir.join(name))?;
+    sync_dir(dir)?;
+    Ok(())
 }
 
 fn encode(sequence: u64, at: u64, payload: &[u8]) -> Vec<u8> {

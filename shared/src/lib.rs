@@ -27,6 +27,7 @@ pub mod db;
 pub mod domain;
 pub mod envelope;
 pub mod error;
+pub mod live;
 pub mod mail;
 pub mod platform;
 pub mod ratelimit;

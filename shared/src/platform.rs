@@ -28,6 +28,8 @@ pub trait Platform {
     fn now(&self) -> OffsetDateTime;
     /// Fills `buf` from a cryptographically secure source.
     fn fill_random(&self, buf: &mut [u8]);
+    /// Waits `duration` without blocking other work (a long poll's pause).
+    async fn sleep(&self, duration: std::time::Duration);
 }
 
 /// A secret value: never printed, never serialized.

@@ -196,3 +196,34 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
 }
+
+/// An optional UUID query field; a malformed one is a problem named `field`.
+pub fn uuid_field(
+    field: &str,
+    raw: Option<&str>,
+    problems: &mut Vec<FieldError>,
+) -> Option<uuid::Uuid> {
+    raw.and_then(|s| {
+        uuid::Uuid::parse_str(s).ok().or_else(|| {
+            problems.push(FieldError::new(field, "Must be a UUID"));
+            None
+        })
+    })
+}
+
+/// An optional RFC 3339 timestamp query field; a malformed one is a
+/// problem named `field`.
+pub fn time_field(
+    field: &str,
+    raw: Option<&str>,
+    problems: &mut Vec<FieldError>,
+) -> Option<time::OffsetDateTime> {
+    raw.and_then(|s| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .or_else(|| {
+                problems.push(FieldError::new(field, "Must be an RFC 3339 timestamp"));
+                None
+            })
+    })
+}

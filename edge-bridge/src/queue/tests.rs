@@ -104,6 +104,8 @@ fn a_full_queue_refuses_and_recovers_when_acknowledged() {
 #[derive(Debug, Clone)]
 enum Op {
     Append(Vec<u8>),
+    /// A group commit of several records.
+    AppendAll(Vec<Vec<u8>>),
     Ack(u64),
     Reopen,
     /// A crash while writing a record: only `keep` of its bytes reach disk.
@@ -116,6 +118,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Op::Append),
+        2 => proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..30), 1..5)
+            .prop_map(Op::AppendAll),
         2 => (0u64..40).prop_map(Op::Ack),
         1 => Just(Op::Reopen),
         1 => (proptest::collection::vec(any::<u8>(), 1..40), 1usize..60)
@@ -147,6 +151,21 @@ proptest! {
                         prop_assert_eq!(result.expect("append"), next);
                         model.push_back((next, payload));
                         next += 1;
+                    }
+                }
+                Op::AppendAll(payloads) => {
+                    let used: u64 = model.iter().map(|(_, p)| HEADER_BYTES + p.len() as u64).sum();
+                    let adding: u64 = payloads.iter().map(|p| HEADER_BYTES + p.len() as u64).sum();
+                    let result = queue.append_all(&payloads);
+                    if used + adding > bounds.max_bytes {
+                        let refused = matches!(result, Err(QueueError::Full { .. }));
+                        prop_assert!(refused, "a group that does not fit is refused whole");
+                    } else {
+                        prop_assert_eq!(result.expect("append_all"), next..next + payloads.len() as u64);
+                        for payload in payloads {
+                            model.push_back((next, payload));
+                            next += 1;
+                        }
                     }
                 }
                 Op::Ack(upto) => {

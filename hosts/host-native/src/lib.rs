@@ -67,6 +67,10 @@ impl Platform for NativePlatform {
             panic!("operating system random source failed: {e}");
         }
     }
+
+    async fn sleep(&self, duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
+    }
 }
 
 struct HostState {

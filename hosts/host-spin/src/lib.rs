@@ -46,6 +46,11 @@ impl Platform for SpinPlatform {
             panic!("WASI random source failed: {e}");
         }
     }
+
+    async fn sleep(&self, duration: std::time::Duration) {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        spin_sdk::wasip3::clocks::monotonic_clock::wait_for(nanos).await;
+    }
 }
 
 static LOGGING: Once = Once::new();

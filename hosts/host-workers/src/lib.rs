@@ -77,6 +77,10 @@ impl Platform for WorkersPlatform {
             panic!("crypto.getRandomValues is unavailable");
         }
     }
+
+    async fn sleep(&self, duration: std::time::Duration) {
+        worker::Delay::from(duration).await;
+    }
 }
 
 /// Writes formatted log lines to `console.log`.

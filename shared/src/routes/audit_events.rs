@@ -73,16 +73,16 @@ pub(super) const FILTER_SQL: &str = "chain_id = $1 \
 
 impl Filters {
     pub(super) fn parse(query: &AuditQuery, problems: &mut Vec<FieldError>) -> Filters {
-        let from = when("from", query.from.as_deref(), problems);
-        let to = when("to", query.to.as_deref(), problems);
+        let from = crate::request::time_field("from", query.from.as_deref(), problems);
+        let to = crate::request::time_field("to", query.to.as_deref(), problems);
         if let (Some(f), Some(t)) = (from, to)
             && f > t
         {
             problems.push(FieldError::new("to", "Must not be before from"));
         }
         Filters {
-            user_id: uuid("userId", query.user_id.as_deref(), problems),
-            record_id: uuid("recordId", query.record_id.as_deref(), problems),
+            user_id: crate::request::uuid_field("userId", query.user_id.as_deref(), problems),
+            record_id: crate::request::uuid_field("recordId", query.record_id.as_deref(), problems),
             severity: one_of("severity", query.severity.as_deref(), &SEVERITIES, problems),
             outcome: one_of("outcome", query.outcome.as_deref(), &OUTCOMES, problems),
             event_type: short_text("eventType", query.event_type.clone(), 100, problems),
@@ -173,24 +173,6 @@ fn one_of(
             ));
             None
         }
-    })
-}
-
-fn uuid(field: &str, raw: Option<&str>, problems: &mut Vec<FieldError>) -> Option<uuid::Uuid> {
-    raw.and_then(|s| {
-        uuid::Uuid::parse_str(s).ok().or_else(|| {
-            problems.push(FieldError::new(field, "Must be a UUID"));
-            None
-        })
-    })
-}
-
-fn when(field: &str, raw: Option<&str>, problems: &mut Vec<FieldError>) -> Option<OffsetDateTime> {
-    raw.and_then(|s| {
-        OffsetDateTime::parse(s, &Rfc3339).ok().or_else(|| {
-            problems.push(FieldError::new(field, "Must be an RFC 3339 timestamp"));
-            None
-        })
     })
 }
 

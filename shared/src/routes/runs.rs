@@ -11,7 +11,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::Rq;
 use super::instrument_control::{self, DEFAULT_TIMEOUT_SECS, NewCommand};
@@ -110,43 +109,18 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-fn parse_uuid(
-    field: &str,
-    raw: Option<&str>,
-    problems: &mut Vec<FieldError>,
-) -> Option<uuid::Uuid> {
-    raw.and_then(|s| {
-        uuid::Uuid::parse_str(s).ok().or_else(|| {
-            problems.push(FieldError::new(field, "Must be a UUID"));
-            None
-        })
-    })
-}
-
-fn parse_time(
-    field: &str,
-    raw: Option<&str>,
-    problems: &mut Vec<FieldError>,
-) -> Option<OffsetDateTime> {
-    raw.and_then(|s| {
-        OffsetDateTime::parse(s, &Rfc3339).ok().or_else(|| {
-            problems.push(FieldError::new(field, "Must be an RFC 3339 timestamp"));
-            None
-        })
-    })
-}
-
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;
     let query: ListQuery = rq.query()?;
     let mut problems = Vec::new();
-    let instrument_id = parse_uuid(
+    let instrument_id = crate::request::uuid_field(
         "instrumentId",
         query.instrument_id.as_deref(),
         &mut problems,
     );
-    let operator_id = parse_uuid("operatorId", query.operator_id.as_deref(), &mut problems);
+    let operator_id =
+        crate::request::uuid_field("operatorId", query.operator_id.as_deref(), &mut problems);
     let status = query.status.as_deref().and_then(|s| {
         RunStatus::parse(s).or_else(|| {
             problems.push(FieldError::new(
@@ -156,8 +130,9 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
             None
         })
     });
-    let from = parse_time("startedFrom", query.started_from.as_deref(), &mut problems);
-    let to = parse_time("startedTo", query.started_to.as_deref(), &mut problems);
+    let from =
+        crate::request::time_field("startedFrom", query.started_from.as_deref(), &mut problems);
+    let to = crate::request::time_field("startedTo", query.started_to.as_deref(), &mut problems);
     if let (Some(from), Some(to)) = (from, to)
         && from > to
     {

@@ -75,6 +75,7 @@ pub fn trials(app: Option<Arc<TestApp>>, runtime: tokio::runtime::Handle) -> Vec
         .chain(crate::audit::CASES)
         .chain(crate::walk::CASES)
         .chain(crate::bridges::CASES)
+        .chain(crate::live::CASES)
         .map(|(name, case)| {
             let app = app.clone();
             let runtime = runtime.clone();

@@ -15,6 +15,7 @@ pub mod cases;
 pub mod client;
 pub mod data;
 pub mod lab;
+pub mod live;
 pub mod stack;
 pub mod walk;
 
@@ -26,6 +27,18 @@ pub use stack::{HostKind, Stack};
 
 /// Entry point of each `tests/<host>.rs`.
 pub fn main_for(kind: HostKind) -> ExitCode {
+    // The kill -9 case runs the agent in a child process of this binary.
+    if let Some(code) = live::run_agent_if_asked() {
+        return code;
+    }
+    // ANTEVUS_TEST_LOG=debug (a tracing filter) shows the native host's and
+    // the in-process agents' logs.
+    if let Ok(filter) = std::env::var("ANTEVUS_TEST_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args = libtest_mimic::Arguments::from_args();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -35,7 +35,7 @@ const EXEMPT: &[(&str, Method, &str)] = &[
 ];
 
 /// Routes that write although they are `GET`.
-const WRITING_GETS: &[&str] = &["audit-export"];
+const WRITING_GETS: &[&str] = &["audit-export", "bridge-commands"];
 
 struct Walk<'a> {
     app: &'a TestApp,
@@ -477,11 +477,88 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
             &json!({"token": join["token"]}),
         )
         .await?;
+    let enrolled = walk
+        .json(
+            "bridge-enroll",
+            enrolled,
+            201,
+            &["BRIDGE_ENROLLED"],
+            Method::POST,
+        )
+        .await?;
+
+    // The live path: a heartbeat that changes an instrument's status, a
+    // command handed out, its outcome reported.
+    let key = enrolled["apiKey"].as_str().context("apiKey")?.to_owned();
+    let bridged = app
+        .post(
+            "/api/v1/instruments",
+            Some(&token),
+            &json!({"name": "Bridged", "type": "incubator"}),
+        )
+        .await?;
+    let bridged = crate::lab::id_of(bridged.expect_ok(201)?)?;
+    let stream = uuid::Uuid::from_u128(0x5157_2ea1);
+    let key_header = [("x-api-key", key.as_str())];
+    let ingest = |body: Value| {
+        app.send(
+            Method::POST,
+            "/api/v1/bridges/ingest",
+            None,
+            &key_header,
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+    };
+    let beat = ingest(json!({"stream": stream, "records": [
+            {"seq": 1, "kind": "reading", "instrumentId": bridged, "metric": "temperature",
+             "value": 37.0, "recordedAt": "2026-11-26T10:00:00Z"}],
+        "heartbeat": {"queueDepth": 1, "instruments": [{"id": bridged, "status": "idle"}]}}))
+    .await?;
     walk.json(
-        "bridge-enroll",
-        enrolled,
-        201,
-        &["BRIDGE_ENROLLED"],
+        "bridge-ingest",
+        beat,
+        200,
+        &["INSTRUMENT_STATUS_CHANGED"],
+        Method::POST,
+    )
+    .await?;
+    let queued = app
+        .json(
+            Method::POST,
+            &format!("/api/v1/instruments/{bridged}/control"),
+            Some(&token),
+            &[("idempotency-key", "walk-calibrate")],
+            &json!({"command": "calibrate"}),
+        )
+        .await?;
+    let command = crate::lab::id_of(queued.expect_ok(202)?)?;
+    let handed = app
+        .send(
+            Method::GET,
+            "/api/v1/bridges/commands",
+            None,
+            &[("x-api-key", key.as_str())],
+            None,
+        )
+        .await?;
+    walk.json(
+        "bridge-commands",
+        handed,
+        200,
+        &["INSTRUMENT_COMMAND_SENT"],
+        Method::GET,
+    )
+    .await?;
+    let done = ingest(json!({"stream": stream, "records": [
+            {"seq": 2, "kind": "commandOutcome", "commandId": command, "state": "completed",
+             "result": {"ok": true}, "at": "2026-11-26T10:00:01Z"}],
+        "heartbeat": {"queueDepth": 0, "instruments": [{"id": bridged, "status": "idle"}]}}))
+    .await?;
+    walk.json(
+        "bridge-ingest",
+        done,
+        200,
+        &["INSTRUMENT_COMMAND_COMPLETED"],
         Method::POST,
     )
     .await?;

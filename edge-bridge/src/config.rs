@@ -1,0 +1,364 @@
+//! The agent's configuration: a TOML file, then environment overrides,
+//! checked whole at start so every mistake is reported at once.
+//!
+//! ```toml
+//! dir = ".antevus-bridge"          # credentials.json and queue/
+//! transport = "http"               # or "websocket"
+//! metrics_listen = "127.0.0.1:9464"
+//! heartbeat_secs = 5
+//! batch_max_records = 500
+//!
+//! [queue]
+//! max_bytes = 1073741824
+//! segment_bytes = 8388608
+//!
+//! [[instruments]]
+//! driver = "simulator"
+//! id = "6d1f…"                    # the instrument's id in Antevus
+//! type = "freezer"
+//! interval_ms = 1000
+//!
+//! [[instruments]]
+//! driver = "tcp"
+//! id = "9a2c…"
+//! address = "10.0.4.17:4001"
+//! ```
+//!
+//! Environment overrides: `EDGE_BRIDGE_DIR`, `EDGE_BRIDGE_URL` (default:
+//! the URL the bridge enrolled with), `EDGE_BRIDGE_TRANSPORT`,
+//! `EDGE_BRIDGE_METRICS_LISTEN`, `EDGE_BRIDGE_QUEUE_MAX_BYTES`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::simulator::Fault;
+
+/// How batches and commands travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// HTTPS batch ingest and command long-polling (works everywhere).
+    Http,
+    /// One WebSocket to the organization's hub.
+    Websocket,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    #[serde(default = "default_queue_max")]
+    pub max_bytes: u64,
+    #[serde(default = "default_segment")]
+    pub segment_bytes: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_bytes: default_queue_max(),
+            segment_bytes: default_segment(),
+        }
+    }
+}
+
+fn default_queue_max() -> u64 {
+    1 << 30
+}
+fn default_segment() -> u64 {
+    8 << 20
+}
+fn default_dir() -> PathBuf {
+    PathBuf::from(".antevus-bridge")
+}
+fn default_transport() -> Transport {
+    Transport::Http
+}
+fn default_heartbeat() -> u64 {
+    5
+}
+fn default_batch() -> usize {
+    500
+}
+fn default_interval() -> u64 {
+    1000
+}
+
+/// A simulated instrument's fault, as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultConfig {
+    Drift,
+    Spike,
+    Stuck,
+    Offline,
+}
+
+impl FaultConfig {
+    pub fn fault(self) -> Fault {
+        match self {
+            FaultConfig::Drift => Fault::Drift { per_tick: 0.05 },
+            FaultConfig::Spike => Fault::Spike,
+            FaultConfig::Stuck => Fault::Stuck,
+            FaultConfig::Offline => Fault::Offline,
+        }
+    }
+}
+
+/// One instrument and the driver that reads it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "driver", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InstrumentConfig {
+    /// A simulated instrument of `type`.
+    Simulator {
+        id: uuid::Uuid,
+        #[serde(rename = "type")]
+        kind: String,
+        #[serde(default = "default_interval")]
+        interval_ms: u64,
+        #[serde(default)]
+        seed: Option<u64>,
+        #[serde(default)]
+        fault: Option<FaultConfig>,
+    },
+    /// An instrument's LAN port speaking newline-delimited JSON.
+    Tcp { id: uuid::Uuid, address: String },
+}
+
+impl InstrumentConfig {
+    pub fn id(&self) -> uuid::Uuid {
+        match self {
+            InstrumentConfig::Simulator { id, .. } | InstrumentConfig::Tcp { id, .. } => *id,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default = "default_transport")]
+    pub transport: Transport,
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_secs: u64,
+    #[serde(default = "default_batch")]
+    pub batch_max_records: usize,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub instruments: Vec<InstrumentConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    Parse(PathBuf, String),
+    #[error("the configuration is not valid:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Reads `path`, applies the environment (`lookup`), and checks it.
+    pub fn load(
+        path: &Path,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+        Config::parse(&text, lookup).map_err(|e| match e {
+            ConfigError::Parse(_, message) => ConfigError::Parse(path.to_owned(), message),
+            other => other,
+        })
+    }
+
+    /// Parses TOML text, applies the environment, and checks the result.
+    pub fn parse(
+        text: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(PathBuf::new(), e.to_string()))?;
+        let mut problems = Vec::new();
+        if let Some(dir) = lookup("EDGE_BRIDGE_DIR") {
+            config.dir = PathBuf::from(dir);
+        }
+        if let Some(url) = lookup("EDGE_BRIDGE_URL") {
+            config.url = Some(url);
+        }
+        if let Some(transport) = lookup("EDGE_BRIDGE_TRANSPORT") {
+            match transport.as_str() {
+                "http" => config.transport = Transport::Http,
+                "websocket" => config.transport = Transport::Websocket,
+                other => problems.push(format!(
+                    "EDGE_BRIDGE_TRANSPORT is {other:?}: must be http or websocket"
+                )),
+            }
+        }
+        if let Some(listen) = lookup("EDGE_BRIDGE_METRICS_LISTEN") {
+            match listen.parse() {
+                Ok(addr) => config.metrics_listen = Some(addr),
+                Err(_) => problems.push(format!(
+                    "EDGE_BRIDGE_METRICS_LISTEN is {listen:?}: must be an address like 127.0.0.1:9464"
+                )),
+            }
+        }
+        if let Some(max) = lookup("EDGE_BRIDGE_QUEUE_MAX_BYTES") {
+            match max.parse() {
+                Ok(max) => config.queue.max_bytes = max,
+                Err(_) => problems.push(format!(
+                    "EDGE_BRIDGE_QUEUE_MAX_BYTES is {max:?}: must be a number of bytes"
+                )),
+            }
+        }
+        config.check(&mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        if let Some(url) = &self.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            problems.push(format!("url {url:?} must start with http:// or https://"));
+        }
+        if !(1..=3600).contains(&self.heartbeat_secs) {
+            problems.push("heartbeat_secs must be between 1 and 3600".into());
+        }
+        if !(1..=shared::live::MAX_BATCH_RECORDS).contains(&self.batch_max_records) {
+            problems.push(format!(
+                "batch_max_records must be between 1 and {}",
+                shared::live::MAX_BATCH_RECORDS
+            ));
+        }
+        if self.queue.segment_bytes < 4096 || self.queue.max_bytes < self.queue.segment_bytes {
+            problems.push(
+                "queue.segment_bytes must be at least 4096 and at most queue.max_bytes".into(),
+            );
+        }
+        if self.instruments.is_empty() {
+            problems.push("no [[instruments]]: the bridge would have nothing to read".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, instrument) in self.instruments.iter().enumerate() {
+            if !ids.insert(instrument.id()) {
+                problems.push(format!(
+                    "instruments[{i}]: instrument {} is listed twice",
+                    instrument.id()
+                ));
+            }
+            match instrument {
+                InstrumentConfig::Simulator {
+                    kind, interval_ms, ..
+                } => {
+                    if crate::simulator::Simulated::new(kind, 0).is_err() {
+                        problems.push(format!("instruments[{i}]: no simulator for type {kind:?}"));
+                    }
+                    if !(10..=3_600_000).contains(interval_ms) {
+                        problems.push(format!(
+                            "instruments[{i}]: interval_ms must be between 10 and 3600000"
+                        ));
+                    }
+                }
+                InstrumentConfig::Tcp { address, .. } => {
+                    if address
+                        .rsplit_once(':')
+                        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+                    {
+                        problems.push(format!(
+                            "instruments[{i}]: address {address:?} must be host:port"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        dir = "/var/lib/antevus-bridge"
+        metrics_listen = "127.0.0.1:9464"
+
+        [[instruments]]
+        driver = "simulator"
+        id = "6d1f3c56-8f3b-4a84-9b7c-2a9f5e0c1d11"
+        type = "freezer"
+        fault = "drift"
+
+        [[instruments]]
+        driver = "tcp"
+        id = "9a2c0f5e-1b7d-4c3a-8e6f-0d4b2a1c9e22"
+        address = "10.0.4.17:4001"
+    "#;
+
+    #[test]
+    fn a_good_file_with_overrides() {
+        let config = Config::parse(GOOD, |name| {
+            (name == "EDGE_BRIDGE_TRANSPORT").then(|| "websocket".to_owned())
+        })
+        .expect("valid");
+        assert_eq!(config.transport, Transport::Websocket);
+        assert_eq!(config.instruments.len(), 2);
+        assert_eq!(config.heartbeat_secs, 5);
+        assert_eq!(config.queue.max_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once() {
+        let text = r#"
+            heartbeat_secs = 0
+            [[instruments]]
+            driver = "simulator"
+            id = "6d1f3c56-8f3b-4a84-9b7c-2a9f5e0c1d11"
+            type = "toaster"
+            [[instruments]]
+            driver = "tcp"
+            id = "6d1f3c56-8f3b-4a84-9b7c-2a9f5e0c1d11"
+            address = "nowhere"
+        "#;
+        let Err(ConfigError::Invalid(problems)) = Config::parse(text, |n| {
+            (n == "EDGE_BRIDGE_TRANSPORT").then(|| "pigeon".into())
+        }) else {
+            panic!("must be invalid");
+        };
+        let all = problems.join("\n");
+        for expected in [
+            "pigeon",
+            "heartbeat_secs",
+            "toaster",
+            "listed twice",
+            "host:port",
+        ] {
+            assert!(all.contains(expected), "{expected} missing from {all}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_drivers_are_errors() {
+        for text in [
+            "colour = \"blue\"",
+            "[[instruments]]\ndriver = \"telepathy\"\nid = \"6d1f3c56-8f3b-4a84-9b7c-2a9f5e0c1d11\"",
+            "[[instruments]]\ndriver = \"tcp\"\nid = \"6d1f3c56-8f3b-4a84-9b7c-2a9f5e0c1d11\"\naddress = \"a:1\"\nbaud = 9600",
+        ] {
+            assert!(
+                matches!(Config::parse(text, |_| None), Err(ConfigError::Parse(..))),
+                "{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! `GET /api/v1/bridges/commands?wait=&limit=` (a bridge's key): the
+//! commands waiting for the instruments the bridge reported in its last
+//! heartbeat, oldest first, each marked `sent` to this bridge (audited).
+//! With `wait` (seconds, at most 25) the request is a long poll: it answers
+//! as soon as a command is waiting, or empty when the time is up. The
+//! bridge reports acknowledgements and results as records of its stream
+//! (`POST /api/v1/bridges/ingest`). A command sent but not acknowledged
+//! within 30 seconds is handed out again.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Rq;
+use crate::auth;
+use crate::envelope::Reply;
+use crate::error::ApiError;
+use crate::live::{self, MAX_POLL_WAIT_SECS};
+use crate::platform::{Ctx, Platform};
+
+super::methods! {
+    GET => poll,
+}
+
+/// How often a long poll looks again.
+const POLL_EVERY: Duration = Duration::from_millis(500);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Query {
+    wait: Option<u64>,
+    limit: Option<i64>,
+}
+
+async fn poll<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    let bridge = live::persist::bridge_of(ctx, &principal).await?;
+    let query: Query = rq.query()?;
+    let wait = query.wait.unwrap_or(0);
+    if wait > MAX_POLL_WAIT_SECS {
+        return Err(ApiError::invalid(
+            "wait",
+            format!("At most {MAX_POLL_WAIT_SECS} seconds"),
+        ));
+    }
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "Must be between 1 and 100"));
+    }
+    let until = ctx.now() + Duration::from_secs(wait);
+    loop {
+        let commands = live::persist::take_commands(ctx, rq, &principal, bridge, limit).await?;
+        if !commands.is_empty() || ctx.now() >= until {
+            return Reply::ok(json!({ "items": commands }));
+        }
+        ctx.platform.sleep(POLL_EVERY).await;
+    }
+}

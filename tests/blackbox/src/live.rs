@@ -1,0 +1,976 @@
+//! The live path: batch ingest and the command poll over HTTP (the Spin
+//! transport), the downsampled readings, and the agent itself — run in
+//! process, and as a child process killed with SIGKILL mid-stream.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail, ensure};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+use crate::client::TestApp;
+use crate::lab::{id_of, register};
+
+crate::cases![
+    live_batches_are_stored_once_in_order_and_gaps_refused,
+    live_heartbeats_show_the_bridge_and_its_instruments,
+    live_readings_downsample_by_bucket,
+    live_commands_round_trip_through_the_agent,
+    live_agent_buffers_while_the_cloud_is_away,
+    live_full_queue_refuses_and_recovers,
+    live_kill_9_loses_and_repeats_nothing,
+];
+
+/// The environment variable that makes a suite binary run the agent
+/// instead of the tests (the kill -9 case's child process).
+pub const AGENT_CONFIG_ENV: &str = "ANTEVUS_BLACKBOX_AGENT_CONFIG";
+
+/// Runs the agent as `edge-bridge agent` would, when this process was
+/// started as the kill -9 case's child.
+pub fn run_agent_if_asked() -> Option<std::process::ExitCode> {
+    let path = std::env::var(AGENT_CONFIG_ENV).ok()?;
+    let config = match edge_bridge::config::Config::load(path.as_ref(), |_| None) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("agent: {e}");
+            return Some(std::process::ExitCode::FAILURE);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .ok()?;
+    Some(
+        match runtime.block_on(edge_bridge::agent::run(config, std::future::pending())) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("agent: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    )
+}
+
+/// A bridge of `token`'s organization, enrolled into a fresh directory.
+async fn enrolled(
+    app: &TestApp,
+    token: &str,
+) -> anyhow::Result<(edge_bridge::enroll::Credentials, tempfile::TempDir)> {
+    let made = app
+        .post(
+            "/api/v1/bridges/join-tokens",
+            Some(token),
+            &json!({"name": "Bench bridge"}),
+        )
+        .await?;
+    let join = made.expect_ok(201)?["token"]
+        .as_str()
+        .context("token")?
+        .to_owned();
+    let dir = tempfile::tempdir()?;
+    let credentials =
+        edge_bridge::enroll::enroll(&app.url(""), &join, dir.path(), Some("bench-pc"), false)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((credentials, dir))
+}
+
+async fn as_bridge(
+    app: &TestApp,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<crate::client::Resp> {
+    let body = body
+        .map(|b| serde_json::to_vec(b).map(|bytes| ("application/json", bytes)))
+        .transpose()?;
+    app.send(method, path, None, &[("x-api-key", key)], body)
+        .await
+}
+
+fn reading(seq: u64, instrument: &str, metric: &str, value: f64, at: &str) -> Value {
+    json!({"seq": seq, "kind": "reading", "instrumentId": instrument, "metric": metric,
+           "value": value, "unit": "C", "recordedAt": at})
+}
+
+fn batch(stream: &str, records: Vec<Value>) -> Value {
+    json!({"stream": stream, "records": records, "heartbeat": {"queueDepth": 0}})
+}
+
+async fn live_batches_are_stored_once_in_order_and_gaps_refused(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let (bridge, _dir) = enrolled(app, &token).await?;
+    let key = bridge.api_key.as_str();
+    let freezer =
+        id_of(&register(app, &token, json!({"name": "Freezer A", "type": "freezer"})).await?)?;
+    let stream = uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string();
+    let ingest = "/api/v1/bridges/ingest";
+    let post = reqwest::Method::POST;
+
+    let first = batch(
+        &stream,
+        (1..=3)
+            .map(|n| {
+                reading(
+                    n,
+                    &freezer,
+                    "temperature",
+                    -80.0 + n as f64,
+                    "2026-11-26T10:00:00Z",
+                )
+            })
+            .collect(),
+    );
+    let ack = as_bridge(app, key, post.clone(), ingest, Some(&first)).await?;
+    let ack = ack.expect_ok(200)?.clone();
+    ensure!(
+        ack["acked"] == 3 && ack["stored"] == 3 && ack["duplicates"] == 0,
+        "{ack}"
+    );
+    // The same batch again (a lost acknowledgement): nothing stored twice.
+    let again = as_bridge(app, key, post.clone(), ingest, Some(&first)).await?;
+    let again = again.expect_ok(200)?.clone();
+    ensure!(
+        again["acked"] == 3 && again["stored"] == 0 && again["duplicates"] == 3,
+        "{again}"
+    );
+    // Overlapping: only the new ones.
+    let overlap = batch(
+        &stream,
+        (3..=5)
+            .map(|n| {
+                reading(
+                    n,
+                    &freezer,
+                    "temperature",
+                    -80.0 + n as f64,
+                    "2026-11-26T10:00:01Z",
+                )
+            })
+            .collect(),
+    );
+    let overlap = as_bridge(app, key, post.clone(), ingest, Some(&overlap)).await?;
+    let overlap = overlap.expect_ok(200)?.clone();
+    ensure!(
+        overlap["acked"] == 5 && overlap["stored"] == 2 && overlap["duplicates"] == 1,
+        "{overlap}"
+    );
+    // A gap is refused with where the stream continues, and stores nothing.
+    let gap = batch(
+        &stream,
+        vec![reading(
+            9,
+            &freezer,
+            "temperature",
+            1.0,
+            "2026-11-26T10:00:02Z",
+        )],
+    );
+    let refused = as_bridge(app, key, post.clone(), ingest, Some(&gap)).await?;
+    refused.expect_error(409, "CONFLICT")?;
+    ensure!(
+        refused.json["error"]["details"][0]["message"] == "6",
+        "{}",
+        refused.json
+    );
+    // A reading for an instrument of another organization (or none) is
+    // rejected by name and acknowledged, so the queue moves on.
+    let (_, other_token) = app.admin().await?;
+    let theirs = id_of(
+        &register(
+            app,
+            &other_token,
+            json!({"name": "Theirs", "type": "freezer"}),
+        )
+        .await?,
+    )?;
+    let mixed = batch(
+        &stream,
+        vec![
+            reading(6, &theirs, "temperature", 1.0, "2026-11-26T10:00:03Z"),
+            reading(7, &freezer, "temperature", 2.0, "2026-11-26T10:00:03Z"),
+        ],
+    );
+    let mixed = as_bridge(app, key, post.clone(), ingest, Some(&mixed)).await?;
+    let mixed = mixed.expect_ok(200)?.clone();
+    ensure!(
+        mixed["acked"] == 7 && mixed["stored"] == 1 && mixed["rejected"][0]["seq"] == 6,
+        "{mixed}"
+    );
+    let db = app.db().await?;
+    let theirs_stored: i64 = db
+        .query_one(
+            "SELECT count(*) FROM readings WHERE instrument_id = $1::text::uuid",
+            &[&theirs],
+        )
+        .await?
+        .get(0);
+    ensure!(
+        theirs_stored == 0,
+        "another organization's instrument got a reading"
+    );
+    // Bad batches: 400 in the envelope, nothing stored.
+    for bad in [
+        batch(
+            &stream,
+            vec![reading(
+                8,
+                &freezer,
+                "bad metric",
+                1.0,
+                "2026-11-26T10:00:04Z",
+            )],
+        ),
+        batch(
+            &stream,
+            vec![
+                reading(8, &freezer, "t", 1.0, "2026-11-26T10:00:04Z"),
+                reading(10, &freezer, "t", 1.0, "2026-11-26T10:00:04Z"),
+            ],
+        ),
+        batch(&stream, vec![reading(8, &freezer, "t", 1.0, "yesterday")]),
+        json!({"stream": stream, "records": [], "heartbeat": {"queueDepth": 0}, "extra": 1}),
+        json!({"stream": stream, "records": [], "heartbeat": {"queueDepth": 0,
+               "instruments": [{"id": freezer, "status": "maintenance"}]}}),
+    ] {
+        as_bridge(app, key, post.clone(), ingest, Some(&bad))
+            .await?
+            .expect_error(400, "VALIDATION_ERROR")?;
+    }
+    let rows = db
+        .query(
+            "SELECT sequence, value FROM readings WHERE instrument_id = $1::text::uuid ORDER BY sequence",
+            &[&freezer],
+        )
+        .await?;
+    let stored: Vec<(i64, f64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    ensure!(
+        stored
+            == vec![
+                (1, -79.0),
+                (2, -78.0),
+                (3, -77.0),
+                (4, -76.0),
+                (5, -75.0),
+                (7, 2.0)
+            ],
+        "{stored:?}"
+    );
+    // Only a bridge's key: a person, or another key, is refused.
+    app.post(ingest, Some(&token), &first)
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    let made = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&token),
+            &json!({"name": "script", "permissions": ["instruments:view", "instruments:control"]}),
+        )
+        .await?;
+    let script_key = made.expect_ok(201)?["key"]
+        .as_str()
+        .context("key")?
+        .to_owned();
+    as_bridge(app, &script_key, post.clone(), ingest, Some(&first))
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    as_bridge(app, "ak_forged", post, ingest, Some(&first))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    let _ = admin;
+    Ok(())
+}
+
+async fn live_heartbeats_show_the_bridge_and_its_instruments(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let (bridge, _dir) = enrolled(app, &token).await?;
+    let incubator = id_of(
+        &register(
+            app,
+            &token,
+            json!({"name": "Incubator", "type": "incubator"}),
+        )
+        .await?,
+    )?;
+    let heartbeat = json!({"stream": uuid::Builder::from_random_bytes(rand::random()).into_uuid(), "records": [], "heartbeat": {
+        "version": "9.9.9", "hostname": "lab-2", "queueDepth": 17,
+        "instruments": [{"id": incubator, "status": "running"}]}});
+    as_bridge(
+        app,
+        &bridge.api_key,
+        reqwest::Method::POST,
+        "/api/v1/bridges/ingest",
+        Some(&heartbeat),
+    )
+    .await?
+    .expect_ok(200)?;
+    let listed = app.get("/api/v1/bridges", Some(&token)).await?;
+    let item = listed.expect_ok(200)?["items"][0].clone();
+    ensure!(
+        item["online"] == true
+            && item["version"] == "9.9.9"
+            && item["hostname"] == "lab-2"
+            && item["queueDepth"] == 17
+            && item["connectedInstruments"] == json!([incubator]),
+        "{item}"
+    );
+    let status = app
+        .get(
+            &format!("/api/v1/instruments/{incubator}/status"),
+            Some(&token),
+        )
+        .await?;
+    let status = status.expect_ok(200)?.clone();
+    ensure!(
+        status["status"] == "running" && status["reachable"] == true,
+        "{status}"
+    );
+    // The change is in the trail once; the same heartbeat again adds nothing.
+    as_bridge(
+        app,
+        &bridge.api_key,
+        reqwest::Method::POST,
+        "/api/v1/bridges/ingest",
+        Some(&heartbeat),
+    )
+    .await?
+    .expect_ok(200)?;
+    let db = app.db().await?;
+    let events: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE chain_id = $1 AND event_type = 'INSTRUMENT_STATUS_CHANGED' \
+               AND record_id = $2::text::uuid AND new_values->>'status' = 'running'",
+            &[&admin.organization_id, &incubator],
+        )
+        .await?
+        .get(0);
+    ensure!(events == 1, "{events} status events");
+    Ok(())
+}
+
+async fn live_readings_downsample_by_bucket(app: &TestApp) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    let (bridge, _dir) = enrolled(app, &token).await?;
+    let centrifuge = id_of(
+        &register(
+            app,
+            &token,
+            json!({"name": "Spinner", "type": "centrifuge"}),
+        )
+        .await?,
+    )?;
+    let stream = uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string();
+    // Two minutes of readings, one every 10 s: values 0..11 for speed.
+    let records: Vec<Value> = (0..12)
+        .map(|i| {
+            let at = format!("2026-11-26T10:{:02}:{:02}Z", i / 6, (i % 6) * 10);
+            let mut r = reading(i + 1, &centrifuge, "speedRpm", i as f64, &at);
+            r["unit"] = json!("rpm");
+            r
+        })
+        .collect();
+    as_bridge(
+        app,
+        &bridge.api_key,
+        reqwest::Method::POST,
+        "/api/v1/bridges/ingest",
+        Some(&batch(&stream, records)),
+    )
+    .await?
+    .expect_ok(200)?;
+    let path = format!(
+        "/api/v1/instruments/{centrifuge}/readings?from=2026-11-26T10:00:00Z&to=2026-11-26T10:02:00Z&bucket=1m"
+    );
+    let series = app.get(&path, Some(&token)).await?;
+    let series = series.expect_ok(200)?.clone();
+    let speed = &series["series"][0];
+    ensure!(
+        speed["metric"] == "speedRpm" && speed["unit"] == "rpm",
+        "{series}"
+    );
+    let points = speed["points"].as_array().context("points")?;
+    ensure!(points.len() == 2, "{series}");
+    ensure!(
+        points[0]["t"] == "2026-11-26T10:00:00Z"
+            && points[0]["min"] == 0.0
+            && points[0]["max"] == 5.0
+            && points[0]["avg"] == 2.5
+            && points[0]["count"] == 6
+            && points[1]["min"] == 6.0
+            && points[1]["max"] == 11.0,
+        "{series}"
+    );
+    // Narrowed to a metric that has no readings: empty.
+    let none = app
+        .get(&format!("{path}&metric=temperature"), Some(&token))
+        .await?;
+    ensure!(none.expect_ok(200)?["series"] == json!([]));
+    for bad in [
+        "bucket=0",
+        "bucket=5x",
+        "from=2026-11-26T10:00:00Z&to=2026-11-26T09:00:00Z",
+        "from=2026-01-01T00:00:00Z&to=2026-11-26T00:00:00Z&bucket=1d",
+        "from=2026-11-26T00:00:00Z&to=2026-11-27T00:00:00Z&bucket=1s",
+        "metric=no%20such",
+        "colour=blue",
+    ] {
+        app.get(
+            &format!("/api/v1/instruments/{centrifuge}/readings?{bad}"),
+            Some(&token),
+        )
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")
+        .with_context(|| bad.to_owned())?;
+    }
+    // Another organization sees no such instrument.
+    let (_, other) = app.admin().await?;
+    app.get(&path, Some(&other))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    Ok(())
+}
+
+/// An agent running in this process until dropped.
+struct InProcessAgent {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), edge_bridge::agent::AgentError>>,
+}
+
+impl InProcessAgent {
+    fn start(config: edge_bridge::config::Config) -> InProcessAgent {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(edge_bridge::agent::run(config, async move {
+            let _ = stopped.await;
+        }));
+        InProcessAgent {
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => bail!("the agent failed: {e}"),
+            Err(e) => bail!("the agent panicked: {e}"),
+        }
+    }
+}
+
+fn config(
+    dir: &std::path::Path,
+    extra: &str,
+    instruments: &str,
+) -> anyhow::Result<edge_bridge::config::Config> {
+    let text = format!(
+        "dir = {dir:?}\nheartbeat_secs = 1\n{extra}\n{instruments}",
+        dir = dir.display().to_string()
+    );
+    edge_bridge::config::Config::parse(&text, |_| None).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Polls `check` until it holds (or fails after `secs`).
+async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    let (bridge, dir) = enrolled(app, &token).await?;
+    let hplc = id_of(
+        &register(
+            app,
+            &token,
+            json!({"name": "HPLC", "type": "hplc", "status": "idle"}),
+        )
+        .await?,
+    )?;
+    let agent = InProcessAgent::start(config(
+        dir.path(),
+        "",
+        &format!(
+            "[[instruments]]\ndriver = \"simulator\"\nid = \"{hplc}\"\ntype = \"hplc\"\ninterval_ms = 50\nseed = 3\n"
+        ),
+    )?);
+    // Readings flow.
+    let db = app.db().await?;
+    eventually(20, "simulated readings in PostgreSQL", || async {
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM readings WHERE instrument_id = $1::text::uuid",
+                &[&hplc],
+            )
+            .await?
+            .get(0);
+        Ok(n >= 10)
+    })
+    .await?;
+    // A command from the control API reaches the simulated instrument and
+    // its result comes back.
+    let queued = app
+        .json(
+            reqwest::Method::POST,
+            &format!("/api/v1/instruments/{hplc}/control"),
+            Some(&token),
+            &[("idempotency-key", "start-1")],
+            &json!({"command": "start", "parameters": {"protocol": "gradient-5", "settings": {"durationTicks": 5}}}),
+        )
+        .await?;
+    let command = id_of(queued.expect_ok(202)?)?;
+    let last = Arc::new(Mutex::new(Value::Null));
+    let result = eventually(30, "the command to complete", || {
+        let path = format!("/api/v1/instruments/{hplc}/commands");
+        let token = token.clone();
+        let command = command.clone();
+        let last = last.clone();
+        async move {
+            let listed = app.get(&path, Some(&token)).await?;
+            let listed = listed.expect_ok(200)?.clone();
+            let found = listed["items"]
+                .as_array()
+                .and_then(|items| items.iter().find(|c| c["id"] == command.as_str()).cloned())
+                .unwrap_or(Value::Null);
+            let done = found["status"] == "completed";
+            *last.lock().unwrap_or_else(|e| e.into_inner()) = found;
+            Ok(done)
+        }
+    })
+    .await;
+    let last = last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    result.with_context(|| format!("last seen: {last}"))?;
+    ensure!(
+        last["result"]["running"] == true
+            && last["sentAt"].is_string()
+            && last["acknowledgedAt"].is_string()
+            && last["completedAt"].is_string(),
+        "{last}"
+    );
+    // The run shows in the readings and the instrument's status.
+    eventually(20, "run progress readings", || async {
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM readings WHERE instrument_id = $1::text::uuid AND metric = 'runProgressPercent'",
+                &[&hplc],
+            )
+            .await?
+            .get(0);
+        Ok(n >= 1)
+    })
+    .await?;
+    let events: Vec<String> = db
+        .query(
+            "SELECT event_type FROM audit_events WHERE record_id = $1::text::uuid ORDER BY sequence",
+            &[&command],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ensure!(
+        events
+            == [
+                "INSTRUMENT_COMMAND_QUEUED",
+                "INSTRUMENT_COMMAND_SENT",
+                "INSTRUMENT_COMMAND_ACKNOWLEDGED",
+                "INSTRUMENT_COMMAND_COMPLETED"
+            ],
+        "{events:?}"
+    );
+    // A command the simulator cannot do fails with its reason.
+    let queued = app
+        .json(
+            reqwest::Method::POST,
+            &format!("/api/v1/instruments/{hplc}/control"),
+            Some(&token),
+            &[("idempotency-key", "purge-1")],
+            &json!({"command": "purge", "parameters": {}}),
+        )
+        .await?;
+    if queued.status == 202 {
+        let failing = id_of(&queued.json["data"])?;
+        eventually(30, "the unsupported command to fail", || async {
+            let row = db
+                .query_one(
+                    "SELECT status, coalesce(error, '') FROM instrument_commands WHERE id = $1::text::uuid",
+                    &[&failing],
+                )
+                .await?;
+            let status: String = row.get(0);
+            let error: String = row.get(1);
+            Ok(status == "failed" && error.contains("does not implement"))
+        })
+        .await?;
+    }
+    // Only the bridge's own key polls commands, within limits.
+    app.get("/api/v1/bridges/commands", Some(&token))
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    for bad in ["wait=26", "limit=0", "wait=x"] {
+        as_bridge(
+            app,
+            &bridge.api_key,
+            reqwest::Method::GET,
+            &format!("/api/v1/bridges/commands?{bad}"),
+            None,
+        )
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
+    }
+    agent.stop().await
+}
+
+/// A free local port (bound and let go).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Forwards `port` to the host under test until dropped: the cloud
+/// "coming back".
+async fn forward(port: u16, to: String) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    Ok(tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let to = to.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    }))
+}
+
+fn host_address(app: &TestApp) -> anyhow::Result<String> {
+    let url = app.url("");
+    Ok(url
+        .strip_prefix("http://")
+        .context("the suite's host speaks http")?
+        .trim_end_matches('/')
+        .to_owned())
+}
+
+/// A LAN instrument for the TCP driver: sends readings numbered from 1
+/// (the number is also the value), records which the bridge acknowledged.
+struct Instrument {
+    acked: Arc<Mutex<Vec<u64>>>,
+    nacked: Arc<Mutex<Vec<(u64, String)>>>,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Instrument {
+    /// Listens on a free port; sends `per_burst` readings every `every`
+    /// to whichever bridge is connected.
+    async fn start(per_burst: u64, every: Duration) -> anyhow::Result<(Instrument, u16)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let nacked = Arc::new(Mutex::new(Vec::new()));
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (a, n, s) = (acked.clone(), nacked.clone(), sent.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let (read, mut write) = conn.into_split();
+                let (a, n) = (a.clone(), n.clone());
+                let reader = tokio::spawn(async move {
+                    let mut lines = BufReader::new(read).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                            continue;
+                        };
+                        if let Some(id) = v["ack"].as_u64() {
+                            a.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+                        } else if let Some(id) = v["nack"].as_u64() {
+                            let why = v["error"].as_str().unwrap_or("").to_owned();
+                            n.lock().unwrap_or_else(|e| e.into_inner()).push((id, why));
+                        }
+                    }
+                });
+                loop {
+                    let mut burst = String::new();
+                    for _ in 0..per_burst {
+                        let id = s.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                        burst.push_str(
+                            &json!({"id": id, "metric": "counter", "value": id as f64}).to_string(),
+                        );
+                        burst.push('\n');
+                    }
+                    if write.write_all(burst.as_bytes()).await.is_err() || reader.is_finished() {
+                        break;
+                    }
+                    tokio::time::sleep(every).await;
+                }
+                reader.abort();
+            }
+        });
+        Ok((
+            Instrument {
+                acked,
+                nacked,
+                sent,
+                task,
+            },
+            port,
+        ))
+    }
+
+    fn acked(&self) -> Vec<u64> {
+        self.acked.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for Instrument {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The stored values of `instrument`'s counter readings, in stream order.
+async fn stored_counter(db: &tokio_postgres::Client, instrument: &str) -> anyhow::Result<Vec<u64>> {
+    Ok(db
+        .query(
+            "SELECT value FROM readings WHERE instrument_id = $1::text::uuid AND metric = 'counter' \
+             ORDER BY stream_id, sequence",
+            &[&instrument],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get::<_, f64>(0) as u64)
+        .collect())
+}
+
+async fn metrics(port: u16) -> anyhow::Result<BTreeMap<String, f64>> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect())
+}
+
+async fn live_agent_buffers_while_the_cloud_is_away(app: &TestApp) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    let (_, dir) = enrolled(app, &token).await?;
+    let freezer =
+        id_of(&register(app, &token, json!({"name": "Freezer", "type": "freezer"})).await?)?;
+    let (instrument, instrument_port) = Instrument::start(5, Duration::from_millis(20)).await?;
+    let cloud_port = free_port()?;
+    let metrics_port = free_port()?;
+    let agent = InProcessAgent::start(config(
+        dir.path(),
+        &format!(
+            "url = \"http://127.0.0.1:{cloud_port}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\""
+        ),
+        &format!(
+            "[[instruments]]\ndriver = \"tcp\"\nid = \"{freezer}\"\naddress = \"127.0.0.1:{instrument_port}\"\n"
+        ),
+    )?);
+    // The cloud is away: readings are acknowledged to the instrument from
+    // disk and wait there.
+    eventually(20, "readings buffered on disk", || async {
+        Ok(instrument.acked().len() >= 200)
+    })
+    .await?;
+    let m = metrics(metrics_port).await?;
+    ensure!(
+        m["edge_bridge_queue_depth"] >= 200.0 && m["edge_bridge_uplink_up"] == 0.0,
+        "{m:?}"
+    );
+    let health: Value = reqwest::get(format!("http://127.0.0.1:{metrics_port}/healthz"))
+        .await?
+        .json()
+        .await?;
+    ensure!(health["status"] == "buffering", "{health}");
+    let db = app.db().await?;
+    ensure!(stored_counter(&db, &freezer).await?.is_empty());
+    // It comes back: everything arrives, in order, once.
+    let forwarder = forward(cloud_port, host_address(app)?).await?;
+    eventually(30, "the backlog to arrive", || async {
+        let acked = instrument.acked();
+        let stored: HashSet<u64> = stored_counter(&db, &freezer).await?.into_iter().collect();
+        Ok(acked.iter().take(200).all(|id| stored.contains(id)))
+    })
+    .await?;
+    let stored = stored_counter(&db, &freezer).await?;
+    ensure!(
+        stored.windows(2).all(|w| w[0] < w[1]),
+        "out of order or repeated"
+    );
+    let m = metrics(metrics_port).await?;
+    ensure!(
+        m["edge_bridge_uplink_up"] == 1.0 && m["edge_bridge_reconnects_total"] >= 1.0,
+        "{m:?}"
+    );
+    forwarder.abort();
+    agent.stop().await
+}
+
+async fn live_full_queue_refuses_and_recovers(app: &TestApp) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    let (_, dir) = enrolled(app, &token).await?;
+    let freezer =
+        id_of(&register(app, &token, json!({"name": "Freezer", "type": "freezer"})).await?)?;
+    let (instrument, instrument_port) = Instrument::start(5, Duration::from_millis(20)).await?;
+    let cloud_port = free_port()?;
+    let metrics_port = free_port()?;
+    let agent = InProcessAgent::start(config(
+        dir.path(),
+        &format!(
+            "url = \"http://127.0.0.1:{cloud_port}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\
+             [queue]\nmax_bytes = 16384\nsegment_bytes = 4096\n"
+        ),
+        &format!(
+            "[[instruments]]\ndriver = \"tcp\"\nid = \"{freezer}\"\naddress = \"127.0.0.1:{instrument_port}\"\n"
+        ),
+    )?);
+    eventually(20, "the queue to refuse", || async {
+        Ok(instrument
+            .nacked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|(_, why)| why.contains("full")))
+    })
+    .await?;
+    let m = metrics(metrics_port).await?;
+    ensure!(
+        m["edge_bridge_queue_full"] == 1.0 && m["edge_bridge_records_refused_total"] > 0.0,
+        "{m:?}"
+    );
+    let health = reqwest::get(format!("http://127.0.0.1:{metrics_port}/healthz")).await?;
+    ensure!(health.status() == 503, "a full queue is unhealthy");
+    let acked_while_full = instrument.acked();
+    let forwarder = forward(cloud_port, host_address(app)?).await?;
+    // Room again: the queue drains, new readings are taken again.
+    let db = app.db().await?;
+    eventually(30, "recovery", || async {
+        let acked = instrument.acked();
+        let stored: HashSet<u64> = stored_counter(&db, &freezer).await?.into_iter().collect();
+        Ok(acked.len() > acked_while_full.len() + 50
+            && acked_while_full.iter().all(|id| stored.contains(id)))
+    })
+    .await?;
+    let m = metrics(metrics_port).await?;
+    ensure!(m["edge_bridge_queue_full"] == 0.0, "{m:?}");
+    // What was refused was never stored, what was acknowledged is stored.
+    let refused: HashSet<u64> = instrument
+        .nacked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    let stored = stored_counter(&db, &freezer).await?;
+    ensure!(
+        stored.iter().all(|id| !refused.contains(id)),
+        "a refused reading was stored"
+    );
+    ensure!(
+        stored.windows(2).all(|w| w[0] < w[1]),
+        "out of order or repeated"
+    );
+    forwarder.abort();
+    agent.stop().await
+}
+
+async fn live_kill_9_loses_and_repeats_nothing(app: &TestApp) -> anyhow::Result<()> {
+    use rand::Rng as _;
+    let (_, token) = app.admin().await?;
+    let (_, dir) = enrolled(app, &token).await?;
+    let freezer =
+        id_of(&register(app, &token, json!({"name": "Freezer", "type": "freezer"})).await?)?;
+    let (instrument, instrument_port) = Instrument::start(10, Duration::from_millis(10)).await?;
+    let config_path = dir.path().join("edge-bridge.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "dir = {dir:?}\nheartbeat_secs = 1\nbatch_max_records = 200\n\
+             [[instruments]]\ndriver = \"tcp\"\nid = \"{freezer}\"\naddress = \"127.0.0.1:{instrument_port}\"\n",
+            dir = dir.path().display().to_string()
+        ),
+    )?;
+    let spawn = || -> anyhow::Result<tokio::process::Child> {
+        Ok(tokio::process::Command::new(std::env::current_exe()?)
+            .env(AGENT_CONFIG_ENV, &config_path)
+            .env("EDGE_BRIDGE_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?)
+    };
+    let mut child = spawn()?;
+    let mut kills = 0;
+    for _ in 0..5 {
+        let pause = rand::rng().random_range(300..1500);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        child.start_kill()?; // SIGKILL
+        child.wait().await?;
+        kills += 1;
+        child = spawn()?;
+    }
+    // Let the last one drain what was acknowledged.
+    let db = app.db().await?;
+    let acked = instrument.acked();
+    ensure!(
+        acked.len() > 500,
+        "too few readings acknowledged: {}",
+        acked.len()
+    );
+    eventually(60, "every acknowledged reading in PostgreSQL", || async {
+        let stored: HashSet<u64> = stored_counter(&db, &freezer).await?.into_iter().collect();
+        Ok(acked.iter().all(|id| stored.contains(id)))
+    })
+    .await?;
+    child.start_kill()?;
+    child.wait().await?;
+    let stored = stored_counter(&db, &freezer).await?;
+    let unique: HashSet<u64> = stored.iter().copied().collect();
+    ensure!(unique.len() == stored.len(), "a reading was stored twice");
+    ensure!(
+        stored.windows(2).all(|w| w[0] < w[1]),
+        "readings out of the instrument's order"
+    );
+    let sent = instrument.sent.load(std::sync::atomic::Ordering::SeqCst);
+    ensure!(stored.iter().all(|id| *id <= sent), "a reading nobody sent");
+    eprintln!(
+        "kill -9 x{kills}: {} sent, {} acknowledged, {} stored, 0 lost, 0 repeated",
+        sent,
+        acked.len(),
+        stored.len()
+    );
+    Ok(())
+}
