@@ -247,6 +247,7 @@ pub async fn run(
         client.clone(),
         Duration::from_secs(config.heartbeat_secs),
         config.batch_max_records,
+        Duration::from_millis(config.flush_ms),
     ));
     tasks.spawn(poll_commands(agent.clone(), client, recorder, orders));
     if let Some(listener) = metrics_listener {
@@ -466,7 +467,13 @@ fn hostname() -> Option<String> {
 
 /// Sends the queue's records in order, a batch at a time, and a heartbeat
 /// at least every `heartbeat`; removes what the cloud acknowledges.
-async fn uplink(agent: Arc<Agent>, client: Client, heartbeat: Duration, batch_max: usize) {
+async fn uplink(
+    agent: Arc<Agent>,
+    client: Client,
+    heartbeat: Duration,
+    batch_max: usize,
+    flush: Duration,
+) {
     let mut backoff = Backoff(0);
     let mut last_sent = tokio::time::Instant::now() - heartbeat;
     let hostname = hostname();
@@ -545,9 +552,13 @@ async fn uplink(agent: Arc<Agent>, client: Client, heartbeat: Duration, batch_ma
                 }
                 let acker = agent.clone();
                 let acked = ack.acked;
-                if let Err(e) = tokio::task::spawn_blocking(move || acker.queue().ack(acked)).await
-                {
-                    tracing::error!("cannot record the acknowledgement: {e}");
+                match tokio::task::spawn_blocking(move || acker.queue().ack(acked)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!("cannot record the acknowledgement: {e}"),
+                    Err(e) => tracing::error!("cannot record the acknowledgement: {e}"),
+                }
+                if batch.records.len() < batch_max {
+                    tokio::time::sleep(flush).await;
                 }
             }
             Err(e) => {

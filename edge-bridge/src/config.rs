@@ -7,6 +7,7 @@
 //! metrics_listen = "127.0.0.1:9464"
 //! heartbeat_secs = 5
 //! batch_max_records = 500
+//! flush_ms = 200
 //!
 //! [queue]
 //! max_bytes = 1073741824
@@ -22,6 +23,12 @@
 //! driver = "tcp"
 //! id = "9a2c…"
 //! address = "10.0.4.17:4001"
+//!
+//! [[instruments]]
+//! driver = "serial"
+//! id = "c0de…"
+//! path = "/dev/ttyUSB0"
+//! baud = 9600
 //! ```
 //!
 //! Environment overrides: `EDGE_BRIDGE_DIR`, `EDGE_BRIDGE_URL` (default:
@@ -81,6 +88,9 @@ fn default_heartbeat() -> u64 {
 fn default_batch() -> usize {
     500
 }
+fn default_flush() -> u64 {
+    200
+}
 fn default_interval() -> u64 {
     1000
 }
@@ -124,12 +134,25 @@ pub enum InstrumentConfig {
     },
     /// An instrument's LAN port speaking newline-delimited JSON.
     Tcp { id: uuid::Uuid, address: String },
+    /// An RS-232 line (e.g. `/dev/ttyUSB0`) speaking newline-delimited JSON.
+    Serial {
+        id: uuid::Uuid,
+        path: String,
+        #[serde(default = "default_baud")]
+        baud: u32,
+    },
+}
+
+fn default_baud() -> u32 {
+    9600
 }
 
 impl InstrumentConfig {
     pub fn id(&self) -> uuid::Uuid {
         match self {
-            InstrumentConfig::Simulator { id, .. } | InstrumentConfig::Tcp { id, .. } => *id,
+            InstrumentConfig::Simulator { id, .. }
+            | InstrumentConfig::Tcp { id, .. }
+            | InstrumentConfig::Serial { id, .. } => *id,
         }
     }
 }
@@ -150,6 +173,10 @@ pub struct Config {
     pub heartbeat_secs: u64,
     #[serde(default = "default_batch")]
     pub batch_max_records: usize,
+    /// After a batch that was not full, wait this long for more records
+    /// (fewer, larger requests); a full batch is followed at once.
+    #[serde(default = "default_flush")]
+    pub flush_ms: u64,
     #[serde(default)]
     pub queue: QueueConfig,
     #[serde(default)]
@@ -236,6 +263,9 @@ impl Config {
         if !(1..=3600).contains(&self.heartbeat_secs) {
             problems.push("heartbeat_secs must be between 1 and 3600".into());
         }
+        if self.flush_ms > 10_000 {
+            problems.push("flush_ms must be at most 10000".into());
+        }
         if !(1..=shared::live::MAX_BATCH_RECORDS).contains(&self.batch_max_records) {
             problems.push(format!(
                 "batch_max_records must be between 1 and {}",
@@ -268,6 +298,20 @@ impl Config {
                     if !(10..=3_600_000).contains(interval_ms) {
                         problems.push(format!(
                             "instruments[{i}]: interval_ms must be between 10 and 3600000"
+                        ));
+                    }
+                }
+                InstrumentConfig::Serial { path, baud, .. } => {
+                    if path.is_empty() {
+                        problems.push(format!("instruments[{i}]: path is empty"));
+                    }
+                    if ![
+                        1200, 2400, 4800, 9600, 19_200, 38_400, 57_600, 115_200, 230_400,
+                    ]
+                    .contains(baud)
+                    {
+                        problems.push(format!(
+                            "instruments[{i}]: baud {baud} is not a standard rate"
                         ));
                     }
                 }

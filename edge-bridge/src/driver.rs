@@ -68,7 +68,21 @@ pub async fn run(config: InstrumentConfig, io: DriverIo) {
                 Err(e) => tracing::error!(instrument = %io.instrument_id, "{e}"),
             }
         }
-        InstrumentConfig::Tcp { address, .. } => tcp(address, io).await,
+        InstrumentConfig::Tcp { address, .. } => {
+            let target = address.clone();
+            line_instrument(&address, io, move || TcpStream::connect(target.clone())).await;
+        }
+        InstrumentConfig::Serial { path, baud, .. } => {
+            let device = path.clone();
+            line_instrument(&path, io, move || {
+                let device = device.clone();
+                async move {
+                    tokio_serial::SerialStream::open(&tokio_serial::new(device, baud))
+                        .map_err(std::io::Error::from)
+                }
+            })
+            .await;
+        }
     }
 }
 
@@ -148,18 +162,24 @@ struct Line {
 /// At most this many lines are stored with one write.
 const TCP_GROUP: usize = 500;
 
-/// An instrument's LAN port: connects (again and again, with a pause),
-/// reads newline-delimited JSON readings `{"id"?, "metric", "value",
+/// An instrument speaking newline-delimited JSON over a byte stream: a LAN
+/// port (TCP) or an RS-232 line (serial). Connects (again and again, with a
+/// pause), reads readings `{"id"?, "metric", "value",
 /// "unit"?, "recordedAt"?}` and answers each, once it is on disk, with
 /// `{"ack": id}` (or `{"nack": id, "error"}` when the queue refuses it).
 /// Commands go down as `{"commandId", "command", "parameters"}` and are
 /// answered by `{"commandId", "ok", "result"?, "error"?}`.
-async fn tcp(address: String, mut io: DriverIo) {
+async fn line_instrument<S, F, Fut>(address: &str, mut io: DriverIo, mut connect: F)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<S>>,
+{
     let mut pause = Duration::from_millis(200);
     let mut waiting: std::collections::HashMap<uuid::Uuid, oneshot::Sender<Result<Value, String>>> =
         std::collections::HashMap::new();
     loop {
-        let stream = match TcpStream::connect(&address).await {
+        let stream = match connect().await {
             Ok(stream) => stream,
             Err(e) => {
                 io.status("offline");
@@ -172,7 +192,7 @@ async fn tcp(address: String, mut io: DriverIo) {
         pause = Duration::from_millis(200);
         tracing::info!(instrument = %io.instrument_id, %address, "instrument connected");
         io.status("online");
-        let (read, mut write) = stream.into_split();
+        let (read, mut write) = tokio::io::split(stream);
         let mut lines = BufReader::new(read).lines();
         loop {
             tokio::select! {

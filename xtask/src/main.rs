@@ -179,7 +179,15 @@ fn dev(port: u16) -> anyhow::Result<()> {
     routes::sync(false)?;
     wasm::build_workers()?;
     run(Command::new("cargo")
-        .args(["build", "-p", "sql-proxy", "-p", "dbctl"])
+        .args([
+            "build",
+            "-p",
+            "sql-proxy",
+            "-p",
+            "dbctl",
+            "-p",
+            "edge-bridge",
+        ])
         .current_dir(root()))?;
     let secrets = Secrets::load()?;
     prepare_database(&secrets, DEV_DB, false)?;
@@ -203,6 +211,8 @@ fn dev(port: u16) -> anyhow::Result<()> {
     );
     let (workerd, url) = start_workerd(&function_env(&secrets, DEV_DB, PROXY_ADDR), port)?;
     children.0.push(workerd);
+    let (agent, lab) = start_simulated_lab(&secrets, &url)?;
+    children.0.push(agent);
     println!("\nAntevus is running on workerd at {url}");
     println!("  health:  curl {url}/api/health");
     println!("  login:   curl -X POST {url}/api/auth/login -H 'content-type: application/json' \\");
@@ -214,10 +224,81 @@ fn dev(port: u16) -> anyhow::Result<()> {
         println!("  (the admin password was printed when the database was first seeded;");
         println!("   `cargo xtask pg stop && rm -rf .antevus/pg` starts over with a new one)");
     }
+    println!("  {lab}");
     println!("Press Ctrl-C to stop.");
     wait_for_ctrl_c();
     drop(children);
     pg::stop()
+}
+
+/// Where the local simulated lab's bridge keeps its credentials and queue.
+const LAB_BRIDGE_DIR: &str = ".antevus/bridge";
+const LAB_METRICS: &str = "127.0.0.1:9464";
+
+/// A simulated instrument of every type in the demo organization, read by
+/// an edge bridge enrolled through the API (once; its credentials are kept
+/// in `.antevus/bridge`), relaying to the local functions. Returns the
+/// agent and a line for the user.
+fn start_simulated_lab(secrets: &Secrets, url: &str) -> anyhow::Result<(Child, String)> {
+    let dir = root().join(LAB_BRIDGE_DIR);
+    let known: Option<String> = std::fs::read_to_string(dir.join("credentials.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| v["bridgeId"].as_str().map(str::to_owned));
+    let mut seed = Command::new(cargo_bin("dbctl", false));
+    seed.arg("seed-lab")
+        .env("ANTEVUS_ADMIN_DATABASE_URL", pg::admin_url(secrets, DEV_DB));
+    if let Some(bridge) = &known {
+        seed.args(["--bridge", bridge]);
+    }
+    let seeded = seed.output()?;
+    if !seeded.status.success() {
+        bail!(
+            "seeding the simulated lab failed: {}",
+            String::from_utf8_lossy(&seeded.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&seeded.stdout).into_owned();
+    let mut instruments = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if let Some(rest) = line.strip_prefix("instrument ")
+            && let Some((kind, id)) = rest.split_once(' ')
+        {
+            instruments.push_str(&format!(
+                "\n[[instruments]]\ndriver = \"simulator\"\nid = \"{id}\"\ntype = \"{kind}\"\ninterval_ms = 1000\nseed = {i}\n"
+            ));
+        }
+        if let Some(token) = line.strip_prefix("join-token ") {
+            run(Command::new(cargo_bin("edge-bridge", false))
+                .args(["enroll", "--url", url, "--force", "--dir"])
+                .arg(&dir)
+                .env("EDGE_BRIDGE_JOIN_TOKEN", token))?;
+        }
+    }
+    let config = dir.join("edge-bridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "# Written by `cargo xtask dev`: the local simulated lab.\n\
+             dir = {dir:?}\nurl = {url:?}\nmetrics_listen = {LAB_METRICS:?}\n{instruments}",
+            dir = dir.display().to_string()
+        ),
+    )?;
+    let agent = Command::new(cargo_bin("edge-bridge", false))
+        .args(["agent", "--config"])
+        .arg(&config)
+        .spawn()
+        .context("cannot start the edge bridge")?;
+    Ok((
+        agent,
+        format!(
+            "simulated lab: {} instruments relayed by the edge bridge in {LAB_BRIDGE_DIR}; \
+             its health and metrics at http://{LAB_METRICS}/healthz and /metrics",
+            text.lines()
+                .filter(|l| l.starts_with("instrument "))
+                .count()
+        ),
+    ))
 }
 
 fn wait_for_ctrl_c() {

@@ -111,3 +111,86 @@ pub async fn seed(client: &mut Client, spec: &SeedSpec<'_>) -> anyhow::Result<Se
         user_id,
     })
 }
+
+/// A simulated lab for local development: one instrument of every type in
+/// an organization, and a way for a bridge to join it.
+#[derive(Debug)]
+pub struct Lab {
+    /// `(type, id)` of each simulated instrument.
+    pub instruments: Vec<(String, uuid::Uuid)>,
+    /// A fresh single-use join token (valid one hour), unless the bridge
+    /// asked about is already enrolled in the organization.
+    pub join_token: Option<String>,
+}
+
+/// Makes sure `org_slug` has a simulated instrument of every type
+/// (serial `SIM-<type>`), and issues a join token unless `bridge` is one of
+/// its enrolled bridges. Run only against a development database: it
+/// writes directly, as the seed does.
+pub async fn seed_lab(
+    client: &mut Client,
+    org_slug: &str,
+    bridge: Option<uuid::Uuid>,
+) -> anyhow::Result<Lab> {
+    let tx = client.transaction().await?;
+    let org = tx
+        .query_opt(
+            "SELECT o.id, (SELECT u.id FROM users u WHERE u.organization_id = o.id AND u.role = 'admin' \
+                           ORDER BY u.created_at LIMIT 1) \
+               FROM organizations o WHERE o.slug = $1",
+            &[&org_slug],
+        )
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no organization {org_slug}: seed it first"))?;
+    let organization_id: uuid::Uuid = org.get(0);
+    let admin: Option<uuid::Uuid> = org.get(1);
+    let admin = admin.ok_or_else(|| anyhow::anyhow!("{org_slug} has no admin"))?;
+    let mut instruments = Vec::new();
+    for kind in shared::domain::InstrumentType::ALL {
+        let kind = kind.as_str();
+        let serial = format!("SIM-{kind}");
+        let name = format!("Simulated {}", kind.replace('_', " "));
+        let row = tx
+            .query_one(
+                "WITH found AS (SELECT id FROM instruments WHERE organization_id = $1 AND serial_number = $2 \
+                                 AND deleted_at IS NULL), \
+                      made AS (INSERT INTO instruments (id, organization_id, name, type, status, serial_number, \
+                                                        model, location, created_by) \
+                               SELECT gen_random_uuid(), $1, $3, $4, 'offline', $2, 'Simulator', 'Local lab', $5 \
+                               WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING id) \
+                 SELECT id FROM found UNION ALL SELECT id FROM made",
+                &[&organization_id, &serial, &name, &kind, &admin],
+            )
+            .await?;
+        instruments.push((kind.to_owned(), row.get(0)));
+    }
+    let known = match bridge {
+        Some(bridge) => tx
+            .query_opt(
+                "SELECT 1 FROM bridges b JOIN api_keys k ON k.id = b.api_key_id \
+                  WHERE b.id = $1 AND b.organization_id = $2 AND k.is_active",
+                &[&bridge, &organization_id],
+            )
+            .await?
+            .is_some(),
+        None => false,
+    };
+    let join_token = if known {
+        None
+    } else {
+        let token = format!("bj_{}", random_secret(32)?);
+        let hash = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).to_vec();
+        tx.execute(
+            "INSERT INTO bridge_join_tokens (id, organization_id, token_hash, name, created_by, expires_at) \
+             VALUES (gen_random_uuid(), $1, $2, 'Local simulated lab', $3, now() + interval '1 hour')",
+            &[&organization_id, &hash, &admin],
+        )
+        .await?;
+        Some(token)
+    };
+    tx.commit().await?;
+    Ok(Lab {
+        instruments,
+        join_token,
+    })
+}

@@ -1,4 +1,4 @@
-//! `dbctl`: `migrate`, `app-password`, `seed`. See the library docs.
+//! `dbctl`: `migrate`, `app-password`, `seed`, `seed-lab`. See the library docs.
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +34,16 @@ enum Command {
         name: String,
         #[arg(long, env = "ANTEVUS_ADMIN_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+    },
+    /// Development only: a simulated instrument of every type in the
+    /// organization, and a join token for a bridge (unless `--bridge` is
+    /// already enrolled there). Prints `instrument <type> <id>` lines and
+    /// `join-token <token>` or `bridge-known`.
+    SeedLab {
+        #[arg(long, default_value = "demo-lab")]
+        org_slug: String,
+        #[arg(long)]
+        bridge: Option<uuid::Uuid>,
     },
 }
 
@@ -82,6 +92,16 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
                 dbctl::Seeded::AlreadyThere => println!("{email} already exists; nothing seeded"),
+            }
+        }
+        Command::SeedLab { org_slug, bridge } => {
+            let lab = dbctl::seed_lab(&mut client, &org_slug, bridge).await?;
+            for (kind, id) in lab.instruments {
+                println!("instrument {kind} {id}");
+            }
+            match lab.join_token {
+                Some(token) => println!("join-token {token}"),
+                None => println!("bridge-known"),
             }
         }
     }

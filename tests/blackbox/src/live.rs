@@ -21,6 +21,7 @@ crate::cases![
     live_agent_buffers_while_the_cloud_is_away,
     live_full_queue_refuses_and_recovers,
     live_kill_9_loses_and_repeats_nothing,
+    live_serial_instrument_over_a_pseudo_terminal,
 ];
 
 /// The environment variable that makes a suite binary run the agent
@@ -973,4 +974,124 @@ async fn live_kill_9_loses_and_repeats_nothing(app: &TestApp) -> anyhow::Result<
         stored.len()
     );
     Ok(())
+}
+
+async fn live_serial_instrument_over_a_pseudo_terminal(app: &TestApp) -> anyhow::Result<()> {
+    use tokio_serial::SerialPort as _;
+    let (_, token) = app.admin().await?;
+    let (_, dir) = enrolled(app, &token).await?;
+    let reader = id_of(
+        &register(
+            app,
+            &token,
+            json!({"name": "Plate reader", "type": "plate_reader", "status": "idle"}),
+        )
+        .await?,
+    )?;
+    // The instrument's end of an RS-232 line; the bridge opens the other.
+    // The bridge opens its end exclusively; the instrument's end is used
+    // once it has (a pseudo-terminal without its other end answers EIO).
+    let (instrument, line) = tokio_serial::SerialStream::pair()?;
+    let path = line.name().context("the pseudo-terminal has no name")?;
+    drop(line);
+    let agent = InProcessAgent::start(config(
+        dir.path(),
+        "",
+        &format!(
+            "[[instruments]]\ndriver = \"serial\"\nid = \"{reader}\"\npath = {path:?}\nbaud = 115200\n"
+        ),
+    )?);
+    let db = app.db().await?;
+    eventually(20, "the bridge to open the line", || async {
+        let status: String = db
+            .query_one(
+                "SELECT status FROM instruments WHERE id = $1::text::uuid",
+                &[&reader],
+            )
+            .await?
+            .get(0);
+        Ok(status == "online")
+    })
+    .await?;
+    let (read, mut write) = tokio::io::split(instrument);
+    let mut lines = BufReader::new(read).lines();
+    for n in 1..=3 {
+        write
+            .write_all(
+                format!("{{\"id\": {n}, \"metric\": \"absorbance\", \"value\": 0.{n}}}\n")
+                    .as_bytes(),
+            )
+            .await?;
+    }
+    write.write_all(b"not json\n").await?;
+    let mut answers = Vec::new();
+    while answers.len() < 4 {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .context("no answer on the serial line")??
+            .context("the line closed")?;
+        answers.push(serde_json::from_str::<Value>(&line)?);
+    }
+    ensure!(
+        answers.iter().filter(|a| a["ack"].is_u64()).count() == 3
+            && answers.iter().any(|a| a["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not a reading"))),
+        "{answers:?}"
+    );
+    eventually(20, "the serial readings in PostgreSQL", || async {
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM readings WHERE instrument_id = $1::text::uuid AND metric = 'absorbance'",
+                &[&reader],
+            )
+            .await?
+            .get(0);
+        Ok(n == 3)
+    })
+    .await?;
+    // A command goes down the line and the instrument's answer comes back.
+    let queued = app
+        .json(
+            reqwest::Method::POST,
+            &format!("/api/v1/instruments/{reader}/control"),
+            Some(&token),
+            &[("idempotency-key", "serial-home")],
+            &json!({"command": "home"}),
+        )
+        .await?;
+    let command = id_of(queued.expect_ok(202)?)?;
+    let order = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .context("no command on the serial line")??
+            .context("the line closed")?;
+        let v: Value = serde_json::from_str(&line)?;
+        if v["commandId"].is_string() {
+            break v;
+        }
+    };
+    ensure!(
+        order["commandId"] == command.as_str() && order["command"] == "home",
+        "{order}"
+    );
+    write
+        .write_all(
+            format!(
+                "{{\"commandId\": \"{command}\", \"ok\": true, \"result\": {{\"homed\": true}}}}\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    eventually(20, "the command's result", || async {
+        let row = db
+            .query_one(
+                "SELECT status, coalesce(result->>'homed', '') FROM instrument_commands WHERE id = $1::text::uuid",
+                &[&command],
+            )
+            .await?;
+        Ok(row.get::<_, String>(0) == "completed" && row.get::<_, String>(1) == "true")
+    })
+    .await?;
+    agent.stop().await
 }

@@ -16,6 +16,8 @@
 
 #[path = "bench/audit.rs"]
 mod audit;
+#[path = "bench/live.rs"]
+mod live;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -269,6 +271,14 @@ async fn explain(
 }
 
 fn main() -> anyhow::Result<()> {
+    // The live section runs an agent as a child process of this binary.
+    if let Some(code) = blackbox::live::run_agent_if_asked() {
+        return if code == std::process::ExitCode::SUCCESS {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("the agent failed"))
+        };
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -278,12 +288,14 @@ fn main() -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("ANTEVUS_PG_LOG is not set: run `cargo xtask bench`"))?,
     );
     let stack = Arc::new(runtime.block_on(Stack::start(HostKind::Workerd))?);
-    // `ANTEVUS_BENCH_ONLY=audit` runs the audit section alone.
-    let only_audit = std::env::var("ANTEVUS_BENCH_ONLY").is_ok_and(|v| v == "audit");
+    // `ANTEVUS_BENCH_ONLY=audit` (or `live`) runs that section alone.
+    let only = std::env::var("ANTEVUS_BENCH_ONLY").unwrap_or_default();
     let result = runtime.block_on(async {
         let app = Arc::new(TestApp::new(stack.clone()));
-        if only_audit {
-            return audit::run(&stack, &app).await;
+        match only.as_str() {
+            "audit" => return audit::run(&stack, &app).await,
+            "live" => return live::run(&app).await,
+            _ => {}
         }
         let db = app.db().await?;
         let db_name = stack
@@ -457,6 +469,8 @@ fn main() -> anyhow::Result<()> {
 
         // 4. The audit trail.
         audit::run(&stack, &app).await?;
+        // 5. The live path.
+        live::run(&app).await?;
         anyhow::Ok(())
     });
     runtime.block_on(stack.stop());
