@@ -135,7 +135,7 @@ pub async fn seed_lab(
     let tx = client.transaction().await?;
     let org = tx
         .query_opt(
-            "SELECT o.id, (SELECT u.id FROM users u WHERE u.organization_id = o.id AND u.role = 'admin' \
+            "SELECT o.id, (SELECT u.id FROM users u WHERE u.organization_id = o.id AND u.role = 'ADMIN' \
                            ORDER BY u.created_at LIMIT 1) \
                FROM organizations o WHERE o.slug = $1",
             &[&org_slug],
