@@ -222,6 +222,11 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(record(agent.clone(), rx));
 
+    let url = config
+        .url
+        .clone()
+        .unwrap_or_else(|| credentials.url.clone());
+    let client = Client::new(&url, &credentials);
     let mut orders = HashMap::new();
     for instrument in &config.instruments {
         let (order_tx, order_rx) = mpsc::channel(16);
@@ -234,14 +239,9 @@ pub async fn run(
                 orders: order_rx,
                 statuses: agent.statuses.clone(),
             },
+            Cloud(client.clone()),
         ));
     }
-
-    let url = config
-        .url
-        .clone()
-        .unwrap_or_else(|| credentials.url.clone());
-    let client = Client::new(&url, &credentials);
     tasks.spawn(uplink(
         agent.clone(),
         client.clone(),
@@ -443,6 +443,68 @@ impl Client {
             )
             .await?;
         Ok(items.items)
+    }
+}
+
+/// The cloud's API as the bridge's drivers use it (with the bridge's key).
+#[derive(Clone)]
+pub struct Cloud(Client);
+
+/// The answer to an upload chunk.
+pub struct Answer {
+    pub status: u16,
+    pub upload_offset: Option<u64>,
+    pub message: String,
+}
+
+impl Cloud {
+    /// `GET path`: the envelope's `data`, or why not.
+    pub async fn get(&self, path: &str) -> Result<Value, String> {
+        let client = &self.0;
+        client
+            .call::<Value>(client.http.get(format!("{}{path}", client.base)))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// `POST path?query` with raw bytes as one chunk of an upload.
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Vec<u8>,
+        content_range: &str,
+        repr_digest: Option<&str>,
+    ) -> Result<Answer, String> {
+        let client = &self.0;
+        let mut request = client
+            .http
+            .post(format!("{}{path}", client.base))
+            .query(query)
+            .header("x-api-key", &client.key)
+            .header("content-type", "application/octet-stream")
+            .header("content-range", content_range)
+            .body(body);
+        if let Some(digest) = repr_digest {
+            request = request.header("repr-digest", digest);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let upload_offset = response
+            .headers()
+            .get("upload-offset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let message = body["error"]["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_default();
+        Ok(Answer {
+            status,
+            upload_offset,
+            message,
+        })
     }
 }
 

@@ -134,6 +134,20 @@ pub enum InstrumentConfig {
     },
     /// An instrument's LAN port speaking newline-delimited JSON.
     Tcp { id: uuid::Uuid, address: String },
+    /// A folder the instrument writes result files into; each complete
+    /// file becomes the raw data of the instrument's active run.
+    FileDrop {
+        id: uuid::Uuid,
+        folder: PathBuf,
+        #[serde(default = "default_settle")]
+        settle_ms: u64,
+        /// `plate_reader_csv` or `qpcr_ct_csv` also parses the file into
+        /// the run's results.
+        #[serde(default)]
+        format: Option<String>,
+        #[serde(default = "default_chunk")]
+        chunk_bytes: usize,
+    },
     /// An RS-232 line (e.g. `/dev/ttyUSB0`) speaking newline-delimited JSON.
     Serial {
         id: uuid::Uuid,
@@ -141,6 +155,16 @@ pub enum InstrumentConfig {
         #[serde(default = "default_baud")]
         baud: u32,
     },
+}
+
+fn default_settle() -> u64 {
+    2000
+}
+
+/// The cloud's PostgreSQL chunk size; with object storage, the part size
+/// its answers report as `chunkBytes`.
+fn default_chunk() -> usize {
+    2 << 20
 }
 
 fn default_baud() -> u32 {
@@ -152,7 +176,8 @@ impl InstrumentConfig {
         match self {
             InstrumentConfig::Simulator { id, .. }
             | InstrumentConfig::Tcp { id, .. }
-            | InstrumentConfig::Serial { id, .. } => *id,
+            | InstrumentConfig::Serial { id, .. }
+            | InstrumentConfig::FileDrop { id, .. } => *id,
         }
     }
 }
@@ -298,6 +323,38 @@ impl Config {
                     if !(10..=3_600_000).contains(interval_ms) {
                         problems.push(format!(
                             "instruments[{i}]: interval_ms must be between 10 and 3600000"
+                        ));
+                    }
+                }
+                InstrumentConfig::FileDrop {
+                    folder,
+                    settle_ms,
+                    format,
+                    chunk_bytes,
+                    ..
+                } => {
+                    if !folder.is_dir() {
+                        problems.push(format!(
+                            "instruments[{i}]: folder {} is not a directory",
+                            folder.display()
+                        ));
+                    }
+                    if !(100..=3_600_000).contains(settle_ms) {
+                        problems.push(format!(
+                            "instruments[{i}]: settle_ms must be between 100 and 3600000"
+                        ));
+                    }
+                    if format
+                        .as_deref()
+                        .is_some_and(|f| !["plate_reader_csv", "qpcr_ct_csv"].contains(&f))
+                    {
+                        problems.push(format!(
+                            "instruments[{i}]: format must be plate_reader_csv or qpcr_ct_csv"
+                        ));
+                    }
+                    if !(64 * 1024..=64 << 20).contains(chunk_bytes) {
+                        problems.push(format!(
+                            "instruments[{i}]: chunk_bytes must be between 65536 and 67108864"
                         ));
                     }
                 }

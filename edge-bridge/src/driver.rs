@@ -2,8 +2,9 @@
 //! [`DriverIo`]: it hands readings to the [`Recorder`] (which answers only
 //! once they are on disk, or refuses), takes [`Order`]s for its instrument
 //! and answers each with a result or a reason, and reports the instrument's
-//! status. What differs is how the instrument is reached: simulated, or a
-//! LAN port speaking newline-delimited JSON.
+//! status. What differs is how the instrument is reached: simulated, a LAN
+//! port or an RS-232 line speaking newline-delimited JSON, or a folder the
+//! instrument writes result files into (`filedrop.rs`).
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::agent::{Recorder, Refused, Statuses};
+use crate::agent::{Cloud, Recorder, Refused, Statuses};
 use crate::config::InstrumentConfig;
 use crate::simulator::Simulated;
 
@@ -50,7 +51,7 @@ impl DriverIo {
 }
 
 /// Runs `config`'s driver until the agent stops.
-pub async fn run(config: InstrumentConfig, io: DriverIo) {
+pub async fn run(config: InstrumentConfig, io: DriverIo, cloud: Cloud) {
     match config {
         InstrumentConfig::Simulator {
             kind,
@@ -71,6 +72,25 @@ pub async fn run(config: InstrumentConfig, io: DriverIo) {
         InstrumentConfig::Tcp { address, .. } => {
             let target = address.clone();
             line_instrument(&address, io, move || TcpStream::connect(target.clone())).await;
+        }
+        InstrumentConfig::FileDrop {
+            folder,
+            settle_ms,
+            format,
+            chunk_bytes,
+            ..
+        } => {
+            crate::filedrop::run(
+                crate::filedrop::Settings {
+                    folder,
+                    settle: Duration::from_millis(settle_ms),
+                    format,
+                    chunk_bytes,
+                },
+                io,
+                cloud,
+            )
+            .await;
         }
         InstrumentConfig::Serial { path, baud, .. } => {
             let device = path.clone();

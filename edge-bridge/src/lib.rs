@@ -6,5 +6,6 @@ pub mod agent;
 pub mod config;
 pub mod driver;
 pub mod enroll;
+pub mod filedrop;
 pub mod queue;
 pub mod simulator;

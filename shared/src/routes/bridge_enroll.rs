@@ -23,8 +23,14 @@ super::methods! {
     POST => enroll,
 }
 
-/// What a bridge's key may do.
-pub const BRIDGE_SCOPES: &str = r#"["instruments:view","instruments:control"]"#;
+/// What a bridge's key may do: read and control its instruments, and
+/// upload the raw data files of their runs (the file-drop driver).
+pub const BRIDGE_SCOPES: &str =
+    r#"["instruments:view","instruments:control","runs:view","runs:create"]"#;
+
+/// A bridge's key has its own rate limit (requests a minute): batches,
+/// heartbeats, command polls and file chunks of a busy lab.
+pub const BRIDGE_RATE_LIMIT: i32 = 6000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,9 +146,9 @@ async fn enroll<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
                 ),
                 statement(
                     format!(
-                        "INSERT INTO api_keys (id, organization_id, user_id, key_prefix, key_hash, name, permissions) \
+                        "INSERT INTO api_keys (id, organization_id, user_id, key_prefix, key_hash, name, permissions, rate_limit) \
                          SELECT $2, organization_id, created_by, $3, $4::text::bytea, left('bridge: ' || name, 255), \
-                                '{BRIDGE_SCOPES}'::jsonb \
+                                '{BRIDGE_SCOPES}'::jsonb, {BRIDGE_RATE_LIMIT} \
                          FROM bridge_join_tokens WHERE id = $1 AND used_at = now()"
                     ),
                     params![invitation.id, key_id, prefix, hash],

@@ -22,6 +22,7 @@ crate::cases![
     live_full_queue_refuses_and_recovers,
     live_kill_9_loses_and_repeats_nothing,
     live_serial_instrument_over_a_pseudo_terminal,
+    live_dropped_files_become_run_data_resuming_and_hash_checked,
 ];
 
 /// The environment variable that makes a suite binary run the agent
@@ -1094,4 +1095,126 @@ async fn live_serial_instrument_over_a_pseudo_terminal(app: &TestApp) -> anyhow:
     })
     .await?;
     agent.stop().await
+}
+
+async fn live_dropped_files_become_run_data_resuming_and_hash_checked(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    let (bridge, dir) = enrolled(app, &token).await?;
+    let (reader, run) = crate::lab::started_run(app, &token, &token, "plate_reader").await?;
+    let run = id_of(&run)?;
+    let (sequencer, raw_run) =
+        crate::lab::started_run(app, &token, &token, "dna_sequencer").await?;
+    let raw_run = id_of(&raw_run)?;
+    let plates = tempfile::tempdir()?;
+    let reads = tempfile::tempdir()?;
+    // An interrupted upload of the sequencer's file: its first chunk is
+    // already in the cloud.
+    let raw: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let first = as_bridge_bytes(
+        app,
+        &bridge.api_key,
+        &format!("/api/v1/runs/{raw_run}/data?filename=reads.bin"),
+        raw[..65_536].to_vec(),
+        "bytes 0-65535/200000",
+    )
+    .await?;
+    ensure!(first.status == 202, "{}", first.json);
+    let agent = InProcessAgent::start(config(
+        dir.path(),
+        "",
+        &format!(
+            "[[instruments]]\ndriver = \"file_drop\"\nid = \"{reader}\"\nfolder = {plates:?}\nsettle_ms = 600\nformat = \"plate_reader_csv\"\n\
+             [[instruments]]\ndriver = \"file_drop\"\nid = \"{sequencer}\"\nfolder = {reads:?}\nsettle_ms = 300\nchunk_bytes = 65536\n",
+            plates = plates.path().display().to_string(),
+            reads = reads.path().display().to_string(),
+        ),
+    )?);
+    // The plate reader writes its file in two steps: nothing leaves before
+    // the file is complete.
+    let csv = include_bytes!("../samples/plate_reader_elisa.csv");
+    let (head, tail) = csv.split_at(csv.len() / 2);
+    let plate_file = plates.path().join("elisa.csv");
+    std::fs::write(&plate_file, head)?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    {
+        use std::io::Write as _;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&plate_file)?
+            .write_all(tail)?;
+    }
+    std::fs::write(reads.path().join("reads.bin"), &raw)?;
+    let db = app.db().await?;
+    eventually(30, "both files uploaded", || async {
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM run_data WHERE run_id IN ($1::text::uuid, $2::text::uuid) AND status = 'complete'",
+                &[&run, &raw_run],
+            )
+            .await?
+            .get(0);
+        Ok(n == 2)
+    })
+    .await?;
+    let sha = |bytes: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+    let detail = app
+        .get(&format!("/api/v1/runs/{run}"), Some(&token))
+        .await?;
+    let detail = detail.expect_ok(200)?.clone();
+    ensure!(
+        detail["data"]["sha256"] == sha(csv) && detail["data"]["filename"] == "elisa.csv",
+        "{detail}"
+    );
+    ensure!(
+        detail["results"].is_object(),
+        "the plate was parsed into results: {detail}"
+    );
+    let detail = app
+        .get(&format!("/api/v1/runs/{raw_run}"), Some(&token))
+        .await?;
+    let detail = detail.expect_ok(200)?.clone();
+    ensure!(
+        detail["data"]["sha256"] == sha(&raw) && detail["data"]["totalBytes"] == 200_000,
+        "{detail}"
+    );
+    // The runs' start commands reached the bridge and were refused with
+    // the reason: a file-drop instrument is operated at its own panel.
+    eventually(20, "the start commands refused", || async {
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM instrument_commands WHERE instrument_id IN ($1::text::uuid, $2::text::uuid) \
+                   AND command = 'start' AND status = 'failed' AND error LIKE '%file drop%'",
+                &[&reader, &sequencer],
+            )
+            .await?
+            .get(0);
+        Ok(n == 2)
+    })
+    .await?;
+    eventually(10, "the files moved aside", || async {
+        Ok(plates.path().join(".antevus-sent/elisa.csv").exists()
+            && reads.path().join(".antevus-sent/reads.bin").exists()
+            && !plate_file.exists())
+    })
+    .await?;
+    agent.stop().await
+}
+
+async fn as_bridge_bytes(
+    app: &TestApp,
+    key: &str,
+    path: &str,
+    body: Vec<u8>,
+    range: &str,
+) -> anyhow::Result<crate::client::Resp> {
+    app.send(
+        reqwest::Method::POST,
+        path,
+        None,
+        &[("x-api-key", key), ("content-range", range)],
+        Some(("application/octet-stream", body)),
+    )
+    .await
 }
