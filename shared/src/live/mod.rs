@@ -192,7 +192,7 @@ impl Reading {
         if self
             .unit
             .as_ref()
-            .is_some_and(|u| u.chars().count() > 32 || u.chars().any(char::is_control))
+            .is_some_and(|u| !crate::request::printable_within(u, 32))
         {
             return Some("unit must be at most 32 printable characters");
         }
@@ -270,7 +270,7 @@ impl Batch {
         ] {
             if value
                 .as_ref()
-                .is_some_and(|v| v.chars().count() > max || v.chars().any(char::is_control))
+                .is_some_and(|v| !crate::request::printable_within(v, max))
             {
                 problems.push(FieldError::new(
                     field,

@@ -78,7 +78,7 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let input: CreateInput = rq.json(ctx)?;
     let mut problems = Vec::new();
     let name = input.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+    if name.is_empty() || !crate::request::printable_within(&name, 255) {
         problems.push(FieldError::new(
             "name",
             "Must be 1 to 255 characters without control characters",

@@ -72,7 +72,7 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let input: Input = rq.json(ctx)?;
     let mut problems = Vec::new();
     let name = input.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+    if name.is_empty() || !crate::request::printable_within(&name, 255) {
         problems.push(FieldError::new("name", "Must be 1 to 255 characters"));
     }
     if let Err(message) = policy::check(&input.password) {

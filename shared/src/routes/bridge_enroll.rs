@@ -66,7 +66,7 @@ fn short(
     let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     if value
         .as_ref()
-        .is_some_and(|v| v.chars().count() > max || v.chars().any(char::is_control))
+        .is_some_and(|v| !crate::request::printable_within(v, max))
     {
         problems.push(FieldError::new(
             field,

@@ -211,9 +211,7 @@ async fn start<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let input: StartInput = rq.json(ctx)?;
     let mut problems = Vec::new();
     let name = input.name.as_deref().map(str::trim);
-    if name
-        .is_some_and(|n| n.is_empty() || n.chars().count() > 255 || n.chars().any(char::is_control))
-    {
+    if name.is_some_and(|n| n.is_empty() || !crate::request::printable_within(n, 255)) {
         problems.push(FieldError::new("name", "Must be 1 to 255 characters"));
     }
     let protocol = input.protocol.as_deref().map(str::trim);

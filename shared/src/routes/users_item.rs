@@ -65,7 +65,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let current = load(ctx, principal.organization_id, id).await?;
     let mut problems = Vec::new();
     let name = match input.name.as_deref().map(str::trim) {
-        Some(n) if n.is_empty() || n.chars().count() > 255 || n.chars().any(char::is_control) => {
+        Some(n) if n.is_empty() || !crate::request::printable_within(n, 255) => {
             problems.push(FieldError::new("name", "Must be 1 to 255 characters"));
             None
         }

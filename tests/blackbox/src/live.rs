@@ -61,6 +61,18 @@ async fn enrolled(
     app: &TestApp,
     token: &str,
 ) -> anyhow::Result<(edge_bridge::enroll::Credentials, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let credentials = enroll_into(app, token, dir.path()).await?;
+    Ok((credentials, dir))
+}
+
+/// Enrolls a bridge of `token`'s organization into `dir` through the API
+/// and the agent's own enrollment code.
+pub async fn enroll_into(
+    app: &TestApp,
+    token: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<edge_bridge::enroll::Credentials> {
     let made = app
         .post(
             "/api/v1/bridges/join-tokens",
@@ -72,12 +84,9 @@ async fn enrolled(
         .as_str()
         .context("token")?
         .to_owned();
-    let dir = tempfile::tempdir()?;
-    let credentials =
-        edge_bridge::enroll::enroll(&app.url(""), &join, dir.path(), Some("bench-pc"), false)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((credentials, dir))
+    edge_bridge::enroll::enroll(&app.url(""), &join, dir, Some("bench-pc"), false)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn as_bridge(

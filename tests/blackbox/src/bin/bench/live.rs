@@ -21,21 +21,9 @@ const IDLE_INSTRUMENTS: usize = 100;
 const IDLE_SECS: u64 = 30;
 
 async fn enroll(app: &TestApp, token: &str, dir: &std::path::Path) -> anyhow::Result<()> {
-    let made = app
-        .post(
-            "/api/v1/bridges/join-tokens",
-            Some(token),
-            &json!({"name": "Bench"}),
-        )
-        .await?;
-    let join = made.expect_ok(201)?["token"]
-        .as_str()
-        .context("token")?
-        .to_owned();
-    edge_bridge::enroll::enroll(&app.url(""), &join, dir, Some("bench"), false)
+    blackbox::live::enroll_into(app, token, dir)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(())
+        .map(|_| ())
 }
 
 async fn instrument(app: &TestApp, token: &str, kind: &str, n: usize) -> anyhow::Result<String> {
