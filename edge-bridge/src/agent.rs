@@ -6,7 +6,7 @@
 //! the driver runs them, and their outcome goes up through the queue like
 //! any record. `/healthz` and `/metrics` show how it is going.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -651,7 +651,10 @@ async fn poll_commands(
     recorder: Recorder,
     orders: HashMap<uuid::Uuid, mpsc::Sender<Order>>,
 ) {
-    let mut seen: HashSet<uuid::Uuid> = HashSet::new();
+    // Commands already taken, with when: the cloud may hand one out again
+    // while its acknowledgement is on the way; after an hour it no longer
+    // would (it has expired or been acknowledged).
+    let mut seen: HashMap<uuid::Uuid, tokio::time::Instant> = HashMap::new();
     let mut backoff = Backoff(0);
     loop {
         let commands = match client.commands(20).await {
@@ -666,7 +669,11 @@ async fn poll_commands(
             }
         };
         for command in commands {
-            if !seen.insert(command.id) {
+            seen.retain(|_, at| at.elapsed() < Duration::from_secs(3600));
+            if seen
+                .insert(command.id, tokio::time::Instant::now())
+                .is_some()
+            {
                 continue;
             }
             agent

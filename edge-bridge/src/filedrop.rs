@@ -45,7 +45,7 @@ struct Seen {
 /// Watches the folder until the agent stops.
 pub async fn run(settings: Settings, mut io: DriverIo, cloud: Cloud) {
     let mut seen: HashMap<PathBuf, (Seen, Instant)> = HashMap::new();
-    let mut waiting_logged: HashMap<PathBuf, ()> = HashMap::new();
+    let mut waiting_logged: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     io.statuses.set(io.instrument_id, "online");
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -98,6 +98,7 @@ pub async fn run(settings: Settings, mut io: DriverIo, cloud: Cloud) {
             }
         }
         seen.retain(|path, _| present.contains(path));
+        waiting_logged.retain(|path| present.contains(path));
         complete.sort();
         for (_, path) in complete {
             match upload(&settings, &io, &cloud, &path).await {
@@ -108,7 +109,7 @@ pub async fn run(settings: Settings, mut io: DriverIo, cloud: Cloud) {
                     waiting_logged.remove(&path);
                 }
                 Ok(Outcome::NoRun) => {
-                    if waiting_logged.insert(path.clone(), ()).is_none() {
+                    if waiting_logged.insert(path.clone()) {
                         tracing::warn!(instrument = %io.instrument_id, file = %path.display(), "the instrument has no active run; the file waits for one");
                     }
                 }
