@@ -23,6 +23,7 @@ crate::cases![
     live_kill_9_loses_and_repeats_nothing,
     live_serial_instrument_over_a_pseudo_terminal,
     live_dropped_files_become_run_data_resuming_and_hash_checked,
+    live_agent_starts_a_new_stream_when_the_cloud_lost_its_copy,
 ];
 
 /// The environment variable that makes a suite binary run the agent
@@ -1226,4 +1227,54 @@ async fn as_bridge_bytes(
         Some(("application/octet-stream", body)),
     )
     .await
+}
+
+async fn live_agent_starts_a_new_stream_when_the_cloud_lost_its_copy(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    let (bridge, dir) = enrolled(app, &token).await?;
+    let freezer =
+        id_of(&register(app, &token, json!({"name": "Freezer", "type": "freezer"})).await?)?;
+    let (_instrument, port) = Instrument::start(5, Duration::from_millis(20)).await?;
+    let agent = InProcessAgent::start(config(
+        dir.path(),
+        "",
+        &format!(
+            "[[instruments]]\ndriver = \"tcp\"\nid = \"{freezer}\"\naddress = \"127.0.0.1:{port}\"\n"
+        ),
+    )?);
+    let db = app.db().await?;
+    eventually(20, "readings flowing", || async {
+        Ok(stored_counter(&db, &freezer).await?.len() >= 100)
+    })
+    .await?;
+    // The cloud's copy of the stream goes back in time (a database restored
+    // from a backup): the bridge's next batch no longer continues it.
+    db.execute(
+        "UPDATE bridge_streams SET acked_sequence = 1 WHERE bridge_id = $1",
+        &[&bridge.bridge_id],
+    )
+    .await?;
+    eventually(30, "a second stream", || async {
+        let streams: i64 = db
+            .query_one(
+                "SELECT count(DISTINCT stream_id) FROM readings WHERE instrument_id = $1::text::uuid",
+                &[&freezer],
+            )
+            .await?
+            .get(0);
+        Ok(streams == 2)
+    })
+    .await?;
+    // Readings keep arriving, each once.
+    let before = stored_counter(&db, &freezer).await?.len();
+    eventually(20, "more readings", || async {
+        Ok(stored_counter(&db, &freezer).await?.len() > before + 50)
+    })
+    .await?;
+    let values = stored_counter(&db, &freezer).await?;
+    let unique: HashSet<u64> = values.iter().copied().collect();
+    ensure!(unique.len() == values.len(), "a reading was stored twice");
+    agent.stop().await
 }
