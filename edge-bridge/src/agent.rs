@@ -251,7 +251,9 @@ pub async fn run(
     ));
     tasks.spawn(poll_commands(agent.clone(), client, recorder, orders));
     if let Some(listener) = metrics_listener {
-        tracing::info!(address = %listener.local_addr().map_err(|e| AgentError::Listen(config.metrics_listen.unwrap_or(([127, 0, 0, 1], 0).into()), e))?, "metrics and health endpoint");
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "metrics and health endpoint");
+        }
         tasks.spawn(serve_metrics(agent.clone(), listener));
     }
     tracing::info!(

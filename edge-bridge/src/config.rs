@@ -346,10 +346,15 @@ impl Config {
                     }
                     if format
                         .as_deref()
-                        .is_some_and(|f| !["plate_reader_csv", "qpcr_ct_csv"].contains(&f))
+                        .is_some_and(|f| shared::domain::qc::Format::parse(f).is_none())
                     {
+                        let formats: Vec<&str> = shared::domain::qc::Format::ALL
+                            .iter()
+                            .map(|f| f.as_str())
+                            .collect();
                         problems.push(format!(
-                            "instruments[{i}]: format must be plate_reader_csv or qpcr_ct_csv"
+                            "instruments[{i}]: format must be one of {}",
+                            formats.join(", ")
                         ));
                     }
                     if !(64 * 1024..=64 << 20).contains(chunk_bytes) {

@@ -27,6 +27,10 @@ pub const SENT: &str = ".antevus-sent";
 /// Where files the cloud cannot take go.
 pub const FAILED: &str = ".antevus-failed";
 
+/// How long a file that waits for a run, or whose upload was interrupted,
+/// waits before the next try.
+const RETRY: Duration = Duration::from_secs(5);
+
 /// The file-drop driver's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -45,7 +49,9 @@ struct Seen {
 /// Watches the folder until the agent stops.
 pub async fn run(settings: Settings, mut io: DriverIo, cloud: Cloud) {
     let mut seen: HashMap<PathBuf, (Seen, Instant)> = HashMap::new();
-    let mut waiting_logged: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    // Files that found no active run or whose upload was interrupted, with
+    // when to try them again (not at every look at the folder).
+    let mut retry_at: HashMap<PathBuf, Instant> = HashMap::new();
     io.statuses.set(io.instrument_id, "online");
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -98,18 +104,24 @@ pub async fn run(settings: Settings, mut io: DriverIo, cloud: Cloud) {
             }
         }
         seen.retain(|path, _| present.contains(path));
-        waiting_logged.retain(|path| present.contains(path));
+        retry_at.retain(|path, _| present.contains(path));
         complete.sort();
         for (_, path) in complete {
+            if retry_at.get(&path).is_some_and(|at| Instant::now() < *at) {
+                continue;
+            }
             match upload(&settings, &io, &cloud, &path).await {
                 Ok(Outcome::Sent(run)) => {
                     tracing::info!(instrument = %io.instrument_id, run = %run, file = %path.display(), "file uploaded as the run's data");
                     park(&settings.folder, &path, SENT).await;
                     seen.remove(&path);
-                    waiting_logged.remove(&path);
+                    retry_at.remove(&path);
                 }
                 Ok(Outcome::NoRun) => {
-                    if waiting_logged.insert(path.clone()) {
+                    if retry_at
+                        .insert(path.clone(), Instant::now() + RETRY)
+                        .is_none()
+                    {
                         tracing::warn!(instrument = %io.instrument_id, file = %path.display(), "the instrument has no active run; the file waits for one");
                     }
                 }
@@ -117,8 +129,10 @@ pub async fn run(settings: Settings, mut io: DriverIo, cloud: Cloud) {
                     tracing::error!(instrument = %io.instrument_id, file = %path.display(), "the file cannot be uploaded ({why}); moved to {FAILED}");
                     park(&settings.folder, &path, FAILED).await;
                     seen.remove(&path);
+                    retry_at.remove(&path);
                 }
                 Err(e) => {
+                    retry_at.insert(path.clone(), Instant::now() + RETRY);
                     tracing::warn!(instrument = %io.instrument_id, file = %path.display(), "upload interrupted: {e}; it resumes");
                 }
             }
@@ -182,8 +196,11 @@ async fn upload(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or("no file name")?;
-    let (len, digest) = sha256_of(path).await.map_err(|e| e.to_string())?;
-    if len == 0 {
+    let size = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| e.to_string())?
+        .len();
+    if size == 0 {
         return Ok(Outcome::Refused("the file is empty".into()));
     }
     let status = cloud
@@ -195,6 +212,8 @@ async fn upload(
     else {
         return Ok(Outcome::NoRun);
     };
+    // Read the whole file only once there is a run to send it to.
+    let (len, digest) = sha256_of(path).await.map_err(|e| e.to_string())?;
     let detail = cloud.get(&format!("/api/v1/runs/{run}")).await?;
     let state: Option<DataState> = serde_json::from_value(detail["data"].clone()).ok();
     let hex_digest = hex::encode(digest);

@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 use crate::client::TestApp;
 use crate::lab::{id_of, register};
+use crate::stack::free_port;
 
 crate::cases![
     live_batches_are_stored_once_in_order_and_gaps_refused,
@@ -655,13 +656,6 @@ async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Re
         .expect_error(400, "VALIDATION_ERROR")?;
     }
     agent.stop().await
-}
-
-/// A free local port (bound and let go).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// Forwards `port` to the host under test until dropped: the cloud

@@ -268,7 +268,8 @@ fn hex_id() -> String {
         .collect()
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A free local port (bound and let go).
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

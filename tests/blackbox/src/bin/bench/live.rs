@@ -122,12 +122,8 @@ pub async fn run(app: &TestApp) -> anyhow::Result<()> {
     enroll(app, &token, dir.path()).await?;
     let counter = instrument(app, &token, "freezer", 0).await?;
     let paced = instrument(app, &token, "freezer", 1).await?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let paced_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = blackbox::stack::free_port()?;
+    let paced_port = blackbox::stack::free_port()?;
     let text = agent_config(
         dir.path(),
         "flush_ms = 20",
