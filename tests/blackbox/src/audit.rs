@@ -58,7 +58,7 @@ async fn tamper(app: &TestApp, org: uuid::Uuid, sql: &str) -> anyhow::Result<()>
 
 /// Runs `sql` as the application's role through the proxy, as a function
 /// would; asserts the database refused it for lack of privilege (42501).
-async fn refused_as_app(app: &TestApp, sql: &str, params: Value) -> anyhow::Result<()> {
+pub(crate) async fn refused_as_app(app: &TestApp, sql: &str, params: Value) -> anyhow::Result<()> {
     let env = |name: &str| {
         app.stack
             .function_env

@@ -25,6 +25,7 @@ crate::cases![
     live_serial_instrument_over_a_pseudo_terminal,
     live_dropped_files_become_run_data_resuming_and_hash_checked,
     live_agent_starts_a_new_stream_when_the_cloud_lost_its_copy,
+    live_commands_move_forward_only_for_their_bridge,
 ];
 
 /// The environment variable that makes a suite binary run the agent
@@ -1271,4 +1272,142 @@ async fn live_agent_starts_a_new_stream_when_the_cloud_lost_its_copy(
     let unique: HashSet<u64> = values.iter().copied().collect();
     ensure!(unique.len() == values.len(), "a reading was stored twice");
     agent.stop().await
+}
+
+async fn live_commands_move_forward_only_for_their_bridge(app: &TestApp) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    let (ours, _d1) = enrolled(app, &token).await?;
+    let (other, _d2) = enrolled(app, &token).await?;
+    let hplc = id_of(
+        &register(
+            app,
+            &token,
+            json!({"name": "HPLC", "type": "hplc", "status": "idle"}),
+        )
+        .await?,
+    )?;
+    let post = reqwest::Method::POST;
+    let ingest = "/api/v1/bridges/ingest";
+    let stream = uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string();
+    let other_stream = uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string();
+    let heartbeat = |stream: &str, records: Vec<Value>| {
+        json!({"stream": stream, "records": records,
+               "heartbeat": {"queueDepth": 0, "instruments": [{"id": hplc, "status": "idle"}]}})
+    };
+    as_bridge(
+        app,
+        &ours.api_key,
+        post.clone(),
+        ingest,
+        Some(&heartbeat(&stream, vec![])),
+    )
+    .await?
+    .expect_ok(200)?;
+    let queued = app
+        .json(
+            post.clone(),
+            &format!("/api/v1/instruments/{hplc}/control"),
+            Some(&token),
+            &[("idempotency-key", "home-1")],
+            &json!({"command": "home"}),
+        )
+        .await?;
+    let command = id_of(queued.expect_ok(202)?)?;
+    let poll = "/api/v1/bridges/commands";
+    let handed = as_bridge(app, &ours.api_key, reqwest::Method::GET, poll, None).await?;
+    ensure!(handed.expect_ok(200)?["items"][0]["id"] == command.as_str());
+    // Not again while it may still be on its way; again once 30 s passed
+    // without an acknowledgement.
+    let again = as_bridge(app, &ours.api_key, reqwest::Method::GET, poll, None).await?;
+    ensure!(again.expect_ok(200)?["items"] == json!([]));
+    let db = app.db().await?;
+    db.execute(
+        "UPDATE instrument_commands SET sent_at = sent_at - interval '31 seconds' WHERE id = $1::text::uuid",
+        &[&command],
+    )
+    .await?;
+    let redelivered = as_bridge(app, &ours.api_key, reqwest::Method::GET, poll, None).await?;
+    ensure!(redelivered.expect_ok(200)?["items"][0]["id"] == command.as_str());
+    let outcome = |seq: u64, state: &str| {
+        let mut o = json!({"seq": seq, "kind": "commandOutcome", "commandId": command, "state": state,
+                           "at": "2026-11-26T10:00:00Z"});
+        if state == "completed" {
+            o["result"] = json!({"homed": true});
+        }
+        o
+    };
+    // Another bridge of the organization cannot report on it.
+    let theirs = as_bridge(
+        app,
+        &other.api_key,
+        post.clone(),
+        ingest,
+        Some(&heartbeat(&other_stream, vec![outcome(1, "completed")])),
+    )
+    .await?;
+    ensure!(
+        theirs.expect_ok(200)?["rejected"][0]["seq"] == 1,
+        "{}",
+        theirs.json
+    );
+    // Its own bridge moves it forward; never back.
+    let done = as_bridge(
+        app,
+        &ours.api_key,
+        post.clone(),
+        ingest,
+        Some(&heartbeat(&stream, vec![outcome(1, "completed")])),
+    )
+    .await?;
+    ensure!(done.expect_ok(200)?["stored"] == 1, "{}", done.json);
+    let back = as_bridge(
+        app,
+        &ours.api_key,
+        post.clone(),
+        ingest,
+        Some(&heartbeat(&stream, vec![outcome(2, "acknowledged")])),
+    )
+    .await?;
+    ensure!(
+        back.expect_ok(200)?["rejected"][0]["seq"] == 2,
+        "{}",
+        back.json
+    );
+    let status: String = db
+        .query_one(
+            "SELECT status FROM instrument_commands WHERE id = $1::text::uuid",
+            &[&command],
+        )
+        .await?
+        .get(0);
+    ensure!(status == "completed", "{status}");
+    // A bridge never takes an instrument out of maintenance.
+    db.execute(
+        "UPDATE instruments SET status = 'maintenance' WHERE id = $1::text::uuid",
+        &[&hplc],
+    )
+    .await?;
+    as_bridge(
+        app,
+        &ours.api_key,
+        post,
+        ingest,
+        Some(&heartbeat(&stream, vec![])),
+    )
+    .await?
+    .expect_ok(200)?;
+    let status: String = db
+        .query_one(
+            "SELECT status FROM instruments WHERE id = $1::text::uuid",
+            &[&hplc],
+        )
+        .await?
+        .get(0);
+    ensure!(status == "maintenance", "{status}");
+    // Readings are never edited by the application.
+    crate::audit::refused_as_app(app, "UPDATE readings SET value = 0", json!([])).await
 }
