@@ -26,6 +26,7 @@ use crate::config::{Config, Transport};
 use crate::driver::{self, DriverIo, Order};
 use crate::enroll::{self, Credentials};
 use crate::queue::{Limits, Queue, QueueError};
+use crate::websocket::{Pending, hub_url, websocket};
 
 /// Why readings were not stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,10 +166,6 @@ pub enum AgentError {
     Queue(std::path::PathBuf, QueueError),
     #[error("cannot listen on {0}: {1}")]
     Listen(std::net::SocketAddr, std::io::Error),
-    #[error(
-        "the websocket transport needs the hub, which is not built yet; use transport = \"http\""
-    )]
-    NoHub,
 }
 
 /// Opens the queue, starts the drivers, the recorder, the uplink, the
@@ -178,9 +175,6 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let credentials = enroll::load(&config.dir)?;
-    if config.transport == Transport::Websocket {
-        return Err(AgentError::NoHub);
-    }
     let queue_dir = config.dir.join("queue");
     let queue = Queue::open(
         &queue_dir,
@@ -227,6 +221,23 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| credentials.url.clone());
     let client = Client::new(&url, &credentials);
+    let (commands_tx, commands_rx) = mpsc::channel(16);
+    let link = match config.transport {
+        Transport::Http => {
+            tasks.spawn(poll_commands(client.clone(), commands_tx));
+            Link::Http(client.clone())
+        }
+        Transport::Websocket => {
+            let (requests_tx, requests_rx) = mpsc::channel(1);
+            tasks.spawn(websocket(
+                hub_url(&url),
+                credentials.api_key.clone(),
+                requests_rx,
+                commands_tx,
+            ));
+            Link::Websocket(requests_tx)
+        }
+    };
     let mut orders = HashMap::new();
     for instrument in &config.instruments {
         let (order_tx, order_rx) = mpsc::channel(16);
@@ -244,12 +255,12 @@ pub async fn run(
     }
     tasks.spawn(uplink(
         agent.clone(),
-        client.clone(),
+        link,
         Duration::from_secs(config.heartbeat_secs),
         config.batch_max_records,
         Duration::from_millis(config.flush_ms),
     ));
-    tasks.spawn(poll_commands(agent.clone(), client, recorder, orders));
+    tasks.spawn(run_commands(agent.clone(), commands_rx, recorder, orders));
     if let Some(listener) = metrics_listener {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "metrics and health endpoint");
@@ -259,6 +270,7 @@ pub async fn run(
     tracing::info!(
         bridge = %credentials.bridge_id,
         url = %url,
+        transport = ?config.transport,
         instruments = config.instruments.len(),
         "agent started"
     );
@@ -345,7 +357,7 @@ struct Client {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum SendError {
+pub(crate) enum SendError {
     #[error("the cloud cannot be reached: {0}")]
     Unreachable(String),
     #[error("the cloud answered {status}: {message}")]
@@ -361,11 +373,62 @@ struct Envelope<T> {
 }
 
 #[derive(Deserialize)]
-struct EnvelopeError {
+pub(crate) struct EnvelopeError {
     code: String,
     message: String,
     #[serde(default)]
     details: Vec<Value>,
+}
+
+/// How batches reach the cloud.
+enum Link {
+    /// `POST /api/v1/bridges/ingest`, one request per batch.
+    Http(Client),
+    /// The hub's socket, kept by [`websocket`]: a batch and where to answer.
+    Websocket(mpsc::Sender<Pending>),
+}
+
+impl Link {
+    async fn send(&self, batch: &Batch) -> Result<BatchAck, SendError> {
+        match self {
+            Link::Http(client) => client.send(batch).await,
+            Link::Websocket(requests) => {
+                let (reply, answer) = oneshot::channel();
+                requests
+                    .send((batch.clone(), reply))
+                    .await
+                    .map_err(|_| SendError::Unreachable("the hub connection stopped".into()))?;
+                answer.await.unwrap_or_else(|_| {
+                    Err(SendError::Unreachable("the hub connection stopped".into()))
+                })
+            }
+        }
+    }
+}
+
+/// What an error answer (HTTP or hub message) means for the uplink.
+pub(crate) fn refusal(status: u16, error: Option<EnvelopeError>) -> SendError {
+    match error {
+        Some(error) if status == 409 && error.code == "CONFLICT" => {
+            let expected = error
+                .details
+                .first()
+                .and_then(|d| d["message"].as_str())
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(0);
+            SendError::Gap { expected }
+        }
+        Some(error) if status >= 500 || status == 429 => {
+            SendError::Unreachable(format!("{status} {}", error.code))
+        }
+        error => SendError::Refused {
+            status,
+            message: error.map_or_else(
+                || "no data".to_owned(),
+                |e| format!("{}: {} {:?}", e.code, e.message, e.details),
+            ),
+        },
+    }
 }
 
 impl Client {
@@ -402,25 +465,7 @@ impl Client {
         })?;
         match (envelope.data, envelope.error) {
             (Some(data), None) if status < 300 => Ok(data),
-            (_, Some(error)) if status == 409 && error.code == "CONFLICT" => {
-                let expected = error
-                    .details
-                    .first()
-                    .and_then(|d| d["message"].as_str())
-                    .and_then(|m| m.parse().ok())
-                    .unwrap_or(0);
-                Err(SendError::Gap { expected })
-            }
-            (_, Some(error)) if status >= 500 || status == 429 => {
-                Err(SendError::Unreachable(format!("{status} {}", error.code)))
-            }
-            (_, error) => Err(SendError::Refused {
-                status,
-                message: error.map_or_else(
-                    || "no data".to_owned(),
-                    |e| format!("{}: {} {:?}", e.code, e.message, e.details),
-                ),
-            }),
+            (_, error) => Err(refusal(status, error)),
         }
     }
 
@@ -511,10 +556,10 @@ impl Cloud {
 }
 
 /// Jittered exponential backoff: 250 ms doubling to 30 s, a random part of it.
-struct Backoff(u32);
+pub(crate) struct Backoff(pub(crate) u32);
 
 impl Backoff {
-    fn next(&mut self) -> Duration {
+    pub(crate) fn next(&mut self) -> Duration {
         let ceiling = 250u64.saturating_mul(1 << self.0.min(7)).min(30_000);
         self.0 += 1;
         Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling))
@@ -533,7 +578,7 @@ fn hostname() -> Option<String> {
 /// at least every `heartbeat`; removes what the cloud acknowledges.
 async fn uplink(
     agent: Arc<Agent>,
-    client: Client,
+    link: Link,
     heartbeat: Duration,
     batch_max: usize,
     flush: Duration,
@@ -597,7 +642,7 @@ async fn uplink(
                 instruments: agent.statuses.snapshot(),
             },
         };
-        match client.send(&batch).await {
+        match link.send(&batch).await {
             Ok(ack) => {
                 last_sent = tokio::time::Instant::now();
                 backoff = Backoff(0);
@@ -645,11 +690,30 @@ async fn uplink(
     }
 }
 
-/// Takes commands from the cloud (long poll), records each as acknowledged
-/// before its driver runs it, and records the outcome.
-async fn poll_commands(
+/// Takes commands from the cloud over HTTP (long poll) for [`run_commands`].
+async fn poll_commands(client: Client, commands: mpsc::Sender<Vec<CommandOrder>>) {
+    let mut backoff = Backoff(0);
+    loop {
+        match client.commands(20).await {
+            Ok(taken) => {
+                backoff = Backoff(0);
+                if !taken.is_empty() && commands.send(taken).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!("command poll: {e}");
+                tokio::time::sleep(backoff.next()).await;
+            }
+        }
+    }
+}
+
+/// Runs the commands the cloud hands over (by either transport): records
+/// each as acknowledged before its driver runs it, and records the outcome.
+async fn run_commands(
     agent: Arc<Agent>,
-    client: Client,
+    mut taken: mpsc::Receiver<Vec<CommandOrder>>,
     recorder: Recorder,
     orders: HashMap<uuid::Uuid, mpsc::Sender<Order>>,
 ) {
@@ -657,19 +721,7 @@ async fn poll_commands(
     // while its acknowledgement is on the way; after an hour it no longer
     // would (it has expired or been acknowledged).
     let mut seen: HashMap<uuid::Uuid, tokio::time::Instant> = HashMap::new();
-    let mut backoff = Backoff(0);
-    loop {
-        let commands = match client.commands(20).await {
-            Ok(commands) => {
-                backoff = Backoff(0);
-                commands
-            }
-            Err(e) => {
-                tracing::debug!("command poll: {e}");
-                tokio::time::sleep(backoff.next()).await;
-                continue;
-            }
-        };
+    while let Some(commands) = taken.recv().await {
         for command in commands {
             seen.retain(|_, at| at.elapsed() < Duration::from_secs(3600));
             if seen

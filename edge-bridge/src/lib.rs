@@ -9,3 +9,4 @@ pub mod enroll;
 pub mod filedrop;
 pub mod queue;
 pub mod simulator;
+mod websocket;

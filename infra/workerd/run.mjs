@@ -36,6 +36,8 @@ const mf = new Miniflare({
     routes: spec.routes,
     // Functions whose paths this worker's route pattern also covers.
     serviceBindings: spec.services ?? {},
+    // The live hub's Durable Object class (binding -> class of this script).
+    durableObjects: spec.durableObjects ?? {},
     bindings,
   })),
 });

@@ -27,12 +27,13 @@ pub enum ErrorCode {
     PayloadTooLarge,
     UnsupportedMediaType,
     InternalError,
+    NotImplemented,
     ServiceUnavailable,
 }
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::AuthInvalidCredentials,
         ErrorCode::AuthTokenExpired,
         ErrorCode::AuthTokenInvalid,
@@ -48,6 +49,7 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::InternalError,
+        ErrorCode::NotImplemented,
         ErrorCode::ServiceUnavailable,
     ];
 
@@ -68,6 +70,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
         }
     }
@@ -89,6 +92,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -157,6 +161,10 @@ pub enum ApiError {
         component: &'static str,
         cause: String,
     },
+    /// This deployment cannot serve the request (a WebSocket on Spin); the
+    /// text, for the client, says what to use instead.
+    #[error("not implemented here: {0}")]
+    NotImplemented(&'static str),
     /// A bug or misconfiguration. The text is for the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -191,6 +199,7 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::DependencyDown { .. } => {
                 ErrorCode::ServiceUnavailable
             }
+            ApiError::NotImplemented(_) => ErrorCode::NotImplemented,
             ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -227,6 +236,7 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::DependencyDown { .. } => {
                 "Service temporarily unavailable".into()
             }
+            ApiError::NotImplemented(what) => (*what).to_owned(),
             ApiError::Internal(_) => "An internal error occurred".into(),
         }
     }

@@ -4,6 +4,9 @@
 use std::fs;
 
 use anyhow::bail;
+use shared::live::hub::{
+    self, DURABLE_OBJECT_BINDING as HUB_BINDING, DURABLE_OBJECT_CLASS as HUB_CLASS,
+};
 use shared::routes::{ROUTES, Route};
 
 use crate::util::root;
@@ -144,7 +147,7 @@ pub fn wrangler_toml() -> String {
     for route in ROUTES {
         let f = route.function;
         out.push_str(&format!(
-            "\n# {} {}\n[env.{f}]\nname = \"antevus-{f}\"\nmain = \"functions/{f}/build/index.js\"\n{routes}{services}\n[env.{f}.build]\ncommand = \"cargo xtask build-wasm --workers\"\n\n[env.{f}.vars]\nSQL_PROXY_URL = \"https://sql.antevus.example.com/sql\"\nJWT_ISSUER = \"antevus\"\nJWT_AUDIENCE = \"antevus-api\"\n",
+            "\n# {} {}\n[env.{f}]\nname = \"antevus-{f}\"\nmain = \"functions/{f}/build/index.js\"\n{routes}{services}\n[env.{f}.build]\ncommand = \"cargo xtask build-wasm --workers\"\n\n[env.{f}.vars]\nSQL_PROXY_URL = \"https://sql.antevus.example.com/sql\"\nJWT_ISSUER = \"antevus\"\nJWT_AUDIENCE = \"antevus-api\"\n{hub}",
             methods(route),
             route.path,
             routes = match workers_routes(route).first() {
@@ -153,6 +156,15 @@ pub fn wrangler_toml() -> String {
                     pattern.trim_start_matches('*')
                 ),
                 None => "# No route of its own: reached through the service binding of the Worker holding its pattern.\nworkers_dev = false\n".to_owned(),
+            },
+            hub = if f == hub::FUNCTION {
+                format!(
+                    "\n# The live hub: one Durable Object per organization, holding its sockets.\n\
+                     [[env.{f}.durable_objects.bindings]]\nname = \"{HUB_BINDING}\"\nclass_name = \"{HUB_CLASS}\"\n\n\
+                     [[env.{f}.migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"{HUB_CLASS}\"]\n"
+                )
+            } else {
+                String::new()
             },
             services = {
                 let bindings: Vec<String> = covered(route)
@@ -184,6 +196,11 @@ pub fn workers_json() -> String {
                     .iter()
                     .map(|o| (binding_name(o.function), serde_json::Value::from(o.function)))
                     .collect::<serde_json::Map<_, _>>(),
+                "durableObjects": if route.function == hub::FUNCTION {
+                    serde_json::json!({ HUB_BINDING: HUB_CLASS })
+                } else {
+                    serde_json::json!({})
+                },
             })
         })
         .collect();

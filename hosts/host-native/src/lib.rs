@@ -3,13 +3,17 @@
 //! `shared::routes::ROUTES` on one HTTP server. Used by the fast test host,
 //! benchmarks and tools; the wasm hosts run the very same handlers.
 
+pub mod hub;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use bytes::Bytes;
 use shared::routes::{self, ClientIp};
@@ -76,6 +80,7 @@ impl Platform for NativePlatform {
 struct HostState {
     config: Result<Config, String>,
     platform: NativePlatform,
+    hub: Arc<hub::Registry>,
 }
 
 /// Serves every route until `shutdown` resolves. `config` comes from
@@ -88,6 +93,7 @@ pub async fn serve(
     let state = Arc::new(HostState {
         config,
         platform: NativePlatform::default(),
+        hub: Arc::default(),
     });
     let app = Router::new().fallback(handle).with_state(state);
     axum::serve(
@@ -104,8 +110,57 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: http::Request<Body>,
 ) -> Response {
+    let live = routes::route_for(request.uri().path())
+        .is_some_and(|r| r.function == shared::live::hub::FUNCTION);
+    if live && request.headers().contains_key(http::header::UPGRADE) {
+        return upgrade(state, peer, request).await;
+    }
     let response = route(&state, peer, request).await;
     response.map(Body::from)
+}
+
+/// A WebSocket for the live hub: admitted by `shared::live::hub`, then
+/// served by [`hub::serve`].
+async fn upgrade(
+    state: Arc<HostState>,
+    peer: SocketAddr,
+    request: http::Request<Body>,
+) -> Response {
+    let platform = &state.platform;
+    let (mut parts, _body) = request.into_parts();
+    let config = match &state.config {
+        Ok(config) => config.clone(),
+        Err(e) => {
+            return routes::early_failure(platform, &parts.headers, &ApiError::internal(e))
+                .map(Body::from);
+        }
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let err = ApiError::invalid("upgrade", rejection.body_text());
+            return routes::early_failure(platform, &parts.headers, &err).map(Body::from);
+        }
+    };
+    parts.extensions.insert(ClientIp(peer.ip()));
+    let ctx = Ctx::new(platform.clone(), config);
+    let admitted = match shared::live::hub::admit(
+        &ctx,
+        http::Request::from_parts(parts, Bytes::new()),
+    )
+    .await
+    {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal.map(Body::from),
+    };
+    let upgrade = match admitted.protocol {
+        Some(protocol) => upgrade.protocols([protocol]),
+        None => upgrade,
+    };
+    let registry = state.hub.clone();
+    upgrade
+        .on_upgrade(move |socket| hub::serve(registry, ctx, socket, admitted.peer))
+        .into_response()
 }
 
 async fn route(

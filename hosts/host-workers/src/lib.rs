@@ -7,6 +7,8 @@
 
 #![cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 
+pub mod hub;
+
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::Once;
@@ -176,11 +178,7 @@ pub async fn prepare(
     }
 }
 
-async fn read(
-    mut request: worker::Request,
-    env: &worker::Env,
-    function: &str,
-) -> Result<(Ctx<WorkersPlatform>, http::Request<Bytes>), http::Response<Bytes>> {
+fn init_logging() {
     LOGGING.call_once(|| {
         let _ = tracing_subscriber::fmt()
             .with_writer(|| Console(Vec::new()))
@@ -188,6 +186,24 @@ async fn read(
             .with_ansi(false)
             .try_init();
     });
+}
+
+/// The configuration from the worker's secrets and vars.
+fn config(env: &worker::Env) -> Result<Config, shared::platform::ConfigError> {
+    Config::from_lookup(|name: &str| {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(name).map(|v| v.to_string()))
+            .ok()
+    })
+}
+
+async fn read(
+    mut request: worker::Request,
+    env: &worker::Env,
+    function: &str,
+) -> Result<(Ctx<WorkersPlatform>, http::Request<Bytes>), http::Response<Bytes>> {
+    init_logging();
     let platform = WorkersPlatform;
     let mut headers = http::HeaderMap::new();
     for (name, value) in request.headers().entries() {
@@ -198,13 +214,7 @@ async fn read(
             headers.append(name, value);
         }
     }
-    let lookup = |name: &str| {
-        env.secret(name)
-            .map(|s| s.to_string())
-            .or_else(|_| env.var(name).map(|v| v.to_string()))
-            .ok()
-    };
-    let config = match Config::from_lookup(lookup) {
+    let config = match config(env) {
         Ok(config) => config,
         Err(e) => return Err(routes::config_failure(&platform, &headers, &e)),
     };

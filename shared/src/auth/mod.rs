@@ -21,7 +21,7 @@ use crate::routes::Rq;
 pub use roles::{Permission, Role};
 
 /// The authenticated caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Principal {
     pub user_id: uuid::Uuid,
     pub organization_id: uuid::Uuid,

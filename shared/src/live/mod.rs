@@ -12,6 +12,7 @@
 //! [`persist`] stores batches and hands out commands; it is the only code
 //! that writes what bridges send, whatever transport brought it.
 
+pub mod hub;
 pub mod persist;
 
 use serde::{Deserialize, Serialize};

@@ -57,6 +57,7 @@ pub mod instrument_readings;
 pub mod instrument_status;
 pub mod instruments;
 pub mod instruments_item;
+pub mod live;
 pub mod maintenance_item;
 pub mod page;
 pub mod retention_run;
@@ -171,6 +172,7 @@ route_table! {
     "bridge-enroll" => bridge_enroll, "/api/v1/bridges/enroll", [POST];
     "bridge-ingest" => bridge_ingest, "/api/v1/bridges/ingest", [POST];
     "bridge-commands" => bridge_commands, "/api/v1/bridges/commands", [GET];
+    "live" => live, "/api/v1/live", [GET];
     "retention-run" => retention_run, "/api/v1/retention/run", [POST];
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
@@ -437,7 +439,7 @@ pub async fn record_refusal<P: Platform>(ctx: &Ctx<P>, rq: &Rq, err: &ApiError) 
     }
 }
 
-fn log_error(request_id: &str, err: &ApiError) {
+pub(crate) fn log_error(request_id: &str, err: &ApiError) {
     if err.is_internal() {
         tracing::error!(request_id, error = %err, "request failed");
     } else {

@@ -14,6 +14,7 @@ pub mod bridges;
 pub mod cases;
 pub mod client;
 pub mod data;
+pub mod hub;
 pub mod lab;
 pub mod live;
 pub mod stack;

@@ -455,13 +455,13 @@ async fn live_readings_downsample_by_bucket(app: &TestApp) -> anyhow::Result<()>
 }
 
 /// An agent running in this process until dropped.
-struct InProcessAgent {
+pub(crate) struct InProcessAgent {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), edge_bridge::agent::AgentError>>,
 }
 
 impl InProcessAgent {
-    fn start(config: edge_bridge::config::Config) -> InProcessAgent {
+    pub(crate) fn start(config: edge_bridge::config::Config) -> InProcessAgent {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(edge_bridge::agent::run(config, async move {
             let _ = stopped.await;
@@ -472,7 +472,7 @@ impl InProcessAgent {
         }
     }
 
-    async fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -497,7 +497,7 @@ fn config(
 }
 
 /// Polls `check` until it holds (or fails after `secs`).
-async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F) -> anyhow::Result<()>
+pub(crate) async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<bool>>,

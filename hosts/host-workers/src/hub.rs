@@ -1,0 +1,269 @@
+//! The live hub on Workers: the `live` function admits an upgrade request
+//! (credentials, role) and hands it to its organization's Durable Object,
+//! which holds the organization's sockets with the hibernation API (each
+//! socket's [`Peer`] is its attachment) and runs `shared::live::hub` for
+//! every message and, while any socket is open, every second from an alarm.
+//! [`hub_function!`](crate::hub_function) defines both in the function crate.
+
+use std::cell::RefCell;
+
+use bytes::Bytes;
+use shared::live::hub::{self, Admitted, Memory, Peer, Reaction, Role};
+use shared::{ApiError, Ctx, routes};
+use worker::{Env, Headers, Request, RequestInit, Response, State, WebSocket, WebSocketPair};
+
+use crate::WorkersPlatform;
+
+/// Carries the admitted peer from the function to the Durable Object (an
+/// internal request; clients never reach the object directly).
+const PEER_HEADER: &str = "x-antevus-peer";
+const PROTOCOL_HEADER: &str = "x-antevus-protocol";
+
+fn failure(err: &ApiError) -> worker::Result<Response> {
+    crate::respond(routes::early_failure(
+        &WorkersPlatform,
+        &http::HeaderMap::new(),
+        err,
+    ))
+}
+
+/// Admits the upgrade request and hands it to the organization's object.
+pub async fn open(
+    ctx: &Ctx<WorkersPlatform>,
+    env: &Env,
+    request: http::Request<Bytes>,
+) -> worker::Result<Response> {
+    let Admitted { peer, protocol } = match hub::admit(ctx, request).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return crate::respond(refusal),
+    };
+    let peer_json = match serde_json::to_string(&peer) {
+        Ok(json) => json,
+        Err(e) => return failure(&ApiError::internal(e)),
+    };
+    let stub = match env
+        .durable_object(hub::DURABLE_OBJECT_BINDING)
+        .and_then(|ns| ns.get_by_name(&peer.organization_id.to_string()))
+    {
+        Ok(stub) => stub,
+        Err(e) => return failure(&ApiError::Unavailable(format!("live hub: {e}"))),
+    };
+    let headers = Headers::new();
+    headers.set("upgrade", "websocket")?;
+    headers.set(PEER_HEADER, &peer_json)?;
+    if let Some(protocol) = protocol {
+        headers.set(PROTOCOL_HEADER, protocol)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_headers(headers);
+    let inner = Request::new_with_init("https://live-hub/connect", &init)?;
+    match stub.fetch_with_request(inner).await {
+        Ok(response) => Ok(response),
+        Err(e) => failure(&ApiError::Unavailable(format!("live hub: {e}"))),
+    }
+}
+
+/// The object's side of [`open`]: accepts the socket and files it by role.
+pub async fn accept(state: &State, request: Request) -> worker::Result<Response> {
+    let headers = request.headers();
+    let Some(peer) = headers
+        .get(PEER_HEADER)?
+        .and_then(|json| serde_json::from_str::<Peer>(&json).ok())
+    else {
+        return failure(&ApiError::NotFound);
+    };
+    let pair = WebSocketPair::new()?;
+    state.accept_websocket_with_tags(&pair.server, &[peer.role.tag()]);
+    pair.server.serialize_attachment(&peer)?;
+    if state.storage().get_alarm().await?.is_none() {
+        state.storage().set_alarm(hub::TICK).await?;
+    }
+    let response = Response::from_websocket(pair.client)?;
+    match headers.get(PROTOCOL_HEADER)? {
+        Some(protocol) => {
+            let out = Headers::new();
+            out.set("sec-websocket-protocol", &protocol)?;
+            Ok(response.with_headers(out))
+        }
+        None => Ok(response),
+    }
+}
+
+fn context(env: &Env) -> Option<Ctx<WorkersPlatform>> {
+    crate::init_logging();
+    match crate::config(env) {
+        Ok(config) => Some(Ctx::new(WorkersPlatform, config)),
+        Err(e) => {
+            tracing::error!(error = %e, "live hub configuration");
+            None
+        }
+    }
+}
+
+/// Sends the replies to `ws`, the broadcasts to the dashboards that want
+/// them, and closes `ws` when the reaction says so.
+fn deliver(
+    state: &State,
+    memory: &RefCell<Memory>,
+    ws: &WebSocket,
+    peer: &Peer,
+    reaction: Reaction,
+) {
+    for reply in &reaction.replies {
+        let _ = ws.send_with_str(reply);
+    }
+    let mut broadcasts = memory.borrow_mut().changes(peer.organization_id, &reaction);
+    broadcasts.splice(0..0, reaction.broadcasts);
+    if !broadcasts.is_empty() {
+        for dashboard in state.get_websockets_with_tag(Role::Dashboard.tag()) {
+            let Ok(Some(follower)) = dashboard.deserialize_attachment::<Peer>() else {
+                continue;
+            };
+            for broadcast in broadcasts.iter().filter(|b| follower.wants(b)) {
+                let _ = dashboard.send_with_str(&broadcast.text);
+            }
+        }
+    }
+    if let Some((code, reason)) = reaction.close {
+        let _ = ws.close(Some(code), Some(reason));
+    }
+}
+
+/// A message on one of the object's sockets.
+pub async fn message(
+    state: &State,
+    env: &Env,
+    memory: &RefCell<Memory>,
+    ws: WebSocket,
+    message: worker::WebSocketIncomingMessage,
+) -> worker::Result<()> {
+    let Ok(Some(mut peer)) = ws.deserialize_attachment::<Peer>() else {
+        let _ = ws.close(Some(hub::CLOSE_POLICY), Some("unknown socket"));
+        return Ok(());
+    };
+    let worker::WebSocketIncomingMessage::String(text) = message else {
+        let _ = ws.send_with_str(hub::error_text(&ApiError::invalid(
+            "message",
+            "Messages are JSON text",
+        )));
+        return Ok(());
+    };
+    let Some(ctx) = context(env) else {
+        let _ = ws.close(Some(1011), Some("hub misconfigured"));
+        return Ok(());
+    };
+    let reaction = hub::on_text(&ctx, &mut peer, &text).await;
+    ws.serialize_attachment(&peer)?;
+    deliver(state, memory, &ws, &peer, reaction);
+    Ok(())
+}
+
+/// Every second while sockets are open: credentials checked when due,
+/// commands handed to the bridges.
+pub async fn alarm(state: &State, env: &Env, memory: &RefCell<Memory>) -> worker::Result<Response> {
+    let sockets = state.get_websockets();
+    if sockets.is_empty() {
+        return Response::ok("idle");
+    }
+    if let Some(ctx) = context(env) {
+        for ws in sockets {
+            let Ok(Some(mut peer)) = ws.deserialize_attachment::<Peer>() else {
+                continue;
+            };
+            let reaction = hub::tick(&ctx, &mut peer).await;
+            ws.serialize_attachment(&peer)?;
+            deliver(state, memory, &ws, &peer, reaction);
+        }
+    }
+    state.storage().set_alarm(hub::TICK).await?;
+    Response::ok("ticked")
+}
+
+/// The close handshake's answer.
+pub fn closed(ws: WebSocket, code: usize) -> worker::Result<()> {
+    // 1005/1006 say no code was sent; a close frame must not carry them.
+    let code = u16::try_from(code)
+        .ok()
+        .filter(|c| !matches!(c, 1005 | 1006 | 1015))
+        .unwrap_or(1000);
+    let _ = ws.close(Some(code), Some("closed"));
+    Ok(())
+}
+
+/// Defines the live hub's function: the fetch entry (an upgrade goes to the
+/// organization's hub, anything else to `$handler`) and the Durable Object
+/// class `LiveHub`.
+#[macro_export]
+macro_rules! hub_function {
+    ($name:literal, $handler:path) => {
+        #[::worker::event(fetch)]
+        async fn fetch(
+            request: ::worker::Request,
+            env: ::worker::Env,
+            _ctx: ::worker::Context,
+        ) -> ::worker::Result<::worker::Response> {
+            match $crate::prepare(request, &env, $name).await {
+                Ok((ctx, request)) if ::shared::live::hub::is_upgrade(&request) => {
+                    $crate::hub::open(&ctx, &env, request).await
+                }
+                Ok((ctx, request)) => $crate::respond($handler(&ctx, request).await),
+                Err(early) => early.into_response(),
+            }
+        }
+
+        /// One organization's live hub.
+        #[::worker::durable_object]
+        pub struct LiveHub {
+            state: ::worker::State,
+            env: ::worker::Env,
+            memory: ::std::cell::RefCell<::shared::live::hub::Memory>,
+        }
+
+        impl ::worker::DurableObject for LiveHub {
+            fn new(state: ::worker::State, env: ::worker::Env) -> Self {
+                LiveHub {
+                    state,
+                    env,
+                    memory: ::std::default::Default::default(),
+                }
+            }
+
+            async fn fetch(
+                &self,
+                request: ::worker::Request,
+            ) -> ::worker::Result<::worker::Response> {
+                $crate::hub::accept(&self.state, request).await
+            }
+
+            async fn websocket_message(
+                &self,
+                ws: ::worker::WebSocket,
+                message: ::worker::WebSocketIncomingMessage,
+            ) -> ::worker::Result<()> {
+                $crate::hub::message(&self.state, &self.env, &self.memory, ws, message).await
+            }
+
+            async fn websocket_close(
+                &self,
+                ws: ::worker::WebSocket,
+                code: usize,
+                _reason: String,
+                _was_clean: bool,
+            ) -> ::worker::Result<()> {
+                $crate::hub::closed(ws, code)
+            }
+
+            async fn websocket_error(
+                &self,
+                _ws: ::worker::WebSocket,
+                _error: ::worker::Error,
+            ) -> ::worker::Result<()> {
+                Ok(())
+            }
+
+            async fn alarm(&self) -> ::worker::Result<::worker::Response> {
+                $crate::hub::alarm(&self.state, &self.env, &self.memory).await
+            }
+        }
+    };
+}

@@ -1,0 +1,624 @@
+//! The live hub's logic, whoever holds the sockets (a Durable Object per
+//! organization on Workers, the native host's registry in the suites).
+//!
+//! One endpoint, `GET /api/v1/live`, upgraded to a WebSocket: a bridge's key
+//! makes the socket a *bridge* socket, anything else with `instruments:view`
+//! a *dashboard* socket. A host calls [`admit`] for the upgrade request,
+//! keeps the returned [`Peer`] with the socket, and for every text message
+//! calls [`on_text`], and every [`TICK`] calls [`tick`]; it sends the
+//! [`Reaction`]'s replies to that socket and each [`Broadcast`] to the
+//! sockets whose peer [`Peer::wants`] it. Nothing here names a platform type.
+//!
+//! Bridge to hub: `{"type":"batch","batch":Batch}`; hub to bridge:
+//! `{"type":"ack","ack":BatchAck}`, `{"type":"commands","commands":[...]}`,
+//! `{"type":"error","status":409,"error":{code,message,details}}`.
+//! Dashboard to hub: `{"type":"subscribe","instrumentIds":[...]}` or
+//! `{"type":"subscribe","all":true}`, `{"type":"unsubscribe",...}`; hub to
+//! dashboard: `{"type":"subscribed",...}`, `{"type":"readings",...}`,
+//! `{"type":"status",...}`, `{"type":"error",...}`.
+//!
+//! Batches go through [`persist::ingest`] exactly as `POST
+//! /api/v1/bridges/ingest` does (the caller's credentials checked again for
+//! each, rate limit included); the credentials of any socket are checked
+//! again at least every [`RECHECK_SECS`], so a revoked key, an expired token
+//! or a logout closes the socket.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::persist::{self, Bridge};
+use super::{Batch, BatchAck, Item};
+use crate::auth::{self, Permission, Principal};
+use crate::envelope::{ErrorBody, ErrorDetail};
+use crate::error::ApiError;
+use crate::params;
+use crate::platform::{Ctx, Platform};
+use crate::routes::{ClientIp, Rq};
+
+/// The function (route) that serves the hub.
+pub const FUNCTION: &str = "live";
+/// On Workers: the Durable Object binding of the hub's namespace and its
+/// class (defined by `host_workers::hub_function!`), one object per
+/// organization.
+pub const DURABLE_OBJECT_BINDING: &str = "LIVE_HUB";
+pub const DURABLE_OBJECT_CLASS: &str = "LiveHub";
+/// The subprotocol a client may offer; chosen when offered.
+pub const PROTOCOL: &str = "antevus.live.v1";
+/// A browser cannot set `Authorization` on a WebSocket: it offers its token
+/// as a second subprotocol `bearer.<token>` next to [`PROTOCOL`].
+pub const TOKEN_PROTOCOL_PREFIX: &str = "bearer.";
+/// How often a host calls [`tick`].
+pub const TICK: Duration = Duration::from_secs(1);
+/// A socket's credentials are checked again after this long.
+pub const RECHECK_SECS: i64 = 30;
+/// The most instruments one dashboard socket follows by name (or it
+/// follows all of its organization's).
+pub const MAX_SUBSCRIPTIONS: usize = 20;
+/// How many commands one tick hands a bridge at most.
+const COMMANDS_PER_TICK: i64 = 50;
+
+/// Close codes (4000-4999 are the application's).
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+pub const CLOSE_FORBIDDEN: u16 = 4403;
+pub const CLOSE_POLICY: u16 = 1008;
+
+/// Which side of the live path a socket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    Bridge,
+    Dashboard,
+}
+
+impl Role {
+    /// The tag a host files the socket under.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Role::Bridge => "bridge",
+            Role::Dashboard => "dashboard",
+        }
+    }
+}
+
+/// Who is on a socket, kept by the host with it (on Workers as the socket's
+/// attachment, so it survives hibernation: kept small). It holds the
+/// credentials the socket was opened with, to check them again; it is
+/// never logged and has no `Debug`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Peer {
+    pub role: Role,
+    #[serde(rename = "o")]
+    pub organization_id: uuid::Uuid,
+    /// The bridge on a bridge socket.
+    #[serde(rename = "b", default, skip_serializing_if = "Option::is_none")]
+    pub bridge_id: Option<uuid::Uuid>,
+    /// A dashboard follows every instrument of its organization.
+    #[serde(rename = "a", default)]
+    pub all: bool,
+    /// Or these.
+    #[serde(rename = "i", default)]
+    pub instruments: Vec<uuid::Uuid>,
+    /// `(name, value)` of the opening request's headers that matter later:
+    /// the credentials, the user agent.
+    #[serde(rename = "h")]
+    headers: Vec<(String, String)>,
+    #[serde(rename = "ip", default)]
+    client_ip: Option<IpAddr>,
+    /// When the credentials were last found good (unix seconds).
+    #[serde(rename = "c")]
+    checked_at: i64,
+    #[serde(rename = "p")]
+    principal: Principal,
+}
+
+impl Peer {
+    /// Whether this socket is to receive `broadcast`.
+    pub fn wants(&self, broadcast: &Broadcast) -> bool {
+        self.role == Role::Dashboard
+            && self.organization_id == broadcast.organization_id
+            && (self.all || self.instruments.contains(&broadcast.instrument_id))
+    }
+
+    /// A request standing for this socket's next message: its credentials,
+    /// user agent and address, a new request id.
+    fn request(&self) -> http::Request<Bytes> {
+        let mut req = http::Request::new(Bytes::new());
+        for (name, value) in &self.headers {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(value),
+            ) {
+                req.headers_mut().insert(name, value);
+            }
+        }
+        if let Some(ip) = self.client_ip {
+            req.extensions_mut().insert(ClientIp(ip));
+        }
+        req
+    }
+
+    /// The caller, checked again when the last check is older than
+    /// [`RECHECK_SECS`] (or `always`).
+    async fn principal<P: Platform>(
+        &mut self,
+        ctx: &Ctx<P>,
+        rq: &Rq,
+        always: bool,
+    ) -> Result<Principal, ApiError> {
+        let now = ctx.now().unix_timestamp();
+        if always || now - self.checked_at >= RECHECK_SECS {
+            let principal = auth::authenticate(ctx, rq).await?;
+            if principal.user_id != self.principal.user_id
+                || principal.organization_id != self.organization_id
+            {
+                return Err(ApiError::TokenInvalid("credentials changed hands"));
+            }
+            if self.role == Role::Dashboard {
+                principal.require(Permission::InstrumentsView)?;
+            }
+            self.principal = principal;
+            self.checked_at = now;
+        } else {
+            rq.remember(&self.principal);
+        }
+        Ok(self.principal.clone())
+    }
+}
+
+/// A socket the hub let in.
+pub struct Admitted {
+    pub peer: Peer,
+    /// The subprotocol to answer with ([`PROTOCOL`] when the client offered it).
+    pub protocol: Option<&'static str>,
+}
+
+/// Something for the dashboards that follow `instrument_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Broadcast {
+    pub organization_id: uuid::Uuid,
+    pub instrument_id: uuid::Uuid,
+    pub text: String,
+}
+
+/// What a host does after a message or a tick.
+#[derive(Debug, Default)]
+pub struct Reaction {
+    /// Messages for the socket the message came from, in order.
+    pub replies: Vec<String>,
+    /// Messages for the organization's dashboards that want them.
+    pub broadcasts: Vec<Broadcast>,
+    /// Instrument statuses a bridge reported, for [`Memory::changes`].
+    pub reported: Vec<(uuid::Uuid, String)>,
+    /// Close the socket after the replies.
+    pub close: Option<(u16, &'static str)>,
+}
+
+impl Reaction {
+    fn reply(text: String) -> Reaction {
+        Reaction {
+            replies: vec![text],
+            ..Reaction::default()
+        }
+    }
+
+    /// The error as a message; a refused credential also closes the socket.
+    fn failure(rq: &Rq, err: &ApiError) -> Reaction {
+        crate::routes::log_error(rq.id(), err);
+        let close = match err {
+            ApiError::TokenExpired | ApiError::TokenInvalid(_) | ApiError::InvalidCredentials => {
+                Some((CLOSE_UNAUTHORIZED, "credentials no longer valid"))
+            }
+            ApiError::Forbidden => Some((CLOSE_FORBIDDEN, "permission withdrawn")),
+            _ => None,
+        };
+        Reaction {
+            replies: vec![error_text(err)],
+            close,
+            ..Reaction::default()
+        }
+    }
+}
+
+/// An error in the envelope's shape, as a message.
+pub fn error_text(err: &ApiError) -> String {
+    json!({
+        "type": "error",
+        "status": err.status().as_u16(),
+        "error": ErrorBody {
+            code: err.code().as_str().to_owned(),
+            message: err.public_message(),
+            details: err.details().iter().map(ErrorDetail::from).collect(),
+        },
+    })
+    .to_string()
+}
+
+/// The last status the hub told dashboards for each instrument, so a
+/// bridge's heartbeat becomes a `status` message only when it changed.
+#[derive(Debug, Default)]
+pub struct Memory {
+    statuses: HashMap<uuid::Uuid, String>,
+}
+
+impl Memory {
+    /// The `status` broadcasts for what `reaction` reported that changed.
+    pub fn changes(&mut self, organization_id: uuid::Uuid, reaction: &Reaction) -> Vec<Broadcast> {
+        let mut out = Vec::new();
+        for (instrument_id, status) in &reaction.reported {
+            if self.statuses.get(instrument_id) == Some(status) {
+                continue;
+            }
+            self.statuses.insert(*instrument_id, status.clone());
+            out.push(Broadcast {
+                organization_id,
+                instrument_id: *instrument_id,
+                text: json!({ "type": "status", "instrumentId": instrument_id, "status": status })
+                    .to_string(),
+            });
+        }
+        out
+    }
+}
+
+/// Checks an upgrade request: a GET asking for a WebSocket, credentials
+/// (`Authorization`, `X-API-Key`, or the `bearer.<token>` subprotocol) that
+/// are a bridge's key or a caller with `instruments:view`. A refusal is the
+/// envelope to answer with (recorded in the audit trail when it must be).
+pub async fn admit<P: Platform>(
+    ctx: &Ctx<P>,
+    mut req: http::Request<Bytes>,
+) -> Result<Admitted, http::Response<Bytes>> {
+    let offered: Vec<String> = req
+        .headers()
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let token = offered
+        .iter()
+        .find_map(|p| p.strip_prefix(TOKEN_PROTOCOL_PREFIX))
+        .map(str::to_owned);
+    if let Some(token) = &token
+        && !req.headers().contains_key(http::header::AUTHORIZATION)
+        && let Ok(value) = http::HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        req.headers_mut().insert(http::header::AUTHORIZATION, value);
+    }
+    let protocol = offered.iter().any(|p| p == PROTOCOL).then_some(PROTOCOL);
+    let rq = Rq::new(ctx, req);
+    match admission(ctx, &rq, token.is_some(), protocol).await {
+        Ok(peer) => Ok(Admitted { peer, protocol }),
+        Err(err) => {
+            crate::routes::record_refusal(ctx, &rq, &err).await;
+            Err(rq.respond(ctx, Err(err)))
+        }
+    }
+}
+
+/// Whether `req` asks to become a WebSocket.
+pub fn is_upgrade(req: &http::Request<Bytes>) -> bool {
+    req.headers()
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+async fn admission<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &Rq,
+    token_as_protocol: bool,
+    protocol: Option<&'static str>,
+) -> Result<Peer, ApiError> {
+    if *rq.method() != http::Method::GET {
+        return Err(crate::routes::method_not_allowed(&[http::Method::GET]));
+    }
+    if !is_upgrade(&rq.req) {
+        return Err(ApiError::invalid(
+            "upgrade",
+            "This endpoint is a WebSocket: connect with Upgrade: websocket",
+        ));
+    }
+    if token_as_protocol && protocol.is_none() {
+        return Err(ApiError::invalid(
+            "sec-websocket-protocol",
+            format!("Offer {PROTOCOL} together with the bearer.<token> subprotocol"),
+        ));
+    }
+    let principal = auth::authenticate(ctx, rq).await?;
+    let bridge = match principal.api_key_id {
+        Some(_) => persist::bridge_of(ctx, &principal).await.ok(),
+        None => None,
+    };
+    let role = match bridge {
+        Some(_) => Role::Bridge,
+        None => {
+            principal.require(Permission::InstrumentsView)?;
+            Role::Dashboard
+        }
+    };
+    let mut headers = Vec::new();
+    for name in [
+        http::header::AUTHORIZATION.as_str(),
+        "x-api-key",
+        http::header::USER_AGENT.as_str(),
+    ] {
+        if let Some(value) = rq.req.headers().get(name).and_then(|v| v.to_str().ok()) {
+            let value: String = if name == "user-agent" {
+                value.chars().take(120).collect()
+            } else {
+                value.to_owned()
+            };
+            headers.push((name.to_owned(), value));
+        }
+    }
+    Ok(Peer {
+        role,
+        organization_id: principal.organization_id,
+        bridge_id: bridge.map(|b| b.id),
+        all: false,
+        instruments: Vec::new(),
+        headers,
+        client_ip: rq.client_ip(),
+        checked_at: ctx.now().unix_timestamp(),
+        principal,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+enum BridgeMessage {
+    Batch { batch: Batch },
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+enum DashboardMessage {
+    #[serde(rename_all = "camelCase")]
+    Subscribe {
+        #[serde(default)]
+        instrument_ids: Vec<uuid::Uuid>,
+        #[serde(default)]
+        all: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    Unsubscribe {
+        #[serde(default)]
+        instrument_ids: Vec<uuid::Uuid>,
+        #[serde(default)]
+        all: bool,
+    },
+}
+
+/// Handles one text message from `peer`'s socket.
+pub async fn on_text<P: Platform>(ctx: &Ctx<P>, peer: &mut Peer, text: &str) -> Reaction {
+    let rq = Rq::new(ctx, peer.request());
+    let result = match peer.role {
+        Role::Bridge => match serde_json::from_str::<BridgeMessage>(text) {
+            Ok(BridgeMessage::Batch { batch }) => on_batch(ctx, &rq, peer, batch).await,
+            Err(e) => Err(ApiError::invalid("message", e.to_string())),
+        },
+        Role::Dashboard => match serde_json::from_str::<DashboardMessage>(text) {
+            Ok(message) => on_dashboard(ctx, &rq, peer, message).await,
+            Err(e) => Err(ApiError::invalid("message", e.to_string())),
+        },
+    };
+    match result {
+        Ok(reaction) => reaction,
+        Err(err) => {
+            crate::routes::record_refusal(ctx, &rq, &err).await;
+            Reaction::failure(&rq, &err)
+        }
+    }
+}
+
+/// Called every [`TICK`]: checks the credentials when due and hands a
+/// bridge the commands waiting for its instruments.
+pub async fn tick<P: Platform>(ctx: &Ctx<P>, peer: &mut Peer) -> Reaction {
+    let rq = Rq::new(ctx, peer.request());
+    let result = async {
+        let principal = peer.principal(ctx, &rq, false).await?;
+        let Some(bridge_id) = peer.bridge_id else {
+            return Ok(Reaction::default());
+        };
+        let bridge = Bridge {
+            id: bridge_id,
+            organization_id: peer.organization_id,
+        };
+        let commands =
+            persist::take_commands(ctx, &rq, &principal, bridge, COMMANDS_PER_TICK).await?;
+        Ok(if commands.is_empty() {
+            Reaction::default()
+        } else {
+            Reaction::reply(json!({ "type": "commands", "commands": commands }).to_string())
+        })
+    }
+    .await;
+    result.unwrap_or_else(|err| Reaction::failure(&rq, &err))
+}
+
+async fn on_batch<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &Rq,
+    peer: &mut Peer,
+    batch: Batch,
+) -> Result<Reaction, ApiError> {
+    // Every batch is checked (and rate-limited) as an HTTP ingest would be.
+    let principal = peer.principal(ctx, rq, true).await?;
+    let bridge = persist::bridge_of(ctx, &principal).await?;
+    if Some(bridge.id) != peer.bridge_id {
+        return Err(ApiError::Forbidden);
+    }
+    let ack = persist::ingest(ctx, rq, &principal, bridge, &batch).await?;
+    let mut reaction = Reaction::reply(json!({ "type": "ack", "ack": ack }).to_string());
+    reaction.broadcasts = readings_of(bridge.organization_id, &batch, &ack);
+    reaction.reported = batch
+        .heartbeat
+        .instruments
+        .iter()
+        .map(|i| (i.id, i.status.clone()))
+        .collect();
+    Ok(reaction)
+}
+
+/// The readings `ack` says were stored now, one message per instrument.
+fn readings_of(organization_id: uuid::Uuid, batch: &Batch, ack: &BatchAck) -> Vec<Broadcast> {
+    let rejected: Vec<u64> = ack.rejected.iter().map(|r| r.seq).collect();
+    let mut by_instrument: BTreeMap<uuid::Uuid, Vec<serde_json::Value>> = BTreeMap::new();
+    // The batch's records are consecutive: the first `duplicates` were
+    // stored before.
+    for record in batch.records.iter().skip(ack.duplicates as usize) {
+        let Item::Reading(reading) = &record.item else {
+            continue;
+        };
+        if rejected.contains(&record.seq) {
+            continue;
+        }
+        by_instrument
+            .entry(reading.instrument_id)
+            .or_default()
+            .push(json!({
+                "metric": reading.metric,
+                "value": reading.value,
+                "unit": reading.unit,
+                "recordedAt": rfc3339(reading.recorded_at),
+            }));
+    }
+    by_instrument
+        .into_iter()
+        .map(|(instrument_id, readings)| Broadcast {
+            organization_id,
+            instrument_id,
+            text:
+                json!({ "type": "readings", "instrumentId": instrument_id, "readings": readings })
+                    .to_string(),
+        })
+        .collect()
+}
+
+fn rfc3339(at: OffsetDateTime) -> Option<String> {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+#[derive(Deserialize)]
+struct Followed {
+    id: uuid::Uuid,
+    name: String,
+    status: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_seen_at: Option<OffsetDateTime>,
+}
+
+async fn on_dashboard<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &Rq,
+    peer: &mut Peer,
+    message: DashboardMessage,
+) -> Result<Reaction, ApiError> {
+    peer.principal(ctx, rq, false).await?;
+    let (subscribe, ids, all) = match message {
+        DashboardMessage::Subscribe {
+            instrument_ids,
+            all,
+        } => (true, instrument_ids, all),
+        DashboardMessage::Unsubscribe {
+            instrument_ids,
+            all,
+        } => (false, instrument_ids, all),
+    };
+    if !subscribe {
+        if all {
+            peer.all = false;
+            peer.instruments.clear();
+        } else {
+            peer.instruments.retain(|i| !ids.contains(i));
+        }
+    } else if all {
+        peer.all = true;
+    } else {
+        let mut wanted = peer.instruments.clone();
+        for id in &ids {
+            if !wanted.contains(id) {
+                wanted.push(*id);
+            }
+        }
+        if wanted.len() > MAX_SUBSCRIPTIONS {
+            return Err(ApiError::invalid(
+                "instrumentIds",
+                format!(
+                    "At most {MAX_SUBSCRIPTIONS} instruments by name on one socket; subscribe with \"all\": true for every instrument"
+                ),
+            ));
+        }
+        let found: Vec<Followed> = ctx
+            .db()
+            .fetch_all(
+                "SELECT id, name, status, last_seen_at FROM instruments \
+                  WHERE organization_id = $1 AND deleted_at IS NULL AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
+                params![peer.organization_id, json!(ids)],
+            )
+            .await?;
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !found.iter().any(|f| f.id == **id))
+            .map(|id| id.to_string())
+            .collect();
+        if !missing.is_empty() {
+            // Another organization's instrument is as unknown as none.
+            return Err(ApiError::Validation(
+                missing
+                    .into_iter()
+                    .map(|id| {
+                        crate::error::FieldError::new(
+                            "instrumentIds",
+                            format!("No instrument {id}"),
+                        )
+                    })
+                    .collect(),
+            ));
+        }
+        peer.instruments = wanted;
+    }
+    // The current state of what the socket follows, to draw before the
+    // first reading arrives.
+    let current: Vec<Followed> = if peer.all {
+        ctx.db()
+            .fetch_all(
+                "SELECT id, name, status, last_seen_at FROM instruments \
+                  WHERE organization_id = $1 AND deleted_at IS NULL ORDER BY name, id LIMIT 1000",
+                params![peer.organization_id],
+            )
+            .await?
+    } else {
+        ctx.db()
+            .fetch_all(
+                "SELECT id, name, status, last_seen_at FROM instruments \
+                  WHERE organization_id = $1 AND deleted_at IS NULL AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb)) ORDER BY name, id",
+                params![peer.organization_id, json!(peer.instruments)],
+            )
+            .await?
+    };
+    let instruments: Vec<_> = current
+        .iter()
+        .map(|f| {
+            json!({
+                "id": f.id,
+                "name": f.name,
+                "status": f.status,
+                "lastSeenAt": f.last_seen_at.and_then(rfc3339),
+            })
+        })
+        .collect();
+    Ok(Reaction::reply(
+        json!({ "type": "subscribed", "all": peer.all, "instruments": instruments }).to_string(),
+    ))
+}
