@@ -280,7 +280,7 @@ fn start_simulated_lab(secrets: &Secrets, url: &str) -> anyhow::Result<(Child, S
         &config,
         format!(
             "# Written by `cargo xtask dev`: the local simulated lab.\n\
-             dir = {dir:?}\nurl = {url:?}\nmetrics_listen = {LAB_METRICS:?}\n{instruments}",
+             dir = {dir:?}\nurl = {url:?}\ntransport = \"websocket\"\nmetrics_listen = {LAB_METRICS:?}\n{instruments}",
             dir = dir.display().to_string()
         ),
     )?;
@@ -293,10 +293,12 @@ fn start_simulated_lab(secrets: &Secrets, url: &str) -> anyhow::Result<(Child, S
         agent,
         format!(
             "simulated lab: {} instruments relayed by the edge bridge in {LAB_BRIDGE_DIR}; \
+             connected to the local hub (dashboards: {}/api/v1/live); \
              its health and metrics at http://{LAB_METRICS}/healthz and /metrics",
             text.lines()
                 .filter(|l| l.starts_with("instrument "))
-                .count()
+                .count(),
+            url.replacen("http", "ws", 1)
         ),
     ))
 }

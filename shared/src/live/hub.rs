@@ -312,6 +312,12 @@ pub fn is_upgrade(req: &http::Request<Bytes>) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
+/// Whether `req` is a WebSocket handshake, even after a proxy dropped its
+/// hop-by-hop `Upgrade` header (`Sec-WebSocket-Key` is end to end).
+pub fn is_handshake(req: &http::Request<Bytes>) -> bool {
+    is_upgrade(req) || req.headers().contains_key(http::header::SEC_WEBSOCKET_KEY)
+}
+
 async fn admission<P: Platform>(
     ctx: &Ctx<P>,
     rq: &Rq,
@@ -334,8 +340,14 @@ async fn admission<P: Platform>(
         ));
     }
     let principal = auth::authenticate(ctx, rq).await?;
+    // A key that is no bridge's is a dashboard's (any other failure stops
+    // here: a bridge must never be taken for a dashboard).
     let bridge = match principal.api_key_id {
-        Some(_) => persist::bridge_of(ctx, &principal).await.ok(),
+        Some(_) => match persist::bridge_of(ctx, &principal).await {
+            Ok(bridge) => Some(bridge),
+            Err(ApiError::Forbidden) => None,
+            Err(err) => return Err(err),
+        },
         None => None,
     };
     let role = match bridge {
@@ -442,7 +454,19 @@ pub async fn tick<P: Platform>(ctx: &Ctx<P>, peer: &mut Peer) -> Reaction {
         })
     }
     .await;
-    result.unwrap_or_else(|err| Reaction::failure(&rq, &err))
+    match result {
+        Ok(reaction) => reaction,
+        Err(err) => {
+            let reaction = Reaction::failure(&rq, &err);
+            if reaction.close.is_some() {
+                reaction
+            } else {
+                // A passing failure (the database away): logged, and the
+                // next tick tries again; nothing to tell the socket.
+                Reaction::default()
+            }
+        }
+    }
 }
 
 async fn on_batch<P: Platform>(

@@ -15,7 +15,7 @@ super::methods! {
 }
 
 async fn live<P: Platform>(_ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
-    if !hub::is_upgrade(&rq.req) {
+    if !hub::is_handshake(&rq.req) {
         return Err(ApiError::invalid(
             "upgrade",
             "This endpoint is a WebSocket: connect with Upgrade: websocket",

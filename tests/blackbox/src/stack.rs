@@ -372,17 +372,66 @@ fn wasmtime_bin() -> anyhow::Result<PathBuf> {
     bail!("wasmtime is not installed: run `cargo xtask setup`")
 }
 
+/// One `wasmtime serve` of `wasm` on `port`; the receiver hears once it
+/// says it serves (its stderr is passed on to this process's).
+fn serve_wasm(
+    wasmtime: &Path,
+    wasm: &Path,
+    env: &[(String, String)],
+    port: u16,
+) -> anyhow::Result<(Child, std::sync::mpsc::Receiver<()>)> {
+    let mut cmd = Command::new(wasmtime);
+    cmd.args(["serve", "-Scli", "-O", "pooling-allocator=y", "--addr"])
+        .arg(format!("127.0.0.1:{port}"));
+    // Names only: values are inherited from this environment, never on the command line.
+    for (name, value) in env {
+        cmd.arg("--env").arg(name).env(name, value);
+    }
+    let mut child = cmd
+        .arg(wasm)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start wasmtime serve")?;
+    let (ready, serving) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().context("wasmtime's stderr")?;
+    let serves = format!("Serving HTTP on http://127.0.0.1:{port}/");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(&serves) {
+                let _ = ready.send(());
+            }
+            eprintln!("{line}");
+        }
+    });
+    Ok((child, serving))
+}
+
+/// Every function in its own `wasmtime serve`, behind a front that routes
+/// by the route table. A function is ready when its own process says it
+/// serves its port; one that cannot bind (the port was taken meanwhile)
+/// starts again on another.
 async fn start_wasmtime(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
     let wasmtime = wasmtime_bin()?;
     let root = root();
     let mut children = Vec::new();
     let mut ports = HashMap::new();
+    let mut taken = std::collections::HashSet::new();
+    let mut pick = || -> anyhow::Result<u16> {
+        loop {
+            let port = free_port()?;
+            if taken.insert(port) {
+                return Ok(port);
+            }
+        }
+    };
+    let mut starting = Vec::new();
     for route in ROUTES {
         let wasm = root
             .join("target/wasm32-wasip2/release")
             .join(format!("{}.wasm", route.function.replace('-', "_")));
         if !wasm.exists() {
-            for mut c in children {
+            for (_, _, _, mut c, _) in starting {
                 let _: Result<(), _> = Child::kill(&mut c);
             }
             bail!(
@@ -390,36 +439,37 @@ async fn start_wasmtime(env: &[(String, String)]) -> anyhow::Result<HostHandle> 
                 wasm.display()
             );
         }
-        let port = free_port()?;
-        let mut cmd = Command::new(&wasmtime);
-        cmd.args(["serve", "-Scli", "-O", "pooling-allocator=y", "--addr"])
-            .arg(format!("127.0.0.1:{port}"));
-        // Names only: values are inherited from this environment, never on the command line.
-        for (name, value) in env {
-            cmd.arg("--env").arg(name).env(name, value);
-        }
-        let child = cmd
-            .arg(&wasm)
-            .stdout(Stdio::null())
-            .spawn()
-            .context("cannot start wasmtime serve")?;
-        children.push(child);
-        ports.insert(route.function, port);
+        let port = pick()?;
+        let (child, serving) = serve_wasm(&wasmtime, &wasm, env, port)?;
+        starting.push((route.function, wasm, port, child, serving));
     }
-    for (function, port) in &ports {
+    let mut starting = starting.into_iter();
+    while let Some((function, wasm, mut port, mut child, mut serving)) = starting.next() {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while tokio::net::TcpStream::connect(("127.0.0.1", *port))
-            .await
-            .is_err()
-        {
-            if Instant::now() > deadline {
-                for mut c in children {
-                    let _ = c.kill();
+        let mut attempts = 1;
+        loop {
+            if serving.try_recv().is_ok() {
+                break;
+            }
+            let exited = child.try_wait()?.is_some();
+            if exited && attempts < 5 {
+                attempts += 1;
+                port = pick()?;
+                (child, serving) = serve_wasm(&wasmtime, &wasm, env, port)?;
+                continue;
+            }
+            if exited || Instant::now() > deadline {
+                let _ = child.kill();
+                let rest = starting.map(|(_, _, _, c, _)| c);
+                for mut c in children.into_iter().chain(rest) {
+                    let _: Result<(), _> = Child::kill(&mut c);
                 }
-                bail!("wasmtime serve for {function} did not listen within 60 s");
+                bail!("wasmtime serve for {function} did not start ({attempts} attempts)");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        children.push(child);
+        ports.insert(function, port);
     }
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base_url = format!("http://{}", listener.local_addr()?);

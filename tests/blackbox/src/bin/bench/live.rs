@@ -1,7 +1,9 @@
 //! The live path's benchmark, through the functions on workerd: how many
 //! readings per second one agent brings into PostgreSQL with nothing lost,
 //! how long a reading takes from the instrument to its row, and what the
-//! agent costs in CPU and memory with 100 simulated instruments.
+//! agent costs in CPU and memory with 100 simulated instruments; and over
+//! the hub (the WebSocket transport, the organization's Durable Object),
+//! how long a reading takes from the instrument to a dashboard.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -222,7 +224,11 @@ pub async fn run(app: &TestApp) -> anyhow::Result<()> {
         p99 * 1000.0
     );
 
-    // 2. The agent's cost with 100 simulated instruments at 1 Hz, in its own
+    // 2. The hub: the same paced stream over the WebSocket transport, and a
+    // dashboard following the instrument: instrument to dashboard.
+    hub(app).await?;
+
+    // 3. The agent's cost with 100 simulated instruments at 1 Hz, in its own
     // process (an organization of its own).
     let admin = app.new_org_user(Role::Admin).await?;
     let token = app.login(&admin).await?;
@@ -282,6 +288,127 @@ pub async fn run(app: &TestApp) -> anyhow::Result<()> {
         (cpu1 - cpu0) / window * 100.0,
         hwm as f64 / 1024.0,
         stored
+    );
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let at = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[at.min(sorted.len() - 1)]
+}
+
+/// A paced TCP instrument relayed over the hub; a dashboard socket follows
+/// it and times every reading from the instrument's stamp to its arrival.
+async fn hub(app: &TestApp) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let admin = app.new_org_user(Role::Admin).await?;
+    let token = app.login(&admin).await?;
+    let db = app.db().await?;
+    let dir = tempfile::tempdir()?;
+    enroll(app, &token, dir.path()).await?;
+    let paced = instrument(app, &token, "freezer", 2).await?;
+    let port = blackbox::stack::free_port()?;
+    let text = agent_config(
+        dir.path(),
+        &format!(
+            "flush_ms = 20\ntransport = \"websocket\"\nurl = {:?}",
+            app.url("")
+        ),
+        &format!(
+            "[[instruments]]\ndriver = \"tcp\"\nid = \"{paced}\"\naddress = \"127.0.0.1:{port}\"\n"
+        ),
+    )?;
+    let config =
+        edge_bridge::config::Config::parse(&text, |_| None).map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let mut request = app
+        .url("/api/v1/live")
+        .replacen("http", "ws", 1)
+        .into_client_request()?;
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("antevus.live.v1, bearer.{token}").parse()?,
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    futures::SinkExt::send(
+        &mut socket,
+        Message::text(json!({"type": "subscribe", "instrumentIds": [paced]}).to_string()),
+    )
+    .await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(edge_bridge::agent::run(config, async move {
+        let _ = stopped.await;
+    }));
+    let watcher = tokio::spawn(async move {
+        let mut latencies = Vec::new();
+        let mut subscribed = false;
+        while let Some(Ok(message)) = socket.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let arrived = time::OffsetDateTime::now_utc();
+            let v: serde_json::Value = serde_json::from_str(text.as_str())?;
+            subscribed |= v["type"] == "subscribed";
+            if v["type"] != "readings" {
+                continue;
+            }
+            for reading in v["readings"].as_array().into_iter().flatten() {
+                let at = time::OffsetDateTime::parse(
+                    reading["recordedAt"].as_str().unwrap_or_default(),
+                    &time::format_description::well_known::Rfc3339,
+                )?;
+                latencies.push((arrived - at).as_seconds_f64());
+            }
+            if latencies.len() as u64 >= WATCHED {
+                break;
+            }
+        }
+        anyhow::ensure!(subscribed, "the dashboard was never subscribed");
+        anyhow::Ok(latencies)
+    });
+    const WATCHED: u64 = 5_000;
+    let started = Instant::now();
+    let acked = flood(
+        port,
+        PACED_BURST,
+        started + Duration::from_secs(PACED_SECS),
+        Some(PACED_EVERY),
+    )
+    .await?;
+    let offered = started.elapsed();
+    let mut latencies = tokio::time::timeout(Duration::from_secs(120), watcher)
+        .await
+        .context("the dashboard never saw enough readings")???;
+    let _ = stop.send(());
+    let _ = agent.await;
+    latencies.sort_by(f64::total_cmp);
+    let row = db
+        .query_one(
+            "SELECT count(*), count(DISTINCT sequence), \
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - recorded_at)), \
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - recorded_at)) \
+               FROM readings WHERE instrument_id = $1::text::uuid",
+            &[&paced],
+        )
+        .await?;
+    let (rows, distinct, p50, p99): (i64, i64, f64, f64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    ensure!(rows == distinct, "a reading was stored twice");
+    println!(
+        "  over the hub (websocket transport, the organization's Durable Object): a paced stream of {:.0} readings/s; \
+         instrument to dashboard p50 {:.1} ms, p99 {:.1} ms ({} readings timed); instrument to PostgreSQL row p50 {:.1} ms, p99 {:.1} ms",
+        acked.len() as f64 / offered.as_secs_f64(),
+        percentile(&latencies, 0.5) * 1000.0,
+        percentile(&latencies, 0.99) * 1000.0,
+        latencies.len(),
+        p50 * 1000.0,
+        p99 * 1000.0
     );
     Ok(())
 }
