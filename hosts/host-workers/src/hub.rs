@@ -152,10 +152,36 @@ pub async fn message(
         let _ = ws.close(Some(1011), Some("hub misconfigured"));
         return Ok(());
     };
-    let reaction = hub::on_text(&ctx, &mut peer, &text).await;
-    ws.serialize_attachment(&peer)?;
+    // The object runs other events while this one waits for the database,
+    // so the socket's peer is read again before it is written back: a
+    // dashboard's subscriptions come from its own messages, which run one at
+    // a time; a credential check is kept when it is the newer.
+    let role = peer.role;
+    let work = async move {
+        let reaction = hub::on_text(&ctx, &mut peer, &text).await;
+        Ok((peer, reaction))
+    };
+    let (peer, reaction) = match role {
+        Role::Dashboard => state.block_concurrency_while(work).await?,
+        Role::Bridge => work.await?,
+    };
+    store(&ws, &peer, role == Role::Dashboard)?;
     deliver(state, memory, &ws, &peer, reaction);
     Ok(())
+}
+
+/// Writes `peer` back as `ws`'s attachment over what is there now.
+fn store(ws: &WebSocket, peer: &Peer, subscriptions: bool) -> worker::Result<()> {
+    let mut current = match ws.deserialize_attachment::<Peer>()? {
+        Some(current) => current,
+        None => return Ok(()),
+    };
+    if subscriptions {
+        current.all = peer.all;
+        current.instruments.clone_from(&peer.instruments);
+    }
+    current.adopt_check(peer);
+    ws.serialize_attachment(&current)
 }
 
 /// Every second while sockets are open: credentials checked when due,
@@ -171,7 +197,7 @@ pub async fn alarm(state: &State, env: &Env, memory: &RefCell<Memory>) -> worker
                 continue;
             };
             let reaction = hub::tick(&ctx, &mut peer).await;
-            ws.serialize_attachment(&peer)?;
+            store(&ws, &peer, false)?;
             deliver(state, memory, &ws, &peer, reaction);
         }
     }

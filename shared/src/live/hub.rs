@@ -125,6 +125,16 @@ impl Peer {
             && (self.all || self.instruments.contains(&broadcast.instrument_id))
     }
 
+    /// Carries `other`'s credential check over when it is the newer one:
+    /// for a host that ran a tick and a message of the same socket at once
+    /// and must keep both outcomes.
+    pub fn adopt_check(&mut self, other: &Peer) {
+        if other.checked_at > self.checked_at {
+            self.checked_at = other.checked_at;
+            self.principal = other.principal.clone();
+        }
+    }
+
     /// A request standing for this socket's next message: its credentials,
     /// user agent and address, a new request id.
     fn request(&self) -> http::Request<Bytes> {
@@ -645,4 +655,163 @@ async fn on_dashboard<P: Platform>(
     Ok(Reaction::reply(
         json!({ "type": "subscribed", "all": peer.all, "instruments": instruments }).to_string(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::{Heartbeat, Reading, Record, Rejected};
+
+    fn uuid(n: u128) -> uuid::Uuid {
+        uuid::Uuid::from_u128(n)
+    }
+
+    fn dashboard(org: uuid::Uuid, all: bool, instruments: Vec<uuid::Uuid>) -> Peer {
+        Peer {
+            role: Role::Dashboard,
+            organization_id: org,
+            bridge_id: None,
+            all,
+            instruments,
+            headers: vec![("authorization".into(), "Bearer x".into())],
+            client_ip: None,
+            checked_at: 0,
+            principal: Principal {
+                user_id: uuid(9),
+                organization_id: org,
+                role: crate::auth::Role::Viewer,
+                session_id: None,
+                api_key_id: None,
+                scopes: None,
+            },
+        }
+    }
+
+    fn broadcast(org: uuid::Uuid, instrument: uuid::Uuid) -> Broadcast {
+        Broadcast {
+            organization_id: org,
+            instrument_id: instrument,
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn dashboards_get_only_their_organizations_followed_instruments() {
+        let (lab, other) = (uuid(1), uuid(2));
+        let oven = uuid(10);
+        let follower = dashboard(lab, false, vec![oven]);
+        assert!(follower.wants(&broadcast(lab, oven)));
+        assert!(!follower.wants(&broadcast(lab, uuid(11))));
+        // Following everything never reaches across organizations.
+        let everything = dashboard(other, true, Vec::new());
+        assert!(!everything.wants(&broadcast(lab, oven)));
+        assert!(everything.wants(&broadcast(other, oven)));
+        // A bridge's socket receives no broadcasts.
+        let mut bridge = dashboard(lab, true, Vec::new());
+        bridge.role = Role::Bridge;
+        assert!(!bridge.wants(&broadcast(lab, oven)));
+    }
+
+    #[test]
+    fn the_peer_fits_a_workers_socket_attachment() {
+        // Workers keep at most 2,048 bytes per socket: a long token, the
+        // most instruments by name.
+        let mut peer = dashboard(
+            uuid(1),
+            false,
+            (0..MAX_SUBSCRIPTIONS as u128).map(uuid).collect(),
+        );
+        peer.headers = vec![
+            (
+                "authorization".into(),
+                format!("Bearer {}", "x".repeat(700)),
+            ),
+            ("user-agent".into(), "y".repeat(120)),
+        ];
+        peer.client_ip = Some("2001:db8::1".parse().unwrap_or(IpAddr::from([0; 16])));
+        let size = serde_json::to_vec(&peer)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        assert!(size < 2048, "{size} bytes");
+    }
+
+    fn reading(seq: u64, instrument: uuid::Uuid) -> Record {
+        Record {
+            seq,
+            item: Item::Reading(Reading {
+                instrument_id: instrument,
+                metric: "temperature".into(),
+                value: seq as f64,
+                unit: Some("C".into()),
+                recorded_at: OffsetDateTime::UNIX_EPOCH,
+            }),
+        }
+    }
+
+    #[test]
+    fn only_readings_stored_now_are_broadcast_one_message_per_instrument() {
+        let (a, b) = (uuid(10), uuid(11));
+        let batch = Batch {
+            stream: uuid(5),
+            records: vec![
+                reading(4, a),
+                reading(5, a),
+                reading(6, b),
+                reading(7, a),
+                reading(8, b),
+            ],
+            heartbeat: Heartbeat::default(),
+        };
+        // 4 and 5 were stored before; 8 was rejected.
+        let ack = BatchAck {
+            stream: uuid(5),
+            acked: 8,
+            stored: 2,
+            duplicates: 2,
+            rejected: vec![Rejected {
+                seq: 8,
+                reason: "no such instrument".into(),
+            }],
+        };
+        let out = readings_of(uuid(1), &batch, &ack);
+        let values: Vec<(uuid::Uuid, Vec<f64>)> = out
+            .iter()
+            .map(|b| {
+                let v: serde_json::Value = serde_json::from_str(&b.text).unwrap_or_default();
+                let values = v["readings"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(|x| x["value"].as_f64()).collect())
+                    .unwrap_or_default();
+                (b.instrument_id, values)
+            })
+            .collect();
+        assert_eq!(values, vec![(a, vec![7.0]), (b, vec![6.0])]);
+    }
+
+    #[test]
+    fn a_status_is_told_once_until_it_changes() {
+        let mut memory = Memory::default();
+        let oven = uuid(10);
+        let reported = |status: &str| Reaction {
+            reported: vec![(oven, status.to_owned())],
+            ..Reaction::default()
+        };
+        assert_eq!(memory.changes(uuid(1), &reported("online")).len(), 1);
+        assert!(memory.changes(uuid(1), &reported("online")).is_empty());
+        let changed = memory.changes(uuid(1), &reported("error"));
+        assert_eq!(changed.len(), 1);
+        assert!(changed[0].text.contains("\"error\""));
+    }
+
+    #[test]
+    fn errors_keep_the_envelopes_shape_and_refused_credentials_close() {
+        let text = error_text(&ApiError::invalid("instrumentIds", "No instrument"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["status"], 400);
+        assert_eq!(v["error"]["code"], "VALIDATION_ERROR");
+        assert_eq!(v["error"]["details"][0]["field"], "instrumentIds");
+        let internal = error_text(&ApiError::internal("connection refused by 10.0.0.5"));
+        assert!(!internal.contains("10.0.0.5"), "{internal}");
+    }
 }
