@@ -21,6 +21,7 @@ crate::cases![
     live_hub_fans_readings_out_to_the_organizations_dashboards_only,
     live_hub_runs_commands_over_the_bridge_socket,
     live_hub_refuses_bad_sockets_and_closes_revoked_ones,
+    live_hub_agent_rides_out_a_dropped_connection,
 ];
 
 type Socket =
@@ -563,4 +564,112 @@ async fn live_hub_refuses_bad_sockets_and_closes_revoked_ones(app: &TestApp) -> 
         .get(0);
     ensure!(stored == 2, "{stored} readings stored");
     Ok(())
+}
+
+/// A TCP forwarder to the host whose connections can all be cut at once
+/// (the network dropping under an open socket).
+struct Link {
+    listener: tokio::task::JoinHandle<()>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Link {
+    async fn open(port: u16, to: String) -> anyhow::Result<Link> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = connections.clone();
+        let listener = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let to = to.clone();
+                let connection = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                held.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(connection);
+            }
+        });
+        Ok(Link {
+            listener,
+            connections,
+        })
+    }
+
+    fn cut(self) {
+        self.listener.abort();
+        for connection in self
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            connection.abort();
+        }
+    }
+}
+
+async fn live_hub_agent_rides_out_a_dropped_connection(app: &TestApp) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    if spin_has_no_hub(app, &token).await? {
+        return Ok(());
+    }
+    let freezer =
+        id_of(&register(app, &token, json!({"name": "Freezer", "type": "freezer"})).await?)?;
+    let dir = tempfile::tempdir()?;
+    crate::live::enroll_into(app, &token, dir.path()).await?;
+    let (instrument, instrument_port) =
+        crate::live::Instrument::start(5, Duration::from_millis(20)).await?;
+    let cloud_port = crate::stack::free_port()?;
+    let metrics_port = crate::stack::free_port()?;
+    let link = Link::open(cloud_port, crate::live::host_address(app)?).await?;
+    let text = format!(
+        "dir = {dir:?}\nurl = \"http://127.0.0.1:{cloud_port}\"\ntransport = \"websocket\"\n\
+         metrics_listen = \"127.0.0.1:{metrics_port}\"\nheartbeat_secs = 1\nflush_ms = 20\n\
+         [[instruments]]\ndriver = \"tcp\"\nid = \"{freezer}\"\naddress = \"127.0.0.1:{instrument_port}\"\n",
+        dir = dir.path().display().to_string()
+    );
+    let config =
+        edge_bridge::config::Config::parse(&text, |_| None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let agent = crate::live::InProcessAgent::start(config);
+    let db = app.db().await?;
+    crate::live::eventually(30, "readings through the hub", || async {
+        Ok(crate::live::stored_counter(&db, &freezer).await?.len() >= 100)
+    })
+    .await?;
+    // The network drops under the open socket and stays down: readings
+    // wait on disk.
+    link.cut();
+    let before = instrument.acked().len();
+    crate::live::eventually(30, "readings buffered while the hub is away", || async {
+        let m = crate::live::metrics(metrics_port).await?;
+        Ok(instrument.acked().len() >= before + 200 && m["edge_bridge_uplink_up"] == 0.0)
+    })
+    .await?;
+    // It comes back: everything acknowledged to the instrument arrives, in
+    // order, once (a batch whose acknowledgement was cut off is sent again
+    // and stored once).
+    let link = Link::open(cloud_port, crate::live::host_address(app)?).await?;
+    let acked = instrument.acked();
+    crate::live::eventually(60, "the backlog to arrive", || async {
+        let stored: std::collections::HashSet<u64> = crate::live::stored_counter(&db, &freezer)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(acked.iter().all(|id| stored.contains(id)))
+    })
+    .await?;
+    let stored = crate::live::stored_counter(&db, &freezer).await?;
+    ensure!(
+        stored.windows(2).all(|w| w[0] < w[1]),
+        "out of order or repeated"
+    );
+    let m = crate::live::metrics(metrics_port).await?;
+    ensure!(
+        m["edge_bridge_uplink_up"] == 1.0 && m["edge_bridge_reconnects_total"] >= 1.0,
+        "{m:?}"
+    );
+    link.cut();
+    agent.stop().await
 }

@@ -675,7 +675,7 @@ async fn forward(port: u16, to: String) -> anyhow::Result<tokio::task::JoinHandl
     }))
 }
 
-fn host_address(app: &TestApp) -> anyhow::Result<String> {
+pub(crate) fn host_address(app: &TestApp) -> anyhow::Result<String> {
     let url = app.url("");
     Ok(url
         .strip_prefix("http://")
@@ -686,7 +686,7 @@ fn host_address(app: &TestApp) -> anyhow::Result<String> {
 
 /// A LAN instrument for the TCP driver: sends readings numbered from 1
 /// (the number is also the value), records which the bridge acknowledged.
-struct Instrument {
+pub(crate) struct Instrument {
     acked: Arc<Mutex<Vec<u64>>>,
     nacked: Arc<Mutex<Vec<(u64, String)>>>,
     sent: Arc<std::sync::atomic::AtomicU64>,
@@ -696,7 +696,10 @@ struct Instrument {
 impl Instrument {
     /// Listens on a free port; sends `per_burst` readings every `every`
     /// to whichever bridge is connected.
-    async fn start(per_burst: u64, every: Duration) -> anyhow::Result<(Instrument, u16)> {
+    pub(crate) async fn start(
+        per_burst: u64,
+        every: Duration,
+    ) -> anyhow::Result<(Instrument, u16)> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let acked = Arc::new(Mutex::new(Vec::new()));
@@ -749,7 +752,7 @@ impl Instrument {
         ))
     }
 
-    fn acked(&self) -> Vec<u64> {
+    pub(crate) fn acked(&self) -> Vec<u64> {
         self.acked.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
@@ -761,7 +764,10 @@ impl Drop for Instrument {
 }
 
 /// The stored values of `instrument`'s counter readings, in stream order.
-async fn stored_counter(db: &tokio_postgres::Client, instrument: &str) -> anyhow::Result<Vec<u64>> {
+pub(crate) async fn stored_counter(
+    db: &tokio_postgres::Client,
+    instrument: &str,
+) -> anyhow::Result<Vec<u64>> {
     Ok(db
         .query(
             "SELECT value FROM readings WHERE instrument_id = $1::text::uuid AND metric = 'counter' \
@@ -774,7 +780,7 @@ async fn stored_counter(db: &tokio_postgres::Client, instrument: &str) -> anyhow
         .collect())
 }
 
-async fn metrics(port: u16) -> anyhow::Result<BTreeMap<String, f64>> {
+pub(crate) async fn metrics(port: u16) -> anyhow::Result<BTreeMap<String, f64>> {
     let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await?
         .text()
