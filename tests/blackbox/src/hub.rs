@@ -372,25 +372,7 @@ async fn live_hub_runs_commands_over_the_bridge_socket(app: &TestApp) -> anyhow:
         Ok(status == "completed")
     })
     .await?;
-    let events: Vec<String> = db
-        .query(
-            "SELECT event_type FROM audit_events WHERE record_id = $1::text::uuid ORDER BY sequence",
-            &[&command],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    ensure!(
-        events
-            == [
-                "INSTRUMENT_COMMAND_QUEUED",
-                "INSTRUMENT_COMMAND_SENT",
-                "INSTRUMENT_COMMAND_ACKNOWLEDGED",
-                "INSTRUMENT_COMMAND_COMPLETED"
-            ],
-        "{events:?}"
-    );
+    crate::live::expect_full_command_trail(&db, &command).await?;
     agent.stop().await
 }
 

@@ -597,25 +597,7 @@ async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Re
         Ok(n >= 1)
     })
     .await?;
-    let events: Vec<String> = db
-        .query(
-            "SELECT event_type FROM audit_events WHERE record_id = $1::text::uuid ORDER BY sequence",
-            &[&command],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    ensure!(
-        events
-            == [
-                "INSTRUMENT_COMMAND_QUEUED",
-                "INSTRUMENT_COMMAND_SENT",
-                "INSTRUMENT_COMMAND_ACKNOWLEDGED",
-                "INSTRUMENT_COMMAND_COMPLETED"
-            ],
-        "{events:?}"
-    );
+    expect_full_command_trail(&db, &command).await?;
     // A command the simulator cannot do fails with its reason.
     let queued = app
         .json(
@@ -657,6 +639,33 @@ async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Re
         .expect_error(400, "VALIDATION_ERROR")?;
     }
     agent.stop().await
+}
+
+/// A command's audit trail is exactly queued, sent, acknowledged, completed.
+pub(crate) async fn expect_full_command_trail(
+    db: &tokio_postgres::Client,
+    command: &str,
+) -> anyhow::Result<()> {
+    let events: Vec<String> = db
+        .query(
+            "SELECT event_type FROM audit_events WHERE record_id = $1::text::uuid ORDER BY sequence",
+            &[&command],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ensure!(
+        events
+            == [
+                "INSTRUMENT_COMMAND_QUEUED",
+                "INSTRUMENT_COMMAND_SENT",
+                "INSTRUMENT_COMMAND_ACKNOWLEDGED",
+                "INSTRUMENT_COMMAND_COMPLETED"
+            ],
+        "{events:?}"
+    );
+    Ok(())
 }
 
 /// Forwards `port` to the host under test until dropped: the cloud
