@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! dir = ".antevus-bridge"          # credentials.json and queue/
-//! transport = "http"               # or "websocket"
+//! transport = "websocket"          # or "http" (no WebSockets, e.g. Spin)
 //! metrics_listen = "127.0.0.1:9464"
 //! heartbeat_secs = 5
 //! batch_max_records = 500
@@ -43,7 +43,7 @@ use serde::Deserialize;
 use crate::simulator::Fault;
 
 /// How batches and commands travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// HTTPS batch ingest and command long-polling (works everywhere).
@@ -80,7 +80,7 @@ fn default_dir() -> PathBuf {
     PathBuf::from(".antevus-bridge")
 }
 fn default_transport() -> Transport {
-    Transport::Http
+    Transport::Websocket
 }
 fn default_heartbeat() -> u64 {
     5
@@ -414,11 +414,13 @@ mod tests {
 
     #[test]
     fn a_good_file_with_overrides() {
+        let plain = Config::parse(GOOD, |_| None).expect("valid");
+        assert_eq!(plain.transport, Transport::Websocket, "the hub by default");
         let config = Config::parse(GOOD, |name| {
-            (name == "EDGE_BRIDGE_TRANSPORT").then(|| "websocket".to_owned())
+            (name == "EDGE_BRIDGE_TRANSPORT").then(|| "http".to_owned())
         })
         .expect("valid");
-        assert_eq!(config.transport, Transport::Websocket);
+        assert_eq!(config.transport, Transport::Http);
         assert_eq!(config.instruments.len(), 2);
         assert_eq!(config.heartbeat_secs, 5);
         assert_eq!(config.queue.max_bytes, 1 << 30);

@@ -38,6 +38,11 @@ enum Command {
         /// The TOML configuration (see the README's "Edge bridge").
         #[arg(long, env = "EDGE_BRIDGE_CONFIG", default_value = "edge-bridge.toml")]
         config: PathBuf,
+        /// Overrides the configuration's transport: `websocket` (the hub)
+        /// or `http` (batches and a command long poll, for deployments
+        /// without WebSockets).
+        #[arg(long, value_enum)]
+        transport: Option<edge_bridge::config::Transport>,
     },
 }
 
@@ -62,10 +67,13 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Agent { config } => {
+        Command::Agent { config, transport } => {
             let config =
                 match edge_bridge::config::Config::load(&config, |name| std::env::var(name).ok()) {
-                    Ok(config) => config,
+                    Ok(config) => edge_bridge::config::Config {
+                        transport: transport.unwrap_or(config.transport),
+                        ..config
+                    },
                     Err(e) => {
                         eprintln!("edge-bridge agent: {e}");
                         return ExitCode::FAILURE;

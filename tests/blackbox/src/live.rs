@@ -490,7 +490,7 @@ fn config(
     instruments: &str,
 ) -> anyhow::Result<edge_bridge::config::Config> {
     let text = format!(
-        "dir = {dir:?}\nheartbeat_secs = 1\n{extra}\n{instruments}",
+        "dir = {dir:?}\ntransport = \"http\"\nheartbeat_secs = 1\n{extra}\n{instruments}",
         dir = dir.display().to_string()
     );
     edge_bridge::config::Config::parse(&text, |_| None).map_err(|e| anyhow::anyhow!("{e}"))
@@ -944,7 +944,7 @@ async fn live_kill_9_loses_and_repeats_nothing(app: &TestApp) -> anyhow::Result<
     std::fs::write(
         &config_path,
         format!(
-            "dir = {dir:?}\nheartbeat_secs = 1\nbatch_max_records = 200\n\
+            "dir = {dir:?}\ntransport = \"http\"\nheartbeat_secs = 1\nbatch_max_records = 200\n\
              [[instruments]]\ndriver = \"tcp\"\nid = \"{freezer}\"\naddress = \"127.0.0.1:{instrument_port}\"\n",
             dir = dir.path().display().to_string()
         ),

@@ -128,7 +128,7 @@ pub async fn run(app: &TestApp) -> anyhow::Result<()> {
     let paced_port = blackbox::stack::free_port()?;
     let text = agent_config(
         dir.path(),
-        "flush_ms = 20",
+        "flush_ms = 20\ntransport = \"http\"",
         &format!(
             "[[instruments]]\ndriver = \"tcp\"\nid = \"{counter}\"\naddress = \"127.0.0.1:{port}\"\n\
              [[instruments]]\ndriver = \"tcp\"\nid = \"{paced}\"\naddress = \"127.0.0.1:{paced_port}\"\n"
@@ -259,7 +259,10 @@ pub async fn run(app: &TestApp) -> anyhow::Result<()> {
         ids.push(id);
     }
     let path = dir.path().join("edge-bridge.toml");
-    std::fs::write(&path, agent_config(dir.path(), "", &instruments)?)?;
+    std::fs::write(
+        &path,
+        agent_config(dir.path(), "transport = \"http\"", &instruments)?,
+    )?;
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .env(blackbox::live::AGENT_CONFIG_ENV, &path)
         .env("EDGE_BRIDGE_LOG", "warn")
