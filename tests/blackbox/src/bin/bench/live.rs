@@ -140,24 +140,11 @@ pub async fn run(app: &TestApp) -> anyhow::Result<()> {
     let agent = tokio::spawn(edge_bridge::agent::run(config, async move {
         let _ = stopped.await;
     }));
-    let count = |id: String| {
-        let db = &db;
-        async move {
-            let n: i64 = db
-                .query_one(
-                    "SELECT count(*) FROM readings WHERE instrument_id = $1::text::uuid",
-                    &[&id],
-                )
-                .await?
-                .get(0);
-            anyhow::Ok(n as usize)
-        }
-    };
     let started = Instant::now();
     let acked = flood(port, 500, started + Duration::from_secs(FLOOD_SECS), None).await?;
     let offered = started.elapsed();
     let drained = loop {
-        if count(counter.clone()).await? >= acked.len() {
+        if count_of(&db, &counter).await? >= acked.len() {
             break started.elapsed();
         }
         ensure!(
@@ -189,7 +176,7 @@ pub async fn run(app: &TestApp) -> anyhow::Result<()> {
     )
     .await?;
     let paced_offered = paced_started.elapsed();
-    while count(paced.clone()).await? < paced_acked.len() {
+    while count_of(&db, &paced).await? < paced_acked.len() {
         ensure!(
             paced_started.elapsed() < Duration::from_secs(300),
             "the paced stream never drained"
