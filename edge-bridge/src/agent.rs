@@ -26,6 +26,7 @@ use crate::config::{Config, Transport};
 use crate::driver::{self, DriverIo, Order};
 use crate::enroll::{self, Credentials};
 use crate::queue::{Limits, Queue, QueueError};
+use crate::tls::{Trust, TrustError};
 use crate::websocket::{Pending, hub_url, websocket};
 
 /// Why readings were not stored.
@@ -166,6 +167,8 @@ pub enum AgentError {
     Queue(std::path::PathBuf, QueueError),
     #[error("cannot listen on {0}: {1}")]
     Listen(std::net::SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] TrustError),
 }
 
 /// Opens the queue, starts the drivers, the recorder, the uplink, the
@@ -220,7 +223,14 @@ pub async fn run(
         .url
         .clone()
         .unwrap_or_else(|| credentials.url.clone());
-    let client = Client::new(&url, &credentials);
+    let trust = config.trust()?;
+    if trust.own_authorities() > 0 {
+        tracing::info!(
+            authorities = trust.own_authorities(),
+            "trusting the lab's own certificate authorities as well as the public ones"
+        );
+    }
+    let client = Client::new(&url, &credentials, &trust)?;
     let (commands_tx, commands_rx) = mpsc::channel(16);
     let link = match config.transport {
         Transport::Http => {
@@ -231,6 +241,7 @@ pub async fn run(
             let (requests_tx, requests_rx) = mpsc::channel(1);
             tasks.spawn(websocket(
                 hub_url(&url),
+                trust.clone(),
                 credentials.api_key.clone(),
                 requests_rx,
                 commands_tx,
@@ -410,9 +421,12 @@ impl Link {
 pub(crate) fn refusal(status: u16, error: Option<EnvelopeError>) -> SendError {
     match error {
         Some(error) if status == 409 && error.code == "CONFLICT" => {
+            // The cloud names the sequence it expects as the detail for
+            // the batch's first record (`shared::live::persist::ingest`).
             let expected = error
                 .details
-                .first()
+                .iter()
+                .find(|d| d["field"] == "records[0].seq")
                 .and_then(|d| d["message"].as_str())
                 .and_then(|m| m.parse().ok())
                 .unwrap_or(0);
@@ -432,15 +446,12 @@ pub(crate) fn refusal(status: u16, error: Option<EnvelopeError>) -> SendError {
 }
 
 impl Client {
-    fn new(base: &str, credentials: &Credentials) -> Client {
-        Client {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(40))
-                .build()
-                .unwrap_or_default(),
+    fn new(base: &str, credentials: &Credentials, trust: &Trust) -> Result<Client, TrustError> {
+        Ok(Client {
+            http: trust.http_client(Duration::from_secs(40))?,
             base: base.trim_end_matches('/').to_owned(),
             key: credentials.api_key.clone(),
-        }
+        })
     }
 
     async fn call<T: serde::de::DeserializeOwned>(
@@ -451,7 +462,7 @@ impl Client {
             .header("x-api-key", &self.key)
             .send()
             .await
-            .map_err(|e| SendError::Unreachable(e.to_string()))?;
+            .map_err(|e| SendError::Unreachable(enroll::chain(e)))?;
         let status = response.status().as_u16();
         let envelope: Envelope<T> = response.json().await.map_err(|e| {
             if status >= 500 {
@@ -535,7 +546,7 @@ impl Cloud {
         if let Some(digest) = repr_digest {
             request = request.header("repr-digest", digest);
         }
-        let response = request.send().await.map_err(|e| e.to_string())?;
+        let response = request.send().await.map_err(enroll::chain)?;
         let status = response.status().as_u16();
         let upload_offset = response
             .headers()
@@ -841,5 +852,43 @@ async fn serve_metrics(agent: Arc<Agent>, listener: tokio::net::TcpListener) {
         );
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("metrics endpoint stopped: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(code: &str, details: Value) -> Option<EnvelopeError> {
+        serde_json::from_value(serde_json::json!({
+            "code": code, "message": "m", "details": details
+        }))
+        .ok()
+    }
+
+    #[test]
+    fn an_error_answer_tells_the_uplink_what_to_do() {
+        let gap = refusal(
+            409,
+            error(
+                "CONFLICT",
+                serde_json::json!([{"field": "other", "message": "x"},
+                                   {"field": "records[0].seq", "message": "7"}]),
+            ),
+        );
+        assert!(matches!(gap, SendError::Gap { expected: 7 }), "{gap:?}");
+        for status in [429, 500, 503] {
+            let later = refusal(status, error("RATE_LIMITED", serde_json::json!([])));
+            assert!(matches!(later, SendError::Unreachable(_)), "{later:?}");
+        }
+        let refused = refusal(400, error("VALIDATION_ERROR", serde_json::json!([])));
+        assert!(
+            matches!(refused, SendError::Refused { status: 400, ref message } if message.starts_with("VALIDATION_ERROR")),
+            "{refused:?}"
+        );
+        assert!(matches!(
+            refusal(502, None),
+            SendError::Refused { status: 502, .. }
+        ));
     }
 }

@@ -8,6 +8,7 @@
 //! heartbeat_secs = 5
 //! batch_max_records = 500
 //! flush_ms = 200
+//! tls_ca_file = "/etc/antevus/lab-ca.pem"  # optional: the lab's own CA(s)
 //!
 //! [queue]
 //! max_bytes = 1073741824
@@ -33,7 +34,8 @@
 //!
 //! Environment overrides: `EDGE_BRIDGE_DIR`, `EDGE_BRIDGE_URL` (default:
 //! the URL the bridge enrolled with), `EDGE_BRIDGE_TRANSPORT`,
-//! `EDGE_BRIDGE_METRICS_LISTEN`, `EDGE_BRIDGE_QUEUE_MAX_BYTES`.
+//! `EDGE_BRIDGE_METRICS_LISTEN`, `EDGE_BRIDGE_QUEUE_MAX_BYTES`,
+//! `EDGE_BRIDGE_TLS_CA_FILE`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -202,6 +204,10 @@ pub struct Config {
     /// (fewer, larger requests); a full batch is followed at once.
     #[serde(default = "default_flush")]
     pub flush_ms: u64,
+    /// A PEM file of certificate authorities to trust besides the public
+    /// ones (a private CA, a TLS-inspecting proxy); see [`crate::tls`].
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
     #[serde(default)]
     pub queue: QueueConfig,
     #[serde(default)]
@@ -271,6 +277,9 @@ impl Config {
                 )),
             }
         }
+        if let Some(file) = lookup("EDGE_BRIDGE_TLS_CA_FILE") {
+            config.tls_ca_file = Some(PathBuf::from(file));
+        }
         config.check(&mut problems);
         if problems.is_empty() {
             Ok(config)
@@ -279,11 +288,19 @@ impl Config {
         }
     }
 
+    /// The certificate authorities the bridge trusts (checked at start).
+    pub fn trust(&self) -> Result<crate::tls::Trust, crate::tls::TrustError> {
+        crate::tls::Trust::load(self.tls_ca_file.as_deref())
+    }
+
     fn check(&self, problems: &mut Vec<String>) {
         if let Some(url) = &self.url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             problems.push(format!("url {url:?} must start with http:// or https://"));
+        }
+        if let Err(e) = self.trust() {
+            problems.push(e.to_string());
         }
         if !(1..=3600).contains(&self.heartbeat_secs) {
             problems.push("heartbeat_secs must be between 1 and 3600".into());
@@ -439,8 +456,10 @@ mod tests {
             id = "6d1f3c56-8f3b-4a84-9b7c-2a9f5e0c1d11"
             address = "nowhere"
         "#;
-        let Err(ConfigError::Invalid(problems)) = Config::parse(text, |n| {
-            (n == "EDGE_BRIDGE_TRANSPORT").then(|| "pigeon".into())
+        let Err(ConfigError::Invalid(problems)) = Config::parse(text, |n| match n {
+            "EDGE_BRIDGE_TRANSPORT" => Some("pigeon".into()),
+            "EDGE_BRIDGE_TLS_CA_FILE" => Some("/nonexistent/lab-ca.pem".into()),
+            _ => None,
         }) else {
             panic!("must be invalid");
         };
@@ -451,6 +470,7 @@ mod tests {
             "toaster",
             "listed twice",
             "host:port",
+            "tls_ca_file /nonexistent/lab-ca.pem: cannot read it",
         ] {
             assert!(all.contains(expected), "{expected} missing from {all}");
         }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::tls::Trust;
+
 /// The file the credentials live in, inside the bridge's directory.
 pub const CREDENTIALS_FILE: &str = "credentials.json";
 
@@ -61,13 +63,15 @@ struct Enrolled {
     api_key: String,
 }
 
-/// Exchanges `token` at `url` and stores the credentials in `dir`.
+/// Exchanges `token` at `url` (trusting `trust`'s certificate
+/// authorities) and stores the credentials in `dir`.
 pub async fn enroll(
     url: &str,
     token: &str,
     dir: &Path,
     hostname: Option<&str>,
     force: bool,
+    trust: &Trust,
 ) -> Result<Credentials, EnrollError> {
     let url = url.trim_end_matches('/');
     if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -77,9 +81,8 @@ pub async fn enroll(
     if path.exists() && !force {
         return Err(EnrollError::AlreadyEnrolled(path));
     }
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
+    let client = trust
+        .http_client(std::time::Duration::from_secs(30))
         .map_err(|e| EnrollError::Unreachable(e.to_string()))?;
     let response = client
         .post(format!("{url}/api/v1/bridges/enroll"))
@@ -90,7 +93,7 @@ pub async fn enroll(
         }))
         .send()
         .await
-        .map_err(|e| EnrollError::Unreachable(e.to_string()))?;
+        .map_err(|e| EnrollError::Unreachable(chain(e)))?;
     let status = response.status();
     let body: serde_json::Value = response
         .json()
@@ -114,6 +117,13 @@ pub async fn enroll(
     };
     save(dir, &credentials)?;
     Ok(credentials)
+}
+
+/// A request's error with its causes: reqwest's own message ("error
+/// sending request") hides the one a person can act on ("invalid peer
+/// certificate: UnknownIssuer").
+pub(crate) fn chain(e: reqwest::Error) -> String {
+    format!("{:#}", anyhow::Error::new(e))
 }
 
 /// Writes the credentials readable and writable by their owner only.

@@ -9,4 +9,5 @@ pub mod enroll;
 pub mod filedrop;
 pub mod queue;
 pub mod simulator;
+pub mod tls;
 mod websocket;

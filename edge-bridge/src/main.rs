@@ -31,6 +31,11 @@ enum Command {
         /// Enroll again even if credentials exist.
         #[arg(long)]
         force: bool,
+        /// A PEM file of certificate authorities to trust besides the
+        /// public ones: the lab's private CA or its TLS-inspecting proxy
+        /// (the agent's configuration takes the same file as `tls_ca_file`).
+        #[arg(long, env = "EDGE_BRIDGE_TLS_CA_FILE")]
+        tls_ca_file: Option<PathBuf>,
     },
     /// Runs the agent: reads the configured instruments, stores every
     /// reading on disk, relays it to Antevus, runs commands.
@@ -92,14 +97,23 @@ fn main() -> ExitCode {
             token,
             dir,
             force,
+            tls_ca_file,
         } => {
             let hostname = std::env::var("HOSTNAME").ok();
+            let trust = match edge_bridge::tls::Trust::load(tls_ca_file.as_deref()) {
+                Ok(trust) => trust,
+                Err(e) => {
+                    eprintln!("edge-bridge enroll: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             match runtime.block_on(edge_bridge::enroll::enroll(
                 &url,
                 &token,
                 &dir,
                 hostname.as_deref(),
                 force,
+                &trust,
             )) {
                 Ok(credentials) => {
                     println!(

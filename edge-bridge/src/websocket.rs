@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::agent::{Backoff, EnvelopeError, SendError, refusal};
+use crate::tls::Trust;
 
 /// A batch for the hub and where its answer goes.
 pub(crate) type Pending = (Batch, oneshot::Sender<Result<BatchAck, SendError>>);
@@ -51,6 +52,7 @@ enum FromHub {
 /// Keeps the connection to the hub at `url`, forever.
 pub(crate) async fn websocket(
     url: String,
+    trust: Trust,
     key: String,
     mut requests: mpsc::Receiver<Pending>,
     commands: mpsc::Sender<Vec<CommandOrder>>,
@@ -59,9 +61,14 @@ pub(crate) async fn websocket(
     let mut connected_before = false;
     loop {
         let connection = match request(&url, &key) {
-            Ok(request) => tokio_tungstenite::connect_async(request)
-                .await
-                .map_err(|e| e.to_string()),
+            Ok(request) => tokio_tungstenite::connect_async_tls_with_config(
+                request,
+                None,
+                true,
+                Some(trust.websocket_connector()),
+            )
+            .await
+            .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
         let socket = match connection {

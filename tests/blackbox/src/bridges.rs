@@ -53,10 +53,17 @@ async fn bridges_enroll_once_with_a_join_token(app: &TestApp) -> anyhow::Result<
 
     // The agent's own enrollment, against this host.
     let dir = tempfile::tempdir()?;
-    let credentials =
-        edge_bridge::enroll::enroll(&app.url(""), &join, dir.path(), Some("bench-pc"), false)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let public = edge_bridge::tls::Trust::load(None)?;
+    let credentials = edge_bridge::enroll::enroll(
+        &app.url(""),
+        &join,
+        dir.path(),
+        Some("bench-pc"),
+        false,
+        &public,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     ensure!(credentials.organization_id == org && credentials.name == "Lab 2 bench PC");
     #[cfg(unix)]
     {
@@ -77,12 +84,14 @@ async fn bridges_enroll_once_with_a_join_token(app: &TestApp) -> anyhow::Result<
         edge_bridge::enroll::load(dir.path()).map_err(|e| anyhow::anyhow!("{e}"))? == credentials
     );
     // Once only, and not over existing credentials.
-    let again = edge_bridge::enroll::enroll(&app.url(""), &join, dir.path(), None, false).await;
+    let again =
+        edge_bridge::enroll::enroll(&app.url(""), &join, dir.path(), None, false, &public).await;
     ensure!(matches!(
         again,
         Err(edge_bridge::enroll::EnrollError::AlreadyEnrolled(_))
     ));
-    let reused = edge_bridge::enroll::enroll(&app.url(""), &join, dir.path(), None, true).await;
+    let reused =
+        edge_bridge::enroll::enroll(&app.url(""), &join, dir.path(), None, true, &public).await;
     ensure!(
         matches!(reused, Err(edge_bridge::enroll::EnrollError::Rejected)),
         "{reused:?}"

@@ -77,6 +77,7 @@ pub fn trials(app: Option<Arc<TestApp>>, runtime: tokio::runtime::Handle) -> Vec
         .chain(crate::bridges::CASES)
         .chain(crate::live::CASES)
         .chain(crate::hub::CASES)
+        .chain(crate::tls::CASES)
         .map(|(name, case)| {
             let app = app.clone();
             let runtime = runtime.clone();

@@ -18,6 +18,7 @@ pub mod hub;
 pub mod lab;
 pub mod live;
 pub mod stack;
+pub mod tls;
 pub mod walk;
 
 use std::process::ExitCode;

@@ -76,6 +76,15 @@ pub async fn enroll_into(
     token: &str,
     dir: &std::path::Path,
 ) -> anyhow::Result<edge_bridge::enroll::Credentials> {
+    let join = join_token(app, token).await?;
+    let public = edge_bridge::tls::Trust::load(None)?;
+    edge_bridge::enroll::enroll(&app.url(""), &join, dir, Some("bench-pc"), false, &public)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// A single-use join token for a bridge of `token`'s organization.
+pub(crate) async fn join_token(app: &TestApp, token: &str) -> anyhow::Result<String> {
     let made = app
         .post(
             "/api/v1/bridges/join-tokens",
@@ -83,13 +92,10 @@ pub async fn enroll_into(
             &json!({"name": "Bench bridge"}),
         )
         .await?;
-    let join = made.expect_ok(201)?["token"]
+    Ok(made.expect_ok(201)?["token"]
         .as_str()
         .context("token")?
-        .to_owned();
-    edge_bridge::enroll::enroll(&app.url(""), &join, dir, Some("bench-pc"), false)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .to_owned())
 }
 
 async fn as_bridge(
