@@ -2,7 +2,9 @@
 //! (credentials, role) and hands it to its organization's Durable Object,
 //! which holds the organization's sockets with the hibernation API (each
 //! socket's [`Peer`] is its attachment) and runs `shared::live::hub` for
-//! every message and, while any socket is open, every second from an alarm.
+//! every message and, while any socket is open, from an alarm: every second
+//! while a bridge is connected, otherwise when a dashboard's credentials
+//! are due for their check.
 //! [`hub_function!`](crate::hub_function) defines both in the function crate.
 
 use std::cell::RefCell;
@@ -75,8 +77,14 @@ pub async fn accept(state: &State, request: Request) -> worker::Result<Response>
     let pair = WebSocketPair::new()?;
     state.accept_websocket_with_tags(&pair.server, &[peer.role.tag()]);
     pair.server.serialize_attachment(&peer)?;
-    if state.storage().get_alarm().await?.is_none() {
-        state.storage().set_alarm(hub::TICK).await?;
+    // The alarm may be set for a dashboard's next check, later than this
+    // socket needs (a bridge: a second); bring it forward then.
+    let now = now_ms();
+    let wait = peer.next_tick(now / 1000);
+    let wanted = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+    match state.storage().get_alarm().await? {
+        Some(at) if at <= wanted => {}
+        _ => state.storage().set_alarm(wait).await?,
     }
     let response = Response::from_websocket(pair.client)?;
     match headers.get(PROTOCOL_HEADER)? {
@@ -184,14 +192,17 @@ fn store(ws: &WebSocket, peer: &Peer, subscriptions: bool) -> worker::Result<()>
     ws.serialize_attachment(&current)
 }
 
-/// Every second while sockets are open: credentials checked when due,
-/// commands handed to the bridges.
+/// While sockets are open: every second when a bridge is connected (its
+/// commands), otherwise when the soonest dashboard's credentials are due
+/// for their check ([`Peer::next_tick`]).
 pub async fn alarm(state: &State, env: &Env, memory: &RefCell<Memory>) -> worker::Result<Response> {
     let sockets = state.get_websockets();
     if sockets.is_empty() {
         return Response::ok("idle");
     }
+    let mut next = hub::TICK;
     if let Some(ctx) = context(env) {
+        let mut soonest = None::<std::time::Duration>;
         for ws in sockets {
             let Ok(Some(mut peer)) = ws.deserialize_attachment::<Peer>() else {
                 continue;
@@ -199,10 +210,17 @@ pub async fn alarm(state: &State, env: &Env, memory: &RefCell<Memory>) -> worker
             let reaction = hub::tick(&ctx, &mut peer).await;
             store(&ws, &peer, false)?;
             deliver(state, memory, &ws, &peer, reaction);
+            let wait = peer.next_tick(ctx.now().unix_timestamp());
+            soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
         }
+        next = soonest.unwrap_or(hub::TICK);
     }
-    state.storage().set_alarm(hub::TICK).await?;
+    state.storage().set_alarm(next).await?;
     Response::ok("ticked")
+}
+
+fn now_ms() -> i64 {
+    worker::Date::now().as_millis() as i64
 }
 
 /// The close handshake's answer.

@@ -53,7 +53,8 @@ pub const PROTOCOL: &str = "antevus.live.v1";
 /// A browser cannot set `Authorization` on a WebSocket: it offers its token
 /// as a second subprotocol `bearer.<token>` next to [`PROTOCOL`].
 pub const TOKEN_PROTOCOL_PREFIX: &str = "bearer.";
-/// How often a host calls [`tick`].
+/// How often a host calls [`tick`] for a bridge's socket (the command
+/// hand-out); see [`Peer::next_tick`].
 pub const TICK: Duration = Duration::from_secs(1);
 /// A socket's credentials are checked again after this long.
 pub const RECHECK_SECS: i64 = 30;
@@ -123,6 +124,21 @@ impl Peer {
         self.role == Role::Dashboard
             && self.organization_id == broadcast.organization_id
             && (self.all || self.instruments.contains(&broadcast.instrument_id))
+    }
+
+    /// How long a host may wait before calling [`tick`] for this socket
+    /// (`now` in unix seconds): a bridge waits for its commands, so
+    /// [`TICK`]; a dashboard only needs its credentials checked again when
+    /// they are due, [`RECHECK_SECS`] after the last check.
+    pub fn next_tick(&self, now: i64) -> Duration {
+        match self.role {
+            Role::Bridge => TICK,
+            Role::Dashboard => {
+                let due = self.checked_at.saturating_add(RECHECK_SECS);
+                let wait = u64::try_from(due.saturating_sub(now)).unwrap_or(0);
+                Duration::from_secs(wait).max(TICK)
+            }
+        }
     }
 
     /// Carries `other`'s credential check over when it is the newer one:
@@ -693,6 +709,19 @@ mod tests {
             instrument_id: instrument,
             text: String::new(),
         }
+    }
+
+    #[test]
+    fn bridges_tick_every_second_and_dashboards_when_their_check_is_due() {
+        let mut peer = dashboard(uuid(1), true, vec![]);
+        peer.checked_at = 1_000;
+        assert_eq!(peer.next_tick(1_000), Duration::from_secs(30));
+        assert_eq!(peer.next_tick(1_021), Duration::from_secs(9));
+        assert_eq!(peer.next_tick(1_030), TICK, "due now: the next tick");
+        assert_eq!(peer.next_tick(5_000), TICK, "overdue: the next tick");
+        peer.role = Role::Bridge;
+        peer.bridge_id = Some(uuid(3));
+        assert_eq!(peer.next_tick(1_000), TICK, "commands wait for a bridge");
     }
 
     #[test]

@@ -330,6 +330,19 @@ async fn live_hub_runs_commands_over_the_bridge_socket(app: &TestApp) -> anyhow:
         )
         .await?,
     )?;
+    // A dashboard is open first: on Workers the organization's hub then
+    // sleeps until its credentials are due (30 s), and the bridge joining
+    // must wake it every second for the commands.
+    let mut watching = dashboard(app, &token).await?;
+    send(
+        &mut watching,
+        json!({"type": "subscribe", "instrumentIds": [hplc]}),
+    )
+    .await?;
+    until(&mut watching, 10, "subscribed", |m| {
+        m["type"] == "subscribed"
+    })
+    .await?;
     let dir = tempfile::tempdir()?;
     let credentials = crate::live::enroll_into(app, &token, dir.path()).await?;
     let agent = crate::live::InProcessAgent::start(agent_config(
@@ -361,7 +374,7 @@ async fn live_hub_runs_commands_over_the_bridge_socket(app: &TestApp) -> anyhow:
         )
         .await?;
     let command = id_of(queued.expect_ok(202)?)?;
-    crate::live::eventually(30, "the command to complete", || async {
+    crate::live::eventually(20, "the command to complete", || async {
         let status: String = db
             .query_one(
                 "SELECT status FROM instrument_commands WHERE id = $1::text::uuid",
@@ -373,6 +386,7 @@ async fn live_hub_runs_commands_over_the_bridge_socket(app: &TestApp) -> anyhow:
     })
     .await?;
     crate::live::expect_full_command_trail(&db, &command).await?;
+    drop(watching);
     agent.stop().await
 }
 
