@@ -71,6 +71,12 @@ async fn send(socket: &mut Socket, message: Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sends a (un)subscription and returns the hub's `subscribed` answer.
+async fn subscribe(socket: &mut Socket, message: Value) -> anyhow::Result<Value> {
+    send(socket, message).await?;
+    until(socket, 10, "subscribed", |m| m["type"] == "subscribed").await
+}
+
 /// The next JSON text message within `secs`; `None` when none came.
 async fn next(socket: &mut Socket, secs: u64) -> anyhow::Result<Option<Value>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
@@ -200,12 +206,11 @@ async fn live_hub_fans_readings_out_to_the_organizations_dashboards_only(
 
     // A browser-style dashboard follows the oven; it is told its state first.
     let mut mine = dashboard(app, &token).await?;
-    send(
+    let subscribed = subscribe(
         &mut mine,
         json!({"type": "subscribe", "instrumentIds": [oven]}),
     )
     .await?;
-    let subscribed = until(&mut mine, 10, "subscribed", |m| m["type"] == "subscribed").await?;
     ensure!(
         subscribed["instruments"][0]["id"] == oven.as_str()
             && subscribed["instruments"][0]["status"] == "offline"
@@ -214,14 +219,10 @@ async fn live_hub_fans_readings_out_to_the_organizations_dashboards_only(
     );
     // A second dashboard of the same lab follows only the quiet reader.
     let mut sideline = connect(app, &[("authorization", &format!("Bearer {token}"))]).await?;
-    send(
+    subscribe(
         &mut sideline,
         json!({"type": "subscribe", "instrumentIds": [quiet]}),
     )
-    .await?;
-    until(&mut sideline, 10, "subscribed", |m| {
-        m["type"] == "subscribed"
-    })
     .await?;
     // Another organization's dashboard cannot follow the oven (it does not
     // exist for it) and, following everything of its own, sees nothing of it.
@@ -236,8 +237,7 @@ async fn live_hub_fans_readings_out_to_the_organizations_dashboards_only(
         refused["status"] == 400 && refused["error"]["code"] == "VALIDATION_ERROR",
         "{refused}"
     );
-    send(&mut theirs, json!({"type": "subscribe", "all": true})).await?;
-    let all = until(&mut theirs, 10, "subscribed", |m| m["type"] == "subscribed").await?;
+    let all = subscribe(&mut theirs, json!({"type": "subscribe", "all": true})).await?;
     ensure!(
         all["all"] == true && all["instruments"][0]["id"] == elsewhere.as_str(),
         "{all}"
@@ -308,8 +308,7 @@ async fn live_hub_fans_readings_out_to_the_organizations_dashboards_only(
         }
     }
     // Unsubscribed, the dashboard gets no more readings.
-    send(&mut mine, json!({"type": "unsubscribe", "all": true})).await?;
-    until(&mut mine, 10, "subscribed", |m| m["type"] == "subscribed").await?;
+    subscribe(&mut mine, json!({"type": "unsubscribe", "all": true})).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     while next(&mut mine, 0).await?.is_some() {}
     let after = next(&mut mine, 2).await?;
@@ -334,14 +333,10 @@ async fn live_hub_runs_commands_over_the_bridge_socket(app: &TestApp) -> anyhow:
     // sleeps until its credentials are due (30 s), and the bridge joining
     // must wake it every second for the commands.
     let mut watching = dashboard(app, &token).await?;
-    send(
+    subscribe(
         &mut watching,
         json!({"type": "subscribe", "instrumentIds": [hplc]}),
     )
-    .await?;
-    until(&mut watching, 10, "subscribed", |m| {
-        m["type"] == "subscribed"
-    })
     .await?;
     let dir = tempfile::tempdir()?;
     let credentials = crate::live::enroll_into(app, &token, dir.path()).await?;
@@ -450,8 +445,7 @@ async fn live_hub_refuses_bad_sockets_and_closes_revoked_ones(app: &TestApp) -> 
         error["error"]["details"][0]["field"] == "instrumentIds",
         "{error}"
     );
-    send(&mut socket, json!({"type": "subscribe", "all": true})).await?;
-    until(&mut socket, 10, "subscribed", |m| m["type"] == "subscribed").await?;
+    subscribe(&mut socket, json!({"type": "subscribe", "all": true})).await?;
 
     // A bridge's socket, spoken by hand: a batch is acknowledged, a gap is
     // a 409 naming the sequence expected, a batch sent again stores nothing.
