@@ -679,15 +679,21 @@ pub(crate) async fn expect_full_command_trail(
 async fn forward(port: u16, to: String) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     Ok(tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let to = to.clone();
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&to).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
+        while let Ok((inbound, _)) = listener.accept().await {
+            tokio::spawn(pipe(inbound, to.clone()));
         }
     }))
+}
+
+/// Copies `inbound` to a new connection to `to` and back until either
+/// side closes (a forwarder's one connection).
+pub(crate) async fn pipe<S>(mut inbound: S, to: String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&to).await {
+        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+    }
 }
 
 pub(crate) fn host_address(app: &TestApp) -> anyhow::Result<String> {

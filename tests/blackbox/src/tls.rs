@@ -15,7 +15,7 @@ use tokio_rustls::rustls;
 use crate::client::TestApp;
 use crate::lab::{id_of, register};
 use crate::live::{
-    InProcessAgent, Instrument, eventually, host_address, join_token, metrics, stored_counter,
+    InProcessAgent, Instrument, eventually, host_address, join_token, metrics, pipe, stored_counter,
 };
 use crate::stack::{HostKind, free_port};
 
@@ -67,11 +67,8 @@ impl LabCa {
                 tokio::spawn(async move {
                     // A client that does not trust the certificate hangs
                     // up during the handshake: nothing to forward.
-                    let Ok(mut inbound) = acceptor.accept(inbound).await else {
-                        return;
-                    };
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if let Ok(inbound) = acceptor.accept(inbound).await {
+                        pipe(inbound, to).await;
                     }
                 });
             }
