@@ -6,12 +6,15 @@
 //! ```
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::{ApiError, FieldError};
+
+/// The API version reported in every envelope's `metadata.version`.
+pub const API_VERSION: &str = "1.0.0";
 
 /// `metadata` of every envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,7 +34,7 @@ impl Metadata {
             .unwrap_or_default();
         Metadata {
             timestamp,
-            version: crate::API_VERSION.to_owned(),
+            version: API_VERSION.to_owned(),
             request_id: request_id.to_owned(),
         }
     }
@@ -134,7 +137,7 @@ pub fn success(reply: Reply, metadata: Metadata) -> Response<Bytes> {
             HeaderValue::from_static("private, no-cache"),
         );
         if let Ok(id) = HeaderValue::from_str(&metadata.request_id) {
-            headers.insert(crate::request::REQUEST_ID_HEADER, id);
+            headers.insert(REQUEST_ID_HEADER, id);
         }
         for (name, value) in reply.headers {
             headers.insert(name, value);
@@ -192,7 +195,9 @@ pub fn failure(err: &ApiError, metadata: Metadata) -> Response<Bytes> {
                 headers.insert(header::CONTENT_RANGE, value);
             }
         }
-        ApiError::RateLimited { retry_after_secs } => {
+        ApiError::RateLimited {
+            retry_after_secs, ..
+        } => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         _ => {}
@@ -218,7 +223,28 @@ fn json_response(status: StatusCode, envelope: &Envelope) -> Response<Bytes> {
         HeaderValue::from_static("nosniff"),
     );
     if let Ok(value) = HeaderValue::from_str(&envelope.metadata.request_id) {
-        headers.insert(crate::request::REQUEST_ID_HEADER, value);
+        headers.insert(REQUEST_ID_HEADER, value);
     }
     response
+}
+
+/// Header carrying the request id, honoured when a client sends a sane one.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The incoming `x-request-id` when it is 1..=128 characters of
+/// `[A-Za-z0-9._:-]`, else a fresh `req_<uuid>`.
+pub fn request_id(headers: &HeaderMap, fresh: impl FnOnce() -> uuid::Uuid) -> String {
+    headers
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_valid_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("req_{}", fresh().simple()))
+}
+
+fn is_valid_request_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }

@@ -114,6 +114,17 @@ impl FieldError {
     }
 }
 
+/// Who made a request, once identified: a refusal the audit trail records
+/// (`ACCESS_DENIED`, `RATE_LIMIT_BLOCKED`) carries it, so the trail names
+/// the caller without the request remembering anything on the side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: uuid::Uuid,
+    pub organization_id: uuid::Uuid,
+    /// The login (session family); `None` for an API key.
+    pub session_id: Option<uuid::Uuid>,
+}
+
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -125,8 +136,9 @@ pub enum ApiError {
     TokenExpired,
     #[error("missing or invalid access token: {0}")]
     TokenInvalid(&'static str),
+    /// A permission the caller lacks; recorded as `ACCESS_DENIED`.
     #[error("insufficient permissions")]
-    Forbidden,
+    Forbidden { caller: Option<Caller> },
     #[error("resource not found")]
     NotFound,
     #[error("method not allowed")]
@@ -149,8 +161,15 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// Over a rate limit. `started_block`: this refusal began a block,
+    /// which the trail records once (`RATE_LIMIT_BLOCKED`) with the caller
+    /// when known.
     #[error("rate limit exceeded")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+        started_block: bool,
+        caller: Option<Caller>,
+    },
     /// A dependency (database, proxy) is unreachable or overloaded. The text
     /// is for the log only.
     #[error("service unavailable: {0}")]
@@ -186,7 +205,7 @@ impl ApiError {
             ApiError::InvalidCredentials => ErrorCode::AuthInvalidCredentials,
             ApiError::TokenExpired => ErrorCode::AuthTokenExpired,
             ApiError::TokenInvalid(_) => ErrorCode::AuthTokenInvalid,
-            ApiError::Forbidden => ErrorCode::AuthInsufficientPermissions,
+            ApiError::Forbidden { .. } => ErrorCode::AuthInsufficientPermissions,
             ApiError::NotFound => ErrorCode::ResourceNotFound,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::Conflict { .. } => ErrorCode::Conflict,
@@ -215,7 +234,7 @@ impl ApiError {
             ApiError::InvalidCredentials => "Invalid email or password".into(),
             ApiError::TokenExpired => "Access token has expired".into(),
             ApiError::TokenInvalid(why) => format!("Missing or invalid access token: {why}"),
-            ApiError::Forbidden => "You do not have permission to perform this action".into(),
+            ApiError::Forbidden { .. } => "You do not have permission to perform this action".into(),
             ApiError::NotFound => "Resource not found".into(),
             ApiError::MethodNotAllowed { .. } => "Method not allowed on this resource".into(),
             ApiError::Conflict { message, .. } => message.clone(),

@@ -11,18 +11,27 @@
 //! [`Platform`] — outbound HTTP, clock, randomness — and build the [`Config`]
 //! from their environment; the function crates under `functions/` only adapt.
 //!
-//! Layout:
-//! - [`error`] and [`envelope`]: the one `ApiError`, its stable codes, and the
-//!   response envelope of the design document.
-//! - [`platform`]: the seam (`Platform`), `Config`, `Secret`, `Ctx`.
-//! - [`request`]: request ids, JSON body and query parsing, bearer tokens.
+//! Modules, bottom up; each depends only on those before it (a test in
+//! `xtask` reads every `crate::` path and fails on an edge upwards):
+//! - [`error`] and [`envelope`]: the one `ApiError`, its stable codes, the
+//!   response envelope of the design document and the request id.
+//! - [`config`] (typed sections, parsed on first use), [`platform`] (the
+//!   seam: outbound HTTP, clock, randomness) and [`domain`] (types that
+//!   parse: e-mails, instrument kinds and statuses, schemas, QC, commands).
+//! - [`ctx`]: `Ctx`, the platform and the configuration a handler receives.
 //! - [`db`]: the SQL-over-HTTP client (Neon wire format) and its codec.
-//! - [`auth`]: argon2id passwords, HS256 access tokens, roles and permissions.
-//! - [`domain`]: types that parse (emails, instrument kinds and statuses).
+//! - [`request`]: `Rq`, a request in flight (its id, parameters, caller and
+//!   audit context), and the parsing of bodies and query strings.
+//! - [`ratelimit`], [`audit`], [`auth`], [`mail`], [`storage`]: the
+//!   services routes use (limits, the signed trail, identity, outgoing
+//!   mail, run data).
+//! - [`live`]: the bridges' protocol, what they send stored, the live hub.
 //! - [`routes`]: one module per route and the route table.
 
 pub mod audit;
 pub mod auth;
+pub mod config;
+pub mod ctx;
 pub mod db;
 pub mod domain;
 pub mod envelope;
@@ -32,13 +41,11 @@ pub mod mail;
 pub mod platform;
 pub mod ratelimit;
 pub mod request;
-pub mod retention;
 pub mod routes;
 pub mod storage;
 
-pub use envelope::Reply;
+pub use config::{Config, Secret};
+pub use ctx::Ctx;
+pub use envelope::{API_VERSION, Reply};
 pub use error::{ApiError, ErrorCode, FieldError};
-pub use platform::{Config, Ctx, FetchError, Platform, Secret};
-
-/// The API version reported in every envelope's `metadata.version`.
-pub const API_VERSION: &str = "1.0.0";
+pub use platform::{FetchError, Platform};

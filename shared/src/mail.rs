@@ -10,9 +10,10 @@ use bytes::Bytes;
 use http::{Method, Request, header};
 use serde_json::json;
 
+use crate::ctx::Ctx;
 use crate::db::{BatchOptions, statement};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
 
 /// One queued message, as written to `email_outbox`.
 #[derive(Debug, Clone)]
@@ -45,12 +46,16 @@ pub fn queue(
 
 /// Delivers queued messages through the configured provider, if any.
 pub async fn deliver<P: Platform>(ctx: &Ctx<P>, messages: &[Message]) {
-    let Some(url) = ctx.config.mail_provider_url.as_deref() else {
+    let Ok(mail) = ctx.config.mail() else {
+        tracing::error!("mail settings are broken; messages stay in the outbox");
+        return;
+    };
+    let Some(url) = mail.provider_url.as_deref() else {
         return;
     };
     for message in messages {
         let body = json!({
-            "from": ctx.config.mail_from,
+            "from": mail.from,
             "to": message.to,
             "subject": message.subject,
             "text": message.text,
@@ -59,7 +64,7 @@ pub async fn deliver<P: Platform>(ctx: &Ctx<P>, messages: &[Message]) {
             .method(Method::POST)
             .uri(url)
             .header(header::CONTENT_TYPE, "application/json");
-        if let Some(token) = &ctx.config.mail_provider_token {
+        if let Some(token) = &mail.provider_token {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token.expose()));
         }
         let outcome = match builder.body(Bytes::from(body.to_string())) {

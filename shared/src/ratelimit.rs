@@ -14,9 +14,13 @@
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
+pub use crate::config::{Limits, Policy};
+use crate::ctx::Ctx;
 use crate::db::{Statement, statement};
-use crate::error::ApiError;
+use crate::error::{ApiError, Caller};
 use crate::params;
+use crate::platform::Platform;
+use crate::request::Rq;
 
 /// Which limit applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,63 +38,6 @@ impl Class {
             Class::Public => "public",
             Class::Authenticated => "authenticated",
             Class::Admin => "admin",
-        }
-    }
-}
-
-/// `limit` requests per `window_secs`; going over blocks for `block_secs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    pub limit: u32,
-    pub window_secs: u32,
-    pub block_secs: u32,
-}
-
-impl Policy {
-    /// Parses `limit/window_secs/block_secs`.
-    pub fn parse(text: &str) -> Option<Policy> {
-        let mut parts = text.trim().split('/').map(|p| p.trim().parse::<u32>().ok());
-        let policy = Policy {
-            limit: parts.next()??,
-            window_secs: parts.next()??,
-            block_secs: parts.next()??,
-        };
-        (parts.next().is_none() && policy.limit > 0 && policy.window_secs > 0).then_some(policy)
-    }
-}
-
-/// The four policies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub auth: Policy,
-    pub public: Policy,
-    pub authenticated: Policy,
-    pub admin: Policy,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            auth: Policy {
-                limit: 5,
-                window_secs: 60,
-                block_secs: 900,
-            },
-            public: Policy {
-                limit: 100,
-                window_secs: 60,
-                block_secs: 300,
-            },
-            authenticated: Policy {
-                limit: 1000,
-                window_secs: 60,
-                block_secs: 300,
-            },
-            admin: Policy {
-                limit: 2000,
-                window_secs: 60,
-                block_secs: 60,
-            },
         }
     }
 }
@@ -169,8 +116,43 @@ pub struct Verdict {
     pub refusal: Option<ApiError>,
 }
 
+/// Applies the `class` limit to `key` (one statement, for requests that are
+/// limited before anyone is authenticated: by client address or account);
+/// the answer gets the rate-limit headers, and over the limit this fails
+/// with 429.
+pub async fn check<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &mut Rq,
+    class: Class,
+    key: &str,
+    organization_id: Option<uuid::Uuid>,
+) -> Result<(), ApiError> {
+    let policy = ctx.config.rate_limits()?.policy(class);
+    let statement = check_statement(policy, &format!("{}:{key}", class.name()), organization_id);
+    let checked: Checked = ctx
+        .db()
+        .fetch_optional(&statement.query, statement.params)
+        .await?
+        .ok_or_else(|| ApiError::internal("rate limit check returned no row"))?;
+    apply(rq, class, policy, &checked, None)
+}
+
+/// Puts a check's verdict on the request (its headers) and turns a
+/// refusal into the error, naming `caller` for the audit trail.
+pub fn apply(
+    rq: &mut Rq,
+    class: Class,
+    policy: Policy,
+    checked: &Checked,
+    caller: Option<Caller>,
+) -> Result<(), ApiError> {
+    let verdict = verdict(class, policy, checked, caller);
+    rq.add_headers(verdict.headers);
+    verdict.refusal.map_or(Ok(()), Err)
+}
+
 /// Interprets a check's row under `policy`.
-pub fn verdict(class: Class, policy: Policy, checked: &Checked) -> Verdict {
+pub fn verdict(class: Class, policy: Policy, checked: &Checked, caller: Option<Caller>) -> Verdict {
     let window = f64::from(policy.window_secs);
     let emission = window / f64::from(policy.limit);
     let remaining = ((window - checked.backlog_secs) / emission)
@@ -199,7 +181,11 @@ pub fn verdict(class: Class, policy: Policy, checked: &Checked) -> Verdict {
         };
         let retry_after_secs = retry.ceil().max(1.0) as u64;
         headers[1].1 = header(format!("\"{name}\";r=0;t={retry_after_secs}"));
-        ApiError::RateLimited { retry_after_secs }
+        ApiError::RateLimited {
+            retry_after_secs,
+            started_block: checked.block_started,
+            caller,
+        }
     });
     Verdict { headers, refusal }
 }
@@ -243,6 +229,7 @@ mod tests {
                 backlog_secs: 12.0,
                 blocked_secs: 0.0,
             },
+            None,
         );
         assert!(ok.refusal.is_none());
         assert_eq!(ok.headers[0].1, "\"auth\";q=5;w=60");
@@ -256,11 +243,14 @@ mod tests {
                 backlog_secs: 60.0,
                 blocked_secs: 900.0,
             },
+            None,
         );
         assert!(matches!(
             no.refusal,
             Some(ApiError::RateLimited {
-                retry_after_secs: 900
+                retry_after_secs: 900,
+                started_block: true,
+                caller: None,
             })
         ));
     }

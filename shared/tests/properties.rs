@@ -3,10 +3,10 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use shared::auth::jwt::{self, AccessClaims, TokenError};
+use shared::config::HmacKey;
 use shared::db::codec::{format_pg_timestamp, normalize, oid, parse_pg_timestamp};
 use shared::db::wire::{QueryResult, SqlRequest, Statement};
 use shared::envelope::{self, Envelope, Metadata};
-use shared::platform::HmacKey;
 use shared::{ApiError, FieldError};
 use time::OffsetDateTime;
 

@@ -6,9 +6,11 @@
 //! - `build-wasm [--spin|--workers]`: every function, one cargo invocation per target.
 //! - `pg start|stop|url`: the local PostgreSQL cluster.
 //! - `dev`: the whole system locally (PostgreSQL, sql-proxy, every function on workerd).
+//! - `layers`: the shared crate's module graph, checked against its layers.
 //! - `test`: every check and test (what CI runs).
 //! - `bench`: the benchmarks (see `tests/blackbox/benches`).
 
+mod layers;
 mod pg;
 mod routes;
 mod secrets;
@@ -54,6 +56,7 @@ enum Cmd {
         #[arg(long, default_value_t = 8787)]
         port: u16,
     },
+    Layers,
     Test,
     Bench,
 }
@@ -84,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Dev { port } => dev(port),
+        Cmd::Layers => layers::report(),
         Cmd::Test => test(),
         Cmd::Bench => bench(),
     }

@@ -16,7 +16,8 @@ use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::response::IntoResponse;
 use axum::response::Response;
 use bytes::Bytes;
-use shared::routes::{self, ClientIp};
+use shared::request::{ClientIp, early_failure};
+use shared::routes;
 use shared::{ApiError, Config, Ctx, FetchError, Platform};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -78,20 +79,21 @@ impl Platform for NativePlatform {
 }
 
 struct HostState {
-    config: Result<Config, String>,
+    config: Arc<Config>,
     platform: NativePlatform,
     hub: Arc<hub::Registry>,
 }
 
 /// Serves every route until `shutdown` resolves. `config` comes from
-/// [`Config::from_lookup`]; an invalid one answers every request with 500.
+/// [`Config::from_lookup`]; a request that needs a broken section of it is
+/// answered with a generic 500.
 pub async fn serve(
     listener: TcpListener,
-    config: Result<Config, String>,
+    config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = Arc::new(HostState {
-        config,
+        config: Arc::new(config),
         platform: NativePlatform::default(),
         hub: Arc::default(),
     });
@@ -128,18 +130,12 @@ async fn upgrade(
 ) -> Response {
     let platform = &state.platform;
     let (mut parts, _body) = request.into_parts();
-    let config = match &state.config {
-        Ok(config) => config.clone(),
-        Err(e) => {
-            return routes::early_failure(platform, &parts.headers, &ApiError::internal(e))
-                .map(Body::from);
-        }
-    };
+    let config = state.config.clone();
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
             let err = ApiError::invalid("upgrade", rejection.body_text());
-            return routes::early_failure(platform, &parts.headers, &err).map(Body::from);
+            return early_failure(platform, &parts.headers, &err).map(Body::from);
         }
     };
     parts.extensions.insert(ClientIp(peer.ip()));
@@ -170,17 +166,17 @@ async fn route(
 ) -> http::Response<Bytes> {
     let platform = &state.platform;
     let (mut parts, body) = request.into_parts();
-    let config = match &state.config {
-        Ok(config) => config.clone(),
-        Err(e) => return routes::early_failure(platform, &parts.headers, &ApiError::internal(e)),
-    };
+    let config = state.config.clone();
     let Some(route) = routes::route_for(parts.uri.path()) else {
-        return routes::early_failure(platform, &parts.headers, &ApiError::NotFound);
+        return early_failure(platform, &parts.headers, &ApiError::NotFound);
     };
-    let max = routes::body_limit(&config, route.function);
+    let max = match routes::body_limit(&config, route.function) {
+        Ok(max) => max,
+        Err(e) => return early_failure(platform, &parts.headers, &ApiError::from(e)),
+    };
     let bytes = match shared::request::read_capped(body, max).await {
         Ok(bytes) => bytes,
-        Err(e) => return routes::early_failure(platform, &parts.headers, &e),
+        Err(e) => return early_failure(platform, &parts.headers, &e),
     };
     parts.extensions.insert(ClientIp(peer.ip()));
     let request = http::Request::from_parts(parts, bytes);
@@ -188,11 +184,11 @@ async fn route(
     let headers = request.headers().clone();
     match routes::dispatch(route.function, &ctx, request).await {
         Some(response) => response,
-        None => routes::early_failure(platform, &headers, &ApiError::NotFound),
+        None => early_failure(platform, &headers, &ApiError::NotFound),
     }
 }
 
 /// Reads the configuration from the process environment.
-pub fn config_from_env() -> Result<Config, String> {
-    Config::from_lookup(|name| std::env::var(name).ok()).map_err(|e| e.to_string())
+pub fn config_from_env() -> Config {
+    Config::from_lookup(|name| std::env::var(name).ok())
 }

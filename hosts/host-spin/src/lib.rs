@@ -12,7 +12,8 @@ use std::sync::Once;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use shared::routes::{self, ClientIp};
+use shared::request::ClientIp;
+use shared::routes;
 use shared::{ApiError, Config, Ctx, FetchError, Platform};
 use spin_sdk::http::body::IncomingBodyExt;
 use time::OffsetDateTime;
@@ -71,21 +72,35 @@ pub async fn prepare(
     let platform = SpinPlatform;
     let (mut parts, body) = request.into_parts();
     if routes::route_for(parts.uri.path()).map(|r| r.function) != Some(function) {
-        return Err(routes::early_failure(
+        return Err(shared::request::early_failure(
             &platform,
             &parts.headers,
             &ApiError::NotFound,
         ));
     }
-    let config = match Config::from_lookup(|name| std::env::var(name).ok()) {
-        Ok(config) => config,
-        Err(e) => return Err(routes::config_failure(&platform, &parts.headers, &e)),
+    // Each request is a new instance: only the sections this route uses
+    // are parsed.
+    let config = Config::from_lookup(|name| std::env::var(name).ok());
+    let limit = match routes::body_limit(&config, function) {
+        Ok(limit) => limit,
+        Err(e) => {
+            return Err(shared::request::config_failure(
+                &platform,
+                &parts.headers,
+                &e,
+            ));
+        }
     };
-    let bytes =
-        match shared::request::read_capped(body, routes::body_limit(&config, function)).await {
-            Ok(bytes) => bytes,
-            Err(e) => return Err(routes::early_failure(&platform, &parts.headers, &e)),
-        };
+    let bytes = match shared::request::read_capped(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return Err(shared::request::early_failure(
+                &platform,
+                &parts.headers,
+                &e,
+            ));
+        }
+    };
     let client = parts
         .headers
         .get("spin-client-addr")

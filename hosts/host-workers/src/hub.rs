@@ -11,7 +11,7 @@ use std::cell::RefCell;
 
 use bytes::Bytes;
 use shared::live::hub::{self, Admitted, Memory, Peer, Reaction, Role};
-use shared::{ApiError, Ctx, routes};
+use shared::{ApiError, Ctx};
 use worker::{Env, Headers, Request, RequestInit, Response, State, WebSocket, WebSocketPair};
 
 use crate::WorkersPlatform;
@@ -22,7 +22,7 @@ const PEER_HEADER: &str = "x-antevus-peer";
 const PROTOCOL_HEADER: &str = "x-antevus-protocol";
 
 fn failure(err: &ApiError) -> worker::Result<Response> {
-    crate::respond(routes::early_failure(
+    crate::respond(shared::request::early_failure(
         &WorkersPlatform,
         &http::HeaderMap::new(),
         err,
@@ -99,8 +99,15 @@ pub async fn accept(state: &State, request: Request) -> worker::Result<Response>
 
 fn context(env: &Env) -> Option<Ctx<WorkersPlatform>> {
     crate::init_logging();
-    match crate::config(env) {
-        Ok(config) => Some(Ctx::new(WorkersPlatform, config)),
+    let config = crate::config(env);
+    // The hub stores batches and checks credentials: it needs the database,
+    // the token keys and the audit keys.
+    let checked = config
+        .database()
+        .and(config.tokens().map(|_| ()))
+        .and(config.audit_keys().map(|_| ()));
+    match checked {
+        Ok(_) => Some(Ctx::new(WorkersPlatform, config)),
         Err(e) => {
             tracing::error!(error = %e, "live hub configuration");
             None

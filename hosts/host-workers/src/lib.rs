@@ -11,10 +11,11 @@ pub mod hub;
 
 use std::io::Write;
 use std::net::IpAddr;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use bytes::Bytes;
-use shared::routes::{self, ClientIp};
+use shared::request::ClientIp;
+use shared::routes;
 use shared::{ApiError, Config, Ctx, FetchError, Platform};
 use time::OffsetDateTime;
 use wasm_bindgen::{JsCast, JsValue};
@@ -157,20 +158,20 @@ pub async fn prepare(
             match env.service(&binding_name(route.function)) {
                 Ok(owner) => match owner.fetch_request(request).await {
                     Ok(response) => Err(Early::Forwarded(response)),
-                    Err(e) => Err(Early::Answer(routes::early_failure(
+                    Err(e) => Err(Early::Answer(shared::request::early_failure(
                         &platform,
                         &headers,
                         &ApiError::Unavailable(format!("forwarding to {}: {e}", route.function)),
                     ))),
                 },
-                Err(_) => Err(Early::Answer(routes::early_failure(
+                Err(_) => Err(Early::Answer(shared::request::early_failure(
                     &platform,
                     &headers,
                     &ApiError::NotFound,
                 ))),
             }
         }
-        None => Err(Early::Answer(routes::early_failure(
+        None => Err(Early::Answer(shared::request::early_failure(
             &platform,
             &http::HeaderMap::new(),
             &ApiError::NotFound,
@@ -188,13 +189,26 @@ fn init_logging() {
     });
 }
 
-/// The configuration from the worker's secrets and vars.
-fn config(env: &worker::Env) -> Result<Config, shared::platform::ConfigError> {
-    Config::from_lookup(|name: &str| {
-        env.secret(name)
-            .map(|s| s.to_string())
-            .or_else(|_| env.var(name).map(|v| v.to_string()))
-            .ok()
+thread_local! {
+    /// The configuration of this isolate, read from its first request's
+    /// environment. Bindings are fixed for an isolate's life (a deploy
+    /// starts new isolates), so each section parses once per isolate.
+    static CONFIG: std::cell::OnceCell<Arc<Config>> = const { std::cell::OnceCell::new() };
+}
+
+/// The configuration from the worker's secrets and vars (read once per
+/// isolate).
+pub fn config(env: &worker::Env) -> Arc<Config> {
+    CONFIG.with(|cell| {
+        cell.get_or_init(|| {
+            Arc::new(Config::from_lookup(|name: &str| {
+                env.secret(name)
+                    .map(|s| s.to_string())
+                    .or_else(|_| env.var(name).map(|v| v.to_string()))
+                    .ok()
+            }))
+        })
+        .clone()
     })
 }
 
@@ -214,26 +228,26 @@ async fn read(
             headers.append(name, value);
         }
     }
-    let config = match config(env) {
-        Ok(config) => config,
-        Err(e) => return Err(routes::config_failure(&platform, &headers, &e)),
-    };
+    let config = config(env);
     // The body is read whole before the size check (Workers caps request
     // bodies itself): answering before the client finished sending makes
     // workerd reset the connection instead of delivering the 413.
-    let max = routes::body_limit(&config, function);
+    let max = match routes::body_limit(&config, function) {
+        Ok(max) => max,
+        Err(e) => return Err(shared::request::config_failure(&platform, &headers, &e)),
+    };
     let body = match request.method() {
         worker::Method::Get | worker::Method::Head => Vec::new(),
         _ => match request.bytes().await {
             Ok(bytes) => bytes,
             Err(e) => {
                 let err = ApiError::invalid("body", format!("Request body could not be read: {e}"));
-                return Err(routes::early_failure(&platform, &headers, &err));
+                return Err(shared::request::early_failure(&platform, &headers, &err));
             }
         },
     };
     if body.len() > max {
-        return Err(routes::early_failure(
+        return Err(shared::request::early_failure(
             &platform,
             &headers,
             &ApiError::PayloadTooLarge { limit: max },
@@ -242,7 +256,7 @@ async fn read(
     let url = match request.url() {
         Ok(url) => url,
         Err(e) => {
-            return Err(routes::early_failure(
+            return Err(shared::request::early_failure(
                 &platform,
                 &headers,
                 &ApiError::internal(e),
@@ -258,7 +272,7 @@ async fn read(
     let mut req = match builder.body(Bytes::from(body)) {
         Ok(req) => req,
         Err(e) => {
-            return Err(routes::early_failure(
+            return Err(shared::request::early_failure(
                 &platform,
                 &headers,
                 &ApiError::internal(e),

@@ -14,7 +14,7 @@ use hmac::{Hmac, Mac as _};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::platform::HmacKey;
+use crate::config::HmacKey;
 
 /// The chain of events without an organization.
 pub const SYSTEM_CHAIN: uuid::Uuid = uuid::Uuid::nil();

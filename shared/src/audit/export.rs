@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::chain::{self, Content};
-use crate::platform::HmacKey;
+use crate::config::HmacKey;
 
 /// Tag of the manifest format.
 pub const MANIFEST_VERSION: &str = "antevus.audit.export.v1";

@@ -8,9 +8,12 @@ pub mod redact;
 
 use serde_json::Value;
 
+use crate::ctx::Ctx;
 use crate::db::{Statement, statement};
+use crate::error::ApiError;
 use crate::params;
-use crate::routes::Rq;
+use crate::platform::Platform;
+use crate::request::Rq;
 
 /// Outcome of an audited action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,15 +152,9 @@ impl<'a> Event<'a> {
             created_at_micros: (at.unix_timestamp_nanos() / 1_000) as i64,
         };
         let content_hash = content.hash();
-        let (signature, key_id) = match rq.audit_key() {
-            Some(key) => (
-                Some(hex::encode(chain::sign(key, &content_hash))),
-                key.kid.clone(),
-            ),
-            // Only requests refused before the configuration was read have
-            // no key; they write no events.
-            None => (None, "unsigned".to_owned()),
-        };
+        let key = rq.audit_key();
+        let signature = hex::encode(chain::sign(key, &content_hash));
+        let key_id = key.kid.clone();
         params![
             self.id,
             self.organization_id,
@@ -250,4 +247,45 @@ pub fn changed_fields(old: &Value, new: &Value, ignore: &[&str]) -> (Value, Valu
         }
     }
     (Value::Object(before), Value::Object(after))
+}
+
+/// Records a refusal the audit trail must show, from the error itself: a
+/// denied permission (`ACCESS_DENIED`) and a rate-limit refusal that started
+/// a block (`RATE_LIMIT_BLOCKED`, once per block), with the caller the error
+/// names. A failure to record is logged; the client still gets its refusal.
+pub async fn record_refusal<P: Platform>(ctx: &Ctx<P>, rq: &Rq, err: &ApiError) {
+    let (event_type, action, caller) = match err {
+        ApiError::Forbidden { caller } => ("ACCESS_DENIED", "Access denied", caller),
+        ApiError::RateLimited {
+            started_block: true,
+            caller,
+            ..
+        } => ("RATE_LIMIT_BLOCKED", "Client blocked by rate limit", caller),
+        _ => return,
+    };
+    let event = Event {
+        id: ctx.new_uuid(),
+        organization_id: caller.map(|c| c.organization_id),
+        user_id: caller.map(|c| c.user_id),
+        event_type,
+        severity: "WARNING",
+        action,
+        outcome: Outcome::Denied,
+        record_type: None,
+        record_id: None,
+        old_values: None,
+        new_values: None,
+        metadata: serde_json::json!({
+            "method": rq.method().as_str(),
+            "path": rq.req.uri().path(),
+        }),
+        reason: None,
+    };
+    if let Err(e) = ctx
+        .db()
+        .batch(vec![event.insert(rq)], Default::default())
+        .await
+    {
+        tracing::warn!(request_id = rq.id(), error = %e, "could not record a refusal");
+    }
 }

@@ -12,12 +12,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{Permission, Principal, Role};
+use crate::ctx::Ctx;
 use crate::db::{BatchOptions, statement};
 use crate::error::ApiError;
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
 use crate::ratelimit::{self, Class, Policy};
-use crate::routes::Rq;
+use crate::request::Rq;
 
 /// A fresh key: `(key, prefix, stored hash as a bytea literal)`.
 pub fn new_key(prefix_bytes: [u8; 6], secret: [u8; 32]) -> (String, String, String) {
@@ -79,7 +80,7 @@ pub fn allowed(allowlist: &[String], ip: Option<std::net::IpAddr>) -> bool {
 /// Authenticates an API key (see the module docs).
 pub async fn authenticate<P: Platform>(
     ctx: &Ctx<P>,
-    rq: &Rq,
+    rq: &mut Rq,
     key: &str,
 ) -> Result<Principal, ApiError> {
     let rejected = || ApiError::TokenInvalid("API key rejected");
@@ -115,9 +116,9 @@ pub async fn authenticate<P: Platform>(
         Some(per_minute) if per_minute > 0 => Policy {
             limit: per_minute as u32,
             window_secs: 60,
-            block_secs: ctx.config.rate_limits.policy(class).block_secs,
+            block_secs: ctx.config.rate_limits()?.policy(class).block_secs,
         },
-        _ => ctx.config.rate_limits.policy(class),
+        _ => ctx.config.rate_limits()?.policy(class),
     };
     let results = db
         .batch(
@@ -145,8 +146,8 @@ pub async fn authenticate<P: Platform>(
         scopes: Some(row.permissions),
     };
     // Known before the limit applies, so a block is recorded against them.
-    rq.remember(&principal);
-    rq.apply_limit(class, policy, &checked)?;
+    rq.identify(principal.caller());
+    ratelimit::apply(rq, class, policy, &checked, Some(principal.caller()))?;
     Ok(principal)
 }
 

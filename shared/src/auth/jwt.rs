@@ -11,7 +11,7 @@ use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken, Val
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::platform::HmacKey;
+use crate::config::HmacKey;
 
 /// The `typ` header of access tokens.
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";

@@ -14,10 +14,11 @@ pub mod policy;
 pub mod roles;
 pub mod session;
 
-use crate::error::ApiError;
-use crate::platform::{Ctx, Platform};
+use crate::ctx::Ctx;
+use crate::error::{ApiError, Caller};
+use crate::platform::Platform;
 use crate::ratelimit::{self, Class};
-use crate::routes::Rq;
+use crate::request::Rq;
 pub use roles::{Permission, Role};
 
 /// The authenticated caller of a request.
@@ -36,6 +37,15 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The caller as the audit trail names it.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            user_id: self.user_id,
+            organization_id: self.organization_id,
+            session_id: self.session_id,
+        }
+    }
+
     /// Fails with `403 AUTH_INSUFFICIENT_PERMISSIONS` unless the role has
     /// `permission` and, for an API key, the key's scopes include it (a key
     /// never exceeds its owner's current role).
@@ -47,7 +57,9 @@ impl Principal {
         if self.role.can(permission) && scoped {
             Ok(())
         } else {
-            Err(ApiError::Forbidden)
+            Err(ApiError::Forbidden {
+                caller: Some(self.caller()),
+            })
         }
     }
 }
@@ -57,25 +69,22 @@ impl Principal {
 /// token, then checks
 /// in the database that its session is live and its user active, and takes
 /// the user's current role from there.
-pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Principal, ApiError> {
-    let principal = identify(ctx, rq).await?;
-    rq.remember(&principal);
-    Ok(principal)
-}
-
-async fn identify<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Principal, ApiError> {
-    if let Some(key) = api_key::presented(rq.req.headers()) {
-        return api_key::authenticate(ctx, rq, key).await;
+///
+/// The request is told who is calling ([`Rq::identify`]) and gets the
+/// rate-limit headers; a refusal names the caller.
+pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Principal, ApiError> {
+    if let Some(key) = api_key::presented(rq.req.headers()).map(str::to_owned) {
+        return api_key::authenticate(ctx, rq, &key).await;
     }
     let token = crate::request::bearer_token(rq.req.headers())
         .ok_or(ApiError::TokenInvalid("no bearer token"))?;
-    let config = &ctx.config;
+    let tokens = ctx.config.tokens()?;
     let claims = jwt::verify(
-        &config.jwt_keys,
+        &tokens.keys,
         token,
         ctx.now(),
-        &config.jwt_issuer,
-        &config.jwt_audience,
+        &tokens.issuer,
+        &tokens.audience,
     )
     .map_err(|e| match e {
         jwt::TokenError::Expired => ApiError::TokenExpired,
@@ -90,7 +99,7 @@ async fn identify<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Principal, ApiEr
         Some(Role::Admin | Role::SuperAdmin) => Class::Admin,
         _ => Class::Authenticated,
     };
-    let policy = config.rate_limits.policy(class);
+    let policy = ctx.config.rate_limits()?.policy(class);
     let results = ctx
         .db()
         .batch(
@@ -138,7 +147,7 @@ async fn identify<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Principal, ApiEr
         scopes: None,
     };
     // Known before the limit applies, so a block is recorded against them.
-    rq.remember(&principal);
-    rq.apply_limit(class, policy, &checked)?;
+    rq.identify(principal.caller());
+    ratelimit::apply(rq, class, policy, &checked, Some(principal.caller()))?;
     Ok(principal)
 }

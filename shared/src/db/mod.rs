@@ -18,8 +18,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::config::{ConfigError, Database};
+use crate::ctx::Ctx;
 use crate::error::ApiError;
-use crate::platform::{Platform, Secret};
+use crate::platform::Platform;
 pub use wire::{IsolationLevel, QueryResult, Statement};
 
 /// Converts a Rust value into a wire parameter (Neon's driver sends text).
@@ -117,6 +119,9 @@ pub enum DbError {
     /// The reply did not have the expected shape.
     #[error("unexpected reply: {0}")]
     Decode(String),
+    /// The database settings are missing or broken.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 impl DbError {
@@ -177,20 +182,23 @@ pub struct BatchOptions {
     pub read_only: bool,
 }
 
+impl<P: Platform> Ctx<P> {
+    /// The SQL-over-HTTP client for this request. Broken database settings
+    /// surface as [`DbError::Config`] on the first statement.
+    pub fn db(&self) -> Db<'_, P> {
+        Db::new(&self.platform, self.config.database())
+    }
+}
+
 /// The SQL-over-HTTP client of one request.
 pub struct Db<'a, P> {
     platform: &'a P,
-    endpoint: &'a str,
-    connection_string: &'a Secret,
+    database: Result<&'a Database, ConfigError>,
 }
 
 impl<'a, P: Platform> Db<'a, P> {
-    pub fn new(platform: &'a P, endpoint: &'a str, connection_string: &'a Secret) -> Self {
-        Db {
-            platform,
-            endpoint,
-            connection_string,
-        }
+    pub fn new(platform: &'a P, database: Result<&'a Database, ConfigError>) -> Self {
+        Db { platform, database }
     }
 
     /// Runs one statement.
@@ -244,12 +252,13 @@ impl<'a, P: Platform> Db<'a, P> {
         body: &wire::SqlRequest,
         batch: Option<BatchOptions>,
     ) -> Result<Bytes, DbError> {
+        let database = self.database.clone()?;
         let payload = serde_json::to_vec(body).map_err(|e| DbError::Decode(e.to_string()))?;
-        let connection = HeaderValue::from_str(self.connection_string.expose())
+        let connection = HeaderValue::from_str(database.url.expose())
             .map_err(|_| DbError::Transport("DATABASE_URL is not a valid header value".into()))?;
         let mut builder = Request::builder()
             .method(Method::POST)
-            .uri(self.endpoint)
+            .uri(&database.sql_endpoint)
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
             .header(wire::CONNECTION_STRING, connection);

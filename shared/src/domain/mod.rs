@@ -8,3 +8,9 @@ pub mod schema;
 
 pub use email::Email;
 pub use instrument::{InstrumentStatus, InstrumentType, RunStatus};
+
+/// At most `max` characters, none of them a control character: the rule
+/// for short free text (names, units, versions).
+pub fn printable_within(text: &str, max: usize) -> bool {
+    text.chars().count() <= max && !text.chars().any(char::is_control)
+}

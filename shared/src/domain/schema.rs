@@ -509,7 +509,7 @@ pub fn check_value(kind: Kind, value: &Value, path: &str, problems: &mut Vec<Fie
             )),
         },
         Kind::Text { max_len } => match value.as_str() {
-            Some(s) if crate::request::printable_within(s, max_len) => {}
+            Some(s) if crate::domain::printable_within(s, max_len) => {}
             Some(_) => fail(format!(
                 "Must be at most {max_len} characters without control characters"
             )),

@@ -35,11 +35,12 @@ use time::OffsetDateTime;
 use super::persist::{self, Bridge};
 use super::{Batch, BatchAck, Item};
 use crate::auth::{self, Permission, Principal};
+use crate::ctx::Ctx;
 use crate::envelope::{ErrorBody, ErrorDetail};
 use crate::error::ApiError;
 use crate::params;
-use crate::platform::{Ctx, Platform};
-use crate::routes::{ClientIp, Rq};
+use crate::platform::Platform;
+use crate::request::{ClientIp, Rq};
 
 /// The function (route) that serves the hub.
 pub const FUNCTION: &str = "live";
@@ -68,6 +69,7 @@ const COMMANDS_PER_TICK: i64 = 50;
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 pub const CLOSE_FORBIDDEN: u16 = 4403;
 pub const CLOSE_POLICY: u16 = 1008;
+pub const CLOSE_INTERNAL: u16 = 1011;
 
 /// Which side of the live path a socket is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,7 +176,7 @@ impl Peer {
     async fn principal<P: Platform>(
         &mut self,
         ctx: &Ctx<P>,
-        rq: &Rq,
+        rq: &mut Rq,
         always: bool,
     ) -> Result<Principal, ApiError> {
         let now = ctx.now().unix_timestamp();
@@ -191,7 +193,7 @@ impl Peer {
             self.principal = principal;
             self.checked_at = now;
         } else {
-            rq.remember(&self.principal);
+            rq.identify(self.principal.caller());
         }
         Ok(self.principal.clone())
     }
@@ -235,12 +237,12 @@ impl Reaction {
 
     /// The error as a message; a refused credential also closes the socket.
     fn failure(rq: &Rq, err: &ApiError) -> Reaction {
-        crate::routes::log_error(rq.id(), err);
+        crate::request::log_error(rq.id(), err);
         let close = match err {
             ApiError::TokenExpired | ApiError::TokenInvalid(_) | ApiError::InvalidCredentials => {
                 Some((CLOSE_UNAUTHORIZED, "credentials no longer valid"))
             }
-            ApiError::Forbidden => Some((CLOSE_FORBIDDEN, "permission withdrawn")),
+            ApiError::Forbidden { .. } => Some((CLOSE_FORBIDDEN, "permission withdrawn")),
             _ => None,
         };
         Reaction {
@@ -320,11 +322,11 @@ pub async fn admit<P: Platform>(
         req.headers_mut().insert(http::header::AUTHORIZATION, value);
     }
     let protocol = offered.iter().any(|p| p == PROTOCOL).then_some(PROTOCOL);
-    let rq = Rq::new(ctx, req);
-    match admission(ctx, &rq, token.is_some(), protocol).await {
+    let mut rq = Rq::new(ctx, req).map_err(|answer| *answer)?;
+    match admission(ctx, &mut rq, token.is_some(), protocol).await {
         Ok(peer) => Ok(Admitted { peer, protocol }),
         Err(err) => {
-            crate::routes::record_refusal(ctx, &rq, &err).await;
+            crate::audit::record_refusal(ctx, &rq, &err).await;
             Err(rq.respond(ctx, Err(err)))
         }
     }
@@ -346,12 +348,12 @@ pub fn is_handshake(req: &http::Request<Bytes>) -> bool {
 
 async fn admission<P: Platform>(
     ctx: &Ctx<P>,
-    rq: &Rq,
+    rq: &mut Rq,
     token_as_protocol: bool,
     protocol: Option<&'static str>,
 ) -> Result<Peer, ApiError> {
     if *rq.method() != http::Method::GET {
-        return Err(crate::routes::method_not_allowed(&[http::Method::GET]));
+        return Err(crate::request::method_not_allowed(&[http::Method::GET]));
     }
     if !is_upgrade(&rq.req) {
         return Err(ApiError::invalid(
@@ -371,7 +373,7 @@ async fn admission<P: Platform>(
     let bridge = match principal.api_key_id {
         Some(_) => match persist::bridge_of(ctx, &principal).await {
             Ok(bridge) => Some(bridge),
-            Err(ApiError::Forbidden) => None,
+            Err(ApiError::Forbidden { .. }) => None,
             Err(err) => return Err(err),
         },
         None => None,
@@ -438,32 +440,48 @@ enum DashboardMessage {
 
 /// Handles one text message from `peer`'s socket.
 pub async fn on_text<P: Platform>(ctx: &Ctx<P>, peer: &mut Peer, text: &str) -> Reaction {
-    let rq = Rq::new(ctx, peer.request());
+    let mut rq = match request(ctx, peer) {
+        Ok(rq) => rq,
+        Err(reaction) => return reaction,
+    };
     let result = match peer.role {
         Role::Bridge => match serde_json::from_str::<BridgeMessage>(text) {
-            Ok(BridgeMessage::Batch { batch }) => on_batch(ctx, &rq, peer, batch).await,
+            Ok(BridgeMessage::Batch { batch }) => on_batch(ctx, &mut rq, peer, batch).await,
             Err(e) => Err(ApiError::invalid("message", e.to_string())),
         },
         Role::Dashboard => match serde_json::from_str::<DashboardMessage>(text) {
-            Ok(message) => on_dashboard(ctx, &rq, peer, message).await,
+            Ok(message) => on_dashboard(ctx, &mut rq, peer, message).await,
             Err(e) => Err(ApiError::invalid("message", e.to_string())),
         },
     };
     match result {
         Ok(reaction) => reaction,
         Err(err) => {
-            crate::routes::record_refusal(ctx, &rq, &err).await;
+            crate::audit::record_refusal(ctx, &rq, &err).await;
             Reaction::failure(&rq, &err)
         }
     }
 }
 
+/// The request a socket's message or tick stands for; without audit keys
+/// (a broken deployment) the socket is closed.
+fn request<P: Platform>(ctx: &Ctx<P>, peer: &Peer) -> Result<Rq, Reaction> {
+    Rq::new(ctx, peer.request()).map_err(|_| Reaction {
+        close: Some((CLOSE_INTERNAL, "service misconfigured")),
+        ..Reaction::default()
+    })
+}
+
 /// Called every [`TICK`]: checks the credentials when due and hands a
 /// bridge the commands waiting for its instruments.
 pub async fn tick<P: Platform>(ctx: &Ctx<P>, peer: &mut Peer) -> Reaction {
-    let rq = Rq::new(ctx, peer.request());
+    let mut rq = match request(ctx, peer) {
+        Ok(rq) => rq,
+        Err(reaction) => return reaction,
+    };
+    let rq = &mut rq;
     let result = async {
-        let principal = peer.principal(ctx, &rq, false).await?;
+        let principal = peer.principal(ctx, rq, false).await?;
         let Some(bridge_id) = peer.bridge_id else {
             return Ok(Reaction::default());
         };
@@ -472,7 +490,7 @@ pub async fn tick<P: Platform>(ctx: &Ctx<P>, peer: &mut Peer) -> Reaction {
             organization_id: peer.organization_id,
         };
         let commands =
-            persist::take_commands(ctx, &rq, &principal, bridge, COMMANDS_PER_TICK).await?;
+            persist::take_commands(ctx, rq, &principal, bridge, COMMANDS_PER_TICK).await?;
         Ok(if commands.is_empty() {
             Reaction::default()
         } else {
@@ -483,7 +501,7 @@ pub async fn tick<P: Platform>(ctx: &Ctx<P>, peer: &mut Peer) -> Reaction {
     match result {
         Ok(reaction) => reaction,
         Err(err) => {
-            let reaction = Reaction::failure(&rq, &err);
+            let reaction = Reaction::failure(rq, &err);
             if reaction.close.is_some() {
                 reaction
             } else {
@@ -497,7 +515,7 @@ pub async fn tick<P: Platform>(ctx: &Ctx<P>, peer: &mut Peer) -> Reaction {
 
 async fn on_batch<P: Platform>(
     ctx: &Ctx<P>,
-    rq: &Rq,
+    rq: &mut Rq,
     peer: &mut Peer,
     batch: Batch,
 ) -> Result<Reaction, ApiError> {
@@ -505,7 +523,9 @@ async fn on_batch<P: Platform>(
     let principal = peer.principal(ctx, rq, true).await?;
     let bridge = persist::bridge_of(ctx, &principal).await?;
     if Some(bridge.id) != peer.bridge_id {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::Forbidden {
+            caller: Some(principal.caller()),
+        });
     }
     let ack = persist::ingest(ctx, rq, &principal, bridge, &batch).await?;
     let mut reaction = Reaction::reply(json!({ "type": "ack", "ack": ack }).to_string());
@@ -570,7 +590,7 @@ struct Followed {
 
 async fn on_dashboard<P: Platform>(
     ctx: &Ctx<P>,
-    rq: &Rq,
+    rq: &mut Rq,
     peer: &mut Peer,
     message: DashboardMessage,
 ) -> Result<Reaction, ApiError> {

@@ -193,7 +193,7 @@ impl Reading {
         if self
             .unit
             .as_ref()
-            .is_some_and(|u| !crate::request::printable_within(u, 32))
+            .is_some_and(|u| !crate::domain::printable_within(u, 32))
         {
             return Some("unit must be at most 32 printable characters");
         }
@@ -271,7 +271,7 @@ impl Batch {
         ] {
             if value
                 .as_ref()
-                .is_some_and(|v| !crate::request::printable_within(v, max))
+                .is_some_and(|v| !crate::domain::printable_within(v, max))
             {
                 problems.push(FieldError::new(
                     field,

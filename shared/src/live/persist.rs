@@ -8,11 +8,12 @@ use serde_json::{Value, json};
 use super::{Batch, BatchAck, CommandOrder, CommandState, Item, REDELIVER_AFTER_SECS, Rejected};
 use crate::audit;
 use crate::auth::{Permission, Principal};
+use crate::ctx::Ctx;
 use crate::db::{BatchOptions, Statement, statement};
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
-use crate::routes::Rq;
+use crate::platform::Platform;
+use crate::request::Rq;
 
 /// The bridge a request comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -28,8 +29,11 @@ pub async fn bridge_of<P: Platform>(
     principal: &Principal,
 ) -> Result<Bridge, ApiError> {
     principal.require(Permission::InstrumentsControl)?;
+    let forbidden = || ApiError::Forbidden {
+        caller: Some(principal.caller()),
+    };
     let Some(key) = principal.api_key_id else {
-        return Err(ApiError::Forbidden);
+        return Err(forbidden());
     };
     ctx.db()
         .fetch_optional(
@@ -37,7 +41,7 @@ pub async fn bridge_of<P: Platform>(
             params![key, principal.organization_id],
         )
         .await?
-        .ok_or(ApiError::Forbidden)
+        .ok_or_else(forbidden)
 }
 
 #[derive(Deserialize)]
@@ -68,7 +72,7 @@ fn int(n: u64) -> i64 {
 /// expected in `details`.
 pub async fn ingest<P: Platform>(
     ctx: &Ctx<P>,
-    rq: &Rq,
+    rq: &mut Rq,
     principal: &Principal,
     bridge: Bridge,
     batch: &Batch,
@@ -273,7 +277,7 @@ pub async fn ingest<P: Platform>(
 /// stays there).
 async fn heartbeat<P: Platform>(
     ctx: &Ctx<P>,
-    rq: &Rq,
+    rq: &mut Rq,
     principal: &Principal,
     bridge: Bridge,
     batch: &Batch,
@@ -376,7 +380,7 @@ struct Candidate {
 /// the ids it has already run.
 pub async fn take_commands<P: Platform>(
     ctx: &Ctx<P>,
-    rq: &Rq,
+    rq: &mut Rq,
     principal: &Principal,
     bridge: Bridge,
     limit: i64,

@@ -6,14 +6,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::Rq;
 use crate::audit::{self, Outcome};
 use crate::auth::{self, Permission, api_key};
+use crate::ctx::Ctx;
 use crate::db::{BatchOptions, statement};
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 /// Most CIDR blocks on one key.
 pub const MAX_ALLOWLIST: usize = 32;
@@ -47,7 +48,7 @@ super::methods! {
     POST => create,
 }
 
-async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::KeysManage)?;
     let keys: Vec<KeyView> = ctx
@@ -72,13 +73,13 @@ struct CreateInput {
     rate_limit: Option<i64>,
 }
 
-async fn create<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::KeysManage)?;
     let input: CreateInput = rq.json(ctx)?;
     let mut problems = Vec::new();
     let name = input.name.trim().to_owned();
-    if name.is_empty() || !crate::request::printable_within(&name, 255) {
+    if name.is_empty() || !crate::domain::printable_within(&name, 255) {
         problems.push(FieldError::new(
             "name",
             "Must be 1 to 255 characters without control characters",

@@ -4,21 +4,22 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Rq;
 use crate::audit::{self, Outcome};
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::db::{BatchOptions, statement};
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     DELETE => revoke,
 }
 
 /// The `:id` of `/api/v1/api-keys/:id`.
-async fn revoke<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn revoke<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::KeysManage)?;
     let id = rq.uuid_param("id")?;

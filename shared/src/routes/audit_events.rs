@@ -9,14 +9,15 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::Rq;
 use super::instruments::Page;
 use super::page;
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     GET => list,
@@ -229,7 +230,7 @@ fn after(raw: Option<&str>, problems: &mut Vec<FieldError>) -> Option<i64> {
     })
 }
 
-async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::AuditView)?;
     let query: AuditQuery = rq.query()?;

@@ -14,15 +14,16 @@ use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
-use super::Rq;
 use super::audit_events::{AuditQuery, FILTER_SQL, Filters};
 use crate::audit;
 use crate::audit::export::{self, EVENT_COLUMNS, ExportedEvent, Format, Manifest};
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     GET => export,
@@ -41,7 +42,7 @@ struct Head {
     hash: String,
 }
 
-async fn export<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::AuditView)?;
     let query: AuditQuery = rq.query()?;
@@ -73,11 +74,7 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    let key = ctx
-        .config
-        .audit_keys
-        .first()
-        .ok_or_else(|| ApiError::internal("no audit key"))?;
+    let key = rq.audit_key();
     let chain_id = principal.organization_id;
     let db = ctx.db();
     // The head first: every exported event is at or before it.

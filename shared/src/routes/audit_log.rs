@@ -13,13 +13,14 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::Rq;
 use crate::audit::{self, Outcome};
 use crate::auth;
+use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
 use crate::ratelimit::Class;
+use crate::request::Rq;
 
 super::methods! {
     POST => log,
@@ -56,14 +57,15 @@ fn valid_type(name: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
-async fn log<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn log<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     if rq.req.body().len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
         });
     }
-    rq.limit(
+    crate::ratelimit::check(
         ctx,
+        rq,
         Class::Public,
         &format!("client-audit:{}", rq.client_key()),
         None,

@@ -12,14 +12,15 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::Rq;
 use crate::audit::chain;
 use crate::audit::export::{EVENT_COLUMNS, ExportedEvent};
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     GET => verify,
@@ -53,7 +54,7 @@ struct Checkpoint {
 
 impl Checkpoint {
     /// Whether one of `keys` signed this checkpoint of `chain_id`.
-    fn signed(&self, chain_id: uuid::Uuid, keys: &[crate::platform::HmacKey]) -> bool {
+    fn signed(&self, chain_id: uuid::Uuid, keys: &[crate::config::HmacKey]) -> bool {
         chain::verify_by(
             keys,
             &self.key_id,
@@ -120,7 +121,7 @@ fn check(
     row: &ExportedEvent,
     expected: i64,
     previous: Option<&[u8]>,
-    keys: &[crate::platform::HmacKey],
+    keys: &[crate::config::HmacKey],
 ) -> Option<Break> {
     let fail = |reason, detail: String| {
         Some(Break {
@@ -186,7 +187,7 @@ fn check(
     None
 }
 
-async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::AuditView)?;
     let query: Query = rq.query()?;
@@ -202,7 +203,7 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         return Err(ApiError::Validation(problems));
     }
     let chain_id = principal.organization_id;
-    let keys = &ctx.config.audit_keys;
+    let keys = &ctx.config.audit_keys()?;
     let db = ctx.db();
     let checkpoints: Vec<Checkpoint> = db
         .fetch_all(

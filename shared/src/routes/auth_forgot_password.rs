@@ -7,15 +7,16 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Rq;
 use crate::audit::{self, Outcome};
+use crate::ctx::Ctx;
 use crate::db::{BatchOptions, statement};
 use crate::domain::Email;
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
 use crate::ratelimit::Class;
+use crate::request::Rq;
 
 /// Lifetime of a reset token.
 pub const RESET_TTL_MINUTES: i64 = 30;
@@ -48,11 +49,12 @@ pub fn new_reset_token(random: [u8; 32]) -> (String, String) {
     (token, hash)
 }
 
-async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let input: Input = rq.json(ctx)?;
     let email = Email::parse(&input.email).map_err(|m| ApiError::invalid("email", m))?;
-    rq.limit(
+    crate::ratelimit::check(
         ctx,
+        rq,
         Class::Auth,
         &format!("forgot:{}", rq.client_key()),
         None,
@@ -89,7 +91,10 @@ async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     };
     statements.push(event.insert(rq));
     if let Some(account) = &account {
-        let link = format!("{}/reset-password?token={token}", ctx.config.app_url);
+        let link = format!(
+            "{}/reset-password?token={token}",
+            ctx.config.mail()?.app_url
+        );
         let body = format!(
             "Hello {},\n\nSomeone (hopefully you) asked to reset your Antevus password.\n\
              Open this link within {RESET_TTL_MINUTES} minutes to choose a new one:\n\n{link}\n\n\

@@ -11,19 +11,20 @@ use http::header;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Rq;
 use crate::audit::{self, Outcome};
 use crate::auth::session::{
     self, LOCKOUT_MINUTES, MAX_FAILED_LOGINS, SESSION_TTL_SECS, new_refresh_token,
 };
 use crate::auth::{Role, jwt, password};
+use crate::ctx::Ctx;
 use crate::db::{BatchOptions, statement};
 use crate::domain::Email;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
 use crate::ratelimit::Class;
+use crate::request::Rq;
 
 /// Longest password accepted (argon2 has no limit; this bounds the work).
 pub const MAX_PASSWORD_CHARS: usize = 1024;
@@ -81,8 +82,8 @@ pub(crate) fn access_token<P: Platform>(
     sid: uuid::Uuid,
 ) -> Result<String, ApiError> {
     let claims = jwt::AccessClaims {
-        iss: ctx.config.jwt_issuer.clone(),
-        aud: ctx.config.jwt_audience.clone(),
+        iss: ctx.config.tokens()?.issuer.clone(),
+        aud: ctx.config.tokens()?.audience.clone(),
         sub: user.id,
         org: user.organization_id,
         role: user.role.as_str().to_owned(),
@@ -90,10 +91,10 @@ pub(crate) fn access_token<P: Platform>(
         jti: ctx.new_uuid(),
     };
     jwt::sign(
-        &ctx.config.jwt_keys,
+        &ctx.config.tokens()?.keys,
         &claims,
         ctx.now(),
-        ctx.config.access_token_ttl_secs,
+        ctx.config.tokens()?.access_ttl_secs,
     )
     .map_err(ApiError::internal)
 }
@@ -111,7 +112,7 @@ pub(crate) fn token_reply<P: Platform>(
     Ok(Reply::ok(TokenReply {
         access_token,
         token_type: "Bearer",
-        expires_in: ctx.config.access_token_ttl_secs,
+        expires_in: ctx.config.tokens()?.access_ttl_secs,
         refresh_token,
         refresh_expires_in,
         user,
@@ -119,7 +120,7 @@ pub(crate) fn token_reply<P: Platform>(
     .header(header::SET_COOKIE, cookie))
 }
 
-async fn login<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let input: LoginInput = rq.json(ctx)?;
     let mut problems = Vec::new();
     let email = Email::parse(&input.email)
@@ -139,8 +140,9 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     };
     // Per client address and account: brute force on one account is slowed
     // here and stopped by the lockout; a lab behind one address is not.
-    rq.limit(
+    crate::ratelimit::check(
         ctx,
+        rq,
         Class::Auth,
         &format!("login:{}:{}", rq.client_key(), email.as_str()),
         None,

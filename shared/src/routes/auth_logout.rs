@@ -4,20 +4,21 @@
 use http::header;
 use serde_json::json;
 
-use super::Rq;
 use crate::audit::{self, Outcome};
 use crate::auth::{self, session};
+use crate::ctx::Ctx;
 use crate::db::{BatchOptions, statement};
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     POST => logout,
 }
 
-async fn logout<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn logout<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     let session_id = principal.session_id.ok_or_else(|| {
         ApiError::invalid(

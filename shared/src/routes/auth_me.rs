@@ -3,12 +3,13 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::Rq;
 use crate::auth::{self, Permission, Role};
+use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 #[derive(Deserialize)]
 struct Row {
@@ -51,7 +52,7 @@ super::methods! {
     GET => me,
 }
 
-async fn me<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn me<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     let row: Row = ctx
         .db()

@@ -8,17 +8,18 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Rq;
 use super::auth_login::{TokenUser, token_reply};
 use crate::audit::{self, Outcome};
 use crate::auth::Role;
 use crate::auth::session::{self, looks_like_refresh_token, new_refresh_token, token_hash};
+use crate::ctx::Ctx;
 use crate::db::{BatchOptions, statement};
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
 use crate::ratelimit::Class;
+use crate::request::Rq;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -49,7 +50,7 @@ super::methods! {
     POST => refresh,
 }
 
-async fn refresh<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn refresh<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let from_body = if rq.req.body().iter().all(u8::is_ascii_whitespace) {
         None
     } else {
@@ -63,8 +64,9 @@ async fn refresh<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> 
                 "A refresh token is required (body or cookie)",
             )
         })?;
-    rq.limit(
+    crate::ratelimit::check(
         ctx,
+        rq,
         Class::Auth,
         &format!("refresh:{}", rq.client_key()),
         None,

@@ -6,15 +6,16 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Rq;
 use crate::audit::{self, Outcome};
 use crate::auth::{password, policy};
+use crate::ctx::Ctx;
 use crate::db::BatchOptions;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
 use crate::ratelimit::Class;
+use crate::request::Rq;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,7 +41,7 @@ fn invalid_token() -> ApiError {
     )
 }
 
-async fn reset<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn reset<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let input: Input = rq.json(ctx)?;
     let mut problems = Vec::new();
     let token_ok = input.token.len() == 46 && input.token.starts_with("pr_");
@@ -56,8 +57,9 @@ async fn reset<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    rq.limit(
+    crate::ratelimit::check(
         ctx,
+        rq,
         Class::Auth,
         &format!("reset:{}", rq.client_key()),
         None,

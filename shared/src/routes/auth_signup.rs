@@ -7,16 +7,17 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Rq;
 use crate::audit::{self, Outcome};
 use crate::auth::{password, policy};
+use crate::ctx::Ctx;
 use crate::db::{BatchOptions, DbError, statement};
 use crate::domain::Email;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
 use crate::ratelimit::Class;
+use crate::request::Rq;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -68,11 +69,11 @@ fn email_taken(err: DbError) -> ApiError {
     }
 }
 
-async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let input: Input = rq.json(ctx)?;
     let mut problems = Vec::new();
     let name = input.name.trim().to_owned();
-    if name.is_empty() || !crate::request::printable_within(&name, 255) {
+    if name.is_empty() || !crate::domain::printable_within(&name, 255) {
         problems.push(FieldError::new("name", "Must be 1 to 255 characters"));
     }
     if let Err(message) = policy::check(&input.password) {
@@ -109,8 +110,9 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    rq.limit(
+    crate::ratelimit::check(
         ctx,
+        rq,
         Class::Auth,
         &format!("signup:{}", rq.client_key()),
         None,

@@ -12,12 +12,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Rq;
 use crate::auth;
+use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::live::{self, MAX_POLL_WAIT_SECS};
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     GET => poll,
@@ -33,7 +34,7 @@ struct Query {
     limit: Option<i64>,
 }
 
-async fn poll<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn poll<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     let bridge = live::persist::bridge_of(ctx, &principal).await?;
     let query: Query = rq.query()?;

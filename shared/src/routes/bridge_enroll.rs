@@ -8,16 +8,17 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Rq;
 use super::bridge_join_tokens::token_hash;
 use crate::audit::{self, Outcome};
 use crate::auth::api_key;
+use crate::ctx::Ctx;
 use crate::db::statement;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
 use crate::ratelimit::Class;
+use crate::request::Rq;
 
 super::methods! {
     POST => enroll,
@@ -66,7 +67,7 @@ fn short(
     let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     if value
         .as_ref()
-        .is_some_and(|v| !crate::request::printable_within(v, max))
+        .is_some_and(|v| !crate::domain::printable_within(v, max))
     {
         problems.push(FieldError::new(
             field,
@@ -77,9 +78,10 @@ fn short(
     value
 }
 
-async fn enroll<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
-    rq.limit(
+async fn enroll<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
+    crate::ratelimit::check(
         ctx,
+        rq,
         Class::Public,
         &format!("bridge-enroll:{}", rq.client_key()),
         None,

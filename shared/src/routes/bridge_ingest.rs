@@ -10,18 +10,19 @@
 //! [`live::persist::ingest`](crate::live::persist::ingest), shared with the
 //! hub.
 
-use super::Rq;
 use crate::auth;
+use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::live::{self, Batch};
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     POST => ingest,
 }
 
-async fn ingest<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn ingest<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     let bridge = live::persist::bridge_of(ctx, &principal).await?;
     let batch: Batch = rq.json(ctx)?;

@@ -9,14 +9,15 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use super::Rq;
 use crate::audit;
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::db::statement;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     POST => create,
@@ -47,7 +48,7 @@ pub fn token_hash(token: &str) -> String {
     format!("\\x{}", hex::encode(Sha256::digest(token.as_bytes())))
 }
 
-async fn create<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::KeysManage)?;
     let input: Input = rq.json(ctx)?;

@@ -6,12 +6,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::Rq;
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     GET => list,
@@ -34,7 +35,7 @@ pub struct BridgeView {
     pub created_at: OffsetDateTime,
 }
 
-async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;
     let items: Vec<BridgeView> = ctx

@@ -2,11 +2,12 @@
 
 use serde::Serialize;
 
-use super::Rq;
+use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
 use crate::ratelimit::Class;
+use crate::request::Rq;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -20,11 +21,9 @@ super::methods! {
     GET => health,
 }
 
-async fn health<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
-    match rq
-        .limit(ctx, Class::Public, &format!("ip:{}", rq.client_key()), None)
-        .await
-    {
+async fn health<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
+    let key = format!("ip:{}", rq.client_key());
+    match crate::ratelimit::check(ctx, rq, Class::Public, &key, None).await {
         Ok(()) => check(ctx).await,
         Err(e @ ApiError::RateLimited { .. }) => Err(e),
         // The limit lives in the database: failing to check it is the
@@ -41,7 +40,7 @@ async fn check<P: Platform>(ctx: &Ctx<P>) -> Result<Reply, ApiError> {
         Ok(_) => Reply::ok(Health {
             status: "ok",
             database: "reachable",
-            version: crate::API_VERSION,
+            version: crate::envelope::API_VERSION,
         }),
         Err(e) => Err(ApiError::DependencyDown {
             component: "database",

@@ -4,16 +4,17 @@
 
 use serde::Deserialize;
 
-use super::Rq;
 use super::instrument_control::{COMMAND_COLUMNS, CommandView};
 use super::instruments::Page;
 use super::instruments_item;
 use super::page::{self, Cursor};
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 const STATUSES: &[&str] = &[
     "queued",
@@ -36,7 +37,7 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;
     let instrument_id = rq.uuid_param("id")?;

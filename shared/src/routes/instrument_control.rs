@@ -13,16 +13,17 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use super::Rq;
 use super::instruments_item;
 use crate::audit;
 use crate::auth::{self, Permission, Principal};
+use crate::ctx::Ctx;
 use crate::db::{Statement, statement};
 use crate::domain::command;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 pub const DEFAULT_TIMEOUT_SECS: i64 = 300;
 
@@ -205,7 +206,7 @@ pub fn replayed(reply: Reply) -> Result<Reply, ApiError> {
     ))
 }
 
-async fn control<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn control<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsControl)?;
     let instrument_id = rq.uuid_param("id")?;

@@ -8,15 +8,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::Rq;
 use super::instruments_item;
 use crate::audit;
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::db::statement;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 pub const KINDS: &[&str] = &["calibration", "preventive", "repair", "inspection"];
 
@@ -56,7 +57,7 @@ super::methods! {
     POST => schedule,
 }
 
-async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;
     let instrument_id = rq.uuid_param("id")?;
@@ -101,7 +102,7 @@ pub fn text(
     Some(value.to_owned())
 }
 
-async fn schedule<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn schedule<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsManage)?;
     let instrument_id = rq.uuid_param("id")?;

@@ -10,13 +10,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-use super::{Rq, instruments_item};
+use super::instruments_item;
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::live::valid_metric;
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 use crate::request::time_field;
 
 super::methods! {
@@ -66,7 +68,7 @@ fn bucket_seconds(raw: &str) -> Option<i64> {
     n.checked_mul(scale)
 }
 
-async fn series<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn series<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;
     let instrument_id = rq.uuid_param("id")?;

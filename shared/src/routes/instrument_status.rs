@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::Rq;
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::domain::InstrumentStatus;
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 /// An instrument counts as reachable through its bridge when it was heard
 /// from this recently.
@@ -45,7 +46,7 @@ struct StatusRow {
     deleted_at: Option<OffsetDateTime>,
 }
 
-async fn show<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn show<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;
     let id = rq.uuid_param("id")?;

@@ -8,16 +8,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::Rq;
 use super::page::{self, Cursor};
 use crate::audit::{self, Outcome};
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::db::{BatchOptions, DbError, statement};
 use crate::domain::{InstrumentStatus, InstrumentType, schema};
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 /// Longest text field (name, location, model, serial number, firmware).
 pub const MAX_TEXT: usize = 255;
@@ -129,7 +130,7 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;
     let query: ListQuery = rq.query()?;
@@ -356,7 +357,7 @@ impl NewInstrument {
     }
 }
 
-async fn create<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsManage)?;
     let new = NewInstrument::parse(rq.json(ctx)?)?;

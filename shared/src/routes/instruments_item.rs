@@ -8,16 +8,17 @@ use http::{HeaderValue, header};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::Rq;
 use super::instruments::{COLUMNS, CreateInput, Instrument, NewInstrument, conflict_on_serial};
 use crate::audit;
 use crate::auth::{self, Permission, Principal};
+use crate::ctx::Ctx;
 use crate::db::statement;
 use crate::domain::InstrumentStatus;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     GET => show,
@@ -58,7 +59,7 @@ pub fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-async fn show<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn show<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;
     let instrument = load(ctx, &principal, rq.uuid_param("id")?).await?;
@@ -85,7 +86,7 @@ pub fn expected_version(rq: &Rq, body_version: Option<&Value>) -> Result<i64, Ap
     }
 }
 
-async fn update<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsManage)?;
     let id = rq.uuid_param("id")?;
@@ -217,7 +218,7 @@ struct RemoveInput {
     reason: String,
 }
 
-async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsManage)?;
     let id = rq.uuid_param("id")?;

@@ -4,11 +4,12 @@
 //! told to upgrade, and an upgrade that reaches it is on a host without
 //! WebSockets (Spin), which points at the HTTP alternatives.
 
-use super::Rq;
+use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::live::hub;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     GET => live,

@@ -13,17 +13,18 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::Rq;
 use super::instrument_maintenance::{MAINTENANCE_COLUMNS, MaintenanceView, text};
 use super::instruments_item::{self, etag, expected_version};
 use crate::audit;
 use crate::auth::{self, Permission, Principal};
+use crate::ctx::Ctx;
 use crate::db::statement;
 use crate::domain::schema;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 pub const DEFAULT_CALIBRATION_INTERVAL_DAYS: i64 = 365;
 
@@ -58,7 +59,7 @@ async fn load<P: Platform>(
         .ok_or(ApiError::NotFound)
 }
 
-async fn update<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsControl)?;
     let id = rq.uuid_param("id")?;

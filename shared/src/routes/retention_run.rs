@@ -1,7 +1,7 @@
 //! `POST /api/v1/retention/run` (`users:manage`): the retention job for the
 //! caller's organization, meant to be called on a schedule (a Workers Cron
 //! Trigger or any scheduler, with an API key of an administrator). Periods
-//! come from [`crate::retention::RetentionConfig`]:
+//! come from [`crate::config::RetentionConfig`]:
 //!
 //! - audit events older than the audit period leave from the start of the
 //!   organization's chain: a signed checkpoint names the last one to go,
@@ -16,14 +16,15 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Rq;
 use crate::audit::{self, chain};
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::db::statement;
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 use crate::storage::Backend;
 
 super::methods! {
@@ -54,7 +55,7 @@ struct Count {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Outcome {
-    policy: crate::retention::RetentionConfig,
+    policy: crate::config::RetentionConfig,
     audit_events_removed: i64,
     audit_chain_starts_after: Option<i64>,
     run_data_purged: usize,
@@ -62,17 +63,13 @@ struct Outcome {
     rate_limit_entries_deleted: i64,
 }
 
-async fn run<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::UsersManage)?;
-    let policy = ctx.config.retention;
+    let policy = *ctx.config.retention()?;
     let org = principal.organization_id;
     let db = ctx.db();
-    let key = ctx
-        .config
-        .audit_keys
-        .first()
-        .ok_or_else(|| ApiError::internal("no audit key"))?;
+    let key = rq.audit_key();
 
     // Audit events: the last event of the expired prefix (never the head).
     let candidate: Option<Candidate> = db
@@ -145,7 +142,7 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let mut purged = Vec::new();
     for file in &expired {
         if file.backend == Backend::S3 {
-            let (Some(store), Some(key)) = (&ctx.config.storage.s3, file.object_key.as_deref())
+            let (Some(store), Some(key)) = (&ctx.config.storage()?.s3, file.object_key.as_deref())
             else {
                 tracing::warn!(run_id = %file.run_id, "run data in object storage, which is not configured");
                 continue;

@@ -25,16 +25,17 @@ use serde_json::json;
 use sha2::Digest as _;
 use time::OffsetDateTime;
 
-use super::Rq;
 use super::runs::{self, RunView};
 use crate::audit;
 use crate::auth::{self, Permission, Principal};
+use crate::ctx::Ctx;
 use crate::db::{Statement, statement};
 use crate::domain::qc;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 use crate::storage::{self, Backend, ChunkRange, ResumableSha256, postgres, s3};
 
 super::methods! {
@@ -216,7 +217,7 @@ fn offset_conflict(message: String, received: i64) -> Result<Reply, ApiError> {
     })
 }
 
-async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsCreate)?;
     let id = rq.uuid_param("id")?;
@@ -233,7 +234,7 @@ async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let expected = storage::sha256_field(rq.req.headers(), "Repr-Digest")?;
     let run = runs::load(ctx, &principal, id).await?;
     let described = describe(rq, &run)?;
-    let config = &ctx.config.storage;
+    let config = ctx.config.storage()?;
     let current = stored(ctx, &principal, id).await?;
 
     // Which upload this chunk belongs to.
@@ -599,10 +600,12 @@ async fn discard<P: Platform>(
     if let Err(e) = deleted {
         tracing::warn!(run_id = %id, error = %e, "could not discard a failed upload");
     }
-    if let (Some(upload), Some(s3)) = (
-        current.and_then(|s| s.upload_id.as_deref()),
-        &ctx.config.storage.s3,
-    ) {
+    let s3 = ctx
+        .config
+        .storage()
+        .ok()
+        .and_then(|storage| storage.s3.as_ref());
+    if let (Some(upload), Some(s3)) = (current.and_then(|s| s.upload_id.as_deref()), s3) {
         let key = s3::object_key(principal.organization_id, id);
         let _ = s3.store(&ctx.platform).abort(&key, upload).await;
     }
@@ -614,7 +617,7 @@ struct DownloadQuery {
     redirect: Option<bool>,
 }
 
-async fn download<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::DataExport)?;
     let id = rq.uuid_param("id")?;
@@ -665,7 +668,7 @@ async fn download<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError>
     };
 
     if data.backend == Backend::S3 {
-        let s3 = ctx.config.storage.s3.as_ref().ok_or_else(|| {
+        let s3 = ctx.config.storage()?.s3.as_ref().ok_or_else(|| {
             ApiError::internal("run data is in object storage, which is not configured")
         })?;
         let key = data

@@ -9,13 +9,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Rq;
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::domain::{InstrumentType, qc, schema};
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     GET => report,
@@ -37,7 +38,7 @@ struct QcView {
     report: qc::Report,
 }
 
-async fn report<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn report<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;
     let id = rq.uuid_param("id")?;

@@ -20,16 +20,18 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use super::Rq;
 use super::runs::{self, RunView};
 use crate::audit::{self, Outcome, chain};
 use crate::auth::{self, Permission, Principal, password};
+use crate::config::HmacKey;
+use crate::ctx::Ctx;
 use crate::db::statement;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, HmacKey, Platform};
+use crate::platform::Platform;
 use crate::ratelimit::Class;
+use crate::request::Rq;
 
 super::methods! {
     GET => list,
@@ -180,7 +182,7 @@ fn view(stored: Stored, run: &RunView, keys: &[HmacKey]) -> SignatureView {
 const STORED_COLUMNS: &str = "id, organization_id, run_id, signer_id, printed_name, meaning, comment, run_version, \
      encode(run_hash, 'hex') AS run_hash, signed_at, key_id, encode(signature, 'hex') AS signature";
 
-async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;
     let id = rq.uuid_param("id")?;
@@ -195,10 +197,8 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
             params![principal.organization_id, id],
         )
         .await?;
-    let items: Vec<SignatureView> = stored
-        .into_iter()
-        .map(|s| view(s, &run, &ctx.config.audit_keys))
-        .collect();
+    let keys = ctx.config.audit_keys()?;
+    let items: Vec<SignatureView> = stored.into_iter().map(|s| view(s, &run, keys)).collect();
     Reply::ok(json!({ "items": items }))
 }
 
@@ -229,14 +229,16 @@ fn may_sign(principal: &Principal, meaning: &str) -> bool {
     }
 }
 
-async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;
     let Some(session_id) = principal
         .session_id
         .filter(|_| principal.api_key_id.is_none())
     else {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::Forbidden {
+            caller: Some(principal.caller()),
+        });
     };
     let id = rq.uuid_param("id")?;
     let input: SignInput = rq.json(ctx)?;
@@ -265,11 +267,14 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         return Err(ApiError::Validation(problems));
     }
     if !may_sign(&principal, &input.meaning) {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::Forbidden {
+            caller: Some(principal.caller()),
+        });
     }
     // Throttle password guessing through signatures like logins.
-    rq.limit(
+    crate::ratelimit::check(
         ctx,
+        rq,
         Class::Auth,
         &format!("esign:{}", principal.user_id),
         Some(principal.organization_id),
@@ -323,11 +328,7 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         return Err(ApiError::InvalidCredentials);
     }
 
-    let key = ctx
-        .config
-        .audit_keys
-        .first()
-        .ok_or_else(|| ApiError::internal("no audit key"))?;
+    let key = rq.audit_key();
     let signature_id = ctx.new_uuid();
     let signed_at = rq.started_at();
     let hash = run_hash(&run);
@@ -403,5 +404,5 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         )
         .await?
         .ok_or_else(|| ApiError::internal("signature vanished"))?;
-    Reply::created(view(stored, &run, &ctx.config.audit_keys))
+    Reply::created(view(stored, &run, ctx.config.audit_keys()?))
 }

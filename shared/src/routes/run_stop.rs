@@ -9,17 +9,18 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Rq;
 use super::instrument_control::NewCommand;
 use super::runs::{self, RunView};
 use crate::audit;
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::db::statement;
 use crate::domain::RunStatus;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     PUT => stop,
@@ -32,7 +33,7 @@ struct StopInput {
     reason: Option<String>,
 }
 
-async fn stop<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn stop<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsCreate)?;
     let id = rq.uuid_param("id")?;

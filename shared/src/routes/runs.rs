@@ -12,19 +12,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::Rq;
 use super::instrument_control::{self, DEFAULT_TIMEOUT_SECS, NewCommand};
 use super::instruments::Page;
 use super::instruments_item;
 use super::page::{self, Cursor};
 use crate::audit;
 use crate::auth::{self, Permission, Principal};
+use crate::ctx::Ctx;
 use crate::db::statement;
 use crate::domain::{RunStatus, command};
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 /// A run's columns (from `runs r` joined to `instruments i`, and its data
 /// file `d` when there is one).
@@ -109,7 +110,7 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;
     let query: ListQuery = rq.query()?;
@@ -201,7 +202,7 @@ struct StartInput {
     metadata: Option<Map<String, Value>>,
 }
 
-async fn start<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn start<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsCreate)?;
     let given_key = match rq.req.headers().get("idempotency-key") {
@@ -211,7 +212,7 @@ async fn start<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let input: StartInput = rq.json(ctx)?;
     let mut problems = Vec::new();
     let name = input.name.as_deref().map(str::trim);
-    if name.is_some_and(|n| n.is_empty() || !crate::request::printable_within(n, 255)) {
+    if name.is_some_and(|n| n.is_empty() || !crate::domain::printable_within(n, 255)) {
         problems.push(FieldError::new("name", "Must be 1 to 255 characters"));
     }
     let protocol = input.protocol.as_deref().map(str::trim);

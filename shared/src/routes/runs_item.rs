@@ -3,19 +3,20 @@
 
 use http::header;
 
-use super::Rq;
 use super::instruments_item::etag;
 use super::runs;
 use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     GET => show,
 }
 
-async fn show<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn show<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;
     let run = runs::load(ctx, &principal, rq.uuid_param("id")?).await?;

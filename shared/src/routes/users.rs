@@ -7,15 +7,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::Rq;
 use crate::audit::{self, Outcome};
 use crate::auth::{self, Permission, Role};
+use crate::ctx::Ctx;
 use crate::db::{BatchOptions, statement};
 use crate::domain::Email;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 /// Lifetime of an invitation.
 pub const INVITATION_TTL_DAYS: i64 = 7;
@@ -44,7 +45,7 @@ super::methods! {
     POST => invite,
 }
 
-async fn list<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::UsersManage)?;
     let users: Vec<UserView> = ctx
@@ -76,7 +77,7 @@ pub fn new_invitation_token(random: [u8; 32]) -> (String, String) {
     (token, hash)
 }
 
-async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::UsersManage)?;
     let input: InviteInput = rq.json(ctx)?;
@@ -103,7 +104,7 @@ async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .unwrap_or("there");
-    let link = format!("{}/signup?invitation={token}", ctx.config.app_url);
+    let link = format!("{}/signup?invitation={token}", ctx.config.mail()?.app_url);
     let body = format!(
         "Hello {greeting},\n\nYou have been invited to join a laboratory on Antevus as {}.\n\
          Open this link within {INVITATION_TTL_DAYS} days to create your account:\n\n{link}\n",

@@ -8,15 +8,16 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Rq;
 use super::users::{USER_COLUMNS, UserView};
 use crate::audit::{self, Outcome};
 use crate::auth::{self, Permission, Role};
+use crate::ctx::Ctx;
 use crate::db::{BatchOptions, statement};
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
+use crate::request::Rq;
 
 super::methods! {
     GET => show,
@@ -37,7 +38,7 @@ async fn load<P: Platform>(
         .ok_or(ApiError::NotFound)
 }
 
-async fn show<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn show<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     let id = rq.uuid_param("id")?;
     if id != principal.user_id {
@@ -57,7 +58,7 @@ struct UpdateInput {
     reason: Option<String>,
 }
 
-async fn update<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
+async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::UsersManage)?;
     let id = rq.uuid_param("id")?;
@@ -65,7 +66,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Reply, ApiError> {
     let current = load(ctx, principal.organization_id, id).await?;
     let mut problems = Vec::new();
     let name = match input.name.as_deref().map(str::trim) {
-        Some(n) if n.is_empty() || !crate::request::printable_within(n, 255) => {
+        Some(n) if n.is_empty() || !crate::domain::printable_within(n, 255) => {
             problems.push(FieldError::new("name", "Must be 1 to 255 characters"));
             None
         }

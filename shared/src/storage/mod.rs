@@ -21,10 +21,9 @@ use base64::Engine as _;
 use sha2_resumable::digest::Digest as _;
 use sha2_resumable::digest::common::hazmat::{SerializableState, SerializedState};
 
+pub use crate::config::storage::S3_MIN_PART_BYTES;
+pub use crate::config::{S3Config, StorageConfig};
 use crate::error::{ApiError, FieldError};
-use crate::platform::{ConfigError, Secret};
-
-pub use s3::S3Config;
 
 /// Where a run's data lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -48,80 +47,7 @@ impl Backend {
 /// Neon's) caps at 4 MiB.
 pub const PG_CHUNK_BYTES: usize = 2 << 20;
 
-/// Smallest part S3 accepts, except the last.
-pub const S3_MIN_PART_BYTES: usize = 5 << 20;
-
-/// Storage settings, from the environment.
-#[derive(Debug, Clone)]
-pub struct StorageConfig {
-    /// `RUN_DATA_PG_MAX_BYTES` (default 32 MiB): the largest file kept in
-    /// PostgreSQL.
-    pub pg_max_bytes: u64,
-    /// `RUN_DATA_INLINE_MAX_BYTES` (default 8 MiB): with object storage
-    /// configured, files up to this size still go to PostgreSQL.
-    pub inline_max_bytes: u64,
-    /// `RUN_DATA_MAX_BYTES` (default 10 GiB): the largest file at all.
-    pub max_bytes: u64,
-    /// Object storage, when `S3_ENDPOINT` is set.
-    pub s3: Option<S3Config>,
-}
-
 impl StorageConfig {
-    pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let bytes = |name: &str, default: u64| -> Result<u64, ConfigError> {
-            match lookup(name).filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| ConfigError(format!("{name} must be a positive number"))),
-            }
-        };
-        let pg_max_bytes = bytes("RUN_DATA_PG_MAX_BYTES", 32 << 20)?;
-        let inline_max_bytes = bytes("RUN_DATA_INLINE_MAX_BYTES", 8 << 20)?.min(pg_max_bytes);
-        let max_bytes = bytes("RUN_DATA_MAX_BYTES", 10 << 30)?;
-        let s3 = match lookup("S3_ENDPOINT").filter(|v| !v.trim().is_empty()) {
-            None => None,
-            Some(endpoint) => {
-                let required = |name: &str| {
-                    lookup(name)
-                        .filter(|v| !v.trim().is_empty())
-                        .ok_or_else(|| ConfigError(format!("{name} is not set (S3_ENDPOINT is)")))
-                };
-                let part_bytes = bytes("S3_PART_BYTES", 8 << 20)?;
-                if part_bytes < S3_MIN_PART_BYTES as u64 || part_bytes > 64 << 20 {
-                    return Err(ConfigError(
-                        "S3_PART_BYTES must be within 5 MiB..=64 MiB".into(),
-                    ));
-                }
-                let path_style = match lookup("S3_URL_STYLE").as_deref().map(str::trim) {
-                    None | Some("") | Some("path") => true,
-                    Some("virtual") => false,
-                    Some(_) => {
-                        return Err(ConfigError("S3_URL_STYLE must be path or virtual".into()));
-                    }
-                };
-                Some(S3Config::new(
-                    &endpoint,
-                    required("S3_BUCKET")?,
-                    lookup("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
-                    path_style,
-                    required("S3_ACCESS_KEY_ID")?,
-                    Secret::new(required("S3_SECRET_ACCESS_KEY")?),
-                    part_bytes as usize,
-                )?)
-            }
-        };
-        Ok(StorageConfig {
-            pg_max_bytes,
-            inline_max_bytes,
-            max_bytes,
-            s3,
-        })
-    }
-
     /// The largest request body an upload takes (one chunk).
     pub fn max_chunk_bytes(&self) -> usize {
         self.s3

@@ -6,9 +6,10 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::PG_CHUNK_BYTES;
+use crate::ctx::Ctx;
 use crate::error::ApiError;
 use crate::params;
-use crate::platform::{Ctx, Platform};
+use crate::platform::Platform;
 
 /// Most bytes fetched per query: base64 makes 4 MiB about 5.4 MiB of
 /// answer, under the proxy's (and Neon's) 10 MiB reply cap.

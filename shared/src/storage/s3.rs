@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rusty_s3::actions::{CompleteMultipartUpload, CreateMultipartUpload};
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use rusty_s3::{Credentials, S3Action};
 
+use crate::config::S3Config;
 use crate::error::ApiError;
-use crate::platform::{ConfigError, Platform, Secret};
+use crate::platform::Platform;
 
 /// How long a signed request to the store stays valid.
 const REQUEST_VALIDITY: Duration = Duration::from_secs(300);
@@ -20,51 +21,7 @@ const REQUEST_VALIDITY: Duration = Duration::from_secs(300);
 /// How long a presigned download URL stays valid.
 pub const DOWNLOAD_VALIDITY: Duration = Duration::from_secs(300);
 
-/// An S3-compatible bucket and the credentials to use it.
-#[derive(Clone)]
-pub struct S3Config {
-    bucket: Bucket,
-    credentials: Credentials,
-    /// `S3_PART_BYTES` (default 8 MiB): the chunk size of uploads.
-    pub part_bytes: usize,
-}
-
-impl fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Config")
-            .field("bucket", &self.bucket.name())
-            .field("endpoint", &self.bucket.base_url().as_str())
-            .field("part_bytes", &self.part_bytes)
-            .finish_non_exhaustive()
-    }
-}
-
 impl S3Config {
-    pub fn new(
-        endpoint: &str,
-        bucket: String,
-        region: String,
-        path_style: bool,
-        access_key_id: String,
-        secret_access_key: Secret,
-        part_bytes: usize,
-    ) -> Result<S3Config, ConfigError> {
-        let endpoint = url::Url::parse(endpoint)
-            .map_err(|_| ConfigError("S3_ENDPOINT must be an http(s) URL".into()))?;
-        let style = if path_style {
-            UrlStyle::Path
-        } else {
-            UrlStyle::VirtualHost
-        };
-        let bucket = Bucket::new(endpoint, style, bucket, region)
-            .map_err(|e| ConfigError(format!("S3 bucket settings: {e}")))?;
-        Ok(S3Config {
-            bucket,
-            credentials: Credentials::new(access_key_id, secret_access_key.expose()),
-            part_bytes,
-        })
-    }
-
     /// The store for one request on `platform`.
     pub fn store<'a, P: Platform>(&'a self, platform: &'a P) -> S3Store<'a, P> {
         S3Store {

@@ -372,7 +372,7 @@ async fn audit_export_round_trips_through_the_offline_verifier(
         .find(|(k, _)| k == "AUDIT_KEYS")
         .map(|(_, v)| v.clone())
         .context("AUDIT_KEYS")?;
-    let keys = shared::platform::parse_keys("AUDIT_KEYS", &keys_text)?;
+    let keys = shared::config::parse_keys("AUDIT_KEYS", &keys_text)?;
     let fetch = |query: &'static str| {
         let qa = qa.clone();
         async move {

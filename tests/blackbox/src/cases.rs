@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use shared::auth::Role;
 use shared::auth::jwt::{self, AccessClaims};
-use shared::platform::HmacKey;
+use shared::config::HmacKey;
 use time::OffsetDateTime;
 
 use crate::client::TestApp;

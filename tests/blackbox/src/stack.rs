@@ -286,7 +286,7 @@ pub async fn start_host(kind: HostKind, env: &[(String, String)]) -> anyhow::Res
 
 async fn start_native(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
     let map: HashMap<String, String> = env.iter().cloned().collect();
-    let config = Config::from_lookup(|k| map.get(k).cloned()).map_err(|e| e.to_string());
+    let config = Config::from_lookup(|k| map.get(k).cloned());
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base_url = format!("http://{}", listener.local_addr()?);
     let (tx, rx) = oneshot::channel();
@@ -516,8 +516,12 @@ async fn forward(
     let (parts, body) = request.into_parts();
     let port = route_for(parts.uri.path()).and_then(|r| front.ports.get(r.function));
     let Some(port) = port else {
-        return shared::routes::early_failure(&front.platform, &parts.headers, &ApiError::NotFound)
-            .map(Body::from);
+        return shared::request::early_failure(
+            &front.platform,
+            &parts.headers,
+            &ApiError::NotFound,
+        )
+        .map(Body::from);
     };
     let bytes = match axum::body::to_bytes(body, 64 << 20).await {
         Ok(b) => b,
@@ -550,7 +554,7 @@ async fn forward(
             let body = response.bytes().await.unwrap_or_default();
             builder.body(Body::from(body)).unwrap_or_default()
         }
-        Err(e) => shared::routes::early_failure(
+        Err(e) => shared::request::early_failure(
             &front.platform,
             &parts.headers,
             &ApiError::Unavailable(e.to_string()),

@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use shared::audit::export::{self, Manifest};
-use shared::platform::HmacKey;
+use shared::config::HmacKey;
 
 #[derive(Parser)]
 #[command(version, about = "Offline checks of Antevus audit exports")]
@@ -56,7 +56,7 @@ fn read_manifest(path: &PathBuf) -> anyhow::Result<Manifest> {
 }
 
 fn parse_keys(raw: &str) -> anyhow::Result<Vec<HmacKey>> {
-    let config = shared::platform::parse_keys("AUDIT_KEYS", raw)?;
+    let config = shared::config::parse_keys("AUDIT_KEYS", raw)?;
     Ok(config)
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use sha2::Digest as _;
 use shared::audit::chain::{self, Content};
 use shared::audit::export::{self, ExportedEvent, Format, Manifest};
-use shared::platform::HmacKey;
+use shared::config::HmacKey;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use blackbox::{Stack, TestApp};
 use futures::future::join_all;
 use serde_json::json;
+use shared::Ctx;
 use shared::audit::{self, chain};
 use shared::auth::{Principal, Role};
 use shared::db::statement;
 use shared::params;
-use shared::platform::Ctx;
-use shared::routes::Rq;
+use shared::request::Rq;
 
 use super::{ms, stats};
 
@@ -25,7 +25,9 @@ const SECONDS: u64 = 10;
 
 fn config(stack: &Stack) -> anyhow::Result<shared::Config> {
     let map: HashMap<String, String> = stack.function_env.iter().cloned().collect();
-    shared::Config::from_lookup(|k| map.get(k).cloned()).map_err(|e| anyhow::anyhow!("{e}"))
+    let config = shared::Config::from_lookup(|k| map.get(k).cloned());
+    config.check()?;
+    Ok(config)
 }
 
 fn request() -> http::Request<bytes::Bytes> {
@@ -48,7 +50,8 @@ async fn change(
     );
     let started = Instant::now();
     let statement = if audited {
-        let rq = Rq::new(ctx, request());
+        let rq = Rq::new(ctx, request())
+            .map_err(|_| anyhow::anyhow!("the benchmark's configuration has no audit key"))?;
         let event = audit::Event {
             old_values: Some(json!({ "location": format!("Bay {}", n.wrapping_sub(1)) })),
             new_values: Some(json!({ "location": location })),
@@ -158,7 +161,7 @@ pub async fn run(stack: &Stack, app: &TestApp) -> anyhow::Result<()> {
     let verifier_token = app.login(&verifier).await?;
     let key = ctx
         .config
-        .audit_keys
+        .audit_keys()?
         .first()
         .ok_or_else(|| anyhow::anyhow!("no audit key"))?
         .clone();

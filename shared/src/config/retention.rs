@@ -7,9 +7,9 @@
 //! | user sessions (ended) | 30 days | `RETENTION_SESSIONS_DAYS` | 1 day |
 //! | rate-limit state (idle) | 24 hours | `RETENTION_RATE_LIMITS_HOURS` | 1 hour |
 //!
-//! The job is `POST /api/v1/retention/run` (`routes::retention_run`).
+//! The job is `POST /api/v1/retention/run`.
 
-use crate::platform::ConfigError;
+use super::ConfigError;
 
 /// The shortest audit retention anyone may configure: seven years.
 pub const AUDIT_FLOOR_DAYS: i64 = 2555;

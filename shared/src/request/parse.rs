@@ -1,31 +1,10 @@
-//! Request-side helpers: request ids, JSON bodies, query strings, bearer tokens.
+//! Parsing what a request carries: bodies within their cap, JSON, query strings, bearer tokens, fields.
 
 use bytes::{Buf as _, Bytes};
-use http::{HeaderMap, HeaderName, Request, header};
+use http::{HeaderMap, Request, header};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
-
-/// Header carrying the request id, honoured when a client sends a sane one.
-pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The incoming `x-request-id` when it is 1..=128 characters of
-/// `[A-Za-z0-9._:-]`, else a fresh `req_<uuid>`.
-pub fn request_id(headers: &HeaderMap, fresh: impl FnOnce() -> uuid::Uuid) -> String {
-    headers
-        .get(&REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| is_valid_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("req_{}", fresh().simple()))
-}
-
-fn is_valid_request_id(value: &str) -> bool {
-    (1..=128).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-}
 
 /// Bodies over the cap are still read (and dropped) up to this size, so the
 /// client receives the 413 instead of a connection reset mid-upload.
@@ -226,10 +205,4 @@ pub fn time_field(
                 None
             })
     })
-}
-
-/// At most `max` characters, none of them a control character: the rule
-/// for short free text (names, units, versions).
-pub fn printable_within(text: &str, max: usize) -> bool {
-    text.chars().count() <= max && !text.chars().any(char::is_control)
 }

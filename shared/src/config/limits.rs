@@ -1,0 +1,80 @@
+//! The rate-limit policies (design document defaults), configurable as
+//! `limit/window_secs/block_secs` in `RATE_LIMIT_AUTH`, `RATE_LIMIT_PUBLIC`,
+//! `RATE_LIMIT_AUTHENTICATED` and `RATE_LIMIT_ADMIN`. The limits themselves
+//! are applied by `crate::ratelimit`.
+
+use super::{ConfigError, Vars};
+
+/// `limit` requests per `window_secs`; going over blocks for `block_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub limit: u32,
+    pub window_secs: u32,
+    pub block_secs: u32,
+}
+
+impl Policy {
+    /// Parses `limit/window_secs/block_secs`.
+    pub fn parse(text: &str) -> Option<Policy> {
+        let mut parts = text.trim().split('/').map(|p| p.trim().parse::<u32>().ok());
+        let policy = Policy {
+            limit: parts.next()??,
+            window_secs: parts.next()??,
+            block_secs: parts.next()??,
+        };
+        (parts.next().is_none() && policy.limit > 0 && policy.window_secs > 0).then_some(policy)
+    }
+}
+
+/// The four policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub auth: Policy,
+    pub public: Policy,
+    pub authenticated: Policy,
+    pub admin: Policy,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            auth: Policy {
+                limit: 5,
+                window_secs: 60,
+                block_secs: 900,
+            },
+            public: Policy {
+                limit: 100,
+                window_secs: 60,
+                block_secs: 300,
+            },
+            authenticated: Policy {
+                limit: 1000,
+                window_secs: 60,
+                block_secs: 300,
+            },
+            admin: Policy {
+                limit: 2000,
+                window_secs: 60,
+                block_secs: 60,
+            },
+        }
+    }
+}
+
+impl Limits {
+    pub(super) fn parse(vars: &Vars) -> Result<Limits, ConfigError> {
+        let defaults = Limits::default();
+        let policy = |name: &str, default: Policy| match vars.get(name) {
+            None => Ok(default),
+            Some(text) => Policy::parse(&text)
+                .ok_or_else(|| ConfigError(format!("{name} must be limit/window_secs/block_secs"))),
+        };
+        Ok(Limits {
+            auth: policy("RATE_LIMIT_AUTH", defaults.auth)?,
+            public: policy("RATE_LIMIT_PUBLIC", defaults.public)?,
+            authenticated: policy("RATE_LIMIT_AUTHENTICATED", defaults.authenticated)?,
+            admin: policy("RATE_LIMIT_ADMIN", defaults.admin)?,
+        })
+    }
+}

@@ -1,0 +1,39 @@
+//! [`Ctx`]: what every handler receives, the platform and the configuration.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::config::Config;
+use crate::platform::Platform;
+
+/// The platform a request runs on and the deployment's configuration
+/// (shared: on Workers one per isolate, on the native host one per process).
+pub struct Ctx<P> {
+    pub platform: P,
+    pub config: Arc<Config>,
+}
+
+impl<P: Platform> Ctx<P> {
+    pub fn new(platform: P, config: impl Into<Arc<Config>>) -> Self {
+        Ctx {
+            platform,
+            config: config.into(),
+        }
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.platform.now()
+    }
+
+    pub fn random_bytes<const N: usize>(&self) -> [u8; N] {
+        let mut buf = [0u8; N];
+        self.platform.fill_random(&mut buf);
+        buf
+    }
+
+    /// A random (version 4) UUID from the platform's randomness.
+    pub fn new_uuid(&self) -> uuid::Uuid {
+        uuid::Builder::from_random_bytes(self.random_bytes::<16>()).into_uuid()
+    }
+}
