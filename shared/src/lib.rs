@@ -38,6 +38,7 @@ pub mod envelope;
 pub mod error;
 pub mod live;
 pub mod mail;
+pub mod model;
 pub mod platform;
 pub mod ratelimit;
 pub mod request;

@@ -11,8 +11,8 @@ use http::{Method, Request, header};
 use serde_json::json;
 
 use crate::ctx::Ctx;
-use crate::db::{BatchOptions, statement};
-use crate::params;
+use crate::db::{BatchOptions, Statement};
+use crate::model::{Scope, email};
 use crate::platform::Platform;
 
 /// One queued message, as written to `email_outbox`.
@@ -25,22 +25,14 @@ pub struct Message {
 }
 
 /// The `INSERT` queueing `message`, to run in the caller's batch.
-pub fn queue(
-    organization_id: Option<uuid::Uuid>,
-    template: &str,
-    message: &Message,
-) -> crate::db::Statement {
-    statement(
-        "INSERT INTO email_outbox (id, organization_id, to_address, template, subject, body_text) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        params![
-            message.id,
-            organization_id,
-            message.to,
-            template,
-            message.subject,
-            message.text
-        ],
+pub fn queue(scope: Option<&Scope>, template: &str, message: &Message) -> Statement {
+    email::queue(
+        scope,
+        template,
+        message.id,
+        &message.to,
+        &message.subject,
+        &message.text,
     )
 }
 
@@ -75,19 +67,10 @@ pub async fn deliver<P: Platform>(ctx: &Ctx<P>, messages: &[Message]) {
             },
             Err(e) => Err(e.to_string()),
         };
-        let record = match &outcome {
-            Ok(()) => statement(
-                "UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1",
-                params![message.id],
-            ),
-            Err(error) => {
-                tracing::warn!(message_id = %message.id, error = %error, "e-mail delivery failed; it stays queued");
-                statement(
-                    "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
-                    params![message.id, error.chars().take(500).collect::<String>()],
-                )
-            }
-        };
+        if let Err(error) = &outcome {
+            tracing::warn!(message_id = %message.id, error = %error, "e-mail delivery failed; it stays queued");
+        }
+        let record = email::record_delivery(message.id, outcome.as_ref().err().map(String::as_str));
         if let Err(e) = ctx.db().batch(vec![record], BatchOptions::default()).await {
             tracing::warn!(message_id = %message.id, error = %e, "could not record the delivery outcome");
         }

@@ -12,13 +12,13 @@
 //! RATE_LIMIT_EXCEEDED` with `Retry-After`.
 
 use http::{HeaderName, HeaderValue};
-use serde::Deserialize;
 
 pub use crate::config::{Limits, Policy};
 use crate::ctx::Ctx;
-use crate::db::{Statement, statement};
+use crate::db::Statement;
 use crate::error::{ApiError, Caller};
-use crate::params;
+pub use crate::model::rate_limit::Checked;
+use crate::model::{Scope, rate_limit};
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -53,60 +53,16 @@ impl Limits {
     }
 }
 
-/// The one statement of a check: GCRA on the row of `key`. Every SET
-/// expression reads the row as it was, under its lock. Time is
-/// `clock_timestamp()`, read after the lock is taken, not the transaction's
-/// start (`now()`): concurrent checks then see time move forward in the
-/// order they hold the row, and none is refused for an earlier start.
-pub fn check_statement(
-    policy: Policy,
-    key: &str,
-    organization_id: Option<uuid::Uuid>,
-) -> Statement {
+/// The one statement of a check (see [`rate_limit::check`]).
+pub fn check_statement(policy: Policy, key: &str, scope: Option<&Scope>) -> Statement {
     let emission = f64::from(policy.window_secs) / f64::from(policy.limit);
-    statement(
-        "WITH p AS (SELECT make_interval(secs => $3) AS t, make_interval(secs => $4) AS w, \
-                           make_interval(secs => $5) AS b) \
-         INSERT INTO rate_limits AS r (key, organization_id, tat, window_start, count, last_allowed) \
-         SELECT $1, $2, clock_timestamp() + p.t, clock_timestamp(), 1, true FROM p \
-         ON CONFLICT (key) DO UPDATE SET \
-           last_allowed = coalesce(r.blocked_until <= clock_timestamp(), true) \
-                          AND greatest(r.tat, clock_timestamp()) + (SELECT t FROM p) <= clock_timestamp() + (SELECT w FROM p), \
-           tat = CASE WHEN coalesce(r.blocked_until <= clock_timestamp(), true) \
-                       AND greatest(r.tat, clock_timestamp()) + (SELECT t FROM p) <= clock_timestamp() + (SELECT w FROM p) \
-                      THEN greatest(r.tat, clock_timestamp()) + (SELECT t FROM p) ELSE r.tat END, \
-           blocked_until = CASE WHEN r.blocked_until > clock_timestamp() THEN r.blocked_until \
-                                WHEN greatest(r.tat, clock_timestamp()) + (SELECT t FROM p) > clock_timestamp() + (SELECT w FROM p) \
-                                     AND $5 > 0 THEN clock_timestamp() + (SELECT b FROM p) \
-                                ELSE r.blocked_until END, \
-           is_blocked = coalesce(r.blocked_until > clock_timestamp(), false) \
-                        OR (greatest(r.tat, clock_timestamp()) + (SELECT t FROM p) > clock_timestamp() + (SELECT w FROM p) AND $5 > 0), \
-           block_started = NOT coalesce(r.blocked_until > clock_timestamp(), false) \
-                        AND greatest(r.tat, clock_timestamp()) + (SELECT t FROM p) > clock_timestamp() + (SELECT w FROM p) \
-                        AND $5 > 0, \
-           count = r.count + 1 \
-         RETURNING last_allowed AS allowed, block_started, \
-                   extract(epoch FROM greatest(tat, clock_timestamp()) - clock_timestamp())::float8 AS backlog_secs, \
-                   extract(epoch FROM coalesce(blocked_until, clock_timestamp()) - clock_timestamp())::float8 AS blocked_secs",
-        params![
-            key,
-            organization_id,
-            emission,
-            f64::from(policy.window_secs),
-            f64::from(policy.block_secs)
-        ],
+    rate_limit::check(
+        key,
+        scope,
+        emission,
+        f64::from(policy.window_secs),
+        f64::from(policy.block_secs),
     )
-}
-
-/// The row a check returns.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Checked {
-    pub allowed: bool,
-    /// This check started a block (audited once per block).
-    #[serde(default)]
-    pub block_started: bool,
-    pub backlog_secs: f64,
-    pub blocked_secs: f64,
 }
 
 /// The outcome of a check: headers for the answer, or the refusal.
@@ -125,10 +81,10 @@ pub async fn check<P: Platform>(
     rq: &mut Rq,
     class: Class,
     key: &str,
-    organization_id: Option<uuid::Uuid>,
+    scope: Option<&Scope>,
 ) -> Result<(), ApiError> {
     let policy = ctx.config.rate_limits()?.policy(class);
-    let statement = check_statement(policy, &format!("{}:{key}", class.name()), organization_id);
+    let statement = check_statement(policy, &format!("{}:{key}", class.name()), scope);
     let checked: Checked = ctx
         .db()
         .fetch_optional(&statement.query, statement.params)

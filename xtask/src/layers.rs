@@ -253,6 +253,35 @@ pub fn report() -> anyhow::Result<()> {
     for ((from, to), files) in &counts {
         println!("  {from} -> {to} ({} files)", files.len());
     }
+    let checks = [
+        (
+            "SQL naming a table outside model/",
+            crate::model::sql_outside_model()?,
+        ),
+        (
+            "organization filters outside model/",
+            crate::model::organization_filters_outside_model()?,
+        ),
+        (
+            "model functions without a Scope",
+            crate::model::unscoped_model_functions()?,
+        ),
+        (
+            "Scope constructors out of place",
+            crate::model::misplaced_scopes()?,
+        ),
+        ("cross-route imports", crate::model::cross_route_imports()?),
+        ("replies built with json!", crate::model::json_replies()?),
+    ];
+    let verbose = std::env::args().any(|a| a == "--verbose");
+    for (what, findings) in &checks {
+        println!("{what}: {}", findings.len());
+        if verbose {
+            for finding in findings {
+                println!("  {finding}");
+            }
+        }
+    }
     let problems = violations(&edges);
     if problems.is_empty() {
         println!("no edge goes against the layers");

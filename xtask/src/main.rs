@@ -11,6 +11,7 @@
 //! - `bench`: the benchmarks (see `tests/blackbox/benches`).
 
 mod layers;
+mod model;
 mod pg;
 mod routes;
 mod secrets;
@@ -56,7 +57,11 @@ enum Cmd {
         #[arg(long, default_value_t = 8787)]
         port: u16,
     },
-    Layers,
+    /// The module graph and the model checks (`--verbose` lists each finding).
+    Layers {
+        #[arg(long)]
+        verbose: bool,
+    },
     Test,
     Bench,
 }
@@ -87,7 +92,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Dev { port } => dev(port),
-        Cmd::Layers => layers::report(),
+        Cmd::Layers { .. } => layers::report(),
         Cmd::Test => test(),
         Cmd::Bench => bench(),
     }

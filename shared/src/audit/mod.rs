@@ -9,8 +9,9 @@ pub mod redact;
 use serde_json::Value;
 
 use crate::ctx::Ctx;
-use crate::db::{Statement, statement};
+use crate::db::Statement;
 use crate::error::ApiError;
+use crate::model::audit_event;
 use crate::params;
 use crate::platform::Platform;
 use crate::request::Rq;
@@ -54,44 +55,6 @@ pub struct Event<'a> {
     /// Why, where the action demands a reason (deleting, changing results,
     /// changing a role).
     pub reason: Option<&'a str>,
-}
-
-const COLUMNS: &str = "id, organization_id, user_id, event_type, severity, action, outcome, record_type, \
-                       record_id, old_values, new_values, metadata, ip_address, user_agent, request_id, reason, \
-                       created_at, content_hash, signature, key_id, session_id";
-
-/// The value expressions of the event's columns, the first parameter being
-/// `$first`.
-fn placeholders(first: usize) -> String {
-    let forms = [
-        "{}",
-        "{}",
-        "{}",
-        "{}",
-        "{}",
-        "{}",
-        "{}",
-        "{}",
-        "{}",
-        "{}::jsonb",
-        "{}::jsonb",
-        "{}::jsonb",
-        "{}::inet",
-        "{}",
-        "{}",
-        "{}",
-        "{}::timestamptz",
-        "decode({}, 'hex')",
-        "decode({}, 'hex')",
-        "{}",
-        "{}",
-    ];
-    forms
-        .iter()
-        .enumerate()
-        .map(|(i, form)| form.replace("{}", &format!("${}", first + i)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl<'a> Event<'a> {
@@ -183,48 +146,21 @@ impl<'a> Event<'a> {
     /// The `INSERT` for this event, carrying the request's id, client
     /// address and user agent.
     pub fn insert(&self, rq: &Rq) -> Statement {
-        statement(
-            format!(
-                "INSERT INTO audit_events ({COLUMNS}) VALUES ({})",
-                placeholders(1)
-            ),
-            self.values(rq),
-        )
+        audit_event::insert(self.values(rq))
     }
 
     /// One statement that makes `change` (a data-modifying statement with
     /// `RETURNING` of the columns the caller wants, including `id`) and
     /// records this event only if it changed a row; returns the changed rows.
     pub fn record_change(&self, rq: &Rq, change: Statement) -> Statement {
-        let offset = change.params.len();
-        let mut params = change.params;
-        params.extend(self.values(rq));
-        statement(
-            format!(
-                "WITH changed AS ({}), recorded AS (INSERT INTO audit_events ({COLUMNS}) SELECT {} \
-                 WHERE EXISTS (SELECT 1 FROM changed)) SELECT * FROM changed",
-                change.query,
-                placeholders(offset + 1)
-            ),
-            params,
-        )
+        audit_event::insert_if_changed(change, self.values(rq))
     }
 
     /// One statement that makes `change` (a data-modifying statement with
     /// `RETURNING`) and records this event only for the rows it changed: no
     /// change, no event. Returns the changed rows' `record_id`s.
     pub fn insert_after(&self, rq: &Rq, change: Statement) -> Statement {
-        let offset = change.params.len();
-        let mut params = change.params;
-        params.extend(self.values(rq));
-        statement(
-            format!(
-                "WITH changed AS ({}) INSERT INTO audit_events ({COLUMNS}) SELECT {} FROM changed RETURNING record_id",
-                change.query,
-                placeholders(offset + 1)
-            ),
-            params,
-        )
+        audit_event::insert_per_change(change, self.values(rq))
     }
 }
 

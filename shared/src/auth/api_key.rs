@@ -7,15 +7,13 @@
 //! `usage_count`. Accepted as `X-API-Key: ...` or `Authorization: Bearer ak_...`.
 
 use base64::Engine as _;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Permission, Principal, Role};
+use super::{Principal, Role};
 use crate::ctx::Ctx;
-use crate::db::{BatchOptions, statement};
 use crate::error::ApiError;
-use crate::params;
+use crate::model::{Scope, api_key, first_row};
 use crate::platform::Platform;
 use crate::ratelimit::{self, Class, Policy};
 use crate::request::Rq;
@@ -52,19 +50,6 @@ pub fn presented(headers: &http::HeaderMap) -> Option<&str> {
     crate::request::bearer_token(headers).filter(|t| t.starts_with("ak_"))
 }
 
-#[derive(Deserialize)]
-struct KeyRow {
-    id: uuid::Uuid,
-    key_hash: String,
-    permissions: Vec<Permission>,
-    ip_allowlist: Vec<String>,
-    rate_limit: Option<i32>,
-    usable: bool,
-    user_id: uuid::Uuid,
-    organization_id: uuid::Uuid,
-    role: String,
-}
-
 /// Whether `ip` is inside any of the CIDR blocks (an empty list allows all).
 pub fn allowed(allowlist: &[String], ip: Option<std::net::IpAddr>) -> bool {
     if allowlist.is_empty() {
@@ -86,17 +71,9 @@ pub async fn authenticate<P: Platform>(
     let rejected = || ApiError::TokenInvalid("API key rejected");
     let prefix = prefix_of(key).ok_or_else(rejected)?;
     let db = ctx.db();
-    let row: Option<KeyRow> = db
-        .fetch_optional(
-            "SELECT k.id, encode(k.key_hash, 'hex') AS key_hash, k.permissions, k.ip_allowlist::text[] AS ip_allowlist, \
-                    k.rate_limit, (k.is_active AND u.is_active AND (k.expires_at IS NULL OR k.expires_at > now())) AS usable, \
-                    u.id AS user_id, u.organization_id, u.role \
-             FROM api_keys k JOIN users u ON u.id = k.user_id AND u.organization_id = k.organization_id \
-             WHERE k.key_prefix = $1",
-            params![prefix],
-        )
-        .await?;
-    let row = row.ok_or_else(rejected)?;
+    let row = api_key::by_prefix(&db, prefix)
+        .await?
+        .ok_or_else(rejected)?;
     let presented_hash = hex::encode(Sha256::digest(key.as_bytes()));
     let matches: bool = presented_hash
         .as_bytes()
@@ -120,22 +97,22 @@ pub async fn authenticate<P: Platform>(
         },
         _ => ctx.config.rate_limits()?.policy(class),
     };
-    let results = db
+    // The key is its organization's; from here on, queries are confined to it.
+    let scope = Scope::authenticated(row.organization_id);
+    let results = scope
         .batch(
+            &db,
             vec![
-                statement(
-                    "UPDATE api_keys SET last_used_at = now(), usage_count = usage_count + 1 WHERE id = $1",
-                    params![row.id],
+                api_key::record_use(&scope, row.id),
+                ratelimit::check_statement(
+                    policy,
+                    &format!("{}:key:{}", class.name(), row.id),
+                    Some(&scope),
                 ),
-                ratelimit::check_statement(policy, &format!("{}:key:{}", class.name(), row.id), Some(row.organization_id)),
             ],
-            BatchOptions::default(),
         )
         .await?;
-    let checked = results
-        .get(1)
-        .and_then(|r| r.decode::<ratelimit::Checked>().ok())
-        .and_then(|rows| rows.into_iter().next())
+    let checked: ratelimit::Checked = first_row(&results, 1)?
         .ok_or_else(|| ApiError::internal("rate limit check returned no row"))?;
     let principal = Principal {
         user_id: row.user_id,

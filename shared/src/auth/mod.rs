@@ -11,15 +11,16 @@ pub mod api_key;
 pub mod jwt;
 pub mod password;
 pub mod policy;
-pub mod roles;
 pub mod session;
+pub mod tokens;
 
 use crate::ctx::Ctx;
+pub use crate::domain::roles::{self, Permission, Role};
 use crate::error::{ApiError, Caller};
+use crate::model::{self, Scope, first_row};
 use crate::platform::Platform;
 use crate::ratelimit::{self, Class};
 use crate::request::Rq;
-pub use roles::{Permission, Role};
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +38,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The organization this caller's queries are confined to.
+    pub fn scope(&self) -> Scope {
+        Scope::authenticated(self.organization_id)
+    }
+
     /// The caller as the audit trail names it.
     pub fn caller(&self) -> Caller {
         Caller {
@@ -90,52 +96,30 @@ pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Prin
         jwt::TokenError::Expired => ApiError::TokenExpired,
         _ => ApiError::TokenInvalid("token rejected"),
     })?;
-    #[derive(serde::Deserialize)]
-    struct Live {
-        role: String,
-    }
     // One round trip: the session check and the caller's rate limit.
     let class = match Role::parse(&claims.role) {
         Some(Role::Admin | Role::SuperAdmin) => Class::Admin,
         _ => Class::Authenticated,
     };
     let policy = ctx.config.rate_limits()?.policy(class);
-    let results = ctx
-        .db()
+    let scope = Scope::authenticated(claims.org);
+    let results = scope
         .batch(
+            &ctx.db(),
             vec![
-                crate::db::statement(
-                    "SELECT u.role FROM users u WHERE u.id = $1 AND u.organization_id = $2 AND u.is_active \
-                     AND EXISTS (SELECT 1 FROM sessions s WHERE s.family_id = $3 AND s.user_id = u.id \
-                                 AND s.revoked_at IS NULL AND s.expires_at > now())",
-                    crate::params![claims.sub, claims.org, claims.sid],
-                ),
+                model::session::live_role(&scope, claims.sub, claims.sid),
                 ratelimit::check_statement(
                     policy,
                     &format!("{}:user:{}", class.name(), claims.sub),
-                    Some(claims.org),
+                    Some(&scope),
                 ),
             ],
-            crate::db::BatchOptions::default(),
         )
         .await?;
-    let decode_err = |e: crate::db::codec::DecodeError| ApiError::internal(e);
-    let live = results
-        .first()
-        .map(|r| r.decode::<Live>())
-        .transpose()
-        .map_err(decode_err)?;
-    let checked = results
-        .get(1)
-        .map(|r| r.decode::<ratelimit::Checked>())
-        .transpose()
-        .map_err(decode_err)?;
-    let live = live
-        .and_then(|rows| rows.into_iter().next())
-        .ok_or(ApiError::TokenInvalid("session ended"))?;
-    let checked = checked
-        .and_then(|rows| rows.into_iter().next())
-        .ok_or_else(|| ApiError::internal("rate limit check returned no row"))?;
+    let live: Option<model::session::LiveRole> = first_row(&results, 0)?;
+    let checked: Option<ratelimit::Checked> = first_row(&results, 1)?;
+    let live = live.ok_or(ApiError::TokenInvalid("session ended"))?;
+    let checked = checked.ok_or_else(|| ApiError::internal("rate limit check returned no row"))?;
     let role =
         Role::parse(&live.role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
     let principal = Principal {

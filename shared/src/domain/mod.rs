@@ -4,6 +4,7 @@ pub mod command;
 pub mod email;
 pub mod instrument;
 pub mod qc;
+pub mod roles;
 pub mod schema;
 
 pub use email::Email;

@@ -160,6 +160,29 @@ impl Rq {
         parse_json(&self.req, ctx.config.max_body_bytes()?)
     }
 
+    /// The version the client read, for an update under optimistic
+    /// concurrency: `If-Match: "3"` (or `W/"3"`), else the body's
+    /// `version`. Neither is `428`.
+    pub fn expected_version(
+        &self,
+        body_version: Option<&serde_json::Value>,
+    ) -> Result<i64, ApiError> {
+        if let Some(raw) = self.req.headers().get(http::header::IF_MATCH) {
+            let text = raw.to_str().unwrap_or("");
+            let tag = text.trim().trim_start_matches("W/").trim_matches('"');
+            return tag.parse::<i64>().map_err(|_| {
+                ApiError::invalid("If-Match", "Must be the ETag you read, e.g. \"3\"")
+            });
+        }
+        match body_version {
+            None => Err(ApiError::PreconditionRequired),
+            Some(v) => v
+                .as_i64()
+                .filter(|v| *v >= 1)
+                .ok_or_else(|| ApiError::invalid("version", "Must be a positive integer")),
+        }
+    }
+
     pub fn query<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
         parse_query(&self.req)
     }

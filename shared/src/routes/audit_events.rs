@@ -9,12 +9,12 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::instruments::Page;
-use super::page;
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
+use crate::model::page;
+use crate::model::page::Page;
 use crate::params;
 use crate::platform::Platform;
 use crate::request::Rq;

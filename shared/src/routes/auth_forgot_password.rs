@@ -4,16 +4,16 @@
 //! created and an e-mail with the reset link is queued in `email_outbox`.
 
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, Outcome};
 use crate::ctx::Ctx;
-use crate::db::{BatchOptions, statement};
+use crate::db::BatchOptions;
 use crate::domain::Email;
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::params;
+use crate::model::{Scope, password_reset, user};
 use crate::platform::Platform;
 use crate::ratelimit::Class;
 use crate::request::Rq;
@@ -27,11 +27,10 @@ struct Input {
     email: String,
 }
 
-#[derive(Deserialize)]
-struct Account {
-    id: uuid::Uuid,
-    organization_id: uuid::Uuid,
-    name: String,
+/// The answer, the same whether or not the account exists.
+#[derive(Serialize)]
+struct Accepted {
+    message: &'static str,
 }
 
 super::methods! {
@@ -61,12 +60,11 @@ async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     )
     .await?;
     let db = ctx.db();
-    let account: Option<Account> = db
-        .fetch_optional(
-            "SELECT id, organization_id, name FROM users WHERE email = $1 AND is_active",
-            params![email.as_str()],
-        )
-        .await?;
+    let account = user::account_for_reset(&db, email.as_str()).await?;
+    // A found account names its organization.
+    let scope = account
+        .as_ref()
+        .map(|account| Scope::account(account.organization_id));
     let (token, hash) = new_reset_token(ctx.random_bytes::<32>());
     let mut statements = Vec::new();
     let mut message = None;
@@ -90,7 +88,7 @@ async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         reason: None,
     };
     statements.push(event.insert(rq));
-    if let Some(account) = &account {
+    if let (Some(account), Some(scope)) = (&account, &scope) {
         let link = format!(
             "{}/reset-password?token={token}",
             ctx.config.mail()?.app_url
@@ -101,16 +99,12 @@ async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
              If you did not ask, ignore this message; your password stays as it is.\n",
             account.name
         );
-        statements.push(statement(
-            "INSERT INTO password_resets (organization_id, user_id, token_hash, ip_address, expires_at) \
-             VALUES ($1, $2, $3::text::bytea, $4::inet, now() + make_interval(mins => $5))",
-            params![
-                account.organization_id,
-                account.id,
-                hash,
-                rq.client_ip().map(|ip| ip.to_string()),
-                RESET_TTL_MINUTES
-            ],
+        statements.push(password_reset::insert(
+            scope,
+            account.id,
+            &hash,
+            rq.client_ip().map(|ip| ip.to_string()),
+            RESET_TTL_MINUTES,
         ));
         message = Some(crate::mail::Message {
             id: ctx.new_uuid(),
@@ -119,19 +113,21 @@ async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             text: body,
         });
         if let Some(message) = &message {
-            statements.push(crate::mail::queue(
-                Some(account.organization_id),
-                "password_reset",
-                message,
-            ));
+            statements.push(crate::mail::queue(Some(scope), "password_reset", message));
         }
     }
-    db.batch(statements, BatchOptions::default()).await?;
+    match &scope {
+        Some(scope) => scope.batch(&db, statements).await?,
+        // No account: only the event, on the system chain.
+        None => db.batch(statements, BatchOptions::default()).await?,
+    };
     if let Some(message) = message {
         crate::mail::deliver(ctx, &[message]).await;
     }
     Reply::with_status(
         StatusCode::ACCEPTED,
-        json!({ "message": "If an account exists for this e-mail, a reset link is on its way" }),
+        Accepted {
+            message: "If an account exists for this e-mail, a reset link is on its way",
+        },
     )
 }

@@ -7,21 +7,21 @@
 //! [`LOCKOUT_MINUTES`] minutes (then unlocks by itself), and the lock is
 //! audited. A success opens a session family (see `auth::session`).
 
-use http::header;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::{self, Outcome};
 use crate::auth::session::{
-    self, LOCKOUT_MINUTES, MAX_FAILED_LOGINS, SESSION_TTL_SECS, new_refresh_token,
+    LOCKOUT_MINUTES, MAX_FAILED_LOGINS, SESSION_TTL_SECS, new_refresh_token,
 };
-use crate::auth::{Role, jwt, password};
+use crate::auth::tokens::{TokenUser, token_reply};
+use crate::auth::{Role, password};
 use crate::ctx::Ctx;
-use crate::db::{BatchOptions, statement};
+use crate::db::BatchOptions;
 use crate::domain::Email;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::{self, Scope, user};
 use crate::platform::Platform;
 use crate::ratelimit::Class;
 use crate::request::Rq;
@@ -36,88 +36,8 @@ struct LoginInput {
     password: String,
 }
 
-#[derive(Deserialize)]
-struct UserRow {
-    id: uuid::Uuid,
-    organization_id: uuid::Uuid,
-    email: String,
-    name: String,
-    role: String,
-    password_hash: String,
-    is_active: bool,
-    locked: bool,
-}
-
-/// The user part of login and refresh replies.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct TokenUser {
-    pub id: uuid::Uuid,
-    pub organization_id: uuid::Uuid,
-    pub email: String,
-    pub name: String,
-    pub role: Role,
-}
-
-/// What login and refresh return.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct TokenReply {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    pub refresh_token: String,
-    pub refresh_expires_in: i64,
-    pub user: TokenUser,
-}
-
 super::methods! {
     POST => login,
-}
-
-/// Signs an access token for `user` in session family `sid`.
-pub(crate) fn access_token<P: Platform>(
-    ctx: &Ctx<P>,
-    user: &TokenUser,
-    sid: uuid::Uuid,
-) -> Result<String, ApiError> {
-    let claims = jwt::AccessClaims {
-        iss: ctx.config.tokens()?.issuer.clone(),
-        aud: ctx.config.tokens()?.audience.clone(),
-        sub: user.id,
-        org: user.organization_id,
-        role: user.role.as_str().to_owned(),
-        sid,
-        jti: ctx.new_uuid(),
-    };
-    jwt::sign(
-        &ctx.config.tokens()?.keys,
-        &claims,
-        ctx.now(),
-        ctx.config.tokens()?.access_ttl_secs,
-    )
-    .map_err(ApiError::internal)
-}
-
-/// The reply of login and refresh, with the refresh cookie for browsers.
-pub(crate) fn token_reply<P: Platform>(
-    ctx: &Ctx<P>,
-    user: TokenUser,
-    sid: uuid::Uuid,
-    refresh_token: String,
-    refresh_expires_in: i64,
-) -> Result<Reply, ApiError> {
-    let access_token = access_token(ctx, &user, sid)?;
-    let cookie = session::refresh_cookie(&refresh_token, refresh_expires_in);
-    Ok(Reply::ok(TokenReply {
-        access_token,
-        token_type: "Bearer",
-        expires_in: ctx.config.tokens()?.access_ttl_secs,
-        refresh_token,
-        refresh_expires_in,
-        user,
-    })?
-    .header(header::SET_COOKIE, cookie))
 }
 
 async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
@@ -150,13 +70,7 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
     .await?;
 
     let db = ctx.db();
-    let user: Option<UserRow> = db
-        .fetch_optional(
-            "SELECT id, organization_id, email, name, role, password_hash, is_active, \
-             coalesce(account_locked_until > now(), false) AS locked FROM users WHERE email = $1",
-            params![email.as_str()],
-        )
-        .await?;
+    let user = user::account_for_login(&db, email.as_str()).await?;
 
     let Some(user) = user else {
         password::verify_dummy(&input.password);
@@ -181,6 +95,9 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
         return Err(ApiError::InvalidCredentials);
     };
 
+    // The account names its organization: from here on, queries are
+    // confined to it.
+    let scope = Scope::account(user.organization_id);
     let family = ctx.new_uuid();
     let (refresh_token, refresh_hash) = new_refresh_token(ctx.random_bytes::<32>());
     let event = audit::Event {
@@ -198,31 +115,27 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
         metadata: json!({}),
         reason: None,
     };
-    db.batch(
-        vec![
-            statement(
-                "UPDATE users SET last_login_at = now(), failed_login_attempts = 0, account_locked_until = NULL \
-                 WHERE id = $1",
-                params![user.id],
-            ),
-            statement(
-                "INSERT INTO sessions (id, organization_id, user_id, token_hash, family_id, ip_address, user_agent, expires_at) \
-                 VALUES ($1, $2, $3, $4::text::bytea, $1, $5::inet, $6, now() + make_interval(secs => $7))",
-                params![
+    let client = model::session::Client {
+        ip: rq.client_ip().map(|ip| ip.to_string()),
+        user_agent: rq.user_agent(),
+    };
+    scope
+        .batch(
+            &db,
+            vec![
+                user::record_login(&scope, user.id),
+                model::session::open(
+                    &scope,
                     family,
-                    user.organization_id,
                     user.id,
-                    refresh_hash,
-                    rq.client_ip().map(|ip| ip.to_string()),
-                    rq.user_agent(),
+                    &refresh_hash,
+                    &client,
                     SESSION_TTL_SECS,
-                ],
-            ),
-            event.insert(rq),
-        ],
-        BatchOptions::default(),
-    )
-    .await?;
+                ),
+                event.insert(rq),
+            ],
+        )
+        .await?;
 
     let user = TokenUser {
         id: user.id,
@@ -236,20 +149,16 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
 
 /// Counts a wrong password; the failure that reaches the threshold locks
 /// the account for a while and is audited.
-async fn count_failure<P: Platform>(ctx: &Ctx<P>, rq: &Rq, user: &UserRow) -> Result<(), ApiError> {
-    #[derive(Deserialize)]
-    struct Counted {
-        locked_now: bool,
-    }
-    let counted: Option<Counted> = ctx
-        .db()
+async fn count_failure<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &Rq,
+    user: &user::Account,
+) -> Result<(), ApiError> {
+    let scope = Scope::account(user.organization_id);
+    let counted: Option<user::Counted> = scope
         .fetch_optional(
-            "UPDATE users SET \
-               failed_login_attempts = CASE WHEN failed_login_attempts + 1 >= $2 THEN 0 ELSE failed_login_attempts + 1 END, \
-               account_locked_until = CASE WHEN failed_login_attempts + 1 >= $2 \
-                                           THEN now() + make_interval(mins => $3) ELSE account_locked_until END \
-             WHERE id = $1 RETURNING coalesce(account_locked_until > now(), false) AS locked_now",
-            params![user.id, MAX_FAILED_LOGINS, LOCKOUT_MINUTES],
+            &ctx.db(),
+            user::count_failed_login(&scope, user.id, MAX_FAILED_LOGINS, LOCKOUT_MINUTES),
         )
         .await?;
     if counted.is_some_and(|c| c.locked_now) {

@@ -2,17 +2,24 @@
 //! access tokens stop working on the next request) and clears the cookie.
 
 use http::header;
+use serde::Serialize;
 use serde_json::json;
 
 use crate::audit::{self, Outcome};
 use crate::auth::{self, session};
 use crate::ctx::Ctx;
-use crate::db::{BatchOptions, statement};
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::params;
+use crate::model;
 use crate::platform::Platform;
 use crate::request::Rq;
+
+/// The answer of a logout.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LoggedOut {
+    logged_out: bool,
+}
 
 super::methods! {
     POST => logout,
@@ -41,19 +48,16 @@ async fn logout<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         metadata: json!({}),
         reason: None,
     };
-    ctx.db()
+    let scope = principal.scope();
+    scope
         .batch(
+            &ctx.db(),
             vec![
-                statement(
-                    "UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' \
-                     WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL",
-                    params![session_id, principal.user_id],
-                ),
+                model::session::end_family(&scope, session_id, model::session::Ending::Logout),
                 event.insert(rq),
             ],
-            BatchOptions::default(),
         )
         .await?;
-    Ok(Reply::ok(json!({ "loggedOut": true }))?
+    Ok(Reply::ok(LoggedOut { logged_out: true })?
         .header(header::SET_COOKIE, session::clear_refresh_cookie()))
 }

@@ -1,28 +1,15 @@
 //! `GET /api/auth/me`: the caller, their organization and their permissions.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::auth::{self, Permission, Role};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::params;
+use crate::model::user;
 use crate::platform::Platform;
 use crate::request::Rq;
-
-#[derive(Deserialize)]
-struct Row {
-    id: uuid::Uuid,
-    email: String,
-    name: String,
-    department: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    last_login_at: Option<OffsetDateTime>,
-    organization_id: uuid::Uuid,
-    organization_name: String,
-    organization_slug: String,
-}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -54,15 +41,7 @@ super::methods! {
 
 async fn me<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
-    let row: Row = ctx
-        .db()
-        .fetch_optional(
-            "SELECT u.id, u.email, u.name, u.department, u.last_login_at, o.id AS organization_id, \
-                    o.name AS organization_name, o.slug AS organization_slug \
-             FROM users u JOIN organizations o ON o.id = u.organization_id \
-             WHERE u.id = $1 AND u.organization_id = $2",
-            params![principal.user_id, principal.organization_id],
-        )
+    let row = user::with_organization(&ctx.db(), &principal.scope(), principal.user_id)
         .await?
         .ok_or(ApiError::TokenInvalid("session ended"))?;
     Reply::ok(Me {

@@ -3,16 +3,15 @@
 //! ended, all in one statement; then audited. An unknown, used or expired
 //! token is a `400` on `token`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, Outcome};
 use crate::auth::{password, policy};
 use crate::ctx::Ctx;
-use crate::db::BatchOptions;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::{Scope, password_reset};
 use crate::platform::Platform;
 use crate::ratelimit::Class;
 use crate::request::Rq;
@@ -24,10 +23,11 @@ struct Input {
     password: String,
 }
 
-#[derive(Deserialize)]
-struct Reset {
-    id: uuid::Uuid,
-    organization_id: uuid::Uuid,
+/// The answer of a reset.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PasswordReset {
+    password_reset: bool,
 }
 
 super::methods! {
@@ -69,24 +69,7 @@ async fn reset<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
         password::hash(&input.password, ctx.random_bytes::<16>()).map_err(ApiError::internal)?;
     let token_hash = crate::auth::session::token_hash(&input.token);
     let db = ctx.db();
-    let reset: Option<Reset> = db
-        .fetch_optional(
-            "WITH spent AS ( \
-               UPDATE password_resets SET used_at = now() \
-               WHERE token_hash = $1::text::bytea AND used_at IS NULL AND expires_at > now() \
-               RETURNING user_id), \
-             changed AS ( \
-               UPDATE users u SET password_hash = $2, failed_login_attempts = 0, account_locked_until = NULL, \
-                                  updated_at = now() \
-               FROM spent WHERE u.id = spent.user_id AND u.is_active \
-               RETURNING u.id, u.organization_id), \
-             ended AS ( \
-               UPDATE sessions s SET revoked_at = now(), revoked_reason = 'password_reset' \
-               FROM changed WHERE s.user_id = changed.id AND s.revoked_at IS NULL RETURNING s.id) \
-             SELECT id, organization_id FROM changed",
-            params![token_hash, hash],
-        )
-        .await?;
+    let reset = password_reset::use_reset_token(&db, &token_hash, &hash).await?;
     let reset = reset.ok_or_else(invalid_token)?;
     let event = audit::Event {
         id: ctx.new_uuid(),
@@ -103,7 +86,10 @@ async fn reset<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
         metadata: json!({}),
         reason: None,
     };
-    db.batch(vec![event.insert(rq)], BatchOptions::default())
+    Scope::account(reset.organization_id)
+        .batch(&db, vec![event.insert(rq)])
         .await?;
-    Reply::ok(json!({ "passwordReset": true }))
+    Reply::ok(PasswordReset {
+        password_reset: true,
+    })
 }

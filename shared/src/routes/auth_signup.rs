@@ -4,17 +4,16 @@
 //! first user is its admin (`{organizationName, email, name, password}`).
 //! 201 with the user and organization; the client then logs in.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, Outcome};
 use crate::auth::{password, policy};
 use crate::ctx::Ctx;
-use crate::db::{BatchOptions, DbError, statement};
 use crate::domain::Email;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::{Scope, first_row, invitation, organization, user};
 use crate::platform::Platform;
 use crate::ratelimit::Class;
 use crate::request::Rq;
@@ -29,11 +28,20 @@ struct Input {
     password: String,
 }
 
-#[derive(Deserialize)]
-struct Joined {
-    user_id: uuid::Uuid,
+/// The account just created.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignedUp {
+    user: NewUser,
     organization_id: uuid::Uuid,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NewUser {
+    id: uuid::Uuid,
     email: String,
+    name: String,
     role: String,
 }
 
@@ -56,17 +64,6 @@ fn slug(name: &str, suffix: [u8; 3]) -> String {
     let base = base.trim_end_matches('-');
     let base = if base.is_empty() { "lab" } else { base };
     format!("{base}-{}", hex::encode(suffix))
-}
-
-fn email_taken(err: DbError) -> ApiError {
-    if err.constraint() == Some("users_email_key") {
-        ApiError::Conflict {
-            message: "A user with this e-mail already exists".into(),
-            details: vec![FieldError::new("email", "Already has an account")],
-        }
-    } else {
-        err.into()
-    }
 }
 
 async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
@@ -123,26 +120,17 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let user_id = ctx.new_uuid();
     let db = ctx.db();
 
-    let joined: Joined = if let Some(token) = &input.invitation_token {
+    let joined: user::Joined = if let Some(token) = &input.invitation_token {
         let token_hash = crate::auth::session::token_hash(token);
-        db.fetch_optional(
-            "WITH accepted AS ( \
-               UPDATE invitations SET accepted_at = now(), accepted_user_id = $2 \
-               WHERE token_hash = $1::text::bytea AND accepted_at IS NULL AND expires_at > now() \
-               RETURNING organization_id, email, role) \
-             INSERT INTO users (id, organization_id, email, password_hash, name, role) \
-             SELECT $2, organization_id, email, $3, $4, role FROM accepted \
-             RETURNING id AS user_id, organization_id, email, role",
-            params![token_hash, user_id, hash, name],
-        )
-        .await
-        .map_err(email_taken)?
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "invitationToken",
-                "The invitation is invalid or has expired",
-            )
-        })?
+        invitation::accept(&db, &token_hash, user_id, &hash, &name)
+            .await
+            .map_err(user::email_taken)?
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "invitationToken",
+                    "The invitation is invalid or has expired",
+                )
+            })?
     } else {
         let email = email.ok_or_else(|| ApiError::invalid("email", "E-mail is required"))?;
         let organization_name = input
@@ -151,29 +139,20 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             .unwrap_or_default()
             .trim()
             .to_owned();
-        let organization_id = ctx.new_uuid();
-        let results = db
+        // A new organization: the account opened here is its first admin.
+        let scope = Scope::account(ctx.new_uuid());
+        let slug = slug(&organization_name, ctx.random_bytes::<3>());
+        let results = scope
             .batch(
+                &db,
                 vec![
-                    statement(
-                        "INSERT INTO organizations (id, name, slug) VALUES ($1, $2, $3)",
-                        params![organization_id, organization_name, slug(&organization_name, ctx.random_bytes::<3>())],
-                    ),
-                    statement(
-                        "INSERT INTO users (id, organization_id, email, password_hash, name, role) \
-                         VALUES ($1, $2, $3, $4, $5, 'ADMIN') RETURNING id AS user_id, organization_id, email, role",
-                        params![user_id, organization_id, email.as_str(), hash, name],
-                    ),
+                    organization::insert(&scope, &organization_name, &slug),
+                    user::insert_admin(&scope, user_id, email.as_str(), &hash, &name),
                 ],
-                BatchOptions::default(),
             )
             .await
-            .map_err(email_taken)?;
-        results
-            .get(1)
-            .and_then(|r| r.decode::<Joined>().ok())
-            .and_then(|rows| rows.into_iter().next())
-            .ok_or_else(|| ApiError::internal("signup inserted no user"))?
+            .map_err(user::email_taken)?;
+        first_row(&results, 1)?.ok_or_else(|| ApiError::internal("signup inserted no user"))?
     };
     let event = audit::Event {
         id: ctx.new_uuid(),
@@ -194,12 +173,18 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         metadata: json!({}),
         reason: None,
     };
-    db.batch(vec![event.insert(rq)], BatchOptions::default())
+    Scope::account(joined.organization_id)
+        .batch(&db, vec![event.insert(rq)])
         .await?;
-    Reply::created(json!({
-        "user": { "id": joined.user_id, "email": joined.email, "name": name, "role": joined.role },
-        "organizationId": joined.organization_id,
-    }))
+    Reply::created(SignedUp {
+        user: NewUser {
+            id: joined.user_id,
+            email: joined.email,
+            name,
+            role: joined.role,
+        },
+        organization_id: joined.organization_id,
+    })
 }
 
 #[cfg(test)]

@@ -5,13 +5,13 @@
 use serde::Deserialize;
 
 use super::instrument_control::{COMMAND_COLUMNS, CommandView};
-use super::instruments::Page;
-use super::instruments_item;
-use super::page::{self, Cursor};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
+use crate::model::instrument;
+use crate::model::page::Page;
+use crate::model::page::{self, Cursor};
 use crate::params;
 use crate::platform::Platform;
 use crate::request::Rq;
@@ -56,7 +56,7 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    instruments_item::load(ctx, &principal, instrument_id).await?;
+    instrument::get(&ctx.db(), &principal.scope(), instrument_id).await?;
     let mut items: Vec<CommandView> = ctx
         .db()
         .fetch_all(

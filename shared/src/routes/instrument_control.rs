@@ -13,7 +13,6 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use super::instruments_item;
 use crate::audit;
 use crate::auth::{self, Permission, Principal};
 use crate::ctx::Ctx;
@@ -21,6 +20,7 @@ use crate::db::{Statement, statement};
 use crate::domain::command;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
+use crate::model::instrument;
 use crate::params;
 use crate::platform::Platform;
 use crate::request::Rq;
@@ -213,7 +213,7 @@ async fn control<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErr
     let key = idempotency_key(rq)?;
     let input: ControlInput = rq.json(ctx)?;
     let parameters = input.parameters.unwrap_or_default();
-    let instrument = instruments_item::load(ctx, &principal, instrument_id).await?;
+    let instrument = instrument::get(&ctx.db(), &principal.scope(), instrument_id).await?;
     if instrument.deleted_at.is_some() {
         return Err(ApiError::NotFound);
     }

@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::instruments_item;
 use crate::audit;
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::db::statement;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
+use crate::model::instrument;
 use crate::params;
 use crate::platform::Platform;
 use crate::request::Rq;
@@ -61,7 +61,7 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;
     let instrument_id = rq.uuid_param("id")?;
-    instruments_item::load(ctx, &principal, instrument_id).await?;
+    instrument::get(&ctx.db(), &principal.scope(), instrument_id).await?;
     let items: Vec<MaintenanceView> = ctx
         .db()
         .fetch_all(
@@ -119,7 +119,7 @@ async fn schedule<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    let instrument = instruments_item::load(ctx, &principal, instrument_id).await?;
+    let instrument = instrument::get(&ctx.db(), &principal.scope(), instrument_id).await?;
     if instrument.deleted_at.is_some() {
         return Err(ApiError::NotFound);
     }

@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-use super::instruments_item;
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::live::valid_metric;
+use crate::model::instrument;
 use crate::params;
 use crate::platform::Platform;
 use crate::request::Rq;
@@ -112,7 +112,7 @@ async fn series<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let Some(bucket) = bucket.filter(|_| problems.is_empty()) else {
         return Err(ApiError::Validation(problems));
     };
-    instruments_item::load(ctx, &principal, instrument_id).await?;
+    instrument::get(&ctx.db(), &principal.scope(), instrument_id).await?;
     let points: Vec<Point> = ctx
         .db()
         .fetch_all(

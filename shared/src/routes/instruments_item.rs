@@ -4,19 +4,17 @@
 //! stale, 428 when missing), `DELETE` removes it with a `reason` (409 while a
 //! run is active). `instruments:view` / `instruments:manage`.
 
-use http::{HeaderValue, header};
+use http::header;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::instruments::{COLUMNS, CreateInput, Instrument, NewInstrument, conflict_on_serial};
 use crate::audit;
-use crate::auth::{self, Permission, Principal};
+use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
-use crate::db::statement;
 use crate::domain::InstrumentStatus;
-use crate::envelope::Reply;
+use crate::envelope::{Reply, etag};
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::instrument::{self, Instrument, InstrumentInput, NewInstrument};
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -39,51 +37,12 @@ const UPDATABLE: &[&str] = &[
     "calibration",
 ];
 
-/// The instrument `id` of the caller's organization, removed or not.
-pub async fn load<P: Platform>(
-    ctx: &Ctx<P>,
-    principal: &Principal,
-    id: uuid::Uuid,
-) -> Result<Instrument, ApiError> {
-    ctx.db()
-        .fetch_optional(
-            &format!("SELECT {COLUMNS} FROM instruments WHERE id = $1 AND organization_id = $2"),
-            params![id, principal.organization_id],
-        )
-        .await?
-        .ok_or(ApiError::NotFound)
-}
-
-/// The `ETag` of a version.
-pub fn etag(version: i64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
-}
-
 async fn show<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;
-    let instrument = load(ctx, &principal, rq.uuid_param("id")?).await?;
+    let instrument = instrument::get(&ctx.db(), &principal.scope(), rq.uuid_param("id")?).await?;
     let version = instrument.version;
     Ok(Reply::ok(instrument)?.header(header::ETAG, etag(version)))
-}
-
-/// The version the client read: `If-Match: "3"` (or `W/"3"`), else the
-/// body's `version`. Neither is `428`.
-pub fn expected_version(rq: &Rq, body_version: Option<&Value>) -> Result<i64, ApiError> {
-    if let Some(raw) = rq.req.headers().get(header::IF_MATCH) {
-        let text = raw.to_str().unwrap_or("");
-        let tag = text.trim().trim_start_matches("W/").trim_matches('"');
-        return tag
-            .parse::<i64>()
-            .map_err(|_| ApiError::invalid("If-Match", "Must be the ETag you read, e.g. \"3\""));
-    }
-    match body_version {
-        None => Err(ApiError::PreconditionRequired),
-        Some(v) => v
-            .as_i64()
-            .filter(|v| *v >= 1)
-            .ok_or_else(|| ApiError::invalid("version", "Must be a positive integer")),
-    }
 }
 
 async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
@@ -104,8 +63,9 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     if !unknown.is_empty() {
         return Err(ApiError::Validation(unknown));
     }
-    let version = expected_version(rq, body.get("version"))?;
-    let current = load(ctx, &principal, id).await?;
+    let version = rq.expected_version(body.get("version"))?;
+    let scope = principal.scope();
+    let current = instrument::get(&ctx.db(), &scope, id).await?;
     if current.deleted_at.is_some() {
         return Err(ApiError::NotFound);
     }
@@ -129,7 +89,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             merged.insert(key, value);
         }
     }
-    let input: CreateInput = crate::request::parse_value(Value::Object(merged))?;
+    let input: InstrumentInput = crate::request::parse_value(Value::Object(merged))?;
     let new = NewInstrument::parse(input)?;
     if new.status != current.status
         && (new.status == InstrumentStatus::Running || current.status == InstrumentStatus::Running)
@@ -140,11 +100,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         ));
     }
 
-    let after = json!({
-        "name": new.name, "type": new.kind, "status": new.status, "location": new.location,
-        "model": new.model, "serialNumber": new.serial_number, "firmware": new.firmware,
-        "configuration": new.configuration, "calibration": new.calibration,
-    });
+    let after = new.audit_values();
     let before = serde_json::to_value(&current).map_err(ApiError::internal)?;
     let (old_values, new_values) = audit::changed_fields(&before, &after, &[]);
     if new_values.as_object().is_some_and(Map::is_empty) {
@@ -162,36 +118,11 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             ("instrument", id),
         )
     };
-    let change = statement(
-        format!(
-            "UPDATE instruments SET name = $4, type = $5, status = $6, location = $7, model = $8, \
-             serial_number = $9, firmware = $10, configuration = $11::jsonb, calibration = $12::jsonb, \
-             calibration_due_at = $13, version = version + 1, updated_at = now() \
-             WHERE id = $1 AND organization_id = $2 AND version = $3 AND deleted_at IS NULL \
-             RETURNING {COLUMNS}"
-        ),
-        params![
-            id,
-            principal.organization_id,
-            version,
-            new.name,
-            new.kind.as_str(),
-            new.status.as_str(),
-            new.location,
-            new.model,
-            new.serial_number,
-            new.firmware,
-            new.configuration,
-            new.calibration,
-            new.calibration_due_at,
-        ],
-    );
-    let recorded = event.record_change(rq, change);
-    let updated: Option<Instrument> = ctx
-        .db()
-        .fetch_optional(&recorded.query, recorded.params)
+    let change = instrument::update(&scope, id, version, &new);
+    let updated: Option<Instrument> = scope
+        .fetch_optional(&ctx.db(), event.record_change(rq, change))
         .await
-        .map_err(conflict_on_serial)?;
+        .map_err(instrument::conflict_on_serial)?;
     match updated {
         Some(instrument) => {
             let version = instrument.version;
@@ -199,7 +130,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         }
         // Someone else changed or removed it between our read and write.
         None => {
-            let now = load(ctx, &principal, id).await?;
+            let now = instrument::get(&ctx.db(), &scope, id).await?;
             if now.deleted_at.is_some() {
                 Err(ApiError::NotFound)
             } else {
@@ -241,25 +172,17 @@ async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             ("instrument", id),
         )
     };
-    let change = statement(
-        format!(
-            "UPDATE instruments SET deleted_at = now(), status = 'offline', version = version + 1, updated_at = now() \
-             WHERE id = $1 AND organization_id = $2 AND deleted_at IS NULL \
-               AND NOT EXISTS (SELECT 1 FROM runs WHERE organization_id = $2 AND instrument_id = $1 \
-                               AND status IN ('pending', 'running')) \
-             RETURNING {COLUMNS}"
-        ),
-        params![id, principal.organization_id],
-    );
-    let recorded = event.record_change(rq, change);
-    let removed: Option<Instrument> = ctx
-        .db()
-        .fetch_optional(&recorded.query, recorded.params)
+    let scope = principal.scope();
+    let removed: Option<Instrument> = scope
+        .fetch_optional(
+            &ctx.db(),
+            event.record_change(rq, instrument::remove(&scope, id)),
+        )
         .await?;
     match removed {
         Some(instrument) => Reply::ok(instrument),
         None => {
-            let current = load(ctx, &principal, id).await?;
+            let current = instrument::get(&ctx.db(), &scope, id).await?;
             if current.deleted_at.is_some() {
                 Err(ApiError::NotFound)
             } else {

@@ -14,14 +14,15 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::instrument_maintenance::{MAINTENANCE_COLUMNS, MaintenanceView, text};
-use super::instruments_item::{self, etag, expected_version};
 use crate::audit;
 use crate::auth::{self, Permission, Principal};
 use crate::ctx::Ctx;
 use crate::db::statement;
 use crate::domain::schema;
 use crate::envelope::Reply;
+use crate::envelope::etag;
 use crate::error::{ApiError, FieldError};
+use crate::model::instrument;
 use crate::params;
 use crate::platform::Platform;
 use crate::request::Rq;
@@ -64,7 +65,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     principal.require(Permission::InstrumentsControl)?;
     let id = rq.uuid_param("id")?;
     let input: UpdateInput = rq.json(ctx)?;
-    let version = expected_version(rq, input.version.as_ref())?;
+    let version = rq.expected_version(input.version.as_ref())?;
     let mut problems = Vec::new();
     let status = match input.status.as_deref() {
         None => None,
@@ -119,7 +120,8 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let mut calibration_doc = None;
     let mut next_due = None;
     if completing && is_calibration {
-        let instrument = instruments_item::load(ctx, &principal, current.instrument_id).await?;
+        let instrument =
+            instrument::get(&ctx.db(), &principal.scope(), current.instrument_id).await?;
         let interval = instrument.configuration["calibrationIntervalDays"]
             .as_i64()
             .unwrap_or(DEFAULT_CALIBRATION_INTERVAL_DAYS);

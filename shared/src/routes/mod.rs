@@ -65,7 +65,6 @@ pub mod instruments;
 pub mod instruments_item;
 pub mod live;
 pub mod maintenance_item;
-pub mod page;
 pub mod retention_run;
 pub mod run_data;
 pub mod run_qc;

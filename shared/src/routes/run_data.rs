@@ -347,7 +347,7 @@ async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             let mut whole = if range.first == 0 {
                 Vec::new()
             } else {
-                postgres::read(ctx, principal.organization_id, id, 0, range.first).await?
+                postgres::read(ctx, &principal.scope(), id, 0, range.first).await?
             };
             whole.extend_from_slice(&body);
             Some(qc::parse(format, &whole).map_err(|e| {
@@ -714,7 +714,7 @@ async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
     };
     let range = storage::requested_range(range_header, size)?;
     let (start, end) = range.unwrap_or((0, size));
-    let bytes = postgres::read(ctx, principal.organization_id, id, start, end).await?;
+    let bytes = postgres::read(ctx, &principal.scope(), id, start, end).await?;
     let status = if range.is_some() {
         StatusCode::PARTIAL_CONTENT
     } else {

@@ -277,7 +277,7 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
         rq,
         Class::Auth,
         &format!("esign:{}", principal.user_id),
-        Some(principal.organization_id),
+        Some(&principal.scope()),
     )
     .await?;
     let run = runs::load(ctx, &principal, id).await?;

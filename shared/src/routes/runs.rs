@@ -13,9 +13,6 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use super::instrument_control::{self, DEFAULT_TIMEOUT_SECS, NewCommand};
-use super::instruments::Page;
-use super::instruments_item;
-use super::page::{self, Cursor};
 use crate::audit;
 use crate::auth::{self, Permission, Principal};
 use crate::ctx::Ctx;
@@ -23,6 +20,9 @@ use crate::db::statement;
 use crate::domain::{RunStatus, command};
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
+use crate::model::instrument;
+use crate::model::page::Page;
+use crate::model::page::{self, Cursor};
 use crate::params;
 use crate::platform::Platform;
 use crate::request::Rq;
@@ -226,7 +226,8 @@ async fn start<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    let instrument = match instruments_item::load(ctx, &principal, input.instrument_id).await {
+    let instrument = match instrument::get(&ctx.db(), &principal.scope(), input.instrument_id).await
+    {
         Ok(i) if i.deleted_at.is_none() => i,
         Ok(_) | Err(ApiError::NotFound) => {
             return Err(ApiError::invalid("instrumentId", "No such instrument"));

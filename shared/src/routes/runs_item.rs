@@ -3,11 +3,11 @@
 
 use http::header;
 
-use super::instruments_item::etag;
 use super::runs;
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
+use crate::envelope::etag;
 use crate::error::ApiError;
 use crate::platform::Platform;
 use crate::request::Rq;

@@ -5,40 +5,20 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use time::OffsetDateTime;
 
 use crate::audit::{self, Outcome};
 use crate::auth::{self, Permission, Role};
 use crate::ctx::Ctx;
-use crate::db::{BatchOptions, statement};
 use crate::domain::Email;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::page::Items;
+use crate::model::{invitation, rows, user};
 use crate::platform::Platform;
 use crate::request::Rq;
 
 /// Lifetime of an invitation.
 pub const INVITATION_TTL_DAYS: i64 = 7;
-
-/// A user as admins see them.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all(serialize = "camelCase"))]
-pub struct UserView {
-    pub id: uuid::Uuid,
-    pub email: String,
-    pub name: String,
-    pub role: Role,
-    pub department: Option<String>,
-    pub is_active: bool,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_login_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-}
-
-pub const USER_COLUMNS: &str =
-    "id, email, name, role, department, is_active, last_login_at, created_at";
 
 super::methods! {
     GET => list,
@@ -48,14 +28,19 @@ super::methods! {
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::UsersManage)?;
-    let users: Vec<UserView> = ctx
-        .db()
-        .fetch_all(
-            &format!("SELECT {USER_COLUMNS} FROM users WHERE organization_id = $1 ORDER BY created_at, id"),
-            params![principal.organization_id],
-        )
-        .await?;
-    Reply::ok(json!({ "items": users }))
+    let items = user::list(&ctx.db(), &principal.scope()).await?;
+    Reply::ok(Items { items })
+}
+
+/// An invitation as its sender sees it (the link went by e-mail).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Invited {
+    id: uuid::Uuid,
+    email: String,
+    role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: time::OffsetDateTime,
 }
 
 #[derive(Deserialize)]
@@ -125,21 +110,18 @@ async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         metadata: json!({}),
         reason: None,
     };
+    let scope = principal.scope();
     // Refuse an address that already has an account (409), in the same statement.
-    let insert = statement(
-        "INSERT INTO invitations (id, organization_id, email, role, token_hash, invited_by, expires_at) \
-         SELECT $1, $2, $3, $4, $5::text::bytea, $6, now() + make_interval(days => $7) \
-         WHERE NOT EXISTS (SELECT 1 FROM users WHERE email = $3) \
-         RETURNING id, expires_at",
-        params![
+    let insert = invitation::insert(
+        &scope,
+        &invitation::NewInvitation {
             id,
-            principal.organization_id,
-            email.as_str(),
-            role.as_str(),
-            hash,
-            principal.user_id,
-            INVITATION_TTL_DAYS
-        ],
+            email: email.as_str(),
+            role,
+            token_hash: &hash,
+            invited_by: principal.user_id,
+            ttl_days: INVITATION_TTL_DAYS,
+        },
     );
     let message = crate::mail::Message {
         id: ctx.new_uuid(),
@@ -148,35 +130,18 @@ async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         text: body,
     };
     // Queued only if the invitation was created.
-    let mail = statement(
-        "INSERT INTO email_outbox (id, organization_id, to_address, template, subject, body_text) \
-         SELECT $5, $1, $2, 'invitation', $6, $3 FROM invitations WHERE id = $4",
-        params![
-            principal.organization_id,
-            message.to,
-            message.text,
-            id,
-            message.id,
-            message.subject
-        ],
+    let mail = invitation::queue_mail(
+        &scope,
+        id,
+        message.id,
+        &message.to,
+        &message.subject,
+        &message.text,
     );
-    #[derive(Deserialize)]
-    struct Created {
-        id: uuid::Uuid,
-        #[serde(with = "time::serde::rfc3339")]
-        expires_at: OffsetDateTime,
-    }
-    let results = ctx
-        .db()
-        .batch(
-            vec![event.insert_after(rq, insert), mail],
-            BatchOptions::default(),
-        )
+    let results = scope
+        .batch(&ctx.db(), vec![event.insert_after(rq, insert), mail])
         .await?;
-    let created = results
-        .first()
-        .and_then(|r| r.decode::<serde_json::Value>().ok())
-        .is_some_and(|rows| !rows.is_empty());
+    let created = !rows::<serde_json::Value>(&results, 0)?.is_empty();
     if !created {
         return Err(ApiError::Conflict {
             message: "A user with this e-mail already exists".into(),
@@ -184,18 +149,12 @@ async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         });
     }
     crate::mail::deliver(ctx, &[message]).await;
-    let row: Option<Created> = ctx
-        .db()
-        .fetch_optional(
-            "SELECT id, expires_at FROM invitations WHERE id = $1",
-            params![id],
-        )
-        .await?;
+    let row = invitation::load(&ctx.db(), &scope, id).await?;
     let row = row.ok_or_else(|| ApiError::internal("invitation vanished"))?;
-    Reply::created(json!({
-        "id": row.id,
-        "email": email.as_str(),
-        "role": role,
-        "expiresAt": row.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-    }))
+    Reply::created(Invited {
+        id: row.id,
+        email: email.as_str().to_owned(),
+        role,
+        expires_at: row.expires_at,
+    })
 }

@@ -8,14 +8,12 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::users::{USER_COLUMNS, UserView};
 use crate::audit::{self, Outcome};
 use crate::auth::{self, Permission, Role};
 use crate::ctx::Ctx;
-use crate::db::{BatchOptions, statement};
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::{self, user};
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -24,27 +22,13 @@ super::methods! {
     PUT => update,
 }
 
-async fn load<P: Platform>(
-    ctx: &Ctx<P>,
-    organization_id: uuid::Uuid,
-    id: uuid::Uuid,
-) -> Result<UserView, ApiError> {
-    ctx.db()
-        .fetch_optional(
-            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND organization_id = $2"),
-            params![id, organization_id],
-        )
-        .await?
-        .ok_or(ApiError::NotFound)
-}
-
 async fn show<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     let id = rq.uuid_param("id")?;
     if id != principal.user_id {
         principal.require(Permission::UsersManage)?;
     }
-    Reply::ok(load(ctx, principal.organization_id, id).await?)
+    Reply::ok(user::get(&ctx.db(), &principal.scope(), id).await?)
 }
 
 #[derive(Deserialize)]
@@ -63,7 +47,8 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     principal.require(Permission::UsersManage)?;
     let id = rq.uuid_param("id")?;
     let input: UpdateInput = rq.json(ctx)?;
-    let current = load(ctx, principal.organization_id, id).await?;
+    let scope = principal.scope();
+    let current = user::get(&ctx.db(), &scope, id).await?;
     let mut problems = Vec::new();
     let name = match input.name.as_deref().map(str::trim) {
         Some(n) if n.is_empty() || !crate::domain::printable_within(n, 255) => {
@@ -162,28 +147,20 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         metadata: json!({}),
         reason,
     };
-    let mut statements = vec![
-        statement(
-            "UPDATE users SET name = $3, department = $4, role = $5, is_active = $6, updated_at = now() \
-             WHERE id = $1 AND organization_id = $2",
-            params![
-                id,
-                principal.organization_id,
-                new_name,
-                new_department,
-                new_role.as_str(),
-                new_active
-            ],
-        ),
-        event.insert(rq),
-    ];
+    let profile = user::Profile {
+        name: &new_name,
+        department: new_department.as_deref(),
+        role: new_role,
+        is_active: new_active,
+    };
+    let mut statements = vec![user::update(&scope, id, &profile), event.insert(rq)];
     if !new_active {
-        statements.push(statement(
-            "UPDATE sessions SET revoked_at = now(), revoked_reason = 'deactivated' \
-             WHERE user_id = $1 AND revoked_at IS NULL",
-            params![id],
+        statements.push(model::session::end_all_of(
+            &scope,
+            id,
+            model::session::Ending::Deactivated,
         ));
     }
-    ctx.db().batch(statements, BatchOptions::default()).await?;
-    Reply::ok(load(ctx, principal.organization_id, id).await?)
+    scope.batch(&ctx.db(), statements).await?;
+    Reply::ok(user::get(&ctx.db(), &scope, id).await?)
 }

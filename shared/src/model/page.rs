@@ -1,11 +1,28 @@
-//! Keyset pagination: an opaque cursor naming the last item of a page by
-//! `(created_at, id)`, the order every list uses (newest first).
+//! Keyset pagination: an opaque cursor naming the last item of a page, by
+//! `(created_at, id)` ([`Cursor`], the default order of lists) or by a text
+//! column and `id` ([`TextCursor`], lists sorted by name); [`Page`] is what a
+//! list answers.
 
 use base64::Engine as _;
+use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::FieldError;
+
+/// One page of a list and the cursor of the next, if any.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A whole list in one answer (short lists that need no cursor).
+#[derive(Debug, Serialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
 
 pub const DEFAULT_LIMIT: i64 = 25;
 pub const MAX_LIMIT: i64 = 100;

@@ -1,0 +1,400 @@
+//! `instruments`: the lab's instruments, their registration, updates under
+//! optimistic concurrency and removal (the row stays; its history stays
+//! readable).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::Scope;
+use super::page::{Cursor, TextCursor};
+use crate::db::{Db, DbError, Statement, statement};
+use crate::domain::{InstrumentStatus, InstrumentType, schema};
+use crate::error::{ApiError, FieldError};
+use crate::params;
+use crate::platform::Platform;
+
+/// Longest text field (name, location, model, serial number, firmware).
+pub const MAX_TEXT: usize = 255;
+/// Largest `configuration` / `calibration` document, serialized.
+pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+
+pub const COLUMNS: &str = "id, name, type, status, location, model, serial_number, firmware, configuration, \
+                           calibration, calibration_due_at, version, created_at, updated_at, last_seen_at, created_by, \
+                           deleted_at";
+
+/// An instrument as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct Instrument {
+    pub id: uuid::Uuid,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: InstrumentType,
+    pub status: InstrumentStatus,
+    pub location: Option<String>,
+    pub model: Option<String>,
+    pub serial_number: Option<String>,
+    pub firmware: Option<String>,
+    pub configuration: Value,
+    pub calibration: Value,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub calibration_due_at: Option<OffsetDateTime>,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_seen_at: Option<OffsetDateTime>,
+    pub created_by: Option<uuid::Uuid>,
+    /// Set once the instrument is removed; its history stays readable.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+/// The order of the list: a column, ascending or descending, then `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    CreatedAt { descending: bool },
+    Name { descending: bool },
+}
+
+impl Sort {
+    pub const EXPECTED: &str = "createdAt, -createdAt, name, -name";
+
+    pub fn parse(raw: &str) -> Option<Sort> {
+        let (descending, column) = match raw.strip_prefix('-') {
+            Some(column) => (true, column),
+            None => (false, raw),
+        };
+        match column {
+            "createdAt" => Some(Sort::CreatedAt { descending }),
+            "name" => Some(Sort::Name { descending }),
+            _ => None,
+        }
+    }
+
+    /// `ORDER BY` and the keyset comparison (`$5`/`$6`: created_at and id,
+    /// `$8`: name; every query names all three, the other order's key being
+    /// null); the columns come from this fixed list only.
+    fn sql(self) -> (&'static str, &'static str) {
+        match self {
+            Sort::CreatedAt { descending: true } => (
+                "created_at DESC, id DESC",
+                "$8::text IS NULL AND ($5::timestamptz IS NULL OR (created_at, id) < ($5::timestamptz, $6::uuid))",
+            ),
+            Sort::CreatedAt { descending: false } => (
+                "created_at ASC, id ASC",
+                "$8::text IS NULL AND ($5::timestamptz IS NULL OR (created_at, id) > ($5::timestamptz, $6::uuid))",
+            ),
+            Sort::Name { descending: true } => (
+                "name DESC, id DESC",
+                "$5::timestamptz IS NULL AND ($8::text IS NULL OR (name, id) < ($8::text, $6::uuid))",
+            ),
+            Sort::Name { descending: false } => (
+                "name ASC, id ASC",
+                "$5::timestamptz IS NULL AND ($8::text IS NULL OR (name, id) > ($8::text, $6::uuid))",
+            ),
+        }
+    }
+}
+
+/// What a list asks for.
+pub struct ListFilter {
+    pub status: Option<InstrumentStatus>,
+    pub kind: Option<InstrumentType>,
+    pub location: Option<String>,
+    pub sort: Sort,
+    /// Continues after this item of a list sorted by `createdAt`.
+    pub after: Option<Cursor>,
+    /// Continues after this item of a list sorted by `name`.
+    pub after_name: Option<TextCursor>,
+    /// How many rows to fetch.
+    pub limit: i64,
+}
+
+/// The organization's instruments in service, filtered and in order.
+pub async fn list<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    filter: &ListFilter,
+) -> Result<Vec<Instrument>, DbError> {
+    let (order, after) = filter.sort.sql();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM instruments \
+         WHERE organization_id = $1 AND deleted_at IS NULL \
+           AND ($2::text IS NULL OR status = $2) \
+           AND ($3::text IS NULL OR type = $3) \
+           AND ($4::text IS NULL OR location = $4) \
+           AND {after} \
+         ORDER BY {order} \
+         LIMIT $7"
+    );
+    let params = params![
+        scope.organization_id(),
+        filter.status.map(InstrumentStatus::as_str),
+        filter.kind.map(InstrumentType::as_str),
+        filter.location,
+        filter.after.as_ref().map(|c| c.created_at),
+        filter
+            .after
+            .as_ref()
+            .map(|c| c.id)
+            .or(filter.after_name.as_ref().map(|c| c.id)),
+        filter.limit,
+        filter.after_name.as_ref().map(|c| c.key.clone()),
+    ];
+    scope.fetch_all(db, statement(sql, params)).await
+}
+
+/// The instrument `id`, removed or not.
+pub async fn load<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    id: uuid::Uuid,
+) -> Result<Option<Instrument>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                format!("SELECT {COLUMNS} FROM instruments WHERE id = $1 AND organization_id = $2"),
+                params![id, scope.organization_id()],
+            ),
+        )
+        .await
+}
+
+/// The body of `POST` (and, merged over the current instrument, of `PUT`).
+#[derive(Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InstrumentInput {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: Option<String>,
+    pub location: Option<String>,
+    pub model: Option<String>,
+    pub serial_number: Option<String>,
+    pub firmware: Option<String>,
+    pub configuration: Option<Value>,
+    pub calibration: Option<Value>,
+}
+
+/// Validated input of `POST` / `PUT`.
+pub struct NewInstrument {
+    pub name: String,
+    pub kind: InstrumentType,
+    pub status: InstrumentStatus,
+    pub location: Option<String>,
+    pub model: Option<String>,
+    pub serial_number: Option<String>,
+    pub firmware: Option<String>,
+    pub configuration: Value,
+    pub calibration: Value,
+    pub calibration_due_at: Option<OffsetDateTime>,
+}
+
+impl NewInstrument {
+    pub fn parse(input: InstrumentInput) -> Result<NewInstrument, ApiError> {
+        let mut problems = Vec::new();
+        let mut text = |field: &str, value: Option<String>, required: bool| -> Option<String> {
+            let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+            match value {
+                None if required => {
+                    problems.push(FieldError::new(field, "Must not be empty"));
+                    None
+                }
+                Some(v) if v.chars().count() > MAX_TEXT => {
+                    problems.push(FieldError::new(
+                        field,
+                        format!("Must be at most {MAX_TEXT} characters"),
+                    ));
+                    None
+                }
+                Some(v) if v.chars().any(char::is_control) => {
+                    problems.push(FieldError::new(
+                        field,
+                        "Must not contain control characters",
+                    ));
+                    None
+                }
+                other => other,
+            }
+        };
+        let name = text("name", Some(input.name), true);
+        let location = text("location", input.location, false);
+        let model = text("model", input.model, false);
+        let serial_number = text("serialNumber", input.serial_number, false);
+        let firmware = text("firmware", input.firmware, false);
+        let kind = InstrumentType::parse(&input.kind);
+        if kind.is_none() {
+            problems.push(FieldError::new(
+                "type",
+                format!("Must be one of: {}", InstrumentType::expected()),
+            ));
+        }
+        let status = match input.status.as_deref() {
+            None => Some(InstrumentStatus::Offline),
+            Some(s) => InstrumentStatus::parse(s),
+        };
+        if status.is_none() {
+            problems.push(FieldError::new(
+                "status",
+                format!("Must be one of: {}", InstrumentStatus::expected()),
+            ));
+        }
+        let mut document = |field: &str, value: Option<Value>| -> Value {
+            match value {
+                None | Some(Value::Null) => json!({}),
+                Some(v @ Value::Object(_)) if v.to_string().len() <= MAX_DOCUMENT_BYTES => v,
+                Some(Value::Object(_)) => {
+                    problems.push(FieldError::new(
+                        field,
+                        format!("Must be at most {MAX_DOCUMENT_BYTES} bytes"),
+                    ));
+                    Value::Null
+                }
+                Some(_) => {
+                    problems.push(FieldError::new(field, "Must be a JSON object"));
+                    Value::Null
+                }
+            }
+        };
+        let configuration = document("configuration", input.configuration);
+        let calibration = document("calibration", input.calibration);
+        if let (Some(kind), Some(doc)) = (kind, configuration.as_object()) {
+            problems.extend(schema::check_configuration(kind, doc));
+        }
+        if let Some(doc) = calibration.as_object() {
+            problems.extend(schema::check_calibration(doc));
+        }
+        let calibration_due_at = calibration.as_object().and_then(schema::calibration_due);
+        match (name, kind, status) {
+            (Some(name), Some(kind), Some(status)) if problems.is_empty() => Ok(NewInstrument {
+                name,
+                kind,
+                status,
+                location,
+                model,
+                serial_number,
+                firmware,
+                configuration,
+                calibration,
+                calibration_due_at,
+            }),
+            _ => Err(ApiError::Validation(problems)),
+        }
+    }
+}
+
+impl NewInstrument {
+    /// The instrument's fields as its audit events record them.
+    pub fn audit_values(&self) -> Value {
+        json!({
+            "name": self.name,
+            "type": self.kind,
+            "status": self.status,
+            "location": self.location,
+            "model": self.model,
+            "serialNumber": self.serial_number,
+            "firmware": self.firmware,
+            "configuration": self.configuration,
+            "calibration": self.calibration,
+        })
+    }
+}
+
+/// The instrument `id`, removed or not; 404 when the organization has none.
+pub async fn get<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    id: uuid::Uuid,
+) -> Result<Instrument, ApiError> {
+    load(db, scope, id).await?.ok_or(ApiError::NotFound)
+}
+
+/// Registers `new` as instrument `id`, created by `by`; returns the row.
+pub fn insert(scope: &Scope, id: uuid::Uuid, new: &NewInstrument, by: uuid::Uuid) -> Statement {
+    statement(
+        format!(
+            "INSERT INTO instruments (id, organization_id, name, type, status, location, model, serial_number, \
+             firmware, configuration, calibration, calibration_due_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13) RETURNING {COLUMNS}"
+        ),
+        params![
+            id,
+            scope.organization_id(),
+            new.name,
+            new.kind.as_str(),
+            new.status.as_str(),
+            new.location,
+            new.model,
+            new.serial_number,
+            new.firmware,
+            new.configuration,
+            new.calibration,
+            new.calibration_due_at,
+            by,
+        ],
+    )
+}
+
+/// Replaces instrument `id` with `new` if it is still at `version` and in
+/// service; returns the row (none when it moved on or was removed).
+pub fn update(scope: &Scope, id: uuid::Uuid, version: i64, new: &NewInstrument) -> Statement {
+    statement(
+        format!(
+            "UPDATE instruments SET name = $4, type = $5, status = $6, location = $7, model = $8, \
+             serial_number = $9, firmware = $10, configuration = $11::jsonb, calibration = $12::jsonb, \
+             calibration_due_at = $13, version = version + 1, updated_at = now() \
+             WHERE id = $1 AND organization_id = $2 AND version = $3 AND deleted_at IS NULL \
+             RETURNING {COLUMNS}"
+        ),
+        params![
+            id,
+            scope.organization_id(),
+            version,
+            new.name,
+            new.kind.as_str(),
+            new.status.as_str(),
+            new.location,
+            new.model,
+            new.serial_number,
+            new.firmware,
+            new.configuration,
+            new.calibration,
+            new.calibration_due_at,
+        ],
+    )
+}
+
+/// Removes instrument `id` unless a run of it is pending or running;
+/// returns the row (none when it was already removed or a run is active).
+pub fn remove(scope: &Scope, id: uuid::Uuid) -> Statement {
+    statement(
+        format!(
+            "UPDATE instruments SET deleted_at = now(), status = 'offline', version = version + 1, updated_at = now() \
+             WHERE id = $1 AND organization_id = $2 AND deleted_at IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM runs WHERE organization_id = $2 AND instrument_id = $1 \
+                               AND status IN ('pending', 'running')) \
+             RETURNING {COLUMNS}"
+        ),
+        params![id, scope.organization_id()],
+    )
+}
+
+/// A duplicate serial number as the client should see it.
+pub fn conflict_on_serial(err: DbError) -> ApiError {
+    if err.constraint() == Some("instruments_organization_id_serial_number_key") {
+        ApiError::Conflict {
+            message: "An instrument with this serial number already exists".into(),
+            details: vec![FieldError::new(
+                "serialNumber",
+                "Already registered in this organization",
+            )],
+        }
+    } else {
+        err.into()
+    }
+}

@@ -1,0 +1,108 @@
+//! `invitations`: a single-use link, stored as its hash, that lets someone
+//! join an organization with a role.
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::Scope;
+use super::user::Joined;
+use crate::db::{Db, DbError, Statement, statement};
+use crate::domain::roles::Role;
+use crate::params;
+use crate::platform::Platform;
+
+/// An invitation to create.
+pub struct NewInvitation<'a> {
+    pub id: uuid::Uuid,
+    pub email: &'a str,
+    pub role: Role,
+    /// The token's stored hash (a bytea literal).
+    pub token_hash: &'a str,
+    pub invited_by: uuid::Uuid,
+    pub ttl_days: i64,
+}
+
+/// Creates the invitation unless the address already has an account
+/// (then nothing is inserted); returns `id, expires_at`.
+pub fn insert(scope: &Scope, new: &NewInvitation<'_>) -> Statement {
+    statement(
+        "INSERT INTO invitations (id, organization_id, email, role, token_hash, invited_by, expires_at) \
+         SELECT $1, $2, $3, $4, $5::text::bytea, $6, now() + make_interval(days => $7) \
+         WHERE NOT EXISTS (SELECT 1 FROM users WHERE email = $3) \
+         RETURNING id, expires_at",
+        params![
+            new.id,
+            scope.organization_id(),
+            new.email,
+            new.role.as_str(),
+            new.token_hash,
+            new.invited_by,
+            new.ttl_days
+        ],
+    )
+}
+
+/// Queues the invitation's e-mail, only if invitation `id` exists.
+pub fn queue_mail(
+    scope: &Scope,
+    id: uuid::Uuid,
+    message_id: uuid::Uuid,
+    to: &str,
+    subject: &str,
+    text: &str,
+) -> Statement {
+    statement(
+        "INSERT INTO email_outbox (id, organization_id, to_address, template, subject, body_text) \
+         SELECT $5, $1, $2, 'invitation', $6, $3 FROM invitations WHERE id = $4 AND organization_id = $1",
+        params![scope.organization_id(), to, text, id, message_id, subject],
+    )
+}
+
+/// When an invitation expires.
+#[derive(Debug, Deserialize)]
+pub struct Created {
+    pub id: uuid::Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Invitation `id`.
+pub async fn load<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    id: uuid::Uuid,
+) -> Result<Option<Created>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                "SELECT id, expires_at FROM invitations WHERE id = $1 AND organization_id = $2",
+                params![id, scope.organization_id()],
+            ),
+        )
+        .await
+}
+
+/// Spends the live invitation whose token hashes to `token_hash` and
+/// creates its account `user_id` in the inviting organization with the
+/// invited e-mail and role, in one statement. Found by the token alone:
+/// the organization is not known before.
+pub async fn accept<P: Platform>(
+    db: &Db<'_, P>,
+    token_hash: &str,
+    user_id: uuid::Uuid,
+    password_hash: &str,
+    name: &str,
+) -> Result<Option<Joined>, DbError> {
+    db.fetch_optional(
+        "WITH accepted AS ( \
+           UPDATE invitations SET accepted_at = now(), accepted_user_id = $2 \
+           WHERE token_hash = $1::text::bytea AND accepted_at IS NULL AND expires_at > now() \
+           RETURNING organization_id, email, role) \
+         INSERT INTO users (id, organization_id, email, password_hash, name, role) \
+         SELECT $2, organization_id, email, $3, $4, role FROM accepted \
+         RETURNING id AS user_id, organization_id, email, role",
+        params![token_hash, user_id, password_hash, name],
+    )
+    .await
+}

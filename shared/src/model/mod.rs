@@ -1,0 +1,153 @@
+//! The model layer: every table's row types, column lists and queries.
+//!
+//! Nothing outside this module names a table in SQL (a test in `xtask`
+//! reads every string of the shared crate to hold it so). Routes, the live
+//! path and the services call the functions here; routes never call each
+//! other.
+//!
+//! A query of a tenant's data takes a [`Scope`]: the organization it is
+//! confined to. A scope comes from an authenticated principal
+//! (`auth::Principal::scope`) or, for work that is not a caller's request,
+//! from one of the named constructors below; a test restricts each
+//! constructor to the modules that may use it. Reads run through the scope
+//! ([`Scope::fetch_all`], [`Scope::fetch_optional`]); writes are statements
+//! built with the scope and run as one transaction with their audit events
+//! ([`Scope::batch`]). The scope is where the per-transaction organization
+//! setting for row-level security will be issued: every tenant statement
+//! already passes through it.
+//!
+//! The few lookups that happen before the organization is known (a login by
+//! e-mail, an API key by its prefix, a refresh, reset, invitation or join
+//! token by its hash, the system audit chain, rate-limit rows keyed by
+//! address) take no scope; their names say what they look up, and the same
+//! test keeps a list of them.
+//!
+//! - [`page`]: keyset cursors and pages, shared by every list.
+//! - one module per table or group of tables (`instrument`, `run`, ...).
+
+pub mod api_key;
+pub mod audit_event;
+pub mod email;
+pub mod instrument;
+pub mod invitation;
+pub mod organization;
+pub mod page;
+pub mod password_reset;
+pub mod rate_limit;
+pub mod run_data;
+pub mod session;
+pub mod user;
+
+use serde::de::DeserializeOwned;
+
+use crate::db::{BatchOptions, Db, DbError, QueryResult, Statement};
+use crate::platform::Platform;
+
+/// The organization a query is confined to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    organization_id: uuid::Uuid,
+}
+
+impl Scope {
+    /// The organization of an authenticated caller; only
+    /// `auth::Principal::scope` calls this, after the credentials checked
+    /// out.
+    pub fn authenticated(organization_id: uuid::Uuid) -> Scope {
+        Scope { organization_id }
+    }
+
+    /// The organization of a bridge whose key authenticated the request
+    /// (storing what it sent, handing it commands).
+    pub fn bridge(organization_id: uuid::Uuid) -> Scope {
+        Scope { organization_id }
+    }
+
+    /// The organization of an account being signed into, signed up or
+    /// recovered: known from the account itself (found by e-mail or by a
+    /// token's hash), before anyone is authenticated.
+    pub fn account(organization_id: uuid::Uuid) -> Scope {
+        Scope { organization_id }
+    }
+
+    /// An organization that system work visits on its own schedule
+    /// (retention), not on a caller's behalf.
+    pub fn system(organization_id: uuid::Uuid) -> Scope {
+        Scope { organization_id }
+    }
+
+    pub fn organization_id(&self) -> uuid::Uuid {
+        self.organization_id
+    }
+
+    /// Runs `statements` as one transaction confined to this organization.
+    pub async fn batch<P: Platform>(
+        &self,
+        db: &Db<'_, P>,
+        statements: Vec<Statement>,
+    ) -> Result<Vec<QueryResult>, DbError> {
+        self.batch_with(db, statements, BatchOptions::default())
+            .await
+    }
+
+    /// [`Scope::batch`] with an isolation level or read-only.
+    pub async fn batch_with<P: Platform>(
+        &self,
+        db: &Db<'_, P>,
+        statements: Vec<Statement>,
+        options: BatchOptions,
+    ) -> Result<Vec<QueryResult>, DbError> {
+        db.batch(statements, options).await
+    }
+
+    /// Runs one statement of this organization and decodes every row.
+    pub async fn fetch_all<T: DeserializeOwned, P: Platform>(
+        &self,
+        db: &Db<'_, P>,
+        statement: Statement,
+    ) -> Result<Vec<T>, DbError> {
+        db.fetch_all(&statement.query, statement.params).await
+    }
+
+    /// Runs one statement of this organization and decodes its first row.
+    pub async fn fetch_optional<T: DeserializeOwned, P: Platform>(
+        &self,
+        db: &Db<'_, P>,
+        statement: Statement,
+    ) -> Result<Option<T>, DbError> {
+        db.fetch_optional(&statement.query, statement.params).await
+    }
+
+    /// Runs one statement of this organization.
+    pub async fn execute<P: Platform>(
+        &self,
+        db: &Db<'_, P>,
+        statement: Statement,
+    ) -> Result<QueryResult, DbError> {
+        db.query(&statement.query, statement.params).await
+    }
+}
+
+/// The first row of a batch's `index`-th result, decoded.
+pub fn first_row<T: DeserializeOwned>(
+    results: &[QueryResult],
+    index: usize,
+) -> Result<Option<T>, DbError> {
+    match results.get(index) {
+        None => Err(DbError::Decode(format!("no result {index} in the batch"))),
+        Some(result) => result
+            .decode::<T>()
+            .map(|rows| rows.into_iter().next())
+            .map_err(|e| DbError::Decode(e.to_string())),
+    }
+}
+
+/// Every row of a batch's `index`-th result, decoded.
+pub fn rows<T: DeserializeOwned>(results: &[QueryResult], index: usize) -> Result<Vec<T>, DbError> {
+    match results.get(index) {
+        None => Err(DbError::Decode(format!("no result {index} in the batch"))),
+        Some(result) => result
+            .decode::<T>()
+            .map_err(|e| DbError::Decode(e.to_string())),
+    }
+}

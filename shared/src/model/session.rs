@@ -1,0 +1,162 @@
+//! `sessions`: logins. A login opens a session family; each refresh token
+//! is a row of it, stored as its SHA-256 and rotated on every use (see
+//! `auth::session`).
+
+use serde::Deserialize;
+
+use super::Scope;
+use crate::db::{Db, DbError, Statement, statement};
+use crate::params;
+use crate::platform::Platform;
+
+/// The role of a user whose login is live.
+#[derive(Debug, Deserialize)]
+pub struct LiveRole {
+    pub role: String,
+}
+
+/// The current role of `user` if the user is active and the login `family`
+/// is live (not revoked, not expired).
+pub fn live_role(scope: &Scope, user: uuid::Uuid, family: uuid::Uuid) -> Statement {
+    statement(
+        "SELECT u.role FROM users u WHERE u.id = $1 AND u.organization_id = $2 AND u.is_active \
+         AND EXISTS (SELECT 1 FROM sessions s WHERE s.family_id = $3 AND s.user_id = u.id \
+                     AND s.organization_id = u.organization_id \
+                     AND s.revoked_at IS NULL AND s.expires_at > now())",
+        params![user, scope.organization_id(), family],
+    )
+}
+
+/// Where a login comes from.
+pub struct Client {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Opens login `family` of `user` with its first refresh token (`token_hash`,
+/// a bytea literal), valid `ttl_secs`.
+pub fn open(
+    scope: &Scope,
+    family: uuid::Uuid,
+    user: uuid::Uuid,
+    token_hash: &str,
+    client: &Client,
+    ttl_secs: i64,
+) -> Statement {
+    statement(
+        "INSERT INTO sessions (id, organization_id, user_id, token_hash, family_id, ip_address, user_agent, expires_at) \
+         VALUES ($1, $2, $3, $4::text::bytea, $1, $5::inet, $6, now() + make_interval(secs => $7))",
+        params![
+            family,
+            scope.organization_id(),
+            user,
+            token_hash,
+            client.ip,
+            client.user_agent,
+            ttl_secs,
+        ],
+    )
+}
+
+/// A refresh token spent for its successor.
+#[derive(Debug, Deserialize)]
+pub struct Rotated {
+    pub family_id: uuid::Uuid,
+    pub user_id: uuid::Uuid,
+    pub organization_id: uuid::Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub expires_in: f64,
+}
+
+/// Spends the live refresh token `presented` (its hash) and issues its
+/// successor (`successor`, `next_hash`) in the same family, in one
+/// statement, if the user is still active. Looked up by the token alone:
+/// the organization is not known before.
+pub async fn rotate_refresh_token<P: Platform>(
+    db: &Db<'_, P>,
+    presented: &str,
+    successor: uuid::Uuid,
+    next_hash: &str,
+    client: &Client,
+) -> Result<Option<Rotated>, DbError> {
+    db.fetch_optional(
+        "WITH spent AS ( \
+           UPDATE sessions SET revoked_at = now(), revoked_reason = 'rotated', replaced_by = $2, last_used_at = now() \
+           WHERE token_hash = $1::text::bytea AND revoked_at IS NULL AND expires_at > now() \
+           RETURNING organization_id, user_id, family_id, expires_at), \
+         fresh AS ( \
+           INSERT INTO sessions (id, organization_id, user_id, token_hash, family_id, ip_address, user_agent, expires_at) \
+           SELECT $2, s.organization_id, s.user_id, $3::text::bytea, s.family_id, $4::inet, $5, s.expires_at \
+           FROM spent s JOIN users u ON u.id = s.user_id WHERE u.is_active \
+           RETURNING family_id, user_id, organization_id, expires_at) \
+         SELECT f.family_id, f.user_id, f.organization_id, u.email, u.name, u.role, \
+                extract(epoch FROM f.expires_at - now())::float8 AS expires_in \
+         FROM fresh f JOIN users u ON u.id = f.user_id",
+        params![presented, successor, next_hash, client.ip, client.user_agent],
+    )
+    .await
+}
+
+/// A refresh token that was not rotated: its family, and whether it had
+/// been spent before (reuse).
+#[derive(Debug, Deserialize)]
+pub struct Spent {
+    pub family_id: uuid::Uuid,
+    pub user_id: uuid::Uuid,
+    pub organization_id: uuid::Uuid,
+    pub reused: bool,
+}
+
+/// The refresh token `presented` (its hash), whatever its state. Looked up
+/// by the token alone.
+pub async fn refresh_token_state<P: Platform>(
+    db: &Db<'_, P>,
+    presented: &str,
+) -> Result<Option<Spent>, DbError> {
+    db.fetch_optional(
+        "SELECT family_id, user_id, organization_id, (revoked_reason = 'rotated') AS reused \
+         FROM sessions WHERE token_hash = $1::text::bytea",
+        params![presented],
+    )
+    .await
+}
+
+/// Why a family is ended (`sessions.revoked_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Logout,
+    Reuse,
+    Deactivated,
+    PasswordReset,
+}
+
+impl Ending {
+    fn as_str(self) -> &'static str {
+        match self {
+            Ending::Logout => "logout",
+            Ending::Reuse => "reuse",
+            Ending::Deactivated => "deactivated",
+            Ending::PasswordReset => "password_reset",
+        }
+    }
+}
+
+/// Ends login `family` (its live tokens).
+pub fn end_family(scope: &Scope, family: uuid::Uuid, why: Ending) -> Statement {
+    statement(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 \
+         WHERE family_id = $1 AND organization_id = $2 AND revoked_at IS NULL",
+        params![family, scope.organization_id(), why.as_str()],
+    )
+}
+
+/// Ends every login of `user`.
+pub fn end_all_of(scope: &Scope, user: uuid::Uuid, why: Ending) -> Statement {
+    statement(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 \
+         WHERE user_id = $1 AND organization_id = $2 AND revoked_at IS NULL",
+        params![user, scope.organization_id(), why.as_str()],
+    )
+}
