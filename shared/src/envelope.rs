@@ -116,6 +116,15 @@ impl Reply {
         }
     }
 
+    /// Marks the answer as the replay of an earlier request with the same
+    /// `Idempotency-Key` (`Idempotent-Replayed: true`).
+    pub fn replayed(self) -> Self {
+        self.header(
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        )
+    }
+
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
         self

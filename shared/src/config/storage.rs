@@ -10,6 +10,23 @@ use rusty_s3::{Bucket, Credentials, UrlStyle};
 
 use super::{ConfigError, Secret};
 
+/// Where a run's data lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Postgres,
+    S3,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::S3 => "s3",
+        }
+    }
+}
+
 /// Smallest part S3 accepts, except the last.
 pub const S3_MIN_PART_BYTES: usize = 5 << 20;
 

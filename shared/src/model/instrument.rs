@@ -2,6 +2,8 @@
 //! optimistic concurrency and removal (the row stays; its history stays
 //! readable).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -9,7 +11,7 @@ use time::OffsetDateTime;
 use super::Scope;
 use super::page::{Cursor, TextCursor};
 use crate::db::{Db, DbError, Statement, statement};
-use crate::domain::{InstrumentStatus, InstrumentType, schema};
+use crate::domain::{InstrumentStatus, InstrumentType, RunStatus, schema};
 use crate::error::{ApiError, FieldError};
 use crate::params;
 use crate::platform::Platform;
@@ -314,6 +316,95 @@ pub async fn get<P: Platform>(
     load(db, scope, id).await?.ok_or(ApiError::NotFound)
 }
 
+/// What an instrument is doing now.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct Status {
+    pub id: uuid::Uuid,
+    pub status: InstrumentStatus,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_seen_at: Option<OffsetDateTime>,
+    pub reachable: bool,
+    pub active_run: Option<ActiveRun>,
+    /// The latest value of each metric in the last hour, by metric.
+    pub readings: BTreeMap<String, Latest>,
+    pub pending_commands: i64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub calibration_due_at: Option<OffsetDateTime>,
+    pub calibration_overdue: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_maintenance_at: Option<OffsetDateTime>,
+    pub overdue_maintenance: i64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+/// The run an instrument is busy with.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveRun {
+    pub id: uuid::Uuid,
+    pub name: Option<String>,
+    pub status: RunStatus,
+    /// As PostgreSQL renders a time in JSON (RFC 3339).
+    pub started_at: Option<String>,
+    pub operator_id: Option<uuid::Uuid>,
+}
+
+/// A metric's latest reading.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Latest {
+    /// As stored (the number's text is kept).
+    pub value: serde_json::Number,
+    pub unit: Option<String>,
+    /// As PostgreSQL renders a time in JSON (RFC 3339).
+    pub recorded_at: String,
+}
+
+/// Instrument `id` now (see [`Status`]): heard from within `reachable_secs`
+/// counts as reachable.
+pub async fn status<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    id: uuid::Uuid,
+    reachable_secs: i64,
+) -> Result<Option<Status>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                "SELECT i.id, i.status, i.last_seen_at, \
+                    coalesce(i.last_seen_at > now() - make_interval(secs => $3), false) AS reachable, \
+                    (SELECT jsonb_build_object('id', r.id, 'name', r.name, 'status', r.status, \
+                                               'startedAt', r.started_at, 'operatorId', r.operator_id) \
+                       FROM runs r WHERE r.organization_id = $2 AND r.instrument_id = $1 \
+                        AND r.status IN ('pending', 'running') LIMIT 1) AS active_run, \
+                    coalesce((SELECT jsonb_object_agg(l.metric, jsonb_build_object( \
+                                  'value', l.value, 'unit', l.unit, 'recordedAt', l.recorded_at)) \
+                       FROM (SELECT DISTINCT ON (metric) metric, value, unit, recorded_at FROM readings \
+                              WHERE organization_id = $2 AND instrument_id = $1 \
+                                AND recorded_at > now() - interval '1 hour' \
+                              ORDER BY metric, recorded_at DESC) l), '{}'::jsonb) AS readings, \
+                    (SELECT count(*) FROM instrument_commands c \
+                      WHERE c.organization_id = $2 AND c.instrument_id = $1 \
+                        AND c.status IN ('queued', 'sent') AND c.expires_at > now()) AS pending_commands, \
+                    i.calibration_due_at, \
+                    coalesce(i.calibration_due_at < now(), false) AS calibration_overdue, \
+                    (SELECT min(m.scheduled_for) FROM maintenance m \
+                      WHERE m.organization_id = $2 AND m.instrument_id = $1 \
+                        AND m.status = 'scheduled') AS next_maintenance_at, \
+                    (SELECT count(*) FROM maintenance m \
+                      WHERE m.organization_id = $2 AND m.instrument_id = $1 \
+                        AND m.status = 'scheduled' AND m.scheduled_for < now()) AS overdue_maintenance, \
+                    i.deleted_at \
+               FROM instruments i WHERE i.id = $1 AND i.organization_id = $2",
+                params![id, scope.organization_id(), reachable_secs as f64],
+            ),
+        )
+        .await
+}
+
 /// Registers `new` as instrument `id`, created by `by`; returns the row.
 pub fn insert(scope: &Scope, id: uuid::Uuid, new: &NewInstrument, by: uuid::Uuid) -> Statement {
     statement(
@@ -381,6 +472,22 @@ pub fn remove(scope: &Scope, id: uuid::Uuid) -> Statement {
              RETURNING {COLUMNS}"
         ),
         params![id, scope.organization_id()],
+    )
+}
+
+/// Instrument `id` goes back to idle from `running` once run `run_id`
+/// ended as `outcome` (in the same transaction).
+pub fn idle_after_run(
+    scope: &Scope,
+    id: uuid::Uuid,
+    run_id: uuid::Uuid,
+    outcome: RunStatus,
+) -> Statement {
+    statement(
+        "UPDATE instruments SET status = 'idle', updated_at = now() \
+         WHERE organization_id = $2 AND id = $3 AND status = 'running' \
+           AND EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = $4)",
+        params![run_id, scope.organization_id(), id, outcome.as_str()],
     )
 }
 

@@ -27,6 +27,7 @@
 
 pub mod api_key;
 pub mod audit_event;
+pub mod command;
 pub mod email;
 pub mod instrument;
 pub mod invitation;
@@ -34,8 +35,10 @@ pub mod organization;
 pub mod page;
 pub mod password_reset;
 pub mod rate_limit;
+pub mod run;
 pub mod run_data;
 pub mod session;
+pub mod signature;
 pub mod user;
 
 use serde::de::DeserializeOwned;

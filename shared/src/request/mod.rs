@@ -183,6 +183,26 @@ impl Rq {
         }
     }
 
+    /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+    pub fn idempotency_key(&self) -> Result<String, ApiError> {
+        let problem = || {
+            ApiError::invalid(
+                "Idempotency-Key",
+                "Send an Idempotency-Key header (1 to 255 visible ASCII characters) so a retry cannot run the command twice",
+            )
+        };
+        let raw = self
+            .req
+            .headers()
+            .get("idempotency-key")
+            .ok_or_else(problem)?;
+        let key = raw.to_str().map_err(|_| problem())?.trim();
+        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(problem());
+        }
+        Ok(key.to_owned())
+    }
+
     pub fn query<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
         parse_query(&self.req)
     }

@@ -4,26 +4,14 @@
 
 use serde::Deserialize;
 
-use super::instrument_control::{COMMAND_COLUMNS, CommandView};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::model::instrument;
-use crate::model::page::Page;
-use crate::model::page::{self, Cursor};
-use crate::params;
+use crate::model::page::{self, Cursor, Page};
+use crate::model::{command, instrument};
 use crate::platform::Platform;
 use crate::request::Rq;
-
-const STATUSES: &[&str] = &[
-    "queued",
-    "sent",
-    "acknowledged",
-    "completed",
-    "failed",
-    "expired",
-];
 
 super::methods! {
     GET => list,
@@ -44,11 +32,11 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     let query: ListQuery = rq.query()?;
     let mut problems = Vec::new();
     if let Some(status) = query.status.as_deref()
-        && !STATUSES.contains(&status)
+        && !command::STATUSES.contains(&status)
     {
         problems.push(FieldError::new(
             "status",
-            format!("Must be one of: {}", STATUSES.join(", ")),
+            format!("Must be one of: {}", command::STATUSES.join(", ")),
         ));
     }
     let limit = page::limit(query.limit.as_deref(), &mut problems);
@@ -56,27 +44,18 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    instrument::get(&ctx.db(), &principal.scope(), instrument_id).await?;
-    let mut items: Vec<CommandView> = ctx
-        .db()
-        .fetch_all(
-            &format!(
-                "SELECT * FROM (SELECT {COMMAND_COLUMNS} FROM instrument_commands \
-                  WHERE organization_id = $1 AND instrument_id = $2 \
-                    AND ($3::timestamptz IS NULL OR (created_at, id) < ($3::timestamptz, $4::uuid)) \
-                  ORDER BY created_at DESC, id DESC) c \
-                 WHERE ($5::text IS NULL OR c.status = $5) LIMIT $6"
-            ),
-            params![
-                principal.organization_id,
-                instrument_id,
-                cursor.as_ref().map(|c| c.created_at),
-                cursor.as_ref().map(|c| c.id),
-                query.status,
-                limit + 1,
-            ],
-        )
-        .await?;
+    let scope = principal.scope();
+    let db = ctx.db();
+    instrument::get(&db, &scope, instrument_id).await?;
+    let mut items = command::list(
+        &db,
+        &scope,
+        instrument_id,
+        query.status.as_deref(),
+        cursor.as_ref(),
+        limit + 1,
+    )
+    .await?;
     let next_cursor = page::finish(&mut items, limit, |last| Cursor {
         created_at: last.created_at,
         id: last.id,

@@ -25,15 +25,15 @@ use serde_json::json;
 use sha2::Digest as _;
 use time::OffsetDateTime;
 
-use super::runs::{self, RunView};
 use crate::audit;
 use crate::auth::{self, Permission, Principal};
 use crate::ctx::Ctx;
-use crate::db::{Statement, statement};
+use crate::db::Statement;
 use crate::domain::qc;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::run::{self, Run};
+use crate::model::run_data::{self, Chunk, NewUpload, Progress as Advance, Stored};
 use crate::platform::Platform;
 use crate::request::Rq;
 use crate::storage::{self, Backend, ChunkRange, ResumableSha256, postgres, s3};
@@ -45,54 +45,6 @@ super::methods! {
 
 /// Where an interrupted upload continues.
 const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
-
-/// A run's `run_data` row.
-#[derive(Debug, Deserialize)]
-struct Stored {
-    filename: String,
-    content_type: String,
-    format: Option<String>,
-    backend: Backend,
-    object_key: Option<String>,
-    upload_id: Option<String>,
-    status: String,
-    total_bytes: i64,
-    received_bytes: i64,
-    expected_sha256: Option<String>,
-    sha256: Option<String>,
-    hash_state: Option<String>,
-    parts: i64,
-}
-
-impl Stored {
-    fn complete(&self) -> bool {
-        self.status == "complete"
-    }
-
-    /// Recorded, whether its bytes are still kept or were removed by the
-    /// retention job.
-    fn recorded(&self) -> bool {
-        self.status != "uploading"
-    }
-}
-
-async fn stored<P: Platform>(
-    ctx: &Ctx<P>,
-    principal: &Principal,
-    run_id: uuid::Uuid,
-) -> Result<Option<Stored>, ApiError> {
-    Ok(ctx
-        .db()
-        .fetch_optional(
-            "SELECT filename, content_type, format, backend, object_key, upload_id, status, total_bytes, \
-               received_bytes, encode(expected_sha256, 'hex') AS expected_sha256, encode(sha256, 'hex') AS sha256, \
-               encode(hash_state, 'hex') AS hash_state, \
-               (SELECT count(*) FROM run_data_chunks c WHERE c.run_id = d.run_id) AS parts \
-             FROM run_data d WHERE run_id = $1 AND organization_id = $2",
-            params![run_id, principal.organization_id],
-        )
-        .await?)
-}
 
 /// A recorded file as the API shows it.
 #[derive(Serialize)]
@@ -137,7 +89,7 @@ struct Described {
     format: Option<qc::Format>,
 }
 
-fn describe(rq: &Rq, run: &RunView) -> Result<Described, ApiError> {
+fn describe(rq: &Rq, run: &Run) -> Result<Described, ApiError> {
     let query: UploadQuery = rq.query()?;
     let mut problems = Vec::new();
     let filename = query.filename.unwrap_or_else(|| "run-data".to_owned());
@@ -232,10 +184,12 @@ async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         ));
     }
     let expected = storage::sha256_field(rq.req.headers(), "Repr-Digest")?;
-    let run = runs::load(ctx, &principal, id).await?;
+    let scope = principal.scope();
+    let db = ctx.db();
+    let run = run::get(&db, &scope, id).await?;
     let described = describe(rq, &run)?;
     let config = ctx.config.storage()?;
-    let current = stored(ctx, &principal, id).await?;
+    let current = run_data::stored(&db, &scope, id).await?;
 
     // Which upload this chunk belongs to.
     let (backend, resumed) = match (&current, range.first) {
@@ -383,16 +337,8 @@ async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             .upload_part(&key, &upload, number16, body.clone())
             .await?;
         if range.is_last() {
-            let mut etags: Vec<String> = if resumed.is_some() {
-                ctx.db()
-                    .fetch_all::<Etag>(
-                        "SELECT etag FROM run_data_chunks WHERE organization_id = $1 AND run_id = $2 ORDER BY byte_offset",
-                        params![principal.organization_id, id],
-                    )
-                    .await?
-                    .into_iter()
-                    .map(|e| e.etag)
-                    .collect()
+            let mut etags = if resumed.is_some() {
+                run_data::etags(&db, &scope, id).await?
             } else {
                 Vec::new()
             };
@@ -407,72 +353,48 @@ async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let mut statements: Vec<Statement> = Vec::new();
     if resumed.is_none() {
         // Start (or start over): the upload row, reset, and no chunks.
-        statements.push(statement(
-            "INSERT INTO run_data (run_id, organization_id, filename, content_type, format, backend, object_key, upload_id, \
-               status, total_bytes, received_bytes, expected_sha256, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'uploading', $9, 0, decode($10, 'hex'), $11) \
-             ON CONFLICT (run_id) DO UPDATE SET filename = EXCLUDED.filename, content_type = EXCLUDED.content_type, \
-               format = EXCLUDED.format, backend = EXCLUDED.backend, object_key = EXCLUDED.object_key, \
-               upload_id = EXCLUDED.upload_id, total_bytes = EXCLUDED.total_bytes, received_bytes = 0, \
-               expected_sha256 = EXCLUDED.expected_sha256, sha256 = NULL, hash_state = NULL, \
-               created_by = EXCLUDED.created_by, created_at = now(), updated_at = now() \
-             WHERE run_data.status = 'uploading'",
-            params![
-                id,
-                principal.organization_id,
-                filename,
-                content_type,
-                format.map(qc::Format::as_str),
-                backend.as_str(),
-                (backend == Backend::S3).then(|| key.clone()),
-                upload_id,
-                range.total as i64,
-                expected_hex,
-                principal.user_id,
-            ],
+        statements.push(run_data::start(
+            &scope,
+            &NewUpload {
+                run_id: id,
+                filename: &filename,
+                content_type: &content_type,
+                format: format.map(qc::Format::as_str),
+                backend,
+                object_key: (backend == Backend::S3).then_some(key.as_str()),
+                upload_id: upload_id.as_deref(),
+                total_bytes: range.total as i64,
+                expected_sha256: expected_hex.as_deref(),
+                created_by: principal.user_id,
+            },
         ));
-        statements.push(statement(
-            "DELETE FROM run_data_chunks c WHERE c.organization_id = $2 AND c.run_id = $1 \
-               AND EXISTS (SELECT 1 FROM run_data d WHERE d.run_id = $1 AND d.status = 'uploading' AND d.received_bytes = 0)",
-            params![id, principal.organization_id],
-        ));
+        statements.push(run_data::clear_chunks(&scope, id));
     }
     // The chunk, only if the upload is still where this request found it
     // (the row lock makes concurrent chunks for one offset take turns).
     let chunk_index = statements.len();
-    statements.push(statement(
-        "INSERT INTO run_data_chunks (organization_id, run_id, byte_offset, size, data, part_number, etag) \
-         SELECT organization_id, run_id, $3, $4, decode($5, 'base64'), $6, $7 FROM run_data \
-         WHERE run_id = $1 AND organization_id = $2 AND status = 'uploading' AND received_bytes = $3 AND total_bytes = $8 \
-         FOR UPDATE \
-         RETURNING byte_offset",
-        params![
-            id,
-            principal.organization_id,
-            range.first as i64,
-            body.len() as i32,
-            part.2,
-            part.0,
-            part.1,
-            range.total as i64,
-        ],
+    statements.push(run_data::store_chunk(
+        &scope,
+        id,
+        &Chunk {
+            offset: range.first as i64,
+            size: body.len() as i32,
+            base64: part.2.as_deref(),
+            part_number: part.0,
+            etag: part.1.as_deref(),
+            total_bytes: range.total as i64,
+        },
     ));
-    let advance = statement(
-        "UPDATE run_data SET received_bytes = $4, hash_state = decode($5, 'hex'), updated_at = now(), \
-           status = CASE WHEN $6 THEN 'complete' ELSE 'uploading' END, sha256 = decode($7, 'hex'), \
-           completed_at = CASE WHEN $6 THEN now() END \
-         WHERE run_id = $1 AND organization_id = $2 AND status = 'uploading' AND received_bytes = $3 \
-           AND EXISTS (SELECT 1 FROM run_data_chunks c WHERE c.run_id = $1 AND c.byte_offset = $3) \
-         RETURNING run_id AS id",
-        params![
-            id,
-            principal.organization_id,
-            range.first as i64,
-            range.end as i64,
-            (!range.is_last()).then(|| hex::encode(hasher.state())),
-            range.is_last(),
-            digest,
-        ],
+    let advance = run_data::advance(
+        &scope,
+        id,
+        &Advance {
+            from: range.first as i64,
+            to: range.end as i64,
+            hash_state: (!range.is_last()).then(|| hex::encode(hasher.state())),
+            last: range.is_last(),
+            sha256: digest.as_deref(),
+        },
     );
     if range.is_last() {
         let event = audit::Event {
@@ -511,19 +433,13 @@ async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         };
         statements.push(event.record_change(
             rq,
-            statement(
-                "UPDATE runs SET results = $3::jsonb, version = version + 1, updated_at = now() \
-                 WHERE id = $1 AND organization_id = $2 \
-                   AND EXISTS (SELECT 1 FROM run_data WHERE run_id = $1 AND status = 'complete' AND sha256 = decode($4, 'hex')) \
-                 RETURNING id",
-                params![id, principal.organization_id, results, digest],
-            ),
+            run::record_results(&scope, id, results, digest.as_deref()),
         ));
     }
-    let outcome = ctx.db().batch(statements, Default::default()).await?;
+    let outcome = scope.batch(&db, statements).await?;
     if outcome.get(chunk_index).is_none_or(|r| r.rows.is_empty()) {
         // Another request moved the upload first.
-        let now = stored(ctx, &principal, id).await?;
+        let now = run_data::stored(&db, &scope, id).await?;
         let received = now.as_ref().map_or(0, |s| s.received_bytes);
         rq.add_headers(vec![(UPLOAD_OFFSET, HeaderValue::from(received))]);
         return offset_conflict("Another request changed this upload first".into(), received);
@@ -578,11 +494,6 @@ async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     ))
 }
 
-#[derive(Deserialize)]
-struct Etag {
-    etag: String,
-}
-
 /// Drops an unfinished upload whose bytes proved wrong.
 async fn discard<P: Platform>(
     ctx: &Ctx<P>,
@@ -590,13 +501,7 @@ async fn discard<P: Platform>(
     id: uuid::Uuid,
     current: Option<&Stored>,
 ) {
-    let deleted = ctx
-        .db()
-        .query(
-            "DELETE FROM run_data WHERE run_id = $1 AND organization_id = $2 AND status = 'uploading'",
-            params![id, principal.organization_id],
-        )
-        .await;
+    let deleted = run_data::discard(&ctx.db(), &principal.scope(), id).await;
     if let Err(e) = deleted {
         tracing::warn!(run_id = %id, error = %e, "could not discard a failed upload");
     }
@@ -622,7 +527,7 @@ async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
     principal.require(Permission::DataExport)?;
     let id = rq.uuid_param("id")?;
     let query: DownloadQuery = rq.query()?;
-    let Some(data) = stored(ctx, &principal, id).await? else {
+    let Some(data) = run_data::stored(&ctx.db(), &principal.scope(), id).await? else {
         return Err(ApiError::NotFound);
     };
     if data.status == "purged" {

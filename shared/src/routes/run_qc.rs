@@ -6,27 +6,19 @@
 //! them up (`excellent`, `good`, `fair`, `poor`, `not_available`). Results
 //! come from a parsed data file (`POST .../data?format=`).
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Serialize;
 
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::domain::{InstrumentType, qc, schema};
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::params;
+use crate::model::run;
 use crate::platform::Platform;
 use crate::request::Rq;
 
 super::methods! {
     GET => report,
-}
-
-#[derive(Deserialize)]
-struct Source {
-    instrument_type: String,
-    configuration: Value,
-    results: Option<Value>,
 }
 
 #[derive(Serialize)]
@@ -42,14 +34,7 @@ async fn report<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;
     let id = rq.uuid_param("id")?;
-    let source: Source = ctx
-        .db()
-        .fetch_optional(
-            "SELECT i.type AS instrument_type, i.configuration, r.results \
-             FROM runs r JOIN instruments i ON i.organization_id = r.organization_id AND i.id = r.instrument_id \
-             WHERE r.id = $1 AND r.organization_id = $2",
-            params![id, principal.organization_id],
-        )
+    let source = run::qc_source(&ctx.db(), &principal.scope(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let kind = InstrumentType::parse(&source.instrument_type).ok_or_else(|| {

@@ -20,15 +20,15 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use super::runs::{self, RunView};
 use crate::audit::{self, Outcome, chain};
 use crate::auth::{self, Permission, Principal, password};
 use crate::config::HmacKey;
 use crate::ctx::Ctx;
-use crate::db::statement;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::page::Items;
+use crate::model::run::{self, Run};
+use crate::model::signature::{self, Stored};
 use crate::platform::Platform;
 use crate::ratelimit::Class;
 use crate::request::Rq;
@@ -42,7 +42,7 @@ const MEANINGS: [&str; 4] = ["review", "approval", "responsibility", "authorship
 
 /// SHA-256 of what a signature covers of the run: its identity, outcome,
 /// results, data file digest and version (not its display fields).
-pub fn run_hash(run: &RunView) -> [u8; 32] {
+pub fn run_hash(run: &Run) -> [u8; 32] {
     let content = json!([
         "antevus.run.v1",
         run.id,
@@ -60,7 +60,7 @@ pub fn run_hash(run: &RunView) -> [u8; 32] {
         run.results,
         run.end_reason,
         run.version,
-        run.data.as_ref().and_then(|d| d.get("sha256").cloned()),
+        run.data.as_ref().and_then(|d| d.sha256.clone()),
     ]);
     // serde_json's maps keep keys sorted: the encoding is stable.
     Sha256::digest(serde_json::to_vec(&content).unwrap_or_default()).into()
@@ -94,23 +94,6 @@ fn manifestation(
     .unwrap_or_default()
 }
 
-#[derive(Deserialize)]
-struct Stored {
-    id: uuid::Uuid,
-    organization_id: uuid::Uuid,
-    run_id: uuid::Uuid,
-    signer_id: uuid::Uuid,
-    printed_name: String,
-    meaning: String,
-    comment: Option<String>,
-    run_version: i64,
-    run_hash: String,
-    #[serde(with = "time::serde::rfc3339")]
-    signed_at: OffsetDateTime,
-    key_id: String,
-    signature: String,
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SignatureView {
@@ -129,7 +112,7 @@ struct SignatureView {
     detail: Option<String>,
 }
 
-fn view(stored: Stored, run: &RunView, keys: &[HmacKey]) -> SignatureView {
+fn view(stored: Stored, run: &Run, keys: &[HmacKey]) -> SignatureView {
     let message = manifestation(
         stored.id,
         stored.organization_id,
@@ -179,27 +162,17 @@ fn view(stored: Stored, run: &RunView, keys: &[HmacKey]) -> SignatureView {
     }
 }
 
-const STORED_COLUMNS: &str = "id, organization_id, run_id, signer_id, printed_name, meaning, comment, run_version, \
-     encode(run_hash, 'hex') AS run_hash, signed_at, key_id, encode(signature, 'hex') AS signature";
-
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;
     let id = rq.uuid_param("id")?;
-    let run = runs::load(ctx, &principal, id).await?;
-    let stored: Vec<Stored> = ctx
-        .db()
-        .fetch_all(
-            &format!(
-                "SELECT {STORED_COLUMNS} FROM run_signatures WHERE organization_id = $1 AND run_id = $2 \
-                 ORDER BY signed_at, id"
-            ),
-            params![principal.organization_id, id],
-        )
-        .await?;
+    let scope = principal.scope();
+    let db = ctx.db();
+    let run = run::get(&db, &scope, id).await?;
+    let stored = signature::of_run(&db, &scope, id).await?;
     let keys = ctx.config.audit_keys()?;
     let items: Vec<SignatureView> = stored.into_iter().map(|s| view(s, &run, keys)).collect();
-    Reply::ok(json!({ "items": items }))
+    Reply::ok(Items { items })
 }
 
 #[derive(Deserialize)]
@@ -209,14 +182,6 @@ struct SignInput {
     password: String,
     email: Option<String>,
     comment: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Signer {
-    email: String,
-    name: String,
-    password_hash: String,
-    signed_in_session: bool,
 }
 
 fn may_sign(principal: &Principal, meaning: &str) -> bool {
@@ -280,21 +245,16 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
         Some(&principal.scope()),
     )
     .await?;
-    let run = runs::load(ctx, &principal, id).await?;
+    let scope = principal.scope();
+    let db = ctx.db();
+    let run = run::get(&db, &scope, id).await?;
     if run.status.is_active() {
         return Err(ApiError::Conflict {
             message: format!("A {} run is signed once it has ended", run.status.as_str()),
             details: Vec::new(),
         });
     }
-    let signer: Signer = ctx
-        .db()
-        .fetch_optional(
-            "SELECT email, name, password_hash, \
-               EXISTS (SELECT 1 FROM run_signatures WHERE session_id = $2) AS signed_in_session \
-             FROM users WHERE id = $1 AND is_active",
-            params![principal.user_id, session_id],
-        )
+    let signer = signature::signer(&db, &scope, principal.user_id, session_id)
         .await?
         .ok_or(ApiError::TokenInvalid("user is not active"))?;
     // The first signing of a login needs every component.
@@ -322,9 +282,7 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
                 ("run", id),
             )
         };
-        ctx.db()
-            .batch(vec![failed.insert(rq)], Default::default())
-            .await?;
+        scope.batch(&db, vec![failed.insert(rq)]).await?;
         return Err(ApiError::InvalidCredentials);
     }
 
@@ -364,31 +322,25 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
         )
     };
     // Signed only while the run is still the version checked.
-    let insert = statement(
-        "INSERT INTO run_signatures (id, organization_id, run_id, signer_id, printed_name, meaning, comment, \
-           run_version, run_hash, signed_at, session_id, key_id, signature) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, decode($9, 'hex'), $10, $11, $12, decode($13, 'hex') \
-           FROM runs WHERE id = $3 AND organization_id = $2 AND version = $8 \
-         RETURNING id",
-        params![
-            signature_id,
-            principal.organization_id,
-            id,
-            principal.user_id,
-            signer.name,
-            input.meaning,
+    let insert = signature::insert(
+        &scope,
+        &signature::NewSignature {
+            id: signature_id,
+            run_id: id,
+            signer_id: principal.user_id,
+            printed_name: &signer.name,
+            meaning: &input.meaning,
             comment,
-            run.version,
-            hex::encode(hash),
+            run_version: run.version,
+            run_hash: &hash,
             signed_at,
             session_id,
-            key.kid,
-            hex::encode(seal),
-        ],
+            key_id: &key.kid,
+            seal: &seal,
+        },
     );
-    let results = ctx
-        .db()
-        .batch(vec![event.record_change(rq, insert)], Default::default())
+    let results = scope
+        .batch(&db, vec![event.record_change(rq, insert)])
         .await?;
     if results.first().is_none_or(|r| r.rows.is_empty()) {
         return Err(ApiError::Conflict {
@@ -396,12 +348,7 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
             details: Vec::new(),
         });
     }
-    let stored: Stored = ctx
-        .db()
-        .fetch_optional(
-            &format!("SELECT {STORED_COLUMNS} FROM run_signatures WHERE id = $1"),
-            params![signature_id],
-        )
+    let stored = signature::load(&db, &scope, signature_id)
         .await?
         .ok_or_else(|| ApiError::internal("signature vanished"))?;
     Reply::created(view(stored, &run, ctx.config.audit_keys()?))

@@ -9,16 +9,15 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::instrument_control::NewCommand;
-use super::runs::{self, RunView};
 use crate::audit;
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
-use crate::db::statement;
 use crate::domain::RunStatus;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::command::{self, DEFAULT_TIMEOUT_SECS, NewCommand};
+use crate::model::instrument;
+use crate::model::run::{self, Run};
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -67,14 +66,12 @@ async fn stop<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    let run = runs::load(ctx, &principal, id).await?;
+    let scope = principal.scope();
+    let db = ctx.db();
+    let run = run::get(&db, &scope, id).await?;
     if !run.status.next().contains(&outcome) {
         return Err(illegal(&run, outcome));
     }
-    let from: Vec<&str> = RunStatus::from_which(outcome)
-        .into_iter()
-        .map(RunStatus::as_str)
-        .collect();
     let event = audit::Event {
         old_values: Some(json!({ "status": run.status })),
         new_values: Some(json!({ "status": outcome })),
@@ -87,38 +84,12 @@ async fn stop<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
             ("run", id),
         )
     };
-    let change = statement(
-        "UPDATE runs SET status = $3, end_reason = $4, completed_at = now(), version = version + 1, updated_at = now() \
-         WHERE id = $1 AND organization_id = $2 AND status = ANY($5::text[]) RETURNING id, instrument_id",
-        params![
-            id,
-            principal.organization_id,
-            outcome.as_str(),
-            reason,
-            serde_json::to_value(&from).map_err(ApiError::internal)?,
-        ],
-    );
+    let change = run::end(&scope, id, outcome, reason, &RunStatus::from_which(outcome));
     let mut statements = vec![
         event.record_change(rq, change),
         // An undelivered start is withdrawn.
-        statement(
-            "UPDATE instrument_commands SET status = 'failed', error = 'Run stopped before the instrument started it', \
-             updated_at = now(), completed_at = now() \
-             WHERE organization_id = $2 AND run_id = $1 AND command = 'start' AND status IN ('queued', 'sent') \
-               AND EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = $3)",
-            params![id, principal.organization_id, outcome.as_str()],
-        ),
-        statement(
-            "UPDATE instruments SET status = 'idle', updated_at = now() \
-             WHERE organization_id = $2 AND id = $3 AND status = 'running' \
-               AND EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = $4)",
-            params![
-                id,
-                principal.organization_id,
-                run.instrument_id,
-                outcome.as_str()
-            ],
-        ),
+        command::withdraw_start(&scope, id, outcome),
+        instrument::idle_after_run(&scope, run.instrument_id, id, outcome),
     ];
     // A running instrument is told to stop.
     if run.status == RunStatus::Running && outcome == RunStatus::Aborted {
@@ -129,21 +100,21 @@ async fn stop<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
             command: "stop".into(),
             parameters: json!({ "reason": reason }),
             idempotency_key: format!("run-stop:{id}"),
-            timeout_secs: super::instrument_control::DEFAULT_TIMEOUT_SECS,
+            timeout_secs: DEFAULT_TIMEOUT_SECS,
             observed_status: run.instrument_status.as_str(),
         };
-        statements.insert(1, stop.insert(&principal));
+        statements.insert(1, stop.insert(&scope, principal.user_id));
     }
-    let results = ctx.db().batch(statements, Default::default()).await?;
+    let results = scope.batch(&db, statements).await?;
     if results.first().is_none_or(|r| r.rows.is_empty()) {
         // Someone else ended it first.
-        let now = runs::load(ctx, &principal, id).await?;
+        let now = run::get(&db, &scope, id).await?;
         return Err(illegal(&now, outcome));
     }
-    Reply::ok(runs::load(ctx, &principal, id).await?)
+    Reply::ok(run::get(&db, &scope, id).await?)
 }
 
-fn illegal(run: &RunView, to: RunStatus) -> ApiError {
+fn illegal(run: &Run, to: RunStatus) -> ApiError {
     ApiError::Conflict {
         message: format!(
             "A {} run cannot become {}",

@@ -8,90 +8,21 @@
 //! queued for the bridge, in one statement; the instrument's acknowledgement
 //! moves the run to `running`.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 
-use super::instrument_control::{self, DEFAULT_TIMEOUT_SECS, NewCommand};
 use crate::audit;
-use crate::auth::{self, Permission, Principal};
+use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
-use crate::db::statement;
 use crate::domain::{RunStatus, command};
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::model::instrument;
-use crate::model::page::Page;
-use crate::model::page::{self, Cursor};
-use crate::params;
+use crate::model::command::{self as commands, Command, DEFAULT_TIMEOUT_SECS, NewCommand};
+use crate::model::page::{self, Cursor, Page};
+use crate::model::run::{self, ListFilter, NewRun};
+use crate::model::{Scope, instrument};
 use crate::platform::Platform;
 use crate::request::Rq;
-
-/// A run's columns (from `runs r` joined to `instruments i`, and its data
-/// file `d` when there is one).
-pub const RUN_COLUMNS: &str = "r.id, r.instrument_id, i.name AS instrument_name, i.type AS instrument_type, i.status AS instrument_status, \
-     r.name, r.status, r.started_at, r.completed_at, r.operator_id, r.metadata, r.results, r.end_reason, \
-     r.version, r.created_at, r.updated_at, \
-     CASE WHEN d.run_id IS NULL THEN NULL ELSE jsonb_build_object( \
-         'filename', d.filename, 'contentType', d.content_type, 'format', d.format, 'status', d.status, \
-         'totalBytes', d.total_bytes, 'receivedBytes', d.received_bytes, \
-         'sha256', encode(d.sha256, 'hex'), 'completedAt', d.completed_at) END AS data, \
-     (SELECT coalesce(jsonb_agg(jsonb_build_object('id', s.id, 'meaning', s.meaning, 'printedName', s.printed_name, \
-         'signedAt', s.signed_at, 'runVersion', s.run_version, 'current', s.run_version = r.version) \
-         ORDER BY s.signed_at, s.id), '[]'::jsonb) \
-      FROM run_signatures s WHERE s.organization_id = r.organization_id AND s.run_id = r.id) AS signatures";
-
-/// `FROM` clause matching [`RUN_COLUMNS`].
-pub const RUN_FROM: &str = "runs r JOIN instruments i ON i.organization_id = r.organization_id AND i.id = r.instrument_id \
-     LEFT JOIN run_data d ON d.run_id = r.id";
-
-/// A run as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all(serialize = "camelCase"))]
-pub struct RunView {
-    pub id: uuid::Uuid,
-    pub instrument_id: uuid::Uuid,
-    pub instrument_name: String,
-    pub instrument_type: String,
-    pub instrument_status: crate::domain::InstrumentStatus,
-    pub name: Option<String>,
-    pub status: RunStatus,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub started_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub completed_at: Option<OffsetDateTime>,
-    pub operator_id: Option<uuid::Uuid>,
-    pub metadata: Value,
-    pub results: Option<Value>,
-    pub end_reason: Option<String>,
-    pub version: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-    /// The run's data file, when one was uploaded (or is being uploaded).
-    pub data: Option<Value>,
-    /// Its electronic signatures (`current`: made on this version; see
-    /// `/signatures` for the full check).
-    pub signatures: Value,
-}
-
-/// The run `id` of the caller's organization.
-pub async fn load<P: Platform>(
-    ctx: &Ctx<P>,
-    principal: &Principal,
-    id: uuid::Uuid,
-) -> Result<RunView, ApiError> {
-    ctx.db()
-        .fetch_optional(
-            &format!(
-                "SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.id = $1 AND r.organization_id = $2"
-            ),
-            params![id, principal.organization_id],
-        )
-        .await?
-        .ok_or(ApiError::NotFound)
-}
 
 super::methods! {
     GET => list,
@@ -147,41 +78,17 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    // A start-time window lists by start time (its own index); otherwise
-    // newest created first.
-    let by_start = from.is_some() || to.is_some();
-    let key = if by_start {
-        "r.started_at"
-    } else {
-        "r.created_at"
+    let filter = ListFilter {
+        instrument_id,
+        status,
+        operator_id,
+        started_from: from,
+        started_to: to,
+        after: cursor,
+        limit: limit + 1,
     };
-    let mut items: Vec<RunView> = ctx
-        .db()
-        .fetch_all(
-            &format!(
-                "SELECT {RUN_COLUMNS} FROM {RUN_FROM} \
-                 WHERE r.organization_id = $1 \
-                   AND ($2::uuid IS NULL OR r.instrument_id = $2) \
-                   AND ($3::text IS NULL OR r.status = $3) \
-                   AND ($4::uuid IS NULL OR r.operator_id = $4) \
-                   AND ($5::timestamptz IS NULL OR r.started_at >= $5) \
-                   AND ($6::timestamptz IS NULL OR r.started_at <= $6) \
-                   AND ($7::timestamptz IS NULL OR ({key}, r.id) < ($7::timestamptz, $8::uuid)) \
-                 ORDER BY {key} DESC, r.id DESC LIMIT $9"
-            ),
-            params![
-                principal.organization_id,
-                instrument_id,
-                status.map(RunStatus::as_str),
-                operator_id,
-                from,
-                to,
-                cursor.as_ref().map(|c| c.created_at),
-                cursor.as_ref().map(|c| c.id),
-                limit + 1,
-            ],
-        )
-        .await?;
+    let by_start = filter.by_start();
+    let mut items = run::list(&ctx.db(), &principal.scope(), &filter).await?;
     let next_cursor = page::finish(&mut items, limit, |last| Cursor {
         created_at: if by_start {
             last.started_at.unwrap_or(last.created_at)
@@ -207,7 +114,7 @@ async fn start<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
     principal.require(Permission::RunsCreate)?;
     let given_key = match rq.req.headers().get("idempotency-key") {
         None => None,
-        Some(_) => Some(instrument_control::idempotency_key(rq)?),
+        Some(_) => Some(rq.idempotency_key()?),
     };
     let input: StartInput = rq.json(ctx)?;
     let mut problems = Vec::new();
@@ -226,8 +133,9 @@ async fn start<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    let instrument = match instrument::get(&ctx.db(), &principal.scope(), input.instrument_id).await
-    {
+    let scope = principal.scope();
+    let db = ctx.db();
+    let instrument = match instrument::get(&db, &scope, input.instrument_id).await {
         Ok(i) if i.deleted_at.is_none() => i,
         Ok(_) | Err(ApiError::NotFound) => {
             return Err(ApiError::invalid("instrumentId", "No such instrument"));
@@ -253,9 +161,9 @@ async fn start<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
         observed_status: instrument.status.as_str(),
     };
     if let Some(key) = &given_key
-        && let Some(existing) = instrument_control::by_key(ctx, &principal, key).await?
+        && let Some(existing) = commands::by_key(&db, &scope, key).await?
     {
-        return replay_start(ctx, &principal, existing).await;
+        return replay_start(ctx, &scope, existing).await;
     }
     let spec = command::find(instrument.kind, "start")
         .ok_or_else(|| ApiError::internal("every type has start"))?;
@@ -284,40 +192,39 @@ async fn start<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
     };
     // The run (only while the instrument is still in the state checked),
     // then its start command, in one transaction.
-    let run = statement(
-        "INSERT INTO runs (id, organization_id, instrument_id, status, name, metadata, operator_id, created_by) \
-         SELECT $1, $2, $3, 'pending', $4, $5::jsonb, $6, $6 FROM instruments \
-          WHERE id = $3 AND organization_id = $2 AND status = $7 AND deleted_at IS NULL RETURNING id",
-        params![
-            run_id,
-            principal.organization_id,
-            instrument.id,
+    let run = run::insert(
+        &scope,
+        &NewRun {
+            id: run_id,
+            instrument_id: instrument.id,
             name,
-            metadata,
-            principal.user_id,
-            instrument.status.as_str(),
-        ],
+            metadata: &metadata,
+            operator_id: principal.user_id,
+            observed_status: instrument.status,
+        },
     );
-    let results = ctx
-        .db()
+    let results = scope
         .batch(
-            vec![event.record_change(rq, run), start.insert(&principal)],
-            Default::default(),
+            &db,
+            vec![
+                event.record_change(rq, run),
+                start.insert(&scope, principal.user_id),
+            ],
         )
         .await;
     match results {
         Ok(results) if results.first().is_some_and(|r| !r.rows.is_empty()) => {
-            Reply::created(load(ctx, &principal, run_id).await?)
+            Reply::created(run::get(&db, &scope, run_id).await?)
         }
         Ok(_) => Err(ApiError::Conflict {
             message: "The instrument's state changed while the run was being started; check its status and try again".into(),
             details: Vec::new(),
         }),
-        Err(err) if err.constraint() == Some("runs_one_active_idx") => {
+        Err(err) if err.constraint() == Some(run::ONE_ACTIVE_RUN) => {
             if let Some(key) = &given_key
-                && let Some(existing) = instrument_control::by_key(ctx, &principal, key).await?
+                && let Some(existing) = commands::by_key(&db, &scope, key).await?
             {
-                return replay_start(ctx, &principal, existing).await;
+                return replay_start(ctx, &scope, existing).await;
             }
             Err(active_run_conflict())
         }
@@ -335,14 +242,15 @@ fn active_run_conflict() -> ApiError {
 /// A retried start: the run its key created.
 async fn replay_start<P: Platform>(
     ctx: &Ctx<P>,
-    principal: &Principal,
-    existing: instrument_control::CommandView,
+    scope: &Scope,
+    existing: Command,
 ) -> Result<Reply, ApiError> {
     let Some(run_id) = existing.run_id.filter(|_| existing.command == "start") else {
-        return Err(instrument_control::key_reused());
+        return Err(commands::key_reused());
     };
-    instrument_control::replayed(Reply::with_status(
+    Ok(Reply::with_status(
         http::StatusCode::CREATED,
-        load(ctx, principal, run_id).await?,
-    )?)
+        run::get(&ctx.db(), scope, run_id).await?,
+    )?
+    .replayed())
 }

@@ -3,12 +3,12 @@
 
 use http::header;
 
-use super::runs;
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::envelope::etag;
 use crate::error::ApiError;
+use crate::model::run;
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -19,7 +19,7 @@ super::methods! {
 async fn show<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;
-    let run = runs::load(ctx, &principal, rq.uuid_param("id")?).await?;
+    let run = run::get(&ctx.db(), &principal.scope(), rq.uuid_param("id")?).await?;
     let version = run.version;
     Ok(Reply::ok(run)?.header(header::ETAG, etag(version)))
 }

@@ -21,26 +21,9 @@ use base64::Engine as _;
 use sha2_resumable::digest::Digest as _;
 use sha2_resumable::digest::common::hazmat::{SerializableState, SerializedState};
 
-pub use crate::config::storage::S3_MIN_PART_BYTES;
+pub use crate::config::storage::{Backend, S3_MIN_PART_BYTES};
 pub use crate::config::{S3Config, StorageConfig};
 use crate::error::{ApiError, FieldError};
-
-/// Where a run's data lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Postgres,
-    S3,
-}
-
-impl Backend {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Postgres => "postgres",
-            Backend::S3 => "s3",
-        }
-    }
-}
 
 /// Largest chunk the PostgreSQL backend takes per request: a chunk travels
 /// base64-encoded in one SQL-over-HTTP request, which the proxy (like

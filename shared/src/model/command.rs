@@ -1,0 +1,217 @@
+//! `instrument_commands`: control commands, idempotent per organization
+//! and `Idempotency-Key`, queued only while the instrument is in the state
+//! the checks saw, and moved forward as the instrument's bridge takes and
+//! reports them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+
+use super::Scope;
+use super::page::Cursor;
+use crate::db::{Db, DbError, Statement, statement};
+use crate::domain::RunStatus;
+use crate::error::{ApiError, FieldError};
+use crate::params;
+use crate::platform::Platform;
+
+pub const DEFAULT_TIMEOUT_SECS: i64 = 300;
+
+/// Columns of a command as the API shows it; a queued or sent command past
+/// its deadline reads as `expired`.
+pub const COLUMNS: &str = "id, instrument_id, run_id, command, parameters, \
+     CASE WHEN status IN ('queued', 'sent') AND expires_at <= now() THEN 'expired' ELSE status END AS status, \
+     result, error, created_by, created_at, updated_at, sent_at, acknowledged_at, completed_at, expires_at, \
+     request_hash";
+
+/// A control command.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct Command {
+    pub id: uuid::Uuid,
+    pub instrument_id: uuid::Uuid,
+    pub run_id: Option<uuid::Uuid>,
+    pub command: String,
+    pub parameters: Value,
+    pub status: String,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub created_by: Option<uuid::Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub sent_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub acknowledged_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub completed_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(skip_serializing, with = "hex_bytes")]
+    pub request_hash: Vec<u8>,
+}
+
+/// `bytea` arrives as `\x..` text.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        hex::decode(text.trim_start_matches("\\x")).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A command to queue: checked against the instrument, not yet stored.
+pub struct NewCommand {
+    pub id: uuid::Uuid,
+    pub instrument_id: uuid::Uuid,
+    pub run_id: Option<uuid::Uuid>,
+    pub command: String,
+    pub parameters: Value,
+    pub idempotency_key: String,
+    pub timeout_secs: i64,
+    /// The instrument status the checks were made against; the insert only
+    /// happens if it still holds.
+    pub observed_status: &'static str,
+}
+
+impl NewCommand {
+    /// SHA-256 of what the request asks for, to tell a retry from a
+    /// different request under the same key.
+    pub fn request_hash(&self) -> Vec<u8> {
+        let canonical = json!({
+            "instrument": self.instrument_id,
+            "command": self.command,
+            "parameters": self.parameters,
+            "run": self.run_id,
+        });
+        Sha256::digest(canonical.to_string().as_bytes()).to_vec()
+    }
+
+    /// `INSERT ... RETURNING` the command, only while the instrument is
+    /// still in the observed state and the key is unused.
+    pub fn insert(&self, scope: &Scope, created_by: uuid::Uuid) -> Statement {
+        statement(
+            format!(
+                "INSERT INTO instrument_commands (id, organization_id, instrument_id, run_id, command, parameters, \
+                 idempotency_key, request_hash, created_by, expires_at) \
+                 SELECT $1, $2, $3, $4, $5, $6::jsonb, $7, decode($8, 'hex'), $9, now() + make_interval(secs => $10) \
+                   FROM instruments WHERE id = $3 AND organization_id = $2 AND status = $11 AND deleted_at IS NULL \
+                 ON CONFLICT (organization_id, idempotency_key) DO NOTHING \
+                 RETURNING {COLUMNS}"
+            ),
+            params![
+                self.id,
+                scope.organization_id(),
+                self.instrument_id,
+                self.run_id,
+                self.command,
+                self.parameters,
+                self.idempotency_key,
+                hex::encode(self.request_hash()),
+                created_by,
+                self.timeout_secs as f64,
+                self.observed_status,
+            ],
+        )
+    }
+}
+
+/// The command stored under `key`, if any.
+pub async fn by_key<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    key: &str,
+) -> Result<Option<Command>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                format!(
+                    "SELECT {COLUMNS} FROM instrument_commands WHERE organization_id = $1 AND idempotency_key = $2"
+                ),
+                params![scope.organization_id(), key],
+            ),
+        )
+        .await
+}
+
+/// The command a repeated key stands for, if it was used for the same
+/// request (`hash`); 409 when it was used for a different one.
+pub fn replay(existing: Command, hash: &[u8]) -> Result<Command, ApiError> {
+    if existing.request_hash == hash {
+        Ok(existing)
+    } else {
+        Err(key_reused())
+    }
+}
+
+/// 409 for an `Idempotency-Key` already used for a different request.
+pub fn key_reused() -> ApiError {
+    ApiError::Conflict {
+        message: "This Idempotency-Key was already used for a different request".into(),
+        details: vec![FieldError::new(
+            "Idempotency-Key",
+            "Use a new key for a new request",
+        )],
+    }
+}
+
+/// The statuses a command can have as the API shows it.
+pub const STATUSES: &[&str] = &[
+    "queued",
+    "sent",
+    "acknowledged",
+    "completed",
+    "failed",
+    "expired",
+];
+
+/// Instrument `instrument_id`'s commands, newest first, optionally of one
+/// status, after `after`.
+pub async fn list<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    instrument_id: uuid::Uuid,
+    status: Option<&str>,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<Vec<Command>, DbError> {
+    scope
+        .fetch_all(
+            db,
+            statement(
+                format!(
+                    "SELECT * FROM (SELECT {COLUMNS} FROM instrument_commands \
+                      WHERE organization_id = $1 AND instrument_id = $2 \
+                        AND ($3::timestamptz IS NULL OR (created_at, id) < ($3::timestamptz, $4::uuid)) \
+                      ORDER BY created_at DESC, id DESC) c \
+                     WHERE ($5::text IS NULL OR c.status = $5) LIMIT $6"
+                ),
+                params![
+                    scope.organization_id(),
+                    instrument_id,
+                    after.map(|c| c.created_at),
+                    after.map(|c| c.id),
+                    status,
+                    limit,
+                ],
+            ),
+        )
+        .await
+}
+
+/// Withdraws run `run_id`'s undelivered `start` once the run ended as
+/// `outcome` (in the same transaction).
+pub fn withdraw_start(scope: &Scope, run_id: uuid::Uuid, outcome: RunStatus) -> Statement {
+    statement(
+        "UPDATE instrument_commands SET status = 'failed', error = 'Run stopped before the instrument started it', \
+         updated_at = now(), completed_at = now() \
+         WHERE organization_id = $2 AND run_id = $1 AND command = 'start' AND status IN ('queued', 'sent') \
+           AND EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = $3)",
+        params![run_id, scope.organization_id(), outcome.as_str()],
+    )
+}

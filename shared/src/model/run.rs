@@ -1,0 +1,285 @@
+//! `runs`: an instrument's runs, their lifecycle (pending -> running ->
+//! completed / failed / aborted, legal transitions only), results, and the
+//! summaries of their data file and signatures.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::Scope;
+use super::page::Cursor;
+use crate::db::{Db, DbError, Statement, statement};
+use crate::domain::{InstrumentStatus, RunStatus};
+use crate::error::ApiError;
+use crate::params;
+use crate::platform::Platform;
+
+/// A run's columns (from `runs r` joined to `instruments i`, and its data
+/// file `d` when there is one).
+pub const COLUMNS: &str = "r.id, r.instrument_id, i.name AS instrument_name, i.type AS instrument_type, i.status AS instrument_status, \
+     r.name, r.status, r.started_at, r.completed_at, r.operator_id, r.metadata, r.results, r.end_reason, \
+     r.version, r.created_at, r.updated_at, \
+     CASE WHEN d.run_id IS NULL THEN NULL ELSE jsonb_build_object( \
+         'filename', d.filename, 'contentType', d.content_type, 'format', d.format, 'status', d.status, \
+         'totalBytes', d.total_bytes, 'receivedBytes', d.received_bytes, \
+         'sha256', encode(d.sha256, 'hex'), 'completedAt', d.completed_at) END AS data, \
+     (SELECT coalesce(jsonb_agg(jsonb_build_object('id', s.id, 'meaning', s.meaning, 'printedName', s.printed_name, \
+         'signedAt', s.signed_at, 'runVersion', s.run_version, 'current', s.run_version = r.version) \
+         ORDER BY s.signed_at, s.id), '[]'::jsonb) \
+      FROM run_signatures s WHERE s.organization_id = r.organization_id AND s.run_id = r.id) AS signatures";
+
+/// `FROM` clause matching [`COLUMNS`].
+pub const FROM: &str = "runs r JOIN instruments i ON i.organization_id = r.organization_id AND i.id = r.instrument_id \
+     LEFT JOIN run_data d ON d.run_id = r.id";
+
+/// A run as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct Run {
+    pub id: uuid::Uuid,
+    pub instrument_id: uuid::Uuid,
+    pub instrument_name: String,
+    pub instrument_type: String,
+    pub instrument_status: InstrumentStatus,
+    pub name: Option<String>,
+    pub status: RunStatus,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub completed_at: Option<OffsetDateTime>,
+    pub operator_id: Option<uuid::Uuid>,
+    pub metadata: Value,
+    pub results: Option<Value>,
+    pub end_reason: Option<String>,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// The run's data file, when one was uploaded (or is being uploaded).
+    pub data: Option<DataSummary>,
+    /// Its electronic signatures (`current`: made on this version; see
+    /// `/signatures` for the full check).
+    pub signatures: Vec<SignatureSummary>,
+}
+
+/// A run's data file, as a run shows it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSummary {
+    pub filename: String,
+    pub content_type: String,
+    pub format: Option<String>,
+    /// `uploading`, `complete` or `purged`.
+    pub status: String,
+    pub total_bytes: i64,
+    pub received_bytes: i64,
+    /// Hex SHA-256 of the whole file, once complete.
+    pub sha256: Option<String>,
+    /// As PostgreSQL renders a time in JSON (RFC 3339).
+    pub completed_at: Option<String>,
+}
+
+/// An electronic signature, as a run shows it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureSummary {
+    pub id: uuid::Uuid,
+    pub meaning: String,
+    pub printed_name: String,
+    /// As PostgreSQL renders a time in JSON (RFC 3339).
+    pub signed_at: String,
+    pub run_version: i64,
+    /// Made on the run's current version.
+    pub current: bool,
+}
+
+/// Run `id`, if the organization has it.
+pub async fn load<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    id: uuid::Uuid,
+) -> Result<Option<Run>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                format!("SELECT {COLUMNS} FROM {FROM} WHERE r.id = $1 AND r.organization_id = $2"),
+                params![id, scope.organization_id()],
+            ),
+        )
+        .await
+}
+
+/// Run `id`; 404 when the organization has none.
+pub async fn get<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    id: uuid::Uuid,
+) -> Result<Run, ApiError> {
+    load(db, scope, id).await?.ok_or(ApiError::NotFound)
+}
+
+/// What a list of runs asks for.
+pub struct ListFilter {
+    pub instrument_id: Option<uuid::Uuid>,
+    pub status: Option<RunStatus>,
+    pub operator_id: Option<uuid::Uuid>,
+    pub started_from: Option<OffsetDateTime>,
+    pub started_to: Option<OffsetDateTime>,
+    /// Continues after this run (by start time when a start window is
+    /// given, else by creation).
+    pub after: Option<Cursor>,
+    pub limit: i64,
+}
+
+impl ListFilter {
+    /// A start-time window lists by start time (its own index).
+    pub fn by_start(&self) -> bool {
+        self.started_from.is_some() || self.started_to.is_some()
+    }
+}
+
+/// The organization's runs, newest first.
+pub async fn list<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    filter: &ListFilter,
+) -> Result<Vec<Run>, DbError> {
+    let key = if filter.by_start() {
+        "r.started_at"
+    } else {
+        "r.created_at"
+    };
+    scope
+        .fetch_all(
+            db,
+            statement(
+                format!(
+                    "SELECT {COLUMNS} FROM {FROM} \
+                     WHERE r.organization_id = $1 \
+                       AND ($2::uuid IS NULL OR r.instrument_id = $2) \
+                       AND ($3::text IS NULL OR r.status = $3) \
+                       AND ($4::uuid IS NULL OR r.operator_id = $4) \
+                       AND ($5::timestamptz IS NULL OR r.started_at >= $5) \
+                       AND ($6::timestamptz IS NULL OR r.started_at <= $6) \
+                       AND ($7::timestamptz IS NULL OR ({key}, r.id) < ($7::timestamptz, $8::uuid)) \
+                     ORDER BY {key} DESC, r.id DESC LIMIT $9"
+                ),
+                params![
+                    scope.organization_id(),
+                    filter.instrument_id,
+                    filter.status.map(RunStatus::as_str),
+                    filter.operator_id,
+                    filter.started_from,
+                    filter.started_to,
+                    filter.after.as_ref().map(|c| c.created_at),
+                    filter.after.as_ref().map(|c| c.id),
+                    filter.limit,
+                ],
+            ),
+        )
+        .await
+}
+
+/// A run to start.
+pub struct NewRun<'a> {
+    pub id: uuid::Uuid,
+    pub instrument_id: uuid::Uuid,
+    pub name: Option<&'a str>,
+    pub metadata: &'a Value,
+    pub operator_id: uuid::Uuid,
+    /// The instrument status the checks were made against; the run is only
+    /// created while it still holds.
+    pub observed_status: InstrumentStatus,
+}
+
+/// Creates the run `pending`, only while its instrument is in service and
+/// still in the observed state; returns its `id` (no row: the state moved).
+pub fn insert(scope: &Scope, new: &NewRun<'_>) -> Statement {
+    statement(
+        "INSERT INTO runs (id, organization_id, instrument_id, status, name, metadata, operator_id, created_by) \
+         SELECT $1, $2, $3, 'pending', $4, $5::jsonb, $6, $6 FROM instruments \
+          WHERE id = $3 AND organization_id = $2 AND status = $7 AND deleted_at IS NULL RETURNING id",
+        params![
+            new.id,
+            scope.organization_id(),
+            new.instrument_id,
+            new.name,
+            new.metadata,
+            new.operator_id,
+            new.observed_status.as_str(),
+        ],
+    )
+}
+
+/// The violated constraint when an instrument already has an active run.
+pub const ONE_ACTIVE_RUN: &str = "runs_one_active_idx";
+
+/// Ends run `id` as `outcome` (with `reason`) if it is still in one of the
+/// states `from`; returns `id, instrument_id` (no row: someone else moved it).
+pub fn end(
+    scope: &Scope,
+    id: uuid::Uuid,
+    outcome: RunStatus,
+    reason: Option<&str>,
+    from: &[RunStatus],
+) -> Statement {
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    statement(
+        "UPDATE runs SET status = $3, end_reason = $4, completed_at = now(), version = version + 1, updated_at = now() \
+         WHERE id = $1 AND organization_id = $2 AND status = ANY($5::text[]) RETURNING id, instrument_id",
+        params![
+            id,
+            scope.organization_id(),
+            outcome.as_str(),
+            reason,
+            serde_json::to_value(&from).unwrap_or(Value::Null),
+        ],
+    )
+}
+
+/// What a run's QC report is computed from.
+#[derive(Debug, Deserialize)]
+pub struct QcSource {
+    pub instrument_type: String,
+    pub configuration: Value,
+    pub results: Option<Value>,
+}
+
+/// Run `id`'s results and its instrument's type and configuration.
+pub async fn qc_source<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    id: uuid::Uuid,
+) -> Result<Option<QcSource>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                "SELECT i.type AS instrument_type, i.configuration, r.results \
+                 FROM runs r JOIN instruments i ON i.organization_id = r.organization_id AND i.id = r.instrument_id \
+                 WHERE r.id = $1 AND r.organization_id = $2",
+                params![id, scope.organization_id()],
+            ),
+        )
+        .await
+}
+
+/// Records run `id`'s parsed `results`, only once its data file is
+/// complete with SHA-256 `sha256` (in the transaction that completes it);
+/// returns `id`.
+pub fn record_results(
+    scope: &Scope,
+    id: uuid::Uuid,
+    results: &Value,
+    sha256: Option<&str>,
+) -> Statement {
+    statement(
+        "UPDATE runs SET results = $3::jsonb, version = version + 1, updated_at = now() \
+         WHERE id = $1 AND organization_id = $2 \
+           AND EXISTS (SELECT 1 FROM run_data WHERE run_id = $1 AND status = 'complete' AND sha256 = decode($4, 'hex')) \
+         RETURNING id",
+        params![id, scope.organization_id(), results, sha256],
+    )
+}
