@@ -39,13 +39,15 @@ pub const UNSCOPED: &[&str] = &[
     "refresh_token_state",
     "use_reset_token",
     "accept",
+    // A bridge's join token by its hash: the token is its only credential.
+    "join_token_by_hash",
 ];
 
 /// Where each `Scope` constructor may be called (paths under
 /// `shared/src/`, a folder for all its files).
 pub const SCOPE_CONSTRUCTORS: &[(&str, &[&str])] = &[
     ("authenticated", &["auth/"]),
-    ("bridge", &["live/"]),
+    ("bridge", &["live/", "routes/bridge_enroll.rs"]),
     ("account", &["routes/auth_", "routes/users.rs", "auth/"]),
     ("system", &["routes/retention_run.rs"]),
 ];

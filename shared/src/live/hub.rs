@@ -38,7 +38,7 @@ use crate::auth::{self, Permission, Principal};
 use crate::ctx::Ctx;
 use crate::envelope::{ErrorBody, ErrorDetail};
 use crate::error::ApiError;
-use crate::params;
+use crate::model::instrument;
 use crate::platform::Platform;
 use crate::request::{ClientIp, Rq};
 
@@ -579,22 +579,13 @@ fn rfc3339(at: OffsetDateTime) -> Option<String> {
         .ok()
 }
 
-#[derive(Deserialize)]
-struct Followed {
-    id: uuid::Uuid,
-    name: String,
-    status: String,
-    #[serde(with = "time::serde::rfc3339::option")]
-    last_seen_at: Option<OffsetDateTime>,
-}
-
 async fn on_dashboard<P: Platform>(
     ctx: &Ctx<P>,
     rq: &mut Rq,
     peer: &mut Peer,
     message: DashboardMessage,
 ) -> Result<Reaction, ApiError> {
-    peer.principal(ctx, rq, false).await?;
+    let scope = peer.principal(ctx, rq, false).await?.scope();
     let (subscribe, ids, all) = match message {
         DashboardMessage::Subscribe {
             instrument_ids,
@@ -629,14 +620,7 @@ async fn on_dashboard<P: Platform>(
                 ),
             ));
         }
-        let found: Vec<Followed> = ctx
-            .db()
-            .fetch_all(
-                "SELECT id, name, status, last_seen_at FROM instruments \
-                  WHERE organization_id = $1 AND deleted_at IS NULL AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
-                params![peer.organization_id, json!(ids)],
-            )
-            .await?;
+        let found = instrument::summaries(&ctx.db(), &scope, Some(&ids)).await?;
         let missing: Vec<String> = ids
             .iter()
             .filter(|id| !found.iter().any(|f| f.id == **id))
@@ -660,23 +644,8 @@ async fn on_dashboard<P: Platform>(
     }
     // The current state of what the socket follows, to draw before the
     // first reading arrives.
-    let current: Vec<Followed> = if peer.all {
-        ctx.db()
-            .fetch_all(
-                "SELECT id, name, status, last_seen_at FROM instruments \
-                  WHERE organization_id = $1 AND deleted_at IS NULL ORDER BY name, id LIMIT 1000",
-                params![peer.organization_id],
-            )
-            .await?
-    } else {
-        ctx.db()
-            .fetch_all(
-                "SELECT id, name, status, last_seen_at FROM instruments \
-                  WHERE organization_id = $1 AND deleted_at IS NULL AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb)) ORDER BY name, id",
-                params![peer.organization_id, json!(peer.instruments)],
-            )
-            .await?
-    };
+    let followed = (!peer.all).then_some(peer.instruments.as_slice());
+    let current = instrument::summaries(&ctx.db(), &scope, followed).await?;
     let instruments: Vec<_> = current
         .iter()
         .map(|f| {

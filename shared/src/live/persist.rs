@@ -9,18 +9,15 @@ use super::{Batch, BatchAck, CommandOrder, CommandState, Item, REDELIVER_AFTER_S
 use crate::audit;
 use crate::auth::{Permission, Principal};
 use crate::ctx::Ctx;
-use crate::db::{BatchOptions, Statement, statement};
+use crate::db::Statement;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::bridge::{self, Position};
+use crate::model::{Scope, command, instrument, reading, rows};
 use crate::platform::Platform;
 use crate::request::Rq;
 
 /// The bridge a request comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub struct Bridge {
-    pub id: uuid::Uuid,
-    pub organization_id: uuid::Uuid,
-}
+pub type Bridge = bridge::Identity;
 
 /// The bridge whose key `principal` used; 403 for anyone else (people and
 /// other keys do not send readings or take commands).
@@ -35,19 +32,9 @@ pub async fn bridge_of<P: Platform>(
     let Some(key) = principal.api_key_id else {
         return Err(forbidden());
     };
-    ctx.db()
-        .fetch_optional(
-            "SELECT id, organization_id FROM bridges WHERE api_key_id = $1 AND organization_id = $2",
-            params![key, principal.organization_id],
-        )
+    bridge::by_key(&ctx.db(), &principal.scope(), key)
         .await?
         .ok_or_else(forbidden)
-}
-
-#[derive(Deserialize)]
-struct Known {
-    id: uuid::Uuid,
-    status: String,
 }
 
 #[derive(Deserialize)]
@@ -78,28 +65,23 @@ pub async fn ingest<P: Platform>(
     batch: &Batch,
 ) -> Result<BatchAck, ApiError> {
     batch.validate().map_err(ApiError::Validation)?;
-    let org = bridge.organization_id;
+    let scope = Scope::bridge(bridge.organization_id);
     let (first, last) = batch.span().unwrap_or((1, 0));
     // Every statement after the first acts only when the batch continues the
     // stream: nothing is skipped, nothing stored twice.
-    let continues = "s.acked_sequence >= $3 - 1";
+    let at = Position {
+        bridge_id: bridge.id,
+        stream: batch.stream,
+        first: int(first),
+    };
 
     // The stream's row, locked for the transaction (a stream the cloud has
     // not seen starts where its first batch starts); a heartbeat alone only
     // reads it.
     let mut statements = vec![if last >= first {
-        statement(
-            "INSERT INTO bridge_streams AS s (bridge_id, stream_id, organization_id, acked_sequence) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (bridge_id, stream_id) DO UPDATE SET updated_at = now() \
-             RETURNING s.acked_sequence",
-            params![bridge.id, batch.stream, org, int(first - 1)],
-        )
+        bridge::lock_stream(&scope, &at)
     } else {
-        statement(
-            "SELECT acked_sequence FROM bridge_streams WHERE bridge_id = $1 AND stream_id = $2",
-            params![bridge.id, batch.stream],
-        )
+        bridge::read_stream(&scope, &at)
     }];
 
     let readings: Vec<Value> = batch
@@ -122,19 +104,10 @@ pub async fn ingest<P: Platform>(
         .collect();
     let readings_at = (!readings.is_empty()).then_some(statements.len());
     if !readings.is_empty() {
-        statements.push(statement(
-            format!(
-                "INSERT INTO readings (organization_id, instrument_id, metric, value, unit, recorded_at, \
-                                       bridge_id, stream_id, sequence) \
-                 SELECT $4, r.instrument_id, r.metric, r.value, r.unit, r.recorded_at, $1, $2, r.seq \
-                   FROM jsonb_to_recordset($5::jsonb) AS r(seq bigint, instrument_id uuid, metric text, \
-                                                         value float8, unit text, recorded_at timestamptz) \
-                   JOIN instruments i ON i.organization_id = $4 AND i.id = r.instrument_id AND i.deleted_at IS NULL \
-                   JOIN bridge_streams s ON s.bridge_id = $1 AND s.stream_id = $2 \
-                  WHERE r.seq > s.acked_sequence AND {continues} \
-                 RETURNING sequence"
-            ),
-            params![bridge.id, batch.stream, int(first), org, Value::Array(readings)],
+        statements.push(reading::insert_continuing(
+            &scope,
+            &at,
+            Value::Array(readings),
         ));
     }
 
@@ -178,48 +151,29 @@ pub async fn ingest<P: Platform>(
         };
         // Forward only: sent -> acknowledged -> completed | failed (a fast
         // command may skip acknowledged).
-        let change = statement(
-            format!(
-                "UPDATE instrument_commands c SET status = $5, updated_at = now(), \
-                   acknowledged_at = coalesce(c.acknowledged_at, $6::timestamptz), \
-                   completed_at = CASE WHEN $5 IN ('completed', 'failed') THEN $6::timestamptz END, \
-                   result = coalesce($7::jsonb, c.result), error = $8 \
-                 FROM bridge_streams s \
-                 WHERE s.bridge_id = $1 AND s.stream_id = $2 AND s.acked_sequence < $9 AND {continues} \
-                   AND c.organization_id = $4 AND c.id = $10 AND c.bridge_id = $1 \
-                   AND (c.status = 'sent' OR (c.status = 'acknowledged' AND $5 <> 'acknowledged')) \
-                 RETURNING c.id"
-            ),
-            params![
-                bridge.id,
-                batch.stream,
-                int(first),
-                org,
-                outcome.state.as_str(),
-                outcome.at,
-                outcome.result,
-                outcome.error,
-                int(record.seq),
-                outcome.command_id,
-            ],
+        let change = command::record_outcome(
+            &scope,
+            &at,
+            outcome.command_id,
+            &command::Outcome {
+                state: outcome.state.as_str(),
+                at: outcome.at,
+                result: outcome.result.as_ref(),
+                error: outcome.error.as_deref(),
+                seq: int(record.seq),
+            },
         );
         outcomes.push((record.seq, statements.len()));
         statements.push(event.record_change(rq, change));
     }
 
     if last >= first {
-        statements.push(statement(
-            format!(
-                "UPDATE bridge_streams s SET acked_sequence = $4, updated_at = now() \
-                 WHERE s.bridge_id = $1 AND s.stream_id = $2 AND s.acked_sequence < $4 AND {continues}"
-            ),
-            params![bridge.id, batch.stream, int(first), int(last)],
-        ));
+        statements.push(bridge::advance_stream(&scope, &at, int(last)));
     }
-    statements.extend(heartbeat(ctx, rq, principal, bridge, batch).await?);
+    statements.extend(heartbeat(ctx, rq, principal, &scope, bridge, batch).await?);
 
-    let results = ctx.db().batch(statements, BatchOptions::default()).await?;
-    let acked: Vec<Acked> = results[0].decode().map_err(ApiError::internal)?;
+    let results = scope.batch(&ctx.db(), statements).await?;
+    let acked: Vec<Acked> = rows(&results, 0)?;
     let before = acked.first().map_or(0, |a| a.acked_sequence.max(0) as u64);
     if last >= first && first > before + 1 {
         return Err(ApiError::Conflict {
@@ -232,7 +186,7 @@ pub async fn ingest<P: Platform>(
     }
 
     let stored_readings: Vec<Seq> = match readings_at {
-        Some(at) => results[at].decode().map_err(ApiError::internal)?,
+        Some(at) => rows(&results, at)?,
         None => Vec::new(),
     };
     let stored: std::collections::HashSet<u64> = stored_readings
@@ -279,27 +233,21 @@ async fn heartbeat<P: Platform>(
     ctx: &Ctx<P>,
     rq: &mut Rq,
     principal: &Principal,
+    scope: &Scope,
     bridge: Bridge,
     batch: &Batch,
 ) -> Result<Vec<Statement>, ApiError> {
-    let org = bridge.organization_id;
     let hb = &batch.heartbeat;
     let reported: Vec<String> = hb.instruments.iter().map(|i| i.id.to_string()).collect();
-    let mut statements = vec![statement(
-        "UPDATE bridges SET version = coalesce($3, version), hostname = coalesce($4, hostname), \
-           last_heartbeat_at = now(), queue_depth = $5, \
-           connected_instruments = (SELECT coalesce(jsonb_agg(i.id ORDER BY i.id), '[]'::jsonb) FROM instruments i \
-              WHERE i.organization_id = $2 AND i.deleted_at IS NULL \
-                AND i.id IN (SELECT value::uuid FROM jsonb_array_elements_text($6::jsonb))) \
-         WHERE id = $1 AND organization_id = $2",
-        params![
-            bridge.id,
-            org,
-            hb.version,
-            hb.hostname,
-            int(hb.queue_depth),
-            json!(reported)
-        ],
+    let mut statements = vec![bridge::record_heartbeat(
+        scope,
+        bridge.id,
+        &bridge::Heartbeat {
+            version: hb.version.as_deref(),
+            hostname: hb.hostname.as_deref(),
+            queue_depth: int(hb.queue_depth),
+            instruments: &reported,
+        },
     )];
     let mut seen: Vec<String> = hb
         .instruments
@@ -315,23 +263,12 @@ async fn heartbeat<P: Platform>(
     seen.sort_unstable();
     seen.dedup();
     if !seen.is_empty() {
-        statements.push(statement(
-            "UPDATE instruments SET last_seen_at = now() WHERE organization_id = $1 AND deleted_at IS NULL \
-               AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
-            params![org, json!(seen)],
-        ));
+        statements.push(instrument::mark_seen(scope, &seen));
     }
     if hb.instruments.is_empty() {
         return Ok(statements);
     }
-    let known: Vec<Known> = ctx
-        .db()
-        .fetch_all(
-            "SELECT id, status FROM instruments WHERE organization_id = $1 AND deleted_at IS NULL \
-               AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
-            params![org, json!(reported)],
-        )
-        .await?;
+    let known = instrument::statuses(&ctx.db(), scope, &reported).await?;
     for state in &hb.instruments {
         let Some(current) = known.iter().find(|k| k.id == state.id) else {
             continue;
@@ -353,24 +290,10 @@ async fn heartbeat<P: Platform>(
         };
         statements.push(event.record_change(
             rq,
-            statement(
-                "UPDATE instruments SET status = $3, updated_at = now() \
-                 WHERE organization_id = $1 AND id = $2 AND status = $4 AND deleted_at IS NULL RETURNING id",
-                params![org, state.id, state.status, current.status],
-            ),
+            instrument::set_reported_status(scope, state.id, &state.status, &current.status),
         ));
     }
     Ok(statements)
-}
-
-#[derive(Deserialize)]
-struct Candidate {
-    id: uuid::Uuid,
-    instrument_id: uuid::Uuid,
-    command: String,
-    parameters: Value,
-    #[serde(with = "time::serde::rfc3339")]
-    expires_at: time::OffsetDateTime,
 }
 
 /// Hands `bridge` the commands waiting for its instruments (those its last
@@ -385,19 +308,10 @@ pub async fn take_commands<P: Platform>(
     bridge: Bridge,
     limit: i64,
 ) -> Result<Vec<CommandOrder>, ApiError> {
-    let candidates: Vec<Candidate> = ctx
-        .db()
-        .fetch_all(
-            "SELECT c.id, c.instrument_id, c.command, c.parameters, c.expires_at \
-               FROM instrument_commands c JOIN bridges b ON b.id = $2 AND b.organization_id = c.organization_id \
-              WHERE c.organization_id = $1 AND c.expires_at > now() \
-                AND c.instrument_id IN (SELECT value::uuid FROM jsonb_array_elements_text(b.connected_instruments)) \
-                AND (c.status = 'queued' \
-                     OR (c.status = 'sent' AND c.bridge_id = $2 AND c.sent_at < now() - make_interval(secs => $3))) \
-              ORDER BY c.created_at, c.id LIMIT $4",
-            params![bridge.organization_id, bridge.id, REDELIVER_AFTER_SECS, limit],
-        )
-        .await?;
+    let scope = Scope::bridge(bridge.organization_id);
+    let db = ctx.db();
+    let candidates =
+        command::waiting_for(&db, &scope, bridge.id, REDELIVER_AFTER_SECS, limit).await?;
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
@@ -417,17 +331,11 @@ pub async fn take_commands<P: Platform>(
             };
             event.record_change(
                 rq,
-                statement(
-                    "UPDATE instrument_commands SET status = 'sent', bridge_id = $3, sent_at = now(), updated_at = now() \
-                     WHERE organization_id = $1 AND id = $2 AND expires_at > now() \
-                       AND (status = 'queued' OR (status = 'sent' AND bridge_id = $3 \
-                            AND sent_at < now() - make_interval(secs => $4))) RETURNING id",
-                    params![bridge.organization_id, c.id, bridge.id, REDELIVER_AFTER_SECS],
-                ),
+                command::mark_sent(&scope, c.id, bridge.id, REDELIVER_AFTER_SECS),
             )
         })
         .collect();
-    let results = ctx.db().batch(statements, BatchOptions::default()).await?;
+    let results = scope.batch(&db, statements).await?;
     Ok(candidates
         .into_iter()
         .zip(results)

@@ -1,7 +1,8 @@
 //! `api_keys`: keys stored as SHA-256 hashes with a lookup prefix, their
 //! scopes, address allowlist, expiry, rate limit and use.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use super::Scope;
 use crate::db::{Db, DbError, Statement, statement};
@@ -45,6 +46,93 @@ pub fn record_use(scope: &Scope, id: uuid::Uuid) -> Statement {
     statement(
         "UPDATE api_keys SET last_used_at = now(), usage_count = usage_count + 1 \
          WHERE id = $1 AND organization_id = $2",
+        params![id, scope.organization_id()],
+    )
+}
+
+pub const COLUMNS: &str = "id, name, key_prefix, permissions, ip_allowlist::text[] AS ip_allowlist, rate_limit, \
+                       created_at, expires_at, last_used_at, usage_count, is_active, user_id";
+
+/// A key as listed (no secret, no hash).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct Key {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub key_prefix: String,
+    pub permissions: Vec<Permission>,
+    pub ip_allowlist: Vec<String>,
+    pub rate_limit: Option<i32>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    pub usage_count: i64,
+    pub is_active: bool,
+    pub user_id: uuid::Uuid,
+}
+
+/// The organization's keys, newest first.
+pub async fn list<P: Platform>(db: &Db<'_, P>, scope: &Scope) -> Result<Vec<Key>, DbError> {
+    scope
+        .fetch_all(
+            db,
+            statement(
+                format!(
+                    "SELECT {COLUMNS} FROM api_keys WHERE organization_id = $1 ORDER BY created_at DESC, id DESC"
+                ),
+                params![scope.organization_id()],
+            ),
+        )
+        .await
+}
+
+/// A key to store (its hash, never the key).
+pub struct NewKey<'a> {
+    pub id: uuid::Uuid,
+    pub user_id: uuid::Uuid,
+    pub prefix: &'a str,
+    /// The key's SHA-256, a bytea literal.
+    pub hash: &'a str,
+    pub name: &'a str,
+    pub permissions: &'a [Permission],
+    /// CIDR blocks.
+    pub ip_allowlist: &'a [String],
+    pub expires_at: Option<OffsetDateTime>,
+    pub rate_limit: Option<i64>,
+}
+
+/// Stores `new`; returns it as listed.
+pub fn insert(scope: &Scope, new: &NewKey<'_>) -> Statement {
+    statement(
+        format!(
+            "INSERT INTO api_keys (id, organization_id, user_id, key_prefix, key_hash, name, permissions, ip_allowlist, \
+             expires_at, rate_limit) \
+             VALUES ($1, $2, $3, $4, $5::text::bytea, $6, $7::jsonb, \
+                     ARRAY(SELECT jsonb_array_elements_text($8::jsonb))::cidr[], $9, $10) RETURNING {COLUMNS}"
+        ),
+        params![
+            new.id,
+            scope.organization_id(),
+            new.user_id,
+            new.prefix,
+            new.hash,
+            new.name,
+            serde_json::to_value(new.permissions).unwrap_or_default(),
+            serde_json::Value::from(new.ip_allowlist.to_vec()),
+            new.expires_at,
+            new.rate_limit,
+        ],
+    )
+}
+
+/// Revokes key `id` if it is active; returns `id` (no row: nothing to
+/// revoke).
+pub fn revoke(scope: &Scope, id: uuid::Uuid) -> Statement {
+    statement(
+        "UPDATE api_keys SET is_active = false WHERE id = $1 AND organization_id = $2 AND is_active RETURNING id",
         params![id, scope.organization_id()],
     )
 }

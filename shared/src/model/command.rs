@@ -9,6 +9,7 @@ use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
 use super::Scope;
+use super::bridge::{CONTINUES, Position};
 use super::page::Cursor;
 use crate::db::{Db, DbError, Statement, statement};
 use crate::domain::RunStatus;
@@ -213,5 +214,108 @@ pub fn withdraw_start(scope: &Scope, run_id: uuid::Uuid, outcome: RunStatus) -> 
          WHERE organization_id = $2 AND run_id = $1 AND command = 'start' AND status IN ('queued', 'sent') \
            AND EXISTS (SELECT 1 FROM runs WHERE id = $1 AND status = $3)",
         params![run_id, scope.organization_id(), outcome.as_str()],
+    )
+}
+
+/// A command's outcome, as its instrument reported it.
+pub struct Outcome<'a> {
+    /// `acknowledged`, `completed` or `failed`.
+    pub state: &'a str,
+    pub at: OffsetDateTime,
+    pub result: Option<&'a Value>,
+    pub error: Option<&'a str>,
+    /// The record's sequence in the stream.
+    pub seq: i64,
+}
+
+/// Moves command `id` forward (sent -> acknowledged -> completed | failed;
+/// a fast command may skip acknowledged) if it was handed to the batch's
+/// bridge, the record is new and the batch continues its stream. Returns
+/// `id` (no row: nothing moved).
+pub fn record_outcome(
+    scope: &Scope,
+    at: &Position,
+    id: uuid::Uuid,
+    outcome: &Outcome<'_>,
+) -> Statement {
+    statement(
+        format!(
+            "UPDATE instrument_commands c SET status = $5, updated_at = now(), \
+               acknowledged_at = coalesce(c.acknowledged_at, $6::timestamptz), \
+               completed_at = CASE WHEN $5 IN ('completed', 'failed') THEN $6::timestamptz END, \
+               result = coalesce($7::jsonb, c.result), error = $8 \
+             FROM bridge_streams s \
+             WHERE s.bridge_id = $1 AND s.stream_id = $2 AND s.acked_sequence < $9 AND {CONTINUES} \
+               AND c.organization_id = $4 AND c.id = $10 AND c.bridge_id = $1 \
+               AND (c.status = 'sent' OR (c.status = 'acknowledged' AND $5 <> 'acknowledged')) \
+             RETURNING c.id"
+        ),
+        params![
+            at.bridge_id,
+            at.stream,
+            at.first,
+            scope.organization_id(),
+            outcome.state,
+            outcome.at,
+            outcome.result,
+            outcome.error,
+            outcome.seq,
+            id,
+        ],
+    )
+}
+
+/// A command a bridge may be handed.
+#[derive(Debug, Deserialize)]
+pub struct Waiting {
+    pub id: uuid::Uuid,
+    pub instrument_id: uuid::Uuid,
+    pub command: String,
+    pub parameters: Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// The unexpired commands waiting for the instruments bridge `bridge_id`
+/// reaches (as its last heartbeat said), oldest first: queued ones, and
+/// those sent to it but unacknowledged for `redeliver_secs`.
+pub async fn waiting_for<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    bridge_id: uuid::Uuid,
+    redeliver_secs: i64,
+    limit: i64,
+) -> Result<Vec<Waiting>, DbError> {
+    scope
+        .fetch_all(
+            db,
+            statement(
+                "SELECT c.id, c.instrument_id, c.command, c.parameters, c.expires_at \
+                   FROM instrument_commands c JOIN bridges b ON b.id = $2 AND b.organization_id = c.organization_id \
+                  WHERE c.organization_id = $1 AND c.expires_at > now() \
+                    AND c.instrument_id IN (SELECT value::uuid FROM jsonb_array_elements_text(b.connected_instruments)) \
+                    AND (c.status = 'queued' \
+                         OR (c.status = 'sent' AND c.bridge_id = $2 AND c.sent_at < now() - make_interval(secs => $3))) \
+                  ORDER BY c.created_at, c.id LIMIT $4",
+                params![scope.organization_id(), bridge_id, redeliver_secs, limit],
+            ),
+        )
+        .await
+}
+
+/// Marks command `id` sent to bridge `bridge_id`, if it is still waiting for
+/// it; returns `id`.
+pub fn mark_sent(
+    scope: &Scope,
+    id: uuid::Uuid,
+    bridge_id: uuid::Uuid,
+    redeliver_secs: i64,
+) -> Statement {
+    statement(
+        "UPDATE instrument_commands SET status = 'sent', bridge_id = $3, sent_at = now(), updated_at = now() \
+         WHERE organization_id = $1 AND id = $2 AND expires_at > now() \
+           AND (status = 'queued' OR (status = 'sent' AND bridge_id = $3 \
+                AND sent_at < now() - make_interval(secs => $4))) RETURNING id",
+        params![scope.organization_id(), id, bridge_id, redeliver_secs],
     )
 }

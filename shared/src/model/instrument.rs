@@ -491,6 +491,116 @@ pub fn idle_after_run(
     )
 }
 
+/// Records instrument `id`'s calibration (`doc`, next due `due`), only once
+/// maintenance item `maintenance_id` was completed from `version` in the
+/// same transaction; returns `id`.
+pub fn record_calibration(
+    scope: &Scope,
+    id: uuid::Uuid,
+    doc: &Value,
+    due: OffsetDateTime,
+    maintenance_id: uuid::Uuid,
+    version: i64,
+) -> Statement {
+    statement(
+        "UPDATE instruments SET calibration = $3::jsonb, calibration_due_at = $4, version = version + 1, \
+         updated_at = now() WHERE id = $1 AND organization_id = $2 \
+           AND EXISTS (SELECT 1 FROM maintenance WHERE id = $5 AND organization_id = $2 \
+                       AND version = $6 + 1 AND status = 'completed') \
+         RETURNING id",
+        params![
+            id,
+            scope.organization_id(),
+            doc,
+            due,
+            maintenance_id,
+            version
+        ],
+    )
+}
+
+/// Marks the organization's instruments `ids` heard from now.
+pub fn mark_seen(scope: &Scope, ids: &[String]) -> Statement {
+    statement(
+        "UPDATE instruments SET last_seen_at = now() WHERE organization_id = $1 AND deleted_at IS NULL \
+           AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
+        params![scope.organization_id(), Value::from(ids.to_vec())],
+    )
+}
+
+/// An instrument's status.
+#[derive(Debug, Deserialize)]
+pub struct Known {
+    pub id: uuid::Uuid,
+    pub status: String,
+}
+
+/// The statuses of the organization's instruments `ids` in service.
+pub async fn statuses<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    ids: &[String],
+) -> Result<Vec<Known>, DbError> {
+    scope
+        .fetch_all(
+            db,
+            statement(
+                "SELECT id, status FROM instruments WHERE organization_id = $1 AND deleted_at IS NULL \
+                   AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
+                params![scope.organization_id(), Value::from(ids.to_vec())],
+            ),
+        )
+        .await
+}
+
+/// Sets instrument `id`'s status to `status` as its bridge reported it, if
+/// it is still `current`; returns `id`.
+pub fn set_reported_status(
+    scope: &Scope,
+    id: uuid::Uuid,
+    status: &str,
+    current: &str,
+) -> Statement {
+    statement(
+        "UPDATE instruments SET status = $3, updated_at = now() \
+         WHERE organization_id = $1 AND id = $2 AND status = $4 AND deleted_at IS NULL RETURNING id",
+        params![scope.organization_id(), id, status, current],
+    )
+}
+
+/// An instrument as a dashboard follows it.
+#[derive(Debug, Deserialize)]
+pub struct Summary {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_seen_at: Option<OffsetDateTime>,
+}
+
+/// The organization's instruments in service, `ids` only (or the first
+/// 1,000 when none are named), by name.
+pub async fn summaries<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    ids: Option<&[uuid::Uuid]>,
+) -> Result<Vec<Summary>, DbError> {
+    let query = match ids {
+        None => statement(
+            "SELECT id, name, status, last_seen_at FROM instruments \
+              WHERE organization_id = $1 AND deleted_at IS NULL ORDER BY name, id LIMIT 1000",
+            params![scope.organization_id()],
+        ),
+        Some(ids) => statement(
+            "SELECT id, name, status, last_seen_at FROM instruments \
+              WHERE organization_id = $1 AND deleted_at IS NULL \
+                AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb)) ORDER BY name, id",
+            params![scope.organization_id(), json!(ids)],
+        ),
+    };
+    scope.fetch_all(db, query).await
+}
+
 /// A duplicate serial number as the client should see it.
 pub fn conflict_on_serial(err: DbError) -> ApiError {
     if err.constraint() == Some("instruments_organization_id_serial_number_key") {

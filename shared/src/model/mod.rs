@@ -27,14 +27,17 @@
 
 pub mod api_key;
 pub mod audit_event;
+pub mod bridge;
 pub mod command;
 pub mod email;
 pub mod instrument;
 pub mod invitation;
+pub mod maintenance;
 pub mod organization;
 pub mod page;
 pub mod password_reset;
 pub mod rate_limit;
+pub mod reading;
 pub mod run;
 pub mod run_data;
 pub mod session;

@@ -7,40 +7,24 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::audit::{self, Outcome};
-use crate::auth::{self, Permission, api_key};
+use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
-use crate::db::{BatchOptions, statement};
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::page::Items;
+use crate::model::{api_key, first_row};
 use crate::platform::Platform;
 use crate::request::Rq;
 
 /// Most CIDR blocks on one key.
 pub const MAX_ALLOWLIST: usize = 32;
 
-const COLUMNS: &str = "id, name, key_prefix, permissions, ip_allowlist::text[] AS ip_allowlist, rate_limit, \
-                       created_at, expires_at, last_used_at, usage_count, is_active, user_id";
-
-/// A key as listed (no secret, no hash).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all(serialize = "camelCase"))]
-pub struct KeyView {
-    pub id: uuid::Uuid,
-    pub name: String,
-    pub key_prefix: String,
-    pub permissions: Vec<Permission>,
-    pub ip_allowlist: Vec<String>,
-    pub rate_limit: Option<i32>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_used_at: Option<OffsetDateTime>,
-    pub usage_count: i64,
-    pub is_active: bool,
-    pub user_id: uuid::Uuid,
+/// A new key: the key itself, shown this once, and how it is listed.
+#[derive(Serialize)]
+struct Created {
+    key: String,
+    #[serde(flatten)]
+    view: api_key::Key,
 }
 
 super::methods! {
@@ -51,14 +35,8 @@ super::methods! {
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::KeysManage)?;
-    let keys: Vec<KeyView> = ctx
-        .db()
-        .fetch_all(
-            &format!("SELECT {COLUMNS} FROM api_keys WHERE organization_id = $1 ORDER BY created_at DESC, id DESC"),
-            params![principal.organization_id],
-        )
-        .await?;
-    Reply::ok(json!({ "items": keys }))
+    let items = api_key::list(&ctx.db(), &principal.scope()).await?;
+    Reply::ok(Items { items })
 }
 
 #[derive(Deserialize)]
@@ -146,28 +124,22 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     }
 
     let id = ctx.new_uuid();
-    let (key, prefix, hash) = api_key::new_key(ctx.random_bytes::<6>(), ctx.random_bytes::<32>());
-    let scopes_json = serde_json::to_value(&scopes).map_err(ApiError::internal)?;
-    let allowlist_json = Value::from(allowlist.clone());
-    let insert = statement(
-        format!(
-            "INSERT INTO api_keys (id, organization_id, user_id, key_prefix, key_hash, name, permissions, ip_allowlist, \
-             expires_at, rate_limit) \
-             VALUES ($1, $2, $3, $4, $5::text::bytea, $6, $7::jsonb, \
-                     ARRAY(SELECT jsonb_array_elements_text($8::jsonb))::cidr[], $9, $10) RETURNING {COLUMNS}"
-        ),
-        params![
+    let (key, prefix, hash) =
+        crate::auth::api_key::new_key(ctx.random_bytes::<6>(), ctx.random_bytes::<32>());
+    let scope = principal.scope();
+    let insert = api_key::insert(
+        &scope,
+        &api_key::NewKey {
             id,
-            principal.organization_id,
-            principal.user_id,
-            prefix,
-            hash,
-            name,
-            scopes_json,
-            allowlist_json,
-            input.expires_at,
-            input.rate_limit,
-        ],
+            user_id: principal.user_id,
+            prefix: &prefix,
+            hash: &hash,
+            name: &name,
+            permissions: &scopes,
+            ip_allowlist: &allowlist,
+            expires_at: input.expires_at,
+            rate_limit: input.rate_limit,
+        },
     );
     let event = audit::Event {
         id: ctx.new_uuid(),
@@ -186,16 +158,10 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         metadata: json!({}),
         reason: None,
     };
-    let results = ctx
-        .db()
-        .batch(vec![insert, event.insert(rq)], BatchOptions::default())
+    let results = scope
+        .batch(&ctx.db(), vec![insert, event.insert(rq)])
         .await?;
-    let view: KeyView = results
-        .first()
-        .and_then(|r| r.decode::<KeyView>().ok())
-        .and_then(|rows| rows.into_iter().next())
+    let view: api_key::Key = first_row(&results, 0)?
         .ok_or_else(|| ApiError::internal("INSERT ... RETURNING gave no row"))?;
-    let mut data = serde_json::to_value(view).map_err(ApiError::internal)?;
-    data["key"] = Value::String(key);
-    Reply::created(data)
+    Reply::created(Created { key, view })
 }

@@ -1,18 +1,24 @@
 //! `/api/v1/api-keys/:id`: `DELETE` revokes a key (`keys:manage`). Another
 //! organization's key, or no key, is 404.
 
-use serde::Deserialize;
+use serde::Serialize;
 use serde_json::json;
 
 use crate::audit::{self, Outcome};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
-use crate::db::{BatchOptions, statement};
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::params;
+use crate::model::{api_key, rows};
 use crate::platform::Platform;
 use crate::request::Rq;
+
+/// The answer of a revocation.
+#[derive(Serialize)]
+struct Revoked {
+    id: uuid::Uuid,
+    revoked: bool,
+}
 
 super::methods! {
     DELETE => revoke,
@@ -23,11 +29,6 @@ async fn revoke<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::KeysManage)?;
     let id = rq.uuid_param("id")?;
-    #[derive(Deserialize)]
-    struct Revoked {
-        #[allow(dead_code)]
-        record_id: uuid::Uuid,
-    }
     let event = audit::Event {
         id: ctx.new_uuid(),
         organization_id: Some(principal.organization_id),
@@ -44,24 +45,13 @@ async fn revoke<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         reason: None,
     };
     // One statement: the audit row exists only if the key was there to revoke.
-    let change = statement(
-        "UPDATE api_keys SET is_active = false WHERE id = $1 AND organization_id = $2 AND is_active RETURNING id",
-        params![id, principal.organization_id],
-    );
-    let results = ctx
-        .db()
-        .batch(
-            vec![event.insert_after(rq, change)],
-            BatchOptions::default(),
-        )
+    let scope = principal.scope();
+    let change = api_key::revoke(&scope, id);
+    let results = scope
+        .batch(&ctx.db(), vec![event.insert_after(rq, change)])
         .await?;
-    let revoked = results
-        .first()
-        .and_then(|r| r.decode::<Revoked>().ok())
-        .is_some_and(|rows| !rows.is_empty());
-    if revoked {
-        Reply::ok(json!({ "id": id, "revoked": true }))
-    } else {
-        Err(ApiError::NotFound)
+    if rows::<serde_json::Value>(&results, 0)?.is_empty() {
+        return Err(ApiError::NotFound);
     }
+    Reply::ok(Revoked { id, revoked: true })
 }

@@ -8,14 +8,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::bridge_join_tokens::token_hash;
 use crate::audit::{self, Outcome};
 use crate::auth::api_key;
+use crate::auth::session::token_hash;
 use crate::ctx::Ctx;
-use crate::db::statement;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::{Scope, bridge};
 use crate::platform::Platform;
 use crate::ratelimit::Class;
 use crate::request::Rq;
@@ -24,29 +23,12 @@ super::methods! {
     POST => enroll,
 }
 
-/// What a bridge's key may do: read and control its instruments, and
-/// upload the raw data files of their runs (the file-drop driver).
-pub const BRIDGE_SCOPES: &str =
-    r#"["instruments:view","instruments:control","runs:view","runs:create"]"#;
-
-/// A bridge's key has its own rate limit (requests a minute): batches,
-/// heartbeats, command polls and file chunks of a busy lab.
-pub const BRIDGE_RATE_LIMIT: i32 = 6000;
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Input {
     token: String,
     version: Option<String>,
     hostname: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Invitation {
-    id: uuid::Uuid,
-    organization_id: uuid::Uuid,
-    created_by: uuid::Uuid,
-    name: String,
 }
 
 #[derive(Serialize)]
@@ -100,12 +82,7 @@ async fn enroll<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         return Err(rejected);
     }
     let db = ctx.db();
-    let invitation: Invitation = db
-        .fetch_optional(
-            "SELECT id, organization_id, created_by, name FROM bridge_join_tokens \
-             WHERE token_hash = $1::text::bytea AND used_at IS NULL AND expires_at > now()",
-            params![token_hash(token)],
-        )
+    let invitation = bridge::join_token_by_hash(&db, &token_hash(token))
         .await?
         .ok_or(rejected)?;
 
@@ -135,41 +112,20 @@ async fn enroll<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     // One transaction; `used_at = now()` marks the token this transaction
     // consumed (now() is the transaction's start), so a concurrent
     // enrolment with the same token creates nothing.
-    let results = db
-        .batch(
-            vec![
-                event.record_change(
-                    rq,
-                    statement(
-                        "UPDATE bridge_join_tokens SET used_at = now() \
-                         WHERE id = $1 AND used_at IS NULL AND expires_at > now() RETURNING id",
-                        params![invitation.id],
-                    ),
-                ),
-                statement(
-                    format!(
-                        "INSERT INTO api_keys (id, organization_id, user_id, key_prefix, key_hash, name, permissions, rate_limit) \
-                         SELECT $2, organization_id, created_by, $3, $4::text::bytea, left('bridge: ' || name, 255), \
-                                '{BRIDGE_SCOPES}'::jsonb, {BRIDGE_RATE_LIMIT} \
-                         FROM bridge_join_tokens WHERE id = $1 AND used_at = now()"
-                    ),
-                    params![invitation.id, key_id, prefix, hash],
-                ),
-                statement(
-                    "INSERT INTO bridges (id, organization_id, name, api_key_id, version, hostname, enrolled_by) \
-                     SELECT $2, t.organization_id, t.name, k.id, $4, $5, t.created_by \
-                     FROM bridge_join_tokens t JOIN api_keys k ON k.id = $3 \
-                     WHERE t.id = $1 AND t.used_at = now()",
-                    params![invitation.id, bridge_id, key_id, version, hostname],
-                ),
-                statement(
-                    "UPDATE bridge_join_tokens SET bridge_id = $2 WHERE id = $1 AND used_at = now()",
-                    params![invitation.id, bridge_id],
-                ),
-            ],
-            Default::default(),
-        )
-        .await?;
+    let scope = Scope::bridge(invitation.organization_id);
+    let enrolment = bridge::Enrolment {
+        join_token_id: invitation.id,
+        bridge_id,
+        key_id,
+        key_prefix: &prefix,
+        key_hash: &hash,
+        version: version.as_deref(),
+        hostname: hostname.as_deref(),
+    };
+    let (spend, create) = bridge::enroll(&scope, &enrolment);
+    let mut statements = vec![event.record_change(rq, spend)];
+    statements.extend(create);
+    let results = scope.batch(&db, statements).await?;
     if results.first().is_none_or(|r| r.rows.is_empty()) {
         return Err(ApiError::TokenInvalid("join token rejected"));
     }

@@ -6,16 +6,15 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
 use crate::audit;
+use crate::auth::session::token_hash;
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
-use crate::db::statement;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::bridge;
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -41,11 +40,6 @@ struct Created {
     token: String,
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
-}
-
-/// The stored form of a join token: `\x` + hex SHA-256.
-pub fn token_hash(token: &str) -> String {
-    format!("\\x{}", hex::encode(Sha256::digest(token.as_bytes())))
 }
 
 async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
@@ -85,25 +79,17 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             ("bridge_join_token", id),
         )
     };
-    ctx.db()
-        .batch(
-            vec![event.record_change(
-                rq,
-                statement(
-                    "INSERT INTO bridge_join_tokens (id, organization_id, token_hash, name, created_by, expires_at) \
-                     VALUES ($1, $2, $3::text::bytea, $4, $5, $6) RETURNING id",
-                    params![
-                        id,
-                        principal.organization_id,
-                        token_hash(&token),
-                        name,
-                        principal.user_id,
-                        expires_at
-                    ],
-                ),
-            )],
-            Default::default(),
-        )
+    let scope = principal.scope();
+    let insert = bridge::insert_join_token(
+        &scope,
+        id,
+        &token_hash(&token),
+        &name,
+        principal.user_id,
+        expires_at,
+    );
+    scope
+        .batch(&ctx.db(), vec![event.record_change(rq, insert)])
         .await?;
     Reply::created(Created {
         id,

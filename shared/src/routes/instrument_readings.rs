@@ -7,7 +7,6 @@
 //! `readings_range_idx` time-range index.
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use crate::auth::{self, Permission};
@@ -15,8 +14,7 @@ use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::live::valid_metric;
-use crate::model::instrument;
-use crate::params;
+use crate::model::{instrument, reading};
 use crate::platform::Platform;
 use crate::request::Rq;
 use crate::request::time_field;
@@ -37,13 +35,32 @@ struct Query {
     metric: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all(serialize = "camelCase"))]
-struct Point {
+/// The readings of a range, per metric.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Series {
+    instrument_id: uuid::Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    to: OffsetDateTime,
+    bucket_seconds: i64,
+    series: Vec<Metric>,
+}
+
+/// One metric's buckets.
+#[derive(Serialize)]
+struct Metric {
     metric: String,
     unit: Option<String>,
+    points: Vec<Point>,
+}
+
+/// One bucket: when it starts (`t`) and what fell in it.
+#[derive(Serialize)]
+struct Point {
     #[serde(with = "time::serde::rfc3339")]
-    bucket: OffsetDateTime,
+    t: OffsetDateTime,
     min: f64,
     avg: f64,
     max: f64,
@@ -112,50 +129,44 @@ async fn series<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let Some(bucket) = bucket.filter(|_| problems.is_empty()) else {
         return Err(ApiError::Validation(problems));
     };
-    instrument::get(&ctx.db(), &principal.scope(), instrument_id).await?;
-    let points: Vec<Point> = ctx
-        .db()
-        .fetch_all(
-            "SELECT metric, max(unit) AS unit, \
-                    date_bin(make_interval(secs => $5), recorded_at, TIMESTAMPTZ 'epoch') AS bucket, \
-                    min(value) AS min, avg(value) AS avg, max(value) AS max, count(*) AS count \
-               FROM readings \
-              WHERE organization_id = $1 AND instrument_id = $2 AND recorded_at >= $3 AND recorded_at < $4 \
-                AND ($6::text IS NULL OR metric = $6) \
-              GROUP BY metric, bucket ORDER BY metric, bucket",
-            params![
-                principal.organization_id,
-                instrument_id,
-                from,
-                to,
-                bucket,
-                query.metric
-            ],
-        )
-        .await?;
-    let mut series: Vec<serde_json::Value> = Vec::new();
-    for point in points {
-        let entry = json!({
-            "t": point.bucket.format(&time::format_description::well_known::Rfc3339).map_err(ApiError::internal)?,
-            "min": point.min, "avg": point.avg, "max": point.max, "count": point.count,
-        });
+    let scope = principal.scope();
+    let db = ctx.db();
+    instrument::get(&db, &scope, instrument_id).await?;
+    let buckets = reading::buckets(
+        &db,
+        &scope,
+        instrument_id,
+        from,
+        to,
+        bucket,
+        query.metric.as_deref(),
+    )
+    .await?;
+    let mut series: Vec<Metric> = Vec::new();
+    for bucket in buckets {
+        let point = Point {
+            t: bucket.bucket,
+            min: bucket.min,
+            avg: bucket.avg,
+            max: bucket.max,
+            count: bucket.count,
+        };
         match series.last_mut() {
-            Some(last) if last["metric"] == point.metric.as_str() => {
-                if let Some(points) = last["points"].as_array_mut() {
-                    points.push(entry);
-                }
-            }
-            _ => series
-                .push(json!({ "metric": point.metric, "unit": point.unit, "points": [entry] })),
+            Some(last) if last.metric == bucket.metric => last.points.push(point),
+            _ => series.push(Metric {
+                metric: bucket.metric,
+                unit: bucket.unit,
+                points: vec![point],
+            }),
         }
     }
-    Reply::ok(json!({
-        "instrumentId": instrument_id,
-        "from": from.format(&time::format_description::well_known::Rfc3339).map_err(ApiError::internal)?,
-        "to": to.format(&time::format_description::well_known::Rfc3339).map_err(ApiError::internal)?,
-        "bucketSeconds": bucket,
-        "series": series,
-    }))
+    Reply::ok(Series {
+        instrument_id,
+        from,
+        to,
+        bucket_seconds: bucket,
+        series,
+    })
 }
 
 #[cfg(test)]

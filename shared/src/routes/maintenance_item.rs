@@ -13,17 +13,14 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::instrument_maintenance::{MAINTENANCE_COLUMNS, MaintenanceView, text};
 use crate::audit;
-use crate::auth::{self, Permission, Principal};
+use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
-use crate::db::statement;
-use crate::domain::schema;
-use crate::envelope::Reply;
-use crate::envelope::etag;
+use crate::domain::{optional_text as text, schema};
+use crate::envelope::{Reply, etag};
 use crate::error::{ApiError, FieldError};
-use crate::model::instrument;
-use crate::params;
+use crate::model::maintenance::{self, Maintenance};
+use crate::model::{first_row, instrument};
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -44,20 +41,6 @@ struct UpdateInput {
     calibration: Option<Map<String, Value>>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     next_due_at: Option<OffsetDateTime>,
-}
-
-async fn load<P: Platform>(
-    ctx: &Ctx<P>,
-    principal: &Principal,
-    id: uuid::Uuid,
-) -> Result<MaintenanceView, ApiError> {
-    ctx.db()
-        .fetch_optional(
-            &format!("SELECT {MAINTENANCE_COLUMNS} FROM maintenance WHERE id = $1 AND organization_id = $2"),
-            params![id, principal.organization_id],
-        )
-        .await?
-        .ok_or(ApiError::NotFound)
 }
 
 async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
@@ -85,7 +68,9 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    let current = load(ctx, &principal, id).await?;
+    let scope = principal.scope();
+    let db = ctx.db();
+    let current = maintenance::get(&db, &scope, id).await?;
     if current.version != version {
         return Err(ApiError::PreconditionFailed {
             given: version.to_string(),
@@ -120,8 +105,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let mut calibration_doc = None;
     let mut next_due = None;
     if completing && is_calibration {
-        let instrument =
-            instrument::get(&ctx.db(), &principal.scope(), current.instrument_id).await?;
+        let instrument = instrument::get(&db, &scope, current.instrument_id).await?;
         let interval = instrument.configuration["calibrationIntervalDays"]
             .as_i64()
             .unwrap_or(DEFAULT_CALIBRATION_INTERVAL_DAYS);
@@ -161,20 +145,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         };
         statements.push(calibrated.record_change(
             rq,
-            statement(
-                "UPDATE instruments SET calibration = $3::jsonb, calibration_due_at = $4, version = version + 1, \
-                 updated_at = now() WHERE id = $1 AND organization_id = $2 \
-                   AND EXISTS (SELECT 1 FROM maintenance WHERE id = $5 AND version = $6 + 1 AND status = 'completed') \
-                 RETURNING id",
-                params![
-                    current.instrument_id,
-                    principal.organization_id,
-                    doc,
-                    due,
-                    id,
-                    version,
-                ],
-            ),
+            instrument::record_calibration(&scope, current.instrument_id, &doc, due, id, version),
         ));
         calibration_doc = Some(doc);
         next_due = Some(due);
@@ -208,42 +179,30 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             ("maintenance", id),
         )
     };
-    let change = statement(
-        format!(
-            "UPDATE maintenance SET status = $4, scheduled_for = $5, notes = coalesce($6, notes), \
-             completed_at = CASE WHEN $4 = 'completed' THEN now() ELSE completed_at END, \
-             performed_by = CASE WHEN $4 = 'completed' THEN $7 ELSE performed_by END, \
-             calibration = coalesce($8::jsonb, calibration), next_due_at = coalesce($9, next_due_at), \
-             version = version + 1, updated_at = now() \
-             WHERE id = $1 AND organization_id = $2 AND version = $3 AND status = 'scheduled' \
-             RETURNING {MAINTENANCE_COLUMNS}"
-        ),
-        params![
-            id,
-            principal.organization_id,
-            version,
-            new_status,
+    let change = maintenance::update(
+        &scope,
+        id,
+        version,
+        &maintenance::Change {
+            status: new_status,
             scheduled_for,
-            notes,
-            principal.user_id,
-            calibration_doc,
-            next_due,
-        ],
+            notes: notes.as_deref(),
+            performed_by: principal.user_id,
+            calibration: calibration_doc.as_ref(),
+            next_due_at: next_due,
+        },
     );
     // The maintenance first: the instrument only changes if it did.
     statements.insert(0, event.record_change(rq, change));
-    let results = ctx.db().batch(statements, Default::default()).await?;
-    let updated: Option<MaintenanceView> = results
-        .first()
-        .and_then(|r| r.decode::<MaintenanceView>().ok())
-        .and_then(|rows| rows.into_iter().next());
+    let results = scope.batch(&db, statements).await?;
+    let updated: Option<Maintenance> = first_row(&results, 0)?;
     match updated {
         Some(item) => {
             let version = item.version;
             Ok(Reply::ok(item)?.header(header::ETAG, etag(version)))
         }
         None => {
-            let now = load(ctx, &principal, id).await?;
+            let now = maintenance::get(&db, &scope, id).await?;
             Err(ApiError::PreconditionFailed {
                 given: version.to_string(),
                 current: now.version,
