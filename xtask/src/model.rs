@@ -41,6 +41,8 @@ pub const UNSCOPED: &[&str] = &[
     "accept",
     // A bridge's join token by its hash: the token is its only credential.
     "join_token_by_hash",
+    // System-wide: idle rate-limit state, most of it keyed by address.
+    "purge_idle",
 ];
 
 /// Where each `Scope` constructor may be called (paths under
@@ -49,7 +51,6 @@ pub const SCOPE_CONSTRUCTORS: &[(&str, &[&str])] = &[
     ("authenticated", &["auth/"]),
     ("bridge", &["live/", "routes/bridge_enroll.rs"]),
     ("account", &["routes/auth_", "routes/users.rs", "auth/"]),
-    ("system", &["routes/retention_run.rs"]),
 ];
 
 /// Modules under `routes/` that are not routes (helpers routes may share).

@@ -47,18 +47,8 @@ impl Format {
     }
 }
 
-/// The `SELECT` list that reads an [`ExportedEvent`] from `audit_events`.
-pub const EVENT_COLUMNS: &str = "sequence, id, organization_id AS \"organizationId\", user_id AS \"userId\", \
-     event_type AS \"eventType\", severity, action, outcome, record_type AS \"recordType\", \
-     record_id AS \"recordId\", old_values AS \"oldValues\", new_values AS \"newValues\", reason, metadata, \
-     host(ip_address) AS \"ipAddress\", user_agent AS \"userAgent\", request_id AS \"requestId\", \
-     session_id AS \"sessionId\", created_at AS \"createdAt\", \
-     encode(previous_hash, 'hex') AS \"previousHash\", encode(hash, 'hex') AS hash, \
-     encode(content_hash, 'hex') AS \"contentHash\", encode(signature, 'hex') AS signature, \
-     key_id AS \"keyId\"";
-
 /// One stored event as it is exported and verified: everything needed to
-/// recompute its hashes (read with [`EVENT_COLUMNS`]).
+/// recompute its hashes (read with `model::audit_event::CHAIN_COLUMNS`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportedEvent {

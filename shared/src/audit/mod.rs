@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod export;
+pub mod query;
 pub mod redact;
 
 use serde_json::Value;

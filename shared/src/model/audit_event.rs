@@ -4,9 +4,16 @@
 //! event names its own organization (none for the system chain), so these
 //! builders take no scope.
 
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
-use crate::db::{Statement, statement};
+use super::Scope;
+use crate::db::{Db, DbError, Statement, statement};
+use crate::params;
+use crate::platform::Platform;
 
 pub const COLUMNS: &str = "id, organization_id, user_id, event_type, severity, action, outcome, record_type, \
                        record_id, old_values, new_values, metadata, ip_address, user_agent, request_id, reason, \
@@ -87,5 +94,335 @@ pub fn insert_per_change(change: Statement, values: Vec<Value>) -> Statement {
             placeholders(offset + 1)
         ),
         params,
+    )
+}
+
+/// The `SELECT` list that reads an event with every field its chain covers (`audit::export::ExportedEvent`) from `audit_events`.
+pub const CHAIN_COLUMNS: &str = "sequence, id, organization_id AS \"organizationId\", user_id AS \"userId\", \
+     event_type AS \"eventType\", severity, action, outcome, record_type AS \"recordType\", \
+     record_id AS \"recordId\", old_values AS \"oldValues\", new_values AS \"newValues\", reason, metadata, \
+     host(ip_address) AS \"ipAddress\", user_agent AS \"userAgent\", request_id AS \"requestId\", \
+     session_id AS \"sessionId\", created_at AS \"createdAt\", \
+     encode(previous_hash, 'hex') AS \"previousHash\", encode(hash, 'hex') AS hash, \
+     encode(content_hash, 'hex') AS \"contentHash\", encode(signature, 'hex') AS signature, \
+     key_id AS \"keyId\"";
+
+/// The filters of the audit trail's list and export.
+#[derive(Debug, Default)]
+pub struct Filters {
+    pub user_id: Option<uuid::Uuid>,
+    pub event_type: Option<String>,
+    pub severity: Option<String>,
+    pub outcome: Option<String>,
+    pub record_type: Option<String>,
+    pub record_id: Option<uuid::Uuid>,
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
+    /// Text in the action, matched literally and case-insensitively.
+    pub text: Option<String>,
+}
+
+/// The filters as SQL over `audit_events`: `$1` the chain, `$2..=$10` the
+/// filters ([`Filters::params`]).
+const FILTER_SQL: &str = "chain_id = $1 \
+       AND ($2::uuid IS NULL OR user_id = $2) \
+       AND ($3::text IS NULL OR event_type = $3) \
+       AND ($4::text IS NULL OR severity = $4) \
+       AND ($5::text IS NULL OR outcome = $5) \
+       AND ($6::text IS NULL OR record_type = $6) \
+       AND ($7::uuid IS NULL OR record_id = $7) \
+       AND ($8::timestamptz IS NULL OR created_at >= $8) \
+       AND ($9::timestamptz IS NULL OR created_at <= $9) \
+       AND ($10::text IS NULL OR action ILIKE $10)";
+
+impl Filters {
+    /// `$1..=$10` of [`FILTER_SQL`] for `scope`'s chain.
+    fn params(&self, scope: &Scope) -> Vec<Value> {
+        params![
+            scope.organization_id(),
+            self.user_id,
+            self.event_type,
+            self.severity,
+            self.outcome,
+            self.record_type,
+            self.record_id,
+            self.from,
+            self.to,
+            self.text.as_deref().map(contains_pattern),
+        ]
+    }
+
+    /// The filters given, for an export's manifest.
+    pub fn describe(&self) -> Value {
+        let time = |t: &Option<OffsetDateTime>| t.and_then(|t| t.format(&Rfc3339).ok());
+        let mut out = serde_json::Map::new();
+        let mut put = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                out.insert(name.to_owned(), Value::String(value));
+            }
+        };
+        put("userId", self.user_id.map(|u| u.to_string()));
+        put("eventType", self.event_type.clone());
+        put("severity", self.severity.clone());
+        put("outcome", self.outcome.clone());
+        put("recordType", self.record_type.clone());
+        put("recordId", self.record_id.map(|u| u.to_string()));
+        put("from", time(&self.from));
+        put("to", time(&self.to));
+        put("q", self.text.clone());
+        Value::Object(out)
+    }
+}
+
+/// `text` as a LIKE pattern matching it literally anywhere.
+fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// An audit event as auditors read it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct Listed {
+    pub id: uuid::Uuid,
+    pub sequence: i64,
+    pub event_type: String,
+    pub severity: String,
+    pub action: String,
+    pub outcome: String,
+    pub user_id: Option<uuid::Uuid>,
+    pub record_type: Option<String>,
+    pub record_id: Option<uuid::Uuid>,
+    pub old_values: Option<Value>,
+    pub new_values: Option<Value>,
+    pub reason: Option<String>,
+    pub metadata: Value,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub hash: String,
+    pub key_id: String,
+}
+
+/// The organization's events matching `filters`, newest first, before
+/// sequence `before` (all when none).
+pub async fn list<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    filters: &Filters,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Listed>, DbError> {
+    let mut values = filters.params(scope);
+    values.extend(params![before, limit]);
+    scope
+        .fetch_all(
+            db,
+            statement(
+                format!(
+                    "SELECT id, sequence, event_type, severity, action, outcome, user_id, record_type, record_id, \
+                       old_values, new_values, reason, metadata, host(ip_address) AS ip_address, user_agent, request_id, \
+                       created_at, encode(hash, 'hex') AS hash, key_id \
+                     FROM audit_events WHERE {FILTER_SQL} AND ($11::int8 IS NULL OR sequence < $11) \
+                     ORDER BY sequence DESC LIMIT $12"
+                ),
+                values,
+            ),
+        )
+        .await
+}
+
+/// Up to `limit` of the organization's events matching `filters` after
+/// sequence `after`, oldest first, with every field the chain covers
+/// ([`CHAIN_COLUMNS`]).
+pub async fn export_page<T: DeserializeOwned, P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    filters: &Filters,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<T>, DbError> {
+    let mut values = filters.params(scope);
+    values.extend(params![after, limit]);
+    scope
+        .fetch_all(
+            db,
+            statement(
+                format!(
+                    "SELECT {CHAIN_COLUMNS} FROM audit_events WHERE {FILTER_SQL} AND sequence > $11 \
+                     ORDER BY sequence LIMIT $12"
+                ),
+                values,
+            ),
+        )
+        .await
+}
+
+/// Up to `limit` events of the organization's chain from sequence `from`
+/// (up to `to`), in order, with every field the chain covers.
+pub async fn chain_page<T: DeserializeOwned, P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    from: i64,
+    to: Option<i64>,
+    limit: i64,
+) -> Result<Vec<T>, DbError> {
+    scope
+        .fetch_all(
+            db,
+            statement(
+                format!(
+                    "SELECT {CHAIN_COLUMNS} FROM audit_events \
+                     WHERE chain_id = $1 AND sequence >= $2 AND ($3::int8 IS NULL OR sequence <= $3) \
+                     ORDER BY sequence LIMIT $4"
+                ),
+                params![scope.organization_id(), from, to, limit],
+            ),
+        )
+        .await
+}
+
+/// A position in a chain: sequence and hash (hex).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Link {
+    pub sequence: i64,
+    pub hash: String,
+}
+
+/// The last event of the organization's chain that retention may remove
+/// (older than `days`, after the current start, never the head).
+pub async fn expired_prefix_end<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    days: i64,
+) -> Result<Option<Link>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                "SELECT sequence, encode(hash, 'hex') AS hash FROM audit_events \
+                 WHERE chain_id = $1 \
+                   AND sequence < (SELECT sequence FROM audit_chain_heads WHERE chain_id = $1) \
+                   AND sequence > coalesce((SELECT sequence FROM audit_retention_horizons WHERE chain_id = $1), 0) \
+                   AND sequence < coalesce((SELECT min(sequence) FROM audit_events WHERE chain_id = $1 \
+                                              AND created_at >= now() - make_interval(days => $2::int)), \
+                                           9223372036854775807) \
+                 ORDER BY sequence DESC LIMIT 1",
+                params![scope.organization_id(), days as i32],
+            ),
+        )
+        .await
+}
+
+/// Removes the organization's chain up to `through` (a signed checkpoint
+/// must name it, and only events older than `days`: the database's
+/// `audit_retention_purge` enforces both and the seven-year floor);
+/// returns `n`, the events removed.
+pub fn purge_through(scope: &Scope, days: i64, through: i64) -> Statement {
+    statement(
+        "SELECT audit_retention_purge($1, $2::int, $3) AS n",
+        params![scope.organization_id(), days as i32, through],
+    )
+}
+
+/// The chain's head.
+pub async fn head<P: Platform>(db: &Db<'_, P>, scope: &Scope) -> Result<Option<Link>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                "SELECT sequence, encode(hash, 'hex') AS hash FROM audit_chain_heads WHERE chain_id = $1",
+                params![scope.organization_id()],
+            ),
+        )
+        .await
+}
+
+/// Where the chain starts after retention removed its beginning, if it did.
+pub async fn horizon<P: Platform>(db: &Db<'_, P>, scope: &Scope) -> Result<Option<Link>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                "SELECT sequence, encode(hash, 'hex') AS hash FROM audit_retention_horizons WHERE chain_id = $1",
+                params![scope.organization_id()],
+            ),
+        )
+        .await
+}
+
+/// A signed checkpoint of the chain.
+#[derive(Debug, Deserialize)]
+pub struct Checkpoint {
+    pub sequence: i64,
+    pub hash: String,
+    pub signature: String,
+    pub key_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// The chain's checkpoints, in order.
+pub async fn checkpoints<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+) -> Result<Vec<Checkpoint>, DbError> {
+    scope
+        .fetch_all(
+            db,
+            statement(
+                "SELECT sequence, encode(hash, 'hex') AS hash, encode(signature, 'hex') AS signature, key_id, created_at \
+                 FROM audit_checkpoints WHERE chain_id = $1 ORDER BY sequence",
+                params![scope.organization_id()],
+            ),
+        )
+        .await
+}
+
+/// The chain's latest checkpoint.
+pub async fn latest_checkpoint<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+) -> Result<Option<Checkpoint>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                "SELECT sequence, encode(hash, 'hex') AS hash, encode(signature, 'hex') AS signature, key_id, created_at \
+                 FROM audit_checkpoints WHERE chain_id = $1 ORDER BY sequence DESC LIMIT 1",
+                params![scope.organization_id()],
+            ),
+        )
+        .await
+}
+
+/// A checkpoint to record: the chain's event `sequence` had `hash`, signed
+/// with key `key_id`.
+pub struct NewCheckpoint<'a> {
+    pub id: uuid::Uuid,
+    pub sequence: i64,
+    pub hash: &'a [u8],
+    pub signature: &'a [u8],
+    pub key_id: &'a str,
+}
+
+/// Records a checkpoint (once per position).
+pub fn insert_checkpoint(scope: &Scope, checkpoint: &NewCheckpoint<'_>) -> Statement {
+    statement(
+        "INSERT INTO audit_checkpoints (id, organization_id, chain_id, sequence, hash, signature, key_id) \
+         VALUES ($1, $2, $2, $3, decode($4, 'hex'), decode($5, 'hex'), $6) ON CONFLICT (chain_id, sequence) DO NOTHING",
+        params![
+            checkpoint.id,
+            scope.organization_id(),
+            checkpoint.sequence,
+            hex::encode(checkpoint.hash),
+            hex::encode(checkpoint.signature),
+            checkpoint.key_id,
+        ],
     )
 }

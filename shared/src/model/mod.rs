@@ -76,12 +76,6 @@ impl Scope {
         Scope { organization_id }
     }
 
-    /// An organization that system work visits on its own schedule
-    /// (retention), not on a caller's behalf.
-    pub fn system(organization_id: uuid::Uuid) -> Scope {
-        Scope { organization_id }
-    }
-
     pub fn organization_id(&self) -> uuid::Uuid {
         self.organization_id
     }
@@ -132,6 +126,12 @@ impl Scope {
     ) -> Result<QueryResult, DbError> {
         db.query(&statement.query, statement.params).await
     }
+}
+
+/// A count a statement returns as `n`.
+#[derive(Debug, serde::Deserialize)]
+pub struct Count {
+    pub n: i64,
 }
 
 /// The first row of a batch's `index`-th result, decoded.

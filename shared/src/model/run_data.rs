@@ -263,3 +263,51 @@ pub async fn discard<P: Platform>(
         )
         .await
 }
+
+/// A complete file whose retention period is over.
+#[derive(Debug, Deserialize)]
+pub struct Expired {
+    pub run_id: uuid::Uuid,
+    pub backend: Backend,
+    pub object_key: Option<String>,
+}
+
+/// Up to `limit` complete files of the organization completed more than
+/// `days` ago, oldest first.
+pub async fn expired<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    days: i64,
+    limit: i64,
+) -> Result<Vec<Expired>, DbError> {
+    scope
+        .fetch_all(
+            db,
+            statement(
+                "SELECT run_id, backend, object_key FROM run_data \
+                 WHERE organization_id = $1 AND status = 'complete' \
+                   AND completed_at < now() - make_interval(days => $2::int) \
+                 ORDER BY completed_at LIMIT $3",
+                params![scope.organization_id(), days as i32, limit],
+            ),
+        )
+        .await
+}
+
+/// The statements that remove the bytes of runs `run_ids`' files (their
+/// records stay, `purged`).
+pub fn purge(scope: &Scope, run_ids: &[uuid::Uuid]) -> Vec<Statement> {
+    let ids = serde_json::json!(run_ids);
+    vec![
+        statement(
+            "DELETE FROM run_data_chunks WHERE organization_id = $1 \
+               AND run_id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
+            params![scope.organization_id(), ids],
+        ),
+        statement(
+            "UPDATE run_data SET status = 'purged', purged_at = now(), hash_state = NULL \
+             WHERE organization_id = $1 AND run_id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
+            params![scope.organization_id(), ids],
+        ),
+    ]
+}

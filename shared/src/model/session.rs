@@ -160,3 +160,15 @@ pub fn end_all_of(scope: &Scope, user: uuid::Uuid, why: Ending) -> Statement {
         params![user, scope.organization_id(), why.as_str()],
     )
 }
+
+/// Deletes the organization's logins that expired or ended more than
+/// `days` ago; returns `n`, how many.
+pub fn purge_ended(scope: &Scope, days: i64) -> Statement {
+    statement(
+        "WITH gone AS (DELETE FROM sessions WHERE organization_id = $1 \
+           AND (expires_at < now() - make_interval(days => $2::int) \
+                OR revoked_at < now() - make_interval(days => $2::int)) RETURNING 1) \
+         SELECT count(*) AS n FROM gone",
+        params![scope.organization_id(), days as i32],
+    )
+}

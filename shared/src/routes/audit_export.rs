@@ -10,18 +10,17 @@
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
-use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
-use super::audit_events::{AuditQuery, FILTER_SQL, Filters};
 use crate::audit;
-use crate::audit::export::{self, EVENT_COLUMNS, ExportedEvent, Format, Manifest};
+use crate::audit::export::{self, ExportedEvent, Format, Manifest};
+use crate::audit::query::AuditQuery;
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::audit_event;
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -36,18 +35,12 @@ const PAGE: i64 = 1_000;
 
 const MANIFEST_HEADER: HeaderName = HeaderName::from_static("antevus-manifest");
 
-#[derive(Deserialize)]
-struct Head {
-    sequence: i64,
-    hash: String,
-}
-
 async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::AuditView)?;
     let query: AuditQuery = rq.query()?;
     let mut problems = Vec::new();
-    let filters = Filters::parse(&query, &mut problems);
+    let filters = query.filters(&mut problems);
     let format = match query.format.as_deref() {
         None => Format::Jsonl,
         Some(raw) => Format::parse(raw).unwrap_or_else(|| {
@@ -75,31 +68,18 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         return Err(ApiError::Validation(problems));
     }
     let key = rq.audit_key();
-    let chain_id = principal.organization_id;
+    let scope = principal.scope();
+    let chain_id = scope.organization_id();
     let db = ctx.db();
     // The head first: every exported event is at or before it.
-    let head: Option<Head> = db
-        .fetch_optional(
-            "SELECT sequence, encode(hash, 'hex') AS hash FROM audit_chain_heads WHERE chain_id = $1",
-            params![chain_id],
-        )
-        .await?;
+    let head = audit_event::head(&db, &scope).await?;
     let mut events: Vec<ExportedEvent> = Vec::new();
     let mut position = after;
     let mut truncated = false;
     loop {
-        let mut values = filters.params(chain_id);
         let take = PAGE.min(MAX_EVENTS + 1 - events.len() as i64);
-        values.extend(params![position, take]);
-        let rows: Vec<ExportedEvent> = db
-            .fetch_all(
-                &format!(
-                    "SELECT {EVENT_COLUMNS} FROM audit_events WHERE {FILTER_SQL} AND sequence > $11 \
-                     ORDER BY sequence LIMIT $12"
-                ),
-                values,
-            )
-            .await?;
+        let rows: Vec<ExportedEvent> =
+            audit_event::export_page(&db, &scope, &filters, position, take).await?;
         let fetched = rows.len() as i64;
         events.extend(rows);
         if events.len() as i64 > MAX_EVENTS {
@@ -153,7 +133,7 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             ("audit", chain_id),
         )
     };
-    db.batch(vec![event.insert(rq)], Default::default()).await?;
+    scope.batch(&db, vec![event.insert(rq)]).await?;
 
     let filename = format!(
         "audit-{chain_id}-{}.{}",

@@ -13,12 +13,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::audit::chain;
-use crate::audit::export::{EVENT_COLUMNS, ExportedEvent};
+use crate::audit::export::ExportedEvent;
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::params;
+use crate::model::audit_event::{self, Checkpoint};
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -36,32 +36,14 @@ struct Query {
     to: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Head {
-    sequence: i64,
-    hash: String,
-}
-
-#[derive(Deserialize)]
-struct Checkpoint {
-    sequence: i64,
-    hash: String,
-    signature: String,
-    key_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-}
-
-impl Checkpoint {
-    /// Whether one of `keys` signed this checkpoint of `chain_id`.
-    fn signed(&self, chain_id: uuid::Uuid, keys: &[crate::config::HmacKey]) -> bool {
-        chain::verify_by(
-            keys,
-            &self.key_id,
-            &chain::checkpoint_message(chain_id, self.sequence, &unhex(&self.hash)),
-            &unhex(&self.signature),
-        )
-    }
+/// Whether one of `keys` signed `checkpoint` of `chain_id`.
+fn signed(checkpoint: &Checkpoint, chain_id: uuid::Uuid, keys: &[crate::config::HmacKey]) -> bool {
+    chain::verify_by(
+        keys,
+        &checkpoint.key_id,
+        &chain::checkpoint_message(chain_id, checkpoint.sequence, &unhex(&checkpoint.hash)),
+        &unhex(&checkpoint.signature),
+    )
 }
 
 /// Where and why the chain breaks.
@@ -202,31 +184,16 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    let chain_id = principal.organization_id;
+    let scope = principal.scope();
+    let chain_id = scope.organization_id();
     let keys = &ctx.config.audit_keys()?;
     let db = ctx.db();
-    let checkpoints: Vec<Checkpoint> = db
-        .fetch_all(
-            "SELECT sequence, encode(hash, 'hex') AS hash, encode(signature, 'hex') AS signature, key_id, created_at \
-             FROM audit_checkpoints WHERE chain_id = $1 ORDER BY sequence",
-            params![chain_id],
-        )
-        .await?;
-    let head: Option<Head> = db
-        .fetch_optional(
-            "SELECT sequence, encode(hash, 'hex') AS hash FROM audit_chain_heads WHERE chain_id = $1",
-            params![chain_id],
-        )
-        .await?;
+    let checkpoints = audit_event::checkpoints(&db, &scope).await?;
+    let head = audit_event::head(&db, &scope).await?;
 
     // Retention may have removed the chain's start; it then begins after a
     // horizon that a signed checkpoint must vouch for.
-    let horizon: Option<Head> = db
-        .fetch_optional(
-            "SELECT sequence, encode(hash, 'hex') AS hash FROM audit_retention_horizons WHERE chain_id = $1",
-            params![chain_id],
-        )
-        .await?;
+    let horizon = audit_event::horizon(&db, &scope).await?;
     if let (Some(f), Some(h)) = (from, &horizon)
         && f <= h.sequence
     {
@@ -246,7 +213,7 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     if let (None, Some(h)) = (from, &horizon) {
         let vouched = checkpoints
             .iter()
-            .any(|c| c.sequence == h.sequence && c.hash == h.hash && c.signed(chain_id, keys));
+            .any(|c| c.sequence == h.sequence && c.hash == h.hash && signed(c, chain_id, keys));
         if !vouched {
             failure = Some(Break {
                 sequence: first,
@@ -264,16 +231,8 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     // The hashes of the events checkpoints name, as walked.
     let mut at_checkpoints: Vec<(i64, Vec<u8>)> = Vec::new();
     'walk: while failure.is_none() {
-        let rows: Vec<ExportedEvent> = db
-            .fetch_all(
-                &format!(
-                    "SELECT {EVENT_COLUMNS} FROM audit_events \
-                     WHERE chain_id = $1 AND sequence >= $2 AND ($3::int8 IS NULL OR sequence <= $3) \
-                     ORDER BY sequence LIMIT $4"
-                ),
-                params![chain_id, expected, to, PAGE],
-            )
-            .await?;
+        let rows: Vec<ExportedEvent> =
+            audit_event::chain_page(&db, &scope, expected, to, PAGE).await?;
         let fetched = rows.len();
         for row in &rows {
             if let Some(broken) = check(row, expected, previous.as_deref(), keys) {
@@ -327,8 +286,7 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             if !in_range {
                 continue;
             }
-            let signed = checkpoint.signed(chain_id, keys);
-            if !signed {
+            if !signed(checkpoint, chain_id, keys) {
                 failure = Some(Break {
                     sequence: checkpoint.sequence,
                     reason: "bad_signature",
@@ -379,29 +337,20 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         && let (Some(key), Some(hash)) = (keys.first(), previous.as_ref())
     {
         let signature = chain::sign(key, &chain::checkpoint_message(chain_id, last, hash));
-        db.query(
-            "INSERT INTO audit_checkpoints (id, organization_id, chain_id, sequence, hash, signature, key_id) \
-             VALUES ($1, $2, $3, $4, decode($5, 'hex'), decode($6, 'hex'), $7) ON CONFLICT (chain_id, sequence) DO NOTHING",
-            params![
-                ctx.new_uuid(),
-                principal.organization_id,
-                chain_id,
-                last,
-                hex::encode(hash),
-                hex::encode(signature),
-                key.kid,
-            ],
-        )
-        .await?;
+        let checkpoint = audit_event::NewCheckpoint {
+            id: ctx.new_uuid(),
+            sequence: last,
+            hash,
+            signature: &signature,
+            key_id: &key.kid,
+        };
+        scope
+            .execute(&db, audit_event::insert_checkpoint(&scope, &checkpoint))
+            .await?;
     }
-    let latest: Option<CheckpointView> = db
-        .fetch_optional(
-            "SELECT sequence, encode(hash, 'hex') AS hash, created_at FROM audit_checkpoints \
-             WHERE chain_id = $1 ORDER BY sequence DESC LIMIT 1",
-            params![chain_id],
-        )
+    let latest = audit_event::latest_checkpoint(&db, &scope)
         .await?
-        .map(|c: LatestRow| CheckpointView {
+        .map(|c| CheckpointView {
             sequence: c.sequence,
             hash: c.hash,
             created_at: c.created_at,
@@ -421,12 +370,4 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         latest_checkpoint: latest,
         failure,
     })
-}
-
-#[derive(Deserialize)]
-struct LatestRow {
-    sequence: i64,
-    hash: String,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
 }

@@ -10,13 +10,13 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::auth;
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::live::{self, MAX_POLL_WAIT_SECS};
+use crate::model::page::Items;
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -53,7 +53,7 @@ async fn poll<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     loop {
         let commands = live::persist::take_commands(ctx, rq, &principal, bridge, limit).await?;
         if !commands.is_empty() || ctx.now() >= until {
-            return Reply::ok(json!({ "items": commands }));
+            return Reply::ok(Items { items: commands });
         }
         ctx.platform.sleep(POLL_EVERY).await;
     }

@@ -13,16 +13,15 @@
 //!
 //! Every run of the job is audited (`RETENTION_RUN`) with what it removed.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::audit::{self, chain};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
-use crate::db::statement;
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::params;
+use crate::model::{Count, audit_event, first_row, rate_limit, run_data, session};
 use crate::platform::Platform;
 use crate::request::Rq;
 use crate::storage::Backend;
@@ -33,24 +32,6 @@ super::methods! {
 
 /// Run data files handled per run of the job.
 const RUN_DATA_BATCH: i64 = 100;
-
-#[derive(Deserialize)]
-struct Candidate {
-    sequence: i64,
-    hash: String,
-}
-
-#[derive(Deserialize)]
-struct Expired {
-    run_id: uuid::Uuid,
-    backend: Backend,
-    object_key: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Count {
-    n: i64,
-}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -67,24 +48,13 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::UsersManage)?;
     let policy = *ctx.config.retention()?;
-    let org = principal.organization_id;
+    let scope = principal.scope();
+    let org = scope.organization_id();
     let db = ctx.db();
     let key = rq.audit_key();
 
     // Audit events: the last event of the expired prefix (never the head).
-    let candidate: Option<Candidate> = db
-        .fetch_optional(
-            "SELECT sequence, encode(hash, 'hex') AS hash FROM audit_events \
-             WHERE chain_id = $1 \
-               AND sequence < (SELECT sequence FROM audit_chain_heads WHERE chain_id = $1) \
-               AND sequence > coalesce((SELECT sequence FROM audit_retention_horizons WHERE chain_id = $1), 0) \
-               AND sequence < coalesce((SELECT min(sequence) FROM audit_events WHERE chain_id = $1 \
-                                          AND created_at >= now() - make_interval(days => $2::int)), \
-                                       9223372036854775807) \
-             ORDER BY sequence DESC LIMIT 1",
-            params![org, policy.audit_days as i32],
-        )
-        .await?;
+    let candidate = audit_event::expired_prefix_end(&db, &scope, policy.audit_days).await?;
     let mut removed = 0;
     let mut horizon = None;
     if let Some(candidate) = candidate {
@@ -93,52 +63,30 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
             key,
             &chain::checkpoint_message(org, candidate.sequence, &hash),
         );
-        let results = db
+        let checkpoint = audit_event::NewCheckpoint {
+            id: ctx.new_uuid(),
+            sequence: candidate.sequence,
+            hash: &hash,
+            signature: &signature,
+            key_id: &key.kid,
+        };
+        let results = scope
             .batch(
+                &db,
                 vec![
-                    statement(
-                        "INSERT INTO audit_checkpoints (id, organization_id, chain_id, sequence, hash, signature, key_id) \
-                         VALUES ($1, $2, $2, $3, decode($4, 'hex'), decode($5, 'hex'), $6) \
-                         ON CONFLICT (chain_id, sequence) DO NOTHING",
-                        params![
-                            ctx.new_uuid(),
-                            org,
-                            candidate.sequence,
-                            candidate.hash,
-                            hex::encode(signature),
-                            key.kid
-                        ],
-                    ),
-                    statement(
-                        "SELECT audit_retention_purge($1, $2::int, $3) AS n",
-                        params![org, policy.audit_days as i32, candidate.sequence],
-                    ),
+                    audit_event::insert_checkpoint(&scope, &checkpoint),
+                    audit_event::purge_through(&scope, policy.audit_days, candidate.sequence),
                 ],
-                Default::default(),
             )
             .await?;
-        removed = results
-            .get(1)
-            .map(|r| r.decode::<Count>())
-            .transpose()
-            .map_err(ApiError::internal)?
-            .and_then(|rows| rows.into_iter().next())
-            .map_or(0, |c| c.n);
+        removed = first_row::<Count>(&results, 1)?.map_or(0, |c| c.n);
         if removed > 0 {
             horizon = Some(candidate.sequence);
         }
     }
 
     // Run data: bytes go, records stay.
-    let expired: Vec<Expired> = db
-        .fetch_all(
-            "SELECT run_id, backend, object_key FROM run_data \
-             WHERE organization_id = $1 AND status = 'complete' \
-               AND completed_at < now() - make_interval(days => $2::int) \
-             ORDER BY completed_at LIMIT $3",
-            params![org, policy.run_data_days as i32, RUN_DATA_BATCH],
-        )
-        .await?;
+    let expired = run_data::expired(&db, &scope, policy.run_data_days, RUN_DATA_BATCH).await?;
     let mut purged = Vec::new();
     for file in &expired {
         if file.backend == Backend::S3 {
@@ -154,7 +102,6 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
         }
         purged.push(file.run_id);
     }
-    let purged_json = serde_json::to_value(&purged).map_err(ApiError::internal)?;
     let event = audit::Event::by(
         ctx.new_uuid(),
         &principal,
@@ -162,45 +109,12 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
         "Retention job ran",
         ("retention", org),
     );
-    let results = db
-        .batch(
-            vec![
-                statement(
-                    "DELETE FROM run_data_chunks WHERE organization_id = $1 \
-                       AND run_id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
-                    params![org, purged_json],
-                ),
-                statement(
-                    "UPDATE run_data SET status = 'purged', purged_at = now(), hash_state = NULL \
-                     WHERE organization_id = $1 AND run_id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
-                    params![org, purged_json],
-                ),
-                statement(
-                    "WITH gone AS (DELETE FROM sessions WHERE organization_id = $1 \
-                       AND (expires_at < now() - make_interval(days => $2::int) \
-                            OR revoked_at < now() - make_interval(days => $2::int)) RETURNING 1) \
-                     SELECT count(*) AS n FROM gone",
-                    params![org, policy.sessions_days as i32],
-                ),
-                statement(
-                    "WITH gone AS (DELETE FROM rate_limits \
-                       WHERE tat < now() - make_interval(hours => $1::int) \
-                         AND coalesce(blocked_until < now(), true) RETURNING 1) \
-                     SELECT count(*) AS n FROM gone",
-                    params![policy.rate_limits_hours as i32],
-                ),
-            ],
-            Default::default(),
-        )
-        .await?;
+    let mut statements = run_data::purge(&scope, &purged);
+    statements.push(session::purge_ended(&scope, policy.sessions_days));
+    statements.push(rate_limit::purge_idle(policy.rate_limits_hours));
+    let results = scope.batch(&db, statements).await?;
     let count = |i: usize| -> Result<i64, ApiError> {
-        Ok(results
-            .get(i)
-            .map(|r| r.decode::<Count>())
-            .transpose()
-            .map_err(ApiError::internal)?
-            .and_then(|rows| rows.into_iter().next())
-            .map_or(0, |c| c.n))
+        Ok(first_row::<Count>(&results, i)?.map_or(0, |c| c.n))
     };
     let outcome = Outcome {
         policy,
@@ -222,7 +136,6 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
         })),
         ..event
     };
-    db.batch(vec![recorded.insert(rq)], Default::default())
-        .await?;
+    scope.batch(&db, vec![recorded.insert(rq)]).await?;
     Reply::ok(outcome)
 }

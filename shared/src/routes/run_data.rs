@@ -516,6 +516,17 @@ async fn discard<P: Platform>(
     }
 }
 
+/// Where to download a file kept in object storage (`?redirect=false`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DownloadLink {
+    url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    size_bytes: u64,
+    sha256: String,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct DownloadQuery {
@@ -585,12 +596,12 @@ async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
             .download_url(key, &data.filename, &data.content_type);
         if query.redirect == Some(false) {
             let expires = ctx.now() + s3::DOWNLOAD_VALIDITY;
-            return common(Reply::ok(json!({
-                "url": url.as_str(),
-                "expiresAt": expires.format(&time::format_description::well_known::Rfc3339).map_err(ApiError::internal)?,
-                "sizeBytes": size,
-                "sha256": digest,
-            }))?);
+            return common(Reply::ok(DownloadLink {
+                url: url.to_string(),
+                expires_at: expires,
+                size_bytes: size,
+                sha256: digest.clone(),
+            })?);
         }
         return common(
             Reply::raw(StatusCode::FOUND, Bytes::new())
