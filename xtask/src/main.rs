@@ -61,6 +61,9 @@ enum Cmd {
     Layers {
         #[arg(long)]
         verbose: bool,
+        /// Another checkout to report on (to compare with this one).
+        #[arg(long)]
+        root: Option<std::path::PathBuf>,
     },
     Test,
     Bench,
@@ -92,7 +95,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Dev { port } => dev(port),
-        Cmd::Layers { .. } => layers::report(),
+        Cmd::Layers { verbose, root } => layers::report(root.as_deref(), verbose),
         Cmd::Test => test(),
         Cmd::Bench => bench(),
     }

@@ -291,6 +291,24 @@ impl NewInstrument {
 }
 
 impl NewInstrument {
+    /// The fields as statement parameters, in the order `insert` and
+    /// `update` name their columns: name, type, status, location, model,
+    /// serial number, firmware, configuration, calibration, calibration due.
+    fn values(&self) -> Vec<Value> {
+        params![
+            self.name,
+            self.kind.as_str(),
+            self.status.as_str(),
+            self.location,
+            self.model,
+            self.serial_number,
+            self.firmware,
+            self.configuration,
+            self.calibration,
+            self.calibration_due_at,
+        ]
+    }
+
     /// The instrument's fields as its audit events record them.
     pub fn audit_values(&self) -> Value {
         json!({
@@ -413,21 +431,12 @@ pub fn insert(scope: &Scope, id: uuid::Uuid, new: &NewInstrument, by: uuid::Uuid
              firmware, configuration, calibration, calibration_due_at, created_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13) RETURNING {COLUMNS}"
         ),
-        params![
-            id,
-            scope.organization_id(),
-            new.name,
-            new.kind.as_str(),
-            new.status.as_str(),
-            new.location,
-            new.model,
-            new.serial_number,
-            new.firmware,
-            new.configuration,
-            new.calibration,
-            new.calibration_due_at,
-            by,
-        ],
+        [
+            params![id, scope.organization_id()],
+            new.values(),
+            params![by],
+        ]
+        .concat(),
     )
 }
 
@@ -442,21 +451,7 @@ pub fn update(scope: &Scope, id: uuid::Uuid, version: i64, new: &NewInstrument) 
              WHERE id = $1 AND organization_id = $2 AND version = $3 AND deleted_at IS NULL \
              RETURNING {COLUMNS}"
         ),
-        params![
-            id,
-            scope.organization_id(),
-            version,
-            new.name,
-            new.kind.as_str(),
-            new.status.as_str(),
-            new.location,
-            new.model,
-            new.serial_number,
-            new.firmware,
-            new.configuration,
-            new.calibration,
-            new.calibration_due_at,
-        ],
+        [params![id, scope.organization_id(), version], new.values()].concat(),
     )
 }
 

@@ -10,12 +10,18 @@
 //!    concurrent clients, logins, and the proxy's overhead against the same
 //!    query issued directly with tokio-postgres;
 //! 4. the audit trail ([`audit`]): overhead of an event per change, events/s
-//!    on one organization's chain, and verification of 1,000,000 events.
+//!    on one organization's chain, and verification of 1,000,000 events;
+//! 5. the live path ([`live`]);
+//! 6. workerd's CPU per request of the instrument list ([`cpu`]).
+//!
+//! `ANTEVUS_BENCH_ONLY=audit|live|cpu` runs one of the last three alone.
 //!
 //! Prints Markdown tables. Timings are measured, never asserted.
 
 #[path = "bench/audit.rs"]
 mod audit;
+#[path = "bench/cpu.rs"]
+mod cpu;
 #[path = "bench/live.rs"]
 mod live;
 
@@ -288,13 +294,14 @@ fn main() -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("ANTEVUS_PG_LOG is not set: run `cargo xtask bench`"))?,
     );
     let stack = Arc::new(runtime.block_on(Stack::start(HostKind::Workerd))?);
-    // `ANTEVUS_BENCH_ONLY=audit` (or `live`) runs that section alone.
+    // `ANTEVUS_BENCH_ONLY=audit` (or `live`, `cpu`) runs that section alone.
     let only = std::env::var("ANTEVUS_BENCH_ONLY").unwrap_or_default();
     let result = runtime.block_on(async {
         let app = Arc::new(TestApp::new(stack.clone()));
         match only.as_str() {
             "audit" => return audit::run(&stack, &app).await,
             "live" => return live::run(&app).await,
+            "cpu" => return cpu::run(&app).await,
             _ => {}
         }
         let db = app.db().await?;
@@ -471,6 +478,8 @@ fn main() -> anyhow::Result<()> {
         audit::run(&stack, &app).await?;
         // 5. The live path.
         live::run(&app).await?;
+        // 6. workerd's CPU per request.
+        cpu::run(&app).await?;
         anyhow::Ok(())
     });
     runtime.block_on(stack.stop());
