@@ -277,6 +277,10 @@ pub fn report(other: Option<&Path>, verbose: bool) -> anyhow::Result<()> {
             "replies built with json!",
             crate::model::json_replies(root)?,
         ),
+        (
+            "audit event types spelled as strings",
+            crate::model::event_type_literals(root)?,
+        ),
     ];
     for (what, findings) in &checks {
         println!("{what}: {}", findings.len());

@@ -453,6 +453,35 @@ pub fn cross_route_imports(root: &Path) -> anyhow::Result<Vec<Finding>> {
     Ok(findings)
 }
 
+/// String literals that spell a catalogued audit event type outside the
+/// catalogue (`audit/catalogue.rs`): events name their type by the enum.
+pub fn event_type_literals(root: &Path) -> anyhow::Result<Vec<Finding>> {
+    let names: Vec<String> = shared::audit::EventType::ALL
+        .iter()
+        .map(|t| format!("\"{}\"", t.as_str()))
+        .collect();
+    let src = root.join("shared/src");
+    let mut findings = Vec::new();
+    for file in sources(&src)? {
+        let rel = relative(root, &file);
+        if rel.ends_with("audit/catalogue.rs") {
+            continue;
+        }
+        let mut found = Vec::new();
+        strings(tokens(&file)?, &mut found);
+        for (line, text) in found {
+            if names.contains(&text) {
+                findings.push(Finding {
+                    file: rel.clone(),
+                    line,
+                    what: format!("the audit event type {text} spelled as a string"),
+                });
+            }
+        }
+    }
+    Ok(findings)
+}
+
 /// `Reply::...(json!(...))`: replies built from untyped JSON.
 pub fn json_replies(root: &Path) -> anyhow::Result<Vec<Finding>> {
     let dir = root.join("shared/src/routes");
@@ -567,6 +596,12 @@ mod tests {
     #[test]
     fn route_modules_do_not_import_each_other() {
         let findings = cross_route_imports(&root()).expect("sources");
+        assert!(findings.is_empty(), "{}", show(&findings));
+    }
+
+    #[test]
+    fn audit_event_types_are_named_by_the_enum() {
+        let findings = event_type_literals(&root()).expect("sources");
         assert!(findings.is_empty(), "{}", show(&findings));
     }
 

@@ -162,7 +162,7 @@ mod tests {
             id: uuid::Uuid::from_u128(1),
             organization_id: Some(uuid::Uuid::from_u128(2)),
             user_id: None,
-            event_type: "INSTRUMENT_UPDATED",
+            event_type: crate::audit::EventType::InstrumentUpdated.as_str(),
             severity: "INFO",
             action: "Instrument updated",
             outcome: "SUCCESS",

@@ -2,6 +2,7 @@
 //! the change they record, each hashed and signed ([`chain`]) and put on its
 //! organization's hash chain by the database.
 
+pub mod catalogue;
 pub mod chain;
 pub mod export;
 pub mod query;
@@ -17,23 +18,7 @@ use crate::params;
 use crate::platform::Platform;
 use crate::request::Rq;
 
-/// Outcome of an audited action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    Failure,
-    Denied,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "SUCCESS",
-            Outcome::Failure => "FAILURE",
-            Outcome::Denied => "DENIED",
-        }
-    }
-}
+pub use catalogue::{EventType, Kind, Outcome, RecordType, Severity};
 
 /// One audit event, ready to be added to a batch.
 #[derive(Debug, Clone)]
@@ -41,14 +26,13 @@ pub struct Event<'a> {
     pub id: uuid::Uuid,
     pub organization_id: Option<uuid::Uuid>,
     pub user_id: Option<uuid::Uuid>,
-    /// e.g. `AUTH_LOGIN_SUCCESS`, `INSTRUMENT_CREATED`.
-    pub event_type: &'a str,
-    /// `INFO`, `WARNING`, `ERROR`, `CRITICAL`.
-    pub severity: &'a str,
+    /// A catalogued type ([`EventType`]) or a client-reported one.
+    pub event_type: Kind<'a>,
+    pub severity: Severity,
     /// Human-readable action.
     pub action: &'a str,
     pub outcome: Outcome,
-    pub record_type: Option<&'a str>,
+    pub record_type: Option<RecordType>,
     pub record_id: Option<uuid::Uuid>,
     pub old_values: Option<Value>,
     pub new_values: Option<Value>,
@@ -59,29 +43,40 @@ pub struct Event<'a> {
 }
 
 impl<'a> Event<'a> {
-    /// A successful `INFO` event by `principal` about one record; adjust the
+    /// An event of `event_type` with the catalogue's severity, outcome,
+    /// action and record type, nobody's and about no record yet; adjust the
     /// other fields with struct update syntax.
-    pub fn by(
-        id: uuid::Uuid,
-        principal: &crate::auth::Principal,
-        event_type: &'a str,
-        action: &'a str,
-        record: (&'a str, uuid::Uuid),
-    ) -> Event<'a> {
+    pub fn new(id: uuid::Uuid, event_type: EventType) -> Event<'a> {
         Event {
             id,
-            organization_id: Some(principal.organization_id),
-            user_id: Some(principal.user_id),
-            event_type,
-            severity: "INFO",
-            action,
-            outcome: Outcome::Success,
-            record_type: Some(record.0),
-            record_id: Some(record.1),
+            organization_id: None,
+            user_id: None,
+            event_type: Kind::Catalogued(event_type),
+            severity: event_type.severity(),
+            action: event_type.action(),
+            outcome: event_type.outcome(),
+            record_type: event_type.record_type(),
+            record_id: None,
             old_values: None,
             new_values: None,
             metadata: serde_json::json!({}),
             reason: None,
+        }
+    }
+
+    /// An event of `event_type` by `principal` about record `record_id`
+    /// (of the catalogue's record type).
+    pub fn by(
+        id: uuid::Uuid,
+        principal: &crate::auth::Principal,
+        event_type: EventType,
+        record_id: uuid::Uuid,
+    ) -> Event<'a> {
+        Event {
+            organization_id: Some(principal.organization_id),
+            user_id: Some(principal.user_id),
+            record_id: Some(record_id),
+            ..Event::new(id, event_type)
         }
     }
 
@@ -99,11 +94,11 @@ impl<'a> Event<'a> {
             id: self.id,
             organization_id: self.organization_id,
             user_id: self.user_id,
-            event_type: self.event_type,
-            severity: self.severity,
+            event_type: self.event_type.as_str(),
+            severity: self.severity.as_str(),
             action: self.action,
             outcome: self.outcome.as_str(),
-            record_type: self.record_type,
+            record_type: self.record_type.map(RecordType::as_str),
             record_id: self.record_id,
             old_values: self.old_values.as_ref(),
             new_values: self.new_values.as_ref(),
@@ -123,11 +118,11 @@ impl<'a> Event<'a> {
             self.id,
             self.organization_id,
             self.user_id,
-            self.event_type,
-            self.severity,
+            self.event_type.as_str(),
+            self.severity.as_str(),
             self.action,
             self.outcome.as_str(),
-            self.record_type,
+            self.record_type.map(RecordType::as_str),
             self.record_id,
             self.old_values,
             self.new_values,
@@ -191,32 +186,23 @@ pub fn changed_fields(old: &Value, new: &Value, ignore: &[&str]) -> (Value, Valu
 /// a block (`RATE_LIMIT_BLOCKED`, once per block), with the caller the error
 /// names. A failure to record is logged; the client still gets its refusal.
 pub async fn record_refusal<P: Platform>(ctx: &Ctx<P>, rq: &Rq, err: &ApiError) {
-    let (event_type, action, caller) = match err {
-        ApiError::Forbidden { caller } => ("ACCESS_DENIED", "Access denied", caller),
+    let (event_type, caller) = match err {
+        ApiError::Forbidden { caller } => (EventType::AccessDenied, caller),
         ApiError::RateLimited {
             started_block: true,
             caller,
             ..
-        } => ("RATE_LIMIT_BLOCKED", "Client blocked by rate limit", caller),
+        } => (EventType::RateLimitBlocked, caller),
         _ => return,
     };
     let event = Event {
-        id: ctx.new_uuid(),
         organization_id: caller.map(|c| c.organization_id),
         user_id: caller.map(|c| c.user_id),
-        event_type,
-        severity: "WARNING",
-        action,
-        outcome: Outcome::Denied,
-        record_type: None,
-        record_id: None,
-        old_values: None,
-        new_values: None,
         metadata: serde_json::json!({
             "method": rq.method().as_str(),
             "path": rq.req.uri().path(),
         }),
-        reason: None,
+        ..Event::new(ctx.new_uuid(), event_type)
     };
     if let Err(e) = ctx
         .db()

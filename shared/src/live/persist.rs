@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Batch, BatchAck, CommandOrder, CommandState, Item, REDELIVER_AFTER_SECS, Rejected};
-use crate::audit;
+use crate::audit::{self, EventType};
 use crate::auth::{Permission, Principal};
 use crate::ctx::Ctx;
 use crate::db::Statement;
@@ -116,38 +116,19 @@ pub async fn ingest<P: Platform>(
         let Item::CommandOutcome(outcome) = &record.item else {
             continue;
         };
-        let (event_type, action, severity) = match outcome.state {
-            CommandState::Acknowledged => (
-                "INSTRUMENT_COMMAND_ACKNOWLEDGED",
-                "Command acknowledged by the instrument",
-                "INFO",
-            ),
-            CommandState::Completed => (
-                "INSTRUMENT_COMMAND_COMPLETED",
-                "Command completed on the instrument",
-                "INFO",
-            ),
-            CommandState::Failed => (
-                "INSTRUMENT_COMMAND_FAILED",
-                "Command failed on the instrument",
-                "WARNING",
-            ),
+        let event_type = match outcome.state {
+            CommandState::Acknowledged => EventType::InstrumentCommandAcknowledged,
+            CommandState::Completed => EventType::InstrumentCommandCompleted,
+            CommandState::Failed => EventType::InstrumentCommandFailed,
         };
         let event = audit::Event {
-            severity,
             new_values: Some(json!({
                 "status": outcome.state.as_str(),
                 "result": outcome.result,
                 "error": outcome.error,
             })),
             metadata: json!({ "bridgeId": bridge.id, "stream": batch.stream, "sequence": record.seq }),
-            ..audit::Event::by(
-                ctx.new_uuid(),
-                principal,
-                event_type,
-                action,
-                ("instrument_command", outcome.command_id),
-            )
+            ..audit::Event::by(ctx.new_uuid(), principal, event_type, outcome.command_id)
         };
         // Forward only: sent -> acknowledged -> completed | failed (a fast
         // command may skip acknowledged).
@@ -283,9 +264,8 @@ async fn heartbeat<P: Platform>(
             ..audit::Event::by(
                 ctx.new_uuid(),
                 principal,
-                "INSTRUMENT_STATUS_CHANGED",
-                "Instrument status reported by its bridge",
-                ("instrument", state.id),
+                EventType::InstrumentStatusChanged,
+                state.id,
             )
         };
         statements.push(event.record_change(
@@ -324,9 +304,8 @@ pub async fn take_commands<P: Platform>(
                 ..audit::Event::by(
                     ctx.new_uuid(),
                     principal,
-                    "INSTRUMENT_COMMAND_SENT",
-                    "Command handed to the instrument's bridge",
-                    ("instrument_command", c.id),
+                    EventType::InstrumentCommandSent,
+                    c.id,
                 )
             };
             event.record_change(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::audit::{self, Outcome};
+use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
@@ -142,21 +142,13 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         },
     );
     let event = audit::Event {
-        id: ctx.new_uuid(),
         organization_id: Some(principal.organization_id),
         user_id: Some(principal.user_id),
-        event_type: "API_KEY_CREATED",
-        severity: "INFO",
-        action: "API key created",
-        outcome: Outcome::Success,
-        record_type: Some("api_key"),
         record_id: Some(id),
-        old_values: None,
         new_values: Some(
             json!({ "name": name, "keyPrefix": prefix, "permissions": scopes, "ipAllowlist": allowlist }),
         ),
-        metadata: json!({}),
-        reason: None,
+        ..audit::Event::new(ctx.new_uuid(), EventType::ApiKeyCreated)
     };
     let results = scope
         .batch(&ctx.db(), vec![insert, event.insert(rq)])

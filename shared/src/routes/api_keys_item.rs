@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use crate::audit::{self, Outcome};
+use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
@@ -30,19 +30,12 @@ async fn revoke<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     principal.require(Permission::KeysManage)?;
     let id = rq.uuid_param("id")?;
     let event = audit::Event {
-        id: ctx.new_uuid(),
         organization_id: Some(principal.organization_id),
         user_id: Some(principal.user_id),
-        event_type: "API_KEY_REVOKED",
-        severity: "INFO",
-        action: "API key revoked",
-        outcome: Outcome::Success,
-        record_type: Some("api_key"),
         record_id: Some(id),
         old_values: Some(json!({ "isActive": true })),
         new_values: Some(json!({ "isActive": false })),
-        metadata: json!({}),
-        reason: None,
+        ..audit::Event::new(ctx.new_uuid(), EventType::ApiKeyRevoked)
     };
     // One statement: the audit row exists only if the key was there to revoke.
     let scope = principal.scope();

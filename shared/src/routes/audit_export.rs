@@ -13,9 +13,9 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
-use crate::audit;
 use crate::audit::export::{self, ExportedEvent, Format, Manifest};
 use crate::audit::query::AuditQuery;
+use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
@@ -128,9 +128,8 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         ..audit::Event::by(
             ctx.new_uuid(),
             &principal,
-            "AUDIT_EXPORTED",
-            "Audit trail exported",
-            ("audit", chain_id),
+            EventType::AuditExported,
+            chain_id,
         )
     };
     scope.batch(&db, vec![event.insert(rq)]).await?;

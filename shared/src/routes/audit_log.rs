@@ -13,7 +13,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::audit::{self, Outcome};
+use crate::audit::{self, Kind, Outcome, Severity};
 use crate::auth;
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
@@ -92,27 +92,24 @@ async fn log<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
         problems.push(FieldError::new("action", "Must be 1 to 500 characters"));
     }
     let severity = match input.severity.as_deref() {
-        None => "INFO",
-        Some(s @ ("INFO" | "WARNING" | "ERROR" | "CRITICAL")) => s,
-        Some(_) => {
+        None => Severity::Info,
+        Some(raw) => Severity::parse(raw).unwrap_or_else(|| {
             problems.push(FieldError::new(
                 "severity",
                 "Must be one of: INFO, WARNING, ERROR, CRITICAL",
             ));
-            "INFO"
-        }
+            Severity::Info
+        }),
     };
     let outcome = match input.outcome.as_deref() {
-        None | Some("SUCCESS") => Outcome::Success,
-        Some("FAILURE") => Outcome::Failure,
-        Some("DENIED") => Outcome::Denied,
-        Some(_) => {
+        None => Outcome::Success,
+        Some(raw) => Outcome::parse(raw).unwrap_or_else(|| {
             problems.push(FieldError::new(
                 "outcome",
                 "Must be one of: SUCCESS, FAILURE, DENIED",
             ));
             Outcome::Success
-        }
+        }),
     };
     let reported = Value::Object(input.metadata.unwrap_or_default());
     if reported.to_string().len() > MAX_METADATA_BYTES {
@@ -133,7 +130,7 @@ async fn log<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
         id: ctx.new_uuid(),
         organization_id: principal.as_ref().map(|p| p.organization_id),
         user_id: principal.as_ref().map(|p| p.user_id),
-        event_type: &event_type,
+        event_type: Kind::Client(&event_type),
         severity,
         action,
         outcome,

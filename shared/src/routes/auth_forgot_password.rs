@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::audit::{self, Outcome};
+use crate::audit::{self, EventType, Outcome, RecordType};
 use crate::ctx::Ctx;
 use crate::db::BatchOptions;
 use crate::domain::Email;
@@ -69,23 +69,17 @@ async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let mut statements = Vec::new();
     let mut message = None;
     let event = audit::Event {
-        id: ctx.new_uuid(),
         organization_id: account.as_ref().map(|a| a.organization_id),
         user_id: account.as_ref().map(|a| a.id),
-        event_type: "AUTH_PASSWORD_RESET_REQUESTED",
-        severity: "INFO",
-        action: "Password reset requested",
         outcome: if account.is_some() {
             Outcome::Success
         } else {
             Outcome::Failure
         },
-        record_type: account.as_ref().map(|_| "user"),
+        record_type: account.as_ref().map(|_| RecordType::User),
         record_id: account.as_ref().map(|a| a.id),
-        old_values: None,
-        new_values: None,
         metadata: json!({ "accountFound": account.is_some() }),
-        reason: None,
+        ..audit::Event::new(ctx.new_uuid(), EventType::AuthPasswordResetRequested)
     };
     statements.push(event.insert(rq));
     if let (Some(account), Some(scope)) = (&account, &scope) {

@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::{self, Outcome};
+use crate::audit::{self, EventType, RecordType};
 use crate::auth::session::{
     LOCKOUT_MINUTES, MAX_FAILED_LOGINS, SESSION_TTL_SECS, new_refresh_token,
 };
@@ -101,19 +101,10 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
     let family = ctx.new_uuid();
     let (refresh_token, refresh_hash) = new_refresh_token(ctx.random_bytes::<32>());
     let event = audit::Event {
-        id: ctx.new_uuid(),
         organization_id: Some(user.organization_id),
         user_id: Some(user.id),
-        event_type: "AUTH_LOGIN_SUCCESS",
-        severity: "INFO",
-        action: "User logged in",
-        outcome: Outcome::Success,
-        record_type: Some("session"),
         record_id: Some(family),
-        old_values: None,
-        new_values: None,
-        metadata: json!({}),
-        reason: None,
+        ..audit::Event::new(ctx.new_uuid(), EventType::AuthLoginSuccess)
     };
     let client = model::session::Client {
         ip: rq.client_ip().map(|ip| ip.to_string()),
@@ -163,19 +154,11 @@ async fn count_failure<P: Platform>(
         .await?;
     if counted.is_some_and(|c| c.locked_now) {
         let event = audit::Event {
-            id: ctx.new_uuid(),
             organization_id: Some(user.organization_id),
             user_id: Some(user.id),
-            event_type: "AUTH_ACCOUNT_LOCKED",
-            severity: "WARNING",
-            action: "Account locked after repeated failed logins",
-            outcome: Outcome::Denied,
-            record_type: Some("user"),
             record_id: Some(user.id),
-            old_values: None,
-            new_values: None,
             metadata: json!({ "failedAttempts": MAX_FAILED_LOGINS, "lockedForMinutes": LOCKOUT_MINUTES }),
-            reason: None,
+            ..audit::Event::new(ctx.new_uuid(), EventType::AuthAccountLocked)
         };
         ctx.db()
             .batch(vec![event.insert(rq)], BatchOptions::default())
@@ -192,19 +175,12 @@ async fn record_failure<P: Platform>(
     reason: &str,
 ) -> Result<(), ApiError> {
     let event = audit::Event {
-        id: ctx.new_uuid(),
         organization_id,
         user_id,
-        event_type: "AUTH_LOGIN_FAILURE",
-        severity: "WARNING",
-        action: "Failed login attempt",
-        outcome: Outcome::Failure,
-        record_type: user_id.map(|_| "user"),
+        record_type: user_id.map(|_| RecordType::User),
         record_id: user_id,
-        old_values: None,
-        new_values: None,
         metadata: json!({ "reason": reason }),
-        reason: None,
+        ..audit::Event::new(ctx.new_uuid(), EventType::AuthLoginFailure)
     };
     ctx.db()
         .batch(vec![event.insert(rq)], BatchOptions::default())

@@ -3,9 +3,8 @@
 
 use http::header;
 use serde::Serialize;
-use serde_json::json;
 
-use crate::audit::{self, Outcome};
+use crate::audit::{self, EventType};
 use crate::auth::{self, session};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
@@ -34,19 +33,10 @@ async fn logout<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         )
     })?;
     let event = audit::Event {
-        id: ctx.new_uuid(),
         organization_id: Some(principal.organization_id),
         user_id: Some(principal.user_id),
-        event_type: "AUTH_LOGOUT",
-        severity: "INFO",
-        action: "User logged out",
-        outcome: Outcome::Success,
-        record_type: Some("session"),
         record_id: Some(session_id),
-        old_values: None,
-        new_values: None,
-        metadata: json!({}),
-        reason: None,
+        ..audit::Event::new(ctx.new_uuid(), EventType::AuthLogout)
     };
     let scope = principal.scope();
     scope

@@ -6,9 +6,8 @@
 //! audited as reuse.
 
 use serde::Deserialize;
-use serde_json::json;
 
-use crate::audit::{self, Outcome};
+use crate::audit::{self, EventType};
 use crate::auth::Role;
 use crate::auth::session::{self, looks_like_refresh_token, new_refresh_token, token_hash};
 use crate::auth::tokens::{TokenUser, token_reply};
@@ -89,19 +88,10 @@ async fn refresh<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErr
     let spent = model::session::refresh_token_state(&db, &presented).await?;
     if let Some(spent) = spent.filter(|s| s.reused) {
         let event = audit::Event {
-            id: ctx.new_uuid(),
             organization_id: Some(spent.organization_id),
             user_id: Some(spent.user_id),
-            event_type: "AUTH_REFRESH_REUSE",
-            severity: "CRITICAL",
-            action: "Spent refresh token presented again; session family revoked",
-            outcome: Outcome::Denied,
-            record_type: Some("session"),
             record_id: Some(spent.family_id),
-            old_values: None,
-            new_values: None,
-            metadata: json!({}),
-            reason: None,
+            ..audit::Event::new(ctx.new_uuid(), EventType::AuthRefreshReuse)
         };
         // The spent token names its organization.
         let scope = Scope::account(spent.organization_id);

@@ -4,9 +4,8 @@
 //! token is a `400` on `token`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::audit::{self, Outcome};
+use crate::audit::{self, EventType};
 use crate::auth::{password, policy};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
@@ -72,19 +71,10 @@ async fn reset<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
     let reset = password_reset::use_reset_token(&db, &token_hash, &hash).await?;
     let reset = reset.ok_or_else(invalid_token)?;
     let event = audit::Event {
-        id: ctx.new_uuid(),
         organization_id: Some(reset.organization_id),
         user_id: Some(reset.id),
-        event_type: "AUTH_PASSWORD_RESET",
-        severity: "WARNING",
-        action: "Password reset with an e-mailed token; all sessions ended",
-        outcome: Outcome::Success,
-        record_type: Some("user"),
         record_id: Some(reset.id),
-        old_values: None,
-        new_values: None,
-        metadata: json!({}),
-        reason: None,
+        ..audit::Event::new(ctx.new_uuid(), EventType::AuthPasswordReset)
     };
     Scope::account(reset.organization_id)
         .batch(&db, vec![event.insert(rq)])

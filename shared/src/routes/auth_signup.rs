@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::audit::{self, Outcome};
+use crate::audit::{self, EventType};
 use crate::auth::{password, policy};
 use crate::ctx::Ctx;
 use crate::domain::Email;
@@ -155,23 +155,16 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         first_row(&results, 1)?.ok_or_else(|| ApiError::internal("signup inserted no user"))?
     };
     let event = audit::Event {
-        id: ctx.new_uuid(),
         organization_id: Some(joined.organization_id),
         user_id: Some(joined.user_id),
-        event_type: "USER_SIGNED_UP",
-        severity: "INFO",
         action: if input.invitation_token.is_some() {
             "Invitation accepted"
         } else {
             "Organization created"
         },
-        outcome: Outcome::Success,
-        record_type: Some("user"),
         record_id: Some(joined.user_id),
-        old_values: None,
         new_values: Some(json!({ "email": joined.email, "role": joined.role, "name": name })),
-        metadata: json!({}),
-        reason: None,
+        ..audit::Event::new(ctx.new_uuid(), EventType::UserSignedUp)
     };
     Scope::account(joined.organization_id)
         .batch(&db, vec![event.insert(rq)])

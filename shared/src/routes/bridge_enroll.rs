@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::audit::{self, Outcome};
+use crate::audit::{self, EventType};
 use crate::auth::api_key;
 use crate::auth::session::token_hash;
 use crate::ctx::Ctx;
@@ -90,16 +90,8 @@ async fn enroll<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let key_id = ctx.new_uuid();
     let (key, prefix, hash) = api_key::new_key(ctx.random_bytes::<6>(), ctx.random_bytes::<32>());
     let event = audit::Event {
-        id: ctx.new_uuid(),
         organization_id: Some(invitation.organization_id),
-        user_id: None,
-        event_type: "BRIDGE_ENROLLED",
-        severity: "INFO",
-        action: "Edge bridge enrolled",
-        outcome: Outcome::Success,
-        record_type: Some("bridge"),
         record_id: Some(bridge_id),
-        old_values: None,
         new_values: Some(json!({
             "name": invitation.name,
             "version": version,
@@ -107,7 +99,7 @@ async fn enroll<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             "apiKeyPrefix": prefix,
         })),
         metadata: json!({ "joinTokenId": invitation.id, "joinTokenCreatedBy": invitation.created_by }),
-        reason: None,
+        ..audit::Event::new(ctx.new_uuid(), EventType::BridgeEnrolled)
     };
     // One transaction; `used_at = now()` marks the token this transaction
     // consumed (now() is the transaction's start), so a concurrent

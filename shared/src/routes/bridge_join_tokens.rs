@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::audit;
+use crate::audit::{self, EventType};
 use crate::auth::session::token_hash;
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
@@ -74,9 +74,8 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         ..audit::Event::by(
             ctx.new_uuid(),
             &principal,
-            "BRIDGE_JOIN_TOKEN_CREATED",
-            "Bridge join token created",
-            ("bridge_join_token", id),
+            EventType::BridgeJoinTokenCreated,
+            id,
         )
     };
     let scope = principal.scope();

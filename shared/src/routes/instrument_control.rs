@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::audit;
+use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::domain::command;
@@ -104,9 +104,8 @@ async fn control<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErr
         ..audit::Event::by(
             ctx.new_uuid(),
             &principal,
-            "INSTRUMENT_COMMAND_QUEUED",
-            "Control command queued",
-            ("instrument_command", new.id),
+            EventType::InstrumentCommandQueued,
+            new.id,
         )
     };
     let queued: Option<Command> = scope

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::audit;
+use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::domain::optional_text as text;
@@ -78,9 +78,8 @@ async fn schedule<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
         ..audit::Event::by(
             ctx.new_uuid(),
             &principal,
-            "MAINTENANCE_SCHEDULED",
-            "Maintenance scheduled",
-            ("maintenance", id),
+            EventType::MaintenanceScheduled,
+            id,
         )
     };
     let insert = maintenance::insert(

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use crate::audit;
+use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::domain::{InstrumentStatus, InstrumentType};
@@ -127,13 +127,7 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let scope = principal.scope();
     let event = audit::Event {
         new_values: Some(new.audit_values()),
-        ..audit::Event::by(
-            ctx.new_uuid(),
-            &principal,
-            "INSTRUMENT_CREATED",
-            "Instrument registered",
-            ("instrument", id),
-        )
+        ..audit::Event::by(ctx.new_uuid(), &principal, EventType::InstrumentCreated, id)
     };
     let results = scope
         .batch(

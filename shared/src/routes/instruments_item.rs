@@ -8,7 +8,7 @@ use http::header;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::audit;
+use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::domain::InstrumentStatus;
@@ -110,13 +110,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let event = audit::Event {
         old_values: Some(old_values),
         new_values: Some(new_values),
-        ..audit::Event::by(
-            ctx.new_uuid(),
-            &principal,
-            "INSTRUMENT_UPDATED",
-            "Instrument updated",
-            ("instrument", id),
-        )
+        ..audit::Event::by(ctx.new_uuid(), &principal, EventType::InstrumentUpdated, id)
     };
     let change = instrument::update(&scope, id, version, &new);
     let updated: Option<Instrument> = scope
@@ -162,15 +156,8 @@ async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         ));
     }
     let event = audit::Event {
-        severity: "WARNING",
         reason: Some(reason),
-        ..audit::Event::by(
-            ctx.new_uuid(),
-            &principal,
-            "INSTRUMENT_DELETED",
-            "Instrument removed",
-            ("instrument", id),
-        )
+        ..audit::Event::by(ctx.new_uuid(), &principal, EventType::InstrumentDeleted, id)
     };
     let scope = principal.scope();
     let removed: Option<Instrument> = scope

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::audit;
+use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::domain::{optional_text as text, schema};
@@ -138,9 +138,8 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             ..audit::Event::by(
                 ctx.new_uuid(),
                 &principal,
-                "INSTRUMENT_CALIBRATED",
-                "Instrument calibration recorded",
-                ("instrument", current.instrument_id),
+                EventType::InstrumentCalibrated,
+                current.instrument_id,
             )
         };
         statements.push(calibrated.record_change(
@@ -170,13 +169,12 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             ctx.new_uuid(),
             &principal,
             match new_status {
-                "completed" if is_calibration => "CALIBRATION_COMPLETED",
-                "completed" => "MAINTENANCE_COMPLETED",
-                "cancelled" => "MAINTENANCE_CANCELLED",
-                _ => "MAINTENANCE_UPDATED",
+                "completed" if is_calibration => EventType::CalibrationCompleted,
+                "completed" => EventType::MaintenanceCompleted,
+                "cancelled" => EventType::MaintenanceCancelled,
+                _ => EventType::MaintenanceUpdated,
             },
-            "Maintenance updated",
-            ("maintenance", id),
+            id,
         )
     };
     let change = maintenance::update(

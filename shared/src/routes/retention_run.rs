@@ -16,7 +16,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use crate::audit::{self, chain};
+use crate::audit::{self, EventType, chain};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
@@ -102,13 +102,7 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
         }
         purged.push(file.run_id);
     }
-    let event = audit::Event::by(
-        ctx.new_uuid(),
-        &principal,
-        "RETENTION_RUN",
-        "Retention job ran",
-        ("retention", org),
-    );
+    let event = audit::Event::by(ctx.new_uuid(), &principal, EventType::RetentionRun, org);
     let mut statements = run_data::purge(&scope, &purged);
     statements.push(session::purge_ended(&scope, policy.sessions_days));
     statements.push(rate_limit::purge_idle(policy.rate_limits_hours));

@@ -25,7 +25,7 @@ use serde_json::json;
 use sha2::Digest as _;
 use time::OffsetDateTime;
 
-use crate::audit;
+use crate::audit::{self, EventType};
 use crate::auth::{self, Permission, Principal};
 use crate::ctx::Ctx;
 use crate::db::Statement;
@@ -406,13 +406,7 @@ async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
                 "backend": backend,
                 "format": format.map(qc::Format::as_str),
             })),
-            ..audit::Event::by(
-                ctx.new_uuid(),
-                &principal,
-                "RUN_DATA_UPLOADED",
-                "Run data uploaded",
-                ("run", id),
-            )
+            ..audit::Event::by(ctx.new_uuid(), &principal, EventType::RunDataUploaded, id)
         };
         statements.push(event.record_change(rq, advance));
     } else {
@@ -426,9 +420,8 @@ async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             ..audit::Event::by(
                 ctx.new_uuid(),
                 &principal,
-                "RUN_RESULTS_RECORDED",
-                "Run results recorded",
-                ("run", id),
+                EventType::RunResultsRecorded,
+                id,
             )
         };
         statements.push(event.record_change(

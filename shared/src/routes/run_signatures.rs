@@ -20,7 +20,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use crate::audit::{self, Outcome, chain};
+use crate::audit::{self, EventType, chain};
 use crate::auth::{self, Permission, Principal, password};
 use crate::config::HmacKey;
 use crate::ctx::Ctx;
@@ -271,16 +271,8 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     let password_ok = password::verify(&input.password, &signer.password_hash);
     if !password_ok || (input.email.is_some() && !email_matches) {
         let failed = audit::Event {
-            severity: "WARNING",
-            outcome: Outcome::Failure,
             new_values: Some(json!({ "meaning": input.meaning })),
-            ..audit::Event::by(
-                ctx.new_uuid(),
-                &principal,
-                "ESIGNATURE_FAILED",
-                "Electronic signature refused: re-authentication failed",
-                ("run", id),
-            )
+            ..audit::Event::by(ctx.new_uuid(), &principal, EventType::EsignatureFailed, id)
         };
         scope.batch(&db, vec![failed.insert(rq)]).await?;
         return Err(ApiError::InvalidCredentials);
@@ -313,13 +305,7 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
             "runHash": hex::encode(hash),
             "comment": comment,
         })),
-        ..audit::Event::by(
-            ctx.new_uuid(),
-            &principal,
-            "ESIGNATURE_APPLIED",
-            "Run electronically signed",
-            ("run", id),
-        )
+        ..audit::Event::by(ctx.new_uuid(), &principal, EventType::EsignatureApplied, id)
     };
     // Signed only while the run is still the version checked.
     let insert = signature::insert(

@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit;
+use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::domain::RunStatus;
@@ -76,13 +76,7 @@ async fn stop<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
         old_values: Some(json!({ "status": run.status })),
         new_values: Some(json!({ "status": outcome })),
         reason,
-        ..audit::Event::by(
-            ctx.new_uuid(),
-            &principal,
-            "RUN_STOPPED",
-            "Run stopped",
-            ("run", id),
-        )
+        ..audit::Event::by(ctx.new_uuid(), &principal, EventType::RunStopped, id)
     };
     let change = run::end(&scope, id, outcome, reason, &RunStatus::from_which(outcome));
     let mut statements = vec![

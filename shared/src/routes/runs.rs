@@ -11,7 +11,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::audit;
+use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::domain::{RunStatus, command};
@@ -182,13 +182,7 @@ async fn start<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
             "instrumentId": instrument.id, "name": name, "protocol": protocol,
             "status": "pending", "metadata": metadata,
         })),
-        ..audit::Event::by(
-            ctx.new_uuid(),
-            &principal,
-            "RUN_STARTED",
-            "Run started",
-            ("run", run_id),
-        )
+        ..audit::Event::by(ctx.new_uuid(), &principal, EventType::RunStarted, run_id)
     };
     // The run (only while the instrument is still in the state checked),
     // then its start command, in one transaction.

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::audit::{self, Outcome};
+use crate::audit::{self, EventType};
 use crate::auth::{self, Permission, Role};
 use crate::ctx::Ctx;
 use crate::domain::Email;
@@ -96,19 +96,11 @@ async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         role.as_str()
     );
     let event = audit::Event {
-        id: ctx.new_uuid(),
         organization_id: Some(principal.organization_id),
         user_id: Some(principal.user_id),
-        event_type: "USER_INVITED",
-        severity: "INFO",
-        action: "User invited",
-        outcome: Outcome::Success,
-        record_type: Some("invitation"),
         record_id: Some(id),
-        old_values: None,
         new_values: Some(json!({ "email": email.as_str(), "role": role })),
-        metadata: json!({}),
-        reason: None,
+        ..audit::Event::new(ctx.new_uuid(), EventType::UserInvited)
     };
     let scope = principal.scope();
     // Refuse an address that already has an account (409), in the same statement.

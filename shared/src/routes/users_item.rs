@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::audit::{self, Outcome};
+use crate::audit::{self, EventType, Severity};
 use crate::auth::{self, Permission, Role};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
@@ -129,23 +129,18 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         return Reply::ok(current);
     }
     let event = audit::Event {
-        id: ctx.new_uuid(),
         organization_id: Some(principal.organization_id),
         user_id: Some(principal.user_id),
-        event_type: "USER_UPDATED",
         severity: if new_values.contains_key("role") || new_values.contains_key("isActive") {
-            "WARNING"
+            Severity::Warning
         } else {
-            "INFO"
+            Severity::Info
         },
-        action: "User updated",
-        outcome: Outcome::Success,
-        record_type: Some("user"),
         record_id: Some(id),
         old_values: Some(Value::Object(old_values)),
         new_values: Some(Value::Object(new_values)),
-        metadata: json!({}),
         reason,
+        ..audit::Event::new(ctx.new_uuid(), EventType::UserUpdated)
     };
     let profile = user::Profile {
         name: &new_name,

@@ -58,9 +58,8 @@ async fn change(
             ..audit::Event::by(
                 ctx.new_uuid(),
                 principal,
-                "INSTRUMENT_UPDATED",
-                "Instrument updated",
-                ("instrument", instrument),
+                audit::EventType::InstrumentUpdated,
+                instrument,
             )
         };
         event.record_change(&rq, update)
