@@ -262,3 +262,9 @@ fn is_valid_request_id(value: &str) -> bool {
 pub fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
+
+/// A header value the API made itself (a digest, a range, a file name
+/// already checked); one that cannot be a header is a bug, answered 500.
+pub fn header_value(text: &str) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(text).map_err(ApiError::internal)
+}

@@ -7,94 +7,59 @@
 use http::{Method, StatusCode};
 use serde::Serialize;
 
-/// Stable, documented error codes (appendix B of the design document, plus
-/// the few the API needs beyond it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ErrorCode {
-    AuthInvalidCredentials,
-    AuthTokenExpired,
-    AuthTokenInvalid,
-    AuthInsufficientPermissions,
-    RateLimitExceeded,
-    ValidationError,
-    ResourceNotFound,
-    MethodNotAllowed,
-    Conflict,
-    PreconditionFailed,
-    PreconditionRequired,
-    RangeNotSatisfiable,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    InternalError,
-    NotImplemented,
-    ServiceUnavailable,
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal, $status:ident;)+) => {
+        /// Stable, documented error codes (appendix B of the design document,
+        /// plus the few the API needs beyond it), each spelled once here.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* $variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, in documentation order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+
+            /// The code as clients see it, e.g. `VALIDATION_ERROR`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $name,)+
+                }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)+
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 17] = [
-        ErrorCode::AuthInvalidCredentials,
-        ErrorCode::AuthTokenExpired,
-        ErrorCode::AuthTokenInvalid,
-        ErrorCode::AuthInsufficientPermissions,
-        ErrorCode::RateLimitExceeded,
-        ErrorCode::ValidationError,
-        ErrorCode::ResourceNotFound,
-        ErrorCode::MethodNotAllowed,
-        ErrorCode::Conflict,
-        ErrorCode::PreconditionFailed,
-        ErrorCode::PreconditionRequired,
-        ErrorCode::RangeNotSatisfiable,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::UnsupportedMediaType,
-        ErrorCode::InternalError,
-        ErrorCode::NotImplemented,
-        ErrorCode::ServiceUnavailable,
-    ];
+error_codes! {
+    AuthInvalidCredentials = "AUTH_INVALID_CREDENTIALS", UNAUTHORIZED;
+    AuthTokenExpired = "AUTH_TOKEN_EXPIRED", UNAUTHORIZED;
+    AuthTokenInvalid = "AUTH_TOKEN_INVALID", UNAUTHORIZED;
+    AuthInsufficientPermissions = "AUTH_INSUFFICIENT_PERMISSIONS", FORBIDDEN;
+    RateLimitExceeded = "RATE_LIMIT_EXCEEDED", TOO_MANY_REQUESTS;
+    ValidationError = "VALIDATION_ERROR", BAD_REQUEST;
+    ResourceNotFound = "RESOURCE_NOT_FOUND", NOT_FOUND;
+    MethodNotAllowed = "METHOD_NOT_ALLOWED", METHOD_NOT_ALLOWED;
+    Conflict = "CONFLICT", CONFLICT;
+    PreconditionFailed = "PRECONDITION_FAILED", PRECONDITION_FAILED;
+    PreconditionRequired = "PRECONDITION_REQUIRED", PRECONDITION_REQUIRED;
+    RangeNotSatisfiable = "RANGE_NOT_SATISFIABLE", RANGE_NOT_SATISFIABLE;
+    PayloadTooLarge = "PAYLOAD_TOO_LARGE", PAYLOAD_TOO_LARGE;
+    UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE", UNSUPPORTED_MEDIA_TYPE;
+    InternalError = "INTERNAL_ERROR", INTERNAL_SERVER_ERROR;
+    NotImplemented = "NOT_IMPLEMENTED", NOT_IMPLEMENTED;
+    ServiceUnavailable = "SERVICE_UNAVAILABLE", SERVICE_UNAVAILABLE;
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::AuthInvalidCredentials => "AUTH_INVALID_CREDENTIALS",
-            ErrorCode::AuthTokenExpired => "AUTH_TOKEN_EXPIRED",
-            ErrorCode::AuthTokenInvalid => "AUTH_TOKEN_INVALID",
-            ErrorCode::AuthInsufficientPermissions => "AUTH_INSUFFICIENT_PERMISSIONS",
-            ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
-            ErrorCode::ValidationError => "VALIDATION_ERROR",
-            ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
-            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            ErrorCode::Conflict => "CONFLICT",
-            ErrorCode::PreconditionFailed => "PRECONDITION_FAILED",
-            ErrorCode::PreconditionRequired => "PRECONDITION_REQUIRED",
-            ErrorCode::RangeNotSatisfiable => "RANGE_NOT_SATISFIABLE",
-            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            ErrorCode::InternalError => "INTERNAL_ERROR",
-            ErrorCode::NotImplemented => "NOT_IMPLEMENTED",
-            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
-        }
-    }
-
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::AuthInvalidCredentials
-            | ErrorCode::AuthTokenExpired
-            | ErrorCode::AuthTokenInvalid => StatusCode::UNAUTHORIZED,
-            ErrorCode::AuthInsufficientPermissions => StatusCode::FORBIDDEN,
-            ErrorCode::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::ValidationError => StatusCode::BAD_REQUEST,
-            ErrorCode::ResourceNotFound => StatusCode::NOT_FOUND,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            ErrorCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
-            ErrorCode::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::NotImplemented => StatusCode::NOT_IMPLEMENTED,
-            ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
+/// Clients see the code's name.
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -193,6 +158,14 @@ impl ApiError {
     /// A single-field validation error.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// A `409 CONFLICT` with a message for the client and no field details.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            message: message.into(),
+            details: Vec::new(),
+        }
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {

@@ -123,8 +123,8 @@ pub fn spin_toml() -> String {
             route.function,
             route.function,
             wasm_name(route.function),
-            // Only the run data function talks to object storage.
-            if route.function == "run-data" {
+            // Only functions that declare it talk to object storage.
+            if route.attrs.object_storage {
                 ", \"{{ object_store_origin }}\""
             } else {
                 ""

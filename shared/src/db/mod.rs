@@ -146,10 +146,9 @@ impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         match err.sqlstate() {
             // integrity_constraint_violation: unique, foreign key, exclusion, ...
-            Some(code) if code.starts_with("23") => ApiError::Conflict {
-                message: "The request conflicts with existing data".into(),
-                details: Vec::new(),
-            },
+            Some(code) if code.starts_with("23") => {
+                ApiError::conflict("The request conflicts with existing data")
+            }
             // serialization failure / deadlock: the client may retry.
             Some("40001" | "40P01") => ApiError::Unavailable(err.to_string()),
             // query_canceled (statement timeout), insufficient resources,

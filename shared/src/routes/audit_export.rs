@@ -18,7 +18,7 @@ use crate::audit::query::AuditQuery;
 use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
-use crate::envelope::Reply;
+use crate::envelope::{Reply, header_value};
 use crate::error::{ApiError, FieldError};
 use crate::model::audit_event;
 use crate::platform::Platform;
@@ -146,14 +146,10 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         )
         .header(
             header::CONTENT_DISPOSITION,
-            HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
-                .map_err(ApiError::internal)?,
+            header_value(&format!("attachment; filename=\"{filename}\""))?,
         )
         .header(
             MANIFEST_HEADER,
-            HeaderValue::from_str(
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(manifest_json),
-            )
-            .map_err(ApiError::internal)?,
+            header_value(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(manifest_json))?,
         ))
 }

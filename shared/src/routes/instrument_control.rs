@@ -119,10 +119,9 @@ async fn control<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErr
         None => match commands::by_key(&db, &scope, &key).await? {
             // A concurrent request with the same key won.
             Some(existing) => replayed(commands::replay(existing, &new.request_hash())?),
-            None => Err(ApiError::Conflict {
-                message: "The instrument's state changed while the command was being queued; check its status and try again".into(),
-                details: Vec::new(),
-            }),
+            None => Err(ApiError::conflict(
+                "The instrument's state changed while the command was being queued; check its status and try again",
+            )),
         },
     }
 }

@@ -173,11 +173,9 @@ async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             if current.deleted_at.is_some() {
                 Err(ApiError::NotFound)
             } else {
-                Err(ApiError::Conflict {
-                    message: "The instrument has an active run; stop the run before removing it"
-                        .into(),
-                    details: Vec::new(),
-                })
+                Err(ApiError::conflict(
+                    "The instrument has an active run; stop the run before removing it",
+                ))
             }
         }
     }

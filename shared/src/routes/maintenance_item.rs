@@ -78,10 +78,10 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         });
     }
     if matches!(current.status.as_str(), "completed" | "cancelled") {
-        return Err(ApiError::Conflict {
-            message: format!("This maintenance is {} and cannot change", current.status),
-            details: Vec::new(),
-        });
+        return Err(ApiError::conflict(format!(
+            "This maintenance is {} and cannot change",
+            current.status
+        )));
     }
     let completing = status == Some("completed");
     let is_calibration = current.kind == "calibration";

@@ -91,6 +91,36 @@ pub struct Route {
     pub function: &'static str,
     pub path: &'static str,
     pub methods: &'static [Method],
+    /// What else the function needs (defaults: [`Attrs::DEFAULT`]).
+    pub attrs: Attrs,
+}
+
+/// A route's needs beyond its path and methods, declared in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attrs {
+    /// The largest request body it takes.
+    pub body: Body,
+    /// Whether it reaches object storage (its Spin component may call the
+    /// store's origin).
+    pub object_storage: bool,
+}
+
+impl Attrs {
+    pub const DEFAULT: Attrs = Attrs {
+        body: Body::Json,
+        object_storage: false,
+    };
+}
+
+/// The request body cap of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// `MAX_BODY_BYTES` (configured; 1 MiB by default).
+    Json,
+    /// One upload chunk (the storage configuration's chunk size).
+    UploadChunk,
+    /// A fixed cap.
+    AtMost(usize),
 }
 
 impl Route {
@@ -127,10 +157,17 @@ impl Route {
 }
 
 macro_rules! route_table {
-    ($($function:literal => $module:ident, $path:literal, [$($method:ident),+];)+) => {
+    ($($function:literal => $module:ident, $path:literal, [$($method:ident),+] $({ $($attr:ident: $value:expr),+ $(,)? })?;)+) => {
         /// The route table.
+        // A route may declare every attribute; the update then adds nothing.
+        #[allow(clippy::needless_update)]
         pub const ROUTES: &[Route] = &[
-            $(Route { function: $function, path: $path, methods: &[$(Method::$method),+] },)+
+            $(Route {
+                function: $function,
+                path: $path,
+                methods: &[$(Method::$method),+],
+                attrs: Attrs { $($($attr: $value,)+)? ..Attrs::DEFAULT },
+            },)+
         ];
 
         /// Runs the handler of `function`; `None` when no such function exists.
@@ -163,10 +200,10 @@ route_table! {
     "runs" => runs, "/api/v1/runs", [GET, POST];
     "runs-item" => runs_item, "/api/v1/runs/:id", [GET];
     "run-stop" => run_stop, "/api/v1/runs/:id/stop", [PUT];
-    "run-data" => run_data, "/api/v1/runs/:id/data", [GET, POST];
+    "run-data" => run_data, "/api/v1/runs/:id/data", [GET, POST] { body: Body::UploadChunk, object_storage: true };
     "run-qc" => run_qc, "/api/v1/runs/:id/qc", [GET];
     "run-signatures" => run_signatures, "/api/v1/runs/:id/signatures", [GET, POST];
-    "audit-log" => audit_log, "/api/audit", [POST];
+    "audit-log" => audit_log, "/api/audit", [POST] { body: Body::AtMost(audit_log::MAX_BODY_BYTES) };
     "audit-events" => audit_events, "/api/audit/events", [GET];
     "audit-export" => audit_export, "/api/audit/export", [GET];
     "audit-verify" => audit_verify, "/api/audit/verify", [GET];
@@ -176,21 +213,23 @@ route_table! {
     "bridge-ingest" => bridge_ingest, "/api/v1/bridges/ingest", [POST];
     "bridge-commands" => bridge_commands, "/api/v1/bridges/commands", [GET];
     "live" => live, "/api/v1/live", [GET];
-    "retention-run" => retention_run, "/api/v1/retention/run", [POST];
+    "retention-run" => retention_run, "/api/v1/retention/run", [POST] { object_storage: true };
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
     "users" => users, "/api/v1/users", [GET, POST];
     "users-item" => users_item, "/api/v1/users/:id", [GET, PUT];
 }
 
-/// The largest request body `function` takes: one upload chunk for run
-/// data, a small cap for client-reported audit events, the configured JSON
-/// cap for everything else.
+/// The largest request body `function` takes (its route's [`Body`]).
 pub fn body_limit(config: &Config, function: &str) -> Result<usize, crate::config::ConfigError> {
-    Ok(match function {
-        "run-data" => config.storage()?.max_chunk_bytes(),
-        "audit-log" => audit_log::MAX_BODY_BYTES,
-        _ => config.max_body_bytes()?,
+    let body = ROUTES
+        .iter()
+        .find(|route| route.function == function)
+        .map_or(Body::Json, |route| route.attrs.body);
+    Ok(match body {
+        Body::Json => config.max_body_bytes()?,
+        Body::UploadChunk => config.storage()?.max_chunk_bytes(),
+        Body::AtMost(limit) => limit,
     })
 }
 

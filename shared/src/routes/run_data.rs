@@ -30,7 +30,7 @@ use crate::auth::{self, Permission, Principal};
 use crate::ctx::Ctx;
 use crate::db::Statement;
 use crate::domain::qc;
-use crate::envelope::Reply;
+use crate::envelope::{Reply, header_value};
 use crate::error::{ApiError, FieldError};
 use crate::model::run::{self, Run};
 use crate::model::run_data::{self, Chunk, NewUpload, Progress as Advance, Stored};
@@ -194,11 +194,9 @@ async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     // Which upload this chunk belongs to.
     let (backend, resumed) = match (&current, range.first) {
         (Some(s), _) if s.recorded() => {
-            return Err(ApiError::Conflict {
-                message: "This run's data is already recorded; recorded data is never replaced"
-                    .into(),
-                details: Vec::new(),
-            });
+            return Err(ApiError::conflict(
+                "This run's data is already recorded; recorded data is never replaced",
+            ));
         }
         (_, 0) => {
             let backend = config.choose(range.total, described.format.is_some())?;
@@ -463,7 +461,7 @@ async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         .map(|reply| reply.header(UPLOAD_OFFSET, HeaderValue::from(range.end)));
     }
     let digest = digest.unwrap_or_default();
-    let etag = HeaderValue::from_str(&format!("\"{digest}\"")).map_err(ApiError::internal)?;
+    let etag = header_value(&format!("\"{digest}\""))?;
     let repr = hex::decode(&digest).map_err(ApiError::internal)?;
     Ok(Reply::created(DataView {
         run_id: id,
@@ -479,11 +477,11 @@ async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     .header(header::ETAG, etag)
     .header(
         header::LOCATION,
-        HeaderValue::from_str(&format!("/api/v1/runs/{id}/data")).map_err(ApiError::internal)?,
+        header_value(&format!("/api/v1/runs/{id}/data"))?,
     )
     .header(
         HeaderName::from_static("repr-digest"),
-        HeaderValue::from_str(&storage::sha256_header(&repr)).map_err(ApiError::internal)?,
+        header_value(&storage::sha256_header(&repr))?,
     ))
 }
 
@@ -535,26 +533,20 @@ async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
         return Err(ApiError::NotFound);
     };
     if data.status == "purged" {
-        return Err(ApiError::Conflict {
-            message: format!(
-                "The run's data was removed under the retention policy; its record remains (SHA-256 {})",
-                data.sha256.as_deref().unwrap_or("unknown")
-            ),
-            details: Vec::new(),
-        });
+        return Err(ApiError::conflict(format!(
+            "The run's data was removed under the retention policy; its record remains (SHA-256 {})",
+            data.sha256.as_deref().unwrap_or("unknown")
+        )));
     }
     if !data.complete() {
         rq.add_headers(vec![(
             UPLOAD_OFFSET,
             HeaderValue::from(data.received_bytes),
         )]);
-        return Err(ApiError::Conflict {
-            message: format!(
-                "The run's data is still being uploaded ({} of {} bytes received)",
-                data.received_bytes, data.total_bytes
-            ),
-            details: Vec::new(),
-        });
+        return Err(ApiError::conflict(format!(
+            "The run's data is still being uploaded ({} of {} bytes received)",
+            data.received_bytes, data.total_bytes
+        )));
     }
     let digest = data
         .sha256
@@ -564,16 +556,10 @@ async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
     let size = data.total_bytes as u64;
     let repr = hex::decode(&digest).map_err(ApiError::internal)?;
     let common = |reply: Reply| -> Result<Reply, ApiError> {
-        Ok(reply
-            .header(
-                header::ETAG,
-                HeaderValue::from_str(&etag).map_err(ApiError::internal)?,
-            )
-            .header(
-                HeaderName::from_static("repr-digest"),
-                HeaderValue::from_str(&storage::sha256_header(&repr))
-                    .map_err(ApiError::internal)?,
-            ))
+        Ok(reply.header(header::ETAG, header_value(&etag)?).header(
+            HeaderName::from_static("repr-digest"),
+            header_value(&storage::sha256_header(&repr))?,
+        ))
     };
 
     if data.backend == Backend::S3 {
@@ -598,10 +584,7 @@ async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
         }
         return common(
             Reply::raw(StatusCode::FOUND, Bytes::new())
-                .header(
-                    header::LOCATION,
-                    HeaderValue::from_str(url.as_str()).map_err(ApiError::internal)?,
-                )
+                .header(header::LOCATION, header_value(url.as_str())?)
                 .header(header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         );
     }
@@ -637,15 +620,13 @@ async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
         )
         .header(
             header::CONTENT_DISPOSITION,
-            HeaderValue::from_str(&storage::attachment(&data.filename))
-                .map_err(ApiError::internal)?,
+            header_value(&storage::attachment(&data.filename))?,
         )
         .header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if range.is_some() {
         reply = reply.header(
             header::CONTENT_RANGE,
-            HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1))
-                .map_err(ApiError::internal)?,
+            header_value(&format!("bytes {start}-{}/{size}", end - 1))?,
         );
     }
     common(reply)

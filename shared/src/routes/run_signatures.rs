@@ -249,10 +249,10 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     let db = ctx.db();
     let run = run::get(&db, &scope, id).await?;
     if run.status.is_active() {
-        return Err(ApiError::Conflict {
-            message: format!("A {} run is signed once it has ended", run.status.as_str()),
-            details: Vec::new(),
-        });
+        return Err(ApiError::conflict(format!(
+            "A {} run is signed once it has ended",
+            run.status.as_str()
+        )));
     }
     let signer = signature::signer(&db, &scope, principal.user_id, session_id)
         .await?
@@ -329,10 +329,9 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
         .batch(&db, vec![event.record_change(rq, insert)])
         .await?;
     if results.first().is_none_or(|r| r.rows.is_empty()) {
-        return Err(ApiError::Conflict {
-            message: "The run changed while it was being signed; review it and sign again".into(),
-            details: Vec::new(),
-        });
+        return Err(ApiError::conflict(
+            "The run changed while it was being signed; review it and sign again",
+        ));
     }
     let stored = signature::load(&db, &scope, signature_id)
         .await?

@@ -210,10 +210,9 @@ async fn start<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
         Ok(results) if results.first().is_some_and(|r| !r.rows.is_empty()) => {
             Reply::created(run::get(&db, &scope, run_id).await?)
         }
-        Ok(_) => Err(ApiError::Conflict {
-            message: "The instrument's state changed while the run was being started; check its status and try again".into(),
-            details: Vec::new(),
-        }),
+        Ok(_) => Err(ApiError::conflict(
+            "The instrument's state changed while the run was being started; check its status and try again",
+        )),
         Err(err) if err.constraint() == Some(run::ONE_ACTIVE_RUN) => {
             if let Some(key) = &given_key
                 && let Some(existing) = commands::by_key(&db, &scope, key).await?
