@@ -15,9 +15,11 @@ use std::time::Duration;
 use rand::Rng as _;
 use serde::Deserialize;
 use serde_json::Value;
+use shared::ErrorCode;
+use shared::envelope::{Envelope, ErrorBody};
 use shared::live::{
-    Batch, BatchAck, CommandOrder, CommandOutcome, CommandState, Heartbeat, InstrumentState, Item,
-    Record,
+    Batch, BatchAck, CommandOrder, CommandOutcome, CommandState, Heartbeat, InstrumentState,
+    InstrumentStatus, Item, Record,
 };
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -65,14 +67,19 @@ impl Recorder {
 
 /// What each instrument is doing, as its driver last said.
 #[derive(Clone, Default)]
-pub struct Statuses(Arc<Mutex<HashMap<uuid::Uuid, &'static str>>>);
+pub struct Statuses(Arc<Mutex<HashMap<uuid::Uuid, InstrumentStatus>>>);
 
 impl Statuses {
-    pub fn set(&self, id: uuid::Uuid, status: &'static str) {
+    pub fn set(&self, id: uuid::Uuid, status: InstrumentStatus) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let before = map.insert(id, status);
         if before != Some(status) {
-            tracing::info!(instrument = %id, from = before.unwrap_or("unknown"), to = status, "instrument status");
+            tracing::info!(
+                instrument = %id,
+                from = before.map_or("unknown", InstrumentStatus::as_str),
+                to = status.as_str(),
+                "instrument status"
+            );
         }
     }
 
@@ -82,7 +89,7 @@ impl Statuses {
             .iter()
             .map(|(id, status)| InstrumentState {
                 id: *id,
-                status: (*status).to_owned(),
+                status: *status,
             })
             .collect();
         states.sort_by_key(|s| s.id);
@@ -377,20 +384,6 @@ pub(crate) enum SendError {
     Gap { expected: u64 },
 }
 
-#[derive(Deserialize)]
-struct Envelope<T> {
-    data: Option<T>,
-    error: Option<EnvelopeError>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct EnvelopeError {
-    code: String,
-    message: String,
-    #[serde(default)]
-    details: Vec<Value>,
-}
-
 /// How batches reach the cloud.
 enum Link {
     /// `POST /api/v1/bridges/ingest`, one request per batch.
@@ -418,28 +411,27 @@ impl Link {
 }
 
 /// What an error answer (HTTP or hub message) means for the uplink.
-pub(crate) fn refusal(status: u16, error: Option<EnvelopeError>) -> SendError {
+pub(crate) fn refusal(status: u16, error: Option<ErrorBody>) -> SendError {
     match error {
-        Some(error) if status == 409 && error.code == "CONFLICT" => {
+        Some(error) if status == 409 && error.code == ErrorCode::Conflict => {
             // The cloud names the sequence it expects as the detail for
             // the batch's first record (`shared::live::persist::ingest`).
             let expected = error
                 .details
                 .iter()
-                .find(|d| d["field"] == "records[0].seq")
-                .and_then(|d| d["message"].as_str())
-                .and_then(|m| m.parse().ok())
+                .find(|d| d.field == "records[0].seq")
+                .and_then(|d| d.message.parse().ok())
                 .unwrap_or(0);
             SendError::Gap { expected }
         }
         Some(error) if status >= 500 || status == 429 => {
-            SendError::Unreachable(format!("{status} {}", error.code))
+            SendError::Unreachable(format!("{status} {}", error.code.as_str()))
         }
         error => SendError::Refused {
             status,
             message: error.map_or_else(
                 || "no data".to_owned(),
-                |e| format!("{}: {} {:?}", e.code, e.message, e.details),
+                |e| format!("{}: {} {:?}", e.code.as_str(), e.message, e.details),
             ),
         },
     }
@@ -553,10 +545,12 @@ impl Cloud {
             .get("upload-offset")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        let message = body["error"]["message"]
-            .as_str()
-            .map(str::to_owned)
+        let message = response
+            .json::<Envelope>()
+            .await
+            .ok()
+            .and_then(|envelope| envelope.error)
+            .map(|error| error.message)
             .unwrap_or_default();
         Ok(Answer {
             status,
@@ -859,7 +853,7 @@ async fn serve_metrics(agent: Arc<Agent>, listener: tokio::net::TcpListener) {
 mod tests {
     use super::*;
 
-    fn error(code: &str, details: Value) -> Option<EnvelopeError> {
+    fn error(code: &str, details: Value) -> Option<ErrorBody> {
         serde_json::from_value(serde_json::json!({
             "code": code, "message": "m", "details": details
         }))
@@ -878,7 +872,7 @@ mod tests {
         );
         assert!(matches!(gap, SendError::Gap { expected: 7 }), "{gap:?}");
         for status in [429, 500, 503] {
-            let later = refusal(status, error("RATE_LIMITED", serde_json::json!([])));
+            let later = refusal(status, error("RATE_LIMIT_EXCEEDED", serde_json::json!([])));
             assert!(matches!(later, SendError::Unreachable(_)), "{later:?}");
         }
         let refused = refusal(400, error("VALIDATION_ERROR", serde_json::json!([])));

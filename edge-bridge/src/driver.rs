@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::live::{self, CommandOrder, Item};
+use shared::live::{self, CommandOrder, InstrumentStatus, Item};
 use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
@@ -35,7 +35,7 @@ pub struct DriverIo {
 }
 
 impl DriverIo {
-    fn status(&self, status: &'static str) {
+    fn status(&self, status: InstrumentStatus) {
         self.statuses.set(self.instrument_id, status);
     }
 
@@ -112,18 +112,18 @@ pub async fn run(config: InstrumentConfig, io: DriverIo, cloud: Cloud) {
 async fn simulate(mut sim: Simulated, interval: Duration, mut io: DriverIo) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    io.status("idle");
+    io.status(InstrumentStatus::Idle);
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let at = OffsetDateTime::now_utc();
                 let samples = sim.tick();
                 io.status(if samples.is_empty() {
-                    "offline"
+                    InstrumentStatus::Offline
                 } else if sim.running() {
-                    "running"
+                    InstrumentStatus::Running
                 } else {
-                    "idle"
+                    InstrumentStatus::Idle
                 });
                 if samples.is_empty() {
                     continue;
@@ -145,12 +145,12 @@ async fn simulate(mut sim: Simulated, interval: Duration, mut io: DriverIo) {
                             .and_then(Value::as_u64)
                             .unwrap_or(30);
                         sim.start_run(u32::try_from(ticks).unwrap_or(u32::MAX));
-                        io.status("running");
+                        io.status(InstrumentStatus::Running);
                         Ok(json!({ "running": true, "durationTicks": ticks }))
                     }
                     "stop" => {
                         sim.stop_run();
-                        io.status("idle");
+                        io.status(InstrumentStatus::Idle);
                         Ok(json!({ "running": false }))
                     }
                     "pause" | "resume" | "calibrate" | "home" => Ok(json!({ "done": order.command.command })),
@@ -202,7 +202,7 @@ where
         let stream = match connect().await {
             Ok(stream) => stream,
             Err(e) => {
-                io.status("offline");
+                io.status(InstrumentStatus::Offline);
                 tracing::debug!(instrument = %io.instrument_id, %address, "cannot connect: {e}");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(10));
@@ -211,7 +211,7 @@ where
         };
         pause = Duration::from_millis(200);
         tracing::info!(instrument = %io.instrument_id, %address, "instrument connected");
-        io.status("online");
+        io.status(InstrumentStatus::Online);
         let (read, mut write) = tokio::io::split(stream);
         let mut lines = BufReader::new(read).lines();
         loop {
@@ -298,7 +298,7 @@ where
             }
         }
         tracing::warn!(instrument = %io.instrument_id, %address, "instrument disconnected");
-        io.status("offline");
+        io.status(InstrumentStatus::Offline);
         for (_, done) in waiting.drain() {
             let _ = done.send(Err("the instrument disconnected before answering".into()));
         }

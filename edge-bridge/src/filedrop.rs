@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine as _;
 use serde::Deserialize;
 use sha2::Digest as _;
+use shared::live::InstrumentStatus;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 use crate::agent::Cloud;
@@ -52,7 +53,7 @@ pub async fn run(settings: Settings, mut io: DriverIo, cloud: Cloud) {
     // Files that found no active run or whose upload was interrupted, with
     // when to try them again (not at every look at the folder).
     let mut retry_at: HashMap<PathBuf, Instant> = HashMap::new();
-    io.statuses.set(io.instrument_id, "online");
+    io.statuses.set(io.instrument_id, InstrumentStatus::Online);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -69,10 +70,10 @@ pub async fn run(settings: Settings, mut io: DriverIo, cloud: Cloud) {
             }
         }
         let Ok(mut entries) = tokio::fs::read_dir(&settings.folder).await else {
-            io.statuses.set(io.instrument_id, "offline");
+            io.statuses.set(io.instrument_id, InstrumentStatus::Offline);
             continue;
         };
-        io.statuses.set(io.instrument_id, "online");
+        io.statuses.set(io.instrument_id, InstrumentStatus::Online);
         let mut complete = Vec::new();
         let mut present = Vec::new();
         while let Ok(Some(entry)) = entries.next_entry().await {

@@ -18,7 +18,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::agent::{Backoff, EnvelopeError, SendError, refusal};
+use shared::envelope::ErrorBody;
+
+use crate::agent::{Backoff, SendError, refusal};
 use crate::tls::Trust;
 
 /// A batch for the hub and where its answer goes.
@@ -46,7 +48,7 @@ pub(crate) fn hub_url(base: &str) -> String {
 enum FromHub {
     Ack { ack: BatchAck },
     Commands { commands: Vec<CommandOrder> },
-    Error { status: u16, error: EnvelopeError },
+    Error { status: u16, error: ErrorBody },
 }
 
 /// Keeps the connection to the hub at `url`, forever.

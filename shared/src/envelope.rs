@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorCode, FieldError};
 
 /// The API version reported in every envelope's `metadata.version`.
 pub const API_VERSION: &str = "1.0.0";
@@ -43,33 +43,31 @@ impl Metadata {
 /// `error` of a failure envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
-    pub details: Vec<ErrorDetail>,
+    /// One entry per input field at fault (`{field, message}`).
+    #[serde(default)]
+    pub details: Vec<FieldError>,
 }
 
-/// One entry of `error.details`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorDetail {
-    pub field: String,
-    pub message: String,
-}
-
-impl From<&FieldError> for ErrorDetail {
-    fn from(e: &FieldError) -> Self {
-        ErrorDetail {
-            field: e.field.clone(),
-            message: e.message.clone(),
+impl ErrorBody {
+    /// What a client sees of `err`: its code, public message and details.
+    pub fn of(err: &ApiError) -> ErrorBody {
+        ErrorBody {
+            code: err.code(),
+            message: err.public_message(),
+            details: err.details(),
         }
     }
 }
 
-/// The whole envelope, for rendering and for clients (tests, SDKs) to parse.
+/// The whole envelope, for rendering and for clients (the bridge, tests,
+/// SDKs) to parse: `data` as `T` (any JSON by default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Envelope {
+pub struct Envelope<T = serde_json::Value> {
     pub success: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<serde_json::Value>,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub data: Option<T>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
     pub metadata: Metadata,
@@ -171,11 +169,7 @@ pub fn failure(err: &ApiError, metadata: Metadata) -> Response<Bytes> {
     let envelope = Envelope {
         success: false,
         data: None,
-        error: Some(ErrorBody {
-            code: err.code().as_str().to_owned(),
-            message: err.public_message(),
-            details: err.details().iter().map(ErrorDetail::from).collect(),
-        }),
+        error: Some(ErrorBody::of(err)),
         metadata,
     };
     let mut response = json_response(err.status(), &envelope);
@@ -267,4 +261,9 @@ pub fn etag(version: i64) -> HeaderValue {
 /// already checked); one that cannot be a header is a bug, answered 500.
 pub fn header_value(text: &str) -> Result<HeaderValue, ApiError> {
     HeaderValue::from_str(text).map_err(ApiError::internal)
+}
+
+/// `data` is absent from a failure (whatever `T` is).
+fn none<T>() -> Option<T> {
+    None
 }

@@ -5,7 +5,7 @@
 //! and the request id.
 
 use http::{Method, StatusCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 macro_rules! error_codes {
     ($($(#[doc = $doc:literal])* $variant:ident = $name:literal, $status:ident;)+) => {
@@ -56,6 +56,13 @@ error_codes! {
     ServiceUnavailable = "SERVICE_UNAVAILABLE", SERVICE_UNAVAILABLE;
 }
 
+impl ErrorCode {
+    /// The code named `text` (as clients read it from an envelope).
+    pub fn parse(text: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.iter().copied().find(|c| c.as_str() == text)
+    }
+}
+
 /// Clients see the code's name.
 impl Serialize for ErrorCode {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -63,8 +70,16 @@ impl Serialize for ErrorCode {
     }
 }
 
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ErrorCode::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown error code {text}")))
+    }
+}
+
 /// One problem with one input field, as shown in `error.details`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

@@ -72,7 +72,7 @@ proptest! {
         let parsed: Envelope = serde_json::from_slice(response.body()).expect("envelope");
         prop_assert!(!parsed.success);
         let error = parsed.error.expect("error");
-        prop_assert_eq!(error.code, "VALIDATION_ERROR");
+        prop_assert_eq!(error.code, shared::ErrorCode::ValidationError);
         prop_assert_eq!(&error.details[0].field, &field);
         prop_assert_eq!(&error.details[0].message, &message);
         prop_assert_eq!(parsed.metadata.request_id, id);

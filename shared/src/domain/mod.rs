@@ -2,15 +2,46 @@
 
 use crate::error::FieldError;
 
+/// An enum of the stored `snake_case` names (`as_str`, `parse`, `ALL`,
+/// `expected`, serde by name).
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(value: &str) -> Option<$name> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == value)
+            }
+
+            /// The accepted values, for error messages.
+            pub fn expected() -> String {
+                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+    };
+}
+
 pub mod command;
 pub mod email;
 pub mod instrument;
 pub mod qc;
 pub mod roles;
 pub mod schema;
+pub mod status;
 
 pub use email::Email;
 pub use instrument::{InstrumentStatus, InstrumentType, RunStatus};
+pub use status::{CommandStatus, MaintenanceKind, MaintenanceStatus, UploadStatus};
 
 /// At most `max` characters, none of them a control character: the rule
 /// for short free text (names, units, versions).

@@ -36,7 +36,7 @@ use super::persist::{self, Bridge};
 use super::{Batch, BatchAck, Item};
 use crate::auth::{self, Permission, Principal};
 use crate::ctx::Ctx;
-use crate::envelope::{ErrorBody, ErrorDetail};
+use crate::envelope::ErrorBody;
 use crate::error::ApiError;
 use crate::model::instrument;
 use crate::platform::Platform;
@@ -258,11 +258,7 @@ pub fn error_text(err: &ApiError) -> String {
     json!({
         "type": "error",
         "status": err.status().as_u16(),
-        "error": ErrorBody {
-            code: err.code().as_str().to_owned(),
-            message: err.public_message(),
-            details: err.details().iter().map(ErrorDetail::from).collect(),
-        },
+        "error": ErrorBody::of(err),
     })
     .to_string()
 }
@@ -534,7 +530,7 @@ async fn on_batch<P: Platform>(
         .heartbeat
         .instruments
         .iter()
-        .map(|i| (i.id, i.status.clone()))
+        .map(|i| (i.id, i.status.as_str().to_owned()))
         .collect();
     Ok(reaction)
 }

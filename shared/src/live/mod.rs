@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+pub use crate::domain::InstrumentStatus;
 use crate::error::FieldError;
 
 /// At most this many records in one batch.
@@ -119,11 +120,17 @@ pub struct InstrumentState {
     pub id: uuid::Uuid,
     /// `online`, `idle`, `running`, `error` or `offline`; `maintenance` is
     /// set by people, never by a bridge.
-    pub status: String,
+    pub status: InstrumentStatus,
 }
 
 /// Statuses a bridge may report.
-pub const BRIDGE_STATUSES: [&str; 5] = ["online", "idle", "running", "error", "offline"];
+pub const BRIDGE_STATUSES: [InstrumentStatus; 5] = [
+    InstrumentStatus::Online,
+    InstrumentStatus::Idle,
+    InstrumentStatus::Running,
+    InstrumentStatus::Error,
+    InstrumentStatus::Offline,
+];
 
 /// What a bridge sends: records of one stream, in order, and its heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,10 +265,11 @@ impl Batch {
             ));
         }
         for (i, state) in hb.instruments.iter().enumerate() {
-            if !BRIDGE_STATUSES.contains(&state.status.as_str()) {
+            if !BRIDGE_STATUSES.contains(&state.status) {
+                let expected: Vec<&str> = BRIDGE_STATUSES.iter().map(|s| s.as_str()).collect();
                 problems.push(FieldError::new(
                     format!("heartbeat.instruments[{i}].status"),
-                    format!("Must be one of: {}", BRIDGE_STATUSES.join(", ")),
+                    format!("Must be one of: {}", expected.join(", ")),
                 ));
             }
         }
@@ -354,7 +362,7 @@ mod tests {
         let mut b = batch(vec![]);
         b.heartbeat.instruments.push(InstrumentState {
             id: uuid::Uuid::nil(),
-            status: "maintenance".into(),
+            status: InstrumentStatus::Maintenance,
         });
         assert!(b.validate().is_err());
     }

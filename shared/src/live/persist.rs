@@ -5,7 +5,10 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Batch, BatchAck, CommandOrder, CommandState, Item, REDELIVER_AFTER_SECS, Rejected};
+use super::{
+    Batch, BatchAck, CommandOrder, CommandState, InstrumentStatus, Item, REDELIVER_AFTER_SECS,
+    Rejected,
+};
 use crate::audit::{self, EventType};
 use crate::auth::{Permission, Principal};
 use crate::ctx::Ctx;
@@ -233,7 +236,7 @@ async fn heartbeat<P: Platform>(
     let mut seen: Vec<String> = hb
         .instruments
         .iter()
-        .filter(|i| i.status != "offline")
+        .filter(|i| i.status != InstrumentStatus::Offline)
         .map(|i| i.id.to_string())
         .collect();
     for record in &batch.records {
@@ -254,7 +257,7 @@ async fn heartbeat<P: Platform>(
         let Some(current) = known.iter().find(|k| k.id == state.id) else {
             continue;
         };
-        if current.status == state.status || current.status == "maintenance" {
+        if current.status == state.status || current.status == InstrumentStatus::Maintenance {
             continue;
         }
         let event = audit::Event {
@@ -270,7 +273,7 @@ async fn heartbeat<P: Platform>(
         };
         statements.push(event.record_change(
             rq,
-            instrument::set_reported_status(scope, state.id, &state.status, &current.status),
+            instrument::set_reported_status(scope, state.id, state.status, current.status),
         ));
     }
     Ok(statements)

@@ -12,7 +12,7 @@ use super::Scope;
 use super::bridge::{CONTINUES, Position};
 use super::page::Cursor;
 use crate::db::{Db, DbError, Statement, statement};
-use crate::domain::RunStatus;
+use crate::domain::{CommandStatus, RunStatus};
 use crate::error::{ApiError, FieldError};
 use crate::params;
 use crate::platform::Platform;
@@ -35,7 +35,7 @@ pub struct Command {
     pub run_id: Option<uuid::Uuid>,
     pub command: String,
     pub parameters: Value,
-    pub status: String,
+    pub status: CommandStatus,
     pub result: Option<Value>,
     pub error: Option<String>,
     pub created_by: Option<uuid::Uuid>,
@@ -161,23 +161,13 @@ pub fn key_reused() -> ApiError {
     }
 }
 
-/// The statuses a command can have as the API shows it.
-pub const STATUSES: &[&str] = &[
-    "queued",
-    "sent",
-    "acknowledged",
-    "completed",
-    "failed",
-    "expired",
-];
-
 /// Instrument `instrument_id`'s commands, newest first, optionally of one
 /// status, after `after`.
 pub async fn list<P: Platform>(
     db: &Db<'_, P>,
     scope: &Scope,
     instrument_id: uuid::Uuid,
-    status: Option<&str>,
+    status: Option<CommandStatus>,
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<Command>, DbError> {
@@ -197,7 +187,7 @@ pub async fn list<P: Platform>(
                     instrument_id,
                     after.map(|c| c.created_at),
                     after.map(|c| c.id),
-                    status,
+                    status.map(CommandStatus::as_str),
                     limit,
                 ],
             ),

@@ -527,7 +527,7 @@ pub fn mark_seen(scope: &Scope, ids: &[String]) -> Statement {
 #[derive(Debug, Deserialize)]
 pub struct Known {
     pub id: uuid::Uuid,
-    pub status: String,
+    pub status: InstrumentStatus,
 }
 
 /// The statuses of the organization's instruments `ids` in service.
@@ -553,13 +553,18 @@ pub async fn statuses<P: Platform>(
 pub fn set_reported_status(
     scope: &Scope,
     id: uuid::Uuid,
-    status: &str,
-    current: &str,
+    status: InstrumentStatus,
+    current: InstrumentStatus,
 ) -> Statement {
     statement(
         "UPDATE instruments SET status = $3, updated_at = now() \
          WHERE organization_id = $1 AND id = $2 AND status = $4 AND deleted_at IS NULL RETURNING id",
-        params![scope.organization_id(), id, status, current],
+        params![
+            scope.organization_id(),
+            id,
+            status.as_str(),
+            current.as_str()
+        ],
     )
 }
 

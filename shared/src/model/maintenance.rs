@@ -7,12 +7,10 @@ use time::OffsetDateTime;
 
 use super::Scope;
 use crate::db::{Db, DbError, Statement, statement};
+use crate::domain::{MaintenanceKind, MaintenanceStatus};
 use crate::error::ApiError;
 use crate::params;
 use crate::platform::Platform;
-
-/// The kinds of maintenance.
-pub const KINDS: &[&str] = &["calibration", "preventive", "repair", "inspection"];
 
 /// Columns of a maintenance item as the API shows it.
 pub const COLUMNS: &str = "id, instrument_id, kind, title, \
@@ -25,9 +23,9 @@ pub const COLUMNS: &str = "id, instrument_id, kind, title, \
 pub struct Maintenance {
     pub id: uuid::Uuid,
     pub instrument_id: uuid::Uuid,
-    pub kind: String,
+    pub kind: MaintenanceKind,
     pub title: Option<String>,
-    pub status: String,
+    pub status: MaintenanceStatus,
     #[serde(with = "time::serde::rfc3339")]
     pub scheduled_for: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -87,7 +85,7 @@ pub async fn get<P: Platform>(
 pub struct NewMaintenance<'a> {
     pub id: uuid::Uuid,
     pub instrument_id: uuid::Uuid,
-    pub kind: &'a str,
+    pub kind: MaintenanceKind,
     pub title: Option<&'a str>,
     pub scheduled_for: OffsetDateTime,
     pub notes: Option<&'a str>,
@@ -105,7 +103,7 @@ pub fn insert(scope: &Scope, new: &NewMaintenance<'_>) -> Statement {
             new.id,
             scope.organization_id(),
             new.instrument_id,
-            new.kind,
+            new.kind.as_str(),
             new.title,
             new.scheduled_for,
             new.notes,
@@ -116,7 +114,7 @@ pub fn insert(scope: &Scope, new: &NewMaintenance<'_>) -> Statement {
 
 /// A change of a scheduled item.
 pub struct Change<'a> {
-    pub status: &'a str,
+    pub status: MaintenanceStatus,
     pub scheduled_for: OffsetDateTime,
     /// New notes (none: kept).
     pub notes: Option<&'a str>,
@@ -143,7 +141,7 @@ pub fn update(scope: &Scope, id: uuid::Uuid, version: i64, change: &Change<'_>) 
             id,
             scope.organization_id(),
             version,
-            change.status,
+            change.status.as_str(),
             change.scheduled_for,
             change.notes,
             change.performed_by,

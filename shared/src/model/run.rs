@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::Scope;
 use super::page::Cursor;
 use crate::db::{Db, DbError, Statement, statement};
-use crate::domain::{InstrumentStatus, RunStatus};
+use crate::domain::{InstrumentStatus, RunStatus, UploadStatus};
 use crate::error::ApiError;
 use crate::params;
 use crate::platform::Platform;
@@ -70,8 +70,7 @@ pub struct DataSummary {
     pub filename: String,
     pub content_type: String,
     pub format: Option<String>,
-    /// `uploading`, `complete` or `purged`.
-    pub status: String,
+    pub status: UploadStatus,
     pub total_bytes: i64,
     pub received_bytes: i64,
     /// Hex SHA-256 of the whole file, once complete.

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use super::Scope;
 use crate::config::storage::Backend;
 use crate::db::{Db, DbError, QueryResult, Statement, statement};
+use crate::domain::UploadStatus;
 use crate::params;
 use crate::platform::Platform;
 
@@ -59,8 +60,7 @@ pub struct Stored {
     pub backend: Backend,
     pub object_key: Option<String>,
     pub upload_id: Option<String>,
-    /// `uploading`, `complete` or `purged`.
-    pub status: String,
+    pub status: UploadStatus,
     pub total_bytes: i64,
     pub received_bytes: i64,
     pub expected_sha256: Option<String>,
@@ -71,13 +71,13 @@ pub struct Stored {
 
 impl Stored {
     pub fn complete(&self) -> bool {
-        self.status == "complete"
+        self.status == UploadStatus::Complete
     }
 
     /// Recorded, whether its bytes are still kept or were removed by the
     /// retention job.
     pub fn recorded(&self) -> bool {
-        self.status != "uploading"
+        self.status != UploadStatus::Uploading
     }
 }
 

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
+use crate::domain::CommandStatus;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::model::page::{self, Cursor, Page};
@@ -31,14 +32,15 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     let instrument_id = rq.uuid_param("id")?;
     let query: ListQuery = rq.query()?;
     let mut problems = Vec::new();
-    if let Some(status) = query.status.as_deref()
-        && !command::STATUSES.contains(&status)
-    {
-        problems.push(FieldError::new(
-            "status",
-            format!("Must be one of: {}", command::STATUSES.join(", ")),
-        ));
-    }
+    let status = query.status.as_deref().and_then(|raw| {
+        CommandStatus::parse(raw).or_else(|| {
+            problems.push(FieldError::new(
+                "status",
+                format!("Must be one of: {}", CommandStatus::expected()),
+            ));
+            None
+        })
+    });
     let limit = page::limit(query.limit.as_deref(), &mut problems);
     let cursor = page::cursor(query.cursor.as_deref(), &mut problems);
     if !problems.is_empty() {
@@ -51,7 +53,7 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
         &db,
         &scope,
         instrument_id,
-        query.status.as_deref(),
+        status,
         cursor.as_ref(),
         limit + 1,
     )

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
-use crate::domain::optional_text as text;
+use crate::domain::{MaintenanceKind, optional_text as text};
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::model::instrument;
@@ -52,17 +52,18 @@ async fn schedule<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
     let instrument_id = rq.uuid_param("id")?;
     let input: ScheduleInput = rq.json(ctx)?;
     let mut problems = Vec::new();
-    if !maintenance::KINDS.contains(&input.kind.as_str()) {
+    let kind = MaintenanceKind::parse(&input.kind);
+    if kind.is_none() {
         problems.push(FieldError::new(
             "kind",
-            format!("Must be one of: {}", maintenance::KINDS.join(", ")),
+            format!("Must be one of: {}", MaintenanceKind::expected()),
         ));
     }
     let title = text("title", input.title.as_deref(), 255, &mut problems);
     let notes = text("notes", input.notes.as_deref(), 10_000, &mut problems);
-    if !problems.is_empty() {
+    let (Some(kind), true) = (kind, problems.is_empty()) else {
         return Err(ApiError::Validation(problems));
-    }
+    };
     let scope = principal.scope();
     let db = ctx.db();
     let instrument = instrument::get(&db, &scope, instrument_id).await?;
@@ -87,7 +88,7 @@ async fn schedule<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
         &maintenance::NewMaintenance {
             id,
             instrument_id,
-            kind: &input.kind,
+            kind,
             title: title.as_deref(),
             scheduled_for: input.scheduled_for,
             notes: notes.as_deref(),

@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
-use crate::domain::{optional_text as text, schema};
+use crate::domain::{MaintenanceKind, MaintenanceStatus, optional_text as text, schema};
 use crate::envelope::{Reply, etag};
 use crate::error::{ApiError, FieldError};
 use crate::model::maintenance::{self, Maintenance};
@@ -50,9 +50,13 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let input: UpdateInput = rq.json(ctx)?;
     let version = rq.expected_version(input.version.as_ref())?;
     let mut problems = Vec::new();
-    let status = match input.status.as_deref() {
+    let status = match input.status.as_deref().map(MaintenanceStatus::parse) {
         None => None,
-        Some(s @ ("scheduled" | "completed" | "cancelled")) => Some(s),
+        Some(Some(
+            s @ (MaintenanceStatus::Scheduled
+            | MaintenanceStatus::Completed
+            | MaintenanceStatus::Cancelled),
+        )) => Some(s),
         Some(_) => {
             problems.push(FieldError::new(
                 "status",
@@ -77,14 +81,14 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             current: current.version,
         });
     }
-    if matches!(current.status.as_str(), "completed" | "cancelled") {
+    if current.status.is_final() {
         return Err(ApiError::conflict(format!(
             "This maintenance is {} and cannot change",
-            current.status
+            current.status.as_str()
         )));
     }
-    let completing = status == Some("completed");
-    let is_calibration = current.kind == "calibration";
+    let completing = status == Some(MaintenanceStatus::Completed);
+    let is_calibration = current.kind == MaintenanceKind::Calibration;
     if !completing && (input.calibration.is_some() || input.next_due_at.is_some()) {
         return Err(ApiError::invalid(
             "calibration",
@@ -99,7 +103,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     }
 
     let now = ctx.now();
-    let new_status = status.unwrap_or("scheduled");
+    let new_status = status.unwrap_or(MaintenanceStatus::Scheduled);
     let scheduled_for = input.scheduled_for.unwrap_or(current.scheduled_for);
     let mut statements = Vec::new();
     let mut calibration_doc = None;
@@ -169,9 +173,9 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             ctx.new_uuid(),
             &principal,
             match new_status {
-                "completed" if is_calibration => EventType::CalibrationCompleted,
-                "completed" => EventType::MaintenanceCompleted,
-                "cancelled" => EventType::MaintenanceCancelled,
+                MaintenanceStatus::Completed if is_calibration => EventType::CalibrationCompleted,
+                MaintenanceStatus::Completed => EventType::MaintenanceCompleted,
+                MaintenanceStatus::Cancelled => EventType::MaintenanceCancelled,
                 _ => EventType::MaintenanceUpdated,
             },
             id,

@@ -29,7 +29,7 @@ use crate::audit::{self, EventType};
 use crate::auth::{self, Permission, Principal};
 use crate::ctx::Ctx;
 use crate::db::Statement;
-use crate::domain::qc;
+use crate::domain::{UploadStatus, qc};
 use crate::envelope::{Reply, header_value};
 use crate::error::{ApiError, FieldError};
 use crate::model::run::{self, Run};
@@ -532,7 +532,7 @@ async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
     let Some(data) = run_data::stored(&ctx.db(), &principal.scope(), id).await? else {
         return Err(ApiError::NotFound);
     };
-    if data.status == "purged" {
+    if data.status == UploadStatus::Purged {
         return Err(ApiError::conflict(format!(
             "The run's data was removed under the retention policy; its record remains (SHA-256 {})",
             data.sha256.as_deref().unwrap_or("unknown")
