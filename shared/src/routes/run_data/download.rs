@@ -1,0 +1,144 @@
+//! `GET`: the recorded file, whole or one byte range, with its SHA-256 as
+//! `ETag` and `Repr-Digest`; a file in object storage is a redirect to a
+//! presigned URL (or that URL as JSON).
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{UPLOAD_OFFSET, header_text};
+use crate::auth::{self, Permission};
+use crate::ctx::Ctx;
+use crate::domain::UploadStatus;
+use crate::envelope::{Reply, header_value};
+use crate::error::ApiError;
+use crate::model::run_data;
+use crate::platform::Platform;
+use crate::request::Rq;
+use crate::storage::{self, Backend, postgres, s3};
+
+/// Where to download a file kept in object storage (`?redirect=false`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DownloadLink {
+    url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    size_bytes: u64,
+    sha256: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DownloadQuery {
+    redirect: Option<bool>,
+}
+
+pub(super) async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    principal.require(Permission::DataExport)?;
+    let id = rq.uuid_param("id")?;
+    let query: DownloadQuery = rq.query()?;
+    let Some(data) = run_data::stored(&ctx.db(), &principal.scope(), id).await? else {
+        return Err(ApiError::NotFound);
+    };
+    if data.status == UploadStatus::Purged {
+        return Err(ApiError::conflict(format!(
+            "The run's data was removed under the retention policy; its record remains (SHA-256 {})",
+            data.sha256.as_deref().unwrap_or("unknown")
+        )));
+    }
+    if !data.complete() {
+        rq.add_headers(vec![(
+            UPLOAD_OFFSET,
+            HeaderValue::from(data.received_bytes),
+        )]);
+        return Err(ApiError::conflict(format!(
+            "The run's data is still being uploaded ({} of {} bytes received)",
+            data.received_bytes, data.total_bytes
+        )));
+    }
+    let digest = data
+        .sha256
+        .clone()
+        .ok_or_else(|| ApiError::internal("complete run data without a digest"))?;
+    let etag = format!("\"{digest}\"");
+    let size = data.total_bytes as u64;
+    let repr = hex::decode(&digest).map_err(ApiError::internal)?;
+    let common = |reply: Reply| -> Result<Reply, ApiError> {
+        Ok(reply.header(header::ETAG, header_value(&etag)?).header(
+            HeaderName::from_static("repr-digest"),
+            header_value(&storage::sha256_header(&repr))?,
+        ))
+    };
+
+    if data.backend == Backend::S3 {
+        let s3 = ctx.config.storage()?.s3.as_ref().ok_or_else(|| {
+            ApiError::internal("run data is in object storage, which is not configured")
+        })?;
+        let key = data
+            .object_key
+            .as_deref()
+            .ok_or_else(|| ApiError::internal("object storage data without a key"))?;
+        let url = s3
+            .store(&ctx.platform)
+            .download_url(key, &data.filename, &data.content_type);
+        if query.redirect == Some(false) {
+            let expires = ctx.now() + s3::DOWNLOAD_VALIDITY;
+            return common(Reply::ok(DownloadLink {
+                url: url.to_string(),
+                expires_at: expires,
+                size_bytes: size,
+                sha256: digest.clone(),
+            })?);
+        }
+        return common(
+            Reply::raw(StatusCode::FOUND, Bytes::new())
+                .header(header::LOCATION, header_value(url.as_str())?)
+                .header(header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        );
+    }
+
+    let matches = |value: Option<&str>| {
+        value.is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        })
+    };
+    if matches(header_text(rq, header::IF_NONE_MATCH)) {
+        return common(Reply::raw(StatusCode::NOT_MODIFIED, Bytes::new()));
+    }
+    // A Range applies only while the representation is the one the client
+    // holds (If-Range names it).
+    let range_header = match header_text(rq, header::IF_RANGE) {
+        Some(tag) if tag.trim() != etag => None,
+        _ => header_text(rq, header::RANGE),
+    };
+    let range = storage::requested_range(range_header, size)?;
+    let (start, end) = range.unwrap_or((0, size));
+    let bytes = postgres::read(ctx, &principal.scope(), id, start, end).await?;
+    let status = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let mut reply = Reply::raw(status, Bytes::from(bytes))
+        .header(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&data.content_type)
+                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        )
+        .header(
+            header::CONTENT_DISPOSITION,
+            header_value(&storage::attachment(&data.filename))?,
+        )
+        .header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if range.is_some() {
+        reply = reply.header(
+            header::CONTENT_RANGE,
+            header_value(&format!("bytes {start}-{}/{size}", end - 1))?,
+        );
+    }
+    common(reply)
+}

@@ -1,0 +1,358 @@
+//! `POST`: one chunk (or the whole file) of a run's data, planned by
+//! [`super::plan`], hashed, parsed when it completes a parsed format,
+//! stored (PostgreSQL or an S3 multipart upload), then recorded in one
+//! transaction with its audit events.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode, header};
+use serde_json::json;
+use sha2::Digest as _;
+
+use super::{DataView, Progress, UPLOAD_OFFSET, describe, header_text, plan};
+use crate::audit::{self, EventType};
+use crate::auth::{self, Permission, Principal};
+use crate::ctx::Ctx;
+use crate::db::Statement;
+use crate::domain::qc;
+use crate::envelope::{Reply, header_value};
+use crate::error::{ApiError, FieldError};
+use crate::model::run;
+use crate::model::run_data::{self, Chunk, NewUpload, Progress as Advance, Stored};
+use crate::platform::Platform;
+use crate::request::Rq;
+use crate::storage::{self, Backend, ChunkRange, postgres, s3};
+
+fn offset_conflict(message: String, received: i64) -> Result<Reply, ApiError> {
+    Err(ApiError::Conflict {
+        message,
+        details: vec![FieldError::new(
+            "Content-Range",
+            format!("Send the bytes from offset {received} next"),
+        )],
+    })
+}
+
+pub(super) async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    principal.require(Permission::RunsCreate)?;
+    let id = rq.uuid_param("id")?;
+    let body = rq.req.body().clone();
+    let range = ChunkRange::of_request(header_text(rq, header::CONTENT_RANGE), body.len())?;
+    if let Some(expected) = storage::sha256_field(rq.req.headers(), "Content-Digest")?
+        && sha2::Sha256::digest(&body)[..] != expected[..]
+    {
+        return Err(ApiError::invalid(
+            "Content-Digest",
+            "The body does not match its digest; nothing was stored",
+        ));
+    }
+    let expected = storage::sha256_field(rq.req.headers(), "Repr-Digest")?;
+    let scope = principal.scope();
+    let db = ctx.db();
+    let run = run::get(&db, &scope, id).await?;
+    let described = describe(rq, &run)?;
+    let config = ctx.config.storage()?;
+    let current = run_data::stored(&db, &scope, id).await?;
+    let chunk = plan::Chunk {
+        range,
+        len: body.len(),
+        expected,
+        described,
+    };
+    let plan = match plan::plan(current.as_ref(), chunk, config) {
+        Ok(plan) => plan,
+        Err(refusal) => {
+            if let Some(offset) = refusal.upload_offset {
+                rq.add_headers([(UPLOAD_OFFSET, HeaderValue::from(offset))]);
+            }
+            return Err(refusal.error);
+        }
+    };
+    let resumed = current.as_ref().filter(|_| plan.resumes);
+
+    // The file's SHA-256, carried on from the previous chunk.
+    let mut hasher = plan::hasher(&plan, current.as_ref())?;
+    hasher.update(&body);
+    let digest = range
+        .is_last()
+        .then(|| hex::encode(hasher.clone().finish()));
+    if let (Some(digest), Some(expected)) = (&digest, &plan.expected)
+        && digest != expected
+    {
+        discard(ctx, &principal, id, current.as_ref()).await;
+        return Err(ApiError::invalid(
+            "Repr-Digest",
+            format!(
+                "The file received has SHA-256 {digest}, not the one given; the upload was discarded, start again at byte 0"
+            ),
+        ));
+    }
+
+    // Parse before anything is stored: a file that does not parse changes nothing.
+    let results = parse_results(ctx, &principal, id, &plan, &range, &body).await?;
+    let stored = store_bytes(ctx, &principal, id, &plan, resumed, &range, &body).await?;
+
+    let mut statements: Vec<Statement> = Vec::new();
+    let key = s3::object_key(principal.organization_id, id);
+    if !plan.resumes {
+        // Start (or start over): the upload row, reset, and no chunks.
+        statements.push(run_data::start(
+            &scope,
+            &NewUpload {
+                run_id: id,
+                filename: &plan.described.filename,
+                content_type: &plan.described.content_type,
+                format: plan.described.format.map(qc::Format::as_str),
+                backend: plan.backend,
+                object_key: (plan.backend == Backend::S3).then_some(key.as_str()),
+                upload_id: stored.upload_id.as_deref(),
+                total_bytes: range.total as i64,
+                expected_sha256: plan.expected.as_deref(),
+                created_by: principal.user_id,
+            },
+        ));
+        statements.push(run_data::clear_chunks(&scope, id));
+    }
+    // The chunk, only if the upload is still where this request found it
+    // (the row lock makes concurrent chunks for one offset take turns).
+    let chunk_index = statements.len();
+    statements.push(run_data::store_chunk(
+        &scope,
+        id,
+        &Chunk {
+            offset: range.first as i64,
+            size: body.len() as i32,
+            base64: stored.base64.as_deref(),
+            part_number: stored.part_number,
+            etag: stored.etag.as_deref(),
+            total_bytes: range.total as i64,
+        },
+    ));
+    let advance = run_data::advance(
+        &scope,
+        id,
+        &Advance {
+            from: range.first as i64,
+            to: range.end as i64,
+            hash_state: (!range.is_last()).then(|| hex::encode(hasher.state())),
+            last: range.is_last(),
+            sha256: digest.as_deref(),
+        },
+    );
+    if range.is_last() {
+        let event = audit::Event {
+            new_values: Some(json!({
+                "filename": plan.described.filename,
+                "contentType": plan.described.content_type,
+                "sizeBytes": range.total,
+                "sha256": digest,
+                "backend": plan.backend,
+                "format": plan.described.format.map(qc::Format::as_str),
+            })),
+            ..audit::Event::by(ctx.new_uuid(), &principal, EventType::RunDataUploaded, id)
+        };
+        statements.push(event.record_change(rq, advance));
+    } else {
+        statements.push(advance);
+    }
+    if let Some(results) = &results {
+        let event = audit::Event {
+            old_values: Some(json!({ "results": run.results })),
+            new_values: Some(json!({ "results": results })),
+            reason: Some("Parsed from the run's data file"),
+            ..audit::Event::by(
+                ctx.new_uuid(),
+                &principal,
+                EventType::RunResultsRecorded,
+                id,
+            )
+        };
+        statements.push(event.record_change(
+            rq,
+            run::record_results(&scope, id, results, digest.as_deref()),
+        ));
+    }
+    let outcome = scope.batch(&db, statements).await?;
+    if outcome.get(chunk_index).is_none_or(|r| r.rows.is_empty()) {
+        // Another request moved the upload first.
+        let now = run_data::stored(&db, &scope, id).await?;
+        let received = now.as_ref().map_or(0, |s| s.received_bytes);
+        rq.add_headers([(UPLOAD_OFFSET, HeaderValue::from(received))]);
+        return offset_conflict("Another request changed this upload first".into(), received);
+    }
+    if let (Some(old), false) = (
+        current.as_ref().and_then(|s| s.upload_id.as_deref()),
+        plan.resumes,
+    ) && let Some(s3) = &config.s3
+        && Some(old) != stored.upload_id.as_deref()
+    {
+        // The multipart upload this one replaced; a bucket lifecycle rule
+        // cleans up what a failure here leaves.
+        let _ = s3.store(&ctx.platform).abort(&key, old).await;
+    }
+    finish(ctx, id, &plan, &range, digest, results)
+}
+
+/// The results of a parsed format, from the whole file once its last chunk
+/// is here (parsed files stay in PostgreSQL, so the rest is read back).
+async fn parse_results<P: Platform>(
+    ctx: &Ctx<P>,
+    principal: &Principal,
+    id: uuid::Uuid,
+    plan: &plan::Plan,
+    range: &ChunkRange,
+    body: &[u8],
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let Some(format) = plan.described.format.filter(|_| range.is_last()) else {
+        return Ok(None);
+    };
+    let mut whole = if range.first == 0 {
+        Vec::new()
+    } else {
+        postgres::read(ctx, &principal.scope(), id, 0, range.first).await?
+    };
+    whole.extend_from_slice(body);
+    qc::parse(format, &whole)
+        .map(Some)
+        .map_err(|e| ApiError::invalid("body", format!("line {}: {}", e.line, e.message)))
+}
+
+/// Where a chunk's bytes went: base64 for the PostgreSQL backend, or the
+/// S3 part (its number and ETag) of the multipart upload `upload_id`.
+struct StoredBytes {
+    base64: Option<String>,
+    part_number: Option<i32>,
+    etag: Option<String>,
+    upload_id: Option<String>,
+}
+
+/// Sends the chunk to object storage (starting the multipart upload with
+/// the first, completing it with the last), or encodes it for PostgreSQL.
+async fn store_bytes<P: Platform>(
+    ctx: &Ctx<P>,
+    principal: &Principal,
+    id: uuid::Uuid,
+    plan: &plan::Plan,
+    resumed: Option<&Stored>,
+    range: &ChunkRange,
+    body: &Bytes,
+) -> Result<StoredBytes, ApiError> {
+    let upload_id = resumed.and_then(|s| s.upload_id.clone());
+    if plan.backend != Backend::S3 {
+        return Ok(StoredBytes {
+            base64: Some(base64::engine::general_purpose::STANDARD.encode(body)),
+            part_number: None,
+            etag: None,
+            upload_id,
+        });
+    }
+    let s3 = ctx
+        .config
+        .storage()?
+        .s3
+        .as_ref()
+        .ok_or_else(|| {
+            ApiError::internal("run data is in object storage, which is not configured")
+        })?
+        .store(&ctx.platform);
+    let key = s3::object_key(principal.organization_id, id);
+    let upload = match upload_id {
+        Some(upload) => upload,
+        None => s3.create_upload(&key, &plan.described.content_type).await?,
+    };
+    let number = resumed.map_or(1, |s| s.parts + 1);
+    let number16 = u16::try_from(number)
+        .ok()
+        .filter(|n| *n <= 10_000)
+        .ok_or_else(|| ApiError::invalid("Content-Range", "An upload has at most 10000 chunks"))?;
+    let etag = s3
+        .upload_part(&key, &upload, number16, body.clone())
+        .await?;
+    if range.is_last() {
+        let mut etags = if resumed.is_some() {
+            run_data::etags(&ctx.db(), &principal.scope(), id).await?
+        } else {
+            Vec::new()
+        };
+        etags.push(etag.clone());
+        s3.complete(&key, &upload, &etags).await?;
+    }
+    Ok(StoredBytes {
+        base64: None,
+        part_number: Some(number as i32),
+        etag: Some(etag),
+        upload_id: Some(upload),
+    })
+}
+
+/// The answer: `202` with the progress after a chunk, `201` with the file
+/// (its SHA-256 as `ETag` and `Repr-Digest`) after the last.
+fn finish<P: Platform>(
+    ctx: &Ctx<P>,
+    id: uuid::Uuid,
+    plan: &plan::Plan,
+    range: &ChunkRange,
+    digest: Option<String>,
+    results: Option<serde_json::Value>,
+) -> Result<Reply, ApiError> {
+    if !range.is_last() {
+        return Reply::with_status(
+            StatusCode::ACCEPTED,
+            Progress {
+                run_id: id,
+                status: "uploading",
+                received_bytes: range.end,
+                total_bytes: range.total,
+                chunk_bytes: plan.chunk_bytes,
+                backend: plan.backend,
+            },
+        )
+        .map(|reply| reply.header(UPLOAD_OFFSET, HeaderValue::from(range.end)));
+    }
+    let digest = digest.unwrap_or_default();
+    let etag = header_value(&format!("\"{digest}\""))?;
+    let repr = hex::decode(&digest).map_err(ApiError::internal)?;
+    Ok(Reply::created(DataView {
+        run_id: id,
+        filename: plan.described.filename.clone(),
+        content_type: plan.described.content_type.clone(),
+        format: plan.described.format.map(|f| f.as_str().to_owned()),
+        backend: plan.backend,
+        size_bytes: range.total as i64,
+        sha256: Some(digest),
+        completed_at: Some(ctx.now()),
+        results,
+    })?
+    .header(header::ETAG, etag)
+    .header(
+        header::LOCATION,
+        header_value(&format!("/api/v1/runs/{id}/data"))?,
+    )
+    .header(
+        HeaderName::from_static("repr-digest"),
+        header_value(&storage::sha256_header(&repr))?,
+    ))
+}
+
+/// Drops an unfinished upload whose bytes proved wrong.
+async fn discard<P: Platform>(
+    ctx: &Ctx<P>,
+    principal: &Principal,
+    id: uuid::Uuid,
+    current: Option<&Stored>,
+) {
+    let deleted = run_data::discard(&ctx.db(), &principal.scope(), id).await;
+    if let Err(e) = deleted {
+        tracing::warn!(run_id = %id, error = %e, "could not discard a failed upload");
+    }
+    let s3 = ctx
+        .config
+        .storage()
+        .ok()
+        .and_then(|storage| storage.s3.as_ref());
+    if let (Some(upload), Some(s3)) = (current.and_then(|s| s.upload_id.as_deref()), s3) {
+        let key = s3::object_key(principal.organization_id, id);
+        let _ = s3.store(&ctx.platform).abort(&key, upload).await;
+    }
+}
