@@ -22,25 +22,28 @@
 //! each, rate limit included); the credentials of any socket are checked
 //! again at least every [`RECHECK_SECS`], so a revoked key, an expired token
 //! or a logout closes the socket.
-
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use time::OffsetDateTime;
 
-use super::persist::{self, Bridge};
-use super::{Batch, BatchAck, Item};
 use crate::auth::{self, Permission, Principal};
 use crate::ctx::Ctx;
 use crate::envelope::ErrorBody;
 use crate::error::ApiError;
-use crate::model::instrument;
 use crate::platform::Platform;
 use crate::request::{ClientIp, Rq};
+
+mod admit;
+mod message;
+mod tick;
+
+pub use admit::{admit, is_handshake, is_upgrade};
+pub use message::on_text;
+pub use tick::tick;
 
 /// The function (route) that serves the hub.
 pub const FUNCTION: &str = "live";
@@ -289,379 +292,22 @@ impl Memory {
         out
     }
 }
-
-/// Checks an upgrade request: a GET asking for a WebSocket, credentials
-/// (`Authorization`, `X-API-Key`, or the `bearer.<token>` subprotocol) that
-/// are a bridge's key or a caller with `instruments:view`. A refusal is the
-/// envelope to answer with (recorded in the audit trail when it must be).
-pub async fn admit<P: Platform>(
-    ctx: &Ctx<P>,
-    mut req: http::Request<Bytes>,
-) -> Result<Admitted, http::Response<Bytes>> {
-    let offered: Vec<String> = req
-        .headers()
-        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|p| p.trim().to_owned())
-        .filter(|p| !p.is_empty())
-        .collect();
-    let token = offered
-        .iter()
-        .find_map(|p| p.strip_prefix(TOKEN_PROTOCOL_PREFIX))
-        .map(str::to_owned);
-    if let Some(token) = &token
-        && !req.headers().contains_key(http::header::AUTHORIZATION)
-        && let Ok(value) = http::HeaderValue::from_str(&format!("Bearer {token}"))
-    {
-        req.headers_mut().insert(http::header::AUTHORIZATION, value);
-    }
-    let protocol = offered.iter().any(|p| p == PROTOCOL).then_some(PROTOCOL);
-    let mut rq = Rq::new(ctx, req).map_err(|answer| *answer)?;
-    match admission(ctx, &mut rq, token.is_some(), protocol).await {
-        Ok(peer) => Ok(Admitted { peer, protocol }),
-        Err(err) => {
-            crate::audit::record_refusal(ctx, &rq, &err).await;
-            Err(rq.respond(ctx, Err(err)))
-        }
-    }
-}
-
-/// Whether `req` asks to become a WebSocket.
-pub fn is_upgrade(req: &http::Request<Bytes>) -> bool {
-    req.headers()
-        .get(http::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-/// Whether `req` is a WebSocket handshake, even after a proxy dropped its
-/// hop-by-hop `Upgrade` header (`Sec-WebSocket-Key` is end to end).
-pub fn is_handshake(req: &http::Request<Bytes>) -> bool {
-    is_upgrade(req) || req.headers().contains_key(http::header::SEC_WEBSOCKET_KEY)
-}
-
-async fn admission<P: Platform>(
-    ctx: &Ctx<P>,
-    rq: &mut Rq,
-    token_as_protocol: bool,
-    protocol: Option<&'static str>,
-) -> Result<Peer, ApiError> {
-    if *rq.method() != http::Method::GET {
-        return Err(crate::request::method_not_allowed(&[http::Method::GET]));
-    }
-    if !is_upgrade(&rq.req) {
-        return Err(ApiError::invalid(
-            "upgrade",
-            "This endpoint is a WebSocket: connect with Upgrade: websocket",
-        ));
-    }
-    if token_as_protocol && protocol.is_none() {
-        return Err(ApiError::invalid(
-            "sec-websocket-protocol",
-            format!("Offer {PROTOCOL} together with the bearer.<token> subprotocol"),
-        ));
-    }
-    let principal = auth::authenticate(ctx, rq).await?;
-    // A key that is no bridge's is a dashboard's (any other failure stops
-    // here: a bridge must never be taken for a dashboard).
-    let bridge = match principal.api_key_id {
-        Some(_) => match persist::bridge_of(ctx, &principal).await {
-            Ok(bridge) => Some(bridge),
-            Err(ApiError::Forbidden { .. }) => None,
-            Err(err) => return Err(err),
-        },
-        None => None,
-    };
-    let role = match bridge {
-        Some(_) => Role::Bridge,
-        None => {
-            principal.require(Permission::InstrumentsView)?;
-            Role::Dashboard
-        }
-    };
-    let mut headers = Vec::new();
-    for name in [
-        http::header::AUTHORIZATION.as_str(),
-        "x-api-key",
-        http::header::USER_AGENT.as_str(),
-    ] {
-        if let Some(value) = rq.req.headers().get(name).and_then(|v| v.to_str().ok()) {
-            let value: String = if name == "user-agent" {
-                value.chars().take(120).collect()
-            } else {
-                value.to_owned()
-            };
-            headers.push((name.to_owned(), value));
-        }
-    }
-    Ok(Peer {
-        role,
-        organization_id: principal.organization_id,
-        bridge_id: bridge.map(|b| b.id),
-        all: false,
-        instruments: Vec::new(),
-        headers,
-        client_ip: rq.client_ip(),
-        checked_at: ctx.now().unix_timestamp(),
-        principal,
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
-enum BridgeMessage {
-    Batch { batch: Batch },
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
-enum DashboardMessage {
-    #[serde(rename_all = "camelCase")]
-    Subscribe {
-        #[serde(default)]
-        instrument_ids: Vec<uuid::Uuid>,
-        #[serde(default)]
-        all: bool,
-    },
-    #[serde(rename_all = "camelCase")]
-    Unsubscribe {
-        #[serde(default)]
-        instrument_ids: Vec<uuid::Uuid>,
-        #[serde(default)]
-        all: bool,
-    },
-}
-
-/// Handles one text message from `peer`'s socket.
-pub async fn on_text<P: Platform>(ctx: &Ctx<P>, peer: &mut Peer, text: &str) -> Reaction {
-    let mut rq = match request(ctx, peer) {
-        Ok(rq) => rq,
-        Err(reaction) => return reaction,
-    };
-    let result = match peer.role {
-        Role::Bridge => match serde_json::from_str::<BridgeMessage>(text) {
-            Ok(BridgeMessage::Batch { batch }) => on_batch(ctx, &mut rq, peer, batch).await,
-            Err(e) => Err(ApiError::invalid("message", e.to_string())),
-        },
-        Role::Dashboard => match serde_json::from_str::<DashboardMessage>(text) {
-            Ok(message) => on_dashboard(ctx, &mut rq, peer, message).await,
-            Err(e) => Err(ApiError::invalid("message", e.to_string())),
-        },
-    };
-    match result {
-        Ok(reaction) => reaction,
-        Err(err) => {
-            crate::audit::record_refusal(ctx, &rq, &err).await;
-            Reaction::failure(&rq, &err)
-        }
-    }
-}
-
 /// The request a socket's message or tick stands for; without audit keys
 /// (a broken deployment) the socket is closed.
-fn request<P: Platform>(ctx: &Ctx<P>, peer: &Peer) -> Result<Rq, Reaction> {
+pub(super) fn request<P: Platform>(ctx: &Ctx<P>, peer: &Peer) -> Result<Rq, Reaction> {
     Rq::new(ctx, peer.request()).map_err(|_| Reaction {
         close: Some((CLOSE_INTERNAL, "service misconfigured")),
         ..Reaction::default()
     })
 }
 
-/// Called every [`TICK`]: checks the credentials when due and hands a
-/// bridge the commands waiting for its instruments.
-pub async fn tick<P: Platform>(ctx: &Ctx<P>, peer: &mut Peer) -> Reaction {
-    let mut rq = match request(ctx, peer) {
-        Ok(rq) => rq,
-        Err(reaction) => return reaction,
-    };
-    let rq = &mut rq;
-    let result = async {
-        let principal = peer.principal(ctx, rq, false).await?;
-        let Some(bridge_id) = peer.bridge_id else {
-            return Ok(Reaction::default());
-        };
-        let bridge = Bridge {
-            id: bridge_id,
-            organization_id: peer.organization_id,
-        };
-        let commands =
-            persist::take_commands(ctx, rq, &principal, bridge, COMMANDS_PER_TICK).await?;
-        Ok(if commands.is_empty() {
-            Reaction::default()
-        } else {
-            Reaction::reply(json!({ "type": "commands", "commands": commands }).to_string())
-        })
-    }
-    .await;
-    match result {
-        Ok(reaction) => reaction,
-        Err(err) => {
-            let reaction = Reaction::failure(rq, &err);
-            if reaction.close.is_some() {
-                reaction
-            } else {
-                // A passing failure (the database away): logged, and the
-                // next tick tries again; nothing to tell the socket.
-                Reaction::default()
-            }
-        }
-    }
-}
-
-async fn on_batch<P: Platform>(
-    ctx: &Ctx<P>,
-    rq: &mut Rq,
-    peer: &mut Peer,
-    batch: Batch,
-) -> Result<Reaction, ApiError> {
-    // Every batch is checked (and rate-limited) as an HTTP ingest would be.
-    let principal = peer.principal(ctx, rq, true).await?;
-    let bridge = persist::bridge_of(ctx, &principal).await?;
-    if Some(bridge.id) != peer.bridge_id {
-        return Err(ApiError::Forbidden {
-            caller: Some(principal.caller()),
-        });
-    }
-    let ack = persist::ingest(ctx, rq, &principal, bridge, &batch).await?;
-    let mut reaction = Reaction::reply(json!({ "type": "ack", "ack": ack }).to_string());
-    reaction.broadcasts = readings_of(bridge.organization_id, &batch, &ack);
-    reaction.reported = batch
-        .heartbeat
-        .instruments
-        .iter()
-        .map(|i| (i.id, i.status.as_str().to_owned()))
-        .collect();
-    Ok(reaction)
-}
-
-/// The readings `ack` says were stored now, one message per instrument.
-fn readings_of(organization_id: uuid::Uuid, batch: &Batch, ack: &BatchAck) -> Vec<Broadcast> {
-    let rejected: Vec<u64> = ack.rejected.iter().map(|r| r.seq).collect();
-    let mut by_instrument: BTreeMap<uuid::Uuid, Vec<serde_json::Value>> = BTreeMap::new();
-    // The batch's records are consecutive: the first `duplicates` were
-    // stored before.
-    for record in batch.records.iter().skip(ack.duplicates as usize) {
-        let Item::Reading(reading) = &record.item else {
-            continue;
-        };
-        if rejected.contains(&record.seq) {
-            continue;
-        }
-        by_instrument
-            .entry(reading.instrument_id)
-            .or_default()
-            .push(json!({
-                "metric": reading.metric,
-                "value": reading.value,
-                "unit": reading.unit,
-                "recordedAt": rfc3339(reading.recorded_at),
-            }));
-    }
-    by_instrument
-        .into_iter()
-        .map(|(instrument_id, readings)| Broadcast {
-            organization_id,
-            instrument_id,
-            text:
-                json!({ "type": "readings", "instrumentId": instrument_id, "readings": readings })
-                    .to_string(),
-        })
-        .collect()
-}
-
-fn rfc3339(at: OffsetDateTime) -> Option<String> {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .ok()
-}
-
-async fn on_dashboard<P: Platform>(
-    ctx: &Ctx<P>,
-    rq: &mut Rq,
-    peer: &mut Peer,
-    message: DashboardMessage,
-) -> Result<Reaction, ApiError> {
-    let scope = peer.principal(ctx, rq, false).await?.scope();
-    let (subscribe, ids, all) = match message {
-        DashboardMessage::Subscribe {
-            instrument_ids,
-            all,
-        } => (true, instrument_ids, all),
-        DashboardMessage::Unsubscribe {
-            instrument_ids,
-            all,
-        } => (false, instrument_ids, all),
-    };
-    if !subscribe {
-        if all {
-            peer.all = false;
-            peer.instruments.clear();
-        } else {
-            peer.instruments.retain(|i| !ids.contains(i));
-        }
-    } else if all {
-        peer.all = true;
-    } else {
-        let mut wanted = peer.instruments.clone();
-        for id in &ids {
-            if !wanted.contains(id) {
-                wanted.push(*id);
-            }
-        }
-        if wanted.len() > MAX_SUBSCRIPTIONS {
-            return Err(ApiError::invalid(
-                "instrumentIds",
-                format!(
-                    "At most {MAX_SUBSCRIPTIONS} instruments by name on one socket; subscribe with \"all\": true for every instrument"
-                ),
-            ));
-        }
-        let found = instrument::summaries(&ctx.db(), &scope, Some(&ids)).await?;
-        let missing: Vec<String> = ids
-            .iter()
-            .filter(|id| !found.iter().any(|f| f.id == **id))
-            .map(|id| id.to_string())
-            .collect();
-        if !missing.is_empty() {
-            // Another organization's instrument is as unknown as none.
-            return Err(ApiError::Validation(
-                missing
-                    .into_iter()
-                    .map(|id| {
-                        crate::error::FieldError::new(
-                            "instrumentIds",
-                            format!("No instrument {id}"),
-                        )
-                    })
-                    .collect(),
-            ));
-        }
-        peer.instruments = wanted;
-    }
-    // The current state of what the socket follows, to draw before the
-    // first reading arrives.
-    let followed = (!peer.all).then_some(peer.instruments.as_slice());
-    let current = instrument::summaries(&ctx.db(), &scope, followed).await?;
-    let instruments: Vec<_> = current
-        .iter()
-        .map(|f| {
-            json!({
-                "id": f.id,
-                "name": f.name,
-                "status": f.status,
-                "lastSeenAt": f.last_seen_at.and_then(rfc3339),
-            })
-        })
-        .collect();
-    Ok(Reaction::reply(
-        json!({ "type": "subscribed", "all": peer.all, "instruments": instruments }).to_string(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::message::readings_of;
     use super::*;
+    use crate::live::{Batch, BatchAck, Item};
     use crate::live::{Heartbeat, Reading, Record, Rejected};
+    use time::OffsetDateTime;
 
     fn uuid(n: u128) -> uuid::Uuid {
         uuid::Uuid::from_u128(n)
