@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::InstrumentType;
+use super::qc::{Better, qc_metrics};
 use crate::error::FieldError;
 
 /// What one field may hold.
@@ -59,38 +60,6 @@ macro_rules! field {
     };
 }
 pub(crate) use field;
-
-/// Whether a QC metric is better high or low.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Better {
-    Higher,
-    Lower,
-}
-
-/// A QC metric a type computes, with its default thresholds.
-#[derive(Debug, Clone, Copy)]
-pub struct Metric {
-    pub name: &'static str,
-    pub better: Better,
-    /// Past this (in the bad direction), the check warns.
-    pub warn: f64,
-    /// Past this, the check fails.
-    pub fail: f64,
-    pub description: &'static str,
-}
-
-macro_rules! metric {
-    ($name:expr, $better:expr, $warn:expr, $fail:expr, $description:expr $(,)?) => {
-        Metric {
-            name: $name,
-            better: $better,
-            warn: $warn,
-            fail: $fail,
-            description: $description,
-        }
-    };
-}
 
 /// Fields every type's configuration may carry.
 const COMMON: &[Field] = &[
@@ -262,61 +231,6 @@ pub fn configuration_fields(kind: InstrumentType) -> &'static [Field] {
     }
 }
 
-/// The QC metrics `kind` computes from its run results.
-pub fn qc_metrics(kind: InstrumentType) -> &'static [Metric] {
-    use Better::*;
-    use InstrumentType::*;
-    match kind {
-        PlateReader => &[
-            metric!(
-                "zPrime",
-                Higher,
-                0.5,
-                0.0,
-                "Z'-factor of the positive and negative controls",
-            ),
-            metric!(
-                "controlCvPercent",
-                Lower,
-                10.0,
-                20.0,
-                "Largest coefficient of variation of a control group, in percent",
-            ),
-            metric!(
-                "signalToBackground",
-                Higher,
-                3.0,
-                2.0,
-                "Mean positive control over mean blank",
-            ),
-        ],
-        Qpcr => &[
-            metric!(
-                "ntcMinCt",
-                Higher,
-                38.0,
-                35.0,
-                "Lowest Ct among no-template controls (no amplification counts as the cycle count)",
-            ),
-            metric!(
-                "replicateCtSd",
-                Lower,
-                0.3,
-                0.5,
-                "Largest standard deviation of Ct within a sample's replicates",
-            ),
-            metric!(
-                "efficiencyDeviationPercent",
-                Lower,
-                10.0,
-                20.0,
-                "Distance of the standard curve's amplification efficiency from 100 %",
-            ),
-        ],
-        _ => &[],
-    }
-}
-
 /// The calibration document's fields (all types).
 pub const CALIBRATION_FIELDS: &[Field] = &[
     field!("lastCalibratedAt", Kind::Timestamp),
@@ -390,22 +304,6 @@ pub fn calibration_due(doc: &Map<String, Value>) -> Option<OffsetDateTime> {
     doc.get("dueAt")
         .and_then(Value::as_str)
         .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
-}
-
-/// A metric's thresholds: the type's defaults overridden by the
-/// configuration's `qcThresholds`.
-pub fn thresholds(kind: InstrumentType, configuration: &Value) -> Vec<Metric> {
-    qc_metrics(kind)
-        .iter()
-        .map(|m| {
-            let set = &configuration["qcThresholds"][m.name];
-            Metric {
-                warn: set["warn"].as_f64().unwrap_or(m.warn),
-                fail: set["fail"].as_f64().unwrap_or(m.fail),
-                ..*m
-            }
-        })
-        .collect()
 }
 
 fn check_thresholds(
@@ -626,15 +524,5 @@ mod tests {
         assert!(got.contains("calibration.dueAt "));
         assert!(got.contains("calibration.colour "));
         assert!(got.contains("calibration.results "));
-    }
-
-    #[test]
-    fn thresholds_default_and_override() {
-        let t = thresholds(
-            InstrumentType::Qpcr,
-            &json!({"qcThresholds": {"ntcMinCt": {"fail": 30.0}}}),
-        );
-        let ntc = t.iter().find(|m| m.name == "ntcMinCt").expect("ntc");
-        assert_eq!((ntc.warn, ntc.fail), (38.0, 30.0));
     }
 }

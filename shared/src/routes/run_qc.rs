@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
-use crate::domain::{InstrumentType, qc, schema};
+use crate::domain::{InstrumentType, qc};
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::model::run;
@@ -43,7 +43,7 @@ async fn report<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             source.instrument_type
         ))
     })?;
-    let thresholds = schema::thresholds(kind, &source.configuration);
+    let thresholds = qc::thresholds(kind, &source.configuration);
     Reply::ok(QcView {
         run_id: id,
         instrument_type: source.instrument_type,
