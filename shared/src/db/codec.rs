@@ -149,3 +149,102 @@ pub fn format_pg_timestamp(ts: OffsetDateTime) -> String {
     out.push_str("+00");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+    use crate::db::wire::Field;
+
+    fn field(name: &str, oid: u32) -> Field {
+        serde_json::from_value(json!({ "name": name, "dataTypeID": oid })).expect("field")
+    }
+
+    #[test]
+    fn values_are_normalised_by_column_type() {
+        assert_eq!(normalize(json!("42"), oid::INT8), json!(42));
+        assert_eq!(normalize(json!("-7"), oid::INT2), json!(-7));
+        assert_eq!(normalize(json!("1.5"), oid::FLOAT8), json!(1.5));
+        // Not finite, not a JSON number: left as text.
+        assert_eq!(normalize(json!("NaN"), oid::FLOAT8), json!("NaN"));
+        assert_eq!(normalize(json!("t"), oid::BOOL), json!(true));
+        assert_eq!(normalize(json!("f"), oid::BOOL), json!(false));
+        assert_eq!(
+            normalize(json!("{\"a\":[1]}"), oid::JSONB),
+            json!({"a": [1]})
+        );
+        assert_eq!(
+            normalize(json!("2025-01-18 10:00:00.5+00"), oid::TIMESTAMPTZ),
+            json!("2025-01-18T10:00:00.5Z")
+        );
+        assert_eq!(
+            normalize(json!("2025-01-18 12:00:00+02"), oid::TIMESTAMPTZ),
+            json!("2025-01-18T10:00:00Z")
+        );
+        // Text, uuids, numerics and already-typed values pass through.
+        assert_eq!(normalize(json!("12.30"), oid::NUMERIC), json!("12.30"));
+        assert_eq!(normalize(json!("abc"), oid::TEXT), json!("abc"));
+        assert_eq!(normalize(json!(3), oid::INT4), json!(3));
+        assert_eq!(normalize(Value::Null, oid::INT4), Value::Null);
+        // A value that does not parse as its type stays as it came.
+        assert_eq!(normalize(json!("x"), oid::INT4), json!("x"));
+    }
+
+    #[test]
+    fn timestamps_parse_in_every_form_postgres_writes() {
+        for text in [
+            "2025-01-18 10:00:00+00",
+            "2025-01-18 10:00:00.000001+00",
+            "2025-01-18 11:00:00+01:00",
+            "2025-01-18 10:00:00",
+            "2025-01-18T10:00:00Z",
+        ] {
+            let ts = parse_pg_timestamp(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(ts.unix_timestamp(), 1_737_194_400, "{text}");
+        }
+        assert!(parse_pg_timestamp("yesterday").is_none());
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Row {
+        id: i64,
+        name: String,
+        active: bool,
+    }
+
+    #[test]
+    fn rows_decode_by_column_name_as_objects_or_arrays() {
+        let fields = vec![
+            field("id", oid::INT8),
+            field("name", oid::TEXT),
+            field("active", oid::BOOL),
+        ];
+        let as_objects = QueryResult {
+            command: "SELECT".into(),
+            row_count: Some(1),
+            rows: vec![json!({"id": "1", "name": "a", "active": "t"})],
+            fields: fields.clone(),
+            row_as_array: false,
+        };
+        let as_arrays = QueryResult {
+            rows: vec![json!(["1", "a", "t"])],
+            row_as_array: true,
+            ..as_objects.clone()
+        };
+        let expected = vec![Row {
+            id: 1,
+            name: "a".into(),
+            active: true,
+        }];
+        assert_eq!(as_objects.decode::<Row>().expect("objects"), expected);
+        assert_eq!(as_arrays.decode::<Row>().expect("arrays"), expected);
+        let wrong = QueryResult {
+            rows: vec![json!({"id": "x", "name": "a", "active": "t"})],
+            ..as_objects
+        };
+        let err = wrong.decode::<Row>().expect_err("not a number");
+        assert_eq!(err.row, 0);
+    }
+}

@@ -300,3 +300,71 @@ impl<'a, P: Platform> Db<'a, P> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn postgres(code: &str, constraint: Option<&str>) -> DbError {
+        DbError::Postgres(Box::new(wire::ErrorReply {
+            message: "secret detail of the database".into(),
+            code: Some(code.into()),
+            constraint: constraint.map(str::to_owned),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn database_errors_map_onto_the_api_in_one_place() {
+        // Constraint violations are conflicts, named in the error only.
+        let unique = postgres(
+            "23505",
+            Some("instruments_organization_id_serial_number_key"),
+        );
+        assert_eq!(
+            unique.constraint(),
+            Some("instruments_organization_id_serial_number_key")
+        );
+        assert!(matches!(ApiError::from(unique), ApiError::Conflict { .. }));
+        assert!(matches!(
+            ApiError::from(postgres("23503", None)),
+            ApiError::Conflict { .. }
+        ));
+        // Retryable or overload: 503.
+        for code in ["40001", "40P01", "57014", "53300", "08006", "57P01"] {
+            assert!(
+                matches!(
+                    ApiError::from(postgres(code, None)),
+                    ApiError::Unavailable(_)
+                ),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            ApiError::from(DbError::Transport("refused".into())),
+            ApiError::Unavailable(_)
+        ));
+        for status in [502, 503, 504] {
+            let proxy = DbError::Proxy {
+                status,
+                message: "busy".into(),
+            };
+            assert!(matches!(ApiError::from(proxy), ApiError::Unavailable(_)));
+        }
+        // Anything else is internal, and its text never reaches a client.
+        let internal = ApiError::from(postgres("42P01", None));
+        assert!(internal.is_internal());
+        assert!(!internal.public_message().contains("secret"));
+        assert!(matches!(
+            ApiError::from(DbError::Proxy {
+                status: 507,
+                message: "too large".into(),
+            }),
+            ApiError::Internal(_)
+        ));
+        assert!(matches!(
+            ApiError::from(DbError::Config(ConfigError("no URL".into()))),
+            ApiError::Internal(_)
+        ));
+    }
+}

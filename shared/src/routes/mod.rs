@@ -254,3 +254,56 @@ pub fn params_of(path: &str) -> Vec<(&'static str, String)> {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(function: &str) -> &'static Route {
+        ROUTES
+            .iter()
+            .find(|r| r.function == function)
+            .unwrap_or_else(|| panic!("no route {function}"))
+    }
+
+    #[test]
+    fn parameters_match_one_non_empty_segment_each() {
+        let item = route("instruments-item");
+        assert_eq!(
+            item.params("/api/v1/instruments/abc"),
+            Some(vec![("id", "abc")])
+        );
+        assert_eq!(item.params("/api/v1/instruments/"), None);
+        assert_eq!(item.params("/api/v1/instruments"), None);
+        assert_eq!(item.params("/api/v1/instruments/abc/status"), None);
+        assert!(route("instruments").matches("/api/v1/instruments"));
+        assert!(!route("instruments").matches("/api/v1/instrument"));
+    }
+
+    #[test]
+    fn the_most_specific_route_serves_a_path() {
+        let served = |path: &str| route_for(path).map(|r| r.function);
+        assert_eq!(
+            served("/api/v1/instruments/x/status"),
+            Some("instrument-status")
+        );
+        assert_eq!(served("/api/v1/instruments/x"), Some("instruments-item"));
+        assert_eq!(
+            served("/api/v1/bridges/join-tokens"),
+            Some("bridge-join-tokens")
+        );
+        assert_eq!(served("/api/v1/nothing"), None);
+        assert_eq!(
+            params_of("/api/v1/runs/r1/data"),
+            vec![("id", "r1".to_owned())]
+        );
+        assert!(params_of("/api/v1/nothing").is_empty());
+    }
+
+    #[test]
+    fn routes_declare_what_they_need() {
+        assert_eq!(route("run-data").attrs.body, Body::UploadChunk);
+        assert!(route("run-data").attrs.object_storage);
+        assert_eq!(route("instruments").attrs, Attrs::DEFAULT);
+    }
+}
