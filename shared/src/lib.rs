@@ -22,9 +22,12 @@
 //! - [`db`]: the SQL-over-HTTP client (Neon wire format) and its codec.
 //! - [`request`]: `Rq`, a request in flight (its id, parameters, caller and
 //!   audit context), and the parsing of bodies and query strings.
-//! - [`ratelimit`], [`audit`], [`auth`], [`mail`], [`storage`]: the
-//!   services routes use (limits, the signed trail, identity, outgoing
-//!   mail, run data).
+//! - [`model`]: every table's rows and queries; tenant queries take a
+//!   `Scope`. The only module that writes SQL.
+//! - [`ratelimit`], [`mail`], [`storage`]: rate limits, outgoing mail, run
+//!   data's backends.
+//! - [`auth`]: passwords, tokens, sessions, API keys, the `Principal`.
+//! - [`audit`]: the event catalogue, the signed chain, exports, refusals.
 //! - [`live`]: the bridges' protocol, what they send stored, the live hub.
 //! - [`routes`]: one module per route and the route table.
 

@@ -1,8 +1,12 @@
 //! Authentication and authorization.
 //!
-//! - [`password`]: argon2id hashing.
-//! - [`jwt`]: HS256 access tokens.
-//! - [`roles`]: the 12 roles and the permission matrix.
+//! - [`password`]: argon2id hashing (and the dummy verification for
+//!   unknown accounts); [`policy`]: the password policy.
+//! - [`jwt`]: HS256 access tokens; [`tokens`]: the login / refresh answer.
+//! - [`session`]: refresh tokens, the refresh cookie, lockout constants.
+//! - [`api_key`]: key format, lookup and checks.
+//! - [`roles`] (re-exported from `domain`): the 12 roles and the
+//!   permission matrix.
 //!
 //! [`authenticate`] turns a request's bearer token into a [`Principal`];
 //! [`Principal::require`] is the one place a permission is checked.
