@@ -2,7 +2,7 @@
 //! sent through the platform's outbound HTTP.
 //!
 //! [`Db::query`] runs one statement; [`Db::batch`] runs several as one
-//! transaction. Parameters are bound positionally with [`params!`]; rows
+//! transaction. Parameters are bound positionally with [`params!`](crate::params); rows
 //! decode into structs by column name ([`codec`]). Postgres failures become
 //! [`DbError`]s, which map onto [`ApiError`] in one place ([`From`] below):
 //! constraint violations are `409 CONFLICT`, unavailability is `503`,

@@ -17,7 +17,7 @@
 //! dashboard: `{"type":"subscribed",...}`, `{"type":"readings",...}`,
 //! `{"type":"status",...}`, `{"type":"error",...}`.
 //!
-//! Batches go through [`persist::ingest`] exactly as `POST
+//! Batches go through [`crate::live::persist::ingest`] exactly as `POST
 //! /api/v1/bridges/ingest` does (the caller's credentials checked again for
 //! each, rate limit included); the credentials of any socket are checked
 //! again at least every [`RECHECK_SECS`], so a revoked key, an expired token

@@ -9,7 +9,7 @@ use crate::ctx::Ctx;
 use crate::live::persist::{self, Bridge};
 use crate::platform::Platform;
 
-/// Called every [`TICK`]: checks the credentials when due and hands a
+/// Called every [`super::TICK`]: checks the credentials when due and hands a
 /// bridge the commands waiting for its instruments.
 pub async fn tick<P: Platform>(ctx: &Ctx<P>, peer: &mut Peer) -> Reaction {
     let mut rq = match request(ctx, peer) {
