@@ -278,6 +278,10 @@ pub fn report(other: Option<&Path>, verbose: bool) -> anyhow::Result<()> {
             crate::model::json_replies(root)?,
         ),
         (
+            "routes using mail or object storage they do not declare (or the reverse)",
+            crate::model::undeclared_needs(root)?,
+        ),
+        (
             "audit event types spelled as strings",
             crate::model::event_type_literals(root)?,
         ),

@@ -8,7 +8,9 @@
 //!   before the organization is known;
 //! - each `Scope` constructor is used only where it may be;
 //! - route modules do not import each other, and no reply is built with
-//!   `json!`.
+//!   `json!`;
+//! - a route declares the mail and the object storage its module uses, and
+//!   nothing it does not use.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -453,6 +455,48 @@ pub fn cross_route_imports(root: &Path) -> anyhow::Result<Vec<Finding>> {
     Ok(findings)
 }
 
+/// Route modules whose needs differ from what their route declares: a
+/// module that sends mail (`mail::`) or reaches object storage (`s3`) must
+/// declare it, and one that declares it must do it (each function is allowed
+/// only the origins and secrets it uses).
+pub fn undeclared_needs(root: &Path) -> anyhow::Result<Vec<Finding>> {
+    let dir = root.join("shared/src/routes");
+    let mut findings = Vec::new();
+    for route in shared::routes::ROUTES {
+        let module = route.function.replace('-', "_");
+        let mut files = vec![dir.join(format!("{module}.rs"))];
+        if dir.join(&module).is_dir() {
+            files.extend(sources(&dir.join(&module))?);
+        }
+        let (mut mail, mut s3) = (false, false);
+        for file in files.iter().filter(|f| f.is_file()) {
+            let code = outside_inline_modules(tokens(file)?);
+            let mut uses = Vec::new();
+            paths_after(code.clone(), "mail", &mut uses);
+            mail |= !uses.is_empty();
+            s3 |= mentions(code, "s3");
+        }
+        let file = relative(root, &files[0]);
+        for (what, used, declared) in [
+            ("mail", mail, route.attrs.mail),
+            ("object_storage", s3, route.attrs.object_storage),
+        ] {
+            if used != declared {
+                findings.push(Finding {
+                    file: file.clone(),
+                    line: 1,
+                    what: format!(
+                        "{}: `{what}: {declared}` in the route table, but the module {} it",
+                        route.function,
+                        if used { "does" } else { "does not do" }
+                    ),
+                });
+            }
+        }
+    }
+    Ok(findings)
+}
+
 /// String literals that spell a catalogued audit event type outside the
 /// catalogue (`audit/catalogue.rs`): events name their type by the enum.
 pub fn event_type_literals(root: &Path) -> anyhow::Result<Vec<Finding>> {
@@ -602,6 +646,12 @@ mod tests {
     #[test]
     fn audit_event_types_are_named_by_the_enum() {
         let findings = event_type_literals(&root()).expect("sources");
+        assert!(findings.is_empty(), "{}", show(&findings));
+    }
+
+    #[test]
+    fn routes_declare_the_mail_and_storage_they_use() {
+        let findings = undeclared_needs(&root()).expect("sources");
         assert!(findings.is_empty(), "{}", show(&findings));
     }
 

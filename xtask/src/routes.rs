@@ -4,9 +4,7 @@
 use std::fs;
 
 use anyhow::bail;
-use shared::live::hub::{
-    self, DURABLE_OBJECT_BINDING as HUB_BINDING, DURABLE_OBJECT_CLASS as HUB_CLASS,
-};
+use shared::live::hub::{DURABLE_OBJECT_BINDING as HUB_BINDING, DURABLE_OBJECT_CLASS as HUB_CLASS};
 use shared::routes::{ROUTES, Route};
 
 use crate::util::root;
@@ -116,30 +114,42 @@ pub fn spin_toml() -> String {
     );
     for route in ROUTES {
         out.push_str(&format!(
-            "\n# {} {}\n[[trigger.http]]\nroute = \"{}\"\ncomponent = \"{}\"\n\n[component.{}]\nsource = \"target/wasm32-wasip2/release/{}\"\nallowed_outbound_hosts = [\"{{{{ sql_proxy_origin }}}}\", \"{{{{ mail_provider_origin }}}}\"{}]\n\n[component.{}.build]\ncommand = \"cargo xtask build-wasm --spin\"\n",
+            "\n# {} {}\n[[trigger.http]]\nroute = \"{}\"\ncomponent = \"{}\"\n\n[component.{}]\nsource = \"target/wasm32-wasip2/release/{}\"\nallowed_outbound_hosts = [{}]\n\n[component.{}.build]\ncommand = \"cargo xtask build-wasm --spin\"\n",
             methods(route),
             route.path,
             route.path,
             route.function,
             route.function,
             wasm_name(route.function),
-            // Only functions that declare it talk to object storage.
-            if route.attrs.object_storage {
-                ", \"{{ object_store_origin }}\""
-            } else {
-                ""
-            },
+            outbound_hosts(route),
             route.function,
         ));
     }
     out
 }
 
+/// The origins a Spin component may call: the SQL proxy, and the mail
+/// provider and the object store only for the functions that declare them.
+fn outbound_hosts(route: &Route) -> String {
+    let mut hosts = vec!["sql_proxy_origin"];
+    if route.attrs.mail {
+        hosts.push("mail_provider_origin");
+    }
+    if route.attrs.object_storage {
+        hosts.push("object_store_origin");
+    }
+    hosts
+        .iter()
+        .map(|variable| format!("\"{{{{ {variable} }}}}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn wrangler_toml() -> String {
     let mut out = String::from(HEADER);
     out.push_str(
         "# One Worker per route, each an environment: `wrangler deploy --env <function>`.\n\
-         # Set secrets per Worker: `wrangler secret put DATABASE_URL --env <function>` (and JWT_KEYS, AUDIT_KEYS).\n\
+         # Secrets are set per Worker with `wrangler secret put <NAME> --env <function>`; each lists its own.\n\
          # Replace antevus.example.com with your zone.\n\
          name = \"antevus\"\n\
          compatibility_date = \"2025-09-01\"\n",
@@ -147,7 +157,7 @@ pub fn wrangler_toml() -> String {
     for route in ROUTES {
         let f = route.function;
         out.push_str(&format!(
-            "\n# {} {}\n[env.{f}]\nname = \"antevus-{f}\"\nmain = \"functions/{f}/build/index.js\"\n{routes}{services}\n[env.{f}.build]\ncommand = \"cargo xtask build-wasm --workers\"\n\n[env.{f}.vars]\nSQL_PROXY_URL = \"https://sql.antevus.example.com/sql\"\nJWT_ISSUER = \"antevus\"\nJWT_AUDIENCE = \"antevus-api\"\n{hub}",
+            "\n# {} {}\n# Secrets: {secrets}\n[env.{f}]\nname = \"antevus-{f}\"\nmain = \"functions/{f}/build/index.js\"\n{routes}{services}\n[env.{f}.build]\ncommand = \"cargo xtask build-wasm --workers\"\n\n[env.{f}.vars]\nSQL_PROXY_URL = \"https://sql.antevus.example.com/sql\"\nJWT_ISSUER = \"antevus\"\nJWT_AUDIENCE = \"antevus-api\"\n{hub}",
             methods(route),
             route.path,
             routes = match workers_routes(route).first() {
@@ -157,7 +167,8 @@ pub fn wrangler_toml() -> String {
                 ),
                 None => "# No route of its own: reached through the service binding of the Worker holding its pattern.\nworkers_dev = false\n".to_owned(),
             },
-            hub = if f == hub::FUNCTION {
+            secrets = route.attrs.secrets().join(", "),
+            hub = if route.attrs.live_hub {
                 format!(
                     "\n# The live hub: one Durable Object per organization, holding its sockets.\n\
                      [[env.{f}.durable_objects.bindings]]\nname = \"{HUB_BINDING}\"\nclass_name = \"{HUB_CLASS}\"\n\n\
@@ -196,7 +207,7 @@ pub fn workers_json() -> String {
                     .iter()
                     .map(|o| (binding_name(o.function), serde_json::Value::from(o.function)))
                     .collect::<serde_json::Map<_, _>>(),
-                "durableObjects": if route.function == hub::FUNCTION {
+                "durableObjects": if route.attrs.live_hub {
                     serde_json::json!({ HUB_BINDING: HUB_CLASS })
                 } else {
                     serde_json::json!({})
@@ -342,6 +353,13 @@ pub fn drift() -> Vec<String> {
         if code.matches(&call).count() != 2 {
             problems.push(format!(
                 "functions/{}/src/lib.rs must call {call} once for Spin and once for Workers",
+                route.function
+            ));
+        }
+        // Only the function that declares the live hub defines its Durable Object.
+        if code.contains("hub_function!") != route.attrs.live_hub {
+            problems.push(format!(
+                "functions/{}/src/lib.rs: uses host_workers::hub_function! if and only if its route declares live_hub",
                 route.function
             ));
         }

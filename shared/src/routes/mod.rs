@@ -100,16 +100,38 @@ pub struct Route {
 pub struct Attrs {
     /// The largest request body it takes.
     pub body: Body,
-    /// Whether it reaches object storage (its Spin component may call the
-    /// store's origin).
+    /// Whether it reaches object storage: its Spin component may call the
+    /// store's origin and its Worker holds the store's keys.
     pub object_storage: bool,
+    /// Whether it sends mail: its Spin component may call the mail
+    /// provider and its Worker holds the provider's token.
+    pub mail: bool,
+    /// Whether its function holds the live hub (on Workers, the Durable
+    /// Object with the organization's sockets).
+    pub live_hub: bool,
 }
 
 impl Attrs {
     pub const DEFAULT: Attrs = Attrs {
         body: Body::Json,
         object_storage: false,
+        mail: false,
+        live_hub: false,
     };
+
+    /// The secrets the function is deployed with: the database URL and the
+    /// token and audit keys (every function), and the keys of what it
+    /// reaches. None of them is ever in a configuration file.
+    pub fn secrets(&self) -> Vec<&'static str> {
+        let mut secrets = vec!["DATABASE_URL", "JWT_KEYS", "AUDIT_KEYS"];
+        if self.mail {
+            secrets.push("MAIL_PROVIDER_TOKEN");
+        }
+        if self.object_storage {
+            secrets.extend(["S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"]);
+        }
+        secrets
+    }
 }
 
 /// The request body cap of a route.
@@ -186,7 +208,7 @@ route_table! {
     "auth-logout" => auth_logout, "/api/auth/logout", [POST];
     "auth-refresh" => auth_refresh, "/api/auth/refresh", [POST];
     "auth-me" => auth_me, "/api/auth/me", [GET];
-    "auth-forgot-password" => auth_forgot_password, "/api/auth/forgot-password", [POST];
+    "auth-forgot-password" => auth_forgot_password, "/api/auth/forgot-password", [POST] { mail: true };
     "auth-reset-password" => auth_reset_password, "/api/auth/reset-password", [POST];
     "auth-signup" => auth_signup, "/api/auth/signup", [POST];
     "instruments" => instruments, "/api/v1/instruments", [GET, POST];
@@ -212,11 +234,11 @@ route_table! {
     "bridge-enroll" => bridge_enroll, "/api/v1/bridges/enroll", [POST];
     "bridge-ingest" => bridge_ingest, "/api/v1/bridges/ingest", [POST];
     "bridge-commands" => bridge_commands, "/api/v1/bridges/commands", [GET];
-    "live" => live, "/api/v1/live", [GET];
+    "live" => live, "/api/v1/live", [GET] { live_hub: true };
     "retention-run" => retention_run, "/api/v1/retention/run", [POST] { object_storage: true };
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
-    "users" => users, "/api/v1/users", [GET, POST];
+    "users" => users, "/api/v1/users", [GET, POST] { mail: true };
     "users-item" => users_item, "/api/v1/users/:id", [GET, PUT];
 }
 
@@ -305,5 +327,26 @@ mod tests {
         assert_eq!(route("run-data").attrs.body, Body::UploadChunk);
         assert!(route("run-data").attrs.object_storage);
         assert_eq!(route("instruments").attrs, Attrs::DEFAULT);
+        assert!(route("users").attrs.mail && !route("users-item").attrs.mail);
+        assert_eq!(
+            route("run-data").attrs.secrets(),
+            [
+                "DATABASE_URL",
+                "JWT_KEYS",
+                "AUDIT_KEYS",
+                "S3_ACCESS_KEY_ID",
+                "S3_SECRET_ACCESS_KEY"
+            ]
+        );
+        assert_eq!(
+            route("auth-forgot-password").attrs.secrets().last(),
+            Some(&"MAIL_PROVIDER_TOKEN")
+        );
+        let hubs: Vec<_> = ROUTES
+            .iter()
+            .filter(|r| r.attrs.live_hub)
+            .map(|r| r.function)
+            .collect();
+        assert_eq!(hubs, [crate::live::hub::FUNCTION]);
     }
 }
