@@ -6,6 +6,7 @@
 //! port or an RS-232 line speaking newline-delimited JSON, or a folder the
 //! instrument writes result files into (`filedrop.rs`).
 
+use shared::domain::Timestamp;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -45,7 +46,7 @@ impl DriverIo {
             metric: metric.to_owned(),
             value,
             unit: unit.map(str::to_owned),
-            recorded_at: at,
+            recorded_at: at.into(),
         })
     }
 }
@@ -171,8 +172,8 @@ struct Line {
     metric: Option<String>,
     value: Option<f64>,
     unit: Option<String>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    recorded_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    recorded_at: Option<Timestamp>,
     command_id: Option<uuid::Uuid>,
     ok: Option<bool>,
     result: Option<Value>,
@@ -259,7 +260,7 @@ where
                             continue;
                         };
                         let item = io.reading(&metric, value, line.unit.as_deref(),
-                            line.recorded_at.unwrap_or_else(OffsetDateTime::now_utc));
+                            line.recorded_at.map_or_else(OffsetDateTime::now_utc, Timestamp::get));
                         if let Item::Reading(r) = &item && let Some(problem) = r.problem() {
                             replies.push_str(&json!({ "nack": line.id, "error": problem }).to_string());
                             replies.push('\n');

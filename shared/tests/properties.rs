@@ -6,6 +6,7 @@ use shared::auth::jwt::{self, AccessClaims, TokenError};
 use shared::config::HmacKey;
 use shared::db::codec::{format_pg_timestamp, normalize, oid, parse_pg_timestamp};
 use shared::db::wire::{QueryResult, SqlRequest, Statement};
+use shared::domain::Timestamp;
 use shared::envelope::{self, Envelope, Metadata};
 use shared::{ApiError, FieldError};
 use time::OffsetDateTime;
@@ -117,8 +118,7 @@ fn rows_decode_into_structs_by_column_type() {
         id: i64,
         ok: bool,
         doc: Value,
-        #[serde(with = "time::serde::rfc3339")]
-        seen: OffsetDateTime,
+        seen: Timestamp,
     }
     let result: QueryResult = serde_json::from_value(json!({
         "command": "SELECT", "rowCount": 1, "rowAsArray": false,

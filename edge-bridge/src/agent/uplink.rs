@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
+use shared::domain::Timestamp;
 use shared::live::{Batch, CommandOrder, CommandOutcome, CommandState, Heartbeat, Item, Record};
-use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::driver::Order;
@@ -185,7 +185,7 @@ pub(super) async fn run_commands(
                     state,
                     result,
                     error,
-                    at: OffsetDateTime::now_utc(),
+                    at: Timestamp::now(),
                 })
             };
             let Some(driver) = orders.get(&command.instrument_id) else {
@@ -234,7 +234,7 @@ pub(super) async fn run_commands(
                         state,
                         result: result.filter(Value::is_object),
                         error,
-                        at: OffsetDateTime::now_utc(),
+                        at: Timestamp::now(),
                     })])
                     .await;
             });

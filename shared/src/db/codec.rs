@@ -6,7 +6,7 @@
 //! - bool text (`t`/`f`) becomes a JSON bool,
 //! - json/jsonb text becomes the JSON value,
 //! - timestamptz/timestamp text (`2025-01-18 10:00:00.5+00`) becomes RFC 3339
-//!   (`2025-01-18T10:00:00.5Z`), so `time::serde::rfc3339` reads it.
+//!   (`2025-01-18T10:00:00.5Z`), so a [`Timestamp`](crate::domain::Timestamp) reads it.
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};

@@ -38,10 +38,12 @@ pub mod qc;
 pub mod roles;
 pub mod schema;
 pub mod status;
+pub mod timestamp;
 
 pub use email::Email;
 pub use instrument::{InstrumentStatus, InstrumentType, RunStatus};
 pub use status::{CommandStatus, MaintenanceKind, MaintenanceStatus, UploadStatus};
+pub use timestamp::Timestamp;
 
 /// At most `max` characters, none of them a control character: the rule
 /// for short free text (names, units, versions).

@@ -15,9 +15,9 @@
 pub mod hub;
 pub mod persist;
 
+use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use time::OffsetDateTime;
 
 pub use crate::domain::InstrumentStatus;
 use crate::error::FieldError;
@@ -61,8 +61,7 @@ pub struct Reading {
     pub value: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub recorded_at: OffsetDateTime,
+    pub recorded_at: Timestamp,
 }
 
 /// How far a command got on the instrument.
@@ -94,8 +93,7 @@ pub struct CommandOutcome {
     pub result: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
+    pub at: Timestamp,
 }
 
 /// What the bridge says about itself; sent with every batch.
@@ -174,8 +172,7 @@ pub struct CommandOrder {
     pub instrument_id: uuid::Uuid,
     pub command: String,
     pub parameters: Value,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
+    pub expires_at: Timestamp,
 }
 
 /// A metric name: a letter, then letters, digits, `_` or `.`; 64 at most.
@@ -312,7 +309,7 @@ mod tests {
                 metric: metric.into(),
                 value,
                 unit: Some("C".into()),
-                recorded_at: OffsetDateTime::UNIX_EPOCH,
+                recorded_at: time::OffsetDateTime::UNIX_EPOCH.into(),
             }),
         }
     }

@@ -141,7 +141,7 @@ pub async fn ingest<P: Platform>(
             outcome.command_id,
             &command::Outcome {
                 state: outcome.state.as_str(),
-                at: outcome.at,
+                at: outcome.at.get(),
                 result: outcome.result.as_ref(),
                 error: outcome.error.as_deref(),
                 seq: int(record.seq),

@@ -1,6 +1,7 @@
 //! `api_keys`: keys stored as SHA-256 hashes with a lookup prefix, their
 //! scopes, address allowlist, expiry, rate limit and use.
 
+use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -63,12 +64,9 @@ pub struct Key {
     pub permissions: Vec<Permission>,
     pub ip_allowlist: Vec<String>,
     pub rate_limit: Option<i32>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_used_at: Option<OffsetDateTime>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
     pub usage_count: i64,
     pub is_active: bool,
     pub user_id: uuid::Uuid,

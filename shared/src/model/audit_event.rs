@@ -4,6 +4,7 @@
 //! event names its own organization (none for the system chain), so these
 //! builders take no scope.
 
+use crate::domain::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -203,8 +204,7 @@ pub struct Listed {
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
     pub hash: String,
     pub key_id: String,
 }
@@ -363,8 +363,7 @@ pub struct Checkpoint {
     pub hash: String,
     pub signature: String,
     pub key_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
 }
 
 /// The chain's checkpoints, in order.

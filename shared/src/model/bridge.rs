@@ -2,6 +2,7 @@
 //! bridges, the single-use tokens they enrol with, and the numbered streams
 //! of records they send (see `live::persist`).
 
+use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -18,13 +19,11 @@ pub struct Bridge {
     pub name: String,
     pub version: Option<String>,
     pub hostname: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_heartbeat_at: Option<OffsetDateTime>,
+    pub last_heartbeat_at: Option<Timestamp>,
     pub online: bool,
     pub queue_depth: Option<i64>,
     pub connected_instruments: Vec<uuid::Uuid>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
 }
 
 /// The organization's bridges whose key is active, newest first.

@@ -3,6 +3,7 @@
 //! the checks saw, and moved forward as the instrument's bridge takes and
 //! reports them.
 
+use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -39,18 +40,12 @@ pub struct Command {
     pub result: Option<Value>,
     pub error: Option<String>,
     pub created_by: Option<uuid::Uuid>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub sent_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub acknowledged_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub completed_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub sent_at: Option<Timestamp>,
+    pub acknowledged_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    pub expires_at: Timestamp,
     #[serde(skip_serializing, with = "hex_bytes")]
     pub request_hash: Vec<u8>,
 }
@@ -262,8 +257,7 @@ pub struct Waiting {
     pub instrument_id: uuid::Uuid,
     pub command: String,
     pub parameters: Value,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
+    pub expires_at: Timestamp,
 }
 
 /// The unexpired commands waiting for the instruments bridge `bridge_id`

@@ -2,6 +2,7 @@
 //! optimistic concurrency and removal (the row stays; its history stays
 //! readable).
 
+use crate::domain::Timestamp;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -40,19 +41,14 @@ pub struct Instrument {
     pub firmware: Option<String>,
     pub configuration: Value,
     pub calibration: Value,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub calibration_due_at: Option<OffsetDateTime>,
+    pub calibration_due_at: Option<Timestamp>,
     pub version: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_seen_at: Option<OffsetDateTime>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_seen_at: Option<Timestamp>,
     pub created_by: Option<uuid::Uuid>,
     /// Set once the instrument is removed; its history stays readable.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub deleted_at: Option<OffsetDateTime>,
+    pub deleted_at: Option<Timestamp>,
 }
 
 /// The order of the list: a column, ascending or descending, then `id`.
@@ -340,21 +336,17 @@ pub async fn get<P: Platform>(
 pub struct Status {
     pub id: uuid::Uuid,
     pub status: InstrumentStatus,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_seen_at: Option<OffsetDateTime>,
+    pub last_seen_at: Option<Timestamp>,
     pub reachable: bool,
     pub active_run: Option<ActiveRun>,
     /// The latest value of each metric in the last hour, by metric.
     pub readings: BTreeMap<String, Latest>,
     pub pending_commands: i64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub calibration_due_at: Option<OffsetDateTime>,
+    pub calibration_due_at: Option<Timestamp>,
     pub calibration_overdue: bool,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub next_maintenance_at: Option<OffsetDateTime>,
+    pub next_maintenance_at: Option<Timestamp>,
     pub overdue_maintenance: i64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub deleted_at: Option<OffsetDateTime>,
+    pub deleted_at: Option<Timestamp>,
 }
 
 /// The run an instrument is busy with.
@@ -574,8 +566,7 @@ pub struct Summary {
     pub id: uuid::Uuid,
     pub name: String,
     pub status: String,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_seen_at: Option<OffsetDateTime>,
+    pub last_seen_at: Option<Timestamp>,
 }
 
 /// The organization's instruments in service, `ids` only (or the first

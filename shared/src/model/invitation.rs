@@ -1,8 +1,8 @@
 //! `invitations`: a single-use link, stored as its hash, that lets someone
 //! join an organization with a role.
 
+use crate::domain::Timestamp;
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 use super::Scope;
 use super::user::Joined;
@@ -62,8 +62,7 @@ pub fn queue_mail(
 #[derive(Debug, Deserialize)]
 pub struct Created {
     pub id: uuid::Uuid,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
+    pub expires_at: Timestamp,
 }
 
 /// Invitation `id`.

@@ -1,6 +1,7 @@
 //! `maintenance`: scheduled, completed or cancelled maintenance and
 //! calibration of an instrument, updated under optimistic concurrency.
 
+use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -26,21 +27,16 @@ pub struct Maintenance {
     pub kind: MaintenanceKind,
     pub title: Option<String>,
     pub status: MaintenanceStatus,
-    #[serde(with = "time::serde::rfc3339")]
-    pub scheduled_for: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub completed_at: Option<OffsetDateTime>,
+    pub scheduled_for: Timestamp,
+    pub completed_at: Option<Timestamp>,
     pub notes: Option<String>,
     pub performed_by: Option<uuid::Uuid>,
     pub calibration: Option<Value>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub next_due_at: Option<OffsetDateTime>,
+    pub next_due_at: Option<Timestamp>,
     pub version: i64,
     pub created_by: Option<uuid::Uuid>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// Instrument `instrument_id`'s maintenance, soonest first.

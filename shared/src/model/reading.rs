@@ -1,6 +1,7 @@
 //! `readings`: what instruments measured, as their bridges reported it
 //! (stored by `live::persist`), kept per metric with its unit.
 
+use crate::domain::Timestamp;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -16,8 +17,7 @@ pub struct Bucket {
     pub metric: String,
     pub unit: Option<String>,
     /// The bucket's start (aligned to the Unix epoch).
-    #[serde(with = "time::serde::rfc3339")]
-    pub bucket: OffsetDateTime,
+    pub bucket: Timestamp,
     pub min: f64,
     pub avg: f64,
     pub max: f64,

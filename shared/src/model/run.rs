@@ -2,6 +2,7 @@
 //! completed / failed / aborted, legal transitions only), results, and the
 //! summaries of their data file and signatures.
 
+use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -43,19 +44,15 @@ pub struct Run {
     pub instrument_status: InstrumentStatus,
     pub name: Option<String>,
     pub status: RunStatus,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub started_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub completed_at: Option<OffsetDateTime>,
+    pub started_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
     pub operator_id: Option<uuid::Uuid>,
     pub metadata: Value,
     pub results: Option<Value>,
     pub end_reason: Option<String>,
     pub version: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     /// The run's data file, when one was uploaded (or is being uploaded).
     pub data: Option<DataSummary>,
     /// Its electronic signatures (`current`: made on this version; see

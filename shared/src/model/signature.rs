@@ -1,6 +1,7 @@
 //! `run_signatures`: electronic signatures of runs, append-only, each
 //! sealed over the signer, meaning, time and the run version it signed.
 
+use crate::domain::Timestamp;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -21,8 +22,7 @@ pub struct Stored {
     pub comment: Option<String>,
     pub run_version: i64,
     pub run_hash: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub signed_at: OffsetDateTime,
+    pub signed_at: Timestamp,
     pub key_id: String,
     pub signature: String,
 }

@@ -2,8 +2,8 @@
 //! attempts, lock) and profile; e-mail addresses are unique across all
 //! organizations.
 
+use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use super::Scope;
 use crate::db::{Db, DbError, Statement, statement};
@@ -22,10 +22,8 @@ pub struct User {
     pub role: Role,
     pub department: Option<String>,
     pub is_active: bool,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_login_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
+    pub last_login_at: Option<Timestamp>,
+    pub created_at: Timestamp,
 }
 
 pub const COLUMNS: &str = "id, email, name, role, department, is_active, last_login_at, created_at";
@@ -94,8 +92,7 @@ pub struct WithOrganization {
     pub email: String,
     pub name: String,
     pub department: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_login_at: Option<OffsetDateTime>,
+    pub last_login_at: Option<Timestamp>,
     pub organization_id: uuid::Uuid,
     pub organization_name: String,
     pub organization_slug: String,

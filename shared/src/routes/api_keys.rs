@@ -2,9 +2,9 @@
 //! `POST` creates one and shows it once. Both need `keys:manage`; a key's
 //! scopes can never be wider than its creator's permissions.
 
+use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
@@ -46,8 +46,8 @@ struct CreateInput {
     permissions: Vec<String>,
     #[serde(default)]
     ip_allowlist: Vec<String>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    expires_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    expires_at: Option<Timestamp>,
     rate_limit: Option<i64>,
 }
 
@@ -137,7 +137,7 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             name: &name,
             permissions: &scopes,
             ip_allowlist: &allowlist,
-            expires_at: input.expires_at,
+            expires_at: input.expires_at.map(Timestamp::get),
             rate_limit: input.rate_limit,
         },
     );

@@ -9,8 +9,8 @@
 //! checkpoint). A whole-chain walk that verifies records a signed checkpoint
 //! of the head.
 
+use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use crate::audit::chain;
 use crate::audit::export::ExportedEvent;
@@ -60,8 +60,7 @@ pub struct Break {
 struct CheckpointView {
     sequence: i64,
     hash: String,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
+    created_at: Timestamp,
 }
 
 #[derive(Serialize)]

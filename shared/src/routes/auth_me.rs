@@ -1,7 +1,7 @@
 //! `GET /api/auth/me`: the caller, their organization and their permissions.
 
+use crate::domain::Timestamp;
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use crate::auth::{self, Permission, Role};
 use crate::ctx::Ctx;
@@ -28,8 +28,7 @@ struct Me {
     department: Option<String>,
     role: Role,
     permissions: &'static [Permission],
-    #[serde(with = "time::serde::rfc3339::option")]
-    last_login_at: Option<OffsetDateTime>,
+    last_login_at: Option<Timestamp>,
     organization: Organization,
     session_id: Option<uuid::Uuid>,
     api_key_id: Option<uuid::Uuid>,

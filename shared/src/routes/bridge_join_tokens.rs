@@ -3,10 +3,10 @@
 //! ...`). `{name, expiresInMinutes?}` (default 60, at most 7 days) -> 201
 //! with `token` (`bj_...`), shown once and stored only as its SHA-256.
 
+use crate::domain::Timestamp;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use time::OffsetDateTime;
 
 use crate::audit::{self, EventType};
 use crate::auth::session::token_hash;
@@ -38,8 +38,7 @@ struct Created {
     id: uuid::Uuid,
     name: String,
     token: String,
-    #[serde(with = "time::serde::rfc3339")]
-    expires_at: OffsetDateTime,
+    expires_at: Timestamp,
 }
 
 async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
@@ -94,6 +93,6 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         id,
         name,
         token,
-        expires_at,
+        expires_at: expires_at.into(),
     })
 }

@@ -59,7 +59,7 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     )
     .await?;
     let next_cursor = page::finish(&mut items, limit, |last| Cursor {
-        created_at: last.created_at,
+        created_at: last.created_at.get(),
         id: last.id,
     });
     Reply::ok(Page { items, next_cursor })

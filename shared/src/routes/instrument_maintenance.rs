@@ -4,9 +4,9 @@
 //! `calibration`, `preventive`, `repair` or `inspection`. A scheduled item
 //! past its date reads as `overdue`.
 
+use crate::domain::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
-use time::OffsetDateTime;
 
 use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
@@ -40,8 +40,7 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ScheduleInput {
     kind: String,
-    #[serde(with = "time::serde::rfc3339")]
-    scheduled_for: OffsetDateTime,
+    scheduled_for: Timestamp,
     title: Option<String>,
     notes: Option<String>,
 }
@@ -90,7 +89,7 @@ async fn schedule<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
             instrument_id,
             kind,
             title: title.as_deref(),
-            scheduled_for: input.scheduled_for,
+            scheduled_for: input.scheduled_for.get(),
             notes: notes.as_deref(),
             created_by: principal.user_id,
         },

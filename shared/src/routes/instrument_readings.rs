@@ -6,8 +6,9 @@
 //! metric; `metric` narrows to one signal. Served by the
 //! `readings_range_idx` time-range index.
 
+use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
@@ -40,10 +41,8 @@ struct Query {
 #[serde(rename_all = "camelCase")]
 struct Series {
     instrument_id: uuid::Uuid,
-    #[serde(with = "time::serde::rfc3339")]
-    from: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    to: OffsetDateTime,
+    from: Timestamp,
+    to: Timestamp,
     bucket_seconds: i64,
     series: Vec<Metric>,
 }
@@ -59,8 +58,7 @@ struct Metric {
 /// One bucket: when it starts (`t`) and what fell in it.
 #[derive(Serialize)]
 struct Point {
-    #[serde(with = "time::serde::rfc3339")]
-    t: OffsetDateTime,
+    t: Timestamp,
     min: f64,
     avg: f64,
     max: f64,
@@ -162,8 +160,8 @@ async fn series<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     }
     Reply::ok(Series {
         instrument_id,
-        from,
-        to,
+        from: from.into(),
+        to: to.into(),
         bucket_seconds: bucket,
         series,
     })

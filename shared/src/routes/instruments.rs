@@ -107,7 +107,7 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     let mut items = instrument::list(&ctx.db(), &principal.scope(), &filter).await?;
     let next_cursor = match sort {
         Sort::CreatedAt { .. } => page::finish(&mut items, limit, |last| Cursor {
-            created_at: last.created_at,
+            created_at: last.created_at.get(),
             id: last.id,
         }),
         Sort::Name { .. } => page::finish(&mut items, limit, |last| TextCursor {

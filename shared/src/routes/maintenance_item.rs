@@ -7,10 +7,10 @@
 //! instrument's `calibrationIntervalDays`, default 365) in the same
 //! transaction.
 
+use crate::domain::Timestamp;
 use http::header;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::audit::{self, EventType};
@@ -35,12 +35,12 @@ super::methods! {
 struct UpdateInput {
     version: Option<Value>,
     status: Option<String>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    scheduled_for: Option<OffsetDateTime>,
+    #[serde(default)]
+    scheduled_for: Option<Timestamp>,
     notes: Option<String>,
     calibration: Option<Map<String, Value>>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    next_due_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    next_due_at: Option<Timestamp>,
 }
 
 async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
@@ -104,7 +104,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
 
     let now = ctx.now();
     let new_status = status.unwrap_or(MaintenanceStatus::Scheduled);
-    let scheduled_for = input.scheduled_for.unwrap_or(current.scheduled_for);
+    let scheduled_for = input.scheduled_for.unwrap_or(current.scheduled_for).get();
     let mut statements = Vec::new();
     let mut calibration_doc = None;
     let mut next_due = None;
@@ -115,6 +115,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             .unwrap_or(DEFAULT_CALIBRATION_INTERVAL_DAYS);
         let due = input
             .next_due_at
+            .map(Timestamp::get)
             .unwrap_or(now + time::Duration::days(interval));
         let mut doc = input.calibration.clone().unwrap_or_default();
         doc.insert(

@@ -15,10 +15,10 @@
 //! changed after signing) or `tampered` (the record no longer matches its
 //! HMAC, e.g. moved to another run).
 
+use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
-use time::OffsetDateTime;
 
 use crate::audit::{self, EventType, chain};
 use crate::auth::{self, Permission, Principal, password};
@@ -103,8 +103,7 @@ struct SignatureView {
     printed_name: String,
     meaning: String,
     comment: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    signed_at: OffsetDateTime,
+    signed_at: Timestamp,
     run_version: i64,
     run_hash: String,
     /// `valid`, `invalidated` or `tampered`.

@@ -91,9 +91,9 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     let mut items = run::list(&ctx.db(), &principal.scope(), &filter).await?;
     let next_cursor = page::finish(&mut items, limit, |last| Cursor {
         created_at: if by_start {
-            last.started_at.unwrap_or(last.created_at)
+            last.started_at.unwrap_or(last.created_at).get()
         } else {
-            last.created_at
+            last.created_at.get()
         },
         id: last.id,
     });

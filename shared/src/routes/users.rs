@@ -3,6 +3,7 @@
 //! single-use link (7 days) is e-mailed through `email_outbox`. Only a
 //! super admin may invite a super admin.
 
+use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -39,8 +40,7 @@ struct Invited {
     id: uuid::Uuid,
     email: String,
     role: Role,
-    #[serde(with = "time::serde::rfc3339")]
-    expires_at: time::OffsetDateTime,
+    expires_at: Timestamp,
 }
 
 #[derive(Deserialize)]

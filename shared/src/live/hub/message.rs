@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::json;
-use time::OffsetDateTime;
 
 use super::{Broadcast, MAX_SUBSCRIPTIONS, Peer, Reaction, Role, request};
 use crate::ctx::Ctx;
@@ -117,7 +116,7 @@ pub(super) fn readings_of(
                 "metric": reading.metric,
                 "value": reading.value,
                 "unit": reading.unit,
-                "recordedAt": rfc3339(reading.recorded_at),
+                "recordedAt": reading.recorded_at,
             }));
     }
     by_instrument
@@ -130,11 +129,6 @@ pub(super) fn readings_of(
                     .to_string(),
         })
         .collect()
-}
-
-fn rfc3339(at: OffsetDateTime) -> Option<String> {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .ok()
 }
 
 async fn on_dashboard<P: Platform>(
@@ -211,7 +205,7 @@ async fn on_dashboard<P: Platform>(
                 "id": f.id,
                 "name": f.name,
                 "status": f.status,
-                "lastSeenAt": f.last_seen_at.and_then(rfc3339),
+                "lastSeenAt": f.last_seen_at,
             })
         })
         .collect();

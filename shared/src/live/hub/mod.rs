@@ -403,7 +403,7 @@ mod tests {
                 metric: "temperature".into(),
                 value: seq as f64,
                 unit: Some("C".into()),
-                recorded_at: OffsetDateTime::UNIX_EPOCH,
+                recorded_at: OffsetDateTime::UNIX_EPOCH.into(),
             }),
         }
     }

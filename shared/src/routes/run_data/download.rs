@@ -2,10 +2,10 @@
 //! `ETag` and `Repr-Digest`; a file in object storage is a redirect to a
 //! presigned URL (or that URL as JSON).
 
+use crate::domain::Timestamp;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use super::{UPLOAD_OFFSET, header_text};
 use crate::auth::{self, Permission};
@@ -23,8 +23,7 @@ use crate::storage::{self, Backend, postgres, s3};
 #[serde(rename_all = "camelCase")]
 struct DownloadLink {
     url: String,
-    #[serde(with = "time::serde::rfc3339")]
-    expires_at: OffsetDateTime,
+    expires_at: Timestamp,
     size_bytes: u64,
     sha256: String,
 }
@@ -88,7 +87,7 @@ pub(super) async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<R
             let expires = ctx.now() + s3::DOWNLOAD_VALIDITY;
             return common(Reply::ok(DownloadLink {
                 url: url.to_string(),
-                expires_at: expires,
+                expires_at: expires.into(),
                 size_bytes: size,
                 sha256: digest.clone(),
             })?);

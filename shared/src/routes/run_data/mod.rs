@@ -17,9 +17,9 @@
 //! object storage answer `302` to a presigned URL (`?redirect=false`: the
 //! URL as JSON).
 
+use crate::domain::Timestamp;
 use http::{HeaderName, header};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use crate::domain::qc;
 use crate::error::{ApiError, FieldError};
@@ -54,8 +54,7 @@ struct DataView {
     backend: Backend,
     size_bytes: i64,
     sha256: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    completed_at: Option<OffsetDateTime>,
+    completed_at: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     results: Option<serde_json::Value>,
 }

@@ -321,7 +321,7 @@ fn finish<P: Platform>(
         backend: plan.backend,
         size_bytes: range.total as i64,
         sha256: Some(digest),
-        completed_at: Some(ctx.now()),
+        completed_at: Some(ctx.now().into()),
         results,
     })?
     .header(header::ETAG, etag)
