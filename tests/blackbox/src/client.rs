@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::Value;
 use shared::auth::Role;
 
-use crate::stack::Stack;
+use crate::stack::{HostHandle, Stack, start_host};
 
 /// A response, with its JSON body parsed.
 #[derive(Debug)]
@@ -304,6 +304,24 @@ impl TestApp {
         let user = self.new_org_user(Role::Admin).await?;
         let token = self.login(&user).await?;
         Ok((user, token))
+    }
+
+    /// A host of the same kind whose functions see `overrides` on top of the
+    /// suite's environment.
+    pub async fn host_with(&self, overrides: &[(&str, &str)]) -> anyhow::Result<HostHandle> {
+        let mut env: Vec<(String, String)> = self
+            .stack
+            .function_env
+            .iter()
+            .filter(|(k, _)| !overrides.iter().any(|(name, _)| name == k))
+            .cloned()
+            .collect();
+        env.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        start_host(self.stack.kind, &env).await
     }
 
     /// Runs a query against this run's database as superuser.

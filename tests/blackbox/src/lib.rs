@@ -9,14 +9,22 @@
 //! cargo test's), then stops everything and drops the database. A missing
 //! runtime or build fails the run with a clear message; nothing is skipped.
 
+pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 pub mod bridges;
 pub mod cases;
 pub mod client;
 pub mod data;
+pub mod envelope;
 pub mod hub;
+pub mod instruments;
 pub mod lab;
+pub mod limits;
 pub mod live;
+pub mod password_reset;
+pub mod roles;
+pub mod sessions;
 pub mod stack;
 pub mod tls;
 pub mod walk;

@@ -167,7 +167,7 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         Method::POST,
     )
     .await?;
-    let (_, reset_token) = crate::cases::reset_mail(app, &user.email)
+    let (_, reset_token) = crate::password_reset::reset_mail(app, &user.email)
         .await?
         .context("reset e-mail")?;
     let reset = app

@@ -1,0 +1,338 @@
+//! Accounts: signup, invitations, user administration, and the mail that carries their links.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, ensure};
+use reqwest::Method;
+use serde_json::{Value, json};
+use shared::auth::Role;
+
+use crate::client::TestApp;
+
+crate::cases![
+    signup_opens_an_organization,
+    invitation_signup_joins_with_the_invited_role,
+    admins_manage_users_within_limits,
+    mail_goes_through_the_configured_provider,
+];
+
+/// The token in the newest queued e-mail to `to` after `marker=`.
+async fn mailed_token(app: &TestApp, to: &str, marker: &str) -> anyhow::Result<String> {
+    let db = app.db().await?;
+    let row = db
+        .query_one(
+            "SELECT body_text FROM email_outbox WHERE to_address = $1 ORDER BY created_at DESC LIMIT 1",
+            &[&to],
+        )
+        .await?;
+    let body: String = row.get(0);
+    body.split(marker)
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .map(str::to_owned)
+        .context("token in mail")
+}
+
+fn unique_email(tag: &str) -> String {
+    format!(
+        "{tag}-{}@example.org",
+        uuid::Uuid::from_bytes(rand_bytes()).simple()
+    )
+}
+
+fn rand_bytes() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).unwrap_or_else(|e| panic!("no randomness: {e}"));
+    b
+}
+
+async fn signup_opens_an_organization(app: &TestApp) -> anyhow::Result<()> {
+    let email = unique_email("founder");
+    let body = json!({ "organizationName": "Genomics Core", "email": email, "name": "Ada", "password": "a long good passphrase" });
+    let resp = app.post("/api/auth/signup", None, &body).await?;
+    let data = resp.expect_ok(201)?.clone();
+    ensure!(
+        data["user"]["role"] == "ADMIN" && data["user"]["email"] == email.as_str(),
+        "{data}"
+    );
+    let token = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": email, "password": "a long good passphrase" }),
+        )
+        .await?
+        .expect_ok(200)?["accessToken"]
+        .as_str()
+        .context("token")?
+        .to_owned();
+    let me = app.get("/api/auth/me", Some(&token)).await?;
+    ensure!(me.expect_ok(200)?["organization"]["name"] == "Genomics Core");
+    let again = app.post("/api/auth/signup", None, &body).await?;
+    again.expect_error(409, "CONFLICT")?;
+    ensure!(again.detail_fields() == ["email"]);
+    let weak = app
+        .post("/api/auth/signup", None, &json!({ "organizationName": "X", "email": unique_email("w"), "name": "W", "password": "password1" }))
+        .await?;
+    weak.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(weak.detail_fields() == ["password"], "{}", weak.json);
+    let both = app
+        .post("/api/auth/signup", None, &json!({ "invitationToken": "in_x", "organizationName": "X", "email": unique_email("b"), "name": "B", "password": "a long good passphrase" }))
+        .await?;
+    both.expect_error(400, "VALIDATION_ERROR")?;
+    Ok(())
+}
+
+async fn invitation_signup_joins_with_the_invited_role(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let email = unique_email("invitee");
+    let invited = app
+        .post(
+            "/api/v1/users",
+            Some(&token),
+            &json!({ "email": email, "role": "TECHNICIAN", "name": "Tess" }),
+        )
+        .await?;
+    let data = invited.expect_ok(201)?.clone();
+    ensure!(
+        data["role"] == "TECHNICIAN" && data.get("token").is_none(),
+        "the token only travels by e-mail: {data}"
+    );
+    let invitation = mailed_token(app, &email, "invitation=").await?;
+    ensure!(invitation.starts_with("in_"));
+    let body = json!({ "invitationToken": invitation, "name": "Tess", "password": "technician passphrase" });
+    let joined = app.post("/api/auth/signup", None, &body).await?;
+    let user = joined.expect_ok(201)?.clone();
+    ensure!(
+        user["user"]["role"] == "TECHNICIAN"
+            && user["organizationId"] == admin.organization_id.to_string(),
+        "{user}"
+    );
+    // Single use.
+    let again = app.post("/api/auth/signup", None, &body).await?;
+    again.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(
+        again.detail_fields() == ["invitationToken"],
+        "{}",
+        again.json
+    );
+    // Inviting an existing account is a conflict; bad roles are refused.
+    app.post(
+        "/api/v1/users",
+        Some(&token),
+        &json!({ "email": email, "role": "VIEWER" }),
+    )
+    .await?
+    .expect_error(409, "CONFLICT")?;
+    let bad = app
+        .post(
+            "/api/v1/users",
+            Some(&token),
+            &json!({ "email": unique_email("x"), "role": "KING" }),
+        )
+        .await?;
+    ensure!(bad.detail_fields() == ["role"], "{}", bad.json);
+    let sup = app
+        .post(
+            "/api/v1/users",
+            Some(&token),
+            &json!({ "email": unique_email("x"), "role": "SUPER_ADMIN" }),
+        )
+        .await?;
+    sup.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(
+        sup.detail_fields() == ["role"],
+        "an admin cannot mint a super admin"
+    );
+    Ok(())
+}
+
+async fn admins_manage_users_within_limits(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let user = app.new_user(admin.organization_id, Role::Scientist).await?;
+    let user_token = app.login(&user).await?;
+    let path = format!("/api/v1/users/{}", user.id);
+    let list = app.get("/api/v1/users", Some(&token)).await?;
+    ensure!(list.expect_ok(200)?["items"].as_array().map(Vec::len) == Some(2));
+    let text = list.json.to_string();
+    ensure!(
+        !text.contains("passwordHash") && !text.contains("argon2"),
+        "no hashes in listings"
+    );
+    // A user may read themselves, not others, and may not manage users.
+    app.get(&path, Some(&user_token)).await?.expect_ok(200)?;
+    app.get(&format!("/api/v1/users/{}", admin.id), Some(&user_token))
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    let put = |body: Value, tok: String, p: String| async move {
+        app.send(
+            Method::PUT,
+            &p,
+            Some(&tok),
+            &[],
+            Some(("application/json", serde_json::to_vec(&body)?)),
+        )
+        .await
+    };
+    put(json!({ "role": "ADMIN" }), user_token.clone(), path.clone())
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    // A role change needs a reason.
+    let unexplained = put(
+        json!({ "role": "LAB_MANAGER" }),
+        token.clone(),
+        path.clone(),
+    )
+    .await?;
+    unexplained.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(
+        unexplained.detail_fields() == ["reason"],
+        "{}",
+        unexplained.json
+    );
+    // Role change by the admin takes effect and is audited with old and new values.
+    let promoted = put(
+        json!({ "role": "LAB_MANAGER", "department": "Genomics", "reason": "Leads the genomics group" }),
+        token.clone(),
+        path.clone(),
+    )
+    .await?;
+    ensure!(promoted.expect_ok(200)?["role"] == "LAB_MANAGER");
+    let db = app.db().await?;
+    let audit = db
+        .query_one(
+            "SELECT old_values->>'role', new_values->>'role', reason FROM audit_events WHERE record_id = $1 AND event_type = 'USER_UPDATED'",
+            &[&user.id],
+        )
+        .await?;
+    ensure!(audit.get::<_, String>(0) == "SCIENTIST" && audit.get::<_, String>(1) == "LAB_MANAGER");
+    ensure!(audit.get::<_, Option<String>>(2).as_deref() == Some("Leads the genomics group"));
+    // No one changes their own role or deactivates themselves; no passwords set here.
+    let own = format!("/api/v1/users/{}", admin.id);
+    let self_demote = put(json!({ "role": "VIEWER" }), token.clone(), own.clone()).await?;
+    ensure!(
+        self_demote.detail_fields() == ["role"],
+        "{}",
+        self_demote.json
+    );
+    let self_off = put(json!({ "isActive": false }), token.clone(), own.clone()).await?;
+    ensure!(
+        self_off.detail_fields() == ["isActive"],
+        "{}",
+        self_off.json
+    );
+    let pw = put(
+        json!({ "password": "known to the admin" }),
+        token.clone(),
+        path.clone(),
+    )
+    .await?;
+    pw.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(pw.detail_fields() == ["password"], "{}", pw.json);
+    let sup = put(
+        json!({ "role": "SUPER_ADMIN" }),
+        token.clone(),
+        path.clone(),
+    )
+    .await?;
+    ensure!(sup.detail_fields() == ["role"], "{}", sup.json);
+    // Deactivation ends the user's sessions at once.
+    put(json!({ "isActive": false }), token.clone(), path.clone())
+        .await?
+        .expect_ok(200)?;
+    app.get("/api/auth/me", Some(&user_token))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    // Other organizations' users are 404.
+    let (_, stranger) = app.admin().await?;
+    app.get(&path, Some(&stranger))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    put(json!({ "name": "x" }), stranger, path.clone())
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    app.get("/api/v1/users/nope", Some(&token))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    Ok(())
+}
+
+/// What the mail provider stand-in received: (authorization, JSON body).
+type Received = Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>;
+
+/// A stand-in for a third-party HTTP mail provider (the network boundary):
+/// records what it receives and answers with `status`.
+async fn mail_provider(
+    status: u16,
+) -> anyhow::Result<(String, Received, tokio::sync::oneshot::Sender<()>)> {
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/send",
+        axum::routing::post(move |headers: http::HeaderMap, body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                if let Ok(mut s) = sink.lock() {
+                    s.push((auth, json));
+                }
+                http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/send", listener.local_addr()?);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok((url, received, tx))
+}
+
+async fn mail_goes_through_the_configured_provider(app: &TestApp) -> anyhow::Result<()> {
+    let db = app.db().await?;
+    for (status, delivered) in [(200u16, true), (503, false)] {
+        let (url, received, stop) = mail_provider(status).await?;
+        let host = app
+            .host_with(&[
+                ("MAIL_PROVIDER_URL", url.as_str()),
+                ("MAIL_PROVIDER_TOKEN", "provider-secret"),
+            ])
+            .await?;
+        let base = host.base_url.clone();
+        let result = async {
+            let user = app.new_org_user(Role::Viewer).await?;
+            let resp = app.http.post(format!("{base}/api/auth/forgot-password")).json(&json!({ "email": user.email })).send().await?;
+            ensure!(resp.status().as_u16() == 202, "the request succeeds whatever the provider says");
+            let got = received.lock().map(|r| r.clone()).unwrap_or_default();
+            ensure!(got.len() == 1, "one message posted, got {}", got.len());
+            let (auth, message) = &got[0];
+            ensure!(auth.as_deref() == Some("Bearer provider-secret"), "{auth:?}");
+            ensure!(message["to"] == user.email.as_str(), "{message}");
+            ensure!(message["text"].as_str().unwrap_or_default().contains("reset-password?token=pr_"), "{message}");
+            let row = db
+                .query_one(
+                    "SELECT sent_at IS NOT NULL, attempts, coalesce(last_error, '') FROM email_outbox WHERE to_address = $1",
+                    &[&user.email],
+                )
+                .await?;
+            ensure!(row.get::<_, bool>(0) == delivered, "sent_at recorded only on success");
+            ensure!(row.get::<_, i32>(1) == 1);
+            ensure!(delivered || row.get::<_, String>(2).contains("503"), "the failure is recorded");
+            anyhow::Ok(())
+        }
+        .await;
+        let _ = stop.send(());
+        tokio::task::spawn_blocking(move || host.stop()).await?;
+        result?;
+    }
+    Ok(())
+}

@@ -1,0 +1,707 @@
+//! Signing in and staying signed in: login, forged and hostile tokens, `me`, refresh rotation, logout, deactivation and lockout.
+
+use anyhow::{Context as _, ensure};
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::{Value, json};
+use shared::auth::Role;
+use shared::auth::jwt::{self, AccessClaims};
+use shared::config::HmacKey;
+use time::OffsetDateTime;
+
+use crate::client::TestApp;
+use crate::instruments::instrument;
+
+crate::cases![
+    login_returns_a_working_token,
+    login_failures_are_indistinguishable,
+    login_rejects_bad_input_and_changes_nothing,
+    hostile_tokens_are_refused,
+    me_reports_the_caller,
+    refresh_rotates_and_reuse_revokes_the_family,
+    refresh_works_from_the_cookie,
+    refresh_rejects_bad_input,
+    logout_ends_the_session_at_once,
+    deactivation_and_role_changes_take_effect_at_once,
+    lockout_after_repeated_failures_then_unlock,
+];
+
+async fn login_returns_a_working_token(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Scientist).await?;
+    let resp = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": user.email.to_uppercase(), "password": user.password }),
+        )
+        .await?;
+    let data = resp.expect_ok(200)?;
+    ensure!(
+        data["tokenType"] == "Bearer" && data["expiresIn"] == 900,
+        "{data}"
+    );
+    ensure!(
+        data["user"]["role"] == "SCIENTIST" && data["user"]["email"] == user.email.as_str(),
+        "{data}"
+    );
+    ensure!(
+        data["user"].get("passwordHash").is_none() && !resp.json.to_string().contains("argon2")
+    );
+    let token = data["accessToken"].as_str().context("token")?;
+    app.get("/api/v1/instruments", Some(token))
+        .await?
+        .expect_ok(200)?;
+    let db = app.db().await?;
+    let row = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE user_id = $1 AND event_type = 'AUTH_LOGIN_SUCCESS' AND request_id = $2",
+            &[&user.id, &resp.json["metadata"]["requestId"].as_str().unwrap_or_default()],
+        )
+        .await?;
+    ensure!(
+        row.get::<_, i64>(0) == 1,
+        "login success must be audited with its request id"
+    );
+    Ok(())
+}
+
+async fn login_failures_are_indistinguishable(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Admin).await?;
+    let wrong = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": user.email, "password": "wrong-password" }),
+        )
+        .await?;
+    let unknown = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": "nobody-here@example.org", "password": "wrong-password" }),
+        )
+        .await?;
+    wrong.expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    unknown.expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    ensure!(
+        wrong.json["error"] == unknown.json["error"],
+        "{} vs {}",
+        wrong.json,
+        unknown.json
+    );
+    let db = app.db().await?;
+    db.execute(
+        "UPDATE users SET is_active = false WHERE id = $1",
+        &[&user.id],
+    )
+    .await?;
+    let inactive = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": user.email, "password": user.password }),
+        )
+        .await?;
+    inactive.expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    ensure!(inactive.json["error"] == unknown.json["error"]);
+    let failures: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE user_id = $1 AND event_type = 'AUTH_LOGIN_FAILURE'",
+            &[&user.id],
+        )
+        .await?
+        .get(0);
+    ensure!(
+        failures == 2,
+        "each failed login is audited, got {failures}"
+    );
+    Ok(())
+}
+
+async fn login_rejects_bad_input_and_changes_nothing(app: &TestApp) -> anyhow::Result<()> {
+    let post_raw = |content_type: &'static str, body: Vec<u8>| {
+        app.send(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            &[],
+            Some((content_type, body)),
+        )
+    };
+    let malformed = post_raw("application/json", b"{\"email\": ".to_vec()).await?;
+    malformed.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(malformed.detail_fields() == ["body"], "{}", malformed.json);
+    let missing = app
+        .post("/api/auth/login", None, &json!({ "email": "a@b.co" }))
+        .await?;
+    missing.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(missing.detail_fields() == ["password"], "{}", missing.json);
+    let unknown = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": "a@b.co", "password": "x", "admin": true }),
+        )
+        .await?;
+    unknown.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(unknown.detail_fields() == ["admin"], "{}", unknown.json);
+    let bad_email = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": "not-an-email", "password": "x" }),
+        )
+        .await?;
+    bad_email.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(bad_email.detail_fields() == ["email"], "{}", bad_email.json);
+    let wrong_type = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": 42, "password": "x" }),
+        )
+        .await?;
+    wrong_type.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(
+        wrong_type.detail_fields() == ["email"],
+        "{}",
+        wrong_type.json
+    );
+    post_raw("text/plain", b"email=a".to_vec())
+        .await?
+        .expect_error(415, "UNSUPPORTED_MEDIA_TYPE")?;
+    post_raw("application/json", Vec::new())
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
+    let huge = format!(
+        "{{\"email\":\"a@b.co\",\"password\":\"{}\"}}",
+        "x".repeat(2 << 20)
+    );
+    post_raw("application/json", huge.into_bytes())
+        .await?
+        .expect_error(413, "PAYLOAD_TOO_LARGE")?;
+    let nul = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": "a\u{0}@b.co", "password": "x" }),
+        )
+        .await?;
+    nul.expect_error(400, "VALIDATION_ERROR")?;
+    // None of these requests wrote anything (other cases run concurrently,
+    // so look for these requests' own ids).
+    let ids: Vec<String> = [
+        &malformed,
+        &missing,
+        &unknown,
+        &bad_email,
+        &wrong_type,
+        &nul,
+    ]
+    .iter()
+    .filter_map(|r| r.json["metadata"]["requestId"].as_str().map(str::to_owned))
+    .collect();
+    let db = app.db().await?;
+    let written: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE request_id = ANY($1)",
+            &[&ids],
+        )
+        .await?
+        .get(0);
+    ensure!(
+        ids.len() == 6 && written == 0,
+        "bad input must change nothing ({written} rows written)"
+    );
+    for resp in [&malformed, &missing, &unknown, &wrong_type] {
+        let text = resp.json.to_string();
+        ensure!(
+            !text.contains("panicked") && !text.contains("serde"),
+            "internal text leaked: {text}"
+        );
+    }
+    Ok(())
+}
+
+fn forge(
+    app: &TestApp,
+    kid: &str,
+    secret: &[u8],
+    claims: AccessClaims,
+    now: OffsetDateTime,
+    ttl: i64,
+) -> String {
+    let keys = [HmacKey {
+        kid: kid.to_owned(),
+        secret: secret.to_vec(),
+    }];
+    jwt::sign(&keys, &claims, now, ttl)
+        .unwrap_or_else(|e| panic!("signing failed: {e} ({})", app.stack.base_url))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn hostile_tokens_are_refused(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let login_claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).context("payload")?)?,
+    )?;
+    let sid: uuid::Uuid = login_claims["sid"].as_str().context("sid claim")?.parse()?;
+    let good = AccessClaims {
+        iss: "antevus".into(),
+        aud: "antevus-api".into(),
+        sub: admin.id,
+        org: admin.organization_id,
+        role: "ADMIN".into(),
+        sid,
+        jti: uuid::Uuid::nil(),
+    };
+    let key = app.stack.jwt_secret.clone();
+    let now = OffsetDateTime::now_utc();
+    // The forged-but-correct token works: the refusals below are about the hostile part only.
+    let control = forge(app, "k1", &key, good.clone(), now, 300);
+    app.get("/api/v1/instruments", Some(&control))
+        .await?
+        .expect_ok(200)?;
+
+    let parts: Vec<&str> = token.split('.').collect();
+    ensure!(parts.len() == 3);
+    let payload: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1])?,
+    )?;
+    let mut tampered = payload.clone();
+    tampered["role"] = json!("SUPER_ADMIN");
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(tampered.to_string().as_bytes()),
+        parts[2]
+    );
+    let mut hostile = vec![
+        ("tampered payload", tampered),
+        ("stripped signature", format!("{}.{}.", parts[0], parts[1])),
+        ("garbage", "not.a.token".to_owned()),
+        (
+            "expired",
+            forge(
+                app,
+                "k1",
+                &key,
+                good.clone(),
+                now - time::Duration::hours(2),
+                300,
+            ),
+        ),
+        (
+            "not yet valid",
+            forge(
+                app,
+                "k1",
+                &key,
+                good.clone(),
+                now + time::Duration::hours(1),
+                7200,
+            ),
+        ),
+        (
+            "wrong issuer",
+            forge(
+                app,
+                "k1",
+                &key,
+                AccessClaims {
+                    iss: "evil".into(),
+                    ..good.clone()
+                },
+                now,
+                300,
+            ),
+        ),
+        (
+            "wrong audience",
+            forge(
+                app,
+                "k1",
+                &key,
+                AccessClaims {
+                    aud: "other".into(),
+                    ..good.clone()
+                },
+                now,
+                300,
+            ),
+        ),
+        (
+            "unknown kid",
+            forge(app, "k9", &key, good.clone(), now, 300),
+        ),
+        (
+            "wrong key",
+            forge(app, "k1", &[7u8; 32], good.clone(), now, 300),
+        ),
+    ];
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        let header = b64(json!({ "alg": alg, "typ": "at+jwt", "kid": "k1" })
+            .to_string()
+            .as_bytes());
+        hostile.push(("alg none", format!("{header}.{}.", parts[1])));
+    }
+    let hs512 = b64(json!({ "alg": "HS512", "typ": "at+jwt", "kid": "k1" })
+        .to_string()
+        .as_bytes());
+    hostile.push(("alg HS512", format!("{hs512}.{}.{}", parts[1], parts[2])));
+    let untyped = b64(json!({ "alg": "HS256", "kid": "k1" })
+        .to_string()
+        .as_bytes());
+    hostile.push(("no typ", format!("{untyped}.{}.{}", parts[1], parts[2])));
+    for (what, bad) in hostile {
+        let resp = app.get("/api/v1/instruments", Some(&bad)).await?;
+        let code = if what == "expired" {
+            "AUTH_TOKEN_EXPIRED"
+        } else {
+            "AUTH_TOKEN_INVALID"
+        };
+        resp.expect_error(401, code)
+            .with_context(|| format!("{what} token"))?;
+        ensure!(
+            resp.headers.get("www-authenticate").is_some(),
+            "{what}: WWW-Authenticate missing"
+        );
+    }
+    app.get("/api/v1/instruments", None)
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    // A refresh token is not an access token.
+    let login = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": admin.email, "password": admin.password }),
+        )
+        .await?;
+    let refresh = login.expect_ok(200)?["refreshToken"]
+        .as_str()
+        .context("refreshToken")?
+        .to_owned();
+    app.get("/api/v1/instruments", Some(&refresh))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.send(
+        Method::GET,
+        "/api/v1/instruments",
+        None,
+        &[("authorization", "Basic YTpi")],
+        None,
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    Ok(())
+}
+
+async fn me_reports_the_caller(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::QualityAssurance).await?;
+    let token = app.login(&user).await?;
+    let resp = app.get("/api/auth/me", Some(&token)).await?;
+    let me = resp.expect_ok(200)?;
+    ensure!(
+        me["id"] == user.id.to_string() && me["email"] == user.email.as_str(),
+        "{me}"
+    );
+    ensure!(
+        me["role"] == "QUALITY_ASSURANCE"
+            && me["organization"]["id"] == user.organization_id.to_string(),
+        "{me}"
+    );
+    let permissions: Vec<&str> = me["permissions"]
+        .as_array()
+        .context("permissions")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    ensure!(
+        permissions.contains(&"audit:view") && !permissions.contains(&"instruments:manage"),
+        "{permissions:?}"
+    );
+    ensure!(me["lastLoginAt"].is_string(), "{me}");
+    app.get("/api/auth/me", None)
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    Ok(())
+}
+
+async fn login_body(
+    app: &TestApp,
+    user: &crate::client::User,
+) -> anyhow::Result<crate::client::Resp> {
+    app.post(
+        "/api/auth/login",
+        None,
+        &json!({ "email": user.email, "password": user.password }),
+    )
+    .await
+}
+
+async fn refresh_rotates_and_reuse_revokes_the_family(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Technician).await?;
+    let login = login_body(app, &user).await?;
+    let first = login.expect_ok(200)?.clone();
+    let refresh_1 = first["refreshToken"]
+        .as_str()
+        .context("refreshToken")?
+        .to_owned();
+    ensure!(
+        refresh_1.starts_with("rt_") && first["refreshExpiresIn"] == 604_800,
+        "{first}"
+    );
+    let rotated = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            &json!({ "refreshToken": refresh_1 }),
+        )
+        .await?;
+    let second = rotated.expect_ok(200)?.clone();
+    let refresh_2 = second["refreshToken"]
+        .as_str()
+        .context("refreshToken")?
+        .to_owned();
+    let access_2 = second["accessToken"]
+        .as_str()
+        .context("accessToken")?
+        .to_owned();
+    ensure!(refresh_2 != refresh_1, "the refresh token rotates");
+    app.get("/api/auth/me", Some(&access_2))
+        .await?
+        .expect_ok(200)?;
+    // The spent token again: refused, and the whole family ends.
+    let reuse = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            &json!({ "refreshToken": refresh_1 }),
+        )
+        .await?;
+    reuse.expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.post(
+        "/api/auth/refresh",
+        None,
+        &json!({ "refreshToken": refresh_2 }),
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.get("/api/auth/me", Some(&access_2))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    let db = app.db().await?;
+    let audited: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE user_id = $1 AND event_type = 'AUTH_REFRESH_REUSE' \
+             AND severity = 'CRITICAL'",
+            &[&user.id],
+        )
+        .await?
+        .get(0);
+    ensure!(audited == 1, "reuse is audited once, got {audited}");
+    let stored: i64 = db
+        .query_one(
+            "SELECT count(*) FROM sessions WHERE user_id = $1 AND (token_hash = convert_to($2, 'UTF8') \
+             OR encode(token_hash, 'escape') LIKE 'rt_%')",
+            &[&user.id, &refresh_1],
+        )
+        .await?
+        .get(0);
+    ensure!(stored == 0, "refresh tokens are stored hashed only");
+    Ok(())
+}
+
+async fn refresh_works_from_the_cookie(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Viewer).await?;
+    let login = login_body(app, &user).await?;
+    login.expect_ok(200)?;
+    let cookie = login
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .context("set-cookie")?
+        .to_owned();
+    ensure!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("Secure")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().context("cookie pair")?.to_owned();
+    let resp = app
+        .send(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            &[("cookie", &pair)],
+            None,
+        )
+        .await?;
+    resp.expect_ok(200)?;
+    let next = resp
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .context("rotated cookie")?;
+    ensure!(!next.starts_with(&pair), "the cookie rotates too");
+    Ok(())
+}
+
+async fn refresh_rejects_bad_input(app: &TestApp) -> anyhow::Result<()> {
+    let none = app
+        .send(Method::POST, "/api/auth/refresh", None, &[], None)
+        .await?;
+    none.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(none.detail_fields() == ["refreshToken"], "{}", none.json);
+    app.post(
+        "/api/auth/refresh",
+        None,
+        &json!({ "refreshToken": "rt_nope" }),
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    let unknown = format!("rt_{}", "A".repeat(43));
+    app.post(
+        "/api/auth/refresh",
+        None,
+        &json!({ "refreshToken": unknown }),
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    let extra = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            &json!({ "refreshToken": unknown, "x": 1 }),
+        )
+        .await?;
+    extra.expect_error(400, "VALIDATION_ERROR")?;
+    // An access token is not a refresh token.
+    let (_, access) = app.admin().await?;
+    app.post(
+        "/api/auth/refresh",
+        None,
+        &json!({ "refreshToken": access }),
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    Ok(())
+}
+
+async fn logout_ends_the_session_at_once(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Scientist).await?;
+    let login = login_body(app, &user).await?;
+    let data = login.expect_ok(200)?.clone();
+    let access = data["accessToken"].as_str().context("accessToken")?;
+    let refresh = data["refreshToken"].as_str().context("refreshToken")?;
+    // A second login is a separate session and survives the first's logout.
+    let other = app.login(&user).await?;
+    let out = app
+        .send(Method::POST, "/api/auth/logout", Some(access), &[], None)
+        .await?;
+    ensure!(out.expect_ok(200)?["loggedOut"] == true);
+    let cleared = out
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    ensure!(cleared.contains("Max-Age=0"), "{cleared}");
+    app.get("/api/v1/instruments", Some(access))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.post(
+        "/api/auth/refresh",
+        None,
+        &json!({ "refreshToken": refresh }),
+    )
+    .await?
+    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.get("/api/auth/me", Some(&other))
+        .await?
+        .expect_ok(200)?;
+    app.send(Method::POST, "/api/auth/logout", None, &[], None)
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    Ok(())
+}
+
+async fn deactivation_and_role_changes_take_effect_at_once(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, _) = app.admin().await?;
+    let user = app
+        .new_user(admin.organization_id, Role::LabManager)
+        .await?;
+    let token = app.login(&user).await?;
+    let body = instrument("Role check", "incubator", "idle", "L");
+    app.post("/api/v1/instruments", Some(&token), &body)
+        .await?
+        .expect_ok(201)?;
+    let db = app.db().await?;
+    db.execute(
+        "UPDATE users SET role = 'VIEWER' WHERE id = $1",
+        &[&user.id],
+    )
+    .await?;
+    let mut second = body.clone();
+    second["name"] = json!("Role check 2");
+    app.post("/api/v1/instruments", Some(&token), &second)
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    db.execute(
+        "UPDATE users SET is_active = false WHERE id = $1",
+        &[&user.id],
+    )
+    .await?;
+    app.get("/api/v1/instruments", Some(&token))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    Ok(())
+}
+
+async fn lockout_after_repeated_failures_then_unlock(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Scientist).await?;
+    let wrong = json!({ "email": user.email, "password": "not-the-password" });
+    for _ in 0..shared::auth::session::MAX_FAILED_LOGINS {
+        app.post("/api/auth/login", None, &wrong)
+            .await?
+            .expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    }
+    // Locked: even the right password is refused, with the same answer.
+    let locked = login_body(app, &user).await?;
+    locked.expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    let unknown = app
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": "ghost@example.org", "password": "x" }),
+        )
+        .await?;
+    ensure!(
+        locked.json["error"] == unknown.json["error"],
+        "a lock must not be told apart"
+    );
+    let db = app.db().await?;
+    let row = db
+        .query_one(
+            "SELECT account_locked_until > now() + interval '14 minutes', \
+                    (SELECT count(*) FROM audit_events WHERE user_id = $1 AND event_type = 'AUTH_ACCOUNT_LOCKED') \
+             FROM users WHERE id = $1",
+            &[&user.id],
+        )
+        .await?;
+    ensure!(row.get::<_, bool>(0), "locked for 15 minutes");
+    ensure!(row.get::<_, i64>(1) == 1, "the lock is audited once");
+    // The lock expires by itself (simulate the 15 minutes passing).
+    db.execute(
+        "UPDATE users SET account_locked_until = now() - interval '1 second' WHERE id = $1",
+        &[&user.id],
+    )
+    .await?;
+    login_body(app, &user).await?.expect_ok(200)?;
+    Ok(())
+}
