@@ -49,16 +49,16 @@ fn rand_bytes() -> [u8; 16] {
 async fn signup_opens_an_organization(app: &TestApp) -> anyhow::Result<()> {
     let email = unique_email("founder");
     let body = json!({ "organizationName": "Genomics Core", "email": email, "name": "Ada", "password": "a long good passphrase" });
-    let resp = app.post("/api/auth/signup", None, &body).await?;
+    let resp = app.anonymous().post("/api/auth/signup", &body).await?;
     let data = resp.expect_ok(201)?.clone();
     ensure!(
         data["user"]["role"] == "ADMIN" && data["user"]["email"] == email.as_str(),
         "{data}"
     );
     let token = app
+        .anonymous()
         .post(
             "/api/auth/login",
-            None,
             &json!({ "email": email, "password": "a long good passphrase" }),
         )
         .await?
@@ -66,18 +66,16 @@ async fn signup_opens_an_organization(app: &TestApp) -> anyhow::Result<()> {
         .as_str()
         .context("token")?
         .to_owned();
-    let me = app.get("/api/auth/me", Some(&token)).await?;
+    let me = app.as_user(&token).get("/api/auth/me").await?;
     ensure!(me.expect_ok(200)?["organization"]["name"] == "Genomics Core");
-    let again = app.post("/api/auth/signup", None, &body).await?;
+    let again = app.anonymous().post("/api/auth/signup", &body).await?;
     again.expect_error(409, "CONFLICT")?;
     ensure!(again.detail_fields() == ["email"]);
-    let weak = app
-        .post("/api/auth/signup", None, &json!({ "organizationName": "X", "email": unique_email("w"), "name": "W", "password": "password1" }))
+    let weak = app.anonymous().post("/api/auth/signup", &json!({ "organizationName": "X", "email": unique_email("w"), "name": "W", "password": "password1" }))
         .await?;
     weak.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(weak.detail_fields() == ["password"], "{}", weak.json);
-    let both = app
-        .post("/api/auth/signup", None, &json!({ "invitationToken": "in_x", "organizationName": "X", "email": unique_email("b"), "name": "B", "password": "a long good passphrase" }))
+    let both = app.anonymous().post("/api/auth/signup", &json!({ "invitationToken": "in_x", "organizationName": "X", "email": unique_email("b"), "name": "B", "password": "a long good passphrase" }))
         .await?;
     both.expect_error(400, "VALIDATION_ERROR")?;
     Ok(())
@@ -87,9 +85,9 @@ async fn invitation_signup_joins_with_the_invited_role(app: &TestApp) -> anyhow:
     let (admin, token) = app.admin().await?;
     let email = unique_email("invitee");
     let invited = app
+        .as_user(&token)
         .post(
             "/api/v1/users",
-            Some(&token),
             &json!({ "email": email, "role": "TECHNICIAN", "name": "Tess" }),
         )
         .await?;
@@ -101,7 +99,7 @@ async fn invitation_signup_joins_with_the_invited_role(app: &TestApp) -> anyhow:
     let invitation = mailed_token(app, &email, "invitation=").await?;
     ensure!(invitation.starts_with("in_"));
     let body = json!({ "invitationToken": invitation, "name": "Tess", "password": "technician passphrase" });
-    let joined = app.post("/api/auth/signup", None, &body).await?;
+    let joined = app.anonymous().post("/api/auth/signup", &body).await?;
     let user = joined.expect_ok(201)?.clone();
     ensure!(
         user["user"]["role"] == "TECHNICIAN"
@@ -109,7 +107,7 @@ async fn invitation_signup_joins_with_the_invited_role(app: &TestApp) -> anyhow:
         "{user}"
     );
     // Single use.
-    let again = app.post("/api/auth/signup", None, &body).await?;
+    let again = app.anonymous().post("/api/auth/signup", &body).await?;
     again.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(
         again.detail_fields() == ["invitationToken"],
@@ -117,25 +115,25 @@ async fn invitation_signup_joins_with_the_invited_role(app: &TestApp) -> anyhow:
         again.json
     );
     // Inviting an existing account is a conflict; bad roles are refused.
-    app.post(
-        "/api/v1/users",
-        Some(&token),
-        &json!({ "email": email, "role": "VIEWER" }),
-    )
-    .await?
-    .expect_error(409, "CONFLICT")?;
-    let bad = app
+    app.as_user(&token)
         .post(
             "/api/v1/users",
-            Some(&token),
+            &json!({ "email": email, "role": "VIEWER" }),
+        )
+        .await?
+        .expect_error(409, "CONFLICT")?;
+    let bad = app
+        .as_user(&token)
+        .post(
+            "/api/v1/users",
             &json!({ "email": unique_email("x"), "role": "KING" }),
         )
         .await?;
     ensure!(bad.detail_fields() == ["role"], "{}", bad.json);
     let sup = app
+        .as_user(&token)
         .post(
             "/api/v1/users",
-            Some(&token),
             &json!({ "email": unique_email("x"), "role": "SUPER_ADMIN" }),
         )
         .await?;
@@ -152,7 +150,7 @@ async fn admins_manage_users_within_limits(app: &TestApp) -> anyhow::Result<()> 
     let user = app.new_user(admin.organization_id, Role::Scientist).await?;
     let user_token = app.login(&user).await?;
     let path = format!("/api/v1/users/{}", user.id);
-    let list = app.get("/api/v1/users", Some(&token)).await?;
+    let list = app.as_user(&token).get("/api/v1/users").await?;
     ensure!(list.expect_ok(200)?["items"].as_array().map(Vec::len) == Some(2));
     let text = list.json.to_string();
     ensure!(
@@ -160,19 +158,19 @@ async fn admins_manage_users_within_limits(app: &TestApp) -> anyhow::Result<()> 
         "no hashes in listings"
     );
     // A user may read themselves, not others, and may not manage users.
-    app.get(&path, Some(&user_token)).await?.expect_ok(200)?;
-    app.get(&format!("/api/v1/users/{}", admin.id), Some(&user_token))
+    app.as_user(&user_token).get(&path).await?.expect_ok(200)?;
+    app.as_user(&user_token)
+        .get(&format!("/api/v1/users/{}", admin.id))
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     let put = |body: Value, tok: String, p: String| async move {
-        app.send(
-            Method::PUT,
-            &p,
-            Some(&tok),
-            &[],
-            Some(("application/json", serde_json::to_vec(&body)?)),
-        )
-        .await
+        app.as_user(&tok)
+            .send(
+                Method::PUT,
+                &p,
+                Some(("application/json", serde_json::to_vec(&body)?)),
+            )
+            .await
     };
     put(json!({ "role": "ADMIN" }), user_token.clone(), path.clone())
         .await?
@@ -240,18 +238,21 @@ async fn admins_manage_users_within_limits(app: &TestApp) -> anyhow::Result<()> 
     put(json!({ "isActive": false }), token.clone(), path.clone())
         .await?
         .expect_ok(200)?;
-    app.get("/api/auth/me", Some(&user_token))
+    app.as_user(&user_token)
+        .get("/api/auth/me")
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
     // Other organizations' users are 404.
     let (_, stranger) = app.admin().await?;
-    app.get(&path, Some(&stranger))
+    app.as_user(&stranger)
+        .get(&path)
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     put(json!({ "name": "x" }), stranger, path.clone())
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
-    app.get("/api/v1/users/nope", Some(&token))
+    app.as_user(&token)
+        .get("/api/v1/users/nope")
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     Ok(())

@@ -19,25 +19,7 @@ async fn create_key(
     token: &str,
     body: Value,
 ) -> anyhow::Result<crate::client::Resp> {
-    app.post("/api/v1/api-keys", Some(token), &body).await
-}
-
-async fn with_key(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    key: &str,
-) -> anyhow::Result<crate::client::Resp> {
-    // On Workers the edge reports the client address in cf-connecting-ip;
-    // the other hosts take it from the connection and ignore this header.
-    app.send(
-        method,
-        path,
-        None,
-        &[("x-api-key", key), ("cf-connecting-ip", "127.0.0.1")],
-        None,
-    )
-    .await
+    app.as_user(token).post("/api/v1/api-keys", &body).await
 }
 
 async fn api_keys_are_shown_once_scoped_and_usable(app: &TestApp) -> anyhow::Result<()> {
@@ -58,26 +40,27 @@ async fn api_keys_are_shown_once_scoped_and_usable(app: &TestApp) -> anyhow::Res
         data["permissions"] == json!(["instruments:view"]) && data["usageCount"] == 0,
         "{data}"
     );
-    let list = app.get("/api/v1/api-keys", Some(&token)).await?;
+    let list = app.as_user(&token).get("/api/v1/api-keys").await?;
     let text = list.expect_ok(200)?.to_string();
     ensure!(
         !text.contains(&key) && !text.contains("keyHash") && !text.contains("\"key\""),
         "listing leaks: {text}"
     );
     // Usable on /api/v1 as X-API-Key or as a bearer token.
-    with_key(app, Method::GET, "/api/v1/instruments", &key)
+    app.as_key(&key)
+        .get("/api/v1/instruments")
         .await?
         .expect_ok(200)?;
-    app.get("/api/v1/instruments", Some(&key))
+    app.as_user(&key)
+        .get("/api/v1/instruments")
         .await?
         .expect_ok(200)?;
     // Scoped: a view-only key cannot create, though its owner could.
     let post = app
+        .as_key(&key)
         .send(
             Method::POST,
             "/api/v1/instruments",
-            None,
-            &[("x-api-key", key.as_str())],
             Some((
                 "application/json",
                 serde_json::to_vec(&instrument("K", "hplc", "idle", "L"))?,
@@ -125,18 +108,22 @@ async fn api_keys_are_shown_once_scoped_and_usable(app: &TestApp) -> anyhow::Res
     // Only keys:manage may manage keys.
     let viewer = app.new_user(admin.organization_id, Role::Viewer).await?;
     let viewer_token = app.login(&viewer).await?;
-    app.get("/api/v1/api-keys", Some(&viewer_token))
+    app.as_user(&viewer_token)
+        .get("/api/v1/api-keys")
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     // A key cannot mint keys wider than itself, nor use a garbage key.
-    with_key(app, Method::GET, "/api/v1/api-keys", &key)
+    app.as_key(&key)
+        .get("/api/v1/api-keys")
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     let forged = format!("{}_{}", &key[..15], "A".repeat(43));
-    with_key(app, Method::GET, "/api/v1/instruments", &forged)
+    app.as_key(&forged)
+        .get("/api/v1/instruments")
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
-    with_key(app, Method::GET, "/api/v1/instruments", "ak_garbage")
+    app.as_key("ak_garbage")
+        .get("/api/v1/instruments")
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
     Ok(())
@@ -154,7 +141,8 @@ async fn api_key_allowlist_expiry_and_revocation(app: &TestApp) -> anyhow::Resul
         .as_str()
         .context("key")?
         .to_owned();
-    with_key(app, Method::GET, "/api/v1/instruments", &fenced_key)
+    app.as_key(&fenced_key)
+        .get("/api/v1/instruments")
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
     let local = create_key(
@@ -169,7 +157,8 @@ async fn api_key_allowlist_expiry_and_revocation(app: &TestApp) -> anyhow::Resul
         "{local_data}"
     );
     let local_key = local_data["key"].as_str().context("key")?.to_owned();
-    with_key(app, Method::GET, "/api/v1/instruments", &local_key)
+    app.as_key(&local_key)
+        .get("/api/v1/instruments")
         .await?
         .expect_ok(200)?;
     // Expiry.
@@ -188,7 +177,8 @@ async fn api_key_allowlist_expiry_and_revocation(app: &TestApp) -> anyhow::Resul
         &[&local_id],
     )
     .await?;
-    with_key(app, Method::GET, "/api/v1/instruments", &local_key)
+    app.as_key(&local_key)
+        .get("/api/v1/instruments")
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
     // Revocation: 404 for others, once only, audited once.
@@ -205,32 +195,30 @@ async fn api_key_allowlist_expiry_and_revocation(app: &TestApp) -> anyhow::Resul
         live_data["id"].as_str().context("id")?
     );
     let (_, stranger) = app.admin().await?;
-    app.send(Method::DELETE, &path, Some(&stranger), &[], None)
+    app.as_user(&stranger)
+        .delete(&path)
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
-    with_key(app, Method::GET, "/api/v1/instruments", &live_key)
+    app.as_key(&live_key)
+        .get("/api/v1/instruments")
         .await?
         .expect_ok(200)?;
-    let revoked = app
-        .send(Method::DELETE, &path, Some(&token), &[], None)
-        .await?;
+    let revoked = app.as_user(&token).delete(&path).await?;
     ensure!(revoked.expect_ok(200)?["revoked"] == true);
-    with_key(app, Method::GET, "/api/v1/instruments", &live_key)
+    app.as_key(&live_key)
+        .get("/api/v1/instruments")
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
-    app.send(Method::DELETE, &path, Some(&token), &[], None)
+    app.as_user(&token)
+        .delete(&path)
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
-    app.send(
-        Method::DELETE,
-        "/api/v1/api-keys/not-a-uuid",
-        Some(&token),
-        &[],
-        None,
-    )
-    .await?
-    .expect_error(404, "RESOURCE_NOT_FOUND")?;
-    app.get(&path, Some(&token))
+    app.as_user(&token)
+        .delete("/api/v1/api-keys/not-a-uuid")
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    app.as_user(&token)
+        .get(&path)
         .await?
         .expect_error(405, "METHOD_NOT_ALLOWED")?;
     let audits: i64 = db
@@ -261,11 +249,7 @@ async fn api_key_rate_limit_override(app: &TestApp) -> anyhow::Result<()> {
         .to_owned();
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        statuses.push(
-            with_key(app, Method::GET, "/api/v1/instruments", &key)
-                .await?
-                .status,
-        );
+        statuses.push(app.as_key(&key).get("/api/v1/instruments").await?.status);
     }
     ensure!(statuses == [200, 200, 200, 429, 429], "{statuses:?}");
     Ok(())

@@ -39,7 +39,8 @@ async fn chain_with_events(app: &TestApp) -> anyhow::Result<(uuid::Uuid, String)
 
 async fn verify(app: &TestApp, token: &str, query: &str) -> anyhow::Result<Value> {
     let resp = app
-        .get(&format!("/api/audit/verify{query}"), Some(token))
+        .as_user(token)
+        .get(&format!("/api/audit/verify{query}"))
         .await?;
     Ok(resp.expect_ok(200)?.clone())
 }
@@ -137,14 +138,17 @@ async fn audit_chain_verifies_and_records_a_signed_checkpoint(app: &TestApp) -> 
         "{part}"
     );
     // Bad ranges, and who may verify.
-    app.get("/api/audit/verify?from=0", Some(&qa))
+    app.as_user(&qa)
+        .get("/api/audit/verify?from=0")
         .await?
         .expect_error(400, "VALIDATION_ERROR")?;
-    app.get("/api/audit/verify?from=5&to=2", Some(&qa))
+    app.as_user(&qa)
+        .get("/api/audit/verify?from=5&to=2")
         .await?
         .expect_error(400, "VALIDATION_ERROR")?;
     let (_, scientist) = app.member(org, Role::Scientist).await?;
-    app.get("/api/audit/verify", Some(&scientist))
+    app.as_user(&scientist)
+        .get("/api/audit/verify")
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     // Another organization's chain is its own.
@@ -284,7 +288,7 @@ async fn audit_events_are_listed_newest_first_with_filters(app: &TestApp) -> any
             })
             .unwrap_or_default()
     };
-    let first = app.get("/api/audit/events?limit=3", Some(&qa)).await?;
+    let first = app.as_user(&qa).get("/api/audit/events?limit=3").await?;
     let first = first.expect_ok(200)?.clone();
     let top = sequences(&first);
     ensure!(
@@ -298,16 +302,15 @@ async fn audit_events_are_listed_newest_first_with_filters(app: &TestApp) -> any
     );
     let cursor = first["nextCursor"].as_str().context("next page")?;
     let second = app
-        .get(
-            &format!("/api/audit/events?limit=3&cursor={cursor}"),
-            Some(&qa),
-        )
+        .as_user(&qa)
+        .get(&format!("/api/audit/events?limit=3&cursor={cursor}"))
         .await?;
     let second = sequences(second.expect_ok(200)?);
     ensure!(second.first() == Some(&(top[2] - 1)), "{second:?}");
 
     let created = app
-        .get("/api/audit/events?eventType=INSTRUMENT_CREATED", Some(&qa))
+        .as_user(&qa)
+        .get("/api/audit/events?eventType=INSTRUMENT_CREATED")
         .await?;
     let created = created.expect_ok(200)?;
     ensure!(
@@ -315,14 +318,12 @@ async fn audit_events_are_listed_newest_first_with_filters(app: &TestApp) -> any
         "{created}"
     );
     let text = app
-        .get(
-            "/api/audit/events?q=INSTRUMENT%20regis&outcome=SUCCESS",
-            Some(&qa),
-        )
+        .as_user(&qa)
+        .get("/api/audit/events?q=INSTRUMENT%20regis&outcome=SUCCESS")
         .await?;
     ensure!(text.expect_ok(200)?["items"].as_array().map(Vec::len) == Some(4));
     // Wildcards are literal.
-    let literal = app.get("/api/audit/events?q=%25", Some(&qa)).await?;
+    let literal = app.as_user(&qa).get("/api/audit/events?q=%25").await?;
     ensure!(literal.expect_ok(200)?["items"].as_array().map(Vec::len) == Some(0));
     for bad in [
         "severity=LOUD",
@@ -331,19 +332,22 @@ async fn audit_events_are_listed_newest_first_with_filters(app: &TestApp) -> any
         "cursor=xyz",
         "colour=red",
     ] {
-        app.get(&format!("/api/audit/events?{bad}"), Some(&qa))
+        app.as_user(&qa)
+            .get(&format!("/api/audit/events?{bad}"))
             .await?
             .expect_error(400, "VALIDATION_ERROR")
             .with_context(|| bad.to_owned())?;
     }
     let (_, scientist) = app.member(org, Role::Scientist).await?;
-    app.get("/api/audit/events", Some(&scientist))
+    app.as_user(&scientist)
+        .get("/api/audit/events")
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     // Another organization's events never show.
     let (_, other_qa) = chain_with_events(app).await?;
     let theirs = app
-        .get("/api/audit/events?limit=100", Some(&other_qa))
+        .as_user(&other_qa)
+        .get("/api/audit/events?limit=100")
         .await?;
     let theirs = theirs.expect_ok(200)?;
     let ids: Vec<&str> = first["items"]
@@ -377,11 +381,10 @@ async fn audit_export_round_trips_through_the_offline_verifier(
         let qa = qa.clone();
         async move {
             let raw = app
+                .as_user(&qa)
                 .raw(
                     reqwest::Method::GET,
                     &format!("/api/audit/export{query}"),
-                    Some(&qa),
-                    &[],
                     None,
                 )
                 .await?;
@@ -437,13 +440,15 @@ async fn audit_export_round_trips_through_the_offline_verifier(
     ensure!(verify(app, &qa, "").await?["verified"] == true);
     // Refusals.
     for bad in ["format=pdf", "limit=5", "after=x", "severity=LOUD"] {
-        app.get(&format!("/api/audit/export?{bad}"), Some(&qa))
+        app.as_user(&qa)
+            .get(&format!("/api/audit/export?{bad}"))
             .await?
             .expect_error(400, "VALIDATION_ERROR")
             .with_context(|| bad.to_owned())?;
     }
     let (_, scientist) = app.member(org, Role::Scientist).await?;
-    app.get("/api/audit/export", Some(&scientist))
+    app.as_user(&scientist)
+        .get("/api/audit/export")
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     Ok(())
@@ -454,13 +459,13 @@ async fn denials_client_events_and_sessions_are_on_the_record(app: &TestApp) -> 
     let (viewer, viewer_token) = app.member(org, Role::Viewer).await?;
     let db = app.db().await?;
     // A denied permission.
-    app.post(
-        "/api/v1/instruments",
-        Some(&viewer_token),
-        &json!({"name": "Not allowed", "type": "freezer"}),
-    )
-    .await?
-    .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    app.as_user(&viewer_token)
+        .post(
+            "/api/v1/instruments",
+            &json!({"name": "Not allowed", "type": "freezer"}),
+        )
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     let denied = db
         .query_one(
             "SELECT outcome, severity, metadata->>'path', session_id FROM audit_events \
@@ -476,13 +481,8 @@ async fn denials_client_events_and_sessions_are_on_the_record(app: &TestApp) -> 
     );
 
     // A client-reported event, anonymous: the system chain, marked, redacted.
-    let anonymous = app
-        .post(
-            "/api/audit",
-            None,
-            &json!({"eventType": "CSP_VIOLATION", "action": "Blocked inline script", "severity": "WARNING",
-                    "metadata": {"page": "/runs", "userEmail": "someone@lab.example"}}),
-        )
+    let anonymous = app.anonymous().post("/api/audit", &json!({"eventType": "CSP_VIOLATION", "action": "Blocked inline script", "severity": "WARNING",
+                    "metadata": {"page": "/runs", "userEmail": "someone@lab.example"}}))
         .await?;
     let recorded = anonymous.expect_ok(201)?;
     ensure!(
@@ -506,9 +506,9 @@ async fn denials_client_events_and_sessions_are_on_the_record(app: &TestApp) -> 
     );
     // With a token: the caller's chain.
     let attributed = app
+        .as_user(&qa)
         .post(
             "/api/audit",
-            Some(&qa),
             &json!({"eventType": "SESSION_IDLE_LOCK", "action": "Screen locked after 15 minutes"}),
         )
         .await?;
@@ -529,21 +529,23 @@ async fn denials_client_events_and_sessions_are_on_the_record(app: &TestApp) -> 
         json!({"eventType": "OK_TYPE", "action": "x", "extra": 1}),
         json!({"eventType": "OK_TYPE", "action": "x", "metadata": {"blob": "y".repeat(2100)}}),
     ] {
-        app.post("/api/audit", None, &body)
+        app.anonymous()
+            .post("/api/audit", &body)
             .await?
             .expect_error(400, "VALIDATION_ERROR")
             .with_context(|| body.to_string())?;
     }
-    app.post(
-        "/api/audit",
-        Some("forged"),
-        &json!({"eventType": "OK_TYPE", "action": "x"}),
-    )
-    .await?
-    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.as_user("forged")
+        .post(
+            "/api/audit",
+            &json!({"eventType": "OK_TYPE", "action": "x"}),
+        )
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
     let huge =
         json!({"eventType": "OK_TYPE", "action": "x", "metadata": {"blob": "y".repeat(5000)}});
-    app.post("/api/audit", None, &huge)
+    app.anonymous()
+        .post("/api/audit", &huge)
         .await?
         .expect_error(413, "PAYLOAD_TOO_LARGE")?;
     // Everything above still verifies.
@@ -562,7 +564,7 @@ async fn electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_
     let path = format!("/api/v1/runs/{run_id}/signatures");
     let sign = |token: String, body: Value| {
         let path = path.clone();
-        async move { app.post(&path, Some(&token), &body).await }
+        async move { app.as_user(&token).post(&path, &body).await }
     };
     let first =
         json!({"meaning": "authorship", "email": scientist.email, "password": scientist.password});
@@ -570,15 +572,14 @@ async fn electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_
     sign(token.clone(), first.clone())
         .await?
         .expect_error(409, "CONFLICT")?;
-    app.json(
-        reqwest::Method::PUT,
-        &format!("/api/v1/runs/{run_id}/stop"),
-        Some(&token),
-        &[],
-        &json!({"outcome": "aborted", "reason": "Plate dropped"}),
-    )
-    .await?
-    .expect_ok(200)?;
+    app.as_user(&token)
+        .json(
+            reqwest::Method::PUT,
+            &format!("/api/v1/runs/{run_id}/stop"),
+            &json!({"outcome": "aborted", "reason": "Plate dropped"}),
+        )
+        .await?
+        .expect_ok(200)?;
     // The first signature of a login needs the user ID too.
     let no_id = sign(
         token.clone(),
@@ -650,7 +651,7 @@ async fn electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_
     .await?
     .expect_ok(201)?;
 
-    let listed = app.get(&path, Some(&viewer)).await?;
+    let listed = app.as_user(&viewer).get(&path).await?;
     let listed = listed.expect_ok(200)?.clone();
     let statuses = |list: &Value| -> Vec<String> {
         list["items"]
@@ -664,7 +665,8 @@ async fn electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_
     };
     ensure!(statuses(&listed) == ["valid", "valid", "valid"], "{listed}");
     let shown = app
-        .get(&format!("/api/v1/runs/{run_id}"), Some(&viewer))
+        .as_user(&viewer)
+        .get(&format!("/api/v1/runs/{run_id}"))
         .await?;
     let shown = shown.expect_ok(200)?.clone();
     ensure!(
@@ -677,23 +679,23 @@ async fn electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_
     // The run changes (its results are recorded): every signature is invalidated.
     let csv = b"Well,Type,Value\nA1,Blank,0.05\nB1,Positive,1.8\nB2,Positive,1.7\nC1,Negative,0.1\nC2,Negative,0.12\n";
     let uploaded = app
+        .as_user(&token)
         .raw(
             reqwest::Method::POST,
             &format!("/api/v1/runs/{run_id}/data?format=plate_reader_csv"),
-            Some(&token),
-            &[],
             Some(csv.to_vec()),
         )
         .await?;
     ensure!(uploaded.status == 201, "{}", uploaded.status);
-    let after = app.get(&path, Some(&viewer)).await?;
+    let after = app.as_user(&viewer).get(&path).await?;
     let after = after.expect_ok(200)?.clone();
     ensure!(
         statuses(&after) == ["invalidated", "invalidated", "invalidated"],
         "{after}"
     );
     let shown = app
-        .get(&format!("/api/v1/runs/{run_id}"), Some(&viewer))
+        .as_user(&viewer)
+        .get(&format!("/api/v1/runs/{run_id}"))
         .await?;
     ensure!(
         shown.expect_ok(200)?["signatures"]
@@ -712,10 +714,8 @@ async fn electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_
     ))
     .await?;
     let moved = app
-        .get(
-            &format!("/api/v1/runs/{other_id}/signatures"),
-            Some(&viewer),
-        )
+        .as_user(&viewer)
+        .get(&format!("/api/v1/runs/{other_id}/signatures"))
         .await?;
     let moved = moved.expect_ok(200)?.clone();
     ensure!(statuses(&moved) == ["tampered"], "{moved}");
@@ -746,11 +746,10 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
     let (_, run) = started_run(app, &admin, &token, "hplc").await?;
     let run_id = id_of(&run)?;
     let uploaded = app
+        .as_user(&token)
         .raw(
             reqwest::Method::POST,
             &format!("/api/v1/runs/{run_id}/data?filename=trace.txt"),
-            Some(&token),
-            &[],
             Some(b"old chromatogram".to_vec()),
         )
         .await?;
@@ -771,11 +770,13 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
     let head = before["verifiedToSequence"].as_i64().context("head")?;
 
     // Only administrators run the job.
-    app.post("/api/v1/retention/run", Some(&qa), &json!({}))
+    app.as_user(&qa)
+        .post("/api/v1/retention/run", &json!({}))
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     let ran = app
-        .post("/api/v1/retention/run", Some(&admin), &json!({}))
+        .as_user(&admin)
+        .post("/api/v1/retention/run", &json!({}))
         .await?;
     let ran = ran.expect_ok(200)?.clone();
     ensure!(
@@ -805,22 +806,23 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
             && after["verifiedToSequence"].as_i64() > Some(head),
         "{after}"
     );
-    app.get("/api/audit/verify?from=2", Some(&qa))
+    app.as_user(&qa)
+        .get("/api/audit/verify?from=2")
         .await?
         .expect_error(400, "VALIDATION_ERROR")?;
     // The run keeps its data record, not its bytes.
     let gone = app
+        .as_user(&admin)
         .raw(
             reqwest::Method::GET,
             &format!("/api/v1/runs/{run_id}/data"),
-            Some(&admin),
-            &[],
             None,
         )
         .await?;
     gone.envelope()?.expect_error(409, "CONFLICT")?;
     let shown = app
-        .get(&format!("/api/v1/runs/{run_id}"), Some(&admin))
+        .as_user(&admin)
+        .get(&format!("/api/v1/runs/{run_id}"))
         .await?;
     ensure!(shown.expect_ok(200)?["data"]["status"] == "purged");
     let chunks: i64 = db
@@ -842,7 +844,8 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
         .get(0);
     ensure!(runs == 1);
     let again = app
-        .post("/api/v1/retention/run", Some(&admin), &json!({}))
+        .as_user(&admin)
+        .post("/api/v1/retention/run", &json!({}))
         .await?;
     ensure!(again.expect_ok(200)?["auditEventsRemoved"] == 0);
     // The database keeps seven years whatever it is asked, even for the

@@ -14,26 +14,24 @@ async fn bridges_enroll_once_with_a_join_token(app: &TestApp) -> anyhow::Result<
     let org = admin.organization_id;
     // Only key managers make join tokens.
     let (_, scientist) = app.member(org, Role::Scientist).await?;
-    app.post(
-        "/api/v1/bridges/join-tokens",
-        Some(&scientist),
-        &json!({"name": "Lab 2"}),
-    )
-    .await?
-    .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    app.as_user(&scientist)
+        .post("/api/v1/bridges/join-tokens", &json!({"name": "Lab 2"}))
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     for bad in [
         json!({"name": ""}),
         json!({"name": "x", "expiresInMinutes": 0}),
         json!({"name": "x", "extra": 1}),
     ] {
-        app.post("/api/v1/bridges/join-tokens", Some(&token), &bad)
+        app.as_user(&token)
+            .post("/api/v1/bridges/join-tokens", &bad)
             .await?
             .expect_error(400, "VALIDATION_ERROR")?;
     }
     let made = app
+        .as_user(&token)
         .post(
             "/api/v1/bridges/join-tokens",
-            Some(&token),
             &json!({"name": "Lab 2 bench PC"}),
         )
         .await?;
@@ -96,18 +94,15 @@ async fn bridges_enroll_once_with_a_join_token(app: &TestApp) -> anyhow::Result<
         matches!(reused, Err(edge_bridge::enroll::EnrollError::Rejected)),
         "{reused:?}"
     );
-    app.post(
-        "/api/v1/bridges/enroll",
-        None,
-        &json!({"token": "bj_forged"}),
-    )
-    .await?
-    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.anonymous()
+        .post("/api/v1/bridges/enroll", &json!({"token": "bj_forged"}))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
     // An expired token is refused the same way.
     let short = app
+        .as_user(&token)
         .post(
             "/api/v1/bridges/join-tokens",
-            Some(&token),
             &json!({"name": "Expired", "expiresInMinutes": 1}),
         )
         .await?;
@@ -122,12 +117,13 @@ async fn bridges_enroll_once_with_a_join_token(app: &TestApp) -> anyhow::Result<
             &[&org],
         )
         .await?;
-    app.post("/api/v1/bridges/enroll", None, &json!({"token": short}))
+    app.anonymous()
+        .post("/api/v1/bridges/enroll", &json!({"token": short}))
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
 
     // Listed, and its key works within its scopes.
-    let listed = app.get("/api/v1/bridges", Some(&scientist)).await?;
+    let listed = app.as_user(&scientist).get("/api/v1/bridges").await?;
     let listed = listed.expect_ok(200)?.clone();
     let items = listed["items"].as_array().context("items")?;
     ensure!(
@@ -139,18 +135,13 @@ async fn bridges_enroll_once_with_a_join_token(app: &TestApp) -> anyhow::Result<
         "{listed}"
     );
     let as_bridge = app
-        .send(
-            reqwest::Method::GET,
-            "/api/v1/instruments",
-            None,
-            &[("x-api-key", credentials.api_key.as_str())],
-            None,
-        )
+        .as_key(&credentials.api_key)
+        .send(reqwest::Method::GET, "/api/v1/instruments", None)
         .await?;
     as_bridge.expect_ok(200)?;
     let outsider = app.new_org_user(Role::Admin).await?;
     let outsider = app.login(&outsider).await?;
-    let theirs = app.get("/api/v1/bridges", Some(&outsider)).await?;
+    let theirs = app.as_user(&outsider).get("/api/v1/bridges").await?;
     ensure!(
         theirs.expect_ok(200)?["items"]
             .as_array()

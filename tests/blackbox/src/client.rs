@@ -99,6 +99,114 @@ impl Raw {
     }
 }
 
+/// One caller's requests: its credentials (none, a bearer token or an API
+/// key) and any extra headers, bound once (`app.as_user(&token).get(path)`).
+#[derive(Clone)]
+pub struct Caller<'a> {
+    app: &'a TestApp,
+    token: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl Caller<'_> {
+    /// The same caller, sending one more header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The same caller, sending these headers too.
+    pub fn headers(self, headers: &[(&str, &str)]) -> Self {
+        headers
+            .iter()
+            .fold(self, |caller, (name, value)| caller.header(name, value))
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut request = self.app.http.request(method, self.app.url(path));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        request
+    }
+
+    /// Sends `body` as-is with its content type; parses the envelope.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> anyhow::Result<Resp> {
+        let mut request = self.request(method, path);
+        if let Some((content_type, bytes)) = body {
+            request = request.header("content-type", content_type).body(bytes);
+        }
+        let response = request.send().await.context("request failed")?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await?;
+        let json = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{status} reply is not JSON: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })?;
+        Ok(Resp {
+            status,
+            headers,
+            json,
+        })
+    }
+
+    /// Sends a raw body; keeps the answer's bytes.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Raw> {
+        let mut request = self.request(method, path);
+        if let Some(bytes) = body {
+            request = request.body(bytes);
+        }
+        let response = request.send().await.context("request failed")?;
+        Ok(Raw {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.bytes().await?.to_vec(),
+        })
+    }
+
+    /// Sends a JSON body.
+    pub async fn json(&self, method: Method, path: &str, body: &Value) -> anyhow::Result<Resp> {
+        self.send(
+            method,
+            path,
+            Some(("application/json", serde_json::to_vec(body)?)),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Resp> {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Resp> {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Resp> {
+        self.json(Method::POST, path, body).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Resp> {
+        self.json(Method::PUT, path, body).await
+    }
+}
+
 /// A user made by a fixture.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -134,106 +242,33 @@ impl TestApp {
         format!("{}{path}", self.stack.base_url)
     }
 
-    /// Sends a request; `body` is sent as-is with the given content type.
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        headers: &[(&str, &str)],
-        body: Option<(&str, Vec<u8>)>,
-    ) -> anyhow::Result<Resp> {
-        let mut request = self.http.request(method, self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some((content_type, bytes)) = body {
-            request = request.header("content-type", content_type).body(bytes);
-        }
-        let response = request.send().await.context("request failed")?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await?;
-        let json = serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "{status} reply is not JSON: {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })?;
-        Ok(Resp {
-            status,
-            headers,
-            json,
-        })
+    /// Requests with no credentials.
+    pub fn anonymous(&self) -> Caller<'_> {
+        self.caller(None)
     }
 
-    /// Sends a request with a raw body; keeps the answer's bytes.
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        headers: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-    ) -> anyhow::Result<Raw> {
-        let mut request = self.http.request(method, self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(bytes) = body {
-            request = request.body(bytes);
-        }
-        let response = request.send().await.context("request failed")?;
-        Ok(Raw {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: response.bytes().await?.to_vec(),
-        })
+    /// Requests as the holder of an access token (or of an API key sent as
+    /// a bearer token, which `/api/v1` also takes).
+    pub fn as_user(&self, token: &str) -> Caller<'_> {
+        self.caller(Some(token))
     }
 
-    pub async fn get(&self, path: &str, token: Option<&str>) -> anyhow::Result<Resp> {
-        self.send(Method::GET, path, token, &[], None).await
+    /// Requests with an API key. On Workers the edge reports the client's
+    /// address in `cf-connecting-ip`; the other hosts take it from the
+    /// connection and ignore the header.
+    pub fn as_key(&self, key: &str) -> Caller<'_> {
+        self.anonymous()
+            .header("x-api-key", key)
+            .header("cf-connecting-ip", "127.0.0.1")
     }
 
-    pub async fn post(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        body: &Value,
-    ) -> anyhow::Result<Resp> {
-        self.send(
-            Method::POST,
-            path,
-            token,
-            &[],
-            Some(("application/json", serde_json::to_vec(body)?)),
-        )
-        .await
-    }
-
-    /// Sends a JSON body with extra headers.
-    pub async fn json(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        headers: &[(&str, &str)],
-        body: &Value,
-    ) -> anyhow::Result<Resp> {
-        self.send(
-            method,
-            path,
-            token,
-            headers,
-            Some(("application/json", serde_json::to_vec(body)?)),
-        )
-        .await
+    /// Requests with an access token or without one.
+    pub fn caller(&self, token: Option<&str>) -> Caller<'_> {
+        Caller {
+            app: self,
+            token: token.map(str::to_owned),
+            headers: Vec::new(),
+        }
     }
 
     /// A user of `role` in `organization_id`, logged in.
@@ -286,9 +321,9 @@ impl TestApp {
     /// Logs in through the API; returns the access token.
     pub async fn login(&self, user: &User) -> anyhow::Result<String> {
         let resp = self
+            .anonymous()
             .post(
                 "/api/auth/login",
-                None,
                 &serde_json::json!({ "email": user.email, "password": user.password }),
             )
             .await?;

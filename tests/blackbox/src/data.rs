@@ -56,14 +56,14 @@ async fn upload(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> anyhow::Result<Raw> {
-    app.raw(
-        Method::POST,
-        &format!("/api/v1/runs/{run_id}/data{query}"),
-        Some(token),
-        headers,
-        Some(body.to_vec()),
-    )
-    .await
+    app.as_user(token)
+        .headers(headers)
+        .raw(
+            Method::POST,
+            &format!("/api/v1/runs/{run_id}/data{query}"),
+            Some(body.to_vec()),
+        )
+        .await
 }
 
 /// Sends `bytes[first..end]` as one chunk of a `total`-byte file.
@@ -93,14 +93,10 @@ async fn download(
     run_id: &str,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<Raw> {
-    app.raw(
-        Method::GET,
-        &format!("/api/v1/runs/{run_id}/data"),
-        Some(token),
-        headers,
-        None,
-    )
-    .await
+    app.as_user(token)
+        .headers(headers)
+        .raw(Method::GET, &format!("/api/v1/runs/{run_id}/data"), None)
+        .await
 }
 
 async fn events(app: &TestApp, run_id: &str, event_type: &str) -> anyhow::Result<i64> {
@@ -153,7 +149,8 @@ async fn run_data_upload_parses_results_and_downloads_with_etag_and_ranges(
     );
     // The run shows its results and its file.
     let shown = app
-        .get(&format!("/api/v1/runs/{run_id}"), Some(&scientist))
+        .as_user(&scientist)
+        .get(&format!("/api/v1/runs/{run_id}"))
         .await?;
     let shown = shown.expect_ok(200)?;
     ensure!(
@@ -275,7 +272,8 @@ async fn run_data_resumes_chunked_uploads_and_refuses_bad_chunks(
     ensure!(pending.header("upload-offset") == Some("100000"));
     pending.envelope()?.expect_error(409, "CONFLICT")?;
     let shown = app
-        .get(&format!("/api/v1/runs/{run_id}"), Some(&technician))
+        .as_user(&technician)
+        .get(&format!("/api/v1/runs/{run_id}"))
         .await?;
     ensure!(shown.expect_ok(200)?["data"]["receivedBytes"] == 100_000);
 
@@ -596,7 +594,8 @@ async fn run_data_permissions_and_organization_isolation(app: &TestApp) -> anyho
         .await?
         .envelope()?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
-    app.get(&format!("/api/v1/runs/{run_id}/qc"), Some(&outsider))
+    app.as_user(&outsider)
+        .get(&format!("/api/v1/runs/{run_id}/qc"))
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     let again = download(app, &manager, &run_id, &[]).await?;
@@ -664,10 +663,8 @@ async fn run_data_larger_than_the_inline_size_goes_to_object_storage(
     ensure!(ranged.bytes().await?.as_ref() == &file[5_242_870..5_242_890]);
     // Or the URL itself, for web clients.
     let as_json = app
-        .get(
-            &format!("/api/v1/runs/{run_id}/data?redirect=false"),
-            Some(&manager),
-        )
+        .as_user(&manager)
+        .get(&format!("/api/v1/runs/{run_id}/data?redirect=false"))
         .await?;
     let as_json = as_json.expect_ok(200)?;
     ensure!(
@@ -690,7 +687,7 @@ async fn qc_report_checks_results_against_the_instruments_thresholds(
     let path = format!("/api/v1/runs/{run_id}/qc");
 
     // Before results: every check is not available.
-    let empty = app.get(&path, Some(&viewer)).await?;
+    let empty = app.as_user(&viewer).get(&path).await?;
     let empty = empty.expect_ok(200)?;
     ensure!(empty["dataQuality"] == "not_available", "{empty}");
     ensure!(
@@ -711,7 +708,7 @@ async fn qc_report_checks_results_against_the_instruments_thresholds(
     .await?
     .envelope()?
     .expect_ok(201)?;
-    let report = app.get(&path, Some(&viewer)).await?;
+    let report = app.as_user(&viewer).get(&path).await?;
     let report = report.expect_ok(200)?.clone();
     let check = |metric: &str| -> Value {
         report["checks"]
@@ -729,17 +726,10 @@ async fn qc_report_checks_results_against_the_instruments_thresholds(
 
     // Stricter thresholds in the instrument's configuration change the verdict.
     let instrument_id = run["instrumentId"].as_str().context("instrumentId")?;
-    let resp = app
-        .json(
-            Method::PUT,
-            &format!("/api/v1/instruments/{instrument_id}"),
-            Some(&manager),
-            &[],
-            &json!({"version": 1, "configuration": {"qcThresholds": {"zPrime": {"warn": 0.995, "fail": 0.99}}}}),
-        )
+    let resp = app.as_user(&manager).put(&format!("/api/v1/instruments/{instrument_id}"), &json!({"version": 1, "configuration": {"qcThresholds": {"zPrime": {"warn": 0.995, "fail": 0.99}}}}))
         .await?;
     resp.expect_ok(200)?;
-    let strict = app.get(&path, Some(&viewer)).await?;
+    let strict = app.as_user(&viewer).get(&path).await?;
     let strict = strict.expect_ok(200)?;
     ensure!(strict["dataQuality"] == "poor", "{strict}");
 
@@ -758,7 +748,8 @@ async fn qc_report_checks_results_against_the_instruments_thresholds(
     .envelope()?
     .expect_ok(201)?;
     let q = app
-        .get(&format!("/api/v1/runs/{qpcr_id}/qc"), Some(&viewer))
+        .as_user(&viewer)
+        .get(&format!("/api/v1/runs/{qpcr_id}/qc"))
         .await?;
     let q = q.expect_ok(200)?;
     let names: Vec<&str> = q["checks"]
@@ -772,7 +763,8 @@ async fn qc_report_checks_results_against_the_instruments_thresholds(
     ensure!(q["dataQuality"] == "excellent", "{q}");
     // Guests may not read runs.
     let (_, guest) = app.member(admin.organization_id, Role::Guest).await?;
-    app.get(&path, Some(&guest))
+    app.as_user(&guest)
+        .get(&path)
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     Ok(())

@@ -1,7 +1,6 @@
 //! The envelope every answer shares: health, request ids, unknown paths and methods.
 
 use anyhow::ensure;
-use reqwest::Method;
 use serde_json::Value;
 
 use crate::client::TestApp;
@@ -15,7 +14,7 @@ crate::cases![
 ];
 
 async fn health_reports_database_reachable(app: &TestApp) -> anyhow::Result<()> {
-    let resp = app.get("/api/health", None).await?;
+    let resp = app.anonymous().get("/api/health").await?;
     let data = resp.expect_ok(200)?;
     ensure!(
         data["database"] == "reachable" && data["status"] == "ok",
@@ -67,13 +66,9 @@ async fn health_is_503_in_the_envelope_when_the_database_is_down(
 
 async fn request_id_is_honoured_or_generated(app: &TestApp) -> anyhow::Result<()> {
     let resp = app
-        .send(
-            Method::GET,
-            "/api/health",
-            None,
-            &[("x-request-id", "lab-42.trace")],
-            None,
-        )
+        .anonymous()
+        .header("x-request-id", "lab-42.trace")
+        .get("/api/health")
         .await?;
     ensure!(
         resp.json["metadata"]["requestId"] == "lab-42.trace",
@@ -88,13 +83,9 @@ async fn request_id_is_honoured_or_generated(app: &TestApp) -> anyhow::Result<()
     );
     let hostile = "<script>".repeat(30);
     let resp = app
-        .send(
-            Method::GET,
-            "/api/health",
-            None,
-            &[("x-request-id", &hostile)],
-            None,
-        )
+        .anonymous()
+        .header("x-request-id", &hostile)
+        .get("/api/health")
         .await?;
     let id = resp.json["metadata"]["requestId"]
         .as_str()
@@ -107,22 +98,22 @@ async fn request_id_is_honoured_or_generated(app: &TestApp) -> anyhow::Result<()
 }
 
 async fn unknown_path_is_404_in_the_envelope(app: &TestApp) -> anyhow::Result<()> {
-    app.get("/api/v1/nothing-here", None)
+    app.anonymous()
+        .get("/api/v1/nothing-here")
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
-    app.get("/api/health/extra", None)
+    app.anonymous()
+        .get("/api/health/extra")
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     Ok(())
 }
 
 async fn wrong_method_is_405_with_allow(app: &TestApp) -> anyhow::Result<()> {
-    let resp = app
-        .send(Method::DELETE, "/api/v1/instruments", None, &[], None)
-        .await?;
+    let resp = app.anonymous().delete("/api/v1/instruments").await?;
     resp.expect_error(405, "METHOD_NOT_ALLOWED")?;
     ensure!(resp.headers.get("allow").and_then(|v| v.to_str().ok()) == Some("GET, POST"));
-    let resp = app.get("/api/auth/login", None).await?;
+    let resp = app.anonymous().get("/api/auth/login").await?;
     resp.expect_error(405, "METHOD_NOT_ALLOWED")?;
     ensure!(resp.headers.get("allow").and_then(|v| v.to_str().ok()) == Some("POST"));
     Ok(())

@@ -137,18 +137,14 @@ async fn spin_has_no_hub(app: &TestApp, token: &str) -> anyhow::Result<bool> {
         return Ok(false);
     }
     let resp = app
-        .send(
-            reqwest::Method::GET,
-            "/api/v1/live",
-            Some(token),
-            &[
-                ("upgrade", "websocket"),
-                ("connection", "upgrade"),
-                ("sec-websocket-version", "13"),
-                ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ],
-            None,
-        )
+        .as_user(token)
+        .headers(&[
+            ("upgrade", "websocket"),
+            ("connection", "upgrade"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ])
+        .send(reqwest::Method::GET, "/api/v1/live", None)
         .await?;
     resp.expect_error(501, "NOT_IMPLEMENTED")?;
     let message = resp.json["error"]["message"].as_str().unwrap_or_default();
@@ -359,14 +355,7 @@ async fn live_hub_runs_commands_over_the_bridge_socket(app: &TestApp) -> anyhow:
         Ok(row.get::<_, i64>(0) == 1)
     })
     .await?;
-    let queued = app
-        .json(
-            reqwest::Method::POST,
-            &format!("/api/v1/instruments/{hplc}/control"),
-            Some(&token),
-            &[("idempotency-key", "hub-start-1")],
-            &json!({"command": "start", "parameters": {"protocol": "gradient-5", "settings": {"durationTicks": 3}}}),
-        )
+    let queued = app.as_user(&token).header("idempotency-key", "hub-start-1").json(reqwest::Method::POST, &format!("/api/v1/instruments/{hplc}/control"), &json!({"command": "start", "parameters": {"protocol": "gradient-5", "settings": {"durationTicks": 3}}}))
         .await?;
     let command = id_of(queued.expect_ok(202)?)?;
     crate::live::eventually(20, "the command to complete", || async {
@@ -389,7 +378,8 @@ async fn live_hub_refuses_bad_sockets_and_closes_revoked_ones(app: &TestApp) -> 
     let (_, token) = app.admin().await?;
     if spin_has_no_hub(app, &token).await? {
         // A plain GET is told to upgrade there too.
-        app.get("/api/v1/live", Some(&token))
+        app.as_user(&token)
+            .get("/api/v1/live")
             .await?
             .expect_error(400, "VALIDATION_ERROR")?;
         return Ok(());
@@ -401,27 +391,28 @@ async fn live_hub_refuses_bad_sockets_and_closes_revoked_ones(app: &TestApp) -> 
         ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
     ];
     // No credentials, hostile ones, a plain GET: envelope errors, no socket.
-    app.send(reqwest::Method::GET, "/api/v1/live", None, &upgrade, None)
+    app.anonymous()
+        .headers(&upgrade)
+        .send(reqwest::Method::GET, "/api/v1/live", None)
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
     let mut with_junk = upgrade.to_vec();
     with_junk.push(("authorization", "Bearer not-a-token"));
-    app.send(reqwest::Method::GET, "/api/v1/live", None, &with_junk, None)
+    app.anonymous()
+        .headers(&with_junk)
+        .send(reqwest::Method::GET, "/api/v1/live", None)
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
     let mut token_alone = upgrade.to_vec();
     let offered = format!("bearer.{token}");
     token_alone.push(("sec-websocket-protocol", &offered));
-    app.send(
-        reqwest::Method::GET,
-        "/api/v1/live",
-        None,
-        &token_alone,
-        None,
-    )
-    .await?
-    .expect_error(400, "VALIDATION_ERROR")?;
-    app.get("/api/v1/live", Some(&token))
+    app.anonymous()
+        .headers(&token_alone)
+        .send(reqwest::Method::GET, "/api/v1/live", None)
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
+    app.as_user(&token)
+        .get("/api/v1/live")
         .await?
         .expect_error(400, "VALIDATION_ERROR")?;
 
@@ -521,15 +512,14 @@ async fn live_hub_refuses_bad_sockets_and_closes_revoked_ones(app: &TestApp) -> 
         )
         .await?
         .get(0);
-    app.send(
-        reqwest::Method::DELETE,
-        &format!("/api/v1/api-keys/{key}"),
-        Some(&token),
-        &[],
-        None,
-    )
-    .await?
-    .expect_ok(200)?;
+    app.as_user(&token)
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-keys/{key}"),
+            None,
+        )
+        .await?
+        .expect_ok(200)?;
     send(&mut bridge, batch(vec![reading(3)])).await?;
     let refused = until(&mut bridge, 10, "an error", |m| m["type"] == "error").await?;
     ensure!(refused["status"] == 401, "{refused}");

@@ -33,7 +33,10 @@ async fn admin_creates_and_lists_instruments(app: &TestApp) -> anyhow::Result<()
         "configuration": { "flowCell": "S4", "readLength": 150 },
         "calibration": { "lastCalibratedAt": "2026-11-01T00:00:00Z" }
     });
-    let resp = app.post("/api/v1/instruments", Some(&token), &body).await?;
+    let resp = app
+        .as_user(&token)
+        .post("/api/v1/instruments", &body)
+        .await?;
     let created = resp.expect_ok(201)?.clone();
     ensure!(
         created["name"] == "Illumina NovaSeq 6000",
@@ -49,7 +52,7 @@ async fn admin_creates_and_lists_instruments(app: &TestApp) -> anyhow::Result<()
     );
     ensure!(created["createdBy"] == admin.id.to_string(), "{created}");
     let id = created["id"].as_str().context("id")?.to_owned();
-    let list = app.get("/api/v1/instruments", Some(&token)).await?;
+    let list = app.as_user(&token).get("/api/v1/instruments").await?;
     let data = list.expect_ok(200)?;
     ensure!(
         data["items"].as_array().map(Vec::len) == Some(1) && data["items"][0] == created,
@@ -83,13 +86,13 @@ async fn list_filters_and_paginates(app: &TestApp) -> anyhow::Result<()> {
         ("Reader 1", "plate_reader", "idle", "Lab C"),
     ];
     for (name, kind, status, location) in specs {
-        app.post(
-            "/api/v1/instruments",
-            Some(&token),
-            &instrument(name, kind, status, location),
-        )
-        .await?
-        .expect_ok(201)?;
+        app.as_user(&token)
+            .post(
+                "/api/v1/instruments",
+                &instrument(name, kind, status, location),
+            )
+            .await?
+            .expect_ok(201)?;
     }
     let names = |resp: &crate::client::Resp| -> Vec<String> {
         resp.json["data"]["items"]
@@ -103,7 +106,8 @@ async fn list_filters_and_paginates(app: &TestApp) -> anyhow::Result<()> {
             .unwrap_or_default()
     };
     let freezers = app
-        .get("/api/v1/instruments?type=freezer", Some(&token))
+        .as_user(&token)
+        .get("/api/v1/instruments?type=freezer")
         .await?;
     freezers.expect_ok(200)?;
     ensure!(
@@ -112,7 +116,8 @@ async fn list_filters_and_paginates(app: &TestApp) -> anyhow::Result<()> {
         names(&freezers)
     );
     let online = app
-        .get("/api/v1/instruments?status=online", Some(&token))
+        .as_user(&token)
+        .get("/api/v1/instruments?status=online")
         .await?;
     ensure!(
         names(&online) == ["HPLC 1", "Freezer 1"],
@@ -120,16 +125,14 @@ async fn list_filters_and_paginates(app: &TestApp) -> anyhow::Result<()> {
         names(&online)
     );
     let lab_b = app
-        .get(
-            "/api/v1/instruments?location=Lab%20B&status=running",
-            Some(&token),
-        )
+        .as_user(&token)
+        .get("/api/v1/instruments?location=Lab%20B&status=running")
         .await?;
     ensure!(names(&lab_b) == ["qPCR 1"], "{:?}", names(&lab_b));
     let mut seen = Vec::new();
     let mut path = "/api/v1/instruments?limit=2".to_owned();
     loop {
-        let page = app.get(&path, Some(&token)).await?;
+        let page = app.as_user(&token).get(&path).await?;
         page.expect_ok(200)?;
         let items = names(&page);
         ensure!(items.len() <= 2);
@@ -160,7 +163,8 @@ async fn list_rejects_bad_query(app: &TestApp) -> anyhow::Result<()> {
         ("colour=red", "colour"),
     ] {
         let resp = app
-            .get(&format!("/api/v1/instruments?{query}"), Some(&token))
+            .as_user(&token)
+            .get(&format!("/api/v1/instruments?{query}"))
             .await?;
         resp.expect_error(400, "VALIDATION_ERROR")
             .with_context(|| query.to_owned())?;
@@ -203,7 +207,10 @@ async fn create_validates_input_and_changes_nothing(app: &TestApp) -> anyhow::Re
         (json!([]), vec!["body"]),
     ];
     for (body, fields) in cases {
-        let resp = app.post("/api/v1/instruments", Some(&token), &body).await?;
+        let resp = app
+            .as_user(&token)
+            .post("/api/v1/instruments", &body)
+            .await?;
         resp.expect_error(400, "VALIDATION_ERROR")
             .with_context(|| body.to_string())?;
         let got = resp.detail_fields();
@@ -225,15 +232,20 @@ async fn duplicate_serial_number_is_409(app: &TestApp) -> anyhow::Result<()> {
     let (admin, token) = app.admin().await?;
     let mut body = instrument("Centrifuge", "centrifuge", "idle", "Lab D");
     body["serialNumber"] = json!("CF-77");
-    app.post("/api/v1/instruments", Some(&token), &body)
+    app.as_user(&token)
+        .post("/api/v1/instruments", &body)
         .await?
         .expect_ok(201)?;
-    let resp = app.post("/api/v1/instruments", Some(&token), &body).await?;
+    let resp = app
+        .as_user(&token)
+        .post("/api/v1/instruments", &body)
+        .await?;
     resp.expect_error(409, "CONFLICT")?;
     ensure!(resp.detail_fields() == ["serialNumber"], "{}", resp.json);
     // The same serial number in another organization is fine.
     let (_, other) = app.admin().await?;
-    app.post("/api/v1/instruments", Some(&other), &body)
+    app.as_user(&other)
+        .post("/api/v1/instruments", &body)
         .await?
         .expect_ok(201)?;
     let db = app.db().await?;
@@ -257,9 +269,9 @@ async fn creating_needs_instruments_manage(app: &TestApp) -> anyhow::Result<()> 
         let user = app.new_user(admin.organization_id, role).await?;
         let token = app.login(&user).await?;
         let resp = app
+            .as_user(&token)
             .post(
                 "/api/v1/instruments",
-                Some(&token),
                 &instrument(&format!("{role:?}"), "incubator", "idle", "L"),
             )
             .await?;
@@ -270,7 +282,8 @@ async fn creating_needs_instruments_manage(app: &TestApp) -> anyhow::Result<()> 
             resp.expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")
                 .with_context(|| format!("{role:?}"))?;
         }
-        app.get("/api/v1/instruments", Some(&token))
+        app.as_user(&token)
+            .get("/api/v1/instruments")
             .await?
             .expect_ok(200)?;
     }
@@ -280,14 +293,14 @@ async fn creating_needs_instruments_manage(app: &TestApp) -> anyhow::Result<()> 
 async fn organizations_are_isolated(app: &TestApp) -> anyhow::Result<()> {
     let (_, token_a) = app.admin().await?;
     let (_, token_b) = app.admin().await?;
-    app.post(
-        "/api/v1/instruments",
-        Some(&token_a),
-        &instrument("Only A", "microscope", "idle", "A"),
-    )
-    .await?
-    .expect_ok(201)?;
-    let b = app.get("/api/v1/instruments", Some(&token_b)).await?;
+    app.as_user(&token_a)
+        .post(
+            "/api/v1/instruments",
+            &instrument("Only A", "microscope", "idle", "A"),
+        )
+        .await?
+        .expect_ok(201)?;
+    let b = app.as_user(&token_b).get("/api/v1/instruments").await?;
     let items = b.expect_ok(200)?["items"]
         .as_array()
         .cloned()
@@ -296,7 +309,7 @@ async fn organizations_are_isolated(app: &TestApp) -> anyhow::Result<()> {
         items.is_empty(),
         "organization B sees A's instruments: {items:?}"
     );
-    let a = app.get("/api/v1/instruments", Some(&token_a)).await?;
+    let a = app.as_user(&token_a).get("/api/v1/instruments").await?;
     ensure!(a.expect_ok(200)?["items"].as_array().map(Vec::len) == Some(1));
     Ok(())
 }

@@ -22,7 +22,10 @@ crate::cases![
 
 /// Registers an instrument through the API; returns it.
 pub async fn register(app: &TestApp, token: &str, body: Value) -> anyhow::Result<Value> {
-    let resp = app.post("/api/v1/instruments", Some(token), &body).await?;
+    let resp = app
+        .as_user(token)
+        .post("/api/v1/instruments", &body)
+        .await?;
     Ok(resp.expect_ok(201)?.clone())
 }
 
@@ -41,8 +44,7 @@ async fn put(
     body: &Value,
 ) -> anyhow::Result<crate::client::Resp> {
     let headers: Vec<(&str, &str)> = if_match.map(|v| ("if-match", v)).into_iter().collect();
-    app.json(Method::PUT, path, Some(token), &headers, body)
-        .await
+    app.as_user(token).headers(&headers).put(path, body).await
 }
 
 pub async fn count(app: &TestApp, sql: &str, id: &str) -> anyhow::Result<i64> {
@@ -62,7 +64,7 @@ async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> a
     let id = id_of(&created)?;
     let path = format!("/api/v1/instruments/{id}");
 
-    let got = app.get(&path, Some(&token)).await?;
+    let got = app.as_user(&token).get(&path).await?;
     ensure!(got.expect_ok(200)? == &created, "{}", got.json);
     ensure!(got.headers["etag"] == "\"1\"", "{:?}", got.headers);
 
@@ -137,7 +139,7 @@ async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> a
     put(app, &path, &token, Some("nonsense"), &json!({"name": "x"}))
         .await?
         .expect_error(400, "VALIDATION_ERROR")?;
-    let now = app.get(&path, Some(&token)).await?;
+    let now = app.as_user(&token).get(&path).await?;
     ensure!(now.expect_ok(200)?["version"] == 3, "{}", now.json);
 
     // The update is audited with old and new values of changed fields only.
@@ -164,21 +166,25 @@ async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> a
     put(app, &path, &tech, Some("\"3\""), &json!({"name": "x"}))
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
-    app.get(&path, Some(&tech)).await?.expect_ok(200)?;
+    app.as_user(&tech).get(&path).await?.expect_ok(200)?;
     let (_, stranger) = app.admin().await?;
-    app.get(&path, Some(&stranger))
+    app.as_user(&stranger)
+        .get(&path)
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     put(app, &path, &stranger, Some("\"3\""), &json!({"name": "x"}))
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
-    app.get("/api/v1/instruments/not-a-uuid", Some(&token))
+    app.as_user(&token)
+        .get("/api/v1/instruments/not-a-uuid")
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
-    app.get(&format!("{path}/nothing-here"), Some(&token))
+    app.as_user(&token)
+        .get(&format!("{path}/nothing-here"))
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
-    app.send(Method::PATCH, &path, Some(&token), &[], None)
+    app.as_user(&token)
+        .send(Method::PATCH, &path, None)
         .await?
         .expect_error(405, "METHOD_NOT_ALLOWED")?;
     Ok(())
@@ -186,16 +192,11 @@ async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> a
 
 async fn instrument_configuration_is_checked_against_its_type(app: &TestApp) -> anyhow::Result<()> {
     let (_, token) = app.admin().await?;
-    let before = app.get("/api/v1/instruments", Some(&token)).await?;
-    let resp = app
-        .post(
-            "/api/v1/instruments",
-            Some(&token),
-            &json!({"name": "Reader", "type": "plate_reader",
+    let before = app.as_user(&token).get("/api/v1/instruments").await?;
+    let resp = app.as_user(&token).post("/api/v1/instruments", &json!({"name": "Reader", "type": "plate_reader",
                     "configuration": {"wells": 97, "readMode": "smell", "rpm": 3,
                                       "qcThresholds": {"zPrime": {"warn": 0.1, "fail": 0.6}, "ntcMinCt": {}}},
-                    "calibration": {"dueAt": "soon", "colour": "red"}}),
-        )
+                    "calibration": {"dueAt": "soon", "colour": "red"}}))
         .await?;
     resp.expect_error(400, "VALIDATION_ERROR")?;
     let mut fields = resp.detail_fields();
@@ -214,7 +215,7 @@ async fn instrument_configuration_is_checked_against_its_type(app: &TestApp) -> 
         "{}",
         resp.json
     );
-    let after = app.get("/api/v1/instruments", Some(&token)).await?;
+    let after = app.as_user(&token).get("/api/v1/instruments").await?;
     ensure!(
         before.json["data"] == after.json["data"],
         "nothing was created"
@@ -249,7 +250,8 @@ async fn instrument_removal_needs_a_reason_spares_active_runs_and_keeps_history(
     )
     .await?;
     let reason = json!({"reason": "Decommissioned after compressor failure"});
-    app.json(Method::DELETE, &path, Some(&token), &[], &reason)
+    app.as_user(&token)
+        .json(Method::DELETE, &path, &reason)
         .await?
         .expect_error(409, "CONFLICT")?;
     db.execute(
@@ -258,16 +260,19 @@ async fn instrument_removal_needs_a_reason_spares_active_runs_and_keeps_history(
     )
     .await?;
     for bad in [json!({}), json!({"reason": "  "})] {
-        app.json(Method::DELETE, &path, Some(&token), &[], &bad)
+        app.as_user(&token)
+            .json(Method::DELETE, &path, &bad)
             .await?
             .expect_error(400, "VALIDATION_ERROR")?;
     }
     let (_, scientist) = app.member(admin.organization_id, Role::Scientist).await?;
-    app.json(Method::DELETE, &path, Some(&scientist), &[], &reason)
+    app.as_user(&scientist)
+        .json(Method::DELETE, &path, &reason)
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     let removed = app
-        .json(Method::DELETE, &path, Some(&token), &[], &reason)
+        .as_user(&token)
+        .json(Method::DELETE, &path, &reason)
         .await?;
     ensure!(
         removed.expect_ok(200)?["deletedAt"].is_string(),
@@ -275,14 +280,15 @@ async fn instrument_removal_needs_a_reason_spares_active_runs_and_keeps_history(
         removed.json
     );
     // History stays readable; the list and updates no longer see it.
-    let got = app.get(&path, Some(&token)).await?;
+    let got = app.as_user(&token).get(&path).await?;
     ensure!(got.expect_ok(200)?["deletedAt"].is_string());
-    let list = app.get("/api/v1/instruments", Some(&token)).await?;
+    let list = app.as_user(&token).get("/api/v1/instruments").await?;
     ensure!(list.expect_ok(200)?["items"] == json!([]), "{}", list.json);
     put(app, &path, &token, Some("\"2\""), &json!({"name": "x"}))
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
-    app.json(Method::DELETE, &path, Some(&token), &[], &reason)
+    app.as_user(&token)
+        .json(Method::DELETE, &path, &reason)
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     let runs = count(
@@ -318,7 +324,7 @@ async fn instrument_status_reports_runs_readings_and_calibration(
     .await?;
     let id = id_of(&created)?;
     let path = format!("/api/v1/instruments/{id}/status");
-    let status = app.get(&path, Some(&token)).await?;
+    let status = app.as_user(&token).get(&path).await?;
     let data = status.expect_ok(200)?;
     ensure!(
         data["status"] == "online"
@@ -350,7 +356,12 @@ async fn instrument_status_reports_runs_readings_and_calibration(
         &[&admin.organization_id, &id],
     )
     .await?;
-    let data = app.get(&path, Some(&token)).await?.expect_ok(200)?.clone();
+    let data = app
+        .as_user(&token)
+        .get(&path)
+        .await?
+        .expect_ok(200)?
+        .clone();
     ensure!(data["reachable"] == true, "{data}");
     ensure!(data["activeRun"]["name"] == "Culture 7", "{data}");
     ensure!(
@@ -360,9 +371,10 @@ async fn instrument_status_reports_runs_readings_and_calibration(
         "latest value per metric within the hour: {data}"
     );
     let (_, guest) = app.member(admin.organization_id, Role::Guest).await?;
-    app.get(&path, Some(&guest)).await?.expect_ok(200)?;
+    app.as_user(&guest).get(&path).await?.expect_ok(200)?;
     let (_, stranger) = app.admin().await?;
-    app.get(&path, Some(&stranger))
+    app.as_user(&stranger)
+        .get(&path)
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     Ok(())
@@ -381,12 +393,15 @@ async fn control_commands_are_idempotent_and_checked_against_state(
     let id = id_of(&centrifuge)?;
     let path = format!("/api/v1/instruments/{id}/control");
     let speed = json!({"command": "set_speed", "parameters": {"rpm": 3000}});
-    app.post(&path, Some(&token), &speed)
+    app.as_user(&token)
+        .post(&path, &speed)
         .await?
         .expect_error(400, "VALIDATION_ERROR")?;
     let key = [("idempotency-key", "k-1")];
     let first = app
-        .json(Method::POST, &path, Some(&token), &key, &speed)
+        .as_user(&token)
+        .headers(&key)
+        .post(&path, &speed)
         .await?;
     let command = first.expect_ok(202)?.clone();
     ensure!(
@@ -396,7 +411,9 @@ async fn control_commands_are_idempotent_and_checked_against_state(
         "{command}"
     );
     let again = app
-        .json(Method::POST, &path, Some(&token), &key, &speed)
+        .as_user(&token)
+        .headers(&key)
+        .post(&path, &speed)
         .await?;
     ensure!(
         again.expect_ok(202)?["id"] == command["id"],
@@ -405,20 +422,14 @@ async fn control_commands_are_idempotent_and_checked_against_state(
     );
     ensure!(again.headers["idempotent-replayed"] == "true");
     let other = json!({"command": "set_speed", "parameters": {"rpm": 4000}});
-    app.json(Method::POST, &path, Some(&token), &key, &other)
+    app.as_user(&token)
+        .headers(&key)
+        .post(&path, &other)
         .await?
         .expect_error(409, "CONFLICT")?;
     // Concurrent retries of one key make one command.
-    let burst = futures::future::join_all((0..6).map(|_| {
-        app.json(
-            Method::POST,
-            &path,
-            Some(&token),
-            &[("idempotency-key", "k-burst")],
-            &speed,
-        )
-    }))
-    .await;
+    let retrying = app.as_user(&token).header("idempotency-key", "k-burst");
+    let burst = futures::future::join_all((0..6).map(|_| retrying.post(&path, &speed))).await;
     let mut ids = std::collections::HashSet::new();
     for resp in burst {
         ids.insert(resp?.expect_ok(202)?["id"].clone());
@@ -443,13 +454,9 @@ async fn control_commands_are_idempotent_and_checked_against_state(
         ),
     ] {
         let resp = app
-            .json(
-                Method::POST,
-                &path,
-                Some(&token),
-                &[("idempotency-key", "bad")],
-                &body,
-            )
+            .as_user(&token)
+            .header("idempotency-key", "bad")
+            .post(&path, &body)
             .await?;
         resp.expect_error(400, "VALIDATION_ERROR")?;
         ensure!(
@@ -458,15 +465,11 @@ async fn control_commands_are_idempotent_and_checked_against_state(
             resp.json
         );
     }
-    app.json(
-        Method::POST,
-        &path,
-        Some(&token),
-        &[("idempotency-key", "k-stop")],
-        &json!({"command": "stop"}),
-    )
-    .await?
-    .expect_error(409, "CONFLICT")?;
+    app.as_user(&token)
+        .header("idempotency-key", "k-stop")
+        .post(&path, &json!({"command": "stop"}))
+        .await?
+        .expect_error(409, "CONFLICT")?;
     let db = app.db().await?;
     db.execute(
         "UPDATE instruments SET status = 'maintenance' WHERE id = $1::text::uuid",
@@ -474,13 +477,9 @@ async fn control_commands_are_idempotent_and_checked_against_state(
     )
     .await?;
     let refused = app
-        .json(
-            Method::POST,
-            &path,
-            Some(&token),
-            &[("idempotency-key", "k-home")],
-            &json!({"command": "home"}),
-        )
+        .as_user(&token)
+        .header("idempotency-key", "k-home")
+        .post(&path, &json!({"command": "home"}))
         .await?;
     refused.expect_error(409, "CONFLICT")?;
     ensure!(
@@ -491,15 +490,11 @@ async fn control_commands_are_idempotent_and_checked_against_state(
         refused.json
     );
     let (_, viewer) = app.member(admin.organization_id, Role::Viewer).await?;
-    app.json(
-        Method::POST,
-        &path,
-        Some(&viewer),
-        &[("idempotency-key", "k-v")],
-        &speed,
-    )
-    .await?
-    .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    app.as_user(&viewer)
+        .header("idempotency-key", "k-v")
+        .post(&path, &speed)
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
 
     // Listed newest first; past its deadline a queued command reads as expired.
     db.execute(
@@ -508,7 +503,8 @@ async fn control_commands_are_idempotent_and_checked_against_state(
     )
     .await?;
     let list = app
-        .get(&format!("/api/v1/instruments/{id}/commands"), Some(&viewer))
+        .as_user(&viewer)
+        .get(&format!("/api/v1/instruments/{id}/commands"))
         .await?;
     let items = list.expect_ok(200)?["items"].clone();
     ensure!(items.as_array().map(Vec::len) == Some(2), "{items}");
@@ -517,18 +513,14 @@ async fn control_commands_are_idempotent_and_checked_against_state(
         "{items}"
     );
     let expired = app
-        .get(
-            &format!("/api/v1/instruments/{id}/commands?status=expired"),
-            Some(&viewer),
-        )
+        .as_user(&viewer)
+        .get(&format!("/api/v1/instruments/{id}/commands?status=expired"))
         .await?;
     ensure!(expired.expect_ok(200)?["items"].as_array().map(Vec::len) == Some(1));
-    app.get(
-        &format!("/api/v1/instruments/{id}/commands?status=lost"),
-        Some(&viewer),
-    )
-    .await?
-    .expect_error(400, "VALIDATION_ERROR")?;
+    app.as_user(&viewer)
+        .get(&format!("/api/v1/instruments/{id}/commands?status=lost"))
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
     let audited = count(
         app,
         "SELECT count(*) FROM audit_events WHERE event_type = 'INSTRUMENT_COMMAND_QUEUED' \
@@ -558,9 +550,9 @@ pub async fn started_run(
     .await?;
     let id = id_of(&instrument)?;
     let run = app
+        .as_user(token)
         .post(
             "/api/v1/runs",
-            Some(token),
             &json!({"instrumentId": id, "name": "Assay 1", "protocol": "ELISA-v2"}),
         )
         .await?;
@@ -580,10 +572,8 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
     );
     // The start command waits for the bridge.
     let commands = app
-        .get(
-            &format!("/api/v1/instruments/{instrument_id}/commands"),
-            Some(&token),
-        )
+        .as_user(&token)
+        .get(&format!("/api/v1/instruments/{instrument_id}/commands"))
         .await?;
     let items = commands.expect_ok(200)?["items"].clone();
     ensure!(
@@ -593,13 +583,10 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
         "{items}"
     );
     // One active run per instrument.
-    app.post(
-        "/api/v1/runs",
-        Some(&scientist),
-        &json!({"instrumentId": instrument_id}),
-    )
-    .await?
-    .expect_error(409, "CONFLICT")?;
+    app.as_user(&scientist)
+        .post("/api/v1/runs", &json!({"instrumentId": instrument_id}))
+        .await?
+        .expect_error(409, "CONFLICT")?;
     // Idempotent start: the same key gives the same run.
     let (other_id, _) = {
         let i = register(
@@ -613,11 +600,15 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
     let key = [("idempotency-key", "start-1")];
     let body = json!({"instrumentId": other_id});
     let first = app
-        .json(Method::POST, "/api/v1/runs", Some(&scientist), &key, &body)
+        .as_user(&scientist)
+        .headers(&key)
+        .post("/api/v1/runs", &body)
         .await?;
     let first = first.expect_ok(201)?.clone();
     let again = app
-        .json(Method::POST, "/api/v1/runs", Some(&scientist), &key, &body)
+        .as_user(&scientist)
+        .headers(&key)
+        .post("/api/v1/runs", &body)
         .await?;
     ensure!(
         again.expect_ok(201)?["id"] == first["id"]
@@ -625,7 +616,8 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
     );
 
     let detail = app
-        .get(&format!("/api/v1/runs/{run_id}"), Some(&scientist))
+        .as_user(&scientist)
+        .get(&format!("/api/v1/runs/{run_id}"))
         .await?;
     ensure!(detail.expect_ok(200)?["id"] == run_id.as_str() && detail.headers["etag"] == "\"1\"");
 
@@ -643,7 +635,7 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
             "metadata",
         ),
     ] {
-        let resp = app.post("/api/v1/runs", Some(&scientist), &body).await?;
+        let resp = app.as_user(&scientist).post("/api/v1/runs", &body).await?;
         resp.expect_error(400, "VALIDATION_ERROR")?;
         ensure!(
             resp.detail_fields().iter().any(|f| f == field),
@@ -674,13 +666,10 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
     put(app, &stop, &viewer, None, &json!({}))
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
-    app.post(
-        "/api/v1/runs",
-        Some(&viewer),
-        &json!({"instrumentId": instrument_id}),
-    )
-    .await?
-    .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    app.as_user(&viewer)
+        .post("/api/v1/runs", &json!({"instrumentId": instrument_id}))
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     // Pending -> aborted withdraws the undelivered start command.
     let aborted = put(
         app,
@@ -698,10 +687,8 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
         "{aborted}"
     );
     let items = app
-        .get(
-            &format!("/api/v1/instruments/{instrument_id}/commands"),
-            Some(&token),
-        )
+        .as_user(&token)
+        .get(&format!("/api/v1/instruments/{instrument_id}/commands"))
         .await?
         .expect_ok(200)?["items"]
         .clone();
@@ -713,11 +700,8 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
     // Running (the instrument acknowledged) -> aborted queues a stop command
     // and frees the instrument.
     let run2 = app
-        .post(
-            "/api/v1/runs",
-            Some(&scientist),
-            &json!({"instrumentId": instrument_id}),
-        )
+        .as_user(&scientist)
+        .post("/api/v1/runs", &json!({"instrumentId": instrument_id}))
         .await?;
     let run2_id = id_of(run2.expect_ok(201)?)?;
     let db = app.db().await?;
@@ -745,10 +729,8 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
         stopped.json
     );
     let items = app
-        .get(
-            &format!("/api/v1/instruments/{instrument_id}/commands"),
-            Some(&token),
-        )
+        .as_user(&token)
+        .get(&format!("/api/v1/instruments/{instrument_id}/commands"))
         .await?
         .expect_ok(200)?["items"]
         .clone();
@@ -757,10 +739,8 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
         "{items}"
     );
     let instrument = app
-        .get(
-            &format!("/api/v1/instruments/{instrument_id}"),
-            Some(&token),
-        )
+        .as_user(&token)
+        .get(&format!("/api/v1/instruments/{instrument_id}"))
         .await?;
     ensure!(
         instrument.expect_ok(200)?["status"] == "idle",
@@ -775,7 +755,8 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
     .await?;
     ensure!(audited == 2, "{audited}");
     let (_, stranger) = app.admin().await?;
-    app.get(&format!("/api/v1/runs/{run_id}"), Some(&stranger))
+    app.as_user(&stranger)
+        .get(&format!("/api/v1/runs/{run_id}"))
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     put(app, &stop, &stranger, None, &json!({}))
@@ -794,7 +775,7 @@ async fn runs_list_filters_paginates_and_rejects_bad_queries(app: &TestApp) -> a
         &[&id_of(&second)?],
     )
     .await?;
-    let list = app.get("/api/v1/runs?limit=1", Some(&token)).await?;
+    let list = app.as_user(&token).get("/api/v1/runs?limit=1").await?;
     let page1 = list.expect_ok(200)?.clone();
     ensure!(
         page1["items"][0]["id"] == second["id"],
@@ -802,10 +783,8 @@ async fn runs_list_filters_paginates_and_rejects_bad_queries(app: &TestApp) -> a
     );
     let cursor = page1["nextCursor"].as_str().context("cursor")?;
     let page2 = app
-        .get(
-            &format!("/api/v1/runs?limit=1&cursor={cursor}"),
-            Some(&token),
-        )
+        .as_user(&token)
+        .get(&format!("/api/v1/runs?limit=1&cursor={cursor}"))
         .await?;
     let page2 = page2.expect_ok(200)?.clone();
     ensure!(
@@ -824,7 +803,8 @@ async fn runs_list_filters_paginates_and_rejects_bad_queries(app: &TestApp) -> a
         ("startedFrom=2026-03-01T00:00:00Z".to_owned(), 0),
     ] {
         let resp = app
-            .get(&format!("/api/v1/runs?{query}"), Some(&token))
+            .as_user(&token)
+            .get(&format!("/api/v1/runs?{query}"))
             .await?;
         let n = resp.expect_ok(200)?["items"].as_array().map(Vec::len);
         ensure!(n == Some(expected), "{query}: {}", resp.json);
@@ -841,7 +821,8 @@ async fn runs_list_filters_paginates_and_rejects_bad_queries(app: &TestApp) -> a
         ("cursor=%%%", "cursor"),
     ] {
         let resp = app
-            .get(&format!("/api/v1/runs?{query}"), Some(&token))
+            .as_user(&token)
+            .get(&format!("/api/v1/runs?{query}"))
             .await?;
         resp.expect_error(400, "VALIDATION_ERROR")?;
         ensure!(
@@ -851,10 +832,11 @@ async fn runs_list_filters_paginates_and_rejects_bad_queries(app: &TestApp) -> a
         );
     }
     let (_, stranger) = app.admin().await?;
-    let theirs = app.get("/api/v1/runs", Some(&stranger)).await?;
+    let theirs = app.as_user(&stranger).get("/api/v1/runs").await?;
     ensure!(theirs.expect_ok(200)?["items"] == json!([]));
     let (_, guest) = app.member(admin.organization_id, Role::Guest).await?;
-    app.get("/api/v1/runs", Some(&guest))
+    app.as_user(&guest)
+        .get("/api/v1/runs")
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     Ok(())
@@ -874,9 +856,9 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
     let id = id_of(&instrument)?;
     let path = format!("/api/v1/instruments/{id}/maintenance");
     let overdue = app
+        .as_user(&token)
         .post(
             &path,
-            Some(&token),
             &json!({"kind": "inspection", "scheduledFor": "2020-01-01T09:00:00Z"}),
         )
         .await?;
@@ -885,8 +867,7 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
         "{}",
         overdue.json
     );
-    let calibration = app
-        .post(&path, Some(&token), &json!({"kind": "calibration", "title": "Annual", "scheduledFor": "2099-01-01T09:00:00Z"}))
+    let calibration = app.as_user(&token).post(&path, &json!({"kind": "calibration", "title": "Annual", "scheduledFor": "2099-01-01T09:00:00Z"}))
         .await?;
     let calibration = calibration.expect_ok(201)?.clone();
     ensure!(
@@ -904,7 +885,7 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
         ),
         (json!({"kind": "repair"}), "scheduledFor"),
     ] {
-        let resp = app.post(&path, Some(&token), &body).await?;
+        let resp = app.as_user(&token).post(&path, &body).await?;
         resp.expect_error(400, "VALIDATION_ERROR")?;
         ensure!(
             resp.detail_fields().iter().any(|f| f == field),
@@ -913,7 +894,8 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
         );
     }
     let status = app
-        .get(&format!("/api/v1/instruments/{id}/status"), Some(&token))
+        .as_user(&token)
+        .get(&format!("/api/v1/instruments/{id}/status"))
         .await?;
     ensure!(
         status.expect_ok(200)?["overdueMaintenance"] == 1,
@@ -922,13 +904,13 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
     );
 
     let (_, tech) = app.member(admin.organization_id, Role::Technician).await?;
-    app.post(
-        &path,
-        Some(&tech),
-        &json!({"kind": "repair", "scheduledFor": "2099-01-01T09:00:00Z"}),
-    )
-    .await?
-    .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    app.as_user(&tech)
+        .post(
+            &path,
+            &json!({"kind": "repair", "scheduledFor": "2099-01-01T09:00:00Z"}),
+        )
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     let item = format!("/api/v1/maintenance/{}", id_of(&calibration)?);
     put(app, &item, &tech, None, &json!({"status": "completed"}))
         .await?
@@ -965,7 +947,8 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
         "{done}"
     );
     let updated = app
-        .get(&format!("/api/v1/instruments/{id}"), Some(&token))
+        .as_user(&token)
+        .get(&format!("/api/v1/instruments/{id}"))
         .await?;
     let updated = updated.expect_ok(200)?.clone();
     ensure!(
@@ -994,7 +977,7 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
     put(app, &item, &tech, Some("\"1\""), &json!({"notes": "late"}))
         .await?
         .expect_error(412, "PRECONDITION_FAILED")?;
-    let list = app.get(&path, Some(&tech)).await?;
+    let list = app.as_user(&tech).get(&path).await?;
     let items = list.expect_ok(200)?["items"].clone();
     ensure!(
         items.as_array().map(Vec::len) == Some(2) && items[0]["status"] == "overdue",
@@ -1036,7 +1019,7 @@ async fn instrument_list_sorts_and_pages_in_the_order_asked(app: &TestApp) -> an
         let mut seen = Vec::new();
         let mut path = format!("/api/v1/instruments?sort={sort}&limit=2");
         loop {
-            let resp = app.get(&path, Some(token)).await?;
+            let resp = app.as_user(token).get(&path).await?;
             let page = resp.expect_ok(200)?;
             seen.extend(names(page));
             match page["nextCursor"].as_str() {
@@ -1059,20 +1042,22 @@ async fn instrument_list_sorts_and_pages_in_the_order_asked(app: &TestApp) -> an
     ensure!(walk("-createdAt").await? == ["Echo", "Bravo", "Charlie", "alpha|1", "Delta"]);
     // A bad order, or a cursor from another order, is refused.
     let bad = app
-        .get("/api/v1/instruments?sort=serialNumber", Some(token))
+        .as_user(token)
+        .get("/api/v1/instruments?sort=serialNumber")
         .await?;
     bad.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(bad.detail_fields() == ["sort"]);
-    let first = app.get("/api/v1/instruments?limit=1", Some(token)).await?;
+    let first = app
+        .as_user(token)
+        .get("/api/v1/instruments?limit=1")
+        .await?;
     let cursor = first.expect_ok(200)?["nextCursor"]
         .as_str()
         .context("a next page")?
         .to_owned();
     let mixed = app
-        .get(
-            &format!("/api/v1/instruments?sort=name&cursor={cursor}"),
-            Some(token),
-        )
+        .as_user(token)
+        .get(&format!("/api/v1/instruments?sort=name&cursor={cursor}"))
         .await?;
     mixed.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(mixed.detail_fields() == ["cursor"]);

@@ -86,9 +86,9 @@ pub async fn enroll_into(
 /// A single-use join token for a bridge of `token`'s organization.
 pub(crate) async fn join_token(app: &TestApp, token: &str) -> anyhow::Result<String> {
     let made = app
+        .as_user(token)
         .post(
             "/api/v1/bridges/join-tokens",
-            Some(token),
             &json!({"name": "Bench bridge"}),
         )
         .await?;
@@ -96,20 +96,6 @@ pub(crate) async fn join_token(app: &TestApp, token: &str) -> anyhow::Result<Str
         .as_str()
         .context("token")?
         .to_owned())
-}
-
-async fn as_bridge(
-    app: &TestApp,
-    key: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<&Value>,
-) -> anyhow::Result<crate::client::Resp> {
-    let body = body
-        .map(|b| serde_json::to_vec(b).map(|bytes| ("application/json", bytes)))
-        .transpose()?;
-    app.send(method, path, None, &[("x-api-key", key)], body)
-        .await
 }
 
 fn reading(seq: u64, instrument: &str, metric: &str, value: f64, at: &str) -> Value {
@@ -133,7 +119,6 @@ async fn live_batches_are_stored_once_in_order_and_gaps_refused(
         .into_uuid()
         .to_string();
     let ingest = "/api/v1/bridges/ingest";
-    let post = reqwest::Method::POST;
 
     let first = batch(
         &stream,
@@ -149,14 +134,14 @@ async fn live_batches_are_stored_once_in_order_and_gaps_refused(
             })
             .collect(),
     );
-    let ack = as_bridge(app, key, post.clone(), ingest, Some(&first)).await?;
+    let ack = app.as_key(key).post(ingest, &first).await?;
     let ack = ack.expect_ok(200)?.clone();
     ensure!(
         ack["acked"] == 3 && ack["stored"] == 3 && ack["duplicates"] == 0,
         "{ack}"
     );
     // The same batch again (a lost acknowledgement): nothing stored twice.
-    let again = as_bridge(app, key, post.clone(), ingest, Some(&first)).await?;
+    let again = app.as_key(key).post(ingest, &first).await?;
     let again = again.expect_ok(200)?.clone();
     ensure!(
         again["acked"] == 3 && again["stored"] == 0 && again["duplicates"] == 3,
@@ -177,7 +162,7 @@ async fn live_batches_are_stored_once_in_order_and_gaps_refused(
             })
             .collect(),
     );
-    let overlap = as_bridge(app, key, post.clone(), ingest, Some(&overlap)).await?;
+    let overlap = app.as_key(key).post(ingest, &overlap).await?;
     let overlap = overlap.expect_ok(200)?.clone();
     ensure!(
         overlap["acked"] == 5 && overlap["stored"] == 2 && overlap["duplicates"] == 1,
@@ -194,7 +179,7 @@ async fn live_batches_are_stored_once_in_order_and_gaps_refused(
             "2026-11-26T10:00:02Z",
         )],
     );
-    let refused = as_bridge(app, key, post.clone(), ingest, Some(&gap)).await?;
+    let refused = app.as_key(key).post(ingest, &gap).await?;
     refused.expect_error(409, "CONFLICT")?;
     ensure!(
         refused.json["error"]["details"][0]["message"] == "6",
@@ -219,7 +204,7 @@ async fn live_batches_are_stored_once_in_order_and_gaps_refused(
             reading(7, &freezer, "temperature", 2.0, "2026-11-26T10:00:03Z"),
         ],
     );
-    let mixed = as_bridge(app, key, post.clone(), ingest, Some(&mixed)).await?;
+    let mixed = app.as_key(key).post(ingest, &mixed).await?;
     let mixed = mixed.expect_ok(200)?.clone();
     ensure!(
         mixed["acked"] == 7 && mixed["stored"] == 1 && mixed["rejected"][0]["seq"] == 6,
@@ -261,7 +246,8 @@ async fn live_batches_are_stored_once_in_order_and_gaps_refused(
         json!({"stream": stream, "records": [], "heartbeat": {"queueDepth": 0,
                "instruments": [{"id": freezer, "status": "maintenance"}]}}),
     ] {
-        as_bridge(app, key, post.clone(), ingest, Some(&bad))
+        app.as_key(key)
+            .post(ingest, &bad)
             .await?
             .expect_error(400, "VALIDATION_ERROR")?;
     }
@@ -285,13 +271,14 @@ async fn live_batches_are_stored_once_in_order_and_gaps_refused(
         "{stored:?}"
     );
     // Only a bridge's key: a person, or another key, is refused.
-    app.post(ingest, Some(&token), &first)
+    app.as_user(&token)
+        .post(ingest, &first)
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     let made = app
+        .as_user(&token)
         .post(
             "/api/v1/api-keys",
-            Some(&token),
             &json!({"name": "script", "permissions": ["instruments:view", "instruments:control"]}),
         )
         .await?;
@@ -299,10 +286,12 @@ async fn live_batches_are_stored_once_in_order_and_gaps_refused(
         .as_str()
         .context("key")?
         .to_owned();
-    as_bridge(app, &script_key, post.clone(), ingest, Some(&first))
+    app.as_key(&script_key)
+        .post(ingest, &first)
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
-    as_bridge(app, "ak_forged", post, ingest, Some(&first))
+    app.as_key("ak_forged")
+        .post(ingest, &first)
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
     let _ = admin;
@@ -323,16 +312,11 @@ async fn live_heartbeats_show_the_bridge_and_its_instruments(app: &TestApp) -> a
     let heartbeat = json!({"stream": uuid::Builder::from_random_bytes(rand::random()).into_uuid(), "records": [], "heartbeat": {
         "version": "9.9.9", "hostname": "lab-2", "queueDepth": 17,
         "instruments": [{"id": incubator, "status": "running"}]}});
-    as_bridge(
-        app,
-        &bridge.api_key,
-        reqwest::Method::POST,
-        "/api/v1/bridges/ingest",
-        Some(&heartbeat),
-    )
-    .await?
-    .expect_ok(200)?;
-    let listed = app.get("/api/v1/bridges", Some(&token)).await?;
+    app.as_key(&bridge.api_key)
+        .post("/api/v1/bridges/ingest", &heartbeat)
+        .await?
+        .expect_ok(200)?;
+    let listed = app.as_user(&token).get("/api/v1/bridges").await?;
     let item = listed.expect_ok(200)?["items"][0].clone();
     ensure!(
         item["online"] == true
@@ -343,10 +327,8 @@ async fn live_heartbeats_show_the_bridge_and_its_instruments(app: &TestApp) -> a
         "{item}"
     );
     let status = app
-        .get(
-            &format!("/api/v1/instruments/{incubator}/status"),
-            Some(&token),
-        )
+        .as_user(&token)
+        .get(&format!("/api/v1/instruments/{incubator}/status"))
         .await?;
     let status = status.expect_ok(200)?.clone();
     ensure!(
@@ -354,15 +336,10 @@ async fn live_heartbeats_show_the_bridge_and_its_instruments(app: &TestApp) -> a
         "{status}"
     );
     // The change is in the trail once; the same heartbeat again adds nothing.
-    as_bridge(
-        app,
-        &bridge.api_key,
-        reqwest::Method::POST,
-        "/api/v1/bridges/ingest",
-        Some(&heartbeat),
-    )
-    .await?
-    .expect_ok(200)?;
+    app.as_key(&bridge.api_key)
+        .post("/api/v1/bridges/ingest", &heartbeat)
+        .await?
+        .expect_ok(200)?;
     let db = app.db().await?;
     let events: i64 = db
         .query_one(
@@ -399,19 +376,14 @@ async fn live_readings_downsample_by_bucket(app: &TestApp) -> anyhow::Result<()>
             r
         })
         .collect();
-    as_bridge(
-        app,
-        &bridge.api_key,
-        reqwest::Method::POST,
-        "/api/v1/bridges/ingest",
-        Some(&batch(&stream, records)),
-    )
-    .await?
-    .expect_ok(200)?;
+    app.as_key(&bridge.api_key)
+        .post("/api/v1/bridges/ingest", &batch(&stream, records))
+        .await?
+        .expect_ok(200)?;
     let path = format!(
         "/api/v1/instruments/{centrifuge}/readings?from=2026-11-26T10:00:00Z&to=2026-11-26T10:02:00Z&bucket=1m"
     );
-    let series = app.get(&path, Some(&token)).await?;
+    let series = app.as_user(&token).get(&path).await?;
     let series = series.expect_ok(200)?.clone();
     let speed = &series["series"][0];
     ensure!(
@@ -432,7 +404,8 @@ async fn live_readings_downsample_by_bucket(app: &TestApp) -> anyhow::Result<()>
     );
     // Narrowed to a metric that has no readings: empty.
     let none = app
-        .get(&format!("{path}&metric=temperature"), Some(&token))
+        .as_user(&token)
+        .get(&format!("{path}&metric=temperature"))
         .await?;
     ensure!(none.expect_ok(200)?["series"] == json!([]));
     for bad in [
@@ -444,17 +417,16 @@ async fn live_readings_downsample_by_bucket(app: &TestApp) -> anyhow::Result<()>
         "metric=no%20such",
         "colour=blue",
     ] {
-        app.get(
-            &format!("/api/v1/instruments/{centrifuge}/readings?{bad}"),
-            Some(&token),
-        )
-        .await?
-        .expect_error(400, "VALIDATION_ERROR")
-        .with_context(|| bad.to_owned())?;
+        app.as_user(&token)
+            .get(&format!("/api/v1/instruments/{centrifuge}/readings?{bad}"))
+            .await?
+            .expect_error(400, "VALIDATION_ERROR")
+            .with_context(|| bad.to_owned())?;
     }
     // Another organization sees no such instrument.
     let (_, other) = app.admin().await?;
-    app.get(&path, Some(&other))
+    app.as_user(&other)
+        .get(&path)
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     Ok(())
@@ -553,14 +525,7 @@ async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Re
     .await?;
     // A command from the control API reaches the simulated instrument and
     // its result comes back.
-    let queued = app
-        .json(
-            reqwest::Method::POST,
-            &format!("/api/v1/instruments/{hplc}/control"),
-            Some(&token),
-            &[("idempotency-key", "start-1")],
-            &json!({"command": "start", "parameters": {"protocol": "gradient-5", "settings": {"durationTicks": 5}}}),
-        )
+    let queued = app.as_user(&token).header("idempotency-key", "start-1").json(reqwest::Method::POST, &format!("/api/v1/instruments/{hplc}/control"), &json!({"command": "start", "parameters": {"protocol": "gradient-5", "settings": {"durationTicks": 5}}}))
         .await?;
     let command = id_of(queued.expect_ok(202)?)?;
     let last = Arc::new(Mutex::new(Value::Null));
@@ -570,7 +535,7 @@ async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Re
         let command = command.clone();
         let last = last.clone();
         async move {
-            let listed = app.get(&path, Some(&token)).await?;
+            let listed = app.as_user(&token).get(&path).await?;
             let listed = listed.expect_ok(200)?.clone();
             let found = listed["items"]
                 .as_array()
@@ -606,11 +571,11 @@ async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Re
     expect_full_command_trail(&db, &command).await?;
     // A command the simulator cannot do fails with its reason.
     let queued = app
+        .as_user(&token)
+        .header("idempotency-key", "purge-1")
         .json(
             reqwest::Method::POST,
             &format!("/api/v1/instruments/{hplc}/control"),
-            Some(&token),
-            &[("idempotency-key", "purge-1")],
             &json!({"command": "purge", "parameters": {}}),
         )
         .await?;
@@ -630,19 +595,15 @@ async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Re
         .await?;
     }
     // Only the bridge's own key polls commands, within limits.
-    app.get("/api/v1/bridges/commands", Some(&token))
+    app.as_user(&token)
+        .get("/api/v1/bridges/commands")
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     for bad in ["wait=26", "limit=0", "wait=x"] {
-        as_bridge(
-            app,
-            &bridge.api_key,
-            reqwest::Method::GET,
-            &format!("/api/v1/bridges/commands?{bad}"),
-            None,
-        )
-        .await?
-        .expect_error(400, "VALIDATION_ERROR")?;
+        app.as_key(&bridge.api_key)
+            .get(&format!("/api/v1/bridges/commands?{bad}"))
+            .await?
+            .expect_error(400, "VALIDATION_ERROR")?;
     }
     agent.stop().await
 }
@@ -1089,11 +1050,11 @@ async fn live_serial_instrument_over_a_pseudo_terminal(app: &TestApp) -> anyhow:
     .await?;
     // A command goes down the line and the instrument's answer comes back.
     let queued = app
+        .as_user(&token)
+        .header("idempotency-key", "serial-home")
         .json(
             reqwest::Method::POST,
             &format!("/api/v1/instruments/{reader}/control"),
-            Some(&token),
-            &[("idempotency-key", "serial-home")],
             &json!({"command": "home"}),
         )
         .await?;
@@ -1196,7 +1157,8 @@ async fn live_dropped_files_become_run_data_resuming_and_hash_checked(
     .await?;
     let sha = |bytes: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
     let detail = app
-        .get(&format!("/api/v1/runs/{run}"), Some(&token))
+        .as_user(&token)
+        .get(&format!("/api/v1/runs/{run}"))
         .await?;
     let detail = detail.expect_ok(200)?.clone();
     ensure!(
@@ -1208,7 +1170,8 @@ async fn live_dropped_files_become_run_data_resuming_and_hash_checked(
         "the plate was parsed into results: {detail}"
     );
     let detail = app
-        .get(&format!("/api/v1/runs/{raw_run}"), Some(&token))
+        .as_user(&token)
+        .get(&format!("/api/v1/runs/{raw_run}"))
         .await?;
     let detail = detail.expect_ok(200)?.clone();
     ensure!(
@@ -1245,14 +1208,14 @@ async fn as_bridge_bytes(
     body: Vec<u8>,
     range: &str,
 ) -> anyhow::Result<crate::client::Resp> {
-    app.send(
-        reqwest::Method::POST,
-        path,
-        None,
-        &[("x-api-key", key), ("content-range", range)],
-        Some(("application/octet-stream", body)),
-    )
-    .await
+    app.as_key(key)
+        .header("content-range", range)
+        .send(
+            reqwest::Method::POST,
+            path,
+            Some(("application/octet-stream", body)),
+        )
+        .await
 }
 
 async fn live_agent_starts_a_new_stream_when_the_cloud_lost_its_copy(
@@ -1317,7 +1280,6 @@ async fn live_commands_move_forward_only_for_their_bridge(app: &TestApp) -> anyh
         )
         .await?,
     )?;
-    let post = reqwest::Method::POST;
     let ingest = "/api/v1/bridges/ingest";
     let stream = uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
@@ -1329,31 +1291,25 @@ async fn live_commands_move_forward_only_for_their_bridge(app: &TestApp) -> anyh
         json!({"stream": stream, "records": records,
                "heartbeat": {"queueDepth": 0, "instruments": [{"id": hplc, "status": "idle"}]}})
     };
-    as_bridge(
-        app,
-        &ours.api_key,
-        post.clone(),
-        ingest,
-        Some(&heartbeat(&stream, vec![])),
-    )
-    .await?
-    .expect_ok(200)?;
+    app.as_key(&ours.api_key)
+        .post(ingest, &heartbeat(&stream, vec![]))
+        .await?
+        .expect_ok(200)?;
     let queued = app
-        .json(
-            post.clone(),
+        .as_user(&token)
+        .header("idempotency-key", "home-1")
+        .post(
             &format!("/api/v1/instruments/{hplc}/control"),
-            Some(&token),
-            &[("idempotency-key", "home-1")],
             &json!({"command": "home"}),
         )
         .await?;
     let command = id_of(queued.expect_ok(202)?)?;
     let poll = "/api/v1/bridges/commands";
-    let handed = as_bridge(app, &ours.api_key, reqwest::Method::GET, poll, None).await?;
+    let handed = app.as_key(&ours.api_key).get(poll).await?;
     ensure!(handed.expect_ok(200)?["items"][0]["id"] == command.as_str());
     // Not again while it may still be on its way; again once 30 s passed
     // without an acknowledgement.
-    let again = as_bridge(app, &ours.api_key, reqwest::Method::GET, poll, None).await?;
+    let again = app.as_key(&ours.api_key).get(poll).await?;
     ensure!(again.expect_ok(200)?["items"] == json!([]));
     let db = app.db().await?;
     db.execute(
@@ -1361,7 +1317,7 @@ async fn live_commands_move_forward_only_for_their_bridge(app: &TestApp) -> anyh
         &[&command],
     )
     .await?;
-    let redelivered = as_bridge(app, &ours.api_key, reqwest::Method::GET, poll, None).await?;
+    let redelivered = app.as_key(&ours.api_key).get(poll).await?;
     ensure!(redelivered.expect_ok(200)?["items"][0]["id"] == command.as_str());
     let outcome = |seq: u64, state: &str| {
         let mut o = json!({"seq": seq, "kind": "commandOutcome", "commandId": command, "state": state,
@@ -1372,37 +1328,31 @@ async fn live_commands_move_forward_only_for_their_bridge(app: &TestApp) -> anyh
         o
     };
     // Another bridge of the organization cannot report on it.
-    let theirs = as_bridge(
-        app,
-        &other.api_key,
-        post.clone(),
-        ingest,
-        Some(&heartbeat(&other_stream, vec![outcome(1, "completed")])),
-    )
-    .await?;
+    let theirs = app
+        .as_key(&other.api_key)
+        .post(
+            ingest,
+            &heartbeat(&other_stream, vec![outcome(1, "completed")]),
+        )
+        .await?;
     ensure!(
         theirs.expect_ok(200)?["rejected"][0]["seq"] == 1,
         "{}",
         theirs.json
     );
     // Its own bridge moves it forward; never back.
-    let done = as_bridge(
-        app,
-        &ours.api_key,
-        post.clone(),
-        ingest,
-        Some(&heartbeat(&stream, vec![outcome(1, "completed")])),
-    )
-    .await?;
+    let done = app
+        .as_key(&ours.api_key)
+        .post(ingest, &heartbeat(&stream, vec![outcome(1, "completed")]))
+        .await?;
     ensure!(done.expect_ok(200)?["stored"] == 1, "{}", done.json);
-    let back = as_bridge(
-        app,
-        &ours.api_key,
-        post.clone(),
-        ingest,
-        Some(&heartbeat(&stream, vec![outcome(2, "acknowledged")])),
-    )
-    .await?;
+    let back = app
+        .as_key(&ours.api_key)
+        .post(
+            ingest,
+            &heartbeat(&stream, vec![outcome(2, "acknowledged")]),
+        )
+        .await?;
     ensure!(
         back.expect_ok(200)?["rejected"][0]["seq"] == 2,
         "{}",
@@ -1422,15 +1372,10 @@ async fn live_commands_move_forward_only_for_their_bridge(app: &TestApp) -> anyh
         &[&hplc],
     )
     .await?;
-    as_bridge(
-        app,
-        &ours.api_key,
-        post,
-        ingest,
-        Some(&heartbeat(&stream, vec![])),
-    )
-    .await?
-    .expect_ok(200)?;
+    app.as_key(&ours.api_key)
+        .post(ingest, &heartbeat(&stream, vec![]))
+        .await?
+        .expect_ok(200)?;
     let status: String = db
         .query_one(
             "SELECT status FROM instruments WHERE id = $1::text::uuid",

@@ -38,16 +38,13 @@ async fn password_reset_by_email_link(app: &TestApp) -> anyhow::Result<()> {
     let user = app.new_org_user(Role::Scientist).await?;
     let old_session = app.login(&user).await?;
     let known = app
-        .post(
-            "/api/auth/forgot-password",
-            None,
-            &json!({ "email": user.email }),
-        )
+        .anonymous()
+        .post("/api/auth/forgot-password", &json!({ "email": user.email }))
         .await?;
     let unknown = app
+        .anonymous()
         .post(
             "/api/auth/forgot-password",
-            None,
             &json!({ "email": "nobody-at-all@example.org" }),
         )
         .await?;
@@ -84,36 +81,37 @@ async fn password_reset_by_email_link(app: &TestApp) -> anyhow::Result<()> {
     );
     let new_password = "a brand new lab password";
     let reset = app
+        .anonymous()
         .post(
             "/api/auth/reset-password",
-            None,
             &json!({ "token": token, "password": new_password }),
         )
         .await?;
     ensure!(reset.expect_ok(200)?["passwordReset"] == true);
     // Every session ended; the old password is gone; the new one works.
-    app.get("/api/auth/me", Some(&old_session))
+    app.as_user(&old_session)
+        .get("/api/auth/me")
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
-    app.post(
-        "/api/auth/login",
-        None,
-        &json!({ "email": user.email, "password": user.password }),
-    )
-    .await?
-    .expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
-    app.post(
-        "/api/auth/login",
-        None,
-        &json!({ "email": user.email, "password": new_password }),
-    )
-    .await?
-    .expect_ok(200)?;
+    app.anonymous()
+        .post(
+            "/api/auth/login",
+            &json!({ "email": user.email, "password": user.password }),
+        )
+        .await?
+        .expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    app.anonymous()
+        .post(
+            "/api/auth/login",
+            &json!({ "email": user.email, "password": new_password }),
+        )
+        .await?
+        .expect_ok(200)?;
     // Single use.
     let again = app
+        .anonymous()
         .post(
             "/api/auth/reset-password",
-            None,
             &json!({ "token": token, "password": "another one, longer" }),
         )
         .await?;
@@ -129,36 +127,33 @@ async fn password_reset_by_email_link(app: &TestApp) -> anyhow::Result<()> {
 
 async fn password_reset_refuses_bad_tokens_and_weak_passwords(app: &TestApp) -> anyhow::Result<()> {
     let user = app.new_org_user(Role::Viewer).await?;
-    app.post(
-        "/api/auth/forgot-password",
-        None,
-        &json!({ "email": user.email }),
-    )
-    .await?
-    .expect_ok(202)?;
+    app.anonymous()
+        .post("/api/auth/forgot-password", &json!({ "email": user.email }))
+        .await?
+        .expect_ok(202)?;
     let (_, token) = reset_mail(app, &user.email).await?.context("mail")?;
     let weak = app
+        .anonymous()
         .post(
             "/api/auth/reset-password",
-            None,
             &json!({ "token": token, "password": "password123" }),
         )
         .await?;
     weak.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(weak.detail_fields() == ["password"], "{}", weak.json);
     let short = app
+        .anonymous()
         .post(
             "/api/auth/reset-password",
-            None,
             &json!({ "token": token, "password": "short" }),
         )
         .await?;
     ensure!(short.detail_fields() == ["password"], "{}", short.json);
     let forged = format!("pr_{}", "B".repeat(43));
     let bad = app
+        .anonymous()
         .post(
             "/api/auth/reset-password",
-            None,
             &json!({ "token": forged, "password": "perfectly fine password" }),
         )
         .await?;
@@ -172,21 +167,21 @@ async fn password_reset_refuses_bad_tokens_and_weak_passwords(app: &TestApp) -> 
     )
     .await?;
     let expired = app
+        .anonymous()
         .post(
             "/api/auth/reset-password",
-            None,
             &json!({ "token": token, "password": "perfectly fine password" }),
         )
         .await?;
     expired.expect_error(400, "VALIDATION_ERROR")?;
     // Nothing changed: the original password still works.
     app.login(&user).await?;
-    app.post(
-        "/api/auth/forgot-password",
-        None,
-        &json!({ "email": "not an email" }),
-    )
-    .await?
-    .expect_error(400, "VALIDATION_ERROR")?;
+    app.anonymous()
+        .post(
+            "/api/auth/forgot-password",
+            &json!({ "email": "not an email" }),
+        )
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
     Ok(())
 }

@@ -79,9 +79,7 @@ async fn role_matrix_walk(app: &TestApp) -> anyhow::Result<()> {
                     serde_json::to_vec(b).unwrap_or_default(),
                 )
             });
-            let resp = app
-                .send(method.clone(), path, Some(&token), &[], body)
-                .await?;
+            let resp = app.as_user(&token).send(method.clone(), path, body).await?;
             let allowed = permission.is_none_or(|p| role.can(p));
             let what = format!("{role:?} {method} {path}: {} {}", resp.status, resp.json);
             if allowed {

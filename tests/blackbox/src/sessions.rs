@@ -29,9 +29,9 @@ crate::cases![
 async fn login_returns_a_working_token(app: &TestApp) -> anyhow::Result<()> {
     let user = app.new_org_user(Role::Scientist).await?;
     let resp = app
+        .anonymous()
         .post(
             "/api/auth/login",
-            None,
             &json!({ "email": user.email.to_uppercase(), "password": user.password }),
         )
         .await?;
@@ -48,7 +48,8 @@ async fn login_returns_a_working_token(app: &TestApp) -> anyhow::Result<()> {
         data["user"].get("passwordHash").is_none() && !resp.json.to_string().contains("argon2")
     );
     let token = data["accessToken"].as_str().context("token")?;
-    app.get("/api/v1/instruments", Some(token))
+    app.as_user(token)
+        .get("/api/v1/instruments")
         .await?
         .expect_ok(200)?;
     let db = app.db().await?;
@@ -68,16 +69,16 @@ async fn login_returns_a_working_token(app: &TestApp) -> anyhow::Result<()> {
 async fn login_failures_are_indistinguishable(app: &TestApp) -> anyhow::Result<()> {
     let user = app.new_org_user(Role::Admin).await?;
     let wrong = app
+        .anonymous()
         .post(
             "/api/auth/login",
-            None,
             &json!({ "email": user.email, "password": "wrong-password" }),
         )
         .await?;
     let unknown = app
+        .anonymous()
         .post(
             "/api/auth/login",
-            None,
             &json!({ "email": "nobody-here@example.org", "password": "wrong-password" }),
         )
         .await?;
@@ -96,9 +97,9 @@ async fn login_failures_are_indistinguishable(app: &TestApp) -> anyhow::Result<(
     )
     .await?;
     let inactive = app
+        .anonymous()
         .post(
             "/api/auth/login",
-            None,
             &json!({ "email": user.email, "password": user.password }),
         )
         .await?;
@@ -119,47 +120,40 @@ async fn login_failures_are_indistinguishable(app: &TestApp) -> anyhow::Result<(
 }
 
 async fn login_rejects_bad_input_and_changes_nothing(app: &TestApp) -> anyhow::Result<()> {
+    let anonymous = app.anonymous();
     let post_raw = |content_type: &'static str, body: Vec<u8>| {
-        app.send(
-            Method::POST,
-            "/api/auth/login",
-            None,
-            &[],
-            Some((content_type, body)),
-        )
+        anonymous.send(Method::POST, "/api/auth/login", Some((content_type, body)))
     };
     let malformed = post_raw("application/json", b"{\"email\": ".to_vec()).await?;
     malformed.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(malformed.detail_fields() == ["body"], "{}", malformed.json);
     let missing = app
-        .post("/api/auth/login", None, &json!({ "email": "a@b.co" }))
+        .anonymous()
+        .post("/api/auth/login", &json!({ "email": "a@b.co" }))
         .await?;
     missing.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(missing.detail_fields() == ["password"], "{}", missing.json);
     let unknown = app
+        .anonymous()
         .post(
             "/api/auth/login",
-            None,
             &json!({ "email": "a@b.co", "password": "x", "admin": true }),
         )
         .await?;
     unknown.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(unknown.detail_fields() == ["admin"], "{}", unknown.json);
     let bad_email = app
+        .anonymous()
         .post(
             "/api/auth/login",
-            None,
             &json!({ "email": "not-an-email", "password": "x" }),
         )
         .await?;
     bad_email.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(bad_email.detail_fields() == ["email"], "{}", bad_email.json);
     let wrong_type = app
-        .post(
-            "/api/auth/login",
-            None,
-            &json!({ "email": 42, "password": "x" }),
-        )
+        .anonymous()
+        .post("/api/auth/login", &json!({ "email": 42, "password": "x" }))
         .await?;
     wrong_type.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(
@@ -181,9 +175,9 @@ async fn login_rejects_bad_input_and_changes_nothing(app: &TestApp) -> anyhow::R
         .await?
         .expect_error(413, "PAYLOAD_TOO_LARGE")?;
     let nul = app
+        .anonymous()
         .post(
             "/api/auth/login",
-            None,
             &json!({ "email": "a\u{0}@b.co", "password": "x" }),
         )
         .await?;
@@ -263,7 +257,8 @@ async fn hostile_tokens_are_refused(app: &TestApp) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
     // The forged-but-correct token works: the refusals below are about the hostile part only.
     let control = forge(app, "k1", &key, good.clone(), now, 300);
-    app.get("/api/v1/instruments", Some(&control))
+    app.as_user(&control)
+        .get("/api/v1/instruments")
         .await?
         .expect_ok(200)?;
 
@@ -358,7 +353,7 @@ async fn hostile_tokens_are_refused(app: &TestApp) -> anyhow::Result<()> {
         .as_bytes());
     hostile.push(("no typ", format!("{untyped}.{}.{}", parts[1], parts[2])));
     for (what, bad) in hostile {
-        let resp = app.get("/api/v1/instruments", Some(&bad)).await?;
+        let resp = app.as_user(&bad).get("/api/v1/instruments").await?;
         let code = if what == "expired" {
             "AUTH_TOKEN_EXPIRED"
         } else {
@@ -371,14 +366,15 @@ async fn hostile_tokens_are_refused(app: &TestApp) -> anyhow::Result<()> {
             "{what}: WWW-Authenticate missing"
         );
     }
-    app.get("/api/v1/instruments", None)
+    app.anonymous()
+        .get("/api/v1/instruments")
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
     // A refresh token is not an access token.
     let login = app
+        .anonymous()
         .post(
             "/api/auth/login",
-            None,
             &json!({ "email": admin.email, "password": admin.password }),
         )
         .await?;
@@ -386,25 +382,22 @@ async fn hostile_tokens_are_refused(app: &TestApp) -> anyhow::Result<()> {
         .as_str()
         .context("refreshToken")?
         .to_owned();
-    app.get("/api/v1/instruments", Some(&refresh))
+    app.as_user(&refresh)
+        .get("/api/v1/instruments")
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
-    app.send(
-        Method::GET,
-        "/api/v1/instruments",
-        None,
-        &[("authorization", "Basic YTpi")],
-        None,
-    )
-    .await?
-    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.anonymous()
+        .header("authorization", "Basic YTpi")
+        .get("/api/v1/instruments")
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
     Ok(())
 }
 
 async fn me_reports_the_caller(app: &TestApp) -> anyhow::Result<()> {
     let user = app.new_org_user(Role::QualityAssurance).await?;
     let token = app.login(&user).await?;
-    let resp = app.get("/api/auth/me", Some(&token)).await?;
+    let resp = app.as_user(&token).get("/api/auth/me").await?;
     let me = resp.expect_ok(200)?;
     ensure!(
         me["id"] == user.id.to_string() && me["email"] == user.email.as_str(),
@@ -426,7 +419,8 @@ async fn me_reports_the_caller(app: &TestApp) -> anyhow::Result<()> {
         "{permissions:?}"
     );
     ensure!(me["lastLoginAt"].is_string(), "{me}");
-    app.get("/api/auth/me", None)
+    app.anonymous()
+        .get("/api/auth/me")
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
     Ok(())
@@ -436,12 +430,12 @@ async fn login_body(
     app: &TestApp,
     user: &crate::client::User,
 ) -> anyhow::Result<crate::client::Resp> {
-    app.post(
-        "/api/auth/login",
-        None,
-        &json!({ "email": user.email, "password": user.password }),
-    )
-    .await
+    app.anonymous()
+        .post(
+            "/api/auth/login",
+            &json!({ "email": user.email, "password": user.password }),
+        )
+        .await
 }
 
 async fn refresh_rotates_and_reuse_revokes_the_family(app: &TestApp) -> anyhow::Result<()> {
@@ -457,11 +451,8 @@ async fn refresh_rotates_and_reuse_revokes_the_family(app: &TestApp) -> anyhow::
         "{first}"
     );
     let rotated = app
-        .post(
-            "/api/auth/refresh",
-            None,
-            &json!({ "refreshToken": refresh_1 }),
-        )
+        .anonymous()
+        .post("/api/auth/refresh", &json!({ "refreshToken": refresh_1 }))
         .await?;
     let second = rotated.expect_ok(200)?.clone();
     let refresh_2 = second["refreshToken"]
@@ -473,26 +464,22 @@ async fn refresh_rotates_and_reuse_revokes_the_family(app: &TestApp) -> anyhow::
         .context("accessToken")?
         .to_owned();
     ensure!(refresh_2 != refresh_1, "the refresh token rotates");
-    app.get("/api/auth/me", Some(&access_2))
+    app.as_user(&access_2)
+        .get("/api/auth/me")
         .await?
         .expect_ok(200)?;
     // The spent token again: refused, and the whole family ends.
     let reuse = app
-        .post(
-            "/api/auth/refresh",
-            None,
-            &json!({ "refreshToken": refresh_1 }),
-        )
+        .anonymous()
+        .post("/api/auth/refresh", &json!({ "refreshToken": refresh_1 }))
         .await?;
     reuse.expect_error(401, "AUTH_TOKEN_INVALID")?;
-    app.post(
-        "/api/auth/refresh",
-        None,
-        &json!({ "refreshToken": refresh_2 }),
-    )
-    .await?
-    .expect_error(401, "AUTH_TOKEN_INVALID")?;
-    app.get("/api/auth/me", Some(&access_2))
+    app.anonymous()
+        .post("/api/auth/refresh", &json!({ "refreshToken": refresh_2 }))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.as_user(&access_2)
+        .get("/api/auth/me")
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
     let db = app.db().await?;
@@ -535,13 +522,9 @@ async fn refresh_works_from_the_cookie(app: &TestApp) -> anyhow::Result<()> {
     );
     let pair = cookie.split(';').next().context("cookie pair")?.to_owned();
     let resp = app
-        .send(
-            Method::POST,
-            "/api/auth/refresh",
-            None,
-            &[("cookie", &pair)],
-            None,
-        )
+        .anonymous()
+        .header("cookie", &pair)
+        .send(Method::POST, "/api/auth/refresh", None)
         .await?;
     resp.expect_ok(200)?;
     let next = resp
@@ -555,42 +538,34 @@ async fn refresh_works_from_the_cookie(app: &TestApp) -> anyhow::Result<()> {
 
 async fn refresh_rejects_bad_input(app: &TestApp) -> anyhow::Result<()> {
     let none = app
-        .send(Method::POST, "/api/auth/refresh", None, &[], None)
+        .anonymous()
+        .send(Method::POST, "/api/auth/refresh", None)
         .await?;
     none.expect_error(400, "VALIDATION_ERROR")?;
     ensure!(none.detail_fields() == ["refreshToken"], "{}", none.json);
-    app.post(
-        "/api/auth/refresh",
-        None,
-        &json!({ "refreshToken": "rt_nope" }),
-    )
-    .await?
-    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.anonymous()
+        .post("/api/auth/refresh", &json!({ "refreshToken": "rt_nope" }))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
     let unknown = format!("rt_{}", "A".repeat(43));
-    app.post(
-        "/api/auth/refresh",
-        None,
-        &json!({ "refreshToken": unknown }),
-    )
-    .await?
-    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.anonymous()
+        .post("/api/auth/refresh", &json!({ "refreshToken": unknown }))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
     let extra = app
+        .anonymous()
         .post(
             "/api/auth/refresh",
-            None,
             &json!({ "refreshToken": unknown, "x": 1 }),
         )
         .await?;
     extra.expect_error(400, "VALIDATION_ERROR")?;
     // An access token is not a refresh token.
     let (_, access) = app.admin().await?;
-    app.post(
-        "/api/auth/refresh",
-        None,
-        &json!({ "refreshToken": access }),
-    )
-    .await?
-    .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.anonymous()
+        .post("/api/auth/refresh", &json!({ "refreshToken": access }))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
     Ok(())
 }
 
@@ -603,7 +578,8 @@ async fn logout_ends_the_session_at_once(app: &TestApp) -> anyhow::Result<()> {
     // A second login is a separate session and survives the first's logout.
     let other = app.login(&user).await?;
     let out = app
-        .send(Method::POST, "/api/auth/logout", Some(access), &[], None)
+        .as_user(access)
+        .send(Method::POST, "/api/auth/logout", None)
         .await?;
     ensure!(out.expect_ok(200)?["loggedOut"] == true);
     let cleared = out
@@ -612,20 +588,20 @@ async fn logout_ends_the_session_at_once(app: &TestApp) -> anyhow::Result<()> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     ensure!(cleared.contains("Max-Age=0"), "{cleared}");
-    app.get("/api/v1/instruments", Some(access))
+    app.as_user(access)
+        .get("/api/v1/instruments")
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
-    app.post(
-        "/api/auth/refresh",
-        None,
-        &json!({ "refreshToken": refresh }),
-    )
-    .await?
-    .expect_error(401, "AUTH_TOKEN_INVALID")?;
-    app.get("/api/auth/me", Some(&other))
+    app.anonymous()
+        .post("/api/auth/refresh", &json!({ "refreshToken": refresh }))
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.as_user(&other)
+        .get("/api/auth/me")
         .await?
         .expect_ok(200)?;
-    app.send(Method::POST, "/api/auth/logout", None, &[], None)
+    app.anonymous()
+        .send(Method::POST, "/api/auth/logout", None)
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
     Ok(())
@@ -638,7 +614,8 @@ async fn deactivation_and_role_changes_take_effect_at_once(app: &TestApp) -> any
         .await?;
     let token = app.login(&user).await?;
     let body = instrument("Role check", "incubator", "idle", "L");
-    app.post("/api/v1/instruments", Some(&token), &body)
+    app.as_user(&token)
+        .post("/api/v1/instruments", &body)
         .await?
         .expect_ok(201)?;
     let db = app.db().await?;
@@ -649,7 +626,8 @@ async fn deactivation_and_role_changes_take_effect_at_once(app: &TestApp) -> any
     .await?;
     let mut second = body.clone();
     second["name"] = json!("Role check 2");
-    app.post("/api/v1/instruments", Some(&token), &second)
+    app.as_user(&token)
+        .post("/api/v1/instruments", &second)
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     db.execute(
@@ -657,7 +635,8 @@ async fn deactivation_and_role_changes_take_effect_at_once(app: &TestApp) -> any
         &[&user.id],
     )
     .await?;
-    app.get("/api/v1/instruments", Some(&token))
+    app.as_user(&token)
+        .get("/api/v1/instruments")
         .await?
         .expect_error(401, "AUTH_TOKEN_INVALID")?;
     Ok(())
@@ -667,7 +646,8 @@ async fn lockout_after_repeated_failures_then_unlock(app: &TestApp) -> anyhow::R
     let user = app.new_org_user(Role::Scientist).await?;
     let wrong = json!({ "email": user.email, "password": "not-the-password" });
     for _ in 0..shared::auth::session::MAX_FAILED_LOGINS {
-        app.post("/api/auth/login", None, &wrong)
+        app.anonymous()
+            .post("/api/auth/login", &wrong)
             .await?
             .expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
     }
@@ -675,9 +655,9 @@ async fn lockout_after_repeated_failures_then_unlock(app: &TestApp) -> anyhow::R
     let locked = login_body(app, &user).await?;
     locked.expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
     let unknown = app
+        .anonymous()
         .post(
             "/api/auth/login",
-            None,
             &json!({ "email": "ghost@example.org", "password": "x" }),
         )
         .await?;

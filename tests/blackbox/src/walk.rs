@@ -120,9 +120,9 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
 
     // Authentication.
     let login = app
+        .anonymous()
         .post(
             "/api/auth/login",
-            None,
             &json!({"email": user.email, "password": user.password}),
         )
         .await?;
@@ -136,9 +136,9 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         )
         .await?;
     let refresh = app
+        .anonymous()
         .post(
             "/api/auth/refresh",
-            None,
             &json!({"refreshToken": session["refreshToken"]}),
         )
         .await?;
@@ -148,16 +148,14 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         .context("accessToken")?
         .to_owned();
     let logout = app
-        .post("/api/auth/logout", Some(&access), &json!({}))
+        .as_user(&access)
+        .post("/api/auth/logout", &json!({}))
         .await?;
     walk.json("auth-logout", logout, 200, &["AUTH_LOGOUT"], Method::POST)
         .await?;
     let forgot = app
-        .post(
-            "/api/auth/forgot-password",
-            None,
-            &json!({"email": user.email}),
-        )
+        .anonymous()
+        .post("/api/auth/forgot-password", &json!({"email": user.email}))
         .await?;
     walk.json(
         "auth-forgot-password",
@@ -171,9 +169,9 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         .await?
         .context("reset e-mail")?;
     let reset = app
+        .anonymous()
         .post(
             "/api/auth/reset-password",
-            None,
             &json!({"token": reset_token, "password": "a new long passphrase 42"}),
         )
         .await?;
@@ -185,13 +183,8 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         Method::POST,
     )
     .await?;
-    let signup = app
-        .post(
-            "/api/auth/signup",
-            None,
-            &json!({"organizationName": "Walk Lab", "email": format!("walk-{}@lab.example", unique()),
-                    "name": "Walker", "password": "a long walking passphrase 7"}),
-        )
+    let signup = app.anonymous().post("/api/auth/signup", &json!({"organizationName": "Walk Lab", "email": format!("walk-{}@lab.example", unique()),
+                    "name": "Walker", "password": "a long walking passphrase 7"}))
         .await?;
     walk.json(
         "auth-signup",
@@ -204,9 +197,9 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
 
     // Instruments, control and maintenance.
     let created = app
+        .as_user(&token)
         .post(
             "/api/v1/instruments",
-            Some(&token),
             &json!({"name": "Walk reader", "type": "plate_reader", "status": "idle"}),
         )
         .await?;
@@ -221,11 +214,10 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         .await?;
     let instrument_id = id_of(&instrument)?;
     let updated = app
-        .json(
-            Method::PUT,
+        .as_user(&token)
+        .header("if-match", "\"1\"")
+        .put(
             &format!("/api/v1/instruments/{instrument_id}"),
-            Some(&token),
-            &[("if-match", "\"1\"")],
             &json!({"location": "Bench 4"}),
         )
         .await?;
@@ -238,11 +230,10 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
     )
     .await?;
     let control = app
-        .json(
-            Method::POST,
+        .as_user(&token)
+        .header("idempotency-key", "walk-home-1")
+        .post(
             &format!("/api/v1/instruments/{instrument_id}/control"),
-            Some(&token),
-            &[("idempotency-key", "walk-home-1")],
             &json!({"command": "home"}),
         )
         .await?;
@@ -255,9 +246,9 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
     )
     .await?;
     let scheduled = app
+        .as_user(&token)
         .post(
             &format!("/api/v1/instruments/{instrument_id}/maintenance"),
-            Some(&token),
             &json!({"kind": "calibration", "scheduledFor": "2030-01-01T00:00:00Z"}),
         )
         .await?;
@@ -272,11 +263,10 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         .await?;
     let maintenance_id = id_of(&maintenance)?;
     let completed = app
-        .json(
-            Method::PUT,
+        .as_user(&token)
+        .header("if-match", "\"1\"")
+        .put(
             &format!("/api/v1/maintenance/{maintenance_id}"),
-            Some(&token),
-            &[("if-match", "\"1\"")],
             &json!({"status": "completed"}),
         )
         .await?;
@@ -291,22 +281,17 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
 
     // Runs.
     let started = app
-        .post(
-            "/api/v1/runs",
-            Some(&token),
-            &json!({"instrumentId": instrument_id}),
-        )
+        .as_user(&token)
+        .post("/api/v1/runs", &json!({"instrumentId": instrument_id}))
         .await?;
     let run = walk
         .json("runs", started, 201, &["RUN_STARTED"], Method::POST)
         .await?;
     let run_id = id_of(&run)?;
     let stopped = app
-        .json(
-            Method::PUT,
+        .as_user(&token)
+        .put(
             &format!("/api/v1/runs/{run_id}/stop"),
-            Some(&token),
-            &[],
             &json!({"outcome": "aborted", "reason": "walk"}),
         )
         .await?;
@@ -314,11 +299,10 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         .await?;
     let csv = b"Well,Type,Value\nA1,Blank,0.05\nB1,Positive,1.8\nB2,Positive,1.7\nC1,Negative,0.1\nC2,Negative,0.12\n";
     let uploaded = app
+        .as_user(&token)
         .raw(
             Method::POST,
             &format!("/api/v1/runs/{run_id}/data?format=plate_reader_csv"),
-            Some(&token),
-            &[],
             Some(csv.to_vec()),
         )
         .await?;
@@ -333,9 +317,9 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
     )
     .await?;
     let signed = app
+        .as_user(&token)
         .post(
             &format!("/api/v1/runs/{run_id}/signatures"),
-            Some(&token),
             &json!({"meaning": "review", "email": admin.email, "password": admin.password}),
         )
         .await?;
@@ -354,11 +338,10 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
     )
     .await?;
     let removed = app
+        .as_user(&token)
         .json(
             Method::DELETE,
             &format!("/api/v1/instruments/{}", id_of(&spare)?),
-            Some(&token),
-            &[],
             &json!({"reason": "Decommissioned"}),
         )
         .await?;
@@ -373,16 +356,17 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
 
     // Audit, retention, keys and users.
     let reported = app
+        .as_user(&token)
         .post(
             "/api/audit",
-            Some(&token),
             &json!({"eventType": "WALK", "action": "Walked"}),
         )
         .await?;
     walk.json("audit-log", reported, 201, &["CLIENT_WALK"], Method::POST)
         .await?;
     let exported = app
-        .raw(Method::GET, "/api/audit/export", Some(&token), &[], None)
+        .as_user(&token)
+        .raw(Method::GET, "/api/audit/export", None)
         .await?;
     let id = exported.header("x-request-id").map(str::to_owned);
     walk.expect(
@@ -395,7 +379,8 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
     )
     .await?;
     let retention = app
-        .post("/api/v1/retention/run", Some(&token), &json!({}))
+        .as_user(&token)
+        .post("/api/v1/retention/run", &json!({}))
         .await?;
     walk.json(
         "retention-run",
@@ -406,9 +391,9 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
     )
     .await?;
     let key = app
+        .as_user(&token)
         .post(
             "/api/v1/api-keys",
-            Some(&token),
             &json!({"name": "walk", "permissions": ["instruments:view"]}),
         )
         .await?;
@@ -416,11 +401,10 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         .json("api-keys", key, 201, &["API_KEY_CREATED"], Method::POST)
         .await?;
     let revoked = app
+        .as_user(&token)
         .json(
             Method::DELETE,
             &format!("/api/v1/api-keys/{}", id_of(&key)?),
-            Some(&token),
-            &[],
             &json!({}),
         )
         .await?;
@@ -433,20 +417,18 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
     )
     .await?;
     let invited = app
+        .as_user(&token)
         .post(
             "/api/v1/users",
-            Some(&token),
             &json!({"email": format!("invitee-{}@lab.example", unique()), "role": "VIEWER"}),
         )
         .await?;
     walk.json("users", invited, 201, &["USER_INVITED"], Method::POST)
         .await?;
     let renamed = app
-        .json(
-            Method::PUT,
+        .as_user(&token)
+        .put(
             &format!("/api/v1/users/{}", user.id),
-            Some(&token),
-            &[],
             &json!({"name": "Walked Scientist"}),
         )
         .await?;
@@ -455,9 +437,9 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
 
     // Bridges.
     let join = app
+        .as_user(&token)
         .post(
             "/api/v1/bridges/join-tokens",
-            Some(&token),
             &json!({"name": "Walk bridge"}),
         )
         .await?;
@@ -471,11 +453,8 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         )
         .await?;
     let enrolled = app
-        .post(
-            "/api/v1/bridges/enroll",
-            None,
-            &json!({"token": join["token"]}),
-        )
+        .anonymous()
+        .post("/api/v1/bridges/enroll", &json!({"token": join["token"]}))
         .await?;
     let enrolled = walk
         .json(
@@ -491,21 +470,19 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
     // command handed out, its outcome reported.
     let key = enrolled["apiKey"].as_str().context("apiKey")?.to_owned();
     let bridged = app
+        .as_user(&token)
         .post(
             "/api/v1/instruments",
-            Some(&token),
             &json!({"name": "Bridged", "type": "incubator"}),
         )
         .await?;
     let bridged = crate::lab::id_of(bridged.expect_ok(201)?)?;
     let stream = uuid::Uuid::from_u128(0x5157_2ea1);
-    let key_header = [("x-api-key", key.as_str())];
+    let bridge = app.as_key(&key);
     let ingest = |body: Value| {
-        app.send(
+        bridge.send(
             Method::POST,
             "/api/v1/bridges/ingest",
-            None,
-            &key_header,
             Some(("application/json", body.to_string().into_bytes())),
         )
     };
@@ -523,24 +500,15 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
     )
     .await?;
     let queued = app
-        .json(
-            Method::POST,
+        .as_user(&token)
+        .header("idempotency-key", "walk-calibrate")
+        .post(
             &format!("/api/v1/instruments/{bridged}/control"),
-            Some(&token),
-            &[("idempotency-key", "walk-calibrate")],
             &json!({"command": "calibrate"}),
         )
         .await?;
     let command = crate::lab::id_of(queued.expect_ok(202)?)?;
-    let handed = app
-        .send(
-            Method::GET,
-            "/api/v1/bridges/commands",
-            None,
-            &[("x-api-key", key.as_str())],
-            None,
-        )
-        .await?;
+    let handed = app.as_key(&key).get("/api/v1/bridges/commands").await?;
     walk.json(
         "bridge-commands",
         handed,

@@ -98,7 +98,7 @@ async fn load_path(
             let mut errors = 0;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                match app.get(path, Some(&token)).await {
+                match app.as_user(&token).get(path).await {
                     Ok(resp) if resp.status == 200 => latencies.push(t.elapsed()),
                     _ => errors += 1,
                 }
@@ -266,7 +266,7 @@ async fn explain(
     let mut out = Vec::new();
     for path in paths {
         let before = std::fs::metadata(log_path)?.len();
-        let resp = app.get(path, Some(token)).await?;
+        let resp = app.as_user(token).get(path).await?;
         anyhow::ensure!(resp.status == 200, "{path}: {} {}", resp.status, resp.json);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let bytes = std::fs::read(log_path)?;
@@ -336,7 +336,7 @@ fn main() -> anyhow::Result<()> {
             let app = app.clone();
             let token = token.clone();
             async move {
-                let first = app.get(path, Some(&token)).await?;
+                let first = app.as_user(&token).get(path).await?;
                 let cursor = first.json["data"]["nextCursor"].as_str().unwrap_or_default().to_owned();
                 anyhow::Ok(format!("{path}&cursor={cursor}"))
             }
@@ -405,7 +405,7 @@ fn main() -> anyhow::Result<()> {
         // Warm up every isolate and the pool (the first requests after the
         // pool's connections were closed may fail once).
         for _ in 0..200 {
-            let _ = app.get("/api/v1/instruments?limit=25", Some(&token)).await;
+            let _ = app.as_user(&token).get("/api/v1/instruments?limit=25").await;
         }
 
         // 2. Latency per route, one client.
@@ -418,7 +418,7 @@ fn main() -> anyhow::Result<()> {
                     .replace(&i0.to_string(), &instruments[n % instruments.len()].to_string())
                     .replace(&r0.to_string(), &runs[n % runs.len()].to_string());
                 let t = Instant::now();
-                let resp = app.get(&path, Some(&token)).await?;
+                let resp = app.as_user(&token).get(&path).await?;
                 anyhow::ensure!(resp.status == 200, "{path}: {}", resp.status);
                 latencies.push(t.elapsed());
             }

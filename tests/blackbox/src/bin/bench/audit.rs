@@ -225,7 +225,10 @@ pub async fn run(stack: &Stack, app: &TestApp) -> anyhow::Result<()> {
     let seeded = seeding.elapsed();
     db.batch_execute("ANALYZE audit_events").await?;
     let started = Instant::now();
-    let report = app.get("/api/audit/verify", Some(&verifier_token)).await?;
+    let report = app
+        .as_user(&verifier_token)
+        .get("/api/audit/verify")
+        .await?;
     let verified_in = started.elapsed();
     let data = report.expect_ok(200)?;
     anyhow::ensure!(data["verified"] == true, "the chain did not verify: {data}");

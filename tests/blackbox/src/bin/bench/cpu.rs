@@ -59,7 +59,11 @@ async fn hammer(app: &Arc<TestApp>, token: &Arc<String>, total: usize) -> anyhow
         tasks.push(tokio::spawn(async move {
             let mut errors = 0;
             for _ in 0..share {
-                match app.get("/api/v1/instruments?limit=25", Some(&token)).await {
+                match app
+                    .as_user(&token)
+                    .get("/api/v1/instruments?limit=25")
+                    .await
+                {
                     Ok(resp) if resp.status == 200 => {}
                     _ => errors += 1,
                 }
@@ -79,11 +83,10 @@ pub async fn run(app: &Arc<TestApp>) -> anyhow::Result<()> {
     let token = Arc::new(app.login(&admin).await?);
     for i in 0..INSTRUMENTS {
         let created = app
+            .as_user(&token)
             .json(
                 http::Method::POST,
                 "/api/v1/instruments",
-                Some(&token),
-                &[],
                 &serde_json::json!({ "name": format!("Freezer {i:03}"), "type": "freezer" }),
             )
             .await?;

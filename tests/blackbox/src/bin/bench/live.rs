@@ -30,9 +30,9 @@ async fn enroll(app: &TestApp, token: &str, dir: &std::path::Path) -> anyhow::Re
 
 async fn instrument(app: &TestApp, token: &str, kind: &str, n: usize) -> anyhow::Result<String> {
     let made = app
+        .as_user(token)
         .post(
             "/api/v1/instruments",
-            Some(token),
             &json!({"name": format!("Bench {kind} {n}"), "type": kind}),
         )
         .await?;
