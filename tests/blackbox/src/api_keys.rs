@@ -32,20 +32,18 @@ async fn api_keys_are_shown_once_scoped_and_usable(app: &TestApp) -> anyhow::Res
     .await?;
     let data = created.expect_ok(201)?.clone();
     let key = data["key"].as_str().context("key shown once")?.to_owned();
+    ensure!(key.starts_with("ak_"), "{data}");
     ensure!(
-        key.starts_with("ak_") && key.starts_with(data["keyPrefix"].as_str().unwrap_or("-")),
+        key.starts_with(data["keyPrefix"].as_str().unwrap_or("-")),
         "{data}"
     );
-    ensure!(
-        data["permissions"] == json!(["instruments:view"]) && data["usageCount"] == 0,
-        "{data}"
-    );
+    ensure!(data["permissions"] == json!(["instruments:view"]), "{data}");
+    ensure!(data["usageCount"] == 0, "{data}");
     let list = app.as_user(&token).get("/api/v1/api-keys").await?;
     let text = list.expect_ok(200)?.to_string();
-    ensure!(
-        !text.contains(&key) && !text.contains("keyHash") && !text.contains("\"key\""),
-        "listing leaks: {text}"
-    );
+    ensure!(!text.contains(&key), "listing leaks: {text}");
+    ensure!(!text.contains("keyHash"), "listing leaks: {text}");
+    ensure!(!text.contains("\"key\""), "listing leaks: {text}");
     // Usable on /api/v1 as X-API-Key or as a bearer token.
     app.as_key(&key)
         .get("/api/v1/instruments")

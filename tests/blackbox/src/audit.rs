@@ -77,10 +77,8 @@ pub(crate) async fn refused_as_app(app: &TestApp, sql: &str, params: Value) -> a
         .await?;
     let status = reply.status().as_u16();
     let body: Value = reply.json().await?;
-    ensure!(
-        status == 400 && body["code"] == "42501",
-        "{sql}: {status} {body}"
-    );
+    ensure!(status == 400, "{sql}: {status} {body}");
+    ensure!(body["code"] == "42501", "{sql}: {status} {body}");
     Ok(())
 }
 
@@ -116,27 +114,24 @@ async fn audit_chain_verifies_and_records_a_signed_checkpoint(app: &TestApp) -> 
         .get(0);
     ensure!(gaps == 0);
     let report = verify(app, &qa, "").await?;
+    ensure!(report["verified"] == true, "{report}");
+    ensure!(report["verifiedToSequence"] == head, "{report}");
+    ensure!(report["events"] == head, "{report}");
+    ensure!(report["legacyEvents"] == 0, "{report}");
     ensure!(
-        report["verified"] == true
-            && report["verifiedToSequence"] == head
-            && report["events"] == head
-            && report["legacyEvents"] == 0
-            && report["headHash"].as_str().is_some_and(|h| h.len() == 64),
+        report["headHash"].as_str().is_some_and(|h| h.len() == 64),
         "{report}"
     );
     // The verified head is now a signed checkpoint, checked next time.
     ensure!(report["latestCheckpoint"]["sequence"] == head, "{report}");
     let again = verify(app, &qa, "").await?;
-    ensure!(
-        again["verified"] == true && again["checkpointsChecked"] == 1,
-        "{again}"
-    );
+    ensure!(again["verified"] == true, "{again}");
+    ensure!(again["checkpointsChecked"] == 1, "{again}");
     // A range.
     let part = verify(app, &qa, "?from=2&to=4").await?;
-    ensure!(
-        part["verified"] == true && part["events"] == 3 && part["verifiedToSequence"] == 4,
-        "{part}"
-    );
+    ensure!(part["verified"] == true, "{part}");
+    ensure!(part["events"] == 3, "{part}");
+    ensure!(part["verifiedToSequence"] == 4, "{part}");
     // Bad ranges, and who may verify.
     app.as_user(&qa)
         .get("/api/audit/verify?from=0")
@@ -154,10 +149,8 @@ async fn audit_chain_verifies_and_records_a_signed_checkpoint(app: &TestApp) -> 
     // Another organization's chain is its own.
     let (other, other_qa) = chain_with_events(app).await?;
     let theirs = verify(app, &other_qa, "").await?;
-    ensure!(
-        theirs["chainId"] == other.to_string() && theirs["verified"] == true,
-        "{theirs}"
-    );
+    ensure!(theirs["chainId"] == other.to_string(), "{theirs}");
+    ensure!(theirs["verified"] == true, "{theirs}");
     Ok(())
 }
 
@@ -291,15 +284,14 @@ async fn audit_events_are_listed_newest_first_with_filters(app: &TestApp) -> any
     let first = app.as_user(&qa).get("/api/audit/events?limit=3").await?;
     let first = first.expect_ok(200)?.clone();
     let top = sequences(&first);
-    ensure!(
-        top.len() == 3 && top.windows(2).all(|w| w[0] == w[1] + 1),
-        "{first}"
-    );
+    ensure!(top.len() == 3, "{first}");
+    ensure!(top.windows(2).all(|w| w[0] == w[1] + 1), "{first}");
     let item = &first["items"][0];
     ensure!(
-        item["hash"].as_str().is_some_and(|h| h.len() == 64) && item["keyId"] == "a1",
+        item["hash"].as_str().is_some_and(|h| h.len() == 64),
         "{item}"
     );
+    ensure!(item["keyId"] == "a1", "{item}");
     let cursor = first["nextCursor"].as_str().context("next page")?;
     let second = app
         .as_user(&qa)
@@ -404,13 +396,10 @@ async fn audit_export_round_trips_through_the_offline_verifier(
         ensure!(raw.header("content-type") == Some(content_type), "{query}");
         let verdict = export::verify(&raw.body, &manifest, &keys);
         ensure!(verdict.ok(), "{query}: {:?}", verdict.problems);
-        ensure!(
-            manifest.count >= 6
-                && manifest.first_sequence == Some(1)
-                && manifest.chain_id == org
-                && !manifest.truncated,
-            "{manifest:?}"
-        );
+        ensure!(manifest.count >= 6, "{manifest:?}");
+        ensure!(manifest.first_sequence == Some(1), "{manifest:?}");
+        ensure!(manifest.chain_id == org, "{manifest:?}");
+        ensure!(!manifest.truncated, "{manifest:?}");
         // One changed byte is found.
         let mut damaged = raw.body.clone();
         let at = damaged.len() / 2;
@@ -422,7 +411,8 @@ async fn audit_export_round_trips_through_the_offline_verifier(
     }
     // Filtered, and continued after a sequence.
     let (raw, manifest) = fetch("?eventType=INSTRUMENT_CREATED").await?;
-    ensure!(manifest.count == 4 && manifest.filters["eventType"] == "INSTRUMENT_CREATED");
+    ensure!(manifest.count == 4);
+    ensure!(manifest.filters["eventType"] == "INSTRUMENT_CREATED");
     ensure!(export::verify(&raw.body, &manifest, &keys).ok());
     let (_, rest) = fetch("?after=3").await?;
     ensure!(rest.first_sequence == Some(4), "{rest:?}");
@@ -486,9 +476,10 @@ async fn denials_client_events_and_sessions_are_on_the_record(app: &TestApp) -> 
         .await?;
     let recorded = anonymous.expect_ok(201)?;
     ensure!(
-        recorded["eventType"] == "CLIENT_CSP_VIOLATION" && recorded["attributed"] == false,
+        recorded["eventType"] == "CLIENT_CSP_VIOLATION",
         "{recorded}"
     );
+    ensure!(recorded["attributed"] == false, "{recorded}");
     let id: uuid::Uuid = recorded["id"].as_str().context("id")?.parse()?;
     let row = db
         .query_one(
@@ -498,10 +489,10 @@ async fn denials_client_events_and_sessions_are_on_the_record(app: &TestApp) -> 
         .await?;
     ensure!(row.get::<_, uuid::Uuid>(0) == uuid::Uuid::nil());
     let metadata: Value = row.get(1);
+    ensure!(metadata["clientReported"] == true, "{metadata}");
+    ensure!(metadata["reported"]["page"] == "/runs", "{metadata}");
     ensure!(
-        metadata["clientReported"] == true
-            && metadata["reported"]["page"] == "/runs"
-            && metadata["reported"]["userEmail"] == "[REDACTED]",
+        metadata["reported"]["userEmail"] == "[REDACTED]",
         "{metadata}"
     );
     // With a token: the caller's chain.
@@ -613,11 +604,11 @@ async fn electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_
 
     let signed = sign(token.clone(), first).await?;
     let signed = signed.expect_ok(201)?.clone();
+    ensure!(signed["status"] == "valid", "{signed}");
+    ensure!(signed["meaning"] == "authorship", "{signed}");
+    ensure!(signed["signedAt"].is_string(), "{signed}");
     ensure!(
-        signed["status"] == "valid"
-            && signed["meaning"] == "authorship"
-            && signed["signedAt"].is_string()
-            && signed["runHash"].as_str().is_some_and(|h| h.len() == 64),
+        signed["runHash"].as_str().is_some_and(|h| h.len() == 64),
         "{signed}"
     );
     let name: String = db
@@ -779,14 +770,14 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
         .post("/api/v1/retention/run", &json!({}))
         .await?;
     let ran = ran.expect_ok(200)?.clone();
+    ensure!(ran["auditEventsRemoved"] == 3, "{ran}");
+    ensure!(ran["auditChainStartsAfter"] == 3, "{ran}");
+    ensure!(ran["runDataPurged"] == 1, "{ran}");
     ensure!(
-        ran["auditEventsRemoved"] == 3
-            && ran["auditChainStartsAfter"] == 3
-            && ran["runDataPurged"] == 1
-            && ran["sessionsDeleted"].as_i64().is_some_and(|n| n >= 1)
-            && ran["policy"]["auditDays"] == 2555,
+        ran["sessionsDeleted"].as_i64().is_some_and(|n| n >= 1),
         "{ran}"
     );
+    ensure!(ran["policy"]["auditDays"] == 2555, "{ran}");
     let db = app.db().await?;
     let left: Vec<i64> = db
         .query(
@@ -800,12 +791,9 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
     ensure!(left == [4, 5], "{left:?}");
     // The chain still verifies, from its new start.
     let after = verify(app, &qa, "").await?;
-    ensure!(
-        after["verified"] == true
-            && after["fromSequence"] == 4
-            && after["verifiedToSequence"].as_i64() > Some(head),
-        "{after}"
-    );
+    ensure!(after["verified"] == true, "{after}");
+    ensure!(after["fromSequence"] == 4, "{after}");
+    ensure!(after["verifiedToSequence"].as_i64() > Some(head), "{after}");
     app.as_user(&qa)
         .get("/api/audit/verify?from=2")
         .await?
@@ -827,7 +815,7 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
     ensure!(shown.expect_ok(200)?["data"]["status"] == "purged");
     let chunks: i64 = db
         .query_one(
-            "SELECT count(*) FROM run_data_chunks WHERE run_id = $1::text::uuid",
+            "SELECT count(*) FROM run_data_chunks WHERE run_id = $1",
             &[&run_id],
         )
         .await?

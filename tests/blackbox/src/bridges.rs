@@ -62,7 +62,8 @@ async fn bridges_enroll_once_with_a_join_token(app: &TestApp) -> anyhow::Result<
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    ensure!(credentials.organization_id == org && credentials.name == "Lab 2 bench PC");
+    ensure!(credentials.organization_id == org);
+    ensure!(credentials.name == "Lab 2 bench PC");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -126,14 +127,14 @@ async fn bridges_enroll_once_with_a_join_token(app: &TestApp) -> anyhow::Result<
     let listed = app.as_user(&scientist).get("/api/v1/bridges").await?;
     let listed = listed.expect_ok(200)?.clone();
     let items = listed["items"].as_array().context("items")?;
+    ensure!(items.len() == 1, "{listed}");
     ensure!(
-        items.len() == 1
-            && items[0]["id"] == credentials.bridge_id.to_string()
-            && items[0]["hostname"] == "bench-pc"
-            && items[0]["version"].is_string()
-            && items[0]["online"] == false,
+        items[0]["id"] == credentials.bridge_id.to_string(),
         "{listed}"
     );
+    ensure!(items[0]["hostname"] == "bench-pc", "{listed}");
+    ensure!(items[0]["version"].is_string(), "{listed}");
+    ensure!(items[0]["online"] == false, "{listed}");
     let as_bridge = app
         .as_key(&credentials.api_key)
         .send(reqwest::Method::GET, "/api/v1/instruments", None)

@@ -11,6 +11,7 @@ use shared::auth::Role;
 use crate::client::{Raw, TestApp};
 use crate::lab::{count, id_of, started_run};
 use crate::stack::{INLINE_MAX_BYTES, S3_PART_BYTES};
+use uuid::Uuid;
 
 crate::cases![
     run_data_upload_parses_results_and_downloads_with_etag_and_ranges,
@@ -51,7 +52,7 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 async fn upload(
     app: &TestApp,
     token: &str,
-    run_id: &str,
+    run_id: &Uuid,
     query: &str,
     headers: &[(&str, &str)],
     body: &[u8],
@@ -70,7 +71,7 @@ async fn upload(
 async fn chunk(
     app: &TestApp,
     token: &str,
-    run_id: &str,
+    run_id: &Uuid,
     file: &[u8],
     first: usize,
     end: usize,
@@ -90,7 +91,7 @@ async fn chunk(
 async fn download(
     app: &TestApp,
     token: &str,
-    run_id: &str,
+    run_id: &Uuid,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<Raw> {
     app.as_user(token)
@@ -99,13 +100,12 @@ async fn download(
         .await
 }
 
-async fn events(app: &TestApp, run_id: &str, event_type: &str) -> anyhow::Result<i64> {
+async fn events(app: &TestApp, run_id: &Uuid, event_type: &str) -> anyhow::Result<i64> {
     let db = app.db().await?;
-    let id: uuid::Uuid = run_id.parse()?;
     Ok(db
         .query_one(
             "SELECT count(*) FROM audit_events WHERE record_id = $1 AND event_type = $2",
-            &[&id, &event_type],
+            &[run_id, &event_type],
         )
         .await?
         .get(0))
@@ -131,14 +131,11 @@ async fn run_data_upload_parses_results_and_downloads_with_etag_and_ranges(
     .await?
     .envelope()?;
     let data = created.expect_ok(201)?;
-    ensure!(
-        data["sha256"] == sha.as_str()
-            && data["sizeBytes"] == PLATE_CSV.len()
-            && data["backend"] == "postgres"
-            && data["filename"] == "elisa plate 1.csv"
-            && data["format"] == "plate_reader_csv",
-        "{data}"
-    );
+    ensure!(data["sha256"] == sha.as_str(), "{data}");
+    ensure!(data["sizeBytes"] == PLATE_CSV.len(), "{data}");
+    ensure!(data["backend"] == "postgres", "{data}");
+    ensure!(data["filename"] == "elisa plate 1.csv", "{data}");
+    ensure!(data["format"] == "plate_reader_csv", "{data}");
     ensure!(
         data["results"]["metrics"]["zPrime"].as_f64().is_some(),
         "results parsed: {data}"
@@ -154,21 +151,18 @@ async fn run_data_upload_parses_results_and_downloads_with_etag_and_ranges(
         .await?;
     let shown = shown.expect_ok(200)?;
     ensure!(
-        shown["results"]["wells"].as_array().map(Vec::len) == Some(15)
-            && shown["data"]["status"] == "complete"
-            && shown["data"]["sha256"] == sha.as_str(),
+        shown["results"]["wells"].as_array().map(Vec::len) == Some(15),
         "{shown}"
     );
+    ensure!(shown["data"]["status"] == "complete", "{shown}");
+    ensure!(shown["data"]["sha256"] == sha.as_str(), "{shown}");
     ensure!(events(app, &run_id, "RUN_DATA_UPLOADED").await? == 1);
     ensure!(events(app, &run_id, "RUN_RESULTS_RECORDED").await? == 1);
 
     // Whole download.
     let whole = download(app, &scientist, &run_id, &[]).await?;
-    ensure!(
-        whole.status == 200 && whole.body == PLATE_CSV,
-        "{}",
-        whole.status
-    );
+    ensure!(whole.status == 200, "{}", whole.status);
+    ensure!(whole.body == PLATE_CSV, "{}", whole.status);
     let etag = format!("\"{sha}\"");
     ensure!(whole.header("etag") == Some(etag.as_str()));
     ensure!(whole.header("content-type") == Some("text/csv"));
@@ -185,16 +179,15 @@ async fn run_data_upload_parses_results_and_downloads_with_etag_and_ranges(
     // Ranges.
     let size = PLATE_CSV.len();
     let part = download(app, &scientist, &run_id, &[("range", "bytes=10-29")]).await?;
-    ensure!(
-        part.status == 206 && part.body == PLATE_CSV[10..30],
-        "{}",
-        part.status
-    );
+    ensure!(part.status == 206, "{}", part.status);
+    ensure!(part.body == PLATE_CSV[10..30], "{}", part.status);
     ensure!(part.header("content-range") == Some(format!("bytes 10-29/{size}").as_str()));
     let tail = download(app, &scientist, &run_id, &[("range", "bytes=-7")]).await?;
-    ensure!(tail.status == 206 && tail.body == PLATE_CSV[size - 7..]);
+    ensure!(tail.status == 206);
+    ensure!(tail.body == PLATE_CSV[size - 7..]);
     let open = download(app, &scientist, &run_id, &[("range", "bytes=100-")]).await?;
-    ensure!(open.status == 206 && open.body == PLATE_CSV[100..]);
+    ensure!(open.status == 206);
+    ensure!(open.body == PLATE_CSV[100..]);
     // If-Range with another representation's tag: the whole file.
     let stale = download(
         app,
@@ -203,7 +196,8 @@ async fn run_data_upload_parses_results_and_downloads_with_etag_and_ranges(
         &[("range", "bytes=0-9"), ("if-range", "\"0000\"")],
     )
     .await?;
-    ensure!(stale.status == 200 && stale.body == PLATE_CSV);
+    ensure!(stale.status == 200);
+    ensure!(stale.body == PLATE_CSV);
     let fresh = download(
         app,
         &scientist,
@@ -211,7 +205,8 @@ async fn run_data_upload_parses_results_and_downloads_with_etag_and_ranges(
         &[("range", "bytes=0-9"), ("if-range", &etag)],
     )
     .await?;
-    ensure!(fresh.status == 206 && fresh.body == PLATE_CSV[..10]);
+    ensure!(fresh.status == 206);
+    ensure!(fresh.body == PLATE_CSV[..10]);
     let beyond = download(
         app,
         &scientist,
@@ -224,7 +219,8 @@ async fn run_data_upload_parses_results_and_downloads_with_etag_and_ranges(
         .envelope()?
         .expect_error(416, "RANGE_NOT_SATISFIABLE")?;
     let unchanged = download(app, &scientist, &run_id, &[("if-none-match", &etag)]).await?;
-    ensure!(unchanged.status == 304 && unchanged.body.is_empty());
+    ensure!(unchanged.status == 304);
+    ensure!(unchanged.body.is_empty());
 
     // Recorded data is never replaced.
     upload(app, &scientist, &run_id, "", &[], b"other bytes")
@@ -255,12 +251,12 @@ async fn run_data_resumes_chunked_uploads_and_refuses_bad_chunks(
     ensure!(first.header("upload-offset") == Some("100000"));
     let progress = first.envelope()?;
     let progress = progress.expect_ok(202)?;
+    ensure!(progress["receivedBytes"] == 100_000, "{progress}");
+    ensure!(progress["totalBytes"] == 300_000, "{progress}");
     ensure!(
-        progress["receivedBytes"] == 100_000
-            && progress["totalBytes"] == 300_000
-            && progress["chunkBytes"]
-                .as_u64()
-                .is_some_and(|c| c >= 1 << 20),
+        progress["chunkBytes"]
+            .as_u64()
+            .is_some_and(|c| c >= 1 << 20),
         "{progress}"
     );
     // A gap is refused with the offset to continue from.
@@ -316,13 +312,11 @@ async fn run_data_resumes_chunked_uploads_and_refuses_bad_chunks(
     let last = chunk(app, &technician, &run_id, &file, 200_000, 300_000).await?;
     let done = last.envelope()?;
     let done = done.expect_ok(201)?;
-    ensure!(
-        done["sha256"] == sha256_hex(&file).as_str() && done["sizeBytes"] == 300_000,
-        "{done}"
-    );
+    ensure!(done["sha256"] == sha256_hex(&file).as_str(), "{done}");
+    ensure!(done["sizeBytes"] == 300_000, "{done}");
     let stored = count(
         app,
-        "SELECT count(*) FROM run_data_chunks WHERE run_id = $1::text::uuid",
+        "SELECT count(*) FROM run_data_chunks WHERE run_id = $1",
         &run_id,
     )
     .await?;
@@ -331,10 +325,12 @@ async fn run_data_resumes_chunked_uploads_and_refuses_bad_chunks(
         "three chunks kept, the dropped one gone: {stored}"
     );
     let whole = download(app, &manager, &run_id, &[]).await?;
-    ensure!(whole.status == 200 && whole.body == file);
+    ensure!(whole.status == 200);
+    ensure!(whole.body == file);
     // A range across chunk boundaries.
     let across = download(app, &manager, &run_id, &[("range", "bytes=149990-200009")]).await?;
-    ensure!(across.status == 206 && across.body == file[149_990..200_010]);
+    ensure!(across.status == 206);
+    ensure!(across.body == file[149_990..200_010]);
     Ok(())
 }
 
@@ -358,7 +354,7 @@ async fn run_data_digests_formats_and_bad_input_change_nothing(
     let nothing_stored = || async {
         count(
             app,
-            "SELECT count(*) FROM run_data WHERE run_id = $1::text::uuid",
+            "SELECT count(*) FROM run_data WHERE run_id = $1",
             &run_id,
         )
         .await
@@ -536,7 +532,7 @@ async fn run_data_digests_formats_and_bad_input_change_nothing(
     let missing = upload(
         app,
         &manager,
-        "00000000-0000-4000-8000-000000000000",
+        &Uuid::parse_str("00000000-0000-4000-8000-000000000000")?,
         "",
         &[],
         QPCR_CSV,
@@ -578,7 +574,8 @@ async fn run_data_permissions_and_organization_isolation(app: &TestApp) -> anyho
         .envelope()?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     let got = download(app, &collaborator, &run_id, &[]).await?;
-    ensure!(got.status == 200 && got.body == b"trace");
+    ensure!(got.status == 200);
+    ensure!(got.body == b"trace");
     download(app, "not-a-token", &run_id, &[])
         .await?
         .envelope()?
@@ -619,21 +616,17 @@ async fn run_data_larger_than_the_inline_size_goes_to_object_storage(
     let first = chunk(app, &manager, &run_id, &file, 0, S3_PART_BYTES).await?;
     let first = first.envelope()?;
     let progress = first.expect_ok(202)?;
-    ensure!(
-        progress["backend"] == "s3" && progress["chunkBytes"] == S3_PART_BYTES,
-        "{progress}"
-    );
+    ensure!(progress["backend"] == "s3", "{progress}");
+    ensure!(progress["chunkBytes"] == S3_PART_BYTES, "{progress}");
     let last = chunk(app, &manager, &run_id, &file, S3_PART_BYTES, file.len()).await?;
     let last = last.envelope()?;
     let done = last.expect_ok(201)?;
-    ensure!(
-        done["backend"] == "s3" && done["sha256"] == sha256_hex(&file).as_str(),
-        "{done}"
-    );
+    ensure!(done["backend"] == "s3", "{done}");
+    ensure!(done["sha256"] == sha256_hex(&file).as_str(), "{done}");
     // No bytes in PostgreSQL: parts only.
     let in_db = count(
         app,
-        "SELECT count(*) FROM run_data_chunks WHERE run_id = $1::text::uuid AND data IS NOT NULL",
+        "SELECT count(*) FROM run_data_chunks WHERE run_id = $1 AND data IS NOT NULL",
         &run_id,
     )
     .await?;
@@ -643,10 +636,8 @@ async fn run_data_larger_than_the_inline_size_goes_to_object_storage(
     let redirect = download(app, &manager, &run_id, &[]).await?;
     ensure!(redirect.status == 302, "{}", redirect.status);
     let location = redirect.header("location").context("Location")?.to_owned();
-    ensure!(
-        location.contains("X-Amz-Signature=") && location.contains("X-Amz-Expires=300"),
-        "{location}"
-    );
+    ensure!(location.contains("X-Amz-Signature="), "{location}");
+    ensure!(location.contains("X-Amz-Expires=300"), "{location}");
     let fetched = reqwest::get(&location).await?;
     ensure!(fetched.status() == 200);
     ensure!(
@@ -670,10 +661,10 @@ async fn run_data_larger_than_the_inline_size_goes_to_object_storage(
     ensure!(
         as_json["url"]
             .as_str()
-            .is_some_and(|u| u.contains("X-Amz-Signature="))
-            && as_json["sha256"] == sha256_hex(&file).as_str(),
+            .is_some_and(|u| u.contains("X-Amz-Signature=")),
         "{as_json}"
     );
+    ensure!(as_json["sha256"] == sha256_hex(&file).as_str(), "{as_json}");
     Ok(())
 }
 
@@ -719,10 +710,8 @@ async fn qc_report_checks_results_against_the_instruments_thresholds(
     };
     ensure!(report["dataQuality"] == "excellent", "{report}");
     let z = check("zPrime");
-    ensure!(
-        z["result"] == "pass" && z["value"].as_f64().is_some_and(|v| v > 0.8),
-        "{z}"
-    );
+    ensure!(z["result"] == "pass", "{z}");
+    ensure!(z["value"].as_f64().is_some_and(|v| v > 0.8), "{z}");
 
     // Stricter thresholds in the instrument's configuration change the verdict.
     let instrument_id = run["instrumentId"].as_str().context("instrumentId")?;

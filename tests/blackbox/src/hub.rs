@@ -148,10 +148,8 @@ async fn spin_has_no_hub(app: &TestApp, token: &str) -> anyhow::Result<bool> {
         .await?;
     resp.expect_error(501, "NOT_IMPLEMENTED")?;
     let message = resp.json["error"]["message"].as_str().unwrap_or_default();
-    ensure!(
-        message.contains("/api/v1/bridges/ingest") && message.contains("readings"),
-        "{message}"
-    );
+    ensure!(message.contains("/api/v1/bridges/ingest"), "{message}");
+    ensure!(message.contains("readings"), "{message}");
     Ok(true)
 }
 
@@ -208,9 +206,15 @@ async fn live_hub_fans_readings_out_to_the_organizations_dashboards_only(
     )
     .await?;
     ensure!(
-        subscribed["instruments"][0]["id"] == oven.as_str()
-            && subscribed["instruments"][0]["status"] == "offline"
-            && subscribed["instruments"].as_array().map(Vec::len) == Some(1),
+        subscribed["instruments"][0]["id"] == oven.to_string(),
+        "{subscribed}"
+    );
+    ensure!(
+        subscribed["instruments"][0]["status"] == "offline",
+        "{subscribed}"
+    );
+    ensure!(
+        subscribed["instruments"].as_array().map(Vec::len) == Some(1),
         "{subscribed}"
     );
     // A second dashboard of the same lab follows only the quiet reader.
@@ -229,13 +233,12 @@ async fn live_hub_fans_readings_out_to_the_organizations_dashboards_only(
     )
     .await?;
     let refused = until(&mut theirs, 10, "an error", |m| m["type"] == "error").await?;
-    ensure!(
-        refused["status"] == 400 && refused["error"]["code"] == "VALIDATION_ERROR",
-        "{refused}"
-    );
+    ensure!(refused["status"] == 400, "{refused}");
+    ensure!(refused["error"]["code"] == "VALIDATION_ERROR", "{refused}");
     let all = subscribe(&mut theirs, json!({"type": "subscribe", "all": true})).await?;
+    ensure!(all["all"] == true, "{all}");
     ensure!(
-        all["all"] == true && all["instruments"][0]["id"] == elsewhere.as_str(),
+        all["instruments"][0]["id"] == elsewhere.to_string(),
         "{all}"
     );
 
@@ -261,7 +264,7 @@ async fn live_hub_fans_readings_out_to_the_organizations_dashboards_only(
         let Some(message) = next(&mut mine, 5).await? else {
             continue;
         };
-        ensure!(message["instrumentId"] == oven.as_str(), "{message}");
+        ensure!(message["instrumentId"] == oven.to_string(), "{message}");
         match message["type"].as_str() {
             Some("readings") => readings = Some(message),
             Some("status") => online = message["status"] != "offline",
@@ -270,25 +273,20 @@ async fn live_hub_fans_readings_out_to_the_organizations_dashboards_only(
     }
     let readings = readings.unwrap_or_default();
     let first = &readings["readings"][0];
-    ensure!(
-        first["metric"].is_string()
-            && first["value"].is_number()
-            && first["recordedAt"].is_string(),
-        "{readings}"
-    );
+    ensure!(first["metric"].is_string(), "{readings}");
+    ensure!(first["value"].is_number(), "{readings}");
+    ensure!(first["recordedAt"].is_string(), "{readings}");
     // What the dashboard saw is what PostgreSQL holds, each reading once.
     let db = app.db().await?;
     let row = db
         .query_one(
-            "SELECT count(*), count(DISTINCT (stream_id, sequence)) FROM readings WHERE instrument_id = $1::text::uuid",
+            "SELECT count(*), count(DISTINCT (stream_id, sequence)) FROM readings WHERE instrument_id = $1",
             &[&oven],
         )
         .await?;
     let (rows, distinct): (i64, i64) = (row.get(0), row.get(1));
-    ensure!(
-        rows > 0 && rows == distinct,
-        "{rows} rows, {distinct} distinct"
-    );
+    ensure!(rows > 0, "{rows} rows, {distinct} distinct");
+    ensure!(rows == distinct, "{rows} rows, {distinct} distinct");
 
     // Neither the other lab nor the dashboard following something else got
     // anything of the oven.
@@ -298,7 +296,7 @@ async fn live_hub_fans_readings_out_to_the_organizations_dashboards_only(
     ] {
         while let Some(message) = next(socket, 2).await? {
             ensure!(
-                message["instrumentId"] != oven.as_str(),
+                message["instrumentId"] != oven.to_string(),
                 "the {name} dashboard saw {message}"
             );
         }
@@ -349,7 +347,7 @@ async fn live_hub_runs_commands_over_the_bridge_socket(app: &TestApp) -> anyhow:
         let row = db
             .query_one(
                 "SELECT count(*) FROM bridges WHERE id = $1 AND connected_instruments ? $2",
-                &[&credentials.bridge_id, &hplc],
+                &[&credentials.bridge_id, &hplc.to_string()],
             )
             .await?;
         Ok(row.get::<_, i64>(0) == 1)
@@ -361,7 +359,7 @@ async fn live_hub_runs_commands_over_the_bridge_socket(app: &TestApp) -> anyhow:
     crate::live::eventually(20, "the command to complete", || async {
         let status: String = db
             .query_one(
-                "SELECT status FROM instrument_commands WHERE id = $1::text::uuid",
+                "SELECT status FROM instrument_commands WHERE id = $1",
                 &[&command],
             )
             .await?
@@ -469,35 +467,28 @@ async fn live_hub_refuses_bad_sockets_and_closes_revoked_ones(app: &TestApp) -> 
     };
     send(&mut bridge, batch(vec![reading(1), reading(2)])).await?;
     let ack = until(&mut bridge, 10, "an ack", |m| m["type"] == "ack").await?;
-    ensure!(
-        ack["ack"]["acked"] == 2 && ack["ack"]["stored"] == 2,
-        "{ack}"
-    );
+    ensure!(ack["ack"]["acked"] == 2, "{ack}");
+    ensure!(ack["ack"]["stored"] == 2, "{ack}");
     // The dashboard following everything saw both readings and the status.
     let seen = until(&mut socket, 10, "the readings", |m| m["type"] == "readings").await?;
+    ensure!(seen["instrumentId"] == oven.to_string(), "{seen}");
     ensure!(
-        seen["instrumentId"] == oven.as_str()
-            && seen["readings"].as_array().map(Vec::len) == Some(2),
+        seen["readings"].as_array().map(Vec::len) == Some(2),
         "{seen}"
     );
     until(&mut socket, 10, "the status", |m| {
-        m["type"] == "status" && m["instrumentId"] == oven.as_str() && m["status"] == "running"
+        m["type"] == "status" && m["instrumentId"] == oven.to_string() && m["status"] == "running"
     })
     .await?;
     send(&mut bridge, batch(vec![reading(1), reading(2)])).await?;
     let again = until(&mut bridge, 10, "an ack", |m| m["type"] == "ack").await?;
-    ensure!(
-        again["ack"]["stored"] == 0 && again["ack"]["duplicates"] == 2,
-        "{again}"
-    );
+    ensure!(again["ack"]["stored"] == 0, "{again}");
+    ensure!(again["ack"]["duplicates"] == 2, "{again}");
     send(&mut bridge, batch(vec![reading(5)])).await?;
     let gap = until(&mut bridge, 10, "an error", |m| m["type"] == "error").await?;
-    ensure!(
-        gap["status"] == 409
-            && gap["error"]["code"] == "CONFLICT"
-            && gap["error"]["details"][0]["message"] == "3",
-        "{gap}"
-    );
+    ensure!(gap["status"] == 409, "{gap}");
+    ensure!(gap["error"]["code"] == "CONFLICT", "{gap}");
+    ensure!(gap["error"]["details"][0]["message"] == "3", "{gap}");
     // A dashboard's message on a bridge socket is refused.
     send(&mut bridge, json!({"type": "subscribe", "all": true})).await?;
     until(&mut bridge, 10, "an error", |m| m["type"] == "error").await?;
@@ -537,7 +528,7 @@ async fn live_hub_refuses_bad_sockets_and_closes_revoked_ones(app: &TestApp) -> 
     ensure!(closed == Some(4401), "closed with {closed:?}");
     let stored: i64 = db
         .query_one(
-            "SELECT count(*) FROM readings WHERE instrument_id = $1::text::uuid",
+            "SELECT count(*) FROM readings WHERE instrument_id = $1",
             &[&oven],
         )
         .await?
@@ -646,10 +637,8 @@ async fn live_hub_agent_rides_out_a_dropped_connection(app: &TestApp) -> anyhow:
         "out of order or repeated"
     );
     let m = crate::live::metrics(metrics_port).await?;
-    ensure!(
-        m["edge_bridge_uplink_up"] == 1.0 && m["edge_bridge_reconnects_total"] >= 1.0,
-        "{m:?}"
-    );
+    ensure!(m["edge_bridge_uplink_up"] == 1.0, "{m:?}");
+    ensure!(m["edge_bridge_reconnects_total"] >= 1.0, "{m:?}");
     link.cut();
     agent.stop().await
 }

@@ -42,29 +42,23 @@ async fn admin_creates_and_lists_instruments(app: &TestApp) -> anyhow::Result<()
         created["name"] == "Illumina NovaSeq 6000",
         "names are trimmed: {created}"
     );
-    ensure!(
-        created["type"] == "dna_sequencer" && created["serialNumber"] == "NS-0001",
-        "{created}"
-    );
-    ensure!(
-        created["configuration"]["readLength"] == 150 && created["version"] == 1,
-        "{created}"
-    );
+    ensure!(created["type"] == "dna_sequencer", "{created}");
+    ensure!(created["serialNumber"] == "NS-0001", "{created}");
+    ensure!(created["configuration"]["readLength"] == 150, "{created}");
+    ensure!(created["version"] == 1, "{created}");
     ensure!(created["createdBy"] == admin.id.to_string(), "{created}");
-    let id = created["id"].as_str().context("id")?.to_owned();
+    let id = crate::lab::id_of(&created)?;
     let list = app.as_user(&token).get("/api/v1/instruments").await?;
     let data = list.expect_ok(200)?;
-    ensure!(
-        data["items"].as_array().map(Vec::len) == Some(1) && data["items"][0] == created,
-        "{data}"
-    );
+    ensure!(data["items"].as_array().map(Vec::len) == Some(1), "{data}");
+    ensure!(data["items"][0] == created, "{data}");
     ensure!(data["nextCursor"].is_null());
     let db = app.db().await?;
     let row = db
         .query_one(
             "SELECT organization_id, (SELECT count(*) FROM audit_events a WHERE a.record_id = i.id \
              AND a.event_type = 'INSTRUMENT_CREATED' AND a.request_id = $2 AND a.new_values->>'serialNumber' = 'NS-0001') \
-             FROM instruments i WHERE id = $1::text::uuid",
+             FROM instruments i WHERE id = $1",
             &[&id, &resp.json["metadata"]["requestId"].as_str().unwrap_or_default()],
         )
         .await?;

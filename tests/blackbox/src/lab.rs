@@ -5,6 +5,7 @@ use anyhow::{Context as _, ensure};
 use reqwest::Method;
 use serde_json::{Value, json};
 use shared::auth::Role;
+use uuid::Uuid;
 
 use crate::client::TestApp;
 
@@ -29,11 +30,12 @@ pub async fn register(app: &TestApp, token: &str, body: Value) -> anyhow::Result
     Ok(resp.expect_ok(201)?.clone())
 }
 
-pub fn id_of(value: &Value) -> anyhow::Result<String> {
+/// The `id` of a reply's object, as the UUID it must be.
+pub fn id_of(value: &Value) -> anyhow::Result<Uuid> {
     value["id"]
         .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no id in {value}"))
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .with_context(|| format!("no UUID id in {value}"))
 }
 
 async fn put(
@@ -47,7 +49,7 @@ async fn put(
     app.as_user(token).headers(&headers).put(path, body).await
 }
 
-pub async fn count(app: &TestApp, sql: &str, id: &str) -> anyhow::Result<i64> {
+pub async fn count(app: &TestApp, sql: &str, id: &Uuid) -> anyhow::Result<i64> {
     let db = app.db().await?;
     Ok(db.query_one(sql, &[&id]).await?.get(0))
 }
@@ -82,10 +84,9 @@ async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> a
     )
     .await?;
     let updated = resp.expect_ok(200)?.clone();
-    ensure!(
-        updated["name"] == "HPLC A" && updated["version"] == 2 && updated["location"] == "Lab 2",
-        "{updated}"
-    );
+    ensure!(updated["name"] == "HPLC A", "{updated}");
+    ensure!(updated["version"] == 2, "{updated}");
+    ensure!(updated["location"] == "Lab 2", "{updated}");
     ensure!(
         updated["serialNumber"] == "H-1",
         "untouched fields stay: {updated}"
@@ -112,10 +113,8 @@ async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> a
     )
     .await?;
     let cleared = resp.expect_ok(200)?;
-    ensure!(
-        cleared["location"].is_null() && cleared["version"] == 3,
-        "{cleared}"
-    );
+    ensure!(cleared["location"].is_null(), "{cleared}");
+    ensure!(cleared["version"] == 3, "{cleared}");
     // Bad input: named fields, nothing changes.
     for (body, field) in [
         (json!({"version": 3, "colour": "red"}), "colour"),
@@ -146,16 +145,14 @@ async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> a
     let db = app.db().await?;
     let row = db
         .query_one(
-            "SELECT old_values, new_values FROM audit_events WHERE record_id = $1::text::uuid \
+            "SELECT old_values, new_values FROM audit_events WHERE record_id = $1 \
              AND event_type = 'INSTRUMENT_UPDATED' ORDER BY created_at LIMIT 1",
             &[&id],
         )
         .await?;
     let (old, new): (Value, Value) = (row.get(0), row.get(1));
-    ensure!(
-        old["name"] == "HPLC 1" && new["name"] == "HPLC A",
-        "{old} {new}"
-    );
+    ensure!(old["name"] == "HPLC 1", "{old} {new}");
+    ensure!(new["name"] == "HPLC A", "{old} {new}");
     ensure!(
         new.get("serialNumber").is_none(),
         "unchanged fields are not recorded: {new}"
@@ -245,7 +242,7 @@ async fn instrument_removal_needs_a_reason_spares_active_runs_and_keeps_history(
     let path = format!("/api/v1/instruments/{id}");
     let db = app.db().await?;
     db.execute(
-        "INSERT INTO runs (organization_id, instrument_id, status) VALUES ($1, $2::text::uuid, 'running')",
+        "INSERT INTO runs (organization_id, instrument_id, status) VALUES ($1, $2, 'running')",
         &[&admin.organization_id, &id],
     )
     .await?;
@@ -255,7 +252,7 @@ async fn instrument_removal_needs_a_reason_spares_active_runs_and_keeps_history(
         .await?
         .expect_error(409, "CONFLICT")?;
     db.execute(
-        "UPDATE runs SET status = 'completed' WHERE instrument_id = $1::text::uuid",
+        "UPDATE runs SET status = 'completed' WHERE instrument_id = $1",
         &[&id],
     )
     .await?;
@@ -293,7 +290,7 @@ async fn instrument_removal_needs_a_reason_spares_active_runs_and_keeps_history(
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     let runs = count(
         app,
-        "SELECT count(*) FROM runs WHERE instrument_id = $1::text::uuid",
+        "SELECT count(*) FROM runs WHERE instrument_id = $1",
         &id,
     )
     .await?;
@@ -302,7 +299,7 @@ async fn instrument_removal_needs_a_reason_spares_active_runs_and_keeps_history(
     register(app, &token, body).await?;
     let audited = count(
         app,
-        "SELECT count(*) FROM audit_events WHERE record_id = $1::text::uuid AND event_type = 'INSTRUMENT_DELETED' \
+        "SELECT count(*) FROM audit_events WHERE record_id = $1 AND event_type = 'INSTRUMENT_DELETED' \
          AND reason = 'Decommissioned after compressor failure'",
         &id,
     )
@@ -326,33 +323,30 @@ async fn instrument_status_reports_runs_readings_and_calibration(
     let path = format!("/api/v1/instruments/{id}/status");
     let status = app.as_user(&token).get(&path).await?;
     let data = status.expect_ok(200)?;
-    ensure!(
-        data["status"] == "online"
-            && data["reachable"] == false
-            && data["activeRun"].is_null()
-            && data["readings"] == json!({})
-            && data["calibrationOverdue"] == true
-            && data["pendingCommands"] == 0,
-        "{data}"
-    );
+    ensure!(data["status"] == "online", "{data}");
+    ensure!(data["reachable"] == false, "{data}");
+    ensure!(data["activeRun"].is_null(), "{data}");
+    ensure!(data["readings"] == json!({}), "{data}");
+    ensure!(data["calibrationOverdue"] == true, "{data}");
+    ensure!(data["pendingCommands"] == 0, "{data}");
     let db = app.db().await?;
     db.execute(
-        "UPDATE instruments SET last_seen_at = now() WHERE id = $1::text::uuid",
+        "UPDATE instruments SET last_seen_at = now() WHERE id = $1",
         &[&id],
     )
     .await?;
     db.execute(
         "INSERT INTO readings (organization_id, instrument_id, metric, value, unit, recorded_at) VALUES \
-         ($1, $2::text::uuid, 'temperature', 36.9, 'C', now() - interval '2 minutes'), \
-         ($1, $2::text::uuid, 'temperature', 37.1, 'C', now() - interval '1 minute'), \
-         ($1, $2::text::uuid, 'co2', 5.0, '%', now() - interval '3 minutes'), \
-         ($1, $2::text::uuid, 'humidity', 90, '%', now() - interval '3 hours')",
+         ($1, $2, 'temperature', 36.9, 'C', now() - interval '2 minutes'), \
+         ($1, $2, 'temperature', 37.1, 'C', now() - interval '1 minute'), \
+         ($1, $2, 'co2', 5.0, '%', now() - interval '3 minutes'), \
+         ($1, $2, 'humidity', 90, '%', now() - interval '3 hours')",
         &[&admin.organization_id, &id],
     )
     .await?;
     db.execute(
         "INSERT INTO runs (organization_id, instrument_id, status, name, started_at) \
-         VALUES ($1, $2::text::uuid, 'running', 'Culture 7', now())",
+         VALUES ($1, $2, 'running', 'Culture 7', now())",
         &[&admin.organization_id, &id],
     )
     .await?;
@@ -365,9 +359,15 @@ async fn instrument_status_reports_runs_readings_and_calibration(
     ensure!(data["reachable"] == true, "{data}");
     ensure!(data["activeRun"]["name"] == "Culture 7", "{data}");
     ensure!(
-        data["readings"]["temperature"]["value"] == 37.1
-            && data["readings"]["co2"]["unit"] == "%"
-            && data["readings"].get("humidity").is_none(),
+        data["readings"]["temperature"]["value"] == 37.1,
+        "latest value per metric within the hour: {data}"
+    );
+    ensure!(
+        data["readings"]["co2"]["unit"] == "%",
+        "latest value per metric within the hour: {data}"
+    );
+    ensure!(
+        data["readings"].get("humidity").is_none(),
         "latest value per metric within the hour: {data}"
     );
     let (_, guest) = app.member(admin.organization_id, Role::Guest).await?;
@@ -404,12 +404,9 @@ async fn control_commands_are_idempotent_and_checked_against_state(
         .post(&path, &speed)
         .await?;
     let command = first.expect_ok(202)?.clone();
-    ensure!(
-        command["status"] == "queued"
-            && command["command"] == "set_speed"
-            && command["parameters"]["rpm"] == 3000,
-        "{command}"
-    );
+    ensure!(command["status"] == "queued", "{command}");
+    ensure!(command["command"] == "set_speed", "{command}");
+    ensure!(command["parameters"]["rpm"] == 3000, "{command}");
     let again = app
         .as_user(&token)
         .headers(&key)
@@ -472,7 +469,7 @@ async fn control_commands_are_idempotent_and_checked_against_state(
         .expect_error(409, "CONFLICT")?;
     let db = app.db().await?;
     db.execute(
-        "UPDATE instruments SET status = 'maintenance' WHERE id = $1::text::uuid",
+        "UPDATE instruments SET status = 'maintenance' WHERE id = $1",
         &[&id],
     )
     .await?;
@@ -508,10 +505,8 @@ async fn control_commands_are_idempotent_and_checked_against_state(
         .await?;
     let items = list.expect_ok(200)?["items"].clone();
     ensure!(items.as_array().map(Vec::len) == Some(2), "{items}");
-    ensure!(
-        items[1]["id"] == command["id"] && items[1]["status"] == "expired",
-        "{items}"
-    );
+    ensure!(items[1]["id"] == command["id"], "{items}");
+    ensure!(items[1]["status"] == "expired", "{items}");
     let expired = app
         .as_user(&viewer)
         .get(&format!("/api/v1/instruments/{id}/commands?status=expired"))
@@ -524,7 +519,7 @@ async fn control_commands_are_idempotent_and_checked_against_state(
     let audited = count(
         app,
         "SELECT count(*) FROM audit_events WHERE event_type = 'INSTRUMENT_COMMAND_QUEUED' \
-         AND new_values->>'instrumentId' = $1",
+         AND (new_values->>'instrumentId')::uuid = $1",
         &id,
     )
     .await?;
@@ -541,7 +536,7 @@ pub async fn started_run(
     manager: &str,
     token: &str,
     kind: &str,
-) -> anyhow::Result<(String, Value)> {
+) -> anyhow::Result<(Uuid, Value)> {
     let instrument = register(
         app,
         manager,
@@ -564,24 +559,18 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
     let (_, scientist) = app.member(admin.organization_id, Role::Scientist).await?;
     let (instrument_id, run) = started_run(app, &token, &scientist, "plate_reader").await?;
     let run_id = id_of(&run)?;
-    ensure!(
-        run["status"] == "pending"
-            && run["name"] == "Assay 1"
-            && run["instrumentId"] == instrument_id.as_str(),
-        "{run}"
-    );
+    ensure!(run["status"] == "pending", "{run}");
+    ensure!(run["name"] == "Assay 1", "{run}");
+    ensure!(run["instrumentId"] == instrument_id.to_string(), "{run}");
     // The start command waits for the bridge.
     let commands = app
         .as_user(&token)
         .get(&format!("/api/v1/instruments/{instrument_id}/commands"))
         .await?;
     let items = commands.expect_ok(200)?["items"].clone();
-    ensure!(
-        items[0]["command"] == "start"
-            && items[0]["runId"] == run_id.as_str()
-            && items[0]["parameters"]["protocol"] == "ELISA-v2",
-        "{items}"
-    );
+    ensure!(items[0]["command"] == "start", "{items}");
+    ensure!(items[0]["runId"] == run_id.to_string(), "{items}");
+    ensure!(items[0]["parameters"]["protocol"] == "ELISA-v2", "{items}");
     // One active run per instrument.
     app.as_user(&scientist)
         .post("/api/v1/runs", &json!({"instrumentId": instrument_id}))
@@ -610,16 +599,15 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
         .headers(&key)
         .post("/api/v1/runs", &body)
         .await?;
-    ensure!(
-        again.expect_ok(201)?["id"] == first["id"]
-            && again.headers["idempotent-replayed"] == "true"
-    );
+    ensure!(again.expect_ok(201)?["id"] == first["id"]);
+    ensure!(again.headers["idempotent-replayed"] == "true");
 
     let detail = app
         .as_user(&scientist)
         .get(&format!("/api/v1/runs/{run_id}"))
         .await?;
-    ensure!(detail.expect_ok(200)?["id"] == run_id.as_str() && detail.headers["etag"] == "\"1\"");
+    ensure!(detail.expect_ok(200)?["id"] == run_id.to_string());
+    ensure!(detail.headers["etag"] == "\"1\"");
 
     // Bad input and illegal transitions.
     for (body, field) in [
@@ -680,12 +668,9 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
     )
     .await?;
     let aborted = aborted.expect_ok(200)?.clone();
-    ensure!(
-        aborted["status"] == "aborted"
-            && aborted["endReason"] == "Wrong plate loaded"
-            && aborted["completedAt"].is_string(),
-        "{aborted}"
-    );
+    ensure!(aborted["status"] == "aborted", "{aborted}");
+    ensure!(aborted["endReason"] == "Wrong plate loaded", "{aborted}");
+    ensure!(aborted["completedAt"].is_string(), "{aborted}");
     let items = app
         .as_user(&token)
         .get(&format!("/api/v1/instruments/{instrument_id}/commands"))
@@ -706,12 +691,12 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
     let run2_id = id_of(run2.expect_ok(201)?)?;
     let db = app.db().await?;
     db.execute(
-        "UPDATE runs SET status = 'running', started_at = now() WHERE id = $1::text::uuid",
+        "UPDATE runs SET status = 'running', started_at = now() WHERE id = $1",
         &[&run2_id],
     )
     .await?;
     db.execute(
-        "UPDATE instruments SET status = 'running' WHERE id = $1::text::uuid",
+        "UPDATE instruments SET status = 'running' WHERE id = $1",
         &[&instrument_id],
     )
     .await?;
@@ -734,10 +719,8 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
         .await?
         .expect_ok(200)?["items"]
         .clone();
-    ensure!(
-        items[0]["command"] == "stop" && items[0]["status"] == "queued",
-        "{items}"
-    );
+    ensure!(items[0]["command"] == "stop", "{items}");
+    ensure!(items[0]["status"] == "queued", "{items}");
     let instrument = app
         .as_user(&token)
         .get(&format!("/api/v1/instruments/{instrument_id}"))
@@ -749,7 +732,7 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
     );
     let audited = count(
         app,
-        "SELECT count(*) FROM audit_events WHERE record_id = $1::text::uuid AND event_type IN ('RUN_STARTED', 'RUN_STOPPED')",
+        "SELECT count(*) FROM audit_events WHERE record_id = $1 AND event_type IN ('RUN_STARTED', 'RUN_STOPPED')",
         &run_id,
     )
     .await?;
@@ -771,7 +754,7 @@ async fn runs_list_filters_paginates_and_rejects_bad_queries(app: &TestApp) -> a
     let (instrument_id, second) = started_run(app, &token, &token, "hplc").await?;
     let db = app.db().await?;
     db.execute(
-        "UPDATE runs SET status = 'running', started_at = '2026-01-15T10:00:00Z' WHERE id = $1::text::uuid",
+        "UPDATE runs SET status = 'running', started_at = '2026-01-15T10:00:00Z' WHERE id = $1",
         &[&id_of(&second)?],
     )
     .await?;
@@ -787,10 +770,8 @@ async fn runs_list_filters_paginates_and_rejects_bad_queries(app: &TestApp) -> a
         .get(&format!("/api/v1/runs?limit=1&cursor={cursor}"))
         .await?;
     let page2 = page2.expect_ok(200)?.clone();
-    ensure!(
-        page2["items"][0]["id"] == first["id"] && page2["nextCursor"].is_null(),
-        "{page2}"
-    );
+    ensure!(page2["items"][0]["id"] == first["id"], "{page2}");
+    ensure!(page2["nextCursor"].is_null(), "{page2}");
     for (query, expected) in [
         (format!("instrumentId={instrument_id}"), 1),
         ("status=running".to_owned(), 1),
@@ -870,10 +851,8 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
     let calibration = app.as_user(&token).post(&path, &json!({"kind": "calibration", "title": "Annual", "scheduledFor": "2099-01-01T09:00:00Z"}))
         .await?;
     let calibration = calibration.expect_ok(201)?.clone();
-    ensure!(
-        calibration["status"] == "scheduled" && calibration["version"] == 1,
-        "{calibration}"
-    );
+    ensure!(calibration["status"] == "scheduled", "{calibration}");
+    ensure!(calibration["version"] == 1, "{calibration}");
     for (body, field) in [
         (
             json!({"kind": "polish", "scheduledFor": "2099-01-01T09:00:00Z"}),
@@ -942,18 +921,20 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
     )
     .await?;
     let done = done.expect_ok(200)?.clone();
-    ensure!(
-        done["status"] == "completed" && done["completedAt"].is_string() && done["version"] == 2,
-        "{done}"
-    );
+    ensure!(done["status"] == "completed", "{done}");
+    ensure!(done["completedAt"].is_string(), "{done}");
+    ensure!(done["version"] == 2, "{done}");
     let updated = app
         .as_user(&token)
         .get(&format!("/api/v1/instruments/{id}"))
         .await?;
     let updated = updated.expect_ok(200)?.clone();
     ensure!(
-        updated["calibration"]["standard"] == "NIST 930e"
-            && updated["calibration"]["lastCalibratedAt"].is_string(),
+        updated["calibration"]["standard"] == "NIST 930e",
+        "{updated}"
+    );
+    ensure!(
+        updated["calibration"]["lastCalibratedAt"].is_string(),
         "{updated}"
     );
     let due = time::OffsetDateTime::parse(
@@ -979,13 +960,11 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
         .expect_error(412, "PRECONDITION_FAILED")?;
     let list = app.as_user(&tech).get(&path).await?;
     let items = list.expect_ok(200)?["items"].clone();
-    ensure!(
-        items.as_array().map(Vec::len) == Some(2) && items[0]["status"] == "overdue",
-        "{items}"
-    );
+    ensure!(items.as_array().map(Vec::len) == Some(2), "{items}");
+    ensure!(items[0]["status"] == "overdue", "{items}");
     let audited = count(
         app,
-        "SELECT count(*) FROM audit_events WHERE record_id = $1::text::uuid AND event_type = 'CALIBRATION_COMPLETED'",
+        "SELECT count(*) FROM audit_events WHERE record_id = $1 AND event_type = 'CALIBRATION_COMPLETED'",
         &id_of(&calibration)?,
     )
     .await?;
@@ -1034,7 +1013,8 @@ async fn instrument_list_sorts_and_pages_in_the_order_asked(app: &TestApp) -> an
     let by_name = walk("name").await?;
     let mut expected = by_name.clone();
     expected.sort();
-    ensure!(by_name == expected && by_name.len() == 5, "{by_name:?}");
+    ensure!(by_name == expected, "{by_name:?}");
+    ensure!(by_name.len() == 5, "{by_name:?}");
     let mut descending = walk("-name").await?;
     descending.reverse();
     ensure!(descending == by_name, "{descending:?}");

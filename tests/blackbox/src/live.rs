@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use crate::client::TestApp;
 use crate::lab::{id_of, register};
 use crate::stack::free_port;
+use uuid::Uuid;
 
 crate::cases![
     live_batches_are_stored_once_in_order_and_gaps_refused,
@@ -98,7 +99,7 @@ pub(crate) async fn join_token(app: &TestApp, token: &str) -> anyhow::Result<Str
         .to_owned())
 }
 
-fn reading(seq: u64, instrument: &str, metric: &str, value: f64, at: &str) -> Value {
+fn reading(seq: u64, instrument: &Uuid, metric: &str, value: f64, at: &str) -> Value {
     json!({"seq": seq, "kind": "reading", "instrumentId": instrument, "metric": metric,
            "value": value, "unit": "C", "recordedAt": at})
 }
@@ -136,17 +137,15 @@ async fn live_batches_are_stored_once_in_order_and_gaps_refused(
     );
     let ack = app.as_key(key).post(ingest, &first).await?;
     let ack = ack.expect_ok(200)?.clone();
-    ensure!(
-        ack["acked"] == 3 && ack["stored"] == 3 && ack["duplicates"] == 0,
-        "{ack}"
-    );
+    ensure!(ack["acked"] == 3, "{ack}");
+    ensure!(ack["stored"] == 3, "{ack}");
+    ensure!(ack["duplicates"] == 0, "{ack}");
     // The same batch again (a lost acknowledgement): nothing stored twice.
     let again = app.as_key(key).post(ingest, &first).await?;
     let again = again.expect_ok(200)?.clone();
-    ensure!(
-        again["acked"] == 3 && again["stored"] == 0 && again["duplicates"] == 3,
-        "{again}"
-    );
+    ensure!(again["acked"] == 3, "{again}");
+    ensure!(again["stored"] == 0, "{again}");
+    ensure!(again["duplicates"] == 3, "{again}");
     // Overlapping: only the new ones.
     let overlap = batch(
         &stream,
@@ -164,10 +163,9 @@ async fn live_batches_are_stored_once_in_order_and_gaps_refused(
     );
     let overlap = app.as_key(key).post(ingest, &overlap).await?;
     let overlap = overlap.expect_ok(200)?.clone();
-    ensure!(
-        overlap["acked"] == 5 && overlap["stored"] == 2 && overlap["duplicates"] == 1,
-        "{overlap}"
-    );
+    ensure!(overlap["acked"] == 5, "{overlap}");
+    ensure!(overlap["stored"] == 2, "{overlap}");
+    ensure!(overlap["duplicates"] == 1, "{overlap}");
     // A gap is refused with where the stream continues, and stores nothing.
     let gap = batch(
         &stream,
@@ -206,14 +204,13 @@ async fn live_batches_are_stored_once_in_order_and_gaps_refused(
     );
     let mixed = app.as_key(key).post(ingest, &mixed).await?;
     let mixed = mixed.expect_ok(200)?.clone();
-    ensure!(
-        mixed["acked"] == 7 && mixed["stored"] == 1 && mixed["rejected"][0]["seq"] == 6,
-        "{mixed}"
-    );
+    ensure!(mixed["acked"] == 7, "{mixed}");
+    ensure!(mixed["stored"] == 1, "{mixed}");
+    ensure!(mixed["rejected"][0]["seq"] == 6, "{mixed}");
     let db = app.db().await?;
     let theirs_stored: i64 = db
         .query_one(
-            "SELECT count(*) FROM readings WHERE instrument_id = $1::text::uuid",
+            "SELECT count(*) FROM readings WHERE instrument_id = $1",
             &[&theirs],
         )
         .await?
@@ -253,7 +250,7 @@ async fn live_batches_are_stored_once_in_order_and_gaps_refused(
     }
     let rows = db
         .query(
-            "SELECT sequence, value FROM readings WHERE instrument_id = $1::text::uuid ORDER BY sequence",
+            "SELECT sequence, value FROM readings WHERE instrument_id = $1 ORDER BY sequence",
             &[&freezer],
         )
         .await?;
@@ -318,23 +315,18 @@ async fn live_heartbeats_show_the_bridge_and_its_instruments(app: &TestApp) -> a
         .expect_ok(200)?;
     let listed = app.as_user(&token).get("/api/v1/bridges").await?;
     let item = listed.expect_ok(200)?["items"][0].clone();
-    ensure!(
-        item["online"] == true
-            && item["version"] == "9.9.9"
-            && item["hostname"] == "lab-2"
-            && item["queueDepth"] == 17
-            && item["connectedInstruments"] == json!([incubator]),
-        "{item}"
-    );
+    ensure!(item["online"] == true, "{item}");
+    ensure!(item["version"] == "9.9.9", "{item}");
+    ensure!(item["hostname"] == "lab-2", "{item}");
+    ensure!(item["queueDepth"] == 17, "{item}");
+    ensure!(item["connectedInstruments"] == json!([incubator]), "{item}");
     let status = app
         .as_user(&token)
         .get(&format!("/api/v1/instruments/{incubator}/status"))
         .await?;
     let status = status.expect_ok(200)?.clone();
-    ensure!(
-        status["status"] == "running" && status["reachable"] == true,
-        "{status}"
-    );
+    ensure!(status["status"] == "running", "{status}");
+    ensure!(status["reachable"] == true, "{status}");
     // The change is in the trail once; the same heartbeat again adds nothing.
     app.as_key(&bridge.api_key)
         .post("/api/v1/bridges/ingest", &heartbeat)
@@ -344,7 +336,7 @@ async fn live_heartbeats_show_the_bridge_and_its_instruments(app: &TestApp) -> a
     let events: i64 = db
         .query_one(
             "SELECT count(*) FROM audit_events WHERE chain_id = $1 AND event_type = 'INSTRUMENT_STATUS_CHANGED' \
-               AND record_id = $2::text::uuid AND new_values->>'status' = 'running'",
+               AND record_id = $2 AND new_values->>'status' = 'running'",
             &[&admin.organization_id, &incubator],
         )
         .await?
@@ -386,22 +378,17 @@ async fn live_readings_downsample_by_bucket(app: &TestApp) -> anyhow::Result<()>
     let series = app.as_user(&token).get(&path).await?;
     let series = series.expect_ok(200)?.clone();
     let speed = &series["series"][0];
-    ensure!(
-        speed["metric"] == "speedRpm" && speed["unit"] == "rpm",
-        "{series}"
-    );
+    ensure!(speed["metric"] == "speedRpm", "{series}");
+    ensure!(speed["unit"] == "rpm", "{series}");
     let points = speed["points"].as_array().context("points")?;
     ensure!(points.len() == 2, "{series}");
-    ensure!(
-        points[0]["t"] == "2026-11-26T10:00:00Z"
-            && points[0]["min"] == 0.0
-            && points[0]["max"] == 5.0
-            && points[0]["avg"] == 2.5
-            && points[0]["count"] == 6
-            && points[1]["min"] == 6.0
-            && points[1]["max"] == 11.0,
-        "{series}"
-    );
+    ensure!(points[0]["t"] == "2026-11-26T10:00:00Z", "{series}");
+    ensure!(points[0]["min"] == 0.0, "{series}");
+    ensure!(points[0]["max"] == 5.0, "{series}");
+    ensure!(points[0]["avg"] == 2.5, "{series}");
+    ensure!(points[0]["count"] == 6, "{series}");
+    ensure!(points[1]["min"] == 6.0, "{series}");
+    ensure!(points[1]["max"] == 11.0, "{series}");
     // Narrowed to a metric that has no readings: empty.
     let none = app
         .as_user(&token)
@@ -515,7 +502,7 @@ async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Re
     eventually(20, "simulated readings in PostgreSQL", || async {
         let n: i64 = db
             .query_one(
-                "SELECT count(*) FROM readings WHERE instrument_id = $1::text::uuid",
+                "SELECT count(*) FROM readings WHERE instrument_id = $1",
                 &[&hplc],
             )
             .await?
@@ -532,14 +519,18 @@ async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Re
     let result = eventually(30, "the command to complete", || {
         let path = format!("/api/v1/instruments/{hplc}/commands");
         let token = token.clone();
-        let command = command.clone();
         let last = last.clone();
         async move {
             let listed = app.as_user(&token).get(&path).await?;
             let listed = listed.expect_ok(200)?.clone();
             let found = listed["items"]
                 .as_array()
-                .and_then(|items| items.iter().find(|c| c["id"] == command.as_str()).cloned())
+                .and_then(|items| {
+                    items
+                        .iter()
+                        .find(|c| c["id"] == command.to_string())
+                        .cloned()
+                })
                 .unwrap_or(Value::Null);
             let done = found["status"] == "completed";
             *last.lock().unwrap_or_else(|e| e.into_inner()) = found;
@@ -549,18 +540,15 @@ async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Re
     .await;
     let last = last.lock().unwrap_or_else(|e| e.into_inner()).clone();
     result.with_context(|| format!("last seen: {last}"))?;
-    ensure!(
-        last["result"]["running"] == true
-            && last["sentAt"].is_string()
-            && last["acknowledgedAt"].is_string()
-            && last["completedAt"].is_string(),
-        "{last}"
-    );
+    ensure!(last["result"]["running"] == true, "{last}");
+    ensure!(last["sentAt"].is_string(), "{last}");
+    ensure!(last["acknowledgedAt"].is_string(), "{last}");
+    ensure!(last["completedAt"].is_string(), "{last}");
     // The run shows in the readings and the instrument's status.
     eventually(20, "run progress readings", || async {
         let n: i64 = db
             .query_one(
-                "SELECT count(*) FROM readings WHERE instrument_id = $1::text::uuid AND metric = 'runProgressPercent'",
+                "SELECT count(*) FROM readings WHERE instrument_id = $1 AND metric = 'runProgressPercent'",
                 &[&hplc],
             )
             .await?
@@ -584,7 +572,7 @@ async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Re
         eventually(30, "the unsupported command to fail", || async {
             let row = db
                 .query_one(
-                    "SELECT status, coalesce(error, '') FROM instrument_commands WHERE id = $1::text::uuid",
+                    "SELECT status, coalesce(error, '') FROM instrument_commands WHERE id = $1",
                     &[&failing],
                 )
                 .await?;
@@ -611,11 +599,11 @@ async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Re
 /// A command's audit trail is exactly queued, sent, acknowledged, completed.
 pub(crate) async fn expect_full_command_trail(
     db: &tokio_postgres::Client,
-    command: &str,
+    command: &Uuid,
 ) -> anyhow::Result<()> {
     let events: Vec<String> = db
         .query(
-            "SELECT event_type FROM audit_events WHERE record_id = $1::text::uuid ORDER BY sequence",
+            "SELECT event_type FROM audit_events WHERE record_id = $1 ORDER BY sequence",
             &[&command],
         )
         .await?
@@ -748,11 +736,11 @@ impl Drop for Instrument {
 /// The stored values of `instrument`'s counter readings, in stream order.
 pub(crate) async fn stored_counter(
     db: &tokio_postgres::Client,
-    instrument: &str,
+    instrument: &Uuid,
 ) -> anyhow::Result<Vec<u64>> {
     Ok(db
         .query(
-            "SELECT value FROM readings WHERE instrument_id = $1::text::uuid AND metric = 'counter' \
+            "SELECT value FROM readings WHERE instrument_id = $1 AND metric = 'counter' \
              ORDER BY stream_id, sequence",
             &[&instrument],
         )
@@ -801,10 +789,8 @@ async fn live_agent_buffers_while_the_cloud_is_away(app: &TestApp) -> anyhow::Re
     })
     .await?;
     let m = metrics(metrics_port).await?;
-    ensure!(
-        m["edge_bridge_queue_depth"] >= 200.0 && m["edge_bridge_uplink_up"] == 0.0,
-        "{m:?}"
-    );
+    ensure!(m["edge_bridge_queue_depth"] >= 200.0, "{m:?}");
+    ensure!(m["edge_bridge_uplink_up"] == 0.0, "{m:?}");
     let health: Value = reqwest::get(format!("http://127.0.0.1:{metrics_port}/healthz"))
         .await?
         .json()
@@ -826,10 +812,8 @@ async fn live_agent_buffers_while_the_cloud_is_away(app: &TestApp) -> anyhow::Re
         "out of order or repeated"
     );
     let m = metrics(metrics_port).await?;
-    ensure!(
-        m["edge_bridge_uplink_up"] == 1.0 && m["edge_bridge_reconnects_total"] >= 1.0,
-        "{m:?}"
-    );
+    ensure!(m["edge_bridge_uplink_up"] == 1.0, "{m:?}");
+    ensure!(m["edge_bridge_reconnects_total"] >= 1.0, "{m:?}");
     forwarder.abort();
     agent.stop().await
 }
@@ -1002,10 +986,7 @@ async fn live_serial_instrument_over_a_pseudo_terminal(app: &TestApp) -> anyhow:
     let db = app.db().await?;
     eventually(20, "the bridge to open the line", || async {
         let status: String = db
-            .query_one(
-                "SELECT status FROM instruments WHERE id = $1::text::uuid",
-                &[&reader],
-            )
+            .query_one("SELECT status FROM instruments WHERE id = $1", &[&reader])
             .await?
             .get(0);
         Ok(status == "online")
@@ -1031,16 +1012,19 @@ async fn live_serial_instrument_over_a_pseudo_terminal(app: &TestApp) -> anyhow:
         answers.push(serde_json::from_str::<Value>(&line)?);
     }
     ensure!(
-        answers.iter().filter(|a| a["ack"].is_u64()).count() == 3
-            && answers.iter().any(|a| a["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("not a reading"))),
+        answers.iter().filter(|a| a["ack"].is_u64()).count() == 3,
+        "{answers:?}"
+    );
+    ensure!(
+        answers.iter().any(|a| a["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a reading"))),
         "{answers:?}"
     );
     eventually(20, "the serial readings in PostgreSQL", || async {
         let n: i64 = db
             .query_one(
-                "SELECT count(*) FROM readings WHERE instrument_id = $1::text::uuid AND metric = 'absorbance'",
+                "SELECT count(*) FROM readings WHERE instrument_id = $1 AND metric = 'absorbance'",
                 &[&reader],
             )
             .await?
@@ -1069,10 +1053,8 @@ async fn live_serial_instrument_over_a_pseudo_terminal(app: &TestApp) -> anyhow:
             break v;
         }
     };
-    ensure!(
-        order["commandId"] == command.as_str() && order["command"] == "home",
-        "{order}"
-    );
+    ensure!(order["commandId"] == command.to_string(), "{order}");
+    ensure!(order["command"] == "home", "{order}");
     write
         .write_all(
             format!(
@@ -1084,7 +1066,7 @@ async fn live_serial_instrument_over_a_pseudo_terminal(app: &TestApp) -> anyhow:
     eventually(20, "the command's result", || async {
         let row = db
             .query_one(
-                "SELECT status, coalesce(result->>'homed', '') FROM instrument_commands WHERE id = $1::text::uuid",
+                "SELECT status, coalesce(result->>'homed', '') FROM instrument_commands WHERE id = $1",
                 &[&command],
             )
             .await?;
@@ -1147,7 +1129,7 @@ async fn live_dropped_files_become_run_data_resuming_and_hash_checked(
     eventually(30, "both files uploaded", || async {
         let n: i64 = db
             .query_one(
-                "SELECT count(*) FROM run_data WHERE run_id IN ($1::text::uuid, $2::text::uuid) AND status = 'complete'",
+                "SELECT count(*) FROM run_data WHERE run_id IN ($1, $2) AND status = 'complete'",
                 &[&run, &raw_run],
             )
             .await?
@@ -1161,10 +1143,8 @@ async fn live_dropped_files_become_run_data_resuming_and_hash_checked(
         .get(&format!("/api/v1/runs/{run}"))
         .await?;
     let detail = detail.expect_ok(200)?.clone();
-    ensure!(
-        detail["data"]["sha256"] == sha(csv) && detail["data"]["filename"] == "elisa.csv",
-        "{detail}"
-    );
+    ensure!(detail["data"]["sha256"] == sha(csv), "{detail}");
+    ensure!(detail["data"]["filename"] == "elisa.csv", "{detail}");
     ensure!(
         detail["results"].is_object(),
         "the plate was parsed into results: {detail}"
@@ -1174,16 +1154,14 @@ async fn live_dropped_files_become_run_data_resuming_and_hash_checked(
         .get(&format!("/api/v1/runs/{raw_run}"))
         .await?;
     let detail = detail.expect_ok(200)?.clone();
-    ensure!(
-        detail["data"]["sha256"] == sha(&raw) && detail["data"]["totalBytes"] == 200_000,
-        "{detail}"
-    );
+    ensure!(detail["data"]["sha256"] == sha(&raw), "{detail}");
+    ensure!(detail["data"]["totalBytes"] == 200_000, "{detail}");
     // The runs' start commands reached the bridge and were refused with
     // the reason: a file-drop instrument is operated at its own panel.
     eventually(20, "the start commands refused", || async {
         let n: i64 = db
             .query_one(
-                "SELECT count(*) FROM instrument_commands WHERE instrument_id IN ($1::text::uuid, $2::text::uuid) \
+                "SELECT count(*) FROM instrument_commands WHERE instrument_id IN ($1, $2) \
                    AND command = 'start' AND status = 'failed' AND error LIKE '%file drop%'",
                 &[&reader, &sequencer],
             )
@@ -1248,7 +1226,7 @@ async fn live_agent_starts_a_new_stream_when_the_cloud_lost_its_copy(
     eventually(30, "a second stream", || async {
         let streams: i64 = db
             .query_one(
-                "SELECT count(DISTINCT stream_id) FROM readings WHERE instrument_id = $1::text::uuid",
+                "SELECT count(DISTINCT stream_id) FROM readings WHERE instrument_id = $1",
                 &[&freezer],
             )
             .await?
@@ -1306,19 +1284,19 @@ async fn live_commands_move_forward_only_for_their_bridge(app: &TestApp) -> anyh
     let command = id_of(queued.expect_ok(202)?)?;
     let poll = "/api/v1/bridges/commands";
     let handed = app.as_key(&ours.api_key).get(poll).await?;
-    ensure!(handed.expect_ok(200)?["items"][0]["id"] == command.as_str());
+    ensure!(handed.expect_ok(200)?["items"][0]["id"] == command.to_string());
     // Not again while it may still be on its way; again once 30 s passed
     // without an acknowledgement.
     let again = app.as_key(&ours.api_key).get(poll).await?;
     ensure!(again.expect_ok(200)?["items"] == json!([]));
     let db = app.db().await?;
     db.execute(
-        "UPDATE instrument_commands SET sent_at = sent_at - interval '31 seconds' WHERE id = $1::text::uuid",
+        "UPDATE instrument_commands SET sent_at = sent_at - interval '31 seconds' WHERE id = $1",
         &[&command],
     )
     .await?;
     let redelivered = app.as_key(&ours.api_key).get(poll).await?;
-    ensure!(redelivered.expect_ok(200)?["items"][0]["id"] == command.as_str());
+    ensure!(redelivered.expect_ok(200)?["items"][0]["id"] == command.to_string());
     let outcome = |seq: u64, state: &str| {
         let mut o = json!({"seq": seq, "kind": "commandOutcome", "commandId": command, "state": state,
                            "at": "2026-11-26T10:00:00Z"});
@@ -1360,7 +1338,7 @@ async fn live_commands_move_forward_only_for_their_bridge(app: &TestApp) -> anyh
     );
     let status: String = db
         .query_one(
-            "SELECT status FROM instrument_commands WHERE id = $1::text::uuid",
+            "SELECT status FROM instrument_commands WHERE id = $1",
             &[&command],
         )
         .await?
@@ -1368,7 +1346,7 @@ async fn live_commands_move_forward_only_for_their_bridge(app: &TestApp) -> anyh
     ensure!(status == "completed", "{status}");
     // A bridge never takes an instrument out of maintenance.
     db.execute(
-        "UPDATE instruments SET status = 'maintenance' WHERE id = $1::text::uuid",
+        "UPDATE instruments SET status = 'maintenance' WHERE id = $1",
         &[&hplc],
     )
     .await?;
@@ -1377,10 +1355,7 @@ async fn live_commands_move_forward_only_for_their_bridge(app: &TestApp) -> anyh
         .await?
         .expect_ok(200)?;
     let status: String = db
-        .query_one(
-            "SELECT status FROM instruments WHERE id = $1::text::uuid",
-            &[&hplc],
-        )
+        .query_one("SELECT status FROM instruments WHERE id = $1", &[&hplc])
         .await?
         .get(0);
     ensure!(status == "maintenance", "{status}");

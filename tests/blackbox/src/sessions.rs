@@ -36,17 +36,12 @@ async fn login_returns_a_working_token(app: &TestApp) -> anyhow::Result<()> {
         )
         .await?;
     let data = resp.expect_ok(200)?;
-    ensure!(
-        data["tokenType"] == "Bearer" && data["expiresIn"] == 900,
-        "{data}"
-    );
-    ensure!(
-        data["user"]["role"] == "SCIENTIST" && data["user"]["email"] == user.email.as_str(),
-        "{data}"
-    );
-    ensure!(
-        data["user"].get("passwordHash").is_none() && !resp.json.to_string().contains("argon2")
-    );
+    ensure!(data["tokenType"] == "Bearer", "{data}");
+    ensure!(data["expiresIn"] == 900, "{data}");
+    ensure!(data["user"]["role"] == "SCIENTIST", "{data}");
+    ensure!(data["user"]["email"] == user.email.as_str(), "{data}");
+    ensure!(data["user"].get("passwordHash").is_none());
+    ensure!(!resp.json.to_string().contains("argon2"));
     let token = data["accessToken"].as_str().context("token")?;
     app.as_user(token)
         .get("/api/v1/instruments")
@@ -204,15 +199,17 @@ async fn login_rejects_bad_input_and_changes_nothing(app: &TestApp) -> anyhow::R
         .await?
         .get(0);
     ensure!(
-        ids.len() == 6 && written == 0,
+        ids.len() == 6,
+        "bad input must change nothing ({written} rows written)"
+    );
+    ensure!(
+        written == 0,
         "bad input must change nothing ({written} rows written)"
     );
     for resp in [&malformed, &missing, &unknown, &wrong_type] {
         let text = resp.json.to_string();
-        ensure!(
-            !text.contains("panicked") && !text.contains("serde"),
-            "internal text leaked: {text}"
-        );
+        ensure!(!text.contains("panicked"), "internal text leaked: {text}");
+        ensure!(!text.contains("serde"), "internal text leaked: {text}");
     }
     Ok(())
 }
@@ -399,13 +396,11 @@ async fn me_reports_the_caller(app: &TestApp) -> anyhow::Result<()> {
     let token = app.login(&user).await?;
     let resp = app.as_user(&token).get("/api/auth/me").await?;
     let me = resp.expect_ok(200)?;
+    ensure!(me["id"] == user.id.to_string(), "{me}");
+    ensure!(me["email"] == user.email.as_str(), "{me}");
+    ensure!(me["role"] == "QUALITY_ASSURANCE", "{me}");
     ensure!(
-        me["id"] == user.id.to_string() && me["email"] == user.email.as_str(),
-        "{me}"
-    );
-    ensure!(
-        me["role"] == "QUALITY_ASSURANCE"
-            && me["organization"]["id"] == user.organization_id.to_string(),
+        me["organization"]["id"] == user.organization_id.to_string(),
         "{me}"
     );
     let permissions: Vec<&str> = me["permissions"]
@@ -414,8 +409,9 @@ async fn me_reports_the_caller(app: &TestApp) -> anyhow::Result<()> {
         .iter()
         .filter_map(Value::as_str)
         .collect();
+    ensure!(permissions.contains(&"audit:view"), "{permissions:?}");
     ensure!(
-        permissions.contains(&"audit:view") && !permissions.contains(&"instruments:manage"),
+        !permissions.contains(&"instruments:manage"),
         "{permissions:?}"
     );
     ensure!(me["lastLoginAt"].is_string(), "{me}");
@@ -446,10 +442,8 @@ async fn refresh_rotates_and_reuse_revokes_the_family(app: &TestApp) -> anyhow::
         .as_str()
         .context("refreshToken")?
         .to_owned();
-    ensure!(
-        refresh_1.starts_with("rt_") && first["refreshExpiresIn"] == 604_800,
-        "{first}"
-    );
+    ensure!(refresh_1.starts_with("rt_"), "{first}");
+    ensure!(first["refreshExpiresIn"] == 604_800, "{first}");
     let rotated = app
         .anonymous()
         .post("/api/auth/refresh", &json!({ "refreshToken": refresh_1 }))
@@ -514,12 +508,9 @@ async fn refresh_works_from_the_cookie(app: &TestApp) -> anyhow::Result<()> {
         .and_then(|v| v.to_str().ok())
         .context("set-cookie")?
         .to_owned();
-    ensure!(
-        cookie.contains("HttpOnly")
-            && cookie.contains("Secure")
-            && cookie.contains("SameSite=Strict"),
-        "{cookie}"
-    );
+    ensure!(cookie.contains("HttpOnly"), "{cookie}");
+    ensure!(cookie.contains("Secure"), "{cookie}");
+    ensure!(cookie.contains("SameSite=Strict"), "{cookie}");
     let pair = cookie.split(';').next().context("cookie pair")?.to_owned();
     let resp = app
         .anonymous()

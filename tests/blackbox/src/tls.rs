@@ -18,6 +18,7 @@ use crate::live::{
     InProcessAgent, Instrument, eventually, host_address, join_token, metrics, pipe, stored_counter,
 };
 use crate::stack::{HostKind, free_port};
+use uuid::Uuid;
 
 crate::cases![live_agent_trusts_the_labs_own_certificate_authority];
 
@@ -83,7 +84,7 @@ fn agent_config(
     transport: &str,
     ca_file: Option<&std::path::Path>,
     metrics_port: u16,
-    instrument: &str,
+    instrument: &Uuid,
     instrument_port: u16,
 ) -> anyhow::Result<edge_bridge::config::Config> {
     let ca = ca_file.map_or_else(String::new, |path| {
@@ -155,10 +156,8 @@ async fn live_agent_trusts_the_labs_own_certificate_authority(app: &TestApp) -> 
     })
     .await?;
     let m = metrics(metrics_port).await?;
-    ensure!(
-        m["edge_bridge_uplink_up"] == 0.0 && m["edge_bridge_queue_depth"] >= 100.0,
-        "{m:?}"
-    );
+    ensure!(m["edge_bridge_uplink_up"] == 0.0, "{m:?}");
+    ensure!(m["edge_bridge_queue_depth"] >= 100.0, "{m:?}");
     ensure!(stored_counter(&db, &freezer).await?.is_empty());
     distrustful.stop().await?;
 

@@ -13,6 +13,7 @@ use blackbox::TestApp;
 use serde_json::json;
 use shared::auth::Role;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use uuid::Uuid;
 
 const FLOOD_SECS: u64 = 10;
 const PACED_SECS: u64 = 10;
@@ -28,7 +29,7 @@ async fn enroll(app: &TestApp, token: &str, dir: &std::path::Path) -> anyhow::Re
         .map(|_| ())
 }
 
-async fn instrument(app: &TestApp, token: &str, kind: &str, n: usize) -> anyhow::Result<String> {
+async fn instrument(app: &TestApp, token: &str, kind: &str, n: usize) -> anyhow::Result<Uuid> {
     let made = app
         .as_user(token)
         .post(
@@ -36,10 +37,7 @@ async fn instrument(app: &TestApp, token: &str, kind: &str, n: usize) -> anyhow:
             &json!({"name": format!("Bench {kind} {n}"), "type": kind}),
         )
         .await?;
-    Ok(made.expect_ok(201)?["id"]
-        .as_str()
-        .context("id")?
-        .to_owned())
+    blackbox::lab::id_of(made.expect_ok(201)?)
 }
 
 /// A LAN instrument that sends bursts of `burst` readings (numbered,
@@ -155,7 +153,7 @@ pub async fn run(app: &TestApp) -> anyhow::Result<()> {
     };
     let rows = db
         .query(
-            "SELECT value FROM readings WHERE instrument_id = $1::text::uuid ORDER BY sequence",
+            "SELECT value FROM readings WHERE instrument_id = $1 ORDER BY sequence",
             &[&counter],
         )
         .await?;
@@ -187,7 +185,7 @@ pub async fn run(app: &TestApp) -> anyhow::Result<()> {
         .query_one(
             "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - recorded_at)), \
                     percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - recorded_at)) \
-               FROM readings WHERE instrument_id = $1::text::uuid",
+               FROM readings WHERE instrument_id = $1",
             &[&paced],
         )
         .await?;
@@ -410,7 +408,7 @@ async fn hub(app: &TestApp) -> anyhow::Result<()> {
             "SELECT count(*), count(DISTINCT sequence), \
                     percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - recorded_at)), \
                     percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - recorded_at)) \
-               FROM readings WHERE instrument_id = $1::text::uuid",
+               FROM readings WHERE instrument_id = $1",
             &[&paced],
         )
         .await?;
@@ -430,10 +428,10 @@ async fn hub(app: &TestApp) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn count_of(db: &tokio_postgres::Client, instrument: &str) -> anyhow::Result<usize> {
+async fn count_of(db: &tokio_postgres::Client, instrument: &Uuid) -> anyhow::Result<usize> {
     let n: i64 = db
         .query_one(
-            "SELECT count(*) FROM readings WHERE instrument_id = $1::text::uuid",
+            "SELECT count(*) FROM readings WHERE instrument_id = $1",
             &[&instrument],
         )
         .await?
