@@ -2,6 +2,8 @@
 //! implementation behind `POST /api/v1/bridges/ingest`, the command poll and
 //! the hub.
 
+use std::collections::HashSet;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -87,24 +89,7 @@ pub async fn ingest<P: Platform>(
         bridge::read_stream(&scope, &at)
     }];
 
-    let readings: Vec<Value> = batch
-        .records
-        .iter()
-        .filter_map(|r| match &r.item {
-            Item::Reading(reading) => Some(json!({
-                "seq": r.seq,
-                "instrument_id": reading.instrument_id,
-                "metric": reading.metric,
-                "value": reading.value,
-                "unit": reading.unit,
-                "recorded_at": reading
-                    .recorded_at
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .ok(),
-            })),
-            Item::CommandOutcome(_) => None,
-        })
-        .collect();
+    let readings = readings_of(batch);
     let readings_at = (!readings.is_empty()).then_some(statements.len());
     if !readings.is_empty() {
         statements.push(reading::insert_continuing(
@@ -113,42 +98,14 @@ pub async fn ingest<P: Platform>(
             Value::Array(readings),
         ));
     }
-
     let mut outcomes = Vec::new();
     for record in &batch.records {
-        let Item::CommandOutcome(outcome) = &record.item else {
-            continue;
-        };
-        let event_type = match outcome.state {
-            CommandState::Acknowledged => EventType::InstrumentCommandAcknowledged,
-            CommandState::Completed => EventType::InstrumentCommandCompleted,
-            CommandState::Failed => EventType::InstrumentCommandFailed,
-        };
-        let event = audit::Event {
-            new_values: Some(json!({
-                "status": outcome.state.as_str(),
-                "result": outcome.result,
-                "error": outcome.error,
-            })),
-            metadata: json!({ "bridgeId": bridge.id, "stream": batch.stream, "sequence": record.seq }),
-            ..audit::Event::by(ctx.new_uuid(), principal, event_type, outcome.command_id)
-        };
-        // Forward only: sent -> acknowledged -> completed | failed (a fast
-        // command may skip acknowledged).
-        let change = command::record_outcome(
-            &scope,
-            &at,
-            outcome.command_id,
-            &command::Outcome {
-                state: outcome.state.as_str(),
-                at: outcome.at.get(),
-                result: outcome.result.as_ref(),
-                error: outcome.error.as_deref(),
-                seq: int(record.seq),
-            },
-        );
-        outcomes.push((record.seq, statements.len()));
-        statements.push(event.record_change(rq, change));
+        if let Item::CommandOutcome(outcome) = &record.item {
+            outcomes.push((record.seq, statements.len()));
+            statements.push(record_outcome(
+                ctx, rq, principal, &scope, &at, record.seq, outcome,
+            ));
+        }
     }
 
     if last >= first {
@@ -173,7 +130,7 @@ pub async fn ingest<P: Platform>(
         Some(at) => rows(&results, at)?,
         None => Vec::new(),
     };
-    let stored: std::collections::HashSet<u64> = stored_readings
+    let stored: HashSet<u64> = stored_readings
         .iter()
         .map(|s| s.sequence as u64)
         .chain(
@@ -183,6 +140,72 @@ pub async fn ingest<P: Platform>(
                 .map(|(seq, _)| *seq),
         )
         .collect();
+    Ok(acknowledge(batch, before, last, &stored))
+}
+
+/// The batch's readings, as `reading::insert_continuing` takes them.
+fn readings_of(batch: &Batch) -> Vec<Value> {
+    batch
+        .records
+        .iter()
+        .filter_map(|r| match &r.item {
+            Item::Reading(reading) => Some(json!({
+                "seq": r.seq,
+                "instrument_id": reading.instrument_id,
+                "metric": reading.metric,
+                "value": reading.value,
+                "unit": reading.unit,
+                "recorded_at": reading.recorded_at,
+            })),
+            Item::CommandOutcome(_) => None,
+        })
+        .collect()
+}
+
+/// A command's outcome, audited, if the batch continues the stream at `at`.
+/// Forward only: sent -> acknowledged -> completed | failed (a fast command
+/// may skip acknowledged).
+fn record_outcome<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &Rq,
+    principal: &Principal,
+    scope: &Scope,
+    at: &Position,
+    seq: u64,
+    outcome: &super::CommandOutcome,
+) -> Statement {
+    let event_type = match outcome.state {
+        CommandState::Acknowledged => EventType::InstrumentCommandAcknowledged,
+        CommandState::Completed => EventType::InstrumentCommandCompleted,
+        CommandState::Failed => EventType::InstrumentCommandFailed,
+    };
+    let event = audit::Event {
+        new_values: Some(json!({
+            "status": outcome.state.as_str(),
+            "result": outcome.result,
+            "error": outcome.error,
+        })),
+        metadata: json!({ "bridgeId": at.bridge_id, "stream": at.stream, "sequence": seq }),
+        ..audit::Event::by(ctx.new_uuid(), principal, event_type, outcome.command_id)
+    };
+    let change = command::record_outcome(
+        scope,
+        at,
+        outcome.command_id,
+        &command::Outcome {
+            state: outcome.state.as_str(),
+            at: outcome.at.get(),
+            result: outcome.result.as_ref(),
+            error: outcome.error.as_deref(),
+            seq: int(seq),
+        },
+    );
+    event.record_change(rq, change)
+}
+
+/// The reply to a batch: records up to `before` were duplicates; of the
+/// rest, those not `stored` are rejected with why.
+fn acknowledge(batch: &Batch, before: u64, last: u64, stored: &HashSet<u64>) -> BatchAck {
     let mut rejected = Vec::new();
     let mut duplicates = 0;
     for record in &batch.records {
@@ -200,13 +223,13 @@ pub async fn ingest<P: Platform>(
             });
         }
     }
-    Ok(BatchAck {
+    BatchAck {
         stream: batch.stream,
         acked: before.max(last),
         stored: stored.len() as u64,
         duplicates,
         rejected,
-    })
+    }
 }
 
 /// The heartbeat's statements: the bridge's row, the instruments it reaches

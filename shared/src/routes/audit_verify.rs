@@ -18,7 +18,7 @@ use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::model::audit_event::{self, Checkpoint};
+use crate::model::audit_event::{self, Checkpoint, Link};
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -168,172 +168,273 @@ fn check(
     None
 }
 
-async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
-    let principal = auth::authenticate(ctx, rq).await?;
-    principal.require(Permission::AuditView)?;
-    let query: Query = rq.query()?;
-    let mut problems = Vec::new();
-    let from = sequence("from", query.from.as_deref(), &mut problems);
-    let to = sequence("to", query.to.as_deref(), &mut problems);
-    if let (Some(f), Some(t)) = (from, to)
-        && f > t
-    {
-        problems.push(FieldError::new("to", "Must not be below from"));
-    }
-    if !problems.is_empty() {
-        return Err(ApiError::Validation(problems));
-    }
-    let scope = principal.scope();
-    let chain_id = scope.organization_id();
-    let keys = &ctx.config.audit_keys()?;
-    let db = ctx.db();
-    let checkpoints = audit_event::checkpoints(&db, &scope).await?;
-    let head = audit_event::head(&db, &scope).await?;
+/// The sequences asked for: `?from=&to=`, each 1 or more, `from <= to`.
+struct Range {
+    from: Option<i64>,
+    to: Option<i64>,
+}
 
-    // Retention may have removed the chain's start; it then begins after a
-    // horizon that a signed checkpoint must vouch for.
-    let horizon = audit_event::horizon(&db, &scope).await?;
-    if let (Some(f), Some(h)) = (from, &horizon)
-        && f <= h.sequence
-    {
-        return Err(ApiError::invalid(
-            "from",
-            format!(
-                "Events up to {} were removed by retention; start at {} or later",
-                h.sequence,
-                h.sequence + 1
-            ),
-        ));
+impl Range {
+    fn parse(query: &Query) -> Result<Self, ApiError> {
+        let mut problems = Vec::new();
+        let from = sequence("from", query.from.as_deref(), &mut problems);
+        let to = sequence("to", query.to.as_deref(), &mut problems);
+        if let (Some(f), Some(t)) = (from, to)
+            && f > t
+        {
+            problems.push(FieldError::new("to", "Must not be below from"));
+        }
+        if problems.is_empty() {
+            Ok(Self { from, to })
+        } else {
+            Err(ApiError::Validation(problems))
+        }
     }
-    let first = from.unwrap_or(horizon.as_ref().map_or(1, |h| h.sequence + 1));
-    let mut expected = first;
-    let mut previous: Option<Vec<u8>> = None;
-    let mut failure: Option<Break> = None;
-    if let (None, Some(h)) = (from, &horizon) {
-        let vouched = checkpoints
-            .iter()
-            .any(|c| c.sequence == h.sequence && c.hash == h.hash && signed(c, chain_id, keys));
-        if !vouched {
-            failure = Some(Break {
-                sequence: first,
-                reason: "missing",
-                detail: format!(
-                    "The chain starts after event {} (retention), but no signed checkpoint vouches for that start",
-                    h.sequence
+
+    fn whole(&self) -> bool {
+        self.from.is_none() && self.to.is_none()
+    }
+
+    /// The first sequence to walk: `from`, or the chain's start, which
+    /// retention may have moved past its `horizon`.
+    fn first(&self, horizon: Option<&Link>) -> Result<i64, ApiError> {
+        match (self.from, horizon) {
+            (Some(f), Some(h)) if f <= h.sequence => Err(ApiError::invalid(
+                "from",
+                format!(
+                    "Events up to {} were removed by retention; start at {} or later",
+                    h.sequence,
+                    h.sequence + 1
                 ),
-            });
-        }
-        previous = Some(unhex(&h.hash));
-    }
-    let mut events = 0u64;
-    let mut legacy = 0u64;
-    // The hashes of the events checkpoints name, as walked.
-    let mut at_checkpoints: Vec<(i64, Vec<u8>)> = Vec::new();
-    'walk: while failure.is_none() {
-        let rows: Vec<ExportedEvent> =
-            audit_event::chain_page(&db, &scope, expected, to, PAGE).await?;
-        let fetched = rows.len();
-        for row in &rows {
-            if let Some(broken) = check(row, expected, previous.as_deref(), keys) {
-                failure = Some(broken);
-                break 'walk;
-            }
-            if row.key_id == chain::LEGACY_KEY_ID {
-                legacy += 1;
-            }
-            let hash = unhex(&row.hash);
-            if checkpoints.iter().any(|c| c.sequence == row.sequence) {
-                at_checkpoints.push((row.sequence, hash.clone()));
-            }
-            previous = Some(hash);
-            expected += 1;
-            events += 1;
-        }
-        if (fetched as i64) < PAGE {
-            break;
+            )),
+            (Some(f), _) => Ok(f),
+            (None, h) => Ok(h.map_or(1, |h| h.sequence + 1)),
         }
     }
-    let last = expected - 1;
 
-    // The end of the chain: the head and the checkpoints vouch for it.
-    if failure.is_none() && to.is_none_or(|t| t > last) {
-        let head_sequence = head.as_ref().map_or(0, |h| h.sequence);
+    fn covers(&self, first: i64, sequence: i64) -> bool {
+        sequence >= first && self.to.is_none_or(|t| sequence <= t)
+    }
+}
+
+/// A walk along the chain from its first sequence.
+struct Walk {
+    first: i64,
+    /// The next sequence expected: one past the last that verified.
+    expected: i64,
+    /// The hash of the last event that verified.
+    previous: Option<Vec<u8>>,
+    events: u64,
+    legacy: u64,
+    /// The hashes of the events checkpoints name, as walked.
+    at_checkpoints: Vec<(i64, Vec<u8>)>,
+}
+
+impl Walk {
+    fn new(first: i64) -> Self {
+        Self {
+            first,
+            expected: first,
+            previous: None,
+            events: 0,
+            legacy: 0,
+            at_checkpoints: Vec::new(),
+        }
+    }
+
+    fn last(&self) -> i64 {
+        self.expected - 1
+    }
+
+    /// Walks a page at a time up to `to` (or the end); the first break.
+    async fn run<P: Platform>(
+        &mut self,
+        db: &crate::db::Db<'_, P>,
+        scope: &crate::model::Scope,
+        to: Option<i64>,
+        checkpoints: &[Checkpoint],
+        keys: &[crate::config::HmacKey],
+    ) -> Result<Option<Break>, ApiError> {
+        loop {
+            let rows: Vec<ExportedEvent> =
+                audit_event::chain_page(db, scope, self.expected, to, PAGE).await?;
+            for row in &rows {
+                if let Some(broken) = check(row, self.expected, self.previous.as_deref(), keys) {
+                    return Ok(Some(broken));
+                }
+                if row.key_id == chain::LEGACY_KEY_ID {
+                    self.legacy += 1;
+                }
+                let hash = unhex(&row.hash);
+                if checkpoints.iter().any(|c| c.sequence == row.sequence) {
+                    self.at_checkpoints.push((row.sequence, hash.clone()));
+                }
+                self.previous = Some(hash);
+                self.expected += 1;
+                self.events += 1;
+            }
+            if (rows.len() as i64) < PAGE {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The end of the chain: the head vouches for it.
+    fn check_end(&self, head: Option<&Link>, to: Option<i64>) -> Option<Break> {
+        let last = self.last();
+        if to.is_some_and(|t| t <= last) {
+            return None;
+        }
+        let head_sequence = head.map_or(0, |h| h.sequence);
         let wanted_end = to.map_or(head_sequence, |t| t.min(head_sequence));
         if wanted_end > last {
-            failure = Some(Break {
+            return Some(Break {
                 sequence: last + 1,
                 reason: "missing",
                 detail: format!(
                     "The chain's head is event {head_sequence}, but events after {last} are gone"
                 ),
             });
-        } else if let Some(head) = head.as_ref().filter(|h| h.sequence == last && last > 0)
-            && previous.as_deref() != Some(unhex(&head.hash).as_slice())
-        {
-            failure = Some(Break {
-                sequence: last,
-                reason: "modified",
-                detail: format!("Event {last} differs from the chain's recorded head"),
-            });
+        }
+        match head {
+            Some(head)
+                if head.sequence == last
+                    && last > 0
+                    && self.previous.as_deref() != Some(unhex(&head.hash).as_slice()) =>
+            {
+                Some(Break {
+                    sequence: last,
+                    reason: "modified",
+                    detail: format!("Event {last} differs from the chain's recorded head"),
+                })
+            }
+            _ => None,
         }
     }
-    let mut checked = 0;
-    if failure.is_none() {
-        for checkpoint in &checkpoints {
-            let in_range =
-                checkpoint.sequence >= first && to.is_none_or(|t| checkpoint.sequence <= t);
-            if !in_range {
-                continue;
-            }
+
+    /// The signed checkpoints in range vouch for what was walked: the
+    /// number that did, and the first that did not.
+    fn check_checkpoints(
+        &self,
+        range: &Range,
+        checkpoints: &[Checkpoint],
+        chain_id: uuid::Uuid,
+        keys: &[crate::config::HmacKey],
+    ) -> (usize, Option<Break>) {
+        let last = self.last();
+        let in_range = checkpoints
+            .iter()
+            .filter(|c| range.covers(self.first, c.sequence));
+        let mut checked = 0;
+        for checkpoint in in_range {
+            let broken = |sequence, reason, detail| {
+                (
+                    checked,
+                    Some(Break {
+                        sequence,
+                        reason,
+                        detail,
+                    }),
+                )
+            };
             if !signed(checkpoint, chain_id, keys) {
-                failure = Some(Break {
-                    sequence: checkpoint.sequence,
-                    reason: "bad_signature",
-                    detail: format!(
+                return broken(
+                    checkpoint.sequence,
+                    "bad_signature",
+                    format!(
                         "The checkpoint at event {} does not verify",
                         checkpoint.sequence
                     ),
-                });
-                break;
+                );
             }
             if checkpoint.sequence > last {
-                failure = Some(Break {
-                    sequence: last + 1,
-                    reason: "truncated",
-                    detail: format!(
+                return broken(
+                    last + 1,
+                    "truncated",
+                    format!(
                         "A checkpoint signed at {} vouches for event {}, but the chain ends at {last}",
                         checkpoint.created_at, checkpoint.sequence
                     ),
-                });
-                break;
+                );
             }
-            let walked = at_checkpoints
+            let walked = self
+                .at_checkpoints
                 .iter()
                 .find(|(s, _)| *s == checkpoint.sequence)
                 .map(|(_, h)| h.as_slice());
             if walked != Some(unhex(&checkpoint.hash).as_slice()) {
-                failure = Some(Break {
-                    sequence: checkpoint.sequence,
-                    reason: "checkpoint_mismatch",
-                    detail: format!(
+                return broken(
+                    checkpoint.sequence,
+                    "checkpoint_mismatch",
+                    format!(
                         "Event {} differs from the one a checkpoint signed at {} vouches for",
                         checkpoint.sequence, checkpoint.created_at
                     ),
-                });
-                break;
+                );
             }
             checked += 1;
         }
+        (checked, None)
     }
+}
 
+/// A chain that starts after a retention horizon needs a signed checkpoint
+/// at that horizon.
+fn check_start(
+    horizon: &Link,
+    first: i64,
+    checkpoints: &[Checkpoint],
+    chain_id: uuid::Uuid,
+    keys: &[crate::config::HmacKey],
+) -> Option<Break> {
+    let vouched = checkpoints.iter().any(|c| {
+        c.sequence == horizon.sequence && c.hash == horizon.hash && signed(c, chain_id, keys)
+    });
+    (!vouched).then(|| Break {
+        sequence: first,
+        reason: "missing",
+        detail: format!(
+            "The chain starts after event {} (retention), but no signed checkpoint vouches for that start",
+            horizon.sequence
+        ),
+    })
+}
+
+async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    principal.require(Permission::AuditView)?;
+    let range = Range::parse(&rq.query()?)?;
+    let scope = principal.scope();
+    let chain_id = scope.organization_id();
+    let keys = &ctx.config.audit_keys()?;
+    let db = ctx.db();
+    let checkpoints = audit_event::checkpoints(&db, &scope).await?;
+    let head = audit_event::head(&db, &scope).await?;
+    let horizon = audit_event::horizon(&db, &scope).await?;
+
+    let mut walk = Walk::new(range.first(horizon.as_ref())?);
+    let mut failure = None;
+    if let (None, Some(horizon)) = (range.from, &horizon) {
+        failure = check_start(horizon, walk.first, &checkpoints, chain_id, keys);
+        walk.previous = Some(unhex(&horizon.hash));
+    }
+    if failure.is_none() {
+        failure = walk.run(&db, &scope, range.to, &checkpoints, keys).await?;
+    }
+    if failure.is_none() {
+        failure = walk.check_end(head.as_ref(), range.to);
+    }
+    let mut checked = 0;
+    if failure.is_none() {
+        (checked, failure) = walk.check_checkpoints(&range, &checkpoints, chain_id, keys);
+    }
+    let last = walk.last();
     // A verified whole chain gets a signed checkpoint of its head.
-    let head_hash = previous.as_ref().map(hex::encode);
-    let whole = from.is_none() && to.is_none();
     if failure.is_none()
-        && whole
+        && range.whole()
         && last > 0
         && checkpoints.last().is_none_or(|c| c.sequence < last)
-        && let (Some(key), Some(hash)) = (keys.first(), previous.as_ref())
+        && let (Some(key), Some(hash)) = (keys.first(), walk.previous.as_ref())
     {
         let signature = chain::sign(key, &chain::checkpoint_message(chain_id, last, hash));
         let checkpoint = audit_event::NewCheckpoint {
@@ -357,14 +458,14 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     Reply::ok(Report {
         chain_id,
         verified: failure.is_none(),
-        from_sequence: first,
-        verified_to_sequence: match &failure {
-            Some(f) => f.sequence - 1,
-            None => last,
+        from_sequence: walk.first,
+        verified_to_sequence: failure.as_ref().map_or(last, |f| f.sequence - 1),
+        events: walk.events,
+        legacy_events: walk.legacy,
+        head_hash: match failure {
+            None => walk.previous.as_ref().map(hex::encode),
+            Some(_) => None,
         },
-        events,
-        legacy_events: legacy,
-        head_hash: if failure.is_none() { head_hash } else { None },
         checkpoints_checked: checked,
         latest_checkpoint: latest,
         failure,

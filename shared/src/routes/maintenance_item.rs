@@ -11,7 +11,6 @@ use crate::domain::Timestamp;
 use http::header;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use time::format_description::well_known::Rfc3339;
 
 use crate::audit::{self, EventType};
 use crate::auth::{self, Permission};
@@ -43,12 +42,9 @@ struct UpdateInput {
     next_due_at: Option<Timestamp>,
 }
 
-async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
-    let principal = auth::authenticate(ctx, rq).await?;
-    principal.require(Permission::InstrumentsControl)?;
-    let id = rq.uuid_param("id")?;
-    let input: UpdateInput = rq.json(ctx)?;
-    let version = rq.expected_version(input.version.as_ref())?;
+/// The requested status (only `scheduled`, `completed`, `cancelled` may be
+/// asked for) and notes, or every problem with them.
+fn validate(input: &UpdateInput) -> Result<(Option<MaintenanceStatus>, Option<String>), ApiError> {
     let mut problems = Vec::new();
     let status = match input.status.as_deref().map(MaintenanceStatus::parse) {
         None => None,
@@ -69,12 +65,20 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     if let Some(doc) = &input.calibration {
         problems.extend(schema::check_calibration(doc));
     }
-    if !problems.is_empty() {
-        return Err(ApiError::Validation(problems));
+    if problems.is_empty() {
+        Ok((status, notes))
+    } else {
+        Err(ApiError::Validation(problems))
     }
-    let scope = principal.scope();
-    let db = ctx.db();
-    let current = maintenance::get(&db, &scope, id).await?;
+}
+
+/// Whether `current` may become `status` with what `input` records.
+fn check_transition(
+    current: &Maintenance,
+    version: i64,
+    status: Option<MaintenanceStatus>,
+    input: &UpdateInput,
+) -> Result<(), ApiError> {
     if current.version != version {
         return Err(ApiError::PreconditionFailed {
             given: version.to_string(),
@@ -88,81 +92,117 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         )));
     }
     let completing = status == Some(MaintenanceStatus::Completed);
-    let is_calibration = current.kind == MaintenanceKind::Calibration;
     if !completing && (input.calibration.is_some() || input.next_due_at.is_some()) {
         return Err(ApiError::invalid(
             "calibration",
             "Calibration results are recorded when a calibration is completed",
         ));
     }
-    if completing && !is_calibration && input.calibration.is_some() {
+    if completing && current.kind != MaintenanceKind::Calibration && input.calibration.is_some() {
         return Err(ApiError::invalid(
             "calibration",
             "Only a calibration records calibration results",
         ));
     }
+    Ok(())
+}
 
-    let now = ctx.now();
+/// A completed calibration: the instrument's new calibration document, its
+/// next due date, and the audited statement that records both on the
+/// instrument.
+struct Calibration {
+    doc: Value,
+    due: Timestamp,
+    statement: crate::db::Statement,
+}
+
+async fn calibrate<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &Rq,
+    principal: &auth::Principal,
+    current: &Maintenance,
+    input: &UpdateInput,
+) -> Result<Calibration, ApiError> {
+    let scope = principal.scope();
+    let instrument = instrument::get(&ctx.db(), &scope, current.instrument_id).await?;
+    let now = Timestamp::from(ctx.now());
+    let interval = instrument.configuration["calibrationIntervalDays"]
+        .as_i64()
+        .unwrap_or(DEFAULT_CALIBRATION_INTERVAL_DAYS);
+    let due = input
+        .next_due_at
+        .unwrap_or_else(|| Timestamp::from(now.get() + time::Duration::days(interval)));
+    let mut doc = input.calibration.clone().unwrap_or_default();
+    doc.insert("lastCalibratedAt".into(), json!(now));
+    doc.insert("dueAt".into(), json!(due));
+    doc.entry("performedBy".to_owned())
+        .or_insert_with(|| json!(principal.user_id.to_string()));
+    let doc = Value::Object(doc);
+    // The instrument's own record changes too, and says so.
+    let calibrated = audit::Event {
+        old_values: Some(json!({
+            "calibration": instrument.calibration,
+            "calibrationDueAt": instrument.calibration_due_at,
+        })),
+        new_values: Some(json!({
+            "calibration": doc,
+            "calibrationDueAt": due,
+            "maintenanceId": current.id,
+        })),
+        ..audit::Event::by(
+            ctx.new_uuid(),
+            principal,
+            EventType::InstrumentCalibrated,
+            current.instrument_id,
+        )
+    };
+    let statement = calibrated.record_change(
+        rq,
+        instrument::record_calibration(
+            &scope,
+            current.instrument_id,
+            &doc,
+            due.get(),
+            current.id,
+            current.version,
+        ),
+    );
+    Ok(Calibration {
+        doc,
+        due,
+        statement,
+    })
+}
+
+async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    principal.require(Permission::InstrumentsControl)?;
+    let id = rq.uuid_param("id")?;
+    let input: UpdateInput = rq.json(ctx)?;
+    let version = rq.expected_version(input.version.as_ref())?;
+    let (status, notes) = validate(&input)?;
+    let scope = principal.scope();
+    let db = ctx.db();
+    let current = maintenance::get(&db, &scope, id).await?;
+    check_transition(&current, version, status, &input)?;
+
     let new_status = status.unwrap_or(MaintenanceStatus::Scheduled);
-    let scheduled_for = input.scheduled_for.unwrap_or(current.scheduled_for).get();
-    let mut statements = Vec::new();
-    let mut calibration_doc = None;
-    let mut next_due = None;
-    if completing && is_calibration {
-        let instrument = instrument::get(&db, &scope, current.instrument_id).await?;
-        let interval = instrument.configuration["calibrationIntervalDays"]
-            .as_i64()
-            .unwrap_or(DEFAULT_CALIBRATION_INTERVAL_DAYS);
-        let due = input
-            .next_due_at
-            .map(Timestamp::get)
-            .unwrap_or(now + time::Duration::days(interval));
-        let mut doc = input.calibration.clone().unwrap_or_default();
-        doc.insert(
-            "lastCalibratedAt".into(),
-            json!(now.format(&Rfc3339).map_err(ApiError::internal)?),
-        );
-        doc.insert(
-            "dueAt".into(),
-            json!(due.format(&Rfc3339).map_err(ApiError::internal)?),
-        );
-        doc.entry("performedBy".to_owned())
-            .or_insert_with(|| json!(principal.user_id.to_string()));
-        let doc = Value::Object(doc);
-        // The instrument's own record changes too, and says so.
-        let calibrated = audit::Event {
-            old_values: Some(json!({
-                "calibration": instrument.calibration,
-                "calibrationDueAt": instrument.calibration_due_at.and_then(|t| t.format(&Rfc3339).ok()),
-            })),
-            new_values: Some(json!({
-                "calibration": doc,
-                "calibrationDueAt": due.format(&Rfc3339).ok(),
-                "maintenanceId": id,
-            })),
-            ..audit::Event::by(
-                ctx.new_uuid(),
-                &principal,
-                EventType::InstrumentCalibrated,
-                current.instrument_id,
-            )
-        };
-        statements.push(calibrated.record_change(
-            rq,
-            instrument::record_calibration(&scope, current.instrument_id, &doc, due, id, version),
-        ));
-        calibration_doc = Some(doc);
-        next_due = Some(due);
-    }
+    let is_calibration = current.kind == MaintenanceKind::Calibration;
+    let calibration = if new_status == MaintenanceStatus::Completed && is_calibration {
+        Some(calibrate(ctx, rq, &principal, &current, &input).await?)
+    } else {
+        None
+    };
+    let scheduled_for = input.scheduled_for.unwrap_or(current.scheduled_for);
     let after = json!({
         "status": new_status,
-        "scheduledFor": scheduled_for.format(&Rfc3339).ok(),
+        "scheduledFor": scheduled_for,
         "notes": notes.clone().or(current.notes.clone()),
-        "calibration": calibration_doc,
+        "calibration": calibration.as_ref().map(|c| &c.doc),
     });
     let before = json!({
         "status": current.status,
-        "scheduledFor": current.scheduled_for.format(&Rfc3339).ok(),
+        "scheduledFor": current.scheduled_for,
         "notes": current.notes,
         "calibration": current.calibration,
     });
@@ -188,15 +228,16 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         version,
         &maintenance::Change {
             status: new_status,
-            scheduled_for,
+            scheduled_for: scheduled_for.get(),
             notes: notes.as_deref(),
             performed_by: principal.user_id,
-            calibration: calibration_doc.as_ref(),
-            next_due_at: next_due,
+            calibration: calibration.as_ref().map(|c| &c.doc),
+            next_due_at: calibration.as_ref().map(|c| c.due.get()),
         },
     );
     // The maintenance first: the instrument only changes if it did.
-    statements.insert(0, event.record_change(rq, change));
+    let mut statements = vec![event.record_change(rq, change)];
+    statements.extend(calibration.map(|c| c.statement));
     let results = scope.batch(&db, statements).await?;
     let updated: Option<Maintenance> = first_row(&results, 0)?;
     match updated {

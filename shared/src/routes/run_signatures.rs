@@ -193,19 +193,8 @@ fn may_sign(principal: &Principal, meaning: &str) -> bool {
     }
 }
 
-async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
-    let principal = auth::authenticate(ctx, rq).await?;
-    principal.require(Permission::RunsView)?;
-    let Some(session_id) = principal
-        .session_id
-        .filter(|_| principal.api_key_id.is_none())
-    else {
-        return Err(ApiError::Forbidden {
-            caller: Some(principal.caller()),
-        });
-    };
-    let id = rq.uuid_param("id")?;
-    let input: SignInput = rq.json(ctx)?;
+/// The comment (trimmed, if any), or every problem with the request.
+fn validate(input: &SignInput) -> Result<Option<&str>, ApiError> {
     let mut problems = Vec::new();
     if !MEANINGS.contains(&input.meaning.as_str()) {
         problems.push(FieldError::new(
@@ -227,9 +216,70 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     if input.password.is_empty() {
         problems.push(FieldError::new("password", "Signing needs your password"));
     }
-    if !problems.is_empty() {
-        return Err(ApiError::Validation(problems));
+    if problems.is_empty() {
+        Ok(comment)
+    } else {
+        Err(ApiError::Validation(problems))
     }
+}
+
+/// The signer, once the signature's components identify them (21 CFR
+/// 11.200): the password always, and the user ID (e-mail) with the first
+/// signature of a login. A failed attempt is audited.
+async fn confirm_identity<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &Rq,
+    principal: &Principal,
+    session_id: uuid::Uuid,
+    run_id: uuid::Uuid,
+    input: &SignInput,
+) -> Result<signature::Signer, ApiError> {
+    let scope = principal.scope();
+    let db = ctx.db();
+    let signer = signature::signer(&db, &scope, principal.user_id, session_id)
+        .await?
+        .ok_or(ApiError::TokenInvalid("user is not active"))?;
+    let email_matches = input
+        .email
+        .as_deref()
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case(&signer.email));
+    if !signer.signed_in_session && input.email.is_none() {
+        return Err(ApiError::invalid(
+            "email",
+            "The first signature of a login needs your user ID (e-mail) and password",
+        ));
+    }
+    let password_ok = password::verify(&input.password, &signer.password_hash);
+    if !password_ok || (input.email.is_some() && !email_matches) {
+        let failed = audit::Event {
+            new_values: Some(json!({ "meaning": input.meaning })),
+            ..audit::Event::by(
+                ctx.new_uuid(),
+                principal,
+                EventType::EsignatureFailed,
+                run_id,
+            )
+        };
+        scope.batch(&db, vec![failed.insert(rq)]).await?;
+        return Err(ApiError::InvalidCredentials);
+    }
+    Ok(signer)
+}
+
+async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    principal.require(Permission::RunsView)?;
+    let Some(session_id) = principal
+        .session_id
+        .filter(|_| principal.api_key_id.is_none())
+    else {
+        return Err(ApiError::Forbidden {
+            caller: Some(principal.caller()),
+        });
+    };
+    let id = rq.uuid_param("id")?;
+    let input: SignInput = rq.json(ctx)?;
+    let comment = validate(&input)?;
     if !may_sign(&principal, &input.meaning) {
         return Err(ApiError::Forbidden {
             caller: Some(principal.caller()),
@@ -253,29 +303,7 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
             run.status.as_str()
         )));
     }
-    let signer = signature::signer(&db, &scope, principal.user_id, session_id)
-        .await?
-        .ok_or(ApiError::TokenInvalid("user is not active"))?;
-    // The first signing of a login needs every component.
-    let email_matches = input
-        .email
-        .as_deref()
-        .is_some_and(|e| e.trim().eq_ignore_ascii_case(&signer.email));
-    if !signer.signed_in_session && input.email.is_none() {
-        return Err(ApiError::invalid(
-            "email",
-            "The first signature of a login needs your user ID (e-mail) and password",
-        ));
-    }
-    let password_ok = password::verify(&input.password, &signer.password_hash);
-    if !password_ok || (input.email.is_some() && !email_matches) {
-        let failed = audit::Event {
-            new_values: Some(json!({ "meaning": input.meaning })),
-            ..audit::Event::by(ctx.new_uuid(), &principal, EventType::EsignatureFailed, id)
-        };
-        scope.batch(&db, vec![failed.insert(rq)]).await?;
-        return Err(ApiError::InvalidCredentials);
-    }
+    let signer = confirm_identity(ctx, rq, &principal, session_id, id, &input).await?;
 
     let key = rq.audit_key();
     let signature_id = ctx.new_uuid();

@@ -93,8 +93,74 @@ pub(super) async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Rep
     let results = parse_results(ctx, &principal, id, &plan, &range, &body).await?;
     let stored = store_bytes(ctx, &principal, id, &plan, resumed, &range, &body).await?;
 
-    let mut statements: Vec<Statement> = Vec::new();
+    let received = Received {
+        id,
+        plan: &plan,
+        range: &range,
+        len: body.len(),
+        stored: &stored,
+        hash_state: (!range.is_last()).then(|| hex::encode(hasher.state())),
+        digest: digest.as_deref(),
+    };
+    let (statements, chunk_index) =
+        transaction(ctx, rq, &principal, &run, &received, results.as_ref());
+    let outcome = scope.batch(&db, statements).await?;
+    if outcome.get(chunk_index).is_none_or(|r| r.rows.is_empty()) {
+        // Another request moved the upload first.
+        let now = run_data::stored(&db, &scope, id).await?;
+        let received = now.as_ref().map_or(0, |s| s.received_bytes);
+        rq.add_headers([(UPLOAD_OFFSET, HeaderValue::from(received))]);
+        return offset_conflict("Another request changed this upload first".into(), received);
+    }
+    if !plan.resumes
+        && let Some(old) = current.as_ref().and_then(|s| s.upload_id.as_deref())
+        && Some(old) != stored.upload_id.as_deref()
+        && let Some(s3) = &config.s3
+    {
+        // The multipart upload this one replaced; a bucket lifecycle rule
+        // cleans up what a failure here leaves.
+        let key = s3::object_key(principal.organization_id, id);
+        let _ = s3.store(&ctx.platform).abort(&key, old).await;
+    }
+    finish(ctx, id, &plan, &range, digest, results)
+}
+
+/// A chunk this request brought, checked and stored.
+struct Received<'a> {
+    id: uuid::Uuid,
+    plan: &'a plan::Plan,
+    range: &'a ChunkRange,
+    len: usize,
+    stored: &'a StoredBytes,
+    /// The file's hash state to carry on (every chunk but the last).
+    hash_state: Option<String>,
+    /// The file's SHA-256, with the last chunk.
+    digest: Option<&'a str>,
+}
+
+/// The statements that record a chunk in one transaction: (re)starting the
+/// upload, the chunk, the progress (audited with the last chunk) and the
+/// parsed results; and the index of the chunk's statement, which returns
+/// no row when another request moved the upload first.
+fn transaction<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &Rq,
+    principal: &Principal,
+    run: &run::Run,
+    received: &Received<'_>,
+    results: Option<&serde_json::Value>,
+) -> (Vec<Statement>, usize) {
+    let Received {
+        id,
+        plan,
+        range,
+        stored,
+        digest,
+        ..
+    } = *received;
+    let scope = principal.scope();
     let key = s3::object_key(principal.organization_id, id);
+    let mut statements: Vec<Statement> = Vec::new();
     if !plan.resumes {
         // Start (or start over): the upload row, reset, and no chunks.
         statements.push(run_data::start(
@@ -122,7 +188,7 @@ pub(super) async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Rep
         id,
         &Chunk {
             offset: range.first as i64,
-            size: body.len() as i32,
+            size: received.len as i32,
             base64: stored.base64.as_deref(),
             part_number: stored.part_number,
             etag: stored.etag.as_deref(),
@@ -135,9 +201,9 @@ pub(super) async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Rep
         &Advance {
             from: range.first as i64,
             to: range.end as i64,
-            hash_state: (!range.is_last()).then(|| hex::encode(hasher.state())),
+            hash_state: received.hash_state.clone(),
             last: range.is_last(),
-            sha256: digest.as_deref(),
+            sha256: digest,
         },
     );
     if range.is_last() {
@@ -150,48 +216,22 @@ pub(super) async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Rep
                 "backend": plan.backend,
                 "format": plan.described.format.map(qc::Format::as_str),
             })),
-            ..audit::Event::by(ctx.new_uuid(), &principal, EventType::RunDataUploaded, id)
+            ..audit::Event::by(ctx.new_uuid(), principal, EventType::RunDataUploaded, id)
         };
         statements.push(event.record_change(rq, advance));
     } else {
         statements.push(advance);
     }
-    if let Some(results) = &results {
+    if let Some(results) = results {
         let event = audit::Event {
             old_values: Some(json!({ "results": run.results })),
             new_values: Some(json!({ "results": results })),
             reason: Some("Parsed from the run's data file"),
-            ..audit::Event::by(
-                ctx.new_uuid(),
-                &principal,
-                EventType::RunResultsRecorded,
-                id,
-            )
+            ..audit::Event::by(ctx.new_uuid(), principal, EventType::RunResultsRecorded, id)
         };
-        statements.push(event.record_change(
-            rq,
-            run::record_results(&scope, id, results, digest.as_deref()),
-        ));
+        statements.push(event.record_change(rq, run::record_results(&scope, id, results, digest)));
     }
-    let outcome = scope.batch(&db, statements).await?;
-    if outcome.get(chunk_index).is_none_or(|r| r.rows.is_empty()) {
-        // Another request moved the upload first.
-        let now = run_data::stored(&db, &scope, id).await?;
-        let received = now.as_ref().map_or(0, |s| s.received_bytes);
-        rq.add_headers([(UPLOAD_OFFSET, HeaderValue::from(received))]);
-        return offset_conflict("Another request changed this upload first".into(), received);
-    }
-    if let (Some(old), false) = (
-        current.as_ref().and_then(|s| s.upload_id.as_deref()),
-        plan.resumes,
-    ) && let Some(s3) = &config.s3
-        && Some(old) != stored.upload_id.as_deref()
-    {
-        // The multipart upload this one replaced; a bucket lifecycle rule
-        // cleans up what a failure here leaves.
-        let _ = s3.store(&ctx.platform).abort(&key, old).await;
-    }
-    finish(ctx, id, &plan, &range, digest, results)
+    (statements, chunk_index)
 }
 
 /// The results of a parsed format, from the whole file once its last chunk
