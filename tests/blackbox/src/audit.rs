@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use shared::auth::Role;
 
 use crate::client::TestApp;
-use crate::lab::{id_of, register, started_run};
+use crate::lab::{id_of, register};
+use crate::runs::started_run;
 
 crate::cases![
     audit_chain_verifies_and_records_a_signed_checkpoint,

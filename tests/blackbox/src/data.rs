@@ -9,7 +9,8 @@ use sha2::{Digest as _, Sha256};
 use shared::auth::Role;
 
 use crate::client::{Raw, TestApp};
-use crate::lab::{count, id_of, started_run};
+use crate::lab::{count, id_of};
+use crate::runs::started_run;
 use crate::stack::{INLINE_MAX_BYTES, S3_PART_BYTES};
 use uuid::Uuid;
 
