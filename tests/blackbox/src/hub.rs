@@ -173,30 +173,12 @@ async fn live_hub_fans_readings_out_to_the_organizations_dashboards_only(
         return Ok(());
     }
     let (_, other_token) = app.admin().await?;
-    let oven = id_of(
-        &register(
-            app,
-            &token,
-            json!({"name": "Oven", "type": "incubator", "status": "offline"}),
-        )
-        .await?,
-    )?;
-    let quiet = id_of(
-        &register(
-            app,
-            &token,
-            json!({"name": "Quiet reader", "type": "plate_reader", "status": "idle"}),
-        )
-        .await?,
-    )?;
-    let elsewhere = id_of(
-        &register(
-            app,
-            &other_token,
-            json!({"name": "Other lab's oven", "type": "incubator", "status": "idle"}),
-        )
-        .await?,
-    )?;
+    let oven = crate::lab::new_instrument(app, &token, "Oven", "incubator", "offline").await?;
+    let quiet =
+        crate::lab::new_instrument(app, &token, "Quiet reader", "plate_reader", "idle").await?;
+    let elsewhere =
+        crate::lab::new_instrument(app, &other_token, "Other lab's oven", "incubator", "idle")
+            .await?;
 
     // A browser-style dashboard follows the oven; it is told its state first.
     let mut mine = dashboard(app, &token).await?;
@@ -315,14 +297,7 @@ async fn live_hub_runs_commands_over_the_bridge_socket(app: &TestApp) -> anyhow:
     if spin_has_no_hub(app, &token).await? {
         return Ok(());
     }
-    let hplc = id_of(
-        &register(
-            app,
-            &token,
-            json!({"name": "HPLC", "type": "hplc", "status": "idle"}),
-        )
-        .await?,
-    )?;
+    let hplc = crate::lab::new_instrument(app, &token, "HPLC", "hplc", "idle").await?;
     // A dashboard is open first: on Workers the organization's hub then
     // sleeps until its credentials are due (30 s), and the bridge joining
     // must wake it every second for the commands.
@@ -440,14 +415,7 @@ async fn live_hub_refuses_bad_sockets_and_closes_revoked_ones(app: &TestApp) -> 
     // a 409 naming the sequence expected, a batch sent again stores nothing.
     let dir = tempfile::tempdir()?;
     let credentials = crate::live::enroll_into(app, &token, dir.path()).await?;
-    let oven = id_of(
-        &register(
-            app,
-            &token,
-            json!({"name": "Hand oven", "type": "incubator", "status": "idle"}),
-        )
-        .await?,
-    )?;
+    let oven = crate::lab::new_instrument(app, &token, "Hand oven", "incubator", "idle").await?;
     let mut bridge = connect(
         app,
         &[

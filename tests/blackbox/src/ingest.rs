@@ -341,14 +341,7 @@ async fn live_commands_move_forward_only_for_their_bridge(app: &TestApp) -> anyh
     let (_, token) = app.admin().await?;
     let (ours, _d1) = enrolled(app, &token).await?;
     let (other, _d2) = enrolled(app, &token).await?;
-    let hplc = id_of(
-        &register(
-            app,
-            &token,
-            json!({"name": "HPLC", "type": "hplc", "status": "idle"}),
-        )
-        .await?,
-    )?;
+    let hplc = crate::lab::new_instrument(app, &token, "HPLC", "hplc", "idle").await?;
     let ingest = "/api/v1/bridges/ingest";
     let stream = uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()

@@ -28,23 +28,30 @@ pub async fn register(app: &TestApp, token: &str, body: Value) -> anyhow::Result
     Ok(resp.expect_ok(201)?.clone())
 }
 
+/// Registers an instrument named `name` of `kind` in `status`; its id.
+pub async fn new_instrument(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    kind: &str,
+    status: &str,
+) -> anyhow::Result<Uuid> {
+    id_of(
+        &register(
+            app,
+            token,
+            json!({"name": name, "type": kind, "status": status}),
+        )
+        .await?,
+    )
+}
+
 /// The `id` of a reply's object, as the UUID it must be.
 pub fn id_of(value: &Value) -> anyhow::Result<Uuid> {
     value["id"]
         .as_str()
         .and_then(|id| Uuid::parse_str(id).ok())
         .with_context(|| format!("no UUID id in {value}"))
-}
-
-pub(crate) async fn put(
-    app: &TestApp,
-    path: &str,
-    token: &str,
-    if_match: Option<&str>,
-    body: &Value,
-) -> anyhow::Result<crate::client::Resp> {
-    let headers: Vec<(&str, &str)> = if_match.map(|v| ("if-match", v)).into_iter().collect();
-    app.as_user(token).headers(&headers).put(path, body).await
 }
 
 pub async fn count(app: &TestApp, sql: &str, id: &Uuid) -> anyhow::Result<i64> {
@@ -69,18 +76,18 @@ async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> a
     ensure!(got.headers["etag"] == "\"1\"", "{:?}", got.headers);
 
     // No version: 428, nothing changes.
-    put(app, &path, &token, None, &json!({"name": "HPLC A"}))
+    app.as_user(&token)
+        .put(&path, &json!({"name": "HPLC A"}))
         .await?
         .expect_error(428, "PRECONDITION_REQUIRED")?;
     // The right version: applied, version and ETag move on.
-    let resp = put(
-        app,
-        &path,
-        &token,
-        Some("\"1\""),
-        &json!({"name": "HPLC A", "location": "Lab 2", "configuration": {"flowRateMlMin": 0.5, "columnType": "C18"}}),
-    )
-    .await?;
+    let change = json!({"name": "HPLC A", "location": "Lab 2",
+                        "configuration": {"flowRateMlMin": 0.5, "columnType": "C18"}});
+    let resp = app
+        .as_user(&token)
+        .header("if-match", "\"1\"")
+        .put(&path, &change)
+        .await?;
     let updated = resp.expect_ok(200)?.clone();
     ensure!(updated["name"] == "HPLC A", "{updated}");
     ensure!(updated["version"] == 2, "{updated}");
@@ -91,25 +98,18 @@ async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> a
     );
     ensure!(resp.headers["etag"] == "\"2\"");
     // A second editor still holding version 1 is refused, told the current one.
-    let stale = put(
-        app,
-        &path,
-        &token,
-        Some("\"1\""),
-        &json!({"name": "HPLC B"}),
-    )
-    .await?;
+    let stale = app
+        .as_user(&token)
+        .header("if-match", "\"1\"")
+        .put(&path, &json!({"name": "HPLC B"}))
+        .await?;
     stale.expect_error(412, "PRECONDITION_FAILED")?;
     ensure!(stale.headers["etag"] == "\"2\"");
     // `version` in the body works too; null clears an optional field.
-    let resp = put(
-        app,
-        &path,
-        &token,
-        None,
-        &json!({"version": 2, "location": null}),
-    )
-    .await?;
+    let resp = app
+        .as_user(&token)
+        .put(&path, &json!({"version": 2, "location": null}))
+        .await?;
     let cleared = resp.expect_ok(200)?;
     ensure!(cleared["location"].is_null(), "{cleared}");
     ensure!(cleared["version"] == 3, "{cleared}");
@@ -125,7 +125,7 @@ async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> a
             "configuration.flowRateMlMin",
         ),
     ] {
-        let resp = put(app, &path, &token, None, &body).await?;
+        let resp = app.as_user(&token).put(&path, &body).await?;
         resp.expect_error(400, "VALIDATION_ERROR")?;
         ensure!(
             resp.detail_fields().iter().any(|f| f == field),
@@ -133,7 +133,9 @@ async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> a
             resp.json
         );
     }
-    put(app, &path, &token, Some("nonsense"), &json!({"name": "x"}))
+    app.as_user(&token)
+        .header("if-match", "nonsense")
+        .put(&path, &json!({"name": "x"}))
         .await?
         .expect_error(400, "VALIDATION_ERROR")?;
     let now = app.as_user(&token).get(&path).await?;
@@ -158,7 +160,9 @@ async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> a
 
     // Permissions, isolation, unknown ids.
     let (_, tech) = app.member(admin.organization_id, Role::Technician).await?;
-    put(app, &path, &tech, Some("\"3\""), &json!({"name": "x"}))
+    app.as_user(&tech)
+        .header("if-match", "\"3\"")
+        .put(&path, &json!({"name": "x"}))
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     app.as_user(&tech).get(&path).await?.expect_ok(200)?;
@@ -167,7 +171,9 @@ async fn instrument_detail_update_and_optimistic_concurrency(app: &TestApp) -> a
         .get(&path)
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
-    put(app, &path, &stranger, Some("\"3\""), &json!({"name": "x"}))
+    app.as_user(&stranger)
+        .header("if-match", "\"3\"")
+        .put(&path, &json!({"name": "x"}))
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     app.as_user(&token)
@@ -279,7 +285,9 @@ async fn instrument_removal_needs_a_reason_spares_active_runs_and_keeps_history(
     ensure!(got.expect_ok(200)?["deletedAt"].is_string());
     let list = app.as_user(&token).get("/api/v1/instruments").await?;
     ensure!(list.expect_ok(200)?["items"] == json!([]), "{}", list.json);
-    put(app, &path, &token, Some("\"2\""), &json!({"name": "x"}))
+    app.as_user(&token)
+        .header("if-match", "\"2\"")
+        .put(&path, &json!({"name": "x"}))
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     app.as_user(&token)

@@ -160,14 +160,7 @@ where
 async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Result<()> {
     let (_, token) = app.admin().await?;
     let (bridge, dir) = enrolled(app, &token).await?;
-    let hplc = id_of(
-        &register(
-            app,
-            &token,
-            json!({"name": "HPLC", "type": "hplc", "status": "idle"}),
-        )
-        .await?,
-    )?;
+    let hplc = crate::lab::new_instrument(app, &token, "HPLC", "hplc", "idle").await?;
     let agent = InProcessAgent::start(config(
         dir.path(),
         "",
@@ -640,14 +633,8 @@ async fn live_serial_instrument_over_a_pseudo_terminal(app: &TestApp) -> anyhow:
     use tokio_serial::SerialPort as _;
     let (_, token) = app.admin().await?;
     let (_, dir) = enrolled(app, &token).await?;
-    let reader = id_of(
-        &register(
-            app,
-            &token,
-            json!({"name": "Plate reader", "type": "plate_reader", "status": "idle"}),
-        )
-        .await?,
-    )?;
+    let reader =
+        crate::lab::new_instrument(app, &token, "Plate reader", "plate_reader", "idle").await?;
     // The instrument's end of an RS-232 line; the bridge opens the other.
     // The bridge opens its end exclusively; the instrument's end is used
     // once it has (a pseudo-terminal without its other end answers EIO).

@@ -6,7 +6,7 @@ use serde_json::json;
 use shared::auth::Role;
 
 use crate::client::TestApp;
-use crate::lab::{count, id_of, put, register};
+use crate::lab::{count, id_of, register};
 
 crate::cases![maintenance_schedules_completes_calibration_and_reports_overdue];
 
@@ -78,34 +78,24 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     let item = format!("/api/v1/maintenance/{}", id_of(&calibration)?);
-    put(app, &item, &tech, None, &json!({"status": "completed"}))
+    app.as_user(&tech)
+        .put(&item, &json!({"status": "completed"}))
         .await?
         .expect_error(428, "PRECONDITION_REQUIRED")?;
-    put(
-        app,
-        &item,
-        &tech,
-        Some("\"1\""),
-        &json!({"calibration": {"standard": "NIST"}}),
-    )
-    .await?
-    .expect_error(400, "VALIDATION_ERROR")?;
-    put(
-        app,
-        &item,
-        &tech,
-        Some("\"1\""),
-        &json!({"status": "completed", "calibration": {"colour": "red"}}),
-    )
-    .await?
-    .expect_error(400, "VALIDATION_ERROR")?;
-    let done = put(
-        app,
-        &item,
-        &tech,
-        Some("\"1\""),
-        &json!({"status": "completed", "notes": "Within tolerance", "calibration": {"standard": "NIST 930e", "results": {"absorbanceError": 0.002}}}),
-    )
+    app.as_user(&tech)
+        .header("if-match", "\"1\"")
+        .put(&item, &json!({"calibration": {"standard": "NIST"}}))
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
+    app.as_user(&tech)
+        .header("if-match", "\"1\"")
+        .put(
+            &item,
+            &json!({"status": "completed", "calibration": {"colour": "red"}}),
+        )
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
+    let done = app.as_user(&tech).header("if-match", "\"1\"").put(&item, &json!({"status": "completed", "notes": "Within tolerance", "calibration": {"standard": "NIST 930e", "results": {"absorbanceError": 0.002}}}))
     .await?;
     let done = done.expect_ok(200)?.clone();
     ensure!(done["status"] == "completed", "{done}");
@@ -133,16 +123,14 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
         (89..=90).contains(&days),
         "due in the configured 90 days: {days}"
     );
-    put(
-        app,
-        &item,
-        &tech,
-        Some("\"2\""),
-        &json!({"status": "scheduled"}),
-    )
-    .await?
-    .expect_error(409, "CONFLICT")?;
-    put(app, &item, &tech, Some("\"1\""), &json!({"notes": "late"}))
+    app.as_user(&tech)
+        .header("if-match", "\"2\"")
+        .put(&item, &json!({"status": "scheduled"}))
+        .await?
+        .expect_error(409, "CONFLICT")?;
+    app.as_user(&tech)
+        .header("if-match", "\"1\"")
+        .put(&item, &json!({"notes": "late"}))
         .await?
         .expect_error(412, "PRECONDITION_FAILED")?;
     let list = app.as_user(&tech).get(&path).await?;
@@ -157,7 +145,9 @@ async fn maintenance_schedules_completes_calibration_and_reports_overdue(
     .await?;
     ensure!(audited == 1);
     let (_, stranger) = app.admin().await?;
-    put(app, &item, &stranger, Some("\"2\""), &json!({"notes": "x"}))
+    app.as_user(&stranger)
+        .header("if-match", "\"2\"")
+        .put(&item, &json!({"notes": "x"}))
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     Ok(())

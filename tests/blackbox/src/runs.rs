@@ -7,7 +7,7 @@ use shared::auth::Role;
 use uuid::Uuid;
 
 use crate::client::TestApp;
-use crate::lab::{count, id_of, put, register};
+use crate::lab::{count, id_of, register};
 
 crate::cases![
     runs_start_list_and_stop_with_legal_transitions_only,
@@ -116,26 +116,18 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
         );
     }
     let stop = format!("/api/v1/runs/{run_id}/stop");
-    let resp = put(
-        app,
-        &stop,
-        &scientist,
-        None,
-        &json!({"outcome": "completed"}),
-    )
-    .await?;
+    let resp = app
+        .as_user(&scientist)
+        .put(&stop, &json!({"outcome": "completed"}))
+        .await?;
     resp.expect_error(409, "CONFLICT")?;
-    put(
-        app,
-        &stop,
-        &scientist,
-        None,
-        &json!({"outcome": "exploded"}),
-    )
-    .await?
-    .expect_error(400, "VALIDATION_ERROR")?;
+    app.as_user(&scientist)
+        .put(&stop, &json!({"outcome": "exploded"}))
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
     let (_, viewer) = app.member(admin.organization_id, Role::Viewer).await?;
-    put(app, &stop, &viewer, None, &json!({}))
+    app.as_user(&viewer)
+        .put(&stop, &json!({}))
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     app.as_user(&viewer)
@@ -143,14 +135,10 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     // Pending -> aborted withdraws the undelivered start command.
-    let aborted = put(
-        app,
-        &stop,
-        &scientist,
-        None,
-        &json!({"reason": "Wrong plate loaded"}),
-    )
-    .await?;
+    let aborted = app
+        .as_user(&scientist)
+        .put(&stop, &json!({"reason": "Wrong plate loaded"}))
+        .await?;
     let aborted = aborted.expect_ok(200)?.clone();
     ensure!(aborted["status"] == "aborted", "{aborted}");
     ensure!(aborted["endReason"] == "Wrong plate loaded", "{aborted}");
@@ -162,7 +150,8 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
         .expect_ok(200)?["items"]
         .clone();
     ensure!(items[0]["status"] == "failed", "{items}");
-    put(app, &stop, &scientist, None, &json!({}))
+    app.as_user(&scientist)
+        .put(&stop, &json!({}))
         .await?
         .expect_error(409, "CONFLICT")?;
 
@@ -184,14 +173,13 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
         &[&instrument_id],
     )
     .await?;
-    let stopped = put(
-        app,
-        &format!("/api/v1/runs/{run2_id}/stop"),
-        &scientist,
-        None,
-        &json!({"reason": "Contamination"}),
-    )
-    .await?;
+    let stopped = app
+        .as_user(&scientist)
+        .put(
+            &format!("/api/v1/runs/{run2_id}/stop"),
+            &json!({"reason": "Contamination"}),
+        )
+        .await?;
     ensure!(
         stopped.expect_ok(200)?["status"] == "aborted",
         "{}",
@@ -226,7 +214,8 @@ async fn runs_start_list_and_stop_with_legal_transitions_only(app: &TestApp) -> 
         .get(&format!("/api/v1/runs/{run_id}"))
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
-    put(app, &stop, &stranger, None, &json!({}))
+    app.as_user(&stranger)
+        .put(&stop, &json!({}))
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
     Ok(())
