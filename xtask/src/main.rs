@@ -15,6 +15,7 @@ mod model;
 mod pg;
 mod routes;
 mod secrets;
+mod tls;
 mod tools;
 mod util;
 mod wasm;
@@ -154,6 +155,7 @@ impl Drop for Children {
 fn function_env(secrets: &Secrets, db: &str, proxy: &str) -> Vec<(&'static str, String)> {
     vec![
         ("SQL_PROXY_URL", format!("http://{proxy}/sql")),
+        ("SQL_PROXY_KEY", secrets.proxy_key()),
         ("DATABASE_URL", pg::app_url(secrets, db)),
         ("JWT_KEYS", secrets.jwt_keys()),
         ("AUDIT_KEYS", secrets.audit_keys()),
@@ -191,15 +193,11 @@ fn dev(port: u16) -> anyhow::Result<()> {
     routes::sync(false)?;
     wasm::build_workers()?;
     run(Command::new("cargo")
-        .args([
-            "build",
-            "-p",
-            "sql-proxy",
-            "-p",
-            "dbctl",
-            "-p",
-            "edge-bridge",
-        ])
+        .args(["build", "-p", "dbctl", "-p", "edge-bridge"])
+        .current_dir(root()))?;
+    // The proxy as it runs in production: a release build.
+    run(Command::new("cargo")
+        .args(["build", "--release", "-p", "sql-proxy"])
         .current_dir(root()))?;
     let secrets = Secrets::load()?;
     prepare_database(&secrets, DEV_DB, false)?;
@@ -216,8 +214,10 @@ fn dev(port: u16) -> anyhow::Result<()> {
     }
     let mut children = Children(Vec::new());
     children.0.push(
-        Command::new(cargo_bin("sql-proxy", false))
+        Command::new(cargo_bin("sql-proxy", true))
             .env("SQL_PROXY_LISTEN", PROXY_ADDR)
+            .env("SQL_PROXY_ALLOW", format!("{}@{DEV_DB}", pg::APP_ROLE))
+            .env("SQL_PROXY_KEYS", secrets.proxy_key())
             .spawn()
             .context("cannot start sql-proxy")?,
     );
@@ -350,6 +350,7 @@ fn test() -> anyhow::Result<()> {
     run(Command::new("cargo")
         .args(["test", "--workspace", "--no-fail-fast"])
         .env("ANTEVUS_TEST_PG_URL", pg::admin_url(&secrets, "postgres"))
+        .env("ANTEVUS_TEST_TLS_DIR", tls::dir())
         .env(
             "ANTEVUS_TEST_APP_DB_PASSWORD",
             secrets.get("APP_DB_PASSWORD"),
@@ -359,11 +360,18 @@ fn test() -> anyhow::Result<()> {
 
 fn bench() -> anyhow::Result<()> {
     tools::setup()?;
+    tools::valgrind()?;
     wasm::build_workers()?;
     let secrets = Secrets::load()?;
     pg::start(&secrets)?;
+    // The proxy section measures the release binary on its own.
+    run(Command::new("cargo")
+        .args(["build", "--release", "-p", "sql-proxy"])
+        .current_dir(root()))?;
     run(Command::new("cargo")
         .args(["run", "--release", "-p", "blackbox", "--bin", "bench"])
+        .env("ANTEVUS_PROXY_BIN", cargo_bin("sql-proxy", true))
+        .env("ANTEVUS_TEST_TLS_DIR", tls::dir())
         .env("ANTEVUS_TEST_PG_URL", pg::admin_url(&secrets, "postgres"))
         .env(
             "ANTEVUS_TEST_APP_DB_PASSWORD",

@@ -74,10 +74,13 @@ pub fn admin_url(secrets: &Secrets, db: &str) -> String {
     )
 }
 
+/// The application's role: what the functions connect as.
+pub const APP_ROLE: &str = "antevus_app";
+
 /// Application-role connection string to database `db`.
 pub fn app_url(secrets: &Secrets, db: &str) -> String {
     format!(
-        "postgres://antevus_app:{}@127.0.0.1:{PORT}/{db}",
+        "postgres://{APP_ROLE}:{}@127.0.0.1:{PORT}/{db}",
         secrets.get("APP_DB_PASSWORD")
     )
 }
@@ -121,6 +124,15 @@ pub fn start(secrets: &Secrets) -> anyhow::Result<()> {
     if running {
         return Ok(());
     }
+    // TLS with the local test CA's certificate (the server's own copy, which
+    // must belong to postgres): the proxy's tests connect with each mode.
+    let certificates = crate::tls::ensure()?;
+    let tls = base.join("tls");
+    fs::create_dir_all(&tls)?;
+    for name in ["server.pem", "server.key"] {
+        fs::copy(certificates.join(name), tls.join(name))?;
+    }
+    fs::set_permissions(tls.join("server.key"), fs::Permissions::from_mode(0o600))?;
     chown_postgres(&base)?;
     run(as_postgres(bin.join("pg_ctl"))
         .arg("-D")
@@ -129,8 +141,11 @@ pub fn start(secrets: &Secrets) -> anyhow::Result<()> {
         .arg(base.join("postgres.log"))
         .arg("-o")
         .arg(format!(
-            "-c listen_addresses=127.0.0.1 -p {PORT} -c unix_socket_directories={} -c max_connections=300",
-            socket.display()
+            "-c listen_addresses=127.0.0.1 -p {PORT} -c unix_socket_directories={} -c max_connections=300 \
+             -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            socket.display(),
+            tls.join("server.pem").display(),
+            tls.join("server.key").display()
         ))
         .args(["-w", "-t", "60", "start"]))
     .context("PostgreSQL did not start; see .antevus/pg/postgres.log")

@@ -100,7 +100,7 @@ fn methods(route: &Route) -> String {
 pub fn spin_toml() -> String {
     let mut out = String::from(HEADER);
     out.push_str(
-        "# Run with the Spin CLI (`spin up --env DATABASE_URL=... --env JWT_KEYS=... --env AUDIT_KEYS=...`) or, per component,\n\
+        "# Run with the Spin CLI (`spin up --env DATABASE_URL=... --env SQL_PROXY_KEY=... --env JWT_KEYS=... --env AUDIT_KEYS=...`) or, per component,\n\
          # `wasmtime serve -Scli --env ...` (see README). Configuration is read from environment variables.\n\
          spin_manifest_version = 2\n\n\
          [application]\n\

@@ -17,6 +17,7 @@ const GENERATED: &[(&str, usize)] = &[
     ("APP_DB_PASSWORD", 24),
     ("JWT_KEY", 32),
     ("AUDIT_KEY", 32),
+    ("SQL_PROXY_KEY", 32),
 ];
 
 fn path() -> PathBuf {
@@ -61,6 +62,12 @@ impl Secrets {
     /// `JWT_KEYS` for the functions: one key, id `k1`.
     pub fn jwt_keys(&self) -> String {
         format!("k1:{}", self.get("JWT_KEY"))
+    }
+
+    /// The functions' `SQL_PROXY_KEY` and the proxy's `SQL_PROXY_KEYS`: one
+    /// key, id `p1`.
+    pub fn proxy_key(&self) -> String {
+        format!("p1:{}", self.get("SQL_PROXY_KEY"))
     }
 
     /// `AUDIT_KEYS` for the functions: one key, id `a1`.

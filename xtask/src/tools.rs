@@ -65,9 +65,31 @@ pub fn setup() -> anyhow::Result<()> {
     if output(Command::new("node").arg("--version")).is_none() {
         apt_install(&["nodejs", "npm"])?;
     }
-    let workerd = root().join("infra/workerd");
-    let stamp = workerd.join("node_modules/.package-lock.json");
-    let lock = workerd.join("package-lock.json");
+    // The npm packages: workerd's host, and Neon's driver for the proxy's tests.
+    for dir in NPM_PACKAGES {
+        npm_ci(&root().join(dir))?;
+    }
+    if !crate::pg::installed() {
+        apt_install(&["postgresql"])?;
+    }
+    install_moto()
+}
+
+/// valgrind, for the benchmark's instruction counts (Debian's package).
+pub fn valgrind() -> anyhow::Result<()> {
+    if output(Command::new("valgrind").arg("--version")).is_none() {
+        apt_install(&["valgrind"])?;
+    }
+    Ok(())
+}
+
+/// The folders with a `package-lock.json` that setup installs.
+const NPM_PACKAGES: &[&str] = &["infra/workerd", "infra/sql-proxy/tests/neon"];
+
+/// `npm ci` in `dir`, unless its lock file is already installed.
+fn npm_ci(dir: &std::path::Path) -> anyhow::Result<()> {
+    let stamp = dir.join("node_modules/.package-lock.json");
+    let lock = dir.join("package-lock.json");
     let fresh = match (
         fs::metadata(&stamp).and_then(|m| m.modified()),
         fs::metadata(&lock).and_then(|m| m.modified()),
@@ -78,12 +100,9 @@ pub fn setup() -> anyhow::Result<()> {
     if !fresh {
         run(Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&workerd))?;
+            .current_dir(dir))?;
     }
-    if !crate::pg::installed() {
-        apt_install(&["postgresql"])?;
-    }
-    install_moto()
+    Ok(())
 }
 
 fn install_moto() -> anyhow::Result<()> {

@@ -30,12 +30,28 @@ pub struct NativePlatform {
 
 impl Default for NativePlatform {
     fn default() -> Self {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
+        let client = client_builder().build().unwrap_or_default();
         NativePlatform { client }
+    }
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+}
+
+impl NativePlatform {
+    /// A platform that also trusts the CA certificates of `pem` (a
+    /// private CA in front of the proxy, or a test's own).
+    pub fn trusting(pem: &[u8]) -> anyhow::Result<Self> {
+        let mut builder = client_builder();
+        for certificate in reqwest::Certificate::from_pem_bundle(pem)? {
+            builder = builder.add_root_certificate(certificate);
+        }
+        Ok(NativePlatform {
+            client: builder.build()?,
+        })
     }
 }
 
@@ -92,9 +108,19 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(listener, config, NativePlatform::default(), shutdown).await
+}
+
+/// [`serve`] on a given platform (one that trusts a private CA).
+pub async fn serve_with(
+    listener: TcpListener,
+    config: Config,
+    platform: NativePlatform,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let state = Arc::new(HostState {
         config: Arc::new(config),
-        platform: NativePlatform::default(),
+        platform,
         hub: Arc::default(),
     });
     let app = Router::new().fallback(handle).with_state(state);

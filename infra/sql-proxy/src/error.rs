@@ -5,12 +5,17 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::Full;
 use shared::db::wire::ErrorReply;
+use tokio_postgres::error::ErrorPosition;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("too many failed authentications from this address; retry later")]
+    TooManyFailures { retry_after: std::time::Duration },
     #[error("{0}")]
     Forbidden(String),
     #[error("request body is too large (max is {0} bytes)")]
@@ -27,6 +32,8 @@ impl ProxyError {
     pub fn status(&self) -> u16 {
         match self {
             ProxyError::BadRequest(_) | ProxyError::Postgres(_) => 400,
+            ProxyError::Unauthorized(_) => 401,
+            ProxyError::TooManyFailures { .. } => 429,
             ProxyError::Forbidden(_) => 403,
             ProxyError::RequestTooLarge(_) => 413,
             ProxyError::ResponseTooLarge(_) => 507,
@@ -38,6 +45,8 @@ impl ProxyError {
     pub fn outcome(&self) -> &'static str {
         match self {
             ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::Unauthorized(_) => "unauthorized",
+            ProxyError::TooManyFailures { .. } => "too_many_failures",
             ProxyError::Forbidden(_) => "forbidden",
             ProxyError::RequestTooLarge(_) => "request_too_large",
             ProxyError::ResponseTooLarge(_) => "response_too_large",
@@ -55,12 +64,21 @@ impl ProxyError {
                 code: Some(db.code().code().to_owned()),
                 detail: db.detail().map(str::to_owned),
                 hint: db.hint().map(str::to_owned),
-                position: db.position().map(|p| match p {
-                    tokio_postgres::error::ErrorPosition::Original(n) => n.to_string(),
-                    tokio_postgres::error::ErrorPosition::Internal { position, .. } => {
-                        position.to_string()
-                    }
-                }),
+                position: match db.position() {
+                    Some(ErrorPosition::Original(n)) => Some(n.to_string()),
+                    _ => None,
+                },
+                internal_position: match db.position() {
+                    Some(ErrorPosition::Internal { position, .. }) => Some(position.to_string()),
+                    _ => None,
+                },
+                internal_query: match db.position() {
+                    Some(ErrorPosition::Internal { query, .. }) => Some(query.clone()),
+                    _ => None,
+                },
+                file: db.file().map(str::to_owned),
+                line: db.line().map(|n| n.to_string()),
+                routine: db.routine().map(str::to_owned),
                 severity: Some(db.severity().to_owned()),
                 schema: db.schema().map(str::to_owned),
                 table: db.table().map(str::to_owned),
@@ -99,8 +117,30 @@ impl ProxyError {
 
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
-        json_response(self.status(), &self.reply())
+        let mut response = json_response(self.status(), &self.reply());
+        if let ProxyError::TooManyFailures { retry_after } = self {
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+        }
+        response
     }
+}
+
+/// An error and its sources, `outer: inner: innermost`.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let next = inner.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = inner.source();
+    }
+    text
 }
 
 /// A JSON response with the given status.

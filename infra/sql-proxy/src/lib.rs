@@ -1,19 +1,28 @@
 //! `sql-proxy`: serves Neon's SQL-over-HTTP wire format (see
 //! `shared::db::wire`) over bounded tokio-postgres pools.
 //!
+//! - [`auth`]: callers sign requests with a proxy key; replays and
+//!   repeated failures refused.
 //! - [`config`]: flags and environment, validated at start-up.
 //! - [`pools`]: a pool per credential set, host allowlist, eviction.
-//! - [`convert`]: JSON parameters in, binary rows out as wire values.
+//! - [`convert`]: JSON parameters in (as text), rows out as wire values.
+//! - [`render`]: PostgreSQL's text output from the binary form.
+//! - [`tls`]: TLS on the listener (reloaded on SIGHUP) and upstream.
+//! - [`guard`]: statements refused (transaction control, session changes).
 //! - [`metrics`]: Prometheus text at `/metrics`.
 //! - [`run`]: the server, with a concurrency limit and graceful shutdown.
 //!
 //! Routes: `POST /sql`, `GET /healthz`, `GET /metrics`.
 
+pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod guard;
 pub mod metrics;
 pub mod pools;
+pub mod render;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,7 +30,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -41,6 +50,7 @@ use pools::Pools;
 /// Shared state of the server.
 pub struct AppState {
     config: ProxyConfig,
+    auth: auth::Authenticator,
     pools: Pools,
     metrics: Metrics,
     permits: Semaphore,
@@ -54,8 +64,22 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
+    let address = listener.local_addr()?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some((cert.clone(), key.clone(), tls::server_config(cert, key)?))
+        }
+        _ => {
+            anyhow::ensure!(
+                address.ip().is_loopback(),
+                "listening on {address} needs TLS: set SQL_PROXY_TLS_CERT and SQL_PROXY_TLS_KEY"
+            );
+            None
+        }
+    };
     let state = Arc::new(AppState {
-        pools: Pools::new(config.clone()),
+        auth: auth::Authenticator::new(config.keys().to_vec()),
+        pools: Pools::new(config.clone())?,
         metrics: Metrics::default(),
         permits: Semaphore::new(config.max_concurrency),
         config,
@@ -65,12 +89,57 @@ pub async fn run(
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
-        .with_state(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        .with_state(state.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        Some((cert, key, server)) => {
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(server));
+            let reload = tokio::spawn(reload_on_sighup(rustls.clone(), cert, key));
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(None);
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, rustls)?
+                .handle(handle)
+                .serve(app)
+                .await?;
+            reload.abort();
+        }
+    }
     state.pools.close();
     Ok(())
+}
+
+/// Reads the listener's certificate and key again on each SIGHUP; a
+/// failed reload keeps the ones in use.
+async fn reload_on_sighup(
+    rustls: axum_server::tls_rustls::RustlsConfig,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP; the TLS certificate will not be reloaded");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match tls::server_config(&cert, &key) {
+            Ok(server) => {
+                rustls.reload_from_config(Arc::new(server));
+                tracing::info!(cert = %cert.display(), "TLS certificate reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate not reloaded; the one in use stays");
+            }
+        }
+    }
 }
 
 async fn healthz() -> Response {
@@ -100,10 +169,21 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn sql(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+async fn sql(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
+    let caller = Caller {
+        peer: peer.ip(),
+        path: uri.path_and_query().map_or("/sql", |p| p.as_str()),
+        headers: &headers,
+    };
     let result = match state.permits.acquire().await {
-        Ok(_permit) => serve_sql(&state, &headers, body).await,
+        Ok(_permit) => serve_sql(&state, caller, body).await,
         Err(_) => Err(ProxyError::Unavailable("shutting down".into())),
     };
     state
@@ -139,6 +219,15 @@ fn header_flag(headers: &HeaderMap, name: &str) -> Result<bool, ProxyError> {
     }
 }
 
+/// Who sent a request, and the parts of it a signature covers besides the
+/// body.
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    peer: std::net::IpAddr,
+    path: &'a str,
+    headers: &'a HeaderMap,
+}
+
 /// Output options of a request.
 #[derive(Clone, Copy)]
 struct Output {
@@ -149,9 +238,10 @@ struct Output {
 
 async fn serve_sql(
     state: &AppState,
-    headers: &HeaderMap,
+    caller: Caller<'_>,
     body: Body,
 ) -> Result<Response, ProxyError> {
+    let headers = caller.headers;
     let max = state.config.max_request_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -164,6 +254,15 @@ async fn serve_sql(
         .await
         .map_err(|_| ProxyError::RequestTooLarge(max))?
         .to_bytes();
+    state.auth.check(
+        caller.peer,
+        &shared::db::signing::Request {
+            method: "POST",
+            path: caller.path,
+            headers,
+            body: &bytes,
+        },
+    )?;
     let connection_string = headers
         .get(wire::CONNECTION_STRING)
         .ok_or_else(|| ProxyError::BadRequest("missing Neon-Connection-String header".into()))?
@@ -177,14 +276,40 @@ async fn serve_sql(
         array_mode: header_flag(headers, wire::ARRAY_MODE)?,
         max_bytes: state.config.max_response_bytes,
     };
+    // Before any connection is taken: a batch with one refused statement
+    // runs none of them.
+    let statements = match &request {
+        SqlRequest::Single(statement) => std::slice::from_ref(statement),
+        SqlRequest::Batch(batch) => batch.queries.as_slice(),
+    };
+    for (index, statement) in statements.iter().enumerate() {
+        if let Some(why) = guard::refusal(&statement.query) {
+            let at = match request {
+                SqlRequest::Single(_) => String::new(),
+                SqlRequest::Batch(_) => format!(" (query {index} of the batch)"),
+            };
+            return Err(ProxyError::Postgres(Box::new(wire::ErrorReply {
+                message: format!("{why}{at}"),
+                code: Some("0A000".into()),
+                severity: Some("ERROR".into()),
+                ..Default::default()
+            })));
+        }
+    }
     let pool = state.pools.pool_for(connection_string)?;
     let mut client = pool.get().await.map_err(|e| match e {
         deadpool_postgres::PoolError::Timeout(_) => {
             ProxyError::Unavailable("timed out waiting for a free database connection".into())
         }
+        deadpool_postgres::PoolError::PostCreateHook(deadpool_postgres::HookError::Message(
+            why,
+        )) => ProxyError::Forbidden(why.into_owned()),
         deadpool_postgres::PoolError::Backend(pg) => match pg.as_db_error() {
             Some(_) => ProxyError::from_pg(&pg),
-            None => ProxyError::Unavailable(format!("cannot connect to the database: {pg}")),
+            None => ProxyError::Unavailable(format!(
+                "cannot connect to the database: {}",
+                error::chain(&pg)
+            )),
         },
         other => ProxyError::Unavailable(format!("cannot get a database connection: {other}")),
     })?;
@@ -242,25 +367,6 @@ async fn serve_sql(
         header::HeaderValue::from_static("application/json"),
     );
     Ok(response)
-}
-
-/// The command tag's verb, from the statement's first keyword.
-fn command_of(query: &str) -> String {
-    let mut rest = query.trim_start();
-    // Skip leading comments.
-    loop {
-        if let Some(after) = rest.strip_prefix("--") {
-            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
-        } else if let Some(after) = rest.strip_prefix("/*") {
-            rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
-        } else {
-            break;
-        }
-    }
-    rest.split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase()
 }
 
 async fn execute<C: deadpool_postgres::GenericClient>(
@@ -342,7 +448,7 @@ async fn execute<C: deadpool_postgres::GenericClient>(
     }
     let row_count = stream.rows_affected();
     Ok(QueryResult {
-        command: command_of(&statement.query),
+        command: guard::command_of(&statement.query),
         row_count,
         rows,
         fields,
@@ -362,17 +468,5 @@ fn approximate_size(value: &Value) -> usize {
                 .map(|(k, v)| k.len() + 4 + approximate_size(v))
                 .sum::<usize>()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::command_of;
-
-    #[test]
-    fn command_is_first_keyword() {
-        assert_eq!(command_of("select 1"), "SELECT");
-        assert_eq!(command_of("  -- hi\n/* x */ INSERT INTO t"), "INSERT");
-        assert_eq!(command_of(""), "");
     }
 }

@@ -1,53 +1,60 @@
-//! One bounded connection pool per credential set, created on first use.
+//! One bounded connection pool per connection string, created on first use
+//! (the string is parsed and checked once, not per request).
 //!
-//! A credential set is (host, port, user, database, password digest). The
-//! host must be on the allowlist: the proxy never connects where a
+//! The host must be on the allowlist: the proxy never connects where a
 //! connection string points unless that host is configured. The number of
-//! pools is capped; idle pools are evicted to make room.
+//! pools is capped; idle pools are evicted to make room. Connections go
+//! back to the pool clean: session state (settings, role, temporary
+//! tables, advisory locks, listeners) is reset, the statement cache kept.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Mutex;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use sha2::{Digest, Sha256};
+use deadpool_postgres::{
+    ClientWrapper, Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime,
+};
 use tokio_postgres::NoTls;
-use tokio_postgres::config::Host;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::ProxyConfig;
 use crate::error::ProxyError;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct PoolKey {
-    host: String,
-    port: u16,
-    user: String,
-    dbname: String,
-    password_digest: [u8; 32],
-}
-
 /// All pools of the proxy.
 pub struct Pools {
     config: ProxyConfig,
-    pools: Mutex<HashMap<PoolKey, Pool>>,
+    /// Per allowed host, its TLS (`None`: plain), built once.
+    upstreams: HashMap<String, Option<MakeRustlsConnect>>,
+    pools: Mutex<HashMap<Box<str>, Pool>>,
 }
 
 impl Pools {
-    pub fn new(config: ProxyConfig) -> Self {
-        Pools {
+    /// Fails on an unreadable CA file.
+    pub fn new(config: ProxyConfig) -> anyhow::Result<Self> {
+        let upstreams = config
+            .allowed_hosts
+            .iter()
+            .map(|upstream| {
+                let tls = crate::tls::client_config(&upstream.tls)?.map(MakeRustlsConnect::new);
+                anyhow::Ok((upstream.host.clone(), tls))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Pools {
             config,
+            upstreams,
             pools: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The pool for a connection string, creating it if needed.
     pub fn pool_for(&self, connection_string: &str) -> Result<Pool, ProxyError> {
-        let (key, pg_config) = self.parse(connection_string)?;
-        let mut pools = self
-            .pools
-            .lock()
-            .map_err(|_| ProxyError::Unavailable("pool registry poisoned".into()))?;
-        if let Some(pool) = pools.get(&key) {
+        if let Some(pool) = self.registry()?.get(connection_string) {
+            return Ok(pool.clone());
+        }
+        let (pg_config, tls) = self.parse(connection_string)?;
+        let mut pools = self.registry()?;
+        if let Some(pool) = pools.get(connection_string) {
             return Ok(pool.clone());
         }
         if pools.len() >= self.config.max_pools {
@@ -58,14 +65,23 @@ impl Pools {
                 ));
             }
         }
-        let manager = Manager::from_config(
-            pg_config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Clean,
+        };
+        let manager = match tls {
+            Some(tls) => Manager::from_config(pg_config, tls.clone(), manager_config),
+            None => Manager::from_config(pg_config, NoTls, manager_config),
+        };
+        let allow_superuser = self.config.allow_superuser_for_tests;
         let pool = Pool::builder(manager)
+            .post_create(Hook::async_fn(move |client, _| {
+                Box::pin(async move {
+                    if allow_superuser {
+                        return Ok(());
+                    }
+                    refuse_privileged(client).await
+                })
+            }))
             .max_size(self.config.pool_size)
             .wait_timeout(Some(self.config.pool_timeout()))
             .create_timeout(Some(self.config.connect_timeout()))
@@ -73,8 +89,14 @@ impl Pools {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| ProxyError::Unavailable(format!("cannot build pool: {e}")))?;
-        pools.insert(key, pool.clone());
+        pools.insert(connection_string.into(), pool.clone());
         Ok(pool)
+    }
+
+    fn registry(&self) -> Result<std::sync::MutexGuard<'_, HashMap<Box<str>, Pool>>, ProxyError> {
+        self.pools
+            .lock()
+            .map_err(|_| ProxyError::Unavailable("pool registry poisoned".into()))
     }
 
     /// Number of pools and of connections they hold, for metrics.
@@ -99,10 +121,12 @@ impl Pools {
         }
     }
 
+    /// The connection's configuration (checked against the allowlists,
+    /// with the proxy's own settings) and its host's TLS.
     fn parse(
         &self,
         connection_string: &str,
-    ) -> Result<(PoolKey, tokio_postgres::Config), ProxyError> {
+    ) -> Result<(tokio_postgres::Config, &Option<MakeRustlsConnect>), ProxyError> {
         let bad =
             |why: &str| ProxyError::BadRequest(format!("invalid Neon-Connection-String: {why}"));
         let mut config = tokio_postgres::Config::from_str(connection_string)
@@ -111,47 +135,62 @@ impl Pools {
             return Err(bad("exactly one TCP host is required"));
         };
         let host = host.to_ascii_lowercase();
-        if !self
-            .config
-            .allowed_hosts
-            .iter()
-            .any(|allowed| allowed.trim().eq_ignore_ascii_case(&host))
-        {
+        let Some(tls) = self.upstreams.get(&host) else {
             return Err(ProxyError::Forbidden(format!(
                 "host {host} is not allowed by this proxy"
             )));
-        }
-        let port = match config.get_ports() {
-            [] => 5432,
-            [port] => *port,
-            _ => return Err(bad("exactly one port is allowed")),
         };
+        if config.get_ports().len() > 1 {
+            return Err(bad("exactly one port is allowed"));
+        }
         let user = config
             .get_user()
             .ok_or_else(|| bad("user is required"))?
             .to_owned();
         let dbname = config.get_dbname().unwrap_or(&user).to_owned();
-        let password = config
-            .get_password()
-            .ok_or_else(|| bad("password is required"))?;
-        let password_digest: [u8; 32] = Sha256::digest(password).into();
+        if !self.config.allows(&user, &dbname) {
+            return Err(ProxyError::Forbidden(format!(
+                "{user}@{dbname} is not allowed by this proxy"
+            )));
+        }
+        if config.get_password().is_none() {
+            return Err(bad("password is required"));
+        }
         config
+            .ssl_mode(if tls.is_some() {
+                SslMode::Require
+            } else {
+                SslMode::Disable
+            })
             .dbname(&dbname)
             .connect_timeout(self.config.connect_timeout())
             .application_name("antevus-sql-proxy")
             .options(format!(
-                "-c statement_timeout={}",
-                self.config.statement_timeout_ms
+                "-c statement_timeout={} {}",
+                self.config.statement_timeout_ms,
+                crate::render::SESSION_OPTIONS
             ));
-        Ok((
-            PoolKey {
-                host,
-                port,
-                user,
-                dbname,
-                password_digest,
-            },
-            config,
-        ))
+        Ok((config, tls))
+    }
+}
+
+/// The message of a connection refused for its role's privileges.
+pub const PRIVILEGED: &str = "roles that are superusers or bypass row-level security \
+                              may not be reached through this proxy";
+
+/// Refuses a new connection whose role is a superuser or bypasses
+/// row-level security: tenant isolation rests on the policies those skip.
+async fn refuse_privileged(client: &mut ClientWrapper) -> Result<(), HookError> {
+    let row = client
+        .query_one(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(HookError::Backend)?;
+    if row.get::<_, bool>(0) {
+        Err(HookError::message(PRIVILEGED))
+    } else {
+        Ok(())
     }
 }

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod retention;
 pub mod storage;
 
+use hmac::Mac as _;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
@@ -70,6 +71,28 @@ pub struct HmacKey {
     pub secret: Vec<u8>,
 }
 
+impl HmacKey {
+    /// HMAC-SHA256 of `message` under this key.
+    pub fn sign(&self, message: &[u8]) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(message);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `signature` is `message` signed by this key (constant time).
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        let mut mac = self.mac();
+        mac.update(message);
+        mac.verify_slice(signature).is_ok()
+    }
+
+    fn mac(&self) -> hmac::Hmac<sha2::Sha256> {
+        // HMAC takes keys of any length.
+        <hmac::Hmac<sha2::Sha256>>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+    }
+}
+
 impl fmt::Debug for HmacKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HmacKey")
@@ -86,6 +109,7 @@ pub const MIN_KEY_BYTES: usize = 32;
 /// no others.
 pub const VARS: &[&str] = &[
     "SQL_PROXY_URL",
+    "SQL_PROXY_KEY",
     "DATABASE_URL",
     "JWT_ISSUER",
     "JWT_AUDIENCE",
@@ -156,24 +180,48 @@ impl fmt::Debug for Vars {
     }
 }
 
-/// `SQL_PROXY_URL` and `DATABASE_URL`.
+/// `SQL_PROXY_URL`, `DATABASE_URL` and, for our own proxy, `SQL_PROXY_KEY`
+/// (`kid:base64url`), which signs every request (Neon ignores the
+/// signature).
 #[derive(Debug, Clone)]
 pub struct Database {
     /// The SQL-over-HTTP endpoint, e.g. `http://127.0.0.1:4444/sql`.
     pub sql_endpoint: String,
+    /// The endpoint's path and query, which the signature covers.
+    pub sql_path: String,
     /// The connection string sent as `Neon-Connection-String`.
     pub url: Secret,
+    /// The key that signs requests to our proxy.
+    pub proxy_key: Option<HmacKey>,
 }
 
 impl Database {
     fn parse(vars: &Vars) -> Result<Database, ConfigError> {
         let sql_endpoint = vars.required("SQL_PROXY_URL")?;
-        if !(sql_endpoint.starts_with("http://") || sql_endpoint.starts_with("https://")) {
+        let uri: http::Uri = sql_endpoint
+            .parse()
+            .map_err(|_| ConfigError("SQL_PROXY_URL is not a URL".into()))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(ConfigError("SQL_PROXY_URL must be an http(s) URL".into()));
         }
+        let sql_path = uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), ToString::to_string);
+        let proxy_key = match vars.get("SQL_PROXY_KEY").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(raw) => {
+                let mut keys = parse_keys("SQL_PROXY_KEY", &raw)?;
+                if keys.len() != 1 {
+                    return Err(ConfigError("SQL_PROXY_KEY holds one key".into()));
+                }
+                keys.pop()
+            }
+        };
         Ok(Database {
             sql_endpoint,
+            sql_path,
             url: Secret::new(vars.required("DATABASE_URL")?),
+            proxy_key,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! everything else a generic `500`.
 
 pub mod codec;
+pub mod signing;
 pub mod wire;
 
 use bytes::Bytes;
@@ -75,6 +76,18 @@ impl ToParam for OffsetDateTime {
 impl ToParam for Value {
     fn to_param(&self) -> Value {
         Value::String(self.to_string())
+    }
+}
+/// Arrays (for `text[]`, `uuid[]`, ... placeholders) travel as JSON arrays,
+/// which Neon and our proxy bind as PostgreSQL array literals.
+impl<T: ToParam> ToParam for [T] {
+    fn to_param(&self) -> Value {
+        Value::Array(self.iter().map(ToParam::to_param).collect())
+    }
+}
+impl<T: ToParam> ToParam for Vec<T> {
+    fn to_param(&self) -> Value {
+        self.as_slice().to_param()
     }
 }
 impl<T: ToParam + ?Sized> ToParam for &T {
@@ -271,6 +284,20 @@ impl<'a, P: Platform> Db<'a, P> {
                     wire::BATCH_READ_ONLY,
                     if options.read_only { "true" } else { "false" },
                 );
+        }
+        if let (Some(key), Some(headers)) = (&database.proxy_key, builder.headers_mut()) {
+            let mut nonce = [0u8; 16];
+            self.platform.fill_random(&mut nonce);
+            let signature = signing::Request {
+                method: Method::POST.as_str(),
+                path: &database.sql_path,
+                headers,
+                body: &payload,
+            }
+            .sign(key, self.platform.now().unix_timestamp(), &nonce);
+            let value =
+                HeaderValue::from_str(&signature).map_err(|e| DbError::Transport(e.to_string()))?;
+            headers.insert(signing::SIGNATURE, value);
         }
         let request = builder
             .body(Bytes::from(payload))

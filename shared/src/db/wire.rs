@@ -116,6 +116,24 @@ pub struct ErrorReply {
     pub constraint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "where")]
     pub where_: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "internalPosition"
+    )]
+    pub internal_position: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "internalQuery"
+    )]
+    pub internal_query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routine: Option<String>,
 }
 
 /// Transaction isolation of a batch (`Neon-Batch-Isolation-Level`).

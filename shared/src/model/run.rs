@@ -225,13 +225,7 @@ pub fn end(
     statement(
         "UPDATE runs SET status = $3, end_reason = $4, completed_at = now(), version = version + 1, updated_at = now() \
          WHERE id = $1 AND organization_id = $2 AND status = ANY($5::text[]) RETURNING id, instrument_id",
-        params![
-            id,
-            scope.organization_id(),
-            outcome.as_str(),
-            reason,
-            serde_json::to_value(&from).unwrap_or(Value::Null),
-        ],
+        params![id, scope.organization_id(), outcome.as_str(), reason, from,],
     )
 }
 

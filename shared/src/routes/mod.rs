@@ -119,11 +119,11 @@ impl Attrs {
         live_hub: false,
     };
 
-    /// The secrets the function is deployed with: the database URL and the
-    /// token and audit keys (every function), and the keys of what it
-    /// reaches. None of them is ever in a configuration file.
+    /// The secrets the function is deployed with: the database URL, the
+    /// proxy key, the token and audit keys (every function), and the keys
+    /// of what it reaches. None of them is ever in a configuration file.
     pub fn secrets(&self) -> Vec<&'static str> {
-        let mut secrets = vec!["DATABASE_URL", "JWT_KEYS", "AUDIT_KEYS"];
+        let mut secrets = vec!["DATABASE_URL", "SQL_PROXY_KEY", "JWT_KEYS", "AUDIT_KEYS"];
         if self.mail {
             secrets.push("MAIL_PROVIDER_TOKEN");
         }
@@ -332,6 +332,7 @@ mod tests {
             route("run-data").attrs.secrets(),
             [
                 "DATABASE_URL",
+                "SQL_PROXY_KEY",
                 "JWT_KEYS",
                 "AUDIT_KEYS",
                 "S3_ACCESS_KEY_ID",

@@ -61,19 +61,9 @@ async fn tamper(app: &TestApp, org: uuid::Uuid, sql: &str) -> anyhow::Result<()>
 /// Runs `sql` as the application's role through the proxy, as a function
 /// would; asserts the database refused it for lack of privilege (42501).
 pub(crate) async fn refused_as_app(app: &TestApp, sql: &str, params: Value) -> anyhow::Result<()> {
-    let env = |name: &str| {
-        app.stack
-            .function_env
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
     let reply = app
-        .http
-        .post(env("SQL_PROXY_URL"))
-        .header("Neon-Connection-String", env("DATABASE_URL"))
-        .json(&json!({"query": sql, "params": params}))
+        .stack
+        .app_sql(&app.http, &json!({"query": sql, "params": params}))?
         .send()
         .await?;
     let status = reply.status().as_u16();

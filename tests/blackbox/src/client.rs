@@ -231,10 +231,19 @@ fn random_hex(n: usize) -> String {
 
 impl TestApp {
     pub fn new(stack: Arc<Stack>) -> Self {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        // The suite's CA too: the proxy, reached directly by some cases,
+        // speaks TLS with its certificate.
+        let ca = crate::stack::tls_dir()
+            .and_then(|dir| Ok(std::fs::read(dir.join("ca.pem"))?))
+            .ok()
+            .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok());
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        let http = match ca {
+            Some(ca) => http.add_root_certificate(ca),
+            None => http,
+        }
+        .build()
+        .unwrap_or_default();
         TestApp { stack, http }
     }
 

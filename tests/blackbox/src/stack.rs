@@ -132,6 +132,59 @@ pub async fn start_object_store(bucket: &str) -> anyhow::Result<(HostHandle, Str
     Ok((handle, endpoint))
 }
 
+/// A wire-format SQL request to the proxy at `url` for `connection`, signed
+/// with `key` now.
+pub fn signed_sql(
+    http: &reqwest::Client,
+    url: &str,
+    key: &shared::config::HmacKey,
+    connection: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<reqwest::RequestBuilder> {
+    let url: reqwest::Url = url.parse()?;
+    let payload = serde_json::to_vec(body)?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        shared::db::wire::CONNECTION_STRING,
+        http::HeaderValue::from_str(connection)?,
+    );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let nonce: [u8; 16] = random_bytes();
+    let signature = shared::db::signing::Request {
+        method: "POST",
+        path: url.path(),
+        headers: &headers,
+        body: &payload,
+    }
+    .sign(
+        key,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        &nonce,
+    );
+    headers.insert(
+        shared::db::signing::SIGNATURE,
+        http::HeaderValue::from_str(&signature)?,
+    );
+    Ok(http.post(url).headers(headers).body(payload))
+}
+
+/// A key as `SQL_PROXY_KEYS` and `SQL_PROXY_KEY` spell it.
+pub fn env_key(key: &shared::config::HmacKey) -> String {
+    format!(
+        "{}:{}",
+        key.kid,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&key.secret)
+    )
+}
+
+/// 32 random bytes, a fresh key's secret.
+pub fn random_secret() -> Vec<u8> {
+    random_bytes::<32>().to_vec()
+}
+
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     getrandom::fill(&mut buf).unwrap_or_else(|e| panic!("no randomness: {e}"));
@@ -139,6 +192,35 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 impl Stack {
+    /// A function's environment variable `name` ("" if unset).
+    pub fn function_var(&self, name: &str) -> String {
+        self.function_env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// `body` (a wire-format SQL request) for the proxy, as a function
+    /// sends it: the application's connection string, signed with the
+    /// functions' proxy key.
+    pub fn app_sql(
+        &self,
+        http: &reqwest::Client,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        let key = shared::config::parse_keys("SQL_PROXY_KEY", &self.function_var("SQL_PROXY_KEY"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .remove(0);
+        signed_sql(
+            http,
+            &self.function_var("SQL_PROXY_URL"),
+            &key,
+            &self.function_var("DATABASE_URL"),
+            body,
+        )
+    }
+
     pub async fn start(kind: HostKind) -> anyhow::Result<Stack> {
         let server_admin_url = required_env("ANTEVUS_TEST_PG_URL")?;
         let app_password = required_env("ANTEVUS_TEST_APP_DB_PASSWORD")?;
@@ -169,8 +251,33 @@ impl Stack {
         let proxy_listener = TcpListener::bind("127.0.0.1:0").await?;
         let proxy_addr = proxy_listener.local_addr()?;
         let (proxy_tx, proxy_rx) = oneshot::channel();
-        let mut proxy_config = sql_proxy::ProxyConfig::for_tests();
-        proxy_config.allowed_hosts = vec![host.clone()];
+        // As in production: the app's role on this database only, never a
+        // superuser.
+        let proxy_key = shared::config::HmacKey {
+            kid: "p1".into(),
+            secret: random_secret(),
+        };
+        let mut proxy_config = sql_proxy::ProxyConfig::for_tests(
+            vec![sql_proxy::config::Pair::new("antevus_app", &db_name)],
+            vec![proxy_key.clone()],
+        );
+        // TLS on both legs, as in production: the listener with the suite's
+        // certificate (except for wasmtime, whose HTTP client trusts only the
+        // public roots it was built with), PostgreSQL verified against the
+        // suite's CA.
+        let tls = tls_dir()?;
+        proxy_config.allowed_hosts = vec![
+            format!("{host}=verify-full:{}", tls.join("ca.pem").display())
+                .parse()
+                .map_err(anyhow::Error::msg)?,
+        ];
+        let scheme = if kind == HostKind::Wasmtime {
+            "http"
+        } else {
+            proxy_config.tls_cert = Some(tls.join("server.pem"));
+            proxy_config.tls_key = Some(tls.join("server.key"));
+            "https"
+        };
         tokio::spawn(async move {
             let _ = sql_proxy::run(proxy_listener, proxy_config, async {
                 let _ = proxy_rx.await;
@@ -192,8 +299,9 @@ impl Stack {
             ),
             (
                 "SQL_PROXY_URL".to_owned(),
-                format!("http://{proxy_addr}/sql"),
+                format!("{scheme}://{proxy_addr}/sql"),
             ),
+            ("SQL_PROXY_KEY".to_owned(), env_key(&proxy_key)),
             (
                 "DATABASE_URL".to_owned(),
                 format!("postgres://antevus_app:{app_password}@{host}:{port}/{db_name}"),
@@ -269,6 +377,12 @@ fn hex_id() -> String {
 }
 
 /// A free local port (bound and let go).
+/// The suite's TLS certificates (`cargo xtask test` makes them): `ca.pem`
+/// and `server.{pem,key}` for localhost and 127.0.0.1.
+pub fn tls_dir() -> anyhow::Result<PathBuf> {
+    required_env("ANTEVUS_TEST_TLS_DIR").map(PathBuf::from)
+}
+
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -290,8 +404,10 @@ async fn start_native(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base_url = format!("http://{}", listener.local_addr()?);
     let (tx, rx) = oneshot::channel();
+    let platform =
+        host_native::NativePlatform::trusting(&std::fs::read(tls_dir()?.join("ca.pem"))?)?;
     tokio::spawn(async move {
-        let _ = host_native::serve(listener, config, async {
+        let _ = host_native::serve_with(listener, config, platform, async {
             let _ = rx.await;
         })
         .await;
@@ -327,6 +443,8 @@ fn start_workerd(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env("ANTEVUS_BINDINGS", names.join(","))
         .env("PORT", port.to_string())
+        // Outbound fetches (to the proxy) trust the suite's CA.
+        .env("NODE_EXTRA_CA_CERTS", tls_dir()?.join("ca.pem"))
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start node: is Node.js installed? run `cargo xtask setup`")?;

@@ -14,7 +14,11 @@
 //! 5. the live path ([`live`]);
 //! 6. workerd's CPU per request of the instrument list ([`cpu`]).
 //!
-//! `ANTEVUS_BENCH_ONLY=audit|live|cpu` runs one of the last three alone.
+//! 7. the sql-proxy binary alone: latency and instructions per request
+//!    under callgrind ([`proxy`]).
+//!
+//! `ANTEVUS_BENCH_ONLY=audit|live|cpu|proxy` runs one of the last four
+//! alone.
 //!
 //! Prints Markdown tables. Timings are measured, never asserted.
 
@@ -24,6 +28,8 @@ mod audit;
 mod cpu;
 #[path = "bench/live.rs"]
 mod live;
+#[path = "bench/proxy.rs"]
+mod proxy;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -136,29 +142,13 @@ async fn direct(url: &str, org: uuid::Uuid) -> anyhow::Result<Stats> {
 }
 
 async fn through_proxy(stack: &Stack, org: uuid::Uuid) -> anyhow::Result<Stats> {
-    let env = |name: &str| {
-        stack
-            .function_env
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let (endpoint, connection) = (env("SQL_PROXY_URL"), env("DATABASE_URL"));
     let http = reqwest::Client::new();
     let body = serde_json::json!({ "query": LIST_SQL, "params": [org.to_string()] });
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(SEQUENTIAL_QUERIES);
     for _ in 0..SEQUENTIAL_QUERIES {
         let t = Instant::now();
-        let reply: serde_json::Value = http
-            .post(&endpoint)
-            .header("Neon-Connection-String", &connection)
-            .json(&body)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let reply: serde_json::Value = stack.app_sql(&http, &body)?.send().await?.json().await?;
         anyhow::ensure!(
             reply["rows"].as_array().map(Vec::len) == Some(26),
             "{reply}"
@@ -294,7 +284,8 @@ fn main() -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("ANTEVUS_PG_LOG is not set: run `cargo xtask bench`"))?,
     );
     let stack = Arc::new(runtime.block_on(Stack::start(HostKind::Workerd))?);
-    // `ANTEVUS_BENCH_ONLY=audit` (or `live`, `cpu`) runs that section alone.
+    // `ANTEVUS_BENCH_ONLY=audit` (or `live`, `cpu`, `proxy`) runs that
+    // section alone.
     let only = std::env::var("ANTEVUS_BENCH_ONLY").unwrap_or_default();
     let result = runtime.block_on(async {
         let app = Arc::new(TestApp::new(stack.clone()));
@@ -302,6 +293,7 @@ fn main() -> anyhow::Result<()> {
             "audit" => return audit::run(&stack, &app).await,
             "live" => return live::run(&app).await,
             "cpu" => return cpu::run(&app).await,
+            "proxy" => return proxy::run(&app).await,
             _ => {}
         }
         let db = app.db().await?;
@@ -480,6 +472,8 @@ fn main() -> anyhow::Result<()> {
         live::run(&app).await?;
         // 6. workerd's CPU per request.
         cpu::run(&app).await?;
+        // 7. The proxy alone.
+        proxy::run(&app).await?;
         anyhow::Ok(())
     });
     runtime.block_on(stack.stop());
