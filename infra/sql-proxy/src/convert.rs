@@ -61,25 +61,14 @@ fn array_literal(out: &mut String, items: &[Value]) {
         match item {
             Value::Null => out.push_str("NULL"),
             Value::Array(inner) => array_literal(out, inner),
-            Value::String(s) => quoted(out, s),
-            Value::Object(_) => quoted(out, &item.to_string()),
+            Value::String(s) => render::push_quoted(out, s),
+            Value::Object(_) => render::push_quoted(out, &item.to_string()),
             Value::Bool(_) | Value::Number(_) => {
                 let _ = write!(out, "{item}");
             }
         }
     }
     out.push('}');
-}
-
-fn quoted(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
 }
 
 /// A column's bytes as PostgreSQL sent them (binary), whatever its type.

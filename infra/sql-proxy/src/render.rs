@@ -654,10 +654,16 @@ fn quote_element(out: &mut String, text: &str) {
                 '{' | '}' | '"' | '\\' | ',' | ' ' | '\t' | '\n' | '\r' | '\x0B' | '\x0C'
             )
         });
-    if !needs_quotes {
+    if needs_quotes {
+        push_quoted(out, text);
+    } else {
         out.push_str(text);
-        return;
     }
+}
+
+/// `text` in double quotes, `"` and `\` escaped with a backslash: an array
+/// element as PostgreSQL writes and reads it.
+pub fn push_quoted(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
         if c == '"' || c == '\\' {

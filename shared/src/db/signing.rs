@@ -4,7 +4,12 @@
 //! The header `Antevus-Proxy-Signature: v1,key=<kid>,ts=<unix seconds>,
 //! nonce=<32 hex>,sig=<64 hex>` carries an HMAC-SHA256 over the request's
 //! method, path, time, nonce, body digest and every header the proxy acts on
-//! (the connection string and the `Neon-*` options). The proxy takes a
+//! (the connection string and the `Neon-*` options), one per line:
+//!
+//! ```text
+//! antevus-sql-proxy-v1\n<ts>\n<nonce hex>\nPOST\n/sql\n<sha256(body) hex>\n
+//! neon-connection-string:<value>\n … neon-batch-deferrable:<value>\n
+//! ``` The proxy takes a
 //! request only within [`WINDOW_SECS`] of its own clock and each nonce once,
 //! so a captured request cannot be replayed. Neon's endpoint ignores the
 //! header, so the functions run unchanged against Neon.
@@ -41,8 +46,9 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
-    /// The signed text: one field per line, the body and each header's
-    /// value as a SHA-256 (an absent header hashes as empty).
+    /// The signed text: one field per line, the body as its SHA-256, each
+    /// header as `name:value` (empty when absent; a header value holds no
+    /// line break).
     fn message(&self, ts: i64, nonce: &[u8; 16]) -> Vec<u8> {
         let mut text = format!(
             "antevus-sql-proxy-v1\n{ts}\n{}\n{}\n{}\n{}\n",
@@ -50,15 +56,19 @@ impl Request<'_> {
             self.method.to_ascii_uppercase(),
             self.path,
             hex::encode(Sha256::digest(self.body)),
-        );
+        )
+        .into_bytes();
         for name in SIGNED_HEADERS {
             let value = self
                 .headers
                 .get(name)
                 .map_or(&b""[..], http::HeaderValue::as_bytes);
-            text.push_str(&format!("{name}:{}\n", hex::encode(Sha256::digest(value))));
+            text.extend_from_slice(name.as_bytes());
+            text.push(b':');
+            text.extend_from_slice(value);
+            text.push(b'\n');
         }
-        text.into_bytes()
+        text
     }
 
     /// The header value that signs this request with `key` at `ts`.

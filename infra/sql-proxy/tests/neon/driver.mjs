@@ -36,7 +36,7 @@ function signature(path, headers, body) {
     Object.entries(headers).map(([name, value]) => [name.toLowerCase(), String(value)]),
   );
   let text = `antevus-sql-proxy-v1\n${ts}\n${nonce}\nPOST\n${path}\n${sha256(body)}\n`;
-  for (const name of SIGNED) text += `${name}:${sha256(lower[name] ?? '')}\n`;
+  for (const name of SIGNED) text += `${name}:${lower[name] ?? ''}\n`;
   const sig = createHmac('sha256', secret).update(text, 'utf8').digest('hex');
   return `v1,key=${kid},ts=${ts},nonce=${nonce},sig=${sig}`;
 }
