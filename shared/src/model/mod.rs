@@ -12,9 +12,10 @@
 //! constructor to the modules that may use it. Reads run through the scope
 //! ([`Scope::fetch_all`], [`Scope::fetch_optional`]); writes are statements
 //! built with the scope and run as one transaction with their audit events
-//! ([`Scope::batch`]). The scope is where the per-transaction organization
-//! setting for row-level security will be issued: every tenant statement
-//! already passes through it.
+//! ([`Scope::batch`]). Every transaction of a scope starts with the
+//! organization setting that row-level security reads
+//! (`set_config('app.organization_id', .., true)`), so a read is a
+//! transaction too.
 //!
 //! The few lookups that happen before the organization is known (a login by
 //! e-mail, an API key by its prefix, a refresh, reset, invitation or join
@@ -80,7 +81,18 @@ impl Scope {
         self.organization_id
     }
 
-    /// Runs `statements` as one transaction confined to this organization.
+    /// The statement every transaction of this scope starts with: the
+    /// organization setting the row-level security policies read, for this
+    /// transaction only (`set_config(..., true)`).
+    fn setting(&self) -> Statement {
+        crate::db::statement(
+            "SELECT set_config('app.organization_id', $1, true)",
+            crate::params![self.organization_id],
+        )
+    }
+
+    /// Runs `statements` as one transaction confined to this organization;
+    /// their results, in order.
     pub async fn batch<P: Platform>(
         &self,
         db: &Db<'_, P>,
@@ -97,7 +109,25 @@ impl Scope {
         statements: Vec<Statement>,
         options: BatchOptions,
     ) -> Result<Vec<QueryResult>, DbError> {
-        db.batch(statements, options).await
+        let mut all = Vec::with_capacity(statements.len() + 1);
+        all.push(self.setting());
+        all.extend(statements);
+        let mut results = db.batch(all, options).await?;
+        results.remove(0);
+        Ok(results)
+    }
+
+    /// Runs one statement of this organization (in a transaction of its
+    /// own, after the setting).
+    pub async fn execute<P: Platform>(
+        &self,
+        db: &Db<'_, P>,
+        statement: Statement,
+    ) -> Result<QueryResult, DbError> {
+        self.batch(db, vec![statement])
+            .await?
+            .pop()
+            .ok_or_else(|| DbError::Decode("a batch of one returned no result".into()))
     }
 
     /// Runs one statement of this organization and decodes every row.
@@ -106,7 +136,10 @@ impl Scope {
         db: &Db<'_, P>,
         statement: Statement,
     ) -> Result<Vec<T>, DbError> {
-        db.fetch_all(&statement.query, statement.params).await
+        self.execute(db, statement)
+            .await?
+            .decode()
+            .map_err(|e| DbError::Decode(e.to_string()))
     }
 
     /// Runs one statement of this organization and decodes its first row.
@@ -115,16 +148,7 @@ impl Scope {
         db: &Db<'_, P>,
         statement: Statement,
     ) -> Result<Option<T>, DbError> {
-        db.fetch_optional(&statement.query, statement.params).await
-    }
-
-    /// Runs one statement of this organization.
-    pub async fn execute<P: Platform>(
-        &self,
-        db: &Db<'_, P>,
-        statement: Statement,
-    ) -> Result<QueryResult, DbError> {
-        db.query(&statement.query, statement.params).await
+        Ok(self.fetch_all(db, statement).await?.into_iter().next())
     }
 }
 

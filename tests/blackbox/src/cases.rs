@@ -42,6 +42,7 @@ const AREAS: &[&[(&str, CaseFn)]] = &[
     crate::live::CASES,
     crate::hub::CASES,
     crate::tls::CASES,
+    crate::isolation::CASES,
 ];
 
 /// Every case as a trial; without an app (listing only) they are listed but not run.

@@ -20,6 +20,7 @@ pub mod envelope;
 pub mod hub;
 pub mod ingest;
 pub mod instruments;
+pub mod isolation;
 pub mod lab;
 pub mod limits;
 pub mod live;
