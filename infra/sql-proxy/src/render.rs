@@ -92,7 +92,7 @@ pub fn text(ty: &Type, raw: &[u8]) -> Result<String, BoxError> {
         Type::BYTEA => format!("\\x{}", hex::encode(raw)),
         Type::UUID => uuid::Uuid::from_bytes(pg::uuid_from_sql(raw)?).to_string(),
         Type::DATE => date(pg::date_from_sql(raw)?),
-        Type::TIME => time_of_day(pg::time_from_sql(raw)?),
+        Type::TIME => clock(pg::time_from_sql(raw)?),
         Type::TIMETZ => time_tz(raw)?,
         Type::TIMESTAMP => timestamp(pg::timestamp_from_sql(raw)?, false),
         Type::TIMESTAMPTZ => timestamp(pg::timestamp_from_sql(raw)?, true),
@@ -419,10 +419,6 @@ fn clock(usecs: i64) -> String {
         out.push_str(digits.trim_end_matches('0'));
     }
     out
-}
-
-fn time_of_day(usecs: i64) -> String {
-    clock(usecs)
 }
 
 /// `EncodeTimezone`: `+HH`, `+HH:MM` or `+HH:MM:SS` of an offset given in
@@ -752,7 +748,7 @@ mod tests {
         assert_eq!(timestamp(0, true), "2000-01-01 00:00:00+00");
         assert_eq!(timestamp(-1, false), "1999-12-31 23:59:59.999999");
         assert_eq!(timestamp(1_500_000, true), "2000-01-01 00:00:01.5+00");
-        assert_eq!(time_of_day(86_400_000_000), "24:00:00");
+        assert_eq!(clock(86_400_000_000), "24:00:00");
         assert_eq!(zone(-19_800), "+05:30");
         assert_eq!(zone(3_600), "-01");
         assert_eq!(zone(0), "+00");

@@ -435,20 +435,27 @@ async fn bad_requests_get_clear_errors() {
     assert!(metrics.contains("outcome=\"forbidden\""), "{metrics}");
 }
 
-#[test]
-fn the_binary_shuts_down_gracefully_on_sigterm() {
+/// The proxy binary, to listen on a free loopback port (returned) for one
+/// allowed pair with a fresh key; its log discarded.
+fn binary() -> (std::process::Command, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
         .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sql-proxy"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sql-proxy"));
+    command
         .env("SQL_PROXY_LISTEN", format!("127.0.0.1:{port}"))
         .env("SQL_PROXY_ALLOW", "antevus_app@antevus")
         .env("SQL_PROXY_KEYS", env_key(&random_key("p1")))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start sql-proxy");
+        .stderr(std::process::Stdio::null());
+    (command, port)
+}
+
+#[test]
+fn the_binary_shuts_down_gracefully_on_sigterm() {
+    let (mut command, port) = binary();
+    let mut child = command.spawn().expect("start sql-proxy");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "sql-proxy did not listen");
@@ -1094,26 +1101,18 @@ async fn the_listener_speaks_tls_with_its_certificate() {
 #[tokio::test]
 async fn the_listener_reloads_its_certificate_on_sighup() {
     let tls = tls_dir();
-    let dir = tempfile_dir();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let install = |prefix: &str| {
         std::fs::copy(tls.join(format!("{prefix}server.pem")), &cert)
             .expect("copy the certificate");
         std::fs::copy(tls.join(format!("{prefix}server.key")), &key).expect("copy the key");
     };
     install("");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sql-proxy"))
-        .env("SQL_PROXY_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SQL_PROXY_ALLOW", "antevus_app@antevus")
-        .env("SQL_PROXY_KEYS", env_key(&random_key("p1")))
+    let (mut command, port) = binary();
+    let mut child = command
         .env("SQL_PROXY_TLS_CERT", &cert)
         .env("SQL_PROXY_TLS_KEY", &key)
-        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start sql-proxy");
     let health = format!("https://127.0.0.1:{port}/healthz");
@@ -1169,15 +1168,6 @@ async fn the_listener_reloads_its_certificate_on_sighup() {
         .status();
     let status = child.wait().expect("wait");
     assert!(status.success(), "{status}");
-}
-
-/// A fresh temporary folder (removed with the process's temp files).
-fn tempfile_dir() -> std::path::PathBuf {
-    let mut name = [0u8; 8];
-    getrandom::fill(&mut name).expect("randomness");
-    let dir = std::env::temp_dir().join(format!("sql-proxy-test-{}", hex::encode(name)));
-    std::fs::create_dir_all(&dir).expect("a temporary folder");
-    dir
 }
 
 #[tokio::test]

@@ -130,7 +130,8 @@ pub fn parse_pg_timestamp(text: &str) -> Option<OffsetDateTime> {
         .map(PrimitiveDateTime::assume_utc)
 }
 
-/// PostgreSQL's text form of a UTC timestamp, as the proxy writes it.
+/// PostgreSQL's text form of a UTC timestamp (ISO `DateStyle`), the form
+/// [`parse_pg_timestamp`] reads.
 pub fn format_pg_timestamp(ts: OffsetDateTime) -> String {
     let ts = ts.to_offset(UtcOffset::UTC);
     let (year, month, day) = (ts.year(), u8::from(ts.month()), ts.day());

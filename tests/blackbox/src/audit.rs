@@ -352,13 +352,7 @@ async fn audit_export_round_trips_through_the_offline_verifier(
     use base64::Engine as _;
     use shared::audit::export::{self, Manifest};
     let (org, qa) = chain_with_events(app).await?;
-    let keys_text = app
-        .stack
-        .function_env
-        .iter()
-        .find(|(k, _)| k == "AUDIT_KEYS")
-        .map(|(_, v)| v.clone())
-        .context("AUDIT_KEYS")?;
+    let keys_text = app.stack.function_var("AUDIT_KEYS");
     let keys = shared::config::parse_keys("AUDIT_KEYS", &keys_text)?;
     let fetch = |query: &'static str| {
         let qa = qa.clone();
