@@ -658,6 +658,46 @@ async fn only_allowed_pairs_are_reached_and_never_a_superuser() {
     let (status, reply) = production.sql(json!({ "query": "SELECT 1" })).await;
     assert_eq!(status, 403, "{reply}");
     assert_eq!(reply["message"], sql_proxy::pools::PRIVILEGED, "{reply}");
+
+    // Nor a role that bypasses row-level security, and a plain role is
+    // reached (the same proxy settings otherwise).
+    let admin = proxy(|_| {}).await;
+    let mut suffix = [0u8; 4];
+    getrandom::fill(&mut suffix).expect("randomness");
+    let suffix = u32::from_le_bytes(suffix);
+    let (bypass, plain) = (
+        format!("proxy_bypass_{suffix}"),
+        format!("proxy_plain_{suffix}"),
+    );
+    for (role, attribute) in [(&bypass, "BYPASSRLS"), (&plain, "NOBYPASSRLS")] {
+        let (status, reply) = admin
+            .sql(json!({ "query": format!("CREATE ROLE {role} LOGIN {attribute} PASSWORD 'pw-{suffix}'") }))
+            .await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let url = database_url();
+    let (rest, database) = url.rsplit_once('/').expect("a database in the URL");
+    let host = rest.rsplit_once('@').expect("credentials in the URL").1;
+    for (role, expected) in [(&bypass, 403), (&plain, 200)] {
+        let p = proxy(|config| {
+            config.allow = vec![Pair::new(role.as_str(), database)];
+            config.allow_superuser_for_tests = false;
+        })
+        .await;
+        let connection = format!("postgres://{role}:pw-{suffix}@{host}/{database}");
+        let (status, reply) = p
+            .sql_with(&connection, json!({ "query": "SELECT 1 AS one" }), &[])
+            .await;
+        assert_eq!(status, expected, "{role}: {reply}");
+        if expected == 403 {
+            assert_eq!(reply["message"], sql_proxy::pools::PRIVILEGED, "{reply}");
+        }
+    }
+    for role in [&bypass, &plain] {
+        admin
+            .sql(json!({ "query": format!("DROP ROLE {role}") }))
+            .await;
+    }
 }
 
 #[tokio::test]
