@@ -11,7 +11,7 @@ use http::{Method, Request, header};
 use serde_json::json;
 
 use crate::ctx::Ctx;
-use crate::db::{BatchOptions, Statement};
+use crate::db::Statement;
 use crate::model::{Scope, email};
 use crate::platform::Platform;
 
@@ -25,7 +25,7 @@ pub struct Message {
 }
 
 /// The `INSERT` queueing `message`, to run in the caller's batch.
-pub fn queue(scope: Option<&Scope>, template: &str, message: &Message) -> Statement {
+pub fn queue(scope: &Scope, template: &str, message: &Message) -> Statement {
     email::queue(
         scope,
         template,
@@ -36,8 +36,9 @@ pub fn queue(scope: Option<&Scope>, template: &str, message: &Message) -> Statem
     )
 }
 
-/// Delivers queued messages through the configured provider, if any.
-pub async fn deliver<P: Platform>(ctx: &Ctx<P>, messages: &[Message]) {
+/// Delivers `scope`'s queued messages through the configured provider, if
+/// any.
+pub async fn deliver<P: Platform>(ctx: &Ctx<P>, scope: &Scope, messages: &[Message]) {
     let Ok(mail) = ctx.config.mail() else {
         tracing::error!("mail settings are broken; messages stay in the outbox");
         return;
@@ -70,8 +71,12 @@ pub async fn deliver<P: Platform>(ctx: &Ctx<P>, messages: &[Message]) {
         if let Err(error) = &outcome {
             tracing::warn!(message_id = %message.id, error = %error, "e-mail delivery failed; it stays queued");
         }
-        let record = email::record_delivery(message.id, outcome.as_ref().err().map(String::as_str));
-        if let Err(e) = ctx.db().batch(vec![record], BatchOptions::default()).await {
+        let record = email::record_delivery(
+            scope,
+            message.id,
+            outcome.as_ref().err().map(String::as_str),
+        );
+        if let Err(e) = scope.execute(&ctx.db(), record).await {
             tracing::warn!(message_id = %message.id, error = %e, "could not record the delivery outcome");
         }
     }

@@ -85,11 +85,15 @@ pub async fn check<P: Platform>(
 ) -> Result<(), ApiError> {
     let policy = ctx.config.rate_limits()?.policy(class);
     let statement = check_statement(policy, &format!("{}:{key}", class.name()), scope);
-    let checked: Checked = ctx
-        .db()
-        .fetch_optional(&statement.query, statement.params)
-        .await?
-        .ok_or_else(|| ApiError::internal("rate limit check returned no row"))?;
+    let db = ctx.db();
+    let checked: Option<Checked> = match scope {
+        Some(scope) => scope.fetch_optional(&db, statement).await?,
+        None => {
+            db.fetch_optional(&statement.query, statement.params)
+                .await?
+        }
+    };
+    let checked = checked.ok_or_else(|| ApiError::internal("rate limit check returned no row"))?;
     apply(rq, class, policy, &checked, None)
 }
 

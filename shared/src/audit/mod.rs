@@ -11,9 +11,9 @@ pub mod redact;
 use serde_json::Value;
 
 use crate::ctx::Ctx;
-use crate::db::Statement;
+use crate::db::{DbError, Statement};
 use crate::error::ApiError;
-use crate::model::audit_event;
+use crate::model::{Scope, audit_event};
 use crate::params;
 use crate::platform::Platform;
 use crate::request::Rq;
@@ -204,11 +204,25 @@ pub async fn record_refusal<P: Platform>(ctx: &Ctx<P>, rq: &Rq, err: &ApiError) 
         }),
         ..Event::new(ctx.new_uuid(), event_type)
     };
-    if let Err(e) = ctx
-        .db()
-        .batch(vec![event.insert(rq)], Default::default())
-        .await
-    {
+    if let Err(e) = store(ctx, rq, &event).await {
         tracing::warn!(request_id = rq.id(), error = %e, "could not record a refusal");
+    }
+}
+
+/// Stores `event` on its own, not with a change: in its organization's
+/// scope, or on the system chain when it names none (a refusal before
+/// anyone is authenticated), which needs no setting.
+pub async fn store<P: Platform>(ctx: &Ctx<P>, rq: &Rq, event: &Event<'_>) -> Result<(), DbError> {
+    let statement = event.insert(rq);
+    match event.organization_id {
+        Some(organization) => Scope::recorded(organization)
+            .execute(&ctx.db(), statement)
+            .await
+            .map(drop),
+        None => ctx
+            .db()
+            .batch(vec![statement], Default::default())
+            .await
+            .map(drop),
     }
 }

@@ -31,15 +31,8 @@ pub async fn by_prefix<P: Platform>(
     db: &Db<'_, P>,
     prefix: &str,
 ) -> Result<Option<KeyRow>, DbError> {
-    db.fetch_optional(
-        "SELECT k.id, encode(k.key_hash, 'hex') AS key_hash, k.permissions, k.ip_allowlist::text[] AS ip_allowlist, \
-                k.rate_limit, (k.is_active AND u.is_active AND (k.expires_at IS NULL OR k.expires_at > now())) AS usable, \
-                u.id AS user_id, u.organization_id, u.role \
-         FROM api_keys k JOIN users u ON u.id = k.user_id AND u.organization_id = k.organization_id \
-         WHERE k.key_prefix = $1",
-        params![prefix],
-    )
-    .await
+    db.fetch_optional("SELECT * FROM api_key_by_prefix($1)", params![prefix])
+        .await
 }
 
 /// Counts a use of key `id`.

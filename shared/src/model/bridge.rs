@@ -107,12 +107,8 @@ pub async fn join_token_by_hash<P: Platform>(
     db: &Db<'_, P>,
     token_hash: &str,
 ) -> Result<Option<JoinToken>, DbError> {
-    db.fetch_optional(
-        "SELECT id, organization_id, created_by, name FROM bridge_join_tokens \
-         WHERE token_hash = $1::text::bytea AND used_at IS NULL AND expires_at > now()",
-        params![token_hash],
-    )
-    .await
+    db.fetch_optional("SELECT * FROM bridge_join_token($1)", params![token_hash])
+        .await
 }
 
 /// What a bridge's key may do: read and control its instruments, and

@@ -6,10 +6,9 @@ use crate::params;
 
 use super::Scope;
 
-/// Queues a message (of `scope`'s organization; none for mail about no
-/// organization).
+/// Queues a message of `scope`'s organization.
 pub fn queue(
-    scope: Option<&Scope>,
+    scope: &Scope,
     template: &str,
     id: uuid::Uuid,
     to: &str,
@@ -19,27 +18,27 @@ pub fn queue(
     statement(
         "INSERT INTO email_outbox (id, organization_id, to_address, template, subject, body_text) \
          VALUES ($1, $2, $3, $4, $5, $6)",
-        params![
-            id,
-            scope.map(Scope::organization_id),
-            to,
-            template,
-            subject,
-            text
-        ],
+        params![id, scope.organization_id(), to, template, subject, text],
     )
 }
 
-/// Records a delivery attempt of message `id`: sent, or the error.
-pub fn record_delivery(id: uuid::Uuid, error: Option<&str>) -> Statement {
+/// Records a delivery attempt of `scope`'s message `id`: sent, or the
+/// error.
+pub fn record_delivery(scope: &Scope, id: uuid::Uuid, error: Option<&str>) -> Statement {
     match error {
         None => statement(
-            "UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1",
-            params![id],
+            "UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL \
+             WHERE id = $1 AND organization_id = $2",
+            params![id, scope.organization_id()],
         ),
         Some(error) => statement(
-            "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
-            params![id, error.chars().take(500).collect::<String>()],
+            "UPDATE email_outbox SET attempts = attempts + 1, last_error = $3 \
+             WHERE id = $1 AND organization_id = $2",
+            params![
+                id,
+                scope.organization_id(),
+                error.chars().take(500).collect::<String>()
+            ],
         ),
     }
 }

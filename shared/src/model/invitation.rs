@@ -94,13 +94,7 @@ pub async fn accept<P: Platform>(
     name: &str,
 ) -> Result<Option<Joined>, DbError> {
     db.fetch_optional(
-        "WITH accepted AS ( \
-           UPDATE invitations SET accepted_at = now(), accepted_user_id = $2 \
-           WHERE token_hash = $1::text::bytea AND accepted_at IS NULL AND expires_at > now() \
-           RETURNING organization_id, email, role) \
-         INSERT INTO users (id, organization_id, email, password_hash, name, role) \
-         SELECT $2, organization_id, email, $3, $4, role FROM accepted \
-         RETURNING id AS user_id, organization_id, email, role",
+        "SELECT * FROM accept_invitation($1, $2, $3, $4)",
         params![token_hash, user_id, password_hash, name],
     )
     .await

@@ -20,8 +20,10 @@
 //! The few lookups that happen before the organization is known (a login by
 //! e-mail, an API key by its prefix, a refresh, reset, invitation or join
 //! token by its hash, the system audit chain, rate-limit rows keyed by
-//! address) take no scope; their names say what they look up, and the same
-//! test keeps a list of them.
+//! address) take no scope; their names say what they look up, the same
+//! test keeps a list of them, and each calls one of migration V15's
+//! `SECURITY DEFINER` functions (the tables are under row-level security,
+//! so a plain query without the setting would find nothing).
 //!
 //! - [`page`]: keyset cursors and pages, shared by every list.
 //! - one module per table or group of tables (`instrument`, `run`, ...).
@@ -74,6 +76,12 @@ impl Scope {
     /// recovered: known from the account itself (found by e-mail or by a
     /// token's hash), before anyone is authenticated.
     pub fn account(organization_id: uuid::Uuid) -> Scope {
+        Scope { organization_id }
+    }
+
+    /// The organization an audit event names, to store the event on its own
+    /// (`audit::store`: a refusal, a client's report), not with a change.
+    pub fn recorded(organization_id: uuid::Uuid) -> Scope {
         Scope { organization_id }
     }
 

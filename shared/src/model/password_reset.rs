@@ -39,19 +39,7 @@ pub async fn use_reset_token<P: Platform>(
     password_hash: &str,
 ) -> Result<Option<Reset>, DbError> {
     db.fetch_optional(
-        "WITH spent AS ( \
-           UPDATE password_resets SET used_at = now() \
-           WHERE token_hash = $1::text::bytea AND used_at IS NULL AND expires_at > now() \
-           RETURNING user_id), \
-         changed AS ( \
-           UPDATE users u SET password_hash = $2, failed_login_attempts = 0, account_locked_until = NULL, \
-                              updated_at = now() \
-           FROM spent WHERE u.id = spent.user_id AND u.is_active \
-           RETURNING u.id, u.organization_id), \
-         ended AS ( \
-           UPDATE sessions s SET revoked_at = now(), revoked_reason = 'password_reset' \
-           FROM changed WHERE s.user_id = changed.id AND s.revoked_at IS NULL RETURNING s.id) \
-         SELECT id, organization_id FROM changed",
+        "SELECT * FROM use_reset_token($1, $2)",
         params![token_hash, password_hash],
     )
     .await

@@ -69,14 +69,11 @@ pub fn check(
 }
 
 /// Deletes rate-limit state idle for `hours` and not blocking, across all
-/// keys (most have no organization: they are keyed by address); returns
-/// `n`, how many.
+/// keys (most have no organization: they are keyed by address), through
+/// migration V15's `SECURITY DEFINER` function; returns `n`, how many.
 pub fn purge_idle(hours: i64) -> Statement {
     statement(
-        "WITH gone AS (DELETE FROM rate_limits \
-           WHERE tat < now() - make_interval(hours => $1::int) \
-             AND coalesce(blocked_until < now(), true) RETURNING 1) \
-         SELECT count(*) AS n FROM gone",
+        "SELECT purge_idle_rate_limits($1::int) AS n",
         params![hours as i32],
     )
 }

@@ -82,19 +82,14 @@ pub async fn rotate_refresh_token<P: Platform>(
     client: &Client,
 ) -> Result<Option<Rotated>, DbError> {
     db.fetch_optional(
-        "WITH spent AS ( \
-           UPDATE sessions SET revoked_at = now(), revoked_reason = 'rotated', replaced_by = $2, last_used_at = now() \
-           WHERE token_hash = $1::text::bytea AND revoked_at IS NULL AND expires_at > now() \
-           RETURNING organization_id, user_id, family_id, expires_at), \
-         fresh AS ( \
-           INSERT INTO sessions (id, organization_id, user_id, token_hash, family_id, ip_address, user_agent, expires_at) \
-           SELECT $2, s.organization_id, s.user_id, $3::text::bytea, s.family_id, $4::inet, $5, s.expires_at \
-           FROM spent s JOIN users u ON u.id = s.user_id WHERE u.is_active \
-           RETURNING family_id, user_id, organization_id, expires_at) \
-         SELECT f.family_id, f.user_id, f.organization_id, u.email, u.name, u.role, \
-                extract(epoch FROM f.expires_at - now())::float8 AS expires_in \
-         FROM fresh f JOIN users u ON u.id = f.user_id",
-        params![presented, successor, next_hash, client.ip, client.user_agent],
+        "SELECT * FROM rotate_refresh_token($1, $2, $3, $4, $5)",
+        params![
+            presented,
+            successor,
+            next_hash,
+            client.ip,
+            client.user_agent
+        ],
     )
     .await
 }
@@ -115,12 +110,8 @@ pub async fn refresh_token_state<P: Platform>(
     db: &Db<'_, P>,
     presented: &str,
 ) -> Result<Option<Spent>, DbError> {
-    db.fetch_optional(
-        "SELECT family_id, user_id, organization_id, (revoked_reason = 'rotated') AS reused \
-         FROM sessions WHERE token_hash = $1::text::bytea",
-        params![presented],
-    )
-    .await
+    db.fetch_optional("SELECT * FROM refresh_token_state($1)", params![presented])
+        .await
 }
 
 /// Why a family is ended (`sessions.revoked_reason`).

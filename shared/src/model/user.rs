@@ -138,12 +138,8 @@ pub async fn account_for_login<P: Platform>(
     db: &Db<'_, P>,
     email: &str,
 ) -> Result<Option<Account>, DbError> {
-    db.fetch_optional(
-        "SELECT id, organization_id, email, name, role, password_hash, is_active, \
-         coalesce(account_locked_until > now(), false) AS locked FROM users WHERE email = $1",
-        params![email],
-    )
-    .await
+    db.fetch_optional("SELECT * FROM account_for_login($1)", params![email])
+        .await
 }
 
 /// An active account found by e-mail for a password reset.
@@ -160,11 +156,8 @@ pub async fn account_for_reset<P: Platform>(
     db: &Db<'_, P>,
     email: &str,
 ) -> Result<Option<Recoverable>, DbError> {
-    db.fetch_optional(
-        "SELECT id, organization_id, name FROM users WHERE email = $1 AND is_active",
-        params![email],
-    )
-    .await
+    db.fetch_optional("SELECT * FROM account_for_reset($1)", params![email])
+        .await
 }
 
 /// A successful login of `id`: its time, and the failure count cleared.

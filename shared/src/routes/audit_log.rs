@@ -141,9 +141,7 @@ async fn log<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
         metadata: json!({ "clientReported": true, "reported": reported }),
         reason: None,
     };
-    ctx.db()
-        .batch(vec![event.insert(rq)], Default::default())
-        .await?;
+    audit::store(ctx, rq, &event).await?;
     Reply::with_status(
         StatusCode::CREATED,
         Recorded {

@@ -107,7 +107,7 @@ async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             text: body,
         });
         if let Some(message) = &message {
-            statements.push(crate::mail::queue(Some(scope), "password_reset", message));
+            statements.push(crate::mail::queue(scope, "password_reset", message));
         }
     }
     match &scope {
@@ -115,8 +115,8 @@ async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         // No account: only the event, on the system chain.
         None => db.batch(statements, BatchOptions::default()).await?,
     };
-    if let Some(message) = message {
-        crate::mail::deliver(ctx, &[message]).await;
+    if let (Some(message), Some(scope)) = (message, &scope) {
+        crate::mail::deliver(ctx, scope, &[message]).await;
     }
     Reply::with_status(
         StatusCode::ACCEPTED,

@@ -17,7 +17,6 @@ use crate::auth::session::{
 use crate::auth::tokens::{TokenUser, token_reply};
 use crate::auth::{Role, password};
 use crate::ctx::Ctx;
-use crate::db::BatchOptions;
 use crate::domain::Email;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
@@ -160,9 +159,7 @@ async fn count_failure<P: Platform>(
             metadata: json!({ "failedAttempts": MAX_FAILED_LOGINS, "lockedForMinutes": LOCKOUT_MINUTES }),
             ..audit::Event::new(ctx.new_uuid(), EventType::AuthAccountLocked)
         };
-        ctx.db()
-            .batch(vec![event.insert(rq)], BatchOptions::default())
-            .await?;
+        scope.execute(&ctx.db(), event.insert(rq)).await?;
     }
     Ok(())
 }
@@ -182,8 +179,6 @@ async fn record_failure<P: Platform>(
         metadata: json!({ "reason": reason }),
         ..audit::Event::new(ctx.new_uuid(), EventType::AuthLoginFailure)
     };
-    ctx.db()
-        .batch(vec![event.insert(rq)], BatchOptions::default())
-        .await?;
+    audit::store(ctx, rq, &event).await?;
     Ok(())
 }

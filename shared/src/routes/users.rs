@@ -140,7 +140,7 @@ async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             details: vec![FieldError::new("email", "Already has an account")],
         });
     }
-    crate::mail::deliver(ctx, &[message]).await;
+    crate::mail::deliver(ctx, &scope, &[message]).await;
     let row = invitation::load(&ctx.db(), &scope, id).await?;
     let row = row.ok_or_else(|| ApiError::internal("invitation vanished"))?;
     Reply::created(Invited {

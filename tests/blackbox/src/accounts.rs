@@ -33,7 +33,7 @@ async fn mailed_token(app: &TestApp, to: &str, marker: &str) -> anyhow::Result<S
         .context("token in mail")
 }
 
-fn unique_email(tag: &str) -> String {
+pub(crate) fn unique_email(tag: &str) -> String {
     format!(
         "{tag}-{}@example.org",
         uuid::Uuid::from_bytes(rand_bytes()).simple()

@@ -5,34 +5,48 @@
 use anyhow::{Context as _, ensure};
 use serde_json::{Value, json};
 
+use crate::accounts::unique_email;
 use crate::client::TestApp;
 use crate::lab::new_instrument;
 use crate::runs::started_run;
 
 crate::cases![tenant_tables_are_closed_without_their_organization];
 
-/// Tenant tables not yet under row-level security, and why: each is read
-/// before the organization is known, which needs its narrow
-/// `SECURITY DEFINER` lookup first.
-const NOT_YET: &[(&str, &str)] = &[
-    (
-        "users",
-        "an account is looked up by e-mail at login and reset",
-    ),
-    ("api_keys", "a key is found by its prefix"),
-    ("sessions", "a refresh token is found by its hash"),
-    ("password_resets", "a reset token is found by its hash"),
-    ("invitations", "an invitation is accepted by its token"),
-    ("bridge_join_tokens", "a join token is found by its hash"),
-    (
-        "rate_limits",
-        "rows are keyed by address before authentication",
-    ),
-    ("email_outbox", "a delivery is recorded by message id"),
-    (
-        "audit_events",
-        "refusals before authentication go to the system chain",
-    ),
+/// The `SECURITY DEFINER` functions, all of them: the lookups before the
+/// organization is known (migration V15), the audit trail's chain trigger
+/// (V8) and retention purge (V11). Each runs as the tables' owner, past
+/// their policies; a new one must be added here on purpose.
+const DEFINERS: &[&str] = &[
+    "accept_invitation",
+    "account_for_login",
+    "account_for_reset",
+    "api_key_by_prefix",
+    "audit_events_chain",
+    "audit_retention_purge",
+    "bridge_join_token",
+    "purge_idle_rate_limits",
+    "refresh_token_state",
+    "rotate_refresh_token",
+    "use_reset_token",
+];
+
+/// Tables the setup below gives rows in both organizations, so hiding
+/// them is shown on rows that exist.
+const FILLED: &[&str] = &[
+    "organizations",
+    "users",
+    "sessions",
+    "api_keys",
+    "invitations",
+    "password_resets",
+    "bridge_join_tokens",
+    "email_outbox",
+    "rate_limits",
+    "audit_events",
+    "audit_chain_heads",
+    "instruments",
+    "runs",
+    "instrument_commands",
 ];
 
 /// As the application's role: one statement, or a batch (`[..]`).
@@ -54,23 +68,93 @@ fn n(result: &Value) -> anyhow::Result<i64> {
         .with_context(|| format!("no count in {result}"))
 }
 
+/// The application's role as it is and as the catalogue says: no
+/// superuser, no `BYPASSRLS`, owner of nothing; exactly [`DEFINERS`] run as
+/// their owner, each with its own `search_path` and, but for the trigger,
+/// callable by the application's role only.
+async fn check_roles_and_definers(app: &TestApp) -> anyhow::Result<()> {
+    let (status, reply) = as_app(
+        app,
+        json!({"query": "SELECT count(*) AS n FROM pg_roles r WHERE r.rolname = current_user \
+                         AND NOT r.rolsuper AND NOT r.rolbypassrls \
+                         AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relowner = r.oid)"}),
+    )
+    .await?;
+    ensure!(
+        status == 200 && n(&reply)? == 1,
+        "the application's role: {reply}"
+    );
+    let db = app.db().await?;
+    let definers = db
+        .query(
+            "SELECT p.proname::text, \
+                    EXISTS (SELECT 1 FROM unnest(coalesce(p.proconfig, '{}')) c WHERE c LIKE 'search_path=%'), \
+                    p.prorettype = 'trigger'::regtype OR NOT EXISTS ( \
+                        SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a \
+                        WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') \
+             FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace \
+             WHERE s.nspname = 'public' AND p.prosecdef ORDER BY 1",
+            &[],
+        )
+        .await?;
+    let names: Vec<String> = definers.iter().map(|row| row.get(0)).collect();
+    ensure!(names == DEFINERS, "SECURITY DEFINER functions: {names:?}");
+    for row in &definers {
+        let (name, path, private): (String, bool, bool) = (row.get(0), row.get(1), row.get(2));
+        ensure!(path, "{name} runs without its own search_path");
+        ensure!(private, "{name} is callable by PUBLIC");
+    }
+    Ok(())
+}
+
+/// What a statement `as_app` sent did: its code when refused.
+fn refused(status: u16, reply: &Value) -> Option<String> {
+    (status == 400).then(|| reply["code"].as_str().unwrap_or_default().to_owned())
+}
+
 async fn tenant_tables_are_closed_without_their_organization(app: &TestApp) -> anyhow::Result<()> {
-    // Two organizations, each with an instrument, a run and its command.
+    // Two organizations, each with an instrument, a run and its command,
+    // an API key, an invitation and its e-mail, a password reset and a
+    // bridge's join token.
     let (a_admin, a) = app.admin().await?;
     let (b_admin, b) = app.admin().await?;
     let (org_a, org_b) = (a_admin.organization_id, b_admin.organization_id);
-    for token in [&a, &b] {
+    for (admin, token) in [(&a_admin, &a), (&b_admin, &b)] {
         new_instrument(app, token, "HPLC", "hplc", "idle").await?;
         started_run(app, token, token, "plate_reader").await?;
+        let user = app.as_user(token);
+        user.post(
+            "/api/v1/api-keys",
+            &json!({"name": "LIMS", "permissions": ["instruments:view"]}),
+        )
+        .await?
+        .expect_ok(201)?;
+        user.post(
+            "/api/v1/users",
+            &json!({"email": unique_email("invitee"), "role": "TECHNICIAN", "name": "Tess"}),
+        )
+        .await?
+        .expect_ok(201)?;
+        user.post("/api/v1/bridges/join-tokens", &json!({"name": "Lab 2"}))
+            .await?
+            .expect_ok(201)?;
+        app.anonymous()
+            .post("/api/auth/forgot-password", &json!({"email": admin.email}))
+            .await?
+            .expect_ok(202)?;
     }
+    check_roles_and_definers(app).await?;
 
     // The catalogue: every table with an organization (and `organizations`
-    // itself) is under row-level security with a policy, unless listed.
+    // itself) is under row-level security, each policy reading the
+    // organization setting.
     let db = app.db().await?;
     let tables = db
         .query(
-            "SELECT c.relname, c.relrowsecurity, \
-                    (SELECT count(*) FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname) AS policies \
+            "SELECT c.relname::text, c.relrowsecurity, \
+                    (SELECT count(*) FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname), \
+                    (SELECT count(*) FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname \
+                       AND concat(p.qual, p.with_check) NOT LIKE '%app_organization()%') \
              FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace \
              WHERE s.nspname = 'public' AND c.relkind = 'r' AND (c.relname = 'organizations' OR EXISTS ( \
                  SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'organization_id' \
@@ -81,24 +165,24 @@ async fn tenant_tables_are_closed_without_their_organization(app: &TestApp) -> a
         .await?;
     let mut protected = Vec::new();
     for row in &tables {
-        let (name, secured, policies): (String, bool, i64) = (row.get(0), row.get(1), row.get(2));
-        match NOT_YET.iter().find(|(table, _)| *table == name) {
-            Some(_) => ensure!(!secured, "{name} is secured now: take it off NOT_YET"),
-            None => {
-                ensure!(
-                    secured,
-                    "{name} has an organization but no row-level security"
-                );
-                ensure!(policies >= 1, "{name} has row-level security but no policy");
-                protected.push(name);
-            }
-        }
-    }
-    ensure!(protected.len() >= 18, "{protected:?}");
-    for (table, _) in NOT_YET {
+        let (name, secured, policies, other): (String, bool, i64, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
         ensure!(
-            tables.iter().any(|row| row.get::<_, String>(0) == *table),
-            "{table} is no tenant table any more: take it off NOT_YET"
+            secured,
+            "{name} has an organization but no row-level security"
+        );
+        ensure!(policies >= 1, "{name} has row-level security but no policy");
+        ensure!(
+            other == 0,
+            "{name} has a policy that does not read the organization setting"
+        );
+        protected.push(name);
+    }
+    ensure!(protected.len() >= 27, "{protected:?}");
+    for table in FILLED {
+        ensure!(
+            protected.iter().any(|t| t == table),
+            "{table} is no tenant table"
         );
     }
 
@@ -110,8 +194,23 @@ async fn tenant_tables_are_closed_without_their_organization(app: &TestApp) -> a
         };
         let count = format!("SELECT count(*) AS n FROM {table}");
         let of = |org: uuid::Uuid| json!({"query": format!("{count} WHERE {column} = $1"), "params": [org.to_string()]});
-        // Without the setting: nothing, though the table has rows.
-        let (status, reply) = as_app(app, json!({"query": count})).await?;
+        let owned = |org: uuid::Uuid| {
+            let db = &db;
+            let query = format!("{count} WHERE {column} = $1");
+            async move { anyhow::Ok(db.query_one(&query, &[&org]).await?.get::<_, i64>(0)) }
+        };
+        let (a_rows, b_rows) = (owned(org_a).await?, owned(org_b).await?);
+        if FILLED.contains(&table.as_str()) {
+            ensure!(a_rows >= 1 && b_rows >= 1, "{table} has rows of both");
+        }
+        // Without the setting: no row of any organization, though the
+        // table has them (rate limits by address and the system's audit
+        // chain belong to none).
+        let (status, reply) = as_app(
+            app,
+            json!({"query": format!("{count} WHERE {column} IS NOT NULL")}),
+        )
+        .await?;
         ensure!(status == 200, "{table}: {reply}");
         ensure!(n(&reply)? == 0, "{table} without a setting: {reply}");
         // With A's: A's rows, as many as there are, and none of B's.
@@ -121,60 +220,56 @@ async fn tenant_tables_are_closed_without_their_organization(app: &TestApp) -> a
         )
         .await?;
         ensure!(status == 200, "{table}: {reply}");
-        let admin: i64 = db
-            .query_one(&format!("{count} WHERE {column} = $1"), &[&org_a])
-            .await?
-            .get(0);
-        ensure!(n(&reply["results"][1])? == admin, "{table} as A: {reply}");
+        ensure!(n(&reply["results"][1])? == a_rows, "{table} as A: {reply}");
         ensure!(
             n(&reply["results"][2])? == 0,
             "{table} as A, B's rows: {reply}"
         );
-    }
-    let (a_rows, b_rows): (i64, i64) = {
-        let row = db
-            .query_one(
-                "SELECT count(*) FILTER (WHERE organization_id = $1), count(*) FILTER (WHERE organization_id = $2) FROM runs",
-                &[&org_a, &org_b],
+
+        // Writes: no row of A's without the setting, none of B's with A's
+        // (refused by the policy, 42501, before any constraint is checked;
+        // an audit event must carry its hash for the chain's trigger).
+        let insert = |org: uuid::Uuid| match table.as_str() {
+            "audit_events" => json!({
+                "query": "INSERT INTO audit_events (organization_id, content_hash, key_id) VALUES ($1, '\\x00', 'probe')",
+                "params": [org.to_string()]}),
+            _ => {
+                json!({"query": format!("INSERT INTO {table} ({column}) VALUES ($1)"), "params": [org.to_string()]})
+            }
+        };
+        let (status, reply) = as_app(app, insert(org_a)).await?;
+        ensure!(
+            refused(status, &reply).as_deref() == Some("42501"),
+            "{table}: an insert without the setting: {reply}"
+        );
+        let (status, reply) =
+            as_app(app, json!({"queries": [setting(org_a), insert(org_b)]})).await?;
+        ensure!(
+            refused(status, &reply).as_deref() == Some("42501"),
+            "{table}: A writing B's row: {reply}"
+        );
+        // A's update and delete of B's rows reach none (or are not granted).
+        for change in [
+            format!("UPDATE {table} SET {column} = {column} WHERE {column} = $1"),
+            format!("DELETE FROM {table} WHERE {column} = $1"),
+        ] {
+            let (status, reply) = as_app(
+                app,
+                json!({"queries": [setting(org_a), {"query": change, "params": [org_b.to_string()]}]}),
             )
             .await?;
-        (row.get(0), row.get(1))
-    };
-    ensure!(a_rows >= 1 && b_rows >= 1, "both organizations have runs");
-
-    // Writes: none without the setting, none into or over B's with A's.
-    let insert = |org: uuid::Uuid| {
-        json!({"query": "INSERT INTO instruments (organization_id, name, type) VALUES ($1, 'Intruder', 'hplc')",
-               "params": [org.to_string()]})
-    };
-    let (status, reply) = as_app(app, insert(org_a)).await?;
-    ensure!(status == 400, "{reply}");
-    ensure!(
-        reply["code"] == "42501",
-        "an insert without the setting: {reply}"
-    );
-    let (status, reply) = as_app(app, json!({"queries": [setting(org_a), insert(org_b)]})).await?;
-    ensure!(status == 400, "{reply}");
-    ensure!(reply["code"] == "42501", "A writing B's row: {reply}");
-    let (status, reply) = as_app(
-        app,
-        json!({"queries": [setting(org_a), {
-            "query": "UPDATE instruments SET name = 'Taken' WHERE organization_id = $1 RETURNING id",
-            "params": [org_b.to_string()]}]}),
-    )
-    .await?;
-    ensure!(status == 200, "{reply}");
-    ensure!(
-        reply["results"][1]["rowCount"] == 0,
-        "A changing B's rows: {reply}"
-    );
-    let taken: i64 = db
-        .query_one(
-            "SELECT count(*) FROM instruments WHERE name = 'Taken' OR name = 'Intruder'",
-            &[],
-        )
-        .await?
-        .get(0);
-    ensure!(taken == 0, "nothing was written: {taken}");
+            match refused(status, &reply) {
+                Some(code) => ensure!(code == "42501", "{table}: {change}: {reply}"),
+                None => ensure!(
+                    status == 200 && reply["results"][1]["rowCount"] == 0,
+                    "{table}: A changing B's rows: {reply}"
+                ),
+            }
+        }
+        ensure!(
+            (owned(org_a).await?, owned(org_b).await?) == (a_rows, b_rows),
+            "{table}: the probes changed nothing"
+        );
+    }
     Ok(())
 }
