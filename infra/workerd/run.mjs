@@ -2,7 +2,9 @@
 // function, each with its own route (infra/workerd/workers.json, generated
 // from the route table). Bindings (vars and secrets) come from the
 // environment variables named in ANTEVUS_BINDINGS (comma-separated), so no
-// secret is ever written to disk or to the command line.
+// secret is ever written to disk or to the command line. Each worker gets
+// the vars and only the secrets its route declares (`secrets` in
+// workers.json); a function given one it does not declare refuses to serve.
 //
 //   ANTEVUS_BINDINGS=SQL_PROXY_URL,DATABASE_URL,JWT_KEYS PORT=8787 node infra/workerd/run.mjs
 //
@@ -19,6 +21,12 @@ for (const name of (process.env.ANTEVUS_BINDINGS ?? "").split(",").filter(Boolea
   if (process.env[name] !== undefined) bindings[name] = process.env[name];
 }
 const port = Number(process.env.PORT ?? 8787);
+// Every secret some function declares; the rest of the bindings are vars.
+const secretNames = new Set(specs.flatMap((spec) => spec.secrets));
+const bindingsOf = (spec) =>
+  Object.fromEntries(
+    Object.entries(bindings).filter(([name]) => !secretNames.has(name) || spec.secrets.includes(name)),
+  );
 
 const mf = new Miniflare({
   host: "127.0.0.1",
@@ -38,7 +46,7 @@ const mf = new Miniflare({
     serviceBindings: spec.services ?? {},
     // The live hub's Durable Object class (binding -> class of this script).
     durableObjects: spec.durableObjects ?? {},
-    bindings,
+    bindings: bindingsOf(spec),
   })),
 });
 

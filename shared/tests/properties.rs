@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use shared::auth::jwt::{self, AccessClaims, TokenError};
-use shared::config::HmacKey;
+use shared::config::{PublicKey, SigningKey};
 use shared::db::codec::{format_pg_timestamp, normalize, oid, parse_pg_timestamp};
 use shared::db::wire::{QueryResult, SqlRequest, Statement};
 use shared::domain::Timestamp;
@@ -11,11 +11,13 @@ use shared::envelope::{self, Envelope, Metadata};
 use shared::{ApiError, FieldError};
 use time::OffsetDateTime;
 
-fn key() -> Vec<HmacKey> {
-    vec![HmacKey {
-        kid: "k1".into(),
-        secret: vec![42; 32],
-    }]
+fn key() -> SigningKey {
+    SigningKey::from_seed("k1", [42; 32])
+}
+
+fn public() -> Vec<PublicKey> {
+    shared::config::ed25519::parse_public_keys("JWT_PUBLIC_KEYS", &key().public_entry())
+        .expect("the public key")
 }
 
 fn claims(sub: u128, role: &str) -> AccessClaims {
@@ -94,7 +96,7 @@ proptest! {
     #[test]
     fn tokens_verify_and_any_change_is_refused(sub in any::<u128>(), flip in any::<prop::sample::Index>(), now in 1_000_000i64..2_000_000_000) {
         let token = jwt::sign(&key(), &claims(sub, "ADMIN"), at(now), 600).expect("sign");
-        let verified = jwt::verify(&key(), &token, at(now + 1), "antevus", "antevus-api").expect("verify");
+        let verified = jwt::verify(&public(), &token, at(now + 1), "antevus", "antevus-api").expect("verify");
         prop_assert_eq!(verified, claims(sub, "ADMIN"));
         // Flip one character anywhere: never accepted.
         let mut bytes = token.clone().into_bytes();
@@ -103,11 +105,11 @@ proptest! {
             bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
             let tampered = String::from_utf8(bytes).expect("ascii");
             if tampered != token {
-                prop_assert!(jwt::verify(&key(), &tampered, at(now + 1), "antevus", "antevus-api").is_err());
+                prop_assert!(jwt::verify(&public(), &tampered, at(now + 1), "antevus", "antevus-api").is_err());
             }
         }
-        prop_assert_eq!(jwt::verify(&key(), &token, at(now + 700), "antevus", "antevus-api"), Err(TokenError::Expired));
-        prop_assert_eq!(jwt::verify(&key(), &token, at(now - 100), "antevus", "antevus-api"), Err(TokenError::NotYetValid));
+        prop_assert_eq!(jwt::verify(&public(), &token, at(now + 700), "antevus", "antevus-api"), Err(TokenError::Expired));
+        prop_assert_eq!(jwt::verify(&public(), &token, at(now - 100), "antevus", "antevus-api"), Err(TokenError::NotYetValid));
     }
 }
 

@@ -150,18 +150,24 @@ impl Drop for Children {
     }
 }
 
-/// Environment of every function: where the proxy is, the app role's
-/// connection string, the token keys.
-fn function_env(secrets: &Secrets, db: &str, proxy: &str) -> Vec<(&'static str, String)> {
-    vec![
+/// Environment of the functions: where the proxy is, the app role's
+/// connection string, the token and audit keys. The runner (run.mjs) gives
+/// each function only the secrets its route declares.
+fn function_env(
+    secrets: &Secrets,
+    db: &str,
+    proxy: &str,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
+    Ok(vec![
         ("SQL_PROXY_URL", format!("http://{proxy}/sql")),
         ("SQL_PROXY_KEY", secrets.proxy_key()),
         ("DATABASE_URL", pg::app_url(secrets, db)),
-        ("JWT_KEYS", secrets.jwt_keys()),
+        ("JWT_SIGNING_KEY", secrets.jwt_signing_key()),
+        ("JWT_PUBLIC_KEYS", secrets.jwt_public_keys()?),
         ("AUDIT_KEYS", secrets.audit_keys()),
         ("JWT_ISSUER", "antevus".into()),
         ("JWT_AUDIENCE", "antevus-api".into()),
-    ]
+    ])
 }
 
 fn start_workerd(env: &[(&'static str, String)], port: u16) -> anyhow::Result<(Child, String)> {
@@ -221,7 +227,7 @@ fn dev(port: u16) -> anyhow::Result<()> {
             .spawn()
             .context("cannot start sql-proxy")?,
     );
-    let (workerd, url) = start_workerd(&function_env(&secrets, DEV_DB, PROXY_ADDR), port)?;
+    let (workerd, url) = start_workerd(&function_env(&secrets, DEV_DB, PROXY_ADDR)?, port)?;
     children.0.push(workerd);
     let (agent, lab) = start_simulated_lab(&secrets, &url)?;
     children.0.push(agent);

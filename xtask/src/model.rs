@@ -457,9 +457,10 @@ pub fn cross_route_imports(root: &Path) -> anyhow::Result<Vec<Finding>> {
 }
 
 /// Route modules whose needs differ from what their route declares: a
-/// module that sends mail (`mail::`) or reaches object storage (`s3`) must
-/// declare it, and one that declares it must do it (each function is allowed
-/// only the origins and secrets it uses).
+/// module that sends mail (`mail::`), reaches object storage (`s3`) or
+/// issues access tokens (`token_reply`) must declare it, and one that
+/// declares it must do it; one that declares no database must not reach it
+/// (`db`) (each function is allowed only the origins and secrets it uses).
 pub fn undeclared_needs(root: &Path) -> anyhow::Result<Vec<Finding>> {
     let dir = root.join("shared/src/routes");
     let mut findings = Vec::new();
@@ -469,18 +470,25 @@ pub fn undeclared_needs(root: &Path) -> anyhow::Result<Vec<Finding>> {
         if dir.join(&module).is_dir() {
             files.extend(sources(&dir.join(&module))?);
         }
-        let (mut mail, mut s3) = (false, false);
+        let (mut mail, mut s3, mut tokens_issued, mut db) = (false, false, false, false);
         for file in files.iter().filter(|f| f.is_file()) {
             let code = outside_inline_modules(tokens(file)?);
             let mut uses = Vec::new();
             paths_after(code.clone(), "mail", &mut uses);
             mail |= !uses.is_empty();
-            s3 |= mentions(code, "s3");
+            s3 |= mentions(code.clone(), "s3");
+            tokens_issued |= mentions(code.clone(), "token_reply");
+            db |= mentions(code, "db");
         }
         let file = relative(root, &files[0]);
         for (what, used, declared) in [
             ("mail", mail, route.attrs.mail),
             ("object_storage", s3, route.attrs.object_storage),
+            ("issues_tokens", tokens_issued, route.attrs.issues_tokens),
+            // Every route but those that declare none reaches the database
+            // through `ctx.db()`, often in a helper: only a route without
+            // the database is held to not mentioning it.
+            ("database", db || route.attrs.database, route.attrs.database),
         ] {
             if used != declared {
                 findings.push(Finding {

@@ -97,10 +97,20 @@ fn methods(route: &Route) -> String {
         .join(", ")
 }
 
+/// The secrets `route`'s function is deployed with, for a comment.
+fn secrets_of(route: &Route) -> String {
+    match route.attrs.secrets() {
+        secrets if secrets.is_empty() => "none".to_owned(),
+        secrets => secrets.join(", "),
+    }
+}
+
 pub fn spin_toml() -> String {
     let mut out = String::from(HEADER);
     out.push_str(
-        "# Run with the Spin CLI (`spin up --env DATABASE_URL=... --env SQL_PROXY_KEY=... --env JWT_KEYS=... --env AUDIT_KEYS=...`) or, per component,\n\
+        "# Each component holds only the secrets listed above it, and one given a secret it does not list refuses\n\
+         # to serve: run the components in groups that share their secrets (see README, Deploying), e.g.\n\
+         # `spin up --component-id auth-login --component-id auth-refresh --env JWT_SIGNING_KEY=... --env ...`, or, per component,\n\
          # `wasmtime serve -Scli --env ...` (see README). Configuration is read from environment variables.\n\
          spin_manifest_version = 2\n\n\
          [application]\n\
@@ -114,9 +124,10 @@ pub fn spin_toml() -> String {
     );
     for route in ROUTES {
         out.push_str(&format!(
-            "\n# {} {}\n[[trigger.http]]\nroute = \"{}\"\ncomponent = \"{}\"\n\n[component.{}]\nsource = \"target/wasm32-wasip2/release/{}\"\nallowed_outbound_hosts = [{}]\n\n[component.{}.build]\ncommand = \"cargo xtask build-wasm --spin\"\n",
+            "\n# {} {}\n# Secrets: {}\n[[trigger.http]]\nroute = \"{}\"\ncomponent = \"{}\"\n\n[component.{}]\nsource = \"target/wasm32-wasip2/release/{}\"\nallowed_outbound_hosts = [{}]\n\n[component.{}.build]\ncommand = \"cargo xtask build-wasm --spin\"\n",
             methods(route),
             route.path,
+            secrets_of(route),
             route.path,
             route.function,
             route.function,
@@ -128,10 +139,13 @@ pub fn spin_toml() -> String {
     out
 }
 
-/// The origins a Spin component may call: the SQL proxy, and the mail
-/// provider and the object store only for the functions that declare them.
+/// The origins a Spin component may call: the SQL proxy, the mail provider
+/// and the object store, each only for the functions that declare it.
 fn outbound_hosts(route: &Route) -> String {
-    let mut hosts = vec!["sql_proxy_origin"];
+    let mut hosts = Vec::new();
+    if route.attrs.database {
+        hosts.push("sql_proxy_origin");
+    }
     if route.attrs.mail {
         hosts.push("mail_provider_origin");
     }
@@ -149,7 +163,9 @@ pub fn wrangler_toml() -> String {
     let mut out = String::from(HEADER);
     out.push_str(
         "# One Worker per route, each an environment: `wrangler deploy --env <function>`.\n\
-         # Secrets are set per Worker with `wrangler secret put <NAME> --env <function>`; each lists its own.\n\
+         # Secrets are set per Worker with `wrangler secret put <NAME> --env <function>`; each lists its own,\n\
+         # and a Worker given a secret it does not list refuses to serve. Every Worker also needs the var\n\
+         # JWT_PUBLIC_KEYS (the access tokens' public keys; `wrangler deploy --var` or the dashboard).\n\
          # Replace antevus.example.com with your zone.\n\
          name = \"antevus\"\n\
          compatibility_date = \"2025-09-01\"\n",
@@ -167,7 +183,7 @@ pub fn wrangler_toml() -> String {
                 ),
                 None => "# No route of its own: reached through the service binding of the Worker holding its pattern.\nworkers_dev = false\n".to_owned(),
             },
-            secrets = route.attrs.secrets().join(", "),
+            secrets = secrets_of(route),
             hub = if route.attrs.live_hub {
                 format!(
                     "\n# The live hub: one Durable Object per organization, holding its sockets.\n\
@@ -207,6 +223,7 @@ pub fn workers_json() -> String {
                     .iter()
                     .map(|o| (binding_name(o.function), serde_json::Value::from(o.function)))
                     .collect::<serde_json::Map<_, _>>(),
+                "secrets": route.attrs.secrets(),
                 "durableObjects": if route.attrs.live_hub {
                     serde_json::json!({ HUB_BINDING: HUB_CLASS })
                 } else {

@@ -59,9 +59,16 @@ impl Secrets {
         self.values.get(name).map(String::as_str).unwrap_or("")
     }
 
-    /// `JWT_KEYS` for the functions: one key, id `k1`.
-    pub fn jwt_keys(&self) -> String {
+    /// `JWT_SIGNING_KEY` of the functions that issue tokens: the Ed25519
+    /// seed, id `k1`.
+    pub fn jwt_signing_key(&self) -> String {
         format!("k1:{}", self.get("JWT_KEY"))
+    }
+
+    /// `JWT_PUBLIC_KEYS` of every function: the signing key's public half.
+    pub fn jwt_public_keys(&self) -> anyhow::Result<String> {
+        let key = shared::config::SigningKey::parse("JWT_SIGNING_KEY", &self.jwt_signing_key())?;
+        Ok(key.public_entry())
     }
 
     /// The functions' `SQL_PROXY_KEY` and the proxy's `SQL_PROXY_KEYS`: one

@@ -95,7 +95,9 @@ impl Platform for NativePlatform {
 }
 
 struct HostState {
-    config: Arc<Config>,
+    /// Each function's own configuration: the process holds every secret,
+    /// a function sees only those its route declares.
+    configs: std::collections::HashMap<&'static str, Arc<Config>>,
     platform: NativePlatform,
     hub: Arc<hub::Registry>,
 }
@@ -118,8 +120,15 @@ pub async fn serve_with(
     platform: NativePlatform,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let configs = routes::ROUTES
+        .iter()
+        .map(|route| {
+            let own = routes::function_config(&config, route.function);
+            (route.function, Arc::new(own))
+        })
+        .collect();
     let state = Arc::new(HostState {
-        config: Arc::new(config),
+        configs,
         platform,
         hub: Arc::default(),
     });
@@ -156,7 +165,9 @@ async fn upgrade(
 ) -> Response {
     let platform = &state.platform;
     let (mut parts, _body) = request.into_parts();
-    let config = state.config.clone();
+    let Some(config) = state.configs.get(shared::live::hub::FUNCTION).cloned() else {
+        return early_failure(platform, &parts.headers, &ApiError::NotFound).map(Body::from);
+    };
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
@@ -192,11 +203,13 @@ async fn route(
 ) -> http::Response<Bytes> {
     let platform = &state.platform;
     let (mut parts, body) = request.into_parts();
-    let config = state.config.clone();
     let Some(route) = routes::route_for(parts.uri.path()) else {
         return early_failure(platform, &parts.headers, &ApiError::NotFound);
     };
-    let max = match routes::body_limit(&config, route.function) {
+    let Some(config) = state.configs.get(route.function).cloned() else {
+        return early_failure(platform, &parts.headers, &ApiError::NotFound);
+    };
+    let max = match routes::admit(&config, route.function) {
         Ok(max) => max,
         Err(e) => return early_failure(platform, &parts.headers, &ApiError::from(e)),
     };

@@ -81,7 +81,7 @@ pub async fn prepare(
     // Each request is a new instance: only the sections this route uses
     // are parsed.
     let config = Config::from_lookup(|name| std::env::var(name).ok());
-    let limit = match routes::body_limit(&config, function) {
+    let limit = match routes::admit(&config, function) {
         Ok(limit) => limit,
         Err(e) => {
             return Err(shared::request::config_failure(

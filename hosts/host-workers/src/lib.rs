@@ -232,7 +232,7 @@ async fn read(
     // The body is read whole before the size check (Workers caps request
     // bodies itself): answering before the client finished sending makes
     // workerd reset the connection instead of delivering the 413.
-    let max = match routes::body_limit(&config, function) {
+    let max = match routes::admit(&config, function) {
         Ok(max) => max,
         Err(e) => return Err(shared::request::config_failure(&platform, &headers, &e)),
     };

@@ -11,7 +11,7 @@ pub mod redact;
 use serde_json::Value;
 
 use crate::ctx::Ctx;
-use crate::db::{DbError, Statement};
+use crate::db::Statement;
 use crate::error::ApiError;
 use crate::model::{Scope, audit_event};
 use crate::params;
@@ -80,7 +80,7 @@ impl<'a> Event<'a> {
         }
     }
 
-    fn values(&self, rq: &Rq) -> Vec<serde_json::Value> {
+    fn values(&self, rq: &Rq) -> Result<Vec<serde_json::Value>, ApiError> {
         let ip = rq.client_ip().map(|ip| ip.to_string());
         let user_agent = rq.user_agent();
         let at = rq.started_at();
@@ -111,10 +111,10 @@ impl<'a> Event<'a> {
             created_at_micros: (at.unix_timestamp_nanos() / 1_000) as i64,
         };
         let content_hash = content.hash();
-        let key = rq.audit_key();
+        let key = rq.audit_key()?;
         let signature = hex::encode(chain::sign(key, &content_hash));
         let key_id = key.kid.clone();
-        params![
+        Ok(params![
             self.id,
             self.organization_id,
             self.user_id,
@@ -136,27 +136,27 @@ impl<'a> Event<'a> {
             signature,
             key_id,
             session_id,
-        ]
+        ])
     }
 
     /// The `INSERT` for this event, carrying the request's id, client
     /// address and user agent.
-    pub fn insert(&self, rq: &Rq) -> Statement {
-        audit_event::insert(self.values(rq))
+    pub fn insert(&self, rq: &Rq) -> Result<Statement, ApiError> {
+        Ok(audit_event::insert(self.values(rq)?))
     }
 
     /// One statement that makes `change` (a data-modifying statement with
     /// `RETURNING` of the columns the caller wants, including `id`) and
     /// records this event only if it changed a row; returns the changed rows.
-    pub fn record_change(&self, rq: &Rq, change: Statement) -> Statement {
-        audit_event::insert_if_changed(change, self.values(rq))
+    pub fn record_change(&self, rq: &Rq, change: Statement) -> Result<Statement, ApiError> {
+        Ok(audit_event::insert_if_changed(change, self.values(rq)?))
     }
 
     /// One statement that makes `change` (a data-modifying statement with
     /// `RETURNING`) and records this event only for the rows it changed: no
     /// change, no event. Returns the changed rows' `record_id`s.
-    pub fn insert_after(&self, rq: &Rq, change: Statement) -> Statement {
-        audit_event::insert_per_change(change, self.values(rq))
+    pub fn insert_after(&self, rq: &Rq, change: Statement) -> Result<Statement, ApiError> {
+        Ok(audit_event::insert_per_change(change, self.values(rq)?))
     }
 }
 
@@ -195,6 +195,12 @@ pub async fn record_refusal<P: Platform>(ctx: &Ctx<P>, rq: &Rq, err: &ApiError) 
         } => (EventType::RateLimitBlocked, caller),
         _ => return,
     };
+    if rq.audit_key().is_err() {
+        // A route that declares no audit events holds no audit key (the
+        // health check): its refusals are in its answer and the logs.
+        tracing::info!(request_id = rq.id(), event = ?event_type, "refusal of a route that records no events");
+        return;
+    }
     let event = Event {
         organization_id: caller.map(|c| c.organization_id),
         user_id: caller.map(|c| c.user_id),
@@ -212,17 +218,19 @@ pub async fn record_refusal<P: Platform>(ctx: &Ctx<P>, rq: &Rq, err: &ApiError) 
 /// Stores `event` on its own, not with a change: in its organization's
 /// scope, or on the system chain when it names none (a refusal before
 /// anyone is authenticated), which needs no setting.
-pub async fn store<P: Platform>(ctx: &Ctx<P>, rq: &Rq, event: &Event<'_>) -> Result<(), DbError> {
-    let statement = event.insert(rq);
+pub async fn store<P: Platform>(ctx: &Ctx<P>, rq: &Rq, event: &Event<'_>) -> Result<(), ApiError> {
+    let statement = event.insert(rq)?;
     match event.organization_id {
         Some(organization) => Scope::recorded(organization)
             .execute(&ctx.db(), statement)
             .await
-            .map(drop),
+            .map(drop)
+            .map_err(ApiError::from),
         None => ctx
             .db()
             .batch(vec![statement], Default::default())
             .await
-            .map(drop),
+            .map(drop)
+            .map_err(ApiError::from),
     }
 }

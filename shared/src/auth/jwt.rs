@@ -1,17 +1,23 @@
-//! Access tokens: JWT, HS256 only (pinned, never taken from the token), with
-//! `kid` for key rotation and header `typ` = `at+jwt` (RFC 9068).
+//! Access tokens: JWT signed with Ed25519 (`EdDSA`, pinned, never taken
+//! from the token), with `kid` for key rotation and header `typ` =
+//! `at+jwt` (RFC 9068). Only the functions that issue tokens hold the
+//! private key; every other function verifies with public keys.
 //!
-//! Verification order: parse, look the `kid` up among configured keys, check
-//! the signature with that key and HS256, and only then read claims: `exp`,
-//! `nbf` (with a small leeway), `iss`, `aud`, and the token type.
+//! Verification order: parse, require `EdDSA`, look the `kid` up among the
+//! public keys, check the signature with that key, and only then read
+//! claims: the key's period covers `iat`, `exp`, `nbf` (with a small
+//! leeway), `iss`, `aud`, and the token type.
 
 use chrono::{DateTime, Utc};
-use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::alg::Ed25519;
 use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken, ValidationError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::config::HmacKey;
+use crate::config::ed25519::{PublicKey, SigningKey};
+
+/// The one algorithm of access tokens.
+pub const ALGORITHM: &str = "EdDSA";
 
 /// The `typ` header of access tokens.
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -42,7 +48,7 @@ pub struct AccessClaims {
 pub enum TokenError {
     #[error("token is malformed")]
     Malformed,
-    #[error("token algorithm is not HS256")]
+    #[error("token algorithm is not EdDSA")]
     Algorithm,
     #[error("token key id is unknown")]
     UnknownKey,
@@ -68,14 +74,13 @@ fn to_chrono(ts: OffsetDateTime) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(ts.unix_timestamp(), ts.nanosecond()).unwrap_or_default()
 }
 
-/// Signs an access token with the first configured key.
+/// Signs an access token with `key`.
 pub fn sign(
-    keys: &[HmacKey],
+    key: &SigningKey,
     claims: &AccessClaims,
     now: OffsetDateTime,
     ttl_secs: i64,
 ) -> Result<String, TokenError> {
-    let key = keys.first().ok_or(TokenError::Signing)?;
     let now = to_chrono(now);
     let options = TimeOptions::new(chrono::Duration::seconds(LEEWAY_SECS), move || now);
     let header = Header::empty()
@@ -84,21 +89,21 @@ pub fn sign(
     let claims = Claims::new(claims.clone())
         .set_duration_and_issuance(&options, chrono::Duration::seconds(ttl_secs))
         .set_not_before(now);
-    Hs256
-        .token(&header, &claims, &Hs256Key::new(&key.secret))
+    Ed25519
+        .token(&header, &claims, &key.key)
         .map_err(|_| TokenError::Signing)
 }
 
 /// Verifies an access token (see the module docs for the order of checks).
 pub fn verify(
-    keys: &[HmacKey],
+    keys: &[PublicKey],
     token: &str,
     now: OffsetDateTime,
     issuer: &str,
     audience: &str,
 ) -> Result<AccessClaims, TokenError> {
     let untrusted = UntrustedToken::new(token).map_err(|_| TokenError::Malformed)?;
-    if untrusted.algorithm() != "HS256" {
+    if untrusted.algorithm() != ALGORITHM {
         return Err(TokenError::Algorithm);
     }
     let kid = untrusted
@@ -110,8 +115,8 @@ pub fn verify(
         .iter()
         .find(|k| k.kid == kid)
         .ok_or(TokenError::UnknownKey)?;
-    let verified = Hs256
-        .validator::<AccessClaims>(&Hs256Key::new(&key.secret))
+    let verified = Ed25519
+        .validator::<AccessClaims>(&key.key)
         .validate(&untrusted)
         .map_err(|e| match e {
             ValidationError::AlgorithmMismatch { .. } => TokenError::Algorithm,
@@ -127,6 +132,14 @@ pub fn verify(
     let now = to_chrono(now);
     let options = TimeOptions::new(chrono::Duration::seconds(LEEWAY_SECS), move || now);
     let claims = verified.claims();
+    // The key must have been in force when the token was issued.
+    let issued_at = claims
+        .issued_at
+        .and_then(|at| OffsetDateTime::from_unix_timestamp(at.timestamp()).ok())
+        .ok_or(TokenError::Claims)?;
+    if !key.covers(issued_at) {
+        return Err(TokenError::UnknownKey);
+    }
     claims.validate_expiration(&options).map_err(|e| match e {
         ValidationError::Expired => TokenError::Expired,
         _ => TokenError::Claims,
@@ -146,4 +159,92 @@ pub fn verify(
         return Err(TokenError::Audience);
     }
     Ok(custom.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jwt_compact::alg::{Hs256, Hs256Key};
+
+    fn claims() -> AccessClaims {
+        AccessClaims {
+            iss: "antevus".into(),
+            aud: "antevus-api".into(),
+            sub: uuid::Uuid::from_u128(1),
+            org: uuid::Uuid::from_u128(2),
+            role: "ADMIN".into(),
+            sid: uuid::Uuid::from_u128(3),
+            jti: uuid::Uuid::from_u128(4),
+        }
+    }
+
+    fn public(signing: &SigningKey, period: &str) -> Vec<PublicKey> {
+        crate::config::ed25519::parse_public_keys(
+            "JWT_PUBLIC_KEYS",
+            &format!("{}{period}", signing.public_entry()),
+        )
+        .expect("public key")
+    }
+
+    #[test]
+    fn a_signed_token_verifies_with_the_public_key_only() {
+        let signing = SigningKey::from_seed("k1", [9; 32]);
+        let now = OffsetDateTime::now_utc();
+        let token = sign(&signing, &claims(), now, 300).expect("signs");
+        let header = UntrustedToken::new(&token).expect("parses");
+        assert_eq!(header.algorithm(), "EdDSA");
+        let verified = verify(&public(&signing, ""), &token, now, "antevus", "antevus-api");
+        assert_eq!(verified, Ok(claims()));
+        let other = SigningKey::from_seed("k1", [8; 32]);
+        assert_eq!(
+            verify(&public(&other, ""), &token, now, "antevus", "antevus-api"),
+            Err(TokenError::Signature)
+        );
+    }
+
+    #[test]
+    fn an_hs256_token_keyed_with_the_public_key_is_refused() {
+        // The classic confusion: a verifier that let the token pick the
+        // algorithm would check this HMAC with the public key's bytes.
+        let signing = SigningKey::from_seed("k1", [9; 32]);
+        let keys = public(&signing, "");
+        let now = to_chrono(OffsetDateTime::now_utc());
+        let options = TimeOptions::new(chrono::Duration::seconds(LEEWAY_SECS), move || now);
+        let forged = Hs256
+            .token(
+                &Header::empty()
+                    .with_key_id("k1")
+                    .with_token_type(ACCESS_TOKEN_TYPE),
+                &Claims::new(claims())
+                    .set_duration_and_issuance(&options, chrono::Duration::seconds(300))
+                    .set_not_before(now),
+                &Hs256Key::new(keys[0].key.as_bytes()),
+            )
+            .expect("signs");
+        assert_eq!(
+            verify(
+                &keys,
+                &forged,
+                OffsetDateTime::now_utc(),
+                "antevus",
+                "antevus-api"
+            ),
+            Err(TokenError::Algorithm)
+        );
+    }
+
+    #[test]
+    fn a_key_verifies_only_tokens_issued_in_its_period() {
+        let signing = SigningKey::from_seed("k1", [9; 32]);
+        let retired = public(&signing, ":..2026-01-01T00:00:00Z");
+        let before = OffsetDateTime::from_unix_timestamp(1_767_225_000).expect("time"); // 2025-12-31
+        let after = OffsetDateTime::from_unix_timestamp(1_767_226_000).expect("time"); // 2026-01-01
+        let old = sign(&signing, &claims(), before, 3_600).expect("signs");
+        let new = sign(&signing, &claims(), after, 3_600).expect("signs");
+        assert!(verify(&retired, &old, after, "antevus", "antevus-api").is_ok());
+        assert_eq!(
+            verify(&retired, &new, after, "antevus", "antevus-api"),
+            Err(TokenError::UnknownKey)
+        );
+    }
 }

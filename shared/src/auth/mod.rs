@@ -2,7 +2,7 @@
 //!
 //! - [`password`]: argon2id hashing (and the dummy verification for
 //!   unknown accounts); [`policy`]: the password policy.
-//! - [`jwt`]: HS256 access tokens; [`tokens`]: the login / refresh answer.
+//! - [`jwt`]: Ed25519 (EdDSA) access tokens; [`tokens`]: the login / refresh answer.
 //! - [`session`]: refresh tokens, the refresh cookie, lockout constants.
 //! - [`api_key`]: key format, lookup and checks.
 //! - [`roles`] (re-exported from `domain`): the 12 roles and the
@@ -90,7 +90,7 @@ pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Prin
         .ok_or(ApiError::TokenInvalid("no bearer token"))?;
     let tokens = ctx.config.tokens()?;
     let claims = jwt::verify(
-        &tokens.keys,
+        &tokens.public_keys,
         token,
         ctx.now(),
         &tokens.issuer,

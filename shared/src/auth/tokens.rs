@@ -49,7 +49,7 @@ pub fn access_token<P: Platform>(
         jti: ctx.new_uuid(),
     };
     jwt::sign(
-        &ctx.config.tokens()?.keys,
+        ctx.config.token_signing_key()?,
         &claims,
         ctx.now(),
         ctx.config.tokens()?.access_ttl_secs,

@@ -15,6 +15,7 @@
 //! - [`storage::StorageConfig`]: where run data goes.
 //! - [`retention::RetentionConfig`]: how long data is kept.
 
+pub mod ed25519;
 pub mod limits;
 pub mod retention;
 pub mod storage;
@@ -28,6 +29,7 @@ use base64::Engine as _;
 
 use crate::error::ApiError;
 
+pub use ed25519::{PublicKey, SigningKey};
 pub use limits::{Limits, Policy};
 pub use retention::RetentionConfig;
 pub use storage::{S3Config, StorageConfig};
@@ -63,8 +65,8 @@ impl From<ConfigError> for ApiError {
     }
 }
 
-/// One HMAC key (access tokens, audit signatures), named by its id so keys
-/// can rotate.
+/// One HMAC key (audit signatures, the proxy's request signatures), named
+/// by its id so keys can rotate.
 #[derive(Clone)]
 pub struct HmacKey {
     pub kid: String,
@@ -113,7 +115,8 @@ pub const VARS: &[&str] = &[
     "DATABASE_URL",
     "JWT_ISSUER",
     "JWT_AUDIENCE",
-    "JWT_KEYS",
+    "JWT_PUBLIC_KEYS",
+    "JWT_SIGNING_KEY",
     "AUDIT_KEYS",
     "ACCESS_TOKEN_TTL_SECS",
     "MAX_BODY_BYTES",
@@ -226,14 +229,16 @@ impl Database {
     }
 }
 
-/// Access tokens: `JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_KEYS`
-/// (`kid:base64url,...`; the first key signs, all verify),
-/// `ACCESS_TOKEN_TTL_SECS` (default 900).
+/// Access tokens: `JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_PUBLIC_KEYS` (the
+/// Ed25519 keys that verify, with their periods: [`token_keys`]),
+/// `ACCESS_TOKEN_TTL_SECS` (default 900). The key that signs is a section
+/// of its own ([`Config::token_signing_key`]): only the functions that
+/// issue tokens hold it.
 #[derive(Debug, Clone)]
 pub struct Tokens {
     pub issuer: String,
     pub audience: String,
-    pub keys: Vec<HmacKey>,
+    pub public_keys: Vec<PublicKey>,
     pub access_ttl_secs: i64,
 }
 
@@ -250,7 +255,10 @@ impl Tokens {
             audience: vars
                 .get("JWT_AUDIENCE")
                 .unwrap_or_else(|| "antevus-api".into()),
-            keys: parse_keys("JWT_KEYS", &vars.required("JWT_KEYS")?)?,
+            public_keys: ed25519::parse_public_keys(
+                "JWT_PUBLIC_KEYS",
+                &vars.required("JWT_PUBLIC_KEYS")?,
+            )?,
             access_ttl_secs,
         })
     }
@@ -310,6 +318,7 @@ pub struct Config {
     vars: Vars,
     database: Section<Database>,
     tokens: Section<Tokens>,
+    token_signing_key: Section<SigningKey>,
     audit_keys: Section<Vec<HmacKey>>,
     max_body_bytes: Section<usize>,
     rate_limits: Section<Limits>,
@@ -336,6 +345,7 @@ impl Config {
     pub fn check(&self) -> Result<(), ConfigError> {
         self.database()?;
         self.tokens()?;
+        self.token_signing_key()?;
         self.audit_keys()?;
         self.max_body_bytes()?;
         self.rate_limits()?;
@@ -363,7 +373,36 @@ impl Config {
         self.section(&self.tokens, Tokens::parse)
     }
 
-    /// `AUDIT_KEYS`: `kid:base64url,...`, like `JWT_KEYS`; the first signs
+    /// `JWT_SIGNING_KEY`: `kid:base64url`, the Ed25519 seed that signs
+    /// access tokens (the functions that issue them only).
+    pub fn token_signing_key(&self) -> Result<&SigningKey, ConfigError> {
+        self.section(&self.token_signing_key, |vars| {
+            SigningKey::parse("JWT_SIGNING_KEY", &vars.required("JWT_SIGNING_KEY")?)
+        })
+    }
+
+    /// Whether variable `name` is set (for the check that a function holds
+    /// no secret it does not declare).
+    pub fn holds(&self, name: &str) -> bool {
+        self.vars.0.contains_key(name)
+    }
+
+    /// The same variables but those `withheld` names (nothing parsed yet).
+    pub fn withholding(&self, withheld: impl Fn(&str) -> bool) -> Config {
+        let vars = self
+            .vars
+            .0
+            .iter()
+            .filter(|(name, _)| !withheld(name))
+            .map(|(name, value)| (*name, value.clone()))
+            .collect();
+        Config {
+            vars: Vars(vars),
+            ..Config::default()
+        }
+    }
+
+    /// `AUDIT_KEYS`: `kid:base64url,...` (HMAC keys); the first signs
     /// audit events and checkpoints, all verify (old events stay verifiable
     /// after a rotation).
     pub fn audit_keys(&self) -> Result<&[HmacKey], ConfigError> {
@@ -456,10 +495,12 @@ mod tests {
 
     #[test]
     fn every_section_parses_from_a_complete_environment() {
+        let public = SigningKey::from_seed("k1", [7; 32]).public_entry();
         let config = config(&[
             ("SQL_PROXY_URL", "http://127.0.0.1:4444/sql"),
             ("DATABASE_URL", "postgres://app:pw@127.0.0.1/antevus"),
-            ("JWT_KEYS", KEY),
+            ("JWT_PUBLIC_KEYS", &public),
+            ("JWT_SIGNING_KEY", KEY),
             ("AUDIT_KEYS", KEY),
             ("S3_ENDPOINT", "http://127.0.0.1:9000"),
             ("S3_BUCKET", "runs"),
@@ -477,10 +518,11 @@ mod tests {
 
     #[test]
     fn a_broken_section_fails_only_where_it_is_used() {
+        let public = SigningKey::from_seed("k1", [7; 32]).public_entry();
         let config = config(&[
             ("SQL_PROXY_URL", "http://127.0.0.1:4444/sql"),
             ("DATABASE_URL", "postgres://app:pw@127.0.0.1/antevus"),
-            ("JWT_KEYS", KEY),
+            ("JWT_PUBLIC_KEYS", &public),
             ("AUDIT_KEYS", KEY),
             ("S3_ENDPOINT", "http://127.0.0.1:9000"),
         ]);
@@ -503,7 +545,20 @@ mod tests {
                 .0
                 .contains("SQL_PROXY_URL")
         );
-        assert!(config.tokens().expect_err("no keys").0.contains("JWT_KEYS"));
+        assert!(
+            config
+                .tokens()
+                .expect_err("no keys")
+                .0
+                .contains("JWT_PUBLIC_KEYS")
+        );
+        assert!(
+            config
+                .token_signing_key()
+                .expect_err("no key")
+                .0
+                .contains("JWT_SIGNING_KEY")
+        );
         assert!(
             config
                 .audit_keys()

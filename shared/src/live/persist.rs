@@ -104,7 +104,7 @@ pub async fn ingest<P: Platform>(
             outcomes.push((record.seq, statements.len()));
             statements.push(record_outcome(
                 ctx, rq, principal, &scope, &at, record.seq, outcome,
-            ));
+            )?);
         }
     }
 
@@ -173,7 +173,7 @@ fn record_outcome<P: Platform>(
     at: &Position,
     seq: u64,
     outcome: &super::CommandOutcome,
-) -> Statement {
+) -> Result<Statement, ApiError> {
     let event_type = match outcome.state {
         CommandState::Acknowledged => EventType::InstrumentCommandAcknowledged,
         CommandState::Completed => EventType::InstrumentCommandCompleted,
@@ -297,7 +297,7 @@ async fn heartbeat<P: Platform>(
         statements.push(event.record_change(
             rq,
             instrument::set_reported_status(scope, state.id, state.status, current.status),
-        ));
+        )?);
     }
     Ok(statements)
 }
@@ -321,7 +321,7 @@ pub async fn take_commands<P: Platform>(
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
-    let statements: Vec<Statement> = candidates
+    let statements = candidates
         .iter()
         .map(|c| {
             let event = audit::Event {
@@ -339,7 +339,7 @@ pub async fn take_commands<P: Platform>(
                 command::mark_sent(&scope, c.id, bridge.id, REDELIVER_AFTER_SECS),
             )
         })
-        .collect();
+        .collect::<Result<Vec<Statement>, ApiError>>()?;
     let results = scope.batch(&db, statements).await?;
     Ok(candidates
         .into_iter()

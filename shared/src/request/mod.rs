@@ -40,8 +40,9 @@ pub struct Rq {
     started_at: OffsetDateTime,
     /// The route's parameters (`:id` -> value), in path order.
     params: Vec<(&'static str, String)>,
-    /// The key that signs this request's audit events.
-    audit_key: HmacKey,
+    /// The key that signs this request's audit events (none for a route
+    /// that declares it records none).
+    audit_key: Option<HmacKey>,
     /// Who is calling, once authenticated.
     caller: Option<Caller>,
     /// Headers for whatever answer this request gets (rate-limit state,
@@ -50,20 +51,29 @@ pub struct Rq {
 }
 
 impl Rq {
-    /// A request of `ctx`'s deployment. Without audit keys it is answered
-    /// at once (a generic 500 in the envelope): every route records
-    /// refusals, and an event is never written unsigned.
+    /// A request of `ctx`'s deployment. When it `audits` (its route records
+    /// audit events: every route but the few that declare none) and the
+    /// audit keys are missing, it is answered at once (a generic 500 in the
+    /// envelope): such a route records refusals, and an event is never
+    /// written unsigned.
     pub fn new<P: Platform>(
         ctx: &Ctx<P>,
         req: Request<Bytes>,
+        audits: bool,
     ) -> Result<Self, Box<Response<Bytes>>> {
-        let audit_key = match ctx.config.audit_keys().map(|keys| keys.first().cloned()) {
-            Ok(Some(key)) => key,
-            Ok(None) => {
-                let err = ConfigError("AUDIT_KEYS holds no key".into());
-                return Err(Box::new(config_failure(&ctx.platform, req.headers(), &err)));
+        let audit_key = if audits {
+            match ctx.config.audit_keys().map(|keys| keys.first().cloned()) {
+                Ok(Some(key)) => Some(key),
+                Ok(None) => {
+                    let err = ConfigError("AUDIT_KEYS holds no key".into());
+                    return Err(Box::new(config_failure(&ctx.platform, req.headers(), &err)));
+                }
+                Err(err) => {
+                    return Err(Box::new(config_failure(&ctx.platform, req.headers(), &err)));
+                }
             }
-            Err(err) => return Err(Box::new(config_failure(&ctx.platform, req.headers(), &err))),
+        } else {
+            None
         };
         let id = request_id(req.headers(), || ctx.new_uuid());
         let now = ctx.now();
@@ -103,9 +113,12 @@ impl Rq {
         self.started_at
     }
 
-    /// The key that signs this request's audit events.
-    pub fn audit_key(&self) -> &HmacKey {
-        &self.audit_key
+    /// The key that signs this request's audit events; a route that
+    /// declared it records none has no key, and asking is a 500.
+    pub fn audit_key(&self) -> Result<&HmacKey, ApiError> {
+        self.audit_key
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("this route declares no audit events"))
     }
 
     /// Adds headers to whatever answer this request gets.

@@ -151,7 +151,7 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         ..audit::Event::new(ctx.new_uuid(), EventType::ApiKeyCreated)
     };
     let results = scope
-        .batch(&ctx.db(), vec![insert, event.insert(rq)])
+        .batch(&ctx.db(), vec![insert, event.insert(rq)?])
         .await?;
     let view: api_key::Key = first_row(&results, 0)?
         .ok_or_else(|| ApiError::internal("INSERT ... RETURNING gave no row"))?;

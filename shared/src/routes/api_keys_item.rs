@@ -41,7 +41,7 @@ async fn revoke<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let scope = principal.scope();
     let change = api_key::revoke(&scope, id);
     let results = scope
-        .batch(&ctx.db(), vec![event.insert_after(rq, change)])
+        .batch(&ctx.db(), vec![event.insert_after(rq, change)?])
         .await?;
     if rows::<serde_json::Value>(&results, 0)?.is_empty() {
         return Err(ApiError::NotFound);

@@ -67,7 +67,7 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    let key = rq.audit_key();
+    let key = rq.audit_key()?;
     let scope = principal.scope();
     let chain_id = scope.organization_id();
     let db = ctx.db();
@@ -132,7 +132,7 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             chain_id,
         )
     };
-    scope.batch(&db, vec![event.insert(rq)]).await?;
+    scope.batch(&db, vec![event.insert(rq)?]).await?;
 
     let filename = format!(
         "audit-{chain_id}-{}.{}",

@@ -81,7 +81,7 @@ async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         metadata: json!({ "accountFound": account.is_some() }),
         ..audit::Event::new(ctx.new_uuid(), EventType::AuthPasswordResetRequested)
     };
-    statements.push(event.insert(rq));
+    statements.push(event.insert(rq)?);
     if let (Some(account), Some(scope)) = (&account, &scope) {
         let link = format!(
             "{}/reset-password?token={token}",

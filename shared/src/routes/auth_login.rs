@@ -122,7 +122,7 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
                     &client,
                     SESSION_TTL_SECS,
                 ),
-                event.insert(rq),
+                event.insert(rq)?,
             ],
         )
         .await?;
@@ -159,7 +159,7 @@ async fn count_failure<P: Platform>(
             metadata: json!({ "failedAttempts": MAX_FAILED_LOGINS, "lockedForMinutes": LOCKOUT_MINUTES }),
             ..audit::Event::new(ctx.new_uuid(), EventType::AuthAccountLocked)
         };
-        scope.execute(&ctx.db(), event.insert(rq)).await?;
+        scope.execute(&ctx.db(), event.insert(rq)?).await?;
     }
     Ok(())
 }

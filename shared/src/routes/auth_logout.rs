@@ -44,7 +44,7 @@ async fn logout<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             &ctx.db(),
             vec![
                 model::session::end_family(&scope, session_id, model::session::Ending::Logout),
-                event.insert(rq),
+                event.insert(rq)?,
             ],
         )
         .await?;

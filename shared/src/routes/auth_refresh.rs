@@ -104,7 +104,7 @@ async fn refresh<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErr
                         spent.family_id,
                         model::session::Ending::Reuse,
                     ),
-                    event.insert(rq),
+                    event.insert(rq)?,
                 ],
             )
             .await?;

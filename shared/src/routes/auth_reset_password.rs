@@ -77,7 +77,7 @@ async fn reset<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
         ..audit::Event::new(ctx.new_uuid(), EventType::AuthPasswordReset)
     };
     Scope::account(reset.organization_id)
-        .batch(&db, vec![event.insert(rq)])
+        .batch(&db, vec![event.insert(rq)?])
         .await?;
     Reply::ok(PasswordReset {
         password_reset: true,

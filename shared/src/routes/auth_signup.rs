@@ -167,7 +167,7 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         ..audit::Event::new(ctx.new_uuid(), EventType::UserSignedUp)
     };
     Scope::account(joined.organization_id)
-        .batch(&db, vec![event.insert(rq)])
+        .batch(&db, vec![event.insert(rq)?])
         .await?;
     Reply::created(SignedUp {
         user: NewUser {

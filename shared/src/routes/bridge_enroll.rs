@@ -115,7 +115,7 @@ async fn enroll<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         hostname: hostname.as_deref(),
     };
     let (spend, create) = bridge::enroll(&scope, &enrolment);
-    let mut statements = vec![event.record_change(rq, spend)];
+    let mut statements = vec![event.record_change(rq, spend)?];
     statements.extend(create);
     let results = scope.batch(&db, statements).await?;
     if results.first().is_none_or(|r| r.rows.is_empty()) {

@@ -87,7 +87,7 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         expires_at,
     );
     scope
-        .batch(&ctx.db(), vec![event.record_change(rq, insert)])
+        .batch(&ctx.db(), vec![event.record_change(rq, insert)?])
         .await?;
     Reply::created(Created {
         id,

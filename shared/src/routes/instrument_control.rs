@@ -111,7 +111,7 @@ async fn control<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErr
     let queued: Option<Command> = scope
         .fetch_optional(
             &db,
-            event.record_change(rq, new.insert(&scope, principal.user_id)),
+            event.record_change(rq, new.insert(&scope, principal.user_id))?,
         )
         .await?;
     match queued {

@@ -95,7 +95,7 @@ async fn schedule<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiEr
         },
     );
     let created: Maintenance = scope
-        .fetch_optional(&db, event.record_change(rq, insert))
+        .fetch_optional(&db, event.record_change(rq, insert)?)
         .await?
         .ok_or_else(|| ApiError::internal("INSERT ... RETURNING gave no row"))?;
     Reply::created(created)

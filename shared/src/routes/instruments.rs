@@ -134,7 +134,7 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             &ctx.db(),
             vec![
                 instrument::insert(&scope, id, &new, principal.user_id),
-                event.insert(rq),
+                event.insert(rq)?,
             ],
         )
         .await

@@ -114,7 +114,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     };
     let change = instrument::update(&scope, id, version, &new);
     let updated: Option<Instrument> = scope
-        .fetch_optional(&ctx.db(), event.record_change(rq, change))
+        .fetch_optional(&ctx.db(), event.record_change(rq, change)?)
         .await
         .map_err(instrument::conflict_on_serial)?;
     match updated {
@@ -163,7 +163,7 @@ async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let removed: Option<Instrument> = scope
         .fetch_optional(
             &ctx.db(),
-            event.record_change(rq, instrument::remove(&scope, id)),
+            event.record_change(rq, instrument::remove(&scope, id))?,
         )
         .await?;
     match removed {

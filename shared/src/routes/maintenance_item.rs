@@ -166,7 +166,7 @@ async fn calibrate<P: Platform>(
             current.id,
             current.version,
         ),
-    );
+    )?;
     Ok(Calibration {
         doc,
         due,
@@ -236,7 +236,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         },
     );
     // The maintenance first: the instrument only changes if it did.
-    let mut statements = vec![event.record_change(rq, change)];
+    let mut statements = vec![event.record_change(rq, change)?];
     statements.extend(calibration.map(|c| c.statement));
     let results = scope.batch(&db, statements).await?;
     let updated: Option<Maintenance> = first_row(&results, 0)?;

@@ -20,7 +20,8 @@ macro_rules! methods {
             req: http::Request<bytes::Bytes>,
         ) -> http::Response<bytes::Bytes> {
             let params = $crate::routes::params_of(req.uri().path());
-            let mut rq = match $crate::request::Rq::new(ctx, req) {
+            let audits = $crate::routes::route_for(req.uri().path()).is_none_or(|r| r.attrs.audit);
+            let mut rq = match $crate::request::Rq::new(ctx, req, audits) {
                 Ok(rq) => rq.with_params(params),
                 Err(answer) => return *answer,
             };
@@ -44,6 +45,7 @@ pub mod audit_export;
 pub mod audit_log;
 pub mod audit_verify;
 pub mod auth_forgot_password;
+pub mod auth_jwks;
 pub mod auth_login;
 pub mod auth_logout;
 pub mod auth_me;
@@ -109,7 +111,29 @@ pub struct Attrs {
     /// Whether its function holds the live hub (on Workers, the Durable
     /// Object with the organization's sockets).
     pub live_hub: bool,
+    /// Whether it reaches the database (its connection string and the
+    /// proxy's key).
+    pub database: bool,
+    /// Whether it records audit events (the audit keys). Every route that
+    /// authenticates does: it records refusals.
+    pub audit: bool,
+    /// Whether it issues access tokens (the private signing key; every
+    /// other function holds only the public keys).
+    pub issues_tokens: bool,
 }
+
+/// Every secret a function may be deployed with; [`Attrs::secrets`] says
+/// which one holds which, and a function holding one it does not declare
+/// refuses to serve ([`admit`]).
+pub const SECRETS: &[&str] = &[
+    "DATABASE_URL",
+    "SQL_PROXY_KEY",
+    "AUDIT_KEYS",
+    "JWT_SIGNING_KEY",
+    "MAIL_PROVIDER_TOKEN",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+];
 
 impl Attrs {
     pub const DEFAULT: Attrs = Attrs {
@@ -117,13 +141,26 @@ impl Attrs {
         object_storage: false,
         mail: false,
         live_hub: false,
+        database: true,
+        audit: true,
+        issues_tokens: false,
     };
 
-    /// The secrets the function is deployed with: the database URL, the
-    /// proxy key, the token and audit keys (every function), and the keys
-    /// of what it reaches. None of them is ever in a configuration file.
+    /// The secrets the function is deployed with, from what it declares:
+    /// the database URL and the proxy key, the audit keys, the token
+    /// signing key, and the keys of what it reaches. None of them is ever
+    /// in a configuration file.
     pub fn secrets(&self) -> Vec<&'static str> {
-        let mut secrets = vec!["DATABASE_URL", "SQL_PROXY_KEY", "JWT_KEYS", "AUDIT_KEYS"];
+        let mut secrets = Vec::new();
+        if self.database {
+            secrets.extend(["DATABASE_URL", "SQL_PROXY_KEY"]);
+        }
+        if self.audit {
+            secrets.push("AUDIT_KEYS");
+        }
+        if self.issues_tokens {
+            secrets.push("JWT_SIGNING_KEY");
+        }
         if self.mail {
             secrets.push("MAIL_PROVIDER_TOKEN");
         }
@@ -203,10 +240,11 @@ macro_rules! route_table {
 }
 
 route_table! {
-    "health" => health, "/api/health", [GET];
-    "auth-login" => auth_login, "/api/auth/login", [POST];
+    "health" => health, "/api/health", [GET] { audit: false };
+    "auth-jwks" => auth_jwks, "/api/auth/jwks", [GET] { database: false, audit: false };
+    "auth-login" => auth_login, "/api/auth/login", [POST] { issues_tokens: true };
     "auth-logout" => auth_logout, "/api/auth/logout", [POST];
-    "auth-refresh" => auth_refresh, "/api/auth/refresh", [POST];
+    "auth-refresh" => auth_refresh, "/api/auth/refresh", [POST] { issues_tokens: true };
     "auth-me" => auth_me, "/api/auth/me", [GET];
     "auth-forgot-password" => auth_forgot_password, "/api/auth/forgot-password", [POST] { mail: true };
     "auth-reset-password" => auth_reset_password, "/api/auth/reset-password", [POST];
@@ -242,17 +280,55 @@ route_table! {
     "users-item" => users_item, "/api/v1/users/:id", [GET, PUT];
 }
 
-/// The largest request body `function` takes (its route's [`Body`]).
-pub fn body_limit(config: &Config, function: &str) -> Result<usize, crate::config::ConfigError> {
-    let body = ROUTES
+/// What every host checks before it reads a request of `function`: that
+/// the function holds no secret its route does not declare (it refuses to
+/// serve until the deployment is fixed); then the largest request body it
+/// takes (its route's [`Body`]).
+pub fn admit(config: &Config, function: &str) -> Result<usize, crate::config::ConfigError> {
+    let attrs = attrs_of(function);
+    let undeclared: Vec<&str> = SECRETS
         .iter()
-        .find(|route| route.function == function)
-        .map_or(Body::Json, |route| route.attrs.body);
-    Ok(match body {
+        .copied()
+        .filter(|name| config.holds(name) && withholds(function, name))
+        .collect();
+    if !undeclared.is_empty() {
+        // Least privilege, held at the door: a deployment that gives a
+        // function more than it needs is refused until it is fixed.
+        tracing::error!(
+            function,
+            secrets = ?undeclared,
+            "this function holds secrets it does not declare; it refuses to serve"
+        );
+        return Err(crate::config::ConfigError(format!(
+            "{function} holds secrets it does not declare: {}",
+            undeclared.join(", ")
+        )));
+    }
+    Ok(match attrs.body {
         Body::Json => config.max_body_bytes()?,
         Body::UploadChunk => config.storage()?.max_chunk_bytes(),
         Body::AtMost(limit) => limit,
     })
+}
+
+/// The attributes of `function`'s route (the defaults for no route).
+fn attrs_of(function: &str) -> Attrs {
+    ROUTES
+        .iter()
+        .find(|route| route.function == function)
+        .map_or(Attrs::DEFAULT, |route| route.attrs)
+}
+
+/// Whether variable `name` is a secret that `function` must not be given:
+/// every host and runner gives a function its declared secrets only.
+pub fn withholds(function: &str, name: &str) -> bool {
+    SECRETS.contains(&name) && !attrs_of(function).secrets().contains(&name)
+}
+
+/// `config` as `function` is to see it, without the secrets its route does
+/// not declare (for a host that runs every function in one process).
+pub fn function_config(config: &Config, function: &str) -> Config {
+    config.withholding(|name| withholds(function, name))
 }
 
 /// The route serving `path`, the most specific first.
@@ -323,6 +399,59 @@ mod tests {
     }
 
     #[test]
+    fn only_the_issuers_hold_the_signing_key_and_health_holds_no_key() {
+        let holders: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| r.attrs.secrets().contains(&"JWT_SIGNING_KEY"))
+            .map(|r| r.function)
+            .collect();
+        assert_eq!(holders, ["auth-login", "auth-refresh"]);
+        assert_eq!(
+            route("health").attrs.secrets(),
+            ["DATABASE_URL", "SQL_PROXY_KEY"]
+        );
+        assert!(route("auth-jwks").attrs.secrets().is_empty());
+        for secret in SECRETS {
+            assert!(
+                ROUTES.iter().any(|r| r.attrs.secrets().contains(secret)),
+                "{secret} is held by no function"
+            );
+        }
+    }
+
+    #[test]
+    fn a_function_given_a_secret_it_does_not_declare_refuses() {
+        let given = |pairs: &'static [(&'static str, &'static str)]| {
+            Config::from_lookup(move |name| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        let all = given(&[
+            ("JWT_SIGNING_KEY", "k1:x"),
+            ("AUDIT_KEYS", "a1:x"),
+            ("DATABASE_URL", "postgres://x"),
+            ("JWT_ISSUER", "antevus"),
+        ]);
+        let err = admit(&all, "instruments").expect_err("undeclared signing key");
+        assert!(err.0.contains("JWT_SIGNING_KEY"), "{err}");
+        assert!(!err.0.contains("AUDIT_KEYS"), "{err}");
+        assert!(admit(&all, "auth-login").is_ok());
+        let err = admit(&all, "health").expect_err("undeclared keys");
+        assert!(
+            err.0.contains("AUDIT_KEYS") && err.0.contains("JWT_SIGNING_KEY"),
+            "{err}"
+        );
+        // What a host running every function in one process gives each.
+        let own = function_config(&all, "health");
+        assert!(admit(&own, "health").is_ok());
+        assert!(own.holds("DATABASE_URL") && own.holds("JWT_ISSUER"));
+        assert!(!own.holds("AUDIT_KEYS") && !own.holds("JWT_SIGNING_KEY"));
+    }
+
+    #[test]
     fn routes_declare_what_they_need() {
         assert_eq!(route("run-data").attrs.body, Body::UploadChunk);
         assert!(route("run-data").attrs.object_storage);
@@ -333,7 +462,6 @@ mod tests {
             [
                 "DATABASE_URL",
                 "SQL_PROXY_KEY",
-                "JWT_KEYS",
                 "AUDIT_KEYS",
                 "S3_ACCESS_KEY_ID",
                 "S3_SECRET_ACCESS_KEY"

@@ -51,7 +51,7 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
     let scope = principal.scope();
     let org = scope.organization_id();
     let db = ctx.db();
-    let key = rq.audit_key();
+    let key = rq.audit_key()?;
 
     // Audit events: the last event of the expired prefix (never the head).
     let candidate = audit_event::expired_prefix_end(&db, &scope, policy.audit_days).await?;
@@ -130,6 +130,6 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
         })),
         ..event
     };
-    scope.batch(&db, vec![recorded.insert(rq)]).await?;
+    scope.batch(&db, vec![recorded.insert(rq)?]).await?;
     Reply::ok(outcome)
 }

@@ -260,7 +260,7 @@ async fn confirm_identity<P: Platform>(
                 run_id,
             )
         };
-        scope.batch(&db, vec![failed.insert(rq)]).await?;
+        scope.batch(&db, vec![failed.insert(rq)?]).await?;
         return Err(ApiError::InvalidCredentials);
     }
     Ok(signer)
@@ -305,7 +305,7 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     }
     let signer = confirm_identity(ctx, rq, &principal, session_id, id, &input).await?;
 
-    let key = rq.audit_key();
+    let key = rq.audit_key()?;
     let signature_id = ctx.new_uuid();
     let signed_at = rq.started_at();
     let hash = run_hash(&run);
@@ -353,7 +353,7 @@ async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
         },
     );
     let results = scope
-        .batch(&db, vec![event.record_change(rq, insert)])
+        .batch(&db, vec![event.record_change(rq, insert)?])
         .await?;
     if results.first().is_none_or(|r| r.rows.is_empty()) {
         return Err(ApiError::conflict(

@@ -80,7 +80,7 @@ async fn stop<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     };
     let change = run::end(&scope, id, outcome, reason, &RunStatus::from_which(outcome));
     let mut statements = vec![
-        event.record_change(rq, change),
+        event.record_change(rq, change)?,
         // An undelivered start is withdrawn.
         command::withdraw_start(&scope, id, outcome),
         instrument::idle_after_run(&scope, run.instrument_id, id, outcome),

@@ -201,7 +201,7 @@ async fn start<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
         .batch(
             &db,
             vec![
-                event.record_change(rq, run),
+                event.record_change(rq, run)?,
                 start.insert(&scope, principal.user_id),
             ],
         )

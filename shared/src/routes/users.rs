@@ -131,7 +131,7 @@ async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         &message.text,
     );
     let results = scope
-        .batch(&ctx.db(), vec![event.insert_after(rq, insert), mail])
+        .batch(&ctx.db(), vec![event.insert_after(rq, insert)?, mail])
         .await?;
     let created = !rows::<serde_json::Value>(&results, 0)?.is_empty();
     if !created {

@@ -148,7 +148,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         role: new_role,
         is_active: new_active,
     };
-    let mut statements = vec![user::update(&scope, id, &profile), event.insert(rq)];
+    let mut statements = vec![user::update(&scope, id, &profile), event.insert(rq)?];
     if !new_active {
         statements.push(model::session::end_all_of(
             &scope,

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use shared::auth::Role;
 use shared::auth::jwt::{self, AccessClaims};
-use shared::config::HmacKey;
+use shared::config::SigningKey;
 use time::OffsetDateTime;
 
 use crate::client::TestApp;
@@ -17,6 +17,7 @@ crate::cases![
     login_failures_are_indistinguishable,
     login_rejects_bad_input_and_changes_nothing,
     hostile_tokens_are_refused,
+    tokens_verify_with_the_published_keys_alone,
     me_reports_the_caller,
     refresh_rotates_and_reuse_revokes_the_family,
     refresh_works_from_the_cookie,
@@ -217,21 +218,32 @@ async fn login_rejects_bad_input_and_changes_nothing(app: &TestApp) -> anyhow::R
 fn forge(
     app: &TestApp,
     kid: &str,
-    secret: &[u8],
+    seed: &[u8; 32],
     claims: AccessClaims,
     now: OffsetDateTime,
     ttl: i64,
 ) -> String {
-    let keys = [HmacKey {
-        kid: kid.to_owned(),
-        secret: secret.to_vec(),
-    }];
-    jwt::sign(&keys, &claims, now, ttl)
+    let key = SigningKey::from_seed(kid, *seed);
+    jwt::sign(&key, &claims, now, ttl)
         .unwrap_or_else(|e| panic!("signing failed: {e} ({})", app.stack.base_url))
 }
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A token with `alg` HS256 over a real token's payload, its MAC keyed
+/// with `key` (the first of `rest` is the payload).
+fn hs256_with(key: &[u8], rest: &[&str]) -> String {
+    use hmac::Mac as _;
+    let header = b64(json!({ "alg": "HS256", "typ": "at+jwt", "kid": "k1" })
+        .to_string()
+        .as_bytes());
+    let signed = format!("{header}.{}", rest[0]);
+    let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(signed.as_bytes());
+    format!("{signed}.{}", b64(&mac.finalize().into_bytes()))
 }
 
 async fn hostile_tokens_are_refused(app: &TestApp) -> anyhow::Result<()> {
@@ -250,7 +262,7 @@ async fn hostile_tokens_are_refused(app: &TestApp) -> anyhow::Result<()> {
         sid,
         jti: uuid::Uuid::nil(),
     };
-    let key = app.stack.jwt_secret.clone();
+    let key = app.stack.token_key.key.to_bytes();
     let now = OffsetDateTime::now_utc();
     // The forged-but-correct token works: the refusals below are about the hostile part only.
     let control = forge(app, "k1", &key, good.clone(), now, 300);
@@ -341,11 +353,17 @@ async fn hostile_tokens_are_refused(app: &TestApp) -> anyhow::Result<()> {
             .as_bytes());
         hostile.push(("alg none", format!("{header}.{}.", parts[1])));
     }
+    // Algorithm confusion: an HMAC keyed with the public key's bytes.
+    let public = app.stack.token_key.key.verifying_key().to_bytes();
+    hostile.push((
+        "HS256 keyed with the public key",
+        hs256_with(&public, &parts[1..]),
+    ));
     let hs512 = b64(json!({ "alg": "HS512", "typ": "at+jwt", "kid": "k1" })
         .to_string()
         .as_bytes());
     hostile.push(("alg HS512", format!("{hs512}.{}.{}", parts[1], parts[2])));
-    let untyped = b64(json!({ "alg": "HS256", "kid": "k1" })
+    let untyped = b64(json!({ "alg": "EdDSA", "kid": "k1" })
         .to_string()
         .as_bytes());
     hostile.push(("no typ", format!("{untyped}.{}.{}", parts[1], parts[2])));
@@ -674,5 +692,74 @@ async fn lockout_after_repeated_failures_then_unlock(app: &TestApp) -> anyhow::R
     )
     .await?;
     login_body(app, &user).await?.expect_ok(200)?;
+    Ok(())
+}
+
+/// The key set at `/api/auth/jwks` is the deployment's public key, and a
+/// login's token verifies with it alone (checked here with ed25519-dalek,
+/// not the code under test).
+async fn tokens_verify_with_the_published_keys_alone(app: &TestApp) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    let jwks = app
+        .anonymous()
+        .raw(reqwest::Method::GET, "/api/auth/jwks", None)
+        .await?;
+    ensure!(jwks.status == 200, "jwks: {}", jwks.status);
+    ensure!(
+        jwks.header("content-type") == Some("application/jwk-set+json"),
+        "{:?}",
+        jwks.header("content-type")
+    );
+    ensure!(
+        jwks.header("cache-control")
+            .is_some_and(|c| c.contains("public")),
+        "a key set may be cached"
+    );
+    let set: Value = serde_json::from_slice(&jwks.body)?;
+    let keys = set["keys"].as_array().context("keys")?;
+    ensure!(keys.len() == 1, "{set}");
+    let key = &keys[0];
+    for (field, value) in [
+        ("kty", "OKP"),
+        ("crv", "Ed25519"),
+        ("alg", "EdDSA"),
+        ("use", "sig"),
+        ("kid", "k1"),
+    ] {
+        ensure!(key[field] == value, "{field}: {key}");
+    }
+    ensure!(key.get("d").is_none(), "a private part is published: {key}");
+    let x: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(key["x"].as_str().context("x")?)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("x is not 32 bytes"))?;
+    ensure!(
+        x == app.stack.token_key.key.verifying_key().to_bytes(),
+        "the published key is the deployment's"
+    );
+
+    let parts: Vec<&str> = token.split('.').collect();
+    ensure!(parts.len() == 3, "a JWT");
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[0])?,
+    )?;
+    ensure!(
+        header["alg"] == "EdDSA" && header["kid"] == "k1",
+        "{header}"
+    );
+    let signature: [u8; 64] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[2])?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("an Ed25519 signature is 64 bytes"))?;
+    let verifying = ed25519_dalek::VerifyingKey::from_bytes(&x)?;
+    verifying.verify_strict(
+        format!("{}.{}", parts[0], parts[1]).as_bytes(),
+        &ed25519_dalek::Signature::from_bytes(&signature),
+    )?;
+    // The key set is public; writing to it is not a thing.
+    app.anonymous()
+        .post("/api/auth/jwks", &json!({}))
+        .await?
+        .expect_error(405, "METHOD_NOT_ALLOWED")?;
     Ok(())
 }

@@ -79,7 +79,9 @@ pub struct Stack {
     /// Environment given to every function.
     pub function_env: Vec<(String, String)>,
     /// The signing key (for forging hostile tokens in tests).
-    pub jwt_secret: Vec<u8>,
+    /// The key the token-issuing functions sign with (the suite forges
+    /// tokens with it).
+    pub token_key: shared::config::SigningKey,
     db_name: String,
     server_admin_url: String,
     host: Mutex<Option<HostHandle>>,
@@ -286,7 +288,7 @@ impl Stack {
         });
 
         let (object_store, s3_endpoint) = start_object_store("antevus-runs").await?;
-        let jwt_secret = random_bytes::<32>().to_vec();
+        let token_key = shared::config::SigningKey::from_seed("k1", random_bytes::<32>());
         let function_env = vec![
             ("S3_ENDPOINT".to_owned(), s3_endpoint),
             ("S3_BUCKET".to_owned(), "antevus-runs".to_owned()),
@@ -307,12 +309,14 @@ impl Stack {
                 format!("postgres://antevus_app:{app_password}@{host}:{port}/{db_name}"),
             ),
             (
-                "JWT_KEYS".to_owned(),
+                "JWT_SIGNING_KEY".to_owned(),
                 format!(
                     "k1:{}",
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&jwt_secret)
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .encode(token_key.key.to_bytes())
                 ),
             ),
+            ("JWT_PUBLIC_KEYS".to_owned(), token_key.public_entry()),
             (
                 "AUDIT_KEYS".to_owned(),
                 format!(
@@ -338,7 +342,7 @@ impl Stack {
             base_url: host_handle.base_url.clone(),
             admin_db_url,
             function_env,
-            jwt_secret,
+            token_key,
             db_name,
             server_admin_url,
             host: Mutex::new(Some(host_handle)),
@@ -490,10 +494,13 @@ fn wasmtime_bin() -> anyhow::Result<PathBuf> {
     bail!("wasmtime is not installed: run `cargo xtask setup`")
 }
 
-/// One `wasmtime serve` of `wasm` on `port`; the receiver hears once it
-/// says it serves (its stderr is passed on to this process's).
+/// One `wasmtime serve` of `function`'s `wasm` on `port`, given the
+/// variables of `env` but the secrets its route does not declare; the
+/// receiver hears once it says it serves (its stderr is passed on to this
+/// process's).
 fn serve_wasm(
     wasmtime: &Path,
+    function: &str,
     wasm: &Path,
     env: &[(String, String)],
     port: u16,
@@ -502,7 +509,10 @@ fn serve_wasm(
     cmd.args(["serve", "-Scli", "-O", "pooling-allocator=y", "--addr"])
         .arg(format!("127.0.0.1:{port}"));
     // Names only: values are inherited from this environment, never on the command line.
-    for (name, value) in env {
+    let own = env
+        .iter()
+        .filter(|(name, _)| !shared::routes::withholds(function, name));
+    for (name, value) in own {
         cmd.arg("--env").arg(name).env(name, value);
     }
     let mut child = cmd
@@ -558,7 +568,7 @@ async fn start_wasmtime(env: &[(String, String)]) -> anyhow::Result<HostHandle> 
             );
         }
         let port = pick()?;
-        let (child, serving) = serve_wasm(&wasmtime, &wasm, env, port)?;
+        let (child, serving) = serve_wasm(&wasmtime, route.function, &wasm, env, port)?;
         starting.push((route.function, wasm, port, child, serving));
     }
     let mut starting = starting.into_iter();
@@ -573,7 +583,7 @@ async fn start_wasmtime(env: &[(String, String)]) -> anyhow::Result<HostHandle> 
             if exited && attempts < 5 {
                 attempts += 1;
                 port = pick()?;
-                (child, serving) = serve_wasm(&wasmtime, &wasm, env, port)?;
+                (child, serving) = serve_wasm(&wasmtime, function, &wasm, env, port)?;
                 continue;
             }
             if exited || Instant::now() > deadline {

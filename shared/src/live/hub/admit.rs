@@ -40,7 +40,7 @@ pub async fn admit<P: Platform>(
         req.headers_mut().insert(http::header::AUTHORIZATION, value);
     }
     let protocol = offered.iter().any(|p| p == PROTOCOL).then_some(PROTOCOL);
-    let mut rq = Rq::new(ctx, req).map_err(|answer| *answer)?;
+    let mut rq = Rq::new(ctx, req, true).map_err(|answer| *answer)?;
     match admission(ctx, &mut rq, token.is_some(), protocol).await {
         Ok(peer) => Ok(Admitted { peer, protocol }),
         Err(err) => {

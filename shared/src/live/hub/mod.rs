@@ -295,7 +295,7 @@ impl Memory {
 /// The request a socket's message or tick stands for; without audit keys
 /// (a broken deployment) the socket is closed.
 pub(super) fn request<P: Platform>(ctx: &Ctx<P>, peer: &Peer) -> Result<Rq, Reaction> {
-    Rq::new(ctx, peer.request()).map_err(|_| Reaction {
+    Rq::new(ctx, peer.request(), true).map_err(|_| Reaction {
         close: Some((CLOSE_INTERNAL, "service misconfigured")),
         ..Reaction::default()
     })

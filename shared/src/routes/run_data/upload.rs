@@ -103,7 +103,7 @@ pub(super) async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Rep
         digest: digest.as_deref(),
     };
     let (statements, chunk_index) =
-        transaction(ctx, rq, &principal, &run, &received, results.as_ref());
+        transaction(ctx, rq, &principal, &run, &received, results.as_ref())?;
     let outcome = scope.batch(&db, statements).await?;
     if outcome.get(chunk_index).is_none_or(|r| r.rows.is_empty()) {
         // Another request moved the upload first.
@@ -149,7 +149,7 @@ fn transaction<P: Platform>(
     run: &run::Run,
     received: &Received<'_>,
     results: Option<&serde_json::Value>,
-) -> (Vec<Statement>, usize) {
+) -> Result<(Vec<Statement>, usize), ApiError> {
     let Received {
         id,
         plan,
@@ -218,7 +218,7 @@ fn transaction<P: Platform>(
             })),
             ..audit::Event::by(ctx.new_uuid(), principal, EventType::RunDataUploaded, id)
         };
-        statements.push(event.record_change(rq, advance));
+        statements.push(event.record_change(rq, advance)?);
     } else {
         statements.push(advance);
     }
@@ -229,9 +229,9 @@ fn transaction<P: Platform>(
             reason: Some("Parsed from the run's data file"),
             ..audit::Event::by(ctx.new_uuid(), principal, EventType::RunResultsRecorded, id)
         };
-        statements.push(event.record_change(rq, run::record_results(&scope, id, results, digest)));
+        statements.push(event.record_change(rq, run::record_results(&scope, id, results, digest))?);
     }
-    (statements, chunk_index)
+    Ok((statements, chunk_index))
 }
 
 /// The results of a parsed format, from the whole file once its last chunk

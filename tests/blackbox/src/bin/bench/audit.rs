@@ -50,7 +50,7 @@ async fn change(
     );
     let started = Instant::now();
     let statement = if audited {
-        let rq = Rq::new(ctx, request())
+        let rq = Rq::new(ctx, request(), true)
             .map_err(|_| anyhow::anyhow!("the benchmark's configuration has no audit key"))?;
         let event = audit::Event {
             old_values: Some(json!({ "location": format!("Bay {}", n.wrapping_sub(1)) })),
@@ -62,7 +62,7 @@ async fn change(
                 instrument,
             )
         };
-        event.record_change(&rq, update)
+        event.record_change(&rq, update)?
     } else {
         update
     };
