@@ -164,6 +164,8 @@ fn function_env(
         ("DATABASE_URL", pg::app_url(secrets, db)),
         ("JWT_SIGNING_KEY", secrets.jwt_signing_key()),
         ("JWT_PUBLIC_KEYS", secrets.jwt_public_keys()?),
+        ("AUDIT_SIGNING_KEY", secrets.audit_signing_key()),
+        ("AUDIT_PUBLIC_KEYS", secrets.audit_public_keys()?),
         ("AUDIT_KEYS", secrets.audit_keys()),
         ("JWT_ISSUER", "antevus".into()),
         ("JWT_AUDIENCE", "antevus-api".into()),

@@ -17,6 +17,7 @@ const GENERATED: &[(&str, usize)] = &[
     ("APP_DB_PASSWORD", 24),
     ("JWT_KEY", 32),
     ("AUDIT_KEY", 32),
+    ("AUDIT_SIGNING_SEED", 32),
     ("SQL_PROXY_KEY", 32),
 ];
 
@@ -77,8 +78,23 @@ impl Secrets {
         format!("p1:{}", self.get("SQL_PROXY_KEY"))
     }
 
-    /// `AUDIT_KEYS` for the functions: one key, id `a1`.
+    /// `AUDIT_KEYS` for the functions that verify: the HMAC key, id `a1`,
+    /// that signed this machine's events before Ed25519 (they stay
+    /// verifiable).
     pub fn audit_keys(&self) -> String {
         format!("a1:{}", self.get("AUDIT_KEY"))
+    }
+
+    /// `AUDIT_SIGNING_KEY` of the functions that record events: the Ed25519
+    /// seed, id `e1`.
+    pub fn audit_signing_key(&self) -> String {
+        format!("e1:{}", self.get("AUDIT_SIGNING_SEED"))
+    }
+
+    /// `AUDIT_PUBLIC_KEYS`: the audit signing key's public half.
+    pub fn audit_public_keys(&self) -> anyhow::Result<String> {
+        let key =
+            shared::config::SigningKey::parse("AUDIT_SIGNING_KEY", &self.audit_signing_key())?;
+        Ok(key.public_entry())
     }
 }

@@ -2,18 +2,22 @@
 //! hash, and checking a stored chain.
 //!
 //! The application computes `content_hash` = SHA-256 of the event's
-//! canonical encoding ([`Content::canonical`]) and `signature` =
-//! HMAC-SHA256(key, content_hash) with the first `AUDIT_KEYS` key; the
+//! canonical encoding ([`Content::canonical`]) and `signature` = the
+//! Ed25519 signature of content_hash with `AUDIT_SIGNING_KEY` (events
+//! recorded before Ed25519 carry HMAC-SHA256(key, content_hash) under an
+//! `AUDIT_KEYS` key, and still verify with it); the
 //! database puts the event on its organization's chain (`sequence`,
 //! `previous_hash`, `hash` = SHA-256(previous_hash || sequence (8 bytes,
 //! big-endian) || content_hash)) under a lock on the chain's head (migration
 //! V8). Checkpoints sign a chain's head so that cutting or rewriting the
 //! chain behind one is detected.
 
+use ed25519_dalek::Signer as _;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
 
-use crate::config::HmacKey;
+use crate::config::{AuditKeys, SigningKey};
 
 /// The chain of events without an organization.
 pub const SYSTEM_CHAIN: uuid::Uuid = uuid::Uuid::nil();
@@ -100,22 +104,38 @@ impl Content<'_> {
     }
 }
 
-/// HMAC-SHA256 of `message` under `key`.
-pub fn sign(key: &HmacKey, message: &[u8]) -> [u8; 32] {
-    key.sign(message)
+/// The Ed25519 signature of `message` under `key`.
+pub fn sign(key: &SigningKey, message: &[u8]) -> [u8; 64] {
+    key.key.sign(message).to_bytes()
 }
 
-/// Whether `signature` is `message` signed by `key` (constant time).
-pub fn verify(key: &HmacKey, message: &[u8], signature: &[u8]) -> bool {
-    key.verifies(message, signature)
+/// Whether `keys` has a key named `kid` (of either kind).
+pub fn knows(keys: &AuditKeys, kid: &str) -> bool {
+    keys.public.iter().any(|k| k.kid == kid) || keys.legacy.iter().any(|k| k.kid == kid)
 }
 
-/// Whether `signature` is `message` signed by the key named `kid` among
-/// `keys` (false for an unknown key).
-pub fn verify_by(keys: &[HmacKey], kid: &str, message: &[u8], signature: &[u8]) -> bool {
-    keys.iter()
+/// Whether `signature` is `message` signed at `signed_at` by the key named
+/// `kid` among `keys`: an Ed25519 key whose period covers `signed_at`
+/// (strict verification: no malleable or small-order forms), or an HMAC key
+/// of what was signed before Ed25519 (constant time). False for an unknown
+/// key.
+pub fn verify_by(
+    keys: &AuditKeys,
+    kid: &str,
+    message: &[u8],
+    signature: &[u8],
+    signed_at: OffsetDateTime,
+) -> bool {
+    if let Some(key) = keys.public.iter().find(|k| k.kid == kid) {
+        let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+            return false;
+        };
+        return key.covers(signed_at) && key.key.verify_strict(message, &signature).is_ok();
+    }
+    keys.legacy
+        .iter()
         .find(|k| k.kid == kid)
-        .is_some_and(|key| verify(key, message, signature))
+        .is_some_and(|key| key.verifies(message, signature))
 }
 
 /// The chain hash of an event.
@@ -139,12 +159,17 @@ pub fn checkpoint_message(chain_id: uuid::Uuid, sequence: i64, hash: &[u8]) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::HmacKey;
     use serde_json::json;
 
-    fn key(kid: &str, byte: u8) -> HmacKey {
-        HmacKey {
-            kid: kid.to_owned(),
-            secret: vec![byte; 32],
+    fn keys(signing: &SigningKey, period: &str, legacy: &[HmacKey]) -> AuditKeys {
+        AuditKeys {
+            public: crate::config::ed25519::parse_public_keys(
+                "AUDIT_PUBLIC_KEYS",
+                &format!("{}{period}", signing.public_entry()),
+            )
+            .expect("public key"),
+            legacy: legacy.to_vec(),
         }
     }
 
@@ -187,15 +212,51 @@ mod tests {
     }
 
     #[test]
-    fn signatures_verify_only_with_their_key() {
-        let old = key("a1", 1);
-        let new = key("a2", 2);
+    fn signatures_verify_only_with_their_key_and_in_its_period() {
+        let signing = SigningKey::from_seed("e1", [1; 32]);
+        let other = SigningKey::from_seed("e1", [2; 32]);
+        let now = OffsetDateTime::now_utc();
         let hash = [9u8; 32];
-        let signature = sign(&old, &hash);
-        assert!(verify(&old, &hash, &signature));
-        assert!(!verify(&new, &hash, &signature));
-        assert!(!verify(&old, &[8u8; 32], &signature));
-        assert!(!verify(&old, &hash, &signature[..31]));
+        let signature = sign(&signing, &hash);
+        let mine = keys(&signing, "", &[]);
+        assert!(verify_by(&mine, "e1", &hash, &signature, now));
+        assert!(!verify_by(
+            &keys(&other, "", &[]),
+            "e1",
+            &hash,
+            &signature,
+            now
+        ));
+        assert!(!verify_by(&mine, "e1", &[8u8; 32], &signature, now));
+        assert!(!verify_by(&mine, "e1", &hash, &signature[..63], now));
+        assert!(!verify_by(&mine, "e2", &hash, &signature, now));
+        assert!(knows(&mine, "e1") && !knows(&mine, "e2"));
+        // Signed after the key was retired: refused.
+        let retired = keys(&signing, ":..2026-01-01T00:00:00Z", &[]);
+        let after = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+        let before = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
+        assert!(!verify_by(&retired, "e1", &hash, &signature, after));
+        assert!(verify_by(&retired, "e1", &hash, &signature, before));
+    }
+
+    #[test]
+    fn hmac_signatures_from_before_ed25519_still_verify() {
+        let legacy = HmacKey {
+            kid: "a1".into(),
+            secret: vec![3; 32],
+        };
+        let hash = [9u8; 32];
+        let old = legacy.sign(&hash);
+        let now = OffsetDateTime::now_utc();
+        let with = keys(
+            &SigningKey::from_seed("e1", [1; 32]),
+            "",
+            std::slice::from_ref(&legacy),
+        );
+        assert!(verify_by(&with, "a1", &hash, &old, now));
+        assert!(!verify_by(&with, "a1", &[8u8; 32], &old, now));
+        let without = keys(&SigningKey::from_seed("e1", [1; 32]), "", &[]);
+        assert!(!verify_by(&without, "a1", &hash, &old, now) && !knows(&without, "a1"));
     }
 
     #[test]

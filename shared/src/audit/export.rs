@@ -1,7 +1,9 @@
 //! Audit exports an auditor can verify offline: the exported events (JSON
 //! Lines or CSV, every field the chain covers) and a manifest naming the
-//! range, the count, the chain's head and the file's SHA-256, signed with
-//! the audit key. [`verify`] is what `antevus-audit verify-export` runs.
+//! range, the count, the chain's head, the file's SHA-256 and the keys that
+//! signed (Ed25519 public keys with their periods; HMAC keys of events from
+//! before Ed25519 by id only), signed with the audit key. [`verify`] is
+//! what `antevus-audit verify-export` runs: with public keys alone.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -10,10 +12,14 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::chain::{self, Content};
-use crate::config::HmacKey;
+use crate::config::{AuditKeys, PublicKey, SigningKey};
 
-/// Tag of the manifest format.
-pub const MANIFEST_VERSION: &str = "antevus.audit.export.v1";
+/// Tag of the manifest format: v2 names its keys and is signed with
+/// Ed25519.
+pub const MANIFEST_VERSION: &str = "antevus.audit.export.v2";
+/// The manifests made before Ed25519 (HMAC-signed, no keys named); still
+/// verified, with the HMAC key.
+pub const MANIFEST_VERSION_V1: &str = "antevus.audit.export.v1";
 
 /// File formats of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,9 +313,108 @@ pub struct Manifest {
     pub exported_at: String,
     /// SHA-256 of the export file, hex.
     pub sha256: String,
+    /// The keys that signed the manifest and its events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<ManifestKey>,
     pub key_id: String,
-    /// HMAC-SHA256 over [`Manifest::message`], hex.
+    /// The Ed25519 signature over [`Manifest::message`] (HMAC-SHA256 in a
+    /// v1 manifest), hex.
     pub signature: String,
+}
+
+/// A key a manifest names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestKey {
+    pub kid: String,
+    /// `Ed25519`, or `HMAC-SHA256` for events signed before Ed25519 (whose
+    /// key is secret: checking them needs it).
+    pub algorithm: String,
+    /// The Ed25519 public key, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+}
+
+impl ManifestKey {
+    /// How a manifest names key `kid` of `keys` (`None`: an unknown key).
+    pub fn describe(keys: &AuditKeys, kid: &str) -> Option<ManifestKey> {
+        let rfc3339 = |t: Option<OffsetDateTime>| t.and_then(|t| t.format(&Rfc3339).ok());
+        if let Some(key) = keys.public.iter().find(|k| k.kid == kid) {
+            return Some(ManifestKey {
+                kid: kid.to_owned(),
+                algorithm: ED25519.into(),
+                public_key: Some(key.x()),
+                valid_from: rfc3339(key.valid_from),
+                valid_until: rfc3339(key.valid_until),
+            });
+        }
+        keys.legacy
+            .iter()
+            .any(|k| k.kid == kid)
+            .then(|| ManifestKey {
+                kid: kid.to_owned(),
+                algorithm: HMAC_SHA256.into(),
+                public_key: None,
+                valid_from: None,
+                valid_until: None,
+            })
+    }
+
+    /// This key as an entry of a public-key list (`None` for HMAC).
+    fn entry(&self) -> Option<String> {
+        let x = self.public_key.as_deref()?;
+        Some(match (&self.valid_from, &self.valid_until) {
+            (None, None) => format!("{}:{x}", self.kid),
+            (from, until) => format!(
+                "{}:{x}:{}..{}",
+                self.kid,
+                from.as_deref().unwrap_or_default(),
+                until.as_deref().unwrap_or_default()
+            ),
+        })
+    }
+}
+
+/// The name of Ed25519 in a manifest.
+pub const ED25519: &str = "Ed25519";
+/// The name of the HMAC of events signed before Ed25519.
+pub const HMAC_SHA256: &str = "HMAC-SHA256";
+
+/// The key ids that signed `events`, in order of first use, each with the
+/// algorithm its signatures' length shows (64 bytes Ed25519, else the
+/// HMAC of events from before); unsigned legacy events name none.
+pub fn signers(events: &[ExportedEvent]) -> Vec<(String, &'static str)> {
+    let mut out: Vec<(String, &'static str)> = Vec::new();
+    for event in events {
+        if event.key_id == chain::LEGACY_KEY_ID || out.iter().any(|(k, _)| *k == event.key_id) {
+            continue;
+        }
+        let ed25519 = event.signature.as_ref().is_some_and(|s| s.len() == 128);
+        out.push((
+            event.key_id.clone(),
+            if ed25519 { ED25519 } else { HMAC_SHA256 },
+        ));
+    }
+    out
+}
+
+/// The Ed25519 keys a manifest names, as keys to verify with (what an
+/// auditor checks against when given no keys of their own: it shows the
+/// export is intact and consistent, not who made it).
+pub fn named_keys(manifest: &Manifest) -> Result<Vec<PublicKey>, String> {
+    let entries: Vec<String> = manifest
+        .keys
+        .iter()
+        .filter_map(ManifestKey::entry)
+        .collect();
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    crate::config::ed25519::parse_public_keys("manifest keys", &entries.join(",")).map_err(|e| e.0)
 }
 
 impl Manifest {
@@ -329,9 +434,42 @@ impl Manifest {
         serde_json::to_vec(&sorted).unwrap_or_default()
     }
 
-    pub fn sign(&mut self, key: &HmacKey) {
+    /// Signs the manifest with `key`, naming it and every key in `signers`
+    /// (the events', [`signers`]): Ed25519 ones with their public key and
+    /// period as `keys` publish them.
+    pub fn sign(&mut self, key: &SigningKey, keys: &AuditKeys, signers: &[(String, &'static str)]) {
+        use base64::Engine as _;
+        self.version = MANIFEST_VERSION.into();
         self.key_id = key.kid.clone();
+        let mut named = vec![(key.kid.clone(), ED25519)];
+        for (kid, algorithm) in signers {
+            if !named.iter().any(|(k, _)| k == kid) {
+                named.push((kid.clone(), algorithm));
+            }
+        }
+        self.keys = named
+            .into_iter()
+            .map(|(kid, algorithm)| {
+                ManifestKey::describe(keys, &kid).unwrap_or_else(|| ManifestKey {
+                    // The signing key itself when it is not (yet) among the
+                    // published ones; an HMAC key, by id only.
+                    public_key: (kid == key.kid).then(|| {
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .encode(key.key.verifying_key().as_bytes())
+                    }),
+                    kid,
+                    algorithm: algorithm.into(),
+                    valid_from: None,
+                    valid_until: None,
+                })
+            })
+            .collect();
         self.signature = hex::encode(chain::sign(key, &self.message()));
+    }
+
+    /// When the manifest was signed (its `exportedAt`).
+    fn signed_at(&self) -> Option<OffsetDateTime> {
+        OffsetDateTime::parse(&self.exported_at, &Rfc3339).ok()
     }
 }
 
@@ -355,32 +493,42 @@ impl Verdict {
 /// Checks an export file against its manifest: the file's digest, count
 /// and range, every event's content hash and chain link, links between
 /// consecutive events, and (with `keys`) the manifest's and events'
-/// signatures.
-pub fn verify(body: &[u8], manifest: &Manifest, keys: &[HmacKey]) -> Verdict {
+/// signatures, each by a key whose period covers when it was signed; a
+/// key the manifest names differently from `keys` is a problem too.
+pub fn verify(body: &[u8], manifest: &Manifest, keys: &AuditKeys) -> Verdict {
     let mut verdict = Verdict {
-        signatures_checked: !keys.is_empty(),
+        signatures_checked: !keys.public.is_empty() || !keys.legacy.is_empty(),
         ..Verdict::default()
     };
     let problems = &mut verdict.problems;
-    if manifest.version != MANIFEST_VERSION {
+    if manifest.version != MANIFEST_VERSION && manifest.version != MANIFEST_VERSION_V1 {
         problems.push(format!("unknown manifest version {}", manifest.version));
         return verdict;
     }
     if hex::encode(Sha256::digest(body)) != manifest.sha256 {
         problems.push("the file's SHA-256 differs from the manifest's".into());
     }
-    if !keys.is_empty() {
-        match keys.iter().find(|k| k.kid == manifest.key_id) {
-            None => problems.push(format!(
+    for named in &manifest.keys {
+        let given = keys.public.iter().find(|k| k.kid == named.kid);
+        if let (Some(given), Some(x)) = (given, &named.public_key)
+            && given.x() != *x
+        {
+            problems.push(format!(
+                "the manifest names key {} with another public key than the one given",
+                named.kid
+            ));
+        }
+    }
+    if verdict.signatures_checked {
+        let signature = hex::decode(&manifest.signature).unwrap_or_default();
+        let at = manifest.signed_at().unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        if !chain::knows(keys, &manifest.key_id) {
+            problems.push(format!(
                 "the manifest is signed with unknown key {}",
                 manifest.key_id
-            )),
-            Some(key) => {
-                let signature = hex::decode(&manifest.signature).unwrap_or_default();
-                if !chain::verify(key, &manifest.message(), &signature) {
-                    problems.push("the manifest's signature does not verify".into());
-                }
-            }
+            ));
+        } else if !chain::verify_by(keys, &manifest.key_id, &manifest.message(), &signature, at) {
+            problems.push("the manifest's signature does not verify".into());
         }
     }
     let events = match parse(manifest.format, body) {
@@ -433,14 +581,21 @@ pub fn verify(body: &[u8], manifest: &Manifest, keys: &[HmacKey]) -> Verdict {
                 }
                 Ok(_) => {}
             }
-            if !keys.is_empty() {
-                let signed = chain::verify_by(
+            if verdict.signatures_checked {
+                let at = OffsetDateTime::parse(&event.created_at, &Rfc3339)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                if !chain::knows(keys, &event.key_id) {
+                    problems.push(format!(
+                        "event {n}: signed with key {}, which was not given",
+                        event.key_id
+                    ));
+                } else if !chain::verify_by(
                     keys,
                     &event.key_id,
                     &decode(&event.content_hash),
                     &event.signature.as_deref().map(decode).unwrap_or_default(),
-                );
-                if !signed {
+                    at,
+                ) {
                     problems.push(format!("event {n}: its signature does not verify"));
                 }
             }

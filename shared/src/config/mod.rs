@@ -9,7 +9,8 @@
 //!
 //! - [`Database`]: where the SQL proxy is and the connection string.
 //! - [`Tokens`]: access-token issuer, audience, keys and lifetime.
-//! - the audit signing keys ([`Config::audit_keys`]).
+//! - the audit trail's keys ([`Config::audit_signing_key`],
+//!   [`Config::audit_keys`]).
 //! - [`limits::Limits`]: the rate-limit policies.
 //! - [`Mail`]: the web application's URL (for links) and the mail provider.
 //! - [`storage::StorageConfig`]: where run data goes.
@@ -117,6 +118,8 @@ pub const VARS: &[&str] = &[
     "JWT_AUDIENCE",
     "JWT_PUBLIC_KEYS",
     "JWT_SIGNING_KEY",
+    "AUDIT_SIGNING_KEY",
+    "AUDIT_PUBLIC_KEYS",
     "AUDIT_KEYS",
     "ACCESS_TOKEN_TTL_SECS",
     "MAX_BODY_BYTES",
@@ -309,6 +312,15 @@ impl Mail {
     }
 }
 
+/// The keys that verify the audit trail ([`Config::audit_keys`]).
+#[derive(Debug, Clone, Default)]
+pub struct AuditKeys {
+    /// Ed25519 keys, with the periods they signed in.
+    pub public: Vec<PublicKey>,
+    /// HMAC keys of what was signed before Ed25519 (verification only).
+    pub legacy: Vec<HmacKey>,
+}
+
 /// A section: parsed on first use, the outcome kept.
 type Section<T> = OnceLock<Result<T, ConfigError>>;
 
@@ -319,7 +331,8 @@ pub struct Config {
     database: Section<Database>,
     tokens: Section<Tokens>,
     token_signing_key: Section<SigningKey>,
-    audit_keys: Section<Vec<HmacKey>>,
+    audit_signing_key: Section<SigningKey>,
+    audit_keys: Section<AuditKeys>,
     max_body_bytes: Section<usize>,
     rate_limits: Section<Limits>,
     mail: Section<Mail>,
@@ -346,6 +359,7 @@ impl Config {
         self.database()?;
         self.tokens()?;
         self.token_signing_key()?;
+        self.audit_signing_key()?;
         self.audit_keys()?;
         self.max_body_bytes()?;
         self.rate_limits()?;
@@ -402,14 +416,40 @@ impl Config {
         }
     }
 
-    /// `AUDIT_KEYS`: `kid:base64url,...` (HMAC keys); the first signs
-    /// audit events and checkpoints, all verify (old events stay verifiable
-    /// after a rotation).
-    pub fn audit_keys(&self) -> Result<&[HmacKey], ConfigError> {
-        self.section(&self.audit_keys, |vars| {
-            parse_keys("AUDIT_KEYS", &vars.required("AUDIT_KEYS")?)
+    /// `AUDIT_SIGNING_KEY`: `kid:base64url`, the Ed25519 seed that signs
+    /// audit events, checkpoints, export manifests and e-signature seals
+    /// (the functions that record events only).
+    pub fn audit_signing_key(&self) -> Result<&SigningKey, ConfigError> {
+        self.section(&self.audit_signing_key, |vars| {
+            SigningKey::parse("AUDIT_SIGNING_KEY", &vars.required("AUDIT_SIGNING_KEY")?)
         })
-        .map(Vec::as_slice)
+    }
+
+    /// The keys that verify the audit trail: `AUDIT_PUBLIC_KEYS` (Ed25519,
+    /// with periods, like `JWT_PUBLIC_KEYS`) and, optionally, `AUDIT_KEYS`
+    /// (`kid:base64url,...`, the HMAC keys that signed before Ed25519; only
+    /// the functions that verify hold them).
+    pub fn audit_keys(&self) -> Result<&AuditKeys, ConfigError> {
+        self.section(&self.audit_keys, |vars| {
+            let public = ed25519::parse_public_keys(
+                "AUDIT_PUBLIC_KEYS",
+                &vars.required("AUDIT_PUBLIC_KEYS")?,
+            )?;
+            let legacy = match vars.get("AUDIT_KEYS").filter(|v| !v.trim().is_empty()) {
+                None => Vec::new(),
+                Some(raw) => parse_keys("AUDIT_KEYS", &raw)?,
+            };
+            if let Some(both) = legacy
+                .iter()
+                .find(|l| public.iter().any(|p| p.kid == l.kid))
+            {
+                return Err(ConfigError(format!(
+                    "audit key id {} is both an Ed25519 and an HMAC key",
+                    both.kid
+                )));
+            }
+            Ok(AuditKeys { public, legacy })
+        })
     }
 
     /// `MAX_BODY_BYTES` (default 1 MiB): the largest JSON body.
@@ -501,7 +541,12 @@ mod tests {
             ("DATABASE_URL", "postgres://app:pw@127.0.0.1/antevus"),
             ("JWT_PUBLIC_KEYS", &public),
             ("JWT_SIGNING_KEY", KEY),
-            ("AUDIT_KEYS", KEY),
+            ("AUDIT_SIGNING_KEY", KEY),
+            ("AUDIT_PUBLIC_KEYS", &public),
+            (
+                "AUDIT_KEYS",
+                "legacy:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            ),
             ("S3_ENDPOINT", "http://127.0.0.1:9000"),
             ("S3_BUCKET", "runs"),
             ("S3_ACCESS_KEY_ID", "id"),
@@ -523,7 +568,7 @@ mod tests {
             ("SQL_PROXY_URL", "http://127.0.0.1:4444/sql"),
             ("DATABASE_URL", "postgres://app:pw@127.0.0.1/antevus"),
             ("JWT_PUBLIC_KEYS", &public),
-            ("AUDIT_KEYS", KEY),
+            ("AUDIT_PUBLIC_KEYS", &public),
             ("S3_ENDPOINT", "http://127.0.0.1:9000"),
         ]);
         config.database().expect("database");
@@ -564,8 +609,29 @@ mod tests {
                 .audit_keys()
                 .expect_err("no keys")
                 .0
-                .contains("AUDIT_KEYS")
+                .contains("AUDIT_PUBLIC_KEYS")
         );
+    }
+
+    #[test]
+    fn audit_keys_are_ed25519_with_hmac_kept_for_verifying_only() {
+        let public = SigningKey::from_seed("e1", [7; 32]).public_entry();
+        let both = config(&[
+            ("AUDIT_PUBLIC_KEYS", &public),
+            (
+                "AUDIT_KEYS",
+                "e1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            ),
+        ]);
+        assert!(
+            both.audit_keys()
+                .expect_err("one id, two keys")
+                .0
+                .contains("e1")
+        );
+        let keys = config(&[("AUDIT_PUBLIC_KEYS", &public)]);
+        let keys = keys.audit_keys().expect("no legacy keys is fine");
+        assert_eq!((keys.public.len(), keys.legacy.len()), (1, 0));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response};
 use time::OffsetDateTime;
 
-use crate::config::{ConfigError, HmacKey};
+use crate::config::{ConfigError, SigningKey};
 use crate::ctx::Ctx;
 use crate::envelope::{self, Metadata, Reply, request_id};
 use crate::error::{ApiError, Caller};
@@ -42,7 +42,7 @@ pub struct Rq {
     params: Vec<(&'static str, String)>,
     /// The key that signs this request's audit events (none for a route
     /// that declares it records none).
-    audit_key: Option<HmacKey>,
+    audit_key: Option<SigningKey>,
     /// Who is calling, once authenticated.
     caller: Option<Caller>,
     /// Headers for whatever answer this request gets (rate-limit state,
@@ -62,12 +62,8 @@ impl Rq {
         audits: bool,
     ) -> Result<Self, Box<Response<Bytes>>> {
         let audit_key = if audits {
-            match ctx.config.audit_keys().map(|keys| keys.first().cloned()) {
-                Ok(Some(key)) => Some(key),
-                Ok(None) => {
-                    let err = ConfigError("AUDIT_KEYS holds no key".into());
-                    return Err(Box::new(config_failure(&ctx.platform, req.headers(), &err)));
-                }
+            match ctx.config.audit_signing_key() {
+                Ok(key) => Some(key.clone()),
                 Err(err) => {
                     return Err(Box::new(config_failure(&ctx.platform, req.headers(), &err)));
                 }
@@ -115,7 +111,7 @@ impl Rq {
 
     /// The key that signs this request's audit events; a route that
     /// declared it records none has no key, and asking is a 500.
-    pub fn audit_key(&self) -> Result<&HmacKey, ApiError> {
+    pub fn audit_key(&self) -> Result<&SigningKey, ApiError> {
         self.audit_key
             .as_ref()
             .ok_or_else(|| ApiError::internal("this route declares no audit events"))

@@ -107,10 +107,11 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         head_hash: head.map(|h| h.hash),
         exported_at: now.format(&Rfc3339).map_err(ApiError::internal)?,
         sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)),
+        keys: Vec::new(),
         key_id: String::new(),
         signature: String::new(),
     };
-    manifest.sign(key);
+    manifest.sign(key, ctx.config.audit_keys()?, &export::signers(&events));
     let manifest_json = serde_json::to_vec(&manifest).map_err(ApiError::internal)?;
 
     // The export itself is on the record.

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::chain;
 use crate::audit::export::ExportedEvent;
 use crate::auth::{self, Permission};
+use crate::config::AuditKeys;
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
@@ -37,12 +38,13 @@ struct Query {
 }
 
 /// Whether one of `keys` signed `checkpoint` of `chain_id`.
-fn signed(checkpoint: &Checkpoint, chain_id: uuid::Uuid, keys: &[crate::config::HmacKey]) -> bool {
+fn signed(checkpoint: &Checkpoint, chain_id: uuid::Uuid, keys: &AuditKeys) -> bool {
     chain::verify_by(
         keys,
         &checkpoint.key_id,
         &chain::checkpoint_message(chain_id, checkpoint.sequence, &unhex(&checkpoint.hash)),
         &unhex(&checkpoint.signature),
+        checkpoint.created_at.get(),
     )
 }
 
@@ -102,7 +104,7 @@ fn check(
     row: &ExportedEvent,
     expected: i64,
     previous: Option<&[u8]>,
-    keys: &[crate::config::HmacKey],
+    keys: &AuditKeys,
 ) -> Option<Break> {
     let fail = |reason, detail: String| {
         Some(Break {
@@ -152,14 +154,16 @@ fn check(
             format!("Event {expected}'s recorded fields differ from what was signed"),
         );
     }
-    let Some(key) = keys.iter().find(|k| k.kid == row.key_id) else {
+    if !chain::knows(keys, &row.key_id) {
         return fail(
             "unknown_key",
             format!("Event {expected} is signed with unknown key {}", row.key_id),
         );
-    };
+    }
     let signature = row.signature.as_deref().map(unhex).unwrap_or_default();
-    if !chain::verify(key, &content_hash, &signature) {
+    let signed_at = crate::domain::Timestamp::parse(&row.created_at)
+        .map_or(time::OffsetDateTime::UNIX_EPOCH, |t| t.get());
+    if !chain::verify_by(keys, &row.key_id, &content_hash, &signature, signed_at) {
         return fail(
             "bad_signature",
             format!("Event {expected}'s signature does not verify"),
@@ -253,7 +257,7 @@ impl Walk {
         scope: &crate::model::Scope,
         to: Option<i64>,
         checkpoints: &[Checkpoint],
-        keys: &[crate::config::HmacKey],
+        keys: &AuditKeys,
     ) -> Result<Option<Break>, ApiError> {
         loop {
             let rows: Vec<ExportedEvent> =
@@ -319,7 +323,7 @@ impl Walk {
         range: &Range,
         checkpoints: &[Checkpoint],
         chain_id: uuid::Uuid,
-        keys: &[crate::config::HmacKey],
+        keys: &AuditKeys,
     ) -> (usize, Option<Break>) {
         let last = self.last();
         let in_range = checkpoints
@@ -385,7 +389,7 @@ fn check_start(
     first: i64,
     checkpoints: &[Checkpoint],
     chain_id: uuid::Uuid,
-    keys: &[crate::config::HmacKey],
+    keys: &AuditKeys,
 ) -> Option<Break> {
     let vouched = checkpoints.iter().any(|c| {
         c.sequence == horizon.sequence && c.hash == horizon.hash && signed(c, chain_id, keys)
@@ -406,7 +410,7 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let range = Range::parse(&rq.query()?)?;
     let scope = principal.scope();
     let chain_id = scope.organization_id();
-    let keys = &ctx.config.audit_keys()?;
+    let keys = ctx.config.audit_keys()?;
     let db = ctx.db();
     let checkpoints = audit_event::checkpoints(&db, &scope).await?;
     let head = audit_event::head(&db, &scope).await?;
@@ -434,8 +438,9 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         && range.whole()
         && last > 0
         && checkpoints.last().is_none_or(|c| c.sequence < last)
-        && let (Some(key), Some(hash)) = (keys.first(), walk.previous.as_ref())
+        && let Some(hash) = walk.previous.as_ref()
     {
+        let key = rq.audit_key()?;
         let signature = chain::sign(key, &chain::checkpoint_message(chain_id, last, hash));
         let checkpoint = audit_event::NewCheckpoint {
             id: ctx.new_uuid(),

@@ -114,9 +114,13 @@ pub struct Attrs {
     /// Whether it reaches the database (its connection string and the
     /// proxy's key).
     pub database: bool,
-    /// Whether it records audit events (the audit keys). Every route that
-    /// authenticates does: it records refusals.
+    /// Whether it records audit events (the audit signing key). Every route
+    /// that authenticates does: it records refusals.
     pub audit: bool,
+    /// Whether it verifies the audit trail or e-signature seals, so may
+    /// hold the HMAC keys of what was signed before Ed25519
+    /// (`AUDIT_KEYS`, for verifying only).
+    pub verifies_audit: bool,
     /// Whether it issues access tokens (the private signing key; every
     /// other function holds only the public keys).
     pub issues_tokens: bool,
@@ -128,6 +132,7 @@ pub struct Attrs {
 pub const SECRETS: &[&str] = &[
     "DATABASE_URL",
     "SQL_PROXY_KEY",
+    "AUDIT_SIGNING_KEY",
     "AUDIT_KEYS",
     "JWT_SIGNING_KEY",
     "MAIL_PROVIDER_TOKEN",
@@ -143,19 +148,24 @@ impl Attrs {
         live_hub: false,
         database: true,
         audit: true,
+        verifies_audit: false,
         issues_tokens: false,
     };
 
     /// The secrets the function is deployed with, from what it declares:
-    /// the database URL and the proxy key, the audit keys, the token
-    /// signing key, and the keys of what it reaches. None of them is ever
-    /// in a configuration file.
+    /// the database URL and the proxy key, the audit signing key, the old
+    /// HMAC audit keys (optional, to verify), the token signing key, and the
+    /// keys of what it reaches. None of them is ever in a configuration
+    /// file.
     pub fn secrets(&self) -> Vec<&'static str> {
         let mut secrets = Vec::new();
         if self.database {
             secrets.extend(["DATABASE_URL", "SQL_PROXY_KEY"]);
         }
         if self.audit {
+            secrets.push("AUDIT_SIGNING_KEY");
+        }
+        if self.verifies_audit {
             secrets.push("AUDIT_KEYS");
         }
         if self.issues_tokens {
@@ -262,11 +272,11 @@ route_table! {
     "run-stop" => run_stop, "/api/v1/runs/:id/stop", [PUT];
     "run-data" => run_data, "/api/v1/runs/:id/data", [GET, POST] { body: Body::UploadChunk, object_storage: true };
     "run-qc" => run_qc, "/api/v1/runs/:id/qc", [GET];
-    "run-signatures" => run_signatures, "/api/v1/runs/:id/signatures", [GET, POST];
+    "run-signatures" => run_signatures, "/api/v1/runs/:id/signatures", [GET, POST] { verifies_audit: true };
     "audit-log" => audit_log, "/api/audit", [POST] { body: Body::AtMost(audit_log::MAX_BODY_BYTES) };
     "audit-events" => audit_events, "/api/audit/events", [GET];
     "audit-export" => audit_export, "/api/audit/export", [GET];
-    "audit-verify" => audit_verify, "/api/audit/verify", [GET];
+    "audit-verify" => audit_verify, "/api/audit/verify", [GET] { verifies_audit: true };
     "bridges" => bridges, "/api/v1/bridges", [GET];
     "bridge-join-tokens" => bridge_join_tokens, "/api/v1/bridges/join-tokens", [POST];
     "bridge-enroll" => bridge_enroll, "/api/v1/bridges/enroll", [POST];
@@ -431,24 +441,28 @@ mod tests {
         };
         let all = given(&[
             ("JWT_SIGNING_KEY", "k1:x"),
-            ("AUDIT_KEYS", "a1:x"),
+            ("AUDIT_SIGNING_KEY", "e1:x"),
             ("DATABASE_URL", "postgres://x"),
             ("JWT_ISSUER", "antevus"),
         ]);
         let err = admit(&all, "instruments").expect_err("undeclared signing key");
         assert!(err.0.contains("JWT_SIGNING_KEY"), "{err}");
-        assert!(!err.0.contains("AUDIT_KEYS"), "{err}");
+        assert!(!err.0.contains("AUDIT_SIGNING_KEY"), "{err}");
         assert!(admit(&all, "auth-login").is_ok());
         let err = admit(&all, "health").expect_err("undeclared keys");
         assert!(
-            err.0.contains("AUDIT_KEYS") && err.0.contains("JWT_SIGNING_KEY"),
+            err.0.contains("AUDIT_SIGNING_KEY") && err.0.contains("JWT_SIGNING_KEY"),
             "{err}"
         );
+        // The old HMAC audit keys: only where the trail is verified.
+        let legacy = given(&[("AUDIT_KEYS", "a1:x")]);
+        assert!(admit(&legacy, "audit-verify").is_ok());
+        assert!(admit(&legacy, "instruments").is_err());
         // What a host running every function in one process gives each.
         let own = function_config(&all, "health");
         assert!(admit(&own, "health").is_ok());
         assert!(own.holds("DATABASE_URL") && own.holds("JWT_ISSUER"));
-        assert!(!own.holds("AUDIT_KEYS") && !own.holds("JWT_SIGNING_KEY"));
+        assert!(!own.holds("AUDIT_SIGNING_KEY") && !own.holds("JWT_SIGNING_KEY"));
     }
 
     #[test]
@@ -462,7 +476,7 @@ mod tests {
             [
                 "DATABASE_URL",
                 "SQL_PROXY_KEY",
-                "AUDIT_KEYS",
+                "AUDIT_SIGNING_KEY",
                 "S3_ACCESS_KEY_ID",
                 "S3_SECRET_ACCESS_KEY"
             ]

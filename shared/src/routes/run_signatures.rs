@@ -9,11 +9,12 @@
 //! API key), only an ended run is signed, and a wrong password is refused
 //! and audited (`ESIGNATURE_FAILED`). The signature records the printed
 //! name, UTC time, meaning, the run version and a hash of the run's content,
-//! and an HMAC over all of it and the run's id.
+//! and an Ed25519 seal over all of it and the run's id (seals made before
+//! Ed25519 are HMACs, still checked with their key).
 //!
 //! `GET` (`runs:view`) lists them, each `valid`, `invalidated` (the run
 //! changed after signing) or `tampered` (the record no longer matches its
-//! HMAC, e.g. moved to another run).
+//! seal, e.g. moved to another run).
 
 use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::audit::{self, EventType, chain};
 use crate::auth::{self, Permission, Principal, password};
-use crate::config::HmacKey;
+use crate::config::AuditKeys;
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
@@ -111,7 +112,7 @@ struct SignatureView {
     detail: Option<String>,
 }
 
-fn view(stored: Stored, run: &Run, keys: &[HmacKey]) -> SignatureView {
+fn view(stored: Stored, run: &Run, keys: &AuditKeys) -> SignatureView {
     let message = manifestation(
         stored.id,
         stored.organization_id,
@@ -129,6 +130,7 @@ fn view(stored: Stored, run: &Run, keys: &[HmacKey]) -> SignatureView {
             &stored.key_id,
             &message,
             &hex::decode(&stored.signature).unwrap_or_default(),
+            stored.signed_at.get(),
         );
     let (status, detail) = if !authentic {
         (

@@ -15,6 +15,7 @@ crate::cases![
     audit_rows_cannot_be_changed_or_removed,
     audit_events_are_listed_newest_first_with_filters,
     audit_export_round_trips_through_the_offline_verifier,
+    audit_events_signed_with_hmac_before_ed25519_still_verify,
     denials_client_events_and_sessions_are_on_the_record,
     electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_change,
     retention_removes_only_what_has_expired_and_audits_itself,
@@ -282,7 +283,7 @@ async fn audit_events_are_listed_newest_first_with_filters(app: &TestApp) -> any
         item["hash"].as_str().is_some_and(|h| h.len() == 64),
         "{item}"
     );
-    ensure!(item["keyId"] == "a1", "{item}");
+    ensure!(item["keyId"] == "e1", "{item}");
     let cursor = first["nextCursor"].as_str().context("next page")?;
     let second = app
         .as_user(&qa)
@@ -352,8 +353,14 @@ async fn audit_export_round_trips_through_the_offline_verifier(
     use base64::Engine as _;
     use shared::audit::export::{self, Manifest};
     let (org, qa) = chain_with_events(app).await?;
-    let keys_text = app.stack.function_var("AUDIT_KEYS");
-    let keys = shared::config::parse_keys("AUDIT_KEYS", &keys_text)?;
+    // The published keys alone: no secret.
+    let keys = shared::config::AuditKeys {
+        public: shared::config::ed25519::parse_public_keys(
+            "AUDIT_PUBLIC_KEYS",
+            &app.stack.function_var("AUDIT_PUBLIC_KEYS"),
+        )?,
+        legacy: Vec::new(),
+    };
     let fetch = |query: &'static str| {
         let qa = qa.clone();
         async move {
@@ -381,6 +388,17 @@ async fn audit_export_round_trips_through_the_offline_verifier(
         ensure!(raw.header("content-type") == Some(content_type), "{query}");
         let verdict = export::verify(&raw.body, &manifest, &keys);
         ensure!(verdict.ok(), "{query}: {:?}", verdict.problems);
+        ensure!(verdict.signatures_checked, "{query}");
+        // The manifest names the key that signed, as published.
+        ensure!(manifest.version == export::MANIFEST_VERSION, "{manifest:?}");
+        ensure!(
+            manifest.keys.len() == 1
+                && manifest.keys[0].kid == "e1"
+                && manifest.keys[0].algorithm == "Ed25519"
+                && manifest.keys[0].public_key.as_deref() == Some(keys.public[0].x().as_str()),
+            "{:?}",
+            manifest.keys
+        );
         ensure!(manifest.count >= 6, "{manifest:?}");
         ensure!(manifest.first_sequence == Some(1), "{manifest:?}");
         ensure!(manifest.chain_id == org, "{manifest:?}");
@@ -833,5 +851,149 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
         .with_context(|| format!("{days} days"))?;
     }
     let _ = scientist;
+    Ok(())
+}
+
+/// An organization whose first events were signed with HMAC (as before
+/// Ed25519, inserted here as the old code wrote them), then events signed
+/// now: the chain verifies through the API (the verifying function holds
+/// the old key), every new event and checkpoint carries a 64-byte Ed25519
+/// signature, and an export verifies with the published key plus the old
+/// HMAC key, and not without the latter.
+async fn audit_events_signed_with_hmac_before_ed25519_still_verify(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    use shared::audit::chain::Content;
+    use shared::audit::export::{self, Manifest};
+    let (admin, token) = app.admin().await?;
+    let org = admin.organization_id;
+    let (_, qa) = app.member(org, Role::QualityAssurance).await?;
+    let db = app.db().await?;
+    // The organization's chain so far (its login is recorded); then three
+    // old events.
+    let legacy = &app.stack.legacy_audit_key;
+    for n in 0..3 {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let id = uuid::Uuid::from_bytes(bytes);
+        let at = time::OffsetDateTime::now_utc() - time::Duration::days(400 - n);
+        let at = at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000)?;
+        let metadata = json!({"n": n});
+        let action = format!("Recorded before Ed25519 ({n})");
+        let content = Content {
+            id,
+            organization_id: Some(org),
+            user_id: Some(admin.id),
+            event_type: "INSTRUMENT_UPDATED",
+            severity: "INFO",
+            action: &action,
+            outcome: "SUCCESS",
+            record_type: None,
+            record_id: None,
+            old_values: None,
+            new_values: None,
+            reason: None,
+            metadata: &metadata,
+            ip_address: None,
+            user_agent: None,
+            request_id: None,
+            session_id: None,
+            created_at_micros: (at.unix_timestamp_nanos() / 1_000) as i64,
+        };
+        let hash = content.hash();
+        db.execute(
+            "INSERT INTO audit_events (id, organization_id, user_id, event_type, severity, action, outcome, \
+               metadata, created_at, content_hash, signature, key_id) \
+             VALUES ($1, $2, $3, 'INSTRUMENT_UPDATED', 'INFO', $4, 'SUCCESS', $5::text::jsonb, $6, $7, $8, $9)",
+            &[&id, &org, &admin.id, &action, &metadata.to_string(), &at, &hash.to_vec(), &legacy.sign(&hash).to_vec(), &legacy.kid],
+        )
+        .await?;
+    }
+    for n in 0..2 {
+        register(
+            app,
+            &token,
+            json!({"name": format!("Freezer {n}"), "type": "freezer"}),
+        )
+        .await?;
+    }
+    let report = verify(app, &qa, "").await?;
+    ensure!(report["verified"] == true, "{report}");
+    let kinds = db
+        .query(
+            "SELECT key_id, length(signature), count(*) FROM audit_events WHERE chain_id = $1 \
+             GROUP BY 1, 2 ORDER BY 1",
+            &[&org],
+        )
+        .await?;
+    let kinds: Vec<(String, i32, i64)> = kinds
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    ensure!(kinds.len() == 2, "{kinds:?}");
+    ensure!(
+        kinds[0].0 == "a1" && kinds[0].1 == 32 && kinds[0].2 == 3,
+        "{kinds:?}"
+    );
+    ensure!(kinds[1].0 == "e1" && kinds[1].1 == 64, "{kinds:?}");
+    let checkpoint: (String, i32) = {
+        let row = db
+            .query_one(
+                "SELECT key_id, length(signature) FROM audit_checkpoints WHERE chain_id = $1 \
+                 ORDER BY sequence DESC LIMIT 1",
+                &[&org],
+            )
+            .await?;
+        (row.get(0), row.get(1))
+    };
+    ensure!(checkpoint == ("e1".to_owned(), 64), "{checkpoint:?}");
+
+    let raw = app
+        .as_user(&qa)
+        .raw(reqwest::Method::GET, "/api/audit/export", None)
+        .await?;
+    ensure!(raw.status == 200, "{}", raw.status);
+    let manifest: Manifest = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw.header("antevus-manifest").context("manifest")?)?,
+    )?;
+    let algorithms: Vec<(&str, &str)> = manifest
+        .keys
+        .iter()
+        .map(|k| (k.kid.as_str(), k.algorithm.as_str()))
+        .collect();
+    ensure!(
+        algorithms == [("e1", "Ed25519"), ("a1", "HMAC-SHA256")],
+        "{algorithms:?}"
+    );
+    let public = shared::config::ed25519::parse_public_keys(
+        "AUDIT_PUBLIC_KEYS",
+        &app.stack.function_var("AUDIT_PUBLIC_KEYS"),
+    )?;
+    let alone = shared::config::AuditKeys {
+        public: public.clone(),
+        legacy: Vec::new(),
+    };
+    let verdict = export::verify(&raw.body, &manifest, &alone);
+    ensure!(
+        verdict.problems.len() == 3
+            && verdict
+                .problems
+                .iter()
+                .all(|p| p.contains("signed with key a1, which was not given")),
+        "{:?}",
+        verdict.problems
+    );
+    let with_old = shared::config::AuditKeys {
+        public,
+        legacy: vec![legacy.clone()],
+    };
+    let verdict = export::verify(&raw.body, &manifest, &with_old);
+    ensure!(
+        verdict.ok() && verdict.signatures_checked,
+        "{:?}",
+        verdict.problems
+    );
     Ok(())
 }

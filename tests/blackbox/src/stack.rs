@@ -82,6 +82,11 @@ pub struct Stack {
     /// The key the token-issuing functions sign with (the suite forges
     /// tokens with it).
     pub token_key: shared::config::SigningKey,
+    /// The key the functions sign audit events with.
+    pub audit_key: shared::config::SigningKey,
+    /// The HMAC key of events signed before Ed25519 (the functions that
+    /// verify hold it).
+    pub legacy_audit_key: shared::config::HmacKey,
     db_name: String,
     server_admin_url: String,
     host: Mutex<Option<HostHandle>>,
@@ -289,6 +294,11 @@ impl Stack {
 
         let (object_store, s3_endpoint) = start_object_store("antevus-runs").await?;
         let token_key = shared::config::SigningKey::from_seed("k1", random_bytes::<32>());
+        let audit_key = shared::config::SigningKey::from_seed("e1", random_bytes::<32>());
+        let legacy_audit_key = shared::config::HmacKey {
+            kid: "a1".to_owned(),
+            secret: random_bytes::<32>().to_vec(),
+        };
         let function_env = vec![
             ("S3_ENDPOINT".to_owned(), s3_endpoint),
             ("S3_BUCKET".to_owned(), "antevus-runs".to_owned()),
@@ -318,12 +328,16 @@ impl Stack {
             ),
             ("JWT_PUBLIC_KEYS".to_owned(), token_key.public_entry()),
             (
-                "AUDIT_KEYS".to_owned(),
+                "AUDIT_SIGNING_KEY".to_owned(),
                 format!(
-                    "a1:{}",
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+                    "e1:{}",
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .encode(audit_key.key.to_bytes())
                 ),
             ),
+            ("AUDIT_PUBLIC_KEYS".to_owned(), audit_key.public_entry()),
+            // The HMAC key events were signed with before Ed25519.
+            ("AUDIT_KEYS".to_owned(), env_key(&legacy_audit_key)),
             ("JWT_ISSUER".to_owned(), "antevus".to_owned()),
             ("JWT_AUDIENCE".to_owned(), "antevus-api".to_owned()),
             // The suite logs in far more often than a person: limits are
@@ -343,6 +357,8 @@ impl Stack {
             admin_db_url,
             function_env,
             token_key,
+            audit_key,
+            legacy_audit_key,
             db_name,
             server_admin_url,
             host: Mutex::new(Some(host_handle)),

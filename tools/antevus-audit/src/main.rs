@@ -2,12 +2,17 @@
 //! checks an audit export offline, without the API or the database.
 //!
 //! The manifest is the JSON in the export's `Antevus-Manifest` header
-//! (base64url-decoded, or as the header's raw value). Without keys the
-//! check covers the file's digest, count and range, every event's content
-//! hash and chain link and the links between consecutive events; with the
-//! organization's audit keys (`--keys` or `AUDIT_KEYS`, `kid:base64url,...`)
-//! it also checks the manifest's and every event's signature. Exit status 0
-//! when the export verifies, 1 when it does not, 2 on a usage error.
+//! (base64url-decoded, or as the header's raw value). The check covers the
+//! file's digest, count and range, every event's content hash and chain
+//! link, the links between consecutive events, and the manifest's and every
+//! event's signature with public keys alone: the deployment's published
+//! Ed25519 keys (`--public-keys` or `AUDIT_PUBLIC_KEYS`,
+//! `kid:base64url[:from..until],...`), or else the keys the manifest names
+//! (which shows the export intact and consistent, not who made it: pin the
+//! keys to know that). Events signed before Ed25519 carry HMACs, checked
+//! only with their secret key (`--legacy-keys` or `AUDIT_KEYS`); an
+//! inspector never needs it for anything signed since. Exit status 0 when
+//! the export verifies, 1 when it does not, 2 on a usage error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +21,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use shared::audit::export::{self, Manifest};
-use shared::config::HmacKey;
+use shared::config::AuditKeys;
 
 #[derive(Parser)]
 #[command(version, about = "Offline checks of Antevus audit exports")]
@@ -35,9 +40,13 @@ enum Command {
         /// The manifest: JSON, or the `Antevus-Manifest` header's value.
         #[arg(long)]
         manifest: PathBuf,
-        /// Audit keys, `kid:base64url,...`, to check signatures too.
+        /// The deployment's audit public keys, `kid:base64url[:from..until],...`
+        /// (pinned; without them, the keys the manifest names).
+        #[arg(long, env = "AUDIT_PUBLIC_KEYS")]
+        public_keys: Option<String>,
+        /// HMAC keys, `kid:base64url,...`, for events signed before Ed25519.
         #[arg(long, env = "AUDIT_KEYS", hide_env_values = true)]
-        keys: Option<String>,
+        legacy_keys: Option<String>,
     },
 }
 
@@ -55,9 +64,33 @@ fn read_manifest(path: &PathBuf) -> anyhow::Result<Manifest> {
     serde_json::from_slice(&json).context("the manifest is not an Antevus export manifest")
 }
 
-fn parse_keys(raw: &str) -> anyhow::Result<Vec<HmacKey>> {
-    let config = shared::config::parse_keys("AUDIT_KEYS", raw)?;
-    Ok(config)
+/// The keys to verify with, and whether they were pinned (given, not read
+/// from the manifest).
+fn keys(
+    manifest: &Manifest,
+    public: Option<&str>,
+    legacy: Option<&str>,
+) -> anyhow::Result<(AuditKeys, bool)> {
+    let legacy = legacy
+        .map(|raw| shared::config::parse_keys("AUDIT_KEYS", raw))
+        .transpose()?
+        .unwrap_or_default();
+    Ok(match public {
+        Some(raw) => (
+            AuditKeys {
+                public: shared::config::ed25519::parse_public_keys("AUDIT_PUBLIC_KEYS", raw)?,
+                legacy,
+            },
+            true,
+        ),
+        None => (
+            AuditKeys {
+                public: export::named_keys(manifest).map_err(anyhow::Error::msg)?,
+                legacy,
+            },
+            false,
+        ),
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<bool> {
@@ -65,16 +98,13 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::VerifyExport {
             file,
             manifest,
-            keys,
+            public_keys,
+            legacy_keys,
         } => {
             let manifest = read_manifest(&manifest)?;
             let body =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let keys = keys
-                .as_deref()
-                .map(parse_keys)
-                .transpose()?
-                .unwrap_or_default();
+            let (keys, pinned) = keys(&manifest, public_keys.as_deref(), legacy_keys.as_deref())?;
             let verdict = export::verify(&body, &manifest, &keys);
             if verdict.ok() {
                 println!(
@@ -86,10 +116,12 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                         .map_or("-".into(), |s| s.to_string()),
                     manifest.last_sequence.map_or("-".into(), |s| s.to_string()),
                     manifest.chain_id,
-                    if verdict.signatures_checked {
-                        ", signatures checked"
-                    } else {
-                        "; signatures not checked (no keys given)"
+                    match (verdict.signatures_checked, pinned) {
+                        (true, true) => ", signatures checked with the keys given",
+                        (true, false) => {
+                            ", signatures checked with the keys the manifest names (not pinned: pass --public-keys)"
+                        }
+                        (false, _) => "; signatures not checked (no keys given or named)",
                     }
                 );
             } else {

@@ -9,18 +9,31 @@ use serde_json::json;
 use sha2::Digest as _;
 use shared::audit::chain::{self, Content};
 use shared::audit::export::{self, ExportedEvent, Format, Manifest};
-use shared::config::HmacKey;
+use shared::config::{AuditKeys, HmacKey, SigningKey};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-fn key() -> HmacKey {
+fn key() -> SigningKey {
+    SigningKey::from_seed("e1", [7; 32])
+}
+
+/// The HMAC key events were signed with before Ed25519.
+fn legacy() -> HmacKey {
     HmacKey {
         kid: "a1".into(),
         secret: vec![7; 32],
     }
 }
 
-fn keys_arg(key: &HmacKey) -> String {
+fn audit_keys() -> AuditKeys {
+    AuditKeys {
+        public: shared::config::ed25519::parse_public_keys("K", &key().public_entry())
+            .expect("public"),
+        legacy: Vec::new(),
+    }
+}
+
+fn legacy_arg(key: &HmacKey) -> String {
     format!(
         "{}:{}",
         key.kid,
@@ -28,9 +41,19 @@ fn keys_arg(key: &HmacKey) -> String {
     )
 }
 
-/// A chain of `n` signed events.
+/// How the events of a test chain are signed.
+enum Signer {
+    Ed25519(SigningKey),
+    Hmac(HmacKey),
+}
+
+/// A chain of `n` events signed with Ed25519.
 fn chain_of(n: i64) -> Vec<ExportedEvent> {
-    let key = key();
+    chain_signed(n, &Signer::Ed25519(key()))
+}
+
+/// A chain of `n` events signed by `signer`.
+fn chain_signed(n: i64, signer: &Signer) -> Vec<ExportedEvent> {
     let org = uuid::Uuid::from_u128(42);
     let mut previous = vec![0u8; 32];
     let mut out = Vec::new();
@@ -86,8 +109,14 @@ fn chain_of(n: i64) -> Vec<ExportedEvent> {
             previous_hash: hex::encode(&previous),
             hash: hex::encode(hash),
             content_hash: hex::encode(content_hash),
-            signature: Some(hex::encode(chain::sign(&key, &content_hash))),
-            key_id: "a1".into(),
+            signature: Some(match signer {
+                Signer::Ed25519(key) => hex::encode(chain::sign(key, &content_hash)),
+                Signer::Hmac(key) => hex::encode(key.sign(&content_hash)),
+            }),
+            key_id: match signer {
+                Signer::Ed25519(key) => key.kid.clone(),
+                Signer::Hmac(key) => key.kid.clone(),
+            },
         });
         previous = hash.to_vec();
     }
@@ -109,11 +138,38 @@ fn export_of(format: Format, events: &[ExportedEvent]) -> (Vec<u8>, Manifest) {
         head_hash: events.last().map(|e| e.hash.clone()),
         exported_at: "2026-11-26T00:00:00Z".into(),
         sha256: hex::encode(sha2::Sha256::digest(&body)),
+        keys: Vec::new(),
         key_id: String::new(),
         signature: String::new(),
     };
-    manifest.sign(&key());
+    manifest.sign(&key(), &audit_keys(), &export::signers(events));
     (body, manifest)
+}
+
+/// An export as made before Ed25519: HMAC-signed events and a v1 manifest
+/// signed with the same HMAC key, naming no keys.
+fn legacy_export_of(events: &[ExportedEvent]) -> (Vec<u8>, Manifest) {
+    let (body, mut manifest) = export_of(Format::Jsonl, events);
+    manifest.version = export::MANIFEST_VERSION_V1.into();
+    manifest.keys = Vec::new();
+    manifest.key_id = "a1".into();
+    manifest.signature = hex::encode(legacy().sign(&manifest.message()));
+    (body, manifest)
+}
+
+/// The keys given to the verifier.
+#[derive(Clone, Copy, Default)]
+struct Keys<'a> {
+    public: Option<&'a str>,
+    legacy: Option<&'a str>,
+}
+
+/// The deployment's public key, pinned.
+fn pinned(public: &str) -> Keys<'_> {
+    Keys {
+        public: Some(public),
+        legacy: None,
+    }
 }
 
 /// Runs the verifier; returns its exit code and output.
@@ -121,7 +177,7 @@ fn verify(
     dir: &Path,
     body: &[u8],
     manifest: &Manifest,
-    keys: Option<&str>,
+    keys: Keys<'_>,
     as_header: bool,
 ) -> (i32, String) {
     let file = dir.join("export");
@@ -143,9 +199,13 @@ fn verify(
         .arg(&file)
         .arg("--manifest")
         .arg(&manifest_path)
-        .env_remove("AUDIT_KEYS");
-    if let Some(keys) = keys {
-        command.arg("--keys").arg(keys);
+        .env_remove("AUDIT_KEYS")
+        .env_remove("AUDIT_PUBLIC_KEYS");
+    if let Some(keys) = keys.public {
+        command.arg("--public-keys").arg(keys);
+    }
+    if let Some(keys) = keys.legacy {
+        command.arg("--legacy-keys").arg(keys);
     }
     let output = command.output().expect("run antevus-audit");
     (
@@ -156,35 +216,85 @@ fn verify(
 }
 
 #[test]
-fn good_exports_verify_in_both_formats() {
+fn good_exports_verify_in_both_formats_with_public_keys_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let keys = keys_arg(&key());
+    let public = key().public_entry();
     for format in [Format::Jsonl, Format::Csv] {
         let (body, manifest) = export_of(format, &chain_of(5));
-        let (code, out) = verify(dir.path(), &body, &manifest, Some(&keys), true);
+        assert_eq!(manifest.version, export::MANIFEST_VERSION);
+        assert_eq!(manifest.keys.len(), 1, "the manifest names its key");
+        assert_eq!(manifest.keys[0].algorithm, "Ed25519");
+        let (code, out) = verify(dir.path(), &body, &manifest, pinned(&public), true);
         assert_eq!(code, 0, "{format:?}: {out}");
         assert!(
-            out.contains("verified: 5 events") && out.contains("signatures checked"),
+            out.contains("verified: 5 events")
+                && out.contains("signatures checked with the keys given"),
             "{out}"
         );
-        let (code, out) = verify(dir.path(), &body, &manifest, None, false);
+        let (code, out) = verify(dir.path(), &body, &manifest, Keys::default(), false);
         assert_eq!(code, 0, "{out}");
-        assert!(out.contains("signatures not checked"), "{out}");
+        assert!(
+            out.contains("the keys the manifest names (not pinned"),
+            "{out}"
+        );
     }
+}
+
+#[test]
+fn exports_signed_with_hmac_before_ed25519_still_verify_with_their_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = chain_signed(4, &Signer::Hmac(legacy()));
+    let (body, manifest) = legacy_export_of(&events);
+    let old = legacy_arg(&legacy());
+    let with_key = Keys {
+        public: None,
+        legacy: Some(&old),
+    };
+    let (code, out) = verify(dir.path(), &body, &manifest, with_key, true);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("verified: 4 events") && out.contains("signatures checked"),
+        "{out}"
+    );
+    // Without the HMAC key nothing can check those signatures, and it says so.
+    let (code, out) = verify(dir.path(), &body, &manifest, Keys::default(), true);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("signatures not checked"), "{out}");
+    // The wrong HMAC key: every signature fails.
+    let wrong = legacy_arg(&HmacKey {
+        kid: "a1".into(),
+        secret: vec![8; 32],
+    });
+    let (code, out) = verify(
+        dir.path(),
+        &body,
+        &manifest,
+        Keys {
+            public: None,
+            legacy: Some(&wrong),
+        },
+        true,
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("manifest's signature does not verify")
+            && out.contains("event 1: its signature"),
+        "{out}"
+    );
 }
 
 #[test]
 fn damage_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let keys = keys_arg(&key());
+    let public = key().public_entry();
     let events = chain_of(5);
 
     // A field changed after export (digest recomputed by the forger).
     let mut changed = events.clone();
     changed[2].action = "Nothing happened".into();
     let (body, mut manifest) = export_of(Format::Jsonl, &changed);
-    manifest.sign(&key());
-    let (code, out) = verify(dir.path(), &body, &manifest, Some(&keys), true);
+    manifest.sign(&key(), &audit_keys(), &export::signers(&changed));
+    let (code, out) = verify(dir.path(), &body, &manifest, pinned(&public), true);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("event 3: its fields differ from what was signed"),
@@ -196,7 +306,7 @@ fn damage_is_named() {
     dropped.remove(1);
     let (body, _) = export_of(Format::Jsonl, &dropped);
     let (_, manifest) = export_of(Format::Jsonl, &events);
-    let (code, out) = verify(dir.path(), &body, &manifest, None, true);
+    let (code, out) = verify(dir.path(), &body, &manifest, Keys::default(), true);
     assert_eq!(code, 1);
     assert!(
         out.contains("SHA-256 differs") && out.contains("holds 4 events"),
@@ -207,21 +317,44 @@ fn damage_is_named() {
     let (mut body, manifest) = export_of(Format::Csv, &events);
     let at = body.len() - 10;
     body[at] ^= 1;
-    let (code, out) = verify(dir.path(), &body, &manifest, None, true);
+    let (code, out) = verify(dir.path(), &body, &manifest, Keys::default(), true);
     assert_eq!(code, 1);
     assert!(out.contains("SHA-256 differs"), "{out}");
 
-    // Another key: the signatures do not verify.
+    // Another public key pinned under the same id: nothing verifies, and
+    // the manifest is seen to name a different key.
     let (body, manifest) = export_of(Format::Jsonl, &events);
-    let other = HmacKey {
-        kid: "a1".into(),
-        secret: vec![8; 32],
-    };
-    let (code, out) = verify(dir.path(), &body, &manifest, Some(&keys_arg(&other)), true);
+    let other = SigningKey::from_seed("e1", [8; 32]).public_entry();
+    let (code, out) = verify(dir.path(), &body, &manifest, pinned(&other), true);
     assert_eq!(code, 1);
     assert!(
         out.contains("manifest's signature does not verify")
-            && out.contains("event 1: its signature"),
+            && out.contains("event 1: its signature")
+            && out.contains("names key e1 with another public key"),
+        "{out}"
+    );
+
+    // A forger who re-signs everything with a key of their own and names it
+    // in the manifest: consistent on its own, refused against the pinned key.
+    let forger = SigningKey::from_seed("e1", [9; 32]);
+    let forged: Vec<ExportedEvent> = chain_signed(5, &Signer::Ed25519(forger.clone()));
+    let (body, mut manifest) = export_of(Format::Jsonl, &forged);
+    let forger_keys = AuditKeys {
+        public: shared::config::ed25519::parse_public_keys("K", &forger.public_entry())
+            .expect("public"),
+        legacy: Vec::new(),
+    };
+    manifest.sign(&forger, &forger_keys, &export::signers(&forged));
+    let (code, out) = verify(dir.path(), &body, &manifest, Keys::default(), true);
+    assert_eq!(code, 0, "unpinned, a consistent forgery passes: {out}");
+    assert!(
+        out.contains("not pinned"),
+        "and says its keys were not pinned: {out}"
+    );
+    let (code, out) = verify(dir.path(), &body, &manifest, pinned(&public), true);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("event 1: its signature does not verify"),
         "{out}"
     );
 
