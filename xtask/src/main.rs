@@ -370,11 +370,31 @@ fn bench() -> anyhow::Result<()> {
     tools::setup()?;
     tools::valgrind()?;
     wasm::build_workers()?;
+    // The keys section also runs the functions on wasmtime.
+    wasm::build_spin()?;
     let secrets = Secrets::load()?;
     pg::start(&secrets)?;
-    // The proxy section measures the release binary on its own.
+    // The proxy section measures the release binary on its own; the keys
+    // section times signatures natively and under `wasmtime run`.
     run(Command::new("cargo")
-        .args(["build", "--release", "-p", "sql-proxy"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "sql-proxy",
+            "-p",
+            "crypto-bench",
+        ])
+        .current_dir(root()))?;
+    run(Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "crypto-bench",
+        ])
         .current_dir(root()))?;
     run(Command::new("cargo")
         .args(["run", "--release", "-p", "blackbox", "--bin", "bench"])

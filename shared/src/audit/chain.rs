@@ -12,7 +12,7 @@
 //! V8). Checkpoints sign a chain's head so that cutting or rewriting the
 //! chain behind one is detected.
 
-use ed25519_dalek::Signer as _;
+use ed25519_dalek::{Signer as _, Verifier as _};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
@@ -116,9 +116,11 @@ pub fn knows(keys: &AuditKeys, kid: &str) -> bool {
 
 /// Whether `signature` is `message` signed at `signed_at` by the key named
 /// `kid` among `keys`: an Ed25519 key whose period covers `signed_at`
-/// (strict verification: no malleable or small-order forms), or an HMAC key
-/// of what was signed before Ed25519 (constant time). False for an unknown
-/// key.
+/// (RFC 8032 verification, as for access tokens: `s` must be canonical;
+/// the stricter small-order checks of `verify_strict` guard against weak
+/// keys, and these are the deployment's own, at about half again the cost
+/// in wasm), or an HMAC key of what was signed before Ed25519 (constant
+/// time). False for an unknown key.
 pub fn verify_by(
     keys: &AuditKeys,
     kid: &str,
@@ -130,12 +132,72 @@ pub fn verify_by(
         let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
             return false;
         };
-        return key.covers(signed_at) && key.key.verify_strict(message, &signature).is_ok();
+        return key.covers(signed_at) && key.key.verify(message, &signature).is_ok();
     }
     keys.legacy
         .iter()
         .find(|k| k.kid == kid)
         .is_some_and(|key| key.verifies(message, signature))
+}
+
+/// A signature to check together with others ([`first_unverified`]).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub kid: String,
+    pub message: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub signed_at: OffsetDateTime,
+}
+
+/// The index of the first of `pending` that [`verify_by`] refuses, if any.
+/// The Ed25519 signatures are checked as one batch first (about three
+/// times faster per signature in wasm), each on its own only when the batch
+/// fails, to find the first that does not verify.
+pub fn first_unverified(keys: &AuditKeys, pending: &[Pending]) -> Option<usize> {
+    let mut batch = Vec::new();
+    let mut first_other = None;
+    for (i, item) in pending.iter().enumerate() {
+        let key = keys.public.iter().find(|k| k.kid == item.kid);
+        let signature = ed25519_dalek::Signature::from_slice(&item.signature).ok();
+        match (key, signature) {
+            (Some(key), Some(signature)) if key.covers(item.signed_at) => {
+                batch.push((i, key.key, signature));
+            }
+            _ => {
+                // Not an Ed25519 signature of a key in force: checked alone
+                // (an HMAC of before, or refused).
+                if first_other.is_none()
+                    && !verify_by(
+                        keys,
+                        &item.kid,
+                        &item.message,
+                        &item.signature,
+                        item.signed_at,
+                    )
+                {
+                    first_other = Some(i);
+                }
+            }
+        }
+    }
+    let messages: Vec<&[u8]> = batch
+        .iter()
+        .map(|(i, _, _)| pending[*i].message.as_slice())
+        .collect();
+    let signatures: Vec<ed25519_dalek::Signature> = batch.iter().map(|(_, _, s)| *s).collect();
+    let verifying: Vec<ed25519_dalek::VerifyingKey> = batch.iter().map(|(_, k, _)| *k).collect();
+    let first_batched = if ed25519_dalek::verify_batch(&messages, &signatures, &verifying).is_ok() {
+        None
+    } else {
+        batch
+            .iter()
+            .find(|(i, key, signature)| key.verify(&pending[*i].message, signature).is_err())
+            .map(|(i, _, _)| *i)
+    };
+    match (first_other, first_batched) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The chain hash of an event.
@@ -237,6 +299,41 @@ mod tests {
         let before = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
         assert!(!verify_by(&retired, "e1", &hash, &signature, after));
         assert!(verify_by(&retired, "e1", &hash, &signature, before));
+    }
+
+    #[test]
+    fn a_batch_names_its_first_bad_signature() {
+        let signing = SigningKey::from_seed("e1", [1; 32]);
+        let legacy = HmacKey {
+            kid: "a1".into(),
+            secret: vec![3; 32],
+        };
+        let keys = keys(&signing, "", std::slice::from_ref(&legacy));
+        let now = OffsetDateTime::now_utc();
+        let mut pending: Vec<Pending> = (0..40u8)
+            .map(|i| {
+                let message = vec![i; 32];
+                let (kid, signature) = if i % 7 == 3 {
+                    ("a1", legacy.sign(&message).to_vec())
+                } else {
+                    ("e1", sign(&signing, &message).to_vec())
+                };
+                Pending {
+                    kid: kid.into(),
+                    message,
+                    signature,
+                    signed_at: now,
+                }
+            })
+            .collect();
+        assert_eq!(first_unverified(&keys, &pending), None);
+        assert_eq!(first_unverified(&keys, &[]), None);
+        pending[30].message[0] ^= 1;
+        assert_eq!(first_unverified(&keys, &pending), Some(30));
+        pending[17].message[0] ^= 1; // an HMAC one
+        assert_eq!(first_unverified(&keys, &pending), Some(17));
+        pending[5].kid = "e9".into();
+        assert_eq!(first_unverified(&keys, &pending), Some(5));
     }
 
     #[test]

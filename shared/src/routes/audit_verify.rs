@@ -99,15 +99,17 @@ fn unhex(text: &str) -> Vec<u8> {
     hex::decode(text).unwrap_or_default()
 }
 
-/// Checks one event against the hash before it; `None` when it holds.
+/// Checks one event against the hash before it: a break, or the event's
+/// signature to verify with the page's others (none for an unsigned
+/// legacy event).
 fn check(
     row: &ExportedEvent,
     expected: i64,
     previous: Option<&[u8]>,
     keys: &AuditKeys,
-) -> Option<Break> {
+) -> Result<Option<chain::Pending>, Break> {
     let fail = |reason, detail: String| {
-        Some(Break {
+        Err(Break {
             sequence: expected,
             reason,
             detail,
@@ -146,7 +148,7 @@ fn check(
         );
     }
     if row.key_id == chain::LEGACY_KEY_ID {
-        return None;
+        return Ok(None);
     }
     if row.content().map(|c| c.hash().to_vec()).ok() != Some(content_hash.clone()) {
         return fail(
@@ -160,16 +162,13 @@ fn check(
             format!("Event {expected} is signed with unknown key {}", row.key_id),
         );
     }
-    let signature = row.signature.as_deref().map(unhex).unwrap_or_default();
-    let signed_at = crate::domain::Timestamp::parse(&row.created_at)
-        .map_or(time::OffsetDateTime::UNIX_EPOCH, |t| t.get());
-    if !chain::verify_by(keys, &row.key_id, &content_hash, &signature, signed_at) {
-        return fail(
-            "bad_signature",
-            format!("Event {expected}'s signature does not verify"),
-        );
-    }
-    None
+    Ok(Some(chain::Pending {
+        kid: row.key_id.clone(),
+        message: content_hash,
+        signature: row.signature.as_deref().map(unhex).unwrap_or_default(),
+        signed_at: crate::domain::Timestamp::parse(&row.created_at)
+            .map_or(time::OffsetDateTime::UNIX_EPOCH, |t| t.get()),
+    }))
 }
 
 /// The sequences asked for: `?from=&to=`, each 1 or more, `from <= to`.
@@ -262,10 +261,38 @@ impl Walk {
         loop {
             let rows: Vec<ExportedEvent> =
                 audit_event::chain_page(db, scope, self.expected, to, PAGE).await?;
-            for row in &rows {
-                if let Some(broken) = check(row, self.expected, self.previous.as_deref(), keys) {
-                    return Ok(Some(broken));
+            // The page's structure first, up to its first break; then the
+            // signatures before that break, as one batch.
+            let mut broken: Option<(usize, Break)> = None;
+            let mut pending: Vec<(usize, chain::Pending)> = Vec::new();
+            let mut previous = self.previous.clone();
+            for (i, row) in rows.iter().enumerate() {
+                match check(row, self.expected + i as i64, previous.as_deref(), keys) {
+                    Err(at) => {
+                        broken = Some((i, at));
+                        break;
+                    }
+                    Ok(signature) => pending.extend(signature.map(|s| (i, s))),
                 }
+                previous = Some(unhex(&row.hash));
+            }
+            let signatures: Vec<chain::Pending> = pending.iter().map(|(_, s)| s.clone()).collect();
+            if let Some(bad) = chain::first_unverified(keys, &signatures) {
+                let i = pending[bad].0;
+                if broken.as_ref().is_none_or(|(at, _)| i < *at) {
+                    let sequence = self.expected + i as i64;
+                    broken = Some((
+                        i,
+                        Break {
+                            sequence,
+                            reason: "bad_signature",
+                            detail: format!("Event {sequence}'s signature does not verify"),
+                        },
+                    ));
+                }
+            }
+            let good = broken.as_ref().map_or(rows.len(), |(at, _)| *at);
+            for row in &rows[..good] {
                 if row.key_id == chain::LEGACY_KEY_ID {
                     self.legacy += 1;
                 }
@@ -276,6 +303,9 @@ impl Walk {
                 self.previous = Some(hash);
                 self.expected += 1;
                 self.events += 1;
+            }
+            if let Some((_, at)) = broken {
+                return Ok(Some(at));
             }
             if (rows.len() as i64) < PAGE {
                 return Ok(None);

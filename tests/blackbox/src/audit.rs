@@ -147,7 +147,7 @@ async fn audit_chain_verifies_and_records_a_signed_checkpoint(app: &TestApp) -> 
 }
 
 async fn audit_tampering_is_found_at_the_right_position(app: &TestApp) -> anyhow::Result<()> {
-    let cases: [(&str, &str, i64, &str); 5] = [
+    let cases: [(&str, &str, i64, &str); 8] = [
         (
             "a field changed",
             "UPDATE audit_events SET action = 'Nothing happened' WHERE chain_id = $1 AND sequence = 3",
@@ -173,6 +173,30 @@ async fn audit_tampering_is_found_at_the_right_position(app: &TestApp) -> anyhow
             "UPDATE audit_events SET signature = sha256(signature) WHERE chain_id = $1 AND sequence = 3",
             3,
             "bad_signature",
+        ),
+        (
+            // Well-formed, so it is checked in the page's batch.
+            "another event's signature copied",
+            "UPDATE audit_events SET signature = (SELECT signature FROM audit_events WHERE chain_id = $1 AND sequence = 2) \
+             WHERE chain_id = $1 AND sequence = 4",
+            4,
+            "bad_signature",
+        ),
+        (
+            "a copied signature before a changed field",
+            "UPDATE audit_events SET signature = (SELECT signature FROM audit_events WHERE chain_id = $1 AND sequence = 2) \
+             WHERE chain_id = $1 AND sequence = 4; \
+             UPDATE audit_events SET action = 'Nothing happened' WHERE chain_id = $1 AND sequence = 5",
+            4,
+            "bad_signature",
+        ),
+        (
+            "a changed field before a copied signature",
+            "UPDATE audit_events SET action = 'Nothing happened' WHERE chain_id = $1 AND sequence = 3; \
+             UPDATE audit_events SET signature = (SELECT signature FROM audit_events WHERE chain_id = $1 AND sequence = 2) \
+             WHERE chain_id = $1 AND sequence = 4",
+            3,
+            "modified",
         ),
         (
             "the newest event removed",

@@ -15,9 +15,12 @@
 //! 6. workerd's CPU per request of the instrument list ([`cpu`]).
 //!
 //! 7. the sql-proxy binary alone: latency and instructions per request
-//!    under callgrind ([`proxy`]).
+//!    under callgrind ([`proxy`]);
+//! 8. what issue 16 costs ([`keys`]): row-level security on the instrument
+//!    list, the token's Ed25519 verification per request on workerd and
+//!    wasmtime, one signature operation natively and in wasm.
 //!
-//! `ANTEVUS_BENCH_ONLY=audit|live|cpu|proxy` runs one of the last four
+//! `ANTEVUS_BENCH_ONLY=audit|live|cpu|proxy|keys` runs one of the last five
 //! alone.
 //!
 //! Prints Markdown tables. Timings are measured, never asserted.
@@ -26,6 +29,8 @@
 mod audit;
 #[path = "bench/cpu.rs"]
 mod cpu;
+#[path = "bench/keys.rs"]
+mod keys;
 #[path = "bench/live.rs"]
 mod live;
 #[path = "bench/proxy.rs"]
@@ -294,6 +299,7 @@ fn main() -> anyhow::Result<()> {
             "live" => return live::run(&app).await,
             "cpu" => return cpu::run(&app).await,
             "proxy" => return proxy::run(&app).await,
+            "keys" => return keys::run(&stack, &app).await,
             _ => {}
         }
         let db = app.db().await?;
@@ -474,6 +480,8 @@ fn main() -> anyhow::Result<()> {
         cpu::run(&app).await?;
         // 7. The proxy alone.
         proxy::run(&app).await?;
+        // 8. What issue 16 costs.
+        keys::run(&stack, &app).await?;
         anyhow::Ok(())
     });
     runtime.block_on(stack.stop());

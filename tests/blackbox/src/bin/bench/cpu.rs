@@ -22,16 +22,16 @@ const INSTRUMENTS: usize = 50;
 /// Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// The CPU time (seconds) of every process named `workerd`.
-fn workerd_cpu() -> anyhow::Result<f64> {
+/// The CPU time (seconds) of every process named `comm`.
+pub fn cpu_of(comm: &str) -> anyhow::Result<f64> {
     let mut ticks = 0u64;
     let mut found = 0;
     for entry in std::fs::read_dir("/proc")? {
         let entry = entry?;
-        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
+        let Ok(name) = std::fs::read_to_string(entry.path().join("comm")) else {
             continue;
         };
-        if comm.trim() != "workerd" {
+        if name.trim() != comm {
             continue;
         }
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -46,7 +46,7 @@ fn workerd_cpu() -> anyhow::Result<f64> {
         ticks += utime + stime;
         found += 1;
     }
-    anyhow::ensure!(found > 0, "no workerd process found");
+    anyhow::ensure!(found > 0, "no {comm} process found");
     Ok(ticks as f64 / TICKS_PER_SECOND)
 }
 
@@ -94,11 +94,11 @@ pub async fn run(app: &Arc<TestApp>) -> anyhow::Result<()> {
     }
     let warm = hammer(app, &token, WARM_UP).await?;
     anyhow::ensure!(warm == 0, "{warm} errors while warming up");
-    let before = workerd_cpu()?;
+    let before = cpu_of("workerd")?;
     let started = Instant::now();
     let errors = hammer(app, &token, REQUESTS).await?;
     let elapsed = started.elapsed();
-    let after = workerd_cpu()?;
+    let after = cpu_of("workerd")?;
     anyhow::ensure!(errors == 0, "{errors} errors");
     let per_request_ms = (after - before) / REQUESTS as f64 * 1000.0;
     println!(
