@@ -35,7 +35,7 @@ fn request() -> http::Request<bytes::Bytes> {
 }
 
 /// One change, with or without its audit event, through the real client and
-/// the proxy.
+/// the proxy, in the organization's scope.
 async fn change(
     ctx: &Ctx<host_native::NativePlatform>,
     principal: &Principal,
@@ -66,13 +66,19 @@ async fn change(
     } else {
         update
     };
-    let rows = ctx.db().query(&statement.query, statement.params).await?;
+    // As the product runs it: one transaction that sets the organization
+    // (row-level security) and makes the change.
+    let rows = principal.scope().execute(&ctx.db(), statement).await?;
     anyhow::ensure!(rows.rows.len() == 1, "the change did not happen");
     Ok(started.elapsed())
 }
 
 pub async fn run(stack: &Stack, app: &TestApp) -> anyhow::Result<()> {
-    let ctx = Ctx::new(host_native::NativePlatform::default(), config(stack)?);
+    // The stack's proxy speaks HTTPS with the suite's own CA.
+    let platform = host_native::NativePlatform::trusting(&std::fs::read(
+        blackbox::stack::tls_dir()?.join("ca.pem"),
+    )?)?;
+    let ctx = Ctx::new(platform, config(stack)?);
     let admin = app.new_org_user(Role::Admin).await?;
     let token = app.login(&admin).await?;
     let principal = Principal {

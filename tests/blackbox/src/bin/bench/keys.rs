@@ -4,7 +4,10 @@
 //!    p50/p99 of sequential requests in blocks with the policies on and off
 //!    (`ALTER TABLE ... DISABLE ROW LEVEL SECURITY` on every table that has
 //!    them, as the superuser, between blocks; the organization setting is
-//!    sent either way);
+//!    sent either way); and the list's query alone through the proxy, as
+//!    the application's role: one statement with the policies off (how
+//!    reads ran before issue 16), the setting and the statement as one
+//!    transaction with them off, and with them on (now);
 //! 2. the access token's Ed25519 verification per request on workerd and
 //!    wasmtime: CPU per request (from `/proc/<pid>/stat`) of a token refused
 //!    before its signature is checked (an unknown key id) and of one refused
@@ -169,6 +172,35 @@ pub async fn run(stack: &Stack, app: &Arc<TestApp>) -> anyhow::Result<()> {
         toggle(false).await?;
         off.extend(block(token.clone()).await?);
     }
+    // The query alone, through the proxy.
+    let list = serde_json::json!({"query": super::LIST_SQL, "params": [admin.organization_id.to_string()]});
+    let set = serde_json::json!({"query": "SELECT set_config('app.organization_id', $1, true)",
+                                 "params": [admin.organization_id.to_string()]});
+    let single = list.clone();
+    let batch = serde_json::json!({"queries": [set, list]});
+    let sql = |body: serde_json::Value| {
+        let app = app.clone();
+        async move {
+            let mut latencies = Vec::with_capacity(BLOCK);
+            for _ in 0..BLOCK {
+                let t = Instant::now();
+                let reply = app.stack.app_sql(&app.http, &body)?.send().await?;
+                anyhow::ensure!(reply.status() == 200, "{}", reply.status());
+                reply.bytes().await?;
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }
+    };
+    sql(single.clone()).await?;
+    let (mut single_off, mut batch_off, mut batch_on) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..2 {
+        single_off.extend(sql(single.clone()).await?);
+        batch_off.extend(sql(batch.clone()).await?);
+        toggle(true).await?;
+        batch_on.extend(sql(batch.clone()).await?);
+        toggle(false).await?;
+    }
     toggle(true).await?;
     let (on, off) = (stats(on, 0, Duration::ZERO), stats(off, 0, Duration::ZERO));
     println!(
@@ -186,6 +218,24 @@ pub async fn run(stack: &Stack, app: &Arc<TestApp>) -> anyhow::Result<()> {
         ms(off.p50),
         ms(off.p99)
     );
+    println!(
+        "\n| the list's query through the proxy as the application's role, {} each in blocks of {BLOCK} | p50 ms | p99 ms |\n|---|---:|---:|",
+        2 * BLOCK
+    );
+    for (what, latencies) in [
+        ("one statement, policies off (before)", single_off),
+        (
+            "setting + statement in one transaction, policies off",
+            batch_off,
+        ),
+        (
+            "setting + statement in one transaction, policies on (now)",
+            batch_on,
+        ),
+    ] {
+        let s = stats(latencies, 0, Duration::ZERO);
+        println!("| {what} | {} | {} |", ms(s.p50), ms(s.p99));
+    }
 
     // 2. The token's verification per request, on workerd and wasmtime.
     println!(
