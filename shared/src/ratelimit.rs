@@ -73,9 +73,10 @@ pub struct Verdict {
 }
 
 /// Applies the `class` limit to `key` (one statement, for requests that are
-/// limited before anyone is authenticated: by client address or account);
-/// the answer gets the rate-limit headers, and over the limit this fails
-/// with 429.
+/// limited before anyone is authenticated: by client address or account;
+/// with `scope`, in that organization's transaction, as row-level security
+/// wants); the answer gets the rate-limit headers, and over the limit this
+/// fails with 429.
 pub async fn check<P: Platform>(
     ctx: &Ctx<P>,
     rq: &mut Rq,

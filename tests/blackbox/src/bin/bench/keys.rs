@@ -23,7 +23,7 @@ use base64::Engine as _;
 use blackbox::{HostKind, Stack, TestApp};
 use shared::auth::Role;
 
-use super::cpu::cpu_of;
+use super::cpu::{CLIENTS, cpu_of, hammer};
 use super::{ms, stats};
 
 /// Sequential requests per block of the row-level security comparison.
@@ -31,39 +31,6 @@ const BLOCK: usize = 1_000;
 const INSTRUMENTS: usize = 200;
 /// Requests per CPU measurement (after a warm-up of a tenth as many).
 const REQUESTS: usize = 3_000;
-const CLIENTS: usize = 4;
-/// `total` requests of `path` with `token` from [`CLIENTS`] clients, each
-/// answered `status`.
-async fn hammer(
-    app: &Arc<TestApp>,
-    token: &Arc<String>,
-    path: &'static str,
-    status: u16,
-    total: usize,
-) -> anyhow::Result<()> {
-    let mut tasks = Vec::new();
-    for client in 0..CLIENTS {
-        let app = app.clone();
-        let token = token.clone();
-        let share = total / CLIENTS + usize::from(client < total % CLIENTS);
-        tasks.push(tokio::spawn(async move {
-            let mut wrong = 0;
-            for _ in 0..share {
-                match app.as_user(&token).get(path).await {
-                    Ok(resp) if resp.status == status => {}
-                    _ => wrong += 1,
-                }
-            }
-            wrong
-        }));
-    }
-    let mut wrong = 0;
-    for task in tasks {
-        wrong += task.await?;
-    }
-    anyhow::ensure!(wrong == 0, "{wrong} of {total} answers were not {status}");
-    Ok(())
-}
 
 /// Milliseconds of `comm`'s CPU per request of `path` with `token`.
 async fn cpu_per_request(
