@@ -154,14 +154,19 @@ pub struct Pending {
 /// times faster per signature in wasm), each on its own only when the batch
 /// fails, to find the first that does not verify.
 pub fn first_unverified(keys: &AuditKeys, pending: &[Pending]) -> Option<usize> {
-    let mut batch = Vec::new();
+    // The batch: which of `pending`, their messages, signatures and keys.
+    let (mut at, mut messages, mut signatures, mut verifying) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut first_other = None;
     for (i, item) in pending.iter().enumerate() {
         let key = keys.public.iter().find(|k| k.kid == item.kid);
         let signature = ed25519_dalek::Signature::from_slice(&item.signature).ok();
         match (key, signature) {
             (Some(key), Some(signature)) if key.covers(item.signed_at) => {
-                batch.push((i, key.key, signature));
+                at.push(i);
+                messages.push(item.message.as_slice());
+                signatures.push(signature);
+                verifying.push(key.key);
             }
             _ => {
                 // Not an Ed25519 signature of a key in force: checked alone
@@ -180,19 +185,12 @@ pub fn first_unverified(keys: &AuditKeys, pending: &[Pending]) -> Option<usize> 
             }
         }
     }
-    let messages: Vec<&[u8]> = batch
-        .iter()
-        .map(|(i, _, _)| pending[*i].message.as_slice())
-        .collect();
-    let signatures: Vec<ed25519_dalek::Signature> = batch.iter().map(|(_, _, s)| *s).collect();
-    let verifying: Vec<ed25519_dalek::VerifyingKey> = batch.iter().map(|(_, k, _)| *k).collect();
     let first_batched = if ed25519_dalek::verify_batch(&messages, &signatures, &verifying).is_ok() {
         None
     } else {
-        batch
-            .iter()
-            .find(|(i, key, signature)| key.verify(&pending[*i].message, signature).is_err())
-            .map(|(i, _, _)| *i)
+        (0..at.len())
+            .find(|&n| verifying[n].verify(messages[n], &signatures[n]).is_err())
+            .map(|n| at[n])
     };
     match (first_other, first_batched) {
         (Some(a), Some(b)) => Some(a.min(b)),

@@ -122,10 +122,15 @@ fn json_text(value: &Option<Value>) -> String {
 }
 
 impl ExportedEvent {
+    /// When the event was recorded (and signed), if `createdAt` parses.
+    pub fn recorded_at(&self) -> Option<OffsetDateTime> {
+        OffsetDateTime::parse(&self.created_at, &Rfc3339).ok()
+    }
+
     fn created_at_micros(&self) -> Result<i64, String> {
-        OffsetDateTime::parse(&self.created_at, &Rfc3339)
+        self.recorded_at()
             .map(|t| (t.unix_timestamp_nanos() / 1_000) as i64)
-            .map_err(|_| format!("event {}: createdAt is not RFC 3339", self.sequence))
+            .ok_or_else(|| format!("event {}: createdAt is not RFC 3339", self.sequence))
     }
 
     /// The signed content of this event.
@@ -438,7 +443,6 @@ impl Manifest {
     /// (the events', [`signers`]): Ed25519 ones with their public key and
     /// period as `keys` publish them.
     pub fn sign(&mut self, key: &SigningKey, keys: &AuditKeys, signers: &[(String, &'static str)]) {
-        use base64::Engine as _;
         self.version = MANIFEST_VERSION.into();
         self.key_id = key.kid.clone();
         let mut named = vec![(key.kid.clone(), ED25519)];
@@ -453,10 +457,7 @@ impl Manifest {
                 ManifestKey::describe(keys, &kid).unwrap_or_else(|| ManifestKey {
                     // The signing key itself when it is not (yet) among the
                     // published ones; an HMAC key, by id only.
-                    public_key: (kid == key.kid).then(|| {
-                        base64::engine::general_purpose::URL_SAFE_NO_PAD
-                            .encode(key.key.verifying_key().as_bytes())
-                    }),
+                    public_key: (kid == key.kid).then(|| key.x()),
                     kid,
                     algorithm: algorithm.into(),
                     valid_from: None,
@@ -582,8 +583,8 @@ pub fn verify(body: &[u8], manifest: &Manifest, keys: &AuditKeys) -> Verdict {
                 Ok(_) => {}
             }
             if verdict.signatures_checked {
-                let at = OffsetDateTime::parse(&event.created_at, &Rfc3339)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                // Unparseable, it already failed the content check above.
+                let at = event.recorded_at().unwrap_or(OffsetDateTime::UNIX_EPOCH);
                 if !chain::knows(keys, &event.key_id) {
                     problems.push(format!(
                         "event {n}: signed with key {}, which was not given",

@@ -51,14 +51,14 @@ impl SigningKey {
         Ok(SigningKey::from_seed(kid, seed))
     }
 
-    /// The `JWT_PUBLIC_KEYS` entry of this key (no period).
+    /// The public half, base64url (a JWK's `x`).
+    pub fn x(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.key.verifying_key().as_bytes())
+    }
+
+    /// The public-key list entry of this key (no period).
     pub fn public_entry(&self) -> String {
-        format!(
-            "{}:{}",
-            self.kid,
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(self.key.verifying_key().as_bytes())
-        )
+        format!("{}:{}", self.kid, self.x())
     }
 }
 

@@ -166,8 +166,10 @@ fn check(
         kid: row.key_id.clone(),
         message: content_hash,
         signature: row.signature.as_deref().map(unhex).unwrap_or_default(),
-        signed_at: crate::domain::Timestamp::parse(&row.created_at)
-            .map_or(time::OffsetDateTime::UNIX_EPOCH, |t| t.get()),
+        // Unparseable, it already failed the content check above.
+        signed_at: row
+            .recorded_at()
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
     }))
 }
 
@@ -264,7 +266,8 @@ impl Walk {
             // The page's structure first, up to its first break; then the
             // signatures before that break, as one batch.
             let mut broken: Option<(usize, Break)> = None;
-            let mut pending: Vec<(usize, chain::Pending)> = Vec::new();
+            // The signatures to check, and the row of each.
+            let (mut signed, mut pending) = (Vec::new(), Vec::new());
             let mut previous = self.previous.clone();
             for (i, row) in rows.iter().enumerate() {
                 match check(row, self.expected + i as i64, previous.as_deref(), keys) {
@@ -272,13 +275,16 @@ impl Walk {
                         broken = Some((i, at));
                         break;
                     }
-                    Ok(signature) => pending.extend(signature.map(|s| (i, s))),
+                    Ok(None) => {}
+                    Ok(Some(signature)) => {
+                        signed.push(i);
+                        pending.push(signature);
+                    }
                 }
                 previous = Some(unhex(&row.hash));
             }
-            let signatures: Vec<chain::Pending> = pending.iter().map(|(_, s)| s.clone()).collect();
-            if let Some(bad) = chain::first_unverified(keys, &signatures) {
-                let i = pending[bad].0;
+            if let Some(bad) = chain::first_unverified(keys, &pending) {
+                let i = signed[bad];
                 if broken.as_ref().is_none_or(|(at, _)| i < *at) {
                     let sequence = self.expected + i as i64;
                     broken = Some((

@@ -19,8 +19,9 @@ macro_rules! methods {
             ctx: &$crate::ctx::Ctx<P>,
             req: http::Request<bytes::Bytes>,
         ) -> http::Response<bytes::Bytes> {
-            let params = $crate::routes::params_of(req.uri().path());
-            let audits = $crate::routes::route_for(req.uri().path()).is_none_or(|r| r.attrs.audit);
+            let route = $crate::routes::route_for(req.uri().path());
+            let params = route.map_or_else(Vec::new, |r| r.owned_params(req.uri().path()));
+            let audits = route.is_none_or(|r| r.attrs.audit);
             let mut rq = match $crate::request::Rq::new(ctx, req, audits) {
                 Ok(rq) => rq.with_params(params),
                 Err(answer) => return *answer,
@@ -193,6 +194,19 @@ pub enum Body {
 }
 
 impl Route {
+    /// [`Route::params`] as owned values (empty when the route does not
+    /// serve `path`).
+    pub fn owned_params(&self, path: &str) -> Vec<(&'static str, String)> {
+        self.params(path)
+            .map(|params| {
+                params
+                    .into_iter()
+                    .map(|(name, value)| (name, value.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The values of this route's parameters in `path` (query string
     /// excluded), in order; `None` when the route does not serve `path`.
     pub fn params<'p>(&self, path: &'p str) -> Option<Vec<(&'static str, &'p str)>> {
@@ -296,10 +310,11 @@ route_table! {
 /// takes (its route's [`Body`]).
 pub fn admit(config: &Config, function: &str) -> Result<usize, crate::config::ConfigError> {
     let attrs = attrs_of(function);
+    let declared = attrs.secrets();
     let undeclared: Vec<&str> = SECRETS
         .iter()
         .copied()
-        .filter(|name| config.holds(name) && withholds(function, name))
+        .filter(|name| config.holds(name) && !declared.contains(name))
         .collect();
     if !undeclared.is_empty() {
         // Least privilege, held at the door: a deployment that gives a
@@ -352,15 +367,7 @@ pub fn route_for(path: &str) -> Option<&'static Route> {
 /// The parameters of the route serving `path`, by name (empty when no route
 /// serves it).
 pub fn params_of(path: &str) -> Vec<(&'static str, String)> {
-    route_for(path)
-        .and_then(|route| route.params(path))
-        .map(|params| {
-            params
-                .into_iter()
-                .map(|(name, value)| (name, value.to_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
+    route_for(path).map_or_else(Vec::new, |route| route.owned_params(path))
 }
 
 #[cfg(test)]
