@@ -135,10 +135,7 @@ pub fn success(reply: Reply, metadata: Metadata) -> Response<Bytes> {
         let mut response = Response::new(body);
         *response.status_mut() = reply.status;
         let headers = response.headers_mut();
-        headers.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
+        secure(headers);
         headers.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("private, no-cache"),
@@ -221,15 +218,38 @@ fn json_response(status: StatusCode, envelope: &Envelope) -> Response<Bytes> {
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    secure(headers);
     if let Ok(value) = HeaderValue::from_str(&envelope.metadata.request_id) {
         headers.insert(REQUEST_ID_HEADER, value);
     }
     response
 }
+
+/// The headers every answer carries, whatever its request: no sniffing of
+/// its type, no referrer to whatever it links to, and a content policy
+/// under which a body (an uploaded HTML file among run data, say) can run
+/// nothing, load nothing and be framed nowhere. Those that depend on the
+/// request (CORS, HSTS) are `request::cors::seal`'s.
+pub fn secure(headers: &mut HeaderMap) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+}
+
+/// The content security policy of every API answer: nothing may load or
+/// run, and no page may frame it.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; sandbox";
 
 /// Header carrying the request id, honoured when a client sends a sane one.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");

@@ -119,6 +119,9 @@ pub enum ApiError {
     /// A permission the caller lacks; recorded as `ACCESS_DENIED`.
     #[error("insufficient permissions")]
     Forbidden { caller: Option<Caller> },
+    /// A CORS preflight from an origin the deployment does not allow.
+    #[error("origin not allowed")]
+    OriginNotAllowed,
     #[error("resource not found")]
     NotFound,
     #[error("method not allowed")]
@@ -193,7 +196,9 @@ impl ApiError {
             ApiError::InvalidCredentials => ErrorCode::AuthInvalidCredentials,
             ApiError::TokenExpired => ErrorCode::AuthTokenExpired,
             ApiError::TokenInvalid(_) => ErrorCode::AuthTokenInvalid,
-            ApiError::Forbidden { .. } => ErrorCode::AuthInsufficientPermissions,
+            ApiError::Forbidden { .. } | ApiError::OriginNotAllowed => {
+                ErrorCode::AuthInsufficientPermissions
+            }
             ApiError::NotFound => ErrorCode::ResourceNotFound,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::Conflict { .. } => ErrorCode::Conflict,
@@ -223,6 +228,9 @@ impl ApiError {
             ApiError::TokenExpired => "Access token has expired".into(),
             ApiError::TokenInvalid(why) => format!("Missing or invalid access token: {why}"),
             ApiError::Forbidden { .. } => "You do not have permission to perform this action".into(),
+            ApiError::OriginNotAllowed => {
+                "Pages of this origin may not call the API (it is not in the deployment's CORS_ORIGIN)".into()
+            }
             ApiError::NotFound => "Resource not found".into(),
             ApiError::MethodNotAllowed { .. } => "Method not allowed on this resource".into(),
             ApiError::Conflict { message, .. } => message.clone(),

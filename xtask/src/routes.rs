@@ -124,7 +124,7 @@ pub fn spin_toml() -> String {
     );
     for route in ROUTES {
         out.push_str(&format!(
-            "\n# {} {}\n# Secrets: {}\n[[trigger.http]]\nroute = \"{}\"\ncomponent = \"{}\"\n\n[component.{}]\nsource = \"target/wasm32-wasip2/release/{}\"\nallowed_outbound_hosts = [{}]\n\n[component.{}.build]\ncommand = \"cargo xtask build-wasm --spin\"\n",
+            "\n# {} {}\n# Secrets: {}\n[[trigger.http]]\nroute = \"{}\"\ncomponent = \"{}\"\n\n[component.{}]\nsource = \"target/wasm32-wasip2/release/{}\"\nallowed_outbound_hosts = [{}]\n# Spin sets spin-client-addr from the connection; the component believes no other address header.\nenvironment = {{ CLIENT_ADDRESS_HEADER = \"spin-client-addr\" }}\n\n[component.{}.build]\ncommand = \"cargo xtask build-wasm --spin\"\n",
             methods(route),
             route.path,
             secrets_of(route),

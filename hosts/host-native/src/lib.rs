@@ -166,16 +166,24 @@ async fn upgrade(
     let platform = &state.platform;
     let (mut parts, _body) = request.into_parts();
     let Some(config) = state.configs.get(shared::live::hub::FUNCTION).cloned() else {
-        return early_failure(platform, &parts.headers, &ApiError::NotFound).map(Body::from);
+        return early_failure(platform, None, &parts.headers, &ApiError::NotFound).map(Body::from);
     };
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
             let err = ApiError::invalid("upgrade", rejection.body_text());
-            return early_failure(platform, &parts.headers, &err).map(Body::from);
+            return early_failure(platform, Some(&config), &parts.headers, &err).map(Body::from);
         }
     };
-    parts.extensions.insert(ClientIp(peer.ip()));
+    match client_address(&config, &parts.headers, peer) {
+        Ok(Some(client)) => {
+            parts.extensions.insert(ClientIp(client));
+        }
+        Ok(None) => {}
+        Err(err) => {
+            return early_failure(platform, Some(&config), &parts.headers, &err).map(Body::from);
+        }
+    }
     let ctx = Ctx::new(platform.clone(), config);
     let admitted = match shared::live::hub::admit(
         &ctx,
@@ -204,27 +212,54 @@ async fn route(
     let platform = &state.platform;
     let (mut parts, body) = request.into_parts();
     let Some(route) = routes::route_for(parts.uri.path()) else {
-        return early_failure(platform, &parts.headers, &ApiError::NotFound);
+        return early_failure(platform, None, &parts.headers, &ApiError::NotFound);
     };
     let Some(config) = state.configs.get(route.function).cloned() else {
-        return early_failure(platform, &parts.headers, &ApiError::NotFound);
+        return early_failure(platform, None, &parts.headers, &ApiError::NotFound);
+    };
+    let refuse = |headers: &http::HeaderMap, err: &ApiError| {
+        early_failure(platform, Some(&config), headers, err)
     };
     let max = match routes::admit(&config, route.function) {
         Ok(max) => max,
-        Err(e) => return early_failure(platform, &parts.headers, &ApiError::from(e)),
+        Err(e) => return refuse(&parts.headers, &ApiError::from(e)),
     };
     let bytes = match shared::request::read_capped(body, max).await {
         Ok(bytes) => bytes,
-        Err(e) => return early_failure(platform, &parts.headers, &e),
+        Err(e) => return refuse(&parts.headers, &e),
     };
-    parts.extensions.insert(ClientIp(peer.ip()));
+    let client = match client_address(&config, &parts.headers, peer) {
+        Ok(client) => client,
+        Err(e) => return refuse(&parts.headers, &e),
+    };
+    if let Some(client) = client {
+        parts.extensions.insert(ClientIp(client));
+    }
     let request = http::Request::from_parts(parts, bytes);
-    let ctx = Ctx::new(platform.clone(), config);
+    let ctx = Ctx::new(platform.clone(), config.clone());
     let headers = request.headers().clone();
     match routes::dispatch(route.function, &ctx, request).await {
         Some(response) => response,
-        None => early_failure(platform, &headers, &ApiError::NotFound),
+        None => refuse(&headers, &ApiError::NotFound),
     }
+}
+
+/// The client's address: the peer's, unless the deployment names a header
+/// its own proxy sets (`CLIENT_ADDRESS_HEADER`); then that header's, and
+/// unknown when the header is missing or malformed (a request that did not
+/// come through the proxy is not believed about its address).
+fn client_address(
+    config: &Config,
+    headers: &http::HeaderMap,
+    peer: SocketAddr,
+) -> Result<Option<std::net::IpAddr>, ApiError> {
+    Ok(match &config.http()?.client_address_header {
+        None => Some(peer.ip()),
+        Some(name) => headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(shared::request::parse_client_address),
+    })
 }
 
 /// Reads the configuration from the process environment.

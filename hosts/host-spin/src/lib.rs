@@ -7,7 +7,6 @@
 
 #![cfg(target_os = "wasi")]
 
-use std::net::SocketAddr;
 use std::sync::Once;
 
 use bytes::Bytes;
@@ -71,44 +70,35 @@ pub async fn prepare(
     });
     let platform = SpinPlatform;
     let (mut parts, body) = request.into_parts();
-    if routes::route_for(parts.uri.path()).map(|r| r.function) != Some(function) {
-        return Err(shared::request::early_failure(
-            &platform,
-            &parts.headers,
-            &ApiError::NotFound,
-        ));
-    }
     // Each request is a new instance: only the sections this route uses
     // are parsed.
     let config = Config::from_lookup(|name| std::env::var(name).ok());
+    let refuse = |headers: &http::HeaderMap, err: &ApiError| {
+        shared::request::early_failure(&platform, Some(&config), headers, err)
+    };
+    if routes::route_for(parts.uri.path()).map(|r| r.function) != Some(function) {
+        return Err(refuse(&parts.headers, &ApiError::NotFound));
+    }
     let limit = match routes::admit(&config, function) {
         Ok(limit) => limit,
-        Err(e) => {
-            return Err(shared::request::config_failure(
-                &platform,
-                &parts.headers,
-                &e,
-            ));
-        }
+        Err(e) => return Err(refuse(&parts.headers, &ApiError::from(e))),
     };
     let bytes = match shared::request::read_capped(body, limit).await {
         Ok(bytes) => bytes,
-        Err(e) => {
-            return Err(shared::request::early_failure(
-                &platform,
-                &parts.headers,
-                &e,
-            ));
-        }
+        Err(e) => return Err(refuse(&parts.headers, &e)),
     };
-    let client = parts
-        .headers
-        .get("spin-client-addr")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<SocketAddr>().ok())
-        .map(|addr| ClientIp(addr.ip()));
+    // Spin sets `spin-client-addr` itself; plain `wasmtime serve` passes on
+    // whatever the client sent, so the header is believed only when the
+    // deployment names it (`CLIENT_ADDRESS_HEADER`, set in spin.toml).
+    let client = match config.http() {
+        Ok(http) => http.client_address_header.as_ref().and_then(|name| {
+            let value = parts.headers.get(name)?.to_str().ok()?;
+            shared::request::parse_client_address(value)
+        }),
+        Err(e) => return Err(refuse(&parts.headers, &ApiError::from(e))),
+    };
     if let Some(client) = client {
-        parts.extensions.insert(client);
+        parts.extensions.insert(ClientIp(client));
     }
     Ok((
         Ctx::new(platform, config),

@@ -24,6 +24,7 @@ const PROTOCOL_HEADER: &str = "x-antevus-protocol";
 fn failure(err: &ApiError) -> worker::Result<Response> {
     crate::respond(shared::request::early_failure(
         &WorkersPlatform,
+        None,
         &http::HeaderMap::new(),
         err,
     ))

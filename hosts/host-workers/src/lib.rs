@@ -153,30 +153,44 @@ pub async fn prepare(
         Some(route) if route.function == function => {
             read(request, env, function).await.map_err(Early::Answer)
         }
-        Some(route) => {
-            let headers = http::HeaderMap::new();
-            match env.service(&binding_name(route.function)) {
-                Ok(owner) => match owner.fetch_request(request).await {
-                    Ok(response) => Err(Early::Forwarded(response)),
-                    Err(e) => Err(Early::Answer(shared::request::early_failure(
-                        &platform,
-                        &headers,
-                        &ApiError::Unavailable(format!("forwarding to {}: {e}", route.function)),
-                    ))),
-                },
-                Err(_) => Err(Early::Answer(shared::request::early_failure(
+        Some(route) => match env.service(&binding_name(route.function)) {
+            Ok(owner) => match owner.fetch_request(request).await {
+                Ok(response) => Err(Early::Forwarded(response)),
+                Err(e) => Err(Early::Answer(shared::request::early_failure(
                     &platform,
-                    &headers,
-                    &ApiError::NotFound,
+                    Some(&config(env)),
+                    &http::HeaderMap::new(),
+                    &ApiError::Unavailable(format!("forwarding to {}: {e}", route.function)),
                 ))),
-            }
-        }
+            },
+            Err(_) => Err(Early::Answer(shared::request::early_failure(
+                &platform,
+                Some(&config(env)),
+                &headers_of(&request),
+                &ApiError::NotFound,
+            ))),
+        },
         None => Err(Early::Answer(shared::request::early_failure(
             &platform,
-            &http::HeaderMap::new(),
+            Some(&config(env)),
+            &headers_of(&request),
             &ApiError::NotFound,
         ))),
     }
+}
+
+/// The request's headers as `http` types.
+fn headers_of(request: &worker::Request) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in request.headers().entries() {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers
 }
 
 fn init_logging() {
@@ -219,22 +233,16 @@ async fn read(
 ) -> Result<(Ctx<WorkersPlatform>, http::Request<Bytes>), http::Response<Bytes>> {
     init_logging();
     let platform = WorkersPlatform;
-    let mut headers = http::HeaderMap::new();
-    for (name, value) in request.headers().entries() {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(&value),
-        ) {
-            headers.append(name, value);
-        }
-    }
+    let headers = headers_of(&request);
     let config = config(env);
+    let refuse =
+        |err: &ApiError| shared::request::early_failure(&platform, Some(&config), &headers, err);
     // The body is read whole before the size check (Workers caps request
     // bodies itself): answering before the client finished sending makes
     // workerd reset the connection instead of delivering the 413.
     let max = match routes::admit(&config, function) {
         Ok(max) => max,
-        Err(e) => return Err(shared::request::config_failure(&platform, &headers, &e)),
+        Err(e) => return Err(refuse(&ApiError::from(e))),
     };
     let body = match request.method() {
         worker::Method::Get | worker::Method::Head => Vec::new(),
@@ -242,25 +250,17 @@ async fn read(
             Ok(bytes) => bytes,
             Err(e) => {
                 let err = ApiError::invalid("body", format!("Request body could not be read: {e}"));
-                return Err(shared::request::early_failure(&platform, &headers, &err));
+                return Err(refuse(&err));
             }
         },
     };
     if body.len() > max {
-        return Err(shared::request::early_failure(
-            &platform,
-            &headers,
-            &ApiError::PayloadTooLarge { limit: max },
-        ));
+        return Err(refuse(&ApiError::PayloadTooLarge { limit: max }));
     }
     let url = match request.url() {
         Ok(url) => url,
         Err(e) => {
-            return Err(shared::request::early_failure(
-                &platform,
-                &headers,
-                &ApiError::internal(e),
-            ));
+            return Err(refuse(&ApiError::internal(e)));
         }
     };
     let method =
@@ -272,11 +272,7 @@ async fn read(
     let mut req = match builder.body(Bytes::from(body)) {
         Ok(req) => req,
         Err(e) => {
-            return Err(shared::request::early_failure(
-                &platform,
-                &headers,
-                &ApiError::internal(e),
-            ));
+            return Err(refuse(&ApiError::internal(e)));
         }
     };
     if let Some(ip) = headers

@@ -15,10 +15,12 @@
 //! - [`Mail`]: the web application's URL (for links) and the mail provider.
 //! - [`storage::StorageConfig`]: where run data goes.
 //! - [`retention::RetentionConfig`]: how long data is kept.
+//! - [`HttpConfig`]: CORS origins, HSTS and the client address header.
 
 pub mod ed25519;
 pub mod limits;
 pub mod retention;
+pub mod serving;
 pub mod storage;
 
 use hmac::Mac as _;
@@ -33,6 +35,7 @@ use crate::error::ApiError;
 pub use ed25519::{PublicKey, SigningKey};
 pub use limits::{Limits, Policy};
 pub use retention::RetentionConfig;
+pub use serving::HttpConfig;
 pub use storage::{S3Config, StorageConfig};
 
 /// A secret value: never printed, never serialized.
@@ -145,6 +148,8 @@ pub const VARS: &[&str] = &[
     "RETENTION_RUN_DATA_DAYS",
     "RETENTION_SESSIONS_DAYS",
     "RETENTION_RATE_LIMITS_HOURS",
+    "CORS_ORIGIN",
+    "CLIENT_ADDRESS_HEADER",
 ];
 
 /// The variables as read from the environment: those of [`VARS`] that are
@@ -338,6 +343,7 @@ pub struct Config {
     mail: Section<Mail>,
     storage: Section<StorageConfig>,
     retention: Section<RetentionConfig>,
+    http: Section<HttpConfig>,
 }
 
 impl Config {
@@ -366,6 +372,7 @@ impl Config {
         self.mail()?;
         self.storage()?;
         self.retention()?;
+        self.http()?;
         Ok(())
     }
 
@@ -473,6 +480,11 @@ impl Config {
         self.section(&self.storage, |vars| {
             StorageConfig::from_lookup(&|name: &str| vars.get(name))
         })
+    }
+
+    /// CORS, HSTS and the client address ([`HttpConfig`]).
+    pub fn http(&self) -> Result<&HttpConfig, ConfigError> {
+        self.section(&self.http, HttpConfig::parse)
     }
 
     pub fn retention(&self) -> Result<&RetentionConfig, ConfigError> {

@@ -9,6 +9,7 @@
 //! nothing about a request is changed behind its back. [`Rq::respond`]
 //! renders the handler's outcome in the envelope.
 
+pub mod cors;
 mod parse;
 
 use std::net::IpAddr;
@@ -17,7 +18,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response};
 use time::OffsetDateTime;
 
-use crate::config::{ConfigError, SigningKey};
+use crate::config::{Config, ConfigError, SigningKey};
 use crate::ctx::Ctx;
 use crate::envelope::{self, Metadata, Reply, request_id};
 use crate::error::{ApiError, Caller};
@@ -31,6 +32,16 @@ pub use parse::{
 /// The client address, as the host reports it, in the request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
+
+/// The client address in a header's value: an address, an address with a
+/// port (`192.0.2.1:4711`, `[2001:db8::1]:4711`), or a list (`X-Forwarded-For`),
+/// of which the last entry counts: the one the trusted proxy added.
+pub fn parse_client_address(value: &str) -> Option<IpAddr> {
+    let last = value.rsplit(',').next()?.trim();
+    last.parse::<IpAddr>()
+        .ok()
+        .or_else(|| last.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+}
 
 /// A request in flight.
 pub struct Rq {
@@ -65,7 +76,12 @@ impl Rq {
             match ctx.config.audit_signing_key() {
                 Ok(key) => Some(key.clone()),
                 Err(err) => {
-                    return Err(Box::new(config_failure(&ctx.platform, req.headers(), &err)));
+                    return Err(Box::new(config_failure(
+                        &ctx.platform,
+                        &ctx.config,
+                        req.headers(),
+                        &err,
+                    )));
                 }
             }
         } else {
@@ -234,6 +250,12 @@ impl Rq {
         for (name, value) in self.response_headers {
             response.headers_mut().append(name, value);
         }
+        cors::seal(
+            &ctx.config,
+            self.req.headers(),
+            cors::is_https(&self.req),
+            &mut response,
+        );
         response
     }
 }
@@ -254,9 +276,11 @@ pub fn method_not_allowed(allow: &'static [Method]) -> ApiError {
 }
 
 /// A response for a request refused before any handler ran (body over the
-/// cap, configuration missing, unknown path), still in the envelope.
+/// cap, configuration missing, unknown path), still in the envelope, with
+/// the CORS and HSTS headers of `config` when the host has read it.
 pub fn early_failure<P: Platform>(
     platform: &P,
+    config: Option<&Config>,
     headers: &http::HeaderMap,
     err: &ApiError,
 ) -> Response<Bytes> {
@@ -266,14 +290,19 @@ pub fn early_failure<P: Platform>(
         uuid::Builder::from_random_bytes(bytes).into_uuid()
     });
     log_error(&id, err);
-    envelope::failure(err, Metadata::new(platform.now(), &id))
+    let mut response = envelope::failure(err, Metadata::new(platform.now(), &id));
+    if let Some(config) = config {
+        cors::seal(config, headers, false, &mut response);
+    }
+    response
 }
 
 /// What a host does with a configuration problem: a generic 500.
 pub fn config_failure<P: Platform>(
     platform: &P,
+    config: &Config,
     headers: &http::HeaderMap,
     err: &ConfigError,
 ) -> Response<Bytes> {
-    early_failure(platform, headers, &ApiError::internal(err))
+    early_failure(platform, Some(config), headers, &ApiError::internal(err))
 }

@@ -9,7 +9,8 @@
 /// Defines a route module's `handle`: the request's id, parameters and
 /// envelope, and dispatch by method to
 /// `async fn(&Ctx<P>, &mut Rq) -> Result<Reply, ApiError>` handlers; any
-/// other method is `405` with `Allow`. A refusal the audit trail must show
+/// other method is `405` with `Allow`; `OPTIONS` (a CORS preflight) is
+/// answered before anything else. A refusal the audit trail must show
 /// is recorded from the error the handler returned.
 macro_rules! methods {
     ($($method:ident => $handler:ident),+ $(,)?) => {
@@ -19,6 +20,9 @@ macro_rules! methods {
             ctx: &$crate::ctx::Ctx<P>,
             req: http::Request<bytes::Bytes>,
         ) -> http::Response<bytes::Bytes> {
+            if req.method() == http::Method::OPTIONS {
+                return $crate::request::cors::preflight(ctx, &req, METHODS);
+            }
             let route = $crate::routes::route_for(req.uri().path());
             let params = route.map_or_else(Vec::new, |r| r.owned_params(req.uri().path()));
             let audits = route.is_none_or(|r| r.attrs.audit);

@@ -24,6 +24,7 @@ macro_rules! cases {
 /// Every area's cases.
 const AREAS: &[&[(&str, CaseFn)]] = &[
     crate::envelope::CASES,
+    crate::headers::CASES,
     crate::sessions::CASES,
     crate::instruments::CASES,
     crate::limits::CASES,

@@ -17,6 +17,7 @@ pub mod cases;
 pub mod client;
 pub mod data;
 pub mod envelope;
+pub mod headers;
 pub mod hub;
 pub mod ingest;
 pub mod instruments;

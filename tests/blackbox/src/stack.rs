@@ -349,6 +349,10 @@ impl Stack {
                 "1000000/60/300".to_owned(),
             ),
             ("RATE_LIMIT_ADMIN".to_owned(), "1000000/60/60".to_owned()),
+            (
+                "CORS_ORIGIN".to_owned(),
+                crate::headers::ALLOWED_ORIGIN.to_owned(),
+            ),
         ];
         let host_handle = start_host(kind, &function_env).await?;
         Ok(Stack {
@@ -556,6 +560,17 @@ fn serve_wasm(
 /// serves its port; one that cannot bind (the port was taken meanwhile)
 /// starts again on another.
 async fn start_wasmtime(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
+    // The front reports the client's address as Spin does, and the
+    // components are told to believe it, as spin.toml tells them; a case
+    // may override it (set it empty) to see an unconfigured deployment.
+    let mut env = env.to_vec();
+    if !env.iter().any(|(name, _)| name == "CLIENT_ADDRESS_HEADER") {
+        env.push((
+            "CLIENT_ADDRESS_HEADER".to_owned(),
+            "spin-client-addr".to_owned(),
+        ));
+    }
+    let env = env.as_slice();
     let wasmtime = wasmtime_bin()?;
     let root = root();
     let mut children = Vec::new();
@@ -662,6 +677,7 @@ async fn forward(
     let Some(port) = port else {
         return shared::request::early_failure(
             &front.platform,
+            None,
             &parts.headers,
             &ApiError::NotFound,
         )
@@ -700,6 +716,7 @@ async fn forward(
         }
         Err(e) => shared::request::early_failure(
             &front.platform,
+            None,
             &parts.headers,
             &ApiError::Unavailable(e.to_string()),
         )
