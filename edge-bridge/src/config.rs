@@ -72,6 +72,30 @@ impl Default for QueueConfig {
     }
 }
 
+/// What is wrong with `url` as the cloud's address, if anything: it must
+/// be `https://`, or `http://` to this machine only (the bridge's key
+/// would otherwise cross the network in clear).
+pub fn cloud_url_problem(url: &str) -> Option<String> {
+    let parsed = match url::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(e) => return Some(format!("url {url:?} is not a URL: {e}")),
+    };
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => None,
+        "http" if loopback => None,
+        "http" => Some(format!(
+            "url {url:?}: http:// is allowed only for this machine (localhost, 127.0.0.1, ::1); use https:// so the bridge's key is never sent in clear"
+        )),
+        _ => Some(format!("url {url:?} must start with https://")),
+    }
+}
+
 fn default_queue_max() -> u64 {
     1 << 30
 }
@@ -294,10 +318,8 @@ impl Config {
     }
 
     fn check(&self, problems: &mut Vec<String>) {
-        if let Some(url) = &self.url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            problems.push(format!("url {url:?} must start with http:// or https://"));
+        if let Some(problem) = self.url.as_deref().and_then(cloud_url_problem) {
+            problems.push(problem);
         }
         if let Err(e) = self.trust() {
             problems.push(e.to_string());
@@ -487,6 +509,29 @@ mod tests {
                 matches!(Config::parse(text, |_| None), Err(ConfigError::Parse(..))),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn the_key_never_travels_in_clear_beyond_this_machine() {
+        for good in [
+            "https://api.lab.example",
+            "http://127.0.0.1:8787",
+            "http://localhost:8787/",
+            "http://[::1]:8787",
+            "http://127.3.2.1",
+        ] {
+            assert_eq!(cloud_url_problem(good), None, "{good}");
+        }
+        for bad in [
+            "http://api.lab.example",
+            "http://10.0.0.5:8787",
+            "http://localhost.evil.example",
+            "ftp://127.0.0.1",
+            "api.lab.example",
+            "https://",
+        ] {
+            assert!(cloud_url_problem(bad).is_some(), "{bad}");
         }
     }
 }

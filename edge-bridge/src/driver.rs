@@ -9,13 +9,16 @@
 use shared::domain::Timestamp;
 use std::time::Duration;
 
+use bytes::BytesMut;
+use futures::StreamExt as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::live::{self, CommandOrder, InstrumentStatus, Item};
 use time::OffsetDateTime;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{Decoder, FramedRead, LinesCodec, LinesCodecError};
 
 use crate::agent::{Cloud, Recorder, Refused, Statuses};
 use crate::config::InstrumentConfig;
@@ -183,6 +186,52 @@ struct Line {
 /// At most this many lines are stored with one write.
 const TCP_GROUP: usize = 500;
 
+/// The longest line an instrument may send; a longer one is answered with
+/// an error and skipped to its end, so a runaway instrument cannot make the
+/// bridge buffer without bound.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Newline-delimited lines of at most [`MAX_LINE_BYTES`]: a line is
+/// `Some(text)`, one over the cap `None` (skipped to its end, and the
+/// reader goes on). `LinesCodec` with a maximum, minus its error: a
+/// decoding error would end the stream.
+struct CappedLines(LinesCodec);
+
+impl CappedLines {
+    fn new() -> Self {
+        CappedLines(LinesCodec::new_with_max_length(MAX_LINE_BYTES))
+    }
+
+    fn map(
+        decoded: Result<Option<String>, LinesCodecError>,
+    ) -> Result<Option<Option<String>>, std::io::Error> {
+        match decoded {
+            Ok(line) => Ok(line.map(Some)),
+            Err(LinesCodecError::MaxLineLengthExceeded) => Ok(Some(None)),
+            Err(LinesCodecError::Io(e)) => Err(e),
+        }
+    }
+}
+
+impl Decoder for CappedLines {
+    type Item = Option<String>;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+        Self::map(self.0.decode(buf))
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+        Self::map(self.0.decode_eof(buf))
+    }
+}
+
+/// One read of the line reader: `Some(Some(line))`, `Some(None)` for a line
+/// over the cap, `None` when the connection ended or failed.
+fn capped(read: Option<Result<Option<String>, std::io::Error>>) -> Option<Option<String>> {
+    read?.ok()
+}
+
 /// An instrument speaking newline-delimited JSON over a byte stream: a LAN
 /// port (TCP) or an RS-232 line (serial). Connects (again and again, with a
 /// pause), reads readings `{"id"?, "metric", "value",
@@ -214,19 +263,19 @@ where
         tracing::info!(instrument = %io.instrument_id, %address, "instrument connected");
         io.status(InstrumentStatus::Online);
         let (read, mut write) = tokio::io::split(stream);
-        let mut lines = BufReader::new(read).lines();
+        let mut lines = FramedRead::new(read, CappedLines::new());
         loop {
             tokio::select! {
-                line = lines.next_line() => {
-                    let Ok(Some(first)) = line else { break };
+                line = lines.next() => {
+                    let Some(first) = capped(line) else { break };
                     // Whatever else has already arrived is stored with it.
                     let mut group = vec![first];
                     while group.len() < TCP_GROUP {
                         tokio::select! {
                             biased;
-                            next = lines.next_line() => match next {
-                                Ok(Some(line)) => group.push(line),
-                                _ => break,
+                            next = lines.next() => match capped(next) {
+                                Some(line) => group.push(line),
+                                None => break,
                             },
                             () = std::future::ready(()) => break,
                         }
@@ -235,6 +284,12 @@ where
                     let mut ids = Vec::new();
                     let mut replies = String::new();
                     for text in group {
+                        let Some(text) = text else {
+                            let error = format!("line longer than {MAX_LINE_BYTES} bytes: skipped to its end");
+                            replies.push_str(&json!({ "error": error }).to_string());
+                            replies.push('\n');
+                            continue;
+                        };
                         let line: Line = match serde_json::from_str(&text) {
                             Ok(line) => line,
                             Err(e) => {
@@ -303,5 +358,23 @@ where
         for (_, done) in waiting.drain() {
             let _ = done.send(Err("the instrument disconnected before answering".into()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_runaway_line_is_skipped_and_the_next_one_read_whole() {
+        let mut input = vec![b'x'; MAX_LINE_BYTES * 3];
+        input.extend_from_slice(b"\n{\"metric\":\"temp\",\"value\":1}\n");
+        let mut lines = FramedRead::new(&input[..], CappedLines::new());
+        assert_eq!(capped(lines.next().await), Some(None), "over the cap");
+        assert_eq!(
+            capped(lines.next().await),
+            Some(Some("{\"metric\":\"temp\",\"value\":1}".to_owned()))
+        );
+        assert_eq!(capped(lines.next().await), None, "the end");
     }
 }

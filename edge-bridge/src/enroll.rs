@@ -38,8 +38,8 @@ impl fmt::Debug for Credentials {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollError {
-    #[error("the URL must start with http:// or https://")]
-    BadUrl,
+    #[error("{0}")]
+    BadUrl(String),
     #[error("{0} already exists; this bridge is enrolled (use --force to enroll it again)")]
     AlreadyEnrolled(PathBuf),
     #[error(
@@ -74,8 +74,8 @@ pub async fn enroll(
     trust: &Trust,
 ) -> Result<Credentials, EnrollError> {
     let url = url.trim_end_matches('/');
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(EnrollError::BadUrl);
+    if let Some(problem) = crate::config::cloud_url_problem(url) {
+        return Err(EnrollError::BadUrl(problem));
     }
     let path = dir.join(CREDENTIALS_FILE);
     if path.exists() && !force {

@@ -16,6 +16,7 @@ use http::{HeaderName, HeaderValue};
 pub use crate::config::{Limits, Policy};
 use crate::ctx::Ctx;
 use crate::db::Statement;
+use crate::domain::roles::Role;
 use crate::error::{ApiError, Caller};
 pub use crate::model::rate_limit::Checked;
 use crate::model::{Scope, rate_limit};
@@ -32,6 +33,14 @@ pub enum Class {
 }
 
 impl Class {
+    /// The class of a signed-in caller (a user or an API key) of `role`.
+    pub fn of(role: Role) -> Class {
+        match role {
+            Role::Admin | Role::SuperAdmin => Class::Admin,
+            _ => Class::Authenticated,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Class::Auth => "auth",
@@ -50,6 +59,25 @@ impl Limits {
             Class::Authenticated => self.authenticated,
             Class::Admin => self.admin,
         }
+    }
+}
+
+/// The most requests per minute `policy` admits (at least one).
+pub fn per_minute(policy: Policy) -> i64 {
+    (i64::from(policy.limit) * 60 / i64::from(policy.window_secs)).max(1)
+}
+
+/// The policy of an API key with its own limit of `per_minute`: the key's
+/// when it is slower than its class's `policy`, else the class's. A key
+/// only ever slows its holder down.
+pub fn key_policy(policy: Policy, per_minute_limit: Option<i64>) -> Policy {
+    match per_minute_limit {
+        Some(own) if own > 0 && own < per_minute(policy) => Policy {
+            limit: u32::try_from(own).unwrap_or(u32::MAX),
+            window_secs: 60,
+            block_secs: policy.block_secs,
+        },
+        _ => policy,
     }
 }
 

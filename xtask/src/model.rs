@@ -29,11 +29,12 @@ pub const UNSCOPED: &[&str] = &[
     // An audit event names its own organization (none: the system chain).
     "insert",
     "insert_if_changed",
+    "insert_if_changed_where",
     "insert_per_change",
     // Before anyone is authenticated: an API key by its prefix, an account
     // by its e-mail (unique across organizations), a refresh, reset or
     // invitation token by its hash. Each of these and the two below calls
-    // one of migration V15's SECURITY DEFINER functions (the tables are
+    // one of migrations V15's and V16's SECURITY DEFINER functions (the tables are
     // under row-level security).
     "by_prefix",
     "account_for_login",
@@ -41,11 +42,14 @@ pub const UNSCOPED: &[&str] = &[
     "rotate_refresh_token",
     "refresh_token_state",
     "use_reset_token",
+    "reset_token_owner",
     "accept",
+    "invitation_for",
     // A bridge's join token by its hash: the token is its only credential.
     "join_token_by_hash",
-    // System-wide: idle rate-limit state, most of it keyed by address.
-    "purge_idle",
+    // System-wide: idle rate-limit state keyed by address (no
+    // organization's), V16's definer.
+    "purge_idle_addresses",
 ];
 
 /// Where each `Scope` constructor may be called (paths under

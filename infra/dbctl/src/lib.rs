@@ -38,14 +38,23 @@ pub async fn migrate(client: &mut Client) -> anyhow::Result<usize> {
 
 /// Lets the application role log in with `password`.
 pub async fn set_app_password(client: &Client, password: &str) -> anyhow::Result<()> {
-    // ALTER ROLE takes no parameters; quote the literal ourselves.
-    let literal = password.replace('\'', "''");
+    set_password(client, "antevus_app", password).await
+}
+
+/// Lets `role` log in with `password`. The password never reaches the
+/// server: it is hashed here into a SCRAM-SHA-256 verifier (as `psql`'s
+/// `\password` does), so the statement that statement logging or
+/// `pg_stat_statements` may keep holds only the verifier.
+pub async fn set_password(client: &Client, role: &str, password: &str) -> anyhow::Result<()> {
+    let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+    // ALTER ROLE takes no parameters; the verifier is base64 and `$`/`:`,
+    // the role an identifier, both quoted anyway.
+    let literal = verifier.replace('\'', "''");
+    let role = role.replace('"', "\"\"");
     client
-        .batch_execute(&format!(
-            "ALTER ROLE antevus_app LOGIN PASSWORD '{literal}'"
-        ))
+        .batch_execute(&format!("ALTER ROLE \"{role}\" LOGIN PASSWORD '{literal}'"))
         .await
-        .context("cannot set the application role's password")?;
+        .context("cannot set the role's password")?;
     Ok(())
 }
 

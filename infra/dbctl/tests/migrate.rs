@@ -56,3 +56,45 @@ async fn migrations_apply_once_and_rerun_is_a_noop() -> anyhow::Result<()> {
         .await?;
     result
 }
+
+#[tokio::test]
+async fn a_password_reaches_the_server_only_as_a_scram_verifier() -> anyhow::Result<()> {
+    let server = std::env::var("ANTEVUS_TEST_PG_URL").map_err(|_| {
+        anyhow::anyhow!("ANTEVUS_TEST_PG_URL is not set: run the tests through `cargo xtask test`")
+    })?;
+    let admin = dbctl::connect(&server).await?;
+    let role = format!("antevus_pw_test_{}", std::process::id());
+    admin
+        .batch_execute(&format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role}"))
+        .await?;
+    let password = "it's a secret: 'quoted' $and$ long";
+    let result = async {
+        dbctl::set_password(&admin, &role, password).await?;
+        let stored: String = admin
+            .query_one(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+                &[&role],
+            )
+            .await?
+            .get(0);
+        anyhow::ensure!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
+        anyhow::ensure!(!stored.contains("secret"), "{stored}");
+        // The role logs in with the password.
+        let mut config: tokio_postgres::Config = server.parse()?;
+        config.user(&role);
+        config.password(password);
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        let me: String = client
+            .query_one("SELECT current_user::text", &[])
+            .await?
+            .get(0);
+        anyhow::ensure!(me == role, "{me}");
+        anyhow::Ok(())
+    }
+    .await;
+    admin
+        .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+        .await?;
+    result
+}

@@ -7,6 +7,7 @@ pub mod chain;
 pub mod export;
 pub mod query;
 pub mod redact;
+pub mod verify;
 
 use serde_json::Value;
 
@@ -150,6 +151,22 @@ impl<'a> Event<'a> {
     /// records this event only if it changed a row; returns the changed rows.
     pub fn record_change(&self, rq: &Rq, change: Statement) -> Result<Statement, ApiError> {
         Ok(audit_event::insert_if_changed(change, self.values(rq)?))
+    }
+
+    /// [`Event::record_change`], recording the event only when a changed
+    /// row's boolean column `flag` is true (`locked_now`: this failure
+    /// locked the account).
+    pub fn record_change_where(
+        &self,
+        rq: &Rq,
+        change: Statement,
+        flag: &'static str,
+    ) -> Result<Statement, ApiError> {
+        Ok(audit_event::insert_if_changed_where(
+            change,
+            self.values(rq)?,
+            flag,
+        ))
     }
 
     /// One statement that makes `change` (a data-modifying statement with

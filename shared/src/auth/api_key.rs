@@ -15,7 +15,7 @@ use crate::ctx::Ctx;
 use crate::error::ApiError;
 use crate::model::{Scope, api_key, first_row};
 use crate::platform::Platform;
-use crate::ratelimit::{self, Class, Policy};
+use crate::ratelimit::{self, Class};
 use crate::request::Rq;
 
 /// A fresh key: `(key, prefix, stored hash as a bytea literal)`.
@@ -84,19 +84,11 @@ pub async fn authenticate<P: Platform>(
     }
     let role =
         Role::parse(&row.role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
-    let class = if matches!(role, Role::Admin | Role::SuperAdmin) {
-        Class::Admin
-    } else {
-        Class::Authenticated
-    };
-    let policy = match row.rate_limit {
-        Some(per_minute) if per_minute > 0 => Policy {
-            limit: per_minute as u32,
-            window_secs: 60,
-            block_secs: ctx.config.rate_limits()?.policy(class).block_secs,
-        },
-        _ => ctx.config.rate_limits()?.policy(class),
-    };
+    let class = Class::of(role);
+    let policy = ratelimit::key_policy(
+        ctx.config.rate_limits()?.policy(class),
+        row.rate_limit.map(i64::from),
+    );
     // The key is its organization's; from here on, queries are confined to it.
     let scope = Scope::authenticated(row.organization_id);
     let results = scope

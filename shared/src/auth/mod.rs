@@ -101,10 +101,7 @@ pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Prin
         _ => ApiError::TokenInvalid("token rejected"),
     })?;
     // One round trip: the session check and the caller's rate limit.
-    let class = match Role::parse(&claims.role) {
-        Some(Role::Admin | Role::SuperAdmin) => Class::Admin,
-        _ => Class::Authenticated,
-    };
+    let class = Role::parse(&claims.role).map_or(Class::Authenticated, Class::of);
     let policy = ctx.config.rate_limits()?.policy(class);
     let scope = Scope::authenticated(claims.org);
     let results = scope

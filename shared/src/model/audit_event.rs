@@ -68,13 +68,23 @@ pub fn insert(values: Vec<Value>) -> Statement {
 /// Makes `change` and stores the event only if it changed a row; returns
 /// the changed rows.
 pub fn insert_if_changed(change: Statement, values: Vec<Value>) -> Statement {
+    insert_if_changed_where(change, values, "true")
+}
+
+/// Makes `change` and stores the event only if a changed row has the
+/// boolean column `flag` true; returns the changed rows.
+pub fn insert_if_changed_where(
+    change: Statement,
+    values: Vec<Value>,
+    flag: &'static str,
+) -> Statement {
     let offset = change.params.len();
     let mut params = change.params;
     params.extend(values);
     statement(
         format!(
             "WITH changed AS ({}), recorded AS (INSERT INTO audit_events ({COLUMNS}) SELECT {} \
-             WHERE EXISTS (SELECT 1 FROM changed)) SELECT * FROM changed",
+             WHERE EXISTS (SELECT 1 FROM changed WHERE {flag})) SELECT * FROM changed",
             change.query,
             placeholders(offset + 1)
         ),

@@ -5,7 +5,6 @@ use crate::domain::Timestamp;
 use serde::Deserialize;
 
 use super::Scope;
-use super::user::Joined;
 use crate::db::{Db, DbError, Statement, statement};
 use crate::domain::roles::Role;
 use crate::params;
@@ -82,20 +81,32 @@ pub async fn load<P: Platform>(
         .await
 }
 
-/// Spends the live invitation whose token hashes to `token_hash` and
-/// creates its account `user_id` in the inviting organization with the
-/// invited e-mail and role, in one statement. Found by the token alone:
-/// the organization is not known before.
-pub async fn accept<P: Platform>(
+/// A live invitation, as [`invitation_for`] finds it.
+#[derive(Debug, Deserialize)]
+pub struct Invited {
+    pub organization_id: uuid::Uuid,
+    pub email: String,
+    pub role: String,
+}
+
+/// The live invitation whose token hashes to `token_hash`, found by the
+/// token alone (the organization is not known before). Spends nothing.
+pub async fn invitation_for<P: Platform>(
     db: &Db<'_, P>,
     token_hash: &str,
-    user_id: uuid::Uuid,
-    password_hash: &str,
-    name: &str,
-) -> Result<Option<Joined>, DbError> {
-    db.fetch_optional(
+) -> Result<Option<Invited>, DbError> {
+    db.fetch_optional("SELECT * FROM invitation_for($1)", params![token_hash])
+        .await
+}
+
+/// Spends the live invitation whose token hashes to `token_hash` and
+/// creates its account `user_id` in the inviting organization with the
+/// invited e-mail and role, in one statement (to run with its audit event,
+/// in the organization [`invitation_for`] named); returns the account
+/// ([`super::user::Joined`]), none when the invitation was spent meanwhile.
+pub fn accept(token_hash: &str, user_id: uuid::Uuid, password_hash: &str, name: &str) -> Statement {
+    statement(
         "SELECT * FROM accept_invitation($1, $2, $3, $4)",
         params![token_hash, user_id, password_hash, name],
     )
-    .await
 }

@@ -29,18 +29,25 @@ pub struct Reset {
     pub organization_id: uuid::Uuid,
 }
 
-/// Spends the live reset link whose token hashes to `token_hash`, sets the
-/// active account's password (clearing its lock) and ends all its logins,
-/// in one statement. Found by the token alone: the organization is not
-/// known before.
-pub async fn use_reset_token<P: Platform>(
+/// The account whose live reset link hashes to `token_hash` (an active
+/// one), found by the token alone: the organization is not known before.
+/// Spends nothing.
+pub async fn reset_token_owner<P: Platform>(
     db: &Db<'_, P>,
     token_hash: &str,
-    password_hash: &str,
 ) -> Result<Option<Reset>, DbError> {
-    db.fetch_optional(
+    db.fetch_optional("SELECT * FROM reset_token_owner($1)", params![token_hash])
+        .await
+}
+
+/// Spends the live reset link whose token hashes to `token_hash`, sets the
+/// active account's password (clearing its lock) and ends all its logins,
+/// in one statement (to run with its audit event, in the organization
+/// [`reset_token_owner`] named); returns the account, none when the link
+/// was spent meanwhile.
+pub fn use_reset_token(token_hash: &str, password_hash: &str) -> Statement {
+    statement(
         "SELECT * FROM use_reset_token($1, $2)",
         params![token_hash, password_hash],
     )
-    .await
 }

@@ -68,10 +68,23 @@ pub fn check(
     )
 }
 
-/// Deletes rate-limit state idle for `hours` and not blocking, across all
-/// keys (most have no organization: they are keyed by address), through
-/// migration V15's `SECURITY DEFINER` function; returns `n`, how many.
-pub fn purge_idle(hours: i64) -> Statement {
+/// Deletes the organization's rate-limit state idle for `hours` and not
+/// blocking; returns `n`, how many.
+pub fn purge_idle(scope: &Scope, hours: i64) -> Statement {
+    statement(
+        "WITH gone AS (DELETE FROM rate_limits WHERE organization_id = $1 \
+           AND tat < now() - make_interval(hours => $2::int) \
+           AND coalesce(blocked_until < now(), true) RETURNING 1) \
+         SELECT count(*) AS n FROM gone",
+        params![scope.organization_id(), hours as i32],
+    )
+}
+
+/// Deletes the rate-limit state of no organization (keyed by client
+/// address) idle for `hours` and not blocking, through migration V16's
+/// `SECURITY DEFINER` function; returns `n`, how many. The system's sweep:
+/// no tenant is told the count.
+pub fn purge_idle_addresses(hours: i64) -> Statement {
     statement(
         "SELECT purge_idle_rate_limits($1::int) AS n",
         params![hours as i32],

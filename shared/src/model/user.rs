@@ -169,14 +169,9 @@ pub fn record_login(scope: &Scope, id: uuid::Uuid) -> Statement {
     )
 }
 
-/// Whether counting a failure locked the account.
-#[derive(Debug, Deserialize)]
-pub struct Counted {
-    pub locked_now: bool,
-}
-
 /// Counts a wrong password of `id`; the failure that reaches `max` in a row
-/// locks the account for `lock_minutes` (and starts the count again).
+/// locks the account for `lock_minutes` (and starts the count again);
+/// returns `locked_now`, whether this failure locked it.
 pub fn count_failed_login(scope: &Scope, id: uuid::Uuid, max: i32, lock_minutes: i64) -> Statement {
     statement(
         "UPDATE users SET \

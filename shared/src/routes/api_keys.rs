@@ -14,6 +14,7 @@ use crate::error::{ApiError, FieldError};
 use crate::model::page::Items;
 use crate::model::{api_key, first_row};
 use crate::platform::Platform;
+use crate::ratelimit;
 use crate::request::Rq;
 
 /// Most CIDR blocks on one key.
@@ -110,13 +111,20 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     if input.expires_at.is_some_and(|at| at <= ctx.now()) {
         problems.push(FieldError::new("expiresAt", "Must be in the future"));
     }
+    // A key may only be slower than its holder: its limit is at most its
+    // class's (the creator's role decides the class).
+    let ceiling = ratelimit::per_minute(
+        ctx.config
+            .rate_limits()?
+            .policy(ratelimit::Class::of(principal.role)),
+    );
     if input
         .rate_limit
-        .is_some_and(|r| !(1..=100_000).contains(&r))
+        .is_some_and(|r| !(1..=ceiling).contains(&r))
     {
         problems.push(FieldError::new(
             "rateLimit",
-            "Requests per minute must be from 1 to 100000",
+            format!("Requests per minute must be from 1 to {ceiling}, the limit of your role; a key can only be slower"),
         ));
     }
     if !problems.is_empty() {

@@ -13,13 +13,12 @@ use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::chain;
-use crate::audit::export::ExportedEvent;
+use crate::audit::verify::{self, Break, Range, Verification};
 use crate::auth::{self, Permission};
-use crate::config::AuditKeys;
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::model::audit_event::{self, Checkpoint, Link};
+use crate::model::audit_event;
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -27,34 +26,11 @@ super::methods! {
     GET => verify,
 }
 
-/// Events fetched per query (well under the proxy's reply cap).
-const PAGE: i64 = 1_000;
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Query {
     from: Option<String>,
     to: Option<String>,
-}
-
-/// Whether one of `keys` signed `checkpoint` of `chain_id`.
-fn signed(checkpoint: &Checkpoint, chain_id: uuid::Uuid, keys: &AuditKeys) -> bool {
-    chain::verify_by(
-        keys,
-        &checkpoint.key_id,
-        &chain::checkpoint_message(chain_id, checkpoint.sequence, &unhex(&checkpoint.hash)),
-        &unhex(&checkpoint.signature),
-        checkpoint.created_at.get(),
-    )
-}
-
-/// Where and why the chain breaks.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Break {
-    pub sequence: i64,
-    pub reason: &'static str,
-    pub detail: String,
 }
 
 #[derive(Serialize)]
@@ -95,379 +71,37 @@ fn sequence(field: &str, raw: Option<&str>, problems: &mut Vec<FieldError>) -> O
     })
 }
 
-fn unhex(text: &str) -> Vec<u8> {
-    hex::decode(text).unwrap_or_default()
-}
-
-/// Checks one event against the hash before it: a break, or the event's
-/// signature to verify with the page's others (none for an unsigned
-/// legacy event).
-fn check(
-    row: &ExportedEvent,
-    expected: i64,
-    previous: Option<&[u8]>,
-    keys: &AuditKeys,
-) -> Result<Option<chain::Pending>, Break> {
-    let fail = |reason, detail: String| {
-        Err(Break {
-            sequence: expected,
-            reason,
-            detail,
-        })
-    };
-    if row.sequence != expected {
-        return fail(
-            "missing",
-            format!(
-                "Event {expected} is missing; the next stored event is {}",
-                row.sequence
-            ),
-        );
-    }
-    let previous_hash = unhex(&row.previous_hash);
-    match previous {
-        Some(previous) if previous != previous_hash.as_slice() => {
-            return fail(
-                "reordered",
-                format!(
-                    "Event {expected} does not follow event {} (previous hash differs)",
-                    expected - 1
-                ),
-            );
-        }
-        None if expected == 1 && previous_hash != [0u8; 32] => {
-            return fail("reordered", "Event 1 does not start the chain".to_owned());
-        }
-        _ => {}
-    }
-    let content_hash = unhex(&row.content_hash);
-    if chain::link(&previous_hash, row.sequence, &content_hash)[..] != unhex(&row.hash)[..] {
-        return fail(
-            "modified",
-            format!("Event {expected}'s chain hash does not match its content hash"),
-        );
-    }
-    if row.key_id == chain::LEGACY_KEY_ID {
-        return Ok(None);
-    }
-    if row.content().map(|c| c.hash().to_vec()).ok() != Some(content_hash.clone()) {
-        return fail(
-            "modified",
-            format!("Event {expected}'s recorded fields differ from what was signed"),
-        );
-    }
-    if !chain::knows(keys, &row.key_id) {
-        return fail(
-            "unknown_key",
-            format!("Event {expected} is signed with unknown key {}", row.key_id),
-        );
-    }
-    Ok(Some(chain::Pending {
-        kid: row.key_id.clone(),
-        message: content_hash,
-        signature: row.signature.as_deref().map(unhex).unwrap_or_default(),
-        // Unparseable, it already failed the content check above.
-        signed_at: row
-            .recorded_at()
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-    }))
-}
-
 /// The sequences asked for: `?from=&to=`, each 1 or more, `from <= to`.
-struct Range {
-    from: Option<i64>,
-    to: Option<i64>,
-}
-
-impl Range {
-    fn parse(query: &Query) -> Result<Self, ApiError> {
-        let mut problems = Vec::new();
-        let from = sequence("from", query.from.as_deref(), &mut problems);
-        let to = sequence("to", query.to.as_deref(), &mut problems);
-        if let (Some(f), Some(t)) = (from, to)
-            && f > t
-        {
-            problems.push(FieldError::new("to", "Must not be below from"));
-        }
-        if problems.is_empty() {
-            Ok(Self { from, to })
-        } else {
-            Err(ApiError::Validation(problems))
-        }
+fn range(query: &Query) -> Result<Range, ApiError> {
+    let mut problems = Vec::new();
+    let from = sequence("from", query.from.as_deref(), &mut problems);
+    let to = sequence("to", query.to.as_deref(), &mut problems);
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        problems.push(FieldError::new("to", "Must not be below from"));
     }
-
-    fn whole(&self) -> bool {
-        self.from.is_none() && self.to.is_none()
+    if problems.is_empty() {
+        Ok(Range { from, to })
+    } else {
+        Err(ApiError::Validation(problems))
     }
-
-    /// The first sequence to walk: `from`, or the chain's start, which
-    /// retention may have moved past its `horizon`.
-    fn first(&self, horizon: Option<&Link>) -> Result<i64, ApiError> {
-        match (self.from, horizon) {
-            (Some(f), Some(h)) if f <= h.sequence => Err(ApiError::invalid(
-                "from",
-                format!(
-                    "Events up to {} were removed by retention; start at {} or later",
-                    h.sequence,
-                    h.sequence + 1
-                ),
-            )),
-            (Some(f), _) => Ok(f),
-            (None, h) => Ok(h.map_or(1, |h| h.sequence + 1)),
-        }
-    }
-
-    fn covers(&self, first: i64, sequence: i64) -> bool {
-        sequence >= first && self.to.is_none_or(|t| sequence <= t)
-    }
-}
-
-/// A walk along the chain from its first sequence.
-struct Walk {
-    first: i64,
-    /// The next sequence expected: one past the last that verified.
-    expected: i64,
-    /// The hash of the last event that verified.
-    previous: Option<Vec<u8>>,
-    events: u64,
-    legacy: u64,
-    /// The hashes of the events checkpoints name, as walked.
-    at_checkpoints: Vec<(i64, Vec<u8>)>,
-}
-
-impl Walk {
-    fn new(first: i64) -> Self {
-        Self {
-            first,
-            expected: first,
-            previous: None,
-            events: 0,
-            legacy: 0,
-            at_checkpoints: Vec::new(),
-        }
-    }
-
-    fn last(&self) -> i64 {
-        self.expected - 1
-    }
-
-    /// Walks a page at a time up to `to` (or the end); the first break.
-    async fn run<P: Platform>(
-        &mut self,
-        db: &crate::db::Db<'_, P>,
-        scope: &crate::model::Scope,
-        to: Option<i64>,
-        checkpoints: &[Checkpoint],
-        keys: &AuditKeys,
-    ) -> Result<Option<Break>, ApiError> {
-        loop {
-            let rows: Vec<ExportedEvent> =
-                audit_event::chain_page(db, scope, self.expected, to, PAGE).await?;
-            // The page's structure first, up to its first break; then the
-            // signatures before that break, as one batch.
-            let mut broken: Option<(usize, Break)> = None;
-            // The signatures to check, and the row of each.
-            let (mut signed, mut pending) = (Vec::new(), Vec::new());
-            let mut previous = self.previous.clone();
-            for (i, row) in rows.iter().enumerate() {
-                match check(row, self.expected + i as i64, previous.as_deref(), keys) {
-                    Err(at) => {
-                        broken = Some((i, at));
-                        break;
-                    }
-                    Ok(None) => {}
-                    Ok(Some(signature)) => {
-                        signed.push(i);
-                        pending.push(signature);
-                    }
-                }
-                previous = Some(unhex(&row.hash));
-            }
-            if let Some(bad) = chain::first_unverified(keys, &pending) {
-                let i = signed[bad];
-                if broken.as_ref().is_none_or(|(at, _)| i < *at) {
-                    let sequence = self.expected + i as i64;
-                    broken = Some((
-                        i,
-                        Break {
-                            sequence,
-                            reason: "bad_signature",
-                            detail: format!("Event {sequence}'s signature does not verify"),
-                        },
-                    ));
-                }
-            }
-            let good = broken.as_ref().map_or(rows.len(), |(at, _)| *at);
-            for row in &rows[..good] {
-                if row.key_id == chain::LEGACY_KEY_ID {
-                    self.legacy += 1;
-                }
-                let hash = unhex(&row.hash);
-                if checkpoints.iter().any(|c| c.sequence == row.sequence) {
-                    self.at_checkpoints.push((row.sequence, hash.clone()));
-                }
-                self.previous = Some(hash);
-                self.expected += 1;
-                self.events += 1;
-            }
-            if let Some((_, at)) = broken {
-                return Ok(Some(at));
-            }
-            if (rows.len() as i64) < PAGE {
-                return Ok(None);
-            }
-        }
-    }
-
-    /// The end of the chain: the head vouches for it.
-    fn check_end(&self, head: Option<&Link>, to: Option<i64>) -> Option<Break> {
-        let last = self.last();
-        if to.is_some_and(|t| t <= last) {
-            return None;
-        }
-        let head_sequence = head.map_or(0, |h| h.sequence);
-        let wanted_end = to.map_or(head_sequence, |t| t.min(head_sequence));
-        if wanted_end > last {
-            return Some(Break {
-                sequence: last + 1,
-                reason: "missing",
-                detail: format!(
-                    "The chain's head is event {head_sequence}, but events after {last} are gone"
-                ),
-            });
-        }
-        match head {
-            Some(head)
-                if head.sequence == last
-                    && last > 0
-                    && self.previous.as_deref() != Some(unhex(&head.hash).as_slice()) =>
-            {
-                Some(Break {
-                    sequence: last,
-                    reason: "modified",
-                    detail: format!("Event {last} differs from the chain's recorded head"),
-                })
-            }
-            _ => None,
-        }
-    }
-
-    /// The signed checkpoints in range vouch for what was walked: the
-    /// number that did, and the first that did not.
-    fn check_checkpoints(
-        &self,
-        range: &Range,
-        checkpoints: &[Checkpoint],
-        chain_id: uuid::Uuid,
-        keys: &AuditKeys,
-    ) -> (usize, Option<Break>) {
-        let last = self.last();
-        let in_range = checkpoints
-            .iter()
-            .filter(|c| range.covers(self.first, c.sequence));
-        let mut checked = 0;
-        for checkpoint in in_range {
-            let broken = |sequence, reason, detail| {
-                (
-                    checked,
-                    Some(Break {
-                        sequence,
-                        reason,
-                        detail,
-                    }),
-                )
-            };
-            if !signed(checkpoint, chain_id, keys) {
-                return broken(
-                    checkpoint.sequence,
-                    "bad_signature",
-                    format!(
-                        "The checkpoint at event {} does not verify",
-                        checkpoint.sequence
-                    ),
-                );
-            }
-            if checkpoint.sequence > last {
-                return broken(
-                    last + 1,
-                    "truncated",
-                    format!(
-                        "A checkpoint signed at {} vouches for event {}, but the chain ends at {last}",
-                        checkpoint.created_at, checkpoint.sequence
-                    ),
-                );
-            }
-            let walked = self
-                .at_checkpoints
-                .iter()
-                .find(|(s, _)| *s == checkpoint.sequence)
-                .map(|(_, h)| h.as_slice());
-            if walked != Some(unhex(&checkpoint.hash).as_slice()) {
-                return broken(
-                    checkpoint.sequence,
-                    "checkpoint_mismatch",
-                    format!(
-                        "Event {} differs from the one a checkpoint signed at {} vouches for",
-                        checkpoint.sequence, checkpoint.created_at
-                    ),
-                );
-            }
-            checked += 1;
-        }
-        (checked, None)
-    }
-}
-
-/// A chain that starts after a retention horizon needs a signed checkpoint
-/// at that horizon.
-fn check_start(
-    horizon: &Link,
-    first: i64,
-    checkpoints: &[Checkpoint],
-    chain_id: uuid::Uuid,
-    keys: &AuditKeys,
-) -> Option<Break> {
-    let vouched = checkpoints.iter().any(|c| {
-        c.sequence == horizon.sequence && c.hash == horizon.hash && signed(c, chain_id, keys)
-    });
-    (!vouched).then(|| Break {
-        sequence: first,
-        reason: "missing",
-        detail: format!(
-            "The chain starts after event {} (retention), but no signed checkpoint vouches for that start",
-            horizon.sequence
-        ),
-    })
 }
 
 async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::AuditView)?;
-    let range = Range::parse(&rq.query()?)?;
+    let range = range(&rq.query()?)?;
     let scope = principal.scope();
     let chain_id = scope.organization_id();
     let keys = ctx.config.audit_keys()?;
     let db = ctx.db();
-    let checkpoints = audit_event::checkpoints(&db, &scope).await?;
-    let head = audit_event::head(&db, &scope).await?;
-    let horizon = audit_event::horizon(&db, &scope).await?;
-
-    let mut walk = Walk::new(range.first(horizon.as_ref())?);
-    let mut failure = None;
-    if let (None, Some(horizon)) = (range.from, &horizon) {
-        failure = check_start(horizon, walk.first, &checkpoints, chain_id, keys);
-        walk.previous = Some(unhex(&horizon.hash));
-    }
-    if failure.is_none() {
-        failure = walk.run(&db, &scope, range.to, &checkpoints, keys).await?;
-    }
-    if failure.is_none() {
-        failure = walk.check_end(head.as_ref(), range.to);
-    }
-    let mut checked = 0;
-    if failure.is_none() {
-        (checked, failure) = walk.check_checkpoints(&range, &checkpoints, chain_id, keys);
-    }
+    let Verification {
+        walk,
+        failure,
+        checkpoints_checked,
+        checkpoints,
+    } = verify::verify(&db, &scope, keys, &range).await?;
     let last = walk.last();
     // A verified whole chain gets a signed checkpoint of its head.
     if failure.is_none()
@@ -507,7 +141,7 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             None => walk.previous.as_ref().map(hex::encode),
             Some(_) => None,
         },
-        checkpoints_checked: checked,
+        checkpoints_checked,
         latest_checkpoint: latest,
         failure,
     })

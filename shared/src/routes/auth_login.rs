@@ -87,9 +87,10 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
         } else {
             "account inactive"
         };
-        record_failure(ctx, rq, Some(user.organization_id), Some(user.id), reason).await?;
         if reason == "wrong password" {
             count_failure(ctx, rq, &user).await?;
+        } else {
+            record_failure(ctx, rq, Some(user.organization_id), Some(user.id), reason).await?;
         }
         return Err(ApiError::InvalidCredentials);
     };
@@ -137,31 +138,56 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
     token_reply(ctx, user, family, refresh_token, SESSION_TTL_SECS)
 }
 
-/// Counts a wrong password; the failure that reaches the threshold locks
-/// the account for a while and is audited.
+/// Records a wrong password and counts it, in one transaction; the failure
+/// that reaches the threshold locks the account for a while, and the lock
+/// is recorded by the same statement that sets it.
 async fn count_failure<P: Platform>(
     ctx: &Ctx<P>,
     rq: &Rq,
     user: &user::Account,
 ) -> Result<(), ApiError> {
     let scope = Scope::account(user.organization_id);
-    let counted: Option<user::Counted> = scope
-        .fetch_optional(
+    let locked = audit::Event {
+        organization_id: Some(user.organization_id),
+        user_id: Some(user.id),
+        record_id: Some(user.id),
+        metadata: json!({ "failedAttempts": MAX_FAILED_LOGINS, "lockedForMinutes": LOCKOUT_MINUTES }),
+        ..audit::Event::new(ctx.new_uuid(), EventType::AuthAccountLocked)
+    };
+    let count = user::count_failed_login(&scope, user.id, MAX_FAILED_LOGINS, LOCKOUT_MINUTES);
+    scope
+        .batch(
             &ctx.db(),
-            user::count_failed_login(&scope, user.id, MAX_FAILED_LOGINS, LOCKOUT_MINUTES),
+            vec![
+                failure_event(
+                    ctx,
+                    Some(user.organization_id),
+                    Some(user.id),
+                    "wrong password",
+                )
+                .insert(rq)?,
+                locked.record_change_where(rq, count, "locked_now")?,
+            ],
         )
         .await?;
-    if counted.is_some_and(|c| c.locked_now) {
-        let event = audit::Event {
-            organization_id: Some(user.organization_id),
-            user_id: Some(user.id),
-            record_id: Some(user.id),
-            metadata: json!({ "failedAttempts": MAX_FAILED_LOGINS, "lockedForMinutes": LOCKOUT_MINUTES }),
-            ..audit::Event::new(ctx.new_uuid(), EventType::AuthAccountLocked)
-        };
-        scope.execute(&ctx.db(), event.insert(rq)?).await?;
-    }
     Ok(())
+}
+
+/// The record of a failed login.
+fn failure_event<P: Platform>(
+    ctx: &Ctx<P>,
+    organization_id: Option<uuid::Uuid>,
+    user_id: Option<uuid::Uuid>,
+    reason: &str,
+) -> audit::Event<'static> {
+    audit::Event {
+        organization_id,
+        user_id,
+        record_type: user_id.map(|_| RecordType::User),
+        record_id: user_id,
+        metadata: json!({ "reason": reason }),
+        ..audit::Event::new(ctx.new_uuid(), EventType::AuthLoginFailure)
+    }
 }
 
 async fn record_failure<P: Platform>(
@@ -171,14 +197,11 @@ async fn record_failure<P: Platform>(
     user_id: Option<uuid::Uuid>,
     reason: &str,
 ) -> Result<(), ApiError> {
-    let event = audit::Event {
-        organization_id,
-        user_id,
-        record_type: user_id.map(|_| RecordType::User),
-        record_id: user_id,
-        metadata: json!({ "reason": reason }),
-        ..audit::Event::new(ctx.new_uuid(), EventType::AuthLoginFailure)
-    };
-    audit::store(ctx, rq, &event).await?;
+    audit::store(
+        ctx,
+        rq,
+        &failure_event(ctx, organization_id, user_id, reason),
+    )
+    .await?;
     Ok(())
 }

@@ -68,17 +68,26 @@ async fn reset<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
         password::hash(&input.password, ctx.random_bytes::<16>()).map_err(ApiError::internal)?;
     let token_hash = crate::auth::session::token_hash(&input.token);
     let db = ctx.db();
-    let reset = password_reset::use_reset_token(&db, &token_hash, &hash).await?;
-    let reset = reset.ok_or_else(invalid_token)?;
+    // Whose link it is (the event names the organization), then the reset
+    // and its record in one statement: a link spent meanwhile changes
+    // nothing and records nothing.
+    let owner = password_reset::reset_token_owner(&db, &token_hash)
+        .await?
+        .ok_or_else(invalid_token)?;
     let event = audit::Event {
-        organization_id: Some(reset.organization_id),
-        user_id: Some(reset.id),
-        record_id: Some(reset.id),
+        organization_id: Some(owner.organization_id),
+        user_id: Some(owner.id),
+        record_id: Some(owner.id),
         ..audit::Event::new(ctx.new_uuid(), EventType::AuthPasswordReset)
     };
-    Scope::account(reset.organization_id)
-        .batch(&db, vec![event.insert(rq)?])
+    let scope = Scope::account(owner.organization_id);
+    let reset: Option<password_reset::Reset> = scope
+        .fetch_optional(
+            &db,
+            event.record_change(rq, password_reset::use_reset_token(&token_hash, &hash))?,
+        )
         .await?;
+    reset.ok_or_else(invalid_token)?;
     Reply::ok(PasswordReset {
         password_reset: true,
     })

@@ -11,6 +11,7 @@ use crate::audit::{self, EventType};
 use crate::auth::{password, policy};
 use crate::ctx::Ctx;
 use crate::domain::Email;
+use crate::domain::roles::Role;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::model::{Scope, first_row, invitation, organization, user};
@@ -120,17 +121,41 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let user_id = ctx.new_uuid();
     let db = ctx.db();
 
+    // The account and its record in one transaction.
+    let signed_up = |organization_id, email: &str, role: &str, action| audit::Event {
+        organization_id: Some(organization_id),
+        user_id: Some(user_id),
+        action,
+        record_id: Some(user_id),
+        new_values: Some(json!({ "email": email, "role": role, "name": name })),
+        ..audit::Event::new(ctx.new_uuid(), EventType::UserSignedUp)
+    };
     let joined: user::Joined = if let Some(token) = &input.invitation_token {
+        let invalid = || {
+            ApiError::invalid(
+                "invitationToken",
+                "The invitation is invalid or has expired",
+            )
+        };
         let token_hash = crate::auth::session::token_hash(token);
-        invitation::accept(&db, &token_hash, user_id, &hash, &name)
+        // The invitation names the organization (its event's); then the
+        // account and its record in one statement: an invitation spent
+        // meanwhile creates nothing and records nothing.
+        let invited = invitation::invitation_for(&db, &token_hash)
+            .await?
+            .ok_or_else(invalid)?;
+        let event = signed_up(
+            invited.organization_id,
+            &invited.email,
+            &invited.role,
+            "Invitation accepted",
+        );
+        let accept = invitation::accept(&token_hash, user_id, &hash, &name);
+        Scope::account(invited.organization_id)
+            .fetch_optional(&db, event.record_change(rq, accept)?)
             .await
             .map_err(user::email_taken)?
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "invitationToken",
-                    "The invitation is invalid or has expired",
-                )
-            })?
+            .ok_or_else(invalid)?
     } else {
         let email = email.ok_or_else(|| ApiError::invalid("email", "E-mail is required"))?;
         let organization_name = input
@@ -142,33 +167,25 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         // A new organization: the account opened here is its first admin.
         let scope = Scope::account(ctx.new_uuid());
         let slug = slug(&organization_name, ctx.random_bytes::<3>());
+        let event = signed_up(
+            scope.organization_id(),
+            email.as_str(),
+            Role::Admin.as_str(),
+            "Organization created",
+        );
         let results = scope
             .batch(
                 &db,
                 vec![
                     organization::insert(&scope, &organization_name, &slug),
                     user::insert_admin(&scope, user_id, email.as_str(), &hash, &name),
+                    event.insert(rq)?,
                 ],
             )
             .await
             .map_err(user::email_taken)?;
         first_row(&results, 1)?.ok_or_else(|| ApiError::internal("signup inserted no user"))?
     };
-    let event = audit::Event {
-        organization_id: Some(joined.organization_id),
-        user_id: Some(joined.user_id),
-        action: if input.invitation_token.is_some() {
-            "Invitation accepted"
-        } else {
-            "Organization created"
-        },
-        record_id: Some(joined.user_id),
-        new_values: Some(json!({ "email": joined.email, "role": joined.role, "name": name })),
-        ..audit::Event::new(ctx.new_uuid(), EventType::UserSignedUp)
-    };
-    Scope::account(joined.organization_id)
-        .batch(&db, vec![event.insert(rq)?])
-        .await?;
     Reply::created(SignedUp {
         user: NewUser {
             id: joined.user_id,

@@ -301,7 +301,7 @@ route_table! {
     "bridge-ingest" => bridge_ingest, "/api/v1/bridges/ingest", [POST];
     "bridge-commands" => bridge_commands, "/api/v1/bridges/commands", [GET];
     "live" => live, "/api/v1/live", [GET] { live_hub: true };
-    "retention-run" => retention_run, "/api/v1/retention/run", [POST] { object_storage: true };
+    "retention-run" => retention_run, "/api/v1/retention/run", [POST] { object_storage: true, verifies_audit: true };
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
     "users" => users, "/api/v1/users", [GET, POST] { mail: true };

@@ -9,14 +9,18 @@
 //!   anything younger than seven years) and records the chain's new start;
 //! - run data older than its period loses its bytes (PostgreSQL chunks or
 //!   the object in storage); its record (name, size, digest) stays;
-//! - ended sessions and idle rate-limit state are deleted.
+//! - ended sessions and the organization's idle rate-limit state are
+//!   deleted.
+//!
+//! The expired part of the chain is verified before anything is signed or
+//! removed; when it does not verify the job is `409` and changes nothing.
 //!
 //! Every run of the job is audited (`RETENTION_RUN`) with what it removed.
 
 use serde::Serialize;
 use serde_json::json;
 
-use crate::audit::{self, EventType, chain};
+use crate::audit::{self, EventType, chain, verify};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
@@ -58,6 +62,31 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
     let mut removed = 0;
     let mut horizon = None;
     if let Some(candidate) = candidate {
+        // What is about to be vouched for and removed must verify first:
+        // a rewritten old part of the chain must not get a genuine
+        // checkpoint and lose its evidence.
+        let range = verify::Range {
+            from: None,
+            to: Some(candidate.sequence),
+        };
+        let checked = verify::verify(&db, &scope, ctx.config.audit_keys()?, &range).await?;
+        if let Some(broken) = checked.failure {
+            tracing::error!(
+                organization = %org,
+                sequence = broken.sequence,
+                reason = broken.reason,
+                "retention refused: the expired part of the audit chain does not verify"
+            );
+            return Err(ApiError::conflict(format!(
+                "The audit chain does not verify at event {} ({}): retention removes nothing until it does; see GET /api/audit/verify",
+                broken.sequence, broken.reason
+            )));
+        }
+        if checked.walk.previous.as_deref() != hex::decode(&candidate.hash).ok().as_deref() {
+            return Err(ApiError::conflict(
+                "The audit chain changed while retention ran; run it again",
+            ));
+        }
         let hash = hex::decode(&candidate.hash).map_err(ApiError::internal)?;
         let signature = chain::sign(
             key,
@@ -105,7 +134,11 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
     let event = audit::Event::by(ctx.new_uuid(), &principal, EventType::RetentionRun, org);
     let mut statements = run_data::purge(&scope, &purged);
     statements.push(session::purge_ended(&scope, policy.sessions_days));
-    statements.push(rate_limit::purge_idle(policy.rate_limits_hours));
+    statements.push(rate_limit::purge_idle(&scope, policy.rate_limits_hours));
+    // Until the system's own scheduled sweep exists, each organization's
+    // run also sweeps the state of no organization (keyed by address); its
+    // count is no tenant's business and is not reported.
+    statements.push(rate_limit::purge_idle_addresses(policy.rate_limits_hours));
     let results = scope.batch(&db, statements).await?;
     let count = |i: usize| -> Result<i64, ApiError> {
         Ok(first_row::<Count>(&results, i)?.map_or(0, |c| c.n))

@@ -84,6 +84,16 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             "Only a super admin may grant or change the super admin role",
         ));
     }
+    let deactivates_super = current.role == Role::SuperAdmin
+        && input
+            .is_active
+            .is_some_and(|active| active != current.is_active);
+    if deactivates_super && principal.role != Role::SuperAdmin {
+        problems.push(FieldError::new(
+            "isActive",
+            "Only a super admin may deactivate or reactivate a super admin",
+        ));
+    }
     let reason = input
         .reason
         .as_deref()

@@ -234,6 +234,24 @@ async fn admins_manage_users_within_limits(app: &TestApp) -> anyhow::Result<()> 
     )
     .await?;
     ensure!(sup.detail_fields() == ["role"], "{}", sup.json);
+    // Nor does an admin deactivate a super admin: the lab's owner stays in.
+    let owner = app
+        .new_user(admin.organization_id, Role::SuperAdmin)
+        .await?;
+    let owner_path = format!("/api/v1/users/{}", owner.id);
+    let ousted = put(
+        json!({ "isActive": false, "reason": "taking over" }),
+        token.clone(),
+        owner_path.clone(),
+    )
+    .await?;
+    ousted.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(ousted.detail_fields() == ["isActive"], "{}", ousted.json);
+    let owner_token = app.login(&owner).await?;
+    app.as_user(&owner_token)
+        .get("/api/auth/me")
+        .await?
+        .expect_ok(200)?;
     // Deactivation ends the user's sessions at once.
     put(json!({ "isActive": false }), token.clone(), path.clone())
         .await?

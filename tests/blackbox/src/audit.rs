@@ -19,6 +19,7 @@ crate::cases![
     denials_client_events_and_sessions_are_on_the_record,
     electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_change,
     retention_removes_only_what_has_expired_and_audits_itself,
+    retention_refuses_to_vouch_for_a_rewritten_past,
 ];
 
 /// An organization with a few audited changes; returns its id and the
@@ -754,10 +755,69 @@ async fn electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_
     Ok(())
 }
 
+/// An organization whose chain starts with three events eight years old
+/// (signed as they would have been then), followed by a login and four
+/// registered instruments; its id and a quality assurance user's token.
+async fn chain_with_old_events(app: &TestApp) -> anyhow::Result<(uuid::Uuid, String)> {
+    use shared::audit::chain::{self, Content};
+    let admin = app.new_org_user(Role::Admin).await?;
+    let org = admin.organization_id;
+    let db = app.db().await?;
+    let key = &app.stack.audit_key;
+    for n in 0..3 {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let id = uuid::Uuid::from_bytes(bytes);
+        let at = time::OffsetDateTime::now_utc() - time::Duration::days(8 * 366 - n);
+        let at = at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000)?;
+        let metadata = json!({"n": n});
+        let action = format!("Instrument updated eight years ago ({n})");
+        let content = Content {
+            id,
+            organization_id: Some(org),
+            user_id: Some(admin.id),
+            event_type: "INSTRUMENT_UPDATED",
+            severity: "INFO",
+            action: &action,
+            outcome: "SUCCESS",
+            record_type: None,
+            record_id: None,
+            old_values: None,
+            new_values: None,
+            reason: None,
+            metadata: &metadata,
+            ip_address: None,
+            user_agent: None,
+            request_id: None,
+            session_id: None,
+            created_at_micros: (at.unix_timestamp_nanos() / 1_000) as i64,
+        };
+        let hash = content.hash();
+        db.execute(
+            "INSERT INTO audit_events (id, organization_id, user_id, event_type, severity, action, outcome, \
+               metadata, created_at, content_hash, signature, key_id) \
+             VALUES ($1, $2, $3, 'INSTRUMENT_UPDATED', 'INFO', $4, 'SUCCESS', $5::text::jsonb, $6, $7, $8, $9)",
+            &[&id, &org, &admin.id, &action, &metadata.to_string(), &at, &hash.to_vec(), &chain::sign(key, &hash).to_vec(), &key.kid],
+        )
+        .await?;
+    }
+    let token = app.login(&admin).await?;
+    let (_, qa) = app.member(org, Role::QualityAssurance).await?;
+    for n in 0..4 {
+        register(
+            app,
+            &token,
+            json!({"name": format!("Freezer {n}"), "type": "freezer"}),
+        )
+        .await?;
+    }
+    Ok((org, qa))
+}
+
 async fn retention_removes_only_what_has_expired_and_audits_itself(
     app: &TestApp,
 ) -> anyhow::Result<()> {
-    let (org, qa) = chain_with_events(app).await?;
+    let (org, qa) = chain_with_old_events(app).await?;
     let (_, admin) = app.member(org, Role::Admin).await?;
     let (scientist, token) = app.member(org, Role::Scientist).await?;
     // A run with data, and an ended login, both long past their periods.
@@ -773,18 +833,17 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
         .await?;
     ensure!(uploaded.status == 201);
     let (old_user, _) = app.member(org, Role::Viewer).await?;
-    // The first three events are eight years old.
     tamper(
         app,
         org,
-        "UPDATE audit_events SET created_at = now() - interval '8 years' WHERE chain_id = $1 AND sequence <= 3; \
-         UPDATE run_data SET completed_at = now() - interval '6 years' WHERE organization_id = $1; \
+        "UPDATE run_data SET completed_at = now() - interval '6 years' WHERE organization_id = $1; \
          UPDATE sessions SET expires_at = now() - interval '40 days' WHERE organization_id = $1 AND user_id = '__OLD__'::uuid"
             .replace("__OLD__", &old_user.id.to_string())
             .as_str(),
     )
     .await?;
     let before = verify(app, &qa, "").await?;
+    ensure!(before["verified"] == true, "{before}");
     let head = before["verifiedToSequence"].as_i64().context("head")?;
 
     // Only administrators run the job.
@@ -1019,5 +1078,44 @@ async fn audit_events_signed_with_hmac_before_ed25519_still_verify(
         "{:?}",
         verdict.problems
     );
+    Ok(())
+}
+
+/// A rewritten old part of the chain gets no checkpoint and keeps its
+/// evidence: retention verifies what it would vouch for and remove first.
+async fn retention_refuses_to_vouch_for_a_rewritten_past(app: &TestApp) -> anyhow::Result<()> {
+    let (org, qa) = chain_with_old_events(app).await?;
+    let (_, admin) = app.member(org, Role::Admin).await?;
+    tamper(
+        app,
+        org,
+        "UPDATE audit_events SET action = 'Nothing happened' WHERE chain_id = $1 AND sequence = 2",
+    )
+    .await?;
+    let db = app.db().await?;
+    let count = || async {
+        let row = db
+            .query_one(
+                "SELECT (SELECT count(*) FROM audit_events WHERE chain_id = $1), \
+                        (SELECT count(*) FROM audit_checkpoints WHERE chain_id = $1)",
+                &[&org],
+            )
+            .await?;
+        anyhow::Ok((row.get::<_, i64>(0), row.get::<_, i64>(1)))
+    };
+    let before = count().await?;
+    let refused = app
+        .as_user(&admin)
+        .post("/api/v1/retention/run", &json!({}))
+        .await?;
+    refused.expect_error(409, "CONFLICT")?;
+    let message = refused.json["error"]["message"].as_str().unwrap_or("");
+    ensure!(message.contains("event 2"), "{message}");
+    let after = count().await?;
+    // Nothing removed, nothing vouched for (the refusal's own record aside,
+    // which is not an audit event).
+    ensure!(after == before, "before {before:?}, after {after:?}");
+    let report = verify(app, &qa, "").await?;
+    ensure!(failure(&report).0 == 2, "{report}");
     Ok(())
 }

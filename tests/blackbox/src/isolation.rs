@@ -24,8 +24,10 @@ const DEFINERS: &[&str] = &[
     "audit_events_chain",
     "audit_retention_purge",
     "bridge_join_token",
+    "invitation_for",
     "purge_idle_rate_limits",
     "refresh_token_state",
+    "reset_token_owner",
     "rotate_refresh_token",
     "use_reset_token",
 ];

@@ -108,6 +108,41 @@ async fn rate_limits_admit_exactly_the_limit_under_concurrency(
             .await?
             .get(0);
         ensure!(blocks == 1, "{blocks} RATE_LIMIT_BLOCKED events");
+
+        // An API key may be slower than its creator's class, never faster:
+        // asked for more it is refused, and one that holds more (the
+        // limits were lowered since) gets the class's.
+        let (_, admin_token) = app.admin().await?;
+        let create = |per_minute: u32| {
+            app.http
+                .post(format!("{base}/api/v1/api-keys"))
+                .bearer_auth(&admin_token)
+                .json(&json!({"name": "sync", "permissions": ["instruments:view"], "rateLimit": per_minute}))
+                .send()
+        };
+        let faster = create(50).await?;
+        ensure!(faster.status().as_u16() == 400, "a key faster than its class: {}", faster.status());
+        let faster: Value = faster.json().await?;
+        ensure!(faster["error"]["details"][0]["field"] == "rateLimit", "{faster}");
+        let slower: Value = create(5).await?.json().await?;
+        let key = slower["data"]["key"].as_str().context("key")?.to_owned();
+        let key_id: uuid::Uuid = slower["data"]["id"].as_str().context("id")?.parse()?;
+        app.db()
+            .await?
+            .execute("UPDATE api_keys SET rate_limit = 100000 WHERE id = $1", &[&key_id])
+            .await?;
+        let reads = (0..20).map(|_| {
+            let request = app
+                .http
+                .get(format!("{base}/api/v1/instruments"))
+                .header("x-api-key", &key)
+                .header("cf-connecting-ip", "127.0.0.1")
+                .send();
+            async move { anyhow::Ok(request.await?.status().as_u16()) }
+        });
+        let statuses = futures_join_all(reads).await?;
+        let ok = statuses.iter().filter(|s| **s == 200).count();
+        ensure!(ok == 10, "a key holding 100000/min got {ok} of 20 under its class's 10");
         anyhow::Ok(())
     }
     .await;
