@@ -112,6 +112,9 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// A second-factor code that is wrong, expired or already used.
+    #[error("second factor refused")]
+    SecondFactorRefused,
     #[error("access token expired")]
     TokenExpired,
     #[error("missing or invalid access token: {0}")]
@@ -193,7 +196,9 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::Validation(_) => ErrorCode::ValidationError,
-            ApiError::InvalidCredentials => ErrorCode::AuthInvalidCredentials,
+            ApiError::InvalidCredentials | ApiError::SecondFactorRefused => {
+                ErrorCode::AuthInvalidCredentials
+            }
             ApiError::TokenExpired => ErrorCode::AuthTokenExpired,
             ApiError::TokenInvalid(_) => ErrorCode::AuthTokenInvalid,
             ApiError::Forbidden { .. } | ApiError::OriginNotAllowed => {
@@ -225,6 +230,9 @@ impl ApiError {
         match self {
             ApiError::Validation(_) => "Invalid input parameters".into(),
             ApiError::InvalidCredentials => "Invalid email or password".into(),
+            ApiError::SecondFactorRefused => {
+                "The code is wrong, expired or already used; enter the current code of your authenticator or a recovery code".into()
+            }
             ApiError::TokenExpired => "Access token has expired".into(),
             ApiError::TokenInvalid(why) => format!("Missing or invalid access token: {why}"),
             ApiError::Forbidden { .. } => "You do not have permission to perform this action".into(),

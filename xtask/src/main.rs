@@ -167,6 +167,7 @@ fn function_env(
         ("AUDIT_SIGNING_KEY", secrets.audit_signing_key()),
         ("AUDIT_PUBLIC_KEYS", secrets.audit_public_keys()?),
         ("AUDIT_KEYS", secrets.audit_keys()),
+        ("ENCRYPTION_KEYS", secrets.encryption_keys()),
         ("JWT_ISSUER", "antevus".into()),
         ("JWT_AUDIENCE", "antevus-api".into()),
     ])

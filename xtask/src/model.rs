@@ -57,7 +57,7 @@ pub const UNSCOPED: &[&str] = &[
 pub const SCOPE_CONSTRUCTORS: &[(&str, &[&str])] = &[
     ("authenticated", &["auth/"]),
     ("bridge", &["live/", "routes/bridge_enroll.rs"]),
-    ("account", &["routes/auth_", "routes/users.rs", "auth/"]),
+    ("account", &["routes/auth_", "routes/signing_in.rs", "routes/users.rs", "auth/"]),
     ("recorded", &["audit/"]),
 ];
 

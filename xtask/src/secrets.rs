@@ -19,6 +19,7 @@ const GENERATED: &[(&str, usize)] = &[
     ("AUDIT_KEY", 32),
     ("AUDIT_SIGNING_SEED", 32),
     ("SQL_PROXY_KEY", 32),
+    ("ENCRYPTION_KEY", 32),
 ];
 
 fn path() -> PathBuf {
@@ -96,5 +97,11 @@ impl Secrets {
         let key =
             shared::config::SigningKey::parse("AUDIT_SIGNING_KEY", &self.audit_signing_key())?;
         Ok(key.public_entry())
+    }
+
+    /// `ENCRYPTION_KEYS` of the functions that seal secrets at rest: one
+    /// AES-256 key, id `d1`.
+    pub fn encryption_keys(&self) -> String {
+        format!("d1:{}", self.get("ENCRYPTION_KEY"))
     }
 }

@@ -166,6 +166,22 @@ catalogue! {
     AuthLoginFailure = "AUTH_LOGIN_FAILURE", Warning, Failure, Some(R::User), "Failed login attempt";
     /// Repeated wrong passwords locked the account for a while.
     AuthAccountLocked = "AUTH_ACCOUNT_LOCKED", Warning, Denied, Some(R::User), "Account locked after repeated failed logins";
+    /// The password was right and the account has (or must set up) a second factor: a challenge was issued, no session (`metadata.purpose`).
+    AuthMfaRequired = "AUTH_MFA_REQUIRED", Info, Success, Some(R::User), "Password accepted; second factor required";
+    /// A second-factor code was wrong, already used or the factor is gone; counts toward the lockout like a wrong password.
+    AuthMfaFailure = "AUTH_MFA_FAILURE", Warning, Failure, Some(R::User), "Second factor refused";
+    /// A user started setting up a TOTP second factor (not in force until confirmed).
+    MfaEnrolmentStarted = "MFA_ENROLMENT_STARTED", Info, Success, Some(R::User), "Second factor enrolment started";
+    /// A user confirmed a TOTP second factor with a first code; recovery codes were issued.
+    MfaEnabled = "MFA_ENABLED", Warning, Success, Some(R::User), "Second factor enabled";
+    /// A user removed their second factor (password and a code given).
+    MfaDisabled = "MFA_DISABLED", Warning, Success, Some(R::User), "Second factor removed by its user";
+    /// An administrator removed a user's second factor, with a reason.
+    MfaReset = "MFA_RESET", Warning, Success, Some(R::User), "Second factor reset by an administrator";
+    /// A single-use recovery code stood in for the second factor.
+    MfaRecoveryCodeUsed = "MFA_RECOVERY_CODE_USED", Warning, Success, Some(R::User), "Recovery code used";
+    /// The organization's policy of which roles must have a second factor changed (old and new roles).
+    MfaPolicyChanged = "MFA_POLICY_CHANGED", Warning, Success, None, "Second-factor policy changed";
     /// A login was ended by its user.
     AuthLogout = "AUTH_LOGOUT", Info, Success, Some(R::Session), "User logged out";
     /// A spent refresh token was presented again: its whole session family is revoked.

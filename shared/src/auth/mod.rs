@@ -5,6 +5,8 @@
 //! - [`jwt`]: Ed25519 (EdDSA) access tokens; [`tokens`]: the login / refresh answer.
 //! - [`session`]: refresh tokens, the refresh cookie, lockout constants.
 //! - [`api_key`]: key format, lookup and checks.
+//! - [`second_factor`]: TOTP and recovery codes; [`mfa`]: the login's
+//!   second step (challenges, the sealed key).
 //! - [`roles`] (re-exported from `domain`): the 12 roles and the
 //!   permission matrix.
 //!
@@ -13,8 +15,10 @@
 
 pub mod api_key;
 pub mod jwt;
+pub mod mfa;
 pub mod password;
 pub mod policy;
+pub mod second_factor;
 pub mod session;
 pub mod tokens;
 

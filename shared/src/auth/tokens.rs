@@ -31,6 +31,10 @@ pub struct TokenReply {
     pub refresh_token: String,
     pub refresh_expires_in: i64,
     pub user: TokenUser,
+    /// The recovery codes of a second factor confirmed as this session
+    /// opened (shown this once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes: Option<Vec<String>>,
 }
 
 /// Signs an access token for `user` in session family `sid`.
@@ -57,13 +61,15 @@ pub fn access_token<P: Platform>(
     .map_err(ApiError::internal)
 }
 
-/// The reply of login and refresh, with the refresh cookie for browsers.
+/// The reply of login and refresh, with the refresh cookie for browsers
+/// (and `recovery_codes` when a second factor was confirmed to sign in).
 pub fn token_reply<P: Platform>(
     ctx: &Ctx<P>,
     user: TokenUser,
     sid: uuid::Uuid,
     refresh_token: String,
     refresh_expires_in: i64,
+    recovery_codes: Option<Vec<String>>,
 ) -> Result<Reply, ApiError> {
     let access_token = access_token(ctx, &user, sid)?;
     let cookie = session::refresh_cookie(&refresh_token, refresh_expires_in);
@@ -74,6 +80,7 @@ pub fn token_reply<P: Platform>(
         refresh_token,
         refresh_expires_in,
         user,
+        recovery_codes,
     })?
     .header(header::SET_COOKIE, cookie))
 }

@@ -16,10 +16,12 @@
 //! - [`storage::StorageConfig`]: where run data goes.
 //! - [`retention::RetentionConfig`]: how long data is kept.
 //! - [`HttpConfig`]: CORS origins, HSTS and the client address header.
+//! - [`SealingKeys`]: AES-256-GCM for secrets at rest.
 
 pub mod ed25519;
 pub mod limits;
 pub mod retention;
+pub mod sealing;
 pub mod serving;
 pub mod storage;
 
@@ -35,6 +37,7 @@ use crate::error::ApiError;
 pub use ed25519::{PublicKey, SigningKey};
 pub use limits::{Limits, Policy};
 pub use retention::RetentionConfig;
+pub use sealing::SealingKeys;
 pub use serving::HttpConfig;
 pub use storage::{S3Config, StorageConfig};
 
@@ -150,6 +153,7 @@ pub const VARS: &[&str] = &[
     "RETENTION_RATE_LIMITS_HOURS",
     "CORS_ORIGIN",
     "CLIENT_ADDRESS_HEADER",
+    "ENCRYPTION_KEYS",
 ];
 
 /// The variables as read from the environment: those of [`VARS`] that are
@@ -344,6 +348,7 @@ pub struct Config {
     storage: Section<StorageConfig>,
     retention: Section<RetentionConfig>,
     http: Section<HttpConfig>,
+    sealing_keys: Section<SealingKeys>,
 }
 
 impl Config {
@@ -479,6 +484,14 @@ impl Config {
     pub fn storage(&self) -> Result<&StorageConfig, ConfigError> {
         self.section(&self.storage, |vars| {
             StorageConfig::from_lookup(&|name: &str| vars.get(name))
+        })
+    }
+
+    /// `ENCRYPTION_KEYS`: the AES-256-GCM keys of secrets at rest
+    /// ([`SealingKeys`]; the functions that declare them only).
+    pub fn sealing_keys(&self) -> Result<&SealingKeys, ConfigError> {
+        self.section(&self.sealing_keys, |vars| {
+            SealingKeys::parse("ENCRYPTION_KEYS", &vars.required("ENCRYPTION_KEYS")?)
         })
     }
 

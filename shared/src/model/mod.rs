@@ -43,6 +43,7 @@ pub mod rate_limit;
 pub mod reading;
 pub mod run;
 pub mod run_data;
+pub mod second_factor;
 pub mod session;
 pub mod signature;
 pub mod user;
@@ -158,6 +159,12 @@ impl Scope {
     ) -> Result<Option<T>, DbError> {
         Ok(self.fetch_all(db, statement).await?.into_iter().next())
     }
+}
+
+/// The id of a row a statement returns (`RETURNING ... AS id`).
+#[derive(Debug, serde::Deserialize)]
+pub struct Id {
+    pub id: uuid::Uuid,
 }
 
 /// A count a statement returns as `n`.

@@ -142,6 +142,26 @@ pub async fn account_for_login<P: Platform>(
         .await
 }
 
+/// Account `id` of the organization, as [`account_for_login`] reads it:
+/// the second step of a login (its second factor) and re-authentication.
+pub async fn account<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    id: uuid::Uuid,
+) -> Result<Option<Account>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                "SELECT id, organization_id, email, name, role, password_hash, is_active, \
+                        coalesce(account_locked_until > now(), false) AS locked \
+                 FROM users WHERE id = $1 AND organization_id = $2",
+                params![id, scope.organization_id()],
+            ),
+        )
+        .await
+}
+
 /// An active account found by e-mail for a password reset.
 #[derive(Debug, Deserialize)]
 pub struct Recoverable {

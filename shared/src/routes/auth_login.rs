@@ -5,22 +5,26 @@
 //! dummy hash is verified when the e-mail is unknown). After
 //! [`MAX_FAILED_LOGINS`] failures in a row the account is locked for
 //! [`LOCKOUT_MINUTES`] minutes (then unlocks by itself), and the lock is
-//! audited. A success opens a session family (see `auth::session`).
+//! audited. A success opens a session family (see `auth::session`), unless
+//! the account has a second factor, or its role must have one: then the
+//! answer is a short-lived challenge (`mfaRequired`), and the session opens
+//! at `POST /api/auth/mfa/verify` (or, to enrol first, `/api/auth/mfa/enroll`
+//! and `/confirm`).
 
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::{self, EventType, RecordType};
-use crate::auth::session::{
-    LOCKOUT_MINUTES, MAX_FAILED_LOGINS, SESSION_TTL_SECS, new_refresh_token,
-};
-use crate::auth::tokens::{TokenUser, token_reply};
+use super::signing_in;
+use crate::audit::{self, EventType};
+use crate::auth::mfa::{self, Purpose};
+use crate::auth::session::SESSION_TTL_SECS;
+use crate::auth::tokens::token_reply;
 use crate::auth::{Role, password};
 use crate::ctx::Ctx;
 use crate::domain::Email;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::model::{self, Scope, user};
+use crate::model::{Scope, second_factor, user};
 use crate::platform::Platform;
 use crate::ratelimit::Class;
 use crate::request::Rq;
@@ -88,7 +92,9 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
             "account inactive"
         };
         if reason == "wrong password" {
-            count_failure(ctx, rq, &user).await?;
+            let failure =
+                signing_in::failure_event(ctx, Some(user.organization_id), Some(user.id), reason);
+            signing_in::count_failure(ctx, rq, &user, failure).await?;
         } else {
             record_failure(ctx, rq, Some(user.organization_id), Some(user.id), reason).await?;
         }
@@ -96,98 +102,61 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
     };
 
     // The account names its organization: from here on, queries are
-    // confined to it.
+    // confined to it. An account with a second factor, or whose role the
+    // organization requires one for, gets a challenge, not a session.
     let scope = Scope::account(user.organization_id);
-    let family = ctx.new_uuid();
-    let (refresh_token, refresh_hash) = new_refresh_token(ctx.random_bytes::<32>());
-    let event = audit::Event {
-        organization_id: Some(user.organization_id),
-        user_id: Some(user.id),
-        record_id: Some(family),
-        ..audit::Event::new(ctx.new_uuid(), EventType::AuthLoginSuccess)
+    let standing = second_factor::standing(&db, &scope, user.id, role.as_str()).await?;
+    let purpose = if standing.has_factor {
+        Some(Purpose::Verify)
+    } else if standing.required {
+        Some(Purpose::Enroll)
+    } else {
+        None
     };
-    let client = model::session::Client {
-        ip: rq.client_ip().map(|ip| ip.to_string()),
-        user_agent: rq.user_agent(),
-    };
-    scope
-        .batch(
-            &db,
-            vec![
-                user::record_login(&scope, user.id),
-                model::session::open(
-                    &scope,
-                    family,
-                    user.id,
-                    &refresh_hash,
-                    &client,
-                    SESSION_TTL_SECS,
-                ),
-                event.insert(rq)?,
-            ],
-        )
-        .await?;
-
-    let user = TokenUser {
-        id: user.id,
-        organization_id: user.organization_id,
-        email: user.email,
-        name: user.name,
-        role,
-    };
-    token_reply(ctx, user, family, refresh_token, SESSION_TTL_SECS)
-}
-
-/// Records a wrong password and counts it, in one transaction; the failure
-/// that reaches the threshold locks the account for a while, and the lock
-/// is recorded by the same statement that sets it.
-async fn count_failure<P: Platform>(
-    ctx: &Ctx<P>,
-    rq: &Rq,
-    user: &user::Account,
-) -> Result<(), ApiError> {
-    let scope = Scope::account(user.organization_id);
-    let locked = audit::Event {
-        organization_id: Some(user.organization_id),
-        user_id: Some(user.id),
-        record_id: Some(user.id),
-        metadata: json!({ "failedAttempts": MAX_FAILED_LOGINS, "lockedForMinutes": LOCKOUT_MINUTES }),
-        ..audit::Event::new(ctx.new_uuid(), EventType::AuthAccountLocked)
-    };
-    let count = user::count_failed_login(&scope, user.id, MAX_FAILED_LOGINS, LOCKOUT_MINUTES);
-    scope
-        .batch(
-            &ctx.db(),
-            vec![
-                failure_event(
-                    ctx,
-                    Some(user.organization_id),
-                    Some(user.id),
-                    "wrong password",
-                )
-                .insert(rq)?,
-                locked.record_change_where(rq, count, "locked_now")?,
-            ],
-        )
-        .await?;
-    Ok(())
-}
-
-/// The record of a failed login.
-fn failure_event<P: Platform>(
-    ctx: &Ctx<P>,
-    organization_id: Option<uuid::Uuid>,
-    user_id: Option<uuid::Uuid>,
-    reason: &str,
-) -> audit::Event<'static> {
-    audit::Event {
-        organization_id,
-        user_id,
-        record_type: user_id.map(|_| RecordType::User),
-        record_id: user_id,
-        metadata: json!({ "reason": reason }),
-        ..audit::Event::new(ctx.new_uuid(), EventType::AuthLoginFailure)
+    if let Some(purpose) = purpose {
+        let challenge = mfa::challenge(ctx, user.id, user.organization_id, purpose)?;
+        let event = audit::Event {
+            organization_id: Some(user.organization_id),
+            user_id: Some(user.id),
+            record_id: Some(user.id),
+            metadata: json!({ "purpose": purpose.as_str() }),
+            ..audit::Event::new(ctx.new_uuid(), EventType::AuthMfaRequired)
+        };
+        scope.batch(&db, vec![event.insert(rq)?]).await?;
+        return Reply::ok(SecondStep {
+            mfa_required: true,
+            purpose: purpose.as_str(),
+            challenge_token: challenge,
+            challenge_expires_in: mfa::CHALLENGE_TTL_SECS,
+            methods: match purpose {
+                Purpose::Verify => &["totp", "recovery_code"],
+                Purpose::Enroll => &["enroll"],
+            },
+        });
     }
+    let session = signing_in::open_session(ctx, rq, &user, role, json!({})).await?;
+    token_reply(
+        ctx,
+        session.user,
+        session.family,
+        session.refresh_token,
+        SESSION_TTL_SECS,
+        None,
+    )
+}
+
+/// What the password step answers when a second factor is due: no
+/// session, a challenge for `POST /api/auth/mfa/verify` (or, to enrol,
+/// `/api/auth/mfa/enroll` and `/confirm`).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SecondStep {
+    mfa_required: bool,
+    /// `verify` or `enroll`.
+    purpose: &'static str,
+    challenge_token: String,
+    challenge_expires_in: i64,
+    methods: &'static [&'static str],
 }
 
 async fn record_failure<P: Platform>(
@@ -197,11 +166,7 @@ async fn record_failure<P: Platform>(
     user_id: Option<uuid::Uuid>,
     reason: &str,
 ) -> Result<(), ApiError> {
-    audit::store(
-        ctx,
-        rq,
-        &failure_event(ctx, organization_id, user_id, reason),
-    )
-    .await?;
+    let event = signing_in::failure_event(ctx, organization_id, user_id, reason);
+    audit::store(ctx, rq, &event).await?;
     Ok(())
 }

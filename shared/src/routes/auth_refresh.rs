@@ -81,6 +81,7 @@ async fn refresh<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErr
             r.family_id,
             next_token,
             r.expires_in.max(0.0) as i64,
+            None,
         );
     }
 

@@ -54,6 +54,10 @@ pub mod auth_jwks;
 pub mod auth_login;
 pub mod auth_logout;
 pub mod auth_me;
+pub mod auth_mfa;
+pub mod auth_mfa_confirm;
+pub mod auth_mfa_enroll;
+pub mod auth_mfa_verify;
 pub mod auth_refresh;
 pub mod auth_reset_password;
 pub mod auth_signup;
@@ -72,6 +76,7 @@ pub mod instruments;
 pub mod instruments_item;
 pub mod live;
 pub mod maintenance_item;
+pub mod organization_mfa_policy;
 pub mod retention_run;
 pub mod run_data;
 pub mod run_qc;
@@ -79,8 +84,10 @@ pub mod run_signatures;
 pub mod run_stop;
 pub mod runs;
 pub mod runs_item;
+pub mod signing_in;
 pub mod users;
 pub mod users_item;
+pub mod users_mfa;
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -129,6 +136,9 @@ pub struct Attrs {
     /// Whether it issues access tokens (the private signing key; every
     /// other function holds only the public keys).
     pub issues_tokens: bool,
+    /// Whether it seals or opens secrets at rest (a second factor's key):
+    /// the AES-256-GCM keys (`ENCRYPTION_KEYS`).
+    pub seals: bool,
 }
 
 /// Every secret a function may be deployed with; [`Attrs::secrets`] says
@@ -143,6 +153,7 @@ pub const SECRETS: &[&str] = &[
     "MAIL_PROVIDER_TOKEN",
     "S3_ACCESS_KEY_ID",
     "S3_SECRET_ACCESS_KEY",
+    "ENCRYPTION_KEYS",
 ];
 
 impl Attrs {
@@ -155,6 +166,7 @@ impl Attrs {
         audit: true,
         verifies_audit: false,
         issues_tokens: false,
+        seals: false,
     };
 
     /// The secrets the function is deployed with, from what it declares:
@@ -181,6 +193,9 @@ impl Attrs {
         }
         if self.object_storage {
             secrets.extend(["S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"]);
+        }
+        if self.seals {
+            secrets.push("ENCRYPTION_KEYS");
         }
         secrets
     }
@@ -274,6 +289,10 @@ route_table! {
     "auth-logout" => auth_logout, "/api/auth/logout", [POST];
     "auth-refresh" => auth_refresh, "/api/auth/refresh", [POST] { issues_tokens: true };
     "auth-me" => auth_me, "/api/auth/me", [GET];
+    "auth-mfa" => auth_mfa, "/api/auth/mfa", [GET, DELETE] { seals: true };
+    "auth-mfa-enroll" => auth_mfa_enroll, "/api/auth/mfa/enroll", [POST] { seals: true };
+    "auth-mfa-confirm" => auth_mfa_confirm, "/api/auth/mfa/confirm", [POST] { seals: true, issues_tokens: true };
+    "auth-mfa-verify" => auth_mfa_verify, "/api/auth/mfa/verify", [POST] { seals: true, issues_tokens: true };
     "auth-forgot-password" => auth_forgot_password, "/api/auth/forgot-password", [POST] { mail: true };
     "auth-reset-password" => auth_reset_password, "/api/auth/reset-password", [POST];
     "auth-signup" => auth_signup, "/api/auth/signup", [POST];
@@ -290,7 +309,7 @@ route_table! {
     "run-stop" => run_stop, "/api/v1/runs/:id/stop", [PUT];
     "run-data" => run_data, "/api/v1/runs/:id/data", [GET, POST] { body: Body::UploadChunk, object_storage: true };
     "run-qc" => run_qc, "/api/v1/runs/:id/qc", [GET];
-    "run-signatures" => run_signatures, "/api/v1/runs/:id/signatures", [GET, POST] { verifies_audit: true };
+    "run-signatures" => run_signatures, "/api/v1/runs/:id/signatures", [GET, POST] { verifies_audit: true, seals: true };
     "audit-log" => audit_log, "/api/audit", [POST] { body: Body::AtMost(audit_log::MAX_BODY_BYTES) };
     "audit-events" => audit_events, "/api/audit/events", [GET];
     "audit-export" => audit_export, "/api/audit/export", [GET];
@@ -306,6 +325,8 @@ route_table! {
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
     "users" => users, "/api/v1/users", [GET, POST] { mail: true };
     "users-item" => users_item, "/api/v1/users/:id", [GET, PUT];
+    "users-mfa" => users_mfa, "/api/v1/users/:id/mfa", [DELETE];
+    "organization-mfa-policy" => organization_mfa_policy, "/api/v1/organization/mfa-policy", [GET, PUT];
 }
 
 /// What every host checks before it reads a request of `function`: that
@@ -426,7 +447,15 @@ mod tests {
             .filter(|r| r.attrs.secrets().contains(&"JWT_SIGNING_KEY"))
             .map(|r| r.function)
             .collect();
-        assert_eq!(holders, ["auth-login", "auth-refresh"]);
+        assert_eq!(
+            holders,
+            [
+                "auth-login",
+                "auth-refresh",
+                "auth-mfa-confirm",
+                "auth-mfa-verify"
+            ]
+        );
         assert_eq!(
             route("health").attrs.secrets(),
             ["DATABASE_URL", "SQL_PROXY_KEY"]

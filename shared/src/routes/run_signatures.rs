@@ -1,7 +1,8 @@
 //! `/api/v1/runs/:id/signatures`: electronic signatures of a run.
 //!
 //! `POST` signs the run as it is now: `{meaning, password, email?,
-//! comment?}` with `meaning` one of `review`, `approval` (`runs:create` or
+//! comment?, code?}` (`code`: the authenticator's, when the signer has a
+//! second factor) with `meaning` one of `review`, `approval` (`runs:create` or
 //! `audit:view`), `responsibility`, `authorship` (`runs:create`). Signing
 //! re-authenticates (21 CFR 11.200): the first signature of a login needs
 //! both components (`email`, the user ID, and `password`), later ones in the
@@ -22,7 +23,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::audit::{self, EventType, chain};
-use crate::auth::{self, Permission, Principal, password};
+use crate::auth::{self, Permission, Principal, mfa, password};
 use crate::config::AuditKeys;
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
@@ -30,6 +31,7 @@ use crate::error::{ApiError, FieldError};
 use crate::model::page::Items;
 use crate::model::run::{self, Run};
 use crate::model::signature::{self, Stored};
+use crate::model::{Id, second_factor};
 use crate::platform::Platform;
 use crate::ratelimit::Class;
 use crate::request::Rq;
@@ -183,6 +185,9 @@ struct SignInput {
     password: String,
     email: Option<String>,
     comment: Option<String>,
+    /// The authenticator's current code, when the signer has a second
+    /// factor.
+    code: Option<String>,
 }
 
 fn may_sign(principal: &Principal, meaning: &str) -> bool {
@@ -264,6 +269,49 @@ async fn confirm_identity<P: Platform>(
         };
         scope.batch(&db, vec![failed.insert(rq)?]).await?;
         return Err(ApiError::InvalidCredentials);
+    }
+    // A signer with a second factor gives its current code too; the code
+    // is spent like a login's.
+    if let Some(factor) = second_factor::load(&db, &scope, principal.user_id)
+        .await?
+        .filter(|f| f.confirmed)
+    {
+        let Some(code) = input
+            .code
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        else {
+            return Err(ApiError::invalid(
+                "code",
+                "Your account has a second factor: signing also needs the code your authenticator shows",
+            ));
+        };
+        let spent: Option<Id> = match mfa::step_of(ctx, principal.user_id, &factor, code)? {
+            Some(step) => {
+                scope
+                    .fetch_optional(
+                        &db,
+                        second_factor::use_step(&scope, principal.user_id, step),
+                    )
+                    .await?
+            }
+            None => None,
+        };
+        if spent.is_none() {
+            let failed = audit::Event {
+                new_values: Some(json!({ "meaning": input.meaning })),
+                metadata: json!({ "reason": "second factor refused" }),
+                ..audit::Event::by(
+                    ctx.new_uuid(),
+                    principal,
+                    EventType::EsignatureFailed,
+                    run_id,
+                )
+            };
+            scope.batch(&db, vec![failed.insert(rq)?]).await?;
+            return Err(ApiError::SecondFactorRefused);
+        }
     }
     Ok(signer)
 }

@@ -32,6 +32,7 @@ const AREAS: &[&[(&str, CaseFn)]] = &[
     crate::api_keys::CASES,
     crate::roles::CASES,
     crate::accounts::CASES,
+    crate::mfa::CASES,
     crate::lab::CASES,
     crate::runs::CASES,
     crate::maintenance::CASES,

@@ -26,6 +26,7 @@ pub mod lab;
 pub mod limits;
 pub mod live;
 pub mod maintenance;
+pub mod mfa;
 pub mod password_reset;
 pub mod roles;
 pub mod runs;

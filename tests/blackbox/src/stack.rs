@@ -338,6 +338,13 @@ impl Stack {
             ("AUDIT_PUBLIC_KEYS".to_owned(), audit_key.public_entry()),
             // The HMAC key events were signed with before Ed25519.
             ("AUDIT_KEYS".to_owned(), env_key(&legacy_audit_key)),
+            (
+                "ENCRYPTION_KEYS".to_owned(),
+                env_key(&shared::config::HmacKey {
+                    kid: "d1".into(),
+                    secret: random_bytes::<32>().to_vec(),
+                }),
+            ),
             ("JWT_ISSUER".to_owned(), "antevus".to_owned()),
             ("JWT_AUDIENCE".to_owned(), "antevus-api".to_owned()),
             // The suite logs in far more often than a person: limits are

@@ -531,6 +531,97 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
     )
     .await?;
 
+    // The second factor.
+    let (second, second_token) = app.member(org, Role::Scientist).await?;
+    let enrolled = app
+        .as_user(&second_token)
+        .post(
+            "/api/auth/mfa/enroll",
+            &json!({"password": second.password}),
+        )
+        .await?;
+    let enrolled = walk
+        .json(
+            "auth-mfa-enroll",
+            enrolled,
+            200,
+            &["MFA_ENROLMENT_STARTED"],
+            Method::POST,
+        )
+        .await?;
+    let mut phone = crate::mfa::Authenticator::from_uri(
+        enrolled["otpauthUri"].as_str().context("otpauthUri")?,
+    )?;
+    let confirmed = app
+        .as_user(&second_token)
+        .post(
+            "/api/auth/mfa/confirm",
+            &json!({"code": phone.next_code().await}),
+        )
+        .await?;
+    walk.json(
+        "auth-mfa-confirm",
+        confirmed,
+        200,
+        &["MFA_ENABLED"],
+        Method::POST,
+    )
+    .await?;
+    let challenge = crate::mfa::challenge(app, &second, "verify").await?;
+    let verified = app
+        .anonymous()
+        .post(
+            "/api/auth/mfa/verify",
+            &json!({"challengeToken": challenge, "code": phone.next_code().await}),
+        )
+        .await?;
+    walk.json(
+        "auth-mfa-verify",
+        verified,
+        200,
+        &["AUTH_LOGIN_SUCCESS"],
+        Method::POST,
+    )
+    .await?;
+    let removed = app
+        .as_user(&second_token)
+        .json(
+            Method::DELETE,
+            "/api/auth/mfa",
+            &json!({"password": second.password, "code": phone.next_code().await}),
+        )
+        .await?;
+    walk.json("auth-mfa", removed, 200, &["MFA_DISABLED"], Method::DELETE)
+        .await?;
+    let (third, third_token) = app.member(org, Role::Scientist).await?;
+    crate::mfa::enrol(app, &third, &third_token).await?;
+    let reset = app
+        .as_user(&token)
+        .json(
+            Method::DELETE,
+            &format!("/api/v1/users/{}/mfa", third.id),
+            &json!({"reason": "Lost phone"}),
+        )
+        .await?;
+    walk.json("users-mfa", reset, 200, &["MFA_RESET"], Method::DELETE)
+        .await?;
+    let policy = app
+        .as_user(&token)
+        .json(
+            Method::PUT,
+            "/api/v1/organization/mfa-policy",
+            &json!({"requiredRoles": ["QUALITY_ASSURANCE"]}),
+        )
+        .await?;
+    walk.json(
+        "organization-mfa-policy",
+        policy,
+        200,
+        &["MFA_POLICY_CHANGED"],
+        Method::PUT,
+    )
+    .await?;
+
     // Every state-changing route and method was walked (or is exempt).
     let mut missing = Vec::new();
     for route in ROUTES {

@@ -1,0 +1,15 @@
+//! `GET, PUT /api/v1/organization/mfa-policy` as one function, for Spin (`wasm32-wasip2`) and Cloudflare
+//! Workers (`wasm32-unknown-unknown`). It only adapts: the host crates' `function!`
+//! builds the context, calls the handler and converts the response.
+
+#[cfg(target_os = "wasi")]
+host_spin::function!(
+    "organization-mfa-policy",
+    shared::routes::organization_mfa_policy::handle
+);
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+host_workers::function!(
+    "organization-mfa-policy",
+    shared::routes::organization_mfa_policy::handle
+);

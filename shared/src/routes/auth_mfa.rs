@@ -1,0 +1,158 @@
+//! `/api/auth/mfa`: the signed-in user's second factor.
+//!
+//! `GET`: whether one is set up (or waiting to be confirmed), how many
+//! recovery codes are left, and whether the organization requires one for
+//! the user's role. `DELETE {password, code}` removes it (the password and
+//! a current code, or a recovery code, given again); refused (`409`) when
+//! the organization requires one for the role, so ask an administrator.
+//! Audited (`MFA_DISABLED`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, EventType};
+use crate::auth::second_factor::recovery_code_hash;
+use crate::auth::{self, mfa, password};
+use crate::ctx::Ctx;
+use crate::envelope::Reply;
+use crate::error::ApiError;
+use crate::model::{Id, Scope, first_row, second_factor, user};
+use crate::platform::Platform;
+use crate::ratelimit::Class;
+use crate::request::Rq;
+
+super::methods! {
+    GET => status,
+    DELETE => remove,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    enabled: bool,
+    pending: bool,
+    recovery_codes_left: i64,
+    required_for_your_role: bool,
+}
+
+async fn status<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    let scope = principal.scope();
+    let db = ctx.db();
+    let factor = second_factor::load(&db, &scope, principal.user_id).await?;
+    let policy = second_factor::policy(&db, &scope).await?;
+    Reply::ok(Status {
+        enabled: factor.as_ref().is_some_and(|f| f.confirmed),
+        pending: factor.as_ref().is_some_and(|f| !f.confirmed),
+        recovery_codes_left: second_factor::recovery_codes_left(&db, &scope, principal.user_id)
+            .await?,
+        required_for_your_role: policy
+            .required_roles
+            .iter()
+            .any(|r| r == principal.role.as_str()),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Removal {
+    password: String,
+    code: Option<String>,
+    recovery_code: Option<String>,
+}
+
+async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    let input: Removal = rq.json(ctx)?;
+    let scope = Scope::account(principal.organization_id);
+    let db = ctx.db();
+    crate::ratelimit::check(
+        ctx,
+        rq,
+        Class::Auth,
+        &format!("reauth:{}:{}", rq.client_key(), principal.user_id),
+        Some(&scope),
+    )
+    .await?;
+    let user = user::account(&db, &scope, principal.user_id)
+        .await?
+        .ok_or(ApiError::TokenInvalid("session ended"))?;
+    let factor = second_factor::load(&db, &scope, user.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let policy = second_factor::policy(&db, &scope).await?;
+    if factor.confirmed && policy.required_roles.contains(&user.role) {
+        return Err(ApiError::conflict(
+            "Your organization requires a second factor for your role; an administrator can reset it if you lost it",
+        ));
+    }
+    // Re-authentication: the password and, for a factor in force, a code.
+    let failure = |reason| {
+        super::signing_in::failure_event(ctx, Some(user.organization_id), Some(user.id), reason)
+    };
+    if !password::verify(&input.password, &user.password_hash) {
+        super::signing_in::count_failure(
+            ctx,
+            rq,
+            &user,
+            failure("wrong password (second factor removal)"),
+        )
+        .await?;
+        return Err(ApiError::InvalidCredentials);
+    }
+    let mut statements = Vec::new();
+    if factor.confirmed {
+        let proven = match (input.code.as_deref(), input.recovery_code.as_deref()) {
+            (Some(code), _) => match mfa::step_of(ctx, user.id, &factor, code)? {
+                Some(step) => Some(second_factor::use_step(&scope, user.id, step)),
+                None => None,
+            },
+            (None, Some(code)) => Some(second_factor::use_recovery_code(
+                &scope,
+                user.id,
+                &recovery_code_hash(code),
+            )),
+            (None, None) => {
+                return Err(ApiError::invalid(
+                    "code",
+                    "Give the current code of your authenticator (or a recovery code) to remove it",
+                ));
+            }
+        };
+        let Some(spend) = proven else {
+            super::signing_in::count_failure(
+                ctx,
+                rq,
+                &user,
+                failure("wrong second-factor code (removal)"),
+            )
+            .await?;
+            return Err(ApiError::SecondFactorRefused);
+        };
+        let spent: Option<Id> = scope.fetch_optional(&db, spend).await?;
+        if spent.is_none() {
+            super::signing_in::count_failure(
+                ctx,
+                rq,
+                &user,
+                failure("used second-factor code (removal)"),
+            )
+            .await?;
+            return Err(ApiError::SecondFactorRefused);
+        }
+    }
+    let event = audit::Event {
+        record_id: Some(user.id),
+        ..audit::Event::by(ctx.new_uuid(), &principal, EventType::MfaDisabled, user.id)
+    };
+    statements.push(event.record_change(rq, second_factor::remove(&scope, user.id))?);
+    statements.push(second_factor::remove_recovery_codes(&scope, user.id));
+    let results = scope.batch(&db, statements).await?;
+    first_row::<Id>(&results, 0)?.ok_or(ApiError::NotFound)?;
+    Reply::ok(Removed { enabled: false })
+}
+
+/// The factor is gone.
+#[derive(Serialize)]
+struct Removed {
+    enabled: bool,
+}

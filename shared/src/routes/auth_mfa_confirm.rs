@@ -1,0 +1,109 @@
+//! `POST /api/auth/mfa/confirm`: `{code}` from the authenticator puts the
+//! pending second factor in force and issues ten single-use recovery codes,
+//! shown this once. Signed in; or with `{challengeToken, code}` at a login
+//! the organization requires a second factor for, which then signs in
+//! (the answer is the login's, with `recoveryCodes`). A wrong code changes nothing
+//! (`400`, try the current one). Audited (`MFA_ENABLED`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::{self, EventType};
+use crate::auth::session::SESSION_TTL_SECS;
+use crate::auth::tokens::token_reply;
+use crate::auth::{Role, mfa};
+use crate::ctx::Ctx;
+use crate::envelope::Reply;
+use crate::error::ApiError;
+use crate::model::{Id, Scope, first_row, second_factor};
+use crate::platform::Platform;
+use crate::request::Rq;
+
+super::methods! {
+    POST => confirm,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Input {
+    code: String,
+    challenge_token: Option<String>,
+}
+
+async fn confirm<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
+    let input: Input = rq.json(ctx)?;
+    if !crate::auth::second_factor::looks_like_code(input.code.trim()) {
+        return Err(ApiError::invalid(
+            "code",
+            "Enter the six digits your authenticator shows",
+        ));
+    }
+    // Signed in, confirming needs no password again: the enrolment did.
+    let (user, by_challenge) =
+        super::signing_in::enrolling(ctx, rq, None, false, input.challenge_token.as_deref())
+            .await?;
+    let scope = Scope::account(user.organization_id);
+    let db = ctx.db();
+    let pending = second_factor::load(&db, &scope, user.id)
+        .await?
+        .filter(|f| !f.confirmed)
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "No second factor is waiting to be confirmed; start with POST /api/auth/mfa/enroll",
+            )
+        })?;
+    let step = mfa::step_of(ctx, user.id, &pending, &input.code)?.ok_or_else(|| {
+        ApiError::invalid(
+            "code",
+            "Not the current code of the authenticator you set up; check its clock and try the next code",
+        )
+    })?;
+    let (codes, hashes) = mfa::recovery_codes(ctx);
+    let event = audit::Event {
+        organization_id: Some(user.organization_id),
+        user_id: Some(user.id),
+        record_id: Some(user.id),
+        metadata: json!({ "recoveryCodes": codes.len() }),
+        ..audit::Event::new(ctx.new_uuid(), EventType::MfaEnabled)
+    };
+    let mut statements =
+        vec![event.record_change(rq, second_factor::confirm(&scope, user.id, step))?];
+    statements.extend(second_factor::issue_recovery_codes(
+        &scope, user.id, &hashes,
+    ));
+    let results = scope.batch(&db, statements).await?;
+    first_row::<Id>(&results, 0)?.ok_or_else(|| {
+        ApiError::conflict("The second factor was confirmed or replaced meanwhile; sign in again")
+    })?;
+    if !by_challenge {
+        return Reply::ok(Confirmed {
+            enabled: true,
+            recovery_codes: codes,
+        });
+    }
+    let role = Role::parse(&user.role).ok_or_else(|| ApiError::internal("unknown role"))?;
+    let session = super::signing_in::open_session(
+        ctx,
+        rq,
+        &user,
+        role,
+        json!({ "secondFactor": "totp", "enrolled": true }),
+    )
+    .await?;
+    token_reply(
+        ctx,
+        session.user,
+        session.family,
+        session.refresh_token,
+        SESSION_TTL_SECS,
+        Some(codes),
+    )
+}
+
+/// The factor in force, and its recovery codes (shown this once).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Confirmed {
+    enabled: bool,
+    recovery_codes: Vec<String>,
+}

@@ -1,0 +1,89 @@
+//! `POST /api/auth/mfa/enroll`: starts setting up a TOTP second factor.
+//!
+//! Signed in, with `{password}` (re-authentication: whoever holds a
+//! browser left open must not bind their own authenticator); or, at a
+//! login the organization requires a second factor for, with
+//! `{challengeToken}` (the password step's `enroll` challenge). The answer
+//! is the key, as base32 to type in and as an `otpauth://` URI for a QR
+//! code; the factor counts only once `POST /api/auth/mfa/confirm` gets a
+//! first code from it. A pending enrolment is replaced; a confirmed factor
+//! must be removed first (`409`). Audited (`MFA_ENROLMENT_STARTED`).
+
+use serde::{Deserialize, Serialize};
+
+use super::signing_in;
+use crate::audit::{self, EventType};
+use crate::auth::mfa;
+use crate::ctx::Ctx;
+use crate::envelope::Reply;
+use crate::error::{ApiError, FieldError};
+use crate::model::{Id, Scope, second_factor};
+use crate::platform::Platform;
+use crate::request::Rq;
+
+super::methods! {
+    POST => enroll,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Input {
+    password: Option<String>,
+    challenge_token: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Enrolment {
+    secret: String,
+    otpauth_uri: String,
+    issuer: &'static str,
+    algorithm: &'static str,
+    digits: u32,
+    period: i64,
+}
+
+async fn enroll<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
+    let input: Input = rq.json(ctx)?;
+    if input.password.is_some() && input.challenge_token.is_some() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "challengeToken",
+            "Give either your password (signed in) or the login's challenge, not both",
+        )]));
+    }
+    let (user, _) = signing_in::enrolling(
+        ctx,
+        rq,
+        input.password.as_deref(),
+        true,
+        input.challenge_token.as_deref(),
+    )
+    .await?;
+    let scope = Scope::account(user.organization_id);
+    let (sealed, enrolment) = mfa::new_key(ctx, user.id, &user.email)?;
+    let event = audit::Event {
+        organization_id: Some(user.organization_id),
+        user_id: Some(user.id),
+        record_id: Some(user.id),
+        ..audit::Event::new(ctx.new_uuid(), EventType::MfaEnrolmentStarted)
+    };
+    let begun: Option<Id> = scope
+        .fetch_optional(
+            &ctx.db(),
+            event.record_change(rq, second_factor::begin(&scope, user.id, &sealed))?,
+        )
+        .await?;
+    begun.ok_or_else(|| {
+        ApiError::conflict(
+            "A second factor is already set up; remove it (DELETE /api/auth/mfa) before setting up another",
+        )
+    })?;
+    Reply::ok(Enrolment {
+        secret: enrolment.secret_base32,
+        otpauth_uri: enrolment.otpauth_uri,
+        issuer: crate::auth::second_factor::ISSUER,
+        algorithm: "SHA1",
+        digits: 6,
+        period: crate::auth::second_factor::STEP_SECS,
+    })
+}

@@ -1,0 +1,157 @@
+//! `POST /api/auth/mfa/verify`: the second step of a login. `{challengeToken,
+//! code}` (the authenticator's current code) or `{challengeToken,
+//! recoveryCode}` (one of the single-use codes) -> the tokens, as
+//! `POST /api/auth/login` gives them without a second factor.
+//!
+//! A code counts once: its 30-second step must be later than the last one
+//! used. A wrong, used or expired code is `401` and counts toward the
+//! account's lockout like a wrong password (`AUTH_MFA_FAILURE`, then
+//! `AUTH_ACCOUNT_LOCKED`); a locked or deactivated account is refused
+//! whatever the code. The challenge lasts five minutes. The session's
+//! `AUTH_LOGIN_SUCCESS` names the factor used (`metadata.secondFactor`); a
+//! recovery code is also recorded on its own (`MFA_RECOVERY_CODE_USED`).
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::{self, EventType};
+use crate::auth::Role;
+use crate::auth::mfa::{self, Purpose};
+use crate::auth::second_factor::recovery_code_hash;
+use crate::auth::session::SESSION_TTL_SECS;
+use crate::auth::tokens::token_reply;
+use crate::ctx::Ctx;
+use crate::envelope::Reply;
+use crate::error::ApiError;
+use crate::model::{Id, Scope, second_factor, user};
+use crate::platform::Platform;
+use crate::ratelimit::Class;
+use crate::request::Rq;
+
+super::methods! {
+    POST => verify,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Input {
+    challenge_token: String,
+    code: Option<String>,
+    recovery_code: Option<String>,
+}
+
+async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
+    let input: Input = rq.json(ctx)?;
+    let proof = match (input.code.as_deref(), input.recovery_code.as_deref()) {
+        (Some(code), None) if !code.trim().is_empty() => Proof::Code(code.trim()),
+        (None, Some(code)) if !code.trim().is_empty() => Proof::Recovery(code.trim()),
+        _ => {
+            return Err(ApiError::invalid(
+                "code",
+                "Give the code your authenticator shows (code) or one of your recovery codes (recoveryCode)",
+            ));
+        }
+    };
+    let claims = mfa::read_challenge(ctx, &input.challenge_token, Purpose::Verify)?;
+    let scope = Scope::account(claims.org);
+    crate::ratelimit::check(
+        ctx,
+        rq,
+        Class::Auth,
+        &format!("mfa:{}:{}", rq.client_key(), claims.sub),
+        Some(&scope),
+    )
+    .await?;
+    let db = ctx.db();
+    let user = user::account(&db, &scope, claims.sub)
+        .await?
+        .ok_or(ApiError::InvalidCredentials)?;
+    let role = Role::parse(&user.role).ok_or_else(|| ApiError::internal("unknown role"))?;
+    let refuse = |reason: &'static str| audit::Event {
+        organization_id: Some(user.organization_id),
+        user_id: Some(user.id),
+        record_id: Some(user.id),
+        metadata: json!({ "reason": reason }),
+        ..audit::Event::new(ctx.new_uuid(), EventType::AuthMfaFailure)
+    };
+    if !user.is_active || user.locked {
+        let reason = if user.locked {
+            "account locked"
+        } else {
+            "account inactive"
+        };
+        scope.batch(&db, vec![refuse(reason).insert(rq)?]).await?;
+        return Err(ApiError::InvalidCredentials);
+    }
+    // The factor may have been reset since the password step.
+    let Some(factor) = second_factor::load(&db, &scope, user.id)
+        .await?
+        .filter(|f| f.confirmed)
+    else {
+        scope
+            .batch(&db, vec![refuse("no second factor").insert(rq)?])
+            .await?;
+        return Err(ApiError::SecondFactorRefused);
+    };
+    let method = match proof {
+        Proof::Code(code) => {
+            // The step is spent before the session opens: of two requests
+            // with one code, one gets no row and is refused.
+            let spent: Option<Id> = match mfa::step_of(ctx, user.id, &factor, code)? {
+                Some(step) => {
+                    scope
+                        .fetch_optional(&db, second_factor::use_step(&scope, user.id, step))
+                        .await?
+                }
+                None => None,
+            };
+            if spent.is_none() {
+                super::signing_in::count_failure(ctx, rq, &user, refuse("wrong or used code"))
+                    .await?;
+                return Err(ApiError::SecondFactorRefused);
+            }
+            "totp"
+        }
+        Proof::Recovery(code) => {
+            let used = audit::Event {
+                organization_id: Some(user.organization_id),
+                user_id: Some(user.id),
+                record_id: Some(user.id),
+                ..audit::Event::new(ctx.new_uuid(), EventType::MfaRecoveryCodeUsed)
+            };
+            let spend =
+                second_factor::use_recovery_code(&scope, user.id, &recovery_code_hash(code));
+            let spent: Option<Id> = scope
+                .fetch_optional(&db, used.record_change(rq, spend)?)
+                .await?;
+            if spent.is_none() {
+                super::signing_in::count_failure(
+                    ctx,
+                    rq,
+                    &user,
+                    refuse("wrong or used recovery code"),
+                )
+                .await?;
+                return Err(ApiError::SecondFactorRefused);
+            }
+            "recovery_code"
+        }
+    };
+    let session =
+        super::signing_in::open_session(ctx, rq, &user, role, json!({ "secondFactor": method }))
+            .await?;
+    token_reply(
+        ctx,
+        session.user,
+        session.family,
+        session.refresh_token,
+        SESSION_TTL_SECS,
+        None,
+    )
+}
+
+/// What stands for the second factor.
+enum Proof<'a> {
+    Code(&'a str),
+    Recovery(&'a str),
+}
