@@ -356,7 +356,7 @@ fn test() -> anyhow::Result<()> {
     wasm::clippy()?;
     let secrets = Secrets::load()?;
     pg::start(&secrets)?;
-    run(Command::new("cargo")
+    let tested = run(Command::new("cargo")
         .args(["test", "--workspace", "--no-fail-fast"])
         .env("ANTEVUS_TEST_PG_URL", pg::admin_url(&secrets, "postgres"))
         .env("ANTEVUS_TEST_TLS_DIR", tls::dir())
@@ -364,7 +364,28 @@ fn test() -> anyhow::Result<()> {
             "ANTEVUS_TEST_APP_DB_PASSWORD",
             secrets.get("APP_DB_PASSWORD"),
         )
-        .current_dir(root()))
+        .current_dir(root()));
+    drop_test_databases(&secrets)?;
+    tested
+}
+
+/// Drops the databases tests made (each drops its own; a test binary
+/// killed midway, or the proxy's tests, which have no hook after their last
+/// test, leave theirs).
+fn drop_test_databases(secrets: &Secrets) -> anyhow::Result<()> {
+    let names = pg::psql(
+        secrets,
+        "postgres",
+        r"SELECT datname FROM pg_database WHERE datname LIKE 'antevus\_%test\_%'",
+    )?;
+    for name in names.lines().map(str::trim).filter(|n| !n.is_empty()) {
+        pg::psql(
+            secrets,
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+        )?;
+    }
+    Ok(())
 }
 
 fn bench() -> anyhow::Result<()> {

@@ -26,6 +26,20 @@ fn database_url() -> String {
         rt.block_on(async {
             let (client, conn) = tokio_postgres::connect(&server, tokio_postgres::NoTls).await.expect("connect");
             tokio::spawn(conn);
+            // The databases of earlier runs whose process is gone (a test
+            // binary has no hook after its last test; `cargo xtask test`
+            // also sweeps them when the run ends).
+            let leftovers = client
+                .query("SELECT datname FROM pg_database WHERE datname LIKE 'antevus\\_proxy\\_test\\_%'", &[])
+                .await
+                .expect("list databases");
+            for row in leftovers {
+                let old: String = row.get(0);
+                let pid = old.rsplit('_').next().unwrap_or_default();
+                if old != name && !std::path::Path::new("/proc").join(pid).exists() {
+                    client.batch_execute(&format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)")).await.expect("drop a leftover");
+                }
+            }
             client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.expect("drop");
             client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create");
             let url = format!("{base}/{name}");

@@ -27,7 +27,9 @@ where
         if let Ok(data) = frame.into_data() {
             let chunk = data.chunk();
             seen += chunk.len();
-            if seen > DRAIN_LIMIT {
+            // Over the cap: drained only so far (a cap above the drain
+            // limit still reads every byte up to the cap).
+            if seen > max && seen > DRAIN_LIMIT {
                 break;
             }
             if seen <= max {
@@ -205,4 +207,36 @@ pub fn time_field(
                 None
             })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+
+    /// Polls a future that never waits (the bodies here are in memory).
+    fn ready<F: std::future::Future>(future: F) -> F::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_within_a_cap_above_the_drain_limit_is_read_whole() {
+        let body = Full::new(Bytes::from(vec![1u8; DRAIN_LIMIT + 5]));
+        let read = ready(read_capped(body, DRAIN_LIMIT * 2)).map(|b| b.len());
+        assert_eq!(read.ok(), Some(DRAIN_LIMIT + 5));
+    }
+
+    #[test]
+    fn a_body_over_its_cap_is_413() {
+        let over = ready(read_capped(Full::new(Bytes::from(vec![1u8; 11])), 10));
+        assert!(matches!(over, Err(ApiError::PayloadTooLarge { limit: 10 })));
+        let exact = ready(read_capped(Full::new(Bytes::from(vec![1u8; 10])), 10));
+        assert_eq!(exact.map(|b| b.len()).ok(), Some(10));
+    }
 }

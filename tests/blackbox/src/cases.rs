@@ -45,6 +45,7 @@ const AREAS: &[&[(&str, CaseFn)]] = &[
     crate::hub::CASES,
     crate::tls::CASES,
     crate::isolation::CASES,
+    crate::surface::CASES,
 ];
 
 /// Every case as a trial; without an app (listing only) they are listed but not run.

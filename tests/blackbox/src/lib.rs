@@ -32,6 +32,7 @@ pub mod roles;
 pub mod runs;
 pub mod sessions;
 pub mod stack;
+pub mod surface;
 pub mod tls;
 pub mod walk;
 

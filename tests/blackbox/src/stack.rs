@@ -690,9 +690,14 @@ async fn forward(
         )
         .map(Body::from);
     };
-    let bytes = match axum::body::to_bytes(body, 64 << 20).await {
+    // A body over the front's own cap is refused here, never forwarded
+    // short (the function would see an empty body).
+    let bytes = match shared::request::read_capped(body, FRONT_MAX_BODY).await {
         Ok(b) => b,
-        Err(_) => Bytes::new(),
+        Err(err) => {
+            return shared::request::early_failure(&front.platform, None, &parts.headers, &err)
+                .map(Body::from);
+        }
     };
     let path = parts
         .uri
@@ -731,6 +736,10 @@ async fn forward(
     }
 }
 
+/// The largest body the wasmtime front forwards (an upload chunk is at
+/// most 64 MiB).
+pub const FRONT_MAX_BODY: usize = 64 << 20;
+
 /// Headers that describe one connection, not the message; a proxy drops them.
 fn is_hop_by_hop(name: &http::HeaderName) -> bool {
     matches!(
@@ -743,4 +752,61 @@ fn is_hop_by_hop(name: &http::HeaderName) -> bool {
             | "upgrade"
             | "content-length"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body over the front's cap is 413 from the front: the function
+    /// behind it never sees it (before, it got an empty body).
+    #[tokio::test]
+    async fn the_front_refuses_a_body_over_its_cap() -> anyhow::Result<()> {
+        let upstream = TcpListener::bind("127.0.0.1:0").await?;
+        let upstream_port = upstream.local_addr()?.port();
+        let forwarded = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = forwarded.clone();
+        let function = axum::Router::new().fallback(move |body: Bytes| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                format!("{} bytes", body.len())
+            }
+        });
+        tokio::spawn(async move { axum::serve(upstream, function).await });
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let front = axum::Router::new()
+            .fallback(forward)
+            .with_state(std::sync::Arc::new(Front {
+                ports: HashMap::from([("auth-login", upstream_port)]),
+                client: reqwest::Client::new(),
+                platform: host_native::NativePlatform::default(),
+            }));
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                front.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+        });
+        let client = reqwest::Client::new();
+        let small = client
+            .post(format!("{base}/api/auth/login"))
+            .body(vec![b' '; 10])
+            .send()
+            .await?;
+        anyhow::ensure!(small.text().await? == "10 bytes", "the front forwards a body within its cap");
+        let answer = client
+            .post(format!("{base}/api/auth/login"))
+            .body(vec![b' '; FRONT_MAX_BODY + 1])
+            .send()
+            .await?;
+        anyhow::ensure!(answer.status().as_u16() == 413, "{}", answer.status());
+        anyhow::ensure!(
+            forwarded.load(std::sync::atomic::Ordering::SeqCst) == 1,
+            "the oversized body was forwarded"
+        );
+        Ok(())
+    }
 }
