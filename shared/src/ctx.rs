@@ -5,7 +5,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::config::Config;
-use crate::platform::Platform;
+use crate::platform::{FetchError, Platform};
 
 /// The platform a request runs on and the deployment's configuration
 /// (shared: on Workers one per isolate, on the native host one per process).
@@ -35,5 +35,25 @@ impl<P: Platform> Ctx<P> {
     /// A random (version 4) UUID from the platform's randomness.
     pub fn new_uuid(&self) -> uuid::Uuid {
         uuid::Builder::from_random_bytes(self.random_bytes::<16>()).into_uuid()
+    }
+
+    /// [`Platform::fetch`] within `limit`: every outbound call but the
+    /// database's (whose proxy has its own statement timeout) goes through
+    /// this, on every host (Workers and Spin give outbound fetches no
+    /// deadline of their own).
+    pub async fn fetch_within(
+        &self,
+        request: http::Request<bytes::Bytes>,
+        limit: std::time::Duration,
+    ) -> Result<http::Response<bytes::Bytes>, FetchError> {
+        let sent = std::pin::pin!(self.platform.fetch(request));
+        let deadline = std::pin::pin!(self.platform.sleep(limit));
+        match futures::future::select(sent, deadline).await {
+            futures::future::Either::Left((answer, _)) => answer,
+            futures::future::Either::Right(((), _)) => Err(FetchError(format!(
+                "no answer within {} ms",
+                limit.as_millis()
+            ))),
+        }
     }
 }

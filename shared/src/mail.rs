@@ -1,21 +1,35 @@
-//! Outgoing e-mail. Every message is first a row of `email_outbox` (written
-//! in the same transaction as what caused it). When `MAIL_PROVIDER_URL` is
-//! configured, [`deliver`] then posts it to that HTTP mail provider as JSON
-//! (`{from, to, subject, text}`, `Authorization: Bearer MAIL_PROVIDER_TOKEN`)
-//! and records the outcome on the row. A failed delivery never fails the
-//! request: the row stays unsent, with `attempts` and `last_error`, for a
-//! later retry.
+//! Outgoing e-mail. Every message is first a row of `email_outbox`, written
+//! in the same transaction as what caused it, its body sealed (AES-256-GCM
+//! under `ENCRYPTION_KEYS`, the message id as associated data): a reset or
+//! invitation link is never in the database in clear. Nothing is sent on a
+//! request's path (so no answer's timing says whether an account exists):
+//! the mail sender, a scheduled job ([`send_due`]), claims due messages of
+//! every organization, posts each to the HTTP mail provider
+//! (`MAIL_PROVIDER_URL`, `{from, to, subject, text}`, `Authorization:
+//! Bearer MAIL_PROVIDER_TOKEN`, within [`PROVIDER_TIMEOUT`]) and records the
+//! outcome: sent (the body is dropped), or the error and the next attempt
+//! after a backoff (1, 2, 4 … 60 minutes; ten attempts at most).
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, header};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::ctx::Ctx;
 use crate::db::Statement;
+use crate::error::ApiError;
 use crate::model::{Scope, email};
 use crate::platform::Platform;
 
-/// One queued message, as written to `email_outbox`.
+/// How long the provider has to accept a message.
+pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Messages one run of the sender handles at most.
+pub const BATCH: i64 = 50;
+
+/// One message to queue.
 #[derive(Debug, Clone)]
 pub struct Message {
     pub id: uuid::Uuid,
@@ -24,60 +38,133 @@ pub struct Message {
     pub text: String,
 }
 
-/// The `INSERT` queueing `message`, to run in the caller's batch.
-pub fn queue(scope: &Scope, template: &str, message: &Message) -> Statement {
-    email::queue(
+/// The associated data binding a sealed body to its message.
+pub fn sealing_context(id: uuid::Uuid) -> Vec<u8> {
+    format!("antevus:mail:{id}").into_bytes()
+}
+
+/// `message`'s body sealed for its row.
+pub fn seal<P: Platform>(ctx: &Ctx<P>, message: &Message) -> Result<String, ApiError> {
+    Ok(ctx.config.sealing_keys()?.seal(
+        message.text.as_bytes(),
+        &sealing_context(message.id),
+        ctx.random_bytes::<12>(),
+    ))
+}
+
+/// The `INSERT` queueing `message` (its body sealed), to run in the
+/// caller's batch.
+pub fn queue<P: Platform>(
+    ctx: &Ctx<P>,
+    scope: &Scope,
+    template: &str,
+    message: &Message,
+) -> Result<Statement, ApiError> {
+    Ok(email::queue(
         scope,
         template,
         message.id,
         &message.to,
         &message.subject,
-        &message.text,
-    )
+        &seal(ctx, message)?,
+    ))
 }
 
-/// Delivers `scope`'s queued messages through the configured provider, if
-/// any.
-pub async fn deliver<P: Platform>(ctx: &Ctx<P>, scope: &Scope, messages: &[Message]) {
-    let Ok(mail) = ctx.config.mail() else {
-        tracing::error!("mail settings are broken; messages stay in the outbox");
-        return;
-    };
+/// What one run of the sender did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sent {
+    pub claimed: usize,
+    pub sent: usize,
+    pub failed: usize,
+}
+
+/// The wait before attempt `attempts + 1` after a failure: one minute,
+/// doubling, at most an hour.
+pub fn backoff_secs(attempts: i32) -> i64 {
+    let doublings = u32::try_from(attempts.clamp(0, 6)).unwrap_or(0);
+    (60_i64 << doublings).min(3600)
+}
+
+/// Sends up to [`BATCH`] due messages (the mail sender's run). Without a
+/// provider configured nothing is claimed: mail waits in the outbox.
+pub async fn send_due<P: Platform>(ctx: &Ctx<P>) -> Result<Sent, ApiError> {
+    let mail = ctx.config.mail()?;
     let Some(url) = mail.provider_url.as_deref() else {
-        return;
+        return Ok(Sent::default());
     };
-    for message in messages {
-        let body = json!({
-            "from": mail.from,
-            "to": message.to,
-            "subject": message.subject,
-            "text": message.text,
-        });
-        let mut builder = Request::builder()
-            .method(Method::POST)
-            .uri(url)
-            .header(header::CONTENT_TYPE, "application/json");
-        if let Some(token) = &mail.provider_token {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token.expose()));
-        }
-        let outcome = match builder.body(Bytes::from(body.to_string())) {
-            Ok(request) => match ctx.platform.fetch(request).await {
-                Ok(response) if response.status().is_success() => Ok(()),
-                Ok(response) => Err(format!("provider answered {}", response.status().as_u16())),
-                Err(e) => Err(e.to_string()),
-            },
-            Err(e) => Err(e.to_string()),
+    let keys = ctx.config.sealing_keys()?;
+    let db = ctx.db();
+    let claimed = email::claim_due(&db, BATCH).await?;
+    let mut outcome = Sent {
+        claimed: claimed.len(),
+        ..Sent::default()
+    };
+    for claim in claimed {
+        let scope = Scope::scheduled(claim.organization_id);
+        let Some(queued) = email::unsent(&db, &scope, claim.id).await? else {
+            continue;
         };
-        if let Err(error) = &outcome {
-            tracing::warn!(message_id = %message.id, error = %error, "e-mail delivery failed; it stays queued");
-        }
-        let record = email::record_delivery(
-            scope,
-            message.id,
-            outcome.as_ref().err().map(String::as_str),
-        );
-        if let Err(e) = scope.execute(&ctx.db(), record).await {
-            tracing::warn!(message_id = %message.id, error = %e, "could not record the delivery outcome");
-        }
+        let text = match (&queued.body_sealed, &queued.body_text) {
+            (Some(sealed), _) => keys
+                .open(sealed, &sealing_context(queued.id))
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| String::from_utf8(bytes).map_err(|e| e.to_string())),
+            (None, Some(text)) => Ok(text.clone()),
+            (None, None) => Err("the message has no body".to_owned()),
+        };
+        let delivered = match text {
+            Ok(text) => {
+                let body = json!({ "from": mail.from, "to": queued.to_address, "subject": queued.subject, "text": text });
+                post(ctx, url, mail.provider_token.as_ref(), body.to_string()).await
+            }
+            Err(e) => Err(format!("cannot open the sealed body: {e}")),
+        };
+        let record = match &delivered {
+            Ok(()) => {
+                outcome.sent += 1;
+                email::record_sent(&scope, queued.id)
+            }
+            Err(error) => {
+                outcome.failed += 1;
+                tracing::warn!(message_id = %queued.id, error = %error, "e-mail delivery failed; it will be retried");
+                email::record_failure(&scope, queued.id, error, backoff_secs(queued.attempts))
+            }
+        };
+        scope.execute(&db, record).await?;
+    }
+    Ok(outcome)
+}
+
+/// Posts one message to the provider, within [`PROVIDER_TIMEOUT`].
+async fn post<P: Platform>(
+    ctx: &Ctx<P>,
+    url: &str,
+    token: Option<&crate::config::Secret>,
+    body: String,
+) -> Result<(), String> {
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token.expose()));
+    }
+    let request = builder.body(Bytes::from(body)).map_err(|e| e.to_string())?;
+    match ctx.fetch_within(request, PROVIDER_TIMEOUT).await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("provider answered {}", response.status().as_u16())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_a_minute_to_an_hour() {
+        let waits: Vec<i64> = (0..9).map(backoff_secs).collect();
+        assert_eq!(waits, [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
     }
 }

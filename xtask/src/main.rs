@@ -168,6 +168,7 @@ fn function_env(
         ("AUDIT_PUBLIC_KEYS", secrets.audit_public_keys()?),
         ("AUDIT_KEYS", secrets.audit_keys()),
         ("ENCRYPTION_KEYS", secrets.encryption_keys()),
+        ("SCHEDULER_KEY", secrets.get("SCHEDULER_KEY").to_owned()),
         ("JWT_ISSUER", "antevus".into()),
         ("JWT_AUDIENCE", "antevus-api".into()),
     ])
@@ -234,6 +235,7 @@ fn dev(port: u16) -> anyhow::Result<()> {
     children.0.push(workerd);
     let (agent, lab) = start_simulated_lab(&secrets, &url)?;
     children.0.push(agent);
+    tick_jobs(&url, secrets.get("SCHEDULER_KEY"));
     println!("\nAntevus is running on workerd at {url}");
     println!("  health:  curl {url}/api/health");
     println!("  login:   curl -X POST {url}/api/auth/login -H 'content-type: application/json' \\");
@@ -250,6 +252,33 @@ fn dev(port: u16) -> anyhow::Result<()> {
     wait_for_ctrl_c();
     drop(children);
     pg::stop()
+}
+
+/// Runs the scheduled jobs of the route table while the dev runner runs,
+/// as a deployment's scheduler would: each job's route, with the
+/// scheduler's key, every minute (the cadence of every job so far).
+fn tick_jobs(url: &str, key: &str) {
+    let jobs: Vec<String> = shared::routes::ROUTES
+        .iter()
+        .filter(|route| route.attrs.schedule.is_some())
+        .map(|route| format!("{url}{}", route.path))
+        .collect();
+    let key = key.to_owned();
+    std::thread::spawn(move || {
+        let agent = ureq::Agent::new_with_defaults();
+        loop {
+            for job in &jobs {
+                let answer = agent
+                    .post(job)
+                    .header("authorization", &format!("Bearer {key}"))
+                    .send_empty();
+                if let Err(e) = answer {
+                    eprintln!("scheduled job {job}: {e}");
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+    });
 }
 
 /// Where the local simulated lab's bridge keeps its credentials and queue.

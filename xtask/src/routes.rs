@@ -173,7 +173,7 @@ pub fn wrangler_toml() -> String {
     for route in ROUTES {
         let f = route.function;
         out.push_str(&format!(
-            "\n# {} {}\n# Secrets: {secrets}\n[env.{f}]\nname = \"antevus-{f}\"\nmain = \"functions/{f}/build/index.js\"\n{routes}{services}\n[env.{f}.build]\ncommand = \"cargo xtask build-wasm --workers\"\n\n[env.{f}.vars]\nSQL_PROXY_URL = \"https://sql.antevus.example.com/sql\"\nJWT_ISSUER = \"antevus\"\nJWT_AUDIENCE = \"antevus-api\"\n{hub}",
+            "\n# {} {}\n# Secrets: {secrets}\n[env.{f}]\nname = \"antevus-{f}\"\nmain = \"functions/{f}/build/index.js\"\n{routes}{services}\n[env.{f}.build]\ncommand = \"cargo xtask build-wasm --workers\"\n\n[env.{f}.vars]\nSQL_PROXY_URL = \"https://sql.antevus.example.com/sql\"\nJWT_ISSUER = \"antevus\"\nJWT_AUDIENCE = \"antevus-api\"\n{hub}{crons}",
             methods(route),
             route.path,
             routes = match workers_routes(route).first() {
@@ -184,6 +184,12 @@ pub fn wrangler_toml() -> String {
                 None => "# No route of its own: reached through the service binding of the Worker holding its pattern.\nworkers_dev = false\n".to_owned(),
             },
             secrets = secrets_of(route),
+            crons = match route.attrs.schedule {
+                Some(cron) => format!(
+                    "\n# A scheduled job: the cron trigger runs it (UTC).\n[env.{f}.triggers]\ncrons = [\"{cron}\"]\n"
+                ),
+                None => String::new(),
+            },
             hub = if route.attrs.live_hub {
                 format!(
                     "\n# The live hub: one Durable Object per organization, holding its sockets.\n\
@@ -322,6 +328,13 @@ fn scaffold() -> anyhow::Result<()> {
                  host-workers.workspace = true\nworker.workspace = true\nwasm-bindgen.workspace = true\n"
             ),
         )?;
+        let workers = if route.attrs.schedule.is_some() {
+            format!(
+                "host_workers::job_function!(\n    \"{f}\",\n    shared::routes::{module}::handle,\n    shared::routes::{module}::run\n);\n"
+            )
+        } else {
+            format!("host_workers::function!(\"{f}\", shared::routes::{module}::handle);\n")
+        };
         fs::write(
             dir.join("src/lib.rs"),
             format!(
@@ -329,7 +342,7 @@ fn scaffold() -> anyhow::Result<()> {
                  //! Workers (`wasm32-unknown-unknown`). It only adapts: the host crates' `function!`\n\
                  //! builds the context, calls the handler and converts the response.\n\n\
                  #[cfg(target_os = \"wasi\")]\nhost_spin::function!(\"{f}\", shared::routes::{module}::handle);\n\n\
-                 #[cfg(all(target_arch = \"wasm32\", target_os = \"unknown\"))]\nhost_workers::function!(\"{f}\", shared::routes::{module}::handle);\n"
+                 #[cfg(all(target_arch = \"wasm32\", target_os = \"unknown\"))]\n{workers}"
             ),
         )?;
         eprintln!("created functions/{f}");
@@ -370,6 +383,13 @@ pub fn drift() -> Vec<String> {
         if code.matches(&call).count() != 2 {
             problems.push(format!(
                 "functions/{}/src/lib.rs must call {call} once for Spin and once for Workers",
+                route.function
+            ));
+        }
+        // A scheduled job's Worker also answers its cron trigger.
+        if code.contains("job_function!") != route.attrs.schedule.is_some() {
+            problems.push(format!(
+                "functions/{}/src/lib.rs: uses host_workers::job_function! if and only if its route declares a schedule",
                 route.function
             ));
         }

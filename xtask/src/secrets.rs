@@ -20,6 +20,7 @@ const GENERATED: &[(&str, usize)] = &[
     ("AUDIT_SIGNING_SEED", 32),
     ("SQL_PROXY_KEY", 32),
     ("ENCRYPTION_KEY", 32),
+    ("SCHEDULER_KEY", 32),
 ];
 
 fn path() -> PathBuf {

@@ -317,3 +317,45 @@ macro_rules! function {
         }
     };
 }
+
+/// The context of a scheduled job's run (a cron trigger, no request): the
+/// isolate's configuration, admitted like a request's (a function holding
+/// a secret it does not declare runs nothing).
+pub fn job_context(env: &worker::Env, function: &str) -> Option<Ctx<WorkersPlatform>> {
+    init_logging();
+    let config = config(env);
+    if let Err(e) = routes::admit(&config, function) {
+        tracing::error!(job = function, error = %e, "the scheduled job cannot run");
+        return None;
+    }
+    Some(Ctx::new(WorkersPlatform, config))
+}
+
+/// Logs what a scheduled job's run did.
+pub fn log_job<T: std::fmt::Debug>(function: &str, outcome: Result<T, ApiError>) {
+    match outcome {
+        Ok(outcome) => tracing::info!(job = function, ?outcome, "scheduled job ran"),
+        Err(err) => tracing::error!(job = function, error = %err, "scheduled job failed"),
+    }
+}
+
+/// Defines a scheduled job's Workers entry points: its tick route (as
+/// [`function!`]) and the cron trigger's handler, which runs `$run`:
+/// `host_workers::job_function!("job-send-mail", shared::routes::job_send_mail::handle, shared::routes::job_send_mail::run);`
+#[macro_export]
+macro_rules! job_function {
+    ($name:literal, $handler:path, $run:path) => {
+        $crate::function!($name, $handler);
+
+        #[::worker::event(scheduled)]
+        async fn scheduled(
+            _event: ::worker::ScheduledEvent,
+            env: ::worker::Env,
+            _ctx: ::worker::ScheduleContext,
+        ) {
+            if let Some(ctx) = $crate::job_context(&env, $name) {
+                $crate::log_job($name, $run(&ctx).await);
+            }
+        }
+    };
+}

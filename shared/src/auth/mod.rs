@@ -18,6 +18,7 @@ pub mod jwt;
 pub mod mfa;
 pub mod password;
 pub mod policy;
+pub mod scheduler;
 pub mod second_factor;
 pub mod session;
 pub mod tokens;

@@ -151,9 +151,11 @@ pub const VARS: &[&str] = &[
     "RETENTION_RUN_DATA_DAYS",
     "RETENTION_SESSIONS_DAYS",
     "RETENTION_RATE_LIMITS_HOURS",
+    "RETENTION_MAIL_DAYS",
     "CORS_ORIGIN",
     "CLIENT_ADDRESS_HEADER",
     "ENCRYPTION_KEYS",
+    "SCHEDULER_KEY",
 ];
 
 /// The variables as read from the environment: those of [`VARS`] that are
@@ -349,6 +351,7 @@ pub struct Config {
     retention: Section<RetentionConfig>,
     http: Section<HttpConfig>,
     sealing_keys: Section<SealingKeys>,
+    scheduler_key: Section<Secret>,
 }
 
 impl Config {
@@ -492,6 +495,21 @@ impl Config {
     pub fn sealing_keys(&self) -> Result<&SealingKeys, ConfigError> {
         self.section(&self.sealing_keys, |vars| {
             SealingKeys::parse("ENCRYPTION_KEYS", &vars.required("ENCRYPTION_KEYS")?)
+        })
+    }
+
+    /// `SCHEDULER_KEY`: the bearer token the scheduler presents to a
+    /// scheduled job's tick route (at least 32 characters; the job
+    /// functions only).
+    pub fn scheduler_key(&self) -> Result<&Secret, ConfigError> {
+        self.section(&self.scheduler_key, |vars| {
+            let key = vars.required("SCHEDULER_KEY")?;
+            if key.len() < 32 {
+                return Err(ConfigError(
+                    "SCHEDULER_KEY must be at least 32 characters".into(),
+                ));
+            }
+            Ok(Secret::new(key))
         })
     }
 

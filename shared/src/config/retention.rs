@@ -6,6 +6,7 @@
 //! | run data (bytes; the record stays) | 5 years (1825 days) | `RETENTION_RUN_DATA_DAYS` | 1 day |
 //! | user sessions (ended) | 30 days | `RETENTION_SESSIONS_DAYS` | 1 day |
 //! | rate-limit state (idle) | 24 hours | `RETENTION_RATE_LIMITS_HOURS` | 1 hour |
+//! | sent e-mail (its body went when it was sent) | 30 days | `RETENTION_MAIL_DAYS` | 1 day |
 //!
 //! The job is `POST /api/v1/retention/run`.
 
@@ -22,6 +23,7 @@ pub struct RetentionConfig {
     pub run_data_days: i64,
     pub sessions_days: i64,
     pub rate_limits_hours: i64,
+    pub mail_days: i64,
 }
 
 impl Default for RetentionConfig {
@@ -31,6 +33,7 @@ impl Default for RetentionConfig {
             run_data_days: 1825,
             sessions_days: 30,
             rate_limits_hours: 24,
+            mail_days: 30,
         }
     }
 }
@@ -60,6 +63,7 @@ impl RetentionConfig {
             run_data_days: value("RETENTION_RUN_DATA_DAYS", defaults.run_data_days, 1)?,
             sessions_days: value("RETENTION_SESSIONS_DAYS", defaults.sessions_days, 1)?,
             rate_limits_hours: value("RETENTION_RATE_LIMITS_HOURS", defaults.rate_limits_hours, 1)?,
+            mail_days: value("RETENTION_MAIL_DAYS", defaults.mail_days, 1)?,
         })
     }
 }

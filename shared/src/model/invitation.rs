@@ -48,12 +48,19 @@ pub fn queue_mail(
     message_id: uuid::Uuid,
     to: &str,
     subject: &str,
-    text: &str,
+    body_sealed: &str,
 ) -> Statement {
     statement(
-        "INSERT INTO email_outbox (id, organization_id, to_address, template, subject, body_text) \
+        "INSERT INTO email_outbox (id, organization_id, to_address, template, subject, body_sealed) \
          SELECT $5, $1, $2, 'invitation', $6, $3 FROM invitations WHERE id = $4 AND organization_id = $1",
-        params![scope.organization_id(), to, text, id, message_id, subject],
+        params![
+            scope.organization_id(),
+            to,
+            body_sealed,
+            id,
+            message_id,
+            subject
+        ],
     )
 }
 

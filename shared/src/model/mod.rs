@@ -80,6 +80,12 @@ impl Scope {
         Scope { organization_id }
     }
 
+    /// The organization a scheduled job works on for a row it claimed
+    /// through the system's own sweep (the mail sender's message).
+    pub fn scheduled(organization_id: uuid::Uuid) -> Scope {
+        Scope { organization_id }
+    }
+
     /// The organization an audit event names, to store the event on its own
     /// (`audit::store`: a refusal, a client's report), not with a change.
     pub fn recorded(organization_id: uuid::Uuid) -> Scope {

@@ -74,6 +74,7 @@ pub mod instrument_readings;
 pub mod instrument_status;
 pub mod instruments;
 pub mod instruments_item;
+pub mod job_send_mail;
 pub mod live;
 pub mod maintenance_item;
 pub mod organization_mfa_policy;
@@ -136,9 +137,13 @@ pub struct Attrs {
     /// Whether it issues access tokens (the private signing key; every
     /// other function holds only the public keys).
     pub issues_tokens: bool,
-    /// Whether it seals or opens secrets at rest (a second factor's key):
-    /// the AES-256-GCM keys (`ENCRYPTION_KEYS`).
+    /// Whether it seals or opens secrets at rest (a second factor's key,
+    /// mail bodies): the AES-256-GCM keys (`ENCRYPTION_KEYS`).
     pub seals: bool,
+    /// A scheduled job's cadence (a cron expression, UTC): Workers runs it
+    /// by a cron trigger, any other host through the route itself, which
+    /// takes the scheduler's key (`SCHEDULER_KEY`).
+    pub schedule: Option<&'static str>,
 }
 
 /// Every secret a function may be deployed with; [`Attrs::secrets`] says
@@ -154,6 +159,7 @@ pub const SECRETS: &[&str] = &[
     "S3_ACCESS_KEY_ID",
     "S3_SECRET_ACCESS_KEY",
     "ENCRYPTION_KEYS",
+    "SCHEDULER_KEY",
 ];
 
 impl Attrs {
@@ -167,6 +173,7 @@ impl Attrs {
         verifies_audit: false,
         issues_tokens: false,
         seals: false,
+        schedule: None,
     };
 
     /// The secrets the function is deployed with, from what it declares:
@@ -196,6 +203,9 @@ impl Attrs {
         }
         if self.seals {
             secrets.push("ENCRYPTION_KEYS");
+        }
+        if self.schedule.is_some() {
+            secrets.push("SCHEDULER_KEY");
         }
         secrets
     }
@@ -293,7 +303,7 @@ route_table! {
     "auth-mfa-enroll" => auth_mfa_enroll, "/api/auth/mfa/enroll", [POST] { seals: true };
     "auth-mfa-confirm" => auth_mfa_confirm, "/api/auth/mfa/confirm", [POST] { seals: true, issues_tokens: true };
     "auth-mfa-verify" => auth_mfa_verify, "/api/auth/mfa/verify", [POST] { seals: true, issues_tokens: true };
-    "auth-forgot-password" => auth_forgot_password, "/api/auth/forgot-password", [POST] { mail: true };
+    "auth-forgot-password" => auth_forgot_password, "/api/auth/forgot-password", [POST] { seals: true };
     "auth-reset-password" => auth_reset_password, "/api/auth/reset-password", [POST];
     "auth-signup" => auth_signup, "/api/auth/signup", [POST];
     "instruments" => instruments, "/api/v1/instruments", [GET, POST];
@@ -320,10 +330,11 @@ route_table! {
     "bridge-ingest" => bridge_ingest, "/api/v1/bridges/ingest", [POST];
     "bridge-commands" => bridge_commands, "/api/v1/bridges/commands", [GET];
     "live" => live, "/api/v1/live", [GET] { live_hub: true };
+    "job-send-mail" => job_send_mail, "/api/v1/jobs/send-mail", [POST] { mail: true, seals: true, audit: false, schedule: Some("* * * * *") };
     "retention-run" => retention_run, "/api/v1/retention/run", [POST] { object_storage: true, verifies_audit: true };
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
-    "users" => users, "/api/v1/users", [GET, POST] { mail: true };
+    "users" => users, "/api/v1/users", [GET, POST] { seals: true };
     "users-item" => users_item, "/api/v1/users/:id", [GET, PUT];
     "users-mfa" => users_mfa, "/api/v1/users/:id/mfa", [DELETE];
     "organization-mfa-policy" => organization_mfa_policy, "/api/v1/organization/mfa-policy", [GET, PUT];
@@ -510,7 +521,24 @@ mod tests {
         assert_eq!(route("run-data").attrs.body, Body::UploadChunk);
         assert!(route("run-data").attrs.object_storage);
         assert_eq!(route("instruments").attrs, Attrs::DEFAULT);
-        assert!(route("users").attrs.mail && !route("users-item").attrs.mail);
+        // Only the mail sender sends; the routes that queue mail seal it.
+        let senders: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| r.attrs.mail)
+            .map(|r| r.function)
+            .collect();
+        assert_eq!(senders, ["job-send-mail"]);
+        assert!(route("users").attrs.seals && route("auth-forgot-password").attrs.seals);
+        assert_eq!(
+            route("job-send-mail").attrs.secrets(),
+            [
+                "DATABASE_URL",
+                "SQL_PROXY_KEY",
+                "MAIL_PROVIDER_TOKEN",
+                "ENCRYPTION_KEYS",
+                "SCHEDULER_KEY"
+            ]
+        );
         assert_eq!(
             route("run-data").attrs.secrets(),
             [
@@ -523,7 +551,7 @@ mod tests {
         );
         assert_eq!(
             route("auth-forgot-password").attrs.secrets().last(),
-            Some(&"MAIL_PROVIDER_TOKEN")
+            Some(&"ENCRYPTION_KEYS")
         );
         let hubs: Vec<_> = ROUTES
             .iter()

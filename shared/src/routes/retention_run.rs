@@ -9,8 +9,8 @@
 //!   anything younger than seven years) and records the chain's new start;
 //! - run data older than its period loses its bytes (PostgreSQL chunks or
 //!   the object in storage); its record (name, size, digest) stays;
-//! - ended sessions and the organization's idle rate-limit state are
-//!   deleted.
+//! - ended sessions, the organization's idle rate-limit state and its
+//!   e-mail sent more than `RETENTION_MAIL_DAYS` ago are deleted.
 //!
 //! The expired part of the chain is verified before anything is signed or
 //! removed; when it does not verify the job is `409` and changes nothing.
@@ -25,7 +25,7 @@ use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::model::{Count, audit_event, first_row, rate_limit, run_data, session};
+use crate::model::{Count, audit_event, email, first_row, rate_limit, run_data, session};
 use crate::platform::Platform;
 use crate::request::Rq;
 use crate::storage::Backend;
@@ -46,6 +46,7 @@ struct Outcome {
     run_data_purged: usize,
     sessions_deleted: i64,
     rate_limit_entries_deleted: i64,
+    mail_deleted: i64,
 }
 
 async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
@@ -139,6 +140,7 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
     // run also sweeps the state of no organization (keyed by address); its
     // count is no tenant's business and is not reported.
     statements.push(rate_limit::purge_idle_addresses(policy.rate_limits_hours));
+    statements.push(email::purge_sent(&scope, policy.mail_days));
     let results = scope.batch(&db, statements).await?;
     let count = |i: usize| -> Result<i64, ApiError> {
         Ok(first_row::<Count>(&results, i)?.map_or(0, |c| c.n))
@@ -150,6 +152,7 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
         run_data_purged: purged.len(),
         sessions_deleted: count(2)?,
         rate_limit_entries_deleted: count(3)?,
+        mail_deleted: count(5)?,
     };
     // The job's own record, after what it removed.
     let recorded = audit::Event {
@@ -159,6 +162,7 @@ async fn run<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
             "runDataPurged": purged,
             "sessionsDeleted": outcome.sessions_deleted,
             "rateLimitEntriesDeleted": outcome.rate_limit_entries_deleted,
+            "mailDeleted": outcome.mail_deleted,
             "policy": policy,
         })),
         ..event

@@ -128,7 +128,7 @@ async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         message.id,
         &message.to,
         &message.subject,
-        &message.text,
+        &crate::mail::seal(ctx, &message)?,
     );
     let results = scope
         .batch(&ctx.db(), vec![event.insert_after(rq, insert)?, mail])
@@ -140,7 +140,6 @@ async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             details: vec![FieldError::new("email", "Already has an account")],
         });
     }
-    crate::mail::deliver(ctx, &scope, &[message]).await;
     let row = invitation::load(&ctx.db(), &scope, id).await?;
     let row = row.ok_or_else(|| ApiError::internal("invitation vanished"))?;
     Reply::created(Invited {

@@ -18,14 +18,7 @@ crate::cases![
 
 /// The token in the newest queued e-mail to `to` after `marker=`.
 async fn mailed_token(app: &TestApp, to: &str, marker: &str) -> anyhow::Result<String> {
-    let db = app.db().await?;
-    let row = db
-        .query_one(
-            "SELECT body_text FROM email_outbox WHERE to_address = $1 ORDER BY created_at DESC LIMIT 1",
-            &[&to],
-        )
-        .await?;
-    let body: String = row.get(0);
+    let (_, body) = app.mail_to(to).await?.context("a queued message")?;
     body.split(marker)
         .nth(1)
         .and_then(|t| t.split_whitespace().next())
@@ -80,6 +73,7 @@ async fn signup_opens_an_organization(app: &TestApp) -> anyhow::Result<()> {
 }
 
 async fn invitation_signup_joins_with_the_invited_role(app: &TestApp) -> anyhow::Result<()> {
+    let _reading_mail = app.reading_mail().await;
     let (admin, token) = app.admin().await?;
     let email = unique_email("invitee");
     let invited = app
@@ -317,7 +311,17 @@ async fn mail_provider(
 }
 
 async fn mail_goes_through_the_configured_provider(app: &TestApp) -> anyhow::Result<()> {
+    // The sender claims every organization's due mail: no other case may
+    // be between queueing a message and reading it meanwhile.
+    let _sending_mail = app.sending_mail().await;
     let db = app.db().await?;
+    let key = app
+        .stack
+        .function_env
+        .iter()
+        .find(|(name, _)| name == "SCHEDULER_KEY")
+        .map(|(_, value)| value.clone())
+        .context("SCHEDULER_KEY")?;
     for (status, delivered) in [(200u16, true), (503, false)] {
         let (url, received, stop) = mail_provider(status).await?;
         let host = app
@@ -331,21 +335,51 @@ async fn mail_goes_through_the_configured_provider(app: &TestApp) -> anyhow::Res
             let user = app.new_org_user(Role::Viewer).await?;
             let resp = app.http.post(format!("{base}/api/auth/forgot-password")).json(&json!({ "email": user.email })).send().await?;
             ensure!(resp.status().as_u16() == 202, "the request succeeds whatever the provider says");
+            // Nothing is sent on the request's path; the link is sealed at rest.
+            ensure!(received.lock().map(|r| r.len()).unwrap_or_default() == 0, "sent on the request's path");
+            let stored: String = db
+                .query_one("SELECT coalesce(body_sealed, '') FROM email_outbox WHERE to_address = $1", &[&user.email])
+                .await?
+                .get(0);
+            ensure!(!stored.is_empty() && !stored.contains("token="), "{stored}");
+            // The scheduler's tick sends it; without its key, nothing.
+            let tick = |auth: &str| {
+                app.http
+                    .post(format!("{base}/api/v1/jobs/send-mail"))
+                    .header("authorization", format!("Bearer {auth}"))
+                    .send()
+            };
+            ensure!(tick("not the key").await?.status().as_u16() == 401, "a tick without the scheduler's key");
+            ensure!(received.lock().map(|r| r.len()).unwrap_or_default() == 0, "sent without the key");
+            let ran = tick(&key).await?;
+            ensure!(ran.status().as_u16() == 200, "tick {}", ran.status());
+            let ran: Value = ran.json().await?;
+            // Other organizations' due mail goes in the same run.
+            let (sent, failed) = (ran["data"]["sent"].as_u64().unwrap_or(0), ran["data"]["failed"].as_u64().unwrap_or(0));
+            ensure!(if delivered { sent >= 1 } else { sent == 0 && failed >= 1 }, "{ran}");
             let got = received.lock().map(|r| r.clone()).unwrap_or_default();
-            ensure!(got.len() == 1, "one message posted, got {}", got.len());
-            let (auth, message) = &got[0];
+            let mine: Vec<_> = got.iter().filter(|(_, m)| m["to"] == user.email.as_str()).collect();
+            ensure!(mine.len() == 1, "one message posted, got {}", mine.len());
+            let (auth, message) = mine[0];
             ensure!(auth.as_deref() == Some("Bearer provider-secret"), "{auth:?}");
-            ensure!(message["to"] == user.email.as_str(), "{message}");
             ensure!(message["text"].as_str().unwrap_or_default().contains("reset-password?token=pr_"), "{message}");
             let row = db
                 .query_one(
-                    "SELECT sent_at IS NOT NULL, attempts, coalesce(last_error, '') FROM email_outbox WHERE to_address = $1",
+                    "SELECT sent_at IS NOT NULL, attempts, coalesce(last_error, ''), body_sealed IS NULL, \
+                            next_attempt_at > now() + interval '30 seconds' \
+                     FROM email_outbox WHERE to_address = $1",
                     &[&user.email],
                 )
                 .await?;
             ensure!(row.get::<_, bool>(0) == delivered, "sent_at recorded only on success");
             ensure!(row.get::<_, i32>(1) == 1);
             ensure!(delivered || row.get::<_, String>(2).contains("503"), "the failure is recorded");
+            ensure!(row.get::<_, bool>(3) == delivered, "a sent message keeps no body; an unsent one keeps it");
+            ensure!(delivered || row.get::<_, bool>(4), "a failure is retried after a backoff");
+            // Not due again at once: a second tick does not post it again.
+            ensure!(tick(&key).await?.status().as_u16() == 200);
+            let posted = received.lock().map(|r| r.iter().filter(|(_, m)| m["to"] == user.email.as_str()).count()).unwrap_or_default();
+            ensure!(posted == 1, "posted {posted} times");
             anyhow::Ok(())
         }
         .await;

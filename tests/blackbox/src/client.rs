@@ -10,6 +10,9 @@ use shared::auth::Role;
 
 use crate::stack::{HostHandle, Stack, start_host};
 
+/// See [`TestApp::reading_mail`].
+static MAIL: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// A response, with its JSON body parsed.
 #[derive(Debug)]
 pub struct Resp {
@@ -366,6 +369,53 @@ impl TestApp {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
         start_host(self.stack.kind, &env).await
+    }
+
+    /// Held by a case between queueing a message and reading it: the mail
+    /// sender's case (which sends every organization's due mail, dropping
+    /// bodies) waits for none to be held.
+    pub async fn reading_mail(&self) -> tokio::sync::RwLockReadGuard<'static, ()> {
+        MAIL.read().await
+    }
+
+    /// Held by the case that runs the mail sender.
+    pub async fn sending_mail(&self) -> tokio::sync::RwLockWriteGuard<'static, ()> {
+        MAIL.write().await
+    }
+
+    /// The newest message queued to `to`: its subject and its body, opened
+    /// with the deployment's `ENCRYPTION_KEYS` (it is sealed at rest);
+    /// `None` when there is none, or it was sent (a sent message keeps no
+    /// body).
+    pub async fn mail_to(&self, to: &str) -> anyhow::Result<Option<(String, String)>> {
+        let db = self.db().await?;
+        let Some(row) = db
+            .query_opt(
+                "SELECT id, subject, body_sealed, body_text FROM email_outbox \
+                 WHERE to_address = $1 ORDER BY created_at DESC LIMIT 1",
+                &[&to],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            row.get::<_, Option<String>>(3).is_none(),
+            "a message queued now is never kept in clear"
+        );
+        let Some(sealed) = row.get::<_, Option<String>>(2) else {
+            return Ok(None);
+        };
+        let raw = self
+            .stack
+            .function_env
+            .iter()
+            .find(|(name, _)| name == "ENCRYPTION_KEYS")
+            .map(|(_, value)| value.clone())
+            .context("ENCRYPTION_KEYS")?;
+        let keys = shared::config::SealingKeys::parse("ENCRYPTION_KEYS", &raw)?;
+        let body = keys.open(&sealed, &shared::mail::sealing_context(row.get(0)))?;
+        Ok(Some((row.get(1), String::from_utf8(body)?)))
     }
 
     /// Runs a query against this run's database as superuser.

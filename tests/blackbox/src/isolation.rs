@@ -24,6 +24,7 @@ const DEFINERS: &[&str] = &[
     "audit_events_chain",
     "audit_retention_purge",
     "bridge_join_token",
+    "claim_due_mail",
     "invitation_for",
     "purge_idle_rate_limits",
     "refresh_token_state",

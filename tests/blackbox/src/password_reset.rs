@@ -16,25 +16,18 @@ pub(crate) async fn reset_mail(
     app: &TestApp,
     to: &str,
 ) -> anyhow::Result<Option<(String, String)>> {
-    let db = app.db().await?;
-    let row = db
-        .query_opt(
-            "SELECT subject, body_text FROM email_outbox WHERE to_address = $1 ORDER BY created_at DESC LIMIT 1",
-            &[&to],
-        )
-        .await?;
-    Ok(row.map(|r| {
-        let body: String = r.get(1);
+    Ok(app.mail_to(to).await?.map(|(subject, body)| {
         let token = body
             .split("token=")
             .nth(1)
             .map(|t| t.split_whitespace().next().unwrap_or_default().to_owned())
             .unwrap_or_default();
-        (r.get(0), token)
+        (subject, token)
     }))
 }
 
 async fn password_reset_by_email_link(app: &TestApp) -> anyhow::Result<()> {
+    let _reading_mail = app.reading_mail().await;
     let user = app.new_org_user(Role::Scientist).await?;
     let old_session = app.login(&user).await?;
     let known = app
@@ -124,6 +117,7 @@ async fn password_reset_by_email_link(app: &TestApp) -> anyhow::Result<()> {
 }
 
 async fn password_reset_refuses_bad_tokens_and_weak_passwords(app: &TestApp) -> anyhow::Result<()> {
+    let _reading_mail = app.reading_mail().await;
     let user = app.new_org_user(Role::Viewer).await?;
     app.anonymous()
         .post("/api/auth/forgot-password", &json!({ "email": user.email }))

@@ -14,7 +14,6 @@ use anyhow::{Context as _, bail};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use base64::Engine as _;
-use bytes::Bytes;
 use shared::routes::{ROUTES, route_for};
 use shared::{ApiError, Config};
 use tokio::net::TcpListener;
@@ -359,6 +358,10 @@ impl Stack {
             (
                 "CORS_ORIGIN".to_owned(),
                 crate::headers::ALLOWED_ORIGIN.to_owned(),
+            ),
+            (
+                "SCHEDULER_KEY".to_owned(),
+                hex::encode(random_bytes::<24>()),
             ),
         ];
         let host_handle = start_host(kind, &function_env).await?;
@@ -766,7 +769,7 @@ mod tests {
         let upstream_port = upstream.local_addr()?.port();
         let forwarded = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let seen = forwarded.clone();
-        let function = axum::Router::new().fallback(move |body: Bytes| {
+        let function = axum::Router::new().fallback(move |body: bytes::Bytes| {
             let seen = seen.clone();
             async move {
                 seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -796,7 +799,10 @@ mod tests {
             .body(vec![b' '; 10])
             .send()
             .await?;
-        anyhow::ensure!(small.text().await? == "10 bytes", "the front forwards a body within its cap");
+        anyhow::ensure!(
+            small.text().await? == "10 bytes",
+            "the front forwards a body within its cap"
+        );
         let answer = client
             .post(format!("{base}/api/auth/login"))
             .body(vec![b' '; FRONT_MAX_BODY + 1])

@@ -22,15 +22,30 @@ const PUBLIC: &[(&str, &str)] = &[
     ("auth-jwks", "the public keys"),
     ("auth-login", "e-mail and password in the body"),
     ("auth-refresh", "the refresh token in the body or cookie"),
-    ("auth-signup", "a new organization, or an invitation token in the body"),
+    (
+        "auth-signup",
+        "a new organization, or an invitation token in the body",
+    ),
     ("auth-forgot-password", "an e-mail address in the body"),
     ("auth-reset-password", "the reset token in the body"),
     ("auth-mfa-verify", "the login's challenge in the body"),
-    ("auth-mfa-enroll", "a bearer token, or the login's challenge in the body"),
-    ("auth-mfa-confirm", "a bearer token, or the login's challenge in the body"),
+    (
+        "auth-mfa-enroll",
+        "a bearer token, or the login's challenge in the body",
+    ),
+    (
+        "auth-mfa-confirm",
+        "a bearer token, or the login's challenge in the body",
+    ),
     ("bridge-enroll", "the join token in the body"),
-    ("audit-log", "anonymous client events go to the system chain"),
-    ("live", "a WebSocket upgrade: its credentials are checked at the upgrade (hub cases)"),
+    (
+        "audit-log",
+        "anonymous client events go to the system chain",
+    ),
+    (
+        "live",
+        "a WebSocket upgrade: its credentials are checked at the upgrade (hub cases)",
+    ),
 ];
 
 fn random_uuid() -> uuid::Uuid {
@@ -42,7 +57,13 @@ fn random_uuid() -> uuid::Uuid {
 /// `path` with every parameter filled in.
 fn concrete(path: &str) -> String {
     path.split('/')
-        .map(|s| if s.starts_with(':') { "00000000-0000-4000-8000-000000000000" } else { s })
+        .map(|s| {
+            if s.starts_with(':') {
+                "00000000-0000-4000-8000-000000000000"
+            } else {
+                s
+            }
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -75,18 +96,45 @@ async fn every_protected_route_refuses_every_bad_credential(app: &TestApp) -> an
     };
     let kinds: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("no credentials", vec![]),
-        ("a malformed bearer token", vec![("authorization", "Bearer not-a-token".into())]),
-        ("an unsigned token", vec![("authorization", format!("Bearer {unsigned}"))]),
-        ("a token signed by another key", vec![("authorization", format!("Bearer {foreign}"))]),
-        ("an expired token", vec![("authorization", format!("Bearer {expired}"))]),
-        ("a token of no live session", vec![("authorization", format!("Bearer {no_session}"))]),
-        ("a made-up API key", vec![("x-api-key", format!("ak_{}", "A".repeat(50)))]),
-        ("a made-up API key as bearer", vec![("authorization", format!("Bearer ak_{}", "B".repeat(50)))]),
-        ("another scheme", vec![("authorization", "Basic YWRtaW46YWRtaW4=".into())]),
+        (
+            "a malformed bearer token",
+            vec![("authorization", "Bearer not-a-token".into())],
+        ),
+        (
+            "an unsigned token",
+            vec![("authorization", format!("Bearer {unsigned}"))],
+        ),
+        (
+            "a token signed by another key",
+            vec![("authorization", format!("Bearer {foreign}"))],
+        ),
+        (
+            "an expired token",
+            vec![("authorization", format!("Bearer {expired}"))],
+        ),
+        (
+            "a token of no live session",
+            vec![("authorization", format!("Bearer {no_session}"))],
+        ),
+        (
+            "a made-up API key",
+            vec![("x-api-key", format!("ak_{}", "A".repeat(50)))],
+        ),
+        (
+            "a made-up API key as bearer",
+            vec![("authorization", format!("Bearer ak_{}", "B".repeat(50)))],
+        ),
+        (
+            "another scheme",
+            vec![("authorization", "Basic YWRtaW46YWRtaW4=".into())],
+        ),
     ];
     let mut problems = Vec::new();
     let mut checked = 0;
-    for route in ROUTES.iter().filter(|r| !PUBLIC.iter().any(|(f, _)| *f == r.function)) {
+    for route in ROUTES
+        .iter()
+        .filter(|r| !PUBLIC.iter().any(|(f, _)| *f == r.function))
+    {
         let path = concrete(route.path);
         for method in route.methods {
             for (kind, headers) in &kinds {
@@ -95,7 +143,9 @@ async fn every_protected_route_refuses_every_bad_credential(app: &TestApp) -> an
                     request = request.header(*name, value);
                 }
                 if *method != Method::GET {
-                    request = request.header("content-type", "application/json").body("{}");
+                    request = request
+                        .header("content-type", "application/json")
+                        .body("{}");
                 }
                 let answer = request.send().await?;
                 let status = answer.status().as_u16();
@@ -103,11 +153,19 @@ async fn every_protected_route_refuses_every_bad_credential(app: &TestApp) -> an
                 let code = json["error"]["code"].as_str().unwrap_or("");
                 checked += 1;
                 if status != 401 || !matches!(code, "AUTH_TOKEN_INVALID" | "AUTH_TOKEN_EXPIRED") {
-                    problems.push(format!("{method} {} with {kind}: {status} {code}", route.path));
+                    problems.push(format!(
+                        "{method} {} with {kind}: {status} {code}",
+                        route.path
+                    ));
                 }
             }
         }
     }
-    ensure!(problems.is_empty(), "{} of {checked} let through or answered wrongly:\n{}", problems.len(), problems.join("\n"));
+    ensure!(
+        problems.is_empty(),
+        "{} of {checked} let through or answered wrongly:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
     Ok(())
 }
