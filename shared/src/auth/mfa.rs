@@ -7,7 +7,8 @@ use super::jwt::{self, CHALLENGE_TOKEN_TYPE, ChallengeClaims};
 use super::second_factor;
 use crate::ctx::Ctx;
 use crate::error::ApiError;
-use crate::model::second_factor::Factor;
+use crate::model::second_factor::{Factor, use_step};
+use crate::model::{Id, Scope};
 use crate::platform::Platform;
 
 /// How long a challenge stands: five minutes to open the authenticator.
@@ -122,6 +123,25 @@ pub fn step_of<P: Platform>(
         ctx.now().unix_timestamp(),
         factor.last_used_step,
     ))
+}
+
+/// Spends `code` of `user_id`'s confirmed factor: whether it was a current
+/// code of a step not used before. Of two requests with one code only one
+/// is told yes (one conditional `UPDATE`).
+pub async fn spend_code<P: Platform>(
+    ctx: &Ctx<P>,
+    scope: &Scope,
+    user_id: uuid::Uuid,
+    factor: &Factor,
+    code: &str,
+) -> Result<bool, ApiError> {
+    let Some(step) = step_of(ctx, user_id, factor, code)? else {
+        return Ok(false);
+    };
+    let spent: Option<Id> = scope
+        .fetch_optional(&ctx.db(), use_step(scope, user_id, step))
+        .await?;
+    Ok(spent.is_some())
 }
 
 /// Fresh recovery codes: the codes to show once, and their hashes to keep.

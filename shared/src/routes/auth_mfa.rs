@@ -99,18 +99,15 @@ async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         .await?;
         return Err(ApiError::InvalidCredentials);
     }
-    let mut statements = Vec::new();
     if factor.confirmed {
         let proven = match (input.code.as_deref(), input.recovery_code.as_deref()) {
-            (Some(code), _) => match mfa::step_of(ctx, user.id, &factor, code)? {
-                Some(step) => Some(second_factor::use_step(&scope, user.id, step)),
-                None => None,
-            },
-            (None, Some(code)) => Some(second_factor::use_recovery_code(
-                &scope,
-                user.id,
-                &recovery_code_hash(code),
-            )),
+            (Some(code), _) => mfa::spend_code(ctx, &scope, user.id, &factor, code).await?,
+            (None, Some(code)) => {
+                let spend =
+                    second_factor::use_recovery_code(&scope, user.id, &recovery_code_hash(code));
+                let spent: Option<Id> = scope.fetch_optional(&db, spend).await?;
+                spent.is_some()
+            }
             (None, None) => {
                 return Err(ApiError::invalid(
                     "code",
@@ -118,23 +115,12 @@ async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
                 ));
             }
         };
-        let Some(spend) = proven else {
+        if !proven {
             super::signing_in::count_failure(
                 ctx,
                 rq,
                 &user,
-                failure("wrong second-factor code (removal)"),
-            )
-            .await?;
-            return Err(ApiError::SecondFactorRefused);
-        };
-        let spent: Option<Id> = scope.fetch_optional(&db, spend).await?;
-        if spent.is_none() {
-            super::signing_in::count_failure(
-                ctx,
-                rq,
-                &user,
-                failure("used second-factor code (removal)"),
+                failure("wrong or used second-factor code (removal)"),
             )
             .await?;
             return Err(ApiError::SecondFactorRefused);
@@ -144,8 +130,10 @@ async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         record_id: Some(user.id),
         ..audit::Event::by(ctx.new_uuid(), &principal, EventType::MfaDisabled, user.id)
     };
-    statements.push(event.record_change(rq, second_factor::remove(&scope, user.id))?);
-    statements.push(second_factor::remove_recovery_codes(&scope, user.id));
+    let statements = vec![
+        event.record_change(rq, second_factor::remove(&scope, user.id))?,
+        second_factor::remove_recovery_codes(&scope, user.id),
+    ];
     let results = scope.batch(&db, statements).await?;
     first_row::<Id>(&results, 0)?.ok_or(ApiError::NotFound)?;
     Reply::ok(Removed { enabled: false })

@@ -95,17 +95,8 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     };
     let method = match proof {
         Proof::Code(code) => {
-            // The step is spent before the session opens: of two requests
-            // with one code, one gets no row and is refused.
-            let spent: Option<Id> = match mfa::step_of(ctx, user.id, &factor, code)? {
-                Some(step) => {
-                    scope
-                        .fetch_optional(&db, second_factor::use_step(&scope, user.id, step))
-                        .await?
-                }
-                None => None,
-            };
-            if spent.is_none() {
+            // The step is spent before the session opens.
+            if !mfa::spend_code(ctx, &scope, user.id, &factor, code).await? {
                 super::signing_in::count_failure(ctx, rq, &user, refuse("wrong or used code"))
                     .await?;
                 return Err(ApiError::SecondFactorRefused);

@@ -30,8 +30,8 @@ use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::model::page::Items;
 use crate::model::run::{self, Run};
+use crate::model::second_factor;
 use crate::model::signature::{self, Stored};
-use crate::model::{Id, second_factor};
 use crate::platform::Platform;
 use crate::ratelimit::Class;
 use crate::request::Rq;
@@ -256,10 +256,10 @@ async fn confirm_identity<P: Platform>(
             "The first signature of a login needs your user ID (e-mail) and password",
         ));
     }
-    let password_ok = password::verify(&input.password, &signer.password_hash);
-    if !password_ok || (input.email.is_some() && !email_matches) {
+    let refuse = |reason: &'static str| {
         let failed = audit::Event {
             new_values: Some(json!({ "meaning": input.meaning })),
+            metadata: json!({ "reason": reason }),
             ..audit::Event::by(
                 ctx.new_uuid(),
                 principal,
@@ -267,7 +267,13 @@ async fn confirm_identity<P: Platform>(
                 run_id,
             )
         };
-        scope.batch(&db, vec![failed.insert(rq)?]).await?;
+        failed.insert(rq)
+    };
+    let password_ok = password::verify(&input.password, &signer.password_hash);
+    if !password_ok || (input.email.is_some() && !email_matches) {
+        scope
+            .batch(&db, vec![refuse("identity not confirmed")?])
+            .await?;
         return Err(ApiError::InvalidCredentials);
     }
     // A signer with a second factor gives its current code too; the code
@@ -287,29 +293,10 @@ async fn confirm_identity<P: Platform>(
                 "Your account has a second factor: signing also needs the code your authenticator shows",
             ));
         };
-        let spent: Option<Id> = match mfa::step_of(ctx, principal.user_id, &factor, code)? {
-            Some(step) => {
-                scope
-                    .fetch_optional(
-                        &db,
-                        second_factor::use_step(&scope, principal.user_id, step),
-                    )
-                    .await?
-            }
-            None => None,
-        };
-        if spent.is_none() {
-            let failed = audit::Event {
-                new_values: Some(json!({ "meaning": input.meaning })),
-                metadata: json!({ "reason": "second factor refused" }),
-                ..audit::Event::by(
-                    ctx.new_uuid(),
-                    principal,
-                    EventType::EsignatureFailed,
-                    run_id,
-                )
-            };
-            scope.batch(&db, vec![failed.insert(rq)?]).await?;
+        if !mfa::spend_code(ctx, &scope, principal.user_id, &factor, code).await? {
+            scope
+                .batch(&db, vec![refuse("second factor refused")?])
+                .await?;
             return Err(ApiError::SecondFactorRefused);
         }
     }

@@ -755,49 +755,79 @@ async fn electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_
     Ok(())
 }
 
+/// Inserts event `n` by `user` (of their organization) recorded at `at`,
+/// its action `label (n)`, signed by `sign` (`key_id` names the key), as
+/// the code of that time would have written it; the chain trigger links
+/// it.
+async fn insert_signed_event(
+    db: &tokio_postgres::Client,
+    user: &crate::client::User,
+    at: time::OffsetDateTime,
+    label: &str,
+    n: i64,
+    key_id: &str,
+    sign: impl Fn(&[u8; 32]) -> Vec<u8>,
+) -> anyhow::Result<()> {
+    use shared::audit::chain::Content;
+    let (org, user) = (user.organization_id, user.id);
+    let action = format!("{label} ({n})");
+    let action = action.as_str();
+    let metadata = &json!({ "n": n });
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let id = uuid::Uuid::from_bytes(bytes);
+    let at = at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000)?;
+    let content = Content {
+        id,
+        organization_id: Some(org),
+        user_id: Some(user),
+        event_type: "INSTRUMENT_UPDATED",
+        severity: "INFO",
+        action,
+        outcome: "SUCCESS",
+        record_type: None,
+        record_id: None,
+        old_values: None,
+        new_values: None,
+        reason: None,
+        metadata,
+        ip_address: None,
+        user_agent: None,
+        request_id: None,
+        session_id: None,
+        created_at_micros: (at.unix_timestamp_nanos() / 1_000) as i64,
+    };
+    let hash = content.hash();
+    db.execute(
+        "INSERT INTO audit_events (id, organization_id, user_id, event_type, severity, action, outcome, \
+           metadata, created_at, content_hash, signature, key_id) \
+         VALUES ($1, $2, $3, 'INSTRUMENT_UPDATED', 'INFO', $4, 'SUCCESS', $5::text::jsonb, $6, $7, $8, $9)",
+        &[&id, &org, &user, &action, &metadata.to_string(), &at, &hash.to_vec(), &sign(&hash), &key_id],
+    )
+    .await?;
+    Ok(())
+}
+
 /// An organization whose chain starts with three events eight years old
 /// (signed as they would have been then), followed by a login and four
 /// registered instruments; its id and a quality assurance user's token.
 async fn chain_with_old_events(app: &TestApp) -> anyhow::Result<(uuid::Uuid, String)> {
-    use shared::audit::chain::{self, Content};
+    use shared::audit::chain;
     let admin = app.new_org_user(Role::Admin).await?;
     let org = admin.organization_id;
     let db = app.db().await?;
     let key = &app.stack.audit_key;
     for n in 0..3 {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-        let id = uuid::Uuid::from_bytes(bytes);
         let at = time::OffsetDateTime::now_utc() - time::Duration::days(8 * 366 - n);
-        let at = at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000)?;
-        let metadata = json!({"n": n});
-        let action = format!("Instrument updated eight years ago ({n})");
-        let content = Content {
-            id,
-            organization_id: Some(org),
-            user_id: Some(admin.id),
-            event_type: "INSTRUMENT_UPDATED",
-            severity: "INFO",
-            action: &action,
-            outcome: "SUCCESS",
-            record_type: None,
-            record_id: None,
-            old_values: None,
-            new_values: None,
-            reason: None,
-            metadata: &metadata,
-            ip_address: None,
-            user_agent: None,
-            request_id: None,
-            session_id: None,
-            created_at_micros: (at.unix_timestamp_nanos() / 1_000) as i64,
-        };
-        let hash = content.hash();
-        db.execute(
-            "INSERT INTO audit_events (id, organization_id, user_id, event_type, severity, action, outcome, \
-               metadata, created_at, content_hash, signature, key_id) \
-             VALUES ($1, $2, $3, 'INSTRUMENT_UPDATED', 'INFO', $4, 'SUCCESS', $5::text::jsonb, $6, $7, $8, $9)",
-            &[&id, &org, &admin.id, &action, &metadata.to_string(), &at, &hash.to_vec(), &chain::sign(key, &hash).to_vec(), &key.kid],
+        let sign = |hash: &[u8; 32]| chain::sign(key, hash).to_vec();
+        insert_signed_event(
+            &db,
+            &admin,
+            at,
+            "Instrument updated eight years ago",
+            n,
+            &key.kid,
+            sign,
         )
         .await?;
     }
@@ -947,7 +977,6 @@ async fn audit_events_signed_with_hmac_before_ed25519_still_verify(
     app: &TestApp,
 ) -> anyhow::Result<()> {
     use base64::Engine as _;
-    use shared::audit::chain::Content;
     use shared::audit::export::{self, Manifest};
     let (admin, token) = app.admin().await?;
     let org = admin.organization_id;
@@ -957,39 +986,16 @@ async fn audit_events_signed_with_hmac_before_ed25519_still_verify(
     // old events.
     let legacy = &app.stack.legacy_audit_key;
     for n in 0..3 {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-        let id = uuid::Uuid::from_bytes(bytes);
         let at = time::OffsetDateTime::now_utc() - time::Duration::days(400 - n);
-        let at = at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000)?;
-        let metadata = json!({"n": n});
-        let action = format!("Recorded before Ed25519 ({n})");
-        let content = Content {
-            id,
-            organization_id: Some(org),
-            user_id: Some(admin.id),
-            event_type: "INSTRUMENT_UPDATED",
-            severity: "INFO",
-            action: &action,
-            outcome: "SUCCESS",
-            record_type: None,
-            record_id: None,
-            old_values: None,
-            new_values: None,
-            reason: None,
-            metadata: &metadata,
-            ip_address: None,
-            user_agent: None,
-            request_id: None,
-            session_id: None,
-            created_at_micros: (at.unix_timestamp_nanos() / 1_000) as i64,
-        };
-        let hash = content.hash();
-        db.execute(
-            "INSERT INTO audit_events (id, organization_id, user_id, event_type, severity, action, outcome, \
-               metadata, created_at, content_hash, signature, key_id) \
-             VALUES ($1, $2, $3, 'INSTRUMENT_UPDATED', 'INFO', $4, 'SUCCESS', $5::text::jsonb, $6, $7, $8, $9)",
-            &[&id, &org, &admin.id, &action, &metadata.to_string(), &at, &hash.to_vec(), &legacy.sign(&hash).to_vec(), &legacy.kid],
+        let sign = |hash: &[u8; 32]| legacy.sign(hash).to_vec();
+        insert_signed_event(
+            &db,
+            &admin,
+            at,
+            "Recorded before Ed25519",
+            n,
+            &legacy.kid,
+            sign,
         )
         .await?;
     }

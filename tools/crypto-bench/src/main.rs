@@ -1,8 +1,9 @@
 //! `crypto-bench [label]`: microseconds per signature operation, as Markdown
 //! rows `| label | operation | µs |`. `cargo xtask bench` runs it natively
 //! and as `wasm32-wasip2` under `wasmtime run`, so the cost of issue 16's
-//! choice (Ed25519 instead of HMAC for tokens and the audit trail) is seen
-//! in the runtime the functions use, in the same run. Timings are printed,
+//! choice (Ed25519 instead of HMAC for tokens and the audit trail), and of
+//! issue 17's second factor and sealed mail, is seen in the runtime the
+//! functions use, in the same run. Timings are printed,
 //! never asserted.
 
 use std::hint::black_box;
@@ -96,7 +97,29 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
 
-    let rows: [(&str, f64); 9] = [
+    // Issue 17: a login's second factor (open the sealed TOTP key, check a
+    // code against three steps) and sealing a mail body.
+    let sealing = shared::config::SealingKeys::parse(
+        "ENCRYPTION_KEYS",
+        "d1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+    )?;
+    let totp_key = [5u8; 20];
+    let user = uuid::Uuid::from_u128(1);
+    let factor = shared::model::second_factor::Factor {
+        secret_sealed: sealing.seal(
+            &totp_key,
+            &shared::auth::second_factor::sealing_context(user),
+            [1; 12],
+        ),
+        confirmed: true,
+        last_used_step: 0,
+    };
+    let unix = now.unix_timestamp();
+    let code = shared::auth::second_factor::code_at(&totp_key, unix)
+        .ok_or_else(|| anyhow::anyhow!("no TOTP code"))?;
+    let mail_body = "x".repeat(1024);
+
+    let rows: [(&str, f64); 11] = [
         (
             "access token verify, HS256 (before)",
             per_op(|| {
@@ -133,6 +156,30 @@ fn main() -> anyhow::Result<()> {
         (
             "audit verify, Ed25519 (now)",
             per_op(|| chain::verify_by(&audit_keys, "k1", &hash, &ed_signature, now))?,
+        ),
+        (
+            "second factor: open the sealed TOTP key (AES-256-GCM) and check a code",
+            per_op(|| {
+                sealing
+                    .open(
+                        &factor.secret_sealed,
+                        &shared::auth::second_factor::sealing_context(user),
+                    )
+                    .ok()
+                    .and_then(|key| {
+                        shared::auth::second_factor::matching_step(&key, &code, unix, 0)
+                    })
+                    .is_some()
+            })?,
+        ),
+        (
+            "mail body seal, 1 KiB (AES-256-GCM)",
+            per_op(|| {
+                sealing
+                    .seal(mail_body.as_bytes(), b"antevus:mail:x", [2; 12])
+                    .len()
+                    > 1024
+            })?,
         ),
         (
             "audit verify, Ed25519 in a batch of 1,000 (the verify route), per signature",
