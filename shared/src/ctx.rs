@@ -46,14 +46,6 @@ impl<P: Platform> Ctx<P> {
         request: http::Request<bytes::Bytes>,
         limit: std::time::Duration,
     ) -> Result<http::Response<bytes::Bytes>, FetchError> {
-        let sent = std::pin::pin!(self.platform.fetch(request));
-        let deadline = std::pin::pin!(self.platform.sleep(limit));
-        match futures::future::select(sent, deadline).await {
-            futures::future::Either::Left((answer, _)) => answer,
-            futures::future::Either::Right(((), _)) => Err(FetchError(format!(
-                "no answer within {} ms",
-                limit.as_millis()
-            ))),
-        }
+        crate::platform::fetch_within(&self.platform, request, limit).await
     }
 }

@@ -28,3 +28,21 @@ pub trait Platform {
     /// Waits `duration` without blocking other work (a long poll's pause).
     async fn sleep(&self, duration: std::time::Duration);
 }
+
+/// `platform.fetch(request)` within `limit`, else a [`FetchError`]: Workers
+/// and Spin give outbound fetches no deadline of their own.
+pub async fn fetch_within<P: Platform>(
+    platform: &P,
+    request: http::Request<bytes::Bytes>,
+    limit: std::time::Duration,
+) -> Result<http::Response<bytes::Bytes>, FetchError> {
+    let sent = std::pin::pin!(platform.fetch(request));
+    let deadline = std::pin::pin!(platform.sleep(limit));
+    match futures::future::select(sent, deadline).await {
+        futures::future::Either::Left((answer, _)) => answer,
+        futures::future::Either::Right(((), _)) => Err(FetchError(format!(
+            "no answer within {} ms",
+            limit.as_millis()
+        ))),
+    }
+}

@@ -94,10 +94,11 @@ pub fn preflight<P: Platform>(
     methods: &'static [Method],
 ) -> Response<Bytes> {
     let headers = req.headers();
-    let metadata = || Metadata::new(ctx.now(), &envelope::request_id(headers, || ctx.new_uuid()));
     let refuse = |err: ApiError| {
-        super::log_error(&metadata().request_id, &err);
-        let mut response = envelope::failure(&err, metadata());
+        // One id for the log line and the answer.
+        let metadata = Metadata::new(ctx.now(), &envelope::request_id(headers, || ctx.new_uuid()));
+        super::log_error(&metadata.request_id, &err);
+        let mut response = envelope::failure(&err, metadata);
         seal(&ctx.config, headers, is_https(req), &mut response);
         response
     };

@@ -37,6 +37,10 @@ pub fn object_key(organization_id: uuid::Uuid, run_id: uuid::Uuid) -> String {
 }
 
 /// One request's view of the bucket.
+/// How long object storage has to answer one request (the native host's
+/// client limit, on every host).
+pub const S3_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub struct S3Store<'a, P> {
     config: &'a S3Config,
     platform: &'a P,
@@ -65,9 +69,7 @@ impl<P: Platform> S3Store<'_, P> {
             request = request.header(*name, value);
         }
         let request = request.body(body).map_err(ApiError::internal)?;
-        let response = self
-            .platform
-            .fetch(request)
+        let response = crate::platform::fetch_within(self.platform, request, S3_TIMEOUT)
             .await
             .map_err(|e| unavailable(what, &e))?;
         let status = response.status();
