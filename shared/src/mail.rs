@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::ctx::Ctx;
-use crate::db::Statement;
+use crate::db::{BatchOptions, Statement};
 use crate::error::ApiError;
 use crate::model::{Scope, email};
 use crate::platform::Platform;
@@ -100,11 +100,7 @@ pub async fn send_due<P: Platform>(ctx: &Ctx<P>) -> Result<Sent, ApiError> {
         claimed: claimed.len(),
         ..Sent::default()
     };
-    for claim in claimed {
-        let scope = Scope::scheduled(claim.organization_id);
-        let Some(queued) = email::unsent(&db, &scope, claim.id).await? else {
-            continue;
-        };
+    for queued in claimed {
         let text = match (&queued.body_sealed, &queued.body_text) {
             (Some(sealed), _) => keys
                 .open(sealed, &sealing_context(queued.id))
@@ -123,15 +119,15 @@ pub async fn send_due<P: Platform>(ctx: &Ctx<P>) -> Result<Sent, ApiError> {
         let record = match &delivered {
             Ok(()) => {
                 outcome.sent += 1;
-                email::record_sent(&scope, queued.id)
+                email::record_delivery(queued.id, None, 0)
             }
             Err(error) => {
                 outcome.failed += 1;
                 tracing::warn!(message_id = %queued.id, error = %error, "e-mail delivery failed; it will be retried");
-                email::record_failure(&scope, queued.id, error, backoff_secs(queued.attempts))
+                email::record_delivery(queued.id, Some(error), backoff_secs(queued.attempts))
             }
         };
-        scope.execute(&db, record).await?;
+        db.batch(vec![record], BatchOptions::default()).await?;
     }
     Ok(outcome)
 }

@@ -45,8 +45,15 @@ pub const UNSCOPED: &[&str] = &[
     "reset_token_owner",
     "accept",
     "invitation_for",
-    // The mail sender's claim on due messages of every organization (V18).
+    // The mail sender's claim on due messages of every organization and of
+    // none, and its record of each delivery (V19).
     "claim_due",
+    "record_delivery",
+    // A signup before its organization exists: the request, found by its
+    // token's hash, and its confirmation (V19).
+    "request_signup",
+    "signup_request_for",
+    "confirm_signup",
     // A bridge's join token by its hash: the token is its only credential.
     "join_token_by_hash",
     // System-wide: idle rate-limit state keyed by address (no

@@ -40,7 +40,7 @@ async fn migrations_apply_once_and_rerun_is_a_noop() -> anyhow::Result<()> {
             .query_one(
                 "SELECT count(*) FROM information_schema.tables t
                  WHERE t.table_schema = 'public' AND t.table_type = 'BASE TABLE'
-                   AND t.table_name NOT IN ('organizations', 'refinery_schema_history')
+                   AND t.table_name NOT IN ('organizations', 'refinery_schema_history', 'signup_requests')
                    AND NOT EXISTS (SELECT 1 FROM information_schema.columns c
                                    WHERE c.table_name = t.table_name AND c.column_name = 'organization_id')",
                 &[],
@@ -48,6 +48,18 @@ async fn migrations_apply_once_and_rerun_is_a_noop() -> anyhow::Result<()> {
             .await?
             .get(0);
         anyhow::ensure!(tenant_tables_without_org == 0, "every table carries organization_id");
+        // A signup request precedes its organization: the application's
+        // role holds no privilege on it (only V19's functions reach it).
+        let request_privileges: Vec<bool> = client
+            .query_one(
+                "SELECT has_table_privilege('antevus_app', 'signup_requests', 'SELECT'),
+                        has_table_privilege('antevus_app', 'signup_requests', 'INSERT'),
+                        has_table_privilege('antevus_app', 'signup_requests', 'DELETE')",
+                &[],
+            )
+            .await
+            .map(|row| (0..3).map(|i| row.get(i)).collect())?;
+        anyhow::ensure!(request_privileges == [false; 3], "signup_requests: {request_privileges:?}");
         anyhow::Ok(())
     }
     .await;

@@ -34,29 +34,12 @@ pub fn queue(
     )
 }
 
-/// A message claimed for sending.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// A message claimed for sending, with what sending it takes.
+#[derive(Debug, Clone, Deserialize)]
 pub struct Claimed {
     pub id: uuid::Uuid,
-    pub organization_id: uuid::Uuid,
-}
-
-/// Claims up to `limit` due messages of every organization for five
-/// minutes, through migration V18's `SECURITY DEFINER` function (the mail
-/// sender is the system's, of no organization).
-pub async fn claim_due<P: Platform>(db: &Db<'_, P>, limit: i64) -> Result<Vec<Claimed>, DbError> {
-    db.fetch_all(
-        "SELECT * FROM claim_due_mail($1::int)",
-        params![limit as i32],
-    )
-    .await
-}
-
-/// A queued message, as the sender reads it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Queued {
-    pub id: uuid::Uuid,
+    /// None for a signup's confirmation (its organization does not exist yet).
+    pub organization_id: Option<uuid::Uuid>,
     pub to_address: String,
     pub subject: String,
     pub body_sealed: Option<String>,
@@ -65,49 +48,25 @@ pub struct Queued {
     pub attempts: i32,
 }
 
-/// Message `id` of `scope`'s organization, if still unsent.
-pub async fn unsent<P: Platform>(
-    db: &Db<'_, P>,
-    scope: &Scope,
-    id: uuid::Uuid,
-) -> Result<Option<Queued>, DbError> {
-    scope
-        .fetch_optional(
-            db,
-            statement(
-                "SELECT id, to_address AS \"toAddress\", subject, body_sealed AS \"bodySealed\", \
-                        body_text AS \"bodyText\", attempts \
-                 FROM email_outbox WHERE id = $1 AND organization_id = $2 AND sent_at IS NULL",
-                params![id, scope.organization_id()],
-            ),
-        )
-        .await
-}
-
-/// Message `id` was delivered: sent now, and its body (its link) kept no
-/// longer.
-pub fn record_sent(scope: &Scope, id: uuid::Uuid) -> Statement {
-    statement(
-        "UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL, \
-           body_sealed = NULL, body_text = NULL \
-         WHERE id = $1 AND organization_id = $2",
-        params![id, scope.organization_id()],
+/// Claims up to `limit` due messages of every organization and of none for
+/// five minutes, through migration V19's `SECURITY DEFINER` function (the
+/// mail sender is the system's, of no organization).
+pub async fn claim_due<P: Platform>(db: &Db<'_, P>, limit: i64) -> Result<Vec<Claimed>, DbError> {
+    db.fetch_all(
+        "SELECT * FROM claim_due_mail($1::int)",
+        params![limit as i32],
     )
+    .await
 }
 
-/// A failed delivery of message `id`: counted, the error kept, the next
-/// attempt after `retry_in_secs`.
-pub fn record_failure(scope: &Scope, id: uuid::Uuid, error: &str, retry_in_secs: i64) -> Statement {
+/// The outcome of delivering message `id`, through V19's definer (a
+/// message may be of no organization): `None` is sent (its body, its link,
+/// kept no longer), an error is counted and kept, and the message retried
+/// after `retry_in_secs`.
+pub fn record_delivery(id: uuid::Uuid, error: Option<&str>, retry_in_secs: i64) -> Statement {
     statement(
-        "UPDATE email_outbox SET attempts = attempts + 1, last_error = $3, \
-           next_attempt_at = now() + make_interval(secs => $4) \
-         WHERE id = $1 AND organization_id = $2",
-        params![
-            id,
-            scope.organization_id(),
-            error.chars().take(500).collect::<String>(),
-            retry_in_secs as f64
-        ],
+        "SELECT record_mail_delivery($1, $2, $3)",
+        params![id, error, retry_in_secs as f64],
     )
 }
 

@@ -36,7 +36,6 @@ pub mod email;
 pub mod instrument;
 pub mod invitation;
 pub mod maintenance;
-pub mod organization;
 pub mod page;
 pub mod password_reset;
 pub mod rate_limit;
@@ -46,6 +45,7 @@ pub mod run_data;
 pub mod second_factor;
 pub mod session;
 pub mod signature;
+pub mod signup_request;
 pub mod user;
 
 use serde::de::DeserializeOwned;

@@ -212,21 +212,6 @@ pub struct Joined {
     pub role: String,
 }
 
-/// Creates user `id`, the first admin of the new organization `scope`.
-pub fn insert_admin(
-    scope: &Scope,
-    id: uuid::Uuid,
-    email: &str,
-    password_hash: &str,
-    name: &str,
-) -> Statement {
-    statement(
-        "INSERT INTO users (id, organization_id, email, password_hash, name, role) \
-         VALUES ($1, $2, $3, $4, $5, 'ADMIN') RETURNING id AS user_id, organization_id, email, role",
-        params![id, scope.organization_id(), email, password_hash, name],
-    )
-}
-
 /// An e-mail already taken, as the client should see it.
 pub fn email_taken(err: DbError) -> ApiError {
     if err.constraint() == Some("users_email_key") {

@@ -1,20 +1,29 @@
 //! `POST /api/auth/signup`: either accept an invitation
 //! (`{invitationToken, name, password}`: the account joins the inviting
-//! organization with the invited role) or open a new organization whose
-//! first user is its admin (`{organizationName, email, name, password}`).
-//! 201 with the user and organization; the client then logs in.
+//! organization with the invited role; 201 with the user and organization,
+//! the client then logs in) or ask to open a new organization whose first
+//! user is its admin (`{organizationName, email, name, password}`).
+//!
+//! Asking is `202` with the same answer whether or not the address has an
+//! account, and nothing on the path takes longer either way: for a new
+//! address the request is kept (`signup_requests`) and a link to confirm
+//! it is mailed (`sg_` + 256 random bits, stored hashed, 24 hours;
+//! `POST /api/auth/signup/confirm` creates the organization); an address
+//! with an account is told so by mail instead. Nobody can hold an address
+//! they cannot read mail at.
 
+use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, EventType};
 use crate::auth::{password, policy};
 use crate::ctx::Ctx;
+use crate::db::BatchOptions;
 use crate::domain::Email;
-use crate::domain::roles::Role;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
-use crate::model::{Scope, first_row, invitation, organization, user};
+use crate::model::{Scope, invitation, signup_request, user};
 use crate::platform::Platform;
 use crate::ratelimit::Class;
 use crate::request::Rq;
@@ -46,26 +55,18 @@ struct NewUser {
     role: String,
 }
 
+/// The answer to a request for a new organization, whatever exists.
+#[derive(Serialize)]
+struct Requested {
+    message: &'static str,
+}
+
 super::methods! {
     POST => signup,
 }
 
-/// A URL-safe organization slug from its name, with a random suffix.
-fn slug(name: &str, suffix: [u8; 3]) -> String {
-    let mut base: String = name
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect::<String>()
-        .split('-')
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("-");
-    base.truncate(48);
-    let base = base.trim_end_matches('-');
-    let base = if base.is_empty() { "lab" } else { base };
-    format!("{base}-{}", hex::encode(suffix))
-}
+/// How long a signup's confirmation link lives.
+pub const CONFIRMATION_TTL_HOURS: i64 = 24;
 
 async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let input: Input = rq.json(ctx)?;
@@ -164,27 +165,7 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             .unwrap_or_default()
             .trim()
             .to_owned();
-        // A new organization: the account opened here is its first admin.
-        let scope = Scope::account(ctx.new_uuid());
-        let slug = slug(&organization_name, ctx.random_bytes::<3>());
-        let event = signed_up(
-            scope.organization_id(),
-            email.as_str(),
-            Role::Admin.as_str(),
-            "Organization created",
-        );
-        let results = scope
-            .batch(
-                &db,
-                vec![
-                    organization::insert(&scope, &organization_name, &slug),
-                    user::insert_admin(&scope, user_id, email.as_str(), &hash, &name),
-                    event.insert(rq)?,
-                ],
-            )
-            .await
-            .map_err(user::email_taken)?;
-        first_row(&results, 1)?.ok_or_else(|| ApiError::internal("signup inserted no user"))?
+        return request(ctx, &email, &organization_name, &name, &hash).await;
     };
     Reply::created(SignedUp {
         user: NewUser {
@@ -197,17 +178,100 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     })
 }
 
+/// A request to open an organization: a confirmation link to a new
+/// address, a note to one that has an account; the same answer.
+async fn request<P: Platform>(
+    ctx: &Ctx<P>,
+    email: &Email,
+    organization_name: &str,
+    name: &str,
+    password_hash: &str,
+) -> Result<Reply, ApiError> {
+    let db = ctx.db();
+    let app_url = &ctx.config.mail()?.app_url;
+    let holder = user::account_for_reset(&db, email.as_str()).await?;
+    let mail_id = ctx.new_uuid();
+    match holder {
+        Some(holder) => {
+            let message = crate::mail::Message {
+                id: mail_id,
+                to: email.as_str().to_owned(),
+                subject: "You already have an Antevus account".to_owned(),
+                text: format!(
+                    "Hello {},\n\nSomeone (hopefully you) asked to open a new Antevus organization, \
+                     \"{organization_name}\", with this address. It already has an account, so nothing \
+                     was created.\n\nSign in: {app_url}/login\nForgot your password: {app_url}/forgot-password\n\n\
+                     If you did not ask, ignore this message.\n",
+                    holder.name
+                ),
+            };
+            let scope = Scope::account(holder.organization_id);
+            scope
+                .batch(
+                    &db,
+                    vec![crate::mail::queue(
+                        ctx,
+                        &scope,
+                        "signup_existing",
+                        &message,
+                    )?],
+                )
+                .await?;
+        }
+        None => {
+            let (token, token_hash) = new_confirmation_token(ctx.random_bytes::<32>());
+            let message = crate::mail::Message {
+                id: mail_id,
+                to: email.as_str().to_owned(),
+                subject: "Confirm your address to open your Antevus organization".to_owned(),
+                text: format!(
+                    "Hello {name},\n\nTo open \"{organization_name}\" on Antevus, confirm this address \
+                     within {CONFIRMATION_TTL_HOURS} hours:\n\n{app_url}/signup/confirm?token={token}\n\n\
+                     If you did not ask, ignore this message; nothing is created.\n"
+                ),
+            };
+            let request = signup_request::request_signup(&signup_request::NewRequest {
+                id: ctx.new_uuid(),
+                email: email.as_str(),
+                organization_name,
+                name,
+                password_hash,
+                token_hash: &token_hash,
+                ttl_hours: CONFIRMATION_TTL_HOURS,
+                mail_id,
+                subject: &message.subject,
+                body_sealed: &crate::mail::seal(ctx, &message)?,
+            });
+            db.batch(vec![request], BatchOptions::default()).await?;
+        }
+    }
+    Reply::with_status(
+        StatusCode::ACCEPTED,
+        Requested {
+            message: "Check your e-mail: the next step is on its way to this address",
+        },
+    )
+}
+
+/// A signup's confirmation token and its stored hash.
+pub fn new_confirmation_token(random: [u8; 32]) -> (String, String) {
+    use base64::Engine as _;
+    let token = format!(
+        "sg_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
+    );
+    let hash = crate::auth::session::token_hash(&token);
+    (token, hash)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::slug;
+    use super::new_confirmation_token;
 
     #[test]
-    fn slugs_are_url_safe() {
-        assert_eq!(
-            slug("Genomics Core — Boston!", [1, 2, 3]),
-            "genomics-core-boston-010203"
-        );
-        assert_eq!(slug("***", [0, 0, 1]), "lab-000001");
-        assert!(slug(&"x".repeat(300), [0; 3]).len() <= 63);
+    fn confirmation_tokens_are_prefixed_and_stored_hashed() {
+        let (token, hash) = new_confirmation_token([7; 32]);
+        assert!(token.starts_with("sg_") && token.len() == 46, "{token}");
+        assert!(!hash.contains(&token[3..]));
     }
 }

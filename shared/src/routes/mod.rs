@@ -61,6 +61,7 @@ pub mod auth_mfa_verify;
 pub mod auth_refresh;
 pub mod auth_reset_password;
 pub mod auth_signup;
+pub mod auth_signup_confirm;
 pub mod bridge_commands;
 pub mod bridge_enroll;
 pub mod bridge_ingest;
@@ -305,7 +306,8 @@ route_table! {
     "auth-mfa-verify" => auth_mfa_verify, "/api/auth/mfa/verify", [POST] { seals: true, issues_tokens: true };
     "auth-forgot-password" => auth_forgot_password, "/api/auth/forgot-password", [POST] { seals: true };
     "auth-reset-password" => auth_reset_password, "/api/auth/reset-password", [POST];
-    "auth-signup" => auth_signup, "/api/auth/signup", [POST];
+    "auth-signup" => auth_signup, "/api/auth/signup", [POST] { seals: true };
+    "auth-signup-confirm" => auth_signup_confirm, "/api/auth/signup/confirm", [POST];
     "instruments" => instruments, "/api/v1/instruments", [GET, POST];
     "instruments-item" => instruments_item, "/api/v1/instruments/:id", [GET, PUT, DELETE];
     "instrument-status" => instrument_status, "/api/v1/instruments/:id/status", [GET];

@@ -10,7 +10,8 @@ use shared::auth::Role;
 use crate::client::TestApp;
 
 crate::cases![
-    signup_opens_an_organization,
+    signup_opens_an_organization_once_its_address_is_confirmed,
+    signup_tells_nobody_whether_an_address_has_an_account,
     invitation_signup_joins_with_the_invited_role,
     admins_manage_users_within_limits,
     mail_goes_through_the_configured_provider,
@@ -39,19 +40,59 @@ fn rand_bytes() -> [u8; 16] {
     b
 }
 
-async fn signup_opens_an_organization(app: &TestApp) -> anyhow::Result<()> {
+async fn signup_opens_an_organization_once_its_address_is_confirmed(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let _reading_mail = app.reading_mail().await;
     let email = unique_email("founder");
-    let body = json!({ "organizationName": "Genomics Core", "email": email, "name": "Ada", "password": "a long good passphrase" });
-    let resp = app.anonymous().post("/api/auth/signup", &body).await?;
-    let data = resp.expect_ok(201)?.clone();
-    ensure!(data["user"]["role"] == "ADMIN", "{data}");
-    ensure!(data["user"]["email"] == email.as_str(), "{data}");
-    let token = app
+    let password = "a long good passphrase";
+    let body = json!({ "organizationName": "Genomics Core", "email": email, "name": "Ada", "password": password });
+    let login = json!({ "email": email, "password": password });
+    let answer = app
+        .anonymous()
+        .post("/api/auth/signup", &body)
+        .await?
+        .expect_ok(202)?
+        .clone();
+    // Nothing exists until the address's owner follows the mailed link.
+    app.anonymous()
+        .post("/api/auth/login", &login)
+        .await?
+        .expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    let link = mailed_token(app, &email, "token=").await?;
+    ensure!(link.starts_with("sg_"), "{link}");
+    // Whoever follows it must know the password given with the request.
+    let stranger = app
         .anonymous()
         .post(
-            "/api/auth/login",
-            &json!({ "email": email, "password": "a long good passphrase" }),
+            "/api/auth/signup/confirm",
+            &json!({ "token": link, "password": "not the one they chose" }),
         )
+        .await?;
+    stranger.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(
+        stranger.detail_fields() == ["password"],
+        "{}",
+        stranger.json
+    );
+    let confirm = json!({ "token": link, "password": password });
+    let confirmed = app
+        .anonymous()
+        .post("/api/auth/signup/confirm", &confirm)
+        .await?;
+    let data = confirmed.expect_ok(201)?.clone();
+    ensure!(data["user"]["role"] == "ADMIN", "{data}");
+    ensure!(data["user"]["email"] == email.as_str(), "{data}");
+    // Once.
+    let again = app
+        .anonymous()
+        .post("/api/auth/signup/confirm", &confirm)
+        .await?;
+    again.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(again.detail_fields() == ["token"], "{}", again.json);
+    let token = app
+        .anonymous()
+        .post("/api/auth/login", &login)
         .await?
         .expect_ok(200)?["accessToken"]
         .as_str()
@@ -59,9 +100,19 @@ async fn signup_opens_an_organization(app: &TestApp) -> anyhow::Result<()> {
         .to_owned();
     let me = app.as_user(&token).get("/api/auth/me").await?;
     ensure!(me.expect_ok(200)?["organization"]["name"] == "Genomics Core");
-    let again = app.anonymous().post("/api/auth/signup", &body).await?;
-    again.expect_error(409, "CONFLICT")?;
-    ensure!(again.detail_fields() == ["email"]);
+    let db = app.db().await?;
+    let created = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE organization_id = $1 AND event_type = 'USER_SIGNED_UP' \
+             AND new_values->>'organizationName' = 'Genomics Core'",
+            &[&uuid::Uuid::parse_str(data["organizationId"].as_str().context("organizationId")?)?],
+        )
+        .await?;
+    ensure!(
+        created.get::<_, i64>(0) == 1,
+        "the organization's first record"
+    );
+
     let weak = app.anonymous().post("/api/auth/signup", &json!({ "organizationName": "X", "email": unique_email("w"), "name": "W", "password": "password1" }))
         .await?;
     weak.expect_error(400, "VALIDATION_ERROR")?;
@@ -69,6 +120,106 @@ async fn signup_opens_an_organization(app: &TestApp) -> anyhow::Result<()> {
     let both = app.anonymous().post("/api/auth/signup", &json!({ "invitationToken": "in_x", "organizationName": "X", "email": unique_email("b"), "name": "B", "password": "a long good passphrase" }))
         .await?;
     both.expect_error(400, "VALIDATION_ERROR")?;
+    let forged = app
+        .anonymous()
+        .post(
+            "/api/auth/signup/confirm",
+            &json!({ "token": format!("sg_{}", "A".repeat(43)), "password": password }),
+        )
+        .await?;
+    forged.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(forged.detail_fields() == ["token"], "{}", forged.json);
+    ensure!(answer["message"].is_string(), "{answer}");
+    Ok(())
+}
+
+/// Nobody learns from a signup whether an address has an account, and
+/// nobody can take an address they cannot read mail at.
+async fn signup_tells_nobody_whether_an_address_has_an_account(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let _reading_mail = app.reading_mail().await;
+    let (holder, _) = app.admin().await?;
+    let ask = |email: &str, password: &str| json!({ "organizationName": "Squatters Inc", "email": email, "name": "Sam", "password": password });
+    // An address with an account and one without: the same answer.
+    let taken = app
+        .anonymous()
+        .post(
+            "/api/auth/signup",
+            &ask(&holder.email, "the squatter's passphrase"),
+        )
+        .await?;
+    let fresh_address = unique_email("nobody");
+    let free = app
+        .anonymous()
+        .post(
+            "/api/auth/signup",
+            &ask(&fresh_address, "the squatter's passphrase"),
+        )
+        .await?;
+    ensure!(taken.status == 202 && free.status == 202);
+    ensure!(
+        taken.json["data"] == free.json["data"],
+        "{} / {}",
+        taken.json,
+        free.json
+    );
+    // The holder is told by mail; no link, no organization.
+    let (subject, note) = app
+        .mail_to(&holder.email)
+        .await?
+        .context("the holder's note")?;
+    ensure!(
+        subject == "You already have an Antevus account" && !note.contains("token="),
+        "{subject}: {note}"
+    );
+    // Two requests for one address: the owner confirms theirs with their
+    // own password; the other (someone else's) cannot be confirmed after.
+    let owner_password = "the owner's own passphrase";
+    let squatter_link = mailed_token(app, &fresh_address, "token=").await?;
+    app.anonymous()
+        .post("/api/auth/signup", &ask(&fresh_address, owner_password))
+        .await?
+        .expect_ok(202)?;
+    let owner_link = mailed_token(app, &fresh_address, "token=").await?;
+    ensure!(owner_link != squatter_link);
+    app.anonymous()
+        .post(
+            "/api/auth/signup/confirm",
+            &json!({ "token": owner_link, "password": owner_password }),
+        )
+        .await?
+        .expect_ok(201)?;
+    let late = app
+        .anonymous()
+        .post(
+            "/api/auth/signup/confirm",
+            &json!({ "token": squatter_link, "password": "the squatter's passphrase" }),
+        )
+        .await?;
+    late.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(late.detail_fields() == ["token"], "{}", late.json);
+
+    // An invitation to an address with an account in another organization
+    // is answered as any other (the accepting owner learns it, nobody else).
+    let (_, inviter) = app.admin().await?;
+    let across = app
+        .as_user(&inviter)
+        .post(
+            "/api/v1/users",
+            &json!({ "email": holder.email, "role": "VIEWER", "name": "Holder" }),
+        )
+        .await?;
+    ensure!(across.status == 201, "{}", across.json);
+    let invitation = mailed_token(app, &holder.email, "invitation=").await?;
+    let accepted = app
+        .anonymous()
+        .post(
+            "/api/auth/signup",
+            &json!({ "invitationToken": invitation, "name": "Holder", "password": "a long good passphrase" }),
+        )
+        .await?;
+    accepted.expect_error(409, "CONFLICT")?;
     Ok(())
 }
 

@@ -25,11 +25,15 @@ const DEFINERS: &[&str] = &[
     "audit_retention_purge",
     "bridge_join_token",
     "claim_due_mail",
+    "confirm_signup",
     "invitation_for",
     "purge_idle_rate_limits",
+    "record_mail_delivery",
     "refresh_token_state",
+    "request_signup",
     "reset_token_owner",
     "rotate_refresh_token",
+    "signup_request_for",
     "use_reset_token",
 ];
 
@@ -147,6 +151,17 @@ async fn tenant_tables_are_closed_without_their_organization(app: &TestApp) -> a
             .expect_ok(202)?;
     }
     check_roles_and_definers(app).await?;
+    // Signup requests belong to no organization yet: the application's
+    // role reaches them only through V19's functions.
+    let (status, reply) = as_app(
+        app,
+        json!({"query": "SELECT count(*) AS n FROM signup_requests"}),
+    )
+    .await?;
+    ensure!(
+        refused(status, &reply).as_deref() == Some("42501"),
+        "signup_requests read directly: {reply}"
+    );
 
     // The catalogue: every table with an organization (and `organizations`
     // itself) is under row-level security, each policy reading the

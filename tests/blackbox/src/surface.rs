@@ -26,6 +26,10 @@ const PUBLIC: &[(&str, &str)] = &[
         "auth-signup",
         "a new organization, or an invitation token in the body",
     ),
+    (
+        "auth-signup-confirm",
+        "the confirmation token mailed to the address, in the body",
+    ),
     ("auth-forgot-password", "an e-mail address in the body"),
     ("auth-reset-password", "the reset token in the body"),
     ("auth-mfa-verify", "the login's challenge in the body"),

@@ -189,12 +189,37 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         Method::POST,
     )
     .await?;
-    let signup = app.anonymous().post("/api/auth/signup", &json!({"organizationName": "Walk Lab", "email": format!("walk-{}@lab.example", unique()),
-                    "name": "Walker", "password": "a long walking passphrase 7"}))
+    let founder = format!("walk-{}@lab.example", unique());
+    let signup = app
+        .anonymous()
+        .post(
+            "/api/auth/signup",
+            &json!({"organizationName": "Walk Lab", "email": founder,
+                    "name": "Walker", "password": "a long walking passphrase 7"}),
+        )
+        .await?;
+    // A request: no organization yet, so nothing to record.
+    walk.json("auth-signup", signup, 202, &[], Method::POST)
+        .await?;
+    let (_, mail) = app
+        .mail_to(&founder)
+        .await?
+        .context("confirmation e-mail")?;
+    let confirmation = mail
+        .split("token=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .context("token in the confirmation")?;
+    let confirmed = app
+        .anonymous()
+        .post(
+            "/api/auth/signup/confirm",
+            &json!({"token": confirmation, "password": "a long walking passphrase 7"}),
+        )
         .await?;
     walk.json(
-        "auth-signup",
-        signup,
+        "auth-signup-confirm",
+        confirmed,
         201,
         &["USER_SIGNED_UP"],
         Method::POST,
