@@ -45,6 +45,7 @@ pub mod model;
 pub mod platform;
 pub mod ratelimit;
 pub mod request;
+pub mod retention;
 pub mod routes;
 pub mod storage;
 

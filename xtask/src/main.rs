@@ -256,18 +256,23 @@ fn dev(port: u16) -> anyhow::Result<()> {
 
 /// Runs the scheduled jobs of the route table while the dev runner runs,
 /// as a deployment's scheduler would: each job's route, with the
-/// scheduler's key, every minute (the cadence of every job so far).
+/// scheduler's key, in the minutes its cadence names.
 fn tick_jobs(url: &str, key: &str) {
-    let jobs: Vec<String> = shared::routes::ROUTES
+    let jobs: Vec<(String, &'static str)> = shared::routes::ROUTES
         .iter()
-        .filter(|route| route.attrs.schedule.is_some())
-        .map(|route| format!("{url}{}", route.path))
+        .filter_map(|route| Some((format!("{url}{}", route.path), route.attrs.schedule?)))
         .collect();
     let key = key.to_owned();
     std::thread::spawn(move || {
         let agent = ureq::Agent::new_with_defaults();
         loop {
-            for job in &jobs {
+            let minute = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() / 60 % 60);
+            for (job, schedule) in &jobs {
+                if !due_in_minute(schedule, minute) {
+                    continue;
+                }
                 let answer = agent
                     .post(job)
                     .header("authorization", &format!("Bearer {key}"))
@@ -276,9 +281,24 @@ fn tick_jobs(url: &str, key: &str) {
                     eprintln!("scheduled job {job}: {e}");
                 }
             }
-            std::thread::sleep(std::time::Duration::from_secs(60));
+            // To the start of the next minute.
+            let into = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() % 60);
+            std::thread::sleep(std::time::Duration::from_secs(60 - into));
         }
     });
+}
+
+/// Whether a job of cadence `schedule` (cron: every minute, `* * * * *`,
+/// or hourly at one minute, `23 * * * *`: the forms the route table uses)
+/// runs in `minute` of the hour.
+fn due_in_minute(schedule: &str, minute: u64) -> bool {
+    match schedule.split_whitespace().next() {
+        Some("*") => true,
+        Some(at) => at.parse::<u64>().is_ok_and(|at| at == minute),
+        None => false,
+    }
 }
 
 /// Where the local simulated lab's bridge keeps its credentials and queue.
@@ -458,4 +478,28 @@ fn bench() -> anyhow::Result<()> {
         )
         .env("ANTEVUS_PG_LOG", pg::log_file())
         .current_dir(root()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::due_in_minute;
+
+    #[test]
+    fn the_dev_runner_keeps_every_jobs_cadence() {
+        assert!(due_in_minute("* * * * *", 7));
+        assert!(due_in_minute("23 * * * *", 23) && !due_in_minute("23 * * * *", 24));
+        for route in shared::routes::ROUTES {
+            let Some(schedule) = route.attrs.schedule else {
+                continue;
+            };
+            let fields: Vec<&str> = schedule.split_whitespace().collect();
+            assert_eq!(fields.len(), 5, "{schedule}");
+            assert!(
+                fields[1..].iter().all(|f| *f == "*"),
+                "{}: {schedule}: the dev runner reads only the minute",
+                route.function
+            );
+            assert!((0..60).any(|m| due_in_minute(schedule, m)), "{schedule}");
+        }
+    }
 }

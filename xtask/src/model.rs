@@ -54,6 +54,11 @@ pub const UNSCOPED: &[&str] = &[
     "request_signup",
     "signup_request_for",
     "confirm_signup",
+    // The scheduled retention job: the organizations due, and the sweep of
+    // what belongs to none (V20).
+    "claim_retention_due",
+    "purge_expired_signup_requests",
+    "purge_unowned_mail",
     // A bridge's join token by its hash: the token is its only credential.
     "join_token_by_hash",
     // System-wide: idle rate-limit state keyed by address (no
@@ -76,7 +81,7 @@ pub const SCOPE_CONSTRUCTORS: &[(&str, &[&str])] = &[
         ],
     ),
     ("recorded", &["audit/"]),
-    ("scheduled", &["mail.rs"]),
+    ("scheduled", &["routes/job_retention.rs"]),
 ];
 
 /// Whether `name` is a route's module (each function's name, `-` as `_`).

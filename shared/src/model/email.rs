@@ -80,3 +80,13 @@ pub fn purge_sent(scope: &Scope, days: i64) -> Statement {
         params![scope.organization_id(), days as i32],
     )
 }
+
+/// Deletes the mail of no organization (signup confirmations) sent, or
+/// given up on, more than `days` ago (V20's definer, for the scheduled
+/// retention job); returns `n`, how many.
+pub fn purge_unowned_mail(days: i64) -> Statement {
+    statement(
+        "SELECT purge_unowned_mail($1::int) AS n",
+        params![days as i32],
+    )
+}

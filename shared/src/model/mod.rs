@@ -36,6 +36,7 @@ pub mod email;
 pub mod instrument;
 pub mod invitation;
 pub mod maintenance;
+pub mod organization;
 pub mod page;
 pub mod password_reset;
 pub mod rate_limit;
@@ -80,8 +81,8 @@ impl Scope {
         Scope { organization_id }
     }
 
-    /// The organization a scheduled job works on for a row it claimed
-    /// through the system's own sweep (the mail sender's message).
+    /// The organization a scheduled job works on, claimed through the
+    /// system's own sweep (the retention job's organizations due).
     pub fn scheduled(organization_id: uuid::Uuid) -> Scope {
         Scope { organization_id }
     }

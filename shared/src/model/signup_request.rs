@@ -80,3 +80,9 @@ pub fn confirm_signup(
         params![token_hash, organization_id, slug, user_id],
     )
 }
+
+/// Deletes the requests whose link expired (V20's definer, for the
+/// scheduled retention job); returns `n`, how many.
+pub fn purge_expired_signup_requests() -> Statement {
+    statement("SELECT purge_expired_signup_requests() AS n", Vec::new())
+}

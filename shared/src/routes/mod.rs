@@ -75,6 +75,7 @@ pub mod instrument_readings;
 pub mod instrument_status;
 pub mod instruments;
 pub mod instruments_item;
+pub mod job_retention;
 pub mod job_send_mail;
 pub mod live;
 pub mod maintenance_item;
@@ -334,6 +335,7 @@ route_table! {
     "live" => live, "/api/v1/live", [GET] { live_hub: true };
     "job-send-mail" => job_send_mail, "/api/v1/jobs/send-mail", [POST] { mail: true, seals: true, audit: false, schedule: Some("* * * * *") };
     "retention-run" => retention_run, "/api/v1/retention/run", [POST] { object_storage: true, verifies_audit: true };
+    "job-retention" => job_retention, "/api/v1/jobs/retention", [POST] { object_storage: true, verifies_audit: true, schedule: Some("23 * * * *") };
     "api-keys" => api_keys, "/api/v1/api-keys", [GET, POST];
     "api-keys-item" => api_keys_item, "/api/v1/api-keys/:id", [DELETE];
     "users" => users, "/api/v1/users", [GET, POST] { seals: true };

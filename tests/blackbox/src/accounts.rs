@@ -466,13 +466,7 @@ async fn mail_goes_through_the_configured_provider(app: &TestApp) -> anyhow::Res
     // be between queueing a message and reading it meanwhile.
     let _sending_mail = app.sending_mail().await;
     let db = app.db().await?;
-    let key = app
-        .stack
-        .function_env
-        .iter()
-        .find(|(name, _)| name == "SCHEDULER_KEY")
-        .map(|(_, value)| value.clone())
-        .context("SCHEDULER_KEY")?;
+    let key = app.scheduler_key()?;
     for (status, delivered) in [(200u16, true), (503, false)] {
         let (url, received, stop) = mail_provider(status).await?;
         let host = app

@@ -20,6 +20,7 @@ crate::cases![
     electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_change,
     retention_removes_only_what_has_expired_and_audits_itself,
     retention_refuses_to_vouch_for_a_rewritten_past,
+    scheduled_retention_covers_every_organization,
 ];
 
 /// An organization with a few audited changes; returns its id and the
@@ -847,6 +848,7 @@ async fn chain_with_old_events(app: &TestApp) -> anyhow::Result<(uuid::Uuid, Str
 async fn retention_removes_only_what_has_expired_and_audits_itself(
     app: &TestApp,
 ) -> anyhow::Result<()> {
+    let _expiring = app.expiring().await;
     let (org, qa) = chain_with_old_events(app).await?;
     let (_, admin) = app.member(org, Role::Admin).await?;
     let (scientist, token) = app.member(org, Role::Scientist).await?;
@@ -1090,6 +1092,7 @@ async fn audit_events_signed_with_hmac_before_ed25519_still_verify(
 /// A rewritten old part of the chain gets no checkpoint and keeps its
 /// evidence: retention verifies what it would vouch for and remove first.
 async fn retention_refuses_to_vouch_for_a_rewritten_past(app: &TestApp) -> anyhow::Result<()> {
+    let _expiring = app.expiring().await;
     let (org, qa) = chain_with_old_events(app).await?;
     let (_, admin) = app.member(org, Role::Admin).await?;
     tamper(
@@ -1125,3 +1128,128 @@ async fn retention_refuses_to_vouch_for_a_rewritten_past(app: &TestApp) -> anyho
     ensure!(failure(&report).0 == 2, "{report}");
     Ok(())
 }
+
+/// The schedule runs retention for every organization in turn, recorded as
+/// no one's, and sweeps what belongs to no organization; one
+/// organization's refusal stops nobody else's.
+async fn scheduled_retention_covers_every_organization(app: &TestApp) -> anyhow::Result<()> {
+    let _running = app.running_retention().await;
+    let (good, good_qa) = chain_with_old_events(app).await?;
+    let (bad, _) = chain_with_old_events(app).await?;
+    tamper(
+        app,
+        bad,
+        "UPDATE audit_events SET action = 'Nothing happened' WHERE chain_id = $1 AND sequence = 2",
+    )
+    .await?;
+    // A signup request whose link expired, and a confirmation sent long ago.
+    let db = app.db().await?;
+    let request: uuid::Uuid = db
+        .query_one(
+            "INSERT INTO signup_requests (id, email, organization_name, name, password_hash, token_hash, expires_at) \
+             SELECT id, id::text || '@example.org', 'Old Lab', 'Old', 'x', decode(md5(id::text), 'hex'), now() - interval '1 day' \
+             FROM (SELECT gen_random_uuid() AS id) new RETURNING id",
+            &[],
+        )
+        .await?
+        .get(0);
+    let mail: uuid::Uuid = db
+        .query_one(
+            "INSERT INTO email_outbox (organization_id, to_address, template, subject, sent_at, created_at) \
+             VALUES (NULL, 'old@example.org', 'signup_confirmation', 'Old', now() - interval '40 days', now() - interval '40 days') \
+             RETURNING id",
+            &[],
+        )
+        .await?
+        .get(0);
+
+    // Only the scheduler runs it.
+    let (_, admin) = app.member(good, Role::Admin).await?;
+    for token in ["", admin.as_str()] {
+        let refused = app
+            .as_user(token)
+            .post("/api/v1/jobs/retention", &json!({}))
+            .await?;
+        ensure!(refused.status == 401, "{}", refused.json);
+    }
+    let key = app.scheduler_key()?;
+    let ran_at = |org: uuid::Uuid| {
+        let db = &db;
+        async move {
+            anyhow::Ok(
+                db.query_one(
+                    "SELECT retention_ran_at IS NOT NULL FROM organizations WHERE id = $1",
+                    &[&org],
+                )
+                .await?
+                .get::<_, bool>(0),
+            )
+        }
+    };
+    let mut failed = 0;
+    let mut swept = Vec::new();
+    for _ in 0..40 {
+        let tick = app
+            .as_user(&key)
+            .post("/api/v1/jobs/retention", &json!({}))
+            .await?;
+        let data = tick.expect_ok(200)?.clone();
+        failed += data["failed"].as_i64().context("failed")?;
+        swept.push(data);
+        if ran_at(good).await? && ran_at(bad).await? {
+            break;
+        }
+    }
+    ensure!(ran_at(good).await? && ran_at(bad).await?, "{swept:?}");
+    ensure!(failed >= 1, "the rewritten chain's organization: {swept:?}");
+    // The good organization's expired events left, on its record as the
+    // schedule's; its chain verifies from its new start.
+    let record = db
+        .query(
+            "SELECT user_id IS NULL, (new_values->>'auditEventsRemoved')::int FROM audit_events \
+             WHERE chain_id = $1 AND event_type = 'RETENTION_RUN'",
+            &[&good],
+        )
+        .await?;
+    ensure!(record.len() == 1, "{} records", record.len());
+    ensure!(record[0].get::<_, bool>(0) && record[0].get::<_, i32>(1) == 3);
+    let after = verify(app, &good_qa, "").await?;
+    ensure!(after["verified"] == true && after["fromSequence"] == 4, "{after}");
+    // The rewritten one kept everything and got no record.
+    let kept = db
+        .query_one(
+            "SELECT count(*) FILTER (WHERE sequence <= 3), count(*) FILTER (WHERE event_type = 'RETENTION_RUN') \
+             FROM audit_events WHERE chain_id = $1",
+            &[&bad],
+        )
+        .await?;
+    ensure!(kept.get::<_, i64>(0) == 3 && kept.get::<_, i64>(1) == 0);
+    // What belonged to no organization went.
+    let left = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM signup_requests WHERE id = $1), \
+                    (SELECT count(*) FROM email_outbox WHERE id = $2)",
+            &[&request, &mail],
+        )
+        .await?;
+    ensure!(left.get::<_, i64>(0) == 0 && left.get::<_, i64>(1) == 0);
+    ensure!(
+        swept.iter().any(|s| s["signupRequestsDeleted"].as_i64() >= Some(1)),
+        "{swept:?}"
+    );
+    // Run within the period: the next tick leaves it alone.
+    app.as_user(&key)
+        .post("/api/v1/jobs/retention", &json!({}))
+        .await?
+        .expect_ok(200)?;
+    let runs: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE chain_id = $1 AND event_type = 'RETENTION_RUN'",
+            &[&good],
+        )
+        .await?
+        .get(0);
+    ensure!(runs == 1, "{runs} runs");
+    Ok(())
+}
+

@@ -33,6 +33,11 @@ const EXEMPT: &[(&str, Method, &str)] = &[
         "only adds a signed checkpoint of the chain",
     ),
     (
+        "job-retention",
+        Method::POST,
+        "runs retention for every organization due, each recorded on its own chain; audit::scheduled_retention_covers_every_organization",
+    ),
+    (
         "job-send-mail",
         Method::POST,
         "delivers queued mail (the outbox's bookkeeping); accounts::mail_goes_through_the_configured_provider",
