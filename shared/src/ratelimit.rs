@@ -3,9 +3,10 @@
 //!
 //! Classes and defaults (design document): authentication 5/min with a
 //! 15-minute block, public 100/min (5-minute block), authenticated 1000/min
-//! (5 minutes), admin 2000/min (1 minute). Each is configurable as
+//! (5 minutes), admin 2000/min (1 minute); and every anonymous client
+//! report together, 5000 a day (no block). Each is configurable as
 //! `limit/window_secs/block_secs` (`RATE_LIMIT_AUTH`, `RATE_LIMIT_PUBLIC`,
-//! `RATE_LIMIT_AUTHENTICATED`, `RATE_LIMIT_ADMIN`).
+//! `RATE_LIMIT_AUTHENTICATED`, `RATE_LIMIT_ADMIN`, `RATE_LIMIT_CLIENT_REPORTS`).
 //!
 //! Answers carry `RateLimit-Policy` and `RateLimit`
 //! (draft-ietf-httpapi-ratelimit-headers); a refusal is `429
@@ -30,6 +31,8 @@ pub enum Class {
     Public,
     Authenticated,
     Admin,
+    /// Every anonymous client report together.
+    ClientReports,
 }
 
 impl Class {
@@ -47,6 +50,7 @@ impl Class {
             Class::Public => "public",
             Class::Authenticated => "authenticated",
             Class::Admin => "admin",
+            Class::ClientReports => "client-reports",
         }
     }
 }
@@ -58,6 +62,7 @@ impl Limits {
             Class::Public => self.public,
             Class::Authenticated => self.authenticated,
             Class::Admin => self.admin,
+            Class::ClientReports => self.client_reports,
         }
     }
 }

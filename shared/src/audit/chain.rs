@@ -19,8 +19,14 @@ use time::OffsetDateTime;
 
 use crate::config::{AuditKeys, SigningKey};
 
-/// The chain of events without an organization.
+/// The chain of events without an organization (refusals before anyone is
+/// authenticated, failed logins, resets).
 pub const SYSTEM_CHAIN: uuid::Uuid = uuid::Uuid::nil();
+
+/// The chain of client reports made without credentials (`CLIENT_*` events
+/// of no organization; migration V21), apart from [`SYSTEM_CHAIN`] so a
+/// flood of them never holds up its events.
+pub const CLIENT_REPORTS_CHAIN: uuid::Uuid = uuid::Uuid::from_u128(1);
 
 /// Events recorded before signing existed: chained, not signed.
 pub const LEGACY_KEY_ID: &str = "legacy";

@@ -1,7 +1,8 @@
 //! The rate-limit policies (design document defaults), configurable as
 //! `limit/window_secs/block_secs` in `RATE_LIMIT_AUTH`, `RATE_LIMIT_PUBLIC`,
-//! `RATE_LIMIT_AUTHENTICATED` and `RATE_LIMIT_ADMIN`. The limits themselves
-//! are applied by `crate::ratelimit`.
+//! `RATE_LIMIT_AUTHENTICATED` and `RATE_LIMIT_ADMIN`, and the cap on every
+//! client report without credentials together (`RATE_LIMIT_CLIENT_REPORTS`,
+//! 5,000 a day). The limits themselves are applied by `crate::ratelimit`.
 
 use super::{ConfigError, Vars};
 
@@ -26,13 +27,15 @@ impl Policy {
     }
 }
 
-/// The four policies.
+/// The policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub auth: Policy,
     pub public: Policy,
     pub authenticated: Policy,
     pub admin: Policy,
+    /// Every anonymous client report together (`POST /api/audit`).
+    pub client_reports: Policy,
 }
 
 impl Default for Limits {
@@ -58,6 +61,11 @@ impl Default for Limits {
                 window_secs: 60,
                 block_secs: 60,
             },
+            client_reports: Policy {
+                limit: 5000,
+                window_secs: 86_400,
+                block_secs: 0,
+            },
         }
     }
 }
@@ -75,6 +83,7 @@ impl Limits {
             public: policy("RATE_LIMIT_PUBLIC", defaults.public)?,
             authenticated: policy("RATE_LIMIT_AUTHENTICATED", defaults.authenticated)?,
             admin: policy("RATE_LIMIT_ADMIN", defaults.admin)?,
+            client_reports: policy("RATE_LIMIT_CLIENT_REPORTS", defaults.client_reports)?,
         })
     }
 }

@@ -4,7 +4,10 @@
 //! says; with credentials the event is attributed to the caller and their
 //! organization (bad credentials are refused, not ignored). The body is
 //! capped at [`MAX_BODY_BYTES`] and each client address at the public rate
-//! limit. `{eventType, action, severity?, outcome?, metadata?}`; the event
+//! limit; reports without credentials go on a chain of their own (V21: a
+//! flood of them never holds up the system chain's security events) and
+//! are capped all together per day (`RATE_LIMIT_CLIENT_REPORTS`, 5,000),
+//! so what nobody signed for grows by a bounded amount. `{eventType, action, severity?, outcome?, metadata?}`; the event
 //! is stored as `CLIENT_<eventType>` with `metadata.clientReported = true`,
 //! so a client can never pose as the server, and its metadata is redacted
 //! like every event's.
@@ -120,6 +123,19 @@ async fn log<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> 
     }
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
+    }
+    if principal.is_none() {
+        // All anonymous reports together. The key names the policy: a
+        // changed policy starts its own count.
+        let cap = ctx.config.rate_limits()?.client_reports;
+        crate::ratelimit::check(
+            ctx,
+            rq,
+            Class::ClientReports,
+            &format!("anonymous:{}/{}", cap.limit, cap.window_secs),
+            None,
+        )
+        .await?;
     }
     let event_type = if name.starts_with("CLIENT_") {
         name.to_owned()

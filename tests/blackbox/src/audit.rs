@@ -21,6 +21,7 @@ crate::cases![
     retention_removes_only_what_has_expired_and_audits_itself,
     retention_refuses_to_vouch_for_a_rewritten_past,
     scheduled_retention_covers_every_organization,
+    anonymous_client_reports_are_capped_together_on_their_own_chain,
 ];
 
 /// An organization with a few audited changes; returns its id and the
@@ -499,7 +500,7 @@ async fn denials_client_events_and_sessions_are_on_the_record(app: &TestApp) -> 
         "the session is named"
     );
 
-    // A client-reported event, anonymous: the system chain, marked, redacted.
+    // A client-reported event, anonymous: its own chain, marked, redacted.
     let anonymous = app.anonymous().post("/api/audit", &json!({"eventType": "CSP_VIOLATION", "action": "Blocked inline script", "severity": "WARNING",
                     "metadata": {"page": "/runs", "userEmail": "someone@lab.example"}}))
         .await?;
@@ -516,7 +517,7 @@ async fn denials_client_events_and_sessions_are_on_the_record(app: &TestApp) -> 
             &[&id],
         )
         .await?;
-    ensure!(row.get::<_, uuid::Uuid>(0) == uuid::Uuid::nil());
+    ensure!(row.get::<_, uuid::Uuid>(0) == shared::audit::chain::CLIENT_REPORTS_CHAIN);
     let metadata: Value = row.get(1);
     ensure!(metadata["clientReported"] == true, "{metadata}");
     ensure!(metadata["reported"]["page"] == "/runs", "{metadata}");
@@ -1251,5 +1252,75 @@ async fn scheduled_retention_covers_every_organization(app: &TestApp) -> anyhow:
         .get(0);
     ensure!(runs == 1, "{runs} runs");
     Ok(())
+}
+
+/// Reports nobody signed for are capped all together (a per-address limit
+/// alone lets many addresses fill the trail) and kept off the system
+/// chain, whose head every failed login locks.
+async fn anonymous_client_reports_are_capped_together_on_their_own_chain(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let host = app
+        .host_with(&[("RATE_LIMIT_CLIENT_REPORTS", "3/86400/0")])
+        .await?;
+    let base = host.base_url.clone();
+    let result = async {
+        let (_, signed_in) = app.admin().await?;
+        let report = |token: Option<&str>| {
+            let mut request = app.http.post(format!("{base}/api/audit")).json(
+                &json!({"eventType": "CSP_VIOLATION", "action": "Blocked inline script"}),
+            );
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let made = report(None).await?;
+            ensure!(made.status().as_u16() == 201, "{}", made.status());
+            let body: Value = made.json().await?;
+            ids.push(body["data"]["id"].as_str().context("id")?.parse::<uuid::Uuid>()?);
+        }
+        let capped = report(None).await?;
+        ensure!(capped.status().as_u16() == 429, "{}", capped.status());
+        let body: Value = capped.json().await?;
+        ensure!(body["error"]["code"] == "RATE_LIMIT_EXCEEDED", "{body}");
+        // A signed-in reporter is attributed, on their organization's
+        // chain, and not held by the cap.
+        let signed = report(Some(&signed_in)).await?;
+        ensure!(signed.status().as_u16() == 201, "{}", signed.status());
+        let db = app.db().await?;
+        let chains: Vec<uuid::Uuid> = db
+            .query("SELECT DISTINCT chain_id FROM audit_events WHERE id = ANY($1)", &[&ids])
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        ensure!(chains == [shared::audit::chain::CLIENT_REPORTS_CHAIN], "{chains:?}");
+        // A failed login stays on the system chain.
+        let failed = app
+            .http
+            .post(format!("{base}/api/auth/login"))
+            .json(&json!({"email": crate::accounts::unique_email("nobody"), "password": "not a password at all"}))
+            .send()
+            .await?;
+        ensure!(failed.status().as_u16() == 401);
+        let id = failed
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .context("x-request-id")?
+            .to_owned();
+        let chain: uuid::Uuid = db
+            .query_one("SELECT chain_id FROM audit_events WHERE request_id = $1", &[&id])
+            .await?
+            .get(0);
+        ensure!(chain == shared::audit::chain::SYSTEM_CHAIN);
+        anyhow::Ok(())
+    }
+    .await;
+    tokio::task::spawn_blocking(move || host.stop()).await?;
+    result
 }
 
