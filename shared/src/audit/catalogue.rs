@@ -210,6 +210,9 @@ catalogue! {
     InstrumentUpdated = "INSTRUMENT_UPDATED", Info, Success, Some(R::Instrument), "Instrument updated";
     /// An instrument was removed from service, with a reason.
     InstrumentDeleted = "INSTRUMENT_DELETED", Warning, Success, Some(R::Instrument), "Instrument removed";
+    /// The first bridge to report an unbound instrument now serves it: only
+    /// that bridge reports its readings and status and takes its commands.
+    InstrumentBoundToBridge = "INSTRUMENT_BOUND_TO_BRIDGE", Info, Success, Some(R::Instrument), "Instrument bound to the bridge that reported it";
     /// An instrument's bridge reported a new status.
     InstrumentStatusChanged = "INSTRUMENT_STATUS_CHANGED", Info, Success, Some(R::Instrument), "Instrument status reported by its bridge";
     /// Completing a calibration wrote the instrument's calibration and due date.

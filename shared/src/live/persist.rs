@@ -89,6 +89,36 @@ pub async fn ingest<P: Platform>(
         bridge::read_stream(&scope, &at)
     }];
 
+    // The instruments the batch names: one no bridge serves yet is bound to
+    // this one, the first to report it (audited); one another bridge
+    // serves is left alone (its readings are rejected, its status ignored).
+    let named = named_instruments(batch);
+    let known = if named.is_empty() {
+        Vec::new()
+    } else {
+        instrument::statuses(&ctx.db(), &scope, &named).await?
+    };
+    for unbound in known.iter().filter(|k| k.bridge_id.is_none()) {
+        let event = audit::Event {
+            new_values: Some(json!({ "bridgeId": bridge.id })),
+            metadata: json!({ "source": "bridge" }),
+            ..audit::Event::by(
+                ctx.new_uuid(),
+                principal,
+                EventType::InstrumentBoundToBridge,
+                unbound.id,
+            )
+        };
+        statements.push(event.record_change(
+            rq,
+            instrument::bind_to_bridge(&scope, unbound.id, bridge.id),
+        )?);
+    }
+    let served: Vec<instrument::Known> = known
+        .into_iter()
+        .filter(|k| k.bridge_id.is_none_or(|b| b == bridge.id))
+        .collect();
+
     let readings = readings_of(batch);
     let readings_at = (!readings.is_empty()).then_some(statements.len());
     if !readings.is_empty() {
@@ -111,7 +141,7 @@ pub async fn ingest<P: Platform>(
     if last >= first {
         statements.push(bridge::advance_stream(&scope, &at, int(last)));
     }
-    statements.extend(heartbeat(ctx, rq, principal, &scope, bridge, batch).await?);
+    statements.extend(heartbeat(ctx, rq, principal, &scope, bridge, batch, &served)?);
 
     let results = scope.batch(&ctx.db(), statements).await?;
     let acked: Vec<Acked> = rows(&results, 0)?;
@@ -141,6 +171,24 @@ pub async fn ingest<P: Platform>(
         )
         .collect();
     Ok(acknowledge(batch, before, last, &stored))
+}
+
+/// The instruments a batch names (its heartbeat's and its readings'), once
+/// each.
+fn named_instruments(batch: &Batch) -> Vec<String> {
+    let mut named: Vec<String> = batch
+        .heartbeat
+        .instruments
+        .iter()
+        .map(|i| i.id.to_string())
+        .chain(batch.records.iter().filter_map(|r| match &r.item {
+            Item::Reading(reading) => Some(reading.instrument_id.to_string()),
+            Item::CommandOutcome(_) => None,
+        }))
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    named
 }
 
 /// The batch's readings, as `reading::insert_continuing` takes them.
@@ -215,7 +263,9 @@ fn acknowledge(batch: &Batch, before: u64, last: u64, stored: &HashSet<u64>) -> 
             rejected.push(Rejected {
                 seq: record.seq,
                 reason: match record.item {
-                    Item::Reading(_) => "no such instrument in this organization".into(),
+                    Item::Reading(_) => {
+                        "no such instrument in this organization, or another bridge serves it".into()
+                    }
                     Item::CommandOutcome(_) => {
                         "no such command handed to this bridge, or it has already finished".into()
                     }
@@ -233,16 +283,18 @@ fn acknowledge(batch: &Batch, before: u64, last: u64, stored: &HashSet<u64>) -> 
 }
 
 /// The heartbeat's statements: the bridge's row, the instruments it reaches
-/// (`last_seen_at`), and each instrument whose status it reports changed
-/// (audited as `INSTRUMENT_STATUS_CHANGED`; an instrument in maintenance
-/// stays there).
-async fn heartbeat<P: Platform>(
+/// and serves (`last_seen_at`), and each of those whose status it reports
+/// changed (audited as `INSTRUMENT_STATUS_CHANGED`; an instrument in
+/// maintenance stays there). `served` are the named instruments this
+/// bridge serves or is binding now, with their current status.
+fn heartbeat<P: Platform>(
     ctx: &Ctx<P>,
     rq: &mut Rq,
     principal: &Principal,
     scope: &Scope,
     bridge: Bridge,
     batch: &Batch,
+    served: &[instrument::Known],
 ) -> Result<Vec<Statement>, ApiError> {
     let hb = &batch.heartbeat;
     let reported: Vec<String> = hb.instruments.iter().map(|i| i.id.to_string()).collect();
@@ -270,14 +322,10 @@ async fn heartbeat<P: Platform>(
     seen.sort_unstable();
     seen.dedup();
     if !seen.is_empty() {
-        statements.push(instrument::mark_seen(scope, &seen));
+        statements.push(instrument::mark_seen(scope, bridge.id, &seen));
     }
-    if hb.instruments.is_empty() {
-        return Ok(statements);
-    }
-    let known = instrument::statuses(&ctx.db(), scope, &reported).await?;
     for state in &hb.instruments {
-        let Some(current) = known.iter().find(|k| k.id == state.id) else {
+        let Some(current) = served.iter().find(|k| k.id == state.id) else {
             continue;
         };
         if current.status == state.status || current.status == InstrumentStatus::Maintenance {
@@ -296,7 +344,13 @@ async fn heartbeat<P: Platform>(
         };
         statements.push(event.record_change(
             rq,
-            instrument::set_reported_status(scope, state.id, state.status, current.status),
+            instrument::set_reported_status(
+                scope,
+                state.id,
+                bridge.id,
+                state.status,
+                current.status,
+            ),
         )?);
     }
     Ok(statements)

@@ -252,13 +252,13 @@ pub struct Heartbeat<'a> {
 }
 
 /// Records bridge `id`'s heartbeat: its version, host, queue depth and the
-/// organization's instruments among those it reaches.
+/// organization's instruments among those it reaches that it serves.
 pub fn record_heartbeat(scope: &Scope, id: uuid::Uuid, heartbeat: &Heartbeat<'_>) -> Statement {
     statement(
         "UPDATE bridges SET version = coalesce($3, version), hostname = coalesce($4, hostname), \
            last_heartbeat_at = now(), queue_depth = $5, \
            connected_instruments = (SELECT coalesce(jsonb_agg(i.id ORDER BY i.id), '[]'::jsonb) FROM instruments i \
-              WHERE i.organization_id = $2 AND i.deleted_at IS NULL \
+              WHERE i.organization_id = $2 AND i.deleted_at IS NULL AND i.bridge_id = $1 \
                 AND i.id IN (SELECT value::uuid FROM jsonb_array_elements_text($6::jsonb))) \
          WHERE id = $1 AND organization_id = $2",
         params![

@@ -261,7 +261,7 @@ pub struct Waiting {
 }
 
 /// The unexpired commands waiting for the instruments bridge `bridge_id`
-/// reaches (as its last heartbeat said), oldest first: queued ones, and
+/// reaches (as its last heartbeat said) and serves, oldest first: queued ones, and
 /// those sent to it but unacknowledged for `redeliver_secs`.
 pub async fn waiting_for<P: Platform>(
     db: &Db<'_, P>,
@@ -278,6 +278,8 @@ pub async fn waiting_for<P: Platform>(
                    FROM instrument_commands c JOIN bridges b ON b.id = $2 AND b.organization_id = c.organization_id \
                   WHERE c.organization_id = $1 AND c.expires_at > now() \
                     AND c.instrument_id IN (SELECT value::uuid FROM jsonb_array_elements_text(b.connected_instruments)) \
+                    AND EXISTS (SELECT 1 FROM instruments i WHERE i.organization_id = c.organization_id \
+                                AND i.id = c.instrument_id AND i.bridge_id = $2) \
                     AND (c.status = 'queued' \
                          OR (c.status = 'sent' AND c.bridge_id = $2 AND c.sent_at < now() - make_interval(secs => $3))) \
                   ORDER BY c.created_at, c.id LIMIT $4",

@@ -24,7 +24,7 @@ pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 
 pub const COLUMNS: &str = "id, name, type, status, location, model, serial_number, firmware, configuration, \
                            calibration, calibration_due_at, version, created_at, updated_at, last_seen_at, created_by, \
-                           deleted_at";
+                           deleted_at, bridge_id";
 
 /// An instrument as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +49,10 @@ pub struct Instrument {
     pub created_by: Option<uuid::Uuid>,
     /// Set once the instrument is removed; its history stays readable.
     pub deleted_at: Option<Timestamp>,
+    /// The bridge that serves it (the only one that reports for it and
+    /// takes its commands); none until one reports it or an administrator
+    /// names one.
+    pub bridge_id: Option<uuid::Uuid>,
 }
 
 /// The order of the list: a column, ascending or descending, then `id`.
@@ -177,6 +181,8 @@ pub struct InstrumentInput {
     pub firmware: Option<String>,
     pub configuration: Option<Value>,
     pub calibration: Option<Value>,
+    /// The bridge that serves it (one of the organization's).
+    pub bridge_id: Option<uuid::Uuid>,
 }
 
 /// Validated input of `POST` / `PUT`.
@@ -191,6 +197,7 @@ pub struct NewInstrument {
     pub configuration: Value,
     pub calibration: Value,
     pub calibration_due_at: Option<OffsetDateTime>,
+    pub bridge_id: Option<uuid::Uuid>,
 }
 
 impl NewInstrument {
@@ -280,6 +287,7 @@ impl NewInstrument {
                 configuration,
                 calibration,
                 calibration_due_at,
+                bridge_id: input.bridge_id,
             }),
             _ => Err(ApiError::Validation(problems)),
         }
@@ -289,7 +297,8 @@ impl NewInstrument {
 impl NewInstrument {
     /// The fields as statement parameters, in the order `insert` and
     /// `update` name their columns: name, type, status, location, model,
-    /// serial number, firmware, configuration, calibration, calibration due.
+    /// serial number, firmware, configuration, calibration, calibration due,
+    /// bridge.
     fn values(&self) -> Vec<Value> {
         params![
             self.name,
@@ -302,6 +311,7 @@ impl NewInstrument {
             self.configuration,
             self.calibration,
             self.calibration_due_at,
+            self.bridge_id,
         ]
     }
 
@@ -317,6 +327,7 @@ impl NewInstrument {
             "firmware": self.firmware,
             "configuration": self.configuration,
             "calibration": self.calibration,
+            "bridgeId": self.bridge_id,
         })
     }
 }
@@ -420,8 +431,8 @@ pub fn insert(scope: &Scope, id: uuid::Uuid, new: &NewInstrument, by: uuid::Uuid
     statement(
         format!(
             "INSERT INTO instruments (id, organization_id, name, type, status, location, model, serial_number, \
-             firmware, configuration, calibration, calibration_due_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13) RETURNING {COLUMNS}"
+             firmware, configuration, calibration, calibration_due_at, bridge_id, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14) RETURNING {COLUMNS}"
         ),
         [
             params![id, scope.organization_id()],
@@ -439,7 +450,7 @@ pub fn update(scope: &Scope, id: uuid::Uuid, version: i64, new: &NewInstrument) 
         format!(
             "UPDATE instruments SET name = $4, type = $5, status = $6, location = $7, model = $8, \
              serial_number = $9, firmware = $10, configuration = $11::jsonb, calibration = $12::jsonb, \
-             calibration_due_at = $13, version = version + 1, updated_at = now() \
+             calibration_due_at = $13, bridge_id = $14, version = version + 1, updated_at = now() \
              WHERE id = $1 AND organization_id = $2 AND version = $3 AND deleted_at IS NULL \
              RETURNING {COLUMNS}"
         ),
@@ -507,22 +518,35 @@ pub fn record_calibration(
 }
 
 /// Marks the organization's instruments `ids` heard from now.
-pub fn mark_seen(scope: &Scope, ids: &[String]) -> Statement {
+pub fn mark_seen(scope: &Scope, bridge_id: uuid::Uuid, ids: &[String]) -> Statement {
     statement(
         "UPDATE instruments SET last_seen_at = now() WHERE organization_id = $1 AND deleted_at IS NULL \
-           AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
-        params![scope.organization_id(), Value::from(ids.to_vec())],
+           AND bridge_id = $3 AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
+        params![scope.organization_id(), Value::from(ids.to_vec()), bridge_id],
     )
 }
 
-/// An instrument's status.
+/// Binds instrument `id` to bridge `bridge_id` if no bridge serves it yet
+/// (the first to report it); returns `id`.
+pub fn bind_to_bridge(scope: &Scope, id: uuid::Uuid, bridge_id: uuid::Uuid) -> Statement {
+    statement(
+        "UPDATE instruments SET bridge_id = $3, updated_at = now() \
+         WHERE organization_id = $1 AND id = $2 AND bridge_id IS NULL AND deleted_at IS NULL RETURNING id",
+        params![scope.organization_id(), id, bridge_id],
+    )
+}
+
+
+/// An instrument's status and the bridge that serves it.
 #[derive(Debug, Deserialize)]
 pub struct Known {
     pub id: uuid::Uuid,
     pub status: InstrumentStatus,
+    pub bridge_id: Option<uuid::Uuid>,
 }
 
-/// The statuses of the organization's instruments `ids` in service.
+/// The statuses and bridges of the organization's instruments `ids` in
+/// service.
 pub async fn statuses<P: Platform>(
     db: &Db<'_, P>,
     scope: &Scope,
@@ -532,7 +556,7 @@ pub async fn statuses<P: Platform>(
         .fetch_all(
             db,
             statement(
-                "SELECT id, status FROM instruments WHERE organization_id = $1 AND deleted_at IS NULL \
+                "SELECT id, status, bridge_id FROM instruments WHERE organization_id = $1 AND deleted_at IS NULL \
                    AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
                 params![scope.organization_id(), Value::from(ids.to_vec())],
             ),
@@ -540,22 +564,25 @@ pub async fn statuses<P: Platform>(
         .await
 }
 
-/// Sets instrument `id`'s status to `status` as its bridge reported it, if
-/// it is still `current`; returns `id`.
+/// Sets instrument `id`'s status to `status` as bridge `bridge_id` (the
+/// one that serves it) reported it, if it is still `current`; returns `id`.
 pub fn set_reported_status(
     scope: &Scope,
     id: uuid::Uuid,
+    bridge_id: uuid::Uuid,
     status: InstrumentStatus,
     current: InstrumentStatus,
 ) -> Statement {
     statement(
         "UPDATE instruments SET status = $3, updated_at = now() \
-         WHERE organization_id = $1 AND id = $2 AND status = $4 AND deleted_at IS NULL RETURNING id",
+         WHERE organization_id = $1 AND id = $2 AND status = $4 AND bridge_id = $5 AND deleted_at IS NULL \
+         RETURNING id",
         params![
             scope.organization_id(),
             id,
             status.as_str(),
-            current.as_str()
+            current.as_str(),
+            bridge_id
         ],
     )
 }
@@ -592,17 +619,20 @@ pub async fn summaries<P: Platform>(
     scope.fetch_all(db, query).await
 }
 
-/// A duplicate serial number as the client should see it.
-pub fn conflict_on_serial(err: DbError) -> ApiError {
-    if err.constraint() == Some("instruments_organization_id_serial_number_key") {
-        ApiError::Conflict {
+/// A registration or update the database refused, as the client should
+/// see it: a serial number taken, a bridge the organization does not have.
+pub fn refused_write(err: DbError) -> ApiError {
+    match err.constraint() {
+        Some("instruments_organization_id_serial_number_key") => ApiError::Conflict {
             message: "An instrument with this serial number already exists".into(),
             details: vec![FieldError::new(
                 "serialNumber",
                 "Already registered in this organization",
             )],
+        },
+        Some("instruments_bridge_fk") => {
+            ApiError::invalid("bridgeId", "No such bridge in this organization")
         }
-    } else {
-        err.into()
+        _ => err.into(),
     }
 }

@@ -55,8 +55,8 @@ pub async fn buckets<P: Platform>(
 /// Stores `readings` (a JSON array of `{seq, instrument_id, metric, value,
 /// unit, recorded_at}`) of the batch at `at`: only those past the stream's
 /// acknowledged sequence, only if the batch continues the stream, only for
-/// the organization's instruments in service. Returns each stored
-/// `sequence`.
+/// the organization's instruments in service that the batch's bridge
+/// serves. Returns each stored `sequence`.
 pub fn insert_continuing(scope: &Scope, at: &Position, readings: serde_json::Value) -> Statement {
     statement(
         format!(
@@ -66,6 +66,7 @@ pub fn insert_continuing(scope: &Scope, at: &Position, readings: serde_json::Val
                FROM jsonb_to_recordset($5::jsonb) AS r(seq bigint, instrument_id uuid, metric text, \
                                                      value float8, unit text, recorded_at timestamptz) \
                JOIN instruments i ON i.organization_id = $4 AND i.id = r.instrument_id AND i.deleted_at IS NULL \
+                                 AND i.bridge_id = $1 \
                JOIN bridge_streams s ON s.bridge_id = $1 AND s.stream_id = $2 \
               WHERE r.seq > s.acked_sequence AND {CONTINUES} \
              RETURNING sequence"

@@ -138,7 +138,7 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             ],
         )
         .await
-        .map_err(instrument::conflict_on_serial)?;
+        .map_err(instrument::refused_write)?;
     let created: Instrument = first_row(&results, 0)?
         .ok_or_else(|| ApiError::internal("INSERT ... RETURNING gave no row"))?;
     Reply::created(created)

@@ -35,6 +35,7 @@ const UPDATABLE: &[&str] = &[
     "firmware",
     "configuration",
     "calibration",
+    "bridgeId",
 ];
 
 async fn show<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
@@ -116,7 +117,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let updated: Option<Instrument> = scope
         .fetch_optional(&ctx.db(), event.record_change(rq, change)?)
         .await
-        .map_err(instrument::conflict_on_serial)?;
+        .map_err(instrument::refused_write)?;
     match updated {
         Some(instrument) => {
             let version = instrument.version;

@@ -15,6 +15,7 @@ crate::cases![
     live_heartbeats_show_the_bridge_and_its_instruments,
     live_readings_downsample_by_bucket,
     live_commands_move_forward_only_for_their_bridge,
+    live_instruments_are_bound_to_the_bridge_that_serves_them,
 ];
 
 fn reading(seq: u64, instrument: &Uuid, metric: &str, value: f64, at: &str) -> Value {
@@ -446,3 +447,148 @@ async fn live_commands_move_forward_only_for_their_bridge(app: &TestApp) -> anyh
     // Readings are never edited by the application.
     crate::audit::refused_as_app(app, "UPDATE readings SET value = 0", json!([])).await
 }
+
+/// One bridge serves an instrument: the first to report it; another
+/// bridge of the organization can neither report for it nor take its
+/// commands until an administrator moves it.
+async fn live_instruments_are_bound_to_the_bridge_that_serves_them(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let (first, _d1) = enrolled(app, &token).await?;
+    let (second, _d2) = enrolled(app, &token).await?;
+    let freezer =
+        id_of(&register(app, &token, json!({"name": "Freezer B", "type": "freezer"})).await?)?;
+    let ingest = "/api/v1/bridges/ingest";
+    let new_stream = || {
+        uuid::Builder::from_random_bytes(rand::random())
+            .into_uuid()
+            .to_string()
+    };
+    let (first_stream, second_stream) = (new_stream(), new_stream());
+    let report = |stream: &str, seq: u64, status: &str| {
+        json!({"stream": stream,
+               "records": [reading(seq, &freezer, "temperature", -79.5, "2026-11-26T10:00:00Z")],
+               "heartbeat": {"queueDepth": 0, "instruments": [{"id": freezer, "status": status}]}})
+    };
+    let bridge_of = || async {
+        let shown = app
+            .as_user(&token)
+            .get(&format!("/api/v1/instruments/{freezer}"))
+            .await?;
+        anyhow::Ok(shown.expect_ok(200)?["bridgeId"].clone())
+    };
+    ensure!(bridge_of().await?.is_null(), "unbound at first");
+
+    // The first to report it serves it, on the record.
+    let ack = app
+        .as_key(&first.api_key)
+        .post(ingest, &report(&first_stream, 1, "idle"))
+        .await?;
+    ensure!(ack.expect_ok(200)?["stored"] == 1, "{}", ack.json);
+    ensure!(bridge_of().await? == first.bridge_id.to_string());
+    let db = app.db().await?;
+    let bound: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE chain_id = $1 AND event_type = 'INSTRUMENT_BOUND_TO_BRIDGE' \
+               AND record_id = $2 AND new_values->>'bridgeId' = $3",
+            &[&admin.organization_id, &freezer, &first.bridge_id.to_string()],
+        )
+        .await?
+        .get(0);
+    ensure!(bound == 1, "{bound} binding events");
+
+    // Another bridge: its readings are rejected, its status ignored, and it
+    // does not list the instrument as its own.
+    let refused = app
+        .as_key(&second.api_key)
+        .post(ingest, &report(&second_stream, 1, "error"))
+        .await?;
+    let refused = refused.expect_ok(200)?.clone();
+    ensure!(refused["stored"] == 0, "{refused}");
+    ensure!(
+        refused["rejected"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("another bridge")),
+        "{refused}"
+    );
+    let status: String = db
+        .query_one("SELECT status FROM instruments WHERE id = $1", &[&freezer])
+        .await?
+        .get(0);
+    ensure!(status == "idle", "{status}");
+    let listed = app.as_user(&token).get("/api/v1/bridges").await?;
+    let listed = listed.expect_ok(200)?.clone();
+    let connected = |id: Uuid| {
+        listed["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|b| b["id"] == id.to_string()))
+            .map(|b| b["connectedInstruments"].clone())
+    };
+    ensure!(connected(first.bridge_id) == Some(json!([freezer])), "{listed}");
+    ensure!(connected(second.bridge_id) == Some(json!([])), "{listed}");
+
+    // Its commands go to the bridge that serves it only.
+    let queued = app
+        .as_user(&token)
+        .header("idempotency-key", "defrost-1")
+        .post(
+            &format!("/api/v1/instruments/{freezer}/control"),
+            &json!({"command": "defrost"}),
+        )
+        .await?;
+    let command = id_of(queued.expect_ok(202)?)?;
+    let poll = "/api/v1/bridges/commands";
+    let theirs = app.as_key(&second.api_key).get(poll).await?;
+    ensure!(theirs.expect_ok(200)?["items"] == json!([]), "{}", theirs.json);
+    let ours = app.as_key(&first.api_key).get(poll).await?;
+    ensure!(ours.expect_ok(200)?["items"][0]["id"] == command.to_string(), "{}", ours.json);
+
+    // An administrator moves it (an update of the instrument, audited with
+    // the old and new bridge); a bridge the organization lacks is refused.
+    let shown = app
+        .as_user(&token)
+        .get(&format!("/api/v1/instruments/{freezer}"))
+        .await?;
+    let version = shown.expect_ok(200)?["version"].clone();
+    let nowhere = app
+        .as_user(&token)
+        .header("if-match", &format!("\"{version}\""))
+        .put(
+            &format!("/api/v1/instruments/{freezer}"),
+            &json!({"bridgeId": Uuid::from_u128(7)}),
+        )
+        .await?;
+    nowhere.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(nowhere.detail_fields() == ["bridgeId"], "{}", nowhere.json);
+    let moved = app
+        .as_user(&token)
+        .header("if-match", &format!("\"{version}\""))
+        .put(
+            &format!("/api/v1/instruments/{freezer}"),
+            &json!({"bridgeId": second.bridge_id}),
+        )
+        .await?;
+    ensure!(moved.expect_ok(200)?["bridgeId"] == second.bridge_id.to_string(), "{}", moved.json);
+    let audited = db
+        .query_one(
+            "SELECT old_values->>'bridgeId', new_values->>'bridgeId' FROM audit_events \
+             WHERE record_id = $1 AND event_type = 'INSTRUMENT_UPDATED'",
+            &[&freezer],
+        )
+        .await?;
+    ensure!(audited.get::<_, Option<String>>(0) == Some(first.bridge_id.to_string()));
+    ensure!(audited.get::<_, Option<String>>(1) == Some(second.bridge_id.to_string()));
+    let now_theirs = app
+        .as_key(&second.api_key)
+        .post(ingest, &report(&second_stream, 2, "idle"))
+        .await?;
+    ensure!(now_theirs.expect_ok(200)?["stored"] == 1, "{}", now_theirs.json);
+    let no_longer = app
+        .as_key(&first.api_key)
+        .post(ingest, &report(&first_stream, 2, "idle"))
+        .await?;
+    ensure!(no_longer.expect_ok(200)?["stored"] == 0, "{}", no_longer.json);
+    Ok(())
+}
+

@@ -531,7 +531,7 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         "bridge-ingest",
         beat,
         200,
-        &["INSTRUMENT_STATUS_CHANGED"],
+        &["INSTRUMENT_BOUND_TO_BRIDGE", "INSTRUMENT_STATUS_CHANGED"],
         Method::POST,
     )
     .await?;
