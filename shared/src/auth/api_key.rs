@@ -79,8 +79,37 @@ pub async fn authenticate<P: Platform>(
         .as_bytes()
         .ct_eq(row.key_hash.as_bytes())
         .into();
-    if !matches || !row.usable || !allowed(&row.ip_allowlist, rq.client_ip()) {
+    if !matches {
         return Err(rejected());
+    }
+    admit(ctx, rq, row).await
+}
+
+/// An API key found when a long-lived connection opened, checked again by
+/// its id (no secret is kept): still usable, from the connection's
+/// address, within its limits.
+pub async fn reauthenticate<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &mut Rq,
+    organization_id: uuid::Uuid,
+    key_id: uuid::Uuid,
+) -> Result<Principal, ApiError> {
+    let scope = Scope::authenticated(organization_id);
+    let row = api_key::by_id(&ctx.db(), &scope, key_id)
+        .await?
+        .ok_or(ApiError::TokenInvalid("API key rejected"))?;
+    admit(ctx, rq, row).await
+}
+
+/// A key whose secret checked out (or was checked when its connection
+/// opened): usable, from an allowed address, counted, limited.
+async fn admit<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &mut Rq,
+    row: api_key::KeyRow,
+) -> Result<Principal, ApiError> {
+    if !row.usable || !allowed(&row.ip_allowlist, rq.client_ip()) {
+        return Err(ApiError::TokenInvalid("API key rejected"));
     }
     let role =
         Role::parse(&row.role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
@@ -93,7 +122,7 @@ pub async fn authenticate<P: Platform>(
     let scope = Scope::authenticated(row.organization_id);
     let results = scope
         .batch(
-            &db,
+            &ctx.db(),
             vec![
                 api_key::record_use(&scope, row.id),
                 ratelimit::check_statement(
@@ -113,6 +142,7 @@ pub async fn authenticate<P: Platform>(
         session_id: None,
         api_key_id: Some(row.id),
         scopes: Some(row.permissions),
+        expires_at: None,
     };
     // Known before the limit applies, so a block is recorded against them.
     rq.identify(principal.caller());

@@ -160,6 +160,18 @@ pub fn verify(
     verify_typed(keys, token, ACCESS_TOKEN_TYPE, now, issuer, audience)
 }
 
+/// [`verify`], and when the token expires (unix seconds): what a
+/// long-lived connection opened with it keeps instead of the token.
+pub fn verify_until(
+    keys: &[PublicKey],
+    token: &str,
+    now: OffsetDateTime,
+    issuer: &str,
+    audience: &str,
+) -> Result<(AccessClaims, i64), TokenError> {
+    verified(keys, token, ACCESS_TOKEN_TYPE, now, issuer, audience)
+}
+
 /// Verifies a token of type `typ`, in the same order.
 pub fn verify_typed<C: serde::de::DeserializeOwned + Clone + Addressed>(
     keys: &[PublicKey],
@@ -169,6 +181,18 @@ pub fn verify_typed<C: serde::de::DeserializeOwned + Clone + Addressed>(
     issuer: &str,
     audience: &str,
 ) -> Result<C, TokenError> {
+    verified(keys, token, typ, now, issuer, audience).map(|(claims, _)| claims)
+}
+
+/// A token's claims and expiry (unix seconds), verified.
+fn verified<C: serde::de::DeserializeOwned + Clone + Addressed>(
+    keys: &[PublicKey],
+    token: &str,
+    typ: &str,
+    now: OffsetDateTime,
+    issuer: &str,
+    audience: &str,
+) -> Result<(C, i64), TokenError> {
     let untrusted = UntrustedToken::new(token).map_err(|_| TokenError::Malformed)?;
     if untrusted.algorithm() != ALGORITHM {
         return Err(TokenError::Algorithm);
@@ -225,7 +249,11 @@ pub fn verify_typed<C: serde::de::DeserializeOwned + Clone + Addressed>(
     if custom.audience() != audience {
         return Err(TokenError::Audience);
     }
-    Ok(custom.clone())
+    let expires_at = claims
+        .expiration
+        .map(|at| at.timestamp())
+        .ok_or(TokenError::Claims)?;
+    Ok((custom.clone(), expires_at))
 }
 
 #[cfg(test)]

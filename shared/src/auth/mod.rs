@@ -44,6 +44,11 @@ pub struct Principal {
     pub api_key_id: Option<uuid::Uuid>,
     /// An API key's scopes; `None` means the role's permissions.
     pub scopes: Option<Vec<Permission>>,
+    /// When the access token expires (unix seconds); `None` for an API key.
+    /// A long-lived connection keeps this, not the token
+    /// ([`reauthenticate`]).
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }
 
 impl Principal {
@@ -94,7 +99,7 @@ pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Prin
     let token = crate::request::bearer_token(rq.req.headers())
         .ok_or(ApiError::TokenInvalid("no bearer token"))?;
     let tokens = ctx.config.tokens()?;
-    let claims = jwt::verify(
+    let (claims, expires_at) = jwt::verify_until(
         &tokens.public_keys,
         token,
         ctx.now(),
@@ -105,18 +110,78 @@ pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Prin
         jwt::TokenError::Expired => ApiError::TokenExpired,
         _ => ApiError::TokenInvalid("token rejected"),
     })?;
-    // One round trip: the session check and the caller's rate limit.
-    let class = Role::parse(&claims.role).map_or(Class::Authenticated, Class::of);
+    let login = Login {
+        user_id: claims.sub,
+        organization_id: claims.org,
+        session_id: claims.sid,
+        role: Role::parse(&claims.role),
+        expires_at,
+    };
+    in_session(ctx, rq, &login).await
+}
+
+/// The caller of a long-lived connection (a dashboard's or a bridge's
+/// socket), checked again from what was found when it opened: the login
+/// must still be live and its token unexpired, or the API key still usable
+/// from the connection's address; the role is read again and the rate
+/// limit applies. The connection keeps no credential, so neither does
+/// anything that stores it.
+pub async fn reauthenticate<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &mut Rq,
+    principal: &Principal,
+) -> Result<Principal, ApiError> {
+    match (principal.session_id, principal.api_key_id) {
+        (Some(session_id), _) => {
+            let expires_at = principal
+                .expires_at
+                .ok_or(ApiError::TokenInvalid("no expiry known"))?;
+            if ctx.now().unix_timestamp() >= expires_at {
+                return Err(ApiError::TokenExpired);
+            }
+            let login = Login {
+                user_id: principal.user_id,
+                organization_id: principal.organization_id,
+                session_id,
+                role: Some(principal.role),
+                expires_at,
+            };
+            in_session(ctx, rq, &login).await
+        }
+        (None, Some(key)) => api_key::reauthenticate(ctx, rq, principal.organization_id, key).await,
+        (None, None) => Err(ApiError::TokenInvalid("no credential to check")),
+    }
+}
+
+/// What an access token says about its login.
+struct Login {
+    user_id: uuid::Uuid,
+    organization_id: uuid::Uuid,
+    session_id: uuid::Uuid,
+    /// The role it was issued with: the rate-limit class until the
+    /// database says otherwise.
+    role: Option<Role>,
+    expires_at: i64,
+}
+
+/// The caller of a live login: one round trip for the session check and
+/// the caller's rate limit.
+async fn in_session<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &mut Rq,
+    login: &Login,
+) -> Result<Principal, ApiError> {
+    let class = login.role.map_or(Class::Authenticated, Class::of);
     let policy = ctx.config.rate_limits()?.policy(class);
-    let scope = Scope::authenticated(claims.org);
+    let scope = Scope::authenticated(login.organization_id);
     let results = scope
         .batch(
             &ctx.db(),
             vec![
-                model::session::live_role(&scope, claims.sub, claims.sid),
+                model::session::live_role(&scope, login.user_id, login.session_id),
                 ratelimit::check_statement(
                     policy,
-                    &format!("{}:user:{}", class.name(), claims.sub),
+                    &format!("{}:user:{}", class.name(), login.user_id),
                     Some(&scope),
                 ),
             ],
@@ -129,12 +194,13 @@ pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Prin
     let role =
         Role::parse(&live.role).ok_or_else(|| ApiError::internal("unknown role in database"))?;
     let principal = Principal {
-        user_id: claims.sub,
-        organization_id: claims.org,
+        user_id: login.user_id,
+        organization_id: login.organization_id,
         role,
-        session_id: Some(claims.sid),
+        session_id: Some(login.session_id),
         api_key_id: None,
         scopes: None,
+        expires_at: Some(login.expires_at),
     };
     // Known before the limit applies, so a block is recorded against them.
     rq.identify(principal.caller());

@@ -141,7 +141,9 @@ pub async fn ingest<P: Platform>(
     if last >= first {
         statements.push(bridge::advance_stream(&scope, &at, int(last)));
     }
-    statements.extend(heartbeat(ctx, rq, principal, &scope, bridge, batch, &served)?);
+    statements.extend(heartbeat(
+        ctx, rq, principal, &scope, bridge, batch, &served,
+    )?);
 
     let results = scope.batch(&ctx.db(), statements).await?;
     let acked: Vec<Acked> = rows(&results, 0)?;
@@ -264,7 +266,8 @@ fn acknowledge(batch: &Batch, before: u64, last: u64, stored: &HashSet<u64>) -> 
                 seq: record.seq,
                 reason: match record.item {
                     Item::Reading(_) => {
-                        "no such instrument in this organization, or another bridge serves it".into()
+                        "no such instrument in this organization, or another bridge serves it"
+                            .into()
                     }
                     Item::CommandOutcome(_) => {
                         "no such command handed to this bridge, or it has already finished".into()

@@ -15,6 +15,8 @@ use crate::platform::Platform;
 #[derive(Deserialize)]
 pub struct KeyRow {
     pub id: uuid::Uuid,
+    /// Hex; only a lookup by prefix reads it (by id it is empty).
+    #[serde(default)]
     pub key_hash: String,
     pub permissions: Vec<Permission>,
     pub ip_allowlist: Vec<String>,
@@ -32,6 +34,29 @@ pub async fn by_prefix<P: Platform>(
     prefix: &str,
 ) -> Result<Option<KeyRow>, DbError> {
     db.fetch_optional("SELECT * FROM api_key_by_prefix($1)", params![prefix])
+        .await
+}
+
+/// Key `id` of the organization and its owner, as [`by_prefix`] reads it
+/// but without the hash: a connection's key, checked again (its secret was
+/// checked when it opened).
+pub async fn by_id<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    id: uuid::Uuid,
+) -> Result<Option<KeyRow>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                "SELECT k.id, k.permissions, k.ip_allowlist::text[] AS ip_allowlist, k.rate_limit, \
+                        (k.is_active AND u.is_active AND (k.expires_at IS NULL OR k.expires_at > now())) AS usable, \
+                        u.id AS user_id, u.organization_id, u.role \
+                 FROM api_keys k JOIN users u ON u.id = k.user_id AND u.organization_id = k.organization_id \
+                 WHERE k.id = $1 AND k.organization_id = $2",
+                params![id, scope.organization_id()],
+            ),
+        )
         .await
 }
 

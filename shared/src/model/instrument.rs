@@ -522,7 +522,11 @@ pub fn mark_seen(scope: &Scope, bridge_id: uuid::Uuid, ids: &[String]) -> Statem
     statement(
         "UPDATE instruments SET last_seen_at = now() WHERE organization_id = $1 AND deleted_at IS NULL \
            AND bridge_id = $3 AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
-        params![scope.organization_id(), Value::from(ids.to_vec()), bridge_id],
+        params![
+            scope.organization_id(),
+            Value::from(ids.to_vec()),
+            bridge_id
+        ],
     )
 }
 
@@ -535,7 +539,6 @@ pub fn bind_to_bridge(scope: &Scope, id: uuid::Uuid, bridge_id: uuid::Uuid) -> S
         params![scope.organization_id(), id, bridge_id],
     )
 }
-
 
 /// An instrument's status and the bridge that serves it.
 #[derive(Debug, Deserialize)]

@@ -1215,7 +1215,10 @@ async fn scheduled_retention_covers_every_organization(app: &TestApp) -> anyhow:
     ensure!(record.len() == 1, "{} records", record.len());
     ensure!(record[0].get::<_, bool>(0) && record[0].get::<_, i32>(1) == 3);
     let after = verify(app, &good_qa, "").await?;
-    ensure!(after["verified"] == true && after["fromSequence"] == 4, "{after}");
+    ensure!(
+        after["verified"] == true && after["fromSequence"] == 4,
+        "{after}"
+    );
     // The rewritten one kept everything and got no record.
     let kept = db
         .query_one(
@@ -1235,7 +1238,9 @@ async fn scheduled_retention_covers_every_organization(app: &TestApp) -> anyhow:
         .await?;
     ensure!(left.get::<_, i64>(0) == 0 && left.get::<_, i64>(1) == 0);
     ensure!(
-        swept.iter().any(|s| s["signupRequestsDeleted"].as_i64() >= Some(1)),
+        swept
+            .iter()
+            .any(|s| s["signupRequestsDeleted"].as_i64() >= Some(1)),
         "{swept:?}"
     );
     // Run within the period: the next tick leaves it alone.
@@ -1323,4 +1328,3 @@ async fn anonymous_client_reports_are_capped_together_on_their_own_chain(
     tokio::task::spawn_blocking(move || host.stop()).await?;
     result
 }
-

@@ -525,7 +525,10 @@ async fn live_instruments_are_bound_to_the_bridge_that_serves_them(
             .and_then(|items| items.iter().find(|b| b["id"] == id.to_string()))
             .map(|b| b["connectedInstruments"].clone())
     };
-    ensure!(connected(first.bridge_id) == Some(json!([freezer])), "{listed}");
+    ensure!(
+        connected(first.bridge_id) == Some(json!([freezer])),
+        "{listed}"
+    );
     ensure!(connected(second.bridge_id) == Some(json!([])), "{listed}");
 
     // Its commands go to the bridge that serves it only.
@@ -540,9 +543,17 @@ async fn live_instruments_are_bound_to_the_bridge_that_serves_them(
     let command = id_of(queued.expect_ok(202)?)?;
     let poll = "/api/v1/bridges/commands";
     let theirs = app.as_key(&second.api_key).get(poll).await?;
-    ensure!(theirs.expect_ok(200)?["items"] == json!([]), "{}", theirs.json);
+    ensure!(
+        theirs.expect_ok(200)?["items"] == json!([]),
+        "{}",
+        theirs.json
+    );
     let ours = app.as_key(&first.api_key).get(poll).await?;
-    ensure!(ours.expect_ok(200)?["items"][0]["id"] == command.to_string(), "{}", ours.json);
+    ensure!(
+        ours.expect_ok(200)?["items"][0]["id"] == command.to_string(),
+        "{}",
+        ours.json
+    );
 
     // An administrator moves it (an update of the instrument, audited with
     // the old and new bridge); a bridge the organization lacks is refused.
@@ -569,7 +580,11 @@ async fn live_instruments_are_bound_to_the_bridge_that_serves_them(
             &json!({"bridgeId": second.bridge_id}),
         )
         .await?;
-    ensure!(moved.expect_ok(200)?["bridgeId"] == second.bridge_id.to_string(), "{}", moved.json);
+    ensure!(
+        moved.expect_ok(200)?["bridgeId"] == second.bridge_id.to_string(),
+        "{}",
+        moved.json
+    );
     let audited = db
         .query_one(
             "SELECT old_values->>'bridgeId', new_values->>'bridgeId' FROM audit_events \
@@ -583,12 +598,19 @@ async fn live_instruments_are_bound_to_the_bridge_that_serves_them(
         .as_key(&second.api_key)
         .post(ingest, &report(&second_stream, 2, "idle"))
         .await?;
-    ensure!(now_theirs.expect_ok(200)?["stored"] == 1, "{}", now_theirs.json);
+    ensure!(
+        now_theirs.expect_ok(200)?["stored"] == 1,
+        "{}",
+        now_theirs.json
+    );
     let no_longer = app
         .as_key(&first.api_key)
         .post(ingest, &report(&first_stream, 2, "idle"))
         .await?;
-    ensure!(no_longer.expect_ok(200)?["stored"] == 0, "{}", no_longer.json);
+    ensure!(
+        no_longer.expect_ok(200)?["stored"] == 0,
+        "{}",
+        no_longer.json
+    );
     Ok(())
 }
-

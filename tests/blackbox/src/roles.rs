@@ -38,14 +38,42 @@ const GUARDS: &[(&str, Method, Guard)] = &[
     ("instruments", Method::POST, Needs(P::InstrumentsManage)),
     ("instruments-item", Method::GET, Needs(P::InstrumentsView)),
     ("instruments-item", Method::PUT, Needs(P::InstrumentsManage)),
-    ("instruments-item", Method::DELETE, Needs(P::InstrumentsManage)),
+    (
+        "instruments-item",
+        Method::DELETE,
+        Needs(P::InstrumentsManage),
+    ),
     ("instrument-status", Method::GET, Needs(P::InstrumentsView)),
-    ("instrument-control", Method::POST, Needs(P::InstrumentsControl)),
-    ("instrument-commands", Method::GET, Needs(P::InstrumentsView)),
-    ("instrument-readings", Method::GET, Needs(P::InstrumentsView)),
-    ("instrument-maintenance", Method::GET, Needs(P::InstrumentsView)),
-    ("instrument-maintenance", Method::POST, Needs(P::InstrumentsManage)),
-    ("maintenance-item", Method::PUT, Needs(P::InstrumentsControl)),
+    (
+        "instrument-control",
+        Method::POST,
+        Needs(P::InstrumentsControl),
+    ),
+    (
+        "instrument-commands",
+        Method::GET,
+        Needs(P::InstrumentsView),
+    ),
+    (
+        "instrument-readings",
+        Method::GET,
+        Needs(P::InstrumentsView),
+    ),
+    (
+        "instrument-maintenance",
+        Method::GET,
+        Needs(P::InstrumentsView),
+    ),
+    (
+        "instrument-maintenance",
+        Method::POST,
+        Needs(P::InstrumentsManage),
+    ),
+    (
+        "maintenance-item",
+        Method::PUT,
+        Needs(P::InstrumentsControl),
+    ),
     ("runs", Method::GET, Needs(P::RunsView)),
     ("runs", Method::POST, Needs(P::RunsCreate)),
     ("runs-item", Method::GET, Needs(P::RunsView)),
@@ -76,8 +104,16 @@ const GUARDS: &[(&str, Method, Guard)] = &[
     ("users-item", Method::GET, Needs(P::UsersManage)),
     ("users-item", Method::PUT, Needs(P::UsersManage)),
     ("users-mfa", Method::DELETE, Needs(P::UsersManage)),
-    ("organization-mfa-policy", Method::GET, Needs(P::UsersManage)),
-    ("organization-mfa-policy", Method::PUT, Needs(P::UsersManage)),
+    (
+        "organization-mfa-policy",
+        Method::GET,
+        Needs(P::UsersManage),
+    ),
+    (
+        "organization-mfa-policy",
+        Method::PUT,
+        Needs(P::UsersManage),
+    ),
     // Last: it ends the session the walk uses.
     ("auth-logout", Method::POST, SignedIn),
 ];
@@ -135,7 +171,10 @@ async fn role_matrix_walk_covers_every_route(app: &TestApp) -> anyhow::Result<()
             }
         }
     }
-    ensure!(uncovered.is_empty(), "no guard in the walk for {uncovered:?}");
+    ensure!(
+        uncovered.is_empty(),
+        "no guard in the walk for {uncovered:?}"
+    );
 
     let (admin, _) = app.admin().await?;
     let mut problems = Vec::new();
@@ -177,7 +216,11 @@ async fn role_matrix_walk_covers_every_route(app: &TestApp) -> anyhow::Result<()
             }
         }
     }
-    ensure!(problems.is_empty(), "{} of {checked}: {problems:#?}", problems.len());
+    ensure!(
+        problems.is_empty(),
+        "{} of {checked}: {problems:#?}",
+        problems.len()
+    );
     ensure!(checked == Role::ALL.len() * GUARDS.len());
     Ok(())
 }

@@ -103,28 +103,19 @@ async fn admission<P: Platform>(
             Role::Dashboard
         }
     };
-    let mut headers = Vec::new();
-    for name in [
-        http::header::AUTHORIZATION.as_str(),
-        "x-api-key",
-        http::header::USER_AGENT.as_str(),
-    ] {
-        if let Some(value) = rq.req.headers().get(name).and_then(|v| v.to_str().ok()) {
-            let value: String = if name == "user-agent" {
-                value.chars().take(120).collect()
-            } else {
-                value.to_owned()
-            };
-            headers.push((name.to_owned(), value));
-        }
-    }
+    let user_agent = rq
+        .req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(120).collect());
     Ok(Peer {
         role,
         organization_id: principal.organization_id,
         bridge_id: bridge.map(|b| b.id),
         all: false,
         instruments: Vec::new(),
-        headers,
+        user_agent,
         client_ip: rq.client_ip(),
         checked_at: ctx.now().unix_timestamp(),
         principal,

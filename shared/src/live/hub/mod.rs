@@ -93,9 +93,11 @@ impl Role {
 }
 
 /// Who is on a socket, kept by the host with it (on Workers as the socket's
-/// attachment, so it survives hibernation: kept small). It holds the
-/// credentials the socket was opened with, to check them again; it is
-/// never logged and has no `Debug`.
+/// attachment, in the Durable Object's storage, so it survives hibernation:
+/// kept small). It keeps no credential: what the credential resolved to
+/// when the socket opened (the login and its token's expiry, or the API
+/// key's id) is checked again from the database
+/// ([`crate::auth::reauthenticate`]). It is never logged and has no `Debug`.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Peer {
     pub role: Role,
@@ -110,10 +112,9 @@ pub struct Peer {
     /// Or these.
     #[serde(rename = "i", default)]
     pub instruments: Vec<uuid::Uuid>,
-    /// `(name, value)` of the opening request's headers that matter later:
-    /// the credentials, the user agent.
-    #[serde(rename = "h")]
-    headers: Vec<(String, String)>,
+    /// The opening request's user agent (for the audit trail), capped.
+    #[serde(rename = "ua", default, skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
     #[serde(rename = "ip", default)]
     client_ip: Option<IpAddr>,
     /// When the credentials were last found good (unix seconds).
@@ -156,17 +157,16 @@ impl Peer {
         }
     }
 
-    /// A request standing for this socket's next message: its credentials,
-    /// user agent and address, a new request id.
+    /// A request standing for this socket's next message: its user agent
+    /// and address, a new request id (no credential: see [`Peer`]).
     fn request(&self) -> http::Request<Bytes> {
         let mut req = http::Request::new(Bytes::new());
-        for (name, value) in &self.headers {
-            if let (Ok(name), Ok(value)) = (
-                http::HeaderName::from_bytes(name.as_bytes()),
-                http::HeaderValue::from_str(value),
-            ) {
-                req.headers_mut().insert(name, value);
-            }
+        if let Some(value) = self
+            .user_agent
+            .as_deref()
+            .and_then(|ua| http::HeaderValue::from_str(ua).ok())
+        {
+            req.headers_mut().insert(http::header::USER_AGENT, value);
         }
         if let Some(ip) = self.client_ip {
             req.extensions_mut().insert(ClientIp(ip));
@@ -184,7 +184,7 @@ impl Peer {
     ) -> Result<Principal, ApiError> {
         let now = ctx.now().unix_timestamp();
         if always || now - self.checked_at >= RECHECK_SECS {
-            let principal = auth::authenticate(ctx, rq).await?;
+            let principal = auth::reauthenticate(ctx, rq, &self.principal).await?;
             if principal.user_id != self.principal.user_id
                 || principal.organization_id != self.organization_id
             {
@@ -320,7 +320,7 @@ mod tests {
             bridge_id: None,
             all,
             instruments,
-            headers: vec![("authorization".into(), "Bearer x".into())],
+            user_agent: None,
             client_ip: None,
             checked_at: 0,
             principal: Principal {
@@ -330,8 +330,44 @@ mod tests {
                 session_id: None,
                 api_key_id: None,
                 scopes: None,
+                expires_at: None,
             },
         }
+    }
+
+    #[test]
+    fn an_attachment_keeps_no_credential() {
+        let mut peer = dashboard(uuid(1), true, vec![uuid(2)]);
+        peer.user_agent = Some("Mozilla/5.0".into());
+        peer.principal.session_id = Some(uuid(3));
+        peer.principal.expires_at = Some(1_800_000_000);
+        let stored = serde_json::to_value(&peer).unwrap_or_default();
+        let keys = |value: &serde_json::Value| {
+            let mut keys: Vec<String> = value
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default();
+            keys.sort();
+            keys
+        };
+        assert_eq!(keys(&stored), ["a", "c", "i", "ip", "o", "p", "role", "ua"]);
+        assert_eq!(
+            keys(&stored["p"]),
+            [
+                "api_key_id",
+                "expires_at",
+                "organization_id",
+                "role",
+                "scopes",
+                "session_id",
+                "user_id"
+            ]
+        );
+        // What the host stores comes back as it was.
+        let back: Peer =
+            serde_json::from_value(stored).unwrap_or_else(|_| dashboard(uuid(0), false, vec![]));
+        assert_eq!(back.principal, peer.principal);
+        assert_eq!(back.user_agent, peer.user_agent);
     }
 
     fn broadcast(org: uuid::Uuid, instrument: uuid::Uuid) -> Broadcast {
@@ -374,20 +410,16 @@ mod tests {
 
     #[test]
     fn the_peer_fits_a_workers_socket_attachment() {
-        // Workers keep at most 2,048 bytes per socket: a long token, the
-        // most instruments by name.
+        // Workers keep at most 2,048 bytes per socket: the longest user
+        // agent kept, the most instruments by name, an API key's scopes.
         let mut peer = dashboard(
             uuid(1),
             false,
             (0..MAX_SUBSCRIPTIONS as u128).map(uuid).collect(),
         );
-        peer.headers = vec![
-            (
-                "authorization".into(),
-                format!("Bearer {}", "x".repeat(700)),
-            ),
-            ("user-agent".into(), "y".repeat(120)),
-        ];
+        peer.user_agent = Some("y".repeat(120));
+        peer.principal.api_key_id = Some(uuid(5));
+        peer.principal.scopes = Some(crate::auth::Permission::ALL.to_vec());
         peer.client_ip = Some("2001:db8::1".parse().unwrap_or(IpAddr::from([0; 16])));
         let size = serde_json::to_vec(&peer)
             .map(|v| v.len())

@@ -88,6 +88,7 @@ pub async fn run(stack: &Stack, app: &TestApp) -> anyhow::Result<()> {
         session_id: None,
         api_key_id: None,
         scopes: None,
+        expires_at: None,
     };
     let db = app.db().await?;
     let instruments: Vec<uuid::Uuid> = db
