@@ -1,10 +1,12 @@
 //! The live hub on the native host: the same `shared::live::hub` the
 //! Durable Object runs, with the sockets of every organization in one
 //! in-process [`Registry`] (the suites and local tools; one process, so no
-//! state is shared between hosts).
+//! state is shared between hosts). Each socket's outgoing messages wait in
+//! a queue of at most [`OUTGOING`]; a socket that falls that far behind
+//! (a client that stopped reading) is closed rather than buffered for.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -15,9 +17,32 @@ use tokio::sync::mpsc;
 
 use crate::NativePlatform;
 
+/// The most messages waiting to be written to one socket.
+pub const OUTGOING: usize = 256;
+
 struct Socket {
     peer: Arc<Mutex<Peer>>,
-    out: mpsc::UnboundedSender<Message>,
+    out: Outgoing,
+}
+
+/// A socket's queue of outgoing messages, and whether it overflowed.
+#[derive(Clone)]
+struct Outgoing {
+    queue: mpsc::Sender<Message>,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl Outgoing {
+    /// Queues `message`; a full queue marks the socket for closing.
+    fn send(&self, message: Message) {
+        if self.queue.try_send(message).is_err() {
+            self.overflowed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
+    }
 }
 
 /// Every open socket, and what the hub last told dashboards per organization.
@@ -29,9 +54,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    fn deliver(&self, peer: &Peer, out: &mpsc::UnboundedSender<Message>, reaction: &Reaction) {
+    fn deliver(&self, peer: &Peer, out: &Outgoing, reaction: &Reaction) {
         for reply in &reaction.replies {
-            let _ = out.send(Message::text(reply.clone()));
+            out.send(Message::text(reply.clone()));
         }
         let mut broadcasts: Vec<Broadcast> = reaction.broadcasts.clone();
         if let Ok(mut memory) = self.memory.lock() {
@@ -53,7 +78,7 @@ impl Registry {
                 continue;
             };
             for broadcast in broadcasts.iter().filter(|b| follower.wants(b)) {
-                let _ = socket.out.send(Message::text(broadcast.text.clone()));
+                socket.out.send(Message::text(broadcast.text.clone()));
             }
         }
     }
@@ -68,7 +93,11 @@ pub async fn serve(
 ) {
     let id = registry.next.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = socket.split();
-    let (out, mut outgoing) = mpsc::unbounded_channel::<Message>();
+    let (queue, mut outgoing) = mpsc::channel::<Message>(OUTGOING);
+    let out = Outgoing {
+        queue,
+        overflowed: Arc::new(AtomicBool::new(false)),
+    };
     let shared_peer = Arc::new(Mutex::new(peer));
     if let Ok(mut sockets) = registry.sockets.lock() {
         sockets.insert(
@@ -108,8 +137,16 @@ pub async fn serve(
             *current = peer.clone();
         }
         registry.deliver(&peer, &out, &reaction);
-        if let Some((code, reason)) = reaction.close {
-            let _ = out.send(Message::Close(Some(CloseFrame {
+        // A client that stopped reading is closed, not buffered for (its
+        // close frame may not fit in the queue either: the connection is
+        // dropped once the writer has sent what is queued).
+        let close = if out.overflowed() {
+            Some((hub::CLOSE_POLICY, "too far behind"))
+        } else {
+            reaction.close
+        };
+        if let Some((code, reason)) = close {
+            out.send(Message::Close(Some(CloseFrame {
                 code,
                 reason: reason.into(),
             })));
@@ -119,6 +156,13 @@ pub async fn serve(
     if let Ok(mut sockets) = registry.sockets.lock() {
         sockets.remove(&id);
     }
+    // A client that stopped reading may never take what is queued: its
+    // writer is stopped, not waited for.
+    let overflowed = out.overflowed();
     drop(out);
-    let _ = writer.await;
+    if overflowed {
+        writer.abort();
+    } else {
+        let _ = writer.await;
+    }
 }

@@ -193,8 +193,7 @@ fn store(ws: &WebSocket, peer: &Peer, subscriptions: bool) -> worker::Result<()>
         None => return Ok(()),
     };
     if subscriptions {
-        current.all = peer.all;
-        current.instruments.clone_from(&peer.instruments);
+        current.adopt_messages(peer);
     }
     current.adopt_check(peer);
     ws.serialize_attachment(&current)

@@ -411,6 +411,35 @@ async fn live_hub_refuses_bad_sockets_and_closes_revoked_ones(app: &TestApp) -> 
     );
     subscribe(&mut socket, json!({"type": "subscribe", "all": true})).await?;
 
+    // A dashboard that floods the hub with messages is refused and closed.
+    let mut flood = dashboard(app, &token).await?;
+    let allowed = shared::live::hub::DASHBOARD_MESSAGES_PER_MINUTE as usize;
+    for _ in 0..=allowed {
+        send(&mut flood, json!({"type": "subscribe", "all": true})).await?;
+    }
+    let mut answered = 0;
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match flood.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let message: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+                    if message["type"] == "subscribed" {
+                        answered += 1;
+                    } else if message["type"] == "error" {
+                        ensure!(message["error"]["code"] == "RATE_LIMIT_EXCEEDED", "{message}");
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => return Ok(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                _ => return Ok(None),
+            }
+        }
+    })
+    .await
+    .context("the flooding socket stayed open")??;
+    ensure!(closed == Some(1008), "closed with {closed:?}");
+    ensure!(answered == allowed, "{answered} of {allowed} answered");
+
     // A bridge's socket, spoken by hand: a batch is acknowledged, a gap is
     // a 409 naming the sequence expected, a batch sent again stores nothing.
     let dir = tempfile::tempdir()?;

@@ -118,6 +118,8 @@ async fn admission<P: Platform>(
         user_agent,
         client_ip: rq.client_ip(),
         checked_at: ctx.now().unix_timestamp(),
+        window_start: 0,
+        messages: 0,
         principal,
     })
 }

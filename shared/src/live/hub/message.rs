@@ -47,6 +47,18 @@ pub async fn on_text<P: Platform>(ctx: &Ctx<P>, peer: &mut Peer, text: &str) -> 
         Ok(rq) => rq,
         Err(reaction) => return reaction,
     };
+    if peer.role == Role::Dashboard && !peer.count_message(ctx.now().unix_timestamp()) {
+        let refused = ApiError::RateLimited {
+            retry_after_secs: 60,
+            started_block: false,
+            caller: Some(peer.principal.caller()),
+        };
+        crate::audit::record_refusal(ctx, &rq, &refused).await;
+        return Reaction {
+            close: Some((super::CLOSE_POLICY, "too many messages")),
+            ..Reaction::failure(&rq, &refused)
+        };
+    }
     let result = match peer.role {
         Role::Bridge => match serde_json::from_str::<BridgeMessage>(text) {
             Ok(BridgeMessage::Batch { batch }) => on_batch(ctx, &mut rq, peer, batch).await,

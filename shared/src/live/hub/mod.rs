@@ -65,6 +65,10 @@ pub const RECHECK_SECS: i64 = 30;
 /// The most instruments one dashboard socket follows by name (or it
 /// follows all of its organization's).
 pub const MAX_SUBSCRIPTIONS: usize = 20;
+/// The most messages a dashboard socket sends in a minute: subscriptions
+/// change rarely, and each message runs queries. One more is refused and
+/// closes the socket ([`CLOSE_POLICY`]).
+pub const DASHBOARD_MESSAGES_PER_MINUTE: u32 = 30;
 /// How many commands one tick hands a bridge at most.
 const COMMANDS_PER_TICK: i64 = 50;
 
@@ -120,6 +124,12 @@ pub struct Peer {
     /// When the credentials were last found good (unix seconds).
     #[serde(rename = "c")]
     checked_at: i64,
+    /// The minute (unix seconds at its start) a dashboard's messages are
+    /// counted in, and how many it sent in it.
+    #[serde(rename = "w", default)]
+    window_start: i64,
+    #[serde(rename = "m", default)]
+    messages: u32,
     #[serde(rename = "p")]
     principal: Principal,
 }
@@ -145,6 +155,28 @@ impl Peer {
                 Duration::from_secs(wait).max(TICK)
             }
         }
+    }
+
+    /// Counts a dashboard's message sent at `now` (unix seconds); false
+    /// when it is one more than [`DASHBOARD_MESSAGES_PER_MINUTE`] in the
+    /// current minute.
+    pub fn count_message(&mut self, now: i64) -> bool {
+        if now - self.window_start >= 60 {
+            self.window_start = now;
+            self.messages = 0;
+        }
+        self.messages = self.messages.saturating_add(1);
+        self.messages <= DASHBOARD_MESSAGES_PER_MINUTE
+    }
+
+    /// Carries over what a dashboard's own messages changed in `other`
+    /// (its subscriptions, its message count): for a host that stores a
+    /// socket's peer after a message while ticks may have stored it too.
+    pub fn adopt_messages(&mut self, other: &Peer) {
+        self.all = other.all;
+        self.instruments.clone_from(&other.instruments);
+        self.window_start = other.window_start;
+        self.messages = other.messages;
     }
 
     /// Carries `other`'s credential check over when it is the newer one:
@@ -323,6 +355,8 @@ mod tests {
             user_agent: None,
             client_ip: None,
             checked_at: 0,
+            window_start: 0,
+            messages: 0,
             principal: Principal {
                 user_id: uuid(9),
                 organization_id: org,
@@ -333,6 +367,17 @@ mod tests {
                 expires_at: None,
             },
         }
+    }
+
+    #[test]
+    fn a_dashboard_sends_so_many_messages_a_minute() {
+        let mut peer = dashboard(uuid(1), true, vec![]);
+        let start = 1_800_000_000;
+        for n in 0..DASHBOARD_MESSAGES_PER_MINUTE {
+            assert!(peer.count_message(start + i64::from(n)), "message {n}");
+        }
+        assert!(!peer.count_message(start + 59), "one more in the same minute");
+        assert!(peer.count_message(start + 60), "a new minute");
     }
 
     #[test]
@@ -350,7 +395,10 @@ mod tests {
             keys.sort();
             keys
         };
-        assert_eq!(keys(&stored), ["a", "c", "i", "ip", "o", "p", "role", "ua"]);
+        assert_eq!(
+            keys(&stored),
+            ["a", "c", "i", "ip", "m", "o", "p", "role", "ua", "w"]
+        );
         assert_eq!(
             keys(&stored["p"]),
             [
