@@ -91,6 +91,9 @@ impl<'a> Event<'a> {
             .map(|s| s.to_string());
         // Personal and health data never reaches the trail's metadata.
         let metadata = redact::redact(&self.metadata);
+        // A value too large to page through is kept as its digest.
+        let old_values = self.old_values.as_ref().map(capped);
+        let new_values = self.new_values.as_ref().map(capped);
         let content = chain::Content {
             id: self.id,
             organization_id: self.organization_id,
@@ -101,8 +104,8 @@ impl<'a> Event<'a> {
             outcome: self.outcome.as_str(),
             record_type: self.record_type.map(RecordType::as_str),
             record_id: self.record_id,
-            old_values: self.old_values.as_ref(),
-            new_values: self.new_values.as_ref(),
+            old_values: old_values.as_ref(),
+            new_values: new_values.as_ref(),
             reason: self.reason,
             metadata: &metadata,
             ip_address: ip.as_deref(),
@@ -125,8 +128,8 @@ impl<'a> Event<'a> {
             self.outcome.as_str(),
             self.record_type.map(RecordType::as_str),
             self.record_id,
-            self.old_values,
-            self.new_values,
+            old_values,
+            new_values,
             metadata,
             ip,
             user_agent,
@@ -232,6 +235,27 @@ pub async fn record_refusal<P: Platform>(ctx: &Ctx<P>, rq: &Rq, err: &ApiError) 
     }
 }
 
+/// The largest old or new values an event stores as they are (serialized):
+/// the largest legitimate ones (an instrument's configuration and
+/// calibration documents, 64 KiB each) fit, and a page of the chain stays
+/// far under the SQL proxy's reply cap.
+pub const MAX_VALUES_BYTES: usize = 256 * 1024;
+
+/// `value`, or for one over [`MAX_VALUES_BYTES`] what stands for it in
+/// the trail: `{"omitted": "too large", "bytes": n, "sha256": hex}` (the
+/// event's signature covers that).
+pub fn capped(value: &Value) -> Value {
+    let text = value.to_string();
+    if text.len() <= MAX_VALUES_BYTES {
+        return value.clone();
+    }
+    serde_json::json!({
+        "omitted": "too large",
+        "bytes": text.len(),
+        "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())),
+    })
+}
+
 /// Stores `event` on its own, not with a change: in its organization's
 /// scope, or on the system chain when it names none (a refusal before
 /// anyone is authenticated), which needs no setting.
@@ -249,5 +273,22 @@ pub async fn store<P: Platform>(ctx: &Ctx<P>, rq: &Rq, event: &Event<'_>) -> Res
             .await
             .map(drop)
             .map_err(ApiError::from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn values_too_large_to_page_are_kept_as_their_digest() {
+        let small = json!({ "name": "Freezer" });
+        assert_eq!(capped(&small), small);
+        let large = json!({ "configuration": "x".repeat(MAX_VALUES_BYTES) });
+        let kept = capped(&large);
+        assert_eq!(kept["omitted"], "too large");
+        assert_eq!(kept["bytes"], large.to_string().len());
+        assert_eq!(kept["sha256"].as_str().map(str::len), Some(64));
     }
 }

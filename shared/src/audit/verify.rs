@@ -15,8 +15,12 @@ use crate::model::audit_event::{self, Checkpoint, Link};
 use crate::platform::Platform;
 use serde::Serialize;
 
-/// Events fetched per query (well under the proxy's reply cap).
+/// Events fetched per query at most.
 const PAGE: i64 = 1_000;
+/// About how many bytes of events one query fetches (at least one event,
+/// each at most [`crate::audit::MAX_VALUES_BYTES`] per value): well under
+/// the SQL proxy's 10 MiB reply cap, whatever the events hold.
+pub const PAGE_BYTES: i64 = 4 * 1024 * 1024;
 
 /// Whether one of `keys` signed `checkpoint` of `chain_id`.
 pub fn signed(checkpoint: &Checkpoint, chain_id: uuid::Uuid, keys: &AuditKeys) -> bool {
@@ -189,7 +193,10 @@ impl Walk {
     ) -> Result<Option<Break>, ApiError> {
         loop {
             let rows: Vec<ExportedEvent> =
-                audit_event::chain_page(db, scope, self.expected, to, PAGE).await?;
+                audit_event::chain_page(db, scope, self.expected, to, PAGE, PAGE_BYTES).await?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
             // The page's structure first, up to its first break; then the
             // signatures before that break, as one batch.
             let mut broken: Option<(usize, Break)> = None;
@@ -239,9 +246,6 @@ impl Walk {
             }
             if let Some((_, at)) = broken {
                 return Ok(Some(at));
-            }
-            if (rows.len() as i64) < PAGE {
-                return Ok(None);
             }
         }
     }
@@ -373,7 +377,8 @@ pub struct Verification {
     pub failure: Option<Break>,
     /// The signed checkpoints in range that vouched for the walk.
     pub checkpoints_checked: usize,
-    /// Every checkpoint of the chain, oldest first.
+    /// The chain's checkpoints from the one before the walk's first event
+    /// (the retention horizon's) to the range's end, oldest first.
     pub checkpoints: Vec<Checkpoint>,
 }
 
@@ -385,10 +390,11 @@ pub async fn verify<P: Platform>(
     range: &Range,
 ) -> Result<Verification, ApiError> {
     let chain_id = scope.organization_id();
-    let checkpoints = audit_event::checkpoints(db, scope).await?;
     let head = audit_event::head(db, scope).await?;
     let horizon = audit_event::horizon(db, scope).await?;
     let mut walk = Walk::new(range.first(horizon.as_ref())?);
+    // Only the checkpoints this walk meets, not every one ever made.
+    let checkpoints = audit_event::checkpoints(db, scope, walk.first - 1, range.to).await?;
     let mut failure = None;
     if let (None, Some(horizon)) = (range.from, &horizon) {
         failure = check_start(horizon, walk.first, &checkpoints, chain_id, keys);

@@ -247,51 +247,68 @@ pub async fn list<P: Platform>(
         .await
 }
 
-/// Up to `limit` of the organization's events matching `filters` after
-/// sequence `after`, oldest first, with every field the chain covers
-/// ([`CHAIN_COLUMNS`]).
+/// The organization's events matching `filters` after sequence `after`,
+/// oldest first, with every field the chain covers ([`CHAIN_COLUMNS`]): at
+/// most `limit`, and no more than about `max_bytes` (at least one).
 pub async fn export_page<T: DeserializeOwned, P: Platform>(
     db: &Db<'_, P>,
     scope: &Scope,
     filters: &Filters,
     after: i64,
     limit: i64,
+    max_bytes: i64,
 ) -> Result<Vec<T>, DbError> {
     let mut values = filters.params(scope);
-    values.extend(params![after, limit]);
+    values.extend(params![after, limit, max_bytes]);
+    let inner = format!(
+        "SELECT e.*, {ROW_BYTES} AS row_bytes FROM audit_events e WHERE {FILTER_SQL} AND e.sequence > $11 \
+         ORDER BY e.sequence LIMIT $12"
+    );
     scope
-        .fetch_all(
-            db,
-            statement(
-                format!(
-                    "SELECT {CHAIN_COLUMNS} FROM audit_events WHERE {FILTER_SQL} AND sequence > $11 \
-                     ORDER BY sequence LIMIT $12"
-                ),
-                values,
-            ),
-        )
+        .fetch_all(db, statement(within_bytes(&inner, "$13"), values))
         .await
 }
 
-/// Up to `limit` events of the organization's chain from sequence `from`
-/// (up to `to`), in order, with every field the chain covers.
+/// Roughly what one event weighs in a reply: its values, metadata and
+/// action as text, and a kilobyte for the rest.
+const ROW_BYTES: &str = "(octet_length(coalesce(e.old_values::text, '')) + octet_length(coalesce(e.new_values::text, '')) \
+     + octet_length(coalesce(e.metadata::text, '')) + octet_length(e.action) + 1024)";
+
+/// The events `inner` selects (`e.*, <ROW_BYTES> AS row_bytes` of
+/// `audit_events e`, in sequence order, limited) up to where they pass
+/// the byte budget in parameter `budget` (always the first), with every
+/// field the chain covers.
+fn within_bytes(inner: &str, budget: &str) -> String {
+    format!(
+        "SELECT {CHAIN_COLUMNS} FROM (\
+           SELECT w.*, sum(w.row_bytes) OVER (ORDER BY w.sequence) - w.row_bytes AS bytes_before \
+           FROM ({inner}) w) page \
+         WHERE bytes_before < {budget} ORDER BY sequence"
+    )
+}
+
+/// Events of the organization's chain from sequence `from` (up to `to`),
+/// in order, with every field the chain covers: at most `limit`, and no
+/// more than about `max_bytes` (at least one); none past the end.
 pub async fn chain_page<T: DeserializeOwned, P: Platform>(
     db: &Db<'_, P>,
     scope: &Scope,
     from: i64,
     to: Option<i64>,
     limit: i64,
+    max_bytes: i64,
 ) -> Result<Vec<T>, DbError> {
+    let inner = format!(
+        "SELECT e.*, {ROW_BYTES} AS row_bytes FROM audit_events e \
+         WHERE e.chain_id = $1 AND e.sequence >= $2 AND ($3::int8 IS NULL OR e.sequence <= $3) \
+         ORDER BY e.sequence LIMIT $4"
+    );
     scope
         .fetch_all(
             db,
             statement(
-                format!(
-                    "SELECT {CHAIN_COLUMNS} FROM audit_events \
-                     WHERE chain_id = $1 AND sequence >= $2 AND ($3::int8 IS NULL OR sequence <= $3) \
-                     ORDER BY sequence LIMIT $4"
-                ),
-                params![scope.organization_id(), from, to, limit],
+                within_bytes(&inner, "$5"),
+                params![scope.organization_id(), from, to, limit, max_bytes],
             ),
         )
         .await
@@ -376,18 +393,21 @@ pub struct Checkpoint {
     pub created_at: Timestamp,
 }
 
-/// The chain's checkpoints, in order.
+/// The chain's checkpoints from sequence `from` (up to `to`), in order.
 pub async fn checkpoints<P: Platform>(
     db: &Db<'_, P>,
     scope: &Scope,
+    from: i64,
+    to: Option<i64>,
 ) -> Result<Vec<Checkpoint>, DbError> {
     scope
         .fetch_all(
             db,
             statement(
                 "SELECT sequence, encode(hash, 'hex') AS hash, encode(signature, 'hex') AS signature, key_id, created_at \
-                 FROM audit_checkpoints WHERE chain_id = $1 ORDER BY sequence",
-                params![scope.organization_id()],
+                 FROM audit_checkpoints WHERE chain_id = $1 AND sequence >= $2 AND ($3::int8 IS NULL OR sequence <= $3) \
+                 ORDER BY sequence",
+                params![scope.organization_id(), from, to],
             ),
         )
         .await

@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::audit::export::{self, ExportedEvent, Format, Manifest};
 use crate::audit::query::AuditQuery;
-use crate::audit::{self, EventType};
+use crate::audit::{self, EventType, verify};
 use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::{Reply, header_value};
@@ -30,8 +30,12 @@ super::methods! {
 
 /// Most events in one export (the file is built in memory).
 pub const MAX_EVENTS: i64 = 20_000;
-/// Events fetched per query.
+/// Events fetched per query at most.
 const PAGE: i64 = 1_000;
+/// Most queries of one export, each about [`verify::PAGE_BYTES`] at most:
+/// an export holds no more than about 24 MiB of events, whatever they
+/// hold; past that it is `truncated` and continues with `after`.
+const MAX_PAGES: usize = 6;
 
 const MANIFEST_HEADER: HeaderName = HeaderName::from_static("antevus-manifest");
 
@@ -76,11 +80,19 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let mut events: Vec<ExportedEvent> = Vec::new();
     let mut position = after;
     let mut truncated = false;
-    loop {
+    for page in 0.. {
+        if page == MAX_PAGES {
+            // As much as one export holds: truncated if more is left.
+            let more: Vec<ExportedEvent> =
+                audit_event::export_page(&db, &scope, &filters, position, 1, 1).await?;
+            truncated = !more.is_empty();
+            break;
+        }
         let take = PAGE.min(MAX_EVENTS + 1 - events.len() as i64);
         let rows: Vec<ExportedEvent> =
-            audit_event::export_page(&db, &scope, &filters, position, take).await?;
-        let fetched = rows.len() as i64;
+            audit_event::export_page(&db, &scope, &filters, position, take, verify::PAGE_BYTES)
+                .await?;
+        let fetched = rows.len();
         events.extend(rows);
         if events.len() as i64 > MAX_EVENTS {
             events.truncate(MAX_EVENTS as usize);
@@ -88,7 +100,7 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             break;
         }
         match events.last() {
-            Some(last) if fetched == take => position = last.sequence,
+            Some(last) if fetched > 0 => position = last.sequence,
             _ => break,
         }
     }

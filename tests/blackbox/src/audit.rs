@@ -22,6 +22,7 @@ crate::cases![
     retention_refuses_to_vouch_for_a_rewritten_past,
     scheduled_retention_covers_every_organization,
     anonymous_client_reports_are_capped_together_on_their_own_chain,
+    audit_pages_by_bytes_whatever_the_events_hold,
 ];
 
 /// An organization with a few audited changes; returns its id and the
@@ -758,9 +759,10 @@ async fn electronic_signatures_reauthenticate_bind_to_the_run_and_invalidate_on_
 }
 
 /// Inserts event `n` by `user` (of their organization) recorded at `at`,
-/// its action `label (n)`, signed by `sign` (`key_id` names the key), as
-/// the code of that time would have written it; the chain trigger links
-/// it.
+/// its action `label (n)`, its metadata padded with `padding` bytes,
+/// signed by `sign` (`key_id` names the key), as the code of that time
+/// would have written it; the chain trigger links it.
+#[allow(clippy::too_many_arguments)]
 async fn insert_signed_event(
     db: &tokio_postgres::Client,
     user: &crate::client::User,
@@ -769,12 +771,17 @@ async fn insert_signed_event(
     n: i64,
     key_id: &str,
     sign: impl Fn(&[u8; 32]) -> Vec<u8>,
+    padding: usize,
 ) -> anyhow::Result<()> {
     use shared::audit::chain::Content;
     let (org, user) = (user.organization_id, user.id);
     let action = format!("{label} ({n})");
     let action = action.as_str();
-    let metadata = &json!({ "n": n });
+    let metadata = &if padding == 0 {
+        json!({ "n": n })
+    } else {
+        json!({ "n": n, "pad": "x".repeat(padding) })
+    };
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let id = uuid::Uuid::from_bytes(bytes);
@@ -830,6 +837,7 @@ async fn chain_with_old_events(app: &TestApp) -> anyhow::Result<(uuid::Uuid, Str
             n,
             &key.kid,
             sign,
+            0,
         )
         .await?;
     }
@@ -999,6 +1007,7 @@ async fn audit_events_signed_with_hmac_before_ed25519_still_verify(
             n,
             &legacy.kid,
             sign,
+            0,
         )
         .await?;
     }
@@ -1328,3 +1337,50 @@ async fn anonymous_client_reports_are_capped_together_on_their_own_chain(
     tokio::task::spawn_blocking(move || host.stop()).await?;
     result
 }
+
+/// A chain whose events hold a lot (here 12 MiB in 24 events) verifies and
+/// exports: pages are cut by bytes, not only by count, so none passes the
+/// SQL proxy's 10 MiB reply cap.
+async fn audit_pages_by_bytes_whatever_the_events_hold(app: &TestApp) -> anyhow::Result<()> {
+    use shared::audit::chain;
+    let admin = app.new_org_user(Role::Admin).await?;
+    let org = admin.organization_id;
+    let db = app.db().await?;
+    let key = &app.stack.audit_key;
+    let start = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    for n in 0..24 {
+        let sign = |hash: &[u8; 32]| chain::sign(key, hash).to_vec();
+        insert_signed_event(
+            &db,
+            &admin,
+            start + time::Duration::seconds(n),
+            "Bulk configuration recorded",
+            n,
+            &key.kid,
+            sign,
+            512 * 1024,
+        )
+        .await?;
+    }
+    let (_, qa) = app.member(org, Role::QualityAssurance).await?;
+    let report = verify(app, &qa, "").await?;
+    ensure!(report["verified"] == true, "{report}");
+    ensure!(report["events"].as_u64() >= Some(24), "{report}");
+    let export = app
+        .as_user(&qa)
+        .raw(reqwest::Method::GET, "/api/audit/export", None)
+        .await?;
+    ensure!(export.status == 200, "export {}", export.status);
+    let manifest: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            export.header("antevus-manifest").context("manifest")?,
+        )?,
+    )?;
+    ensure!(manifest["truncated"] == false, "{manifest}");
+    let lines = export.body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+    ensure!(manifest["count"].as_u64() == Some(lines as u64), "{manifest}");
+    ensure!(lines >= 24 && export.body.len() > 12 * 1024 * 1024);
+    Ok(())
+}
+
