@@ -68,6 +68,46 @@ pub async fn standing<P: Platform>(
     }))
 }
 
+/// What a user sees of their own second factor.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Status {
+    pub enabled: bool,
+    pub pending: bool,
+    pub recovery_codes_left: i64,
+    pub required: bool,
+}
+
+/// [`Status`] of `user_id` with `role`, in one query.
+pub async fn status<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    user_id: uuid::Uuid,
+    role: &str,
+) -> Result<Status, DbError> {
+    let status: Option<Status> = scope
+        .fetch_optional(
+            db,
+            statement(
+                "SELECT coalesce(f.confirmed_at IS NOT NULL, false) AS enabled, \
+                        coalesce(f.confirmed_at IS NULL, false) AS pending, \
+                        (SELECT count(*) FROM mfa_recovery_codes c \
+                          WHERE c.user_id = $1 AND c.organization_id = $2 AND c.used_at IS NULL) AS recovery_codes_left, \
+                        $3 = ANY (o.mfa_required_roles) AS required \
+                 FROM organizations o \
+                 LEFT JOIN user_second_factors f ON f.user_id = $1 AND f.organization_id = o.id \
+                 WHERE o.id = $2",
+                params![user_id, scope.organization_id(), role],
+            ),
+        )
+        .await?;
+    Ok(status.unwrap_or(Status {
+        enabled: false,
+        pending: false,
+        recovery_codes_left: 0,
+        required: false,
+    }))
+}
+
 /// Starts an enrolment: stores a new, unconfirmed key for `user_id`,
 /// replacing an unconfirmed one; a confirmed factor is kept (no row
 /// returned). Returns `user_id`.
@@ -159,25 +199,6 @@ pub fn use_recovery_code(scope: &Scope, user_id: uuid::Uuid, hash: &str) -> Stat
          RETURNING id",
         params![user_id, scope.organization_id(), hash],
     )
-}
-
-/// How many unused recovery codes `user_id` has left.
-pub async fn recovery_codes_left<P: Platform>(
-    db: &Db<'_, P>,
-    scope: &Scope,
-    user_id: uuid::Uuid,
-) -> Result<i64, DbError> {
-    let count: Option<super::Count> = scope
-        .fetch_optional(
-            db,
-            statement(
-                "SELECT count(*) AS n FROM mfa_recovery_codes \
-                 WHERE user_id = $1 AND organization_id = $2 AND used_at IS NULL",
-                params![user_id, scope.organization_id()],
-            ),
-        )
-        .await?;
-    Ok(count.map_or(0, |c| c.n))
 }
 
 /// The organization's policy: the roles that must have a second factor.

@@ -36,19 +36,18 @@ struct Status {
 
 async fn status<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
-    let scope = principal.scope();
-    let db = ctx.db();
-    let factor = second_factor::load(&db, &scope, principal.user_id).await?;
-    let policy = second_factor::policy(&db, &scope).await?;
+    let status = second_factor::status(
+        &ctx.db(),
+        &principal.scope(),
+        principal.user_id,
+        principal.role.as_str(),
+    )
+    .await?;
     Reply::ok(Status {
-        enabled: factor.as_ref().is_some_and(|f| f.confirmed),
-        pending: factor.as_ref().is_some_and(|f| !f.confirmed),
-        recovery_codes_left: second_factor::recovery_codes_left(&db, &scope, principal.user_id)
-            .await?,
-        required_for_your_role: policy
-            .required_roles
-            .iter()
-            .any(|r| r == principal.role.as_str()),
+        enabled: status.enabled,
+        pending: status.pending,
+        recovery_codes_left: status.recovery_codes_left,
+        required_for_your_role: status.required,
     })
 }
 

@@ -54,8 +54,7 @@ async fn enroll<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let (user, _) = signing_in::enrolling(
         ctx,
         rq,
-        input.password.as_deref(),
-        true,
+        signing_in::Again::Password(input.password.as_deref()),
         input.challenge_token.as_deref(),
     )
     .await?;

@@ -128,15 +128,22 @@ pub fn failure_event<P: Platform>(
     }
 }
 
-/// Who is setting up a factor: the signed-in user (their password given
-/// again when `reauthenticate`) or the holder of an `enroll` challenge;
-/// their account and whether they came with a challenge (then confirming
-/// signs them in).
+/// What a signed-in user setting up a factor must show again.
+#[derive(Clone, Copy)]
+pub enum Again<'a> {
+    /// Their password (the one given, if any): starting an enrolment.
+    Password(Option<&'a str>),
+    /// Nothing more: confirming the enrolment they started.
+    Nothing,
+}
+
+/// Who is setting up a factor: the signed-in user (showing `again`) or the
+/// holder of an `enroll` challenge; their account and whether they came
+/// with a challenge (then confirming signs them in).
 pub async fn enrolling<P: Platform>(
     ctx: &Ctx<P>,
     rq: &mut Rq,
-    password_given: Option<&str>,
-    reauthenticate: bool,
+    again: Again<'_>,
     challenge: Option<&str>,
 ) -> Result<(user::Account, bool), ApiError> {
     let (user_id, organization_id, by_challenge) = match challenge {
@@ -160,8 +167,8 @@ pub async fn enrolling<P: Platform>(
         .await?
         .filter(|u| u.is_active && !u.locked)
         .ok_or(ApiError::InvalidCredentials)?;
-    if !by_challenge && reauthenticate {
-        let Some(given) = password_given.filter(|p| !p.is_empty()) else {
+    if let (false, Again::Password(given)) = (by_challenge, again) {
+        let Some(given) = given.filter(|p| !p.is_empty()) else {
             return Err(ApiError::invalid(
                 "password",
                 "Give your password again to set up a second factor",
