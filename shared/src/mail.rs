@@ -8,7 +8,9 @@
 //! (`MAIL_PROVIDER_URL`, `{from, to, subject, text}`, `Authorization:
 //! Bearer MAIL_PROVIDER_TOKEN`, within [`PROVIDER_TIMEOUT`]) and records the
 //! outcome: sent (the body is dropped), or the error and the next attempt
-//! after a backoff (1, 2, 4 … 60 minutes; ten attempts at most).
+//! after a backoff (1, 2, 4 … 60 minutes; ten attempts at most). A provider
+//! that cannot be reached (no answer in time, no connection) ends the run:
+//! the other claimed messages are `deferred` to a later one.
 
 use std::time::Duration;
 
@@ -77,6 +79,18 @@ pub struct Sent {
     pub claimed: usize,
     pub sent: usize,
     pub failed: usize,
+    /// Claimed but not tried: the provider could not be reached (no answer
+    /// within [`PROVIDER_TIMEOUT`], no connection), so the run stopped;
+    /// they are tried once their five-minute claim has passed.
+    pub deferred: usize,
+}
+
+/// Why a message was not delivered.
+enum Undelivered {
+    /// This message: the provider refused it, or its body cannot be opened.
+    Message(String),
+    /// The provider: no answer in time, or no connection.
+    Provider(String),
 }
 
 /// The wait before attempt `attempts + 1` after a failure: one minute,
@@ -100,7 +114,8 @@ pub async fn send_due<P: Platform>(ctx: &Ctx<P>) -> Result<Sent, ApiError> {
         claimed: claimed.len(),
         ..Sent::default()
     };
-    for queued in claimed {
+    let total = claimed.len();
+    for (tried, queued) in claimed.into_iter().enumerate() {
         let text = match (&queued.body_sealed, &queued.body_text) {
             (Some(sealed), _) => keys
                 .open(sealed, &sealing_context(queued.id))
@@ -114,20 +129,31 @@ pub async fn send_due<P: Platform>(ctx: &Ctx<P>) -> Result<Sent, ApiError> {
                 let body = json!({ "from": mail.from, "to": queued.to_address, "subject": queued.subject, "text": text });
                 post(ctx, url, mail.provider_token.as_ref(), body.to_string()).await
             }
-            Err(e) => Err(format!("cannot open the sealed body: {e}")),
+            Err(e) => Err(Undelivered::Message(format!(
+                "cannot open the sealed body: {e}"
+            ))),
         };
-        let record = match &delivered {
+        let (record, unreachable) = match &delivered {
             Ok(()) => {
                 outcome.sent += 1;
-                email::record_delivery(queued.id, None, 0)
+                (email::record_delivery(queued.id, None, 0), false)
             }
-            Err(error) => {
+            Err(Undelivered::Message(error) | Undelivered::Provider(error)) => {
                 outcome.failed += 1;
                 tracing::warn!(message_id = %queued.id, error = %error, "e-mail delivery failed; it will be retried");
-                email::record_delivery(queued.id, Some(error), backoff_secs(queued.attempts))
+                (
+                    email::record_delivery(queued.id, Some(error), backoff_secs(queued.attempts)),
+                    matches!(delivered, Err(Undelivered::Provider(_))),
+                )
             }
         };
         db.batch(vec![record], BatchOptions::default()).await?;
+        if unreachable {
+            // Each further message would wait as long: the rest wait for
+            // the next run after their claim.
+            outcome.deferred = total - tried - 1;
+            break;
+        }
     }
     Ok(outcome)
 }
@@ -138,7 +164,7 @@ async fn post<P: Platform>(
     url: &str,
     token: Option<&crate::config::Secret>,
     body: String,
-) -> Result<(), String> {
+) -> Result<(), Undelivered> {
     let mut builder = Request::builder()
         .method(Method::POST)
         .uri(url)
@@ -146,11 +172,16 @@ async fn post<P: Platform>(
     if let Some(token) = token {
         builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token.expose()));
     }
-    let request = builder.body(Bytes::from(body)).map_err(|e| e.to_string())?;
+    let request = builder
+        .body(Bytes::from(body))
+        .map_err(|e| Undelivered::Provider(e.to_string()))?;
     match ctx.fetch_within(request, PROVIDER_TIMEOUT).await {
         Ok(response) if response.status().is_success() => Ok(()),
-        Ok(response) => Err(format!("provider answered {}", response.status().as_u16())),
-        Err(e) => Err(e.to_string()),
+        Ok(response) => Err(Undelivered::Message(format!(
+            "provider answered {}",
+            response.status().as_u16()
+        ))),
+        Err(e) => Err(Undelivered::Provider(e.to_string())),
     }
 }
 

@@ -425,7 +425,7 @@ async fn admins_manage_users_within_limits(app: &TestApp) -> anyhow::Result<()> 
 type Received = Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>;
 
 /// A stand-in for a third-party HTTP mail provider (the network boundary):
-/// records what it receives and answers with `status`.
+/// records what it receives and answers with `status` (0: never answers).
 async fn mail_provider(
     status: u16,
 ) -> anyhow::Result<(String, Received, tokio::sync::oneshot::Sender<()>)> {
@@ -443,6 +443,9 @@ async fn mail_provider(
                 let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 if let Ok(mut s) = sink.lock() {
                     s.push((auth, json));
+                }
+                if status == 0 {
+                    std::future::pending::<()>().await;
                 }
                 http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK)
             }
@@ -532,5 +535,55 @@ async fn mail_goes_through_the_configured_provider(app: &TestApp) -> anyhow::Res
         tokio::task::spawn_blocking(move || host.stop()).await?;
         result?;
     }
-    Ok(())
+
+    // A provider that never answers: the first message waits out the
+    // deadline (10 s), is recorded as failed, and the run stops there.
+    let (url, received, _hanging) = mail_provider(0).await?;
+    let host = app
+        .host_with(&[("MAIL_PROVIDER_URL", url.as_str())])
+        .await?;
+    let base = host.base_url.clone();
+    let result = async {
+        let user = app.new_org_user(Role::Viewer).await?;
+        app.http
+            .post(format!("{base}/api/auth/forgot-password"))
+            .json(&json!({ "email": user.email }))
+            .send()
+            .await?;
+        let started = std::time::Instant::now();
+        let ran = app
+            .http
+            .post(format!("{base}/api/v1/jobs/send-mail"))
+            .bearer_auth(&key)
+            .send()
+            .await?;
+        let waited = started.elapsed();
+        ensure!(ran.status().as_u16() == 200, "tick {}", ran.status());
+        let ran: Value = ran.json().await?;
+        let data = &ran["data"];
+        ensure!(data["sent"] == 0 && data["failed"] == 1, "{ran}");
+        ensure!(
+            data["deferred"].as_u64().map(|d| d + 1) == data["claimed"].as_u64(),
+            "{ran}"
+        );
+        ensure!(waited >= std::time::Duration::from_secs(9), "answered after {waited:?}");
+        let tried = received
+            .lock()
+            .map(|r| r.iter().filter_map(|(_, m)| m["to"].as_str().map(str::to_owned)).collect::<Vec<_>>())
+            .unwrap_or_default();
+        ensure!(tried.len() == 1, "{tried:?}");
+        let error: String = db
+            .query_one(
+                "SELECT coalesce(last_error, '') FROM email_outbox WHERE to_address = $1 \
+                 ORDER BY created_at DESC LIMIT 1",
+                &[&tried[0]],
+            )
+            .await?
+            .get(0);
+        ensure!(error.contains("no answer within 10000 ms"), "{error}");
+        anyhow::Ok(())
+    }
+    .await;
+    tokio::task::spawn_blocking(move || host.stop()).await?;
+    result
 }
