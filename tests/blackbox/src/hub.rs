@@ -153,13 +153,20 @@ async fn spin_has_no_hub(app: &TestApp, token: &str) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// The transport of a deployment's bridges: the hub's socket, or on Spin
+/// (no WebSockets) HTTPS batches and the command long poll.
+fn transport(spin: bool) -> &'static str {
+    if spin { "http" } else { "websocket" }
+}
+
 fn agent_config(
     dir: &std::path::Path,
     url: &str,
+    transport: &str,
     instruments: &str,
 ) -> anyhow::Result<edge_bridge::config::Config> {
     let text = format!(
-        "dir = {dir:?}\nurl = {url:?}\ntransport = \"websocket\"\nheartbeat_secs = 1\nflush_ms = 20\n{instruments}",
+        "dir = {dir:?}\nurl = {url:?}\ntransport = {transport:?}\nheartbeat_secs = 1\nflush_ms = 20\n{instruments}",
         dir = dir.display().to_string()
     );
     edge_bridge::config::Config::parse(&text, |_| None).map_err(|e| anyhow::anyhow!("{e}"))
@@ -170,7 +177,7 @@ async fn live_hub_fans_readings_out_to_the_organizations_dashboards_only(
 ) -> anyhow::Result<()> {
     let (_, token) = app.admin().await?;
     if spin_has_no_hub(app, &token).await? {
-        return Ok(());
+        return readings_over_http_instead(app, &token).await;
     }
     let (_, other_token) = app.admin().await?;
     let oven = crate::lab::new_instrument(app, &token, "Oven", "incubator", "offline").await?;
@@ -230,6 +237,7 @@ async fn live_hub_fans_readings_out_to_the_organizations_dashboards_only(
     let agent = crate::live::InProcessAgent::start(agent_config(
         dir.path(),
         &credentials.url,
+        transport(false),
         &format!(
             "[[instruments]]\ndriver = \"simulator\"\nid = \"{oven}\"\ntype = \"incubator\"\ninterval_ms = 100\nseed = 5\n"
         ),
@@ -294,30 +302,36 @@ async fn live_hub_fans_readings_out_to_the_organizations_dashboards_only(
 
 async fn live_hub_runs_commands_over_the_bridge_socket(app: &TestApp) -> anyhow::Result<()> {
     let (_, token) = app.admin().await?;
-    if spin_has_no_hub(app, &token).await? {
-        return Ok(());
-    }
+    // Spin has no hub: there the same round trip runs over its bridges'
+    // transport, HTTPS batches and the command long poll.
+    let spin = spin_has_no_hub(app, &token).await?;
     let hplc = crate::lab::new_instrument(app, &token, "HPLC", "hplc", "idle").await?;
     // A dashboard is open first: on Workers the organization's hub then
     // sleeps until its credentials are due (30 s), and the bridge joining
     // must wake it every second for the commands.
-    let mut watching = dashboard(app, &token).await?;
-    subscribe(
-        &mut watching,
-        json!({"type": "subscribe", "instrumentIds": [hplc]}),
-    )
-    .await?;
+    let mut watching = None;
+    if !spin {
+        let mut socket = dashboard(app, &token).await?;
+        subscribe(
+            &mut socket,
+            json!({"type": "subscribe", "instrumentIds": [hplc]}),
+        )
+        .await?;
+        watching = Some(socket);
+    }
     let dir = tempfile::tempdir()?;
     let credentials = crate::live::enroll_into(app, &token, dir.path()).await?;
     let agent = crate::live::InProcessAgent::start(agent_config(
         dir.path(),
         &credentials.url,
+        transport(spin),
         &format!(
             "[[instruments]]\ndriver = \"simulator\"\nid = \"{hplc}\"\ntype = \"hplc\"\ninterval_ms = 100\nseed = 9\n"
         ),
     )?);
     let db = app.db().await?;
-    // The bridge's heartbeat reached the cloud through the hub.
+    // The bridge's heartbeat reached the cloud (through the hub, or its
+    // HTTPS batches on Spin).
     crate::live::eventually(30, "the bridge's heartbeat", || async {
         let row = db
             .query_one(
@@ -344,6 +358,45 @@ async fn live_hub_runs_commands_over_the_bridge_socket(app: &TestApp) -> anyhow:
     .await?;
     crate::live::expect_full_command_trail(&db, &command).await?;
     drop(watching);
+    agent.stop().await
+}
+
+/// What a Spin deployment does instead of the hub's fan-out: the bridge
+/// sends its batches over HTTPS and the lab reads what was stored, its own
+/// organization only.
+async fn readings_over_http_instead(app: &TestApp, token: &str) -> anyhow::Result<()> {
+    let (_, other_token) = app.admin().await?;
+    let oven = crate::lab::new_instrument(app, token, "Oven", "incubator", "offline").await?;
+    let dir = tempfile::tempdir()?;
+    let credentials = crate::live::enroll_into(app, token, dir.path()).await?;
+    let agent = crate::live::InProcessAgent::start(agent_config(
+        dir.path(),
+        &credentials.url,
+        transport(true),
+        &format!(
+            "[[instruments]]\ndriver = \"simulator\"\nid = \"{oven}\"\ntype = \"incubator\"\ninterval_ms = 100\nseed = 5\n"
+        ),
+    )?);
+    let readings = format!("/api/v1/instruments/{oven}/readings");
+    crate::live::eventually(30, "the oven's readings, read back", || async {
+        let resp = app.as_user(token).get(&readings).await?;
+        let data = resp.expect_ok(200)?;
+        Ok(data["series"].as_array().is_some_and(|series| {
+            series
+                .iter()
+                .any(|m| m["points"].as_array().is_some_and(|p| !p.is_empty()))
+        }))
+    })
+    .await?;
+    let status = app
+        .as_user(token)
+        .get(&format!("/api/v1/instruments/{oven}/status"))
+        .await?;
+    ensure!(status.expect_ok(200)?["reachable"] == true, "{}", status.json);
+    app.as_user(&other_token)
+        .get(&readings)
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
     agent.stop().await
 }
 
