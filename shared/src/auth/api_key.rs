@@ -143,6 +143,7 @@ async fn admit<P: Platform>(
         api_key_id: Some(row.id),
         scopes: Some(row.permissions),
         expires_at: None,
+        token_kid: None,
     };
     // Known before the limit applies, so a block is recorded against them.
     rq.identify(principal.caller());

@@ -160,15 +160,22 @@ pub fn verify(
     verify_typed(keys, token, ACCESS_TOKEN_TYPE, now, issuer, audience)
 }
 
-/// [`verify`], and when the token expires (unix seconds): what a
-/// long-lived connection opened with it keeps instead of the token.
+/// What a long-lived connection opened with an access token keeps instead
+/// of the token: when it expires (unix seconds) and the key that signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validity {
+    pub expires_at: i64,
+    pub kid: String,
+}
+
+/// [`verify`], and the token's [`Validity`].
 pub fn verify_until(
     keys: &[PublicKey],
     token: &str,
     now: OffsetDateTime,
     issuer: &str,
     audience: &str,
-) -> Result<(AccessClaims, i64), TokenError> {
+) -> Result<(AccessClaims, Validity), TokenError> {
     verified(keys, token, ACCESS_TOKEN_TYPE, now, issuer, audience)
 }
 
@@ -184,7 +191,7 @@ pub fn verify_typed<C: serde::de::DeserializeOwned + Clone + Addressed>(
     verified(keys, token, typ, now, issuer, audience).map(|(claims, _)| claims)
 }
 
-/// A token's claims and expiry (unix seconds), verified.
+/// A token's claims and validity, verified.
 fn verified<C: serde::de::DeserializeOwned + Clone + Addressed>(
     keys: &[PublicKey],
     token: &str,
@@ -192,7 +199,7 @@ fn verified<C: serde::de::DeserializeOwned + Clone + Addressed>(
     now: OffsetDateTime,
     issuer: &str,
     audience: &str,
-) -> Result<(C, i64), TokenError> {
+) -> Result<(C, Validity), TokenError> {
     let untrusted = UntrustedToken::new(token).map_err(|_| TokenError::Malformed)?;
     if untrusted.algorithm() != ALGORITHM {
         return Err(TokenError::Algorithm);
@@ -253,7 +260,13 @@ fn verified<C: serde::de::DeserializeOwned + Clone + Addressed>(
         .expiration
         .map(|at| at.timestamp())
         .ok_or(TokenError::Claims)?;
-    Ok((custom.clone(), expires_at))
+    Ok((
+        custom.clone(),
+        Validity {
+            expires_at,
+            kid: key.kid.clone(),
+        },
+    ))
 }
 
 #[cfg(test)]

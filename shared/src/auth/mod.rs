@@ -49,6 +49,10 @@ pub struct Principal {
     /// ([`reauthenticate`]).
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// The key id that signed the access token: a connection opened with it
+    /// closes once that key is withdrawn from `JWT_PUBLIC_KEYS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_kid: Option<String>,
 }
 
 impl Principal {
@@ -99,7 +103,7 @@ pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Prin
     let token = crate::request::bearer_token(rq.req.headers())
         .ok_or(ApiError::TokenInvalid("no bearer token"))?;
     let tokens = ctx.config.tokens()?;
-    let (claims, expires_at) = jwt::verify_until(
+    let (claims, validity) = jwt::verify_until(
         &tokens.public_keys,
         token,
         ctx.now(),
@@ -115,7 +119,7 @@ pub async fn authenticate<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Prin
         organization_id: claims.org,
         session_id: claims.sid,
         role: Role::parse(&claims.role),
-        expires_at,
+        validity,
     };
     in_session(ctx, rq, &login).await
 }
@@ -133,18 +137,32 @@ pub async fn reauthenticate<P: Platform>(
 ) -> Result<Principal, ApiError> {
     match (principal.session_id, principal.api_key_id) {
         (Some(session_id), _) => {
-            let expires_at = principal
-                .expires_at
-                .ok_or(ApiError::TokenInvalid("no expiry known"))?;
+            let (Some(expires_at), Some(kid)) = (principal.expires_at, &principal.token_kid) else {
+                return Err(ApiError::TokenInvalid("no token validity known"));
+            };
             if ctx.now().unix_timestamp() >= expires_at {
                 return Err(ApiError::TokenExpired);
+            }
+            if !ctx
+                .config
+                .tokens()?
+                .public_keys
+                .iter()
+                .any(|k| &k.kid == kid)
+            {
+                return Err(ApiError::TokenInvalid(
+                    "the token's signing key was withdrawn",
+                ));
             }
             let login = Login {
                 user_id: principal.user_id,
                 organization_id: principal.organization_id,
                 session_id,
                 role: Some(principal.role),
-                expires_at,
+                validity: jwt::Validity {
+                    expires_at,
+                    kid: kid.clone(),
+                },
             };
             in_session(ctx, rq, &login).await
         }
@@ -161,7 +179,7 @@ struct Login {
     /// The role it was issued with: the rate-limit class until the
     /// database says otherwise.
     role: Option<Role>,
-    expires_at: i64,
+    validity: jwt::Validity,
 }
 
 /// The caller of a live login: one round trip for the session check and
@@ -200,7 +218,8 @@ async fn in_session<P: Platform>(
         session_id: Some(login.session_id),
         api_key_id: None,
         scopes: None,
-        expires_at: Some(login.expires_at),
+        expires_at: Some(login.validity.expires_at),
+        token_kid: Some(login.validity.kid.clone()),
     };
     // Known before the limit applies, so a block is recorded against them.
     rq.identify(principal.caller());

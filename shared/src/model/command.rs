@@ -262,7 +262,8 @@ pub struct Waiting {
 
 /// The unexpired commands waiting for the instruments bridge `bridge_id`
 /// reaches (as its last heartbeat said) and serves, oldest first: queued ones, and
-/// those sent to it but unacknowledged for `redeliver_secs`.
+/// those sent (to it, or to the bridge that served the instrument before)
+/// but unacknowledged for `redeliver_secs`.
 pub async fn waiting_for<P: Platform>(
     db: &Db<'_, P>,
     scope: &Scope,
@@ -281,7 +282,7 @@ pub async fn waiting_for<P: Platform>(
                     AND EXISTS (SELECT 1 FROM instruments i WHERE i.organization_id = c.organization_id \
                                 AND i.id = c.instrument_id AND i.bridge_id = $2) \
                     AND (c.status = 'queued' \
-                         OR (c.status = 'sent' AND c.bridge_id = $2 AND c.sent_at < now() - make_interval(secs => $3))) \
+                         OR (c.status = 'sent' AND c.sent_at < now() - make_interval(secs => $3))) \
                   ORDER BY c.created_at, c.id LIMIT $4",
                 params![scope.organization_id(), bridge_id, redeliver_secs, limit],
             ),
@@ -289,8 +290,10 @@ pub async fn waiting_for<P: Platform>(
         .await
 }
 
-/// Marks command `id` sent to bridge `bridge_id`, if it is still waiting for
-/// it; returns `id`.
+/// Marks command `id` sent to bridge `bridge_id`, the one that serves its
+/// instrument, if it is still waiting (queued, or sent but unacknowledged
+/// for `redeliver_secs`, perhaps to the bridge that served it before);
+/// returns `id`.
 pub fn mark_sent(
     scope: &Scope,
     id: uuid::Uuid,
@@ -300,8 +303,10 @@ pub fn mark_sent(
     statement(
         "UPDATE instrument_commands SET status = 'sent', bridge_id = $3, sent_at = now(), updated_at = now() \
          WHERE organization_id = $1 AND id = $2 AND expires_at > now() \
-           AND (status = 'queued' OR (status = 'sent' AND bridge_id = $3 \
-                AND sent_at < now() - make_interval(secs => $4))) RETURNING id",
+           AND EXISTS (SELECT 1 FROM instruments i WHERE i.organization_id = $1 \
+                       AND i.id = instrument_commands.instrument_id AND i.bridge_id = $3) \
+           AND (status = 'queued' OR (status = 'sent' AND sent_at < now() - make_interval(secs => $4))) \
+         RETURNING id",
         params![scope.organization_id(), id, bridge_id, redeliver_secs],
     )
 }

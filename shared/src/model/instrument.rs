@@ -530,6 +530,18 @@ pub fn mark_seen(scope: &Scope, bridge_id: uuid::Uuid, ids: &[String]) -> Statem
     )
 }
 
+/// Releases the instruments of the bridge whose key `key_id` is (now)
+/// revoked: the next bridge to report them serves them.
+pub fn release_from_revoked_bridge(scope: &Scope, key_id: uuid::Uuid) -> Statement {
+    statement(
+        "UPDATE instruments SET bridge_id = NULL, updated_at = now() \
+         WHERE organization_id = $1 AND bridge_id IN ( \
+           SELECT b.id FROM bridges b JOIN api_keys k ON k.id = b.api_key_id AND k.organization_id = b.organization_id \
+           WHERE b.organization_id = $1 AND b.api_key_id = $2 AND NOT k.is_active)",
+        params![scope.organization_id(), key_id],
+    )
+}
+
 /// Binds instrument `id` to bridge `bridge_id` if no bridge serves it yet
 /// (the first to report it); returns `id`.
 pub fn bind_to_bridge(scope: &Scope, id: uuid::Uuid, bridge_id: uuid::Uuid) -> Statement {

@@ -88,8 +88,8 @@ pub async fn status<P: Platform>(
         .fetch_optional(
             db,
             statement(
-                "SELECT coalesce(f.confirmed_at IS NOT NULL, false) AS enabled, \
-                        coalesce(f.confirmed_at IS NULL, false) AS pending, \
+                "SELECT (f.user_id IS NOT NULL AND f.confirmed_at IS NOT NULL) AS enabled, \
+                        (f.user_id IS NOT NULL AND f.confirmed_at IS NULL) AS pending, \
                         (SELECT count(*) FROM mfa_recovery_codes c \
                           WHERE c.user_id = $1 AND c.organization_id = $2 AND c.used_at IS NULL) AS recovery_codes_left, \
                         $3 = ANY (o.mfa_required_roles) AS required \

@@ -9,7 +9,7 @@ use crate::auth::{self, Permission};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::model::{api_key, rows};
+use crate::model::{api_key, instrument, rows};
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -40,8 +40,16 @@ async fn revoke<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     // One statement: the audit row exists only if the key was there to revoke.
     let scope = principal.scope();
     let change = api_key::revoke(&scope, id);
+    // A bridge's key revoked: the bridge is out of service, and its
+    // instruments go to the next bridge that reports them.
     let results = scope
-        .batch(&ctx.db(), vec![event.insert_after(rq, change)?])
+        .batch(
+            &ctx.db(),
+            vec![
+                event.insert_after(rq, change)?,
+                instrument::release_from_revoked_bridge(&scope, id),
+            ],
+        )
         .await?;
     if rows::<serde_json::Value>(&results, 0)?.is_empty() {
         return Err(ApiError::NotFound);

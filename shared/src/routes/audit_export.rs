@@ -32,10 +32,21 @@ super::methods! {
 pub const MAX_EVENTS: i64 = 20_000;
 /// Events fetched per query at most.
 const PAGE: i64 = 1_000;
-/// Most queries of one export, each about [`verify::PAGE_BYTES`] at most:
-/// an export holds no more than about 24 MiB of events, whatever they
-/// hold; past that it is `truncated` and continues with `after`.
-const MAX_PAGES: usize = 6;
+/// About the most bytes of events one export holds (as [`weight`] counts
+/// them), whatever they hold; past that it is `truncated` and continues
+/// with `after`.
+const MAX_BYTES: usize = 24 * 1024 * 1024;
+
+/// About what an event weighs, as the page query counts it: its values,
+/// metadata and action as text, and a kilobyte for the rest.
+fn weight(event: &ExportedEvent) -> usize {
+    let text = |v: &Option<serde_json::Value>| v.as_ref().map_or(0, |v| v.to_string().len());
+    text(&event.old_values)
+        + text(&event.new_values)
+        + event.metadata.to_string().len()
+        + event.action.len()
+        + 1024
+}
 
 const MANIFEST_HEADER: HeaderName = HeaderName::from_static("antevus-manifest");
 
@@ -80,8 +91,9 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let mut events: Vec<ExportedEvent> = Vec::new();
     let mut position = after;
     let mut truncated = false;
-    for page in 0.. {
-        if page == MAX_PAGES {
+    let mut bytes = 0;
+    loop {
+        if bytes >= MAX_BYTES {
             // As much as one export holds: truncated if more is left.
             let more: Vec<ExportedEvent> =
                 audit_event::export_page(&db, &scope, &filters, position, 1, 1).await?;
@@ -93,6 +105,7 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             audit_event::export_page(&db, &scope, &filters, position, take, verify::PAGE_BYTES)
                 .await?;
         let fetched = rows.len();
+        bytes += rows.iter().map(weight).sum::<usize>();
         events.extend(rows);
         if events.len() as i64 > MAX_EVENTS {
             events.truncate(MAX_EVENTS as usize);

@@ -39,9 +39,13 @@ async fn confirm<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErr
         ));
     }
     // Signed in, confirming needs no password again: the enrolment did.
-    let (user, by_challenge) =
-        super::signing_in::enrolling(ctx, rq, super::signing_in::Again::Nothing, input.challenge_token.as_deref())
-            .await?;
+    let (user, by_challenge) = super::signing_in::enrolling(
+        ctx,
+        rq,
+        super::signing_in::Again::Nothing,
+        input.challenge_token.as_deref(),
+    )
+    .await?;
     let scope = Scope::account(user.organization_id);
     let db = ctx.db();
     let pending = second_factor::load(&db, &scope, user.id)

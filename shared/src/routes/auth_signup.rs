@@ -165,6 +165,16 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             .unwrap_or_default()
             .trim()
             .to_owned();
+        // Mail goes to an address the asker names: each address gets the
+        // authentication limit of its own (the same answer either way).
+        crate::ratelimit::check(
+            ctx,
+            rq,
+            Class::Auth,
+            &format!("signup-to:{}", email.as_str()),
+            None,
+        )
+        .await?;
         return request(ctx, &email, &organization_name, &name, &hash).await;
     };
     Reply::created(SignedUp {
@@ -197,10 +207,11 @@ async fn request<P: Platform>(
                 id: mail_id,
                 to: email.as_str().to_owned(),
                 subject: "You already have an Antevus account".to_owned(),
+                // Nothing the asker wrote goes to the address's holder.
                 text: format!(
-                    "Hello {},\n\nSomeone (hopefully you) asked to open a new Antevus organization, \
-                     \"{organization_name}\", with this address. It already has an account, so nothing \
-                     was created.\n\nSign in: {app_url}/login\nForgot your password: {app_url}/forgot-password\n\n\
+                    "Hello {},\n\nSomeone (hopefully you) asked to open a new Antevus organization \
+                     with this address. It already has an account, so nothing was created.\n\n\
+                     Sign in: {app_url}/login\nForgot your password: {app_url}/forgot-password\n\n\
                      If you did not ask, ignore this message.\n",
                     holder.name
                 ),

@@ -566,10 +566,17 @@ async fn mail_goes_through_the_configured_provider(app: &TestApp) -> anyhow::Res
             data["deferred"].as_u64().map(|d| d + 1) == data["claimed"].as_u64(),
             "{ran}"
         );
-        ensure!(waited >= std::time::Duration::from_secs(9), "answered after {waited:?}");
+        ensure!(
+            waited >= std::time::Duration::from_secs(9),
+            "answered after {waited:?}"
+        );
         let tried = received
             .lock()
-            .map(|r| r.iter().filter_map(|(_, m)| m["to"].as_str().map(str::to_owned)).collect::<Vec<_>>())
+            .map(|r| {
+                r.iter()
+                    .filter_map(|(_, m)| m["to"].as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default();
         ensure!(tried.len() == 1, "{tried:?}");
         let error: String = db

@@ -857,7 +857,6 @@ async fn chain_with_old_events(app: &TestApp) -> anyhow::Result<(uuid::Uuid, Str
 async fn retention_removes_only_what_has_expired_and_audits_itself(
     app: &TestApp,
 ) -> anyhow::Result<()> {
-    let _expiring = app.expiring().await;
     let (org, qa) = chain_with_old_events(app).await?;
     let (_, admin) = app.member(org, Role::Admin).await?;
     let (scientist, token) = app.member(org, Role::Scientist).await?;
@@ -1102,7 +1101,6 @@ async fn audit_events_signed_with_hmac_before_ed25519_still_verify(
 /// A rewritten old part of the chain gets no checkpoint and keeps its
 /// evidence: retention verifies what it would vouch for and remove first.
 async fn retention_refuses_to_vouch_for_a_rewritten_past(app: &TestApp) -> anyhow::Result<()> {
-    let _expiring = app.expiring().await;
     let (org, qa) = chain_with_old_events(app).await?;
     let (_, admin) = app.member(org, Role::Admin).await?;
     tamper(
@@ -1143,7 +1141,7 @@ async fn retention_refuses_to_vouch_for_a_rewritten_past(app: &TestApp) -> anyho
 /// no one's, and sweeps what belongs to no organization; one
 /// organization's refusal stops nobody else's.
 async fn scheduled_retention_covers_every_organization(app: &TestApp) -> anyhow::Result<()> {
-    let _running = app.running_retention().await;
+    // It runs alone (cases::ALONE): the job claims any organization due.
     let (good, good_qa) = chain_with_old_events(app).await?;
     let (bad, _) = chain_with_old_events(app).await?;
     tamper(
@@ -1371,16 +1369,20 @@ async fn audit_pages_by_bytes_whatever_the_events_hold(app: &TestApp) -> anyhow:
         .raw(reqwest::Method::GET, "/api/audit/export", None)
         .await?;
     ensure!(export.status == 200, "export {}", export.status);
-    let manifest: Value = serde_json::from_slice(
-        &base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            export.header("antevus-manifest").context("manifest")?,
-        )?,
-    )?;
+    let manifest: Value = serde_json::from_slice(&base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        export.header("antevus-manifest").context("manifest")?,
+    )?)?;
     ensure!(manifest["truncated"] == false, "{manifest}");
-    let lines = export.body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
-    ensure!(manifest["count"].as_u64() == Some(lines as u64), "{manifest}");
+    let lines = export
+        .body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    ensure!(
+        manifest["count"].as_u64() == Some(lines as u64),
+        "{manifest}"
+    );
     ensure!(lines >= 24 && export.body.len() > 12 * 1024 * 1024);
     Ok(())
 }
-

@@ -13,9 +13,6 @@ use crate::stack::{HostHandle, Stack, start_host};
 /// See [`TestApp::reading_mail`].
 static MAIL: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-/// See [`TestApp::expiring`].
-static RETENTION: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
-
 /// A response, with its JSON body parsed.
 #[derive(Debug)]
 pub struct Resp {
@@ -381,13 +378,6 @@ impl TestApp {
         MAIL.read().await
     }
 
-    /// Held by a case that makes data expire and runs retention on it: the
-    /// scheduled retention job's case (which runs it for any organization)
-    /// waits for none to be held.
-    pub async fn expiring(&self) -> tokio::sync::RwLockReadGuard<'static, ()> {
-        RETENTION.read().await
-    }
-
     /// The scheduler's key (`SCHEDULER_KEY`), which a job's tick route takes.
     pub fn scheduler_key(&self) -> anyhow::Result<String> {
         self.stack
@@ -396,11 +386,6 @@ impl TestApp {
             .find(|(name, _)| name == "SCHEDULER_KEY")
             .map(|(_, value)| value.clone())
             .context("SCHEDULER_KEY")
-    }
-
-    /// Held by the case that runs the scheduled retention job.
-    pub async fn running_retention(&self) -> tokio::sync::RwLockWriteGuard<'static, ()> {
-        RETENTION.write().await
     }
 
     /// Held by the case that runs the mail sender.

@@ -392,7 +392,11 @@ async fn readings_over_http_instead(app: &TestApp, token: &str) -> anyhow::Resul
         .as_user(token)
         .get(&format!("/api/v1/instruments/{oven}/status"))
         .await?;
-    ensure!(status.expect_ok(200)?["reachable"] == true, "{}", status.json);
+    ensure!(
+        status.expect_ok(200)?["reachable"] == true,
+        "{}",
+        status.json
+    );
     app.as_user(&other_token)
         .get(&readings)
         .await?
@@ -479,7 +483,10 @@ async fn live_hub_refuses_bad_sockets_and_closes_revoked_ones(app: &TestApp) -> 
                     if message["type"] == "subscribed" {
                         answered += 1;
                     } else if message["type"] == "error" {
-                        ensure!(message["error"]["code"] == "RATE_LIMIT_EXCEEDED", "{message}");
+                        ensure!(
+                            message["error"]["code"] == "RATE_LIMIT_EXCEEDED",
+                            "{message}"
+                        );
                     }
                 }
                 Some(Ok(Message::Close(frame))) => return Ok(frame.map(|f| u16::from(f.code))),

@@ -155,6 +155,13 @@ async fn totp_enrolment_login_and_replay(app: &TestApp) -> anyhow::Result<()> {
                 .await
         }
     };
+    // Before anything: no factor, none pending.
+    let none = app.as_user(&token).get("/api/auth/mfa").await?;
+    let none = none.expect_ok(200)?.clone();
+    ensure!(
+        none["enabled"] == false && none["pending"] == false && none["recoveryCodesLeft"] == 0,
+        "{none}"
+    );
     // Setting one up asks for the password again.
     let bare = enroll(json!({})).await?;
     bare.expect_error(400, "VALIDATION_ERROR")?;

@@ -365,6 +365,7 @@ mod tests {
                 api_key_id: None,
                 scopes: None,
                 expires_at: None,
+                token_kid: None,
             },
         }
     }
@@ -376,7 +377,10 @@ mod tests {
         for n in 0..DASHBOARD_MESSAGES_PER_MINUTE {
             assert!(peer.count_message(start + i64::from(n)), "message {n}");
         }
-        assert!(!peer.count_message(start + 59), "one more in the same minute");
+        assert!(
+            !peer.count_message(start + 59),
+            "one more in the same minute"
+        );
         assert!(peer.count_message(start + 60), "a new minute");
     }
 
@@ -386,6 +390,7 @@ mod tests {
         peer.user_agent = Some("Mozilla/5.0".into());
         peer.principal.session_id = Some(uuid(3));
         peer.principal.expires_at = Some(1_800_000_000);
+        peer.principal.token_kid = Some("k1".into());
         let stored = serde_json::to_value(&peer).unwrap_or_default();
         let keys = |value: &serde_json::Value| {
             let mut keys: Vec<String> = value
@@ -408,6 +413,7 @@ mod tests {
                 "role",
                 "scopes",
                 "session_id",
+                "token_kid",
                 "user_id"
             ]
         );

@@ -89,6 +89,7 @@ pub async fn run(stack: &Stack, app: &TestApp) -> anyhow::Result<()> {
         api_key_id: None,
         scopes: None,
         expires_at: None,
+        token_kid: None,
     };
     let db = app.db().await?;
     let instruments: Vec<uuid::Uuid> = db
