@@ -17,8 +17,6 @@ use serde_json::json;
 use super::signing_in;
 use crate::audit::{self, EventType};
 use crate::auth::mfa::{self, Purpose};
-use crate::auth::session::SESSION_TTL_SECS;
-use crate::auth::tokens::token_reply;
 use crate::auth::{Role, password};
 use crate::ctx::Ctx;
 use crate::domain::Email;
@@ -134,15 +132,7 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
             },
         });
     }
-    let session = signing_in::open_session(ctx, rq, &user, role, json!({})).await?;
-    token_reply(
-        ctx,
-        session.user,
-        session.family,
-        session.refresh_token,
-        SESSION_TTL_SECS,
-        None,
-    )
+    signing_in::token_reply(ctx, rq, &user, role, json!({}), None).await
 }
 
 /// What the password step answers when a second factor is due: no

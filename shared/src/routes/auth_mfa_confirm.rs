@@ -9,8 +9,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, EventType};
-use crate::auth::session::SESSION_TTL_SECS;
-use crate::auth::tokens::token_reply;
 use crate::auth::{Role, mfa};
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
@@ -86,22 +84,15 @@ async fn confirm<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErr
         });
     }
     let role = Role::parse(&user.role).ok_or_else(|| ApiError::internal("unknown role"))?;
-    let session = super::signing_in::open_session(
+    super::signing_in::token_reply(
         ctx,
         rq,
         &user,
         role,
         json!({ "secondFactor": "totp", "enrolled": true }),
-    )
-    .await?;
-    token_reply(
-        ctx,
-        session.user,
-        session.family,
-        session.refresh_token,
-        SESSION_TTL_SECS,
         Some(codes),
     )
+    .await
 }
 
 /// The factor in force, and its recovery codes (shown this once).

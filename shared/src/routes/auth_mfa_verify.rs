@@ -18,8 +18,6 @@ use crate::audit::{self, EventType};
 use crate::auth::Role;
 use crate::auth::mfa::{self, Purpose};
 use crate::auth::second_factor::recovery_code_hash;
-use crate::auth::session::SESSION_TTL_SECS;
-use crate::auth::tokens::token_reply;
 use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::ApiError;
@@ -128,17 +126,15 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             "recovery_code"
         }
     };
-    let session =
-        super::signing_in::open_session(ctx, rq, &user, role, json!({ "secondFactor": method }))
-            .await?;
-    token_reply(
+    super::signing_in::token_reply(
         ctx,
-        session.user,
-        session.family,
-        session.refresh_token,
-        SESSION_TTL_SECS,
+        rq,
+        &user,
+        role,
+        json!({ "secondFactor": method }),
         None,
     )
+    .await
 }
 
 /// What stands for the second factor.

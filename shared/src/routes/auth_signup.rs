@@ -38,23 +38,6 @@ struct Input {
     password: String,
 }
 
-/// The account just created.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SignedUp {
-    user: NewUser,
-    organization_id: uuid::Uuid,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct NewUser {
-    id: uuid::Uuid,
-    email: String,
-    name: String,
-    role: String,
-}
-
 /// The answer to a request for a new organization, whatever exists.
 #[derive(Serialize)]
 struct Requested {
@@ -177,15 +160,7 @@ async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         .await?;
         return request(ctx, &email, &organization_name, &name, &hash).await;
     };
-    Reply::created(SignedUp {
-        user: NewUser {
-            id: joined.user_id,
-            email: joined.email,
-            name,
-            role: joined.role,
-        },
-        organization_id: joined.organization_id,
-    })
+    Reply::created(super::signing_in::SignedUp::new(joined, name))
 }
 
 /// A request to open an organization: a confirmation link to a new

@@ -9,7 +9,7 @@
 //! `409`: only the address's owner holds the link, so this tells nobody
 //! else anything.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::{self, EventType};
@@ -28,23 +28,6 @@ use crate::request::Rq;
 struct Input {
     token: String,
     password: String,
-}
-
-/// The account just created.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Confirmed {
-    user: NewUser,
-    organization_id: uuid::Uuid,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct NewUser {
-    id: uuid::Uuid,
-    email: String,
-    name: String,
-    role: String,
 }
 
 super::methods! {
@@ -124,15 +107,7 @@ async fn confirm<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErr
         .await
         .map_err(user::email_taken)?
         .ok_or_else(invalid)?;
-    Reply::created(Confirmed {
-        user: NewUser {
-            id: joined.user_id,
-            email: joined.email,
-            name: requested.name,
-            role: joined.role,
-        },
-        organization_id: joined.organization_id,
-    })
+    Reply::created(super::signing_in::SignedUp::new(joined, requested.name))
 }
 
 #[cfg(test)]

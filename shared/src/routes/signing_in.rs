@@ -1,5 +1,5 @@
 //! What the sign-in routes share (`auth-login`, `auth-mfa-*`): opening a
-//! session, counting a failure toward the lockout, and who is setting up a
+//! session and answering with its tokens, counting a failure toward the lockout, and who is setting up a
 //! second factor. Not a route.
 
 use serde_json::json;
@@ -9,32 +9,28 @@ use crate::auth::mfa::{self, Purpose};
 use crate::auth::session::{
     LOCKOUT_MINUTES, MAX_FAILED_LOGINS, SESSION_TTL_SECS, new_refresh_token,
 };
-use crate::auth::tokens::TokenUser;
+use crate::auth::tokens::{self, TokenUser};
 use crate::auth::{self, Role, password};
 use crate::ctx::Ctx;
+use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::model::{self, Scope, user};
 use crate::platform::Platform;
 use crate::ratelimit::Class;
 use crate::request::Rq;
 
-/// A session just opened, for `token_reply`.
-pub struct Session {
-    pub user: TokenUser,
-    pub family: uuid::Uuid,
-    pub refresh_token: String,
-}
-
 /// Opens a session for `user` (its password and any second factor
-/// checked): the login's time, the session family and `AUTH_LOGIN_SUCCESS`
-/// (with `metadata`) in one transaction.
-pub async fn open_session<P: Platform>(
+/// checked) and answers with its tokens (and `recovery_codes`, shown this
+/// once, when the factor was just enrolled): the login's time, the session
+/// family and `AUTH_LOGIN_SUCCESS` (with `metadata`) in one transaction.
+pub async fn token_reply<P: Platform>(
     ctx: &Ctx<P>,
     rq: &Rq,
     user: &user::Account,
     role: Role,
     metadata: serde_json::Value,
-) -> Result<Session, ApiError> {
+    recovery_codes: Option<Vec<String>>,
+) -> Result<Reply, ApiError> {
     let scope = Scope::account(user.organization_id);
     let family = ctx.new_uuid();
     let (refresh_token, refresh_hash) = new_refresh_token(ctx.random_bytes::<32>());
@@ -73,11 +69,14 @@ pub async fn open_session<P: Platform>(
         name: user.name.clone(),
         role,
     };
-    Ok(Session {
+    tokens::token_reply(
+        ctx,
         user,
         family,
         refresh_token,
-    })
+        SESSION_TTL_SECS,
+        recovery_codes,
+    )
 }
 
 /// Records a wrong password (or second-factor code) and counts it, in one
@@ -194,4 +193,35 @@ pub async fn enrolling<P: Platform>(
         }
     }
     Ok((user, by_challenge))
+}
+/// What a signup answers once its account exists (`auth-signup` with an
+/// invitation, `auth-signup-confirm`): the user and their organization.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedUp {
+    user: NewUser,
+    organization_id: uuid::Uuid,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NewUser {
+    id: uuid::Uuid,
+    email: String,
+    name: String,
+    role: String,
+}
+
+impl SignedUp {
+    pub fn new(joined: user::Joined, name: String) -> Self {
+        SignedUp {
+            user: NewUser {
+                id: joined.user_id,
+                email: joined.email,
+                name,
+                role: joined.role,
+            },
+            organization_id: joined.organization_id,
+        }
+    }
 }
