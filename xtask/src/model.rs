@@ -57,6 +57,7 @@ pub const UNSCOPED: &[&str] = &[
     // The scheduled retention job: the organizations due, and the sweep of
     // what belongs to none (V20).
     "claim_retention_due",
+    "finish_retention",
     "purge_expired_signup_requests",
     "purge_unowned_mail",
     // A bridge's join token by its hash: the token is its only credential.

@@ -1,9 +1,14 @@
 //! `POST /api/v1/jobs/retention`: retention on a schedule (hourly), a
-//! scheduled job. Each tick claims up to [`BATCH`] organizations whose last
-//! run is more than [`EVERY_HOURS`] old and runs [`crate::retention`] for
-//! each, recorded as the schedule's (`RETENTION_RUN`, no user); an
-//! organization whose expired chain does not verify keeps everything and
-//! is counted as failed (its next run is the next period's). Then it sweeps
+//! scheduled job. Each tick claims [`BATCH`] organizations at a time whose
+//! last run is more than [`EVERY_HOURS`] old, leased for [`LEASE_SECS`],
+//! and runs [`crate::retention`] for each, recorded as the schedule's
+//! (`RETENTION_RUN`, no user); it claims more while it has run less than
+//! [`TICK_SECS`], so how many organizations a day it serves is bounded by
+//! the work, not by a batch size. A run that finished marks its
+//! organization run; one whose expired chain does not verify keeps
+//! everything, is counted as failed and also waits for the next period; a
+//! run that failed otherwise (the database, storage) keeps its lease until
+//! it is over and is taken again by a later tick. Then it sweeps
 //! what belongs to no organization: idle rate-limit state keyed by address,
 //! expired signup requests and the mail of no organization. Answers what it
 //! did. On Workers a cron trigger runs it ([`run`]); elsewhere a scheduler
@@ -22,8 +27,16 @@ use crate::platform::Platform;
 use crate::request::Rq;
 use crate::retention::{self, By};
 
-/// Organizations handled per tick.
+/// Organizations claimed at a time.
 pub const BATCH: i64 = 25;
+
+/// A tick claims no more once it has run this long (a Workers cron run may
+/// take 15 minutes of wall time; this leaves most of it).
+pub const TICK_SECS: i64 = 60;
+
+/// How long a claim holds an organization: longer than one
+/// organization's run, so only a run that died loses it.
+pub const LEASE_SECS: i64 = 900;
 
 /// How often each organization's retention runs.
 pub const EVERY_HOURS: i64 = 20;
@@ -34,8 +47,10 @@ pub const EVERY_HOURS: i64 = 20;
 pub struct Swept {
     /// Organizations whose retention ran.
     pub organizations: usize,
-    /// Organizations whose retention refused (see the log).
+    /// Organizations whose retention refused or failed (see the log).
     pub failed: usize,
+    /// Batches claimed.
+    pub batches: usize,
     pub audit_events_removed: i64,
     pub run_data_purged: usize,
     pub rate_limit_entries_deleted: i64,
@@ -65,19 +80,44 @@ async fn sweep<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Swept, ApiError> {
     let s3 = ctx.config.storage()?.s3.as_ref();
     let db = ctx.db();
     let mut swept = Swept::default();
-    for claimed in organization::claim_retention_due(&db, BATCH, EVERY_HOURS).await? {
-        let scope = Scope::scheduled(claimed.id);
-        match retention::run(ctx, rq, &scope, By::Schedule, s3).await {
-            Ok(outcome) => {
-                swept.organizations += 1;
-                swept.audit_events_removed += outcome.audit_events_removed;
-                swept.run_data_purged += outcome.run_data_purged;
-                swept.rate_limit_entries_deleted += outcome.rate_limit_entries_deleted;
-                swept.mail_deleted += outcome.mail_deleted;
-            }
-            Err(error) => {
-                swept.failed += 1;
-                tracing::error!(organization = %claimed.id, error = %error, "scheduled retention refused for this organization");
+    let started = ctx.now();
+    while (ctx.now() - started).whole_seconds() < TICK_SECS {
+        let claimed =
+            organization::claim_retention_due(&db, BATCH, EVERY_HOURS, LEASE_SECS).await?;
+        if claimed.is_empty() {
+            break;
+        }
+        swept.batches += 1;
+        for claimed in claimed {
+            let scope = Scope::scheduled(claimed.id);
+            let finished = match retention::run(ctx, rq, &scope, By::Schedule, s3).await {
+                Ok(outcome) => {
+                    swept.organizations += 1;
+                    swept.audit_events_removed += outcome.audit_events_removed;
+                    swept.run_data_purged += outcome.run_data_purged;
+                    swept.rate_limit_entries_deleted += outcome.rate_limit_entries_deleted;
+                    swept.mail_deleted += outcome.mail_deleted;
+                    true
+                }
+                // The chain does not verify: nothing more to do until
+                // someone looks (GET /api/audit/verify says where).
+                Err(error @ ApiError::Conflict { .. }) => {
+                    swept.failed += 1;
+                    tracing::error!(organization = %claimed.id, error = %error, "scheduled retention refused for this organization");
+                    true
+                }
+                Err(error) => {
+                    swept.failed += 1;
+                    tracing::error!(organization = %claimed.id, error = %error, "scheduled retention failed for this organization; taken again when its lease is over");
+                    false
+                }
+            };
+            if finished {
+                db.batch(
+                    vec![organization::finish_retention(claimed.id)],
+                    BatchOptions::default(),
+                )
+                .await?;
             }
         }
     }

@@ -27,6 +27,7 @@ const DEFINERS: &[&str] = &[
     "claim_due_mail",
     "claim_retention_due",
     "confirm_signup",
+    "finish_retention",
     "invitation_for",
     "purge_expired_signup_requests",
     "purge_idle_rate_limits",
