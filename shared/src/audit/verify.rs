@@ -4,6 +4,11 @@
 //! signed checkpoint against what was walked. `GET /api/audit/verify`
 //! reports it; the retention job verifies what it is about to checkpoint
 //! and purge before it signs anything.
+//!
+//! A walk may be given a budget of events: it stops there and hands back a
+//! [`Resume`] point, which the API signs into a cursor, and a later walk
+//! goes on from it (the hash it stopped at) as if it had never stopped, so
+//! a chain of any length is verified whole in requests of bounded work.
 
 use crate::audit::chain;
 use crate::audit::export::ExportedEvent;
@@ -121,6 +126,7 @@ fn check(
 }
 
 /// The sequences to verify (`None`: from the chain's start, to its head).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Range {
     pub from: Option<i64>,
     pub to: Option<i64>,
@@ -147,10 +153,23 @@ impl Range {
             (None, h) => Ok(h.map_or(1, |h| h.sequence + 1)),
         }
     }
+}
 
-    fn covers(&self, first: i64, sequence: i64) -> bool {
-        sequence >= first && self.to.is_none_or(|t| sequence <= t)
-    }
+/// Where a walk with a budget stopped, to go on from: the range asked
+/// for, where the walk began and its tallies, and the next sequence with
+/// the hash it must follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resume {
+    pub chain_id: uuid::Uuid,
+    pub range: Range,
+    pub first: i64,
+    pub next: i64,
+    /// The hash of event `next - 1`, hex.
+    pub previous: String,
+    pub events: u64,
+    pub legacy: u64,
+    pub checkpoints_checked: usize,
 }
 
 /// A walk along the chain from its first sequence.
@@ -180,6 +199,18 @@ impl Walk {
 
     pub fn last(&self) -> i64 {
         self.expected - 1
+    }
+
+    /// The walk as it stood at `resume`.
+    fn resumed(resume: &Resume) -> Self {
+        Self {
+            first: resume.first,
+            expected: resume.next,
+            previous: Some(unhex(&resume.previous)),
+            events: resume.events,
+            legacy: resume.legacy,
+            at_checkpoints: Vec::new(),
+        }
     }
 
     /// Walks a page at a time up to `to` (or the end); the first break.
@@ -283,11 +314,13 @@ impl Walk {
         }
     }
 
-    /// The signed checkpoints in range vouch for what was walked: the
-    /// number that did, and the first that did not.
+    /// The signed checkpoints from `from` to `to` (or beyond the end)
+    /// vouch for what was walked: the number that did, and the first that
+    /// did not.
     pub fn check_checkpoints(
         &self,
-        range: &Range,
+        from: i64,
+        to: Option<i64>,
         checkpoints: &[Checkpoint],
         chain_id: uuid::Uuid,
         keys: &AuditKeys,
@@ -295,7 +328,7 @@ impl Walk {
         let last = self.last();
         let in_range = checkpoints
             .iter()
-            .filter(|c| range.covers(self.first, c.sequence));
+            .filter(|c| c.sequence >= from && to.is_none_or(|t| c.sequence <= t));
         let mut checked = 0;
         for checkpoint in in_range {
             let broken = |sequence, reason, detail| {
@@ -375,6 +408,9 @@ pub fn check_start(
 pub struct Verification {
     pub walk: Walk,
     pub failure: Option<Break>,
+    /// Where the walk stopped at its budget short of the range's end (no
+    /// failure so far): go on from here.
+    pub resume: Option<Resume>,
     /// The signed checkpoints in range that vouched for the walk.
     pub checkpoints_checked: usize,
     /// The chain's checkpoints from the one before the walk's first event
@@ -382,38 +418,111 @@ pub struct Verification {
     pub checkpoints: Vec<Checkpoint>,
 }
 
-/// Verifies `range` of `scope`'s chain (see the module docs).
+/// Verifies `range` of `scope`'s chain (see the module docs), whole.
 pub async fn verify<P: Platform>(
     db: &Db<'_, P>,
     scope: &Scope,
     keys: &AuditKeys,
     range: &Range,
 ) -> Result<Verification, ApiError> {
+    walk(db, scope, keys, Step::Start(*range), None).await
+}
+
+/// Where a walk starts: at the beginning of a range, or where an earlier
+/// one stopped.
+pub enum Step {
+    Start(Range),
+    Resume(Resume),
+}
+
+/// Walks from `step` for at most `budget` events (`None`: to the end).
+/// A walk that resumes checks what its first part would have: the
+/// retention horizon was checked by the walk that began, the checkpoints
+/// before `next` by the walk that met them.
+pub async fn walk<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    keys: &AuditKeys,
+    step: Step,
+    budget: Option<u64>,
+) -> Result<Verification, ApiError> {
     let chain_id = scope.organization_id();
     let head = audit_event::head(db, scope).await?;
-    let horizon = audit_event::horizon(db, scope).await?;
-    let mut walk = Walk::new(range.first(horizon.as_ref())?);
-    // Only the checkpoints this walk meets, not every one ever made.
-    let checkpoints = audit_event::checkpoints(db, scope, walk.first - 1, range.to).await?;
+    // The retention horizon matters to a walk from the chain's start.
+    let (range, mut walk, checked_before, horizon) = match &step {
+        Step::Start(range) => {
+            let horizon = audit_event::horizon(db, scope).await?;
+            let walk = Walk::new(range.first(horizon.as_ref())?);
+            (*range, walk, 0, horizon.filter(|_| range.from.is_none()))
+        }
+        Step::Resume(resume) => (
+            resume.range,
+            Walk::resumed(resume),
+            resume.checkpoints_checked,
+            None,
+        ),
+    };
+    let segment_first = walk.expected;
+    // This part's end: the range's, or where the budget runs out.
+    let stop = budget.map(|b| segment_first.saturating_add(b.max(1) as i64 - 1));
+    let to = match (range.to, stop) {
+        (Some(t), Some(s)) => Some(t.min(s)),
+        (t, s) => t.or(s),
+    };
+    // Only the checkpoints this part meets, not every one ever made.
+    let mut checkpoints = audit_event::checkpoints(db, scope, segment_first - 1, to).await?;
     let mut failure = None;
-    if let (None, Some(horizon)) = (range.from, &horizon) {
-        failure = check_start(horizon, walk.first, &checkpoints, chain_id, keys);
+    if let Some(horizon) = horizon {
+        failure = check_start(&horizon, walk.first, &checkpoints, chain_id, keys);
         walk.previous = Some(unhex(&horizon.hash));
     }
     if failure.is_none() {
-        failure = walk.run(db, scope, range.to, &checkpoints, keys).await?;
+        failure = walk.run(db, scope, to, &checkpoints, keys).await?;
     }
-    if failure.is_none() {
+    // Stopped at the budget with more of the range left.
+    let head_sequence = head.as_ref().map_or(0, |h| h.sequence);
+    let wanted_end = range.to.map_or(head_sequence, |t| t.min(head_sequence));
+    let partial = failure.is_none() && stop.is_some_and(|s| walk.last() == s && s < wanted_end);
+    if failure.is_none() && !partial {
         failure = walk.check_end(head.as_ref(), range.to);
+        // Checkpoints past where this part could reach vouch for events
+        // past the end.
+        if let Some(t) = to
+            && range.to.is_none_or(|r| r > t)
+        {
+            checkpoints.extend(audit_event::checkpoints(db, scope, t + 1, range.to).await?);
+        }
     }
-    let mut checkpoints_checked = 0;
+    let mut checkpoints_checked = checked_before;
     if failure.is_none() {
-        (checkpoints_checked, failure) =
-            walk.check_checkpoints(range, &checkpoints, chain_id, keys);
+        let (checked, broken) = walk.check_checkpoints(
+            segment_first,
+            if partial { to } else { range.to },
+            &checkpoints,
+            chain_id,
+            keys,
+        );
+        checkpoints_checked += checked;
+        failure = broken;
     }
+    let resume = (partial && failure.is_none()).then(|| Resume {
+        chain_id,
+        range,
+        first: walk.first,
+        next: walk.expected,
+        previous: walk
+            .previous
+            .as_deref()
+            .map(hex::encode)
+            .unwrap_or_default(),
+        events: walk.events,
+        legacy: walk.legacy,
+        checkpoints_checked,
+    });
     Ok(Verification {
         walk,
         failure,
+        resume,
         checkpoints_checked,
         checkpoints,
     })

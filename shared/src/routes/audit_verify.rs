@@ -8,14 +8,22 @@
 //! gone), `checkpoint_mismatch` (the chain was rewritten behind a signed
 //! checkpoint). A whole-chain walk that verifies records a signed checkpoint
 //! of the head.
+//!
+//! One request walks at most `limit` events ([`MAX_WALK`] by default and at
+//! most): a longer chain answers `complete: false` with a `resume` cursor
+//! (signed, bound to the organization, valid [`RESUME_TTL_SECS`]), and
+//! `?resume=<cursor>` goes on exactly where it stopped (from the hash it
+//! reached), until the answer is complete; `verified` is true only then.
 
-use crate::domain::Timestamp;
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::chain;
-use crate::audit::verify::{self, Break, Range, Verification};
+use crate::audit::verify::{self, Break, Range, Resume, Step, Verification};
 use crate::auth::{self, Permission};
+use crate::config::{AuditKeys, SigningKey};
 use crate::ctx::Ctx;
+use crate::domain::Timestamp;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::model::audit_event;
@@ -26,11 +34,89 @@ super::methods! {
     GET => verify,
 }
 
+/// Most events one request walks (about 2 s of signature checks on one
+/// core; the README's benchmark).
+pub const MAX_WALK: u64 = 20_000;
+/// How long a resume cursor stays good: a walk goes on from where it
+/// stopped only while that is recent.
+pub const RESUME_TTL_SECS: i64 = 3_600;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Query {
     from: Option<String>,
     to: Option<String>,
+    limit: Option<String>,
+    resume: Option<String>,
+}
+
+/// What a resume cursor carries, signed with the audit key.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Cursor {
+    resume: Resume,
+    kid: String,
+    /// Unix seconds.
+    issued_at: i64,
+}
+
+/// What a cursor's signature covers: its JSON, under a tag no other
+/// signed message starts with.
+fn cursor_message(json: &[u8]) -> Vec<u8> {
+    let mut message = b"antevus.audit.verify-resume.v1\n".to_vec();
+    message.extend_from_slice(json);
+    message
+}
+
+/// `base64url(JSON).hex(signature)`.
+fn seal_cursor(resume: Resume, key: &SigningKey, now: i64) -> Result<String, ApiError> {
+    let cursor = Cursor {
+        resume,
+        kid: key.kid.clone(),
+        issued_at: now,
+    };
+    let json = serde_json::to_vec(&cursor).map_err(ApiError::internal)?;
+    let signature = chain::sign(key, &cursor_message(&json));
+    Ok(format!(
+        "{}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&json),
+        hex::encode(signature)
+    ))
+}
+
+/// The resume point of `raw`, when it is a cursor this deployment signed
+/// for `chain_id` within [`RESUME_TTL_SECS`] of `now`.
+fn open_cursor(
+    raw: &str,
+    keys: &AuditKeys,
+    chain_id: uuid::Uuid,
+    now: time::OffsetDateTime,
+) -> Result<Resume, ApiError> {
+    let bad = || ApiError::invalid("resume", "Not a resume cursor of this organization's walk");
+    let (json, signature) = raw.split_once('.').ok_or_else(bad)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(json)
+        .map_err(|_| bad())?;
+    let signature = hex::decode(signature).map_err(|_| bad())?;
+    let cursor: Cursor = serde_json::from_slice(&json).map_err(|_| bad())?;
+    let issued = time::OffsetDateTime::from_unix_timestamp(cursor.issued_at).map_err(|_| bad())?;
+    if !chain::verify_by(
+        keys,
+        &cursor.kid,
+        &cursor_message(&json),
+        &signature,
+        issued,
+    ) || cursor.resume.chain_id != chain_id
+    {
+        return Err(bad());
+    }
+    if now.unix_timestamp() - cursor.issued_at > RESUME_TTL_SECS {
+        return Err(ApiError::invalid(
+            "resume",
+            "The cursor is over an hour old; start the walk again",
+        ));
+    }
+    Ok(cursor.resume)
 }
 
 #[derive(Serialize)]
@@ -56,6 +142,10 @@ struct Report {
     checkpoints_checked: usize,
     latest_checkpoint: Option<CheckpointView>,
     failure: Option<Break>,
+    /// Whether the walk reached the end of what was asked (else `resume`
+    /// goes on).
+    complete: bool,
+    resume: Option<String>,
 }
 
 fn sequence(field: &str, raw: Option<&str>, problems: &mut Vec<FieldError>) -> Option<i64> {
@@ -88,23 +178,55 @@ fn range(query: &Query) -> Result<Range, ApiError> {
     }
 }
 
+/// `limit`: 1 to [`MAX_WALK`].
+fn limit(raw: Option<&str>) -> Result<u64, ApiError> {
+    match raw.map(str::parse::<u64>) {
+        None => Ok(MAX_WALK),
+        Some(Ok(n)) if (1..=MAX_WALK).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid(
+            "limit",
+            format!("Must be 1 to {MAX_WALK} events"),
+        )),
+    }
+}
+
 async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::AuditView)?;
-    let range = range(&rq.query()?)?;
+    let query: Query = rq.query()?;
+    let budget = limit(query.limit.as_deref())?;
     let scope = principal.scope();
     let chain_id = scope.organization_id();
     let keys = ctx.config.audit_keys()?;
+    let step = match &query.resume {
+        Some(raw) => {
+            if query.from.is_some() || query.to.is_some() {
+                return Err(ApiError::invalid(
+                    "resume",
+                    "A resumed walk keeps its range: send resume without from or to",
+                ));
+            }
+            Step::Resume(open_cursor(raw, keys, chain_id, ctx.now())?)
+        }
+        None => Step::Start(range(&query)?),
+    };
+    let range = match &step {
+        Step::Start(range) => *range,
+        Step::Resume(resume) => resume.range,
+    };
     let db = ctx.db();
     let Verification {
         walk,
         failure,
+        resume,
         checkpoints_checked,
         checkpoints,
-    } = verify::verify(&db, &scope, keys, &range).await?;
+    } = verify::walk(&db, &scope, keys, step, Some(budget)).await?;
     let last = walk.last();
+    let complete = resume.is_none();
     // A verified whole chain gets a signed checkpoint of its head.
     if failure.is_none()
+        && complete
         && range.whole()
         && last > 0
         && checkpoints.last().is_none_or(|c| c.sequence < last)
@@ -130,9 +252,17 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             hash: c.hash,
             created_at: c.created_at,
         });
+    let resume = match resume {
+        Some(resume) => Some(seal_cursor(
+            resume,
+            rq.audit_key()?,
+            ctx.now().unix_timestamp(),
+        )?),
+        None => None,
+    };
     Reply::ok(Report {
         chain_id,
-        verified: failure.is_none(),
+        verified: failure.is_none() && complete,
         from_sequence: walk.first,
         verified_to_sequence: failure.as_ref().map_or(last, |f| f.sequence - 1),
         events: walk.events,
@@ -144,5 +274,7 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         checkpoints_checked,
         latest_checkpoint: latest,
         failure,
+        complete,
+        resume,
     })
 }

@@ -12,6 +12,7 @@ use crate::runs::started_run;
 crate::cases![
     audit_chain_verifies_and_records_a_signed_checkpoint,
     audit_tampering_is_found_at_the_right_position,
+    a_long_chain_is_verified_whole_in_bounded_steps,
     audit_rows_cannot_be_changed_or_removed,
     audit_events_are_listed_newest_first_with_filters,
     audit_export_round_trips_through_the_offline_verifier,
@@ -147,6 +148,109 @@ async fn audit_chain_verifies_and_records_a_signed_checkpoint(app: &TestApp) -> 
     let theirs = verify(app, &other_qa, "").await?;
     ensure!(theirs["chainId"] == other.to_string(), "{theirs}");
     ensure!(theirs["verified"] == true, "{theirs}");
+    Ok(())
+}
+
+/// Walks the whole chain `limit` events per request, following the
+/// resume cursors; returns each step's report.
+async fn walk_in_steps(app: &TestApp, token: &str, limit: u64) -> anyhow::Result<Vec<Value>> {
+    let mut steps = vec![verify(app, token, &format!("?limit={limit}")).await?];
+    while let Some(cursor) = steps.last().and_then(|s| s["resume"].as_str()) {
+        ensure!(steps.len() < 100, "the walk does not end");
+        let next = verify(app, token, &format!("?limit={limit}&resume={cursor}")).await?;
+        steps.push(next);
+    }
+    Ok(steps)
+}
+
+async fn a_long_chain_is_verified_whole_in_bounded_steps(app: &TestApp) -> anyhow::Result<()> {
+    let (org, qa) = chain_with_events(app).await?;
+    let events: i64 = app
+        .db()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE chain_id = $1",
+            &[&org],
+        )
+        .await?
+        .get(0);
+    ensure!(events >= 6, "{events} events");
+    // Two events per request: each step but the last is partial, verified
+    // so far but not yet verified.
+    let steps = walk_in_steps(app, &qa, 2).await?;
+    ensure!(
+        steps.len() as i64 == (events + 1) / 2,
+        "{} steps for {events}",
+        steps.len()
+    );
+    for (i, step) in steps.iter().enumerate() {
+        let last = i + 1 == steps.len();
+        ensure!(
+            step["complete"] == last && step["verified"] == last,
+            "step {i}: {step}"
+        );
+        ensure!(step["failure"].is_null(), "step {i}: {step}");
+        ensure!(step["fromSequence"] == 1, "step {i}: {step}");
+        ensure!(
+            step["verifiedToSequence"].as_i64() == Some(events.min(2 * (i as i64 + 1))),
+            "step {i}: {step}"
+        );
+    }
+    let done = steps.last().context("a step")?;
+    ensure!(done["events"].as_i64() == Some(events), "{done}");
+    // The same answer as one walk, and the completed walk left a signed
+    // checkpoint of the head it reached.
+    let whole = verify(app, &qa, "").await?;
+    ensure!(whole["headHash"] == done["headHash"], "{whole} vs {done}");
+    ensure!(
+        done["latestCheckpoint"]["sequence"].as_i64() == Some(events),
+        "{done}"
+    );
+
+    // A change behind where a step stopped is found by the next step.
+    let first = verify(app, &qa, "?limit=3").await?;
+    let cursor = first["resume"].as_str().context("a cursor")?.to_owned();
+    tamper(
+        app,
+        org,
+        "UPDATE audit_events SET action = 'Nothing happened' WHERE chain_id = $1 AND sequence = 5",
+    )
+    .await?;
+    let next = verify(app, &qa, &format!("?limit=3&resume={cursor}")).await?;
+    ensure!(
+        next["verified"] == false
+            && next["complete"] == true
+            && next["failure"]["sequence"] == 5
+            && next["failure"]["reason"] == "modified",
+        "{next}"
+    );
+
+    // A cursor is the deployment's own, for this organization, whole.
+    let (other, other_qa) = chain_with_events(app).await?;
+    ensure!(other != org);
+    let forged = {
+        let (json, signature) = cursor.split_once('.').context("a dot")?;
+        let flipped = if signature.starts_with('0') { "1" } else { "0" };
+        format!("{json}.{flipped}{}", &signature[1..])
+    };
+    for (token, query, field) in [
+        (&other_qa, format!("?resume={cursor}"), "resume"),
+        (&qa, format!("?resume={forged}"), "resume"),
+        (&qa, "?resume=not-a-cursor".to_owned(), "resume"),
+        (&qa, format!("?resume={cursor}&from=2"), "resume"),
+        (&qa, "?limit=0".to_owned(), "limit"),
+        (&qa, "?limit=20001".to_owned(), "limit"),
+    ] {
+        let answer = app
+            .as_user(token)
+            .get(&format!("/api/audit/verify{query}"))
+            .await?;
+        let error = answer
+            .expect_error(400, "VALIDATION_ERROR")
+            .with_context(|| query.clone())?;
+        let details = &error.json["error"]["details"];
+        ensure!(details[0]["field"] == field, "{query}: {details}");
+    }
     Ok(())
 }
 
