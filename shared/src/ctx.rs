@@ -9,6 +9,8 @@ use crate::platform::{FetchError, Platform};
 
 /// The platform a request runs on and the deployment's configuration
 /// (shared: on Workers one per isolate, on the native host one per process).
+/// Cloning is cheap: a streamed body takes its own.
+#[derive(Clone)]
 pub struct Ctx<P> {
     pub platform: P,
     pub config: Arc<Config>,
@@ -47,5 +49,20 @@ impl<P: Platform> Ctx<P> {
         limit: std::time::Duration,
     ) -> Result<http::Response<bytes::Bytes>, FetchError> {
         crate::platform::fetch_within(&self.platform, request, limit).await
+    }
+
+    /// [`Platform::fetch_streaming`] whose head arrives within `limit` (the
+    /// body then takes as long as it takes, read as it is sent on).
+    pub async fn fetch_streaming_within(
+        &self,
+        request: http::Request<bytes::Bytes>,
+        limit: std::time::Duration,
+    ) -> Result<http::Response<crate::body::Body>, FetchError> {
+        crate::platform::within(
+            &self.platform,
+            self.platform.fetch_streaming(request),
+            limit,
+        )
+        .await
     }
 }

@@ -5,12 +5,12 @@
 //! {"success": false, "error": {"code", "message", "details": [{"field", "message"}]}, "metadata": {...}}
 //! ```
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::body::Body;
 use crate::error::{ApiError, ErrorCode, FieldError};
 
 /// The API version reported in every envelope's `metadata.version`.
@@ -74,14 +74,14 @@ pub struct Envelope<T = serde_json::Value> {
 }
 
 /// A successful handler result: status, `data`, extra headers. A raw
-/// reply (a file download, a redirect) carries its own body instead of the
-/// envelope.
+/// reply (a file download, a redirect, a streamed export) carries its own
+/// body instead of the envelope.
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub data: serde_json::Value,
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub raw: Option<Bytes>,
+    pub raw: Option<Body>,
 }
 
 impl Reply {
@@ -103,14 +103,15 @@ impl Reply {
         })
     }
 
-    /// A reply whose body is `body` as is (set `Content-Type` with
-    /// [`Reply::header`]); errors still use the envelope.
-    pub fn raw(status: StatusCode, body: Bytes) -> Reply {
+    /// A reply whose body is `body` as is, whole or streamed (set
+    /// `Content-Type` with [`Reply::header`]); errors still use the
+    /// envelope.
+    pub fn raw(status: StatusCode, body: impl Into<Body>) -> Reply {
         Reply {
             status,
             data: serde_json::Value::Null,
             headers: Vec::new(),
-            raw: Some(body),
+            raw: Some(body.into()),
         }
     }
 
@@ -130,7 +131,7 @@ impl Reply {
 }
 
 /// Renders a success envelope.
-pub fn success(reply: Reply, metadata: Metadata) -> Response<Bytes> {
+pub fn success(reply: Reply, metadata: Metadata) -> Response<Body> {
     if let Some(body) = reply.raw {
         let mut response = Response::new(body);
         *response.status_mut() = reply.status;
@@ -162,7 +163,7 @@ pub fn success(reply: Reply, metadata: Metadata) -> Response<Bytes> {
 }
 
 /// Renders a failure envelope. Internal causes never reach the body.
-pub fn failure(err: &ApiError, metadata: Metadata) -> Response<Bytes> {
+pub fn failure(err: &ApiError, metadata: Metadata) -> Response<Body> {
     let envelope = Envelope {
         success: false,
         data: None,
@@ -205,12 +206,12 @@ pub fn failure(err: &ApiError, metadata: Metadata) -> Response<Bytes> {
     response
 }
 
-fn json_response(status: StatusCode, envelope: &Envelope) -> Response<Bytes> {
+fn json_response(status: StatusCode, envelope: &Envelope) -> Response<Body> {
     // Serializing these plain structs cannot fail; fall back to a fixed body anyway.
     let body = serde_json::to_vec(envelope).unwrap_or_else(|_| {
         br#"{"success":false,"error":{"code":"INTERNAL_ERROR","message":"An internal error occurred","details":[]}}"#.to_vec()
     });
-    let mut response = Response::new(Bytes::from(body));
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(

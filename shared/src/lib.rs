@@ -3,7 +3,7 @@
 //! Every API route is a plain async function over `http` types and a [`Ctx`]:
 //!
 //! ```text
-//! pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: http::Request<Bytes>) -> http::Response<Bytes>
+//! pub async fn handle<P: Platform>(ctx: &Ctx<P>, req: http::Request<Bytes>) -> http::Response<Body>
 //! ```
 //!
 //! Nothing in this crate names Spin, Workers or tokio. The three hosts
@@ -13,8 +13,10 @@
 //!
 //! Modules, bottom up; each depends only on those before it (a test in
 //! `xtask` reads every `crate::` path and fails on an edge upwards):
-//! - [`error`] and [`envelope`]: the one `ApiError`, its stable codes, the
-//!   response envelope of the design document and the request id.
+//! - [`error`] and [`body`]: the one `ApiError` and its stable codes; a
+//!   response body, whole or streamed.
+//! - [`envelope`]: the response envelope of the design document and the
+//!   request id.
 //! - [`config`] (typed sections, parsed on first use), [`platform`] (the
 //!   seam: outbound HTTP, clock, randomness) and [`domain`] (types that
 //!   parse: e-mails, instrument kinds and statuses, schemas, QC, commands).
@@ -33,6 +35,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod ctx;
 pub mod db;
@@ -49,6 +52,7 @@ pub mod retention;
 pub mod routes;
 pub mod storage;
 
+pub use body::Body;
 pub use config::{Config, Secret};
 pub use ctx::Ctx;
 pub use envelope::{API_VERSION, Reply};

@@ -2,31 +2,44 @@
 //!
 //! [`Platform`] is all a handler may ask of its host: outbound HTTP, the
 //! clock, randomness and a pause. It has exactly three implementations (Spin, Workers,
-//! native). Traits here use plain `async fn` without `Send`: the wasm hosts
-//! are single-threaded.
+//! native). Its futures are `Send` only natively ([`MaybeSend`]): the wasm
+//! hosts are single-threaded, and the native one can then run a streamed
+//! body (which owns a clone of the platform) on any thread.
+
+use std::future::Future;
 
 use bytes::Bytes;
 use time::OffsetDateTime;
+
+use crate::body::{Body, MaybeSend, MaybeSync};
 
 /// Failure of an outbound request before any HTTP response arrived.
 #[derive(Debug, thiserror::Error)]
 #[error("outbound request failed: {0}")]
 pub struct FetchError(pub String);
 
-/// What a handler may ask of the platform it runs on.
-#[allow(async_fn_in_trait)]
-pub trait Platform {
+/// What a handler may ask of the platform it runs on. A platform is a
+/// cheap handle (cloned into a streamed body that outlives its handler).
+pub trait Platform: Clone + MaybeSend + MaybeSync + 'static {
     /// Sends one HTTP request and returns the whole response.
-    async fn fetch(
+    fn fetch(
         &self,
         request: http::Request<Bytes>,
-    ) -> Result<http::Response<Bytes>, FetchError>;
+    ) -> impl Future<Output = Result<http::Response<Bytes>, FetchError>> + MaybeSend;
+    /// Sends one HTTP request and returns the response as it arrives: its
+    /// head, then its body as a [`Body::Stream`] (a stored file passed on,
+    /// a model's answer as it is written). A body that fails midway ends
+    /// its stream with an error.
+    fn fetch_streaming(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> impl Future<Output = Result<http::Response<Body>, FetchError>> + MaybeSend;
     /// The current time (UTC).
     fn now(&self) -> OffsetDateTime;
     /// Fills `buf` from a cryptographically secure source.
     fn fill_random(&self, buf: &mut [u8]);
     /// Waits `duration` without blocking other work (a long poll's pause).
-    async fn sleep(&self, duration: std::time::Duration);
+    fn sleep(&self, duration: std::time::Duration) -> impl Future<Output = ()> + MaybeSend;
 }
 
 /// `platform.fetch(request)` within `limit`, else a [`FetchError`]: Workers
@@ -36,7 +49,16 @@ pub async fn fetch_within<P: Platform>(
     request: http::Request<bytes::Bytes>,
     limit: std::time::Duration,
 ) -> Result<http::Response<bytes::Bytes>, FetchError> {
-    let sent = std::pin::pin!(platform.fetch(request));
+    within(platform, platform.fetch(request), limit).await
+}
+
+/// `sent` (an outbound exchange) within `limit`, else a [`FetchError`].
+pub async fn within<P: Platform, T>(
+    platform: &P,
+    sent: impl Future<Output = Result<T, FetchError>>,
+    limit: std::time::Duration,
+) -> Result<T, FetchError> {
+    let sent = std::pin::pin!(sent);
     let deadline = std::pin::pin!(platform.sleep(limit));
     match futures::future::select(sent, deadline).await {
         futures::future::Either::Left((answer, _)) => answer,

@@ -72,7 +72,7 @@ proptest! {
         let err = ApiError::Validation(vec![FieldError::new(field.clone(), message.clone())]);
         let response = envelope::failure(&err, Metadata::new(at(1_700_000_000), &id));
         prop_assert_eq!(response.status().as_u16(), 400);
-        let parsed: Envelope = serde_json::from_slice(response.body()).expect("envelope");
+        let parsed: Envelope = serde_json::from_slice(response.body().as_bytes().expect("a whole body")).expect("envelope");
         prop_assert!(!parsed.success);
         let error = parsed.error.expect("error");
         prop_assert_eq!(error.code, shared::ErrorCode::ValidationError);
@@ -86,7 +86,7 @@ proptest! {
     fn internal_errors_never_leak(cause in ".{0,60}") {
         for err in [ApiError::Internal(cause.clone()), ApiError::Unavailable(cause.clone())] {
             let response = envelope::failure(&err, Metadata::new(at(0), "r"));
-            let parsed: Envelope = serde_json::from_slice(response.body()).expect("envelope");
+            let parsed: Envelope = serde_json::from_slice(response.body().as_bytes().expect("a whole body")).expect("envelope");
             let error = parsed.error.expect("error");
             prop_assert!(cause.len() < 8 || !error.message.contains(&cause));
             prop_assert!(error.details.is_empty());

@@ -19,7 +19,7 @@ use crate::util::root;
 /// The shared crate's top-level modules, bottom up: each may use only the
 /// layers before its own.
 pub const LAYERS: &[&[&str]] = &[
-    &["error"],
+    &["error", "body"],
     &["envelope"],
     &["config", "platform", "domain"],
     &["ctx"],
@@ -40,6 +40,7 @@ const ROOT_ITEMS: &[(&str, &str)] = &[
     ("API_VERSION", "envelope"),
     ("Reply", "envelope"),
     ("ApiError", "error"),
+    ("Body", "body"),
     ("ErrorCode", "error"),
     ("FieldError", "error"),
     ("Config", "config"),

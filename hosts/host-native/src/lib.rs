@@ -26,12 +26,17 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct NativePlatform {
     client: reqwest::Client,
+    /// For streamed answers: no limit on the whole exchange (a large
+    /// file takes as long as it takes), but on connecting and on each read.
+    streaming: reqwest::Client,
 }
 
 impl Default for NativePlatform {
     fn default() -> Self {
-        let client = client_builder().build().unwrap_or_default();
-        NativePlatform { client }
+        NativePlatform {
+            client: client_builder().build().unwrap_or_default(),
+            streaming: streaming_builder().build().unwrap_or_default(),
+        }
     }
 }
 
@@ -41,16 +46,25 @@ fn client_builder() -> reqwest::ClientBuilder {
         .timeout(std::time::Duration::from_secs(30))
 }
 
+fn streaming_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(30))
+}
+
 impl NativePlatform {
     /// A platform that also trusts the CA certificates of `pem` (a
     /// private CA in front of the proxy, or a test's own).
     pub fn trusting(pem: &[u8]) -> anyhow::Result<Self> {
-        let mut builder = client_builder();
+        let (mut builder, mut streaming) = (client_builder(), streaming_builder());
         for certificate in reqwest::Certificate::from_pem_bundle(pem)? {
-            builder = builder.add_root_certificate(certificate);
+            builder = builder.add_root_certificate(certificate.clone());
+            streaming = streaming.add_root_certificate(certificate);
         }
         Ok(NativePlatform {
             client: builder.build()?,
+            streaming: streaming.build()?,
         })
     }
 }
@@ -76,6 +90,30 @@ impl Platform for NativePlatform {
             .await
             .map_err(|e| FetchError(e.to_string()))?;
         builder.body(body).map_err(|e| FetchError(e.to_string()))
+    }
+
+    async fn fetch_streaming(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<shared::Body>, FetchError> {
+        use futures::TryStreamExt as _;
+        let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
+            .map_err(|e| FetchError(e.to_string()))?;
+        let response = self
+            .streaming
+            .execute(request)
+            .await
+            .map_err(|e| FetchError(e.to_string()))?;
+        let mut builder = http::Response::builder().status(response.status());
+        for (name, value) in response.headers() {
+            builder = builder.header(name, value);
+        }
+        let chunks = response
+            .bytes_stream()
+            .map_err(|e| shared::body::StreamError(e.to_string()));
+        builder
+            .body(shared::Body::stream(chunks))
+            .map_err(|e| FetchError(e.to_string()))
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -153,7 +191,8 @@ async fn handle(
         return upgrade(state, peer, request).await;
     }
     let response = route(&state, peer, request).await;
-    response.map(Body::from)
+    // A `shared::Body` is an `http_body::Body`: a stream goes out chunked.
+    response.map(Body::new)
 }
 
 /// A WebSocket for the live hub: admitted by `shared::live::hub`, then
@@ -166,13 +205,13 @@ async fn upgrade(
     let platform = &state.platform;
     let (mut parts, _body) = request.into_parts();
     let Some(config) = state.configs.get(shared::live::hub::FUNCTION).cloned() else {
-        return early_failure(platform, None, &parts.headers, &ApiError::NotFound).map(Body::from);
+        return early_failure(platform, None, &parts.headers, &ApiError::NotFound).map(Body::new);
     };
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
             let err = ApiError::invalid("upgrade", rejection.body_text());
-            return early_failure(platform, Some(&config), &parts.headers, &err).map(Body::from);
+            return early_failure(platform, Some(&config), &parts.headers, &err).map(Body::new);
         }
     };
     match client_address(&config, &parts.headers, peer) {
@@ -181,7 +220,7 @@ async fn upgrade(
         }
         Ok(None) => {}
         Err(err) => {
-            return early_failure(platform, Some(&config), &parts.headers, &err).map(Body::from);
+            return early_failure(platform, Some(&config), &parts.headers, &err).map(Body::new);
         }
     }
     let ctx = Ctx::new(platform.clone(), config);
@@ -192,7 +231,7 @@ async fn upgrade(
     .await
     {
         Ok(admitted) => admitted,
-        Err(refusal) => return refusal.map(Body::from),
+        Err(refusal) => return refusal.map(Body::new),
     };
     let upgrade = match admitted.protocol {
         Some(protocol) => upgrade.protocols([protocol]),
@@ -208,7 +247,7 @@ async fn route(
     state: &HostState,
     peer: SocketAddr,
     request: http::Request<Body>,
-) -> http::Response<Bytes> {
+) -> http::Response<shared::Body> {
     let platform = &state.platform;
     let (mut parts, body) = request.into_parts();
     let Some(route) = routes::route_for(parts.uri.path()) else {

@@ -1,7 +1,8 @@
 //! The Spin host (`wasm32-wasip2`, spin-sdk 7): [`SpinPlatform`] implements
 //! the seam with `spin_sdk::http::send`, the WASI clock and WASI random;
-//! [`prepare`] turns an incoming request into `(Ctx, http::Request<Bytes>)`
-//! and [`respond`] turns the handler's response back. Configuration comes
+//! [`prepare`] turns an incoming request into `(Ctx, http::Request<Bytes>)`;
+//! the handler's `http::Response<shared::Body>` goes back as is (a
+//! `shared::Body` is an `http_body::Body`: a stream is sent as it comes). Configuration comes
 //! from environment variables, so the same component runs under Spin and
 //! under `wasmtime serve -Scli --env ...`. Empty on other targets.
 
@@ -13,7 +14,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use shared::request::ClientIp;
 use shared::routes;
-use shared::{ApiError, Config, Ctx, FetchError, Platform};
+use shared::{ApiError, Body, Config, Ctx, FetchError, Platform};
 use spin_sdk::http::body::IncomingBodyExt;
 use time::OffsetDateTime;
 
@@ -35,6 +36,21 @@ impl Platform for SpinPlatform {
             .await
             .map_err(|e| FetchError(format!("{e:?}")))?;
         Ok(http::Response::from_parts(parts, bytes))
+    }
+
+    async fn fetch_streaming(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Body>, FetchError> {
+        use futures::TryStreamExt as _;
+        let response = spin_sdk::http::send(request.map(Full::new))
+            .await
+            .map_err(|e| FetchError(format!("{e:?}")))?;
+        let (parts, body) = response.into_parts();
+        let chunks = body
+            .stream()
+            .map_err(|e| shared::body::StreamError(format!("{e:?}")));
+        Ok(http::Response::from_parts(parts, Body::stream(chunks)))
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -60,7 +76,7 @@ static LOGGING: Once = Once::new();
 pub async fn prepare(
     request: spin_sdk::http::Request,
     function: &str,
-) -> Result<(Ctx<SpinPlatform>, http::Request<Bytes>), http::Response<Bytes>> {
+) -> Result<(Ctx<SpinPlatform>, http::Request<Bytes>), http::Response<Body>> {
     LOGGING.call_once(|| {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
@@ -106,9 +122,23 @@ pub async fn prepare(
     ))
 }
 
-/// The handler's response, as Spin takes it.
-pub fn respond(response: http::Response<Bytes>) -> http::Response<Full<Bytes>> {
-    response.map(Full::new)
+/// The handler's response, as Spin takes it: whole, with its length
+/// (WASI's outgoing body does not take it from the body itself), or
+/// streamed chunk by chunk (chunked).
+pub fn respond(mut response: http::Response<Body>) -> http::Response<Body> {
+    let status = response.status();
+    let bodiless = status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED;
+    if let Body::Full(bytes) = response.body()
+        && !bodiless
+    {
+        let length = http::HeaderValue::from(bytes.len());
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_LENGTH, length);
+    }
+    response
 }
 
 /// Defines a function crate's Spin entry point:

@@ -2,7 +2,7 @@
 //! implements the seam with the Fetch API, `Date.now()` and
 //! `crypto.getRandomValues`; [`prepare`] turns a `worker::Request` into
 //! `(Ctx, http::Request<Bytes>)`, [`respond`] turns the handler's response
-//! into a `worker::Response`. Configuration comes from the worker's vars and
+//! into a `worker::Response` (a streamed body with `Response::from_stream`). Configuration comes from the worker's vars and
 //! secrets. Empty on other targets.
 
 #![cfg(all(target_arch = "wasm32", target_os = "unknown"))]
@@ -16,7 +16,7 @@ use std::sync::{Arc, Once};
 use bytes::Bytes;
 use shared::request::ClientIp;
 use shared::routes;
-use shared::{ApiError, Config, Ctx, FetchError, Platform};
+use shared::{ApiError, Body, Config, Ctx, FetchError, Platform};
 use time::OffsetDateTime;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -28,37 +28,60 @@ fn js_error(e: impl std::fmt::Debug) -> FetchError {
     FetchError(format!("{e:?}"))
 }
 
+/// Sends `request` with the Fetch API; the response's head, and the
+/// response itself to read the body from.
+async fn send(
+    request: http::Request<Bytes>,
+) -> Result<(http::response::Builder, worker::Response), FetchError> {
+    let (parts, body) = request.into_parts();
+    let headers = worker::Headers::new();
+    for (name, value) in &parts.headers {
+        headers
+            .append(name.as_str(), value.to_str().map_err(js_error)?)
+            .map_err(js_error)?;
+    }
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::from(parts.method.as_str().to_owned()))
+        .with_headers(headers)
+        .with_redirect(worker::RequestRedirect::Manual);
+    if !body.is_empty() {
+        init.with_body(Some(JsValue::from(js_sys::Uint8Array::from(body.as_ref()))));
+    }
+    let request =
+        worker::Request::new_with_init(&parts.uri.to_string(), &init).map_err(js_error)?;
+    let response = worker::Fetch::Request(request)
+        .send()
+        .await
+        .map_err(js_error)?;
+    let mut builder = http::Response::builder().status(response.status_code());
+    for (name, value) in response.headers().entries() {
+        builder = builder.header(name, value);
+    }
+    Ok((builder, response))
+}
+
 impl Platform for WorkersPlatform {
     async fn fetch(
         &self,
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Bytes>, FetchError> {
-        let (parts, body) = request.into_parts();
-        let headers = worker::Headers::new();
-        for (name, value) in &parts.headers {
-            headers
-                .append(name.as_str(), value.to_str().map_err(js_error)?)
-                .map_err(js_error)?;
-        }
-        let mut init = worker::RequestInit::new();
-        init.with_method(worker::Method::from(parts.method.as_str().to_owned()))
-            .with_headers(headers)
-            .with_redirect(worker::RequestRedirect::Manual);
-        if !body.is_empty() {
-            init.with_body(Some(JsValue::from(js_sys::Uint8Array::from(body.as_ref()))));
-        }
-        let request =
-            worker::Request::new_with_init(&parts.uri.to_string(), &init).map_err(js_error)?;
-        let mut response = worker::Fetch::Request(request)
-            .send()
-            .await
-            .map_err(js_error)?;
-        let mut builder = http::Response::builder().status(response.status_code());
-        for (name, value) in response.headers().entries() {
-            builder = builder.header(name, value);
-        }
+        let (builder, mut response) = send(request).await?;
         let bytes = response.bytes().await.map_err(js_error)?;
         builder.body(Bytes::from(bytes)).map_err(js_error)
+    }
+
+    async fn fetch_streaming(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Body>, FetchError> {
+        use futures::TryStreamExt as _;
+        let (builder, mut response) = send(request).await?;
+        let chunks = response
+            .stream()
+            .map_err(js_error)?
+            .map_ok(Bytes::from)
+            .map_err(|e| shared::body::StreamError(e.to_string()));
+        builder.body(Body::stream(chunks)).map_err(js_error)
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -116,7 +139,7 @@ static LOGGING: Once = Once::new();
 /// A request answered (or handed on) before the handler ran.
 pub enum Early {
     /// An answer in the envelope (404, 413, configuration problem, ...).
-    Answer(http::Response<Bytes>),
+    Answer(http::Response<Body>),
     /// The answer of the function that owns the path.
     Forwarded(worker::Response),
 }
@@ -230,7 +253,7 @@ async fn read(
     mut request: worker::Request,
     env: &worker::Env,
     function: &str,
-) -> Result<(Ctx<WorkersPlatform>, http::Request<Bytes>), http::Response<Bytes>> {
+) -> Result<(Ctx<WorkersPlatform>, http::Request<Bytes>), http::Response<Body>> {
     init_logging();
     let platform = WorkersPlatform;
     let headers = headers_of(&request);
@@ -285,8 +308,10 @@ async fn read(
     Ok((Ctx::new(platform, config), req))
 }
 
-/// The handler's response as a `worker::Response`.
-pub fn respond(response: http::Response<Bytes>) -> worker::Result<worker::Response> {
+/// The handler's response as a `worker::Response`: a streamed body goes
+/// out chunk by chunk (a `ReadableStream`), a failed stream errors it.
+pub fn respond(response: http::Response<Body>) -> worker::Result<worker::Response> {
+    use futures::TryStreamExt as _;
     let headers = worker::Headers::new();
     for (name, value) in response.headers() {
         if let Ok(value) = value.to_str() {
@@ -294,9 +319,15 @@ pub fn respond(response: http::Response<Bytes>) -> worker::Result<worker::Respon
         }
     }
     let status = response.status().as_u16();
-    Ok(worker::Response::from_bytes(response.into_body().to_vec())?
-        .with_status(status)
-        .with_headers(headers))
+    let response = match response.into_body() {
+        Body::Full(bytes) => worker::Response::from_bytes(bytes.to_vec())?,
+        Body::Stream(chunks) => worker::Response::from_stream(
+            chunks
+                .map_ok(Vec::from)
+                .map_err(|e| worker::Error::RustError(e.to_string())),
+        )?,
+    };
+    Ok(response.with_status(status).with_headers(headers))
 }
 
 /// Defines a function crate's Workers entry point:

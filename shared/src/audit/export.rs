@@ -389,22 +389,84 @@ pub const ED25519: &str = "Ed25519";
 /// The name of the HMAC of events signed before Ed25519.
 pub const HMAC_SHA256: &str = "HMAC-SHA256";
 
-/// The key ids that signed `events`, in order of first use, each with the
-/// algorithm its signatures' length shows (64 bytes Ed25519, else the
-/// HMAC of events from before); unsigned legacy events name none.
-pub fn signers(events: &[ExportedEvent]) -> Vec<(String, &'static str)> {
-    let mut out: Vec<(String, &'static str)> = Vec::new();
-    for event in events {
-        if event.key_id == chain::LEGACY_KEY_ID || out.iter().any(|(k, _)| *k == event.key_id) {
-            continue;
+/// The key ids that signed the events seen so far, in order of first
+/// use, each with the algorithm its signatures' length shows (64 bytes
+/// Ed25519, else the HMAC of events from before); unsigned legacy events
+/// name none. Kept while an export streams.
+#[derive(Debug, Default)]
+pub struct Signers(Vec<(String, &'static str)>);
+
+impl Signers {
+    pub fn add(&mut self, event: &ExportedEvent) {
+        if event.key_id == chain::LEGACY_KEY_ID || self.0.iter().any(|(k, _)| *k == event.key_id) {
+            return;
         }
         let ed25519 = event.signature.as_ref().is_some_and(|s| s.len() == 128);
-        out.push((
+        self.0.push((
             event.key_id.clone(),
             if ed25519 { ED25519 } else { HMAC_SHA256 },
         ));
     }
-    out
+
+    pub fn list(&self) -> &[(String, &'static str)] {
+        &self.0
+    }
+}
+
+/// The key ids that signed `events` ([`Signers`]).
+pub fn signers(events: &[ExportedEvent]) -> Vec<(String, &'static str)> {
+    let mut signers = Signers::default();
+    events.iter().for_each(|event| signers.add(event));
+    signers.0
+}
+
+/// The last line of a streamed (JSON Lines) export: its manifest, or why
+/// it stopped short. The manifest's `sha256` covers every line before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Trailer {
+    /// `{"manifest": {...}}`
+    Manifest(Manifest),
+    /// `{"error": {"code", "message", "requestId"}}`: the export failed
+    /// after it began; the lines before are not a verifiable export.
+    Error(TrailerError),
+}
+
+/// Why a streamed export stopped short.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrailerError {
+    pub code: String,
+    pub message: String,
+    pub request_id: String,
+}
+
+impl Trailer {
+    /// The trailer as the file's last line (with its newline).
+    pub fn line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).unwrap_or_default();
+        line.push(b'\n');
+        line
+    }
+}
+
+/// A streamed export split into its events and its manifest: the last
+/// line must be the manifest ([`Trailer`]); an error line, or none, is
+/// the reason it is not an export.
+pub fn split_streamed(file: &[u8]) -> Result<(&[u8], Manifest), String> {
+    let trimmed = file.strip_suffix(b"\n").unwrap_or(file);
+    let start = trimmed
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |at| at + 1);
+    match serde_json::from_slice::<Trailer>(&trimmed[start..]) {
+        Ok(Trailer::Manifest(manifest)) => Ok((&file[..start], manifest)),
+        Ok(Trailer::Error(e)) => Err(format!(
+            "the export stopped short: {} ({}, request {})",
+            e.message, e.code, e.request_id
+        )),
+        Err(_) => Err("the file does not end with its manifest line (cut short?)".into()),
+    }
 }
 
 /// The Ed25519 keys a manifest names, as keys to verify with (what an

@@ -11,6 +11,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 
+use crate::body::Body;
 use crate::config::{Config, HttpConfig};
 use crate::ctx::Ctx;
 use crate::envelope::{self, Metadata};
@@ -46,7 +47,7 @@ const HSTS: &str = "max-age=63072000; includeSubDomains";
 /// `Access-Control-Allow-*` for an allowed origin, `Vary: Origin` when the
 /// deployment allows any, `Strict-Transport-Security` over TLS. A broken
 /// `CORS_ORIGIN` adds nothing (it is logged; a preflight reports it).
-pub fn seal(config: &Config, headers: &HeaderMap, https: bool, response: &mut Response<Bytes>) {
+pub fn seal<B>(config: &Config, headers: &HeaderMap, https: bool, response: &mut Response<B>) {
     let Ok(http) = config.http() else {
         tracing::error!("CORS_ORIGIN or CLIENT_ADDRESS_HEADER is invalid; no CORS headers");
         return;
@@ -92,7 +93,7 @@ pub fn preflight<P: Platform>(
     ctx: &Ctx<P>,
     req: &Request<Bytes>,
     methods: &'static [Method],
-) -> Response<Bytes> {
+) -> Response<Body> {
     let headers = req.headers();
     let refuse = |err: ApiError| {
         // One id for the log line and the answer.
@@ -112,7 +113,7 @@ pub fn preflight<P: Platform>(
         .chain(["OPTIONS"])
         .collect::<Vec<_>>()
         .join(", ");
-    let mut response = Response::new(Bytes::new());
+    let mut response = Response::new(Body::default());
     *response.status_mut() = StatusCode::NO_CONTENT;
     let out = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&allow) {

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response};
 use time::OffsetDateTime;
 
+use crate::body::Body;
 use crate::config::{Config, ConfigError, SigningKey};
 use crate::ctx::Ctx;
 use crate::envelope::{self, Metadata, Reply, request_id};
@@ -71,7 +72,7 @@ impl Rq {
         ctx: &Ctx<P>,
         req: Request<Bytes>,
         audits: bool,
-    ) -> Result<Self, Box<Response<Bytes>>> {
+    ) -> Result<Self, Box<Response<Body>>> {
         let audit_key = if audits {
             match ctx.config.audit_signing_key() {
                 Ok(key) => Some(key.clone()),
@@ -238,7 +239,7 @@ impl Rq {
         self,
         ctx: &Ctx<P>,
         result: Result<Reply, ApiError>,
-    ) -> Response<Bytes> {
+    ) -> Response<Body> {
         let metadata = Metadata::new(ctx.now(), &self.id);
         let mut response = match result {
             Ok(reply) => envelope::success(reply, metadata),
@@ -283,7 +284,7 @@ pub fn early_failure<P: Platform>(
     config: Option<&Config>,
     headers: &http::HeaderMap,
     err: &ApiError,
-) -> Response<Bytes> {
+) -> Response<Body> {
     let id = request_id(headers, || {
         let mut bytes = [0u8; 16];
         platform.fill_random(&mut bytes);
@@ -303,6 +304,6 @@ pub fn config_failure<P: Platform>(
     config: &Config,
     headers: &http::HeaderMap,
     err: &ConfigError,
-) -> Response<Bytes> {
+) -> Response<Body> {
     early_failure(platform, Some(config), headers, &ApiError::internal(err))
 }

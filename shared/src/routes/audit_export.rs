@@ -1,41 +1,57 @@
 //! `GET /api/audit/export` (`audit:view`): the organization's audit events
-//! matching the filters of `/api/audit/events`, oldest first, as JSON Lines
-//! (`format=jsonl`, default) or CSV (`format=csv`), with every field the
-//! hash chain covers. The manifest (range, count, the chain's head, the
-//! file's SHA-256, signed) comes in the `Antevus-Manifest` header (base64url
-//! JSON); `antevus-audit verify-export` checks a file against it offline.
-//! One export holds at most [`MAX_EVENTS`] events; a `truncated` manifest
-//! continues with `after=<lastSequence>`. Every export is audited.
+//! matching the filters of `/api/audit/events`, oldest first, up to the
+//! chain's head when asked, with every field the hash chain covers, and a
+//! signed manifest (range, count, the chain's head, the file's SHA-256,
+//! the keys that signed) that `antevus-audit verify-export` checks offline.
+//!
+//! - JSON Lines (`format=jsonl`, the default) is streamed page by page: a
+//!   function holds one page at a time, whatever the trail's size. The
+//!   manifest is the file's last line (`{"manifest": {...}}`, covering the
+//!   lines before it); an export that fails after it began ends with
+//!   `{"error": {...}}` instead. At most [`MAX_STREAMED_EVENTS`] events.
+//! - CSV (`format=csv`) is built whole, at most [`MAX_EVENTS`] events and
+//!   about [`MAX_BYTES`]; its manifest is the `Antevus-Manifest` header
+//!   (base64url JSON).
+//!
+//! A `truncated` manifest continues with `after=<lastSequence>`. Every
+//! export is audited, before its first byte.
 
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde_json::json;
+use sha2::Digest as _;
 use time::format_description::well_known::Rfc3339;
 
-use crate::audit::export::{self, ExportedEvent, Format, Manifest};
+use crate::audit::export::{self, ExportedEvent, Format, Manifest, Signers, Trailer, TrailerError};
 use crate::audit::query::AuditQuery;
 use crate::audit::{self, EventType, verify};
 use crate::auth::{self, Permission};
+use crate::body::{Body, StreamError};
+use crate::config::SigningKey;
 use crate::ctx::Ctx;
 use crate::envelope::{Reply, header_value};
 use crate::error::{ApiError, FieldError};
-use crate::model::audit_event;
+use crate::model::Scope;
+use crate::model::audit_event::{self, Filters};
 use crate::platform::Platform;
-use crate::request::Rq;
+use crate::request::{Rq, log_error};
 
 super::methods! {
     GET => export,
 }
 
-/// Most events in one export (the file is built in memory).
+/// Most events in one CSV export (the file is built in memory).
 pub const MAX_EVENTS: i64 = 20_000;
+/// Most events in one streamed (JSON Lines) export: memory holds a page,
+/// so this only bounds how long one request runs.
+pub const MAX_STREAMED_EVENTS: i64 = 200_000;
 /// Events fetched per query at most.
 const PAGE: i64 = 1_000;
-/// About the most bytes of events one export holds (as [`weight`] counts
-/// them), whatever they hold; past that it is `truncated` and continues
-/// with `after`.
-const MAX_BYTES: usize = 24 * 1024 * 1024;
+/// About the most bytes of events one CSV export holds (as [`weight`]
+/// counts them), whatever they hold; past that it is `truncated` and
+/// continues with `after`.
+pub const MAX_BYTES: usize = 24 * 1024 * 1024;
 
 /// About what an event weighs, as the page query counts it: its values,
 /// metadata and action as text, and a kilobyte for the rest.
@@ -82,67 +98,98 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
-    let key = rq.audit_key()?;
     let scope = principal.scope();
     let chain_id = scope.organization_id();
-    let db = ctx.db();
-    // The head first: every exported event is at or before it.
-    let head = audit_event::head(&db, &scope).await?;
-    let mut events: Vec<ExportedEvent> = Vec::new();
-    let mut position = after;
-    let mut truncated = false;
-    let mut bytes = 0;
-    loop {
-        if bytes >= MAX_BYTES {
-            // As much as one export holds: truncated if more is left.
-            let more: Vec<ExportedEvent> =
-                audit_event::export_page(&db, &scope, &filters, position, 1, 1).await?;
-            truncated = !more.is_empty();
-            break;
-        }
-        let take = PAGE.min(MAX_EVENTS + 1 - events.len() as i64);
-        let rows: Vec<ExportedEvent> =
-            audit_event::export_page(&db, &scope, &filters, position, take, verify::PAGE_BYTES)
-                .await?;
-        let fetched = rows.len();
-        bytes += rows.iter().map(weight).sum::<usize>();
-        events.extend(rows);
-        if events.len() as i64 > MAX_EVENTS {
-            events.truncate(MAX_EVENTS as usize);
-            truncated = true;
-            break;
-        }
-        match events.last() {
-            Some(last) if fetched > 0 => position = last.sequence,
-            _ => break,
-        }
-    }
-    let body = export::render(format, &events).map_err(ApiError::internal)?;
+    // The head first: an export holds the chain as it stood when asked.
+    let head = audit_event::head(&ctx.db(), &scope).await?;
     let now = ctx.now();
-    let mut manifest = Manifest {
-        version: export::MANIFEST_VERSION.to_owned(),
-        chain_id,
+    let mut pager = Pager {
+        ctx: ctx.clone(),
+        key: rq.audit_key()?.clone(),
+        scope,
+        filters,
         format,
-        filters: filters.describe(),
-        count: events.len() as u64,
-        first_sequence: events.first().map(|e| e.sequence),
-        last_sequence: events.last().map(|e| e.sequence),
-        truncated,
         head_sequence: head.as_ref().map_or(0, |h| h.sequence),
         head_hash: head.map(|h| h.hash),
         exported_at: now.format(&Rfc3339).map_err(ApiError::internal)?,
-        sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)),
-        keys: Vec::new(),
-        key_id: String::new(),
-        signature: String::new(),
+        max_events: match format {
+            Format::Jsonl => MAX_STREAMED_EVENTS,
+            Format::Csv => MAX_EVENTS,
+        },
+        position: after,
+        count: 0,
+        first: None,
+        last: None,
+        digest: sha2::Sha256::new(),
+        signers: Signers::default(),
+        ended: None,
     };
-    manifest.sign(key, ctx.config.audit_keys()?, &export::signers(&events));
-    let manifest_json = serde_json::to_vec(&manifest).map_err(ApiError::internal)?;
+    let filename = format!(
+        "audit-{chain_id}-{}.{}",
+        now.unix_timestamp(),
+        format.extension()
+    );
+    let reply = match format {
+        Format::Csv => {
+            let (body, manifest) = pager.whole().await?;
+            record(ctx, rq, &principal, &pager, &manifest).await?;
+            let manifest_json = serde_json::to_vec(&manifest).map_err(ApiError::internal)?;
+            Reply::raw(StatusCode::OK, Bytes::from(body)).header(
+                MANIFEST_HEADER,
+                header_value(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(manifest_json),
+                )?,
+            )
+        }
+        Format::Jsonl => {
+            // On the record before the first byte: what was asked, cut at
+            // which head (the manifest, at the end, says what came).
+            let event = audit::Event {
+                new_values: Some(json!({
+                    "format": format,
+                    "filters": pager.filters.describe(),
+                    "after": after,
+                    "headSequence": pager.head_sequence,
+                    "streamed": true,
+                })),
+                record_type: None,
+                record_id: None,
+                ..audit::Event::by(
+                    ctx.new_uuid(),
+                    &principal,
+                    EventType::AuditExported,
+                    chain_id,
+                )
+            };
+            pager
+                .scope
+                .batch(&ctx.db(), vec![event.insert(rq)?])
+                .await?;
+            Reply::raw(StatusCode::OK, pager.stream(rq.id().to_owned()))
+        }
+    };
+    Ok(reply
+        .header(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        )
+        .header(
+            header::CONTENT_DISPOSITION,
+            header_value(&format!("attachment; filename=\"{filename}\""))?,
+        ))
+}
 
-    // The export itself is on the record.
+/// Records a whole (CSV) export, with its digest.
+async fn record<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &Rq,
+    principal: &auth::Principal,
+    pager: &Pager<P>,
+    manifest: &Manifest,
+) -> Result<(), ApiError> {
     let event = audit::Event {
         new_values: Some(json!({
-            "format": format,
+            "format": manifest.format,
             "filters": manifest.filters,
             "count": manifest.count,
             "firstSequence": manifest.first_sequence,
@@ -153,29 +200,183 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         record_id: None,
         ..audit::Event::by(
             ctx.new_uuid(),
-            &principal,
+            principal,
             EventType::AuditExported,
-            chain_id,
+            manifest.chain_id,
         )
     };
-    scope.batch(&db, vec![event.insert(rq)?]).await?;
+    pager
+        .scope
+        .batch(&ctx.db(), vec![event.insert(rq)?])
+        .await?;
+    Ok(())
+}
 
-    let filename = format!(
-        "audit-{chain_id}-{}.{}",
-        now.unix_timestamp(),
-        format.extension()
-    );
-    Ok(Reply::raw(StatusCode::OK, Bytes::from(body))
-        .header(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(format.content_type()),
+/// Why the pages ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Every matching event up to the head is out.
+    Complete,
+    /// As many as one export holds; more continue with `after`.
+    Truncated,
+}
+
+/// Walks the matching events page by page, hashing what it hands out,
+/// and signs the manifest when the pages end. Owns what it needs (a
+/// clone of the context), so a streamed body can outlive the handler.
+struct Pager<P> {
+    ctx: Ctx<P>,
+    key: SigningKey,
+    scope: Scope,
+    filters: Filters,
+    format: Format,
+    head_sequence: i64,
+    head_hash: Option<String>,
+    exported_at: String,
+    max_events: i64,
+    position: i64,
+    count: u64,
+    first: Option<i64>,
+    last: Option<i64>,
+    digest: sha2::Sha256,
+    signers: Signers,
+    ended: Option<End>,
+}
+
+impl<P: Platform> Pager<P> {
+    /// The next page of events (none once the pages ended).
+    async fn page(&mut self) -> Result<Vec<ExportedEvent>, ApiError> {
+        if self.ended.is_some() {
+            return Ok(Vec::new());
+        }
+        let db = self.ctx.db();
+        let left = self.max_events - self.count as i64;
+        if left <= 0 {
+            let more: Vec<ExportedEvent> =
+                audit_event::export_page(&db, &self.scope, &self.filters, self.position, 1, 1)
+                    .await?;
+            self.ended = Some(match more.first() {
+                Some(next) if next.sequence <= self.head_sequence => End::Truncated,
+                _ => End::Complete,
+            });
+            return Ok(Vec::new());
+        }
+        let mut rows: Vec<ExportedEvent> = audit_event::export_page(
+            &db,
+            &self.scope,
+            &self.filters,
+            self.position,
+            PAGE.min(left),
+            verify::PAGE_BYTES,
         )
-        .header(
-            header::CONTENT_DISPOSITION,
-            header_value(&format!("attachment; filename=\"{filename}\""))?,
-        )
-        .header(
-            MANIFEST_HEADER,
-            header_value(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(manifest_json))?,
-        ))
+        .await?;
+        let fetched = rows.len();
+        // Nothing recorded after the head it named.
+        rows.retain(|event| event.sequence <= self.head_sequence);
+        if rows.is_empty() || rows.len() < fetched {
+            self.ended = Some(End::Complete);
+        }
+        for event in &rows {
+            self.signers.add(event);
+        }
+        if let Some(last) = rows.last() {
+            self.first.get_or_insert(rows[0].sequence);
+            self.last = Some(last.sequence);
+            self.position = last.sequence;
+            self.count += rows.len() as u64;
+        }
+        Ok(rows)
+    }
+
+    /// The events of `rows` as the file's bytes, hashed into the digest.
+    fn render(&mut self, rows: &[ExportedEvent]) -> Result<Vec<u8>, ApiError> {
+        let chunk = export::render(Format::Jsonl, rows).map_err(ApiError::internal)?;
+        self.digest.update(&chunk);
+        Ok(chunk)
+    }
+
+    /// The signed manifest of what was handed out, over `sha256`.
+    fn manifest(&self, sha256: String) -> Result<Manifest, ApiError> {
+        let mut manifest = Manifest {
+            version: export::MANIFEST_VERSION.to_owned(),
+            chain_id: self.scope.organization_id(),
+            format: self.format,
+            filters: self.filters.describe(),
+            count: self.count,
+            first_sequence: self.first,
+            last_sequence: self.last,
+            truncated: self.ended == Some(End::Truncated),
+            head_sequence: self.head_sequence,
+            head_hash: self.head_hash.clone(),
+            exported_at: self.exported_at.clone(),
+            sha256,
+            keys: Vec::new(),
+            key_id: String::new(),
+            signature: String::new(),
+        };
+        manifest.sign(
+            &self.key,
+            self.ctx.config.audit_keys()?,
+            self.signers.list(),
+        );
+        Ok(manifest)
+    }
+
+    /// Every page in memory, as CSV, within [`MAX_BYTES`].
+    async fn whole(&mut self) -> Result<(Vec<u8>, Manifest), ApiError> {
+        let mut events: Vec<ExportedEvent> = Vec::new();
+        let mut bytes = 0;
+        while self.ended.is_none() {
+            if bytes >= MAX_BYTES {
+                // As much as one export holds; the check below says
+                // whether more is left.
+                self.max_events = self.count as i64;
+            }
+            let rows = self.page().await?;
+            bytes += rows.iter().map(weight).sum::<usize>();
+            events.extend(rows);
+        }
+        let body = export::render(self.format, &events).map_err(ApiError::internal)?;
+        let sha256 = hex::encode(sha2::Sha256::digest(&body));
+        let manifest = self.manifest(sha256)?;
+        Ok((body, manifest))
+    }
+
+    /// The pages as a JSON Lines stream, closed by the manifest's line (or,
+    /// when a page fails, an error line naming the request).
+    fn stream(self, request_id: String) -> Body {
+        Body::stream(futures::stream::unfold(Some(self), move |pager| {
+            let request_id = request_id.clone();
+            async move {
+                let mut pager = pager?;
+                let next = match pager.page().await {
+                    Ok(rows) if !rows.is_empty() => pager.render(&rows).map(|chunk| (chunk, true)),
+                    Ok(_) => {
+                        let sha256 = hex::encode(pager.digest.clone().finalize());
+                        pager
+                            .manifest(sha256)
+                            .map(|manifest| (Trailer::Manifest(manifest).line(), false))
+                    }
+                    Err(err) => Err(err),
+                };
+                Some(match next {
+                    Ok((chunk, more)) => (
+                        Ok::<_, StreamError>(Bytes::from(chunk)),
+                        more.then_some(pager),
+                    ),
+                    Err(err) => {
+                        log_error(&request_id, &err);
+                        let public = crate::envelope::ErrorBody::of(&err);
+                        let line = Trailer::Error(TrailerError {
+                            code: public.code.as_str().to_owned(),
+                            message: public.message,
+                            request_id,
+                        })
+                        .line();
+                        (Ok(Bytes::from(line)), None)
+                    }
+                })
+            }
+        }))
+    }
 }

@@ -19,7 +19,7 @@ macro_rules! methods {
         pub async fn handle<P: $crate::platform::Platform>(
             ctx: &$crate::ctx::Ctx<P>,
             req: http::Request<bytes::Bytes>,
-        ) -> http::Response<bytes::Bytes> {
+        ) -> http::Response<$crate::body::Body> {
             if req.method() == http::Method::OPTIONS {
                 return $crate::request::cors::preflight(ctx, &req, METHODS);
             }
@@ -285,7 +285,7 @@ macro_rules! route_table {
         ];
 
         /// Runs the handler of `function`; `None` when no such function exists.
-        pub async fn dispatch<P: Platform>(function: &str, ctx: &Ctx<P>, req: Request<Bytes>) -> Option<Response<Bytes>> {
+        pub async fn dispatch<P: Platform>(function: &str, ctx: &Ctx<P>, req: Request<Bytes>) -> Option<Response<crate::body::Body>> {
             match function {
                 $($function => Some($module::handle(ctx, req).await),)+
                 _ => None,

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use rusty_s3::actions::{CompleteMultipartUpload, CreateMultipartUpload};
 use rusty_s3::{Credentials, S3Action};
 
+use crate::body::Body;
 use crate::config::S3Config;
 use crate::error::ApiError;
 use crate::platform::Platform;
@@ -197,6 +198,37 @@ impl<P: Platform> S3Store<'_, P> {
         self.send(http::Method::DELETE, url, &[], Bytes::new(), what)
             .await
             .map(drop)
+    }
+
+    /// The object's bytes `[start, end)` as they come from the store (a
+    /// download through the API): the store's answer must begin within
+    /// [`S3_TIMEOUT`]; its body is then passed on as it arrives.
+    pub async fn open(&self, key: &str, start: u64, end: u64) -> Result<Body, ApiError> {
+        if start >= end {
+            return Ok(Body::default());
+        }
+        let url = self
+            .config
+            .bucket
+            .get_object(self.credentials(), key)
+            .sign_with_time(DOWNLOAD_VALIDITY, &self.now());
+        let request = http::Request::get(url.as_str())
+            .header(http::header::RANGE, format!("bytes={start}-{}", end - 1))
+            .body(Bytes::new())
+            .map_err(ApiError::internal)?;
+        let response = crate::platform::within(
+            self.platform,
+            self.platform.fetch_streaming(request),
+            S3_TIMEOUT,
+        )
+        .await
+        .map_err(|e| unavailable("reading the object", &e))?;
+        // Always asked for a range, so only its 206 is those bytes.
+        let status = response.status();
+        if status != http::StatusCode::PARTIAL_CONTENT {
+            return Err(unavailable("reading the object", &status));
+        }
+        Ok(response.into_body())
     }
 
     /// A presigned GET of the object that names the file for the browser.

@@ -479,11 +479,33 @@ async fn audit_events_are_listed_newest_first_with_filters(app: &TestApp) -> any
     Ok(())
 }
 
+/// An export's events and its manifest: a JSON Lines export is streamed
+/// and ends with its manifest's line; a CSV one is built whole and carries
+/// it in the `Antevus-Manifest` header.
+fn export_parts(
+    raw: &crate::client::Raw,
+) -> anyhow::Result<(Vec<u8>, shared::audit::export::Manifest)> {
+    use base64::Engine as _;
+    use shared::audit::export;
+    if raw.header("content-type") == Some(export::Format::Csv.content_type()) {
+        let header = raw.header("antevus-manifest").context("manifest header")?;
+        let manifest = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header)?,
+        )?;
+        return Ok((raw.body.clone(), manifest));
+    }
+    ensure!(
+        raw.header("antevus-manifest").is_none(),
+        "a streamed export has its manifest at its end"
+    );
+    let (body, manifest) = export::split_streamed(&raw.body).map_err(anyhow::Error::msg)?;
+    Ok((body.to_vec(), manifest))
+}
+
 async fn audit_export_round_trips_through_the_offline_verifier(
     app: &TestApp,
 ) -> anyhow::Result<()> {
-    use base64::Engine as _;
-    use shared::audit::export::{self, Manifest};
+    use shared::audit::export;
     let (org, qa) = chain_with_events(app).await?;
     // The published keys alone: no secret.
     let keys = shared::config::AuditKeys {
@@ -505,20 +527,24 @@ async fn audit_export_round_trips_through_the_offline_verifier(
                 )
                 .await?;
             ensure!(raw.status == 200, "{query}: {}", raw.status);
-            let header = raw.header("antevus-manifest").context("manifest header")?;
-            let manifest: Manifest = serde_json::from_slice(
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header)?,
-            )?;
-            anyhow::Ok((raw, manifest))
+            let (body, manifest) = export_parts(&raw)?;
+            anyhow::Ok((raw, body, manifest))
         }
     };
     for (query, content_type) in [
         ("", "application/x-ndjson"),
         ("?format=csv", "text/csv; charset=utf-8"),
     ] {
-        let (raw, manifest) = fetch(query).await?;
+        let (raw, body, manifest) = fetch(query).await?;
         ensure!(raw.header("content-type") == Some(content_type), "{query}");
-        let verdict = export::verify(&raw.body, &manifest, &keys);
+        // JSON Lines is streamed (no length: chunked), CSV built whole.
+        let streamed = content_type == "application/x-ndjson";
+        ensure!(
+            raw.header("content-length").is_none() == streamed,
+            "{query}: content-length {:?}",
+            raw.header("content-length")
+        );
+        let verdict = export::verify(&body, &manifest, &keys);
         ensure!(verdict.ok(), "{query}: {:?}", verdict.problems);
         ensure!(verdict.signatures_checked, "{query}");
         // The manifest names the key that signed, as published.
@@ -536,7 +562,7 @@ async fn audit_export_round_trips_through_the_offline_verifier(
         ensure!(manifest.chain_id == org, "{manifest:?}");
         ensure!(!manifest.truncated, "{manifest:?}");
         // One changed byte is found.
-        let mut damaged = raw.body.clone();
+        let mut damaged = body.clone();
         let at = damaged.len() / 2;
         damaged[at] ^= 0x20;
         ensure!(
@@ -545,11 +571,11 @@ async fn audit_export_round_trips_through_the_offline_verifier(
         );
     }
     // Filtered, and continued after a sequence.
-    let (raw, manifest) = fetch("?eventType=INSTRUMENT_CREATED").await?;
+    let (_, body, manifest) = fetch("?eventType=INSTRUMENT_CREATED").await?;
     ensure!(manifest.count == 4);
     ensure!(manifest.filters["eventType"] == "INSTRUMENT_CREATED");
-    ensure!(export::verify(&raw.body, &manifest, &keys).ok());
-    let (_, rest) = fetch("?after=3").await?;
+    ensure!(export::verify(&body, &manifest, &keys).ok());
+    let (_, _, rest) = fetch("?after=3").await?;
     ensure!(rest.first_sequence == Some(4), "{rest:?}");
     // Exports are on the record, and the chain still verifies.
     let exported: i64 = app
@@ -1090,8 +1116,7 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
 async fn audit_events_signed_with_hmac_before_ed25519_still_verify(
     app: &TestApp,
 ) -> anyhow::Result<()> {
-    use base64::Engine as _;
-    use shared::audit::export::{self, Manifest};
+    use shared::audit::export;
     let (admin, token) = app.admin().await?;
     let org = admin.organization_id;
     let (_, qa) = app.member(org, Role::QualityAssurance).await?;
@@ -1158,10 +1183,7 @@ async fn audit_events_signed_with_hmac_before_ed25519_still_verify(
         .raw(reqwest::Method::GET, "/api/audit/export", None)
         .await?;
     ensure!(raw.status == 200, "{}", raw.status);
-    let manifest: Manifest = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(raw.header("antevus-manifest").context("manifest")?)?,
-    )?;
+    let (body, manifest) = export_parts(&raw)?;
     let algorithms: Vec<(&str, &str)> = manifest
         .keys
         .iter()
@@ -1179,7 +1201,7 @@ async fn audit_events_signed_with_hmac_before_ed25519_still_verify(
         public: public.clone(),
         legacy: Vec::new(),
     };
-    let verdict = export::verify(&raw.body, &manifest, &alone);
+    let verdict = export::verify(&body, &manifest, &alone);
     ensure!(
         verdict.problems.len() == 3
             && verdict
@@ -1193,7 +1215,7 @@ async fn audit_events_signed_with_hmac_before_ed25519_still_verify(
         public,
         legacy: vec![legacy.clone()],
     };
-    let verdict = export::verify(&raw.body, &manifest, &with_old);
+    let verdict = export::verify(&body, &manifest, &with_old);
     ensure!(
         verdict.ok() && verdict.signatures_checked,
         "{:?}",
@@ -1522,13 +1544,10 @@ async fn audit_pages_by_bytes_whatever_the_events_hold(app: &TestApp) -> anyhow:
         .raw(reqwest::Method::GET, "/api/audit/export", None)
         .await?;
     ensure!(export.status == 200, "export {}", export.status);
-    let manifest: Value = serde_json::from_slice(&base64::Engine::decode(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        export.header("antevus-manifest").context("manifest")?,
-    )?)?;
+    let (body, manifest) = export_parts(&export)?;
+    let manifest = serde_json::to_value(manifest)?;
     ensure!(manifest["truncated"] == false, "{manifest}");
-    let lines = export
-        .body
+    let lines = body
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .count();
@@ -1536,6 +1555,6 @@ async fn audit_pages_by_bytes_whatever_the_events_hold(app: &TestApp) -> anyhow:
         manifest["count"].as_u64() == Some(lines as u64),
         "{manifest}"
     );
-    ensure!(lines >= 24 && export.body.len() > 12 * 1024 * 1024);
+    ensure!(lines >= 24 && body.len() > 12 * 1024 * 1024);
     Ok(())
 }

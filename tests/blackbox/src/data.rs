@@ -17,6 +17,7 @@ use uuid::Uuid;
 crate::cases![
     run_data_upload_parses_results_and_downloads_with_etag_and_ranges,
     run_data_resumes_chunked_uploads_and_refuses_bad_chunks,
+    a_large_download_from_postgres_is_streamed_a_window_at_a_time,
     run_data_digests_formats_and_bad_input_change_nothing,
     run_data_permissions_and_organization_isolation,
     run_data_larger_than_the_inline_size_goes_to_object_storage,
@@ -333,6 +334,87 @@ async fn run_data_resumes_chunked_uploads_and_refuses_bad_chunks(
     ensure!(across.status == 206);
     ensure!(across.body == file[149_990..200_010]);
     Ok(())
+}
+
+/// A file kept in PostgreSQL and larger than one read window (4 MiB)
+/// streams (chunked, no length), whole and in ranges; one window's worth
+/// goes whole, with its length.
+async fn a_large_download_from_postgres_is_streamed_a_window_at_a_time(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let (admin, manager) = app.admin().await?;
+    let (_, technician) = app.member(admin.organization_id, Role::Technician).await?;
+    let (_, run) = started_run(app, &manager, &technician, "mass_spectrometer").await?;
+    let run_id = id_of(&run)?;
+    // Files up to 8 MiB stay in PostgreSQL on this host.
+    let host = app
+        .host_with(&[("RUN_DATA_INLINE_MAX_BYTES", &(8 << 20).to_string())])
+        .await?;
+    let base = host.base_url.clone();
+    let url = format!("{base}/api/v1/runs/{run_id}/data");
+    let result = async {
+        let file = noise(6 << 20, 11);
+        let mut done = Value::Null;
+        for first in (0..file.len()).step_by(2 << 20) {
+            let end = file.len().min(first + (2 << 20));
+            let answer = app
+                .http
+                .post(format!("{url}?filename=trace.bin"))
+                .bearer_auth(&technician)
+                .header(
+                    "content-range",
+                    format!("bytes {first}-{}/{}", end - 1, file.len()),
+                )
+                .body(file[first..end].to_vec())
+                .send()
+                .await?;
+            done = answer.json().await?;
+        }
+        ensure!(done["data"]["backend"] == "postgres", "{done}");
+        let get = |range: Option<String>| {
+            let mut request = app.http.get(&url).bearer_auth(&manager);
+            if let Some(range) = range {
+                request = request.header("range", range);
+            }
+            async move {
+                let answer = request.send().await?;
+                let length = answer
+                    .headers()
+                    .get("content-length")
+                    .map(|v| v.to_str().unwrap_or("?").to_owned());
+                anyhow::Ok((
+                    answer.status().as_u16(),
+                    length,
+                    answer.bytes().await?.to_vec(),
+                ))
+            }
+        };
+        let (status, length, body) = get(None).await?;
+        ensure!(
+            status == 200 && length.is_none(),
+            "{status}, length {length:?}: not streamed"
+        );
+        ensure!(body == file, "{} bytes", body.len());
+        // A range over two windows streams; a small one comes whole.
+        // 4.5 MiB: more than one window.
+        let (from, to) = (1 << 20, (11 << 19) + 17);
+        let (status, length, body) = get(Some(format!("bytes={from}-{to}"))).await?;
+        ensure!(
+            status == 206 && length.is_none(),
+            "{status}, length {length:?}"
+        );
+        ensure!(body == file[from..=to]);
+        let (status, length, body) = get(Some("bytes=4194000-4195000".to_owned())).await?;
+        ensure!(
+            status == 206 && length.as_deref() == Some("1001"),
+            "{status}, length {length:?}"
+        );
+        ensure!(body == file[4_194_000..=4_195_000]);
+        anyhow::Ok(())
+    }
+    .await;
+    tokio::task::spawn_blocking(move || host.stop()).await?;
+    result
 }
 
 /// A refused upload: query, headers, body, and the status, error code and
@@ -666,6 +748,43 @@ async fn run_data_larger_than_the_inline_size_goes_to_object_storage(
         "{as_json}"
     );
     ensure!(as_json["sha256"] == sha256_hex(&file).as_str(), "{as_json}");
+    // Or its bytes through the API, streamed from the store as they come
+    // (for a client that cannot reach the store), whole or a range.
+    let through = app
+        .as_user(&manager)
+        .raw(
+            Method::GET,
+            &format!("/api/v1/runs/{run_id}/data?via=api"),
+            None,
+        )
+        .await?;
+    ensure!(through.status == 200, "{}", through.status);
+    ensure!(through.header("content-length").is_none(), "streamed");
+    ensure!(through.header("repr-digest").is_some());
+    ensure!(
+        through.body == file,
+        "{} bytes through the API",
+        through.body.len()
+    );
+    let part = app
+        .as_user(&manager)
+        .headers(&[("range", "bytes=5242870-5242889")])
+        .raw(
+            Method::GET,
+            &format!("/api/v1/runs/{run_id}/data?via=api"),
+            None,
+        )
+        .await?;
+    ensure!(part.status == 206, "{}", part.status);
+    ensure!(
+        part.header("content-range")
+            == Some(format!("bytes 5242870-5242889/{}", file.len()).as_str())
+    );
+    ensure!(part.body == file[5_242_870..5_242_890]);
+    app.as_user(&manager)
+        .get(&format!("/api/v1/runs/{run_id}/data?via=cdn"))
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
     Ok(())
 }
 

@@ -691,7 +691,7 @@ async fn forward(
             &parts.headers,
             &ApiError::NotFound,
         )
-        .map(Body::from);
+        .map(Body::new);
     };
     // A body over the front's own cap is refused here, never forwarded
     // short (the function would see an empty body).
@@ -699,7 +699,7 @@ async fn forward(
         Ok(b) => b,
         Err(err) => {
             return shared::request::early_failure(&front.platform, None, &parts.headers, &err)
-                .map(Body::from);
+                .map(Body::new);
         }
     };
     let path = parts
@@ -726,8 +726,19 @@ async fn forward(
                     builder = builder.header(name, value);
                 }
             }
-            let body = response.bytes().await.unwrap_or_default();
-            builder.body(Body::from(body)).unwrap_or_default()
+            // Passed on as it comes, as Spin's trigger does: a streamed
+            // answer stays streamed (chunked, no length).
+            let streamed = !response
+                .headers()
+                .contains_key(http::header::CONTENT_LENGTH);
+            if streamed {
+                builder
+                    .body(Body::from_stream(response.bytes_stream()))
+                    .unwrap_or_default()
+            } else {
+                let body = response.bytes().await.unwrap_or_default();
+                builder.body(Body::from(body)).unwrap_or_default()
+            }
         }
         Err(e) => shared::request::early_failure(
             &front.platform,
@@ -735,7 +746,7 @@ async fn forward(
             &parts.headers,
             &ApiError::Unavailable(e.to_string()),
         )
-        .map(Body::from),
+        .map(Body::new),
     }
 }
 

@@ -1,8 +1,10 @@
-//! `antevus-audit verify-export --file <export> --manifest <manifest>`:
+//! `antevus-audit verify-export --file <export> [--manifest <manifest>]`:
 //! checks an audit export offline, without the API or the database.
 //!
-//! The manifest is the JSON in the export's `Antevus-Manifest` header
-//! (base64url-decoded, or as the header's raw value). The check covers the
+//! A JSON Lines export carries its manifest as its last line (the API
+//! streams it; the manifest comes once every event is out). A CSV export's
+//! manifest is the JSON in its `Antevus-Manifest` header (base64url-decoded,
+//! or as the header's raw value), given with `--manifest`. The check covers the
 //! file's digest, count and range, every event's content hash and chain
 //! link, the links between consecutive events, and the manifest's and every
 //! event's signature with public keys alone: the deployment's published
@@ -37,9 +39,10 @@ enum Command {
         /// The export (JSON Lines or CSV, as downloaded).
         #[arg(long)]
         file: PathBuf,
-        /// The manifest: JSON, or the `Antevus-Manifest` header's value.
+        /// The manifest: JSON, or the `Antevus-Manifest` header's value (a
+        /// CSV export's); without it, the file's last line.
         #[arg(long)]
-        manifest: PathBuf,
+        manifest: Option<PathBuf>,
         /// The deployment's audit public keys, `kid:base64url[:from..until],...`
         /// (pinned; without them, the keys the manifest names).
         #[arg(long, env = "AUDIT_PUBLIC_KEYS")]
@@ -101,11 +104,21 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             public_keys,
             legacy_keys,
         } => {
-            let manifest = read_manifest(&manifest)?;
-            let body =
+            let whole =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let (body, manifest) = match manifest {
+                Some(path) => (whole.as_slice(), read_manifest(&path)?),
+                None => match export::split_streamed(&whole) {
+                    Ok(split) => split,
+                    Err(problem) => {
+                        println!("NOT verified: {}", file.display());
+                        println!("  - {problem}");
+                        return Ok(false);
+                    }
+                },
+            };
             let (keys, pinned) = keys(&manifest, public_keys.as_deref(), legacy_keys.as_deref())?;
-            let verdict = export::verify(&body, &manifest, &keys);
+            let verdict = export::verify(body, &manifest, &keys);
             if verdict.ok() {
                 println!(
                     "verified: {} events ({}), sequences {} to {}, chain {}{}",

@@ -370,3 +370,69 @@ fn damage_is_named() {
         .expect("run");
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// Runs the verifier on a streamed file alone (its manifest is its last
+/// line).
+fn verify_streamed(dir: &Path, file: &[u8], public: &str) -> (i32, String) {
+    let path = dir.join("streamed.jsonl");
+    std::fs::write(&path, file).expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_antevus-audit"))
+        .args(["verify-export", "--file"])
+        .arg(&path)
+        .args(["--public-keys", public])
+        .env_remove("AUDIT_KEYS")
+        .output()
+        .expect("run");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_streamed_export_carries_its_manifest_as_its_last_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let public = key().public_entry();
+    let (body, manifest) = export_of(Format::Jsonl, &chain_of(4));
+    let mut file = body.clone();
+    file.extend(export::Trailer::Manifest(manifest.clone()).line());
+    let (code, out) = verify_streamed(dir.path(), &file, &public);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("verified: 4 events"), "{out}");
+
+    // An event changed: the digest and its hash say so.
+    let mut damaged = file.clone();
+    damaged[body.len() / 2] ^= 0x20;
+    let (code, out) = verify_streamed(dir.path(), &damaged, &public);
+    assert_eq!(code, 1, "{out}");
+
+    // Cut short (the connection dropped before the manifest came).
+    let (code, out) = verify_streamed(dir.path(), &file[..body.len() - 3], &public);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("does not end with its manifest line"), "{out}");
+
+    // Stopped by the server: its reason is shown.
+    let mut failed = body.clone();
+    failed.extend(
+        export::Trailer::Error(export::TrailerError {
+            code: "SERVICE_UNAVAILABLE".into(),
+            message: "The database did not answer".into(),
+            request_id: "req_1".into(),
+        })
+        .line(),
+    );
+    let (code, out) = verify_streamed(dir.path(), &failed, &public);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("stopped short: The database did not answer") && out.contains("req_1"),
+        "{out}"
+    );
+
+    // A manifest line with one event dropped before it: the count and
+    // the digest disagree.
+    let first_line = body.iter().position(|b| *b == b'\n').expect("a line") + 1;
+    let mut dropped = body[first_line..].to_vec();
+    dropped.extend(export::Trailer::Manifest(manifest).line());
+    let (code, out) = verify_streamed(dir.path(), &dropped, &public);
+    assert_eq!(code, 1, "{out}");
+}

@@ -19,7 +19,7 @@ use crate::request::Rq;
 pub async fn admit<P: Platform>(
     ctx: &Ctx<P>,
     mut req: http::Request<Bytes>,
-) -> Result<Admitted, http::Response<Bytes>> {
+) -> Result<Admitted, http::Response<crate::body::Body>> {
     let offered: Vec<String> = req
         .headers()
         .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)

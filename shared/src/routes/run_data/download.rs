@@ -1,6 +1,9 @@
 //! `GET`: the recorded file, whole or one byte range, with its SHA-256 as
 //! `ETag` and `Repr-Digest`; a file in object storage is a redirect to a
-//! presigned URL (or that URL as JSON).
+//! presigned URL (or that URL as JSON), or with `?via=api` its bytes passed
+//! through the API as they come from the store (for clients that cannot
+//! reach it). More than one read window is streamed (chunked): a download
+//! holds a window at a time, whatever the file.
 
 use crate::domain::Timestamp;
 use bytes::Bytes;
@@ -9,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{UPLOAD_OFFSET, header_text};
 use crate::auth::{self, Permission};
+use crate::body::Body;
 use crate::ctx::Ctx;
 use crate::domain::UploadStatus;
 use crate::envelope::{Reply, header_value};
@@ -32,6 +36,17 @@ struct DownloadLink {
 #[serde(deny_unknown_fields)]
 struct DownloadQuery {
     redirect: Option<bool>,
+    via: Option<Via>,
+}
+
+/// How a file in object storage reaches the client.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Via {
+    /// A presigned URL of the store (the default).
+    Storage,
+    /// Through the API, streamed.
+    Api,
 }
 
 pub(super) async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
@@ -72,14 +87,22 @@ pub(super) async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<R
         ))
     };
 
-    if data.backend == Backend::S3 {
-        let s3 = ctx.config.storage()?.s3.as_ref().ok_or_else(|| {
-            ApiError::internal("run data is in object storage, which is not configured")
-        })?;
-        let key = data
-            .object_key
-            .as_deref()
-            .ok_or_else(|| ApiError::internal("object storage data without a key"))?;
+    let object = match data.backend {
+        Backend::Postgres => None,
+        Backend::S3 => {
+            let s3 = ctx.config.storage()?.s3.as_ref().ok_or_else(|| {
+                ApiError::internal("run data is in object storage, which is not configured")
+            })?;
+            let key = data
+                .object_key
+                .as_deref()
+                .ok_or_else(|| ApiError::internal("object storage data without a key"))?;
+            Some((s3, key))
+        }
+    };
+    if let Some((s3, key)) = object
+        && query.via != Some(Via::Api)
+    {
         let url = s3
             .store(&ctx.platform)
             .download_url(key, &data.filename, &data.content_type);
@@ -116,13 +139,21 @@ pub(super) async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<R
     };
     let range = storage::requested_range(range_header, size)?;
     let (start, end) = range.unwrap_or((0, size));
-    let bytes = postgres::read(ctx, &principal.scope(), id, start, end).await?;
+    // One window is sent whole, with its length; more stream a window at
+    // a time (chunked), so a download holds one window whatever the file.
+    let body = match object {
+        Some((s3, key)) => s3.store(&ctx.platform).open(key, start, end).await?,
+        None if end - start <= postgres::READ_WINDOW => {
+            Body::from(postgres::read(ctx, &principal.scope(), id, start, end).await?)
+        }
+        None => postgres::stream(ctx.clone(), principal.scope(), id, start, end),
+    };
     let status = if range.is_some() {
         StatusCode::PARTIAL_CONTENT
     } else {
         StatusCode::OK
     };
-    let mut reply = Reply::raw(status, Bytes::from(bytes))
+    let mut reply = Reply::raw(status, body)
         .header(
             header::CONTENT_TYPE,
             HeaderValue::from_str(&data.content_type)
