@@ -69,22 +69,31 @@ impl NativePlatform {
     }
 }
 
+/// Sends `request` with `client`: the answer's head, and the answer to
+/// read its body from.
+async fn send(
+    client: &reqwest::Client,
+    request: http::Request<Bytes>,
+) -> Result<(http::response::Builder, reqwest::Response), FetchError> {
+    let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
+        .map_err(|e| FetchError(e.to_string()))?;
+    let response = client
+        .execute(request)
+        .await
+        .map_err(|e| FetchError(e.to_string()))?;
+    let mut builder = http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        builder = builder.header(name, value);
+    }
+    Ok((builder, response))
+}
+
 impl Platform for NativePlatform {
     async fn fetch(
         &self,
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Bytes>, FetchError> {
-        let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
-            .map_err(|e| FetchError(e.to_string()))?;
-        let response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| FetchError(e.to_string()))?;
-        let mut builder = http::Response::builder().status(response.status());
-        for (name, value) in response.headers() {
-            builder = builder.header(name, value);
-        }
+        let (builder, response) = send(&self.client, request).await?;
         let body = response
             .bytes()
             .await
@@ -97,17 +106,7 @@ impl Platform for NativePlatform {
         request: http::Request<Bytes>,
     ) -> Result<http::Response<shared::Body>, FetchError> {
         use futures::TryStreamExt as _;
-        let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
-            .map_err(|e| FetchError(e.to_string()))?;
-        let response = self
-            .streaming
-            .execute(request)
-            .await
-            .map_err(|e| FetchError(e.to_string()))?;
-        let mut builder = http::Response::builder().status(response.status());
-        for (name, value) in response.headers() {
-            builder = builder.header(name, value);
-        }
+        let (builder, response) = send(&self.streaming, request).await?;
         let chunks = response
             .bytes_stream()
             .map_err(|e| shared::body::StreamError(e.to_string()));
