@@ -7,7 +7,9 @@ ALTER TABLE organizations ADD COLUMN retention_lease_until timestamptz;
 DROP FUNCTION claim_retention_due(integer, integer);
 
 -- Up to p_limit organizations not run within p_hours and not leased,
--- leased for p_lease_seconds (two ticks never take the same one).
+-- leased for p_lease_seconds (two ticks never take the same one); those
+-- never tried before those whose lease lapsed (a run that keeps failing
+-- does not crowd out the rest).
 CREATE FUNCTION claim_retention_due(p_limit integer, p_hours integer, p_lease_seconds integer)
 RETURNS TABLE (id uuid)
 LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -16,7 +18,7 @@ LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
         SELECT d.id FROM organizations d
         WHERE (d.retention_ran_at IS NULL OR d.retention_ran_at < now() - make_interval(hours => p_hours))
           AND (d.retention_lease_until IS NULL OR d.retention_lease_until < now())
-        ORDER BY d.retention_ran_at NULLS FIRST, d.created_at DESC
+        ORDER BY d.retention_ran_at NULLS FIRST, d.retention_lease_until NULLS FIRST, d.created_at DESC
         LIMIT p_limit
         FOR UPDATE SKIP LOCKED)
     RETURNING o.id

@@ -30,6 +30,16 @@ use crate::platform::Platform;
 use crate::request::Rq;
 use crate::storage::Backend;
 
+/// How a refusal because the expired part of the chain does not verify
+/// begins (the scheduled job tells it from a failure that may pass).
+pub const REFUSED: &str = "The audit chain does not verify";
+
+/// Whether `err` is [`run`]'s refusal of a chain that does not verify
+/// (nothing to retry until someone looks), not a failure that may pass.
+pub fn is_refusal(err: &ApiError) -> bool {
+    matches!(err, ApiError::Conflict { message, .. } if message.starts_with(REFUSED))
+}
+
 /// Run data files handled per run.
 const RUN_DATA_BATCH: i64 = 100;
 
@@ -89,7 +99,7 @@ pub async fn run<P: Platform>(
                 "retention refused: the expired part of the audit chain does not verify"
             );
             return Err(ApiError::conflict(format!(
-                "The audit chain does not verify at event {} ({}): retention removes nothing until it does; see GET /api/audit/verify",
+                "{REFUSED} at event {} ({}): retention removes nothing until it does; see GET /api/audit/verify",
                 broken.sequence, broken.reason
             )));
         }

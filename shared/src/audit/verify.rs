@@ -479,10 +479,24 @@ pub async fn walk<P: Platform>(
     if failure.is_none() {
         failure = walk.run(db, scope, to, &checkpoints, keys).await?;
     }
-    // Stopped at the budget with more of the range left.
+    // Stopped at the budget with more of the range left: events up to the
+    // head, or stored past it (a whole walk reads those too).
     let head_sequence = head.as_ref().map_or(0, |h| h.sequence);
     let wanted_end = range.to.map_or(head_sequence, |t| t.min(head_sequence));
-    let partial = failure.is_none() && stop.is_some_and(|s| walk.last() == s && s < wanted_end);
+    let at_budget = failure.is_none()
+        && stop.is_some_and(|s| walk.last() == s && range.to.is_none_or(|t| s < t));
+    let partial = at_budget
+        && (walk.last() < wanted_end
+            || !audit_event::chain_page::<ExportedEvent, P>(
+                db,
+                scope,
+                walk.expected,
+                range.to,
+                1,
+                1,
+            )
+            .await?
+            .is_empty());
     if failure.is_none() && !partial {
         failure = walk.check_end(head.as_ref(), range.to);
         // Checkpoints past where this part could reach vouch for events
@@ -490,7 +504,8 @@ pub async fn walk<P: Platform>(
         if let Some(t) = to
             && range.to.is_none_or(|r| r > t)
         {
-            checkpoints.extend(audit_event::checkpoints(db, scope, t + 1, range.to).await?);
+            checkpoints
+                .extend(audit_event::checkpoints(db, scope, t.saturating_add(1), range.to).await?);
         }
     }
     let mut checkpoints_checked = checked_before;

@@ -267,9 +267,10 @@ async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         verified_to_sequence: failure.as_ref().map_or(last, |f| f.sequence - 1),
         events: walk.events,
         legacy_events: walk.legacy,
-        head_hash: match failure {
-            None => walk.previous.as_ref().map(hex::encode),
-            Some(_) => None,
+        // The head's hash once the walk reached it, not where a part stopped.
+        head_hash: match (&failure, complete) {
+            (None, true) => walk.previous.as_ref().map(hex::encode),
+            _ => None,
         },
         checkpoints_checked,
         latest_checkpoint: latest,

@@ -34,9 +34,10 @@ pub const BATCH: i64 = 25;
 /// take 15 minutes of wall time; this leaves most of it).
 pub const TICK_SECS: i64 = 60;
 
-/// How long a claim holds an organization: longer than one
-/// organization's run, so only a run that died loses it.
-pub const LEASE_SECS: i64 = 900;
+/// How long a claim holds an organization: longer than a batch's runs
+/// (one after another, each verifying its expired chain), so only a run
+/// that died loses it.
+pub const LEASE_SECS: i64 = 3_600;
 
 /// How often each organization's retention runs.
 pub const EVERY_HOURS: i64 = 20;
@@ -101,7 +102,7 @@ async fn sweep<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Swept, ApiError> {
                 }
                 // The chain does not verify: nothing more to do until
                 // someone looks (GET /api/audit/verify says where).
-                Err(error @ ApiError::Conflict { .. }) => {
+                Err(error) if retention::is_refusal(&error) => {
                     swept.failed += 1;
                     tracing::error!(organization = %claimed.id, error = %error, "scheduled retention refused for this organization");
                     true

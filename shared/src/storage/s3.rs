@@ -223,10 +223,20 @@ impl<P: Platform> S3Store<'_, P> {
         )
         .await
         .map_err(|e| unavailable("reading the object", &e))?;
-        // Always asked for a range, so only its 206 is those bytes.
+        // Always asked for a range, so only its 206 naming that range is
+        // those bytes (an object shorter than its record answers less).
         let status = response.status();
-        if status != http::StatusCode::PARTIAL_CONTENT {
-            return Err(unavailable("reading the object", &status));
+        let asked = format!("bytes {start}-{}/", end - 1);
+        let range = response
+            .headers()
+            .get(http::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if status != http::StatusCode::PARTIAL_CONTENT || !range.starts_with(&asked) {
+            return Err(unavailable(
+                "reading the object",
+                &format!("{status} {range}"),
+            ));
         }
         Ok(response.into_body())
     }

@@ -251,6 +251,37 @@ async fn a_long_chain_is_verified_whole_in_bounded_steps(app: &TestApp) -> anyho
         let details = &error.json["error"]["details"];
         ensure!(details[0]["field"] == field, "{query}: {details}");
     }
+
+    // An event stored past the recorded head is read by a walk in steps
+    // as by one walk, even when a step ends exactly at the head.
+    let head: i64 = app
+        .db()
+        .await?
+        .query_one(
+            "SELECT max(sequence) FROM audit_events WHERE chain_id = $1",
+            &[&other],
+        )
+        .await?
+        .get(0);
+    tamper(
+        app,
+        other,
+        "CREATE TEMP TABLE forged AS SELECT * FROM audit_events WHERE chain_id = $1            AND sequence = (SELECT max(sequence) FROM audit_events WHERE chain_id = $1);          UPDATE forged SET id = gen_random_uuid(), sequence = sequence + 1;          INSERT INTO audit_events SELECT * FROM forged",
+    )
+    .await?;
+    let step = verify(app, &other_qa, &format!("?limit={head}")).await?;
+    ensure!(
+        step["complete"] == false,
+        "a step at the head with more stored: {step}"
+    );
+    let cursor = step["resume"].as_str().context("a cursor")?;
+    let next = verify(app, &other_qa, &format!("?limit={head}&resume={cursor}")).await?;
+    ensure!(
+        next["verified"] == false && next["failure"]["sequence"] == head + 1,
+        "{next}"
+    );
+    let whole = verify(app, &other_qa, "").await?;
+    ensure!(whole["failure"]["sequence"] == head + 1, "{whole}");
     Ok(())
 }
 
