@@ -132,7 +132,16 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let reply = match format {
         Format::Csv => {
             let (body, manifest) = pager.whole().await?;
-            record(ctx, rq, &principal, &pager, &manifest).await?;
+            // On the record with its digest (the file is whole).
+            let what = json!({
+                "format": manifest.format,
+                "filters": manifest.filters,
+                "count": manifest.count,
+                "firstSequence": manifest.first_sequence,
+                "lastSequence": manifest.last_sequence,
+                "sha256": manifest.sha256,
+            });
+            record(ctx, rq, &principal, &pager.scope, what).await?;
             let manifest_json = serde_json::to_vec(&manifest).map_err(ApiError::internal)?;
             Reply::raw(StatusCode::OK, Bytes::from(body)).header(
                 MANIFEST_HEADER,
@@ -144,27 +153,14 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         Format::Jsonl => {
             // On the record before the first byte: what was asked, cut at
             // which head (the manifest, at the end, says what came).
-            let event = audit::Event {
-                new_values: Some(json!({
-                    "format": format,
-                    "filters": pager.filters.describe(),
-                    "after": after,
-                    "headSequence": pager.head_sequence,
-                    "streamed": true,
-                })),
-                record_type: None,
-                record_id: None,
-                ..audit::Event::by(
-                    ctx.new_uuid(),
-                    &principal,
-                    EventType::AuditExported,
-                    chain_id,
-                )
-            };
-            pager
-                .scope
-                .batch(&ctx.db(), vec![event.insert(rq)?])
-                .await?;
+            let what = json!({
+                "format": format,
+                "filters": pager.filters.describe(),
+                "after": after,
+                "headSequence": pager.head_sequence,
+                "streamed": true,
+            });
+            record(ctx, rq, &principal, &pager.scope, what).await?;
             Reply::raw(StatusCode::OK, pager.stream(rq.id().to_owned()))
         }
     };
@@ -179,36 +175,27 @@ async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         ))
 }
 
-/// Records a whole (CSV) export, with its digest.
+/// Puts an export on the record (`AUDIT_EXPORTED`) with `what` as its new
+/// values.
 async fn record<P: Platform>(
     ctx: &Ctx<P>,
     rq: &Rq,
     principal: &auth::Principal,
-    pager: &Pager<P>,
-    manifest: &Manifest,
+    scope: &Scope,
+    what: serde_json::Value,
 ) -> Result<(), ApiError> {
     let event = audit::Event {
-        new_values: Some(json!({
-            "format": manifest.format,
-            "filters": manifest.filters,
-            "count": manifest.count,
-            "firstSequence": manifest.first_sequence,
-            "lastSequence": manifest.last_sequence,
-            "sha256": manifest.sha256,
-        })),
+        new_values: Some(what),
         record_type: None,
         record_id: None,
         ..audit::Event::by(
             ctx.new_uuid(),
             principal,
             EventType::AuditExported,
-            manifest.chain_id,
+            scope.organization_id(),
         )
     };
-    pager
-        .scope
-        .batch(&ctx.db(), vec![event.insert(rq)?])
-        .await?;
+    scope.batch(&ctx.db(), vec![event.insert(rq)?]).await?;
     Ok(())
 }
 
