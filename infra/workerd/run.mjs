@@ -47,6 +47,24 @@ const mf = new Miniflare({
     // The live hub's Durable Object class (binding -> class of this script).
     durableObjects: spec.durableObjects ?? {},
     bindings: bindingsOf(spec),
+    // The web application: static assets as Workers serves them, with the
+    // Worker run first for /api/* (an unclaimed API path: the 404 envelope).
+    ...(spec.assets
+      ? {
+          assets: {
+            directory: join(root, spec.assets.directory),
+            routerConfig: {
+              has_user_worker: true,
+              invoke_user_worker_ahead_of_assets: false,
+              static_routing: { user_worker: spec.assets.runWorkerFirst },
+            },
+            assetConfig: {
+              not_found_handling: spec.assets.notFoundHandling,
+              has_static_routing: true,
+            },
+          },
+        }
+      : {}),
   })),
 });
 

@@ -18,6 +18,7 @@ pub const API_VERSION: &str = "1.0.0";
 
 /// `metadata` of every envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
     pub timestamp: String,
@@ -42,6 +43,7 @@ impl Metadata {
 
 /// `error` of a failure envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,

@@ -16,7 +16,8 @@
 //! - [`error`] and [`body`]: the one `ApiError` and its stable codes; a
 //!   response body, whole or streamed.
 //! - [`envelope`]: the response envelope of the design document and the
-//!   request id.
+//!   request id; [`web`]: the web application's files, served from the
+//!   API's origin.
 //! - [`config`] (typed sections, parsed on first use), [`platform`] (the
 //!   seam: outbound HTTP, clock, randomness) and [`domain`] (types that
 //!   parse: e-mails, instrument kinds and statuses, schemas, QC, commands).
@@ -32,6 +33,8 @@
 //! - [`audit`]: the event catalogue, the signed chain, exports, refusals.
 //! - [`live`]: the bridges' protocol, what they send stored, the live hub.
 //! - [`routes`]: one module per route and the route table.
+//! - `openapi` (feature `openapi`, native only): the OpenAPI document,
+//!   generated from the handlers' descriptions and the route table.
 
 pub mod audit;
 pub mod auth;
@@ -45,12 +48,15 @@ pub mod error;
 pub mod live;
 pub mod mail;
 pub mod model;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod platform;
 pub mod ratelimit;
 pub mod request;
 pub mod retention;
 pub mod routes;
 pub mod storage;
+pub mod web;
 
 pub use body::Body;
 pub use config::{Config, Secret};

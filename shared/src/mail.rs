@@ -74,6 +74,7 @@ pub fn queue<P: Platform>(
 
 /// What one run of the sender did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MailSent))]
 #[serde(rename_all = "camelCase")]
 pub struct Sent {
     pub claimed: usize,

@@ -21,6 +21,10 @@ pub struct FetchError(pub String);
 /// What a handler may ask of the platform it runs on. A platform is a
 /// cheap handle (cloned into a streamed body that outlives its handler).
 pub trait Platform: Clone + MaybeSend + MaybeSync + 'static {
+    /// Whether this host keeps WebSockets open, so `GET /api/v1/live`
+    /// upgrades: Workers (a Durable Object per organization) and the native
+    /// host do, Spin does not (its dashboards poll).
+    const LIVE_SOCKETS: bool;
     /// Sends one HTTP request and returns the whole response.
     fn fetch(
         &self,

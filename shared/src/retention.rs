@@ -45,14 +45,25 @@ const RUN_DATA_BATCH: i64 = 100;
 
 /// What one organization's run removed.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = RetentionOutcome))]
 #[serde(rename_all = "camelCase")]
 pub struct Outcome {
+    /// The periods applied: `auditDays`, `runDataDays`, `sessionsDays`,
+    /// `rateLimitsHours`, `mailDays`.
     pub policy: crate::config::RetentionConfig,
+    /// Audit events removed from the start of the chain.
     pub audit_events_removed: i64,
+    /// The chain now starts after this sequence (when events were
+    /// removed); a signed checkpoint names it.
     pub audit_chain_starts_after: Option<i64>,
+    /// Run data files whose bytes were removed (their records stay); at
+    /// most 100 a run.
     pub run_data_purged: usize,
+    /// Ended sessions deleted.
     pub sessions_deleted: i64,
+    /// Idle rate-limit entries deleted.
     pub rate_limit_entries_deleted: i64,
+    /// Sent e-mail deleted.
     pub mail_deleted: i64,
 }
 

@@ -20,7 +20,7 @@ use crate::util::root;
 /// layers before its own.
 pub const LAYERS: &[&[&str]] = &[
     &["error", "body"],
-    &["envelope"],
+    &["envelope", "web"],
     &["config", "platform", "domain"],
     &["ctx"],
     &["db"],
@@ -31,6 +31,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["audit"],
     &["live", "retention"],
     &["routes"],
+    &["openapi"],
 ];
 
 /// Items of the crate root (re-exports and exported macros) and the module

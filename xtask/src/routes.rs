@@ -5,7 +5,7 @@ use std::fs;
 
 use anyhow::bail;
 use shared::live::hub::{DURABLE_OBJECT_BINDING as HUB_BINDING, DURABLE_OBJECT_CLASS as HUB_CLASS};
-use shared::routes::{ROUTES, Route};
+use shared::routes::{ROUTES, Route, WEB_FUNCTION};
 
 use crate::util::root;
 
@@ -136,6 +136,15 @@ pub fn spin_toml() -> String {
             route.function,
         ));
     }
+    out.push_str(&format!(
+        "\n# The web application: its files (web/dist, built by `npm run build` in web/), index.html for the\n\
+         # app's own pages; below every API route (an unclaimed /api/ path gets the 404 envelope).\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"{web}\"\n\n[component.{web}]\n\
+         source = \"target/wasm32-wasip2/release/{wasm}\"\nfiles = [{{ source = \"web/dist\", destination = \"/\" }}]\n\n\
+         [component.{web}.build]\ncommand = \"cargo xtask build-wasm --spin\"\n",
+        web = WEB_FUNCTION,
+        wasm = wasm_name(WEB_FUNCTION),
+    ));
     out
 }
 
@@ -212,6 +221,15 @@ pub fn wrangler_toml() -> String {
             },
         ));
     }
+    out.push_str(&format!(
+        "\n# The web application: web/dist as static assets (headers and caching from web/public/_headers),\n\
+         # index.html for the app's own pages; the Worker runs only for /api/ paths no route claims (404 envelope).\n\
+         [env.{web}]\nname = \"antevus-{web}\"\nmain = \"functions/{web}/build/index.js\"\n\
+         routes = [{{ pattern = \"antevus.example.com/*\", zone_name = \"antevus.example.com\" }}]\n\n\
+         [env.{web}.assets]\ndirectory = \"web/dist\"\nnot_found_handling = \"single-page-application\"\n\
+         run_worker_first = [\"/api/*\"]\n\n[env.{web}.build]\ncommand = \"cargo xtask build-wasm --workers\"\n",
+        web = WEB_FUNCTION,
+    ));
     out
 }
 
@@ -238,6 +256,21 @@ pub fn workers_json() -> String {
             })
         })
         .collect();
+    let mut workers: Vec<serde_json::Value> = workers;
+    workers.push(serde_json::json!({
+        "name": WEB_FUNCTION,
+        "modulesRoot": format!("functions/{WEB_FUNCTION}/build"),
+        "scriptPath": format!("functions/{WEB_FUNCTION}/build/index.js"),
+        "routes": ["*/*"],
+        "services": {},
+        "secrets": [],
+        "durableObjects": {},
+        "assets": {
+            "directory": "web/dist",
+            "notFoundHandling": "single-page-application",
+            "runWorkerFirst": ["/api/*"],
+        },
+    }));
     let mut text = serde_json::to_string_pretty(&workers).unwrap_or_default();
     text.push('\n');
     text
@@ -273,6 +306,8 @@ pub fn rendered() -> Vec<(&'static str, String)> {
         ("infra/workerd/workers.json", workers_json()),
         ("docs/PERMISSIONS.md", permissions_md()),
         ("docs/AUDIT_EVENTS.md", audit_events_md()),
+        ("docs/openapi.json", shared::openapi::json()),
+        ("web/public/_headers", shared::web::headers_file()),
     ]
 }
 
@@ -294,6 +329,9 @@ pub fn sync(check: bool) -> anyhow::Result<()> {
             }
             fs::write(&full, text)?;
             eprintln!("wrote {path}");
+            if path == "docs/openapi.json" {
+                web_client()?;
+            }
         }
     }
     if !problems.is_empty() {
@@ -303,6 +341,24 @@ pub fn sync(check: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Regenerates the web application's typed client from the new document
+/// (`npm run api` in `web/`), when its packages are installed; otherwise
+/// the web build says it is stale.
+fn web_client() -> anyhow::Result<()> {
+    let web = root().join("web");
+    if !web.join("node_modules").exists() {
+        eprintln!(
+            "web/node_modules is missing: run `cargo xtask setup`, then `npm run api` in web/"
+        );
+        return Ok(());
+    }
+    crate::util::run(
+        std::process::Command::new("npm")
+            .args(["run", "--silent", "api"])
+            .current_dir(web),
+    )
 }
 
 /// Creates the crate of every route that has none (an adapter of two
@@ -402,7 +458,7 @@ pub fn drift() -> Vec<String> {
         }
     }
     for name in &crates {
-        if !ROUTES.iter().any(|r| r.function == name) {
+        if name != WEB_FUNCTION && !ROUTES.iter().any(|r| r.function == name) {
             problems.push(format!("functions/{name} is not in the route table"));
         }
     }

@@ -4,14 +4,13 @@
 
 use std::process::Command;
 
-use shared::routes::ROUTES;
+use shared::routes::functions;
 
 use crate::util::{root, run};
 
 fn packages() -> Vec<String> {
-    ROUTES
-        .iter()
-        .flat_map(|r| ["-p".to_owned(), r.function.to_owned()])
+    functions()
+        .flat_map(|function| ["-p".to_owned(), function.to_owned()])
         .collect()
 }
 
@@ -29,13 +28,13 @@ pub fn build_workers() -> anyhow::Result<()> {
         .current_dir(root()))?;
     let bindgen = which("wasm-bindgen")?;
     let esbuild = root().join("infra/workerd/node_modules/.bin/esbuild");
-    for route in ROUTES {
+    for function in functions() {
         run(Command::new("worker-build")
             .args(["--release", "--no-opt"])
             .env("WASM_BINDGEN_BIN", &bindgen)
             .env("ESBUILD_BIN", &esbuild)
             .env("CARGO_TARGET_DIR", root().join("target"))
-            .current_dir(root().join("functions").join(route.function)))?;
+            .current_dir(root().join("functions").join(function)))?;
     }
     Ok(())
 }

@@ -17,8 +17,8 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 use bytes::Bytes;
 use shared::request::{ClientIp, early_failure};
-use shared::routes;
 use shared::{ApiError, Config, Ctx, FetchError, Platform};
+use shared::{routes, web};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
@@ -89,6 +89,8 @@ async fn send(
 }
 
 impl Platform for NativePlatform {
+    const LIVE_SOCKETS: bool = true;
+
     async fn fetch(
         &self,
         request: http::Request<Bytes>,
@@ -137,6 +139,9 @@ struct HostState {
     configs: std::collections::HashMap<&'static str, Arc<Config>>,
     platform: NativePlatform,
     hub: Arc<hub::Registry>,
+    /// The built web application (`WEB_ROOT`, e.g. `web/dist`), served
+    /// for every path outside `/api`.
+    web_root: Option<std::path::PathBuf>,
 }
 
 /// Serves every route until `shutdown` resolves. `config` comes from
@@ -168,6 +173,7 @@ pub async fn serve_with(
         configs,
         platform,
         hub: Arc::default(),
+        web_root: config.web_root().map(std::path::PathBuf::from),
     });
     let app = Router::new().fallback(handle).with_state(state);
     axum::serve(
@@ -250,6 +256,19 @@ async fn route(
     let platform = &state.platform;
     let (mut parts, body) = request.into_parts();
     let Some(route) = routes::route_for(parts.uri.path()) else {
+        if let Some(root) = state
+            .web_root
+            .clone()
+            .filter(|_| !web::is_api(parts.uri.path()))
+        {
+            let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
+            let read = move |file: &str| std::fs::read(root.join(file)).ok().map(Bytes::from);
+            return tokio::task::spawn_blocking(move || web::serve(&method, &path, read))
+                .await
+                .unwrap_or_else(|_| {
+                    early_failure(platform, None, &parts.headers, &ApiError::NotFound)
+                });
+        }
         return early_failure(platform, None, &parts.headers, &ApiError::NotFound);
     };
     let Some(config) = state.configs.get(route.function).cloned() else {

@@ -23,6 +23,8 @@ use time::OffsetDateTime;
 pub struct SpinPlatform;
 
 impl Platform for SpinPlatform {
+    const LIVE_SOCKETS: bool = false;
+
     async fn fetch(
         &self,
         request: http::Request<Bytes>,
@@ -139,6 +141,43 @@ pub fn respond(mut response: http::Response<Body>) -> http::Response<Body> {
             .insert(http::header::CONTENT_LENGTH, length);
     }
     response
+}
+
+/// Where the `web` component finds the web application's files: Spin
+/// mounts `web/dist` there (`files` in `spin.toml`), `wasmtime serve`
+/// with `--dir web/dist::/`.
+pub const WEB_ROOT: &str = "/";
+
+/// The `web` component (route `/...`, below every API route): the web
+/// application's files, `index.html` for the app's own pages, and the 404
+/// envelope for an `/api/` path no route claims.
+pub fn web(request: spin_sdk::http::Request) -> http::Response<Body> {
+    let (parts, _body) = request.into_parts();
+    let path = parts.uri.path();
+    if shared::web::is_api(path) {
+        let config = Config::from_lookup(|name| std::env::var(name).ok());
+        return shared::request::early_failure(
+            &SpinPlatform,
+            Some(&config),
+            &parts.headers,
+            &ApiError::NotFound,
+        );
+    }
+    let root = std::path::Path::new(WEB_ROOT);
+    respond(shared::web::serve(&parts.method, path, |file| {
+        std::fs::read(root.join(file)).ok().map(Bytes::from)
+    }))
+}
+
+/// Defines the `web` component's Spin entry point (see [`web`]).
+#[macro_export]
+macro_rules! web_function {
+    () => {
+        #[::spin_sdk::http_service]
+        async fn handle(request: ::spin_sdk::http::Request) -> impl ::spin_sdk::http::IntoResponse {
+            $crate::web(request)
+        }
+    };
 }
 
 /// Defines a function crate's Spin entry point:

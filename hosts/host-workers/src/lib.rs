@@ -61,6 +61,8 @@ async fn send(
 }
 
 impl Platform for WorkersPlatform {
+    const LIVE_SOCKETS: bool = true;
+
     async fn fetch(
         &self,
         request: http::Request<Bytes>,
@@ -345,6 +347,34 @@ macro_rules! function {
                 Ok((ctx, request)) => $crate::respond($handler(&ctx, request).await),
                 Err(early) => early.into_response(),
             }
+        }
+    };
+}
+
+/// The `web` Worker's answer. Its static assets (`web/dist`) answer every
+/// path but `/api/*` (`run_worker_first`) without running it; an `/api/`
+/// path that reaches it is one no route claims: the 404 envelope.
+pub fn web(request: &worker::Request, env: &worker::Env) -> worker::Result<worker::Response> {
+    init_logging();
+    respond(shared::request::early_failure(
+        &WorkersPlatform,
+        Some(&config(env)),
+        &headers_of(request),
+        &ApiError::NotFound,
+    ))
+}
+
+/// Defines the `web` function's Workers entry point (see [`web`]).
+#[macro_export]
+macro_rules! web_function {
+    () => {
+        #[::worker::event(fetch)]
+        async fn fetch(
+            request: ::worker::Request,
+            env: ::worker::Env,
+            _ctx: ::worker::Context,
+        ) -> ::worker::Result<::worker::Response> {
+            $crate::web(&request, &env)
         }
     };
 }

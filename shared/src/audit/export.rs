@@ -23,6 +23,7 @@ pub const MANIFEST_VERSION_V1: &str = "antevus.audit.export.v1";
 
 /// File formats of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ExportFormat))]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Jsonl,
@@ -56,15 +57,19 @@ impl Format {
 /// One stored event as it is exported and verified: everything needed to
 /// recompute its hashes (read with `model::audit_event::CHAIN_COLUMNS`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExportedEvent {
+    /// The event's position on its chain.
     pub sequence: i64,
     pub id: uuid::Uuid,
     pub organization_id: Option<uuid::Uuid>,
     pub user_id: Option<uuid::Uuid>,
     pub event_type: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::audit::Severity))]
     pub severity: String,
     pub action: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::audit::Outcome))]
     pub outcome: String,
     pub record_type: Option<String>,
     pub record_id: Option<uuid::Uuid>,
@@ -77,10 +82,17 @@ pub struct ExportedEvent {
     pub request_id: Option<String>,
     pub session_id: Option<String>,
     /// RFC 3339, microseconds.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
+    /// The chain hash of the event before, hex (zeros for the first).
     pub previous_hash: String,
+    /// This event's chain hash, hex: over the previous hash, the sequence
+    /// and the content hash.
     pub hash: String,
+    /// SHA-256 of the signed fields, hex.
     pub content_hash: String,
+    /// The signature over the content hash, hex: Ed25519, or HMAC-SHA256
+    /// for events from before Ed25519; none for legacy unsigned events.
     pub signature: Option<String>,
     pub key_id: String,
 }
@@ -299,13 +311,17 @@ pub fn parse(format: Format, body: &[u8]) -> Result<Vec<ExportedEvent>, String> 
 
 /// What an export holds, signed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
+    /// `antevus.audit.export.v2` (`v1`: HMAC-signed, from before Ed25519).
     pub version: String,
+    /// The organization whose chain this is.
     pub chain_id: uuid::Uuid,
     pub format: Format,
     /// The filters the export was made with.
     pub filters: Value,
+    /// Events in the file.
     pub count: u64,
     pub first_sequence: Option<i64>,
     pub last_sequence: Option<i64>,
@@ -315,12 +331,15 @@ pub struct Manifest {
     /// The chain's head when the export was made.
     pub head_sequence: i64,
     pub head_hash: Option<String>,
+    /// RFC 3339; also when the manifest was signed.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub exported_at: String,
     /// SHA-256 of the export file, hex.
     pub sha256: String,
     /// The keys that signed the manifest and its events.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<ManifestKey>,
+    /// The key that signed the manifest.
     pub key_id: String,
     /// The Ed25519 signature over [`Manifest::message`] (HMAC-SHA256 in a
     /// v1 manifest), hex.
@@ -329,6 +348,7 @@ pub struct Manifest {
 
 /// A key a manifest names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ManifestKey {
     pub kid: String,
@@ -338,9 +358,13 @@ pub struct ManifestKey {
     /// The Ed25519 public key, base64url.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
+    /// The start of the key's period (RFC 3339), if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub valid_from: Option<String>,
+    /// The end of the key's period (RFC 3339), if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub valid_until: Option<String>,
 }
 
@@ -423,6 +447,7 @@ pub fn signers(events: &[ExportedEvent]) -> Vec<(String, &'static str)> {
 /// The last line of a streamed (JSON Lines) export: its manifest, or why
 /// it stopped short. The manifest's `sha256` covers every line before it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum Trailer {
     /// `{"manifest": {...}}`
@@ -434,8 +459,11 @@ pub enum Trailer {
 
 /// Why a streamed export stopped short.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TrailerError {
+    /// An error code, as in the error envelope.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::error::ErrorCode))]
     pub code: String,
     pub message: String,
     pub request_id: String,

@@ -14,21 +14,45 @@ const OUTCOMES: [&str; 3] = ["SUCCESS", "FAILURE", "DENIED"];
 
 /// The query of the audit routes: filters, plus `limit`/`cursor` (events)
 /// or `format`/`after` (export).
+///
+/// As parameters it describes the filters only: each route names the
+/// parameters of its own.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AuditQuery {
+    #[cfg_attr(feature = "openapi", param(ignore))]
     pub format: Option<String>,
+    #[cfg_attr(feature = "openapi", param(ignore))]
     pub after: Option<String>,
+    /// Only the events of this user.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<uuid::Uuid>))]
     user_id: Option<String>,
+    /// Only events of this type (e.g. `RUN_STARTED`), at most 100
+    /// characters.
     event_type: Option<String>,
+    #[cfg_attr(feature = "openapi", param(value_type = Option<crate::audit::Severity>))]
     severity: Option<String>,
+    #[cfg_attr(feature = "openapi", param(value_type = Option<crate::audit::Outcome>))]
     outcome: Option<String>,
+    /// Only events about records of this type, at most 100 characters.
     record_type: Option<String>,
+    /// Only events about this record.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<uuid::Uuid>))]
     record_id: Option<String>,
+    /// Only events recorded at or after this instant (RFC 3339).
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
     from: Option<String>,
+    /// Only events recorded at or before this instant (RFC 3339), not
+    /// before `from`.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
     to: Option<String>,
+    /// Text in the action, matched literally and case-insensitively, at
+    /// most 200 characters.
     q: Option<String>,
+    #[cfg_attr(feature = "openapi", param(ignore))]
     pub limit: Option<String>,
+    #[cfg_attr(feature = "openapi", param(ignore))]
     pub cursor: Option<String>,
 }
 

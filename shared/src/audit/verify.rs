@@ -40,11 +40,36 @@ pub fn signed(checkpoint: &Checkpoint, chain_id: uuid::Uuid, keys: &AuditKeys) -
 
 /// Where and why the chain breaks.
 #[derive(Debug, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Break {
+    /// The first sequence that does not verify.
     pub sequence: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = BreakReason))]
     pub reason: &'static str,
+    /// What was found, in words.
     pub detail: String,
+}
+
+/// Why a chain breaks (the document's name for [`Break::reason`]).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum BreakReason {
+    /// A sequence number is absent, or the chain ends before its head.
+    Missing,
+    /// An event does not follow the one before it.
+    Reordered,
+    /// Its fields or chain hash no longer match.
+    Modified,
+    BadSignature,
+    /// Signed with a key this deployment does not know.
+    UnknownKey,
+    /// A signed checkpoint names events that are gone.
+    Truncated,
+    /// The chain was rewritten behind a signed checkpoint.
+    CheckpointMismatch,
 }
 
 pub fn unhex(text: &str) -> Vec<u8> {

@@ -12,6 +12,7 @@ use crate::platform::Platform;
 
 /// The user part of login and refresh replies.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TokenUser {
     pub id: uuid::Uuid,
@@ -23,12 +24,21 @@ pub struct TokenUser {
 
 /// What login and refresh return.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TokenReply {
+    /// The access token, a signed JWT (EdDSA; keys at `GET /api/auth/jwks`):
+    /// send it as `Authorization: Bearer <accessToken>`.
     pub access_token: String,
+    /// Always `Bearer`.
     pub token_type: &'static str,
+    /// Seconds the access token is valid.
     pub expires_in: i64,
+    /// The refresh token (`rt_...`, opaque, single use: each refresh
+    /// answers a new one). Also set as the httpOnly `antevus_refresh`
+    /// cookie (path `/api/auth`) for browsers.
     pub refresh_token: String,
+    /// Seconds the refresh token (the session) is valid.
     pub refresh_expires_in: i64,
     pub user: TokenUser,
     /// The recovery codes of a second factor confirmed as this session

@@ -157,6 +157,7 @@ pub const VARS: &[&str] = &[
     "CLIENT_ADDRESS_HEADER",
     "ENCRYPTION_KEYS",
     "SCHEDULER_KEY",
+    "WEB_ROOT",
 ];
 
 /// The variables as read from the environment: those of [`VARS`] that are
@@ -515,6 +516,12 @@ impl Config {
     }
 
     /// CORS, HSTS and the client address ([`HttpConfig`]).
+    /// `WEB_ROOT`: where a host that serves the web application's files
+    /// itself (the native host) finds them.
+    pub fn web_root(&self) -> Option<String> {
+        self.vars.get("WEB_ROOT").filter(|v| !v.trim().is_empty())
+    }
+
     pub fn http(&self) -> Result<&HttpConfig, ConfigError> {
         self.section(&self.http, HttpConfig::parse)
     }

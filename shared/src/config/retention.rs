@@ -17,6 +17,7 @@ pub const AUDIT_FLOOR_DAYS: i64 = 2555;
 
 /// Retention periods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = RetentionPolicy))]
 #[serde(rename_all = "camelCase")]
 pub struct RetentionConfig {
     pub audit_days: i64,

@@ -12,6 +12,7 @@ use super::{ConfigError, Secret};
 
 /// Where a run's data lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = StorageBackend))]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Postgres,

@@ -36,9 +36,11 @@ pub const MAX_POLL_WAIT_SECS: u64 = 25;
 
 /// One record of a bridge's stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = StreamRecord))]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
     /// Its position in the stream, from 1.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub seq: u64,
     #[serde(flatten)]
     pub item: Item,
@@ -46,26 +48,41 @@ pub struct Record {
 
 /// What a record carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = StreamItem))]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Item {
+    /// `kind: "reading"`.
     Reading(Reading),
+    /// `kind: "commandOutcome"`.
     CommandOutcome(CommandOutcome),
 }
 
 /// A value an instrument reported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = BridgeReading))]
 #[serde(rename_all = "camelCase")]
 pub struct Reading {
+    /// An instrument of the organization that this bridge serves (or
+    /// that no bridge serves yet: the first to report it serves it).
     pub instrument_id: uuid::Uuid,
+    /// A letter, then letters, digits, `_` or `.`; 64 characters at most.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 64, pattern = "^[A-Za-z][A-Za-z0-9_.]*$")
+    )]
     pub metric: String,
+    /// A finite number.
     pub value: f64,
+    /// At most 32 printable characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 32))]
     pub unit: Option<String>,
     pub recorded_at: Timestamp,
 }
 
 /// How far a command got on the instrument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CommandState {
     Acknowledged,
@@ -85,34 +102,49 @@ impl CommandState {
 
 /// A command's acknowledgement or result, as the instrument's driver saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CommandOutcome {
+    /// A command handed to this bridge.
     pub command_id: uuid::Uuid,
+    /// Forward only: `sent -> acknowledged -> completed | failed`.
     pub state: CommandState,
+    /// What the instrument returned: an object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub result: Option<Value>,
+    /// Why it failed (required when `failed`); at most 1000 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
     pub error: Option<String>,
+    /// When the instrument's driver saw it.
     pub at: Timestamp,
 }
 
 /// What the bridge says about itself; sent with every batch.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = BridgeHeartbeat))]
 #[serde(rename_all = "camelCase")]
 pub struct Heartbeat {
+    /// The agent's version; at most 64 printable characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub version: Option<String>,
+    /// At most 255 printable characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 255))]
     pub hostname: Option<String>,
     /// Records waiting in the disk queue.
     pub queue_depth: u64,
-    /// The instruments this bridge reaches, with their state.
+    /// The instruments this bridge reaches, with their state (at most
+    /// 1000); the commands it is handed are for these.
     #[serde(default)]
     pub instruments: Vec<InstrumentState>,
 }
 
 /// An instrument as its bridge sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct InstrumentState {
     pub id: uuid::Uuid,
@@ -132,9 +164,13 @@ pub const BRIDGE_STATUSES: [InstrumentStatus; 5] = [
 
 /// What a bridge sends: records of one stream, in order, and its heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = BridgeBatch))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Batch {
+    /// The stream's id: random, made with the bridge's disk queue.
     pub stream: uuid::Uuid,
+    /// At most 1000, their `seq` consecutive and continuing the stream
+    /// (records already acknowledged are skipped).
     #[serde(default)]
     pub records: Vec<Record>,
     pub heartbeat: Heartbeat,
@@ -143,14 +179,17 @@ pub struct Batch {
 /// A record the cloud could not store (and will never store: it is
 /// acknowledged with the others so the queue moves on).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = RejectedRecord))]
 #[serde(rename_all = "camelCase")]
 pub struct Rejected {
     pub seq: u64,
+    /// Why it can never be stored.
     pub reason: String,
 }
 
 /// The cloud's answer to a batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BatchAck {
     pub stream: uuid::Uuid,
@@ -166,12 +205,17 @@ pub struct BatchAck {
 
 /// A command for one of the bridge's instruments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CommandOrder {
+    /// The command's id: its outcome names it (`commandId`); a command
+    /// handed out again keeps it.
     pub id: uuid::Uuid,
     pub instrument_id: uuid::Uuid,
     pub command: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub parameters: Value,
+    /// Unacknowledged by then, it reads `expired`.
     pub expires_at: Timestamp,
 }
 

@@ -74,19 +74,32 @@ pub const COLUMNS: &str = "id, name, key_prefix, permissions, ip_allowlist::text
 
 /// A key as listed (no secret, no hash).
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = ApiKey, rename_all = "camelCase")
+)]
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct Key {
     pub id: uuid::Uuid,
     pub name: String,
+    /// The key's first part (`ak_` + 12 hex digits), to recognize it by.
     pub key_prefix: String,
+    /// The key's scopes: what it may do (never more than its creator).
     pub permissions: Vec<Permission>,
+    /// The addresses (CIDR blocks) it may be used from; empty: any.
     pub ip_allowlist: Vec<String>,
+    /// Requests per minute allowed with the key; none: its creator's role's limit.
     pub rate_limit: Option<i32>,
     pub created_at: Timestamp,
+    /// When it stops working; none: never.
     pub expires_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
+    /// Requests made with it.
     pub usage_count: i64,
+    /// `false` once revoked.
     pub is_active: bool,
+    /// Who created it; requests made with it act as them.
     pub user_id: uuid::Uuid,
 }
 

@@ -196,26 +196,42 @@ fn contains_pattern(text: &str) -> String {
 
 /// An audit event as auditors read it.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase")
+)]
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct Listed {
     pub id: uuid::Uuid,
+    /// The event's position on the organization's chain.
     pub sequence: i64,
+    /// A catalogued type (`docs/AUDIT_EVENTS.md`), or `CLIENT_<name>` for
+    /// an event a client reported.
     pub event_type: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::domain::audit::Severity))]
     pub severity: String,
     pub action: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::domain::audit::Outcome))]
     pub outcome: String,
     pub user_id: Option<uuid::Uuid>,
+    /// The kind of record the event is about.
     pub record_type: Option<String>,
     pub record_id: Option<uuid::Uuid>,
+    /// The changed fields before.
     pub old_values: Option<Value>,
+    /// The changed fields after.
     pub new_values: Option<Value>,
     pub reason: Option<String>,
+    /// Free-form context, with personal and health data redacted.
     pub metadata: Value,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub created_at: Timestamp,
+    /// The event's chain hash, hex.
     pub hash: String,
+    /// The key that signed it.
     pub key_id: String,
 }
 

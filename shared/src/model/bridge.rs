@@ -13,15 +13,25 @@ use crate::platform::Platform;
 
 /// A bridge as the API shows it.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase")
+)]
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct Bridge {
     pub id: uuid::Uuid,
+    /// The name of the join token it enrolled with.
     pub name: String,
+    /// The agent's version, as its last heartbeat said.
     pub version: Option<String>,
     pub hostname: Option<String>,
     pub last_heartbeat_at: Option<Timestamp>,
+    /// A heartbeat within the last 60 seconds.
     pub online: bool,
+    /// Records waiting in its disk queue, as its last heartbeat said.
     pub queue_depth: Option<i64>,
+    /// The instruments it reported in its last heartbeat that it serves.
     pub connected_instruments: Vec<uuid::Uuid>,
     pub created_at: Timestamp,
 }

@@ -29,22 +29,40 @@ pub const COLUMNS: &str = "id, instrument_id, run_id, command, parameters, \
 
 /// A control command.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase")
+)]
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct Command {
     pub id: uuid::Uuid,
     pub instrument_id: uuid::Uuid,
+    /// The run it belongs to: a run's `start` and `stop`; none for a
+    /// command sent through `POST /api/v1/instruments/{id}/control`.
     pub run_id: Option<uuid::Uuid>,
+    /// Its name: a standard command (`start`, `stop`, `pause`, `resume`,
+    /// `calibrate`, `home`) or one of the instrument type's own.
     pub command: String,
+    /// The command's parameters, as checked against its specification.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub parameters: Value,
+    /// A queued or sent command past `expiresAt` reads `expired`.
     pub status: CommandStatus,
+    /// What the instrument reported with its outcome, if anything.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub result: Option<Value>,
+    /// Why it failed, as the instrument (or the server) said.
     pub error: Option<String>,
     pub created_by: Option<uuid::Uuid>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// When a bridge was last handed it.
     pub sent_at: Option<Timestamp>,
     pub acknowledged_at: Option<Timestamp>,
+    /// When it completed or failed.
     pub completed_at: Option<Timestamp>,
+    /// Undelivered or unacknowledged by then, it expires.
     pub expires_at: Timestamp,
     #[serde(skip_serializing, with = "hex_bytes")]
     pub request_hash: Vec<u8>,

@@ -28,23 +28,50 @@ pub const COLUMNS: &str = "id, name, type, status, location, model, serial_numbe
 
 /// An instrument as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase")
+)]
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct Instrument {
     pub id: uuid::Uuid,
     pub name: String,
     #[serde(rename = "type")]
     pub kind: InstrumentType,
+    /// Set by people and by its bridge's reports; `running` only by
+    /// starting and stopping runs.
     pub status: InstrumentStatus,
     pub location: Option<String>,
     pub model: Option<String>,
+    /// Unique in the organization.
     pub serial_number: Option<String>,
     pub firmware: Option<String>,
+    /// Its type's settings: an object whose fields depend on `type`, as
+    /// the server's instrument schemas define them
+    /// (`shared::domain::schema::configuration_fields`). Every type accepts
+    /// `calibrationIntervalDays` (1 to 3650), `commandTimeoutSeconds` (5 to
+    /// 86400, the default timeout of its commands) and `notes`; each type
+    /// adds its own (a `qpcr` has `wells`, `cycles`, `dyes`; a `centrifuge`
+    /// `maxRpm`, `rotor`; ...), and a type with QC metrics accepts
+    /// `qcThresholds` (`{metric: {warn, fail}}`). An unknown field is
+    /// refused with the list of those allowed. At most 64 KiB.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub configuration: Value,
+    /// Its last calibration: `lastCalibratedAt`, `dueAt` (RFC 3339),
+    /// `performedBy`, `standard`, `certificate` (text) and `results` (an
+    /// object); completing a calibration maintenance item writes it
+    /// (`shared::domain::schema::CALIBRATION_FIELDS`). At most 64 KiB.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub calibration: Value,
+    /// The calibration's `dueAt`.
     pub calibration_due_at: Option<Timestamp>,
+    /// Its version for optimistic concurrency (also the `ETag`), raised by
+    /// every change.
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// When its bridge last reported it.
     pub last_seen_at: Option<Timestamp>,
     pub created_by: Option<uuid::Uuid>,
     /// Set once the instrument is removed; its history stays readable.
@@ -169,17 +196,42 @@ pub async fn load<P: Platform>(
 
 /// The body of `POST` (and, merged over the current instrument, of `PUT`).
 #[derive(Deserialize, Serialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct InstrumentInput {
+    /// 1 to 255 characters, no control characters (trimmed).
+    #[cfg_attr(feature = "openapi", schema(max_length = 255))]
     pub name: String,
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(value_type = InstrumentType))]
     pub kind: String,
+    /// Default `offline`. A `PUT` may not change it to or from `running`
+    /// (starting and stopping runs do).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<InstrumentStatus>))]
     pub status: Option<String>,
+    /// At most 255 characters (as are `model`, `serialNumber` and
+    /// `firmware`); empty reads as none.
     pub location: Option<String>,
     pub model: Option<String>,
+    /// Unique in the organization (409 when taken).
     pub serial_number: Option<String>,
     pub firmware: Option<String>,
+    /// Its type's settings: an object whose fields depend on `type`, as
+    /// the server's instrument schemas define them
+    /// (`shared::domain::schema::configuration_fields`). Every type accepts
+    /// `calibrationIntervalDays` (1 to 3650), `commandTimeoutSeconds` (5 to
+    /// 86400, the default timeout of its commands) and `notes`; each type
+    /// adds its own (a `qpcr` has `wells`, `cycles`, `dyes`; a `centrifuge`
+    /// `maxRpm`, `rotor`; ...), and a type with QC metrics accepts
+    /// `qcThresholds` (`{metric: {warn, fail}}`). An unknown field is
+    /// refused with the list of those allowed. At most 64 KiB; none or null is `{}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub configuration: Option<Value>,
+    /// Its calibration: `lastCalibratedAt`, `dueAt` (RFC 3339; becomes
+    /// `calibrationDueAt`), `performedBy`, `standard`, `certificate` (text)
+    /// and `results` (an object), as `shared::domain::schema::CALIBRATION_FIELDS`
+    /// defines them. At most 64 KiB; none or null is `{}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub calibration: Option<Value>,
     /// The bridge that serves it (one of the organization's).
     pub bridge_id: Option<uuid::Uuid>,
@@ -343,43 +395,61 @@ pub async fn get<P: Platform>(
 
 /// What an instrument is doing now.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = InstrumentStatusDetail, rename_all = "camelCase")
+)]
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct Status {
     pub id: uuid::Uuid,
     pub status: InstrumentStatus,
+    /// When its bridge last reported it.
     pub last_seen_at: Option<Timestamp>,
+    /// Heard from within the last 120 seconds.
     pub reachable: bool,
+    /// Its pending or running run, if any.
     pub active_run: Option<ActiveRun>,
     /// The latest value of each metric in the last hour, by metric.
     pub readings: BTreeMap<String, Latest>,
+    /// Commands queued or sent and not yet expired.
     pub pending_commands: i64,
     pub calibration_due_at: Option<Timestamp>,
+    /// `calibrationDueAt` is past.
     pub calibration_overdue: bool,
+    /// The earliest scheduled maintenance (overdue included).
     pub next_maintenance_at: Option<Timestamp>,
+    /// How many scheduled maintenance items are past their date.
     pub overdue_maintenance: i64,
+    /// Set when the instrument is removed.
     pub deleted_at: Option<Timestamp>,
 }
 
 /// The run an instrument is busy with.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ActiveRun {
     pub id: uuid::Uuid,
     pub name: Option<String>,
     pub status: RunStatus,
     /// As PostgreSQL renders a time in JSON (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub started_at: Option<String>,
     pub operator_id: Option<uuid::Uuid>,
 }
 
 /// A metric's latest reading.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LatestReading))]
 #[serde(rename_all = "camelCase")]
 pub struct Latest {
     /// As stored (the number's text is kept).
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub value: serde_json::Number,
     pub unit: Option<String>,
     /// As PostgreSQL renders a time in JSON (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub recorded_at: String,
 }
 

@@ -19,20 +19,34 @@ pub const COLUMNS: &str = "id, instrument_id, kind, title, \
      scheduled_for, completed_at, notes, performed_by, calibration, next_due_at, version, created_by, \
      created_at, updated_at";
 
+/// A maintenance item of an instrument.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase")
+)]
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct Maintenance {
     pub id: uuid::Uuid,
     pub instrument_id: uuid::Uuid,
     pub kind: MaintenanceKind,
     pub title: Option<String>,
+    /// A scheduled item past `scheduledFor` reads `overdue`; `completed`
+    /// and `cancelled` are final.
     pub status: MaintenanceStatus,
     pub scheduled_for: Timestamp,
     pub completed_at: Option<Timestamp>,
     pub notes: Option<String>,
+    /// Who completed it.
     pub performed_by: Option<uuid::Uuid>,
+    /// A completed calibration's document, as written on the instrument
+    /// (`lastCalibratedAt`, `dueAt`, `performedBy`, and what was given).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub calibration: Option<Value>,
+    /// A completed calibration's next due date.
     pub next_due_at: Option<Timestamp>,
+    /// Its version for optimistic concurrency (also the `ETag`).
     pub version: i64,
     pub created_by: Option<uuid::Uuid>,
     pub created_at: Timestamp,

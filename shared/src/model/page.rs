@@ -12,6 +12,7 @@ use crate::error::FieldError;
 
 /// One page of a list and the cursor of the next, if any.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -20,6 +21,7 @@ pub struct Page<T> {
 
 /// A whole list in one answer (short lists that need no cursor).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Items<T> {
     pub items: Vec<T>,
 }

@@ -35,21 +35,36 @@ pub const FROM: &str = "runs r JOIN instruments i ON i.organization_id = r.organ
 
 /// A run as the API shows it.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase")
+)]
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct Run {
     pub id: uuid::Uuid,
     pub instrument_id: uuid::Uuid,
     pub instrument_name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::domain::InstrumentType))]
     pub instrument_type: String,
+    /// The instrument's status now.
     pub instrument_status: InstrumentStatus,
     pub name: Option<String>,
     pub status: RunStatus,
+    /// When the instrument acknowledged the start.
     pub started_at: Option<Timestamp>,
+    /// When the run ended.
     pub completed_at: Option<Timestamp>,
+    /// The user who started it.
     pub operator_id: Option<uuid::Uuid>,
+    /// Free-form, as given at the start.
     pub metadata: Value,
+    /// Parsed from the run's data file (`POST .../data?format=`), with the
+    /// computed QC metrics under `metrics`.
     pub results: Option<Value>,
+    /// The reason given when it was stopped.
     pub end_reason: Option<String>,
+    /// Grows with every change (also the `ETag`).
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -62,28 +77,35 @@ pub struct Run {
 
 /// A run's data file, as a run shows it.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DataSummary {
     pub filename: String,
     pub content_type: String,
+    /// The format it was parsed as (`plate_reader_csv`, `qpcr_ct_csv`), if any.
     pub format: Option<String>,
     pub status: UploadStatus,
     pub total_bytes: i64,
+    /// Where an unfinished upload continues (its `Upload-Offset`).
     pub received_bytes: i64,
     /// Hex SHA-256 of the whole file, once complete.
     pub sha256: Option<String>,
     /// As PostgreSQL renders a time in JSON (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub completed_at: Option<String>,
 }
 
 /// An electronic signature, as a run shows it.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SignatureSummary {
     pub id: uuid::Uuid,
+    /// `review`, `approval`, `responsibility` or `authorship`.
     pub meaning: String,
     pub printed_name: String,
     /// As PostgreSQL renders a time in JSON (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub signed_at: String,
     pub run_version: i64,
     /// Made on the run's current version.

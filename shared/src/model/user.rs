@@ -14,6 +14,11 @@ use crate::platform::Platform;
 
 /// A user as admins see them.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase")
+)]
 #[serde(rename_all(serialize = "camelCase"))]
 pub struct User {
     pub id: uuid::Uuid,
@@ -21,7 +26,9 @@ pub struct User {
     pub name: String,
     pub role: Role,
     pub department: Option<String>,
+    /// A deactivated user cannot sign in, and their sessions ended.
     pub is_active: bool,
+    /// When they last signed in; none before their first login.
     pub last_login_at: Option<Timestamp>,
     pub created_at: Timestamp,
 }

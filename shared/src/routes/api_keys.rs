@@ -22,7 +22,10 @@ pub const MAX_ALLOWLIST: usize = 32;
 
 /// A new key: the key itself, shown this once, and how it is listed.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ApiKeyCreated))]
 struct Created {
+    /// The key itself (`ak_<12 hex>_<secret>`), shown this once: send it as
+    /// `X-API-Key` or `Authorization: Bearer`.
     key: String,
     #[serde(flatten)]
     view: api_key::Key,
@@ -33,6 +36,12 @@ super::methods! {
     POST => create,
 }
 
+/// List the organization's API keys
+///
+/// Requires `keys:manage`. Every key of the organization, newest first,
+/// revoked ones too; never a key's secret.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/api-keys",
+    responses((status = 200, description = "The keys", body = Items<api_key::Key>))))]
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::KeysManage)?;
@@ -41,17 +50,40 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ApiKeyInput))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateInput {
+    /// 1 to 255 characters.
     name: String,
+    /// The key's scopes: at least one, none beyond the creator's own.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Permission>))]
     permissions: Vec<String>,
+    /// Addresses or CIDR blocks the key may be used from (at most 32);
+    /// empty or left out: any.
     #[serde(default)]
     ip_allowlist: Vec<String>,
+    /// When the key stops working (in the future); left out: never.
     #[serde(default)]
     expires_at: Option<Timestamp>,
+    /// Requests per minute, from 1 to the limit of the creator's role (a
+    /// key can only be slower); left out: that limit.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     rate_limit: Option<i64>,
 }
 
+/// Create an API key
+///
+/// Requires `keys:manage`. The key is answered this once (only its hash is
+/// kept). Its scopes can never be wider than the creator's permissions
+/// (nor, when created with a key, than that key's); requests made with it
+/// act as its creator, from the allowed addresses only, until it expires
+/// or is revoked. Audited (`API_KEY_CREATED`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/api-keys",
+    request_body = CreateInput,
+    responses(
+        (status = 201, description = "The key, shown once, and how it is listed", body = Created),
+        (status = 400, description = "A malformed field, or a scope beyond the creator's (`VALIDATION_ERROR`)"),
+    )))]
 async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::KeysManage)?;

@@ -15,8 +15,10 @@ use crate::request::Rq;
 
 /// The answer of a revocation.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ApiKeyRevoked))]
 struct Revoked {
     id: uuid::Uuid,
+    /// Always `true`.
     revoked: bool,
 }
 
@@ -24,7 +26,18 @@ super::methods! {
     DELETE => revoke,
 }
 
-/// The `:id` of `/api/v1/api-keys/:id`.
+/// Revoke an API key
+///
+/// Requires `keys:manage`. The key stops working at once. A bridge's key
+/// revoked takes the bridge out of service: its instruments go to the next
+/// bridge that reports them. Another organization's key, an unknown or an
+/// already revoked one is `404`. Audited (`API_KEY_REVOKED`).
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/api/v1/api-keys/{id}",
+    params(("id" = uuid::Uuid, Path, description = "The key")),
+    responses(
+        (status = 200, description = "The key is revoked", body = Revoked),
+        (status = 404, description = "No active key with this id in the organization"),
+    )))]
 async fn revoke<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::KeysManage)?;

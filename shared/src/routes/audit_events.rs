@@ -18,6 +18,20 @@ super::methods! {
     GET => list,
 }
 
+/// List the organization's audit trail
+///
+/// Requires `audit:view`. Newest first, filtered by user, type, severity,
+/// outcome, record, time window and text in the action; keyset pagination
+/// on the chain's sequence with `cursor`. Each event shows its chain
+/// position, hash and signing key id. (`format` and `after` belong to
+/// `/api/audit/export`.)
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/audit/events",
+    params(
+        AuditQuery,
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Events per page (default 25)"),
+        ("cursor" = Option<String>, Query, description = "The `nextCursor` of the previous page"),
+    ),
+    responses((status = 200, description = "One page of events", body = Page<audit_event::Listed>))))]
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::AuditView)?;

@@ -66,6 +66,41 @@ fn weight(event: &ExportedEvent) -> usize {
 
 const MANIFEST_HEADER: HeaderName = HeaderName::from_static("antevus-manifest");
 
+/// Export the organization's audit trail
+///
+/// Requires `audit:view`. The events matching the filters of
+/// `/api/audit/events`, oldest first, up to the chain's head when asked,
+/// with every field the hash chain covers (each an `ExportedEvent`), and a
+/// signed `Manifest` (range, count, the chain's head, the file's SHA-256,
+/// the keys that signed) that `antevus-audit verify-export` checks offline.
+///
+/// - `format=jsonl` (the default), `application/x-ndjson`: streamed, one
+///   event a line, at most 200000 events. The last line is the manifest,
+///   `{"manifest": {...}}`, covering the lines before it; an export that
+///   fails after it began ends with `{"error": {"code", "message",
+///   "requestId"}}` instead (a `Trailer`).
+/// - `format=csv`, `text/csv`: built whole, a header row then one event a
+///   row (JSON fields as JSON text), at most 20000 events and about 24 MiB;
+///   the manifest is the `Antevus-Manifest` header.
+///
+/// A `truncated` manifest continues with `after=<lastSequence>`. Every
+/// export is audited (`AUDIT_EXPORTED`) before its first byte. (`limit`
+/// and `cursor` belong to `/api/audit/events`.)
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/audit/export",
+    params(
+        AuditQuery,
+        ("format" = Option<Format>, Query, description = "`jsonl` (the default) or `csv`"),
+        ("after" = Option<i64>, Query, minimum = 0, description = "Only events after this sequence (a truncated export's `lastSequence`)"),
+    ),
+    responses((status = 200, description = "The export file, as an attachment",
+        content(
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+        ),
+        headers(
+            ("Content-Disposition" = String, description = "`attachment; filename=\"audit-<chain>-<unix time>.<jsonl|csv>\"`"),
+            ("Antevus-Manifest" = String, description = "CSV only: the signed manifest, base64url JSON"),
+        )))))]
 async fn export<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::AuditView)?;

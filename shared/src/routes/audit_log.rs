@@ -35,20 +35,36 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024;
 const MAX_METADATA_BYTES: usize = 2 * 1024;
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ClientEvent {
+    /// 3 to 64 characters of A-Z, 0-9 and _, starting with a letter; stored
+    /// as `CLIENT_<eventType>` (unless it already starts so).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Z][A-Z0-9_]{2,63}$"))]
     event_type: String,
+    /// What happened, 1 to 500 characters (trimmed).
     action: String,
+    /// Default `INFO`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Severity>))]
     severity: Option<String>,
+    /// Default `SUCCESS`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Outcome>))]
     outcome: Option<String>,
+    /// Free-form, at most 2048 bytes as JSON; redacted like every event's,
+    /// stored under `metadata.reported`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     metadata: Option<Map<String, Value>>,
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 struct Recorded {
+    /// The event's id.
     id: uuid::Uuid,
+    /// As stored: `CLIENT_<name>`.
     event_type: String,
+    /// Whether it was attributed to the caller (credentials were given).
     attributed: bool,
 }
 
@@ -60,6 +76,24 @@ fn valid_type(name: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Report a security event from a client
+///
+/// For clients that saw something the trail should show (repeated failed
+/// unlocks, a tampered configuration). Allowed without credentials; with
+/// them (bad ones are refused, not ignored) the event is attributed to the
+/// caller and their organization, else it goes on a chain of its own. The
+/// body is at most 4096 bytes (413). Rate limited per client address, and
+/// reports without credentials also all together per day
+/// (`RATE_LIMIT_CLIENT_REPORTS`, default 5000). Stored as
+/// `CLIENT_<eventType>` with `metadata.clientReported = true`, so a client
+/// can never pose as the server.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/audit",
+    security((), ("bearerAuth" = []), ("apiKey" = [])),
+    request_body = ClientEvent,
+    responses(
+        (status = 201, description = "The event is recorded", body = Recorded),
+        (status = 413, description = "The body is over 4096 bytes"),
+        (status = 429, description = "Over the rate limit of this address, or of all reports without credentials"))))]
 async fn log<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     if rq.req.body().len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge {

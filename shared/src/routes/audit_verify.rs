@@ -42,11 +42,23 @@ pub const MAX_WALK: u64 = 20_000;
 pub const RESUME_TTL_SECS: i64 = 3_600;
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 struct Query {
+    /// The first sequence to verify (default: the chain's start); not with
+    /// `resume`.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<i64>, minimum = 1))]
     from: Option<String>,
+    /// The last sequence to verify (default: the chain's head), not below
+    /// `from`; not with `resume`.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<i64>, minimum = 1))]
     to: Option<String>,
+    /// Most events this request walks (default and at most 20000).
+    #[cfg_attr(feature = "openapi", param(value_type = Option<i64>, minimum = 1, maximum = 20000))]
     limit: Option<String>,
+    /// The `resume` cursor of an incomplete answer: goes on exactly where
+    /// that walk stopped, with its range. Signed, bound to the
+    /// organization, valid an hour.
     resume: Option<String>,
 }
 
@@ -119,7 +131,9 @@ fn open_cursor(
     Ok(cursor.resume)
 }
 
+/// A signed checkpoint of the chain: its head at a time, signed.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 struct CheckpointView {
     sequence: i64,
@@ -128,23 +142,34 @@ struct CheckpointView {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ChainVerification))]
 #[serde(rename_all = "camelCase")]
 struct Report {
+    /// The organization whose chain this is.
     chain_id: uuid::Uuid,
+    /// The whole range asked for verifies: no break, and the walk is
+    /// complete.
     verified: bool,
+    /// The first sequence the walk (begun with the first request) checked.
     from_sequence: i64,
     /// The last sequence verified (0 for an empty chain).
     verified_to_sequence: i64,
+    /// Events verified so far (across resumed requests).
     events: u64,
     /// Events recorded before signing existed: chained, not signed.
     legacy_events: u64,
+    /// The hash of the last event, hex, once a walk without a break
+    /// reached it.
     head_hash: Option<String>,
+    /// Signed checkpoints checked against the walk.
     checkpoints_checked: usize,
     latest_checkpoint: Option<CheckpointView>,
+    /// The first break, if any.
     failure: Option<Break>,
     /// Whether the walk reached the end of what was asked (else `resume`
     /// goes on).
     complete: bool,
+    /// The cursor to go on with (`?resume=`), while not complete.
     resume: Option<String>,
 }
 
@@ -190,6 +215,22 @@ fn limit(raw: Option<&str>) -> Result<u64, ApiError> {
     }
 }
 
+/// Verify the organization's audit chain
+///
+/// Requires `audit:view`. Walks the chain (or the sequences `from` to
+/// `to`) and reports either verified up to a sequence with the head's
+/// hash, or the first break and why: `missing`, `reordered`, `modified`,
+/// `bad_signature`, `unknown_key`, `truncated`, `checkpoint_mismatch`. A
+/// whole-chain walk that verifies records a signed checkpoint of the head.
+///
+/// One request walks at most `limit` events: a longer walk answers
+/// `complete: false` with a `resume` cursor (signed, valid an hour), and
+/// `?resume=<cursor>` (without `from` or `to`) goes on where it stopped,
+/// until the answer is complete; `verified` is true only then. A cursor of
+/// another organization, a forged or an expired one is 400.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/audit/verify",
+    params(Query),
+    responses((status = 200, description = "What the walk found (a break is a 200 too: see `failure`)", body = Report))))]
 async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::AuditView)?;

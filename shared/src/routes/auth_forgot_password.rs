@@ -22,6 +22,7 @@ use crate::request::Rq;
 pub const RESET_TTL_MINUTES: i64 = 30;
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ForgotPasswordInput))]
 #[serde(deny_unknown_fields)]
 struct Input {
     email: String,
@@ -29,6 +30,7 @@ struct Input {
 
 /// The answer, the same whether or not the account exists.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ForgotPasswordAccepted))]
 struct Accepted {
     message: &'static str,
 }
@@ -48,6 +50,20 @@ pub fn new_reset_token(random: [u8; 32]) -> (String, String) {
     (token, hash)
 }
 
+/// Ask for a password reset link
+///
+/// Public; rate limited (authentication class) per client address.
+/// Always `202` with the same answer, whether or not an account exists for
+/// the address. For an active account a single-use reset link (valid 30
+/// minutes, for `POST /api/auth/reset-password`) is e-mailed. Audited
+/// (`AUTH_PASSWORD_RESET_REQUESTED`, with whether an account was found).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/auth/forgot-password", security(()),
+    request_body = Input,
+    responses(
+        (status = 202, description = "Accepted; a link is mailed if the account exists", body = Accepted),
+        (status = 400, description = "Not an e-mail address (`VALIDATION_ERROR`)"),
+        (status = 429, description = "Too many requests (`RATE_LIMIT_EXCEEDED`)"),
+    )))]
 async fn forgot<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let input: Input = rq.json(ctx)?;
     let email = Email::parse(&input.email).map_err(|m| ApiError::invalid("email", m))?;

@@ -25,11 +25,13 @@ super::methods! {
 pub const CONTENT_TYPE: &str = "application/jwk-set+json";
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct KeySet<'a> {
     keys: Vec<Jwk<'a>>,
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct Jwk<'a> {
     kty: &'static str,
     crv: &'static str,
@@ -59,6 +61,13 @@ impl<'a> From<&'a PublicKey> for Jwk<'a> {
     }
 }
 
+/// The keys that verify access tokens
+///
+/// A JSON Web Key Set (RFC 7517), not in the envelope: Ed25519 keys (`OKP`,
+/// RFC 8037) with their `kid`, and `nbf`/`exp` for a key with a period.
+/// Public; caches may keep it five minutes.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/auth/jwks", security(()),
+    responses((status = 200, description = "The key set", content_type = "application/jwk-set+json", body = KeySet))))]
 async fn jwks<P: Platform>(ctx: &Ctx<P>, _rq: &mut Rq) -> Result<Reply, ApiError> {
     let tokens = ctx.config.tokens()?;
     let set = KeySet {

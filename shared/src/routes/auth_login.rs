@@ -31,9 +31,11 @@ use crate::request::Rq;
 pub const MAX_PASSWORD_CHARS: usize = 1024;
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 struct LoginInput {
     email: String,
+    /// At most 1024 characters.
     password: String,
 }
 
@@ -41,6 +43,35 @@ super::methods! {
     POST => login,
 }
 
+/// Sign in with e-mail and password
+///
+/// Public; rate limited (authentication class) per client address and
+/// e-mail. Unknown e-mail, wrong password, locked and deactivated accounts
+/// all answer the same `401 AUTH_INVALID_CREDENTIALS`, after the same
+/// password-hashing work. After 5 wrong passwords in a row the account is
+/// locked for 15 minutes (then unlocks by itself). Every attempt is
+/// audited (`AUTH_LOGIN_FAILURE`, `AUTH_ACCOUNT_LOCKED`,
+/// `AUTH_LOGIN_SUCCESS`).
+///
+/// The answer is one of two shapes:
+/// - **Tokens** (`TokenReply`): a session opened. The refresh token is in
+///   the body and also set as the httpOnly `antevus_refresh` cookie
+///   (`Set-Cookie`), for browsers.
+/// - **Second step** (`LoginSecondStep`, `mfaRequired: true`): the
+///   account has a second factor (`purpose` `verify`: continue at
+///   `POST /api/auth/mfa/verify`), or its role must have one and it has
+///   none (`purpose` `enroll`: `POST /api/auth/mfa/enroll`, then
+///   `POST /api/auth/mfa/confirm`). No session and no cookie yet; the
+///   challenge token lasts five minutes. Audited (`AUTH_MFA_REQUIRED`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/auth/login", security(()),
+    request_body = LoginInput,
+    responses(
+        (status = 200, description = "Signed in (tokens), or a second factor is due (`mfaRequired`)", body = LoginAnswer,
+            headers(("Set-Cookie" = String, description = "Only with tokens: `antevus_refresh=<refreshToken>; Path=/api/auth; Max-Age=<refreshExpiresIn>; HttpOnly; Secure; SameSite=Strict`"))),
+        (status = 400, description = "The e-mail or password is malformed (`VALIDATION_ERROR`)"),
+        (status = 401, description = "Wrong e-mail or password, or the account is locked or deactivated (`AUTH_INVALID_CREDENTIALS`)"),
+        (status = 429, description = "Too many attempts (`RATE_LIMIT_EXCEEDED`)"),
+    )))]
 async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let input: LoginInput = rq.json(ctx)?;
     let mut problems = Vec::new();
@@ -139,14 +170,66 @@ async fn login<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
 /// session, a challenge for `POST /api/auth/mfa/verify` (or, to enrol,
 /// `/api/auth/mfa/enroll` and `/confirm`).
 #[derive(serde::Serialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = LoginSecondStep)
+)]
 #[serde(rename_all = "camelCase")]
 struct SecondStep {
+    /// Always `true`.
     mfa_required: bool,
     /// `verify` or `enroll`.
+    #[cfg_attr(feature = "openapi", schema(value_type = ChallengePurpose))]
     purpose: &'static str,
+    /// The challenge to give the next step (`challengeToken`); a signed
+    /// token, not a session.
     challenge_token: String,
+    /// Seconds the challenge is valid (300).
     challenge_expires_in: i64,
+    /// How the next step may prove the second factor: `totp` and
+    /// `recovery_code` for `verify`, `enroll` for `enroll`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<SecondStepMethod>))]
     methods: &'static [&'static str],
+}
+
+/// What a login answers: its tokens, or the challenge of a second step.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum LoginAnswer {
+    /// Signed in: a session opened.
+    Tokens(crate::auth::tokens::TokenReply),
+    /// A second factor is due: no session yet.
+    SecondStep(SecondStep),
+}
+
+/// What a second-step challenge is for.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum ChallengePurpose {
+    /// Give a code of the confirmed factor, or a recovery code
+    /// (`POST /api/auth/mfa/verify`).
+    Verify,
+    /// Set up a factor first (`POST /api/auth/mfa/enroll`, then `/confirm`).
+    Enroll,
+}
+
+/// A way to pass the second step.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum SecondStepMethod {
+    /// The authenticator's current code.
+    Totp,
+    /// One of the single-use recovery codes.
+    RecoveryCode,
+    /// Enrol a factor.
+    Enroll,
 }
 
 async fn record_failure<P: Platform>(

@@ -15,8 +15,10 @@ use crate::request::Rq;
 
 /// The answer of a logout.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 struct LoggedOut {
+    /// Always `true`.
     logged_out: bool,
 }
 
@@ -24,6 +26,18 @@ super::methods! {
     POST => logout,
 }
 
+/// Sign out: end the session
+///
+/// Ends the caller's session family at once: its refresh tokens stop
+/// working, and so do its access tokens, on their next request. Clears the
+/// `antevus_refresh` cookie. An API key has no session (`400` on
+/// `authorization`: revoke the key instead). Audited (`AUTH_LOGOUT`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/auth/logout",
+    responses(
+        (status = 200, description = "The session ended", body = LoggedOut,
+            headers(("Set-Cookie" = String, description = "Clears the refresh cookie: `antevus_refresh=; Path=/api/auth; Max-Age=0; HttpOnly; Secure; SameSite=Strict`"))),
+        (status = 400, description = "Called with an API key, which has no session (`VALIDATION_ERROR`)"),
+    )))]
 async fn logout<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     let session_id = principal.session_id.ok_or_else(|| {

@@ -26,14 +26,26 @@ super::methods! {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MfaStatus))]
 #[serde(rename_all = "camelCase")]
 struct Status {
+    /// A confirmed factor is in force.
     enabled: bool,
+    /// An enrolment waits for its first code (`POST /api/auth/mfa/confirm`).
     pending: bool,
+    /// Unused recovery codes.
     recovery_codes_left: i64,
+    /// The organization requires a second factor for the user's role.
     required_for_your_role: bool,
 }
 
+/// The caller's second factor
+///
+/// Any signed-in user (or API key, for its user): whether a factor is in
+/// force or waiting to be confirmed, how many recovery codes are left, and
+/// whether the organization requires one for the user's role.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/auth/mfa",
+    responses((status = 200, description = "The second factor's state", body = Status))))]
 async fn status<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     let status = second_factor::status(
@@ -52,13 +64,38 @@ async fn status<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MfaRemoval))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Removal {
+    /// The caller's password, again.
     password: String,
+    /// The authenticator's current code (for a factor in force: this or
+    /// `recoveryCode`).
     code: Option<String>,
+    /// One of the unused recovery codes, instead of `code`; it is spent.
     recovery_code: Option<String>,
 }
 
+/// Remove the caller's second factor
+///
+/// Any signed-in user. Re-authentication: the password and, for a factor in
+/// force, the current code or a recovery code (a pending enrolment needs
+/// only the password). Rate limited (authentication class) per client
+/// address and user; a wrong password or code is `401` and counts toward
+/// the account's lockout like a failed login. `404` when there is no
+/// factor; `409` when the organization requires one for the user's role
+/// (an administrator can reset it: `DELETE /api/v1/users/{id}/mfa`). The
+/// recovery codes go too. Audited (`MFA_DISABLED`).
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/api/auth/mfa",
+    request_body = Removal,
+    responses(
+        (status = 200, description = "The factor is removed", body = Removed),
+        (status = 400, description = "No code given for a factor in force (`VALIDATION_ERROR`)"),
+        (status = 401, description = "Wrong password, or a wrong, used or expired code (`AUTH_INVALID_CREDENTIALS`)"),
+        (status = 404, description = "No second factor is set up"),
+        (status = 409, description = "The organization requires a second factor for the caller's role"),
+        (status = 429, description = "Too many attempts (`RATE_LIMIT_EXCEEDED`)"),
+    )))]
 async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     let input: Removal = rq.json(ctx)?;
@@ -140,6 +177,8 @@ async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
 
 /// The factor is gone.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MfaRemoved))]
 struct Removed {
+    /// Always `false`.
     enabled: bool,
 }

@@ -22,12 +22,38 @@ super::methods! {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MfaConfirmInput))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Input {
+    /// The six digits the authenticator shows.
     code: String,
+    /// At a login: the `enroll` challenge of `POST /api/auth/login`
+    /// (then confirming signs in); left out when signed in.
     challenge_token: Option<String>,
 }
 
+/// Confirm the pending second factor with a first code
+///
+/// Puts the factor started at `POST /api/auth/mfa/enroll` in force and
+/// issues ten single-use recovery codes, shown this once. Signed in (an
+/// access token, not an API key): the answer is `{enabled, recoveryCodes}`.
+/// With `{challengeToken, code}` at a login (the `enroll` challenge): the
+/// login completes, and the answer is its tokens (`TokenReply`, with
+/// `recoveryCodes`) and the httpOnly `antevus_refresh` cookie. A code that
+/// is not the authenticator's current one changes nothing (`400` on
+/// `code`); `409` when no enrolment is pending, or it was confirmed or
+/// replaced meanwhile. Audited (`MFA_ENABLED`; at a login also
+/// `AUTH_LOGIN_SUCCESS`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/auth/mfa/confirm",
+    security((), ("bearerAuth" = [])),
+    request_body = Input,
+    responses(
+        (status = 200, description = "The factor is in force: its recovery codes, or (at a login) the tokens with them", body = MfaConfirmAnswer,
+            headers(("Set-Cookie" = String, description = "Only at a login (with tokens): `antevus_refresh=<refreshToken>; Path=/api/auth; Max-Age=<refreshExpiresIn>; HttpOnly; Secure; SameSite=Strict`"))),
+        (status = 400, description = "Not a current code, or called with an API key (`VALIDATION_ERROR`)"),
+        (status = 401, description = "An inactive or locked account (`AUTH_INVALID_CREDENTIALS`), or a rejected or expired challenge (`AUTH_TOKEN_INVALID`, `AUTH_TOKEN_EXPIRED`)"),
+        (status = 409, description = "No enrolment is pending, or it changed meanwhile"),
+    )))]
 async fn confirm<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let input: Input = rq.json(ctx)?;
     if !crate::auth::second_factor::looks_like_code(input.code.trim()) {
@@ -97,8 +123,25 @@ async fn confirm<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErr
 
 /// The factor in force, and its recovery codes (shown this once).
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MfaConfirmed))]
 #[serde(rename_all = "camelCase")]
 struct Confirmed {
+    /// Always `true`.
     enabled: bool,
+    /// Ten single-use codes that stand for a code of the authenticator
+    /// (shown this once: keep them safe).
     recovery_codes: Vec<String>,
+}
+
+/// What a confirmation answers: signed in, the recovery codes; at a login,
+/// the login's tokens (with `recoveryCodes`).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum MfaConfirmAnswer {
+    /// Signed in: the factor is in force.
+    Confirmed(Confirmed),
+    /// At a login: the session opened.
+    Tokens(crate::auth::tokens::TokenReply),
 }

@@ -25,24 +25,55 @@ super::methods! {
     POST => enroll,
 }
 
+/// Either `password` (signed in) or `challengeToken` (at a login), not both.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MfaEnrollInput))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Input {
+    /// Signed in: the caller's password, again.
     password: Option<String>,
+    /// At a login: the `enroll` challenge of `POST /api/auth/login`.
     challenge_token: Option<String>,
 }
 
+/// The new key, for the authenticator.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MfaEnrolment))]
 #[serde(rename_all = "camelCase")]
 struct Enrolment {
+    /// The key in base32, to type in.
     secret: String,
+    /// The `otpauth://totp/...` URI, for a QR code.
     otpauth_uri: String,
     issuer: &'static str,
+    /// Always `SHA1`.
     algorithm: &'static str,
+    /// Always 6.
     digits: u32,
+    /// Seconds a code lasts.
     period: i64,
 }
 
+/// Start setting up a TOTP second factor
+///
+/// Two ways in: signed in (an access token, not an API key), with
+/// `{password}` again; or at a login whose role must have a factor, with
+/// `{challengeToken}` (the `enroll` challenge of `POST /api/auth/login`;
+/// no other credential). The answer is a new key (base32 and an
+/// `otpauth://` URI); it counts only once `POST /api/auth/mfa/confirm`
+/// gets a first code from it. A pending enrolment is replaced; with a
+/// factor already confirmed it is `409` (remove it first). A wrong password
+/// is `401` and counts toward the lockout (rate limited per client address
+/// and user). Audited (`MFA_ENROLMENT_STARTED`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/auth/mfa/enroll",
+    security((), ("bearerAuth" = [])),
+    request_body = Input,
+    responses(
+        (status = 200, description = "The key to add to the authenticator", body = Enrolment),
+        (status = 400, description = "Both `password` and `challengeToken`, signed in without `password`, or called with an API key (`VALIDATION_ERROR`)"),
+        (status = 401, description = "Wrong password, an inactive or locked account (`AUTH_INVALID_CREDENTIALS`), or a rejected or expired challenge (`AUTH_TOKEN_INVALID`, `AUTH_TOKEN_EXPIRED`)"),
+        (status = 409, description = "A second factor is already in force"),
+    )))]
 async fn enroll<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let input: Input = rq.json(ctx)?;
     if input.password.is_some() && input.challenge_token.is_some() {

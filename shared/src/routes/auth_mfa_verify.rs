@@ -30,14 +30,42 @@ super::methods! {
     POST => verify,
 }
 
+/// The challenge and exactly one of `code` and `recoveryCode`.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MfaVerifyInput))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Input {
+    /// The `verify` challenge of `POST /api/auth/login`.
     challenge_token: String,
+    /// The authenticator's current code.
     code: Option<String>,
+    /// One of the unused recovery codes; it is spent.
     recovery_code: Option<String>,
 }
 
+/// Complete a login with the second factor
+///
+/// Public (the challenge is the credential); rate limited (authentication
+/// class) per client address and user. `{challengeToken, code}` (the
+/// authenticator's current code) or `{challengeToken, recoveryCode}` (a
+/// single-use recovery code) -> the tokens, as `POST /api/auth/login`
+/// gives them without a second factor: the refresh token in the body and
+/// as the httpOnly `antevus_refresh` cookie. A code counts once (its
+/// 30-second step must be later than the last one used). A wrong, used or
+/// expired code is `401` and counts toward the account's lockout like a
+/// wrong password; a locked or deactivated account is refused whatever the
+/// code. The challenge lasts five minutes (then `401 AUTH_TOKEN_EXPIRED`:
+/// sign in again). Audited (`AUTH_MFA_FAILURE`, `AUTH_ACCOUNT_LOCKED`,
+/// `MFA_RECOVERY_CODE_USED`, `AUTH_LOGIN_SUCCESS` naming the factor used).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/auth/mfa/verify", security(()),
+    request_body = Input,
+    responses(
+        (status = 200, description = "Signed in", body = crate::auth::tokens::TokenReply,
+            headers(("Set-Cookie" = String, description = "`antevus_refresh=<refreshToken>; Path=/api/auth; Max-Age=<refreshExpiresIn>; HttpOnly; Secure; SameSite=Strict`"))),
+        (status = 400, description = "Neither or both of `code` and `recoveryCode` (`VALIDATION_ERROR`)"),
+        (status = 401, description = "A wrong, used or expired code, a locked or deactivated account (`AUTH_INVALID_CREDENTIALS`), or a rejected or expired challenge (`AUTH_TOKEN_INVALID`, `AUTH_TOKEN_EXPIRED`)"),
+        (status = 429, description = "Too many attempts (`RATE_LIMIT_EXCEEDED`)"),
+    )))]
 async fn verify<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let input: Input = rq.json(ctx)?;
     let proof = match (input.code.as_deref(), input.recovery_code.as_deref()) {

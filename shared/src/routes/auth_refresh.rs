@@ -20,8 +20,11 @@ use crate::ratelimit::Class;
 use crate::request::Rq;
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RefreshInput {
+    /// The refresh token (`rt_...`); left out, the `antevus_refresh`
+    /// cookie's is used.
     refresh_token: Option<String>,
 }
 
@@ -29,6 +32,29 @@ super::methods! {
     POST => refresh,
 }
 
+/// Trade a refresh token for new tokens
+///
+/// Public (the refresh token is the credential); rate limited
+/// (authentication class) per client address. The refresh token comes
+/// from the body (`{"refreshToken"}`, API clients) or, when the body is
+/// empty or names none, from the httpOnly `antevus_refresh` cookie
+/// (browsers). It is single
+/// use: it is spent in the same statement that issues its successor, so of
+/// two concurrent uses one succeeds. The answer is a new access token and
+/// a new refresh token (in the body and set again as the cookie); the
+/// session keeps its end (`refreshExpiresIn` counts down to it). An
+/// unknown, expired or spent token is `401 AUTH_TOKEN_INVALID`;
+/// presenting a spent one again ends the whole session (all its tokens)
+/// and is audited (`AUTH_REFRESH_REUSE`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/auth/refresh", security(()),
+    request_body(content = Option<RefreshInput>, description = "Optional: no body (or no `refreshToken`) uses the `antevus_refresh` cookie"),
+    responses(
+        (status = 200, description = "New tokens", body = crate::auth::tokens::TokenReply,
+            headers(("Set-Cookie" = String, description = "The new refresh token: `antevus_refresh=<refreshToken>; Path=/api/auth; Max-Age=<refreshExpiresIn>; HttpOnly; Secure; SameSite=Strict`"))),
+        (status = 400, description = "No refresh token in the body or the cookie (`VALIDATION_ERROR`)"),
+        (status = 401, description = "The refresh token is unknown, expired or spent (`AUTH_TOKEN_INVALID`)"),
+        (status = 429, description = "Too many attempts (`RATE_LIMIT_EXCEEDED`)"),
+    )))]
 async fn refresh<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let from_body = if rq.req.body().iter().all(u8::is_ascii_whitespace) {
         None

@@ -16,16 +16,21 @@ use crate::ratelimit::Class;
 use crate::request::Rq;
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ResetPasswordInput))]
 #[serde(deny_unknown_fields)]
 struct Input {
+    /// The token of the mailed link (`pr_...`).
     token: String,
+    /// The new password: 8 to 128 characters, not a common one.
     password: String,
 }
 
 /// The answer of a reset.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 struct PasswordReset {
+    /// Always `true`.
     password_reset: bool,
 }
 
@@ -40,6 +45,21 @@ fn invalid_token() -> ApiError {
     )
 }
 
+/// Set a new password with a reset link
+///
+/// Public (the link's token is the credential); rate limited
+/// (authentication class) per client address. Spends the token, replaces
+/// the password, clears the lockout and ends every session of the user, at
+/// once; then the user signs in with the new password. An unknown, used or
+/// expired token (or an account deactivated since) is `400` on `token`.
+/// Audited (`AUTH_PASSWORD_RESET`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/auth/reset-password", security(()),
+    request_body = Input,
+    responses(
+        (status = 200, description = "The password is replaced", body = PasswordReset),
+        (status = 400, description = "An invalid or expired token, or a password the policy refuses (`VALIDATION_ERROR`)"),
+        (status = 429, description = "Too many requests (`RATE_LIMIT_EXCEEDED`)"),
+    )))]
 async fn reset<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let input: Input = rq.json(ctx)?;
     let mut problems = Vec::new();

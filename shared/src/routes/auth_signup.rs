@@ -28,18 +28,28 @@ use crate::platform::Platform;
 use crate::ratelimit::Class;
 use crate::request::Rq;
 
+/// Either `invitationToken` (accepting an invitation) or
+/// `organizationName` and `email` (asking for a new organization), with
+/// `name` and `password`.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SignupInput))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Input {
+    /// The token of the mailed invitation (`in_...`).
     invitation_token: Option<String>,
+    /// A new organization's name, 1 to 255 characters.
     organization_name: Option<String>,
+    /// A new organization's first user's address (an invitation names its own).
     email: Option<String>,
+    /// The user's name, 1 to 255 characters.
     name: String,
+    /// 8 to 128 characters, not a common one.
     password: String,
 }
 
 /// The answer to a request for a new organization, whatever exists.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SignupRequested))]
 struct Requested {
     message: &'static str,
 }
@@ -51,6 +61,30 @@ super::methods! {
 /// How long a signup's confirmation link lives.
 pub const CONFIRMATION_TTL_HOURS: i64 = 24;
 
+/// Sign up: accept an invitation, or ask for a new organization
+///
+/// Public; rate limited (authentication class) per client address, and a
+/// request for a new organization also per e-mail address.
+///
+/// - `{invitationToken, name, password}`: the account joins the inviting
+///   organization with the invited role: `201` with the user and
+///   organization (then sign in). An invalid, used or expired invitation is
+///   `400` on `invitationToken`; an address that has an account meanwhile
+///   is `409`. Audited (`USER_SIGNED_UP`).
+/// - `{organizationName, email, name, password}`: `202`, the same answer
+///   whether or not the address has an account. A new address is mailed a
+///   link (valid 24 hours) for `POST /api/auth/signup/confirm`, which
+///   creates the organization with this user as its admin; an address with
+///   an account is told so by mail instead.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/auth/signup", security(()),
+    request_body = Input,
+    responses(
+        (status = 201, description = "Invitation accepted: the account exists", body = super::signing_in::SignedUp),
+        (status = 202, description = "New organization asked for: the next step is mailed to the address", body = Requested),
+        (status = 400, description = "A malformed field, an invalid invitation, or neither or both forms (`VALIDATION_ERROR`)"),
+        (status = 409, description = "The invited address already has an account"),
+        (status = 429, description = "Too many requests (`RATE_LIMIT_EXCEEDED`)"),
+    )))]
 async fn signup<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let input: Input = rq.json(ctx)?;
     let mut problems = Vec::new();

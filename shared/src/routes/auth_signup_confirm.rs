@@ -24,9 +24,12 @@ use crate::ratelimit::Class;
 use crate::request::Rq;
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SignupConfirmInput))]
 #[serde(deny_unknown_fields)]
 struct Input {
+    /// The token of the mailed link (`sg_...`).
     token: String,
+    /// The password given with the signup request.
     password: String,
 }
 
@@ -51,6 +54,24 @@ fn slug(name: &str, suffix: [u8; 3]) -> String {
     format!("{base}-{}", hex::encode(suffix))
 }
 
+/// Confirm a signup: create the organization
+///
+/// Public (the mailed link and the password given with the request are
+/// the credentials); rate limited (authentication class) per client
+/// address. Creates the organization and its first user, an `ADMIN`, and
+/// spends the request, in one transaction: `201` with the user and
+/// organization (then sign in). A spent, expired or unknown token is `400`
+/// on `token`, a wrong password `400` on `password`; an address that got
+/// an account meanwhile (an accepted invitation) is `409`. Audited
+/// (`USER_SIGNED_UP`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/auth/signup/confirm", security(()),
+    request_body = Input,
+    responses(
+        (status = 201, description = "The organization and its admin exist", body = super::signing_in::SignedUp),
+        (status = 400, description = "An invalid or expired link, or not the password of the request (`VALIDATION_ERROR`)"),
+        (status = 409, description = "The address has an account meanwhile"),
+        (status = 429, description = "Too many requests (`RATE_LIMIT_EXCEEDED`)"),
+    )))]
 async fn confirm<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let input: Input = rq.json(ctx)?;
     let invalid =

@@ -24,19 +24,29 @@ super::methods! {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = EnrollInput))]
 #[serde(deny_unknown_fields)]
 struct Input {
+    /// The join token (`bj_...`).
     token: String,
+    /// The agent's version: at most 64 printable characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     version: Option<String>,
+    /// At most 255 printable characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 255))]
     hostname: Option<String>,
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = BridgeEnrollment))]
 #[serde(rename_all = "camelCase")]
 struct Enrolled {
     bridge_id: uuid::Uuid,
     organization_id: uuid::Uuid,
+    /// The join token's name.
     name: String,
+    /// The bridge's API key (`ak_...`), shown this once: its credential
+    /// from now on (`Authorization: Bearer` or `X-API-Key`).
     api_key: String,
 }
 
@@ -60,6 +70,20 @@ fn short(
     value
 }
 
+/// Enroll an edge bridge
+///
+/// Public: the join token is the only credential. Exchanges a join token
+/// (from `POST /api/v1/bridges/join-tokens`) for the bridge's own API key,
+/// shown once, limited to what a bridge does (`instruments:view`,
+/// `instruments:control`, `runs:view`, `runs:create`). A token works once
+/// and until it expires: an unknown, used or expired token is 401 without
+/// saying which. Rate limited per client address. Audited
+/// (`BRIDGE_ENROLLED`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/bridges/enroll", security(()),
+    request_body = Input,
+    responses(
+        (status = 201, description = "Enrolled: the bridge and its key", body = Enrolled),
+        (status = 401, description = "The token is unknown, used or expired"))))]
 async fn enroll<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     crate::ratelimit::check(
         ctx,

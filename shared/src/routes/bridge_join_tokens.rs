@@ -26,21 +26,39 @@ super::methods! {
 const MAX_MINUTES: i64 = 7 * 24 * 60;
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JoinTokenInput))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Input {
+    /// The bridge's name once enrolled: 1 to 255 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     name: String,
+    /// How long the token works, 1 to 10080 minutes (7 days); default 60.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10080))]
     expires_in_minutes: Option<i64>,
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JoinToken))]
 #[serde(rename_all = "camelCase")]
 struct Created {
     id: uuid::Uuid,
     name: String,
+    /// `bj_...`: shown this once (only its SHA-256 is stored); give it to
+    /// `edge-bridge enroll --url ... --token ...`.
     token: String,
+    /// It enrolls one bridge until then.
     expires_at: Timestamp,
 }
 
+/// Create a bridge join token
+///
+/// Requires `keys:manage`. A single-use token that enrolls one edge bridge
+/// (`POST /api/v1/bridges/enroll`) until it expires (default 60 minutes,
+/// at most 7 days). The token is in this answer only. Audited
+/// (`BRIDGE_JOIN_TOKEN_CREATED`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/bridges/join-tokens",
+    request_body = Input,
+    responses((status = 201, description = "The token, shown once", body = Created))))]
 async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::KeysManage)?;

@@ -15,6 +15,13 @@ super::methods! {
     GET => list,
 }
 
+/// The organization's edge bridges
+///
+/// Requires `instruments:view`. The bridges whose key is active, newest
+/// first (at most 500), with their version, host, last heartbeat (`online`
+/// within 60 seconds), queue depth and the instruments they serve.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/bridges",
+    responses((status = 200, description = "The bridges", body = Items<bridge::Bridge>))))]
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;

@@ -10,17 +10,27 @@ use crate::ratelimit::Class;
 use crate::request::Rq;
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 struct Health {
     status: &'static str,
     database: &'static str,
     version: &'static str,
+    /// Whether this deployment pushes live data over `GET /api/v1/live`
+    /// (a WebSocket); without it, dashboards poll.
+    live_updates: bool,
 }
 
 super::methods! {
     GET => health,
 }
 
+/// Liveness and database reachability
+///
+/// Public, rate limited per client address. 503 `SERVICE_UNAVAILABLE` when
+/// the database cannot be reached through the proxy.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/health", security(()),
+    responses((status = 200, description = "Up, with the database reachable", body = Health))))]
 async fn health<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let key = format!("ip:{}", rq.client_key());
     match crate::ratelimit::check(ctx, rq, Class::Public, &key, None).await {
@@ -41,6 +51,7 @@ async fn check<P: Platform>(ctx: &Ctx<P>) -> Result<Reply, ApiError> {
             status: "ok",
             database: "reachable",
             version: crate::envelope::API_VERSION,
+            live_updates: P::LIVE_SOCKETS,
         }),
         Err(e) => Err(ApiError::DependencyDown {
             component: "database",

@@ -19,13 +19,28 @@ super::methods! {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only commands in this status (`expired` included).
+    #[cfg_attr(feature = "openapi", param(value_type = Option<CommandStatus>))]
     status: Option<String>,
+    /// Items per page, 1 to 100 (default 25).
+    #[cfg_attr(feature = "openapi", param(value_type = Option<i64>, minimum = 1, maximum = 100))]
     limit: Option<String>,
+    /// `nextCursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// An instrument's commands
+///
+/// Requires `instruments:view`. Its control commands, newest first,
+/// optionally of one `status`; keyset pagination: pass the page's
+/// `nextCursor` as `cursor` for the next page. A removed instrument's
+/// commands stay readable.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/instruments/{id}/commands",
+    params(("id" = uuid::Uuid, Path, description = "The instrument's id"), ListQuery),
+    responses((status = 200, description = "One page of commands", body = Page<crate::model::command::Command>))))]
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;

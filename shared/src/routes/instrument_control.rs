@@ -26,13 +26,46 @@ super::methods! {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = CommandInput))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ControlInput {
+    /// A standard command (`start`, `stop`, `pause`, `resume`, `calibrate`,
+    /// `home`) or one of the instrument type's own (e.g. a centrifuge's
+    /// `set_speed`), as `shared::domain::command` defines them; a refusal
+    /// lists those of the instrument.
     command: String,
+    /// The command's parameters, checked against its specification
+    /// (unknown ones refused, required ones demanded).
     parameters: Option<Map<String, Value>>,
+    /// How long it may wait for its bridge, 5 to 86400 seconds; default the
+    /// instrument's `commandTimeoutSeconds`, else 300.
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 86400))]
     timeout_seconds: Option<i64>,
 }
 
+/// Send a command to an instrument
+///
+/// Requires `instruments:control`. Requires an `Idempotency-Key` header (1
+/// to 255 visible ASCII characters): the same key with the same request
+/// answers the first command again with `Idempotent-Replayed: true`; with a
+/// different request it is 409. The command must be one of the
+/// instrument's type (400 otherwise, listing them) with valid parameters,
+/// and allowed in the instrument's current status (409 otherwise, e.g.
+/// `start` only when `online` or `idle`; none while `offline`, `error` or
+/// in `maintenance`); 409 too when the status changed while it was being
+/// queued. It waits as `queued` until the instrument's bridge takes it and
+/// expires after `timeoutSeconds`; follow it with
+/// `GET /api/v1/instruments/{id}/commands`. Audited
+/// (`INSTRUMENT_COMMAND_QUEUED`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/instruments/{id}/control",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The instrument's id"),
+        ("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters, new for each new command")),
+    request_body = ControlInput,
+    responses(
+        (status = 202, description = "Queued (or the first answer again, for a repeated key)", body = Command,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the answer to an earlier request with the same key"))),
+        (status = 409, description = "Not allowed in the instrument's status, or the key was used for a different request"))))]
 async fn control<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsControl)?;

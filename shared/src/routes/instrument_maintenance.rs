@@ -25,6 +25,14 @@ super::methods! {
     POST => schedule,
 }
 
+/// An instrument's maintenance
+///
+/// Requires `instruments:view`. Its maintenance items (scheduled, overdue,
+/// completed, cancelled), soonest first, at most 500. A removed
+/// instrument's maintenance stays readable.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/instruments/{id}/maintenance",
+    params(("id" = uuid::Uuid, Path, description = "The instrument's id")),
+    responses((status = 200, description = "Its maintenance items", body = Items<Maintenance>))))]
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;
@@ -37,14 +45,31 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MaintenanceInput))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ScheduleInput {
+    #[cfg_attr(feature = "openapi", schema(value_type = MaintenanceKind))]
     kind: String,
+    /// When it is due; once past while still scheduled, it reads `overdue`.
     scheduled_for: Timestamp,
+    /// At most 255 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 255))]
     title: Option<String>,
+    /// At most 10000 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 10000))]
     notes: Option<String>,
 }
 
+/// Schedule maintenance for an instrument
+///
+/// Requires `instruments:manage`. A `calibration`, `preventive`, `repair`
+/// or `inspection` item for an instrument in service (404 for a removed
+/// one), `scheduled` until it is completed or cancelled
+/// (`PUT /api/v1/maintenance/{id}`). Audited (`MAINTENANCE_SCHEDULED`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/instruments/{id}/maintenance",
+    params(("id" = uuid::Uuid, Path, description = "The instrument's id")),
+    request_body = ScheduleInput,
+    responses((status = 201, description = "Scheduled", body = Maintenance))))]
 async fn schedule<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsManage)?;

@@ -28,40 +28,63 @@ pub const MAX_RANGE_DAYS: i64 = 31;
 pub const MAX_BUCKETS: i64 = 1440;
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 struct Query {
+    /// The range's start (RFC 3339, included); default an hour before `to`.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
     from: Option<String>,
+    /// The range's end (RFC 3339, excluded); default now. At most 31 days
+    /// after `from`.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
     to: Option<String>,
+    /// The bucket width: whole seconds (`60`) or with a unit (`30s`, `5m`,
+    /// `1h`, `1d`); default 60 seconds. At most 1440 buckets per metric.
     bucket: Option<String>,
+    /// Only this metric: a letter, then letters, digits, `_` or `.` (64
+    /// characters at most).
+    #[cfg_attr(
+        feature = "openapi",
+        param(max_length = 64, pattern = "^[A-Za-z][A-Za-z0-9_.]*$")
+    )]
     metric: Option<String>,
 }
 
 /// The readings of a range, per metric.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ReadingSeries))]
 #[serde(rename_all = "camelCase")]
 struct Series {
     instrument_id: uuid::Uuid,
     from: Timestamp,
     to: Timestamp,
+    /// The width of each bucket.
     bucket_seconds: i64,
+    /// One entry per metric that has readings in the range, by metric name.
     series: Vec<Metric>,
 }
 
 /// One metric's buckets.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ReadingMetric))]
 struct Metric {
     metric: String,
     unit: Option<String>,
+    /// Its buckets that hold readings, oldest first (empty buckets are
+    /// left out).
     points: Vec<Point>,
 }
 
 /// One bucket: when it starts (`t`) and what fell in it.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ReadingPoint))]
 struct Point {
+    /// The bucket's start, aligned to the Unix epoch.
     t: Timestamp,
     min: f64,
     avg: f64,
     max: f64,
+    /// How many readings fell in it.
     count: i64,
 }
 
@@ -83,6 +106,16 @@ fn bucket_seconds(raw: &str) -> Option<i64> {
     n.checked_mul(scale)
 }
 
+/// An instrument's readings over time
+///
+/// Requires `instruments:view`. The readings of `[from, to)` (default: the
+/// last hour), per metric (or only `metric`), downsampled into buckets of
+/// `bucket` (default one minute, aligned to the Unix epoch) with min,
+/// average, max and count, for charts. At most 31 days and 1440 buckets per
+/// metric (400 otherwise: widen the bucket or narrow the range).
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/instruments/{id}/readings",
+    params(("id" = uuid::Uuid, Path, description = "The instrument's id"), Query),
+    responses((status = 200, description = "The series, one per metric", body = Series))))]
 async fn series<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;

@@ -20,6 +20,16 @@ super::methods! {
     GET => show,
 }
 
+/// What an instrument is doing now
+///
+/// Requires `instruments:view`. In one answer: its status, when its bridge
+/// last reported it and whether it is reachable (heard from within 120
+/// seconds), its pending or running run, the latest value of each metric
+/// in the last hour, the commands waiting for delivery, and its
+/// calibration and maintenance state. A removed instrument answers too.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/instruments/{id}/status",
+    params(("id" = uuid::Uuid, Path, description = "The instrument's id")),
+    responses((status = 200, description = "Its status now", body = instrument::Status))))]
 async fn show<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;

@@ -13,6 +13,8 @@ use crate::domain::{InstrumentStatus, InstrumentType};
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::model::first_row;
+#[cfg(feature = "openapi")]
+use crate::model::instrument::InstrumentInput;
 use crate::model::instrument::{self, Instrument, ListFilter, MAX_TEXT, NewInstrument, Sort};
 use crate::model::page::{self, Cursor, Page, TextCursor};
 use crate::platform::Platform;
@@ -24,17 +26,39 @@ super::methods! {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only instruments in this status.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<InstrumentStatus>))]
     status: Option<String>,
+    /// Only instruments of this type.
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", param(value_type = Option<InstrumentType>))]
     kind: Option<String>,
+    /// Only instruments at exactly this location (at most 255 characters).
+    #[cfg_attr(feature = "openapi", param(max_length = 255))]
     location: Option<String>,
+    /// `createdAt`, `-createdAt` (the default, newest first), `name` or
+    /// `-name`; `-` for descending, ties broken by `id`.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, pattern = "^-?(createdAt|name)$"))]
     sort: Option<String>,
+    /// Items per page, 1 to 100 (default 25).
+    #[cfg_attr(feature = "openapi", param(value_type = Option<i64>, minimum = 1, maximum = 100))]
     limit: Option<String>,
+    /// `nextCursor` of the previous page, in the same `sort`.
     cursor: Option<String>,
 }
 
+/// List the organization's instruments
+///
+/// Requires `instruments:view`. The instruments in service (removed ones
+/// are left out), filtered by `status`, `type` and `location`, in the
+/// order of `sort`; keyset pagination: pass the page's `nextCursor` as
+/// `cursor` (with the same `sort`) for the next page, none on the last.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/instruments",
+    params(ListQuery),
+    responses((status = 200, description = "One page of instruments", body = Page<Instrument>))))]
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsView)?;
@@ -118,6 +142,20 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     Reply::ok(Page { items, next_cursor })
 }
 
+/// Register an instrument
+///
+/// Requires `instruments:manage`. `name` and `type` are required; `status`
+/// defaults to `offline`; `configuration` is checked against the type's
+/// schema and `calibration` against the calibration fields, every problem
+/// reported at once (400 `VALIDATION_ERROR`, `details[].field` the JSON
+/// path). 409 when the serial number is already registered in the
+/// organization; 400 when `bridgeId` is not one of its bridges. Audited
+/// (`INSTRUMENT_CREATED`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/instruments",
+    request_body = InstrumentInput,
+    responses(
+        (status = 201, description = "Registered", body = Instrument),
+        (status = 409, description = "The serial number is already registered"))))]
 async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsManage)?;

@@ -44,6 +44,7 @@ pub const EVERY_HOURS: i64 = 20;
 
 /// What one tick did.
 #[derive(Debug, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Swept {
     /// Organizations whose retention ran.
@@ -52,10 +53,17 @@ pub struct Swept {
     pub failed: usize,
     /// Batches claimed.
     pub batches: usize,
+    /// Audit events removed, all organizations together.
     pub audit_events_removed: i64,
+    /// Run data files whose bytes were removed.
     pub run_data_purged: usize,
+    /// Idle rate-limit entries deleted (the organizations' and those keyed
+    /// by address).
     pub rate_limit_entries_deleted: i64,
+    /// Expired signup requests deleted.
     pub signup_requests_deleted: i64,
+    /// E-mail deleted (the organizations' sent mail and the mail of no
+    /// organization).
     pub mail_deleted: i64,
 }
 
@@ -63,6 +71,22 @@ super::methods! {
     POST => tick,
 }
 
+/// Run retention on schedule (scheduled job)
+///
+/// A scheduled job, hourly. Claims organizations 25 at a time whose
+/// retention last ran more than 20 hours ago (leased for an hour) and runs
+/// retention for each, as `POST /api/v1/retention/run` does, recorded as
+/// the schedule's (`RETENTION_RUN`, no user); it claims more while it has
+/// run less than a minute. An organization whose expired chain does not
+/// verify keeps everything, counts as failed and waits for the next
+/// period; one that failed otherwise is taken again once its lease is
+/// over. Then it sweeps what belongs to no organization: idle rate-limit
+/// state keyed by address, expired signup requests, the mail of no
+/// organization. On Workers a cron trigger runs it; elsewhere a scheduler
+/// posts here with the scheduler's key.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/jobs/retention",
+    security(("schedulerKey" = [])),
+    responses((status = 200, description = "What this tick did", body = Swept))))]
 async fn tick<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     scheduler::authorize(ctx, rq)?;
     Reply::ok(sweep(ctx, rq).await?)

@@ -17,6 +17,15 @@ super::methods! {
     POST => tick,
 }
 
+/// Send the due mail (scheduled job)
+///
+/// A scheduled job, every minute: sends the due messages of every
+/// organization's outbox and answers what it did. On Workers a cron
+/// trigger runs it; elsewhere a scheduler posts here with the scheduler's
+/// key.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/jobs/send-mail",
+    security(("schedulerKey" = [])),
+    responses((status = 200, description = "What this run did (deferred: claimed but not tried, the provider could not be reached)", body = crate::mail::Sent))))]
 async fn tick<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     scheduler::authorize(ctx, rq)?;
     Reply::ok(run(ctx).await?)

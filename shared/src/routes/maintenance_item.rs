@@ -30,14 +30,28 @@ super::methods! {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MaintenanceUpdate))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct UpdateInput {
+    /// The version read, when no `If-Match` header is sent.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 1))]
     version: Option<Value>,
+    /// `scheduled` (the default: a reschedule or a note), `completed` or
+    /// `cancelled`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<MaintenanceStatus>))]
     status: Option<String>,
+    /// A new date; default the current one.
     #[serde(default)]
     scheduled_for: Option<Timestamp>,
+    /// Replaces the notes (at most 10000 characters); default kept.
+    #[cfg_attr(feature = "openapi", schema(max_length = 10000))]
     notes: Option<String>,
+    /// Completing a calibration only: its results, with the calibration
+    /// document's fields (`performedBy`, `standard`, `certificate`,
+    /// `results`; `shared::domain::schema::CALIBRATION_FIELDS`).
     calibration: Option<Map<String, Value>>,
+    /// Completing a calibration only: when the next one is due; default
+    /// now plus the instrument's `calibrationIntervalDays` (else 365 days).
     #[serde(default)]
     next_due_at: Option<Timestamp>,
 }
@@ -174,6 +188,31 @@ async fn calibrate<P: Platform>(
     })
 }
 
+/// Reschedule, complete or cancel maintenance
+///
+/// Requires `instruments:control`. Optimistic concurrency: send the
+/// version read (the item's `version`) as `If-Match: "<version>"` or as
+/// `version` in the body; 428 without either, 412 when the item changed
+/// since. A change without `status` keeps the item scheduled. Completed and cancelled items are final (409). `calibration` and
+/// `nextDueAt` are accepted only when completing, `calibration` only for a
+/// calibration item (400 otherwise). Completing a calibration writes the
+/// instrument's calibration in the same transaction (`lastCalibratedAt`
+/// now, `dueAt` `nextDueAt` or now plus its `calibrationIntervalDays`,
+/// default 365; `performedBy` default the caller), audited as
+/// `INSTRUMENT_CALIBRATED`. The item's change is audited too
+/// (`MAINTENANCE_UPDATED`, `MAINTENANCE_COMPLETED`, `CALIBRATION_COMPLETED`
+/// or `MAINTENANCE_CANCELLED`).
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/api/v1/maintenance/{id}",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The maintenance item's id"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "The version read, e.g. `\"3\"`; else `version` in the body")),
+    request_body = UpdateInput,
+    responses(
+        (status = 200, description = "The item as it is now", body = Maintenance,
+            headers(("ETag" = String, description = "Its new version, quoted"))),
+        (status = 409, description = "The item is completed or cancelled"),
+        (status = 412, description = "The version is stale"),
+        (status = 428, description = "Neither `If-Match` nor `version` was sent"))))]
 async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::InstrumentsControl)?;

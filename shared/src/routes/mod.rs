@@ -43,6 +43,19 @@ macro_rules! methods {
 }
 use methods;
 
+/// The function that serves the web application (`shared::web`): not an
+/// API route, so not in [`ROUTES`]; every deployment runs it beside them.
+pub const WEB_FUNCTION: &str = "web";
+
+/// Every function crate under `functions/`: one per route, and the web
+/// application's.
+pub fn functions() -> impl Iterator<Item = &'static str> {
+    ROUTES
+        .iter()
+        .map(|route| route.function)
+        .chain(std::iter::once(WEB_FUNCTION))
+}
+
 pub mod api_keys;
 pub mod api_keys_item;
 pub mod audit_events;
@@ -79,6 +92,7 @@ pub mod job_retention;
 pub mod job_send_mail;
 pub mod live;
 pub mod maintenance_item;
+pub mod openapi;
 pub mod organization_mfa_policy;
 pub mod retention_run;
 pub mod run_data;
@@ -296,6 +310,7 @@ macro_rules! route_table {
 
 route_table! {
     "health" => health, "/api/health", [GET] { audit: false };
+    "openapi" => openapi, "/api/openapi.json", [GET] { database: false, audit: false };
     "auth-jwks" => auth_jwks, "/api/auth/jwks", [GET] { database: false, audit: false };
     "auth-login" => auth_login, "/api/auth/login", [POST] { issues_tokens: true };
     "auth-logout" => auth_logout, "/api/auth/logout", [POST];

@@ -23,11 +23,20 @@ super::methods! {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MfaPolicy))]
 #[serde(rename_all = "camelCase")]
 struct PolicyView {
+    /// The roles whose members must sign in with a second factor.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Role>))]
     required_roles: Vec<String>,
 }
 
+/// The organization's second-factor policy
+///
+/// Requires `users:manage`: the roles that must sign in with a second
+/// factor.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/organization/mfa-policy",
+    responses((status = 200, description = "The policy", body = PolicyView))))]
 async fn read<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::UsersManage)?;
@@ -38,11 +47,30 @@ async fn read<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MfaPolicyInput))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Input {
+    /// The roles that must have a second factor (the whole list; empty:
+    /// none).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Role>))]
     required_roles: Vec<String>,
 }
 
+/// Replace the organization's second-factor policy
+///
+/// Requires `users:manage`. Replaces the list of roles that must sign in
+/// with a second factor (duplicates dropped, sorted). A member of a
+/// required role without a factor is asked to set one up at their next
+/// login; sessions already open stay open. `409` when another change
+/// landed while this one was made (read the policy again). Audited
+/// (`MFA_POLICY_CHANGED`, with the old and new roles).
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/api/v1/organization/mfa-policy",
+    request_body = Input,
+    responses(
+        (status = 200, description = "The policy as it is now", body = PolicyView),
+        (status = 400, description = "Not a role (`VALIDATION_ERROR`)"),
+        (status = 409, description = "The policy changed meanwhile"),
+    )))]
 async fn replace<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::UsersManage)?;

@@ -22,14 +22,28 @@ super::methods! {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = RunQcReport))]
 #[serde(rename_all = "camelCase")]
 struct QcView {
     run_id: uuid::Uuid,
+    #[cfg_attr(feature = "openapi", schema(value_type = InstrumentType))]
     instrument_type: String,
     #[serde(flatten)]
     report: qc::Report,
 }
 
+/// A run's QC report
+///
+/// Requires `runs:view`. Each metric the instrument type computes, checked
+/// against the thresholds in the instrument's configuration
+/// (`qcThresholds`, else the type's defaults): `pass`, `warning`, `fail`,
+/// or `not_available` when the run's results lack it; `dataQuality` sums
+/// them up. Results come from a data file parsed on upload
+/// (`POST /api/v1/runs/{id}/data?format=`); without them every check is
+/// `not_available`.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/runs/{id}/qc",
+    params(("id" = uuid::Uuid, Path, description = "The run")),
+    responses((status = 200, description = "The QC report", body = QcView))))]
 async fn report<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;

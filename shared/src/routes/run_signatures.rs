@@ -98,20 +98,54 @@ fn manifestation(
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 struct SignatureView {
     id: uuid::Uuid,
     run_id: uuid::Uuid,
     signer_id: uuid::Uuid,
+    /// The signer's name when they signed.
     printed_name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Meaning))]
     meaning: String,
     comment: Option<String>,
     signed_at: Timestamp,
+    /// The run version signed.
     run_version: i64,
+    /// Hex SHA-256 of the run's content as signed (identity, outcome,
+    /// results, data file digest, version).
     run_hash: String,
     /// `valid`, `invalidated` or `tampered`.
+    #[cfg_attr(feature = "openapi", schema(value_type = SignatureStatus))]
     status: &'static str,
+    /// Why it is not `valid`.
     detail: Option<String>,
+}
+
+/// What a signature means (the document's name for `meaning`).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum Meaning {
+    Review,
+    Approval,
+    Responsibility,
+    Authorship,
+}
+
+/// Whether a signature still holds (the document's name for `status`).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum SignatureStatus {
+    /// The seal checks and the run is as signed.
+    Valid,
+    /// The run changed after signing.
+    Invalidated,
+    /// The record no longer matches its seal (e.g. moved to another run).
+    Tampered,
 }
 
 fn view(stored: Stored, run: &Run, keys: &AuditKeys) -> SignatureView {
@@ -165,6 +199,14 @@ fn view(stored: Stored, run: &Run, keys: &AuditKeys) -> SignatureView {
     }
 }
 
+/// List a run's electronic signatures
+///
+/// Requires `runs:view`. Oldest first, each checked now: `valid`,
+/// `invalidated` (the run changed after signing) or `tampered` (the record
+/// no longer matches its seal).
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/runs/{id}/signatures",
+    params(("id" = uuid::Uuid, Path, description = "The run")),
+    responses((status = 200, description = "The run's signatures", body = Items<SignatureView>))))]
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;
@@ -179,11 +221,18 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 struct SignInput {
+    #[cfg_attr(feature = "openapi", schema(value_type = Meaning))]
     meaning: String,
+    /// The signer's password (every signature).
+    #[cfg_attr(feature = "openapi", schema(format = Password))]
     password: String,
+    /// The signer's user ID (e-mail): needed with the first signature of a
+    /// login; when given, it must be the signer's.
     email: Option<String>,
+    /// At most 1000 characters (trimmed).
     comment: Option<String>,
     /// The authenticator's current code, when the signer has a second
     /// factor.
@@ -303,6 +352,29 @@ async fn confirm_identity<P: Platform>(
     Ok(signer)
 }
 
+/// Sign a run electronically
+///
+/// Signs the run as it is now (21 CFR Part 11). Requires `runs:view`, and
+/// for `review` or `approval` also `runs:create` or `audit:view`, for
+/// `responsibility` or `authorship` `runs:create` (by role). Only a
+/// person's login signs, not an API key (403), and only an ended run
+/// (409). Signing re-authenticates: the first signature of a login needs
+/// `email` and `password`, later ones in the same login the password; a
+/// signer with a second factor also gives its current `code`. A wrong
+/// password, e-mail or code is 401 and audited (`ESIGNATURE_FAILED`);
+/// attempts are rate limited per user like logins. The signature records
+/// the printed name, UTC time, meaning, run version and a hash of the
+/// run's content, sealed with Ed25519; a run that changes meanwhile is
+/// 409. Audited (`ESIGNATURE_APPLIED`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/runs/{id}/signatures",
+    params(("id" = uuid::Uuid, Path, description = "The run")),
+    request_body = SignInput,
+    responses(
+        (status = 201, description = "The signature, `valid`", body = SignatureView),
+        (status = 401, description = "The password, e-mail or second-factor code is wrong (audited)"),
+        (status = 403, description = "An API key, or a role that may not sign with this meaning"),
+        (status = 409, description = "The run has not ended, or changed while it was being signed"),
+        (status = 429, description = "Too many signing attempts"))))]
 async fn sign<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;

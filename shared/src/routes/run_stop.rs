@@ -26,12 +26,46 @@ super::methods! {
 }
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 struct StopInput {
+    /// How the run ended: `aborted` (the default: the operator stops it),
+    /// `completed` or `failed`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<StopOutcome>))]
     outcome: Option<String>,
+    /// Why, at most 1000 characters (trimmed; recorded on the run and in
+    /// the audit trail).
     reason: Option<String>,
 }
 
+/// How a stopped run ended (the document's name for `outcome`).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum StopOutcome {
+    /// The operator stops it.
+    Aborted,
+    /// A running run finished.
+    Completed,
+    Failed,
+}
+
+/// End an active run
+///
+/// Requires `runs:create`. The body is optional (no body: `aborted`). Only
+/// legal transitions happen: a `pending` run may become `aborted` or
+/// `failed`, a `running` one `completed`, `failed` or `aborted`; anything
+/// else, or a run someone else ended first, is 409. Aborting a running run
+/// queues a `stop` command for its instrument; a pending run's undelivered
+/// `start` command is withdrawn; the instrument goes back to idle. Audited
+/// (`RUN_STOPPED`).
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/api/v1/runs/{id}/stop",
+    params(("id" = uuid::Uuid, Path, description = "The run")),
+    request_body = Option<StopInput>,
+    responses(
+        (status = 200, description = "The ended run", body = crate::model::run::Run),
+        (status = 409, description = "The run cannot move to this outcome (details name the legal ones)"))))]
 async fn stop<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsCreate)?;

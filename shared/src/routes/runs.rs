@@ -30,17 +30,42 @@ super::methods! {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ListQuery {
+    /// Only the runs of this instrument.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<uuid::Uuid>))]
     instrument_id: Option<String>,
+    /// Only the runs in this status.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<RunStatus>))]
     status: Option<String>,
+    /// Only the runs this user operates.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<uuid::Uuid>))]
     operator_id: Option<String>,
+    /// Only runs started at or after this instant (RFC 3339); a start-time
+    /// window orders the list by start time.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
     started_from: Option<String>,
+    /// Only runs started at or before this instant (RFC 3339), not before
+    /// `startedFrom`.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
     started_to: Option<String>,
+    /// Items per page (default 25).
+    #[cfg_attr(feature = "openapi", param(value_type = Option<i64>, minimum = 1, maximum = 100))]
     limit: Option<String>,
+    /// The `nextCursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// List the organization's runs
+///
+/// Requires `runs:view`. Newest first (by creation; by start time, newest
+/// first, when `startedFrom` or `startedTo` is given), filtered by
+/// instrument, status, operator and start-time window; keyset pagination
+/// with `cursor`.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/runs",
+    params(ListQuery),
+    responses((status = 200, description = "One page of runs", body = Page<crate::model::run::Run>))))]
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;
@@ -101,14 +126,38 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct StartInput {
+    /// The instrument to run on: online or idle, with no active run.
     instrument_id: uuid::Uuid,
+    /// 1 to 255 printable characters (trimmed).
     name: Option<String>,
+    /// 1 to 255 characters (trimmed); passed to the instrument with its
+    /// `start` command.
     protocol: Option<String>,
+    /// Free-form, at most 65536 bytes as JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     metadata: Option<Map<String, Value>>,
 }
 
+/// Start a run
+///
+/// Requires `runs:create`. The instrument must be the organization's (else
+/// 400) and online or idle with no active run (else 409, as when its state
+/// changes meanwhile).
+/// The run is created `pending` and a `start` command is queued for its
+/// bridge in one transaction; the instrument's acknowledgement moves the
+/// run to `running`. Audited (`RUN_STARTED`). With an `Idempotency-Key`, a
+/// retry answers the run the key created (`Idempotent-Replayed: true`); a
+/// key already used for another command is refused.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/runs",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; makes the start safe to retry: the same key answers the run it created")),
+    request_body = StartInput,
+    responses(
+        (status = 201, description = "The run, `pending`; a replay carries `Idempotent-Replayed: true`", body = crate::model::run::Run,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same key"))),
+        (status = 409, description = "The instrument is not in a state to start, already has an active run, or changed meanwhile"))))]
 async fn start<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsCreate)?;

@@ -16,6 +16,14 @@ super::methods! {
     GET => show,
 }
 
+/// Show a run
+///
+/// Requires `runs:view`. The run with its instrument, its data file's
+/// summary and its signatures; `ETag` is its version.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/runs/{id}",
+    params(("id" = uuid::Uuid, Path, description = "The run")),
+    responses((status = 200, description = "The run", body = crate::model::run::Run,
+        headers(("ETag" = String, description = "The run's version"))))))]
 async fn show<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsView)?;

@@ -197,18 +197,27 @@ pub async fn enrolling<P: Platform>(
 /// What a signup answers once its account exists (`auth-signup` with an
 /// invitation, `auth-signup-confirm`): the user and their organization.
 #[derive(serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SignedUp {
     user: NewUser,
+    /// The organization the account belongs to.
     organization_id: uuid::Uuid,
 }
 
+/// The account just created.
 #[derive(serde::Serialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = SignedUpUser)
+)]
 #[serde(rename_all = "camelCase")]
 struct NewUser {
     id: uuid::Uuid,
     email: String,
     name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Role))]
     role: String,
 }
 

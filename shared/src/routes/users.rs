@@ -26,6 +26,11 @@ super::methods! {
     POST => invite,
 }
 
+/// List the organization's users
+///
+/// Requires `users:manage`. All of them in one answer, oldest first.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/users",
+    responses((status = 200, description = "The users", body = Items<user::User>))))]
 async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::UsersManage)?;
@@ -35,6 +40,7 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
 
 /// An invitation as its sender sees it (the link went by e-mail).
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Invitation))]
 #[serde(rename_all = "camelCase")]
 struct Invited {
     id: uuid::Uuid,
@@ -44,10 +50,14 @@ struct Invited {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 struct InviteInput {
     email: String,
+    /// The role the account gets when it accepts.
+    #[cfg_attr(feature = "openapi", schema(value_type = Role))]
     role: String,
+    /// Only to greet them in the mail (they give their own at signup).
     name: Option<String>,
 }
 
@@ -62,6 +72,20 @@ pub fn new_invitation_token(random: [u8; 32]) -> (String, String) {
     (token, hash)
 }
 
+/// Invite someone to the organization
+///
+/// Requires `users:manage`; only a super admin may invite a super admin.
+/// Creates an invitation with the role and mails its single-use link
+/// (valid 7 days) to the address; they accept it at `POST
+/// /api/auth/signup` with `invitationToken`. An address that already has
+/// an account is `409`. Audited (`USER_INVITED`).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/users",
+    request_body = InviteInput,
+    responses(
+        (status = 201, description = "The invitation is created and mailed", body = Invited),
+        (status = 400, description = "Not an e-mail address or not a role, or a super admin invited by someone else (`VALIDATION_ERROR`)"),
+        (status = 409, description = "A user with this e-mail already exists"),
+    )))]
 async fn invite<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::UsersManage)?;

@@ -22,6 +22,16 @@ super::methods! {
     PUT => update,
 }
 
+/// One user
+///
+/// Requires `users:manage`, except for the caller's own user. Another
+/// organization's user is `404`.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/users/{id}",
+    params(("id" = uuid::Uuid, Path, description = "The user")),
+    responses(
+        (status = 200, description = "The user", body = user::User),
+        (status = 404, description = "No such user in the organization"),
+    )))]
 async fn show<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     let id = rq.uuid_param("id")?;
@@ -31,17 +41,43 @@ async fn show<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     Reply::ok(user::get(&ctx.db(), &principal.scope(), id).await?)
 }
 
+/// The fields to change; those left out keep their values.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UserUpdate))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct UpdateInput {
+    /// 1 to 255 characters.
     name: Option<String>,
+    /// An empty one keeps the current department.
     department: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Role>))]
     role: Option<String>,
+    /// `false` deactivates the user: they cannot sign in, and their
+    /// sessions end at once.
     is_active: Option<bool>,
-    /// Why; required when the role changes (21 CFR Part 11 audit trail).
+    /// Why; required when the role changes (21 CFR Part 11 audit trail),
+    /// at most 1000 characters.
     reason: Option<String>,
 }
 
+/// Change a user's profile, role or standing
+///
+/// Requires `users:manage`. A partial update: fields left out keep their
+/// values, and no change answers the user as it is. Nobody changes their
+/// own role or deactivates themselves; only a super admin grants, changes
+/// or takes away the super admin role, or deactivates or reactivates a
+/// super admin; a role change needs a `reason`. Unknown fields (a
+/// `password`, say) are refused. Deactivation ends the user's sessions at
+/// once. Another organization's user is `404`. Audited (`USER_UPDATED`,
+/// with the old and new values; a warning for a role or activation change).
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/api/v1/users/{id}",
+    params(("id" = uuid::Uuid, Path, description = "The user")),
+    request_body = UpdateInput,
+    responses(
+        (status = 200, description = "The user as it is now", body = user::User),
+        (status = 400, description = "A malformed field, or a change the caller may not make (`VALIDATION_ERROR`)"),
+        (status = 404, description = "No such user in the organization"),
+    )))]
 async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::UsersManage)?;

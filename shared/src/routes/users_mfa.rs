@@ -21,11 +21,32 @@ super::methods! {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MfaResetInput))]
 #[serde(deny_unknown_fields)]
 struct Input {
+    /// Why (1 to 1000 characters); kept in the audit trail.
     reason: String,
 }
 
+/// Reset a user's second factor
+///
+/// Requires `users:manage`; only a super admin resets a super admin's. For
+/// a user who lost their authenticator: their factor and recovery codes are
+/// removed; they sign in with their password again and, where the
+/// organization requires a factor for their role, set up a new one at
+/// once. Not for the caller's own factor (`400`: use `DELETE
+/// /api/auth/mfa`). `409` when the user has none. Audited (`MFA_RESET`,
+/// with the reason).
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/api/v1/users/{id}/mfa",
+    params(("id" = uuid::Uuid, Path, description = "The user")),
+    request_body = Input,
+    responses(
+        (status = 200, description = "The factor is removed", body = Reset),
+        (status = 400, description = "No reason, or the caller's own user (`VALIDATION_ERROR`)"),
+        (status = 403, description = "A super admin's, reset by someone else (`AUTH_INSUFFICIENT_PERMISSIONS`)"),
+        (status = 404, description = "No such user in the organization"),
+        (status = 409, description = "The user has no second factor"),
+    )))]
 async fn reset<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::UsersManage)?;
@@ -75,8 +96,10 @@ async fn reset<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
 
 /// Whose factor was reset.
 #[derive(serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = MfaReset))]
 #[serde(rename_all = "camelCase")]
 struct Reset {
     user_id: uuid::Uuid,
+    /// Always `true`.
     mfa_reset: bool,
 }

@@ -155,11 +155,11 @@ async fn spin_has_no_hub(app: &TestApp, token: &str) -> anyhow::Result<bool> {
 
 /// The transport of a deployment's bridges: the hub's socket, or on Spin
 /// (no WebSockets) HTTPS batches and the command long poll.
-fn transport(spin: bool) -> &'static str {
+pub(crate) fn transport(spin: bool) -> &'static str {
     if spin { "http" } else { "websocket" }
 }
 
-fn agent_config(
+pub(crate) fn agent_config(
     dir: &std::path::Path,
     url: &str,
     transport: &str,

@@ -123,6 +123,7 @@ const GUARDS: &[(&str, Method, Guard)] = &[
 const NOT_WALKED: &[(&str, &str)] = &[
     ("health", "public"),
     ("auth-jwks", "public"),
+    ("openapi", "public"),
     ("auth-login", "e-mail and password in the body"),
     ("auth-refresh", "a refresh token"),
     ("auth-mfa-verify", "the login's challenge"),

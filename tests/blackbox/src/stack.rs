@@ -14,7 +14,7 @@ use anyhow::{Context as _, bail};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use base64::Engine as _;
-use shared::routes::{ROUTES, route_for};
+use shared::routes::route_for;
 use shared::{ApiError, Config};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -433,7 +433,10 @@ pub async fn start_host(kind: HostKind, env: &[(String, String)]) -> anyhow::Res
 }
 
 async fn start_native(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
-    let map: HashMap<String, String> = env.iter().cloned().collect();
+    let mut map: HashMap<String, String> = env.iter().cloned().collect();
+    // The native host serves the built web application itself.
+    map.entry("WEB_ROOT".to_owned())
+        .or_insert_with(|| root().join("web/dist").display().to_string());
     let config = Config::from_lookup(|k| map.get(k).cloned());
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base_url = format!("http://{}", listener.local_addr()?);
@@ -455,11 +458,10 @@ async fn start_native(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
 
 fn start_workerd(env: &[(String, String)]) -> anyhow::Result<HostHandle> {
     let root = root();
-    for route in ROUTES {
-        let script = root
-            .join("functions")
-            .join(route.function)
-            .join("build/index.js");
+    // The web application's assets (empty when it is not built).
+    std::fs::create_dir_all(root.join("web/dist"))?;
+    for function in shared::routes::functions() {
+        let script = root.join("functions").join(function).join("build/index.js");
         if !script.exists() {
             bail!(
                 "{} is missing: run `cargo xtask build-wasm --workers`",
@@ -538,6 +540,12 @@ fn serve_wasm(
     let mut cmd = Command::new(wasmtime);
     cmd.args(["serve", "-Scli", "-O", "pooling-allocator=y", "--addr"])
         .arg(format!("127.0.0.1:{port}"));
+    if function == shared::routes::WEB_FUNCTION {
+        // The built app, where Spin mounts it (`files` in spin.toml).
+        let dist = root().join("web/dist");
+        std::fs::create_dir_all(&dist)?;
+        cmd.arg("--dir").arg(format!("{}::/", dist.display()));
+    }
     // Names only: values are inherited from this environment, never on the command line.
     let own = env
         .iter()
@@ -595,10 +603,10 @@ async fn start_wasmtime(env: &[(String, String)]) -> anyhow::Result<HostHandle> 
         }
     };
     let mut starting = Vec::new();
-    for route in ROUTES {
+    for function in shared::routes::functions() {
         let wasm = root
             .join("target/wasm32-wasip2/release")
-            .join(format!("{}.wasm", route.function.replace('-', "_")));
+            .join(format!("{}.wasm", function.replace('-', "_")));
         if !wasm.exists() {
             for (_, _, _, mut c, _) in starting {
                 let _: Result<(), _> = Child::kill(&mut c);
@@ -609,8 +617,8 @@ async fn start_wasmtime(env: &[(String, String)]) -> anyhow::Result<HostHandle> 
             );
         }
         let port = pick()?;
-        let (child, serving) = serve_wasm(&wasmtime, route.function, &wasm, env, port)?;
-        starting.push((route.function, wasm, port, child, serving));
+        let (child, serving) = serve_wasm(&wasmtime, function, &wasm, env, port)?;
+        starting.push((function, wasm, port, child, serving));
     }
     let mut starting = starting.into_iter();
     while let Some((function, wasm, mut port, mut child, mut serving)) = starting.next() {
@@ -683,7 +691,9 @@ async fn forward(
     request: http::Request<Body>,
 ) -> http::Response<Body> {
     let (parts, body) = request.into_parts();
-    let port = route_for(parts.uri.path()).and_then(|r| front.ports.get(r.function));
+    // Below every route, as Spin's `/...`: the web application.
+    let function = route_for(parts.uri.path()).map_or(shared::routes::WEB_FUNCTION, |r| r.function);
+    let port = front.ports.get(function);
     let Some(port) = port else {
         return shared::request::early_failure(
             &front.platform,

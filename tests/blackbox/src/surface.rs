@@ -20,6 +20,10 @@ crate::cases![every_protected_route_refuses_every_bad_credential];
 const PUBLIC: &[(&str, &str)] = &[
     ("health", "the load balancer's probe"),
     ("auth-jwks", "the public keys"),
+    (
+        "openapi",
+        "the API's description, for its clients and the playground",
+    ),
     ("auth-login", "e-mail and password in the body"),
     ("auth-refresh", "the refresh token in the body or cookie"),
     (

@@ -8,6 +8,7 @@ use crate::domain::InstrumentType;
 
 /// Whether a QC metric is better high or low.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Better {
     Higher,

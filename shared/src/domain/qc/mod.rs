@@ -22,26 +22,67 @@ pub use parse::{Format, MAX_PARSE_BYTES, ParseError, parse};
 
 /// One QC check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
+    /// The metric's name in the results' `metrics`, e.g. `zPrime`.
     pub metric: &'static str,
     pub description: &'static str,
+    /// The run's value (none when its results lack it).
     pub value: Option<f64>,
+    /// Whether the metric is better high or low.
     pub better: Better,
+    /// Past this (in the bad direction), the check warns.
     pub warn: f64,
+    /// Past this, the check fails.
     pub fail: f64,
     /// `pass`, `warning`, `fail`, or `not_available` (no value).
+    #[cfg_attr(feature = "openapi", schema(value_type = CheckResult))]
     pub result: &'static str,
 }
 
 /// The QC report of a run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = QcReport))]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub checks: Vec<Check>,
     /// `excellent` (all pass), `good` (one warning), `fair` (more
     /// warnings), `poor` (any failure), or `not_available` (no results).
+    #[cfg_attr(feature = "openapi", schema(value_type = DataQuality))]
     pub data_quality: &'static str,
+}
+
+/// A check's result (the document's name for [`Check::result`]).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum CheckResult {
+    Pass,
+    Warning,
+    Fail,
+    /// The results lack the metric.
+    NotAvailable,
+}
+
+/// A run's overall QC grade (the document's name for
+/// [`Report::data_quality`]).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum DataQuality {
+    /// Every check passes.
+    Excellent,
+    /// One warning.
+    Good,
+    /// More warnings.
+    Fair,
+    /// Any failure.
+    Poor,
+    /// No results.
+    NotAvailable,
 }
 
 /// Evaluates `results` (with `metrics`) against `thresholds`.

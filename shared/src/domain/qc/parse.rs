@@ -38,6 +38,26 @@ impl Format {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Format {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Format::ALL.map(Format::as_str)))
+            .description(Some(
+                "An instrument output format parsed into a run's results: `plate_reader_csv` (a plate reader's), `qpcr_ct_csv` (a qPCR instrument's).",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Format {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "DataFormat".into()
+    }
+}
+
 /// Why a file could not be parsed: a line (1-based) and what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Broadcast, MAX_SUBSCRIPTIONS, Peer, Reaction, Role, request};
+use super::{
+    Broadcast, DashboardEvent, FollowedInstrument, LiveReading, MAX_SUBSCRIPTIONS, Peer, Reaction,
+    Role, request,
+};
 use crate::ctx::Ctx;
 use crate::error::ApiError;
 use crate::live::persist;
@@ -111,7 +114,7 @@ pub(super) fn readings_of(
     ack: &BatchAck,
 ) -> Vec<Broadcast> {
     let rejected: Vec<u64> = ack.rejected.iter().map(|r| r.seq).collect();
-    let mut by_instrument: BTreeMap<uuid::Uuid, Vec<serde_json::Value>> = BTreeMap::new();
+    let mut by_instrument: BTreeMap<uuid::Uuid, Vec<LiveReading>> = BTreeMap::new();
     // The batch's records are consecutive: the first `duplicates` were
     // stored before.
     for record in batch.records.iter().skip(ack.duplicates as usize) {
@@ -124,21 +127,23 @@ pub(super) fn readings_of(
         by_instrument
             .entry(reading.instrument_id)
             .or_default()
-            .push(json!({
-                "metric": reading.metric,
-                "value": reading.value,
-                "unit": reading.unit,
-                "recordedAt": reading.recorded_at,
-            }));
+            .push(LiveReading {
+                metric: reading.metric.clone(),
+                value: reading.value,
+                unit: reading.unit.clone(),
+                recorded_at: reading.recorded_at,
+            });
     }
     by_instrument
         .into_iter()
         .map(|(instrument_id, readings)| Broadcast {
             organization_id,
             instrument_id,
-            text:
-                json!({ "type": "readings", "instrumentId": instrument_id, "readings": readings })
-                    .to_string(),
+            text: DashboardEvent::Readings {
+                instrument_id,
+                readings,
+            }
+            .text(),
         })
         .collect()
 }
@@ -210,18 +215,20 @@ async fn on_dashboard<P: Platform>(
     // first reading arrives.
     let followed = (!peer.all).then_some(peer.instruments.as_slice());
     let current = instrument::summaries(&ctx.db(), &scope, followed).await?;
-    let instruments: Vec<_> = current
-        .iter()
-        .map(|f| {
-            json!({
-                "id": f.id,
-                "name": f.name,
-                "status": f.status,
-                "lastSeenAt": f.last_seen_at,
-            })
+    let instruments = current
+        .into_iter()
+        .map(|f| FollowedInstrument {
+            id: f.id,
+            name: f.name,
+            status: f.status,
+            last_seen_at: f.last_seen_at,
         })
         .collect();
     Ok(Reaction::reply(
-        json!({ "type": "subscribed", "all": peer.all, "instruments": instruments }).to_string(),
+        DashboardEvent::Subscribed {
+            all: peer.all,
+            instruments,
+        }
+        .text(),
     ))
 }

@@ -28,7 +28,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::auth::{self, Permission, Principal};
 use crate::ctx::Ctx;
@@ -288,14 +287,74 @@ impl Reaction {
     }
 }
 
+/// What the hub sends a dashboard socket (and, `error`, a bridge's): one
+/// JSON text message each, told apart by `type`. Part of the OpenAPI
+/// document's components, so the web application's client is typed by it.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum DashboardEvent {
+    /// The answer to `subscribe` / `unsubscribe`: what the socket follows
+    /// now (`all`: every instrument of the organization), with each one's
+    /// current state, to draw before the first reading arrives.
+    Subscribed {
+        all: bool,
+        instruments: Vec<FollowedInstrument>,
+    },
+    /// Readings just stored for one instrument, oldest first.
+    #[serde(rename_all = "camelCase")]
+    Readings {
+        instrument_id: uuid::Uuid,
+        readings: Vec<LiveReading>,
+    },
+    /// An instrument's status changed (its bridge reported it).
+    #[serde(rename_all = "camelCase")]
+    Status {
+        instrument_id: uuid::Uuid,
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::domain::InstrumentStatus))]
+        status: String,
+    },
+    /// A message was refused: the HTTP status and the error envelope's
+    /// `error` it would have had.
+    Error { status: u16, error: ErrorBody },
+}
+
+/// An instrument a dashboard socket follows.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct FollowedInstrument {
+    pub id: uuid::Uuid,
+    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::domain::InstrumentStatus))]
+    pub status: String,
+    pub last_seen_at: Option<crate::domain::Timestamp>,
+}
+
+/// One reading as a dashboard receives it.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LiveReading {
+    pub metric: String,
+    pub value: f64,
+    pub unit: Option<String>,
+    pub recorded_at: crate::domain::Timestamp,
+}
+
+impl DashboardEvent {
+    pub fn text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// An error in the envelope's shape, as a message.
 pub fn error_text(err: &ApiError) -> String {
-    json!({
-        "type": "error",
-        "status": err.status().as_u16(),
-        "error": ErrorBody::of(err),
-    })
-    .to_string()
+    DashboardEvent::Error {
+        status: err.status().as_u16(),
+        error: ErrorBody::of(err),
+    }
+    .text()
 }
 
 /// The last status the hub told dashboards for each instrument, so a
@@ -317,8 +376,11 @@ impl Memory {
             out.push(Broadcast {
                 organization_id,
                 instrument_id: *instrument_id,
-                text: json!({ "type": "status", "instrumentId": instrument_id, "status": status })
-                    .to_string(),
+                text: DashboardEvent::Status {
+                    instrument_id: *instrument_id,
+                    status: status.clone(),
+                }
+                .text(),
             });
         }
         out

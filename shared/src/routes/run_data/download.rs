@@ -24,23 +24,34 @@ use crate::storage::{self, Backend, postgres, s3};
 
 /// Where to download a file kept in object storage (`?redirect=false`).
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 struct DownloadLink {
+    /// A presigned URL of the object store.
     url: String,
+    /// When the URL stops working (five minutes after it was made).
     expires_at: Timestamp,
     size_bytes: u64,
+    /// Hex SHA-256 of the file.
     sha256: String,
 }
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 struct DownloadQuery {
+    /// `false`: for a file in object storage, answer its presigned URL as
+    /// JSON instead of a `302` to it. No effect on a file kept in
+    /// PostgreSQL or with `via=api`.
     redirect: Option<bool>,
+    /// How a file in object storage reaches the client (default `storage`).
+    #[cfg_attr(feature = "openapi", param(inline))]
     via: Option<Via>,
 }
 
 /// How a file in object storage reaches the client.
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 enum Via {
     /// A presigned URL of the store (the default).
@@ -49,6 +60,67 @@ enum Via {
     Api,
 }
 
+/// Download a run's data file
+///
+/// Requires `data:export`. The recorded file, whole (`200`) or one byte
+/// range (`206`, `Range: bytes=first-last`, `bytes=first-` or `bytes=-n`;
+/// several ranges are `416`), with its SHA-256 as `ETag` and `Repr-Digest`
+/// (RFC 9530), `Content-Disposition: attachment` with its name, and
+/// `Accept-Ranges: bytes`. `If-Range` keeps a `Range` only while it names
+/// the current `ETag`; `If-None-Match` matching it answers `304`. Large
+/// files are streamed (chunked).
+///
+/// A file in object storage answers `302` to a presigned URL of the store
+/// (valid five minutes; `Range` and `If-None-Match` are then the store's
+/// to answer), or, with `redirect=false`, that URL as JSON; with `via=api`
+/// its bytes come through the API as above. A file still being uploaded is
+/// `409` with `Upload-Offset`; one removed under the retention policy is
+/// `409` (its record remains).
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/runs/{id}/data",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The run"),
+        DownloadQuery,
+        ("Range" = Option<String>, Header, description = "One byte range: `bytes=first-last`, `bytes=first-` or `bytes=-n`; other units are ignored"),
+        ("If-Range" = Option<String>, Header, description = "The `ETag` the client holds: the `Range` applies only while it is current"),
+        ("If-None-Match" = Option<String>, Header, description = "`ETag`s (or `*`): `304` when one is the file's"),
+    ),
+    responses(
+        (status = 200, description = "The whole file, in its recorded media type; or, with `redirect=false` for a file in object storage, where to fetch it",
+            content(
+                (Vec<u8> = "application/octet-stream"),
+                (DownloadLink = "application/json"),
+            ),
+            headers(
+                ("ETag" = String, description = "The file's SHA-256, hex, quoted"),
+                ("Repr-Digest" = String, description = "`sha-256=:<base64>:` of the whole file"),
+                ("Content-Disposition" = String, description = "`attachment` with the file's name (ASCII and UTF-8); not with the JSON link"),
+                ("Accept-Ranges" = String, description = "`bytes`; not with the JSON link"),
+            )),
+        (status = 206, description = "The byte range asked for", content_type = "application/octet-stream", body = Vec<u8>,
+            headers(
+                ("Content-Range" = String, description = "`bytes first-last/size`"),
+                ("ETag" = String, description = "The file's SHA-256, hex, quoted"),
+                ("Repr-Digest" = String, description = "`sha-256=:<base64>:` of the whole file"),
+                ("Content-Disposition" = String, description = "`attachment` with the file's name"),
+                ("Accept-Ranges" = String, description = "`bytes`"),
+            )),
+        (status = 302, description = "The file is in object storage: fetch it from the presigned URL (valid five minutes)",
+            headers(
+                ("Location" = String, description = "The presigned URL"),
+                ("Cache-Control" = String, description = "`no-store`"),
+                ("ETag" = String, description = "The file's SHA-256, hex, quoted"),
+                ("Repr-Digest" = String, description = "`sha-256=:<base64>:` of the whole file"),
+            )),
+        (status = 304, description = "`If-None-Match` names the file's `ETag`",
+            headers(
+                ("ETag" = String, description = "The file's SHA-256, hex, quoted"),
+                ("Repr-Digest" = String, description = "`sha-256=:<base64>:` of the whole file"),
+            )),
+        (status = 404, description = "No such run, or it has no data file"),
+        (status = 409, description = "The file is still being uploaded (`Upload-Offset` says how far), or was removed under the retention policy",
+            headers(("Upload-Offset" = i64, description = "The bytes received so far, while it is being uploaded"))),
+        (status = 416, description = "The range cannot be served (`Content-Range: bytes */size`)"),
+    )))]
 pub(super) async fn download<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::DataExport)?;

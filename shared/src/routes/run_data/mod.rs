@@ -34,6 +34,8 @@ mod upload;
 use download::download;
 use plan::Described;
 use upload::upload;
+#[cfg(feature = "openapi")]
+pub use {download::__path_download, upload::__path_upload};
 
 super::methods! {
     GET => download,
@@ -45,36 +47,55 @@ const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
 
 /// A recorded file as the API shows it.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 struct DataView {
     run_id: uuid::Uuid,
     filename: String,
     content_type: String,
+    /// The format it was parsed as (`plate_reader_csv`, `qpcr_ct_csv`), if any.
     format: Option<String>,
+    /// Where the bytes are kept: `postgres` or `s3`.
     backend: Backend,
     size_bytes: i64,
+    /// Hex SHA-256 of the whole file.
     sha256: Option<String>,
     completed_at: Option<Timestamp>,
+    /// The run's results parsed from the file (with `?format=`), with the
+    /// computed QC metrics under `metrics`.
     #[serde(skip_serializing_if = "Option::is_none")]
     results: Option<serde_json::Value>,
 }
 
 /// Where an unfinished upload stands.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 struct Progress {
     run_id: uuid::Uuid,
+    /// Always `uploading`.
     status: &'static str,
+    /// The bytes received so far: the next chunk starts here.
     received_bytes: u64,
     total_bytes: u64,
+    /// The largest chunk this upload's backend takes; with object storage
+    /// every chunk but the last must also be at least 5 MiB.
     chunk_bytes: usize,
+    /// Where the bytes are kept: `postgres` or `s3`.
     backend: Backend,
 }
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 struct UploadQuery {
+    /// The file's name (default `run-data`): 1 to 255 characters without
+    /// control characters, quotes or path separators. Read from the first
+    /// chunk; a resumed upload keeps what it started with.
     filename: Option<String>,
+    /// Parse the file into the run's results: a format of the run's
+    /// instrument type; the file stays in PostgreSQL and is at most 8 MiB.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<qc::Format>, inline))]
     format: Option<String>,
 }
 

@@ -33,6 +33,55 @@ fn offset_conflict(message: String, received: i64) -> Result<Reply, ApiError> {
     })
 }
 
+/// Upload a run's data file, whole or in chunks
+///
+/// Requires `runs:create`. The body is the file's bytes (any media type:
+/// `Content-Type` is recorded, default `application/octet-stream`);
+/// `filename` names it and `format` also parses it into the run's results
+/// (a parse error, naming the line, changes nothing).
+///
+/// A file larger than one request takes is sent in order as chunks, each
+/// with `Content-Range: bytes first-last/total`. Every answer reports
+/// `chunkBytes`, the largest chunk this upload's backend takes (larger:
+/// `413`; with object storage every chunk but the last must also be at
+/// least 5 MiB, at most 10000 chunks). Each chunk but the last answers
+/// `202` with `Upload-Offset`, the last `201` with the recorded file. An
+/// interrupted upload resumes at `Upload-Offset` (also in the run's
+/// `data.receivedBytes` and in the `409` of a chunk at the wrong offset); a
+/// chunk at byte 0 starts it over. Without `Content-Range` the body is the
+/// whole file.
+///
+/// `Content-Digest` checks a chunk (a mismatch stores nothing);
+/// `Repr-Digest` the whole file, when given with the first chunk (kept: a
+/// different one later is refused) or the last; a mismatch when the last
+/// chunk lands discards the upload, which starts again at byte 0. The
+/// file's SHA-256 is always recorded. Recorded data is never replaced
+/// (`409`). Audited when the file is complete (`RUN_DATA_UPLOADED`, and
+/// `RUN_RESULTS_RECORDED` for parsed results).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/runs/{id}/data",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The run"),
+        super::UploadQuery,
+        ("Content-Range" = Option<String>, Header, description = "The chunk's place in the file: `bytes first-last/total` (decimal, `last` inclusive, matching the body's length)"),
+        ("Content-Digest" = Option<String>, Header, description = "This request's body digest (RFC 9530): `sha-256=:<base64>:`"),
+        ("Repr-Digest" = Option<String>, Header, description = "The whole file's digest (RFC 9530): `sha-256=:<base64>:`; must not change during an upload"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The file, or the chunk `Content-Range` names; `Content-Type` is recorded as the file's media type"),
+    responses(
+        (status = 201, description = "The last chunk: the file is recorded", body = super::DataView,
+            headers(
+                ("ETag" = String, description = "The file's SHA-256, hex, quoted"),
+                ("Repr-Digest" = String, description = "`sha-256=:<base64>:` of the whole file"),
+                ("Location" = String, description = "`/api/v1/runs/{id}/data`"),
+            )),
+        (status = 202, description = "A chunk accepted; send the next from `Upload-Offset`", body = super::Progress,
+            headers(("Upload-Offset" = i64, description = "The bytes received so far: where the next chunk starts"))),
+        (status = 400, description = "A malformed `Content-Range` or digest, a digest mismatch, a bad `filename`, `format` or `Content-Type`, a file too large to keep, or a file that does not parse"),
+        (status = 409, description = "A chunk at the wrong offset, no upload in progress, or another request moved it first (`Upload-Offset`: where to continue); or the data is already recorded",
+            headers(("Upload-Offset" = i64, description = "Where the upload continues (0: start over)"))),
+        (status = 413, description = "The chunk is larger than this backend's `chunkBytes`"),
+    )))]
 pub(super) async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::RunsCreate)?;
