@@ -19,6 +19,7 @@ mod tls;
 mod tools;
 mod util;
 mod wasm;
+mod web;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -201,6 +202,7 @@ fn start_workerd(env: &[(&'static str, String)], port: u16) -> anyhow::Result<(C
 fn dev(port: u16) -> anyhow::Result<()> {
     tools::setup()?;
     routes::sync(false)?;
+    web::build()?;
     wasm::build_workers()?;
     run(Command::new("cargo")
         .args(["build", "-p", "dbctl", "-p", "edge-bridge"])
@@ -237,6 +239,7 @@ fn dev(port: u16) -> anyhow::Result<()> {
     children.0.push(agent);
     tick_jobs(&url, secrets.get("SCHEDULER_KEY"));
     println!("\nAntevus is running on workerd at {url}");
+    println!("  open {url}/ in a browser and sign in as admin@demo.lab");
     println!("  health:  curl {url}/api/health");
     println!("  login:   curl -X POST {url}/api/auth/login -H 'content-type: application/json' \\");
     println!("             -d '{{\"email\":\"admin@demo.lab\",\"password\":\"<password>\"}}'");
@@ -390,6 +393,8 @@ fn test() -> anyhow::Result<()> {
     run(Command::new("cargo")
         .args(["fmt", "--all", "--check"])
         .current_dir(root()))?;
+    web::build()?;
+    web::unit_tests()?;
     wasm::build_spin()?;
     wasm::build_workers()?;
     run(Command::new("cargo")

@@ -72,6 +72,9 @@ pub fn setup() -> anyhow::Result<()> {
     if !crate::pg::installed() {
         apt_install(&["postgresql"])?;
     }
+    if !std::path::Path::new(CHROMIUM).exists() {
+        apt_install(&["chromium"])?;
+    }
     install_moto()
 }
 
@@ -84,7 +87,12 @@ pub fn valgrind() -> anyhow::Result<()> {
 }
 
 /// The folders with a `package-lock.json` that setup installs.
-const NPM_PACKAGES: &[&str] = &["infra/workerd", "infra/sql-proxy/tests/neon"];
+/// (`web`: the web application's build and its browser tests' driver.)
+const NPM_PACKAGES: &[&str] = &["infra/workerd", "infra/sql-proxy/tests/neon", "web"];
+
+/// Debian's Chromium, which the browser tests drive (playwright-core
+/// never downloads one).
+pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// `npm ci` in `dir`, unless its lock file is already installed.
 fn npm_ci(dir: &std::path::Path) -> anyhow::Result<()> {

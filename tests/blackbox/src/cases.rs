@@ -46,6 +46,7 @@ const AREAS: &[&[(&str, CaseFn)]] = &[
     crate::tls::CASES,
     crate::isolation::CASES,
     crate::surface::CASES,
+    crate::web::CASES,
 ];
 
 /// Cases that run alone, no other case meanwhile: the scheduled retention

@@ -1,0 +1,179 @@
+//! The web application, served from the API's origin on every host, and
+//! used in a real browser: Debian's Chromium, driven by playwright-core
+//! (`web/tests/smoke.mjs`), signs in, watches a simulated instrument's
+//! readings change on the dashboard without a reload (pushed over the live
+//! socket on Workers and the native host, polled on Spin, which has none),
+//! is checked with axe-core, and signs out. Screenshots of each page are
+//! kept in `target/screenshots/<host>/` for a reviewer.
+
+use std::process::Stdio;
+
+use anyhow::{Context as _, bail, ensure};
+use tokio::io::AsyncBufReadExt as _;
+
+use crate::client::TestApp;
+use crate::stack::{HostKind, root};
+
+crate::cases![
+    web_app_is_served_from_the_api_origin,
+    web_dashboard_shows_live_readings_in_a_browser,
+];
+
+fn host_name(kind: HostKind) -> &'static str {
+    match kind {
+        HostKind::Native => "native",
+        HostKind::Workerd => "workerd",
+        HostKind::Wasmtime => "wasmtime",
+    }
+}
+
+/// The built app's `index.html`, or a failure that says how to build it.
+fn built_index() -> anyhow::Result<String> {
+    std::fs::read_to_string(root().join("web/dist/index.html"))
+        .context("web/dist is not built: run `npm run build` in web/ (cargo xtask test does)")
+}
+
+async fn web_app_is_served_from_the_api_origin(app: &TestApp) -> anyhow::Result<()> {
+    let index = built_index()?;
+    for path in ["/", "/instruments/4b1c2a", "/sign-in"] {
+        let page = app
+            .anonymous()
+            .raw(reqwest::Method::GET, path, None)
+            .await?;
+        ensure!(page.status == 200, "{path}: {}", page.status);
+        ensure!(
+            page.header("content-type") == Some("text/html; charset=utf-8"),
+            "{path}: {:?}",
+            page.header("content-type")
+        );
+        ensure!(
+            String::from_utf8_lossy(&page.body) == index,
+            "{path} is not the app's index.html"
+        );
+        ensure!(
+            page.header("content-security-policy") == Some(shared::web::CONTENT_SECURITY_POLICY),
+            "{path}: {:?}",
+            page.header("content-security-policy")
+        );
+        ensure!(page.header("x-frame-options") == Some("DENY"), "{path}");
+        ensure!(
+            page.header("x-content-type-options") == Some("nosniff"),
+            "{path}"
+        );
+    }
+    // The hashed script is cached for a year.
+    let script = index
+        .split('"')
+        .find(|part| part.starts_with("/assets/") && part.ends_with(".js"))
+        .context("no /assets/*.js in index.html")?;
+    let asset = app
+        .anonymous()
+        .raw(reqwest::Method::GET, script, None)
+        .await?;
+    ensure!(asset.status == 200, "{script}: {}", asset.status);
+    ensure!(
+        asset
+            .header("cache-control")
+            .is_some_and(|v| v.contains("max-age=31536000") && v.contains("immutable")),
+        "{script}: {:?}",
+        asset.header("cache-control")
+    );
+    ensure!(
+        asset.header("content-type").is_some_and(
+            |v| v.starts_with("text/javascript") || v.starts_with("application/javascript")
+        ),
+        "{script}: {:?}",
+        asset.header("content-type")
+    );
+    // A path under /api that no route claims is still the API's 404.
+    app.anonymous()
+        .get("/api/v1/no-such-thing")
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    app.anonymous()
+        .get("/api/openapi.json/x")
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    // The OpenAPI document is served as generated.
+    let doc = app
+        .anonymous()
+        .raw(reqwest::Method::GET, "/api/openapi.json", None)
+        .await?;
+    ensure!(doc.status == 200, "openapi.json: {}", doc.status);
+    ensure!(
+        doc.body.as_slice() == shared::routes::openapi::DOCUMENT.as_bytes(),
+        "the served document differs from docs/openapi.json"
+    );
+    Ok(())
+}
+
+async fn web_dashboard_shows_live_readings_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
+    built_index()?;
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    ensure!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} is missing: run `cargo xtask setup` (Debian's chromium package)"
+    );
+    let (user, token) = app.admin().await?;
+    let freezer =
+        crate::lab::new_instrument(app, &token, "Freezer B-12", "freezer", "offline").await?;
+
+    // The lab's bridge relays a simulated freezer: over the hub's socket,
+    // or on Spin as HTTPS batches.
+    let spin = app.stack.kind == HostKind::Wasmtime;
+    let dir = tempfile::tempdir()?;
+    let credentials = crate::live::enroll_into(app, &token, dir.path()).await?;
+    let agent = crate::live::InProcessAgent::start(crate::hub::agent_config(
+        dir.path(),
+        &credentials.url,
+        crate::hub::transport(spin),
+        &format!(
+            "[[instruments]]\ndriver = \"simulator\"\nid = \"{freezer}\"\ntype = \"freezer\"\ninterval_ms = 500\nseed = 7\n"
+        ),
+    )?);
+
+    let shots = root()
+        .join("target/screenshots")
+        .join(host_name(app.stack.kind));
+    let mut browser = tokio::process::Command::new("node")
+        .arg(root().join("web/tests/smoke.mjs"))
+        .current_dir(root().join("web"))
+        .env("BASE_URL", &app.stack.base_url)
+        .env("EMAIL", &user.email)
+        .env("PASSWORD", &user.password)
+        .env("INSTRUMENT_ID", freezer.to_string())
+        .env("LIVE", if spin { "polling" } else { "socket" })
+        .env("SCREENSHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start node for the browser test")?;
+    let stdout = browser.stdout.take().context("node's stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut said = Vec::new();
+    let ran = tokio::time::timeout(std::time::Duration::from_secs(180), async {
+        while let Some(line) = lines.next_line().await? {
+            said.push(line);
+        }
+        anyhow::Ok(browser.wait_with_output().await?)
+    })
+    .await;
+    let stopped = agent.stop().await;
+    let output = match ran {
+        Ok(output) => output?,
+        Err(_) => bail!("the browser test did not finish within 180 s: {said:?}"),
+    };
+    ensure!(
+        output.status.success() && said.last().map(String::as_str) == Some("ok"),
+        "the browser test failed ({}):\n{}\n{}",
+        output.status,
+        said.join("\n"),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in said.iter().filter(|l| l.starts_with("timing ")) {
+        eprintln!("[web {}] {line}", host_name(app.stack.kind));
+    }
+    stopped
+}

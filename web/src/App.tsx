@@ -1,0 +1,55 @@
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { createBrowserRouter, Navigate, Outlet, RouterProvider, useLocation } from "react-router";
+import { ApiFailure } from "./api/client";
+import { useSession, SessionGate } from "./auth/useSession";
+import { Shell } from "./ui/Shell";
+import { SignIn } from "./pages/SignIn";
+import { Dashboard } from "./pages/Dashboard";
+import { NotFound } from "./pages/NotFound";
+
+const queries = new QueryClient({
+  defaultOptions: {
+    queries: {
+      // Refusals are answers, not glitches: retry only what may pass.
+      retry: (count, error) =>
+        count < 2 && !(error instanceof ApiFailure && error.status >= 400 && error.status < 500),
+      refetchOnWindowFocus: true,
+      staleTime: 5_000,
+    },
+  },
+});
+
+/** Pages behind sign-in: sends a visitor to /sign-in and back afterwards. */
+function RequireSession() {
+  const { user } = useSession();
+  const location = useLocation();
+  if (!user) {
+    return <Navigate to="/sign-in" replace state={{ from: location.pathname + location.search }} />;
+  }
+  return (
+    <Shell>
+      <Outlet />
+    </Shell>
+  );
+}
+
+const router = createBrowserRouter([
+  { path: "/sign-in", element: <SignIn /> },
+  {
+    element: <RequireSession />,
+    children: [
+      { path: "/", element: <Dashboard /> },
+      { path: "*", element: <NotFound /> },
+    ],
+  },
+]);
+
+export function App() {
+  return (
+    <QueryClientProvider client={queries}>
+      <SessionGate>
+        <RouterProvider router={router} />
+      </SessionGate>
+    </QueryClientProvider>
+  );
+}

@@ -1,0 +1,145 @@
+// The browser smoke path, driven by the black-box suite (tests/blackbox,
+// `web.rs`) against a real stack: Debian's Chromium under playwright-core
+// signs in, watches a simulated instrument's readings change on the
+// dashboard without a reload, and signs out. The suite passes what it set
+// up in the environment:
+//
+//   BASE_URL, EMAIL, PASSWORD    the host and a user of a fresh organization
+//   INSTRUMENT_ID                an instrument a simulated bridge is relaying
+//   LIVE                         "socket" (Workers, native) or "polling" (Spin)
+//   SCREENSHOTS                  a folder for the screenshots of each page
+//   UPDATES                      how many reading changes to watch (default 3)
+//
+// It prints `timing <name> <ms>` lines (the benchmark reads them) and `ok`.
+// Every check that fails exits non-zero with what it saw.
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const base = env("BASE_URL");
+const shots = env("SCREENSHOTS");
+const live = env("LIVE");
+const instrumentId = env("INSTRUMENT_ID");
+const updates = Number(process.env.UPDATES ?? 3);
+mkdirSync(shots, { recursive: true });
+
+// Evaluated through the DevTools protocol, which the page's content
+// security policy (no inline scripts) does not govern.
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+let failed = false;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error" && !/WebSocket|Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+
+  const started = Date.now();
+  await page.goto(base + "/");
+  await page.waitForURL(/\/sign-in$/, { timeout: 15_000 });
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  await accessible(page, "sign-in");
+  await page.screenshot({ path: join(shots, "sign-in.png") });
+
+  await page.getByLabel("E-mail").fill(env("EMAIL"));
+  await page.getByLabel("Password").fill(env("PASSWORD"));
+  const navigated = Date.now();
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Instruments" }).waitFor({ timeout: 15_000 });
+  const card = page.locator(`[data-instrument="${instrumentId}"]`);
+  await card.waitFor({ timeout: 15_000 });
+  const state = page.locator("[data-live-state]");
+  if (live === "socket") {
+    await page.locator('[data-live-state="live"]').waitFor({ timeout: 15_000 });
+  } else {
+    await page.locator('[data-live-state="unavailable"]').waitFor({ timeout: 15_000 });
+  }
+  const ready = Date.now();
+  console.log(`timing dashboard-ms ${ready - navigated} first-load-ms ${ready - started}`);
+
+  // Each change of the newest reading's time on the card is a reading
+  // that reached the page without a reload; its delay is now minus the
+  // time the simulator took it (one clock: the same machine).
+  const newest = async () =>
+    card.locator("[data-metric] time").evaluateAll((times) => {
+      const stamps = times.map((t) => t.getAttribute("datetime") ?? "").filter(Boolean);
+      return stamps.sort((a, b) => Date.parse(a) - Date.parse(b)).at(-1) ?? "";
+    });
+  let seen = await newest();
+  const delays = [];
+  const deadline = Date.now() + (live === "socket" ? 30_000 : 90_000);
+  while (delays.length < updates) {
+    if (Date.now() > deadline) throw new Error(`only ${delays.length} reading changes seen; newest ${seen}`);
+    const now = await newest();
+    if (now !== "" && now !== seen) {
+      delays.push(Date.now() - Date.parse(now));
+      seen = now;
+    }
+    await page.waitForTimeout(20);
+  }
+  console.log(`timing reading-delays-ms ${delays.join(",")}`);
+  console.log(`live-state ${await state.getAttribute("data-live-state")}`);
+  await accessible(page, "dashboard");
+  await page.screenshot({ path: join(shots, `dashboard-${live}.png`), fullPage: true });
+
+  // Tablet width: the same page, still usable.
+  await page.setViewportSize({ width: 820, height: 1100 });
+  await page.screenshot({ path: join(shots, `dashboard-tablet-${live}.png`), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  const name = (await card.locator("h2").textContent()) ?? "";
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/sign-in$/);
+  // Back to the dashboard's entry in the history: the app shows the
+  // sign-in page again, and nothing of what the session saw.
+  await page.goBack();
+  await page.waitForURL(/\/sign-in$/, { timeout: 5_000 });
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  const after = await page.content();
+  if (after.includes(name)) {
+    throw new Error(`after signing out, the back button shows the instrument ${name} at ${page.url()}`);
+  }
+  await page.screenshot({ path: join(shots, "after-sign-out.png") });
+  if (problems.length > 0) throw new Error(problems.join("\n"));
+  console.log("ok");
+} catch (error) {
+  failed = true;
+  console.error(`browser smoke failed: ${error instanceof Error ? error.stack : error}`);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
+
+/** axe-core in the page: fails on any serious or critical violation. */
+async function accessible(page, what) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async () => await globalThis.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  if (bad.length > 0) {
+    throw new Error(
+      `${what}: accessibility violations:\n` +
+        bad.map((v) => `  ${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`).join("\n"),
+    );
+  }
+}
