@@ -49,6 +49,8 @@ const mf = new Miniflare({
     bindings: bindingsOf(spec),
     // The web application: static assets as Workers serves them, with the
     // Worker run first for /api/* (an unclaimed API path: the 404 envelope).
+    // It is the first worker, with no route: miniflare's fallback for every
+    // path no route claims, and the only worker it reaches through assets.
     ...(spec.assets
       ? {
           assets: {

@@ -256,21 +256,28 @@ pub fn workers_json() -> String {
             })
         })
         .collect();
+    // The web application first and with no route: miniflare sends what no
+    // route claims to its first worker, and only through that worker's
+    // static assets (a routed worker is reached directly), as Workers does
+    // for the zone's catch-all.
     let mut workers: Vec<serde_json::Value> = workers;
-    workers.push(serde_json::json!({
-        "name": WEB_FUNCTION,
-        "modulesRoot": format!("functions/{WEB_FUNCTION}/build"),
-        "scriptPath": format!("functions/{WEB_FUNCTION}/build/index.js"),
-        "routes": ["*/*"],
-        "services": {},
-        "secrets": [],
-        "durableObjects": {},
-        "assets": {
-            "directory": "web/dist",
-            "notFoundHandling": "single-page-application",
-            "runWorkerFirst": ["/api/*"],
-        },
-    }));
+    workers.insert(
+        0,
+        serde_json::json!({
+            "name": WEB_FUNCTION,
+            "modulesRoot": format!("functions/{WEB_FUNCTION}/build"),
+            "scriptPath": format!("functions/{WEB_FUNCTION}/build/index.js"),
+            "routes": [],
+            "services": {},
+            "secrets": [],
+            "durableObjects": {},
+            "assets": {
+                "directory": "web/dist",
+                "notFoundHandling": "single-page-application",
+                "runWorkerFirst": ["/api/*"],
+            },
+        }),
+    );
     let mut text = serde_json::to_string_pretty(&workers).unwrap_or_default();
     text.push('\n');
     text
