@@ -6,6 +6,7 @@ import { Shell } from "./ui/Shell";
 import { SignIn } from "./pages/SignIn";
 import { Dashboard } from "./pages/Dashboard";
 import { NotFound } from "./pages/NotFound";
+import { Profile } from "./pages/Profile";
 
 const queries = new QueryClient({
   defaultOptions: {
@@ -39,6 +40,7 @@ const router = createBrowserRouter([
     element: <RequireSession />,
     children: [
       { path: "/", element: <Dashboard /> },
+      { path: "/profile", element: <Profile /> },
       { path: "*", element: <NotFound /> },
     ],
   },

@@ -128,6 +128,10 @@ catalogue! {
     MfaPolicyChanged = "MFA_POLICY_CHANGED", Warning, Success, None, "Second-factor policy changed";
     /// A login was ended by its user.
     AuthLogout = "AUTH_LOGOUT", Info, Success, Some(R::Session), "User logged out";
+    /// A user ended another of their logins (from the profile's list of logins).
+    AuthSessionRevoked = "AUTH_SESSION_REVOKED", Info, Success, Some(R::Session), "User ended one of their logins";
+    /// A user changed their password (the current one given); their other logins ended.
+    AuthPasswordChanged = "AUTH_PASSWORD_CHANGED", Warning, Success, Some(R::User), "Password changed by its user; other logins ended";
     /// A spent refresh token was presented again: its whole session family is revoked.
     AuthRefreshReuse = "AUTH_REFRESH_REUSE", Critical, Denied, Some(R::Session), "Spent refresh token presented again; session family revoked";
     /// Someone asked for a password reset link (`metadata.accountFound`).

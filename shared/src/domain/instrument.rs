@@ -18,6 +18,27 @@ string_enum! {
     }
 }
 
+impl InstrumentType {
+    /// Its name for people.
+    pub fn label(self) -> &'static str {
+        use InstrumentType::*;
+        match self {
+            DnaSequencer => "DNA sequencer",
+            LiquidHandler => "Liquid handler",
+            Hplc => "HPLC",
+            Qpcr => "qPCR",
+            PlateReader => "Plate reader",
+            Centrifuge => "Centrifuge",
+            Incubator => "Incubator",
+            Freezer => "Freezer",
+            Spectrophotometer => "Spectrophotometer",
+            Microscope => "Microscope",
+            MassSpectrometer => "Mass spectrometer",
+            FlowCytometer => "Flow cytometer",
+        }
+    }
+}
+
 string_enum! {
     /// What an instrument is doing.
     InstrumentStatus {

@@ -241,6 +241,84 @@ pub const CALIBRATION_FIELDS: &[Field] = &[
     field!("results", Kind::Object),
 ];
 
+/// The fields as a JSON Schema (2020-12) object: what a client needs to
+/// build a form for them (`GET /api/v1/instrument-types`). No field is
+/// required: the server fills none in, and an empty document is valid.
+pub fn json_schema(fields: &[Field]) -> Value {
+    let properties: Map<String, Value> = fields
+        .iter()
+        .map(|f| (f.name.to_owned(), kind_schema(f.kind)))
+        .collect();
+    serde_json::json!({
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": false,
+    })
+}
+
+fn kind_schema(kind: Kind) -> Value {
+    use serde_json::json;
+    match kind {
+        Kind::Number { min, max } => json!({"type": "number", "minimum": min, "maximum": max}),
+        Kind::Integer { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
+        Kind::IntegerOneOf(values) => json!({"type": "integer", "enum": values}),
+        Kind::Text { max_len } => json!({"type": "string", "maxLength": max_len}),
+        Kind::OneOf(values) => json!({"type": "string", "enum": values}),
+        Kind::Bool => json!({"type": "boolean"}),
+        Kind::TextList { max_items } => {
+            json!({"type": "array", "items": {"type": "string"}, "maxItems": max_items})
+        }
+        Kind::IntegerList {
+            min,
+            max,
+            max_items,
+        } => json!({
+            "type": "array",
+            "items": {"type": "integer", "minimum": min, "maximum": max},
+            "maxItems": max_items,
+        }),
+        Kind::Timestamp => json!({"type": "string", "format": "date-time"}),
+        Kind::Object => json!({"type": "object"}),
+    }
+}
+
+/// `kind`'s whole configuration as a JSON Schema: the common fields, its
+/// own, and `qcThresholds` (`{metric: {warn, fail}}`) when it has QC
+/// metrics.
+pub fn configuration_schema(kind: InstrumentType) -> Value {
+    let fields: Vec<Field> = COMMON
+        .iter()
+        .chain(configuration_fields(kind))
+        .copied()
+        .collect();
+    let mut schema = json_schema(&fields);
+    let metrics = qc_metrics(kind);
+    if !metrics.is_empty()
+        && let Some(properties) = schema["properties"].as_object_mut()
+    {
+        let limits: Map<String, Value> = metrics
+            .iter()
+            .map(|m| {
+                let bound = serde_json::json!({"type": "number"});
+                (
+                    m.name.to_owned(),
+                    serde_json::json!({
+                        "type": "object",
+                        "description": m.description,
+                        "properties": {"warn": bound, "fail": bound},
+                        "additionalProperties": false,
+                    }),
+                )
+            })
+            .collect();
+        properties.insert(
+            "qcThresholds".to_owned(),
+            serde_json::json!({"type": "object", "properties": limits, "additionalProperties": false}),
+        );
+    }
+    schema
+}
+
 /// Checks `configuration` against `kind`'s schema.
 pub fn check_configuration(kind: InstrumentType, doc: &Map<String, Value>) -> Vec<FieldError> {
     let mut problems = Vec::new();
@@ -471,6 +549,38 @@ mod tests {
 
     fn fields(problems: &[FieldError]) -> Vec<&str> {
         problems.iter().map(|p| p.field.as_str()).collect()
+    }
+
+    #[test]
+    fn every_type_has_a_schema_its_own_checks_accept() {
+        for kind in InstrumentType::ALL {
+            let schema = configuration_schema(*kind);
+            let properties = schema["properties"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                properties.contains_key("calibrationIntervalDays"),
+                "{kind:?}"
+            );
+            for field in configuration_fields(*kind) {
+                assert!(
+                    properties.contains_key(field.name),
+                    "{kind:?} {}",
+                    field.name
+                );
+            }
+            assert_eq!(
+                properties.contains_key("qcThresholds"),
+                !qc_metrics(*kind).is_empty(),
+                "{kind:?}"
+            );
+        }
+        let schema = configuration_schema(InstrumentType::Qpcr);
+        assert_eq!(
+            schema["properties"]["wells"],
+            serde_json::json!({"type": "integer", "enum": [48, 96, 384]})
+        );
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! is a row of it, stored as its SHA-256 and rotated on every use (see
 //! `auth::session`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Scope;
 use crate::db::{Db, DbError, Statement, statement};
+use crate::domain::Timestamp;
 use crate::params;
 use crate::platform::Platform;
 
@@ -121,6 +122,10 @@ pub enum Ending {
     Reuse,
     Deactivated,
     PasswordReset,
+    /// Its user ended it from another login.
+    Revoked,
+    /// Its user changed their password in another login.
+    PasswordChanged,
 }
 
 impl Ending {
@@ -130,6 +135,8 @@ impl Ending {
             Ending::Reuse => "reuse",
             Ending::Deactivated => "deactivated",
             Ending::PasswordReset => "password_reset",
+            Ending::Revoked => "revoked",
+            Ending::PasswordChanged => "password_changed",
         }
     }
 }
@@ -149,6 +156,63 @@ pub fn end_all_of(scope: &Scope, user: uuid::Uuid, why: Ending) -> Statement {
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 \
          WHERE user_id = $1 AND organization_id = $2 AND revoked_at IS NULL",
         params![user, scope.organization_id(), why.as_str()],
+    )
+}
+
+/// One live login (session family) of a user, as its user sees it.
+#[derive(Debug, Deserialize, Serialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = OwnLogin, rename_all = "camelCase")
+)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct Login {
+    /// The login's id (its session family): `sessionId` in `/api/auth/me`.
+    pub id: uuid::Uuid,
+    pub signed_in_at: Timestamp,
+    /// When it last refreshed its access token.
+    pub last_refreshed_at: Timestamp,
+    /// Where it last refreshed from.
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// When it ends unless refreshed.
+    pub expires_at: Timestamp,
+}
+
+/// The live logins of `user`, the most recently active first (at most 100).
+pub async fn logins_of<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    user: uuid::Uuid,
+) -> Result<Vec<Login>, DbError> {
+    scope
+        .fetch_all(
+            db,
+            statement(
+                "SELECT family_id AS id, min(created_at) AS signed_in_at,                         max(created_at) AS last_refreshed_at,                         (array_agg(host(ip_address) ORDER BY created_at DESC))[1] AS ip_address,                         (array_agg(user_agent ORDER BY created_at DESC))[1] AS user_agent,                         max(expires_at) AS expires_at                    FROM sessions WHERE organization_id = $1 AND user_id = $2                   GROUP BY family_id                  HAVING bool_or(revoked_at IS NULL AND expires_at > now())                   ORDER BY max(created_at) DESC LIMIT 100",
+                params![scope.organization_id(), user],
+            ),
+        )
+        .await
+}
+
+/// Ends login `family` of `user` only; returns its tokens that were live
+/// (`family_id`), none when it is no live login of theirs.
+pub fn end_login_of(scope: &Scope, user: uuid::Uuid, family: uuid::Uuid, why: Ending) -> Statement {
+    statement(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $4 \
+          WHERE family_id = $1 AND organization_id = $2 AND user_id = $3 \
+            AND revoked_at IS NULL AND expires_at > now() RETURNING family_id",
+        params![family, scope.organization_id(), user, why.as_str()],
+    )
+}
+
+/// Ends every login of `user` but `keep`.
+pub fn end_others_of(scope: &Scope, user: uuid::Uuid, keep: uuid::Uuid, why: Ending) -> Statement {
+    statement(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $4          WHERE user_id = $1 AND organization_id = $2 AND family_id <> $3 AND revoked_at IS NULL",
+        params![user, scope.organization_id(), keep, why.as_str()],
     )
 }
 

@@ -125,6 +125,15 @@ pub async fn with_organization<P: Platform>(
         .await
 }
 
+/// Replaces the password of active user `id` (`password_hash`, PHC), and
+/// clears a lockout; returns the id, none when the user is gone.
+pub fn set_password(scope: &Scope, id: uuid::Uuid, password_hash: &str) -> Statement {
+    statement(
+        "UPDATE users SET password_hash = $3, failed_login_attempts = 0, account_locked_until = NULL,                 updated_at = now()           WHERE id = $1 AND organization_id = $2 AND is_active RETURNING id",
+        params![id, scope.organization_id(), password_hash],
+    )
+}
+
 /// An account as a login sees it.
 #[derive(Debug, Deserialize)]
 pub struct Account {

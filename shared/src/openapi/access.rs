@@ -6,6 +6,9 @@ use crate::routes;
 #[openapi(paths(
     routes::auth_login::login,
     routes::auth_logout::logout,
+    routes::auth_password::change,
+    routes::auth_sessions::list,
+    routes::auth_sessions_item::end,
     routes::auth_refresh::refresh,
     routes::auth_me::me,
     routes::auth_mfa::status,

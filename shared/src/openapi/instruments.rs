@@ -23,6 +23,7 @@ use crate::routes;
         routes::bridge_ingest::ingest,
         routes::bridge_commands::poll,
         routes::live::live,
+        routes::instrument_types::list,
     ),
     components(schemas(crate::live::hub::DashboardEvent))
 )]

@@ -34,6 +34,8 @@ const GUARDS: &[(&str, Method, Guard)] = &[
     ("auth-mfa", Method::DELETE, SignedIn),
     ("auth-mfa-enroll", Method::POST, SignedIn),
     ("auth-mfa-confirm", Method::POST, SignedIn),
+    ("auth-sessions", Method::GET, SignedIn),
+    ("instrument-types", Method::GET, Needs(P::InstrumentsView)),
     ("instruments", Method::GET, Needs(P::InstrumentsView)),
     ("instruments", Method::POST, Needs(P::InstrumentsManage)),
     ("instruments-item", Method::GET, Needs(P::InstrumentsView)),
@@ -114,7 +116,11 @@ const GUARDS: &[(&str, Method, Guard)] = &[
         Method::PUT,
         Needs(P::UsersManage),
     ),
-    // Last: it ends the session the walk uses.
+    // Another user's login is 404 to anyone (sessions cases); the walk
+    // would end its own.
+    ("auth-sessions-item", Method::DELETE, SignedIn),
+    // Last: they change the walker's password and end its session.
+    ("auth-password", Method::PUT, SignedIn),
     ("auth-logout", Method::POST, SignedIn),
 ];
 

@@ -23,6 +23,8 @@ crate::cases![
     refresh_works_from_the_cookie,
     refresh_rejects_bad_input,
     logout_ends_the_session_at_once,
+    own_logins_are_listed_and_ended_one_by_one,
+    password_change_needs_the_current_one_and_ends_the_other_logins,
     deactivation_and_role_changes_take_effect_at_once,
     lockout_after_repeated_failures_then_unlock,
 ];
@@ -761,5 +763,170 @@ async fn tokens_verify_with_the_published_keys_alone(app: &TestApp) -> anyhow::R
         .post("/api/auth/jwks", &json!({}))
         .await?
         .expect_error(405, "METHOD_NOT_ALLOWED")?;
+    Ok(())
+}
+
+/// The login id (`sessionId`) of an access token.
+async fn session_id(app: &TestApp, token: &str) -> anyhow::Result<String> {
+    let me = app.as_user(token).get("/api/auth/me").await?;
+    Ok(me.expect_ok(200)?["sessionId"]
+        .as_str()
+        .context("sessionId")?
+        .to_owned())
+}
+
+async fn own_logins_are_listed_and_ended_one_by_one(app: &TestApp) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Scientist).await?;
+    let here = app.login(&user).await?;
+    let there = app.login(&user).await?;
+    let (here_id, there_id) = (
+        session_id(app, &here).await?,
+        session_id(app, &there).await?,
+    );
+    let list = app.as_user(&here).get("/api/auth/sessions").await?;
+    let data = list.expect_ok(200)?;
+    ensure!(data["current"] == here_id.as_str(), "{data}");
+    let ids: Vec<&str> = data["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .filter_map(|l| l["id"].as_str())
+        .collect();
+    ensure!(
+        ids.len() == 2 && ids.contains(&here_id.as_str()) && ids.contains(&there_id.as_str()),
+        "{data}"
+    );
+    let first = &data["items"][0];
+    for field in ["signedInAt", "lastRefreshedAt", "expiresAt"] {
+        ensure!(first[field].is_string(), "{field}: {first}");
+    }
+
+    // Someone else's login is not the caller's to end, nor to see.
+    let stranger = app.new_org_user(Role::Scientist).await?;
+    let theirs = app.login(&stranger).await?;
+    let theirs_id = session_id(app, &theirs).await?;
+    app.as_user(&here)
+        .delete(&format!("/api/auth/sessions/{theirs_id}"))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    app.as_user(&theirs)
+        .get("/api/auth/me")
+        .await?
+        .expect_ok(200)?;
+    app.as_user(&here)
+        .delete("/api/auth/sessions/not-a-uuid")
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+
+    // Ending the other login stops it at once; this one goes on.
+    let ended = app
+        .as_user(&here)
+        .delete(&format!("/api/auth/sessions/{there_id}"))
+        .await?;
+    let data = ended.expect_ok(200)?;
+    ensure!(
+        data["id"] == there_id.as_str() && data["wasCurrent"] == false,
+        "{data}"
+    );
+    app.as_user(&there)
+        .get("/api/auth/me")
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.as_user(&here)
+        .get("/api/auth/me")
+        .await?
+        .expect_ok(200)?;
+    let list = app.as_user(&here).get("/api/auth/sessions").await?;
+    ensure!(
+        list.expect_ok(200)?["items"].as_array().map(Vec::len) == Some(1),
+        "{}",
+        list.json
+    );
+    // Once ended, it is gone.
+    app.as_user(&here)
+        .delete(&format!("/api/auth/sessions/{there_id}"))
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    Ok(())
+}
+
+async fn password_change_needs_the_current_one_and_ends_the_other_logins(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let user = app.new_org_user(Role::Scientist).await?;
+    let here = app.login(&user).await?;
+    let there = app.login(&user).await?;
+    let new_password = "A-new-passw0rd-for-the-lab";
+
+    // Bad input is refused by field and changes nothing.
+    let weak = app
+        .as_user(&here)
+        .put(
+            "/api/auth/password",
+            &json!({"currentPassword": user.password, "newPassword": "short"}),
+        )
+        .await?;
+    weak.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(weak.detail_fields() == ["newPassword"], "{}", weak.json);
+    let same = app
+        .as_user(&here)
+        .put(
+            "/api/auth/password",
+            &json!({"currentPassword": user.password, "newPassword": user.password}),
+        )
+        .await?;
+    same.expect_error(400, "VALIDATION_ERROR")?;
+    app.as_user(&here)
+        .put("/api/auth/password", &json!({"newPassword": new_password}))
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
+    app.as_user(&here)
+        .put(
+            "/api/auth/password",
+            &json!({"currentPassword": "not my password", "newPassword": new_password}),
+        )
+        .await?
+        .expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    app.as_user(&there)
+        .get("/api/auth/me")
+        .await?
+        .expect_ok(200)?;
+
+    // The right one changes it: the other login ends, this one goes on,
+    // and only the new password signs in.
+    let changed = app
+        .as_user(&here)
+        .put(
+            "/api/auth/password",
+            &json!({"currentPassword": user.password, "newPassword": new_password}),
+        )
+        .await?;
+    ensure!(
+        changed.expect_ok(200)?["passwordChanged"] == true,
+        "{}",
+        changed.json
+    );
+    app.as_user(&there)
+        .get("/api/auth/me")
+        .await?
+        .expect_error(401, "AUTH_TOKEN_INVALID")?;
+    app.as_user(&here)
+        .get("/api/auth/me")
+        .await?
+        .expect_ok(200)?;
+    app.anonymous()
+        .post(
+            "/api/auth/login",
+            &json!({"email": user.email, "password": user.password}),
+        )
+        .await?
+        .expect_error(401, "AUTH_INVALID_CREDENTIALS")?;
+    app.anonymous()
+        .post(
+            "/api/auth/login",
+            &json!({"email": user.email, "password": new_password}),
+        )
+        .await?
+        .expect_ok(200)?;
     Ok(())
 }

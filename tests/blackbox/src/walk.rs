@@ -158,6 +158,41 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         .as_str()
         .context("accessToken")?
         .to_owned();
+    // A second login of the same user, ended from the first; then the
+    // password changed from the first (which goes on).
+    let second = app.login(&user).await?;
+    let me = app.as_user(&second).get("/api/auth/me").await?;
+    let second_id = me.json["data"]["sessionId"]
+        .as_str()
+        .context("sessionId")?
+        .to_owned();
+    let ended = app
+        .as_user(&access)
+        .delete(&format!("/api/auth/sessions/{second_id}"))
+        .await?;
+    walk.json(
+        "auth-sessions-item",
+        ended,
+        200,
+        &["AUTH_SESSION_REVOKED"],
+        Method::DELETE,
+    )
+    .await?;
+    let changed = app
+        .as_user(&access)
+        .put(
+            "/api/auth/password",
+            &json!({"currentPassword": user.password, "newPassword": "Changed-Passw0rd-2026!"}),
+        )
+        .await?;
+    walk.json(
+        "auth-password",
+        changed,
+        200,
+        &["AUTH_PASSWORD_CHANGED"],
+        Method::PUT,
+    )
+    .await?;
     let logout = app
         .as_user(&access)
         .post("/api/auth/logout", &json!({}))

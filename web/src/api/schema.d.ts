@@ -127,6 +127,72 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Change the caller's password
+         * @description Any signed-in user, with an access token (an API key has no password).
+         *     Re-authentication with the current password; rate limited
+         *     (authentication class) per client address and user. Every other login
+         *     of the user ends; this one goes on. Audited (`AUTH_PASSWORD_CHANGED`).
+         */
+        put: operations["putAuthPassword"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's live logins
+         * @description Any signed-in user: their own logins only, the most recently active
+         *     first (at most 100).
+         */
+        get: operations["getAuthSessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End one of the caller's logins
+         * @description Any signed-in user, their own logins only (`404` otherwise). Ending the
+         *     current one is a logout without clearing the cookie. Audited
+         *     (`AUTH_SESSION_REVOKED`).
+         */
+        delete: operations["deleteAuthSessionsItem"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/refresh": {
         parameters: {
             query?: never;
@@ -1009,6 +1075,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/instrument-types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The instrument types and their schemas
+         * @description Requires `instruments:view`. The same for every organization; the
+         *     source of the forms that register and configure instruments.
+         */
+        get: operations["getInstrumentTypes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/runs": {
         parameters: {
             query?: never;
@@ -1767,6 +1854,15 @@ export interface components {
             /** @description Undelivered or unacknowledged by then, it expires. */
             expiresAt: components["schemas"]["Timestamp"];
         };
+        CommandInfo: {
+            name: string;
+            description: string;
+            /** @description A JSON Schema of its `parameters`. */
+            parameters: Record<string, never>;
+            required: string[];
+            /** @description The statuses in which the instrument takes it. */
+            allowedIn: components["schemas"]["InstrumentStatus"][];
+        };
         CommandInput: {
             /**
              * @description A standard command (`start`, `stop`, `pause`, `resume`, `calibrate`,
@@ -2376,6 +2472,25 @@ export interface components {
             }[];
         };
         /** @description A whole list in one answer (short lists that need no cursor). */
+        Items_TypeInfo: {
+            items: {
+                type: components["schemas"]["InstrumentType"];
+                label: string;
+                /**
+                 * @description A JSON Schema (2020-12) of the type's `configuration`: an object of
+                 *     optional fields, no others.
+                 */
+                configuration: Record<string, never>;
+                /**
+                 * @description The QC metrics its run data are checked on, with the default
+                 *     thresholds (`configuration.qcThresholds` overrides them).
+                 */
+                qcMetrics: components["schemas"]["MetricInfo"][];
+                /** @description The control commands it accepts (`POST .../control`). */
+                commands: components["schemas"]["CommandInfo"][];
+            }[];
+        };
+        /** @description A whole list in one answer (short lists that need no cursor). */
         Items_User: {
             items: {
                 /** Format: uuid */
@@ -2494,6 +2609,12 @@ export interface components {
         };
         /** @description What a login answers: its tokens, or the challenge of a second step. */
         LoginAnswer: components["schemas"]["TokenReply"] | components["schemas"]["LoginSecondStep"];
+        LoginEnded: {
+            /** Format: uuid */
+            id: string;
+            /** @description Whether it was the login of this request (then sign in again). */
+            wasCurrent: boolean;
+        };
         LoginInput: {
             email: string;
             /** @description At most 1024 characters. */
@@ -2720,6 +2841,15 @@ export interface components {
             version: string;
             requestId: string;
         };
+        MetricInfo: {
+            name: string;
+            description: string;
+            better: components["schemas"]["Better"];
+            /** Format: double */
+            warn: number;
+            /** Format: double */
+            fail: number;
+        };
         /**
          * @description What a confirmation answers: signed in, the recovery codes; at a login,
          *     the login's tokens (with `recoveryCodes`).
@@ -2830,6 +2960,30 @@ export interface components {
             code?: string | null;
             /** @description One of the unused recovery codes; it is spent. */
             recoveryCode?: string | null;
+        };
+        /** @description One live login (session family) of a user, as its user sees it. */
+        OwnLogin: {
+            /**
+             * Format: uuid
+             * @description The login's id (its session family): `sessionId` in `/api/auth/me`.
+             */
+            id: string;
+            signedInAt: components["schemas"]["Timestamp"];
+            /** @description When it last refreshed its access token. */
+            lastRefreshedAt: components["schemas"]["Timestamp"];
+            /** @description Where it last refreshed from. */
+            ipAddress?: string | null;
+            userAgent?: string | null;
+            /** @description When it ends unless refreshed. */
+            expiresAt: components["schemas"]["Timestamp"];
+        };
+        OwnLogins: {
+            items: components["schemas"]["OwnLogin"][];
+            /**
+             * Format: uuid
+             * @description The login this request came with (none for an API key).
+             */
+            current?: string | null;
         };
         /** @description One page of a list and the cursor of the next, if any. */
         Page_Command: {
@@ -3014,6 +3168,19 @@ export interface components {
                 signatures: components["schemas"]["SignatureSummary"][];
             }[];
             nextCursor?: string | null;
+        };
+        PasswordChangeInput: {
+            /** @description The password in use now. */
+            currentPassword: string;
+            /**
+             * @description The new password (the policy: `docs/` and the `400` details say
+             *     what it lacks).
+             */
+            newPassword: string;
+        };
+        PasswordChanged: {
+            /** @description Always `true`. */
+            passwordChanged: boolean;
         };
         /** @description The answer of a reset. */
         PasswordReset: {
@@ -3512,6 +3679,23 @@ export interface components {
             message: string;
             requestId: string;
         };
+        /** @description One instrument type. */
+        TypeInfo: {
+            type: components["schemas"]["InstrumentType"];
+            label: string;
+            /**
+             * @description A JSON Schema (2020-12) of the type's `configuration`: an object of
+             *     optional fields, no others.
+             */
+            configuration: Record<string, never>;
+            /**
+             * @description The QC metrics its run data are checked on, with the default
+             *     thresholds (`configuration.qcThresholds` overrides them).
+             */
+            qcMetrics: components["schemas"]["MetricInfo"][];
+            /** @description The control commands it accepts (`POST .../control`). */
+            commands: components["schemas"]["CommandInfo"][];
+        };
         /** @enum {string} */
         UploadStatus: "uploading" | "complete" | "purged";
         /** @description A user as admins see them. */
@@ -3734,6 +3918,143 @@ export interface operations {
             };
             /** @description Called with an API key, which has no session (`VALIDATION_ERROR`) */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    putAuthPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChangeInput"];
+            };
+        };
+        responses: {
+            /** @description Changed; the other logins ended */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["PasswordChanged"];
+                    };
+                };
+            };
+            /** @description The new password fails the policy, or equals the current one, or the caller is an API key (`VALIDATION_ERROR`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The current password is wrong (`AUTH_INVALID_CREDENTIALS`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Too many attempts (`RATE_LIMIT_EXCEEDED`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getAuthSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The live logins */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["OwnLogins"];
+                    };
+                };
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    deleteAuthSessionsItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The login (session family) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ended */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["LoginEnded"];
+                    };
+                };
+            };
+            /** @description No live login of the caller's with this id */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5644,6 +5965,40 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getInstrumentTypes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["Items_TypeInfo"];
+                    };
+                };
             };
             /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
             default: {

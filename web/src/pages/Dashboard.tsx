@@ -4,6 +4,7 @@ import { api, call, type Schemas } from "../api/client";
 import { useCan } from "../auth/useSession";
 import { connectLive, type LiveMessage, type LiveReading, type LiveState } from "../live/socket";
 import { Problem } from "../ui/Problem";
+import { AddInstrument } from "./AddInstrument";
 import { dueBadge, metricLabel, relativeTime, statusLabel } from "./format";
 
 type Instrument = Schemas["Instrument"];
@@ -43,6 +44,13 @@ export function Dashboard() {
     });
   }, [liveAvailable]);
 
+  const types = useQuery({
+    queryKey: ["instrument-types"],
+    queryFn: () => call(() => api.GET("/api/v1/instrument-types")),
+    staleTime: Infinity,
+  });
+  const typeLabel = (kind: string) => types.data?.items.find((t) => t.type === kind)?.label ?? kind;
+
   const instruments = useQuery({
     queryKey: ["instruments", "all"],
     queryFn: () => call(() => api.GET("/api/v1/instruments", { params: { query: { limit: 100 } } })),
@@ -68,7 +76,7 @@ export function Dashboard() {
 
   const counts = new Map<string, number>();
   for (const instrument of items) counts.set(current(instrument), (counts.get(current(instrument)) ?? 0) + 1);
-  const types = [...new Set(items.map((i) => i.type))].sort();
+  const kinds = [...new Set(items.map((i) => i.type))].sort();
   const locations = [...new Set(items.map((i) => i.location).filter((l): l is string => !!l))].sort();
 
   const needle = search.trim().toLowerCase();
@@ -86,6 +94,7 @@ export function Dashboard() {
       <div className="page-head">
         <h1 id="dashboard-title">Instruments</h1>
         <LiveBadge state={live.state} since={live.since} />
+        {canManage && <AddInstrument />}
       </div>
 
       {instruments.isPending && <p role="status">Loading instruments…</p>}
@@ -115,7 +124,7 @@ export function Dashboard() {
               Type{" "}
               <select value={kind} onChange={(e) => setKind(e.target.value)}>
                 <option value="">All types</option>
-                {types.map((t) => <option key={t} value={t}>{t}</option>)}
+                {kinds.map((t) => <option key={t} value={t}>{typeLabel(t)}</option>)}
               </select>
             </label>
             <label>
@@ -141,7 +150,7 @@ export function Dashboard() {
 
           <ul className={view === "grid" ? "cards" : "rows"} aria-label="Instruments">
             {shown.map((instrument) => (
-              <InstrumentCard key={instrument.id} instrument={instrument} status={statusOf.get(instrument.id)}
+              <InstrumentCard key={instrument.id} instrument={instrument} status={statusOf.get(instrument.id)} typeLabel={typeLabel(instrument.type)}
                 live={pushed[instrument.id]} current={current(instrument)} />
             ))}
           </ul>
@@ -151,8 +160,9 @@ export function Dashboard() {
   );
 }
 
-function InstrumentCard({ instrument, status, live, current }: {
+function InstrumentCard({ instrument, status, live, current, typeLabel }: {
   instrument: Instrument;
+  typeLabel: string;
   status: Status | undefined;
   live: LiveView | undefined;
   current: string;
@@ -175,7 +185,7 @@ function InstrumentCard({ instrument, status, live, current }: {
         <span className={`badge status-${current}`}>{statusLabel(current)}</span>
       </div>
       <p className="muted small">
-        {instrument.type}
+        {typeLabel}
         {instrument.location ? ` · ${instrument.location}` : ""}
         {instrument.model ? ` · ${instrument.model}` : ""}
       </p>

@@ -28,9 +28,9 @@ export function Shell({ children }: { children: ReactNode }) {
         </nav>
         <div className="who">
           {me.data && (
-            <span title={me.data.email}>
+            <NavLink to="/profile" className="me" title={`${me.data.email}: your profile`}>
               {me.data.name} · <span className="muted">{me.data.organization.name}</span>
-            </span>
+            </NavLink>
           )}
           <button type="button" className="secondary" onClick={() => void signOut()}>
             Sign out
