@@ -445,6 +445,7 @@ fn drop_test_databases(secrets: &Secrets) -> anyhow::Result<()> {
 fn bench() -> anyhow::Result<()> {
     tools::setup()?;
     tools::valgrind()?;
+    web::build()?;
     wasm::build_workers()?;
     // The keys section also runs the functions on wasmtime.
     wasm::build_spin()?;

@@ -108,6 +108,27 @@ async fn web_app_is_served_from_the_api_origin(app: &TestApp) -> anyhow::Result<
 }
 
 async fn web_dashboard_shows_live_readings_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
+    for line in browse(app, 3).await? {
+        eprintln!("[web {}] {line}", host_name(app.stack.kind));
+    }
+    Ok(())
+}
+
+/// What the browser measured (`timing <name> <values>`).
+#[derive(Debug, Default)]
+pub struct Timings {
+    /// From clicking "Sign in" to the dashboard showing the instrument live.
+    pub dashboard_ms: u64,
+    /// From opening the URL (a cold browser) to the same.
+    pub first_load_ms: u64,
+    /// Each reading's delay from the simulator to the page.
+    pub reading_delays_ms: Vec<u64>,
+}
+
+/// Runs `web/tests/smoke.mjs` in Chromium against `app`'s host with a
+/// simulated bridge relaying a freezer, watching `updates` reading changes;
+/// fails on any failed check, else returns the timings the script printed.
+pub async fn browse(app: &TestApp, updates: usize) -> anyhow::Result<Vec<String>> {
     built_index()?;
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     ensure!(
@@ -145,6 +166,7 @@ async fn web_dashboard_shows_live_readings_in_a_browser(app: &TestApp) -> anyhow
         .env("LIVE", if spin { "polling" } else { "socket" })
         .env("SCREENSHOTS", &shots)
         .env("CHROMIUM", &chromium)
+        .env("UPDATES", updates.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -153,7 +175,8 @@ async fn web_dashboard_shows_live_readings_in_a_browser(app: &TestApp) -> anyhow
     let stdout = browser.stdout.take().context("node's stdout")?;
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let mut said = Vec::new();
-    let ran = tokio::time::timeout(std::time::Duration::from_secs(180), async {
+    let limit = std::time::Duration::from_secs(180 + updates as u64);
+    let ran = tokio::time::timeout(limit, async {
         while let Some(line) = lines.next_line().await? {
             said.push(line);
         }
@@ -163,7 +186,7 @@ async fn web_dashboard_shows_live_readings_in_a_browser(app: &TestApp) -> anyhow
     let stopped = agent.stop().await;
     let output = match ran {
         Ok(output) => output?,
-        Err(_) => bail!("the browser test did not finish within 180 s: {said:?}"),
+        Err(_) => bail!("the browser test did not finish within {limit:?}: {said:?}"),
     };
     ensure!(
         output.status.success() && said.last().map(String::as_str) == Some("ok"),
@@ -172,8 +195,30 @@ async fn web_dashboard_shows_live_readings_in_a_browser(app: &TestApp) -> anyhow
         said.join("\n"),
         String::from_utf8_lossy(&output.stderr)
     );
-    for line in said.iter().filter(|l| l.starts_with("timing ")) {
-        eprintln!("[web {}] {line}", host_name(app.stack.kind));
+    stopped?;
+    Ok(said
+        .into_iter()
+        .filter(|l| l.starts_with("timing "))
+        .collect())
+}
+
+/// Reads the script's `timing` lines.
+pub fn timings(lines: &[String]) -> Timings {
+    let mut out = Timings::default();
+    for line in lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let mut pairs = words.iter().skip(1).collect::<Vec<_>>().into_iter();
+        while let (Some(name), Some(value)) = (pairs.next(), pairs.next()) {
+            match *name {
+                "dashboard-ms" => out.dashboard_ms = value.parse().unwrap_or_default(),
+                "first-load-ms" => out.first_load_ms = value.parse().unwrap_or_default(),
+                "reading-delays-ms" => {
+                    out.reading_delays_ms =
+                        value.split(',').filter_map(|v| v.parse().ok()).collect();
+                }
+                _ => {}
+            }
+        }
     }
-    stopped
+    out
 }

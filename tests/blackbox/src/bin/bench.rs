@@ -20,8 +20,11 @@
 //!    list, the token's Ed25519 verification per request on workerd and
 //!    wasmtime, one signature operation natively and in wasm.
 //!
-//! `ANTEVUS_BENCH_ONLY=audit|live|cpu|proxy|keys` runs one of the last five
-//! alone.
+//! 9. the web application ([`web`]): what a first visit downloads, the
+//!    time to a live dashboard in Chromium, a reading's delay to the page.
+//!
+//! `ANTEVUS_BENCH_ONLY=audit|live|cpu|proxy|keys|web` runs one of the last
+//! six alone.
 //!
 //! Prints Markdown tables. Timings are measured, never asserted.
 
@@ -35,6 +38,8 @@ mod keys;
 mod live;
 #[path = "bench/proxy.rs"]
 mod proxy;
+#[path = "bench/web.rs"]
+mod web;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -300,6 +305,7 @@ fn main() -> anyhow::Result<()> {
             "cpu" => return cpu::run(&app).await,
             "proxy" => return proxy::run(&app).await,
             "keys" => return keys::run(&stack, &app).await,
+            "web" => return web::run(&app).await,
             _ => {}
         }
         let db = app.db().await?;
@@ -482,6 +488,8 @@ fn main() -> anyhow::Result<()> {
         proxy::run(&app).await?;
         // 8. What issue 16 costs.
         keys::run(&stack, &app).await?;
+        // 9. The web application.
+        web::run(&app).await?;
         anyhow::Ok(())
     });
     runtime.block_on(stack.stop());
