@@ -17,7 +17,6 @@ use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::model::{Id, Scope, first_row, second_factor, user};
 use crate::platform::Platform;
-use crate::ratelimit::Class;
 use crate::request::Rq;
 
 super::methods! {
@@ -101,14 +100,7 @@ async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let input: Removal = rq.json(ctx)?;
     let scope = Scope::account(principal.organization_id);
     let db = ctx.db();
-    crate::ratelimit::check(
-        ctx,
-        rq,
-        Class::Auth,
-        &format!("reauth:{}:{}", rq.client_key(), principal.user_id),
-        Some(&scope),
-    )
-    .await?;
+    super::signing_in::reauth_limit(ctx, rq, &scope, principal.user_id).await?;
     let user = user::account(&db, &scope, principal.user_id)
         .await?
         .ok_or(ApiError::TokenInvalid("session ended"))?;

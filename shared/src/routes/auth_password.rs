@@ -14,7 +14,6 @@ use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::model::{Scope, session, user};
 use crate::platform::Platform;
-use crate::ratelimit::Class;
 use crate::request::Rq;
 
 super::methods! {
@@ -82,14 +81,7 @@ async fn change<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         return Err(ApiError::Validation(problems));
     }
     let scope = Scope::account(principal.organization_id);
-    crate::ratelimit::check(
-        ctx,
-        rq,
-        Class::Auth,
-        &format!("reauth:{}:{}", rq.client_key(), principal.user_id),
-        Some(&scope),
-    )
-    .await?;
+    super::signing_in::reauth_limit(ctx, rq, &scope, principal.user_id).await?;
     let db = ctx.db();
     let account = user::account(&db, &scope, principal.user_id)
         .await?

@@ -110,6 +110,24 @@ pub async fn count_failure<P: Platform>(
     Ok(())
 }
 
+/// The rate limit of a signed-in user giving their password (or a code)
+/// again: the authentication class, per client address and user.
+pub async fn reauth_limit<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &mut Rq,
+    scope: &Scope,
+    user_id: uuid::Uuid,
+) -> Result<(), ApiError> {
+    crate::ratelimit::check(
+        ctx,
+        rq,
+        Class::Auth,
+        &format!("reauth:{}:{user_id}", rq.client_key()),
+        Some(scope),
+    )
+    .await
+}
+
 /// The record of a failed login.
 pub fn failure_event<P: Platform>(
     ctx: &Ctx<P>,
@@ -173,14 +191,7 @@ pub async fn enrolling<P: Platform>(
                 "Give your password again to set up a second factor",
             ));
         };
-        crate::ratelimit::check(
-            ctx,
-            rq,
-            Class::Auth,
-            &format!("reauth:{}:{}", rq.client_key(), user.id),
-            Some(&scope),
-        )
-        .await?;
+        reauth_limit(ctx, rq, &scope, user.id).await?;
         if !password::verify(given, &user.password_hash) {
             let failure = failure_event(
                 ctx,
