@@ -7,6 +7,7 @@ import { SignIn } from "./pages/SignIn";
 import { Dashboard } from "./pages/Dashboard";
 import { NotFound } from "./pages/NotFound";
 import { Profile } from "./pages/Profile";
+import { ConfirmSignup, ForgotPassword, ResetPassword, SignUp } from "./pages/Account";
 
 const queries = new QueryClient({
   defaultOptions: {
@@ -36,10 +37,17 @@ function RequireSession() {
 
 const router = createBrowserRouter([
   { path: "/sign-in", element: <SignIn /> },
+  // Older mails link /login.
+  { path: "/login", element: <Navigate to="/sign-in" replace /> },
+  { path: "/signup", element: <SignUp /> },
+  { path: "/signup/confirm", element: <ConfirmSignup /> },
+  { path: "/forgot-password", element: <ForgotPassword /> },
+  { path: "/reset-password", element: <ResetPassword /> },
   {
     element: <RequireSession />,
     children: [
-      { path: "/", element: <Dashboard /> },
+      // One page for both: the add dialog opens over the dashboard.
+      { element: <Dashboard />, children: [{ index: true }, { path: "/instruments/new" }] },
       { path: "/profile", element: <Profile /> },
       { path: "*", element: <NotFound /> },
     ],

@@ -12,16 +12,10 @@
 //
 // It prints `timing <name> <ms>` lines (the benchmark reads them) and `ok`.
 // Every check that fails exits non-zero with what it saw.
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { createRequire } from "node:module";
-import { chromium } from "playwright-core";
+import { accessible, env, launch, openPage } from "./browser.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const base = env("BASE_URL");
 const shots = env("SCREENSHOTS");
 const live = env("LIVE");
@@ -29,31 +23,10 @@ const instrumentId = env("INSTRUMENT_ID");
 const updates = Number(process.env.UPDATES ?? 3);
 mkdirSync(shots, { recursive: true });
 
-// Evaluated through the DevTools protocol, which the page's content
-// security policy (no inline scripts) does not govern.
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch();
 let failed = false;
 try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error" && !/WebSocket|Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
+  const { page, problems } = await openPage(browser);
 
   const started = Date.now();
   await page.goto(base + "/");
@@ -115,12 +88,12 @@ try {
   await dialog.getByLabel("Name").fill("Incubator 7");
   await dialog.getByLabel("Type").selectOption({ label: "Incubator" });
   await dialog.getByLabel("Location (optional)").fill("Cell culture room");
-  await dialog.getByLabel("Calibration interval days").fill("0");
+  await dialog.getByLabel("Calibration interval (days)").fill("0");
   await dialog.getByRole("button", { name: "Add instrument" }).click();
   await dialog.locator("#configuration-calibrationIntervalDays-error").waitFor({ timeout: 10_000 });
   await accessible(page, "add instrument");
   await page.screenshot({ path: join(shots, "add-instrument.png") });
-  await dialog.getByLabel("Calibration interval days").fill("180");
+  await dialog.getByLabel("Calibration interval (days)").fill("180");
   await dialog.getByRole("button", { name: "Add instrument" }).click();
   await dialog.waitFor({ state: "hidden", timeout: 10_000 });
   await page.locator(".card h2", { hasText: "Incubator 7" }).waitFor({ timeout: 10_000 });
@@ -132,7 +105,11 @@ try {
   await page.getByRole("heading", { name: "Where you are signed in" }).waitFor();
   await page.getByText("This browser").waitFor({ timeout: 10_000 });
   await accessible(page, "profile");
-  await page.screenshot({ path: join(shots, "profile.png"), fullPage: true });
+  // A tall window rather than a full-page shot, which paints the sticky
+  // header in the middle of the page.
+  await page.setViewportSize({ width: 1280, height: 1400 });
+  await page.screenshot({ path: join(shots, "profile.png") });
+  await page.setViewportSize({ width: 1280, height: 800 });
   await page.getByRole("link", { name: "Instruments" }).click();
   await page.getByRole("heading", { name: "Instruments" }).waitFor();
   await page.getByRole("button", { name: "Sign out" }).click();
@@ -157,15 +134,3 @@ try {
 }
 process.exit(failed ? 1 : 0);
 
-/** axe-core in the page: fails on any serious or critical violation. */
-async function accessible(page, what) {
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(async () => await globalThis.axe.run(document, { resultTypes: ["violations"] }));
-  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  if (bad.length > 0) {
-    throw new Error(
-      `${what}: accessibility violations:\n` +
-        bad.map((v) => `  ${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`).join("\n"),
-    );
-  }
-}

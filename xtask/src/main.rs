@@ -11,6 +11,7 @@
 //! - `bench`: the benchmarks (see `tests/blackbox/benches`).
 
 mod layers;
+mod mailbox;
 mod model;
 mod pg;
 mod routes;
@@ -233,13 +234,22 @@ fn dev(port: u16) -> anyhow::Result<()> {
             .spawn()
             .context("cannot start sql-proxy")?,
     );
-    let (workerd, url) = start_workerd(&function_env(&secrets, DEV_DB, PROXY_ADDR)?, port)?;
+    mailbox::start(root().join(".antevus/mail"))?;
+    let mut env = function_env(&secrets, DEV_DB, PROXY_ADDR)?;
+    env.push((
+        "MAIL_PROVIDER_URL",
+        format!("http://{}/send", mailbox::ADDR),
+    ));
+    env.push(("APP_URL", format!("http://127.0.0.1:{port}")));
+    let (workerd, url) = start_workerd(&env, port)?;
     children.0.push(workerd);
     let (agent, lab) = start_simulated_lab(&secrets, &url)?;
     children.0.push(agent);
     tick_jobs(&url, secrets.get("SCHEDULER_KEY"));
     println!("\nAntevus is running on workerd at {url}");
     println!("  open {url}/ in a browser and sign in as admin@demo.lab");
+    println!("  mail:    the messages the app sends (sign-up, invitations, password resets)");
+    println!("           appear here within a minute and stay in .antevus/mail/");
     println!("  health:  curl {url}/api/health");
     println!("  login:   curl -X POST {url}/api/auth/login -H 'content-type: application/json' \\");
     println!("             -d '{{\"email\":\"admin@demo.lab\",\"password\":\"<password>\"}}'");

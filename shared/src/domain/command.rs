@@ -44,8 +44,8 @@ pub const STANDARD: &[Spec] = &[
     spec!(
         "start",
         &[
-            f!("protocol", Kind::Text { max_len: 255 }),
-            f!("settings", Kind::Object),
+            f!("protocol", "Protocol", Kind::Text { max_len: 255 }),
+            f!("settings", "Settings", Kind::Object),
         ],
         &[],
         READY,
@@ -53,7 +53,7 @@ pub const STANDARD: &[Spec] = &[
     ),
     spec!(
         "stop",
-        &[f!("reason", Kind::Text { max_len: 1000 })],
+        &[f!("reason", "Reason", Kind::Text { max_len: 1000 })],
         &[],
         ACTIVE,
         "Stop the current run",
@@ -79,6 +79,7 @@ pub fn specific(kind: InstrumentType) -> &'static [Spec] {
                 "set_speed",
                 &[f!(
                     "rpm",
+                    "Speed (rpm)",
                     Kind::Integer {
                         min: 1,
                         max: 150_000
@@ -95,6 +96,7 @@ pub fn specific(kind: InstrumentType) -> &'static [Spec] {
                 "set_temperature",
                 &[f!(
                     "celsius",
+                    "Temperature (°C)",
                     Kind::Number {
                         min: -20.0,
                         max: 100.0,
@@ -108,6 +110,7 @@ pub fn specific(kind: InstrumentType) -> &'static [Spec] {
                 "set_co2",
                 &[f!(
                     "percent",
+                    "Percent (%)",
                     Kind::Number {
                         min: 0.0,
                         max: 20.0,
@@ -123,6 +126,7 @@ pub fn specific(kind: InstrumentType) -> &'static [Spec] {
                 "set_temperature",
                 &[f!(
                     "celsius",
+                    "Temperature (°C)",
                     Kind::Number {
                         min: -200.0,
                         max: 0.0,
@@ -137,14 +141,18 @@ pub fn specific(kind: InstrumentType) -> &'static [Spec] {
         Hplc => &[
             spec!(
                 "purge",
-                &[f!("seconds", Kind::Integer { min: 1, max: 3600 })],
+                &[f!(
+                    "seconds",
+                    "Seconds",
+                    Kind::Integer { min: 1, max: 3600 }
+                )],
                 &[],
                 READY,
                 "Purge the pump lines",
             ),
             spec!(
                 "equilibrate",
-                &[f!("minutes", Kind::Integer { min: 1, max: 600 })],
+                &[f!("minutes", "Minutes", Kind::Integer { min: 1, max: 600 })],
                 &["minutes"],
                 READY,
                 "Equilibrate the column",
@@ -157,7 +165,7 @@ pub fn specific(kind: InstrumentType) -> &'static [Spec] {
         PlateReader => &[
             spec!(
                 "shake",
-                &[f!("seconds", Kind::Integer { min: 1, max: 600 })],
+                &[f!("seconds", "Seconds", Kind::Integer { min: 1, max: 600 })],
                 &["seconds"],
                 READY,
                 "Shake the plate",

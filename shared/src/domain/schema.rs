@@ -48,13 +48,17 @@ pub enum Kind {
 #[derive(Debug, Clone, Copy)]
 pub struct Field {
     pub name: &'static str,
+    /// What a form calls it, with its unit ("Setpoint (°C)"): the JSON
+    /// Schema's `title`.
+    pub title: &'static str,
     pub kind: Kind,
 }
 
 macro_rules! field {
-    ($name:expr, $kind:expr $(,)?) => {
+    ($name:expr, $title:expr, $kind:expr $(,)?) => {
         Field {
             name: $name,
+            title: $title,
             kind: $kind,
         }
     };
@@ -65,16 +69,18 @@ pub(crate) use field;
 const COMMON: &[Field] = &[
     field!(
         "calibrationIntervalDays",
+        "Calibration interval (days)",
         Kind::Integer { min: 1, max: 3650 },
     ),
     field!(
         "commandTimeoutSeconds",
+        "Command timeout (seconds)",
         Kind::Integer {
             min: 5,
             max: 86_400
         },
     ),
-    field!("notes", Kind::Text { max_len: 2000 }),
+    field!("notes", "Notes", Kind::Text { max_len: 2000 }),
 ];
 
 /// The configuration fields of `kind`, beside [`COMMON`] and `qcThresholds`.
@@ -84,22 +90,28 @@ pub fn configuration_fields(kind: InstrumentType) -> &'static [Field] {
         DnaSequencer => &[
             field!(
                 "readLength",
+                "Read length (bases)",
                 Kind::Integer {
                     min: 1,
                     max: 100_000
                 }
             ),
-            field!("pairedEnd", Kind::Bool),
-            field!("flowCell", Kind::Text { max_len: 64 }),
+            field!("pairedEnd", "Paired-end reads", Kind::Bool),
+            field!("flowCell", "Flow cell", Kind::Text { max_len: 64 }),
         ],
         LiquidHandler => &[
-            field!("channels", Kind::Integer { min: 1, max: 384 }),
-            field!("tipType", Kind::Text { max_len: 64 }),
-            field!("deckPositions", Kind::Integer { min: 1, max: 100 },),
+            field!("channels", "Channels", Kind::Integer { min: 1, max: 384 }),
+            field!("tipType", "Tip type", Kind::Text { max_len: 64 }),
+            field!(
+                "deckPositions",
+                "Deck positions",
+                Kind::Integer { min: 1, max: 100 },
+            ),
         ],
         Hplc => &[
             field!(
                 "flowRateMlMin",
+                "Flow rate (mL/min)",
                 Kind::Number {
                     min: 0.0,
                     max: 100.0,
@@ -107,26 +119,33 @@ pub fn configuration_fields(kind: InstrumentType) -> &'static [Field] {
             ),
             field!(
                 "maxPressureBar",
+                "Maximum pressure (bar)",
                 Kind::Number {
                     min: 0.0,
                     max: 2000.0,
                 },
             ),
-            field!("columnType", Kind::Text { max_len: 128 }),
+            field!("columnType", "Column type", Kind::Text { max_len: 128 }),
         ],
         Qpcr => &[
-            field!("wells", Kind::IntegerOneOf(&[48, 96, 384])),
-            field!("cycles", Kind::Integer { min: 1, max: 100 }),
-            field!("dyes", Kind::TextList { max_items: 8 }),
+            field!("wells", "Wells", Kind::IntegerOneOf(&[48, 96, 384])),
+            field!("cycles", "Cycles", Kind::Integer { min: 1, max: 100 }),
+            field!("dyes", "Dyes", Kind::TextList { max_items: 8 }),
         ],
         PlateReader => &[
-            field!("wells", Kind::IntegerOneOf(&[6, 12, 24, 48, 96, 384, 1536]),),
+            field!(
+                "wells",
+                "Wells",
+                Kind::IntegerOneOf(&[6, 12, 24, 48, 96, 384, 1536]),
+            ),
             field!(
                 "readMode",
+                "Read mode",
                 Kind::OneOf(&["absorbance", "fluorescence", "luminescence"]),
             ),
             field!(
                 "wavelengthNm",
+                "Wavelength (nm)",
                 Kind::Integer {
                     min: 200,
                     max: 1000
@@ -136,16 +155,18 @@ pub fn configuration_fields(kind: InstrumentType) -> &'static [Field] {
         Centrifuge => &[
             field!(
                 "maxRpm",
+                "Maximum speed (rpm)",
                 Kind::Integer {
                     min: 1,
                     max: 150_000
                 }
             ),
-            field!("rotor", Kind::Text { max_len: 64 }),
+            field!("rotor", "Rotor", Kind::Text { max_len: 64 }),
         ],
         Incubator => &[
             field!(
                 "setpointC",
+                "Setpoint (°C)",
                 Kind::Number {
                     min: -20.0,
                     max: 100.0,
@@ -153,6 +174,7 @@ pub fn configuration_fields(kind: InstrumentType) -> &'static [Field] {
             ),
             field!(
                 "co2Percent",
+                "CO₂ (%)",
                 Kind::Number {
                     min: 0.0,
                     max: 20.0,
@@ -160,6 +182,7 @@ pub fn configuration_fields(kind: InstrumentType) -> &'static [Field] {
             ),
             field!(
                 "humidityPercent",
+                "Humidity (%)",
                 Kind::Number {
                     min: 0.0,
                     max: 100.0,
@@ -169,6 +192,7 @@ pub fn configuration_fields(kind: InstrumentType) -> &'static [Field] {
         Freezer => &[
             field!(
                 "setpointC",
+                "Setpoint (°C)",
                 Kind::Number {
                     min: -200.0,
                     max: 0.0,
@@ -176,6 +200,7 @@ pub fn configuration_fields(kind: InstrumentType) -> &'static [Field] {
             ),
             field!(
                 "alarmHighC",
+                "High-temperature alarm (°C)",
                 Kind::Number {
                     min: -200.0,
                     max: 20.0,
@@ -185,6 +210,7 @@ pub fn configuration_fields(kind: InstrumentType) -> &'static [Field] {
         Spectrophotometer => &[
             field!(
                 "minWavelengthNm",
+                "Lowest wavelength (nm)",
                 Kind::Integer {
                     min: 100,
                     max: 3000
@@ -192,6 +218,7 @@ pub fn configuration_fields(kind: InstrumentType) -> &'static [Field] {
             ),
             field!(
                 "maxWavelengthNm",
+                "Highest wavelength (nm)",
                 Kind::Integer {
                     min: 100,
                     max: 3000
@@ -199,6 +226,7 @@ pub fn configuration_fields(kind: InstrumentType) -> &'static [Field] {
             ),
             field!(
                 "pathLengthMm",
+                "Path length (mm)",
                 Kind::Number {
                     min: 0.1,
                     max: 100.0
@@ -206,53 +234,75 @@ pub fn configuration_fields(kind: InstrumentType) -> &'static [Field] {
             ),
         ],
         Microscope => &[
-            field!("objectives", Kind::TextList { max_items: 12 }),
-            field!("camera", Kind::Text { max_len: 128 }),
+            field!("objectives", "Objectives", Kind::TextList { max_items: 12 }),
+            field!("camera", "Camera", Kind::Text { max_len: 128 }),
         ],
         MassSpectrometer => &[
             field!(
                 "ionization",
+                "Ionization",
                 Kind::OneOf(&["esi", "apci", "maldi", "ei", "ci"]),
             ),
-            field!("massRangeMin", Kind::Number { min: 0.0, max: 1e6 }),
-            field!("massRangeMax", Kind::Number { min: 0.0, max: 1e6 }),
+            field!(
+                "massRangeMin",
+                "Mass range from (m/z)",
+                Kind::Number { min: 0.0, max: 1e6 }
+            ),
+            field!(
+                "massRangeMax",
+                "Mass range to (m/z)",
+                Kind::Number { min: 0.0, max: 1e6 }
+            ),
         ],
         FlowCytometer => &[
             field!(
                 "lasersNm",
+                "Lasers (nm)",
                 Kind::IntegerList {
                     min: 200,
                     max: 1000,
                     max_items: 10,
                 },
             ),
-            field!("detectors", Kind::Integer { min: 1, max: 100 }),
+            field!("detectors", "Detectors", Kind::Integer { min: 1, max: 100 }),
         ],
     }
 }
 
 /// The calibration document's fields (all types).
 pub const CALIBRATION_FIELDS: &[Field] = &[
-    field!("lastCalibratedAt", Kind::Timestamp),
-    field!("dueAt", Kind::Timestamp),
-    field!("performedBy", Kind::Text { max_len: 255 }),
-    field!("standard", Kind::Text { max_len: 255 }),
-    field!("certificate", Kind::Text { max_len: 255 }),
-    field!("results", Kind::Object),
+    field!("lastCalibratedAt", "Last calibrated", Kind::Timestamp),
+    field!("dueAt", "Calibration due", Kind::Timestamp),
+    field!("performedBy", "Performed by", Kind::Text { max_len: 255 }),
+    field!(
+        "standard",
+        "Reference standard",
+        Kind::Text { max_len: 255 }
+    ),
+    field!("certificate", "Certificate", Kind::Text { max_len: 255 }),
+    field!("results", "Results", Kind::Object),
 ];
 
 /// The fields as a JSON Schema (2020-12) object: what a client needs to
-/// build a form for them (`GET /api/v1/instrument-types`). No field is
+/// build a form for them (`GET /api/v1/instrument-types`), each titled,
+/// and `x-order` listing them in the order a form shows them. No field is
 /// required: the server fills none in, and an empty document is valid.
 pub fn json_schema(fields: &[Field]) -> Value {
     let properties: Map<String, Value> = fields
         .iter()
-        .map(|f| (f.name.to_owned(), kind_schema(f.kind)))
+        .map(|f| {
+            let mut schema = kind_schema(f.kind);
+            schema["title"] = Value::from(f.title);
+            (f.name.to_owned(), schema)
+        })
         .collect();
+    // A JSON object's keys have no order; forms show the fields as listed.
+    let order: Vec<&str> = fields.iter().map(|f| f.name).collect();
     serde_json::json!({
         "type": "object",
         "properties": properties,
         "additionalProperties": false,
+        "x-order": order,
     })
 }
 
@@ -286,9 +336,10 @@ fn kind_schema(kind: Kind) -> Value {
 /// own, and `qcThresholds` (`{metric: {warn, fail}}`) when it has QC
 /// metrics.
 pub fn configuration_schema(kind: InstrumentType) -> Value {
-    let fields: Vec<Field> = COMMON
+    // The type's own fields first: what a form asks about this instrument.
+    let fields: Vec<Field> = configuration_fields(kind)
         .iter()
-        .chain(configuration_fields(kind))
+        .chain(COMMON)
         .copied()
         .collect();
     let mut schema = json_schema(&fields);
@@ -313,8 +364,11 @@ pub fn configuration_schema(kind: InstrumentType) -> Value {
             .collect();
         properties.insert(
             "qcThresholds".to_owned(),
-            serde_json::json!({"type": "object", "properties": limits, "additionalProperties": false}),
+            serde_json::json!({"type": "object", "title": "QC thresholds", "properties": limits, "additionalProperties": false}),
         );
+        if let Some(order) = schema["x-order"].as_array_mut() {
+            order.push(Value::from("qcThresholds"));
+        }
     }
     schema
 }
@@ -579,7 +633,34 @@ mod tests {
         let schema = configuration_schema(InstrumentType::Qpcr);
         assert_eq!(
             schema["properties"]["wells"],
-            serde_json::json!({"type": "integer", "enum": [48, 96, 384]})
+            serde_json::json!({"type": "integer", "enum": [48, 96, 384], "title": "Wells"})
+        );
+        // Every field is titled for a form, with its unit.
+        for kind in InstrumentType::ALL {
+            let schema = configuration_schema(*kind);
+            for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+                assert!(
+                    property["title"].as_str().is_some_and(|t| !t.is_empty()),
+                    "{kind:?} {name} has no title"
+                );
+            }
+        }
+        let incubator = configuration_schema(InstrumentType::Incubator);
+        assert_eq!(
+            incubator["properties"]["setpointC"]["title"],
+            "Setpoint (°C)"
+        );
+        // The type's own fields first, then the common ones.
+        assert_eq!(
+            incubator["x-order"],
+            json!([
+                "setpointC",
+                "co2Percent",
+                "humidityPercent",
+                "calibrationIntervalDays",
+                "commandTimeoutSeconds",
+                "notes"
+            ])
         );
     }
 

@@ -220,7 +220,7 @@ async fn request<P: Platform>(
                 text: format!(
                     "Hello {},\n\nSomeone (hopefully you) asked to open a new Antevus organization \
                      with this address. It already has an account, so nothing was created.\n\n\
-                     Sign in: {app_url}/login\nForgot your password: {app_url}/forgot-password\n\n\
+                     Sign in: {app_url}/sign-in\nForgot your password: {app_url}/forgot-password\n\n\
                      If you did not ask, ignore this message.\n",
                     holder.name
                 ),

@@ -3,8 +3,12 @@
 //! (`web/tests/smoke.mjs`), signs in, watches a simulated instrument's
 //! readings change on the dashboard without a reload (pushed over the live
 //! socket on Workers and the native host, polled on Spin, which has none),
-//! is checked with axe-core, and signs out. Screenshots of each page are
-//! kept in `target/screenshots/<host>/` for a reviewer.
+//! is checked with axe-core, and signs out; and the account paths
+//! (`web/tests/accounts.mjs`: an invitation accepted by a viewer who is
+//! offered no admin action, a second factor set up from the profile, a
+//! password reset and a new organization by their mailed links).
+//! Screenshots of each page are kept in `target/screenshots/<host>/` for a
+//! reviewer.
 
 use std::process::Stdio;
 
@@ -17,6 +21,7 @@ use crate::stack::{HostKind, root};
 crate::cases![
     web_app_is_served_from_the_api_origin,
     web_dashboard_shows_live_readings_in_a_browser,
+    web_account_paths_in_a_browser,
 ];
 
 fn host_name(kind: HostKind) -> &'static str {
@@ -130,11 +135,6 @@ pub struct Timings {
 /// fails on any failed check, else returns the timings the script printed.
 pub async fn browse(app: &TestApp, updates: usize) -> anyhow::Result<Vec<String>> {
     built_index()?;
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    ensure!(
-        std::path::Path::new(&chromium).exists(),
-        "{chromium} is missing: run `cargo xtask setup` (Debian's chromium package)"
-    );
     let (user, token) = app.admin().await?;
     let freezer =
         crate::lab::new_instrument(app, &token, "Freezer B-12", "freezer", "offline").await?;
@@ -153,53 +153,134 @@ pub async fn browse(app: &TestApp, updates: usize) -> anyhow::Result<Vec<String>
         ),
     )?);
 
-    let shots = root()
-        .join("target/screenshots")
-        .join(host_name(app.stack.kind));
-    let mut browser = tokio::process::Command::new("node")
-        .arg(root().join("web/tests/smoke.mjs"))
-        .current_dir(root().join("web"))
-        .env("BASE_URL", &app.stack.base_url)
-        .env("EMAIL", &user.email)
-        .env("PASSWORD", &user.password)
-        .env("INSTRUMENT_ID", freezer.to_string())
-        .env("LIVE", if spin { "polling" } else { "socket" })
-        .env("SCREENSHOTS", &shots)
-        .env("CHROMIUM", &chromium)
-        .env("UPDATES", updates.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start node for the browser test")?;
-    let stdout = browser.stdout.take().context("node's stdout")?;
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let mut said = Vec::new();
-    let limit = std::time::Duration::from_secs(180 + updates as u64);
-    let ran = tokio::time::timeout(limit, async {
-        while let Some(line) = lines.next_line().await? {
-            said.push(line);
-        }
-        anyhow::Ok(browser.wait_with_output().await?)
-    })
+    let ran = run_script(
+        app,
+        "smoke.mjs",
+        &[
+            ("EMAIL", user.email.clone()),
+            ("PASSWORD", user.password.clone()),
+            ("INSTRUMENT_ID", freezer.to_string()),
+            ("LIVE", if spin { "polling" } else { "socket" }.to_owned()),
+            ("UPDATES", updates.to_string()),
+        ],
+        std::time::Duration::from_secs(180 + updates as u64),
+    )
     .await;
     let stopped = agent.stop().await;
-    let output = match ran {
-        Ok(output) => output?,
-        Err(_) => bail!("the browser test did not finish within {limit:?}: {said:?}"),
-    };
-    ensure!(
-        output.status.success() && said.last().map(String::as_str) == Some("ok"),
-        "the browser test failed ({}):\n{}\n{}",
-        output.status,
-        said.join("\n"),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let said = ran?;
     stopped?;
     Ok(said
         .into_iter()
         .filter(|l| l.starts_with("timing "))
         .collect())
+}
+
+async fn web_account_paths_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
+    // The mailed links are read from the outbox: the mail sender's case
+    // must not send (and so drop) them meanwhile.
+    let _reading_mail = app.reading_mail().await;
+    let (_, token) = app.admin().await?;
+    crate::lab::new_instrument(app, &token, "Centrifuge C-3", "centrifuge", "idle").await?;
+    let invited = crate::accounts::unique_email("viewer");
+    app.as_user(&token)
+        .post(
+            "/api/v1/users",
+            &serde_json::json!({ "email": invited, "role": "VIEWER", "name": "Vera" }),
+        )
+        .await?
+        .expect_ok(201)?;
+    let (_, text) = app
+        .mail_to(&invited)
+        .await?
+        .context("the invitation is mailed")?;
+    let link = text
+        .split_whitespace()
+        .find_map(|word| {
+            word.find("/signup?invitation=")
+                .map(|at| word[at..].to_owned())
+        })
+        .context("no invitation link in the mail")?;
+    run_script(
+        app,
+        "accounts.mjs",
+        &[
+            ("INVITE_LINK", link),
+            ("INVITED_EMAIL", invited),
+            ("NEW_ORG_EMAIL", crate::accounts::unique_email("founder")),
+        ],
+        std::time::Duration::from_secs(180),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Runs `web/tests/<script>` in Chromium against `app`'s host with `vars`
+/// (and `BASE_URL`, `SCREENSHOTS`, `CHROMIUM`), answering its `mail?
+/// <address>` lines with the newest message queued to the address (one
+/// JSON line, `{subject, text}` or `null`). Fails unless it ends with
+/// `ok` within `limit`; returns what it printed.
+async fn run_script(
+    app: &TestApp,
+    script: &str,
+    vars: &[(&str, String)],
+    limit: std::time::Duration,
+) -> anyhow::Result<Vec<String>> {
+    use tokio::io::AsyncWriteExt as _;
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    ensure!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} is missing: run `cargo xtask setup` (Debian's chromium package)"
+    );
+    let shots = root()
+        .join("target/screenshots")
+        .join(host_name(app.stack.kind));
+    let mut browser = tokio::process::Command::new("node")
+        .arg(root().join("web/tests").join(script))
+        .current_dir(root().join("web"))
+        .env("BASE_URL", &app.stack.base_url)
+        .env("SCREENSHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start node for {script}"))?;
+    let stdout = browser.stdout.take().context("node's stdout")?;
+    let mut stdin = browser.stdin.take().context("node's stdin")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut said = Vec::new();
+    let ran = tokio::time::timeout(limit, async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(address) = line.strip_prefix("mail? ") {
+                let message = app
+                    .mail_to(address.trim())
+                    .await?
+                    .map(|(subject, text)| serde_json::json!({ "subject": subject, "text": text }));
+                let mut reply = serde_json::to_string(&message)?;
+                reply.push('\n');
+                stdin.write_all(reply.as_bytes()).await?;
+                stdin.flush().await?;
+            }
+            said.push(line);
+        }
+        drop(stdin);
+        anyhow::Ok(browser.wait_with_output().await?)
+    })
+    .await;
+    let output = match ran {
+        Ok(output) => output?,
+        Err(_) => bail!("{script} did not finish within {limit:?}: {said:?}"),
+    };
+    ensure!(
+        output.status.success() && said.last().map(String::as_str) == Some("ok"),
+        "{script} failed ({}):\n{}\n{}",
+        output.status,
+        said.join("\n"),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(said)
 }
 
 /// Reads the script's `timing` lines.

@@ -1,6 +1,8 @@
 import { useEffect, useState, useSyncExternalStore, type ReactNode } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { api, call } from "../api/client";
+import { api, call, type Schemas } from "../api/client";
+
+export type Permission = Schemas["Permission"];
 import { session } from "./session";
 
 /** The signed-in user as the session holds them (null when signed out). */
@@ -21,9 +23,9 @@ export function useMe() {
 }
 
 /** Whether the caller may use `permission` (false until /me has answered). */
-export function useCan(permission: string): boolean {
+export function useCan(permission: Permission): boolean {
   const me = useMe();
-  return (me.data?.permissions as string[] | undefined)?.includes(permission) ?? false;
+  return me.data?.permissions.includes(permission) ?? false;
 }
 
 /**

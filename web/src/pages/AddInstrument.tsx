@@ -5,13 +5,14 @@ import { Problem } from "../ui/Problem";
 import { formFields, readConfiguration, type FormField } from "./configurationForm";
 
 /**
- * The "Add instrument" button and its dialog: a form generated from the
- * type's configuration schema. The dialog is the browser's own modal
- * `<dialog>` (focus kept inside, Escape closes, the page behind inert),
- * which needs no inline style under the app's content security policy.
+ * The "Add instrument" dialog: a form generated from the type's
+ * configuration schema. The dialog is the browser's own modal `<dialog>`
+ * (focus kept inside, Escape closes, the page behind inert), which needs
+ * no inline style under the app's content security policy. It is open
+ * while the address is `/instruments/new` (the caller's `open`), so the
+ * link can be shared and the back button closes it.
  */
-export function AddInstrument() {
-  const [open, setOpen] = useState(false);
+export function AddInstrument({ open, onClose }: { open: boolean; onClose: () => void }) {
   const dialog = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     const element = dialog.current;
@@ -35,8 +36,8 @@ export function AddInstrument() {
       call(() => api.POST("/api/v1/instruments", { body: body as never })),
     onSuccess: async () => {
       await client.invalidateQueries({ queryKey: ["instruments"] });
-      setOpen(false);
       setKind("");
+      onClose();
     },
   });
   const failure = create.error instanceof ApiFailure ? create.error : null;
@@ -61,13 +62,12 @@ export function AddInstrument() {
   };
 
   const close = () => {
-    setOpen(false);
     create.reset();
+    if (open) onClose();
   };
 
   return (
     <>
-      <button type="button" onClick={() => setOpen(true)}>Add instrument</button>
       <dialog ref={dialog} className="dialog" aria-labelledby="add-instrument-title" aria-describedby="add-instrument-help"
         onClose={close}>
         {open && (

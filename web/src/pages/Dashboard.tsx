@@ -1,7 +1,9 @@
 import { useEffect, useMemo, useState } from "react";
 import { useQueries, useQuery } from "@tanstack/react-query";
 import { api, call, type Schemas } from "../api/client";
-import { useCan } from "../auth/useSession";
+import { useMatch, useNavigate } from "react-router";
+import { NotPermitted } from "../auth/RequirePermission";
+import { useMe } from "../auth/useSession";
 import { connectLive, type LiveMessage, type LiveReading, type LiveState } from "../live/socket";
 import { Problem } from "../ui/Problem";
 import { AddInstrument } from "./AddInstrument";
@@ -18,8 +20,15 @@ interface LiveView {
   readings: Record<string, LiveReading>;
 }
 
+/**
+ * `/` and `/instruments/new` (the add dialog open over it: one mounted
+ * page, so the live socket and filters survive opening the dialog).
+ */
 export function Dashboard() {
-  const canManage = useCan("instruments:manage");
+  const me = useMe();
+  const canManage = me.data?.permissions.includes("instruments:manage") ?? false;
+  const adding = useMatch("/instruments/new") !== null;
+  const navigate = useNavigate();
   const [filter, setFilter] = useState<string | null>(null);
   const [search, setSearch] = useState("");
   const [kind, setKind] = useState("");
@@ -89,12 +98,19 @@ export function Dashboard() {
         [i.name, i.model, i.serialNumber, i.location].some((v) => v?.toLowerCase().includes(needle))),
   );
 
+  if (adding && me.data && !canManage) {
+    return <NotPermitted permission="instruments:manage" role={me.data.role} />;
+  }
+
   return (
     <section className="page" aria-labelledby="dashboard-title">
       <div className="page-head">
         <h1 id="dashboard-title">Instruments</h1>
         <LiveBadge state={live.state} since={live.since} />
-        {canManage && <AddInstrument />}
+        {canManage && (
+          <button type="button" onClick={() => navigate("/instruments/new")}>Add instrument</button>
+        )}
+        {canManage && <AddInstrument open={adding} onClose={() => navigate("/", { replace: true })} />}
       </div>
 
       {instruments.isPending && <p role="status">Loading instruments…</p>}

@@ -1,11 +1,13 @@
 import { useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useNavigate } from "react-router";
-import { api, ApiFailure, call } from "../api/client";
+import { api, ApiFailure, call, type Schemas } from "../api/client";
+import { RecoveryCodes, SecondFactorKey } from "../auth/SecondFactorKey";
+import { Field, values } from "../ui/Field";
 import { session } from "../auth/session";
 import { useMe } from "../auth/useSession";
 import { Problem } from "../ui/Problem";
-import { relativeTime } from "./format";
+import { relativeTime, roleLabel } from "./format";
 
 /** The signed-in user's own page: who they are, their password, their second factor, their logins. */
 export function Profile() {
@@ -20,7 +22,7 @@ export function Profile() {
           <dl className="facts">
             <dt>Name</dt><dd>{me.data.name}</dd>
             <dt>E-mail</dt><dd>{me.data.email}</dd>
-            <dt>Role</dt><dd>{me.data.role}</dd>
+            <dt>Role</dt><dd>{roleLabel(me.data.role)}</dd>
             <dt>Organization</dt><dd>{me.data.organization.name}</dd>
           </dl>
           <p className="muted small">An administrator changes names and roles (Users).</p>
@@ -86,22 +88,130 @@ function ChangePassword() {
   );
 }
 
+type Enrolling =
+  | { step: "idle" }
+  | { step: "password" }
+  | { step: "scan"; enrolment: Schemas["MfaEnrolment"] }
+  | { step: "codes"; codes: string[] }
+  | { step: "remove" };
+
+/** The second factor: its state, setting one up (QR code, first code, recovery codes) and removing it. */
 function SecondFactor() {
+  const client = useQueryClient();
   const status = useQuery({ queryKey: ["mfa"], queryFn: () => call(() => api.GET("/api/auth/mfa")) });
+  const [flow, setFlow] = useState<Enrolling>({ step: "idle" });
+  const refresh = () => client.invalidateQueries({ queryKey: ["mfa"] });
+  const enroll = useMutation({
+    mutationFn: (password: string) => call(() => api.POST("/api/auth/mfa/enroll", { body: { password } })),
+    onSuccess: (enrolment) => setFlow({ step: "scan", enrolment }),
+  });
+  const confirm = useMutation({
+    mutationFn: (code: string) => call(() => api.POST("/api/auth/mfa/confirm", { body: { code } })),
+    onSuccess: async (answer) => {
+      setFlow({ step: "codes", codes: "recoveryCodes" in answer ? answer.recoveryCodes ?? [] : [] });
+      await refresh();
+    },
+  });
+  const remove = useMutation({
+    mutationFn: (body: Schemas["MfaRemoval"]) => call(() => api.DELETE("/api/auth/mfa", { body })),
+    onSuccess: async () => {
+      setFlow({ step: "idle" });
+      await refresh();
+    },
+  });
+  const cancel = () => {
+    enroll.reset();
+    confirm.reset();
+    remove.reset();
+    setFlow({ step: "idle" });
+  };
+  const onPassword = (event: FormEvent<HTMLFormElement>) => {
+    event.preventDefault();
+    enroll.mutate(values(event.currentTarget, ["password"]).password);
+  };
+  const onCode = (event: FormEvent<HTMLFormElement>) => {
+    event.preventDefault();
+    confirm.mutate(values(event.currentTarget, ["code"]).code);
+  };
+  const onRemove = (event: FormEvent<HTMLFormElement>) => {
+    event.preventDefault();
+    const { password, code } = values(event.currentTarget, ["password", "code"]);
+    remove.mutate(/^\d{6}$/.test(code) || code === "" ? { password, code: code || null } : { password, recoveryCode: code });
+  };
+  const data = status.data;
   return (
     <section aria-labelledby="mfa-title" className="panel">
       <h2 id="mfa-title">Second factor</h2>
       {status.isPending && <p role="status">Loading…</p>}
       {status.isError && <Problem error={status.error} />}
-      {status.data && (
-        <p>
-          {status.data.enabled
-            ? `An authenticator app is set up; ${status.data.recoveryCodesLeft} recovery codes left.`
-            : status.data.pending
-              ? "Setting up an authenticator app was started but not confirmed."
-              : "No second factor is set up."}
-          {status.data.requiredForYourRole && " Your organization requires one for your role."}
-        </p>
+      {data && flow.step === "idle" && (
+        <>
+          <p>
+            {data.enabled
+              ? `An authenticator app is set up; ${data.recoveryCodesLeft} recovery code${data.recoveryCodesLeft === 1 ? "" : "s"} left.`
+              : data.pending
+                ? "Setting up an authenticator app was started but not confirmed."
+                : "No second factor is set up. With one, a stolen password is not enough to sign in as you."}
+            {data.requiredForYourRole && " Your organization requires one for your role."}
+          </p>
+          <div className="actions">
+            {!data.enabled && <button type="button" onClick={() => setFlow({ step: "password" })}>Set up an authenticator app</button>}
+            {data.enabled && !data.requiredForYourRole && (
+              <button type="button" className="secondary" onClick={() => setFlow({ step: "remove" })}>Remove the second factor</button>
+            )}
+          </div>
+        </>
+      )}
+      {flow.step === "password" && (
+        <form onSubmit={onPassword} className="form" noValidate>
+          <p>Give your password again to create a new key.</p>
+          <Field name="password" id="mfa-password" label="Password" type="password" autoComplete="current-password" required autoFocus
+            failure={enroll.error} />
+          {enroll.error instanceof ApiFailure && enroll.error.code === "AUTH_INVALID_CREDENTIALS" && <p className="field-error">The password is not right.</p>}
+          {enroll.isError && !(enroll.error instanceof ApiFailure && (enroll.error.code === "AUTH_INVALID_CREDENTIALS" || enroll.error.details.length)) && <Problem error={enroll.error} title="No key was created" />}
+          <div className="actions">
+            <button type="submit" disabled={enroll.isPending}>{enroll.isPending ? "Creating…" : "Continue"}</button>
+            <button type="button" className="secondary" onClick={cancel}>Cancel</button>
+          </div>
+        </form>
+      )}
+      {flow.step === "scan" && (
+        <form onSubmit={onCode} className="form" noValidate>
+          <SecondFactorKey enrolment={flow.enrolment} />
+          <Field name="code" id="mfa-code" label="The 6-digit code the app shows" inputMode="numeric" autoComplete="one-time-code" required autoFocus
+            failure={confirm.error} />
+          {confirm.isError && !(confirm.error instanceof ApiFailure && confirm.error.details.length) && <Problem error={confirm.error} title="The second factor is not set up" />}
+          <div className="actions">
+            <button type="submit" disabled={confirm.isPending}>{confirm.isPending ? "Checking…" : "Turn on"}</button>
+            <button type="button" className="secondary" onClick={cancel}>Cancel</button>
+          </div>
+        </form>
+      )}
+      {flow.step === "codes" && (
+        <>
+          <p className="notice" role="status">Your second factor is on: signing in now asks for a code from the app.</p>
+          <RecoveryCodes codes={flow.codes} />
+          <div className="actions">
+            <button type="button" onClick={cancel}>I have stored them</button>
+          </div>
+        </>
+      )}
+      {flow.step === "remove" && (
+        <form onSubmit={onRemove} className="form" noValidate>
+          <p>Give your password and a current code from the app (or a recovery code). Your recovery codes go too.</p>
+          <Field name="password" id="remove-password" label="Password" type="password" autoComplete="current-password" required autoFocus
+            failure={remove.error} />
+          <Field name="code" id="remove-code" label="Code from the app, or a recovery code" autoComplete="one-time-code" required
+            failure={remove.error} />
+          {remove.isError && !(remove.error instanceof ApiFailure && remove.error.details.length) && (
+            <Problem error={remove.error}
+              title={remove.error instanceof ApiFailure && remove.error.code === "AUTH_INVALID_CREDENTIALS" ? "The password or code is not right" : "The second factor was not removed"} />
+          )}
+          <div className="actions">
+            <button type="submit" className="danger" disabled={remove.isPending}>{remove.isPending ? "Removing…" : "Remove"}</button>
+            <button type="button" className="secondary" onClick={cancel}>Cancel</button>
+          </div>
+        </form>
       )}
     </section>
   );

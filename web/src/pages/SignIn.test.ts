@@ -15,7 +15,7 @@ describe("explain", () => {
   });
   it("points at the fields of a validation error", () => {
     const failure = new ApiFailure(400, "VALIDATION_ERROR", "Invalid input", [{ field: "email", message: "E-mail is required" }]);
-    expect(explain(failure)).toBe("Check the fields marked below.");
+    expect(explain(failure)).toBe("Check the marked fields.");
     expect(failure.forField("email")).toBe("E-mail is required");
   });
 });

@@ -1,7 +1,10 @@
 import { useState, type FormEvent } from "react";
-import { useLocation, useNavigate } from "react-router";
+import { Link, useLocation, useNavigate } from "react-router";
 import { api, ApiFailure, call, type Schemas } from "../api/client";
 import { session } from "../auth/session";
+import { RecoveryCodes, SecondFactorKey } from "../auth/SecondFactorKey";
+import { AuthCard } from "../ui/AuthCard";
+import { Field } from "../ui/Field";
 import { wait } from "../ui/Problem";
 
 type Step =
@@ -24,7 +27,7 @@ export function explain(error: unknown): string {
     case "AUTH_TOKEN_INVALID":
       return "This sign-in took too long. Start again with your e-mail and password.";
     case "VALIDATION_ERROR":
-      return error.details.length > 0 ? "Check the fields marked below." : error.message;
+      return error.details.length > 0 ? "Check the marked fields." : error.message;
     default:
       return error.message;
   }
@@ -33,7 +36,8 @@ export function explain(error: unknown): string {
 export function SignIn() {
   const navigate = useNavigate();
   const location = useLocation();
-  const from = (location.state as { from?: string } | null)?.from ?? "/";
+  const state = location.state as { from?: string; notice?: string; email?: string } | null;
+  const from = state?.from ?? "/";
   const [step, setStep] = useState<Step>({ kind: "password" });
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -113,81 +117,69 @@ export function SignIn() {
     });
   };
 
-  const fieldError = (field: string) =>
-    error instanceof ApiFailure ? error.forField(field) : undefined;
-
   return (
-    <div className="auth-page">
-      <section className="auth-card" aria-labelledby="sign-in-title">
-        <div className="brand large">
-          <img src="/favicon.svg" alt="" width="32" height="32" />
-          Antevus
-        </div>
-        {step.kind === "password" && (
-          <form onSubmit={onPassword} noValidate>
-            <h1 id="sign-in-title">Sign in</h1>
-            {signedOut === "inactivity" && (
-              <p className="notice" role="status">
-                You were signed out after a period of inactivity.
-              </p>
-            )}
-            <label htmlFor="email">E-mail</label>
-            <input id="email" name="email" type="email" autoComplete="username" required autoFocus
-              aria-invalid={fieldError("email") ? true : undefined}
-              aria-describedby={fieldError("email") ? "email-error" : undefined} />
-            {fieldError("email") && <p id="email-error" className="field-error">{fieldError("email")}</p>}
-            <label htmlFor="password">Password</label>
-            <input id="password" name="password" type="password" autoComplete="current-password" required
-              aria-invalid={fieldError("password") ? true : undefined}
-              aria-describedby={fieldError("password") ? "password-error" : undefined} />
-            {fieldError("password") && <p id="password-error" className="field-error">{fieldError("password")}</p>}
-            {error !== null && <p className="form-error" role="alert">{explain(error)}</p>}
-            <button type="submit" disabled={busy}>{busy ? "Signing in…" : "Sign in"}</button>
-          </form>
-        )}
-        {step.kind === "verify" && (
-          <form onSubmit={(e) => onCode(e, step.challengeToken)} noValidate>
-            <h1 id="sign-in-title">Second factor</h1>
-            <p>Enter the 6-digit code from your authenticator app, or one of your recovery codes.</p>
-            <label htmlFor="code">Code</label>
-            <input id="code" name="code" inputMode="numeric" autoComplete="one-time-code" required autoFocus />
-            {error !== null && <p className="form-error" role="alert">{explain(error)}</p>}
-            <button type="submit" disabled={busy}>{busy ? "Checking…" : "Continue"}</button>
-            <button type="button" className="link" onClick={() => setStep({ kind: "password" })}>
-              Start again
+    <AuthCard titleId="sign-in-title">
+      {step.kind === "password" && (
+        <form onSubmit={onPassword} noValidate>
+          <h1 id="sign-in-title">Sign in</h1>
+          {signedOut === "inactivity" && (
+            <p className="notice" role="status">
+              You were signed out after a period of inactivity.
+            </p>
+          )}
+          {state?.notice && (
+            <p className="notice" role="status">
+              {state.notice}
+            </p>
+          )}
+          <Field name="email" label="E-mail" type="email" autoComplete="username" required autoFocus
+            defaultValue={state?.email} failure={error} />
+          <Field name="password" label="Password" type="password" autoComplete="current-password" required failure={error} />
+          {error !== null && <p className="form-error" role="alert">{explain(error)}</p>}
+          <button type="submit" disabled={busy}>{busy ? "Signing in…" : "Sign in"}</button>
+          <p className="small auth-links">
+            <Link to="/forgot-password">Forgot your password?</Link>
+            <Link to="/signup">Open a new organization</Link>
+          </p>
+        </form>
+      )}
+      {step.kind === "verify" && (
+        <form onSubmit={(e) => onCode(e, step.challengeToken)} noValidate>
+          <h1 id="sign-in-title">Second factor</h1>
+          <p>Enter the 6-digit code from your authenticator app, or one of your recovery codes.</p>
+          <Field name="code" label="Code" inputMode="numeric" autoComplete="one-time-code" required autoFocus failure={error} />
+          {error !== null && <p className="form-error" role="alert">{explain(error)}</p>}
+          <button type="submit" disabled={busy}>{busy ? "Checking…" : "Continue"}</button>
+          <button type="button" className="link" onClick={() => setStep({ kind: "password" })}>
+            Start again
+          </button>
+        </form>
+      )}
+      {step.kind === "enroll" && (
+        <div>
+          <h1 id="sign-in-title">Set up a second factor</h1>
+          <p>Your role requires a second factor. Add Antevus to an authenticator app, then enter the code it shows.</p>
+          {!step.enrolment ? (
+            <button type="button" disabled={busy} onClick={() => startEnrolment(step.challengeToken)}>
+              Create my key
             </button>
-          </form>
-        )}
-        {step.kind === "enroll" && (
-          <div>
-            <h1 id="sign-in-title">Set up a second factor</h1>
-            <p>Your role requires a second factor. Add Antevus to an authenticator app, then enter the code it shows.</p>
-            {!step.enrolment ? (
-              <button type="button" disabled={busy} onClick={() => startEnrolment(step.challengeToken)}>
-                Create my key
-              </button>
-            ) : (
-              <form onSubmit={(e) => onConfirm(e, step.challengeToken)} noValidate>
-                <p>
-                  Key: <code className="secret">{step.enrolment.secret}</code>
-                </p>
-                <label htmlFor="code">Code from the app</label>
-                <input id="code" name="code" inputMode="numeric" autoComplete="one-time-code" required autoFocus />
-                <button type="submit" disabled={busy}>Confirm</button>
-              </form>
-            )}
-            {error !== null && <p className="form-error" role="alert">{explain(error)}</p>}
-          </div>
-        )}
-        {step.kind === "recovery" && (
-          <div>
-            <h1 id="sign-in-title">Your recovery codes</h1>
-            <p>Each code signs you in once if you lose your authenticator. Store them somewhere safe: they are shown only now.</p>
-            <ul className="codes">{step.codes.map((c) => <li key={c}><code>{c}</code></li>)}</ul>
-            <button type="button" onClick={() => navigate(from)}>I have stored them</button>
-          </div>
-        )}
-      </section>
-    </div>
+          ) : (
+            <form onSubmit={(e) => onConfirm(e, step.challengeToken)} noValidate>
+              <SecondFactorKey enrolment={step.enrolment} />
+              <Field name="code" label="Code from the app" inputMode="numeric" autoComplete="one-time-code" required autoFocus failure={error} />
+              <button type="submit" disabled={busy}>Confirm</button>
+            </form>
+          )}
+          {error !== null && <p className="form-error" role="alert">{explain(error)}</p>}
+        </div>
+      )}
+      {step.kind === "recovery" && (
+        <div>
+          <h1 id="sign-in-title">Your recovery codes</h1>
+          <RecoveryCodes codes={step.codes} />
+          <button type="button" onClick={() => navigate(from)}>I have stored them</button>
+        </div>
+      )}
+    </AuthCard>
   );
 }

@@ -4,7 +4,7 @@ import { formFields, readConfiguration } from "./configurationForm";
 const qpcr = {
   type: "object",
   properties: {
-    calibrationIntervalDays: { type: "integer", minimum: 1, maximum: 3650 },
+    calibrationIntervalDays: { type: "integer", minimum: 1, maximum: 3650, title: "Calibration interval (days)" },
     notes: { type: "string", maxLength: 2000 },
     wells: { type: "integer", enum: [48, 96, 384] },
     dyes: { type: "array", items: { type: "string" }, maxItems: 8 },
@@ -23,7 +23,13 @@ describe("formFields", () => {
       ["dyes", "list"],
       ["pairedEnd", "checkbox"],
     ]);
-    expect(fields[0]).toMatchObject({ label: "Calibration interval days", min: 1, max: 3650, integer: true });
+    expect(fields[0]).toMatchObject({ label: "Calibration interval (days)", min: 1, max: 3650, integer: true });
+    // Without a title, the name in words.
+    expect(fields[1]).toMatchObject({ label: "Notes" });
+  });
+  it("follows x-order, then the fields it leaves out", () => {
+    const fields = formFields({ ...qpcr, "x-order": ["wells", "dyes", "nonexistent"] });
+    expect(fields.map((f) => f.name)).toEqual(["wells", "dyes", "calibrationIntervalDays", "notes", "pairedEnd"]);
   });
 });
 

@@ -5,6 +5,8 @@ import { metricLabel } from "./format";
 
 interface PropertySchema {
   type?: string;
+  /** What the form calls it, with its unit ("Setpoint (°C)"). */
+  title?: string;
   enum?: (string | number)[];
   minimum?: number;
   maximum?: number;
@@ -29,10 +31,16 @@ export type FormField = {
 
 /** The fields a form offers for `schema` (nested objects, e.g. QC thresholds, are left to their own page). */
 export function formFields(schema: unknown): FormField[] {
-  const properties = ((schema as { properties?: Record<string, PropertySchema> } | null)?.properties ?? {});
+  const document = schema as { properties?: Record<string, PropertySchema>; "x-order"?: string[] } | null;
+  const properties = document?.properties ?? {};
+  // `x-order` lists the fields as a form shows them; any it leaves out follow.
+  const listed = (document?.["x-order"] ?? []).filter((name) => name in properties);
+  const names = [...listed, ...Object.keys(properties).filter((name) => !listed.includes(name))];
   const fields: FormField[] = [];
-  for (const [name, property] of Object.entries(properties)) {
-    const label = metricLabel(name);
+  for (const name of names) {
+    const property = properties[name];
+    if (!property) continue;
+    const label = property.title ?? metricLabel(name);
     if (property.enum) {
       fields.push({ name, label, input: "select", options: property.enum, numeric: property.type === "integer" || property.type === "number" });
     } else if (property.type === "boolean") {

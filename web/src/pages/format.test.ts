@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dueBadge, metricLabel, relativeTime, statusLabel } from "./format";
+import { dueBadge, metricLabel, relativeTime, statusLabel, roleLabel } from "./format";
 
 const now = Date.parse("2026-12-02T12:00:00Z");
 
@@ -44,5 +44,12 @@ describe("metricLabel", () => {
     expect(metricLabel("compressorDutyPercent")).toBe("Compressor duty percent");
     expect(metricLabel("temperature")).toBe("Temperature");
     expect(metricLabel("door_open")).toBe("Door open");
+  });
+});
+
+describe("roleLabel", () => {
+  it("reads a role as people say it", () => {
+    expect(roleLabel("LAB_MANAGER")).toBe("Lab manager");
+    expect(roleLabel("VIEWER")).toBe("Viewer");
   });
 });

@@ -50,3 +50,10 @@ export function metricLabel(metric: string): string {
     .trim();
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
+
+/** "LAB_MANAGER" as people say it: "Lab manager". */
+export function roleLabel(role: string): string {
+  const words = role.toLowerCase().split("_");
+  const text = words.join(" ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
