@@ -112,7 +112,8 @@ pub async fn run(config: InstrumentConfig, io: DriverIo, cloud: Cloud) {
 
 /// A simulated instrument: a sample of every signal each interval; `start`
 /// runs for 30 samples (or `settings.durationTicks`), `stop` ends the run,
-/// the other standard commands complete at once.
+/// `set_temperature` holds the temperature at `celsius`, the other standard
+/// commands complete at once.
 async fn simulate(mut sim: Simulated, interval: Duration, mut io: DriverIo) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -158,6 +159,10 @@ async fn simulate(mut sim: Simulated, interval: Duration, mut io: DriverIo) {
                         Ok(json!({ "running": false }))
                     }
                     "pause" | "resume" | "calibrate" | "home" => Ok(json!({ "done": order.command.command })),
+                    "set_temperature" => match order.command.parameters.get("celsius").and_then(Value::as_f64) {
+                        Some(celsius) if sim.set_setpoint("temperature", celsius) => Ok(json!({ "setpointC": celsius })),
+                        _ => Err("set_temperature needs `celsius` and a temperature signal".to_owned()),
+                    },
                     other => Err(format!("the simulator does not implement {other}")),
                 };
                 let _ = order.done.send(outcome);

@@ -152,6 +152,8 @@ pub struct Simulated {
     run: Option<f64>,
     /// How much a run advances per tick, in percent.
     run_step: f64,
+    /// Setpoints changed by a command, by signal (else the signal's own).
+    setpoints: Vec<Option<f64>>,
 }
 
 impl Simulated {
@@ -165,6 +167,7 @@ impl Simulated {
             last: signals.iter().map(|s| s.setpoint).collect(),
             run: None,
             run_step: 2.0,
+            setpoints: vec![None; signals.len()],
         })
     }
 
@@ -181,6 +184,18 @@ impl Simulated {
 
     pub fn running(&self) -> bool {
         self.run.is_some()
+    }
+
+    /// Holds `metric` at `value` from the next sample on (a setpoint
+    /// command); false when the instrument has no such signal.
+    pub fn set_setpoint(&mut self, metric: &str, value: f64) -> bool {
+        match self.signals.iter().position(|s| s.metric == metric) {
+            Some(i) if value.is_finite() => {
+                self.setpoints[i] = Some(value);
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn inject(&mut self, fault: Option<Fault>) {
@@ -204,7 +219,7 @@ impl Simulated {
             let value = if self.fault == Some(Fault::Stuck) {
                 self.last[i]
             } else {
-                let mut setpoint = s.setpoint;
+                let mut setpoint = self.setpoints[i].unwrap_or(s.setpoint);
                 if running && s.metric == "speedRpm" {
                     setpoint = 12_000.0;
                 }
@@ -248,6 +263,35 @@ impl Simulated {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_setpoint_command_moves_its_signal() {
+        let mut sim = Simulated::new("freezer", 3).expect("freezer");
+        assert!(sim.set_setpoint("temperature", -70.0));
+        assert!(!sim.set_setpoint("pressureBar", 1.0));
+        let t = sim
+            .tick()
+            .into_iter()
+            .find(|r| r.metric == "temperature")
+            .expect("a temperature");
+        assert!((t.value + 70.0).abs() <= 0.3, "{}", t.value);
+    }
+
+    #[test]
+    fn the_limits_charts_draw_are_of_metrics_the_simulator_reports() {
+        use shared::domain::InstrumentType;
+        for kind in InstrumentType::ALL {
+            let reported = signals(kind.as_str()).unwrap_or_default();
+            for limit in shared::domain::schema::metric_limits(*kind) {
+                assert!(
+                    reported.iter().any(|s| s.metric == limit.metric),
+                    "{kind:?}: {} bounds {}, which the simulator does not report",
+                    limit.field,
+                    limit.metric
+                );
+            }
+        }
+    }
 
     const TYPES: [&str; 12] = [
         "dna_sequencer",

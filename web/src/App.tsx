@@ -1,13 +1,18 @@
+import { lazy, Suspense } from "react";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { createBrowserRouter, Navigate, Outlet, RouterProvider, useLocation } from "react-router";
 import { ApiFailure } from "./api/client";
 import { useSession, SessionGate } from "./auth/useSession";
 import { Shell } from "./ui/Shell";
+import { RequirePermission } from "./auth/RequirePermission";
 import { SignIn } from "./pages/SignIn";
 import { Dashboard } from "./pages/Dashboard";
 import { NotFound } from "./pages/NotFound";
 import { Profile } from "./pages/Profile";
 import { ConfirmSignup, ForgotPassword, ResetPassword, SignUp } from "./pages/Account";
+
+// The instrument page brings the chart library: loaded when first opened.
+const InstrumentPage = lazy(() => import("./pages/instrument/InstrumentPage").then((m) => ({ default: m.InstrumentPage })));
 
 const queries = new QueryClient({
   defaultOptions: {
@@ -47,7 +52,24 @@ const router = createBrowserRouter([
     element: <RequireSession />,
     children: [
       // One page for both: the add dialog opens over the dashboard.
-      { element: <Dashboard />, children: [{ index: true }, { path: "/instruments/new" }] },
+      {
+        element: (
+          <RequirePermission permission="instruments:view">
+            <Dashboard />
+          </RequirePermission>
+        ),
+        children: [{ index: true }, { path: "/instruments/new" }],
+      },
+      {
+        path: "/instruments/:id",
+        element: (
+          <RequirePermission permission="instruments:view">
+            <Suspense fallback={<p role="status">Loading…</p>}>
+              <InstrumentPage />
+            </Suspense>
+          </RequirePermission>
+        ),
+      },
       { path: "/profile", element: <Profile /> },
       { path: "*", element: <NotFound /> },
     ],

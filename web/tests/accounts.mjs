@@ -20,7 +20,7 @@
 // Prints `ok` at the end; any failed check exits non-zero with what it saw.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { accessible, env, launch, linkIn, mailTo, openPage, totp } from "./browser.mjs";
+import { accessible, env, reportFailure, launch, linkIn, mailTo, openPage, totp } from "./browser.mjs";
 
 const base = env("BASE_URL");
 const shots = env("SCREENSHOTS");
@@ -30,8 +30,10 @@ mkdirSync(shots, { recursive: true });
 
 const browser = await launch();
 let failed = false;
+let current;
 try {
   const { page, problems } = await openPage(browser);
+  current = page;
   const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`) });
   // A part of a long page, scrolled into view (a full-page shot would
   // paint the sticky header in the middle).
@@ -156,6 +158,7 @@ try {
 } catch (error) {
   failed = true;
   console.error(`browser account paths failed: ${error instanceof Error ? error.stack : error}`);
+  await reportFailure(current, shots, "accounts");
 } finally {
   await browser.close();
 }

@@ -100,3 +100,25 @@ export function linkIn(text, path) {
   if (!match) throw new Error(`no ${path} link in:\n${text}`);
   return match[1];
 }
+
+/** Signs in at `base` and waits for the dashboard. */
+export async function signIn(page, base, email, password) {
+  await page.goto(base + "/sign-in");
+  await page.getByRole("heading", { name: "Sign in", exact: true }).waitFor({ timeout: 15_000 });
+  await page.getByLabel("E-mail", { exact: true }).fill(email);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.getByRole("heading", { name: "Instruments", exact: true }).waitFor({ timeout: 15_000 });
+}
+
+/** On a failed check: where the page was, what it said, and a screenshot (`failure-<name>.png`). */
+export async function reportFailure(page, shots, name) {
+  if (!page) return;
+  try {
+    await page.screenshot({ path: `${shots}/failure-${name}.png` });
+    const text = (await page.locator("body").innerText()).replace(/\s+/g, " ").slice(0, 1500);
+    console.error(`at ${page.url()}: ${text}`);
+  } catch {
+    // The page may be gone with the browser; the error above says enough.
+  }
+}

@@ -14,7 +14,7 @@
 // Every check that fails exits non-zero with what it saw.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { accessible, env, launch, openPage } from "./browser.mjs";
+import { accessible, env, reportFailure, launch, openPage } from "./browser.mjs";
 
 const base = env("BASE_URL");
 const shots = env("SCREENSHOTS");
@@ -25,8 +25,10 @@ mkdirSync(shots, { recursive: true });
 
 const browser = await launch();
 let failed = false;
+let current;
 try {
   const { page, problems } = await openPage(browser);
+  current = page;
 
   const started = Date.now();
   await page.goto(base + "/");
@@ -129,6 +131,7 @@ try {
 } catch (error) {
   failed = true;
   console.error(`browser smoke failed: ${error instanceof Error ? error.stack : error}`);
+  await reportFailure(current, shots, "smoke");
 } finally {
   await browser.close();
 }

@@ -332,9 +332,73 @@ fn kind_schema(kind: Kind) -> Value {
     }
 }
 
+/// How a configuration field bounds a metric the instrument reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// The value it is held at.
+    Setpoint,
+    /// An alarm or a maximum: above it is out of bounds.
+    High,
+    /// Below it is out of bounds.
+    Low,
+}
+
+impl LimitKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Setpoint => "setpoint",
+            Self::High => "high",
+            Self::Low => "low",
+        }
+    }
+}
+
+/// A configuration field that is a limit of a reported metric: charts
+/// draw it on that metric's (the schema's `x-limit`). The metric names are
+/// those the bridges report for the type (the simulator's too).
+#[derive(Debug, Clone, Copy)]
+pub struct MetricLimit {
+    pub field: &'static str,
+    pub metric: &'static str,
+    pub kind: LimitKind,
+}
+
+macro_rules! limit {
+    ($field:expr, $metric:expr, $kind:expr) => {
+        MetricLimit {
+            field: $field,
+            metric: $metric,
+            kind: $kind,
+        }
+    };
+}
+
+/// The limits among `kind`'s configuration fields.
+pub fn metric_limits(kind: InstrumentType) -> &'static [MetricLimit] {
+    use InstrumentType::*;
+    use LimitKind::*;
+    match kind {
+        Freezer => &[
+            limit!("setpointC", "temperature", Setpoint),
+            limit!("alarmHighC", "temperature", High),
+        ],
+        Incubator => &[
+            limit!("setpointC", "temperature", Setpoint),
+            limit!("co2Percent", "co2Percent", Setpoint),
+            limit!("humidityPercent", "humidityPercent", Setpoint),
+        ],
+        Centrifuge => &[limit!("maxRpm", "speedRpm", High)],
+        Hplc => &[
+            limit!("flowRateMlMin", "flowRateMlMin", Setpoint),
+            limit!("maxPressureBar", "pressureBar", High),
+        ],
+        _ => &[],
+    }
+}
+
 /// `kind`'s whole configuration as a JSON Schema: the common fields, its
-/// own, and `qcThresholds` (`{metric: {warn, fail}}`) when it has QC
-/// metrics.
+/// own (a limit of a metric marked `x-limit: {metric, kind}`), and
+/// `qcThresholds` (`{metric: {warn, fail}}`) when it has QC metrics.
 pub fn configuration_schema(kind: InstrumentType) -> Value {
     // The type's own fields first: what a form asks about this instrument.
     let fields: Vec<Field> = configuration_fields(kind)
@@ -343,6 +407,10 @@ pub fn configuration_schema(kind: InstrumentType) -> Value {
         .copied()
         .collect();
     let mut schema = json_schema(&fields);
+    for limit in metric_limits(kind) {
+        schema["properties"][limit.field]["x-limit"] =
+            serde_json::json!({"metric": limit.metric, "kind": limit.kind.as_str()});
+    }
     let metrics = qc_metrics(kind);
     if !metrics.is_empty()
         && let Some(properties) = schema["properties"].as_object_mut()
@@ -662,6 +730,31 @@ mod tests {
                 "notes"
             ])
         );
+    }
+
+    #[test]
+    fn limits_are_numeric_fields_of_their_type() {
+        for kind in InstrumentType::ALL {
+            for limit in metric_limits(*kind) {
+                let field = configuration_fields(*kind)
+                    .iter()
+                    .find(|f| f.name == limit.field);
+                assert!(
+                    matches!(
+                        field.map(|f| f.kind),
+                        Some(Kind::Number { .. } | Kind::Integer { .. })
+                    ),
+                    "{kind:?} {} is not a numeric field",
+                    limit.field
+                );
+            }
+        }
+        let freezer = configuration_schema(InstrumentType::Freezer);
+        assert_eq!(
+            freezer["properties"]["alarmHighC"]["x-limit"],
+            json!({"metric": "temperature", "kind": "high"})
+        );
+        assert!(freezer["properties"]["notes"].get("x-limit").is_none());
     }
 
     #[test]

@@ -31,7 +31,10 @@ struct TypeInfo {
     kind: InstrumentType,
     label: &'static str,
     /// A JSON Schema (2020-12) of the type's `configuration`: an object of
-    /// optional fields, no others.
+    /// optional fields, no others, each with a `title` (its label, with its
+    /// unit), in the order of `x-order`. A field that bounds a metric the
+    /// instrument reports carries `x-limit: {metric, kind}` (`kind`
+    /// `setpoint`, `high` or `low`): a chart of that metric draws it.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     configuration: Value,
     /// The QC metrics its run data are checked on, with the default

@@ -6,7 +6,10 @@
 //! is checked with axe-core, and signs out; and the account paths
 //! (`web/tests/accounts.mjs`: an invitation accepted by a viewer who is
 //! offered no admin action, a second factor set up from the profile, a
-//! password reset and a new organization by their mailed links).
+//! password reset and a new organization by their mailed links); and an
+//! instrument's page (`web/tests/instrument.mjs`: its chart moving with its
+//! limits drawn, a command followed to completion, a calibration completed,
+//! an edit overtaken by another and reapplied, removal with a reason).
 //! Screenshots of each page are kept in `target/screenshots/<host>/` for a
 //! reviewer.
 
@@ -22,6 +25,7 @@ crate::cases![
     web_app_is_served_from_the_api_origin,
     web_dashboard_shows_live_readings_in_a_browser,
     web_account_paths_in_a_browser,
+    web_instrument_page_in_a_browser,
 ];
 
 fn host_name(kind: HostKind) -> &'static str {
@@ -211,6 +215,80 @@ async fn web_account_paths_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
         std::time::Duration::from_secs(180),
     )
     .await?;
+    Ok(())
+}
+
+async fn web_instrument_page_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
+    built_index()?;
+    let admin = app.new_org_user(shared::auth::Role::Admin).await?;
+    let admin_token = app.login(&admin).await?;
+    let manager = app
+        .new_user(admin.organization_id, shared::auth::Role::LabManager)
+        .await?;
+    let freezer = crate::lab::id_of(
+        &crate::lab::register(
+            app,
+            &admin_token,
+            serde_json::json!({
+                "name": "Freezer B-12",
+                "type": "freezer",
+                "status": "offline",
+                "location": "Room 114",
+                "configuration": {"setpointC": -80, "alarmHighC": -70},
+            }),
+        )
+        .await?,
+    )?;
+    let spin = app.stack.kind == HostKind::Wasmtime;
+    let dir = tempfile::tempdir()?;
+    let credentials = crate::live::enroll_into(app, &admin_token, dir.path()).await?;
+    let agent = crate::live::InProcessAgent::start(crate::hub::agent_config(
+        dir.path(),
+        &credentials.url,
+        crate::hub::transport(spin),
+        &format!(
+            "[[instruments]]\ndriver = \"simulator\"\nid = \"{freezer}\"\ntype = \"freezer\"\ninterval_ms = 500\nseed = 11\n"
+        ),
+    )?);
+    let ran = run_script(
+        app,
+        "instrument.mjs",
+        &[
+            ("EMAIL", manager.email.clone()),
+            ("PASSWORD", manager.password.clone()),
+            ("OTHER_TOKEN", admin_token.clone()),
+            ("INSTRUMENT_ID", freezer.to_string()),
+            ("LIVE", if spin { "polling" } else { "socket" }.to_owned()),
+        ],
+        std::time::Duration::from_secs(240),
+    )
+    .await;
+    let stopped = agent.stop().await;
+    ran?;
+    stopped?;
+    // What the page did is in the audit trail, as the manager's.
+    let db = app.db().await?;
+    let done: Vec<String> = db
+        .query(
+            "SELECT event_type FROM audit_events WHERE organization_id = $1 \
+             AND user_id = $2 ORDER BY created_at",
+            &[&admin.organization_id, &manager.id],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for event in [
+        "INSTRUMENT_COMMAND_QUEUED",
+        "INSTRUMENT_CALIBRATED",
+        "INSTRUMENT_UPDATED",
+        "INSTRUMENT_DELETED",
+    ] {
+        ensure!(
+            done.iter().any(|e| e == event),
+            "no {event} by the manager: {done:?}"
+        );
+    }
     Ok(())
 }
 

@@ -40,7 +40,9 @@ export class ApiFailure extends Error {
 }
 
 const auth: Middleware = {
-  onRequest({ request }) {
+  async onRequest({ request }) {
+    // A logout still on its way would clear the cookie a new login sets.
+    await session.settled();
     const token = session.accessToken();
     if (token && !request.headers.has("Authorization")) {
       request.headers.set("Authorization", `Bearer ${token}`);

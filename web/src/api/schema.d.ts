@@ -2478,7 +2478,10 @@ export interface components {
                 label: string;
                 /**
                  * @description A JSON Schema (2020-12) of the type's `configuration`: an object of
-                 *     optional fields, no others.
+                 *     optional fields, no others, each with a `title` (its label, with its
+                 *     unit), in the order of `x-order`. A field that bounds a metric the
+                 *     instrument reports carries `x-limit: {metric, kind}` (`kind`
+                 *     `setpoint`, `high` or `low`): a chart of that metric draws it.
                  */
                 configuration: Record<string, never>;
                 /**
@@ -3685,7 +3688,10 @@ export interface components {
             label: string;
             /**
              * @description A JSON Schema (2020-12) of the type's `configuration`: an object of
-             *     optional fields, no others.
+             *     optional fields, no others, each with a `title` (its label, with its
+             *     unit), in the order of `x-order`. A field that bounds a metric the
+             *     instrument reports carries `x-limit: {metric, kind}` (`kind`
+             *     `setpoint`, `high` or `low`): a chart of that metric draws it.
              */
             configuration: Record<string, never>;
             /**

@@ -15,6 +15,7 @@ let token: string | null = null;
 let user: SessionUser | null = null;
 let timer: ReturnType<typeof setTimeout> | undefined;
 let refreshing: Promise<boolean> | null = null;
+let loggingOut: Promise<void> | null = null;
 const listeners = new Set<Listener>();
 
 function notify() {
@@ -83,17 +84,32 @@ export const session = {
     return refreshing;
   },
 
-  /** Ends the login on the server, then here. */
-  async logout() {
+  /**
+   * Ends the login: forgotten here at once, ended on the server in the
+   * background. Until the server answered, `settled()` waits, so a sign-in
+   * straight after cannot have its new cookie cleared by the old logout.
+   */
+  logout(): Promise<void> {
     const current = token;
     session.clear();
-    if (current) {
-      await fetch("/api/auth/logout", {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { Authorization: `Bearer ${current}`, "Content-Type": "application/json" },
-        body: "{}",
-      }).catch(() => undefined);
-    }
+    if (!current) return Promise.resolve();
+    const ending = fetch("/api/auth/logout", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Authorization: `Bearer ${current}`, "Content-Type": "application/json" },
+      body: "{}",
+    })
+      .then(() => undefined)
+      .catch(() => undefined)
+      .finally(() => {
+        if (loggingOut === ending) loggingOut = null;
+      });
+    loggingOut = ending;
+    return ending;
+  },
+
+  /** Resolves once no logout is on its way. */
+  settled(): Promise<void> {
+    return loggingOut ?? Promise.resolve();
   },
 };

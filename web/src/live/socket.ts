@@ -1,5 +1,5 @@
 // The dashboard's live socket (GET /api/v1/live, protocol antevus.live.v1):
-// subscribes to all of the organization's instruments and hands each
+// subscribes to all of the organization's instruments (or some) and hands each
 // message to the listener. Reconnects with exponential backoff and jitter
 // (1 s doubling to 30 s); reports its state so the page can say when data
 // is stale. A browser cannot set Authorization on a WebSocket: the access
@@ -32,6 +32,13 @@ export interface LiveOptions {
   onState: (state: LiveState, since: Date) => void;
   /** False when the deployment has no WebSockets (the page polls instead). */
   available: boolean;
+  /** Only these instruments (default: all of the organization's). */
+  instrumentIds?: string[];
+}
+
+/** The first message on a socket: what it follows. */
+export function subscription(instrumentIds: string[] | undefined): string {
+  return JSON.stringify(instrumentIds ? { type: "subscribe", instrumentIds } : { type: "subscribe", all: true });
 }
 
 /** Opens the socket and keeps it open until the returned function is called. */
@@ -57,7 +64,7 @@ export function connectLive(options: LiveOptions): () => void {
     socket = new WebSocket(liveUrl(window.location), [PROTOCOL, `bearer.${token}`]);
     socket.onopen = () => {
       attempt = 0;
-      socket?.send(JSON.stringify({ type: "subscribe", all: true }));
+      socket?.send(subscription(options.instrumentIds));
       options.onState("live", new Date());
     };
     socket.onmessage = (event) => {

@@ -2,7 +2,8 @@ import { useEffect, useRef, useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ApiFailure, call } from "../api/client";
 import { Problem } from "../ui/Problem";
-import { formFields, readConfiguration, type FormField } from "./configurationForm";
+import { ConfigField } from "./ConfigField";
+import { formFields, readConfiguration } from "./configurationForm";
 
 /**
  * The "Add instrument" dialog: a form generated from the type's
@@ -126,41 +127,5 @@ function Text({ name, label, required, error }: { name: string; label: string; r
         aria-describedby={error ? `${name}-error` : undefined} />
       {error && <p id={`${name}-error`} className="field-error">{error}</p>}
     </>
-  );
-}
-
-function ConfigField({ field, error }: { field: FormField; error: string | undefined }) {
-  const id = `configuration-${field.name}`;
-  const described = error ? `${id}-error` : field.hint ? `${id}-hint` : undefined;
-  const common = { id, name: `configuration.${field.name}`, "aria-invalid": error ? true : undefined, "aria-describedby": described };
-  let input;
-  switch (field.input) {
-    case "select":
-      input = (
-        <select {...common} defaultValue="">
-          <option value="">Not set</option>
-          {field.options.map((o) => <option key={String(o)} value={String(o)}>{String(o)}</option>)}
-        </select>
-      );
-      break;
-    case "checkbox":
-      input = <input type="checkbox" {...common} value="true" />;
-      break;
-    case "number":
-      input = <input type="number" {...common} min={field.min} max={field.max} step={field.integer ? 1 : "any"} />;
-      break;
-    case "datetime":
-      input = <input type="datetime-local" {...common} />;
-      break;
-    default:
-      input = <input type="text" {...common} maxLength={field.maxLength} />;
-  }
-  return (
-    <div className={field.input === "checkbox" ? "check" : "field"}>
-      <label htmlFor={id}>{field.label}</label>
-      {input}
-      {field.hint && !error && <p id={`${id}-hint`} className="muted small">{field.hint}</p>}
-      {error && <p id={`${id}-error`} className="field-error">{error}</p>}
-    </div>
   );
 }

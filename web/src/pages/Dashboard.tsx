@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState } from "react";
 import { useQueries, useQuery } from "@tanstack/react-query";
 import { api, call, type Schemas } from "../api/client";
-import { useMatch, useNavigate } from "react-router";
+import { Link, useMatch, useNavigate } from "react-router";
 import { NotPermitted } from "../auth/RequirePermission";
 import { useMe } from "../auth/useSession";
 import { connectLive, type LiveMessage, type LiveReading, type LiveState } from "../live/socket";
@@ -197,7 +197,7 @@ function InstrumentCard({ instrument, status, live, current, typeLabel }: {
   return (
     <li className="card" data-instrument={instrument.id}>
       <div className="card-head">
-        <h2>{instrument.name}</h2>
+        <h2><Link to={`/instruments/${instrument.id}`}>{instrument.name}</Link></h2>
         <span className={`badge status-${current}`}>{statusLabel(current)}</span>
       </div>
       <p className="muted small">
@@ -231,7 +231,7 @@ function InstrumentCard({ instrument, status, live, current, typeLabel }: {
   );
 }
 
-function LiveBadge({ state, since }: { state: LiveState; since: Date }) {
+export function LiveBadge({ state, since }: { state: LiveState; since: Date }) {
   const text = {
     connecting: "Connecting to live updates…",
     live: "Live",

@@ -1,14 +1,22 @@
 import type { ReactNode } from "react";
 import { NavLink, useNavigate } from "react-router";
 import { session } from "../auth/session";
-import { useMe } from "../auth/useSession";
+import { useMe, type Permission } from "../auth/useSession";
+
+/** The main navigation; an entry shows only to those whose role has its permission. */
+const NAV: { to: string; label: string; permission: Permission }[] = [
+  { to: "/", label: "Instruments", permission: "instruments:view" },
+];
 
 /** The frame of every signed-in page: the product, the navigation, the user. */
 export function Shell({ children }: { children: ReactNode }) {
   const me = useMe();
   const navigate = useNavigate();
-  const signOut = async () => {
-    await session.logout();
+  // Forgets the session at once and goes to the sign-in page; the server's
+  // side ends in the background. Nothing navigates when that answers: the
+  // user may already be on another page (a race the browser tests caught).
+  const signOut = () => {
+    void session.logout();
     navigate("/sign-in");
   };
   return (
@@ -22,9 +30,11 @@ export function Shell({ children }: { children: ReactNode }) {
           Antevus
         </span>
         <nav aria-label="Main">
-          <NavLink to="/" end>
-            Instruments
-          </NavLink>
+          {NAV.filter((entry) => me.data?.permissions.includes(entry.permission)).map((entry) => (
+            <NavLink key={entry.to} to={entry.to} end>
+              {entry.label}
+            </NavLink>
+          ))}
         </nav>
         <div className="who">
           {me.data && (
@@ -32,7 +42,7 @@ export function Shell({ children }: { children: ReactNode }) {
               {me.data.name} · <span className="muted">{me.data.organization.name}</span>
             </NavLink>
           )}
-          <button type="button" className="secondary" onClick={() => void signOut()}>
+          <button type="button" className="secondary" onClick={signOut}>
             Sign out
           </button>
         </div>
