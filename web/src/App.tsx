@@ -14,6 +14,9 @@ import { ConfirmSignup, ForgotPassword, ResetPassword, SignUp } from "./pages/Ac
 // The instrument page brings the chart library: loaded when first opened.
 const InstrumentPage = lazy(() => import("./pages/instrument/InstrumentPage").then((m) => ({ default: m.InstrumentPage })));
 
+const RunsPage = lazy(() => import("./pages/runs/RunsPage").then((m) => ({ default: m.RunsPage })));
+const RunPage = lazy(() => import("./pages/runs/RunPage").then((m) => ({ default: m.RunPage })));
+
 const queries = new QueryClient({
   defaultOptions: {
     queries: {
@@ -66,6 +69,26 @@ const router = createBrowserRouter([
           <RequirePermission permission="instruments:view">
             <Suspense fallback={<p role="status">Loading…</p>}>
               <InstrumentPage />
+            </Suspense>
+          </RequirePermission>
+        ),
+      },
+      {
+        path: "/runs",
+        element: (
+          <RequirePermission permission="runs:view">
+            <Suspense fallback={<p role="status">Loading…</p>}>
+              <RunsPage />
+            </Suspense>
+          </RequirePermission>
+        ),
+      },
+      {
+        path: "/runs/:id",
+        element: (
+          <RequirePermission permission="runs:view">
+            <Suspense fallback={<p role="status">Loading…</p>}>
+              <RunPage />
             </Suspense>
           </RequirePermission>
         ),

@@ -26,6 +26,7 @@ crate::cases![
     web_dashboard_shows_live_readings_in_a_browser,
     web_account_paths_in_a_browser,
     web_instrument_page_in_a_browser,
+    web_runs_in_a_browser,
 ];
 
 fn host_name(kind: HostKind) -> &'static str {
@@ -289,6 +290,70 @@ async fn web_instrument_page_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
             "no {event} by the manager: {done:?}"
         );
     }
+    Ok(())
+}
+
+async fn web_runs_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
+    built_index()?;
+    let admin = app.new_org_user(shared::auth::Role::Admin).await?;
+    let admin_token = app.login(&admin).await?;
+    let manager = app
+        .new_user(admin.organization_id, shared::auth::Role::LabManager)
+        .await?;
+    let name = "Incubator I-4";
+    let incubator =
+        crate::lab::new_instrument(app, &admin_token, name, "incubator", "offline").await?;
+    let spin = app.stack.kind == HostKind::Wasmtime;
+    let dir = tempfile::tempdir()?;
+    let credentials = crate::live::enroll_into(app, &admin_token, dir.path()).await?;
+    let agent = crate::live::InProcessAgent::start(crate::hub::agent_config(
+        dir.path(),
+        &credentials.url,
+        crate::hub::transport(spin),
+        &format!(
+            "[[instruments]]\ndriver = \"simulator\"\nid = \"{incubator}\"\ntype = \"incubator\"\ninterval_ms = 500\nseed = 5\n"
+        ),
+    )?);
+    let ran = run_script(
+        app,
+        "runs.mjs",
+        &[
+            ("EMAIL", manager.email.clone()),
+            ("PASSWORD", manager.password.clone()),
+            ("INSTRUMENT_NAME", name.to_owned()),
+        ],
+        std::time::Duration::from_secs(180),
+    )
+    .await;
+    let stopped = agent.stop().await;
+    ran?;
+    stopped?;
+    // The run the page started and stopped, as the API recorded it.
+    let db = app.db().await?;
+    let row = db
+        .query_one(
+            "SELECT status, end_reason, operator_id, metadata->>'sample' FROM runs WHERE instrument_id = $1",
+            &[&incubator],
+        )
+        .await?;
+    ensure!(
+        row.get::<_, String>(0) == "aborted",
+        "{:?}",
+        row.get::<_, String>(0)
+    );
+    ensure!(
+        row.get::<_, Option<String>>(1).as_deref() == Some("Wrong plate loaded"),
+        "end reason {:?}",
+        row.get::<_, Option<String>>(1)
+    );
+    ensure!(
+        row.get::<_, Option<uuid::Uuid>>(2) == Some(manager.id),
+        "operator"
+    );
+    ensure!(
+        row.get::<_, Option<String>>(3).as_deref() == Some("S-2026-0412"),
+        "sample"
+    );
     Ok(())
 }
 

@@ -8,6 +8,11 @@ const STATUS_LABELS: Record<string, string> = {
   maintenance: "Maintenance",
   error: "Error",
   calibrating: "Calibrating",
+  pending: "Pending",
+  completed: "Completed",
+  failed: "Failed",
+  aborted: "Aborted",
+  complete: "Complete",
 };
 
 export function statusLabel(status: string): string {

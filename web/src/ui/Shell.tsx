@@ -6,6 +6,7 @@ import { useMe, type Permission } from "../auth/useSession";
 /** The main navigation; an entry shows only to those whose role has its permission. */
 const NAV: { to: string; label: string; permission: Permission }[] = [
   { to: "/", label: "Instruments", permission: "instruments:view" },
+  { to: "/runs", label: "Runs", permission: "runs:view" },
 ];
 
 /** The frame of every signed-in page: the product, the navigation, the user. */
