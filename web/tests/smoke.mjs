@@ -63,7 +63,8 @@ try {
     });
   let seen = await newest();
   const delays = [];
-  const deadline = Date.now() + (live === "socket" ? 30_000 : 90_000);
+  // The simulator reads every 500 ms: a second per update is ample.
+  const deadline = Date.now() + (live === "socket" ? 30_000 : 90_000) + updates * 1000;
   while (delays.length < updates) {
     if (Date.now() > deadline) throw new Error(`only ${delays.length} reading changes seen; newest ${seen}`);
     const now = await newest();
