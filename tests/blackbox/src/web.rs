@@ -147,16 +147,7 @@ pub async fn browse(app: &TestApp, updates: usize) -> anyhow::Result<Vec<String>
     // The lab's bridge relays a simulated freezer: over the hub's socket,
     // or on Spin as HTTPS batches.
     let spin = app.stack.kind == HostKind::Wasmtime;
-    let dir = tempfile::tempdir()?;
-    let credentials = crate::live::enroll_into(app, &token, dir.path()).await?;
-    let agent = crate::live::InProcessAgent::start(crate::hub::agent_config(
-        dir.path(),
-        &credentials.url,
-        crate::hub::transport(spin),
-        &format!(
-            "[[instruments]]\ndriver = \"simulator\"\nid = \"{freezer}\"\ntype = \"freezer\"\ninterval_ms = 500\nseed = 7\n"
-        ),
-    )?);
+    let (_dir, agent) = simulated_bridge(app, &token, freezer, "freezer", 7).await?;
 
     let ran = run_script(
         app,
@@ -241,16 +232,7 @@ async fn web_instrument_page_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
         .await?,
     )?;
     let spin = app.stack.kind == HostKind::Wasmtime;
-    let dir = tempfile::tempdir()?;
-    let credentials = crate::live::enroll_into(app, &admin_token, dir.path()).await?;
-    let agent = crate::live::InProcessAgent::start(crate::hub::agent_config(
-        dir.path(),
-        &credentials.url,
-        crate::hub::transport(spin),
-        &format!(
-            "[[instruments]]\ndriver = \"simulator\"\nid = \"{freezer}\"\ntype = \"freezer\"\ninterval_ms = 500\nseed = 11\n"
-        ),
-    )?);
+    let (_dir, agent) = simulated_bridge(app, &admin_token, freezer, "freezer", 11).await?;
     let ran = run_script(
         app,
         "instrument.mjs",
@@ -303,17 +285,7 @@ async fn web_runs_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
     let name = "Incubator I-4";
     let incubator =
         crate::lab::new_instrument(app, &admin_token, name, "incubator", "offline").await?;
-    let spin = app.stack.kind == HostKind::Wasmtime;
-    let dir = tempfile::tempdir()?;
-    let credentials = crate::live::enroll_into(app, &admin_token, dir.path()).await?;
-    let agent = crate::live::InProcessAgent::start(crate::hub::agent_config(
-        dir.path(),
-        &credentials.url,
-        crate::hub::transport(spin),
-        &format!(
-            "[[instruments]]\ndriver = \"simulator\"\nid = \"{incubator}\"\ntype = \"incubator\"\ninterval_ms = 500\nseed = 5\n"
-        ),
-    )?);
+    let (_dir, agent) = simulated_bridge(app, &admin_token, incubator, "incubator", 5).await?;
     let ran = run_script(
         app,
         "runs.mjs",
@@ -355,6 +327,30 @@ async fn web_runs_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
         "sample"
     );
     Ok(())
+}
+
+/// Enrolls a bridge for `app`'s organization (with `token`) that relays one
+/// simulated instrument of `kind` reading every 500 ms: over the hub's
+/// socket, or on Spin as HTTPS batches. The folder holds its credentials
+/// and queue; keep it while the agent runs.
+async fn simulated_bridge(
+    app: &TestApp,
+    token: &str,
+    instrument: uuid::Uuid,
+    kind: &str,
+    seed: u64,
+) -> anyhow::Result<(tempfile::TempDir, crate::live::InProcessAgent)> {
+    let dir = tempfile::tempdir()?;
+    let credentials = crate::live::enroll_into(app, token, dir.path()).await?;
+    let agent = crate::live::InProcessAgent::start(crate::hub::agent_config(
+        dir.path(),
+        &credentials.url,
+        crate::hub::transport(app.stack.kind == HostKind::Wasmtime),
+        &format!(
+            "[[instruments]]\ndriver = \"simulator\"\nid = \"{instrument}\"\ntype = \"{kind}\"\ninterval_ms = 500\nseed = {seed}\n"
+        ),
+    )?);
+    Ok((dir, agent))
 }
 
 /// Runs `web/tests/<script>` in Chromium against `app`'s host with `vars`
