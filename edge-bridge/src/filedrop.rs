@@ -61,11 +61,15 @@ pub async fn run(settings: Settings, mut io: DriverIo, cloud: Cloud) {
             _ = tick.tick() => {}
             order = io.orders.recv() => {
                 // Such an instrument is operated at its own panel; it only
-                // writes files.
+                // writes files. A run's start is taken as the run being on
+                // (the person at the panel runs it; its file becomes the
+                // run's data); any other command is refused.
                 let Some(order) = order else { return };
-                let _ = order.done.send(Err(
-                    "this instrument is connected by file drop and takes no commands".into(),
-                ));
+                let _ = order.done.send(if order.command.command == "start" {
+                    Ok(serde_json::json!({ "operatedAtPanel": true }))
+                } else {
+                    Err("this instrument is connected by file drop and takes no commands".into())
+                });
                 continue;
             }
         }

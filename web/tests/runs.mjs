@@ -1,10 +1,9 @@
 // The run pages in a real browser, driven by the black-box suite
 // (tests/blackbox, `web.rs`) against a real stack with a simulated
-// instrument relayed by a bridge: the empty history, starting a run
-// (pending until the bridge acknowledges the start), stopping it (aborted,
-// with a reason), and the history's filters. (A run started here stays
-// pending on the simulated bridge: see the issue note; once it moves to
-// running, this test should watch it do so and complete it.)
+// instrument relayed by a bridge: the empty history; a run started here
+// that the instrument takes (pending -> running) and finishes (completed,
+// when it reports itself idle again); a second run stopped while running
+// (aborted, with a reason); and the history's filters.
 //
 //   BASE_URL, SCREENSHOTS   the host; a folder for the screenshots
 //   EMAIL, PASSWORD         a lab manager
@@ -35,47 +34,70 @@ try {
   await page.getByText("No run has been started yet.").waitFor({ timeout: 10_000 });
   await accessible(page, "runs, empty");
 
-  // Start a run: pending until the bridge acknowledges, then running.
-  await page.getByRole("button", { name: "Start a run…" }).click();
-  const start = page.getByRole("dialog", { name: "Start a run" });
-  await start.locator(`#start-instrument option`, { hasText: instrument }).waitFor({ state: "attached", timeout: 30_000 });
-  await start.getByLabel("Instrument", { exact: true }).selectOption({ label: `${instrument} (Idle)` });
-  await start.getByLabel("Name (optional)", { exact: true }).fill("Stability check 12");
-  await start.getByLabel("Sample (optional)", { exact: true }).fill("S-2026-0412");
+  // Start a run from the history; it opens on the run's page.
+  const startRun = async (name, sample) => {
+    await page.getByRole("button", { name: "Start a run…" }).click();
+    const start = page.getByRole("dialog", { name: "Start a run" });
+    await start.locator(`#start-instrument option`, { hasText: `${instrument} (Idle)` })
+      .waitFor({ state: "attached", timeout: 30_000 });
+    await start.getByLabel("Instrument", { exact: true }).selectOption({ label: `${instrument} (Idle)` });
+    await start.getByLabel("Name (optional)", { exact: true }).fill(name);
+    if (sample) await start.getByLabel("Sample (optional)", { exact: true }).fill(sample);
+    return start;
+  };
+  const status = (value, timeout = 15_000) => page.locator(`[data-run-status="${value}"]`).waitFor({ timeout });
+
+  // The instrument takes the start (running), then finishes (completed).
+  const start = await startRun("Stability check 12", "S-2026-0411");
   await accessible(page, "start a run");
   await shot("run-start");
   await start.getByRole("button", { name: "Start", exact: true }).click();
   await heading("Stability check 12");
-  await page.locator('[data-run-status="pending"]').waitFor({ timeout: 10_000 });
-  await page.locator(".facts dd", { hasText: "S-2026-0412" }).waitFor();
-  await accessible(page, "run, pending");
-  await shot("run-pending");
+  await status("running", 30_000);
+  await page.locator(".facts dd", { hasText: "S-2026-0411" }).waitFor();
+  await accessible(page, "run, running");
+  await shot("run-running");
+  // The simulator runs 30 readings of 500 ms.
+  await status("completed", 60_000);
+  await page.locator(".facts dd", { hasText: "The instrument finished the run" }).waitFor();
+  await shot("run-completed");
 
-  // Stop it, with a reason.
+  // A second run, stopped while running, with a reason.
+  await page.getByRole("link", { name: "Runs", exact: true }).first().click();
+  await heading("Runs");
+  await (await startRun("Stability check 13", "S-2026-0412")).getByRole("button", { name: "Start", exact: true }).click();
+  await heading("Stability check 13");
+  await status("running", 30_000);
   await page.getByRole("button", { name: "Stop…" }).click();
-  const stop = page.getByRole("dialog", { name: "Stop Stability check 12?" });
+  const stop = page.getByRole("dialog", { name: "Stop Stability check 13?" });
   await stop.getByLabel("Aborted", { exact: true }).check();
   await stop.getByLabel("Reason", { exact: true }).fill("Wrong plate loaded");
   await stop.getByRole("button", { name: "Stop the run" }).click();
   await stop.waitFor({ state: "hidden", timeout: 10_000 });
-  await page.locator('[data-run-status="aborted"]').waitFor({ timeout: 10_000 });
+  await status("aborted");
   await page.locator(".facts dd", { hasText: "Wrong plate loaded" }).waitFor();
   await shot("run-stopped");
 
   // The history, with its filters.
   await page.getByRole("link", { name: "Runs", exact: true }).first().click();
   await heading("Runs");
-  const row = page.locator("tr", { hasText: "Stability check 12" });
-  await row.getByText("Aborted").waitFor({ timeout: 10_000 });
+  const completed = page.locator("tr", { hasText: "Stability check 12" });
+  const aborted = page.locator("tr", { hasText: "Stability check 13" });
+  await completed.getByText("Completed").waitFor({ timeout: 10_000 });
+  await aborted.getByText("Aborted").waitFor({ timeout: 10_000 });
   await accessible(page, "runs");
   await shot("runs");
   await page.getByLabel("Status", { exact: true }).selectOption("failed");
   await page.getByText("No run matches these filters.").waitFor({ timeout: 10_000 });
   if (!page.url().includes("status=failed")) throw new Error(`the filter is not in the address: ${page.url()}`);
+  await page.getByLabel("Status", { exact: true }).selectOption("completed");
+  await completed.waitFor({ timeout: 10_000 });
+  await aborted.waitFor({ state: "detached", timeout: 10_000 });
   await page.getByRole("button", { name: "Clear filters" }).click();
-  await row.waitFor({ timeout: 10_000 });
+  await aborted.waitFor({ timeout: 10_000 });
   await page.getByLabel("Operator", { exact: true }).selectOption({ label: "Me" });
-  await row.waitFor({ timeout: 10_000 });
+  await aborted.waitFor({ timeout: 10_000 });
+  await completed.waitFor({ timeout: 10_000 });
 
   // Tablet width.
   await page.setViewportSize({ width: 820, height: 1100 });

@@ -144,6 +144,8 @@ catalogue! {
     RateLimitBlocked = "RATE_LIMIT_BLOCKED", Warning, Denied, None, "Client blocked by rate limit";
     /// Someone was invited to the organization.
     UserInvited = "USER_INVITED", Info, Success, Some(R::Invitation), "User invited";
+    /// A pending invitation was revoked: its link no longer works.
+    InvitationRevoked = "INVITATION_REVOKED", Info, Success, Some(R::Invitation), "Invitation revoked";
     /// An account was created: a new organization's admin, or an accepted invitation.
     UserSignedUp = "USER_SIGNED_UP", Info, Success, Some(R::User), "Organization created";
     /// A user's name, department, role or active state changed (a role or activation change is a warning).
@@ -187,6 +189,11 @@ catalogue! {
     MaintenanceCancelled = "MAINTENANCE_CANCELLED", Info, Success, Some(R::Maintenance), "Maintenance updated";
     /// A run was started (its start command queued).
     RunStarted = "RUN_STARTED", Info, Success, Some(R::Run), "Run started";
+    /// A run's instrument acknowledged its start: the run is running.
+    RunRunning = "RUN_RUNNING", Info, Success, Some(R::Run), "Run running: its instrument took the start";
+    /// A run ended as its instrument reported: completed when it went back
+    /// to idle, failed when it reported an error or refused the start.
+    RunFinished = "RUN_FINISHED", Info, Success, Some(R::Run), "Run ended as its instrument reported";
     /// A run ended: aborted, completed or failed, with a reason.
     RunStopped = "RUN_STOPPED", Info, Success, Some(R::Run), "Run stopped";
     /// A run's data file was recorded, with its SHA-256.
@@ -199,6 +206,8 @@ catalogue! {
     EsignatureFailed = "ESIGNATURE_FAILED", Warning, Failure, Some(R::Run), "Electronic signature refused: re-authentication failed";
     /// A single-use token to enrol a bridge was created.
     BridgeJoinTokenCreated = "BRIDGE_JOIN_TOKEN_CREATED", Info, Success, Some(R::BridgeJoinToken), "Bridge join token created";
+    /// An unused bridge join token was revoked.
+    BridgeJoinTokenRevoked = "BRIDGE_JOIN_TOKEN_REVOKED", Info, Success, Some(R::BridgeJoinToken), "Bridge join token revoked";
     /// An edge bridge enrolled with a join token and got its own key.
     BridgeEnrolled = "BRIDGE_ENROLLED", Info, Success, Some(R::Bridge), "Edge bridge enrolled";
     /// The audit trail was exported (filters, range, the file's SHA-256).

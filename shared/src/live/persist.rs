@@ -15,9 +15,10 @@ use crate::audit::{self, EventType};
 use crate::auth::{Permission, Principal};
 use crate::ctx::Ctx;
 use crate::db::Statement;
+use crate::domain::RunStatus;
 use crate::error::{ApiError, FieldError};
 use crate::model::bridge::{self, Position};
-use crate::model::{Scope, command, instrument, reading, rows};
+use crate::model::{Scope, command, instrument, reading, rows, run};
 use crate::platform::Platform;
 use crate::request::Rq;
 
@@ -128,6 +129,19 @@ pub async fn ingest<P: Platform>(
             Value::Array(readings),
         ));
     }
+    let outcomes_of: Vec<uuid::Uuid> = batch
+        .records
+        .iter()
+        .filter_map(|r| match &r.item {
+            Item::CommandOutcome(o) => Some(o.command_id),
+            Item::Reading(_) => None,
+        })
+        .collect();
+    let starts = if outcomes_of.is_empty() {
+        Vec::new()
+    } else {
+        run::started_by(&ctx.db(), &scope, &outcomes_of).await?
+    };
     let mut outcomes = Vec::new();
     for record in &batch.records {
         if let Item::CommandOutcome(outcome) = &record.item {
@@ -135,6 +149,9 @@ pub async fn ingest<P: Platform>(
             statements.push(record_outcome(
                 ctx, rq, principal, &scope, &at, record.seq, outcome,
             )?);
+            if let Some(start) = starts.iter().find(|s| s.command_id == outcome.command_id) {
+                statements.push(run_started(ctx, rq, principal, &scope, start, outcome)?);
+            }
         }
     }
 
@@ -253,6 +270,54 @@ fn record_outcome<P: Platform>(
     event.record_change(rq, change)
 }
 
+/// What a run's start command's outcome (recorded just before, in the same
+/// transaction) does to the run: acknowledged (the bridge handed it to the
+/// instrument) or completed, a pending run is running (audited as
+/// `RUN_RUNNING`); failed, the run failed (`RUN_FINISHED`, the
+/// instrument's error its reason), even if the acknowledgement had already
+/// made it running.
+fn run_started<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &Rq,
+    principal: &Principal,
+    scope: &Scope,
+    start: &run::Started,
+    outcome: &super::CommandOutcome,
+) -> Result<Statement, ApiError> {
+    let at = outcome.at.get();
+    let (event_type, change, old_values, new_values, reason) = match outcome.state {
+        CommandState::Acknowledged | CommandState::Completed => (
+            EventType::RunRunning,
+            run::start_taken(scope, start.run_id, start.command_id, at),
+            Some(json!({ "status": RunStatus::Pending })),
+            json!({ "status": RunStatus::Running, "startedAt": outcome.at }),
+            None,
+        ),
+        CommandState::Failed => {
+            let reason = format!(
+                "The instrument refused the start: {}",
+                outcome.error.as_deref().unwrap_or("no reason given")
+            );
+            (
+                EventType::RunFinished,
+                run::start_refused(scope, start.run_id, start.command_id, at, &reason),
+                // Pending, or running on the acknowledgement alone.
+                None,
+                json!({ "status": RunStatus::Failed, "completedAt": outcome.at }),
+                Some(reason),
+            )
+        }
+    };
+    let event = audit::Event {
+        old_values,
+        new_values: Some(new_values),
+        reason: reason.as_deref(),
+        metadata: json!({ "source": "bridge", "commandId": start.command_id }),
+        ..audit::Event::by(ctx.new_uuid(), principal, event_type, start.run_id)
+    };
+    event.record_change(rq, change)
+}
+
 /// The reply to a batch: records up to `before` were duplicates; of the
 /// rest, those not `stored` are rejected with why.
 fn acknowledge(batch: &Batch, before: u64, last: u64, stored: &HashSet<u64>) -> BatchAck {
@@ -355,6 +420,31 @@ fn heartbeat<P: Platform>(
                 current.status,
             ),
         )?);
+        if current.status == InstrumentStatus::Running
+            && let Some(run_id) = current.running_run
+            && let Some((outcome, reason)) = match state.status {
+                InstrumentStatus::Idle | InstrumentStatus::Online => {
+                    Some((RunStatus::Completed, "The instrument finished the run"))
+                }
+                InstrumentStatus::Error => {
+                    Some((RunStatus::Failed, "The instrument reported an error"))
+                }
+                // Offline: the bridge lost it; the run may still be going.
+                _ => None,
+            }
+        {
+            let event = audit::Event {
+                old_values: Some(json!({ "status": RunStatus::Running })),
+                new_values: Some(json!({ "status": outcome })),
+                reason: Some(reason),
+                metadata: json!({ "source": "bridge", "bridgeId": bridge.id, "instrumentStatus": state.status }),
+                ..audit::Event::by(ctx.new_uuid(), principal, EventType::RunFinished, run_id)
+            };
+            statements.push(event.record_change(
+                rq,
+                run::end_reported(scope, run_id, state.id, bridge.id, outcome, reason),
+            )?);
+        }
     }
     Ok(statements)
 }

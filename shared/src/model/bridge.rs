@@ -34,6 +34,9 @@ pub struct Bridge {
     /// The instruments it reported in its last heartbeat that it serves.
     pub connected_instruments: Vec<uuid::Uuid>,
     pub created_at: Timestamp,
+    /// Its own API key: revoking it (`DELETE /api/v1/api-keys/:id`) takes
+    /// the bridge out of service.
+    pub api_key_id: uuid::Uuid,
 }
 
 /// The organization's bridges whose key is active, newest first.
@@ -44,7 +47,7 @@ pub async fn list<P: Platform>(db: &Db<'_, P>, scope: &Scope) -> Result<Vec<Brid
             statement(
                 "SELECT b.id, b.name, b.version, b.hostname, b.last_heartbeat_at, \
                    coalesce(b.last_heartbeat_at > now() - interval '60 seconds', false) AS online, \
-                   b.queue_depth, b.connected_instruments, b.created_at \
+                   b.queue_depth, b.connected_instruments, b.created_at, b.api_key_id \
                  FROM bridges b JOIN api_keys k ON k.id = b.api_key_id \
                  WHERE b.organization_id = $1 AND k.is_active \
                  ORDER BY b.created_at DESC, b.id DESC LIMIT 500",
@@ -99,6 +102,103 @@ pub fn insert_join_token(
             created_by,
             expires_at
         ],
+    )
+}
+
+/// Where a join token stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = JoinTokenStatus))]
+#[serde(rename_all = "lowercase")]
+pub enum JoinTokenStatus {
+    /// It can still enrol a bridge.
+    Active,
+    /// A bridge enrolled with it.
+    Used,
+    /// It ran out unused.
+    Expired,
+    /// An administrator withdrew it.
+    Revoked,
+}
+
+/// A join token as administrators see it (never the token).
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase", as = JoinTokenListed)
+)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct JoinTokenListed {
+    pub id: uuid::Uuid,
+    /// The bridge's name once enrolled.
+    pub name: String,
+    pub status: JoinTokenStatus,
+    pub created_by: uuid::Uuid,
+    pub created_by_name: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+    /// The bridge that enrolled with it.
+    pub bridge_id: Option<uuid::Uuid>,
+    pub revoked_at: Option<Timestamp>,
+    pub revoked_by: Option<uuid::Uuid>,
+}
+
+const JOIN_TOKEN_COLUMNS: &str = "t.id, t.name, \
+     CASE WHEN t.revoked_at IS NOT NULL THEN 'revoked' WHEN t.used_at IS NOT NULL THEN 'used' \
+          WHEN t.expires_at <= now() THEN 'expired' ELSE 'active' END AS status, \
+     t.created_by, u.name AS created_by_name, t.created_at, t.expires_at, t.used_at, t.bridge_id, \
+     t.revoked_at, t.revoked_by";
+
+/// The organization's join tokens, newest first (at most 500).
+pub async fn join_tokens<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+) -> Result<Vec<JoinTokenListed>, DbError> {
+    scope
+        .fetch_all(
+            db,
+            statement(
+                format!(
+                    "SELECT {JOIN_TOKEN_COLUMNS} FROM bridge_join_tokens t \
+                       LEFT JOIN users u ON u.id = t.created_by AND u.organization_id = t.organization_id \
+                      WHERE t.organization_id = $1 ORDER BY t.created_at DESC, t.id DESC LIMIT 500"
+                ),
+                params![scope.organization_id()],
+            ),
+        )
+        .await
+}
+
+/// Join token `id` as administrators see it.
+pub async fn join_token<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    id: uuid::Uuid,
+) -> Result<Option<JoinTokenListed>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                format!(
+                    "SELECT {JOIN_TOKEN_COLUMNS} FROM bridge_join_tokens t \
+                       LEFT JOIN users u ON u.id = t.created_by AND u.organization_id = t.organization_id \
+                      WHERE t.organization_id = $1 AND t.id = $2"
+                ),
+                params![scope.organization_id(), id],
+            ),
+        )
+        .await
+}
+
+/// Revokes join token `id` if it can still enrol a bridge: it stops
+/// working at once; returns `id` (no row: it was not active).
+pub fn revoke_join_token(scope: &Scope, id: uuid::Uuid, by: uuid::Uuid) -> Statement {
+    statement(
+        "UPDATE bridge_join_tokens SET revoked_at = now(), revoked_by = $3, expires_at = now() \
+          WHERE organization_id = $1 AND id = $2 AND revoked_at IS NULL AND used_at IS NULL \
+            AND expires_at > now() RETURNING id",
+        params![scope.organization_id(), id, by],
     )
 }
 

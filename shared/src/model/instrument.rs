@@ -628,10 +628,12 @@ pub struct Known {
     pub id: uuid::Uuid,
     pub status: InstrumentStatus,
     pub bridge_id: Option<uuid::Uuid>,
+    /// Its run that is `running`, if any.
+    pub running_run: Option<uuid::Uuid>,
 }
 
-/// The statuses and bridges of the organization's instruments `ids` in
-/// service.
+/// The statuses, bridges and running runs of the organization's
+/// instruments `ids` in service.
 pub async fn statuses<P: Platform>(
     db: &Db<'_, P>,
     scope: &Scope,
@@ -641,7 +643,10 @@ pub async fn statuses<P: Platform>(
         .fetch_all(
             db,
             statement(
-                "SELECT id, status, bridge_id FROM instruments WHERE organization_id = $1 AND deleted_at IS NULL \
+                "SELECT id, status, bridge_id, \
+                        (SELECT r.id FROM runs r WHERE r.organization_id = i.organization_id AND r.instrument_id = i.id \
+                            AND r.status = 'running' LIMIT 1) AS running_run \
+                   FROM instruments i WHERE organization_id = $1 AND deleted_at IS NULL \
                    AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
                 params![scope.organization_id(), Value::from(ids.to_vec())],
             ),

@@ -2,7 +2,7 @@
 //! join an organization with a role.
 
 use crate::domain::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Scope;
 use crate::db::{Db, DbError, Statement, statement};
@@ -115,5 +115,100 @@ pub fn accept(token_hash: &str, user_id: uuid::Uuid, password_hash: &str, name: 
     statement(
         "SELECT * FROM accept_invitation($1, $2, $3, $4)",
         params![token_hash, user_id, password_hash, name],
+    )
+}
+
+/// Where an invitation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = InvitationStatus))]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Its link still works.
+    Pending,
+    /// Its link made an account.
+    Accepted,
+    /// Its link ran out unused.
+    Expired,
+    /// An administrator withdrew it.
+    Revoked,
+}
+
+/// An invitation as administrators see it (never its link).
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase")
+)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct Invitation {
+    pub id: uuid::Uuid,
+    pub email: String,
+    pub role: Role,
+    pub status: Status,
+    pub invited_by: Option<uuid::Uuid>,
+    /// The inviter's name, when the account still exists.
+    pub invited_by_name: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub accepted_at: Option<Timestamp>,
+    /// The account it made.
+    pub accepted_user_id: Option<uuid::Uuid>,
+    pub revoked_at: Option<Timestamp>,
+    pub revoked_by: Option<uuid::Uuid>,
+}
+
+const COLUMNS: &str = "i.id, i.email, i.role, \
+     CASE WHEN i.revoked_at IS NOT NULL THEN 'revoked' WHEN i.accepted_at IS NOT NULL THEN 'accepted' \
+          WHEN i.expires_at <= now() THEN 'expired' ELSE 'pending' END AS status, \
+     i.invited_by, u.name AS invited_by_name, i.created_at, i.expires_at, i.accepted_at, i.accepted_user_id, \
+     i.revoked_at, i.revoked_by";
+
+/// The organization's invitations, newest first (at most 500).
+pub async fn list<P: Platform>(db: &Db<'_, P>, scope: &Scope) -> Result<Vec<Invitation>, DbError> {
+    scope
+        .fetch_all(
+            db,
+            statement(
+                format!(
+                    "SELECT {COLUMNS} FROM invitations i \
+                       LEFT JOIN users u ON u.id = i.invited_by AND u.organization_id = i.organization_id \
+                      WHERE i.organization_id = $1 ORDER BY i.created_at DESC, i.id DESC LIMIT 500"
+                ),
+                params![scope.organization_id()],
+            ),
+        )
+        .await
+}
+
+/// Invitation `id` as administrators see it.
+pub async fn get<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    id: uuid::Uuid,
+) -> Result<Option<Invitation>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                format!(
+                    "SELECT {COLUMNS} FROM invitations i \
+                       LEFT JOIN users u ON u.id = i.invited_by AND u.organization_id = i.organization_id \
+                      WHERE i.organization_id = $1 AND i.id = $2"
+                ),
+                params![scope.organization_id(), id],
+            ),
+        )
+        .await
+}
+
+/// Revokes invitation `id` if it is still pending: its link stops working
+/// at once; returns `id` (no row: it was not pending).
+pub fn revoke(scope: &Scope, id: uuid::Uuid, by: uuid::Uuid) -> Statement {
+    statement(
+        "UPDATE invitations SET revoked_at = now(), revoked_by = $3, expires_at = now() \
+          WHERE organization_id = $1 AND id = $2 AND revoked_at IS NULL AND accepted_at IS NULL \
+            AND expires_at > now() RETURNING id",
+        params![scope.organization_id(), id, by],
     )
 }

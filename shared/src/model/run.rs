@@ -251,6 +251,103 @@ pub fn end(
     )
 }
 
+/// A run and the start command queued for it.
+#[derive(Debug, Deserialize)]
+pub struct Started {
+    pub command_id: uuid::Uuid,
+    pub run_id: uuid::Uuid,
+}
+
+/// Of commands `ids`, the runs' start commands, with their runs.
+pub async fn started_by<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    ids: &[uuid::Uuid],
+) -> Result<Vec<Started>, DbError> {
+    scope
+        .fetch_all(
+            db,
+            statement(
+                "SELECT id AS command_id, run_id FROM instrument_commands \
+                  WHERE organization_id = $1 AND command = 'start' AND run_id IS NOT NULL \
+                    AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
+                params![
+                    scope.organization_id(),
+                    Value::from(ids.iter().map(ToString::to_string).collect::<Vec<_>>())
+                ],
+            ),
+        )
+        .await
+}
+
+/// Run `run_id` goes `running` (started at `at`, when the instrument's
+/// driver saw the start) if it is still `pending` and its start command
+/// `command_id` is acknowledged or completed (earlier in the transaction);
+/// returns `id`.
+pub fn start_taken(
+    scope: &Scope,
+    run_id: uuid::Uuid,
+    command_id: uuid::Uuid,
+    at: OffsetDateTime,
+) -> Statement {
+    statement(
+        "UPDATE runs SET status = 'running', started_at = $4, version = version + 1, updated_at = now() \
+          WHERE organization_id = $1 AND id = $2 AND status = 'pending' \
+            AND EXISTS (SELECT 1 FROM instrument_commands c WHERE c.organization_id = $1 AND c.id = $3 \
+                        AND c.run_id = $2 AND c.command = 'start' AND c.status IN ('acknowledged', 'completed')) \
+         RETURNING id",
+        params![scope.organization_id(), run_id, command_id, at],
+    )
+}
+
+/// Run `run_id` fails (ended at `at`, with `reason`) if it is still
+/// `pending`, or `running` on the bridge's acknowledgement alone, and its
+/// start command `command_id` failed on the instrument (earlier in the
+/// transaction); returns `id`.
+pub fn start_refused(
+    scope: &Scope,
+    run_id: uuid::Uuid,
+    command_id: uuid::Uuid,
+    at: OffsetDateTime,
+    reason: &str,
+) -> Statement {
+    statement(
+        "UPDATE runs SET status = 'failed', completed_at = $4, end_reason = $5, version = version + 1, updated_at = now() \
+          WHERE organization_id = $1 AND id = $2 AND status IN ('pending', 'running') \
+            AND EXISTS (SELECT 1 FROM instrument_commands c WHERE c.organization_id = $1 AND c.id = $3 \
+                        AND c.run_id = $2 AND c.command = 'start' AND c.status = 'failed') \
+         RETURNING id",
+        params![scope.organization_id(), run_id, command_id, at, reason],
+    )
+}
+
+/// Run `run_id` of instrument `instrument_id` ends as `outcome` (with
+/// `reason`) if it is still `running` and bridge `bridge_id`, which reported
+/// the instrument no longer running, serves it; returns `id`.
+pub fn end_reported(
+    scope: &Scope,
+    run_id: uuid::Uuid,
+    instrument_id: uuid::Uuid,
+    bridge_id: uuid::Uuid,
+    outcome: RunStatus,
+    reason: &str,
+) -> Statement {
+    statement(
+        "UPDATE runs SET status = $5, end_reason = $6, completed_at = now(), version = version + 1, updated_at = now() \
+          WHERE organization_id = $1 AND id = $2 AND instrument_id = $3 AND status = 'running' \
+            AND EXISTS (SELECT 1 FROM instruments i WHERE i.organization_id = $1 AND i.id = $3 AND i.bridge_id = $4) \
+         RETURNING id",
+        params![
+            scope.organization_id(),
+            run_id,
+            instrument_id,
+            bridge_id,
+            outcome.as_str(),
+            reason
+        ],
+    )
+}
+
 /// What a run's QC report is computed from.
 #[derive(Debug, Deserialize)]
 pub struct QcSource {

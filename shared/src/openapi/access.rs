@@ -25,6 +25,8 @@ use crate::routes;
     routes::users_item::show,
     routes::users_item::update,
     routes::users_mfa::reset,
+    routes::invitations::list,
+    routes::invitations_item::revoke,
     routes::api_keys::list,
     routes::api_keys::create,
     routes::api_keys_item::revoke,

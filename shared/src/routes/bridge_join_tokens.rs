@@ -1,7 +1,9 @@
-//! `POST /api/v1/bridges/join-tokens` (`keys:manage`): a single-use token
-//! that enrolls one edge bridge (`edge-bridge enroll --url ... --token
-//! ...`). `{name, expiresInMinutes?}` (default 60, at most 7 days) -> 201
-//! with `token` (`bj_...`), shown once and stored only as its SHA-256.
+//! `/api/v1/bridges/join-tokens` (`keys:manage`): `POST` makes a
+//! single-use token that enrolls one edge bridge (`edge-bridge enroll --url
+//! ... --token ...`). `{name, expiresInMinutes?}` (default 60, at most 7
+//! days) -> 201 with `token` (`bj_...`), shown once and stored only as its
+//! SHA-256. `GET` lists the organization's tokens (never the token), newest
+//! first, each active, used, expired or revoked.
 
 use crate::domain::Timestamp;
 use base64::Engine as _;
@@ -15,11 +17,27 @@ use crate::ctx::Ctx;
 use crate::envelope::Reply;
 use crate::error::{ApiError, FieldError};
 use crate::model::bridge;
+use crate::model::page::Items;
 use crate::platform::Platform;
 use crate::request::Rq;
 
 super::methods! {
+    GET => list,
     POST => create,
+}
+
+/// The organization's bridge join tokens
+///
+/// Requires `keys:manage`. Newest first (at most 500): name, who made it,
+/// when it expires, whether it is active, used (and by which bridge),
+/// expired or revoked. Never the token itself.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/v1/bridges/join-tokens",
+    responses((status = 200, description = "The join tokens", body = Items<bridge::JoinTokenListed>))))]
+async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
+    let principal = auth::authenticate(ctx, rq).await?;
+    principal.require(Permission::KeysManage)?;
+    let items = bridge::join_tokens(&ctx.db(), &principal.scope()).await?;
+    Reply::ok(Items { items })
 }
 
 /// Longest a join token lives, in minutes (7 days).

@@ -82,6 +82,7 @@ pub mod bridge_commands;
 pub mod bridge_enroll;
 pub mod bridge_ingest;
 pub mod bridge_join_tokens;
+pub mod bridge_join_tokens_item;
 pub mod bridges;
 pub mod health;
 pub mod instrument_commands;
@@ -92,6 +93,8 @@ pub mod instrument_status;
 pub mod instrument_types;
 pub mod instruments;
 pub mod instruments_item;
+pub mod invitations;
+pub mod invitations_item;
 pub mod job_retention;
 pub mod job_send_mail;
 pub mod live;
@@ -351,7 +354,8 @@ route_table! {
     "audit-export" => audit_export, "/api/audit/export", [GET];
     "audit-verify" => audit_verify, "/api/audit/verify", [GET] { verifies_audit: true };
     "bridges" => bridges, "/api/v1/bridges", [GET];
-    "bridge-join-tokens" => bridge_join_tokens, "/api/v1/bridges/join-tokens", [POST];
+    "bridge-join-tokens" => bridge_join_tokens, "/api/v1/bridges/join-tokens", [GET, POST];
+    "bridge-join-tokens-item" => bridge_join_tokens_item, "/api/v1/bridges/join-tokens/:id", [DELETE];
     "bridge-enroll" => bridge_enroll, "/api/v1/bridges/enroll", [POST];
     "bridge-ingest" => bridge_ingest, "/api/v1/bridges/ingest", [POST];
     "bridge-commands" => bridge_commands, "/api/v1/bridges/commands", [GET];
@@ -364,6 +368,8 @@ route_table! {
     "users" => users, "/api/v1/users", [GET, POST] { seals: true };
     "users-item" => users_item, "/api/v1/users/:id", [GET, PUT];
     "users-mfa" => users_mfa, "/api/v1/users/:id/mfa", [DELETE];
+    "invitations" => invitations, "/api/v1/invitations", [GET];
+    "invitations-item" => invitations_item, "/api/v1/invitations/:id", [DELETE];
     "organization-mfa-policy" => organization_mfa_policy, "/api/v1/organization/mfa-policy", [GET, PUT];
 }
 

@@ -2,11 +2,13 @@
 //! (filters `instrumentId`, `status`, `operatorId`, `startedFrom`,
 //! `startedTo`; keyset pagination), `runs:view`; with a start-time window
 //! the list is ordered by start time, newest first. `POST` starts one
-//! (`runs:create`): `{instrumentId, name?, protocol?, metadata?}` with an
-//! optional `Idempotency-Key`; the instrument must be online or idle with
-//! no active run. The run is created `pending` and a `start` command is
-//! queued for the bridge, in one statement; the instrument's acknowledgement
-//! moves the run to `running`.
+//! (`runs:create`): `{instrumentId, name?, protocol?, metadata?, settings?}`
+//! with an optional `Idempotency-Key`; the instrument must be online or idle
+//! with no active run. The run is created `pending` and a `start` command is
+//! queued for the bridge, in one statement. The bridge's reports move it on
+//! (`live::persist`): the start acknowledged, it is `running`; refused, it
+//! `failed`; the instrument reported back from `running` to idle (or
+//! online), it `completed`; to error, it `failed`.
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -139,6 +141,11 @@ struct StartInput {
     /// Free-form, at most 65536 bytes as JSON.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     metadata: Option<Map<String, Value>>,
+    /// The instrument's settings for this run, passed with its `start`
+    /// command (as the start control command's `settings`); at most 16384
+    /// bytes as JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    settings: Option<Map<String, Value>>,
 }
 
 /// Start a run
@@ -147,8 +154,10 @@ struct StartInput {
 /// 400) and online or idle with no active run (else 409, as when its state
 /// changes meanwhile).
 /// The run is created `pending` and a `start` command is queued for its
-/// bridge in one transaction; the instrument's acknowledgement moves the
-/// run to `running`. Audited (`RUN_STARTED`). With an `Idempotency-Key`, a
+/// bridge in one transaction. The instrument's acknowledgement moves the
+/// run to `running` (`RUN_RUNNING`); a refused start fails it, and the
+/// instrument reported back from `running` completes it (idle or online)
+/// or fails it (error) (`RUN_FINISHED`). Audited (`RUN_STARTED`). With an `Idempotency-Key`, a
 /// retry answers the run the key created (`Idempotent-Replayed: true`); a
 /// key already used for another command is refused.
 #[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/runs",
@@ -179,6 +188,13 @@ async fn start<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
     if metadata.to_string().len() > 64 * 1024 {
         problems.push(FieldError::new("metadata", "Must be at most 65536 bytes"));
     }
+    let settings = input.settings.map(Value::Object);
+    if settings
+        .as_ref()
+        .is_some_and(|s| s.to_string().len() > 16 * 1024)
+    {
+        problems.push(FieldError::new("settings", "Must be at most 16384 bytes"));
+    }
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
@@ -196,6 +212,9 @@ async fn start<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
     let mut parameters = Map::new();
     if let Some(p) = protocol {
         parameters.insert("protocol".into(), json!(p));
+    }
+    if let Some(settings) = settings {
+        parameters.insert("settings".into(), settings);
     }
     let start = NewCommand {
         id: ctx.new_uuid(),

@@ -13,6 +13,7 @@ crate::cases![
     signup_opens_an_organization_once_its_address_is_confirmed,
     signup_tells_nobody_whether_an_address_has_an_account,
     invitation_signup_joins_with_the_invited_role,
+    invitations_are_listed_and_revoked_until_accepted,
     admins_manage_users_within_limits,
     mail_goes_through_the_configured_provider,
 ];
@@ -288,6 +289,123 @@ async fn invitation_signup_joins_with_the_invited_role(app: &TestApp) -> anyhow:
     ensure!(
         sup.detail_fields() == ["role"],
         "an admin cannot mint a super admin"
+    );
+    Ok(())
+}
+
+/// User managers list their organization's invitations (never the link)
+/// with where each stands, and revoke a pending one: its link stops
+/// working at once. An accepted or revoked invitation is 409, another
+/// organization's 404, and only user managers see or revoke them.
+async fn invitations_are_listed_and_revoked_until_accepted(app: &TestApp) -> anyhow::Result<()> {
+    let _reading_mail = app.reading_mail().await;
+    let (admin, token) = app.admin().await?;
+    let invite = |email: String, role: &'static str| {
+        let token = token.clone();
+        async move {
+            let made = app
+                .as_user(&token)
+                .post("/api/v1/users", &json!({ "email": email, "role": role }))
+                .await?;
+            anyhow::Ok(
+                made.expect_ok(201)?["id"]
+                    .as_str()
+                    .context("id")?
+                    .to_owned(),
+            )
+        }
+    };
+    let (accepted_email, pending_email) = (unique_email("accepts"), unique_email("pending"));
+    let accepted_id = invite(accepted_email.clone(), "TECHNICIAN").await?;
+    let accepted_link = mailed_token(app, &accepted_email, "invitation=").await?;
+    let pending_id = invite(pending_email.clone(), "VIEWER").await?;
+    let pending_link = mailed_token(app, &pending_email, "invitation=").await?;
+    app.anonymous()
+        .post(
+            "/api/auth/signup",
+            &json!({ "invitationToken": accepted_link, "name": "Ada", "password": "technician passphrase" }),
+        )
+        .await?
+        .expect_ok(201)?;
+
+    let listed = app.as_user(&token).get("/api/v1/invitations").await?;
+    let items = listed.expect_ok(200)?["items"].clone();
+    let text = items.to_string();
+    ensure!(
+        !text.contains(&accepted_link) && !text.contains(&pending_link),
+        "{items}"
+    );
+    ensure!(items[0]["id"] == pending_id.as_str(), "{items}");
+    ensure!(
+        items[0]["status"] == "pending" && items[0]["role"] == "VIEWER",
+        "{items}"
+    );
+    ensure!(items[0]["email"] == pending_email.as_str(), "{items}");
+    ensure!(items[0]["invitedBy"] == admin.id.to_string(), "{items}");
+    ensure!(items[0]["invitedByName"].is_string(), "{items}");
+    ensure!(
+        items[1]["status"] == "accepted" && items[1]["acceptedUserId"].is_string(),
+        "{items}"
+    );
+
+    let (_, scientist) = app.member(admin.organization_id, Role::Scientist).await?;
+    app.as_user(&scientist)
+        .get("/api/v1/invitations")
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    let path = format!("/api/v1/invitations/{pending_id}");
+    app.as_user(&scientist)
+        .delete(&path)
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    let (_, stranger) = app.admin().await?;
+    app.as_user(&stranger)
+        .delete(&path)
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+
+    let revoked = app.as_user(&token).delete(&path).await?;
+    let revoked = revoked.expect_ok(200)?.clone();
+    ensure!(
+        revoked["status"] == "revoked" && revoked["revokedAt"].is_string(),
+        "{revoked}"
+    );
+    // The link no longer works.
+    let refused = app
+        .anonymous()
+        .post(
+            "/api/auth/signup",
+            &json!({ "invitationToken": pending_link, "name": "Vic", "password": "viewer passphrase" }),
+        )
+        .await?;
+    refused.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(
+        refused.detail_fields() == ["invitationToken"],
+        "{}",
+        refused.json
+    );
+    app.as_user(&token)
+        .delete(&path)
+        .await?
+        .expect_error(409, "CONFLICT")?;
+    app.as_user(&token)
+        .delete(&format!("/api/v1/invitations/{accepted_id}"))
+        .await?
+        .expect_error(409, "CONFLICT")?;
+    let events: Vec<String> = app
+        .db()
+        .await?
+        .query(
+            "SELECT event_type FROM audit_events WHERE record_id = $1::text::uuid ORDER BY sequence",
+            &[&pending_id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ensure!(
+        events == ["USER_INVITED", "INVITATION_REVOKED"],
+        "{events:?}"
     );
     Ok(())
 }

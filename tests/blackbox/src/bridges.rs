@@ -7,7 +7,10 @@ use shared::auth::Role;
 
 use crate::client::TestApp;
 
-crate::cases![bridges_enroll_once_with_a_join_token];
+crate::cases![
+    bridges_enroll_once_with_a_join_token,
+    join_tokens_are_listed_and_revoked_before_use,
+];
 
 async fn bridges_enroll_once_with_a_join_token(app: &TestApp) -> anyhow::Result<()> {
     let (admin, token) = app.admin().await?;
@@ -158,5 +161,133 @@ async fn bridges_enroll_once_with_a_join_token(app: &TestApp) -> anyhow::Result<
         .await?
         .get(0);
     ensure!(enrolled == 1);
+    Ok(())
+}
+
+/// Key managers list their organization's join tokens (never the token)
+/// with where each stands, and revoke one no bridge has used: it stops
+/// enrolling at once. A used or revoked token is 409, another
+/// organization's 404, and only key managers see or revoke them.
+async fn join_tokens_are_listed_and_revoked_before_use(app: &TestApp) -> anyhow::Result<()> {
+    let (admin, token) = app.admin().await?;
+    let made = |name: &'static str| {
+        let token = token.clone();
+        async move {
+            let made = app
+                .as_user(&token)
+                .post("/api/v1/bridges/join-tokens", &json!({ "name": name }))
+                .await?;
+            let made = made.expect_ok(201)?.clone();
+            anyhow::Ok((
+                made["id"].as_str().context("id")?.to_owned(),
+                made["token"].as_str().context("token")?.to_owned(),
+            ))
+        }
+    };
+    let (used_id, used) = made("Bench A").await?;
+    let (kept_id, kept) = made("Bench B").await?;
+    let public = edge_bridge::tls::Trust::load(None)?;
+    let dir = tempfile::tempdir()?;
+    let enrolled =
+        edge_bridge::enroll::enroll(&app.url(""), &used, dir.path(), None, false, &public)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let listed = app
+        .as_user(&token)
+        .get("/api/v1/bridges/join-tokens")
+        .await?;
+    let items = listed.expect_ok(200)?["items"].clone();
+    ensure!(
+        !items.to_string().contains(&used) && !items.to_string().contains(&kept),
+        "{items}"
+    );
+    ensure!(
+        items[0]["id"] == kept_id.as_str() && items[0]["status"] == "active",
+        "{items}"
+    );
+    ensure!(
+        items[1]["id"] == used_id.as_str() && items[1]["status"] == "used",
+        "{items}"
+    );
+    ensure!(
+        items[1]["bridgeId"].is_string() && items[1]["usedAt"].is_string(),
+        "{items}"
+    );
+    ensure!(items[0]["createdBy"] == admin.id.to_string(), "{items}");
+    // The bridge shows its key, which is how an enrolled bridge is revoked.
+    let bridges = app.as_user(&token).get("/api/v1/bridges").await?;
+    let bridge = bridges.expect_ok(200)?["items"][0].clone();
+    ensure!(bridge["id"] == items[1]["bridgeId"], "{bridge}");
+    ensure!(bridge["apiKeyId"].is_string(), "{bridge}");
+    ensure!(bridge["name"] == enrolled.name.as_str(), "{bridge}");
+
+    // Only key managers.
+    let (_, scientist) = app.member(admin.organization_id, Role::Scientist).await?;
+    app.as_user(&scientist)
+        .get("/api/v1/bridges/join-tokens")
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    let path = format!("/api/v1/bridges/join-tokens/{kept_id}");
+    app.as_user(&scientist)
+        .delete(&path)
+        .await?
+        .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    let (_, stranger) = app.admin().await?;
+    app.as_user(&stranger)
+        .delete(&path)
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    let strangers = app
+        .as_user(&stranger)
+        .get("/api/v1/bridges/join-tokens")
+        .await?;
+    ensure!(
+        strangers.expect_ok(200)?["items"] == json!([]),
+        "{}",
+        strangers.json
+    );
+
+    // Revoked: it no longer enrolls.
+    let revoked = app.as_user(&token).delete(&path).await?;
+    let revoked = revoked.expect_ok(200)?.clone();
+    ensure!(
+        revoked["status"] == "revoked" && revoked["revokedBy"] == admin.id.to_string(),
+        "{revoked}"
+    );
+    let other = tempfile::tempdir()?;
+    let refused =
+        edge_bridge::enroll::enroll(&app.url(""), &kept, other.path(), None, false, &public).await;
+    ensure!(
+        matches!(refused, Err(edge_bridge::enroll::EnrollError::Rejected)),
+        "{refused:?}"
+    );
+    app.as_user(&token)
+        .delete(&path)
+        .await?
+        .expect_error(409, "CONFLICT")?;
+    app.as_user(&token)
+        .delete(&format!("/api/v1/bridges/join-tokens/{used_id}"))
+        .await?
+        .expect_error(409, "CONFLICT")?;
+    app.as_user(&token)
+        .delete("/api/v1/bridges/join-tokens/not-a-uuid")
+        .await?
+        .expect_error(404, "RESOURCE_NOT_FOUND")?;
+    let events: Vec<String> = app
+        .db()
+        .await?
+        .query(
+            "SELECT event_type FROM audit_events WHERE record_id = $1::text::uuid ORDER BY sequence",
+            &[&kept_id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ensure!(
+        events == ["BRIDGE_JOIN_TOKEN_CREATED", "BRIDGE_JOIN_TOKEN_REVOKED"],
+        "{events:?}"
+    );
     Ok(())
 }

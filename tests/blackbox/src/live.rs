@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 crate::cases![
     live_commands_round_trip_through_the_agent,
+    live_run_runs_on_the_instrument_and_ends_when_it_reports_idle,
     live_agent_buffers_while_the_cloud_is_away,
     live_full_queue_refuses_and_recovers,
     live_kill_9_loses_and_repeats_nothing,
@@ -264,6 +265,141 @@ async fn live_commands_round_trip_through_the_agent(app: &TestApp) -> anyhow::Re
             .await?
             .expect_error(400, "VALIDATION_ERROR")?;
     }
+    agent.stop().await
+}
+
+/// A run started through the API reaches the simulated instrument: its
+/// start acknowledged, the run is running (started when the instrument took
+/// it); the instrument back to idle, the run completed; audited in order.
+async fn live_run_runs_on_the_instrument_and_ends_when_it_reports_idle(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let (_, token) = app.admin().await?;
+    let (_, dir) = enrolled(app, &token).await?;
+    let hplc = crate::lab::new_instrument(app, &token, "HPLC", "hplc", "idle").await?;
+    let agent = InProcessAgent::start(config(
+        dir.path(),
+        "",
+        &format!(
+            "[[instruments]]\ndriver = \"simulator\"\nid = \"{hplc}\"\ntype = \"hplc\"\ninterval_ms = 100\nseed = 5\n"
+        ),
+    )?);
+    let db = app.db().await?;
+    eventually(20, "the bridge to serve the instrument", || async {
+        let bound: bool = db
+            .query_one(
+                "SELECT bridge_id IS NOT NULL FROM instruments WHERE id = $1",
+                &[&hplc],
+            )
+            .await?
+            .get(0);
+        Ok(bound)
+    })
+    .await?;
+    let started = app
+        .as_user(&token)
+        .post(
+            "/api/v1/runs",
+            &json!({"instrumentId": hplc, "name": "Gradient check", "protocol": "gradient-5",
+                    "settings": {"durationTicks": 20}}),
+        )
+        .await?;
+    let started = started.expect_ok(201)?.clone();
+    ensure!(started["status"] == "pending", "{started}");
+    let run = id_of(&started)?;
+    let path = format!("/api/v1/runs/{run}");
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let last = Arc::new(Mutex::new(Value::Null));
+    let watched = eventually(60, "the run to complete", || {
+        let (path, token, seen, last) = (path.clone(), token.clone(), seen.clone(), last.clone());
+        async move {
+            let now = app
+                .as_user(&token)
+                .get(&path)
+                .await?
+                .expect_ok(200)?
+                .clone();
+            let status = now["status"].as_str().unwrap_or_default().to_owned();
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.last() != Some(&status) {
+                seen.push(status.clone());
+            }
+            *last.lock().unwrap_or_else(|e| e.into_inner()) = now;
+            Ok(status != "pending" && status != "running")
+        }
+    })
+    .await;
+    let last = last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    watched.with_context(|| format!("statuses seen {seen:?}, last {last}"))?;
+    ensure!(seen.contains(&"running".to_owned()), "{seen:?}");
+    ensure!(last["status"] == "completed", "{last}");
+    ensure!(
+        last["endReason"] == "The instrument finished the run",
+        "{last}"
+    );
+    let (started_at, completed_at) = (
+        last["startedAt"].as_str().context("startedAt")?,
+        last["completedAt"].as_str().context("completedAt")?,
+    );
+    ensure!(started_at < completed_at, "{last}");
+    // The start went down with its protocol and settings.
+    let parameters: Value = db
+        .query_one(
+            "SELECT parameters FROM instrument_commands WHERE run_id = $1 AND command = 'start'",
+            &[&run],
+        )
+        .await?
+        .get(0);
+    ensure!(
+        parameters == json!({"protocol": "gradient-5", "settings": {"durationTicks": 20}}),
+        "{parameters}"
+    );
+    let events: Vec<(String, Option<String>)> = db
+        .query(
+            "SELECT event_type, reason FROM audit_events WHERE record_id = $1 ORDER BY sequence",
+            &[&run],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    ensure!(
+        events
+            == [
+                ("RUN_STARTED".to_owned(), None),
+                ("RUN_RUNNING".to_owned(), None),
+                (
+                    "RUN_FINISHED".to_owned(),
+                    Some("The instrument finished the run".to_owned())
+                ),
+            ],
+        "{events:?}"
+    );
+    // The instrument is free for the next run.
+    eventually(20, "the instrument to be idle", || async {
+        let status: String = db
+            .query_one("SELECT status FROM instruments WHERE id = $1", &[&hplc])
+            .await?
+            .get(0);
+        Ok(status == "idle")
+    })
+    .await?;
+    app.as_user(&token)
+        .post(
+            "/api/v1/runs",
+            &json!({"instrumentId": hplc, "settings": "fast"}),
+        )
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
+    let big = "x".repeat(17 * 1024);
+    app.as_user(&token)
+        .post(
+            "/api/v1/runs",
+            &json!({"instrumentId": hplc, "settings": {"notes": big}}),
+        )
+        .await?
+        .expect_error(400, "VALIDATION_ERROR")?;
     agent.stop().await
 }
 
@@ -752,6 +888,80 @@ async fn live_serial_instrument_over_a_pseudo_terminal(app: &TestApp) -> anyhow:
         Ok(row.get::<_, String>(0) == "completed" && row.get::<_, String>(1) == "true")
     })
     .await?;
+    // A run's start the instrument refuses fails the run with its reason; a
+    // start it takes makes the run running, and a LAN instrument that only
+    // says it is online leaves the run running until a person ends it.
+    let mut answer_start = async |ok: bool| -> anyhow::Result<Uuid> {
+        let started = app
+            .as_user(&token)
+            .post("/api/v1/runs", &json!({"instrumentId": reader}))
+            .await?;
+        let run = id_of(started.expect_ok(201)?)?;
+        let order = loop {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .context("no start on the serial line")??
+                .context("the line closed")?;
+            let v: Value = serde_json::from_str(&line)?;
+            if v["command"] == "start" {
+                break v;
+            }
+        };
+        let id = order["commandId"].as_str().context("commandId")?;
+        let answer = if ok {
+            format!("{{\"commandId\": \"{id}\", \"ok\": true}}\n")
+        } else {
+            format!(
+                "{{\"commandId\": \"{id}\", \"ok\": false, \"error\": \"lamp not warmed up\"}}\n"
+            )
+        };
+        write.write_all(answer.as_bytes()).await?;
+        Ok(run)
+    };
+    let refused = answer_start(false).await?;
+    let run_status = |run: Uuid| {
+        let db = &db;
+        async move {
+            let row = db
+                .query_one(
+                    "SELECT status, coalesce(end_reason, ''), started_at IS NOT NULL FROM runs WHERE id = $1",
+                    &[&run],
+                )
+                .await?;
+            anyhow::Ok((
+                row.get::<_, String>(0),
+                row.get::<_, String>(1),
+                row.get::<_, bool>(2),
+            ))
+        }
+    };
+    eventually(20, "the refused run to fail", || async {
+        Ok(run_status(refused).await?.0 == "failed")
+    })
+    .await?;
+    let (_, reason, _) = run_status(refused).await?;
+    ensure!(
+        reason == "The instrument refused the start: lamp not warmed up",
+        "{reason}"
+    );
+    let taken = answer_start(true).await?;
+    eventually(20, "the taken run to be running", || async {
+        Ok(run_status(taken).await?.0 == "running")
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(
+        run_status(taken).await?.0 == "running",
+        "a heartbeat ended the run"
+    );
+    app.as_user(&token)
+        .json(
+            reqwest::Method::PUT,
+            &format!("/api/v1/runs/{taken}/stop"),
+            &json!({"outcome": "completed"}),
+        )
+        .await?
+        .expect_ok(200)?;
     agent.stop().await
 }
 
@@ -835,18 +1045,41 @@ async fn live_dropped_files_become_run_data_resuming_and_hash_checked(
     let detail = detail.expect_ok(200)?.clone();
     ensure!(detail["data"]["sha256"] == sha(&raw), "{detail}");
     ensure!(detail["data"]["totalBytes"] == 200_000, "{detail}");
-    // The runs' start commands reached the bridge and were refused with
-    // the reason: a file-drop instrument is operated at its own panel.
-    eventually(20, "the start commands refused", || async {
+    // The runs' start commands reached the bridge and were taken as the
+    // runs being on (a file-drop instrument is operated at its own panel):
+    // both runs are running, their files their data.
+    eventually(20, "the start commands taken", || async {
         let n: i64 = db
             .query_one(
-                "SELECT count(*) FROM instrument_commands WHERE instrument_id IN ($1, $2) \
-                   AND command = 'start' AND status = 'failed' AND error LIKE '%file drop%'",
+                "SELECT count(*) FROM instrument_commands c JOIN runs r ON r.id = c.run_id \
+                  WHERE c.instrument_id IN ($1, $2) AND c.command = 'start' AND c.status = 'completed' \
+                    AND c.result->>'operatedAtPanel' = 'true' AND r.status = 'running'",
                 &[&reader, &sequencer],
             )
             .await?
             .get(0);
         Ok(n == 2)
+    })
+    .await?;
+    // Any other command is refused with the reason.
+    let refused = app
+        .as_user(&token)
+        .header("idempotency-key", "drop-home")
+        .json(
+            reqwest::Method::POST,
+            &format!("/api/v1/instruments/{reader}/control"),
+            &json!({"command": "home"}),
+        )
+        .await?;
+    let refused = id_of(refused.expect_ok(202)?)?;
+    eventually(20, "the command refused", || async {
+        let row = db
+            .query_one(
+                "SELECT status, coalesce(error, '') FROM instrument_commands WHERE id = $1",
+                &[&refused],
+            )
+            .await?;
+        Ok(row.get::<_, String>(0) == "failed" && row.get::<_, String>(1).contains("file drop"))
     })
     .await?;
     eventually(10, "the files moved aside", || async {

@@ -91,7 +91,13 @@ const GUARDS: &[(&str, Method, Guard)] = &[
     ("audit-export", Method::GET, Needs(P::AuditView)),
     ("audit-verify", Method::GET, Needs(P::AuditView)),
     ("bridges", Method::GET, Needs(P::InstrumentsView)),
+    ("bridge-join-tokens", Method::GET, Needs(P::KeysManage)),
     ("bridge-join-tokens", Method::POST, Needs(P::KeysManage)),
+    (
+        "bridge-join-tokens-item",
+        Method::DELETE,
+        Needs(P::KeysManage),
+    ),
     ("bridge-ingest", Method::POST, BridgeKey),
     ("bridge-commands", Method::GET, BridgeKey),
     ("job-send-mail", Method::POST, Scheduler),
@@ -106,6 +112,8 @@ const GUARDS: &[(&str, Method, Guard)] = &[
     ("users-item", Method::GET, Needs(P::UsersManage)),
     ("users-item", Method::PUT, Needs(P::UsersManage)),
     ("users-mfa", Method::DELETE, Needs(P::UsersManage)),
+    ("invitations", Method::GET, Needs(P::UsersManage)),
+    ("invitations-item", Method::DELETE, Needs(P::UsersManage)),
     (
         "organization-mfa-policy",
         Method::GET,

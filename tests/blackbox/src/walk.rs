@@ -494,8 +494,25 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
             &json!({"email": format!("invitee-{}@lab.example", unique()), "role": "VIEWER"}),
         )
         .await?;
-    walk.json("users", invited, 201, &["USER_INVITED"], Method::POST)
+    let invited = walk
+        .json("users", invited, 201, &["USER_INVITED"], Method::POST)
         .await?;
+    let withdrawn = app
+        .as_user(&token)
+        .json(
+            Method::DELETE,
+            &format!("/api/v1/invitations/{}", id_of(&invited)?),
+            &json!({}),
+        )
+        .await?;
+    walk.json(
+        "invitations-item",
+        withdrawn,
+        200,
+        &["INVITATION_REVOKED"],
+        Method::DELETE,
+    )
+    .await?;
     let renamed = app
         .as_user(&token)
         .put(
@@ -523,6 +540,30 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
             Method::POST,
         )
         .await?;
+    let spare = app
+        .as_user(&token)
+        .post(
+            "/api/v1/bridges/join-tokens",
+            &json!({"name": "Spare bridge"}),
+        )
+        .await?;
+    let spare = id_of(spare.expect_ok(201)?)?;
+    let withdrawn = app
+        .as_user(&token)
+        .json(
+            Method::DELETE,
+            &format!("/api/v1/bridges/join-tokens/{spare}"),
+            &json!({}),
+        )
+        .await?;
+    walk.json(
+        "bridge-join-tokens-item",
+        withdrawn,
+        200,
+        &["BRIDGE_JOIN_TOKEN_REVOKED"],
+        Method::DELETE,
+    )
+    .await?;
     let enrolled = app
         .anonymous()
         .post("/api/v1/bridges/enroll", &json!({"token": join["token"]}))

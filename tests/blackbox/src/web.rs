@@ -300,31 +300,46 @@ async fn web_runs_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
     let stopped = agent.stop().await;
     ran?;
     stopped?;
-    // The run the page started and stopped, as the API recorded it.
+    // The runs the page started, as the API recorded them: one the
+    // instrument finished, one stopped with a reason.
     let db = app.db().await?;
-    let row = db
-        .query_one(
-            "SELECT status, end_reason, operator_id, metadata->>'sample' FROM runs WHERE instrument_id = $1",
+    /// Status, end reason, operator, sample, started.
+    type Recorded = (
+        String,
+        Option<String>,
+        Option<uuid::Uuid>,
+        Option<String>,
+        bool,
+    );
+    let rows: Vec<Recorded> = db
+        .query(
+            "SELECT status, end_reason, operator_id, metadata->>'sample', started_at IS NOT NULL \
+               FROM runs WHERE instrument_id = $1 ORDER BY created_at",
             &[&incubator],
         )
-        .await?;
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    let operator = Some(manager.id);
     ensure!(
-        row.get::<_, String>(0) == "aborted",
-        "{:?}",
-        row.get::<_, String>(0)
-    );
-    ensure!(
-        row.get::<_, Option<String>>(1).as_deref() == Some("Wrong plate loaded"),
-        "end reason {:?}",
-        row.get::<_, Option<String>>(1)
-    );
-    ensure!(
-        row.get::<_, Option<uuid::Uuid>>(2) == Some(manager.id),
-        "operator"
-    );
-    ensure!(
-        row.get::<_, Option<String>>(3).as_deref() == Some("S-2026-0412"),
-        "sample"
+        rows == [
+            (
+                "completed".to_owned(),
+                Some("The instrument finished the run".to_owned()),
+                operator,
+                Some("S-2026-0411".to_owned()),
+                true
+            ),
+            (
+                "aborted".to_owned(),
+                Some("Wrong plate loaded".to_owned()),
+                operator,
+                Some("S-2026-0412".to_owned()),
+                true
+            ),
+        ],
+        "{rows:?}"
     );
     Ok(())
 }

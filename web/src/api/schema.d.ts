@@ -561,6 +561,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organization's invitations
+         * @description Requires `users:manage`. Newest first (at most 500), with who invited,
+         *     when each expires and whether it is pending, accepted, expired or
+         *     revoked. Never the link.
+         */
+        get: operations["getInvitations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invitations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an invitation
+         * @description Requires `users:manage`. A pending invitation's link stops working at
+         *     once. Audited (`INVITATION_REVOKED`). Another organization's
+         *     invitation, or an unknown one, is `404`; one no longer pending is `409`.
+         */
+        delete: operations["deleteInvitationsItem"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/api-keys": {
         parameters: {
             query?: never;
@@ -909,7 +953,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * The organization's bridge join tokens
+         * @description Requires `keys:manage`. Newest first (at most 500): name, who made it,
+         *     when it expires, whether it is active, used (and by which bridge),
+         *     expired or revoked. Never the token itself.
+         */
+        get: operations["getBridgeJoinTokens"];
         put?: never;
         /**
          * Create a bridge join token
@@ -920,6 +970,30 @@ export interface paths {
          */
         post: operations["postBridgeJoinTokens"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/bridges/join-tokens/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke a bridge join token
+         * @description Requires `keys:manage`. A token no bridge has used stops working at
+         *     once. Audited (`BRIDGE_JOIN_TOKEN_REVOKED`). Another organization's
+         *     token, or an unknown one, is `404`; one used, expired or revoked is
+         *     `409`. To take an enrolled bridge out of service, revoke its key
+         *     (`DELETE /api/v1/api-keys/{apiKeyId}`).
+         */
+        delete: operations["deleteBridgeJoinTokensItem"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1118,8 +1192,10 @@ export interface paths {
          *     400) and online or idle with no active run (else 409, as when its state
          *     changes meanwhile).
          *     The run is created `pending` and a `start` command is queued for its
-         *     bridge in one transaction; the instrument's acknowledgement moves the
-         *     run to `running`. Audited (`RUN_STARTED`). With an `Idempotency-Key`, a
+         *     bridge in one transaction. The instrument's acknowledgement moves the
+         *     run to `running` (`RUN_RUNNING`); a refused start fails it, and the
+         *     instrument reported back from `running` completes it (idle or online)
+         *     or fails it (error) (`RUN_FINISHED`). Audited (`RUN_STARTED`). With an `Idempotency-Key`, a
          *     retry answers the run the key created (`Idempotent-Replayed: true`); a
          *     key already used for another command is refused.
          */
@@ -1649,6 +1725,12 @@ export interface components {
             /** @description The instruments it reported in its last heartbeat that it serves. */
             connectedInstruments: string[];
             createdAt: components["schemas"]["Timestamp"];
+            /**
+             * Format: uuid
+             * @description Its own API key: revoking it (`DELETE /api/v1/api-keys/:id`) takes
+             *     the bridge out of service.
+             */
+            apiKeyId: string;
         };
         /** @description What a bridge sends: records of one stream, in order, and its heartbeat. */
         BridgeBatch: {
@@ -2313,14 +2395,34 @@ export interface components {
         };
         /** @enum {string} */
         InstrumentType: "dna_sequencer" | "liquid_handler" | "hplc" | "qpcr" | "plate_reader" | "centrifuge" | "incubator" | "freezer" | "spectrophotometer" | "microscope" | "mass_spectrometer" | "flow_cytometer";
-        /** @description An invitation as its sender sees it (the link went by e-mail). */
+        /** @description An invitation as administrators see it (never its link). */
         Invitation: {
             /** Format: uuid */
             id: string;
             email: string;
             role: components["schemas"]["Role"];
+            status: components["schemas"]["InvitationStatus"];
+            /** Format: uuid */
+            invitedBy?: string | null;
+            /** @description The inviter's name, when the account still exists. */
+            invitedByName?: string | null;
+            createdAt: components["schemas"]["Timestamp"];
             expiresAt: components["schemas"]["Timestamp"];
+            acceptedAt?: components["schemas"]["Timestamp"] | null;
+            /**
+             * Format: uuid
+             * @description The account it made.
+             */
+            acceptedUserId?: string | null;
+            revokedAt?: components["schemas"]["Timestamp"] | null;
+            /** Format: uuid */
+            revokedBy?: string | null;
         };
+        /**
+         * @description Where an invitation stands.
+         * @enum {string}
+         */
+        InvitationStatus: "pending" | "accepted" | "expired" | "revoked";
         InviteInput: {
             email: string;
             /** @description The role the account gets when it accepts. */
@@ -2383,6 +2485,12 @@ export interface components {
                 /** @description The instruments it reported in its last heartbeat that it serves. */
                 connectedInstruments: string[];
                 createdAt: components["schemas"]["Timestamp"];
+                /**
+                 * Format: uuid
+                 * @description Its own API key: revoking it (`DELETE /api/v1/api-keys/:id`) takes
+                 *     the bridge out of service.
+                 */
+                apiKeyId: string;
             }[];
         };
         /** @description A whole list in one answer (short lists that need no cursor). */
@@ -2400,6 +2508,55 @@ export interface components {
                 parameters: Record<string, never>;
                 /** @description Unacknowledged by then, it reads `expired`. */
                 expiresAt: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A whole list in one answer (short lists that need no cursor). */
+        Items_Invitation: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                email: string;
+                role: components["schemas"]["Role"];
+                status: components["schemas"]["InvitationStatus"];
+                /** Format: uuid */
+                invitedBy?: string | null;
+                /** @description The inviter's name, when the account still exists. */
+                invitedByName?: string | null;
+                createdAt: components["schemas"]["Timestamp"];
+                expiresAt: components["schemas"]["Timestamp"];
+                acceptedAt?: components["schemas"]["Timestamp"] | null;
+                /**
+                 * Format: uuid
+                 * @description The account it made.
+                 */
+                acceptedUserId?: string | null;
+                revokedAt?: components["schemas"]["Timestamp"] | null;
+                /** Format: uuid */
+                revokedBy?: string | null;
+            }[];
+        };
+        /** @description A whole list in one answer (short lists that need no cursor). */
+        Items_JoinTokenListed: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                /** @description The bridge's name once enrolled. */
+                name: string;
+                status: components["schemas"]["JoinTokenStatus"];
+                /** Format: uuid */
+                createdBy: string;
+                createdByName?: string | null;
+                createdAt: components["schemas"]["Timestamp"];
+                expiresAt: components["schemas"]["Timestamp"];
+                usedAt?: components["schemas"]["Timestamp"] | null;
+                /**
+                 * Format: uuid
+                 * @description The bridge that enrolled with it.
+                 */
+                bridgeId?: string | null;
+                revokedAt?: components["schemas"]["Timestamp"] | null;
+                /** Format: uuid */
+                revokedBy?: string | null;
             }[];
         };
         /** @description A whole list in one answer (short lists that need no cursor). */
@@ -2529,6 +2686,33 @@ export interface components {
              */
             expiresInMinutes?: number | null;
         };
+        /** @description A join token as administrators see it (never the token). */
+        JoinTokenListed: {
+            /** Format: uuid */
+            id: string;
+            /** @description The bridge's name once enrolled. */
+            name: string;
+            status: components["schemas"]["JoinTokenStatus"];
+            /** Format: uuid */
+            createdBy: string;
+            createdByName?: string | null;
+            createdAt: components["schemas"]["Timestamp"];
+            expiresAt: components["schemas"]["Timestamp"];
+            usedAt?: components["schemas"]["Timestamp"] | null;
+            /**
+             * Format: uuid
+             * @description The bridge that enrolled with it.
+             */
+            bridgeId?: string | null;
+            revokedAt?: components["schemas"]["Timestamp"] | null;
+            /** Format: uuid */
+            revokedBy?: string | null;
+        };
+        /**
+         * @description Where a join token stands.
+         * @enum {string}
+         */
+        JoinTokenStatus: "active" | "used" | "expired" | "revoked";
         Jwk: {
             kty: string;
             crv: string;
@@ -3546,6 +3730,12 @@ export interface components {
             protocol?: string | null;
             /** @description Free-form, at most 65536 bytes as JSON. */
             metadata?: Record<string, never> | null;
+            /**
+             * @description The instrument's settings for this run, passed with its `start`
+             *     command (as the start control command's `settings`); at most 16384
+             *     bytes as JSON.
+             */
+            settings?: Record<string, never> | null;
         };
         StopInput: {
             outcome?: components["schemas"]["StopOutcome"] | null;
@@ -4951,6 +5141,91 @@ export interface operations {
             };
         };
     };
+    getInvitations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The invitations */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["Items_Invitation"];
+                    };
+                };
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    deleteInvitationsItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The invitation */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The invitation, now revoked */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["Invitation"];
+                    };
+                };
+            };
+            /** @description No such invitation in the organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The invitation was already accepted, expired or revoked */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     getApiKeys: {
         parameters: {
             query?: never;
@@ -5777,6 +6052,40 @@ export interface operations {
             };
         };
     };
+    getBridgeJoinTokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The join tokens */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["Items_JoinTokenListed"];
+                    };
+                };
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     postBridgeJoinTokens: {
         parameters: {
             query?: never;
@@ -5803,6 +6112,57 @@ export interface operations {
                         data: components["schemas"]["JoinToken"];
                     };
                 };
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    deleteBridgeJoinTokensItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The join token */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The token, now revoked */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["JoinTokenListed"];
+                    };
+                };
+            };
+            /** @description No such join token in the organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The token was already used, expired or revoked */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
             default: {
