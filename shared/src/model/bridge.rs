@@ -150,6 +150,9 @@ const JOIN_TOKEN_COLUMNS: &str = "t.id, t.name, \
      t.created_by, u.name AS created_by_name, t.created_at, t.expires_at, t.used_at, t.bridge_id, \
      t.revoked_at, t.revoked_by";
 
+/// `FROM` clause matching [`JOIN_TOKEN_COLUMNS`].
+const JOIN_TOKEN_FROM: &str = "bridge_join_tokens t LEFT JOIN users u ON u.id = t.created_by AND u.organization_id = t.organization_id";
+
 /// The organization's join tokens, newest first (at most 500).
 pub async fn join_tokens<P: Platform>(
     db: &Db<'_, P>,
@@ -160,9 +163,7 @@ pub async fn join_tokens<P: Platform>(
             db,
             statement(
                 format!(
-                    "SELECT {JOIN_TOKEN_COLUMNS} FROM bridge_join_tokens t \
-                       LEFT JOIN users u ON u.id = t.created_by AND u.organization_id = t.organization_id \
-                      WHERE t.organization_id = $1 ORDER BY t.created_at DESC, t.id DESC LIMIT 500"
+                    "SELECT {JOIN_TOKEN_COLUMNS} FROM {JOIN_TOKEN_FROM} WHERE t.organization_id = $1 ORDER BY t.created_at DESC, t.id DESC LIMIT 500"
                 ),
                 params![scope.organization_id()],
             ),
@@ -181,9 +182,7 @@ pub async fn join_token<P: Platform>(
             db,
             statement(
                 format!(
-                    "SELECT {JOIN_TOKEN_COLUMNS} FROM bridge_join_tokens t \
-                       LEFT JOIN users u ON u.id = t.created_by AND u.organization_id = t.organization_id \
-                      WHERE t.organization_id = $1 AND t.id = $2"
+                    "SELECT {JOIN_TOKEN_COLUMNS} FROM {JOIN_TOKEN_FROM} WHERE t.organization_id = $1 AND t.id = $2"
                 ),
                 params![scope.organization_id(), id],
             ),

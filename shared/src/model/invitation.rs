@@ -164,6 +164,9 @@ const COLUMNS: &str = "i.id, i.email, i.role, \
      i.invited_by, u.name AS invited_by_name, i.created_at, i.expires_at, i.accepted_at, i.accepted_user_id, \
      i.revoked_at, i.revoked_by";
 
+/// `FROM` clause matching [`COLUMNS`].
+const FROM: &str = "invitations i LEFT JOIN users u ON u.id = i.invited_by AND u.organization_id = i.organization_id";
+
 /// The organization's invitations, newest first (at most 500).
 pub async fn list<P: Platform>(db: &Db<'_, P>, scope: &Scope) -> Result<Vec<Invitation>, DbError> {
     scope
@@ -171,9 +174,7 @@ pub async fn list<P: Platform>(db: &Db<'_, P>, scope: &Scope) -> Result<Vec<Invi
             db,
             statement(
                 format!(
-                    "SELECT {COLUMNS} FROM invitations i \
-                       LEFT JOIN users u ON u.id = i.invited_by AND u.organization_id = i.organization_id \
-                      WHERE i.organization_id = $1 ORDER BY i.created_at DESC, i.id DESC LIMIT 500"
+                    "SELECT {COLUMNS} FROM {FROM} WHERE i.organization_id = $1 ORDER BY i.created_at DESC, i.id DESC LIMIT 500"
                 ),
                 params![scope.organization_id()],
             ),
@@ -191,11 +192,7 @@ pub async fn get<P: Platform>(
         .fetch_optional(
             db,
             statement(
-                format!(
-                    "SELECT {COLUMNS} FROM invitations i \
-                       LEFT JOIN users u ON u.id = i.invited_by AND u.organization_id = i.organization_id \
-                      WHERE i.organization_id = $1 AND i.id = $2"
-                ),
+                format!("SELECT {COLUMNS} FROM {FROM} WHERE i.organization_id = $1 AND i.id = $2"),
                 params![scope.organization_id(), id],
             ),
         )

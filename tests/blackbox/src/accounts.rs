@@ -392,17 +392,8 @@ async fn invitations_are_listed_and_revoked_until_accepted(app: &TestApp) -> any
         .delete(&format!("/api/v1/invitations/{accepted_id}"))
         .await?
         .expect_error(409, "CONFLICT")?;
-    let events: Vec<String> = app
-        .db()
-        .await?
-        .query(
-            "SELECT event_type FROM audit_events WHERE record_id = $1::text::uuid ORDER BY sequence",
-            &[&pending_id],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let events =
+        crate::audit::event_types_of(&app.db().await?, &pending_id.parse::<uuid::Uuid>()?).await?;
     ensure!(
         events == ["USER_INVITED", "INVITATION_REVOKED"],
         "{events:?}"

@@ -66,6 +66,22 @@ async fn tamper(app: &TestApp, org: uuid::Uuid, sql: &str) -> anyhow::Result<()>
 
 /// Runs `sql` as the application's role through the proxy, as a function
 /// would; asserts the database refused it for lack of privilege (42501).
+/// The event types recorded about `record`, in chain order.
+pub(crate) async fn event_types_of(
+    db: &tokio_postgres::Client,
+    record: &uuid::Uuid,
+) -> anyhow::Result<Vec<String>> {
+    Ok(db
+        .query(
+            "SELECT event_type FROM audit_events WHERE record_id = $1 ORDER BY sequence",
+            &[record],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 pub(crate) async fn refused_as_app(app: &TestApp, sql: &str, params: Value) -> anyhow::Result<()> {
     let reply = app
         .stack

@@ -274,17 +274,8 @@ async fn join_tokens_are_listed_and_revoked_before_use(app: &TestApp) -> anyhow:
         .delete("/api/v1/bridges/join-tokens/not-a-uuid")
         .await?
         .expect_error(404, "RESOURCE_NOT_FOUND")?;
-    let events: Vec<String> = app
-        .db()
-        .await?
-        .query(
-            "SELECT event_type FROM audit_events WHERE record_id = $1::text::uuid ORDER BY sequence",
-            &[&kept_id],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let events =
+        crate::audit::event_types_of(&app.db().await?, &kept_id.parse::<uuid::Uuid>()?).await?;
     ensure!(
         events == ["BRIDGE_JOIN_TOKEN_CREATED", "BRIDGE_JOIN_TOKEN_REVOKED"],
         "{events:?}"

@@ -408,15 +408,7 @@ pub(crate) async fn expect_full_command_trail(
     db: &tokio_postgres::Client,
     command: &Uuid,
 ) -> anyhow::Result<()> {
-    let events: Vec<String> = db
-        .query(
-            "SELECT event_type FROM audit_events WHERE record_id = $1 ORDER BY sequence",
-            &[&command],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let events = crate::audit::event_types_of(db, command).await?;
     ensure!(
         events
             == [
