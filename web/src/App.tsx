@@ -16,6 +16,15 @@ const InstrumentPage = lazy(() => import("./pages/instrument/InstrumentPage").th
 
 const RunsPage = lazy(() => import("./pages/runs/RunsPage").then((m) => ({ default: m.RunsPage })));
 const RunPage = lazy(() => import("./pages/runs/RunPage").then((m) => ({ default: m.RunPage })));
+const MonitoringPage = lazy(() => import("./pages/monitoring/MonitoringPage").then((m) => ({ default: m.MonitoringPage })));
+const PlaygroundPage = lazy(() => import("./pages/playground/PlaygroundPage").then((m) => ({ default: m.PlaygroundPage })));
+const AuditPage = lazy(() => import("./pages/audit/AuditPage").then((m) => ({ default: m.AuditPage })));
+const admin = () => import("./pages/admin/routes");
+const AdminPage = lazy(() => admin().then((m) => ({ default: m.AdminPage })));
+const AdminIndex = lazy(() => admin().then((m) => ({ default: m.AdminIndex })));
+const Users = lazy(() => admin().then((m) => ({ default: m.Users })));
+const ApiKeys = lazy(() => admin().then((m) => ({ default: m.ApiKeys })));
+const Bridges = lazy(() => admin().then((m) => ({ default: m.Bridges })));
 
 const queries = new QueryClient({
   defaultOptions: {
@@ -91,6 +100,48 @@ const router = createBrowserRouter([
               <RunPage />
             </Suspense>
           </RequirePermission>
+        ),
+      },
+      {
+        path: "/monitoring",
+        element: (
+          <RequirePermission permission="instruments:view">
+            <Suspense fallback={<p role="status">Loading…</p>}>
+              <MonitoringPage />
+            </Suspense>
+          </RequirePermission>
+        ),
+      },
+      {
+        path: "/audit",
+        element: (
+          <RequirePermission permission="audit:view">
+            <Suspense fallback={<p role="status">Loading…</p>}>
+              <AuditPage />
+            </Suspense>
+          </RequirePermission>
+        ),
+      },
+      {
+        path: "/admin",
+        element: (
+          <Suspense fallback={<p role="status">Loading…</p>}>
+            <AdminPage />
+          </Suspense>
+        ),
+        children: [
+          { index: true, element: <AdminIndex /> },
+          { path: "users", element: <RequirePermission permission="users:manage"><Users /></RequirePermission> },
+          { path: "api-keys", element: <RequirePermission permission="keys:manage"><ApiKeys /></RequirePermission> },
+          { path: "bridges", element: <RequirePermission permission="keys:manage"><Bridges /></RequirePermission> },
+        ],
+      },
+      {
+        path: "/playground",
+        element: (
+          <Suspense fallback={<p role="status">Loading…</p>}>
+            <PlaygroundPage />
+          </Suspense>
         ),
       },
       { path: "/profile", element: <Profile /> },

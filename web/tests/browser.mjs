@@ -81,15 +81,21 @@ export function totp(secret, at = Date.now()) {
 let replies;
 
 /**
- * The newest message the app queued to `address` ({subject, text}), read
- * by the suite from the outbox (`mail? <address>` out, one JSON line in).
+ * Asks the suite something (`<kind>? <argument>` out, one JSON line in):
+ * `mail` (the newest message to an address) and `enroll` (run an enroll
+ * command as a lab computer would) are what it answers.
  */
-export async function mailTo(address) {
+export async function ask(kind, argument) {
   replies ??= createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-  console.log(`mail? ${address}`);
+  console.log(`${kind}? ${argument}`);
   const { value, done } = await replies.next();
-  if (done) throw new Error("the suite closed the mail channel");
-  const message = JSON.parse(value);
+  if (done) throw new Error("the suite closed its channel");
+  return JSON.parse(value);
+}
+
+/** The newest message the app queued to `address` ({subject, text}), read by the suite from the outbox. */
+export async function mailTo(address) {
+  const message = await ask("mail", address);
   if (!message) throw new Error(`no mail to ${address}`);
   return message;
 }

@@ -3,14 +3,19 @@
 // instrument relayed by a bridge: the empty history; a run started here
 // that the instrument takes (pending -> running) and finishes (completed,
 // when it reports itself idle again); a second run stopped while running
-// (aborted, with a reason); and the history's filters.
+// (aborted, with a reason); the finished run's data file uploaded in
+// chunks with a progress bar, interrupted on purpose and resumed, then
+// downloaded with its digest compared here; the run signed with the
+// e-mail and password again (a wrong password refused first); and the
+// history's filters.
 //
 //   BASE_URL, SCREENSHOTS   the host; a folder for the screenshots
 //   EMAIL, PASSWORD         a lab manager
 //   INSTRUMENT_NAME         the simulated instrument
 //
 // Prints `ok` at the end; any failed check exits non-zero with what it saw.
-import { mkdirSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { accessible, env, launch, openPage, reportFailure, signIn } from "./browser.mjs";
 
@@ -61,6 +66,71 @@ try {
   await status("completed", 60_000);
   await page.locator(".facts dd", { hasText: "The instrument finished the run" }).waitFor();
   await shot("run-completed");
+
+  // Its data file: 12 MB, which this stack keeps in object storage. The
+  // page's first chunk (2 MiB, what every backend takes) is refused with
+  // the sizes that do (5 MiB here), then the file goes in three; the
+  // second one's connection drops once, on purpose, and the upload
+  // resumes where the server says it stands.
+  const file = join(shots, "plate-read-0411.bin");
+  const content = randomBytes(12_000_000);
+  writeFileSync(file, content);
+  const digest = createHash("sha256").update(content).digest("hex");
+  const sent = [];
+  await page.route("**/api/v1/runs/*/data?*", async (route) => {
+    if (route.request().method() !== "POST") return route.continue();
+    sent.push(route.request().headers()["content-range"]);
+    if (sent.length === 3) return route.abort("connectionreset");
+    return route.continue();
+  });
+  await page.getByLabel("File", { exact: true }).setInputFiles(file);
+  await page.getByRole("button", { name: "Upload", exact: true }).click();
+  await page.getByText(/^The upload stopped at 5\.2 MB\.$/).waitFor({ timeout: 30_000 });
+  const progress = page.getByRole("progressbar", { name: "Upload progress" });
+  if (Number(await progress.getAttribute("value")) !== 5 << 20) throw new Error(`the bar is not at the interruption: ${await progress.getAttribute("value")}`);
+  await accessible(page, "upload interrupted");
+  await shot("run-upload-interrupted");
+  await page.getByRole("button", { name: "Resume upload" }).click();
+  await page.getByText(/^plate-read-0411\.bin is recorded \(12\.0 MB in/).waitFor({ timeout: 60_000 });
+  await page.unroute("**/api/v1/runs/*/data?*");
+  const expected = [
+    "bytes 0-2097151/12000000", // refused: too small for object storage
+    "bytes 0-5242879/12000000",
+    "bytes 5242880-10485759/12000000", // dropped
+    "bytes 5242880-10485759/12000000",
+    "bytes 10485760-11999999/12000000",
+  ];
+  if (sent.join() !== expected.join()) throw new Error(`the chunks sent: ${sent.join(" | ")}`);
+  await page.locator(`[data-sha256="${digest}"]`).waitFor({ timeout: 10_000 });
+  await shot("run-data");
+
+  // Downloaded, its digest compared in the page and here.
+  const saved = page.waitForEvent("download", { timeout: 30_000 });
+  await page.getByRole("button", { name: "Download plate-read-0411.bin" }).click();
+  const downloaded = join(shots, "downloaded-0411.bin");
+  await (await saved).saveAs(downloaded);
+  await page.locator(`[data-download-digest="match"]`).waitFor({ timeout: 30_000 });
+  if (createHash("sha256").update(readFileSync(downloaded)).digest("hex") !== digest) throw new Error("the downloaded file differs");
+
+  // Signed with the e-mail and password again; a wrong password first.
+  await page.getByRole("button", { name: "Sign…" }).click();
+  const sign = page.getByRole("dialog", { name: "Sign Stability check 12" });
+  await sign.getByLabel(/^Review/).check();
+  await sign.getByLabel("Comment (optional)", { exact: true }).fill("Data complete, QC reviewed");
+  await sign.getByLabel("E-mail", { exact: true }).fill(env("EMAIL"));
+  await sign.getByLabel("Password", { exact: true }).fill("not my password");
+  await sign.getByRole("button", { name: "Sign", exact: true }).click();
+  await sign.getByText("Not signed: the e-mail, password or code is not right").waitFor({ timeout: 10_000 });
+  await accessible(page, "sign refused");
+  await shot("run-sign-refused");
+  await sign.getByLabel("Password", { exact: true }).fill(env("PASSWORD"));
+  await sign.getByRole("button", { name: "Sign", exact: true }).click();
+  await sign.waitFor({ state: "hidden", timeout: 10_000 });
+  const signature = page.locator(`[data-signature="review"]`);
+  await signature.getByText("Valid", { exact: true }).waitFor({ timeout: 10_000 });
+  await signature.getByText("“Data complete, QC reviewed”").waitFor();
+  await accessible(page, "run signed");
+  await shot("run-signed");
 
   // A second run, stopped while running, with a reason.
   await page.getByRole("link", { name: "Runs", exact: true }).first().click();

@@ -215,6 +215,11 @@ pub struct Listed {
     #[cfg_attr(feature = "openapi", schema(value_type = crate::domain::audit::Outcome))]
     pub outcome: String,
     pub user_id: Option<uuid::Uuid>,
+    /// The user's name as their account has it now; none when the event
+    /// has no user or the account is gone.
+    pub user_name: Option<String>,
+    /// The user's e-mail address as their account has it now.
+    pub user_email: Option<String>,
     /// The kind of record the event is about.
     pub record_type: Option<String>,
     pub record_id: Option<uuid::Uuid>,
@@ -251,7 +256,12 @@ pub async fn list<P: Platform>(
             db,
             statement(
                 format!(
-                    "SELECT id, sequence, event_type, severity, action, outcome, user_id, record_type, record_id, \
+                    "SELECT id, sequence, event_type, severity, action, outcome, user_id, \
+                       (SELECT u.name FROM users u WHERE u.id = audit_events.user_id \
+                          AND u.organization_id = audit_events.organization_id) AS user_name, \
+                       (SELECT u.email FROM users u WHERE u.id = audit_events.user_id \
+                          AND u.organization_id = audit_events.organization_id) AS user_email, \
+                       record_type, record_id, \
                        old_values, new_values, reason, metadata, host(ip_address) AS ip_address, user_agent, request_id, \
                        created_at, encode(hash, 'hex') AS hash, key_id \
                      FROM audit_events WHERE {FILTER_SQL} AND ($11::int8 IS NULL OR sequence < $11) \

@@ -34,7 +34,7 @@ pub const ALLOWED_HEADERS: &[&str] = &[
 ];
 
 /// The answer headers a page may read beyond the CORS-safelisted ones.
-const EXPOSED_HEADERS: &str = "x-request-id, etag, location, retry-after, ratelimit, ratelimit-policy, upload-offset, content-range, content-disposition, repr-digest, idempotent-replayed, antevus-manifest, www-authenticate, allow";
+const EXPOSED_HEADERS: &str = "x-request-id, etag, location, retry-after, ratelimit, ratelimit-policy, upload-offset, upload-limit, content-range, content-disposition, repr-digest, idempotent-replayed, antevus-manifest, www-authenticate, allow";
 
 /// How long a browser may keep a preflight's answer.
 const PREFLIGHT_MAX_AGE_SECS: u32 = 600;

@@ -463,6 +463,28 @@ async fn audit_events_are_listed_newest_first_with_filters(app: &TestApp) -> any
         "{item}"
     );
     ensure!(item["keyId"] == "e1", "{item}");
+    // Each event names its user as their account has it now.
+    let db = app.db().await?;
+    let mut named = 0;
+    for item in first["items"].as_array().into_iter().flatten() {
+        let Some(user) = item["userId"].as_str() else {
+            ensure!(
+                item["userName"].is_null() && item["userEmail"].is_null(),
+                "{item}"
+            );
+            continue;
+        };
+        let row = db
+            .query_one(
+                "SELECT name, email FROM users WHERE id = $1",
+                &[&user.parse::<uuid::Uuid>()?],
+            )
+            .await?;
+        ensure!(item["userName"] == row.get::<_, String>(0), "{item}");
+        ensure!(item["userEmail"] == row.get::<_, String>(1), "{item}");
+        named += 1;
+    }
+    ensure!(named > 0, "no event with a user among {first}");
     let cursor = first["nextCursor"].as_str().context("next page")?;
     let second = app
         .as_user(&qa)

@@ -694,7 +694,18 @@ async fn run_data_larger_than_the_inline_size_goes_to_object_storage(
 
     // Every chunk but the last must be at least S3's minimum part.
     let small = chunk(app, &manager, &run_id, &file, 0, 1 << 20).await?;
+    // It says which sizes would do, for a client that does not know the
+    // backend (the web app starts with 2 MiB and adjusts).
+    let limit = small.header("upload-limit").map(str::to_owned);
     small.envelope()?.expect_error(400, "VALIDATION_ERROR")?;
+    ensure!(
+        limit
+            == Some(format!(
+                "min-append-size={}, max-append-size={S3_PART_BYTES}",
+                5 << 20
+            )),
+        "{limit:?}"
+    );
 
     let first = chunk(app, &manager, &run_id, &file, 0, S3_PART_BYTES).await?;
     let first = first.envelope()?;

@@ -9,7 +9,16 @@
 //! password reset and a new organization by their mailed links); and an
 //! instrument's page (`web/tests/instrument.mjs`: its chart moving with its
 //! limits drawn, a command followed to completion, a calibration completed,
-//! an edit overtaken by another and reapplied, removal with a reason).
+//! an edit overtaken by another and reapplied, removal with a reason);
+//! the run pages (`web/tests/runs.mjs`); and the administration pages
+//! (`web/tests/admin.mjs`: an invitation revoked, a role changed with a
+//! reason, an API key shown once, used and revoked, a bridge enrolled with
+//! the page's own command and taken out of service, a join token revoked);
+//! and the audit trail (`web/tests/audit.mjs`: filtered, an event in full,
+//! the chain verified, exports checked against their manifests in the
+//! browser and again here, offline, with the published keys alone); and
+//! monitoring (`web/tests/monitoring.mjs`: two instruments' charts moving
+//! side by side, the bridge's health, the system's).
 //! Screenshots of each page are kept in `target/screenshots/<host>/` for a
 //! reviewer.
 
@@ -27,6 +36,9 @@ crate::cases![
     web_account_paths_in_a_browser,
     web_instrument_page_in_a_browser,
     web_runs_in_a_browser,
+    web_administration_in_a_browser,
+    web_audit_trail_in_a_browser,
+    web_monitoring_in_a_browser,
 ];
 
 fn host_name(kind: HostKind) -> &'static str {
@@ -341,6 +353,44 @@ async fn web_runs_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
         ],
         "{rows:?}"
     );
+    // The finished run's file and signature, as recorded: the whole file
+    // once (the interrupted chunk resent), a refused attempt, then one
+    // review signature by the manager.
+    let events: Vec<String> = db
+        .query(
+            "SELECT event_type FROM audit_events WHERE organization_id = $1 AND user_id = $2 \
+               AND event_type IN ('RUN_DATA_UPLOADED', 'ESIGNATURE_FAILED', 'ESIGNATURE_APPLIED') \
+             ORDER BY sequence",
+            &[&admin.organization_id, &manager.id],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    ensure!(
+        events
+            == [
+                "RUN_DATA_UPLOADED",
+                "ESIGNATURE_FAILED",
+                "ESIGNATURE_APPLIED"
+            ],
+        "{events:?}"
+    );
+    let (size, meaning): (i64, String) = {
+        let row = db
+            .query_one(
+                "SELECT d.total_bytes, s.meaning FROM runs r JOIN run_data d ON d.run_id = r.id \
+                   JOIN run_signatures s ON s.run_id = r.id \
+                 WHERE r.instrument_id = $1 AND r.status = 'completed'",
+                &[&incubator],
+            )
+            .await?;
+        (row.get(0), row.get(1))
+    };
+    ensure!(
+        size == 12_000_000 && meaning == "review",
+        "{size} {meaning}"
+    );
     Ok(())
 }
 
@@ -355,15 +405,33 @@ async fn simulated_bridge(
     kind: &str,
     seed: u64,
 ) -> anyhow::Result<(tempfile::TempDir, crate::live::InProcessAgent)> {
+    simulated_bridge_of(app, token, &[(instrument, kind)], seed).await
+}
+
+/// A bridge as [`simulated_bridge`] relaying several simulated instruments.
+async fn simulated_bridge_of(
+    app: &TestApp,
+    token: &str,
+    instruments: &[(uuid::Uuid, &str)],
+    seed: u64,
+) -> anyhow::Result<(tempfile::TempDir, crate::live::InProcessAgent)> {
     let dir = tempfile::tempdir()?;
     let credentials = crate::live::enroll_into(app, token, dir.path()).await?;
+    let simulated: String = instruments
+        .iter()
+        .enumerate()
+        .map(|(n, (id, kind))| {
+            format!(
+                "[[instruments]]\ndriver = \"simulator\"\nid = \"{id}\"\ntype = \"{kind}\"\ninterval_ms = 500\nseed = {}\n",
+                seed + n as u64
+            )
+        })
+        .collect();
     let agent = crate::live::InProcessAgent::start(crate::hub::agent_config(
         dir.path(),
         &credentials.url,
         crate::hub::transport(app.stack.kind == HostKind::Wasmtime),
-        &format!(
-            "[[instruments]]\ndriver = \"simulator\"\nid = \"{instrument}\"\ntype = \"{kind}\"\ninterval_ms = 500\nseed = {seed}\n"
-        ),
+        &simulated,
     )?);
     Ok((dir, agent))
 }
@@ -373,7 +441,7 @@ async fn simulated_bridge(
 /// <address>` lines with the newest message queued to the address (one
 /// JSON line, `{subject, text}` or `null`). Fails unless it ends with
 /// `ok` within `limit`; returns what it printed.
-async fn run_script(
+pub async fn run_script(
     app: &TestApp,
     script: &str,
     vars: &[(&str, String)],
@@ -405,13 +473,23 @@ async fn run_script(
     let mut stdin = browser.stdin.take().context("node's stdin")?;
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let mut said = Vec::new();
+    // The lab computers' folders of the bridges the script enrolled.
+    let mut bridge_dirs = Vec::new();
     let ran = tokio::time::timeout(limit, async {
         while let Some(line) = lines.next_line().await? {
-            if let Some(address) = line.strip_prefix("mail? ") {
-                let message = app
-                    .mail_to(address.trim())
-                    .await?
-                    .map(|(subject, text)| serde_json::json!({ "subject": subject, "text": text }));
+            let answer =
+                if let Some(address) = line.strip_prefix("mail? ") {
+                    Some(app.mail_to(address.trim()).await?.map(
+                        |(subject, text)| serde_json::json!({ "subject": subject, "text": text }),
+                    ))
+                } else if let Some(command) = line.strip_prefix("enroll? ") {
+                    Some(Some(
+                        enroll_by_command(app, command, &mut bridge_dirs).await?,
+                    ))
+                } else {
+                    None
+                };
+            if let Some(message) = answer {
                 let mut reply = serde_json::to_string(&message)?;
                 reply.push('\n');
                 stdin.write_all(reply.as_bytes()).await?;
@@ -435,6 +513,261 @@ async fn run_script(
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(said)
+}
+
+async fn web_administration_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
+    built_index()?;
+    let admin = app.new_org_user(shared::auth::Role::Admin).await?;
+    let admin_token = app.login(&admin).await?;
+    let scientist = app
+        .new_user(admin.organization_id, shared::auth::Role::Scientist)
+        .await?;
+    let db = app.db().await?;
+    db.execute(
+        "UPDATE users SET name = 'Sam Rivera', department = 'Stability' WHERE id = $1",
+        &[&scientist.id],
+    )
+    .await?;
+    crate::lab::new_instrument(app, &admin_token, "Incubator I-7", "incubator", "offline").await?;
+    let invited = crate::accounts::unique_email("vera");
+    run_script(
+        app,
+        "admin.mjs",
+        &[
+            ("EMAIL", admin.email.clone()),
+            ("PASSWORD", admin.password.clone()),
+            ("OTHER_EMAIL", scientist.email.clone()),
+            ("INVITE_EMAIL", invited.clone()),
+        ],
+        std::time::Duration::from_secs(240),
+    )
+    .await?;
+    // What the pages did is in the audit trail, as the administrator's,
+    // the role change with its reason.
+    let done: Vec<(String, Option<String>)> = db
+        .query(
+            "SELECT event_type, reason FROM audit_events WHERE organization_id = $1 \
+             AND user_id = $2 ORDER BY created_at",
+            &[&admin.organization_id, &admin.id],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    for event in [
+        "USER_INVITED",
+        "INVITATION_REVOKED",
+        "USER_UPDATED",
+        "API_KEY_CREATED",
+        "API_KEY_REVOKED",
+        "BRIDGE_JOIN_TOKEN_CREATED",
+        "BRIDGE_JOIN_TOKEN_REVOKED",
+    ] {
+        ensure!(
+            done.iter().any(|(e, _)| e == event),
+            "no {event} by the administrator: {done:?}"
+        );
+    }
+    ensure!(
+        done.iter().any(|(e, reason)| e == "USER_UPDATED"
+            && reason.as_deref() == Some("Leads the stability programme from January")),
+        "the role change's reason is not in the trail: {done:?}"
+    );
+    let role: String = db
+        .query_one("SELECT role FROM users WHERE id = $1", &[&scientist.id])
+        .await?
+        .get(0);
+    ensure!(role == "SENIOR_SCIENTIST", "{role}");
+    Ok(())
+}
+
+async fn web_audit_trail_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
+    use shared::audit::export;
+    built_index()?;
+    let admin = app.new_org_user(shared::auth::Role::Admin).await?;
+    let admin_token = app.login(&admin).await?;
+    let db = app.db().await?;
+    db.execute(
+        "UPDATE users SET name = 'Ada Lovelace' WHERE id = $1",
+        &[&admin.id],
+    )
+    .await?;
+    let qa = app
+        .new_user(admin.organization_id, shared::auth::Role::QualityAssurance)
+        .await?;
+    let scientist = app
+        .new_user(admin.organization_id, shared::auth::Role::Scientist)
+        .await?;
+    // A history: an instrument registered, a role changed with a reason.
+    crate::lab::new_instrument(app, &admin_token, "Freezer F-2", "freezer", "offline").await?;
+    app.as_user(&admin_token)
+        .put(
+            &format!("/api/v1/users/{}", scientist.id),
+            &serde_json::json!({"role": "SENIOR_SCIENTIST", "reason": "Leads the stability programme from January"}),
+        )
+        .await?
+        .expect_ok(200)?;
+    let said = run_script(
+        app,
+        "audit.mjs",
+        &[
+            ("EMAIL", qa.email.clone()),
+            ("PASSWORD", qa.password.clone()),
+            ("ACTOR_NAME", "Ada Lovelace".to_owned()),
+        ],
+        std::time::Duration::from_secs(180),
+    )
+    .await?;
+    // The files the browser saved verify offline with the published keys
+    // alone, as an inspector would check them.
+    let keys = shared::config::AuditKeys {
+        public: shared::config::ed25519::parse_public_keys(
+            "AUDIT_PUBLIC_KEYS",
+            &app.stack.function_var("AUDIT_PUBLIC_KEYS"),
+        )?,
+        legacy: Vec::new(),
+    };
+    let mut checked = Vec::new();
+    for line in said.iter().filter_map(|l| l.strip_prefix("exported ")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let file = std::fs::read(words.get(1).context("no file")?)?;
+        let (body, manifest) = match words.first().copied() {
+            Some("csv") => {
+                use base64::Engine as _;
+                let header = std::fs::read_to_string(words.get(2).context("no manifest")?)?;
+                let manifest: export::Manifest = serde_json::from_slice(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim())?,
+                )?;
+                (file, manifest)
+            }
+            _ => {
+                let (body, manifest) = export::split_streamed(&file).map_err(anyhow::Error::msg)?;
+                (body.to_vec(), manifest)
+            }
+        };
+        let verdict = export::verify(&body, &manifest, &keys);
+        ensure!(
+            verdict.ok() && verdict.signatures_checked,
+            "{line}: {:?}",
+            verdict.problems
+        );
+        ensure!(manifest.count >= 3, "{line}: {} events", manifest.count);
+        checked.push(words[0].to_owned());
+    }
+    ensure!(checked == ["jsonl", "csv"], "exports checked: {checked:?}");
+    let exports: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE organization_id = $1 AND user_id = $2 \
+             AND event_type = 'AUDIT_EXPORTED'",
+            &[&admin.organization_id, &qa.id],
+        )
+        .await?
+        .get(0);
+    ensure!(exports == 2, "{exports} exports audited");
+    Ok(())
+}
+
+async fn web_monitoring_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
+    built_index()?;
+    let admin = app.new_org_user(shared::auth::Role::Admin).await?;
+    let admin_token = app.login(&admin).await?;
+    let technician = app
+        .new_user(admin.organization_id, shared::auth::Role::Technician)
+        .await?;
+    let freezer = crate::lab::id_of(
+        &crate::lab::register(
+            app,
+            &admin_token,
+            serde_json::json!({
+                "name": "Freezer B-12", "type": "freezer", "status": "offline",
+                "configuration": {"setpointC": -80, "alarmHighC": -70},
+            }),
+        )
+        .await?,
+    )?;
+    let incubator =
+        crate::lab::new_instrument(app, &admin_token, "Incubator I-4", "incubator", "offline")
+            .await?;
+    crate::lab::new_instrument(app, &admin_token, "Centrifuge C-3", "centrifuge", "offline")
+        .await?;
+    let (_dir, agent) = simulated_bridge_of(
+        app,
+        &admin_token,
+        &[(freezer, "freezer"), (incubator, "incubator")],
+        17,
+    )
+    .await?;
+    let spin = app.stack.kind == HostKind::Wasmtime;
+    let ran = run_script(
+        app,
+        "monitoring.mjs",
+        &[
+            ("EMAIL", technician.email.clone()),
+            ("PASSWORD", technician.password.clone()),
+            ("LIVE", if spin { "polling" } else { "socket" }.to_owned()),
+        ],
+        std::time::Duration::from_secs(180),
+    )
+    .await;
+    let stopped = agent.stop().await;
+    ran?;
+    stopped
+}
+
+/// Runs the enroll command a page showed (`EDGE_BRIDGE_JOIN_TOKEN=<token>
+/// edge-bridge enroll --url <origin>`) as a lab computer would: the
+/// bridge's own enrollment with that token and origin, into a new folder;
+/// then its first heartbeat (version 1.4.2 on `lab-2-bench`, 12 records
+/// queued, serving the organization's first instrument). Answers
+/// `{"bridgeId", "apiKey"}`.
+async fn enroll_by_command(
+    app: &TestApp,
+    command: &str,
+    dirs: &mut Vec<tempfile::TempDir>,
+) -> anyhow::Result<serde_json::Value> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let token = words
+        .iter()
+        .find_map(|w| w.strip_prefix("EDGE_BRIDGE_JOIN_TOKEN="))
+        .with_context(|| format!("no token in {command:?}"))?;
+    let url = words
+        .iter()
+        .position(|w| *w == "--url")
+        .and_then(|at| words.get(at + 1))
+        .with_context(|| format!("no --url in {command:?}"))?;
+    ensure!(
+        words.contains(&"edge-bridge") && words.contains(&"enroll"),
+        "not an enroll command: {command:?}"
+    );
+    let dir = tempfile::tempdir()?;
+    let trust = edge_bridge::tls::Trust::load(None)?;
+    let credentials =
+        edge_bridge::enroll::enroll(url, token, dir.path(), Some("lab-2-bench"), false, &trust)
+            .await
+            .map_err(|e| anyhow::anyhow!("the page's enroll command failed: {e}"))?;
+    dirs.push(dir);
+    let instrument: Option<uuid::Uuid> = app
+        .db()
+        .await?
+        .query_opt(
+            "SELECT id FROM instruments WHERE organization_id = $1 ORDER BY created_at LIMIT 1",
+            &[&credentials.organization_id],
+        )
+        .await?
+        .map(|row| row.get(0));
+    let heartbeat = serde_json::json!({
+        "stream": uuid::Builder::from_random_bytes(rand::random()).into_uuid(),
+        "records": [],
+        "heartbeat": {
+            "version": "1.4.2", "hostname": "lab-2-bench", "queueDepth": 12,
+            "instruments": instrument.map(|id| vec![serde_json::json!({"id": id, "status": "idle"})]).unwrap_or_default(),
+        },
+    });
+    app.as_key(&credentials.api_key)
+        .post("/api/v1/bridges/ingest", &heartbeat)
+        .await?
+        .expect_ok(200)?;
+    Ok(serde_json::json!({ "bridgeId": credentials.bridge_id, "apiKey": credentials.api_key }))
 }
 
 /// Reads the script's `timing` lines.

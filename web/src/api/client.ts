@@ -104,3 +104,26 @@ export async function call<T>(request: () => Promise<Result<T>>): Promise<T> {
   const body = result.data as { data: T };
   return body.data;
 }
+
+type RawResult<T> = { data?: T; error?: unknown; response: Response };
+
+/**
+ * A request whose answer is not an envelope (a file): its data and the
+ * response, for its headers; the same refresh-once and failures as `call`.
+ */
+export async function callRaw<T>(request: () => Promise<RawResult<T>>): Promise<{ data: T; response: Response }> {
+  let result: RawResult<T>;
+  try {
+    result = await request();
+    if (result.response.status === 401 && (result.error as ErrorEnvelope | undefined)?.error?.code === "AUTH_TOKEN_EXPIRED") {
+      if (await session.refresh()) result = await request();
+    }
+  } catch (cause) {
+    if (cause instanceof ApiFailure) throw cause;
+    throw await failureOf(undefined, cause);
+  }
+  if (result.error !== undefined || !result.response.ok || result.data === undefined) {
+    throw await failureOf(result.response, result.error);
+  }
+  return { data: result.data, response: result.response };
+}

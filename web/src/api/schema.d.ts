@@ -1290,7 +1290,10 @@ export interface paths {
          *     with `Content-Range: bytes first-last/total`. Every answer reports
          *     `chunkBytes`, the largest chunk this upload's backend takes (larger:
          *     `413`; with object storage every chunk but the last must also be at
-         *     least 5 MiB, at most 10000 chunks). Each chunk but the last answers
+         *     least 5 MiB, at most 10000 chunks); a chunk refused for its size says
+         *     the sizes that would do in `Upload-Limit` (`min-append-size=…,
+         *     max-append-size=…`), so a client that does not know the backend can
+         *     start with a chunk of 2 MiB and adjust. Each chunk but the last answers
          *     `202` with `Upload-Offset`, the last `201` with the recorded file. An
          *     interrupted upload resumes at `Upload-Offset` (also in the run's
          *     `data.receivedBytes` and in the `409` of a chunk at the wrong offset); a
@@ -2761,6 +2764,13 @@ export interface components {
             outcome: components["schemas"]["AuditOutcome"];
             /** Format: uuid */
             userId?: string | null;
+            /**
+             * @description The user's name as their account has it now; none when the event
+             *     has no user or the account is gone.
+             */
+            userName?: string | null;
+            /** @description The user's e-mail address as their account has it now. */
+            userEmail?: string | null;
             /** @description The kind of record the event is about. */
             recordType?: string | null;
             /** Format: uuid */
@@ -3289,6 +3299,13 @@ export interface components {
                 outcome: components["schemas"]["AuditOutcome"];
                 /** Format: uuid */
                 userId?: string | null;
+                /**
+                 * @description The user's name as their account has it now; none when the event
+                 *     has no user or the account is gone.
+                 */
+                userName?: string | null;
+                /** @description The user's e-mail address as their account has it now. */
+                userEmail?: string | null;
                 /** @description The kind of record the event is about. */
                 recordType?: string | null;
                 /** Format: uuid */
@@ -6771,9 +6788,11 @@ export interface operations {
                     };
                 };
             };
-            /** @description A malformed `Content-Range` or digest, a digest mismatch, a bad `filename`, `format` or `Content-Type`, a file too large to keep, or a file that does not parse */
+            /** @description A malformed `Content-Range` or digest, a digest mismatch, a bad `filename`, `format` or `Content-Type`, a file too large to keep, a file that does not parse, or a chunk too small for object storage (`Upload-Limit`) */
             400: {
                 headers: {
+                    /** @description On a chunk refused for its size: `min-append-size=<bytes>, max-append-size=<bytes>` */
+                    "Upload-Limit"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -6790,6 +6809,8 @@ export interface operations {
             /** @description The chunk is larger than this backend's `chunkBytes` */
             413: {
                 headers: {
+                    /** @description `min-append-size=<bytes>, max-append-size=<bytes>` */
+                    "Upload-Limit"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;

@@ -3,10 +3,14 @@ import { NavLink, useNavigate } from "react-router";
 import { session } from "../auth/session";
 import { useMe, type Permission } from "../auth/useSession";
 
-/** The main navigation; an entry shows only to those whose role has its permission. */
-const NAV: { to: string; label: string; permission: Permission }[] = [
-  { to: "/", label: "Instruments", permission: "instruments:view" },
-  { to: "/runs", label: "Runs", permission: "runs:view" },
+/** The main navigation; an entry shows only to those whose role has one of its permissions (any role: none listed). */
+const NAV: { to: string; label: string; end?: boolean; anyOf: Permission[] }[] = [
+  { to: "/", label: "Instruments", end: true, anyOf: ["instruments:view"] },
+  { to: "/runs", label: "Runs", anyOf: ["runs:view"] },
+  { to: "/monitoring", label: "Monitoring", anyOf: ["instruments:view"] },
+  { to: "/audit", label: "Audit", anyOf: ["audit:view"] },
+  { to: "/admin", label: "Administration", anyOf: ["users:manage", "keys:manage"] },
+  { to: "/playground", label: "API", anyOf: [] },
 ];
 
 /** The frame of every signed-in page: the product, the navigation, the user. */
@@ -31,8 +35,8 @@ export function Shell({ children }: { children: ReactNode }) {
           Antevus
         </span>
         <nav aria-label="Main">
-          {NAV.filter((entry) => me.data?.permissions.includes(entry.permission)).map((entry) => (
-            <NavLink key={entry.to} to={entry.to} end>
+          {NAV.filter((entry) => me.data && (entry.anyOf.length === 0 || entry.anyOf.some((p) => me.data.permissions.includes(p)))).map((entry) => (
+            <NavLink key={entry.to} to={entry.to} end={entry.end}>
               {entry.label}
             </NavLink>
           ))}

@@ -44,6 +44,8 @@ super::methods! {
 
 /// Where an interrupted upload continues.
 const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
+/// The chunk sizes an upload takes, on a chunk refused for its size.
+const UPLOAD_LIMIT: HeaderName = HeaderName::from_static("upload-limit");
 
 /// A recorded file as the API shows it.
 #[derive(Serialize)]

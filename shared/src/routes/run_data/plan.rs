@@ -43,11 +43,32 @@ pub struct Plan {
 }
 
 /// Why a chunk is refused, and where the upload continues when the client
-/// should resume there (`Upload-Offset`).
+/// should resume there (`Upload-Offset`), or the chunk sizes it takes when
+/// the chunk's size was wrong (`Upload-Limit`).
 #[derive(Debug)]
 pub struct Refusal {
     pub error: ApiError,
     pub upload_offset: Option<i64>,
+    pub limit: Option<ChunkLimit>,
+}
+
+/// The chunk sizes an upload's backend takes: every chunk at most
+/// `max_bytes`, and every one but the last at least `min_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkLimit {
+    pub min_bytes: usize,
+    pub max_bytes: usize,
+}
+
+impl ChunkLimit {
+    /// As the `Upload-Limit` header says it (the field of the IETF's
+    /// resumable uploads draft): `min-append-size=…, max-append-size=…`.
+    pub fn header(&self) -> String {
+        format!(
+            "min-append-size={}, max-append-size={}",
+            self.min_bytes, self.max_bytes
+        )
+    }
 }
 
 impl From<ApiError> for Refusal {
@@ -55,6 +76,7 @@ impl From<ApiError> for Refusal {
         Refusal {
             error,
             upload_offset: None,
+            limit: None,
         }
     }
 }
@@ -70,6 +92,7 @@ fn resume_at(message: String, received: i64) -> Refusal {
             )],
         },
         upload_offset: Some(received),
+        limit: None,
     }
 }
 
@@ -125,15 +148,32 @@ pub fn plan(
         }
     };
     let chunk_bytes = config.chunk_bytes(backend);
+    let limit = ChunkLimit {
+        min_bytes: if backend == Backend::S3 {
+            S3_MIN_PART_BYTES
+        } else {
+            1
+        },
+        max_bytes: chunk_bytes,
+    };
     if chunk.len > chunk_bytes {
-        return Err(ApiError::PayloadTooLarge { limit: chunk_bytes }.into());
+        return Err(Refusal {
+            limit: Some(limit),
+            ..ApiError::PayloadTooLarge { limit: chunk_bytes }.into()
+        });
     }
-    if backend == Backend::S3 && !range.is_last() && chunk.len < S3_MIN_PART_BYTES {
-        return Err(ApiError::invalid(
-            "Content-Range",
-            format!("Every chunk but the last must be at least {S3_MIN_PART_BYTES} bytes"),
-        )
-        .into());
+    if !range.is_last() && chunk.len < limit.min_bytes {
+        return Err(Refusal {
+            limit: Some(limit),
+            ..ApiError::invalid(
+                "Content-Range",
+                format!(
+                    "Every chunk but the last must be at least {} bytes",
+                    limit.min_bytes
+                ),
+            )
+            .into()
+        });
     }
     let kept = resumed.and_then(|s| s.expected_sha256.as_deref());
     if let (Some(given), Some(kept)) = (chunk.expected, kept)
@@ -315,6 +355,11 @@ mod tests {
             &config(false),
         ));
         assert!(matches!(too_big.error, ApiError::PayloadTooLarge { .. }));
+        // The refusal says which sizes would do.
+        assert_eq!(
+            too_big.limit.map(|l| l.header()),
+            Some(format!("min-append-size=1, max-append-size={}", 2 << 20))
+        );
         let current = uploading(0, 20 << 20, Backend::S3);
         let small = refused(plan(
             Some(&current),
@@ -325,6 +370,13 @@ mod tests {
             matches!(small.error, ApiError::Validation(_)),
             "{:?}",
             small.error
+        );
+        assert_eq!(
+            small.limit,
+            Some(ChunkLimit {
+                min_bytes: S3_MIN_PART_BYTES,
+                max_bytes: 8 << 20
+            })
         );
     }
 

@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde_json::json;
 use sha2::Digest as _;
 
-use super::{DataView, Progress, UPLOAD_OFFSET, describe, header_text, plan};
+use super::{DataView, Progress, UPLOAD_LIMIT, UPLOAD_OFFSET, describe, header_text, plan};
 use crate::audit::{self, EventType};
 use crate::auth::{self, Permission, Principal};
 use crate::ctx::Ctx;
@@ -44,7 +44,10 @@ fn offset_conflict(message: String, received: i64) -> Result<Reply, ApiError> {
 /// with `Content-Range: bytes first-last/total`. Every answer reports
 /// `chunkBytes`, the largest chunk this upload's backend takes (larger:
 /// `413`; with object storage every chunk but the last must also be at
-/// least 5 MiB, at most 10000 chunks). Each chunk but the last answers
+/// least 5 MiB, at most 10000 chunks); a chunk refused for its size says
+/// the sizes that would do in `Upload-Limit` (`min-append-size=…,
+/// max-append-size=…`), so a client that does not know the backend can
+/// start with a chunk of 2 MiB and adjust. Each chunk but the last answers
 /// `202` with `Upload-Offset`, the last `201` with the recorded file. An
 /// interrupted upload resumes at `Upload-Offset` (also in the run's
 /// `data.receivedBytes` and in the `409` of a chunk at the wrong offset); a
@@ -77,10 +80,12 @@ fn offset_conflict(message: String, received: i64) -> Result<Reply, ApiError> {
             )),
         (status = 202, description = "A chunk accepted; send the next from `Upload-Offset`", body = super::Progress,
             headers(("Upload-Offset" = i64, description = "The bytes received so far: where the next chunk starts"))),
-        (status = 400, description = "A malformed `Content-Range` or digest, a digest mismatch, a bad `filename`, `format` or `Content-Type`, a file too large to keep, or a file that does not parse"),
+        (status = 400, description = "A malformed `Content-Range` or digest, a digest mismatch, a bad `filename`, `format` or `Content-Type`, a file too large to keep, a file that does not parse, or a chunk too small for object storage (`Upload-Limit`)",
+            headers(("Upload-Limit" = String, description = "On a chunk refused for its size: `min-append-size=<bytes>, max-append-size=<bytes>`"))),
         (status = 409, description = "A chunk at the wrong offset, no upload in progress, or another request moved it first (`Upload-Offset`: where to continue); or the data is already recorded",
             headers(("Upload-Offset" = i64, description = "Where the upload continues (0: start over)"))),
-        (status = 413, description = "The chunk is larger than this backend's `chunkBytes`"),
+        (status = 413, description = "The chunk is larger than this backend's `chunkBytes`",
+            headers(("Upload-Limit" = String, description = "`min-append-size=<bytes>, max-append-size=<bytes>`"))),
     )))]
 pub(super) async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
@@ -114,6 +119,11 @@ pub(super) async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Rep
         Err(refusal) => {
             if let Some(offset) = refusal.upload_offset {
                 rq.add_headers([(UPLOAD_OFFSET, HeaderValue::from(offset))]);
+            }
+            if let Some(limit) = refusal.limit
+                && let Ok(value) = HeaderValue::try_from(limit.header())
+            {
+                rq.add_headers([(UPLOAD_LIMIT, value)]);
             }
             return Err(refusal.error);
         }

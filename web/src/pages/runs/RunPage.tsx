@@ -8,6 +8,8 @@ import { Problem } from "../../ui/Problem";
 import { statusLabel } from "../format";
 import { format } from "../instrument/chart";
 import { duration } from "./runs";
+import { RunData } from "./RunData";
+import { Signatures } from "./Signatures";
 
 type Run = Schemas["Run"];
 
@@ -19,12 +21,14 @@ const QUALITY_LABEL: Record<string, string> = {
 /**
  * `/runs/:id`: one run — what it ran on, its state (read again every few
  * seconds while it is pending or running), its metadata and results, its
- * QC checks against their thresholds, its data file and signatures;
- * stopping it with an outcome and a reason.
+ * QC checks against their thresholds, its data file (upload, resume,
+ * download with its digest checked) and signatures (signing with
+ * re-authentication); stopping it with an outcome and a reason.
  */
 export function RunPage() {
   const { id = "" } = useParams();
   const canStop = useCan("runs:create");
+  const canDownload = useCan("data:export");
   const [stopping, setStopping] = useState(false);
   const run = useQuery({
     queryKey: ["run", id],
@@ -118,24 +122,8 @@ export function RunPage() {
       </div>
 
       <div className="two-columns">
-        <section className="panel" aria-labelledby="data-title">
-          <h2 id="data-title">Data file</h2>
-          {!r.data ? <p className="muted">No data file has been uploaded.</p> : <DataFile data={r.data} />}
-        </section>
-        <section className="panel" aria-labelledby="signatures-title">
-          <h2 id="signatures-title">Signatures</h2>
-          {r.signatures.length === 0 && <p className="muted">Not signed.</p>}
-          {r.signatures.length > 0 && (
-            <ul className="plain">
-              {r.signatures.map((s) => (
-                <li key={s.id}>
-                  <strong>{s.meaning}</strong> by {s.printedName}, {new Date(s.signedAt).toLocaleString()} on version {s.runVersion}
-                  {s.current ? <span className="badge status-online"> Valid</span> : <span className="badge tone-warn"> Made on an earlier version</span>}
-                </li>
-              ))}
-            </ul>
-          )}
-        </section>
+        <RunData run={r} canUpload={canStop} canDownload={canDownload} />
+        <Signatures run={r} />
       </div>
       {stopping && <StopRun run={r} onClose={() => setStopping(false)} />}
     </section>
@@ -162,34 +150,6 @@ function KeyValues({ title, items }: { title: string; items: [string, unknown][]
       </dl>
     </>
   );
-}
-
-function DataFile({ data }: { data: Schemas["DataSummary"] }) {
-  const complete = data.status === "complete";
-  return (
-    <dl className="facts">
-      <dt>File</dt><dd>{data.filename} <span className="muted small">({data.contentType})</span></dd>
-      <dt>Size</dt>
-      <dd>{complete ? bytes(data.totalBytes) : `${bytes(data.receivedBytes)} of ${bytes(data.totalBytes)} received`}</dd>
-      <dt>Status</dt><dd>{statusLabel(data.status)}</dd>
-      {data.format && (<><dt>Parsed as</dt><dd>{data.format}</dd></>)}
-      {data.sha256 && (<><dt>SHA-256</dt><dd><code className="secret small">{data.sha256}</code></dd></>)}
-      {data.completedAt && (<><dt>Uploaded</dt><dd>{new Date(data.completedAt).toLocaleString()}</dd></>)}
-    </dl>
-  );
-}
-
-/** "512 B", "1.5 KB", "100.0 MB" (powers of 1000, as disks are sold). */
-export function bytes(n: number): string {
-  if (n < 1000) return `${n} B`;
-  const units = ["KB", "MB", "GB", "TB"];
-  let value = n / 1000;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
 }
 
 function StopRun({ run, onClose }: { run: Run; onClose: () => void }) {
