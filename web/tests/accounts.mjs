@@ -20,7 +20,7 @@
 // Prints `ok` at the end; any failed check exits non-zero with what it saw.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { accessible, env, reportFailure, launch, linkIn, mailTo, openPage, totp } from "./browser.mjs";
+import { accessible, env, linkIn, mailTo, runScript, totp } from "./browser.mjs";
 
 const base = env("BASE_URL");
 const shots = env("SCREENSHOTS");
@@ -28,12 +28,7 @@ const invited = env("INVITED_EMAIL");
 const founder = env("NEW_ORG_EMAIL");
 mkdirSync(shots, { recursive: true });
 
-const browser = await launch();
-let failed = false;
-let current;
-try {
-  const { page, problems } = await openPage(browser);
-  current = page;
+await runScript({ what: "browser account paths", name: "accounts", shots }, async (page) => {
   const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`) });
   // A part of a long page, scrolled into view (a full-page shot would
   // paint the sticky header in the middle).
@@ -152,14 +147,4 @@ try {
   await page.getByRole("button", { name: "Create the organization" }).click();
   await page.getByRole("alert").getByText("This link is not valid").waitFor({ timeout: 10_000 });
   await shot("spent-confirmation-link");
-
-  if (problems.length > 0) throw new Error(problems.join("\n"));
-  console.log("ok");
-} catch (error) {
-  failed = true;
-  console.error(`browser account paths failed: ${error instanceof Error ? error.stack : error}`);
-  await reportFailure(current, shots, "accounts");
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

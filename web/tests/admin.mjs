@@ -15,7 +15,7 @@
 // Prints `ok` at the end; any failed check exits non-zero with what it saw.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { accessible, ask, env, launch, openPage, reportFailure, signIn } from "./browser.mjs";
+import { accessible, ask, env, runScript, signIn } from "./browser.mjs";
 
 const base = env("BASE_URL");
 const shots = env("SCREENSHOTS");
@@ -29,12 +29,7 @@ async function withKey(key, path, init = {}) {
   return response.status;
 }
 
-const browser = await launch();
-let failed = false;
-let current;
-try {
-  const { page, problems } = await openPage(browser);
-  current = page;
+await runScript({ what: "administration", name: "admin", shots }, async (page) => {
   const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
   const heading = (name) => page.getByRole("heading", { name, exact: true }).waitFor({ timeout: 15_000 });
   const dialog = (name) => page.getByRole("dialog", { name });
@@ -209,14 +204,4 @@ try {
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Administration" }).click();
   await heading("Users");
   await shot("admin-users-tablet");
-
-  if (problems.length > 0) throw new Error(problems.join("\n"));
-  console.log("ok");
-} catch (error) {
-  failed = true;
-  console.error(`administration failed: ${error instanceof Error ? error.stack : error}`);
-  await reportFailure(current, shots, "admin");
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

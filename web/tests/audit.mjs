@@ -15,19 +15,14 @@
 // `ok` at the end; any failed check exits non-zero with what it saw.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { accessible, env, launch, openPage, reportFailure, signIn } from "./browser.mjs";
+import { accessible, env, runScript, signIn } from "./browser.mjs";
 
 const base = env("BASE_URL");
 const shots = env("SCREENSHOTS");
 const actor = env("ACTOR_NAME");
 mkdirSync(shots, { recursive: true });
 
-const browser = await launch();
-let failed = false;
-let current;
-try {
-  const { page, problems } = await openPage(browser);
-  current = page;
+await runScript({ what: "audit pages", name: "audit", shots }, async (page) => {
   const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
   const heading = (name) => page.getByRole("heading", { name, exact: true }).waitFor({ timeout: 15_000 });
   await signIn(page, base, env("EMAIL"), env("PASSWORD"));
@@ -103,14 +98,4 @@ try {
   // Tablet width.
   await page.setViewportSize({ width: 820, height: 1100 });
   await shot("audit-tablet");
-
-  if (problems.length > 0) throw new Error(problems.join("\n"));
-  console.log("ok");
-} catch (error) {
-  failed = true;
-  console.error(`audit pages failed: ${error instanceof Error ? error.stack : error}`);
-  await reportFailure(current, shots, "audit");
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

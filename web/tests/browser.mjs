@@ -128,3 +128,30 @@ export async function reportFailure(page, shots, name) {
     // The page may be gone with the browser; the error above says enough.
   }
 }
+
+/**
+ * Runs one browser script's checks: Chromium, a page at laptop width, then
+ * `checks(page)`. It passes (printing `ok`) when they return and the page
+ * logged no error (`strict`: a CSP refusal fails too); else it prints what
+ * failed, where the page was, and keeps a screenshot (`failure-<name>.png`).
+ * Exits the process with the outcome.
+ */
+export async function runScript({ what, name, shots, strict = true }, checks) {
+  const browser = await launch();
+  let failed = false;
+  let page;
+  try {
+    const opened = await openPage(browser);
+    page = opened.page;
+    await checks(page);
+    if (strict && opened.problems.length > 0) throw new Error(opened.problems.join("\n"));
+    console.log("ok");
+  } catch (error) {
+    failed = true;
+    console.error(`${what} failed: ${error instanceof Error ? error.stack : error}`);
+    await reportFailure(page, shots, name);
+  } finally {
+    await browser.close();
+  }
+  process.exit(failed ? 1 : 0);
+}

@@ -19,7 +19,7 @@
 // Prints `ok` at the end; any failed check exits non-zero with what it saw.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { accessible, env, reportFailure, launch, openPage, signIn } from "./browser.mjs";
+import { accessible, env, runScript, signIn } from "./browser.mjs";
 
 const base = env("BASE_URL");
 const shots = env("SCREENSHOTS");
@@ -40,12 +40,7 @@ async function api(method, path, body, headers = {}) {
   return envelope.data;
 }
 
-const browser = await launch();
-let failed = false;
-let current;
-try {
-  const { page, problems } = await openPage(browser);
-  current = page;
+await runScript({ what: "instrument page", name: "instrument", shots }, async (page) => {
   const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`) });
   const heading = (name) => page.getByRole("heading", { name, exact: true }).waitFor({ timeout: 15_000 });
   await signIn(page, base, env("EMAIL"), env("PASSWORD"));
@@ -147,14 +142,4 @@ try {
   await page.getByText(/^Removed from service on/).waitFor({ timeout: 10_000 });
   if ((await page.getByRole("button", { name: "Edit…" }).count()) > 0) throw new Error("a removed instrument offers Edit");
   await shot("instrument-removed");
-
-  if (problems.length > 0) throw new Error(problems.join("\n"));
-  console.log("ok");
-} catch (error) {
-  failed = true;
-  console.error(`instrument page failed: ${error instanceof Error ? error.stack : error}`);
-  await reportFailure(current, shots, "instrument");
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

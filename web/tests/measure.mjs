@@ -16,19 +16,14 @@
 import { mkdirSync, openSync, writeSync, closeSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { env, launch, openPage, reportFailure, signIn } from "./browser.mjs";
+import { env, runScript, signIn } from "./browser.mjs";
 
 const base = env("BASE_URL");
 const shots = env("SCREENSHOTS");
 const megabytes = Number(env("UPLOAD_MB"));
 mkdirSync(shots, { recursive: true });
 
-const browser = await launch();
-let failed = false;
-let current;
-try {
-  const { page } = await openPage(browser);
-  current = page;
+await runScript({ what: "measure", name: "measure", shots, strict: false }, async (page) => {
   await signIn(page, base, env("EMAIL"), env("PASSWORD"));
 
   // The run history, loaded afresh (the app restores the session from its cookie).
@@ -72,12 +67,4 @@ try {
   console.log(`timing upload-ms ${Math.round(ms)}`);
   console.log(`timing upload-mb-per-s ${(megabytes / (ms / 1000)).toFixed(1)}`);
   await page.screenshot({ path: join(shots, "measure-upload.png") });
-  console.log("ok");
-} catch (error) {
-  failed = true;
-  console.error(`measure failed: ${error instanceof Error ? error.stack : error}`);
-  await reportFailure(current, shots, "measure");
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

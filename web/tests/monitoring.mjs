@@ -12,19 +12,14 @@
 // Prints `ok` at the end; any failed check exits non-zero with what it saw.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { accessible, env, launch, openPage, reportFailure, signIn } from "./browser.mjs";
+import { accessible, env, runScript, signIn } from "./browser.mjs";
 
 const base = env("BASE_URL");
 const shots = env("SCREENSHOTS");
 const polling = env("LIVE") === "polling";
 mkdirSync(shots, { recursive: true });
 
-const browser = await launch();
-let failed = false;
-let current;
-try {
-  const { page, problems } = await openPage(browser);
-  current = page;
+await runScript({ what: "monitoring", name: "monitoring", shots }, async (page) => {
   const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
   await signIn(page, base, env("EMAIL"), env("PASSWORD"));
 
@@ -71,14 +66,4 @@ try {
 
   await page.setViewportSize({ width: 820, height: 1100 });
   await shot("monitoring-tablet");
-
-  if (problems.length > 0) throw new Error(problems.join("\n"));
-  console.log("ok");
-} catch (error) {
-  failed = true;
-  console.error(`monitoring failed: ${error instanceof Error ? error.stack : error}`);
-  await reportFailure(current, shots, "monitoring");
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

@@ -17,19 +17,14 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { accessible, env, launch, openPage, reportFailure, signIn } from "./browser.mjs";
+import { accessible, env, runScript, signIn } from "./browser.mjs";
 
 const base = env("BASE_URL");
 const shots = env("SCREENSHOTS");
 const instrument = env("INSTRUMENT_NAME");
 mkdirSync(shots, { recursive: true });
 
-const browser = await launch();
-let failed = false;
-let current;
-try {
-  const { page, problems } = await openPage(browser);
-  current = page;
+await runScript({ what: "run pages", name: "runs", shots }, async (page) => {
   const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`) });
   const heading = (name) => page.getByRole("heading", { name, exact: true }).waitFor({ timeout: 15_000 });
   await signIn(page, base, env("EMAIL"), env("PASSWORD"));
@@ -172,14 +167,4 @@ try {
   // Tablet width.
   await page.setViewportSize({ width: 820, height: 1100 });
   await shot("runs-tablet");
-
-  if (problems.length > 0) throw new Error(problems.join("\n"));
-  console.log("ok");
-} catch (error) {
-  failed = true;
-  console.error(`run pages failed: ${error instanceof Error ? error.stack : error}`);
-  await reportFailure(current, shots, "runs");
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

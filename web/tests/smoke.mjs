@@ -14,7 +14,7 @@
 // Every check that fails exits non-zero with what it saw.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { accessible, env, reportFailure, launch, openPage } from "./browser.mjs";
+import { accessible, env, runScript } from "./browser.mjs";
 
 const base = env("BASE_URL");
 const shots = env("SCREENSHOTS");
@@ -23,12 +23,7 @@ const instrumentId = env("INSTRUMENT_ID");
 const updates = Number(process.env.UPDATES ?? 3);
 mkdirSync(shots, { recursive: true });
 
-const browser = await launch();
-let failed = false;
-let current;
-try {
-  const { page, problems } = await openPage(browser);
-  current = page;
+await runScript({ what: "browser smoke", name: "smoke", shots }, async (page) => {
 
   const started = Date.now();
   await page.goto(base + "/");
@@ -127,14 +122,5 @@ try {
     throw new Error(`after signing out, the back button shows the instrument ${name} at ${page.url()}`);
   }
   await page.screenshot({ path: join(shots, "after-sign-out.png") });
-  if (problems.length > 0) throw new Error(problems.join("\n"));
-  console.log("ok");
-} catch (error) {
-  failed = true;
-  console.error(`browser smoke failed: ${error instanceof Error ? error.stack : error}`);
-  await reportFailure(current, shots, "smoke");
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});
 
