@@ -94,7 +94,7 @@ async fn pages(app: &TestApp) -> anyhow::Result<()> {
     let org = admin.organization_id;
     db.execute(
         "INSERT INTO runs (organization_id, instrument_id, name, status, started_at, completed_at, operator_id, created_at)
-         SELECT $1, CASE WHEN g % 2 = 0 THEN $2 ELSE $3 END, 'Run ' || g,
+         SELECT $1, CASE WHEN g % 2 = 0 THEN $2::uuid ELSE $3::uuid END, 'Run ' || g,
                 (ARRAY['completed','completed','completed','failed','aborted'])[1 + g % 5],
                 now() - make_interval(secs => g * 600), now() - make_interval(secs => g * 600 - 3000),
                 $4, now() - make_interval(secs => g * 600)
