@@ -1,8 +1,10 @@
 // The audit trail in a real browser, driven by the black-box suite
 // (tests/blackbox, `web.rs`) against a real stack whose organization has a
-// history (an instrument registered, a role changed with a reason). A QA
-// officer: reads the trail with the names of those who acted; filters it
-// by event type (kept in the address) and by record; opens an event in
+// history (an instrument registered, a role changed with a reason, a run
+// started, stopped and signed). A QA officer: reads the trail with the
+// names of those who acted; finds the run's actions, all of them from its
+// signature's record; filters it by event type (kept in the address) and
+// by record; opens an event in
 // full (what changed, the reason, the request, its place on the chain);
 // verifies the chain; exports JSON Lines and CSV, each checked against its
 // manifest here and saved for the suite to check offline.
@@ -35,6 +37,20 @@ await runScript({ what: "audit pages", name: "audit", shots }, async (page) => {
   await page.locator(`tr[data-event="INSTRUMENT_CREATED"]`).first().waitFor();
   await accessible(page, "audit trail");
   await shot("audit");
+
+  // The run's actions, from its signature: every event about the run.
+  const signed = page.locator(`tr[data-event="ESIGNATURE_APPLIED"]`);
+  await signed.getByText("Run electronically signed").waitFor();
+  await signed.getByRole("button", { name: "Its events: only those about this run" }).click();
+  // The list keeps the last answer on screen until the filtered one comes.
+  await page.locator(`tr[data-event="INSTRUMENT_CREATED"]`).first().waitFor({ state: "detached", timeout: 10_000 });
+  await page.locator(`tr[data-event="RUN_STOPPED"]`).getByText("Reason: Plate dropped").waitFor({ timeout: 10_000 });
+  await page.locator(`tr[data-event="RUN_STARTED"]`).waitFor();
+  const about = await page.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-event")));
+  if (about.join() !== "ESIGNATURE_APPLIED,RUN_STOPPED,RUN_STARTED") throw new Error(`the run's events: ${about.join()}`);
+  await shot("audit-run");
+  await page.getByRole("button", { name: "Clear filters" }).click();
+  await page.locator(`tr[data-event="INSTRUMENT_CREATED"]`).first().waitFor({ timeout: 10_000 });
 
   // By event type, in the address.
   await page.getByLabel("Event type", { exact: true }).fill("user_updated");

@@ -598,8 +598,27 @@ async fn web_audit_trail_in_a_browser(app: &TestApp) -> anyhow::Result<()> {
     let scientist = app
         .new_user(admin.organization_id, shared::auth::Role::Scientist)
         .await?;
-    // A history: an instrument registered, a role changed with a reason.
+    // A history: an instrument registered, a role changed with a reason,
+    // a run started, stopped and signed.
     crate::lab::new_instrument(app, &admin_token, "Freezer F-2", "freezer", "offline").await?;
+    let (_, run) =
+        crate::runs::started_run(app, &admin_token, &admin_token, "plate_reader").await?;
+    let run_id = crate::lab::id_of(&run)?;
+    app.as_user(&admin_token)
+        .json(
+            reqwest::Method::PUT,
+            &format!("/api/v1/runs/{run_id}/stop"),
+            &serde_json::json!({"outcome": "aborted", "reason": "Plate dropped"}),
+        )
+        .await?
+        .expect_ok(200)?;
+    app.as_user(&admin_token)
+        .post(
+            &format!("/api/v1/runs/{run_id}/signatures"),
+            &serde_json::json!({"meaning": "review", "email": admin.email, "password": admin.password}),
+        )
+        .await?
+        .expect_ok(201)?;
     app.as_user(&admin_token)
         .put(
             &format!("/api/v1/users/{}", scientist.id),
