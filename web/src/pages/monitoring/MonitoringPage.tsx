@@ -41,7 +41,10 @@ export function MonitoringPage() {
   const types = useQuery({ queryKey: ["instrument-types"], queryFn: () => call(() => api.GET("/api/v1/instrument-types")), staleTime: Infinity });
 
   const all = useMemo(() => (instruments.data?.items ?? []).filter((i) => !i.deletedAt), [instruments.data]);
-  const shown = chosen(params.get("show"), all);
+  // The choice, as the address holds it; kept here too so that a box
+  // shows its new state at once (the router applies the address later).
+  const [choice, setChoice] = useState<string | null>(() => params.get("show"));
+  const shown = chosen(choice, all);
   const shownKey = shown.join(",");
   const liveAvailable = health.data?.liveUpdates;
 
@@ -59,8 +62,9 @@ export function MonitoringPage() {
   }, [liveAvailable, shownKey]);
 
   const toggle = (id: string, on: boolean) => {
-    const next = on ? [...shown, id].slice(0, MAX_CHARTS) : shown.filter((x) => x !== id);
-    setParams({ show: next.join(",") }, { replace: true });
+    const next = (on ? [...shown, id].slice(0, MAX_CHARTS) : shown.filter((x) => x !== id)).join(",");
+    setChoice(next);
+    setParams({ show: next }, { replace: true });
   };
   const polling = live.state !== "live";
 
