@@ -2,6 +2,7 @@
 // what an API key's allowlist and expiry become in the request, and the
 // command that enrolls a bridge.
 import type { Schemas } from "../../api/client";
+import { shellWord } from "../../ui/files";
 
 type Role = Schemas["Role"];
 
@@ -36,11 +37,6 @@ export function keyStanding(key: Pick<Schemas["ApiKey"], "isActive" | "expiresAt
   if (!key.isActive) return "revoked";
   if (key.expiresAt && Date.parse(key.expiresAt) <= now) return "expired";
   return "active";
-}
-
-/** A shell word, quoted when it needs to be. */
-function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 /**

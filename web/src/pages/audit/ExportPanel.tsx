@@ -3,7 +3,8 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api, callRaw, type Schemas } from "../../api/client";
 import { Problem } from "../../ui/Problem";
 import { ShownOnce } from "../../ui/Secret";
-import { auditQuery, headerManifest, sha256Hex, splitExport, type AuditFilters } from "./audit";
+import { saveFile, sha256Hex, shellWord } from "../../ui/files";
+import { auditQuery, headerManifest, splitExport, type AuditFilters } from "./audit";
 
 type Format = Schemas["ExportFormat"];
 
@@ -64,7 +65,7 @@ export function ExportPanel({ filters, filtered }: { filters: AuditFilters; filt
     },
     onSuccess: (done) => {
       setExported(done);
-      save(done.url, done.file);
+      saveFile(done.url, done.file);
       // The export is itself in the trail now.
       void client.invalidateQueries({ queryKey: ["audit-events"] });
     },
@@ -121,19 +122,4 @@ export function ExportPanel({ filters, filtered }: { filters: AuditFilters; filt
       )}
     </section>
   );
-}
-
-/** A file name as one shell word. */
-function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
-/** Saves a file the page holds, as the browser saves a download. */
-function save(url: string, name: string) {
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
 }

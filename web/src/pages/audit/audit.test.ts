@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { auditFilters, auditQuery, changes, headerManifest, sha256Hex, splitExport, verdict } from "./audit";
+import { sha256Hex } from "../../ui/files";
+import { auditFilters, auditQuery, changes, headerManifest, splitExport, verdict } from "./audit";
 
 const base = {
   chainId: "9b1e0c4e-3a55-4a70-8e5e-0d1f7c2b6a11", verified: true, fromSequence: 1, verifiedToSequence: 42,

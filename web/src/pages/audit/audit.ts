@@ -130,12 +130,6 @@ export function headerManifest(value: string | null): Schemas["Manifest"] | null
   }
 }
 
-/** SHA-256 of `bytes`, hex. */
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes as BufferSource);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** The values an event changed: each field with its old and new value (JSON text). */
 export function changes(oldValues: unknown, newValues: unknown): { field: string; before: string; after: string }[] {
   const o = (oldValues && typeof oldValues === "object" ? oldValues : {}) as Record<string, unknown>;

@@ -2,6 +2,7 @@
 // operations by tag, an example body from a schema, a request's URL, and
 // the curl command that makes the same request (with a placeholder, never
 // the caller's credential).
+import { shellWord } from "../../ui/files";
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Schema = { [key: string]: Json };
@@ -135,11 +136,6 @@ export function requestPath(path: string, values: Record<string, string>, query:
   return text ? `${filled}?${text}` : filled;
 }
 
-/** A word for a POSIX shell, single-quoted when it needs to be. */
-function quote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
 /**
  * The curl command of a request: the credential as a variable the reader
  * sets (`$ANTEVUS_TOKEN` or `$ANTEVUS_API_KEY`), never its value.
@@ -147,11 +143,11 @@ function quote(word: string): string {
 export function curl(origin: string, method: string, pathAndQuery: string, auth: "token" | "key" | "none", body: string | null, headers: Record<string, string> = {}): string {
   const parts = ["curl", "-sS"];
   if (method !== "GET") parts.push("-X", method);
-  parts.push(quote(origin + pathAndQuery));
+  parts.push(shellWord(origin + pathAndQuery));
   if (auth === "token") parts.push("-H", '"Authorization: Bearer $ANTEVUS_TOKEN"');
   if (auth === "key") parts.push("-H", '"X-API-Key: $ANTEVUS_API_KEY"');
-  for (const [name, value] of Object.entries(headers)) if (value) parts.push("-H", quote(`${name}: ${value}`));
-  if (body !== null) parts.push("-H", quote("Content-Type: application/json"), "--data", quote(body));
+  for (const [name, value] of Object.entries(headers)) if (value) parts.push("-H", shellWord(`${name}: ${value}`));
+  if (body !== null) parts.push("-H", shellWord("Content-Type: application/json"), "--data", shellWord(body));
   return parts.join(" ");
 }
 

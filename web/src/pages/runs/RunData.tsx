@@ -3,7 +3,8 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api, ApiFailure, callRaw, type Schemas } from "../../api/client";
 import { Problem } from "../../ui/Problem";
 import { statusLabel } from "../format";
-import { FORMATS, hex, Interrupted, uploadRunData } from "./upload";
+import { saveFile, sha256Hex } from "../../ui/files";
+import { FORMATS, Interrupted, uploadRunData } from "./upload";
 
 type Run = Schemas["Run"];
 
@@ -184,18 +185,13 @@ function Download({ run, data }: { run: Run; data: Schemas["DataSummary"] }) {
         api.GET("/api/v1/runs/{id}/data", { params: { path: { id: run.id }, query: { via: "api" } }, parseAs: "arrayBuffer" }),
       );
       const buffer = body as ArrayBuffer;
-      const digest = hex(await crypto.subtle.digest("SHA-256", buffer));
+      const digest = await sha256Hex(buffer);
       const url = URL.createObjectURL(new Blob([buffer], { type: data.contentType }));
       return { digest, url };
     },
     onSuccess: (done) => {
       setChecked(done);
-      const a = document.createElement("a");
-      a.href = done.url;
-      a.download = data.filename;
-      document.body.append(a);
-      a.click();
-      a.remove();
+      saveFile(done.url, data.filename);
     },
   });
   const matches = checked?.digest === data.sha256;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { contentRange, digestField, hex, uploadLimit } from "./upload";
+import { hex } from "../../ui/files";
+import { contentRange, digestField, uploadLimit } from "./upload";
 
 describe("run data upload", () => {
   it("reads the sizes a refused chunk names", () => {

@@ -33,11 +33,6 @@ export function digestField(sha256: ArrayBuffer): string {
   return `sha-256=:${btoa(text)}:`;
 }
 
-/** Hex of a digest. */
-export function hex(buffer: ArrayBuffer): string {
-  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 export interface UploadOptions {
   runId: string;
   file: Blob;
