@@ -57,6 +57,7 @@ pub mod retention;
 pub mod routes;
 pub mod storage;
 pub mod web;
+pub mod webhook;
 
 pub use body::Body;
 pub use config::{Config, Secret};

@@ -44,6 +44,17 @@ pub trait Platform: Clone + MaybeSend + MaybeSync + 'static {
     fn fill_random(&self, buf: &mut [u8]);
     /// Waits `duration` without blocking other work (a long poll's pause).
     fn sleep(&self, duration: std::time::Duration) -> impl Future<Output = ()> + MaybeSend;
+    /// The addresses `host` resolves to, where the platform lets a function
+    /// resolve names (the native host); `None` where it does not (Workers,
+    /// Spin) or the name does not resolve.
+    fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> impl Future<Output = Option<Vec<std::net::IpAddr>>> + MaybeSend {
+        let _ = (host, port);
+        async { None }
+    }
 }
 
 /// `platform.fetch(request)` within `limit`, else a [`FetchError`]: Workers

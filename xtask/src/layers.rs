@@ -29,7 +29,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["ratelimit", "mail", "storage"],
     &["auth"],
     &["audit"],
-    &["live", "retention"],
+    &["live", "retention", "webhook"],
     &["routes"],
     &["openapi"],
 ];

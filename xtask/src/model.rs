@@ -82,7 +82,7 @@ pub const SCOPE_CONSTRUCTORS: &[(&str, &[&str])] = &[
         ],
     ),
     ("recorded", &["audit/"]),
-    ("scheduled", &["routes/job_retention.rs"]),
+    ("scheduled", &["routes/job_retention.rs", "webhook/"]),
 ];
 
 /// Whether `name` is a route's module (each function's name, `-` as `_`).

@@ -131,6 +131,11 @@ impl Platform for NativePlatform {
     async fn sleep(&self, duration: std::time::Duration) {
         tokio::time::sleep(duration).await;
     }
+
+    async fn resolve(&self, host: &str, port: u16) -> Option<Vec<std::net::IpAddr>> {
+        let addresses = tokio::net::lookup_host((host, port)).await.ok()?;
+        Some(addresses.map(|a| a.ip()).collect())
+    }
 }
 
 struct HostState {

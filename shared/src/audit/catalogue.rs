@@ -21,6 +21,7 @@ pub enum RecordType {
     Run,
     Session,
     User,
+    Webhook,
 }
 
 impl RecordType {
@@ -37,6 +38,7 @@ impl RecordType {
             RecordType::Run => "run",
             RecordType::Session => "session",
             RecordType::User => "user",
+            RecordType::Webhook => "webhook",
         }
     }
 }
@@ -210,6 +212,14 @@ catalogue! {
     BridgeJoinTokenRevoked = "BRIDGE_JOIN_TOKEN_REVOKED", Info, Success, Some(R::BridgeJoinToken), "Bridge join token revoked";
     /// An edge bridge enrolled with a join token and got its own key.
     BridgeEnrolled = "BRIDGE_ENROLLED", Info, Success, Some(R::Bridge), "Edge bridge enrolled";
+    /// A webhook endpoint was registered (its URL and event types; never its secret).
+    WebhookCreated = "WEBHOOK_CREATED", Info, Success, Some(R::Webhook), "Webhook created";
+    /// A webhook endpoint's URL, event types, description or enabled state changed.
+    WebhookUpdated = "WEBHOOK_UPDATED", Info, Success, Some(R::Webhook), "Webhook updated";
+    /// A webhook endpoint was deleted with its deliveries.
+    WebhookDeleted = "WEBHOOK_DELETED", Warning, Success, Some(R::Webhook), "Webhook deleted";
+    /// The delivery job disabled an endpoint: it answered 410 Gone, or every delivery failed for five days (`newValues.disabledReason`).
+    WebhookDisabled = "WEBHOOK_DISABLED", Warning, Success, Some(R::Webhook), "Webhook disabled by the delivery job";
     /// The audit trail was exported (filters, range, the file's SHA-256).
     AuditExported = "AUDIT_EXPORTED", Info, Success, None, "Audit trail exported";
     /// The retention job ran, with what it removed.

@@ -4,6 +4,7 @@
 
 pub mod catalogue;
 pub mod chain;
+pub mod events;
 pub mod export;
 pub mod query;
 pub mod redact;
@@ -146,14 +147,40 @@ impl<'a> Event<'a> {
     /// The `INSERT` for this event, carrying the request's id, client
     /// address and user agent.
     pub fn insert(&self, rq: &Rq) -> Result<Statement, ApiError> {
-        Ok(audit_event::insert(self.values(rq)?))
+        Ok(audit_event::insert(self.values(rq)?, self.publications(rq)))
+    }
+
+    /// The events this one publishes ([`events::derive`]), as the
+    /// statements of `model::audit_event` take them: `[{type, version,
+    /// payload}]`, or none.
+    fn publications(&self, rq: &Rq) -> Option<Value> {
+        let published = events::derive(self, rq.started_at().into());
+        if published.is_empty() {
+            return None;
+        }
+        Some(Value::Array(
+            published
+                .into_iter()
+                .map(|out| {
+                    serde_json::json!({
+                        "type": out.topic.as_str(),
+                        "version": out.topic.version(),
+                        "payload": out.payload,
+                    })
+                })
+                .collect(),
+        ))
     }
 
     /// One statement that makes `change` (a data-modifying statement with
     /// `RETURNING` of the columns the caller wants, including `id`) and
     /// records this event only if it changed a row; returns the changed rows.
     pub fn record_change(&self, rq: &Rq, change: Statement) -> Result<Statement, ApiError> {
-        Ok(audit_event::insert_if_changed(change, self.values(rq)?))
+        Ok(audit_event::insert_if_changed(
+            change,
+            self.values(rq)?,
+            self.publications(rq),
+        ))
     }
 
     /// [`Event::record_change`], recording the event only when a changed
@@ -169,6 +196,7 @@ impl<'a> Event<'a> {
             change,
             self.values(rq)?,
             flag,
+            self.publications(rq),
         ))
     }
 
@@ -176,7 +204,11 @@ impl<'a> Event<'a> {
     /// `RETURNING`) and records this event only for the rows it changed: no
     /// change, no event. Returns the changed rows' `record_id`s.
     pub fn insert_after(&self, rq: &Rq, change: Statement) -> Result<Statement, ApiError> {
-        Ok(audit_event::insert_per_change(change, self.values(rq)?))
+        Ok(audit_event::insert_per_change(
+            change,
+            self.values(rq)?,
+            self.publications(rq),
+        ))
     }
 }
 

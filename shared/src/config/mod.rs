@@ -158,6 +158,7 @@ pub const VARS: &[&str] = &[
     "ENCRYPTION_KEYS",
     "SCHEDULER_KEY",
     "WEB_ROOT",
+    "WEBHOOK_ALLOW_LOOPBACK",
 ];
 
 /// The variables as read from the environment: those of [`VARS`] that are
@@ -520,6 +521,24 @@ impl Config {
     /// itself (the native host) finds them.
     pub fn web_root(&self) -> Option<String> {
         self.vars.get("WEB_ROOT").filter(|v| !v.trim().is_empty())
+    }
+
+    /// `WEBHOOK_ALLOW_LOOPBACK` (`true` or `false`, default `false`): a
+    /// development setting that lets webhooks point at loopback addresses
+    /// (`http` too), so a receiver on the same machine can be tried.
+    pub fn webhooks_allow_loopback(&self) -> Result<bool, ConfigError> {
+        match self
+            .vars
+            .get("WEBHOOK_ALLOW_LOOPBACK")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("") | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(ConfigError(
+                "WEBHOOK_ALLOW_LOOPBACK must be true or false".into(),
+            )),
+        }
     }
 
     pub fn http(&self) -> Result<&HttpConfig, ConfigError> {

@@ -146,11 +146,23 @@ pub async fn ingest<P: Platform>(
     for record in &batch.records {
         if let Item::CommandOutcome(outcome) = &record.item {
             outcomes.push((record.seq, statements.len()));
+            let target = starts.iter().find(|s| s.command_id == outcome.command_id);
             statements.push(record_outcome(
-                ctx, rq, principal, &scope, &at, record.seq, outcome,
+                ctx,
+                rq,
+                principal,
+                &scope,
+                &at,
+                record.seq,
+                outcome,
+                target.map(|t| t.instrument_id),
             )?);
-            if let Some(start) = starts.iter().find(|s| s.command_id == outcome.command_id) {
-                statements.push(run_started(ctx, rq, principal, &scope, start, outcome)?);
+            if let Some(start) = target
+                && let Some(run_id) = start.run_id
+            {
+                statements.push(run_started(
+                    ctx, rq, principal, &scope, start, run_id, outcome,
+                )?);
             }
         }
     }
@@ -229,9 +241,11 @@ fn readings_of(batch: &Batch) -> Vec<Value> {
         .collect()
 }
 
-/// A command's outcome, audited, if the batch continues the stream at `at`.
+/// A command's outcome, audited, if the batch continues the stream at `at`
+/// (`instrument_id`, the command's instrument, names it in the event).
 /// Forward only: sent -> acknowledged -> completed | failed (a fast command
 /// may skip acknowledged).
+#[allow(clippy::too_many_arguments)]
 fn record_outcome<P: Platform>(
     ctx: &Ctx<P>,
     rq: &Rq,
@@ -240,6 +254,7 @@ fn record_outcome<P: Platform>(
     at: &Position,
     seq: u64,
     outcome: &super::CommandOutcome,
+    instrument_id: Option<uuid::Uuid>,
 ) -> Result<Statement, ApiError> {
     let event_type = match outcome.state {
         CommandState::Acknowledged => EventType::InstrumentCommandAcknowledged,
@@ -252,7 +267,12 @@ fn record_outcome<P: Platform>(
             "result": outcome.result,
             "error": outcome.error,
         })),
-        metadata: json!({ "bridgeId": at.bridge_id, "stream": at.stream, "sequence": seq }),
+        metadata: json!({
+            "bridgeId": at.bridge_id,
+            "stream": at.stream,
+            "sequence": seq,
+            "instrumentId": instrument_id,
+        }),
         ..audit::Event::by(ctx.new_uuid(), principal, event_type, outcome.command_id)
     };
     let change = command::record_outcome(
@@ -282,13 +302,14 @@ fn run_started<P: Platform>(
     principal: &Principal,
     scope: &Scope,
     start: &run::Started,
+    run_id: uuid::Uuid,
     outcome: &super::CommandOutcome,
 ) -> Result<Statement, ApiError> {
     let at = outcome.at.get();
     let (event_type, change, old_values, new_values, reason) = match outcome.state {
         CommandState::Acknowledged | CommandState::Completed => (
             EventType::RunRunning,
-            run::start_taken(scope, start.run_id, start.command_id, at),
+            run::start_taken(scope, run_id, start.command_id, at),
             Some(json!({ "status": RunStatus::Pending })),
             json!({ "status": RunStatus::Running, "startedAt": outcome.at }),
             None,
@@ -300,7 +321,7 @@ fn run_started<P: Platform>(
             );
             (
                 EventType::RunFinished,
-                run::start_refused(scope, start.run_id, start.command_id, at, &reason),
+                run::start_refused(scope, run_id, start.command_id, at, &reason),
                 // Pending, or running on the acknowledgement alone.
                 None,
                 json!({ "status": RunStatus::Failed, "completedAt": outcome.at }),
@@ -312,8 +333,12 @@ fn run_started<P: Platform>(
         old_values,
         new_values: Some(new_values),
         reason: reason.as_deref(),
-        metadata: json!({ "source": "bridge", "commandId": start.command_id }),
-        ..audit::Event::by(ctx.new_uuid(), principal, event_type, start.run_id)
+        metadata: json!({
+            "source": "bridge",
+            "commandId": start.command_id,
+            "instrumentId": start.instrument_id,
+        }),
+        ..audit::Event::by(ctx.new_uuid(), principal, event_type, run_id)
     };
     event.record_change(rq, change)
 }
@@ -437,7 +462,12 @@ fn heartbeat<P: Platform>(
                 old_values: Some(json!({ "status": RunStatus::Running })),
                 new_values: Some(json!({ "status": outcome })),
                 reason: Some(reason),
-                metadata: json!({ "source": "bridge", "bridgeId": bridge.id, "instrumentStatus": state.status }),
+                metadata: json!({
+                    "source": "bridge",
+                    "bridgeId": bridge.id,
+                    "instrumentId": state.id,
+                    "instrumentStatus": state.status,
+                }),
                 ..audit::Event::by(ctx.new_uuid(), principal, EventType::RunFinished, run_id)
             };
             statements.push(event.record_change(

@@ -54,21 +54,66 @@ fn placeholders(first: usize) -> String {
         .join(", ")
 }
 
-/// Stores one event (`values` in the order of [`COLUMNS`]).
-pub fn insert(values: Vec<Value>) -> Statement {
+/// The statements publishing the events an audit event derives
+/// (`publications`, parameter `$param`: `[{type, version, payload}]`) once
+/// the CTE `recorded` stored it (`RETURNING id, organization_id,
+/// created_at`): each event, and a delivery of it for every enabled webhook
+/// of the organization subscribed to its type (row-level security keeps
+/// them to the transaction's organization). Nothing when nothing was
+/// recorded.
+fn publishing(param: usize) -> String {
+    let events = format!(
+        "jsonb_to_recordset(${param}::jsonb) AS p(type text, version integer, payload jsonb)"
+    );
+    format!(
+        "published AS (INSERT INTO events (organization_id, event_type, version, audit_event_id, data, occurred_at) \
+           SELECT r.organization_id, p.type, p.version, r.id, p.payload -> 'data', r.created_at \
+           FROM recorded r CROSS JOIN {events} WHERE r.organization_id IS NOT NULL \
+           RETURNING id, organization_id, event_type), \
+         queued AS (INSERT INTO webhook_deliveries (organization_id, webhook_id, event_id, event_type, payload, next_attempt_at) \
+           SELECT e.organization_id, w.id, e.id, e.event_type, p.payload, now() \
+           FROM published e JOIN {events} ON p.type = e.event_type \
+           JOIN webhooks w ON w.organization_id = e.organization_id AND w.is_active \
+                          AND w.events @> jsonb_build_array(e.event_type) \
+           RETURNING 1)"
+    )
+}
+
+/// Stores one event (`values` in the order of [`COLUMNS`]) and publishes
+/// what it derives (`publications`, see [`publishing`]).
+pub fn insert(values: Vec<Value>, publications: Option<Value>) -> Statement {
+    let Some(publications) = publications else {
+        return statement(
+            format!(
+                "INSERT INTO audit_events ({COLUMNS}) VALUES ({})",
+                placeholders(1)
+            ),
+            values,
+        );
+    };
+    let mut params = values;
+    params.push(publications);
+    let param = params.len();
     statement(
         format!(
-            "INSERT INTO audit_events ({COLUMNS}) VALUES ({})",
-            placeholders(1)
+            "WITH recorded AS (INSERT INTO audit_events ({COLUMNS}) VALUES ({}) \
+               RETURNING id, organization_id, created_at), {} \
+             SELECT count(*) AS published FROM published",
+            placeholders(1),
+            publishing(param)
         ),
-        values,
+        params,
     )
 }
 
 /// Makes `change` and stores the event only if it changed a row; returns
 /// the changed rows.
-pub fn insert_if_changed(change: Statement, values: Vec<Value>) -> Statement {
-    insert_if_changed_where(change, values, "true")
+pub fn insert_if_changed(
+    change: Statement,
+    values: Vec<Value>,
+    publications: Option<Value>,
+) -> Statement {
+    insert_if_changed_where(change, values, "true", publications)
 }
 
 /// Makes `change` and stores the event only if a changed row has the
@@ -77,16 +122,25 @@ pub fn insert_if_changed_where(
     change: Statement,
     values: Vec<Value>,
     flag: &'static str,
+    publications: Option<Value>,
 ) -> Statement {
     let offset = change.params.len();
     let mut params = change.params;
     params.extend(values);
+    let published = publications.map(|p| {
+        params.push(p);
+        format!(
+            " RETURNING id, organization_id, created_at), {}",
+            publishing(params.len())
+        )
+    });
     statement(
         format!(
             "WITH changed AS ({}), recorded AS (INSERT INTO audit_events ({COLUMNS}) SELECT {} \
-             WHERE EXISTS (SELECT 1 FROM changed WHERE {flag})) SELECT * FROM changed",
+             WHERE EXISTS (SELECT 1 FROM changed WHERE {flag}){} SELECT * FROM changed",
             change.query,
-            placeholders(offset + 1)
+            placeholders(offset + 1),
+            published.as_deref().unwrap_or(")")
         ),
         params,
     )
@@ -94,15 +148,33 @@ pub fn insert_if_changed_where(
 
 /// Makes `change` and stores the event once per changed row (its
 /// `record_id` from the row); returns the `record_id`s.
-pub fn insert_per_change(change: Statement, values: Vec<Value>) -> Statement {
+pub fn insert_per_change(
+    change: Statement,
+    values: Vec<Value>,
+    publications: Option<Value>,
+) -> Statement {
     let offset = change.params.len();
     let mut params = change.params;
     params.extend(values);
+    let Some(publications) = publications else {
+        return statement(
+            format!(
+                "WITH changed AS ({}) INSERT INTO audit_events ({COLUMNS}) SELECT {} FROM changed RETURNING record_id",
+                change.query,
+                placeholders(offset + 1)
+            ),
+            params,
+        );
+    };
+    params.push(publications);
     statement(
         format!(
-            "WITH changed AS ({}) INSERT INTO audit_events ({COLUMNS}) SELECT {} FROM changed RETURNING record_id",
+            "WITH changed AS ({}), recorded AS (INSERT INTO audit_events ({COLUMNS}) SELECT {} FROM changed \
+               RETURNING id, organization_id, created_at, record_id), {} \
+             SELECT record_id FROM recorded",
             change.query,
-            placeholders(offset + 1)
+            placeholders(offset + 1),
+            publishing(params.len())
         ),
         params,
     )

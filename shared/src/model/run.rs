@@ -251,14 +251,17 @@ pub fn end(
     )
 }
 
-/// A run and the start command queued for it.
+/// A command and its instrument; for a run's start command, its run.
 #[derive(Debug, Deserialize)]
 pub struct Started {
     pub command_id: uuid::Uuid,
-    pub run_id: uuid::Uuid,
+    pub instrument_id: uuid::Uuid,
+    /// The run it starts (start commands of runs only).
+    pub run_id: Option<uuid::Uuid>,
 }
 
-/// Of commands `ids`, the runs' start commands, with their runs.
+/// Commands `ids` with their instruments, and of the runs' start commands
+/// their runs.
 pub async fn started_by<P: Platform>(
     db: &Db<'_, P>,
     scope: &Scope,
@@ -268,8 +271,9 @@ pub async fn started_by<P: Platform>(
         .fetch_all(
             db,
             statement(
-                "SELECT id AS command_id, run_id FROM instrument_commands \
-                  WHERE organization_id = $1 AND command = 'start' AND run_id IS NOT NULL \
+                "SELECT id AS command_id, instrument_id, CASE WHEN command = 'start' THEN run_id END AS run_id \
+                   FROM instrument_commands \
+                  WHERE organization_id = $1 \
                     AND id IN (SELECT value::uuid FROM jsonb_array_elements_text($2::jsonb))",
                 params![
                     scope.organization_id(),

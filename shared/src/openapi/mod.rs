@@ -48,6 +48,7 @@ struct ErrorEnvelope {
 
 mod access;
 mod audit;
+mod events;
 mod instruments;
 
 /// The whole document: the system routes here, the rest by group.
@@ -56,6 +57,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(access::Paths::openapi());
     doc.merge(instruments::Paths::openapi());
     doc.merge(audit::Paths::openapi());
+    doc.merge(events::Paths::openapi());
     doc.info.version = crate::envelope::API_VERSION.to_owned();
     doc.info.license = None;
     Conventions.modify(&mut doc);

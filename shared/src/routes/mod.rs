@@ -95,6 +95,7 @@ pub mod instruments;
 pub mod instruments_item;
 pub mod invitations;
 pub mod invitations_item;
+pub mod job_deliver_webhooks;
 pub mod job_retention;
 pub mod job_send_mail;
 pub mod live;
@@ -112,6 +113,9 @@ pub mod signing_in;
 pub mod users;
 pub mod users_item;
 pub mod users_mfa;
+pub mod webhook_deliveries;
+pub mod webhooks;
+pub mod webhooks_item;
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -163,6 +167,10 @@ pub struct Attrs {
     /// Whether it seals or opens secrets at rest (a second factor's key,
     /// mail bodies): the AES-256-GCM keys (`ENCRYPTION_KEYS`).
     pub seals: bool,
+    /// Whether it posts to the organizations' webhook endpoints: its Spin
+    /// component may call any `https` origin (the endpoints are checked
+    /// before every attempt, `crate::webhook::target`).
+    pub webhooks: bool,
     /// A scheduled job's cadence (a cron expression, UTC): Workers runs it
     /// by a cron trigger, any other host through the route itself, which
     /// takes the scheduler's key (`SCHEDULER_KEY`).
@@ -196,6 +204,7 @@ impl Attrs {
         verifies_audit: false,
         issues_tokens: false,
         seals: false,
+        webhooks: false,
         schedule: None,
     };
 
@@ -371,6 +380,10 @@ route_table! {
     "invitations" => invitations, "/api/v1/invitations", [GET];
     "invitations-item" => invitations_item, "/api/v1/invitations/:id", [DELETE];
     "organization-mfa-policy" => organization_mfa_policy, "/api/v1/organization/mfa-policy", [GET, PUT];
+    "webhooks" => webhooks, "/api/v1/webhooks", [GET, POST] { seals: true };
+    "webhooks-item" => webhooks_item, "/api/v1/webhooks/:id", [GET, PUT, DELETE];
+    "webhook-deliveries" => webhook_deliveries, "/api/v1/webhooks/:id/deliveries", [GET];
+    "job-deliver-webhooks" => job_deliver_webhooks, "/api/v1/jobs/deliver-webhooks", [POST] { seals: true, webhooks: true, schedule: Some("* * * * *") };
 }
 
 /// What every host checks before it reads a request of `function`: that

@@ -110,6 +110,7 @@ async fn stop<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
         old_values: Some(json!({ "status": run.status })),
         new_values: Some(json!({ "status": outcome })),
         reason,
+        metadata: json!({ "instrumentId": run.instrument_id }),
         ..audit::Event::by(ctx.new_uuid(), &principal, EventType::RunStopped, id)
     };
     let change = run::end(&scope, id, outcome, reason, &RunStatus::from_which(outcome));

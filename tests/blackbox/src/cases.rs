@@ -39,6 +39,7 @@ const AREAS: &[&[(&str, CaseFn)]] = &[
     crate::data::CASES,
     crate::audit::CASES,
     crate::walk::CASES,
+    crate::webhooks::CASES,
     crate::bridges::CASES,
     crate::ingest::CASES,
     crate::live::CASES,

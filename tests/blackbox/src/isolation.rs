@@ -25,6 +25,7 @@ const DEFINERS: &[&str] = &[
     "audit_retention_purge",
     "bridge_join_token",
     "claim_due_mail",
+    "claim_due_webhook_deliveries",
     "claim_retention_due",
     "confirm_signup",
     "finish_retention",
@@ -58,6 +59,9 @@ const FILLED: &[&str] = &[
     "instruments",
     "runs",
     "instrument_commands",
+    "webhooks",
+    "events",
+    "webhook_deliveries",
 ];
 
 /// As the application's role: one statement, or a batch (`[..]`).
@@ -125,15 +129,31 @@ fn refused(status: u16, reply: &Value) -> Option<String> {
 
 async fn tenant_tables_are_closed_without_their_organization(app: &TestApp) -> anyhow::Result<()> {
     // Two organizations, each with an instrument, a run and its command,
-    // an API key, an invitation and its e-mail, a password reset and a
-    // bridge's join token.
+    // an API key, an invitation and its e-mail, a password reset, a
+    // bridge's join token, and a webhook with an event delivered to it.
     let (a_admin, a) = app.admin().await?;
     let (b_admin, b) = app.admin().await?;
     let (org_a, org_b) = (a_admin.organization_id, b_admin.organization_id);
     for (admin, token) in [(&a_admin, &a), (&b_admin, &b)] {
         new_instrument(app, token, "HPLC", "hplc", "idle").await?;
-        started_run(app, token, token, "plate_reader").await?;
         let user = app.as_user(token);
+        // A webhook, and an event for it: the event and its delivery.
+        user.post(
+            "/api/v1/webhooks",
+            &json!({"url": "https://hooks.example.com/lims", "events": ["run.aborted"]}),
+        )
+        .await?
+        .expect_ok(201)?;
+        let (_, run) = started_run(app, token, token, "plate_reader").await?;
+        user.put(
+            &format!(
+                "/api/v1/runs/{}/stop",
+                run["id"].as_str().unwrap_or_default()
+            ),
+            &json!({"outcome": "aborted"}),
+        )
+        .await?
+        .expect_ok(200)?;
         user.post(
             "/api/v1/api-keys",
             &json!({"name": "LIMS", "permissions": ["instruments:view"]}),

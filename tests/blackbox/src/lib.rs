@@ -36,6 +36,7 @@ pub mod surface;
 pub mod tls;
 pub mod walk;
 pub mod web;
+pub mod webhooks;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -38,6 +38,11 @@ const EXEMPT: &[(&str, Method, &str)] = &[
         "runs retention for every organization due, each recorded on its own chain; audit::scheduled_retention_covers_every_organization",
     ),
     (
+        "job-deliver-webhooks",
+        Method::POST,
+        "delivers queued webhook deliveries (the outbox's bookkeeping); an endpoint it disables is audited: webhooks::a_gone_endpoint_is_disabled",
+    ),
+    (
         "job-send-mail",
         Method::POST,
         "delivers queued mail (the outbox's bookkeeping); accounts::mail_goes_through_the_configured_provider",
@@ -484,6 +489,47 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         revoked,
         200,
         &["API_KEY_REVOKED"],
+        Method::DELETE,
+    )
+    .await?;
+    let hook = app
+        .as_user(&token)
+        .post(
+            "/api/v1/webhooks",
+            &json!({"url": "https://hooks.example.com/walk", "events": ["run.completed"]}),
+        )
+        .await?;
+    let hook = walk
+        .json("webhooks", hook, 201, &["WEBHOOK_CREATED"], Method::POST)
+        .await?;
+    let changed = app
+        .as_user(&token)
+        .put(
+            &format!("/api/v1/webhooks/{}", id_of(&hook)?),
+            &json!({"version": 1, "description": "walked"}),
+        )
+        .await?;
+    walk.json(
+        "webhooks-item",
+        changed,
+        200,
+        &["WEBHOOK_UPDATED"],
+        Method::PUT,
+    )
+    .await?;
+    let deleted = app
+        .as_user(&token)
+        .json(
+            Method::DELETE,
+            &format!("/api/v1/webhooks/{}", id_of(&hook)?),
+            &json!({}),
+        )
+        .await?;
+    walk.json(
+        "webhooks-item",
+        deleted,
+        200,
+        &["WEBHOOK_DELETED"],
         Method::DELETE,
     )
     .await?;

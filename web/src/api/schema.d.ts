@@ -1578,6 +1578,113 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the webhook endpoints
+         * @description Requires `webhooks:manage`. Every endpoint of the organization, newest
+         *     first; never a secret.
+         */
+        get: operations["getWebhooks"];
+        put?: never;
+        /**
+         * Register a webhook endpoint
+         * @description Requires `webhooks:manage`. Every event of the subscribed types is then
+         *     posted to the URL, signed per Standard Webhooks (`webhook-id`,
+         *     `webhook-timestamp`, `webhook-signature`) with the secret answered
+         *     this once (it is kept sealed). At most 25 endpoints per organization.
+         *     Audited (`WEBHOOK_CREATED`).
+         */
+        post: operations["postWebhooks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One webhook endpoint
+         * @description Requires `webhooks:manage`. The `ETag` is its version, for `If-Match`
+         *     on `PUT`.
+         */
+        get: operations["getWebhooksItem"];
+        /**
+         * Change a webhook endpoint
+         * @description Requires `webhooks:manage`. The given fields replace the current ones.
+         *     Optimistic concurrency: the version read as `If-Match` (its `ETag`) or
+         *     `version`; 428 without either, 412 when it changed since. Audited
+         *     (`WEBHOOK_UPDATED`, old and new values of what changed).
+         */
+        put: operations["putWebhooksItem"];
+        post?: never;
+        /**
+         * Delete a webhook endpoint
+         * @description Requires `webhooks:manage`. Removes it and its delivery log; nothing
+         *     more is sent to it. Audited (`WEBHOOK_DELETED`).
+         */
+        delete: operations["deleteWebhooksItem"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A webhook endpoint's deliveries
+         * @description Requires `webhooks:manage`. Newest first, each with its attempts (time,
+         *     HTTP status, duration, the start of the answer), optionally of one
+         *     `status`; keyset pagination.
+         */
+        get: operations["getWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/jobs/deliver-webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver the due webhooks (scheduled job)
+         * @description A scheduled job, every minute: delivers the due webhook deliveries of
+         *     every organization, claiming again each second for 50 seconds (or
+         *     `seconds`), and answers what it did. On Workers a cron trigger runs it;
+         *     elsewhere a scheduler posts here with the scheduler's key.
+         */
+        post: operations["postJobDeliverWebhooks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1939,6 +2046,19 @@ export interface components {
             /** @description Undelivered or unacknowledged by then, it expires. */
             expiresAt: components["schemas"]["Timestamp"];
         };
+        /** @description `data` of the `command.*` events. */
+        CommandData: {
+            /** Format: uuid */
+            commandId: string;
+            /** Format: uuid */
+            instrumentId?: string | null;
+            /** @description `completed` or `failed`. */
+            status: string;
+            /** @description What the instrument answered, when it answered something. */
+            result?: Record<string, never> | null;
+            /** @description Why it failed. */
+            error?: string | null;
+        };
         CommandInfo: {
             name: string;
             description: string;
@@ -2085,6 +2205,13 @@ export interface components {
              *     computed QC metrics under `metrics`.
              */
             results?: unknown;
+        };
+        DeliverWebhooksInput: {
+            /**
+             * Format: int64
+             * @description How long to keep claiming, 0 to 55 seconds (default 50; 0: one pass).
+             */
+            seconds?: number | null;
         };
         /** @description Where to download a file kept in object storage (`?redirect=false`). */
         DownloadLink: {
@@ -2367,6 +2494,20 @@ export interface components {
         };
         /** @enum {string} */
         InstrumentStatus: "online" | "offline" | "idle" | "running" | "error" | "maintenance";
+        /** @description `data` of `instrument.status_changed` and `instrument.offline`. */
+        InstrumentStatusData: {
+            /** Format: uuid */
+            instrumentId: string;
+            /** @description The status now. */
+            status: string;
+            /** @description The status before. */
+            previousStatus?: string | null;
+            /**
+             * Format: uuid
+             * @description The bridge that reported it.
+             */
+            bridgeId?: string | null;
+        };
         /** @description What an instrument is doing now. */
         InstrumentStatusDetail: {
             /** Format: uuid */
@@ -2666,6 +2807,41 @@ export interface components {
                 isActive: boolean;
                 lastLoginAt?: components["schemas"]["Timestamp"] | null;
                 createdAt: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A whole list in one answer (short lists that need no cursor). */
+        Items_Webhook: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                /** @description Where deliveries are posted (https, a public address). */
+                url: string;
+                /** @description The event types it is sent (`docs/EVENTS.md`). */
+                events: string[];
+                description: string;
+                /**
+                 * @description `false`: nothing is sent to it (disabled by someone, or by the
+                 *     delivery job: `disabledReason`).
+                 */
+                enabled: boolean;
+                /**
+                 * @description Why the delivery job disabled it: `gone` (it answered 410) or
+                 *     `failing` (every delivery failed for five days).
+                 */
+                disabledReason?: string | null;
+                disabledAt?: components["schemas"]["Timestamp"] | null;
+                failingSince?: components["schemas"]["Timestamp"] | null;
+                lastDeliveredAt?: components["schemas"]["Timestamp"] | null;
+                previousSecretUntil?: components["schemas"]["Timestamp"] | null;
+                createdAt: components["schemas"]["Timestamp"];
+                updatedAt: components["schemas"]["Timestamp"];
+                /**
+                 * Format: int32
+                 * @description The version `If-Match` names (also the `ETag`).
+                 */
+                version: number;
+                /** Format: uuid */
+                createdBy: string;
             }[];
         };
         JoinToken: {
@@ -3373,6 +3549,39 @@ export interface components {
             }[];
             nextCursor?: string | null;
         };
+        /** @description One page of a list and the cursor of the next, if any. */
+        Page_WebhookDelivery: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                /**
+                 * Format: uuid
+                 * @description The event's id: the `webhook-id` of every attempt.
+                 */
+                eventId: string;
+                eventType: string;
+                /**
+                 * @description `pending` (to be tried, or tried again at `nextAttemptAt`),
+                 *     `delivered`, `failed` (every attempt of the schedule failed) or
+                 *     `cancelled` (the endpoint was disabled first).
+                 */
+                status: string;
+                /** Format: int32 */
+                attempts: number;
+                /**
+                 * Format: int32
+                 * @description The last attempt's HTTP status.
+                 */
+                statusCode?: number | null;
+                /** @description Every attempt, oldest first. */
+                attemptLog: components["schemas"]["WebhookAttempt"][];
+                nextAttemptAt?: components["schemas"]["Timestamp"] | null;
+                deliveredAt?: components["schemas"]["Timestamp"] | null;
+                lastAttemptAt?: components["schemas"]["Timestamp"] | null;
+                createdAt: components["schemas"]["Timestamp"];
+            }[];
+            nextCursor?: string | null;
+        };
         PasswordChangeInput: {
             /** @description The password in use now. */
             currentPassword: string;
@@ -3599,6 +3808,17 @@ export interface components {
              */
             signatures: components["schemas"]["SignatureSummary"][];
         };
+        /** @description `data` of the `run.*` events. */
+        RunData: {
+            /** Format: uuid */
+            runId: string;
+            /** Format: uuid */
+            instrumentId?: string | null;
+            /** @description `running`, `completed`, `failed` or `aborted`. */
+            status: string;
+            /** @description Why it ended, when it ended with a reason. */
+            reason?: string | null;
+        };
         RunQcReport: components["schemas"]["QcReport"] & {
             /** Format: uuid */
             runId: string;
@@ -3611,6 +3831,18 @@ export interface components {
          * @enum {string}
          */
         SecondStepMethod: "totp" | "recovery_code" | "enroll";
+        /** @description `data` of `security.alert`. */
+        SecurityAlertData: {
+            /** @description `account_locked` or `refresh_token_reuse`. */
+            kind: string;
+            /**
+             * Format: uuid
+             * @description The account concerned.
+             */
+            userId?: string | null;
+            /** @description What happened, in words. */
+            detail: string;
+        };
         /**
          * @description How serious an event is.
          * @enum {string}
@@ -3941,6 +4173,143 @@ export interface components {
              *     at most 1000 characters.
              */
             reason?: string | null;
+        };
+        /** @description An endpoint as the API shows it (never its secret). */
+        Webhook: {
+            /** Format: uuid */
+            id: string;
+            /** @description Where deliveries are posted (https, a public address). */
+            url: string;
+            /** @description The event types it is sent (`docs/EVENTS.md`). */
+            events: string[];
+            description: string;
+            /**
+             * @description `false`: nothing is sent to it (disabled by someone, or by the
+             *     delivery job: `disabledReason`).
+             */
+            enabled: boolean;
+            /**
+             * @description Why the delivery job disabled it: `gone` (it answered 410) or
+             *     `failing` (every delivery failed for five days).
+             */
+            disabledReason?: string | null;
+            disabledAt?: components["schemas"]["Timestamp"] | null;
+            failingSince?: components["schemas"]["Timestamp"] | null;
+            lastDeliveredAt?: components["schemas"]["Timestamp"] | null;
+            previousSecretUntil?: components["schemas"]["Timestamp"] | null;
+            createdAt: components["schemas"]["Timestamp"];
+            updatedAt: components["schemas"]["Timestamp"];
+            /**
+             * Format: int32
+             * @description The version `If-Match` names (also the `ETag`).
+             */
+            version: number;
+            /** Format: uuid */
+            createdBy: string;
+        };
+        /** @description One attempt at a delivery, as stored in its log. */
+        WebhookAttempt: {
+            at: components["schemas"]["Timestamp"];
+            /**
+             * Format: int32
+             * @description The endpoint's HTTP status; none when it did not answer.
+             */
+            statusCode?: number | null;
+            /**
+             * Format: int64
+             * @description From sending to the answer's head (or to giving up).
+             */
+            durationMs: number;
+            /** @description Why it failed, when it did (no answer, a redirect, a refused address). */
+            error?: string | null;
+            /** @description The start of the answer's body (at most 1 KiB of text). */
+            responseExcerpt?: string | null;
+        };
+        /** @description A new endpoint: its secret, shown this once, and how it is listed. */
+        WebhookCreated: components["schemas"]["Webhook"] & {
+            /**
+             * @description The signing secret (`whsec_` + base64 of 32 random bytes), shown this
+             *     once: verify each delivery's `webhook-signature` with it (any
+             *     Standard Webhooks library does).
+             */
+            secret: string;
+        };
+        /** @description A deleted endpoint. */
+        WebhookDeleted: {
+            /** Format: uuid */
+            id: string;
+            deleted: boolean;
+        };
+        /** @description A delivery as the API shows it. */
+        WebhookDelivery: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The event's id: the `webhook-id` of every attempt.
+             */
+            eventId: string;
+            eventType: string;
+            /**
+             * @description `pending` (to be tried, or tried again at `nextAttemptAt`),
+             *     `delivered`, `failed` (every attempt of the schedule failed) or
+             *     `cancelled` (the endpoint was disabled first).
+             */
+            status: string;
+            /** Format: int32 */
+            attempts: number;
+            /**
+             * Format: int32
+             * @description The last attempt's HTTP status.
+             */
+            statusCode?: number | null;
+            /** @description Every attempt, oldest first. */
+            attemptLog: components["schemas"]["WebhookAttempt"][];
+            nextAttemptAt?: components["schemas"]["Timestamp"] | null;
+            deliveredAt?: components["schemas"]["Timestamp"] | null;
+            lastAttemptAt?: components["schemas"]["Timestamp"] | null;
+            createdAt: components["schemas"]["Timestamp"];
+        };
+        WebhookInput: {
+            /**
+             * @description `https` to a public address (not loopback, private, link-local or
+             *     reserved; names resolving to such are refused where the host can
+             *     resolve them); at most 2048 characters.
+             */
+            url: string;
+            /** @description The event types to send (`docs/EVENTS.md`), at least one. */
+            events: string[];
+            /** @description At most 500 characters. */
+            description?: string;
+            /** @description Whether deliveries go now (default true). */
+            enabled?: boolean;
+        };
+        WebhookPatch: {
+            /** @description The version read, when no `If-Match` header is sent. */
+            version?: unknown;
+            /** @description `https` to a public address, checked as at registration. */
+            url?: string | null;
+            /** @description The event types to send, at least one. */
+            events?: string[] | null;
+            description?: string | null;
+            /**
+             * @description `true` enables it again (clearing why it was disabled); `false`
+             *     stops deliveries (pending ones wait, and go once it is enabled).
+             */
+            enabled?: boolean | null;
+        };
+        /** @description What one run of the delivery job did. */
+        WebhooksDrained: {
+            /** @description Times it claimed what was due. */
+            passes: number;
+            claimed: number;
+            delivered: number;
+            /** @description Attempts that failed (tried again later, or given up). */
+            failed: number;
+            /** @description Deliveries whose schedule is spent. */
+            gaveUp: number;
+            /** @description Endpoints disabled (410, or five days of failures). */
+            disabled: number;
         };
     };
     responses: never;
@@ -7297,6 +7666,310 @@ export interface operations {
                         success: true;
                         metadata: components["schemas"]["Metadata"];
                         data: components["schemas"]["Swept"];
+                    };
+                };
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoints */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["Items_Webhook"];
+                    };
+                };
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    postWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookInput"];
+            };
+        };
+        responses: {
+            /** @description The endpoint and its secret, shown once */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["WebhookCreated"];
+                    };
+                };
+            };
+            /** @description A malformed field: a URL that is not https to a public address, an unknown event type (`VALIDATION_ERROR`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The organization has 25 endpoints already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getWebhooksItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint */
+            200: {
+                headers: {
+                    /** @description Its version, quoted (`"3"`) */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["Webhook"];
+                    };
+                };
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    putWebhooksItem: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version read (its `ETag`); else `version` in the body */
+                "If-Match"?: string;
+            };
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookPatch"];
+            };
+        };
+        responses: {
+            /** @description The endpoint as it is now */
+            200: {
+                headers: {
+                    /** @description Its new version, quoted */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["Webhook"];
+                    };
+                };
+            };
+            /** @description The endpoint changed since it was read */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Neither `If-Match` nor `version` was sent */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    deleteWebhooksItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["WebhookDeleted"];
+                    };
+                };
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Only deliveries in this status: `pending`, `delivered`, `failed`, `cancelled`. */
+                status?: string;
+                /** @description Items per page, 1 to 100 (default 25). */
+                limit?: number;
+                /** @description `nextCursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of deliveries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["Page_WebhookDelivery"];
+                    };
+                };
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    postJobDeliverWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["DeliverWebhooksInput"] | null;
+            };
+        };
+        responses: {
+            /** @description What this run did */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["WebhooksDrained"];
                     };
                 };
             };

@@ -1,0 +1,16 @@
+//! `POST /api/v1/jobs/deliver-webhooks` as one function, for Spin (`wasm32-wasip2`) and Cloudflare
+//! Workers (`wasm32-unknown-unknown`). It only adapts: the host crates' `function!`
+//! builds the context, calls the handler and converts the response.
+
+#[cfg(target_os = "wasi")]
+host_spin::function!(
+    "job-deliver-webhooks",
+    shared::routes::job_deliver_webhooks::handle
+);
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+host_workers::job_function!(
+    "job-deliver-webhooks",
+    shared::routes::job_deliver_webhooks::handle,
+    shared::routes::job_deliver_webhooks::run
+);

@@ -1,0 +1,391 @@
+//! `webhooks` and `webhook_deliveries`: the organization's endpoints (their
+//! secrets sealed) and the outbox of deliveries, one per event and
+//! endpoint, queued by the statement that writes the event
+//! (`audit_event`), claimed by the delivery job and recorded attempt by
+//! attempt.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Scope;
+use super::page::Cursor;
+use crate::db::{Db, DbError, Statement, statement};
+use crate::domain::Timestamp;
+use crate::params;
+use crate::platform::Platform;
+
+/// A sealed secret as stored: the sealing key's id and the nonce and
+/// ciphertext, hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub key_id: String,
+    pub ciphertext_hex: String,
+}
+
+pub const COLUMNS: &str = "id, url, events, description, is_active AS enabled, disabled_reason, disabled_at, \
+     failing_since, last_delivered_at, previous_secret_expires_at AS previous_secret_until, \
+     created_at, updated_at, version, user_id AS created_by";
+
+/// An endpoint as the API shows it (never its secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = Webhook, rename_all = "camelCase")
+)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct Webhook {
+    pub id: uuid::Uuid,
+    /// Where deliveries are posted (https, a public address).
+    pub url: String,
+    /// The event types it is sent (`docs/EVENTS.md`).
+    pub events: Vec<String>,
+    pub description: String,
+    /// `false`: nothing is sent to it (disabled by someone, or by the
+    /// delivery job: `disabledReason`).
+    pub enabled: bool,
+    /// Why the delivery job disabled it: `gone` (it answered 410) or
+    /// `failing` (every delivery failed for five days).
+    pub disabled_reason: Option<String>,
+    pub disabled_at: Option<Timestamp>,
+    /// Since when its deliveries fail (none: the last one succeeded).
+    pub failing_since: Option<Timestamp>,
+    pub last_delivered_at: Option<Timestamp>,
+    /// Until when the secret before the last rotation still signs too.
+    pub previous_secret_until: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// The version `If-Match` names (also the `ETag`).
+    pub version: i32,
+    pub created_by: uuid::Uuid,
+}
+
+/// The organization's endpoints, newest first.
+pub async fn list<P: Platform>(db: &Db<'_, P>, scope: &Scope) -> Result<Vec<Webhook>, DbError> {
+    scope
+        .fetch_all(
+            db,
+            statement(
+                format!(
+                    "SELECT {COLUMNS} FROM webhooks WHERE organization_id = $1 \
+                     ORDER BY created_at DESC, id DESC"
+                ),
+                params![scope.organization_id()],
+            ),
+        )
+        .await
+}
+
+/// How many endpoints the organization has.
+pub async fn count<P: Platform>(db: &Db<'_, P>, scope: &Scope) -> Result<i64, DbError> {
+    #[derive(Deserialize)]
+    struct N {
+        n: i64,
+    }
+    let n: Option<N> = scope
+        .fetch_optional(
+            db,
+            statement(
+                "SELECT count(*) AS n FROM webhooks WHERE organization_id = $1",
+                params![scope.organization_id()],
+            ),
+        )
+        .await?;
+    Ok(n.map_or(0, |n| n.n))
+}
+
+/// Endpoint `id` of the organization.
+pub async fn get<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    id: uuid::Uuid,
+) -> Result<Option<Webhook>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1 AND organization_id = $2"),
+                params![id, scope.organization_id()],
+            ),
+        )
+        .await
+}
+
+/// A new endpoint.
+pub struct NewWebhook<'a> {
+    pub id: uuid::Uuid,
+    pub user_id: uuid::Uuid,
+    pub url: &'a str,
+    pub events: &'a [String],
+    pub description: &'a str,
+    pub enabled: bool,
+    pub secret: &'a SealedSecret,
+}
+
+/// Stores `new`; returns it as shown.
+pub fn insert(scope: &Scope, new: &NewWebhook<'_>) -> Statement {
+    statement(
+        format!(
+            "INSERT INTO webhooks (id, organization_id, user_id, url, events, description, is_active, \
+                                   secret_ciphertext, secret_key_id) \
+             VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, decode($8, 'hex'), $9) RETURNING {COLUMNS}"
+        ),
+        params![
+            new.id,
+            scope.organization_id(),
+            new.user_id,
+            new.url,
+            Value::from(new.events.to_vec()),
+            new.description,
+            new.enabled,
+            new.secret.ciphertext_hex,
+            new.secret.key_id,
+        ],
+    )
+}
+
+/// The fields of an update (each `None` left as it is).
+pub struct Changes<'a> {
+    pub url: Option<&'a str>,
+    pub events: Option<&'a [String]>,
+    pub description: Option<&'a str>,
+    pub enabled: Option<bool>,
+}
+
+/// Updates endpoint `id` if it is at `version`; returns it as shown (no row:
+/// it changed meanwhile). Enabling it again clears why it was disabled and
+/// its failing streak.
+pub fn update(scope: &Scope, id: uuid::Uuid, version: i32, changes: &Changes<'_>) -> Statement {
+    statement(
+        format!(
+            "UPDATE webhooks SET url = coalesce($4, url), events = coalesce($5::jsonb, events), \
+                    description = coalesce($6, description), is_active = coalesce($7, is_active), \
+                    disabled_reason = CASE WHEN $7::boolean THEN NULL ELSE disabled_reason END, \
+                    disabled_at = CASE WHEN $7::boolean THEN NULL ELSE disabled_at END, \
+                    failing_since = CASE WHEN $7::boolean THEN NULL ELSE failing_since END, \
+                    version = version + 1, updated_at = now() \
+              WHERE id = $1 AND organization_id = $2 AND version = $3 RETURNING {COLUMNS}"
+        ),
+        params![
+            id,
+            scope.organization_id(),
+            version,
+            changes.url,
+            changes.events.map(|e| Value::from(e.to_vec())),
+            changes.description,
+            changes.enabled,
+        ],
+    )
+}
+
+/// Deletes endpoint `id` and its deliveries; returns `id`, `url`.
+pub fn delete(scope: &Scope, id: uuid::Uuid) -> Statement {
+    statement(
+        "DELETE FROM webhooks WHERE id = $1 AND organization_id = $2 RETURNING id, url",
+        params![id, scope.organization_id()],
+    )
+}
+
+/// One attempt at a delivery, as stored in its log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = WebhookAttempt)
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    pub at: Timestamp,
+    /// The endpoint's HTTP status; none when it did not answer.
+    pub status_code: Option<u16>,
+    /// From sending to the answer's head (or to giving up).
+    pub duration_ms: u64,
+    /// Why it failed, when it did (no answer, a redirect, a refused address).
+    pub error: Option<String>,
+    /// The start of the answer's body (at most 1 KiB of text).
+    pub response_excerpt: Option<String>,
+}
+
+pub const DELIVERY_COLUMNS: &str = "id, event_id, event_type, status, attempts, status_code, response AS attempt_log, \
+     next_attempt_at, delivered_at, last_attempt_at, created_at";
+
+/// A delivery as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = WebhookDelivery, rename_all = "camelCase")
+)]
+#[serde(rename_all(serialize = "camelCase"))]
+pub struct Delivery {
+    pub id: uuid::Uuid,
+    /// The event's id: the `webhook-id` of every attempt.
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    /// `pending` (to be tried, or tried again at `nextAttemptAt`),
+    /// `delivered`, `failed` (every attempt of the schedule failed) or
+    /// `cancelled` (the endpoint was disabled first).
+    pub status: String,
+    pub attempts: i32,
+    /// The last attempt's HTTP status.
+    pub status_code: Option<i32>,
+    /// Every attempt, oldest first.
+    pub attempt_log: Vec<Attempt>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub delivered_at: Option<Timestamp>,
+    pub last_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// Endpoint `webhook_id`'s deliveries, newest first, after `after`.
+pub async fn deliveries<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    webhook_id: uuid::Uuid,
+    status: Option<&str>,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<Vec<Delivery>, DbError> {
+    scope
+        .fetch_all(
+            db,
+            statement(
+                format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
+                      WHERE organization_id = $1 AND webhook_id = $2 \
+                        AND ($3::text IS NULL OR status = $3) \
+                        AND ($4::timestamptz IS NULL OR (created_at, id) < ($4::timestamptz, $5::uuid)) \
+                      ORDER BY created_at DESC, id DESC LIMIT $6"
+                ),
+                params![
+                    scope.organization_id(),
+                    webhook_id,
+                    status,
+                    after.map(|c| c.created_at),
+                    after.map(|c| c.id),
+                    limit,
+                ],
+            ),
+        )
+        .await
+}
+
+/// A delivery claimed for an attempt, with its endpoint's URL and secrets.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Claimed {
+    pub id: uuid::Uuid,
+    pub organization_id: uuid::Uuid,
+    pub webhook_id: uuid::Uuid,
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    pub payload: Value,
+    /// Attempts before this one.
+    pub attempts: i32,
+    pub url: String,
+    /// Hex.
+    pub secret_ciphertext: String,
+    pub secret_key_id: String,
+    pub previous_secret_ciphertext: Option<String>,
+    pub previous_secret_key_id: Option<String>,
+    pub previous_secret_expires_at: Option<Timestamp>,
+    pub failing_since: Option<Timestamp>,
+}
+
+/// Claims up to `limit` due deliveries of every organization for
+/// `lease_secs`, through migration V26's `SECURITY DEFINER` function (the
+/// delivery job is the system's).
+pub async fn claim_due<P: Platform>(
+    db: &Db<'_, P>,
+    limit: i64,
+    lease_secs: i64,
+) -> Result<Vec<Claimed>, DbError> {
+    db.fetch_all(
+        "SELECT id, organization_id, webhook_id, event_id, event_type, payload, attempts, url, \
+                encode(secret_ciphertext, 'hex') AS secret_ciphertext, secret_key_id, \
+                encode(previous_secret_ciphertext, 'hex') AS previous_secret_ciphertext, \
+                previous_secret_key_id, previous_secret_expires_at, failing_since \
+           FROM claim_due_webhook_deliveries($1::int, $2::int)",
+        params![limit as i32, lease_secs as i32],
+    )
+    .await
+}
+
+/// What became of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Delivered,
+    /// Tried again in this many milliseconds.
+    RetryIn(i64),
+    /// The schedule is spent.
+    GaveUp,
+}
+
+/// Records `attempt` of delivery `id` (its log keeps the newest
+/// `keep` attempts) and what comes next.
+pub fn record_attempt(
+    scope: &Scope,
+    id: uuid::Uuid,
+    attempt: &Attempt,
+    next: Next,
+    keep: usize,
+) -> Statement {
+    let (status, retry_ms) = match next {
+        Next::Delivered => ("delivered", None),
+        Next::RetryIn(ms) => ("pending", Some(ms)),
+        Next::GaveUp => ("failed", None),
+    };
+    statement(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, status = $3, \
+                status_code = $4, last_attempt_at = $5::timestamptz, \
+                response = (SELECT coalesce(jsonb_agg(a ORDER BY n), '[]') FROM \
+                    (SELECT a, n FROM jsonb_array_elements(response || jsonb_build_array($6::jsonb)) \
+                       WITH ORDINALITY AS t(a, n) ORDER BY n DESC LIMIT $7) kept), \
+                delivered_at = CASE WHEN $3 = 'delivered' THEN now() END, \
+                next_attempt_at = CASE WHEN $8::bigint IS NULL THEN NULL \
+                                       ELSE now() + make_interval(secs => $8::bigint / 1000.0) END \
+          WHERE id = $1 AND organization_id = $2",
+        params![
+            id,
+            scope.organization_id(),
+            status,
+            attempt.status_code.map(i32::from),
+            attempt.at.get(),
+            serde_json::to_value(attempt).unwrap_or(Value::Null),
+            keep as i64,
+            retry_ms,
+        ],
+    )
+}
+
+/// Endpoint `id`'s streak after an attempt: a success clears it, a
+/// failure starts it if none is running.
+pub fn record_outcome(scope: &Scope, id: uuid::Uuid, delivered: bool) -> Statement {
+    statement(
+        "UPDATE webhooks SET \
+                failing_since = CASE WHEN $3 THEN NULL ELSE coalesce(failing_since, now()) END, \
+                last_delivered_at = CASE WHEN $3 THEN now() ELSE last_delivered_at END \
+          WHERE id = $1 AND organization_id = $2",
+        params![id, scope.organization_id(), delivered],
+    )
+}
+
+/// Disables endpoint `id` for `reason` (`gone`, `failing`) if it is
+/// enabled, returning `id`; its pending deliveries are cancelled by
+/// [`cancel_pending`].
+pub fn disable(scope: &Scope, id: uuid::Uuid, reason: &str) -> Statement {
+    statement(
+        "UPDATE webhooks SET is_active = false, disabled_reason = $3, disabled_at = now(), \
+                version = version + 1, updated_at = now() \
+          WHERE id = $1 AND organization_id = $2 AND is_active RETURNING id",
+        params![id, scope.organization_id(), reason],
+    )
+}
+
+/// Cancels endpoint `id`'s pending deliveries (it was disabled).
+pub fn cancel_pending(scope: &Scope, id: uuid::Uuid) -> Statement {
+    statement(
+        "UPDATE webhook_deliveries SET status = 'cancelled', next_attempt_at = NULL \
+          WHERE webhook_id = $1 AND organization_id = $2 AND status = 'pending'",
+        params![id, scope.organization_id()],
+    )
+}
