@@ -240,10 +240,13 @@ async fn endpoints_must_be_public_https_and_are_the_organizations_own(
         (Method::DELETE, path.clone()),
         (Method::GET, format!("{path}/deliveries")),
     ] {
-        app.as_user(&other)
-            .json(method.clone(), &p, &json!({}))
-            .await?
-            .expect_error(404, "RESOURCE_NOT_FOUND")
+        let caller = app.as_user(&other);
+        let resp = if method == Method::GET {
+            caller.get(&p).await?
+        } else {
+            caller.delete(&p).await?
+        };
+        resp.expect_error(404, "RESOURCE_NOT_FOUND")
             .with_context(|| format!("{method} {p}"))?;
     }
     let (_, scientist) = app.member(admin.organization_id, Role::Scientist).await?;
