@@ -218,6 +218,14 @@ catalogue! {
     WebhookUpdated = "WEBHOOK_UPDATED", Info, Success, Some(R::Webhook), "Webhook updated";
     /// A webhook endpoint was deleted with its deliveries.
     WebhookDeleted = "WEBHOOK_DELETED", Warning, Success, Some(R::Webhook), "Webhook deleted";
+    /// A webhook endpoint's signing secret was rotated (the previous one signs too for 24 hours).
+    WebhookSecretRotated = "WEBHOOK_SECRET_ROTATED", Warning, Success, Some(R::Webhook), "Webhook secret rotated";
+    /// A test event was sent to a webhook endpoint.
+    WebhookTested = "WEBHOOK_TESTED", Info, Success, Some(R::Webhook), "Webhook test sent";
+    /// Someone sent a webhook delivery again (`metadata.deliveryId`).
+    WebhookDeliveryRetried = "WEBHOOK_DELIVERY_RETRIED", Info, Success, Some(R::Webhook), "Webhook delivery sent again";
+    /// Someone replayed an endpoint's failed and cancelled deliveries since a time (`metadata.since`).
+    WebhookRecovered = "WEBHOOK_RECOVERED", Info, Success, Some(R::Webhook), "Webhook deliveries replayed";
     /// The delivery job disabled an endpoint: it answered 410 Gone, or every delivery failed for five days (`newValues.disabledReason`).
     WebhookDisabled = "WEBHOOK_DISABLED", Warning, Success, Some(R::Webhook), "Webhook disabled by the delivery job";
     /// The audit trail was exported (filters, range, the file's SHA-256).

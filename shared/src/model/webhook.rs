@@ -389,3 +389,108 @@ pub fn cancel_pending(scope: &Scope, id: uuid::Uuid) -> Statement {
         params![id, scope.organization_id()],
     )
 }
+
+/// The columns of a claimed delivery, from `claimed c` joined with its
+/// endpoint `w`.
+const CLAIMED: &str = "c.id, c.organization_id, c.webhook_id, c.event_id, c.event_type, c.payload, c.attempts, \
+     w.url, encode(w.secret_ciphertext, 'hex') AS secret_ciphertext, w.secret_key_id, \
+     encode(w.previous_secret_ciphertext, 'hex') AS previous_secret_ciphertext, \
+     w.previous_secret_key_id, w.previous_secret_expires_at, w.failing_since";
+
+/// Claims delivery `id` of endpoint `webhook_id` for an attempt now (sent
+/// again by someone, or a test), for `lease_secs`; `None` when there is no
+/// such delivery (or a transaction holds its row this instant). A run of
+/// the job may be sending it too: deliveries are at least once.
+pub async fn claim<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    webhook_id: uuid::Uuid,
+    id: uuid::Uuid,
+    lease_secs: i64,
+) -> Result<Option<Claimed>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                format!(
+                    "WITH held AS (SELECT d.id FROM webhook_deliveries d \
+                       WHERE d.id = $1 AND d.webhook_id = $2 AND d.organization_id = $3 \
+                       FOR UPDATE SKIP LOCKED), \
+                     claimed AS (UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $4) \
+                       FROM held WHERE d.id = held.id RETURNING d.*) \
+                     SELECT {CLAIMED} FROM claimed c \
+                       JOIN webhooks w ON w.organization_id = c.organization_id AND w.id = c.webhook_id"
+                ),
+                params![id, webhook_id, scope.organization_id(), lease_secs],
+            ),
+        )
+        .await
+}
+
+/// Queues a test event (`payload`, its type `webhook.test`) for endpoint
+/// `webhook_id` alone, derived from audit event `audit_event_id` (stored
+/// earlier in the batch); the delivery is not due (the test route sends
+/// it itself).
+pub fn queue_test(
+    scope: &Scope,
+    webhook_id: uuid::Uuid,
+    audit_event_id: uuid::Uuid,
+    event_id: uuid::Uuid,
+    delivery_id: uuid::Uuid,
+    payload: &Value,
+) -> Statement {
+    statement(
+        "WITH published AS (INSERT INTO events (id, organization_id, event_type, version, audit_event_id, data, occurred_at) \
+           SELECT $3, a.organization_id, $5::jsonb ->> 'type', 1, a.id, $5::jsonb -> 'data', a.created_at \
+           FROM audit_events a WHERE a.id = $2 AND a.organization_id = $6 RETURNING id, organization_id, event_type) \
+         INSERT INTO webhook_deliveries (id, organization_id, webhook_id, event_id, event_type, payload, next_attempt_at) \
+           SELECT $4, p.organization_id, $1, p.id, p.event_type, $5::jsonb, NULL FROM published p RETURNING id",
+        params![
+            webhook_id,
+            audit_event_id,
+            event_id,
+            delivery_id,
+            payload.clone(),
+            scope.organization_id(),
+        ],
+    )
+}
+
+/// Replaces endpoint `id`'s secret by `sealed`, the current one signing
+/// too for `hours`; returns it as shown.
+pub fn rotate_secret(
+    scope: &Scope,
+    id: uuid::Uuid,
+    sealed: &SealedSecret,
+    hours: i64,
+) -> Statement {
+    statement(
+        format!(
+            "UPDATE webhooks SET previous_secret_ciphertext = secret_ciphertext, \
+                    previous_secret_key_id = secret_key_id, \
+                    previous_secret_expires_at = now() + make_interval(hours => $5::int), \
+                    secret_ciphertext = decode($3, 'hex'), secret_key_id = $4, \
+                    version = version + 1, updated_at = now() \
+              WHERE id = $1 AND organization_id = $2 RETURNING {COLUMNS}"
+        ),
+        params![
+            id,
+            scope.organization_id(),
+            sealed.ciphertext_hex,
+            sealed.key_id,
+            hours as i32
+        ],
+    )
+}
+
+/// Queues endpoint `id`'s failed and cancelled deliveries since `since`
+/// again, each with the whole schedule (test events excepted); returns
+/// their ids.
+pub fn recover(scope: &Scope, id: uuid::Uuid, since: time::OffsetDateTime) -> Statement {
+    statement(
+        "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now() \
+          WHERE webhook_id = $1 AND organization_id = $2 AND status IN ('failed', 'cancelled') \
+            AND created_at >= $3::timestamptz AND event_type <> 'webhook.test' RETURNING id",
+        params![id, scope.organization_id(), since],
+    )
+}

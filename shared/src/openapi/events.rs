@@ -14,6 +14,10 @@ use crate::audit::events::{CommandData, InstrumentStatusData, RunData, SecurityA
         routes::webhooks_item::update,
         routes::webhooks_item::remove,
         routes::webhook_deliveries::list,
+        routes::webhook_delivery_retry::retry,
+        routes::webhook_recover::recover,
+        routes::webhook_secret::rotate,
+        routes::webhook_test::test,
         routes::job_deliver_webhooks::tick,
     ),
     // The `data` of each event type a webhook is sent (`docs/EVENTS.md`).

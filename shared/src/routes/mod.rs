@@ -114,6 +114,10 @@ pub mod users;
 pub mod users_item;
 pub mod users_mfa;
 pub mod webhook_deliveries;
+pub mod webhook_delivery_retry;
+pub mod webhook_recover;
+pub mod webhook_secret;
+pub mod webhook_test;
 pub mod webhooks;
 pub mod webhooks_item;
 
@@ -383,6 +387,10 @@ route_table! {
     "webhooks" => webhooks, "/api/v1/webhooks", [GET, POST] { seals: true };
     "webhooks-item" => webhooks_item, "/api/v1/webhooks/:id", [GET, PUT, DELETE];
     "webhook-deliveries" => webhook_deliveries, "/api/v1/webhooks/:id/deliveries", [GET];
+    "webhook-delivery-retry" => webhook_delivery_retry, "/api/v1/webhooks/:id/deliveries/:deliveryId/retry", [POST] { seals: true, webhooks: true };
+    "webhook-recover" => webhook_recover, "/api/v1/webhooks/:id/recover", [POST];
+    "webhook-secret" => webhook_secret, "/api/v1/webhooks/:id/secret", [POST] { seals: true };
+    "webhook-test" => webhook_test, "/api/v1/webhooks/:id/test", [POST] { seals: true, webhooks: true };
     "job-deliver-webhooks" => job_deliver_webhooks, "/api/v1/jobs/deliver-webhooks", [POST] { seals: true, webhooks: true, schedule: Some("* * * * *") };
 }
 

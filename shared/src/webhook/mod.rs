@@ -59,6 +59,16 @@ pub const KEEP_ATTEMPTS: usize = 20;
 /// The start of an answer's body kept with its attempt.
 pub const EXCERPT_BYTES: usize = 1024;
 
+/// The type of the test event (`POST /api/v1/webhooks/:id/test`), not in
+/// the catalogue: nobody subscribes to it.
+pub const TEST_EVENT: &str = "webhook.test";
+
+/// How long the secret before a rotation still signs.
+pub const ROTATION_OVERLAP_HOURS: i64 = 24;
+
+/// How far back a replay (`recover`) reaches.
+pub const RECOVER_DAYS: i64 = 30;
+
 /// The longest `Retry-After` honoured.
 pub const MAX_RETRY_AFTER_SECS: i64 = 36_000;
 
@@ -217,7 +227,10 @@ pub async fn drain<P: Platform>(
         let full = claimed.len() as i64 == BATCH;
         drained.claimed += claimed.len();
         let outcomes: Vec<Result<Sent, ApiError>> = futures::stream::iter(claimed)
-            .map(|claimed| deliver(ctx, rq, claimed))
+            .map(|claimed| {
+                let scope = Scope::scheduled(claimed.organization_id);
+                async move { deliver(ctx, rq, &scope, claimed, true).await }
+            })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
@@ -248,6 +261,45 @@ struct Sent {
     delivered: bool,
     gave_up: bool,
     disabled: bool,
+    attempt: Attempt,
+}
+
+/// An attempt made on someone's request (a test, a delivery sent again).
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = WebhookAttempted))]
+#[serde(rename_all = "camelCase")]
+pub struct Attempted {
+    pub delivery_id: uuid::Uuid,
+    /// The endpoint answered 2xx.
+    pub delivered: bool,
+    /// The endpoint was disabled by this attempt (it answered 410).
+    pub disabled: bool,
+    pub attempt: Attempt,
+}
+
+/// Sends delivery `delivery_id` of endpoint `webhook_id` now, on someone's
+/// request, and records the attempt; `retries`: a failure goes on with the
+/// delivery's schedule (else it is `failed`, as a test is).
+pub async fn deliver_now<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &Rq,
+    scope: &Scope,
+    webhook_id: uuid::Uuid,
+    delivery_id: uuid::Uuid,
+    retries: bool,
+) -> Result<Attempted, ApiError> {
+    let claimed = webhook::claim(&ctx.db(), scope, webhook_id, delivery_id, LEASE_SECS)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    // A test is never retried.
+    let retries = retries && claimed.event_type != TEST_EVENT;
+    let sent = deliver(ctx, rq, scope, claimed, retries).await?;
+    Ok(Attempted {
+        delivery_id,
+        delivered: sent.delivered,
+        disabled: sent.disabled,
+        attempt: sent.attempt,
+    })
 }
 
 /// How an attempt went.
@@ -258,9 +310,15 @@ struct Answer {
     retry_after_secs: Option<i64>,
 }
 
-/// Sends one claimed delivery and records the attempt.
-async fn deliver<P: Platform>(ctx: &Ctx<P>, rq: &Rq, claimed: Claimed) -> Result<Sent, ApiError> {
-    let scope = Scope::scheduled(claimed.organization_id);
+/// Sends one claimed delivery and records the attempt in `scope` (its
+/// organization's); `retries`: a failure is tried again on the schedule.
+async fn deliver<P: Platform>(
+    ctx: &Ctx<P>,
+    rq: &Rq,
+    scope: &Scope,
+    claimed: Claimed,
+    retries: bool,
+) -> Result<Sent, ApiError> {
     let at = ctx.now();
     let answer = attempt(ctx, &claimed, at).await;
     let duration_ms = u64::try_from((ctx.now() - at).whole_milliseconds()).unwrap_or(0);
@@ -269,7 +327,7 @@ async fn deliver<P: Platform>(ctx: &Ctx<P>, rq: &Rq, claimed: Claimed) -> Result
     let tried = claimed.attempts + 1;
     let next = if delivered {
         Next::Delivered
-    } else if gone {
+    } else if gone || !retries {
         Next::GaveUp
     } else {
         match SCHEDULE_SECS.get(usize::try_from(claimed.attempts).unwrap_or(usize::MAX)) {
@@ -296,8 +354,8 @@ async fn deliver<P: Platform>(ctx: &Ctx<P>, rq: &Rq, claimed: Claimed) -> Result
         response_excerpt: answer.excerpt,
     };
     let mut statements = vec![
-        webhook::record_attempt(&scope, claimed.id, &record, next, KEEP_ATTEMPTS),
-        webhook::record_outcome(&scope, claimed.webhook_id, delivered),
+        webhook::record_attempt(scope, claimed.id, &record, next, KEEP_ATTEMPTS),
+        webhook::record_outcome(scope, claimed.webhook_id, delivered),
     ];
     let failing_too_long = !delivered
         && claimed
@@ -319,14 +377,15 @@ async fn deliver<P: Platform>(ctx: &Ctx<P>, rq: &Rq, claimed: Claimed) -> Result
             ..audit::Event::new(ctx.new_uuid(), EventType::WebhookDisabled)
         };
         statements
-            .push(event.record_change(rq, webhook::disable(&scope, claimed.webhook_id, reason))?);
-        statements.push(webhook::cancel_pending(&scope, claimed.webhook_id));
+            .push(event.record_change(rq, webhook::disable(scope, claimed.webhook_id, reason))?);
+        statements.push(webhook::cancel_pending(scope, claimed.webhook_id));
     }
     scope.batch(&ctx.db(), statements).await?;
     Ok(Sent {
         delivered,
         gave_up: matches!(next, Next::GaveUp),
         disabled: disable.is_some(),
+        attempt: record,
     })
 }
 

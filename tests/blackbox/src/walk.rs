@@ -517,6 +517,61 @@ async fn every_state_changing_route_writes_exactly_its_events(app: &TestApp) -> 
         Method::PUT,
     )
     .await?;
+    let hook_path = format!("/api/v1/webhooks/{}", id_of(&hook)?);
+    let rotated = app
+        .as_user(&token)
+        .post(&format!("{hook_path}/secret"), &json!({}))
+        .await?;
+    walk.json(
+        "webhook-secret",
+        rotated,
+        200,
+        &["WEBHOOK_SECRET_ROTATED"],
+        Method::POST,
+    )
+    .await?;
+    let tested = app
+        .as_user(&token)
+        .post(&format!("{hook_path}/test"), &json!({}))
+        .await?;
+    let tested = walk
+        .json(
+            "webhook-test",
+            tested,
+            200,
+            &["WEBHOOK_TESTED"],
+            Method::POST,
+        )
+        .await?;
+    let again = app
+        .as_user(&token)
+        .post(
+            &format!(
+                "{hook_path}/deliveries/{}/retry",
+                tested["deliveryId"].as_str().unwrap_or_default()
+            ),
+            &json!({}),
+        )
+        .await?;
+    walk.json(
+        "webhook-delivery-retry",
+        again,
+        200,
+        &["WEBHOOK_DELIVERY_RETRIED"],
+        Method::POST,
+    )
+    .await?;
+    // Nothing but a test failed: nothing to replay, nothing recorded.
+    let replayed = app
+        .as_user(&token)
+        .post(
+            &format!("{hook_path}/recover"),
+            &json!({"since": (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+                .format(&time::format_description::well_known::Rfc3339)?}),
+        )
+        .await?;
+    walk.json("webhook-recover", replayed, 200, &[], Method::POST)
+        .await?;
     let deleted = app
         .as_user(&token)
         .json(

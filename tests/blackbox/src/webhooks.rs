@@ -497,5 +497,129 @@ async fn deliveries_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
         queued == 0,
         "{queued} deliveries pending for a disabled endpoint"
     );
+
+    // Enabled again, the failed and cancelled deliveries since a time are
+    // replayed, each with its own webhook-id.
+    let hook_path = format!("/api/v1/webhooks/{hook_id}");
+    let version = shown["version"].as_i64().context("version")?;
+    app.as_user(&token)
+        .put(&hook_path, &json!({"version": version, "enabled": true}))
+        .await?
+        .expect_ok(200)?;
+    let since = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)?;
+    let replayed = app
+        .as_user(&token)
+        .post(&format!("{hook_path}/recover"), &json!({"since": since}))
+        .await?;
+    let replayed = replayed.expect_ok(200)?["recovered"].as_u64();
+    ensure!(replayed == Some(1), "recovered {replayed:?}");
+    let before = receiver.hits("/lims").len();
+    drain().await?;
+    let hits = receiver.hits("/lims");
+    ensure!(hits.len() == before + 1, "the replay was not sent");
+    let replay = hits.last().context("a replay")?;
+    verifier
+        .verify(&replay.body, &replay.headers)
+        .map_err(|e| anyhow::anyhow!("replay signature refused: {e:?}"))?;
+    ensure!(
+        replay.headers.get("webhook-id") != first_id.as_ref(),
+        "a replay of another event carries its own id"
+    );
+
+    // A rotated secret: for a while both sign, each verifies on its own.
+    let rotated = app
+        .as_user(&token)
+        .post(&format!("{hook_path}/secret"), &json!({}))
+        .await?;
+    let rotated = rotated.expect_ok(200)?.clone();
+    let new_secret = rotated["secret"].as_str().context("new secret")?.to_owned();
+    ensure!(new_secret != secret, "the same secret");
+    ensure!(rotated["previousSecretUntil"].is_string(), "{rotated}");
+    abort_a_run(app, &token).await?;
+    drain().await?;
+    let signed = receiver
+        .hits("/lims")
+        .last()
+        .cloned()
+        .context("a delivery")?;
+    let signatures = signed
+        .headers
+        .get("webhook-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(' ')
+        .count();
+    ensure!(
+        signatures == 2,
+        "{signatures} signatures during the rotation"
+    );
+    for key in [&secret, &new_secret] {
+        standardwebhooks::Webhook::new(key)?
+            .verify(&signed.body, &signed.headers)
+            .map_err(|e| anyhow::anyhow!("a rotation's signature refused: {e:?}"))?;
+    }
+
+    // A test, sent now and answered; and a delivery sent again, with its
+    // own webhook-id.
+    // The target is checked again at delivery: a host without the
+    // development setting refuses the loopback endpoint and sends nothing.
+    let sent_before = receiver.hits("/lims").len();
+    let refused = app
+        .as_user(&token)
+        .post(&format!("{hook_path}/test"), &json!({}))
+        .await?;
+    let refused = refused.expect_ok(200)?;
+    ensure!(
+        refused["delivered"] == false
+            && refused["attempt"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("refused")),
+        "{refused}"
+    );
+    ensure!(
+        receiver.hits("/lims").len() == sent_before,
+        "sent to a refused target"
+    );
+    // Sent from the request: through the host that allows loopback.
+    let via_loopback_host = |path: String| {
+        let request = app
+            .http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&json!({}));
+        async move {
+            let resp = request.send().await?;
+            ensure!(resp.status().as_u16() == 200, "{path}: {}", resp.status());
+            let body: Value = resp.json().await?;
+            anyhow::Ok(body["data"].clone())
+        }
+    };
+    let tested = via_loopback_host(format!("{hook_path}/test")).await?;
+    ensure!(
+        tested["delivered"] == true && tested["attempt"]["statusCode"] == 200,
+        "{tested}"
+    );
+    let ping = receiver.hits("/lims").last().cloned().context("the test")?;
+    let ping_body: Value = serde_json::from_slice(&ping.body)?;
+    ensure!(
+        ping_body["type"] == "webhook.test"
+            && ping_body["data"]["webhookId"] == hook_id.to_string(),
+        "{ping_body}"
+    );
+    standardwebhooks::Webhook::new(&new_secret)?
+        .verify(&ping.body, &ping.headers)
+        .map_err(|e| anyhow::anyhow!("the test's signature refused: {e:?}"))?;
+    let again = via_loopback_host(format!("{hook_path}/deliveries/{delivery}/retry")).await?;
+    ensure!(again["delivered"] == true, "{again}");
+    let resent = receiver
+        .hits("/lims")
+        .last()
+        .cloned()
+        .context("the resend")?;
+    ensure!(
+        resent.headers.get("webhook-id") == first_id.as_ref(),
+        "a delivery sent again keeps its webhook-id"
+    );
     Ok(())
 }

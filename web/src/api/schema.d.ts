@@ -1662,6 +1662,103 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks/{id}/deliveries/{deliveryId}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a delivery again
+         * @description Requires `webhooks:manage`; the endpoint must be enabled (409). One
+         *     attempt now, with the delivery's own `webhook-id` and body, answered
+         *     like a test; if it fails, the delivery's schedule goes on from its
+         *     attempts so far (a delivery whose schedule is spent stays `failed`).
+         *     Audited (`WEBHOOK_DELIVERY_RETRIED`).
+         */
+        post: operations["postWebhookDeliveryRetry"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/recover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replay a webhook endpoint's failed deliveries
+         * @description Requires `webhooks:manage`; the endpoint must be enabled (409). Every
+         *     delivery of the endpoint that failed or was cancelled (the endpoint was
+         *     disabled) since `since` is queued again with the whole retry schedule;
+         *     the delivery job sends them within about a second while it runs, each
+         *     with its own `webhook-id`. Test events are not replayed. Audited
+         *     (`WEBHOOK_RECOVERED`) when anything was.
+         */
+        post: operations["postWebhookRecover"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a webhook endpoint's secret
+         * @description Requires `webhooks:manage`. A new secret, answered once; every delivery
+         *     in the next 24 hours is signed with both the new and the previous one
+         *     (two `v1,` signatures, space-separated), then with the new one only.
+         *     Rotating again within the 24 hours drops the oldest. Audited
+         *     (`WEBHOOK_SECRET_ROTATED`; never a secret).
+         */
+        post: operations["postWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a webhook endpoint a test event
+         * @description Requires `webhooks:manage`. Posts `{type: "webhook.test", timestamp,
+         *     data: {webhookId}}` to the endpoint now (enabled or not), signed like
+         *     every delivery, and answers the attempt: status, duration, the start of
+         *     the answer. It is in the delivery log and is not retried; a `410`
+         *     disables the endpoint as a delivery's would. Audited (`WEBHOOK_TESTED`).
+         */
+        post: operations["postWebhookTest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/jobs/deliver-webhooks": {
         parameters: {
             query?: never;
@@ -4225,6 +4322,16 @@ export interface components {
             /** @description The start of the answer's body (at most 1 KiB of text). */
             responseExcerpt?: string | null;
         };
+        /** @description An attempt made on someone's request (a test, a delivery sent again). */
+        WebhookAttempted: {
+            /** Format: uuid */
+            deliveryId: string;
+            /** @description The endpoint answered 2xx. */
+            delivered: boolean;
+            /** @description The endpoint was disabled by this attempt (it answered 410). */
+            disabled: boolean;
+            attempt: components["schemas"]["WebhookAttempt"];
+        };
         /** @description A new endpoint: its secret, shown this once, and how it is listed. */
         WebhookCreated: components["schemas"]["Webhook"] & {
             /**
@@ -4297,6 +4404,26 @@ export interface components {
              *     stops deliveries (pending ones wait, and go once it is enabled).
              */
             enabled?: boolean | null;
+        };
+        WebhookRecoverInput: {
+            /**
+             * @description Replay what failed or was cancelled since this time (not in the
+             *     future, at most 30 days ago).
+             */
+            since: components["schemas"]["Timestamp"];
+        };
+        /** @description What was replayed. */
+        WebhookRecovered: {
+            /** @description Deliveries queued again. */
+            recovered: number;
+        };
+        /** @description A rotated secret. */
+        WebhookSecretRotated: components["schemas"]["Webhook"] & {
+            /**
+             * @description The new signing secret, shown this once (`previousSecretUntil`
+             *     says until when the one before it still signs too).
+             */
+            secret: string;
         };
         /** @description What one run of the delivery job did. */
         WebhooksDrained: {
@@ -7932,6 +8059,174 @@ export interface operations {
                         success: true;
                         metadata: components["schemas"]["Metadata"];
                         data: components["schemas"]["Page_WebhookDelivery"];
+                    };
+                };
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    postWebhookDeliveryRetry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+                /** @description The delivery's id */
+                deliveryId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description How the attempt went */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["WebhookAttempted"];
+                    };
+                };
+            };
+            /** @description The endpoint is disabled */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    postWebhookRecover: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookRecoverInput"];
+            };
+        };
+        responses: {
+            /** @description How many deliveries were queued again */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["WebhookRecovered"];
+                    };
+                };
+            };
+            /** @description The endpoint is disabled */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    postWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret, shown once, and the endpoint */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["WebhookSecretRotated"];
+                    };
+                };
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    postWebhookTest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description How the attempt went */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["WebhookAttempted"];
                     };
                 };
             };
