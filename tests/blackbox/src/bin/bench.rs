@@ -23,8 +23,11 @@
 //! 9. the web application ([`web`]): what a first visit downloads, the
 //!    time to a live dashboard in Chromium, a reading's delay to the page.
 //!
-//! `ANTEVUS_BENCH_ONLY=audit|live|cpu|proxy|keys|web` runs one of the last
-//! six alone.
+//! 10. webhook delivery ([`webhooks`]): deliveries per second from the
+//!     job with 1,000 pending, and commit to the receiver's hit.
+//!
+//! `ANTEVUS_BENCH_ONLY=audit|live|cpu|proxy|keys|web|webhooks` runs one of
+//! the last seven alone.
 //!
 //! Prints Markdown tables. Timings are measured, never asserted.
 
@@ -40,6 +43,8 @@ mod live;
 mod proxy;
 #[path = "bench/web.rs"]
 mod web;
+#[path = "bench/webhooks.rs"]
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -306,6 +311,7 @@ fn main() -> anyhow::Result<()> {
             "proxy" => return proxy::run(&app).await,
             "keys" => return keys::run(&stack, &app).await,
             "web" => return web::run(&app).await,
+            "webhooks" => return webhooks::run(&app).await,
             _ => {}
         }
         let db = app.db().await?;
@@ -490,6 +496,8 @@ fn main() -> anyhow::Result<()> {
         keys::run(&stack, &app).await?;
         // 9. The web application.
         web::run(&app).await?;
+        // 10. Webhook delivery.
+        webhooks::run(&app).await?;
         anyhow::Ok(())
     });
     runtime.block_on(stack.stop());
