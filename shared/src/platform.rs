@@ -45,13 +45,13 @@ pub trait Platform: Clone + MaybeSend + MaybeSync + 'static {
     /// Waits `duration` without blocking other work (a long poll's pause).
     fn sleep(&self, duration: std::time::Duration) -> impl Future<Output = ()> + MaybeSend;
     /// The addresses `host` resolves to, where the platform lets a function
-    /// resolve names (the native host); `None` where it does not (Workers,
-    /// Spin) or the name does not resolve.
+    /// resolve names (the native host): an error when the name does not
+    /// resolve; `None` where names cannot be resolved (Workers, Spin).
     fn resolve(
         &self,
         host: &str,
         port: u16,
-    ) -> impl Future<Output = Option<Vec<std::net::IpAddr>>> + MaybeSend {
+    ) -> impl Future<Output = Option<Result<Vec<std::net::IpAddr>, FetchError>>> + MaybeSend {
         let _ = (host, port);
         async { None }
     }

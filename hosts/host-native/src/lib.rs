@@ -132,9 +132,17 @@ impl Platform for NativePlatform {
         tokio::time::sleep(duration).await;
     }
 
-    async fn resolve(&self, host: &str, port: u16) -> Option<Vec<std::net::IpAddr>> {
-        let addresses = tokio::net::lookup_host((host, port)).await.ok()?;
-        Some(addresses.map(|a| a.ip()).collect())
+    async fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Option<Result<Vec<std::net::IpAddr>, shared::platform::FetchError>> {
+        Some(
+            tokio::net::lookup_host((host, port))
+                .await
+                .map(|addresses| addresses.map(|a| a.ip()).collect())
+                .map_err(|e| shared::platform::FetchError(e.to_string())),
+        )
     }
 }
 

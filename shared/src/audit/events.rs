@@ -89,6 +89,8 @@ events! {
     RunFailed = "run.failed", v = 1, RunData, [RunFinished, RunStopped];
     /// A run was aborted by someone.
     RunAborted = "run.aborted", v = 1, RunData, [RunStopped];
+    /// A run's data file was parsed and a QC check of its results failed (data quality `poor`), against its instrument's thresholds.
+    QcFailed = "qc.failed", v = 1, QcData, [RunResultsRecorded];
     /// A control command completed on its instrument.
     CommandCompleted = "command.completed", v = 1, CommandData, [InstrumentCommandCompleted];
     /// A control command failed on its instrument.
@@ -122,6 +124,19 @@ pub struct RunData {
     pub status: String,
     /// Why it ended, when it ended with a reason.
     pub reason: Option<String>,
+}
+
+/// `data` of `qc.failed`.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct QcData {
+    pub run_id: uuid::Uuid,
+    pub instrument_id: Option<uuid::Uuid>,
+    /// The run's grade (`GET /api/v1/runs/:id/qc`): `poor`.
+    pub data_quality: String,
+    /// The metrics whose checks failed, e.g. `zPrime`.
+    pub failed_checks: Vec<String>,
 }
 
 /// `data` of the `command.*` events.
@@ -225,6 +240,25 @@ pub fn derive(event: &super::Event<'_>, at: Timestamp) -> Vec<Outgoing> {
                 out.extend(Outgoing::new(topic, at, data));
             }
         }
+        EventType::RunResultsRecorded => {
+            let qc = &metadata["qc"];
+            if qc["dataQuality"] == "poor" {
+                let data = QcData {
+                    run_id: record,
+                    instrument_id: id_in(metadata, "instrumentId"),
+                    data_quality: "poor".into(),
+                    failed_checks: qc["failed"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|m| m.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                };
+                out.extend(Outgoing::new(Topic::QcFailed, at, data));
+            }
+        }
         EventType::InstrumentCommandCompleted | EventType::InstrumentCommandFailed => {
             let topic = if kind == EventType::InstrumentCommandCompleted {
                 Topic::CommandCompleted
@@ -302,6 +336,7 @@ pub fn data_schemas() -> Vec<(&'static str, Value)> {
             schema(InstrumentStatusData::schema()),
         ),
         ("RunData", schema(RunData::schema())),
+        ("QcData", schema(QcData::schema())),
         ("CommandData", schema(CommandData::schema())),
         ("SecurityAlertData", schema(SecurityAlertData::schema())),
     ]
@@ -392,6 +427,28 @@ mod tests {
             json!({}),
         );
         assert!(derive(&e, at()).is_empty());
+    }
+
+    #[test]
+    fn results_publish_qc_failed_only_when_a_check_failed() {
+        let poor = event(
+            EventType::RunResultsRecorded,
+            json!({ "results": {} }),
+            json!({ "instrumentId": uuid::Uuid::from_u128(7),
+                    "qc": { "dataQuality": "poor", "failed": ["zPrime"] } }),
+        );
+        let out = derive(&poor, at());
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].topic, Topic::QcFailed);
+        assert_eq!(out[0].payload["data"]["failedChecks"], json!(["zPrime"]));
+        for quality in ["excellent", "good", "fair", "not_available"] {
+            let e = event(
+                EventType::RunResultsRecorded,
+                json!({}),
+                json!({ "qc": { "dataQuality": quality, "failed": [] } }),
+            );
+            assert!(derive(&e, at()).is_empty(), "{quality}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::Scope;
 use super::page::Cursor;
 use crate::db::{Db, DbError, Statement, statement};
 use crate::domain::Timestamp;
+use crate::error::ApiError;
 use crate::params;
 use crate::platform::Platform;
 
@@ -76,31 +77,14 @@ pub async fn list<P: Platform>(db: &Db<'_, P>, scope: &Scope) -> Result<Vec<Webh
         .await
 }
 
-/// How many endpoints the organization has.
-pub async fn count<P: Platform>(db: &Db<'_, P>, scope: &Scope) -> Result<i64, DbError> {
-    #[derive(Deserialize)]
-    struct N {
-        n: i64,
-    }
-    let n: Option<N> = scope
-        .fetch_optional(
-            db,
-            statement(
-                "SELECT count(*) AS n FROM webhooks WHERE organization_id = $1",
-                params![scope.organization_id()],
-            ),
-        )
-        .await?;
-    Ok(n.map_or(0, |n| n.n))
-}
-
-/// Endpoint `id` of the organization.
+/// Endpoint `id` of the organization; 404 when it has none such (another
+/// organization's included).
 pub async fn get<P: Platform>(
     db: &Db<'_, P>,
     scope: &Scope,
     id: uuid::Uuid,
-) -> Result<Option<Webhook>, DbError> {
-    scope
+) -> Result<Webhook, ApiError> {
+    let found: Option<Webhook> = scope
         .fetch_optional(
             db,
             statement(
@@ -108,7 +92,8 @@ pub async fn get<P: Platform>(
                 params![id, scope.organization_id()],
             ),
         )
-        .await
+        .await?;
+    found.ok_or(ApiError::NotFound)
 }
 
 /// A new endpoint.
@@ -122,13 +107,26 @@ pub struct NewWebhook<'a> {
     pub secret: &'a SealedSecret,
 }
 
-/// Stores `new`; returns it as shown.
-pub fn insert(scope: &Scope, new: &NewWebhook<'_>) -> Statement {
+/// Holds the organization's endpoints for the rest of the transaction, so
+/// two registrations at once cannot both take the last place under
+/// [`insert`]'s limit.
+pub fn lock_endpoints(scope: &Scope) -> Statement {
+    statement(
+        "SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1::text, 0)) IS NULL AS held",
+        params![scope.organization_id()],
+    )
+}
+
+/// Stores `new` if the organization has fewer than `most` endpoints
+/// (after [`lock_endpoints`]); returns it as shown (no row: it has `most`).
+pub fn insert(scope: &Scope, new: &NewWebhook<'_>, most: i64) -> Statement {
     statement(
         format!(
             "INSERT INTO webhooks (id, organization_id, user_id, url, events, description, is_active, \
                                    secret_ciphertext, secret_key_id) \
-             VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, decode($8, 'hex'), $9) RETURNING {COLUMNS}"
+             SELECT $1, $2, $3, $4, $5::jsonb, $6, $7, decode($8, 'hex'), $9 \
+              WHERE (SELECT count(*) FROM webhooks WHERE organization_id = $2) < $10 \
+             RETURNING {COLUMNS}"
         ),
         params![
             new.id,
@@ -140,6 +138,7 @@ pub fn insert(scope: &Scope, new: &NewWebhook<'_>) -> Statement {
             new.enabled,
             new.secret.ciphertext_hex,
             new.secret.key_id,
+            most,
         ],
     )
 }
@@ -154,7 +153,7 @@ pub struct Changes<'a> {
 
 /// Updates endpoint `id` if it is at `version`; returns it as shown (no row:
 /// it changed meanwhile). Enabling it again clears why it was disabled and
-/// its failing streak.
+/// its failing streak; so does a new URL (the streak was the old one's).
 pub fn update(scope: &Scope, id: uuid::Uuid, version: i32, changes: &Changes<'_>) -> Statement {
     statement(
         format!(
@@ -162,7 +161,8 @@ pub fn update(scope: &Scope, id: uuid::Uuid, version: i32, changes: &Changes<'_>
                     description = coalesce($6, description), is_active = coalesce($7, is_active), \
                     disabled_reason = CASE WHEN $7::boolean THEN NULL ELSE disabled_reason END, \
                     disabled_at = CASE WHEN $7::boolean THEN NULL ELSE disabled_at END, \
-                    failing_since = CASE WHEN $7::boolean THEN NULL ELSE failing_since END, \
+                    failing_since = CASE WHEN $7::boolean OR $4::text IS DISTINCT FROM NULL AND $4::text <> url \
+                                         THEN NULL ELSE failing_since END, \
                     version = version + 1, updated_at = now() \
               WHERE id = $1 AND organization_id = $2 AND version = $3 RETURNING {COLUMNS}"
         ),
@@ -281,6 +281,8 @@ pub struct Claimed {
     pub payload: Value,
     /// Attempts before this one.
     pub attempts: i32,
+    /// The claim's token: only its holder records the attempt.
+    pub lease: uuid::Uuid,
     pub url: String,
     /// Hex.
     pub secret_ciphertext: String,
@@ -292,15 +294,15 @@ pub struct Claimed {
 }
 
 /// Claims up to `limit` due deliveries of every organization for
-/// `lease_secs`, through migration V26's `SECURITY DEFINER` function (the
-/// delivery job is the system's).
+/// `lease_secs`, each under a new lease, through migration V27's
+/// `SECURITY DEFINER` function (the delivery job is the system's).
 pub async fn claim_due<P: Platform>(
     db: &Db<'_, P>,
     limit: i64,
     lease_secs: i64,
 ) -> Result<Vec<Claimed>, DbError> {
     db.fetch_all(
-        "SELECT id, organization_id, webhook_id, event_id, event_type, payload, attempts, url, \
+        "SELECT id, organization_id, webhook_id, event_id, event_type, payload, attempts, lease, url, \
                 encode(secret_ciphertext, 'hex') AS secret_ciphertext, secret_key_id, \
                 encode(previous_secret_ciphertext, 'hex') AS previous_secret_ciphertext, \
                 previous_secret_key_id, previous_secret_expires_at, failing_since \
@@ -320,11 +322,15 @@ pub enum Next {
     GaveUp,
 }
 
-/// Records `attempt` of delivery `id` (its log keeps the newest
-/// `keep` attempts) and what comes next.
+/// Records `attempt` of delivery `id` if `lease` still holds it (its log
+/// keeps the newest `keep` attempts) and what comes next, ending the lease;
+/// and the endpoint's streak: a success clears it, a failure starts it if
+/// none is running. Returns the endpoint's id (no row: another claim took
+/// the delivery over, and nothing changed).
 pub fn record_attempt(
     scope: &Scope,
     id: uuid::Uuid,
+    lease: uuid::Uuid,
     attempt: &Attempt,
     next: Next,
     keep: usize,
@@ -335,15 +341,20 @@ pub fn record_attempt(
         Next::GaveUp => ("failed", None),
     };
     statement(
-        "UPDATE webhook_deliveries SET attempts = attempts + 1, status = $3, \
-                status_code = $4, last_attempt_at = $5::timestamptz, \
+        "WITH recorded AS (UPDATE webhook_deliveries SET attempts = attempts + 1, status = $3::text, \
+                status_code = $4, last_attempt_at = $5::timestamptz, leased_until = NULL, \
                 response = (SELECT coalesce(jsonb_agg(a ORDER BY n), '[]') FROM \
                     (SELECT a, n FROM jsonb_array_elements(response || jsonb_build_array($6::jsonb)) \
                        WITH ORDINALITY AS t(a, n) ORDER BY n DESC LIMIT $7) kept), \
-                delivered_at = CASE WHEN $3 = 'delivered' THEN now() END, \
+                delivered_at = CASE WHEN $3::text = 'delivered' THEN now() END, \
                 next_attempt_at = CASE WHEN $8::bigint IS NULL THEN NULL \
                                        ELSE now() + make_interval(secs => $8::bigint / 1000.0) END \
-          WHERE id = $1 AND organization_id = $2",
+          WHERE id = $1 AND organization_id = $2 AND lease = $9 \
+          RETURNING webhook_id) \
+         UPDATE webhooks w SET \
+                failing_since = CASE WHEN $3::text = 'delivered' THEN NULL ELSE coalesce(w.failing_since, now()) END, \
+                last_delivered_at = CASE WHEN $3::text = 'delivered' THEN now() ELSE w.last_delivered_at END \
+           FROM recorded r WHERE w.id = r.webhook_id AND w.organization_id = $2 RETURNING w.id",
         params![
             id,
             scope.organization_id(),
@@ -353,54 +364,58 @@ pub fn record_attempt(
             serde_json::to_value(attempt).unwrap_or(Value::Null),
             keep as i64,
             retry_ms,
+            lease,
         ],
     )
 }
 
-/// Endpoint `id`'s streak after an attempt: a success clears it, a
-/// failure starts it if none is running.
-pub fn record_outcome(scope: &Scope, id: uuid::Uuid, delivered: bool) -> Statement {
-    statement(
-        "UPDATE webhooks SET \
-                failing_since = CASE WHEN $3 THEN NULL ELSE coalesce(failing_since, now()) END, \
-                last_delivered_at = CASE WHEN $3 THEN now() ELSE last_delivered_at END \
-          WHERE id = $1 AND organization_id = $2",
-        params![id, scope.organization_id(), delivered],
-    )
-}
-
 /// Disables endpoint `id` for `reason` (`gone`, `failing`) if it is
-/// enabled, returning `id`; its pending deliveries are cancelled by
-/// [`cancel_pending`].
-pub fn disable(scope: &Scope, id: uuid::Uuid, reason: &str) -> Statement {
+/// enabled and the attempt at delivery `delivery_id` under `lease` was
+/// recorded (earlier in the transaction), returning `id`; its pending
+/// deliveries are cancelled by [`cancel_pending`].
+pub fn disable(
+    scope: &Scope,
+    id: uuid::Uuid,
+    reason: &str,
+    delivery_id: uuid::Uuid,
+    lease: uuid::Uuid,
+) -> Statement {
     statement(
         "UPDATE webhooks SET is_active = false, disabled_reason = $3, disabled_at = now(), \
                 version = version + 1, updated_at = now() \
-          WHERE id = $1 AND organization_id = $2 AND is_active RETURNING id",
-        params![id, scope.organization_id(), reason],
+          WHERE id = $1 AND organization_id = $2 AND is_active \
+            AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = $4 AND d.organization_id = $2 \
+                          AND d.lease = $5 AND d.leased_until IS NULL) \
+          RETURNING id",
+        params![id, scope.organization_id(), reason, delivery_id, lease],
     )
 }
 
-/// Cancels endpoint `id`'s pending deliveries (it was disabled).
+/// Cancels endpoint `id`'s pending deliveries if it was disabled in this
+/// transaction; those another attempt holds are left to it (they wait
+/// for the endpoint to be enabled again).
 pub fn cancel_pending(scope: &Scope, id: uuid::Uuid) -> Statement {
     statement(
         "UPDATE webhook_deliveries SET status = 'cancelled', next_attempt_at = NULL \
-          WHERE webhook_id = $1 AND organization_id = $2 AND status = 'pending'",
+          WHERE webhook_id = $1 AND organization_id = $2 AND status = 'pending' \
+            AND (leased_until IS NULL OR leased_until <= now()) \
+            AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = $1 AND w.organization_id = $2 \
+                          AND NOT w.is_active AND w.disabled_at = now())",
         params![id, scope.organization_id()],
     )
 }
 
 /// The columns of a claimed delivery, from `claimed c` joined with its
 /// endpoint `w`.
-const CLAIMED: &str = "c.id, c.organization_id, c.webhook_id, c.event_id, c.event_type, c.payload, c.attempts, \
+const CLAIMED: &str = "c.id, c.organization_id, c.webhook_id, c.event_id, c.event_type, c.payload, c.attempts, c.lease, \
      w.url, encode(w.secret_ciphertext, 'hex') AS secret_ciphertext, w.secret_key_id, \
      encode(w.previous_secret_ciphertext, 'hex') AS previous_secret_ciphertext, \
      w.previous_secret_key_id, w.previous_secret_expires_at, w.failing_since";
 
 /// Claims delivery `id` of endpoint `webhook_id` for an attempt now (sent
-/// again by someone, or a test), for `lease_secs`; `None` when there is no
-/// such delivery (or a transaction holds its row this instant). A run of
-/// the job may be sending it too: deliveries are at least once.
+/// again by someone, or a test) under a new lease, for `lease_secs`;
+/// `None` when there is no such delivery or an attempt at it is under way
+/// ([`delivery`] tells which).
 pub async fn claim<P: Platform>(
     db: &Db<'_, P>,
     scope: &Scope,
@@ -415,13 +430,36 @@ pub async fn claim<P: Platform>(
                 format!(
                     "WITH held AS (SELECT d.id FROM webhook_deliveries d \
                        WHERE d.id = $1 AND d.webhook_id = $2 AND d.organization_id = $3 \
+                         AND (d.leased_until IS NULL OR d.leased_until <= now()) \
                        FOR UPDATE SKIP LOCKED), \
-                     claimed AS (UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $4) \
+                     claimed AS (UPDATE webhook_deliveries d SET lease = gen_random_uuid(), \
+                         leased_until = now() + make_interval(secs => $4) \
                        FROM held WHERE d.id = held.id RETURNING d.*) \
                      SELECT {CLAIMED} FROM claimed c \
                        JOIN webhooks w ON w.organization_id = c.organization_id AND w.id = c.webhook_id"
                 ),
                 params![id, webhook_id, scope.organization_id(), lease_secs],
+            ),
+        )
+        .await
+}
+
+/// Delivery `id` of endpoint `webhook_id`, if the organization has it.
+pub async fn delivery<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    webhook_id: uuid::Uuid,
+    id: uuid::Uuid,
+) -> Result<Option<Delivery>, DbError> {
+    scope
+        .fetch_optional(
+            db,
+            statement(
+                format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
+                      WHERE id = $1 AND webhook_id = $2 AND organization_id = $3"
+                ),
+                params![id, webhook_id, scope.organization_id()],
             ),
         )
         .await

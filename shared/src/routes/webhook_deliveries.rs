@@ -62,9 +62,7 @@ async fn list<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     }
     let scope = principal.scope();
     let db = ctx.db();
-    webhook::get(&db, &scope, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    webhook::get(&db, &scope, id).await?;
     let mut items = webhook::deliveries(
         &db,
         &scope,

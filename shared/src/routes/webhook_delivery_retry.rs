@@ -23,13 +23,14 @@ super::methods! {
 /// attempt now, with the delivery's own `webhook-id` and body, answered
 /// like a test; if it fails, the delivery's schedule goes on from its
 /// attempts so far (a delivery whose schedule is spent stays `failed`).
-/// Audited (`WEBHOOK_DELIVERY_RETRIED`).
+/// Audited (`WEBHOOK_DELIVERY_RETRIED`, with how it went) once the attempt
+/// is made.
 #[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{deliveryId}/retry",
     params(("id" = uuid::Uuid, Path, description = "The endpoint's id"),
            ("deliveryId" = uuid::Uuid, Path, description = "The delivery's id")),
     responses(
         (status = 200, description = "How the attempt went", body = hooks::Attempted),
-        (status = 409, description = "The endpoint is disabled"))))]
+        (status = 409, description = "The endpoint is disabled, or an attempt at the delivery is under way"))))]
 async fn retry<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::WebhooksManage)?;
@@ -37,17 +38,15 @@ async fn retry<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
     let delivery_id = rq.uuid_param("deliveryId")?;
     let scope = principal.scope();
     let db = ctx.db();
-    let endpoint = webhook::get(&db, &scope, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if !endpoint.enabled {
-        return Err(ApiError::Conflict {
-            message: "The endpoint is disabled; enable it before sending to it again".into(),
-            details: Vec::new(),
-        });
-    }
+    let endpoint = webhook::get(&db, &scope, id).await?;
+    hooks::require_enabled(&endpoint, "sending to it again")?;
+    let attempted = hooks::deliver_now(ctx, rq, &scope, id, delivery_id, true).await?;
     let event = audit::Event {
-        metadata: serde_json::json!({ "deliveryId": delivery_id }),
+        metadata: serde_json::json!({
+            "deliveryId": delivery_id,
+            "delivered": attempted.delivered,
+            "statusCode": attempted.attempt.status_code,
+        }),
         ..audit::Event::by(
             ctx.new_uuid(),
             &principal,
@@ -56,5 +55,5 @@ async fn retry<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError
         )
     };
     scope.batch(&db, vec![event.insert(rq)?]).await?;
-    Reply::ok(hooks::deliver_now(ctx, rq, &scope, id, delivery_id, true).await?)
+    Reply::ok(attempted)
 }

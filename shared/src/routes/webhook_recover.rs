@@ -68,15 +68,8 @@ async fn recover<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErr
     }
     let scope = principal.scope();
     let db = ctx.db();
-    let endpoint = webhook::get(&db, &scope, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if !endpoint.enabled {
-        return Err(ApiError::Conflict {
-            message: "The endpoint is disabled; enable it before replaying to it".into(),
-            details: Vec::new(),
-        });
-    }
+    let endpoint = webhook::get(&db, &scope, id).await?;
+    hooks::require_enabled(&endpoint, "replaying to it")?;
     let event = audit::Event {
         metadata: json!({ "since": input.since }),
         ..audit::Event::by(ctx.new_uuid(), &principal, EventType::WebhookRecovered, id)

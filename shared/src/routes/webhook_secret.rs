@@ -48,9 +48,7 @@ async fn rotate<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let id = rq.uuid_param("id")?;
     let scope = principal.scope();
     let db = ctx.db();
-    webhook::get(&db, &scope, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    webhook::get(&db, &scope, id).await?;
     let secret = sign::new_secret(ctx.random_bytes::<{ sign::KEY_BYTES }>());
     let sealed = hooks::seal_secret(ctx, &scope, id, &secret)?;
     let event = audit::Event {

@@ -34,9 +34,7 @@ async fn test<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError>
     let id = rq.uuid_param("id")?;
     let scope = principal.scope();
     let db = ctx.db();
-    webhook::get(&db, &scope, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    webhook::get(&db, &scope, id).await?;
     let event_id = ctx.new_uuid();
     let delivery_id = ctx.new_uuid();
     let event = audit::Event::by(ctx.new_uuid(), &principal, EventType::WebhookTested, id);

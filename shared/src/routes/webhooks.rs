@@ -87,7 +87,7 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     principal.require(Permission::WebhooksManage)?;
     let input: CreateInput = rq.json(ctx)?;
     let mut problems = Vec::new();
-    let url = match hooks::check_target(ctx, &input.url).await {
+    let url = match hooks::check_target(ctx, &input.url, false).await {
         Ok(target) => Some(target.url.to_string()),
         Err(why) => {
             problems.push(FieldError::new("url", why));
@@ -105,15 +105,6 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     };
     let scope = principal.scope();
     let db = ctx.db();
-    if webhook::count(&db, &scope).await? >= hooks::MAX_WEBHOOKS {
-        return Err(ApiError::Conflict {
-            message: format!(
-                "The organization has {} webhook endpoints, the most it may have; delete one first",
-                hooks::MAX_WEBHOOKS
-            ),
-            details: Vec::new(),
-        });
-    }
     let id = ctx.new_uuid();
     let secret = sign::new_secret(ctx.random_bytes::<{ sign::KEY_BYTES }>());
     let sealed = hooks::seal_secret(ctx, &scope, id, &secret)?;
@@ -128,15 +119,31 @@ async fn create<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
             enabled: input.enabled,
             secret: &sealed,
         },
+        hooks::MAX_WEBHOOKS,
     );
     let event = audit::Event {
         new_values: Some(json!({
-            "url": url, "events": events, "description": description, "enabled": input.enabled,
+            "url": hooks::target::audit_form(&url), "events": events, "description": description, "enabled": input.enabled,
         })),
         ..audit::Event::by(ctx.new_uuid(), &principal, EventType::WebhookCreated, id)
     };
-    let results = scope.batch(&db, vec![insert, event.insert(rq)?]).await?;
-    let webhook: webhook::Webhook = first_row(&results, 0)?
-        .ok_or_else(|| ApiError::internal("INSERT ... RETURNING gave no row"))?;
+    let results = scope
+        .batch(
+            &db,
+            vec![
+                webhook::lock_endpoints(&scope),
+                event.record_change(rq, insert)?,
+            ],
+        )
+        .await?;
+    let Some(webhook) = first_row::<webhook::Webhook>(&results, 1)? else {
+        return Err(ApiError::Conflict {
+            message: format!(
+                "The organization has {} webhook endpoints, the most it may have; delete one first",
+                hooks::MAX_WEBHOOKS
+            ),
+            details: Vec::new(),
+        });
+    };
     Reply::created(Created { secret, webhook })
 }

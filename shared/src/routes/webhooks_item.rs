@@ -43,9 +43,7 @@ struct Deleted {
 async fn show<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiError> {
     let principal = auth::authenticate(ctx, rq).await?;
     principal.require(Permission::WebhooksManage)?;
-    let found = webhook::get(&ctx.db(), &principal.scope(), rq.uuid_param("id")?)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let found = webhook::get(&ctx.db(), &principal.scope(), rq.uuid_param("id")?).await?;
     let version = found.version;
     Ok(Reply::ok(found)?.header(header::ETAG, etag(i64::from(version))))
 }
@@ -92,7 +90,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let mut problems = Vec::new();
     let url = match &patch.url {
         None => None,
-        Some(raw) => match hooks::check_target(ctx, raw).await {
+        Some(raw) => match hooks::check_target(ctx, raw, false).await {
             Ok(target) => Some(target.url.to_string()),
             Err(why) => {
                 problems.push(FieldError::new("url", why));
@@ -115,9 +113,7 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     }
     let scope = principal.scope();
     let db = ctx.db();
-    let current = webhook::get(&db, &scope, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let current = webhook::get(&db, &scope, id).await?;
     if i64::from(current.version) != version {
         return Err(ApiError::PreconditionFailed {
             given: version.to_string(),
@@ -125,6 +121,16 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         });
     }
     let shown = |w: &Webhook| json!({ "url": w.url, "events": w.events, "description": w.description, "enabled": w.enabled });
+    let audited = |v: Value| match v {
+        Value::Object(mut map) => {
+            if let Some(url) = map.get("url").and_then(Value::as_str) {
+                let named = hooks::target::audit_form(url);
+                map.insert("url".into(), Value::from(named));
+            }
+            Value::Object(map)
+        }
+        other => other,
+    };
     let before = shown(&current);
     let mut after = before.clone();
     if let Some(map) = after.as_object_mut() {
@@ -143,8 +149,8 @@ async fn update<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
         return Ok(Reply::ok(current)?.header(header::ETAG, etag(version)));
     }
     let event = audit::Event {
-        old_values: Some(old_values),
-        new_values: Some(new_values),
+        old_values: Some(audited(old_values)),
+        new_values: Some(audited(new_values)),
         ..audit::Event::by(ctx.new_uuid(), &principal, EventType::WebhookUpdated, id)
     };
     let change = webhook::update(
@@ -187,11 +193,12 @@ async fn remove<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Reply, ApiErro
     let id = rq.uuid_param("id")?;
     let scope = principal.scope();
     let db = ctx.db();
-    let current = webhook::get(&db, &scope, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let current = webhook::get(&db, &scope, id).await?;
     let event = audit::Event {
-        old_values: Some(json!({ "url": current.url, "events": current.events })),
+        old_values: Some(json!({
+            "url": hooks::target::audit_form(&current.url),
+            "events": current.events,
+        })),
         ..audit::Event::by(ctx.new_uuid(), &principal, EventType::WebhookDeleted, id)
     };
     let removed = scope

@@ -28,11 +28,12 @@ use serde_json::json;
 
 use crate::audit::events::Topic;
 use crate::audit::{self, EventType};
+use crate::body::Body;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, FieldError};
 use crate::model::Scope;
 use crate::model::webhook::{self, Attempt, Claimed, Next, SealedSecret};
-use crate::platform::Platform;
+use crate::platform::{Platform, within};
 use crate::request::Rq;
 
 /// How long an endpoint has to answer.
@@ -129,21 +130,46 @@ pub fn allow_loopback<P: Platform>(ctx: &Ctx<P>) -> Result<bool, ApiError> {
     Ok(ctx.config.webhooks_allow_loopback()?)
 }
 
-/// Checks `raw` as an endpoint (the URL, and on a host that resolves
-/// names every address its name resolves to); the error is for whoever
-/// entered it.
-pub async fn check_target<P: Platform>(ctx: &Ctx<P>, raw: &str) -> Result<target::Target, String> {
+/// Checks `raw` as an endpoint: the URL, and on a host that resolves names
+/// every address its name resolves to (within [`TIMEOUT`]). A name that
+/// does not resolve is accepted at registration (it may be set up later)
+/// and refused when `delivering`. The error is for whoever entered it.
+pub async fn check_target<P: Platform>(
+    ctx: &Ctx<P>,
+    raw: &str,
+    delivering: bool,
+) -> Result<target::Target, String> {
     let loopback = ctx
         .config
         .webhooks_allow_loopback()
         .map_err(|e| e.to_string())?;
     let target = target::check(raw, loopback)?;
-    if let Some(name) = target.name()
-        && let Some(addresses) = ctx.platform.resolve(name, target.port()).await
-    {
-        target::check_resolved(&addresses, loopback)?;
+    let Some(name) = target.name() else {
+        return Ok(target);
+    };
+    let lookup = async { Ok(ctx.platform.resolve(name, target.port()).await) };
+    match within(&ctx.platform, lookup, TIMEOUT).await {
+        // The platform does not let a function resolve names.
+        Ok(None) => {}
+        Ok(Some(Ok(addresses))) => target::check_resolved(&addresses, loopback)?,
+        Ok(Some(Err(e))) | Err(e) => {
+            if delivering {
+                return Err(format!("{name} does not resolve ({})", e.0));
+            }
+        }
     }
     Ok(target)
+}
+
+/// `Conflict` unless `endpoint` is enabled; `doing` says what needs it.
+pub fn require_enabled(endpoint: &webhook::Webhook, doing: &str) -> Result<(), ApiError> {
+    if endpoint.enabled {
+        return Ok(());
+    }
+    Err(ApiError::Conflict {
+        message: format!("The endpoint is disabled; enable it before {doing}"),
+        details: Vec::new(),
+    })
 }
 
 /// Most endpoints an organization may have.
@@ -279,7 +305,9 @@ pub struct Attempted {
 
 /// Sends delivery `delivery_id` of endpoint `webhook_id` now, on someone's
 /// request, and records the attempt; `retries`: a failure goes on with the
-/// delivery's schedule (else it is `failed`, as a test is).
+/// delivery's schedule (else it is `failed`). 404 when there is no such
+/// delivery, 409 while an attempt at it is under way (the delivery job's,
+/// or another request's).
 pub async fn deliver_now<P: Platform>(
     ctx: &Ctx<P>,
     rq: &Rq,
@@ -288,11 +316,20 @@ pub async fn deliver_now<P: Platform>(
     delivery_id: uuid::Uuid,
     retries: bool,
 ) -> Result<Attempted, ApiError> {
-    let claimed = webhook::claim(&ctx.db(), scope, webhook_id, delivery_id, LEASE_SECS)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    // A test is never retried.
-    let retries = retries && claimed.event_type != TEST_EVENT;
+    let db = ctx.db();
+    let Some(claimed) = webhook::claim(&db, scope, webhook_id, delivery_id, LEASE_SECS).await?
+    else {
+        if webhook::delivery(&db, scope, webhook_id, delivery_id)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::NotFound);
+        }
+        return Err(ApiError::Conflict {
+            message: "The delivery is being sent right now; look at its log in a moment".into(),
+            details: Vec::new(),
+        });
+    };
     let sent = deliver(ctx, rq, scope, claimed, retries).await?;
     Ok(Attempted {
         delivery_id,
@@ -311,7 +348,10 @@ struct Answer {
 }
 
 /// Sends one claimed delivery and records the attempt in `scope` (its
-/// organization's); `retries`: a failure is tried again on the schedule.
+/// organization's), if the claim's lease is still its own (else someone
+/// else's attempt has taken over, and this one changes nothing);
+/// `retries`: a failure is tried again on the schedule (a test event is
+/// never).
 async fn deliver<P: Platform>(
     ctx: &Ctx<P>,
     rq: &Rq,
@@ -319,6 +359,7 @@ async fn deliver<P: Platform>(
     claimed: Claimed,
     retries: bool,
 ) -> Result<Sent, ApiError> {
+    let retries = retries && claimed.event_type != TEST_EVENT;
     let at = ctx.now();
     let answer = attempt(ctx, &claimed, at).await;
     let duration_ms = u64::try_from((ctx.now() - at).whole_milliseconds()).unwrap_or(0);
@@ -353,11 +394,17 @@ async fn deliver<P: Platform>(
         error: answer.error,
         response_excerpt: answer.excerpt,
     };
-    let mut statements = vec![
-        webhook::record_attempt(scope, claimed.id, &record, next, KEEP_ATTEMPTS),
-        webhook::record_outcome(scope, claimed.webhook_id, delivered),
-    ];
-    let failing_too_long = !delivered
+    let mut statements = vec![webhook::record_attempt(
+        scope,
+        claimed.id,
+        claimed.lease,
+        &record,
+        next,
+        KEEP_ATTEMPTS,
+    )];
+    // Five days of failures disable the endpoint when a delivery's
+    // schedule is spent (so every delivery had its whole schedule).
+    let failing_too_long = next == Next::GaveUp
         && claimed
             .failing_since
             .is_some_and(|since| (at - since.get()).whole_days() >= DISABLE_AFTER_DAYS);
@@ -373,18 +420,27 @@ async fn deliver<P: Platform>(
             organization_id: Some(claimed.organization_id),
             record_id: Some(claimed.webhook_id),
             new_values: Some(json!({ "enabled": false, "disabledReason": reason })),
-            metadata: json!({ "url": claimed.url, "deliveryId": claimed.id, "statusCode": answer.status }),
+            metadata: json!({
+                "url": target::audit_form(&claimed.url),
+                "deliveryId": claimed.id,
+                "statusCode": answer.status,
+                "failingSince": claimed.failing_since,
+            }),
             ..audit::Event::new(ctx.new_uuid(), EventType::WebhookDisabled)
         };
-        statements
-            .push(event.record_change(rq, webhook::disable(scope, claimed.webhook_id, reason))?);
+        let change = webhook::disable(scope, claimed.webhook_id, reason, claimed.id, claimed.lease);
+        statements.push(event.record_change(rq, change)?);
         statements.push(webhook::cancel_pending(scope, claimed.webhook_id));
     }
-    scope.batch(&ctx.db(), statements).await?;
+    let results = scope.batch(&ctx.db(), statements).await?;
+    let changed = |i: usize| results.get(i).is_some_and(|r| !r.rows.is_empty());
+    if !changed(0) {
+        tracing::info!(delivery = %claimed.id, "webhook attempt not recorded: another attempt took the delivery over");
+    }
     Ok(Sent {
         delivered,
-        gave_up: matches!(next, Next::GaveUp),
-        disabled: disable.is_some(),
+        gave_up: next == Next::GaveUp,
+        disabled: disable.is_some() && changed(1),
         attempt: record,
     })
 }
@@ -397,8 +453,8 @@ fn jittered<P: Platform>(ctx: &Ctx<P>, ms: i64) -> i64 {
     (ms as f64 * factor).round() as i64
 }
 
-/// One attempt: the target checked again, the body signed, posted within
-/// [`TIMEOUT`].
+/// One attempt: the target checked again, the body signed, posted, and
+/// the start of the answer read, all within [`TIMEOUT`].
 async fn attempt<P: Platform>(ctx: &Ctx<P>, claimed: &Claimed, at: time::OffsetDateTime) -> Answer {
     let failed = |error: String| Answer {
         status: None,
@@ -406,7 +462,7 @@ async fn attempt<P: Platform>(ctx: &Ctx<P>, claimed: &Claimed, at: time::OffsetD
         excerpt: None,
         retry_after_secs: None,
     };
-    let target = match check_target(ctx, &claimed.url).await {
+    let target = match check_target(ctx, &claimed.url, true).await {
         Ok(target) => target,
         Err(why) => return failed(format!("the endpoint is refused: {why}")),
     };
@@ -454,36 +510,66 @@ async fn attempt<P: Platform>(ctx: &Ctx<P>, claimed: &Claimed, at: time::OffsetD
         Ok(request) => request,
         Err(e) => return failed(format!("the request cannot be built: {e}")),
     };
-    match ctx.fetch_within(request, TIMEOUT).await {
-        Err(e) => failed(format!("no answer: {e}")),
-        Ok(response) => {
-            let status = response.status();
-            let retry_after_secs = response
+    // What is left of the deadline after the name's lookup.
+    let left = |ctx: &Ctx<P>| {
+        let spent = (ctx.now() - at).unsigned_abs();
+        TIMEOUT.saturating_sub(spent)
+    };
+    let response = match ctx.fetch_streaming_within(request, left(ctx)).await {
+        Err(e) => return failed(format!("no answer: {e}")),
+        Ok(response) => response,
+    };
+    let status = response.status();
+    let retry_after_secs = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry_after(v, at));
+    let error = if status.is_redirection() {
+        Some(format!(
+            "redirects are not followed ({} to {})",
+            status.as_u16(),
+            response
                 .headers()
-                .get(header::RETRY_AFTER)
+                .get(header::LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| retry_after(v, at));
-            let error = if status.is_redirection() {
-                Some(format!(
-                    "redirects are not followed ({} to {})",
-                    status.as_u16(),
-                    response
-                        .headers()
-                        .get(header::LOCATION)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("nowhere")
-                ))
-            } else if !status.is_success() {
-                Some(format!("the endpoint answered {}", status.as_u16()))
-            } else {
-                None
-            };
-            Answer {
-                status: Some(status.as_u16()),
-                error,
-                excerpt: excerpt(response.body()),
-                retry_after_secs,
+                .unwrap_or("nowhere")
+        ))
+    } else if !status.is_success() {
+        Some(format!("the endpoint answered {}", status.as_u16()))
+    } else {
+        None
+    };
+    let start = within(
+        &ctx.platform,
+        async { Ok(read_start(response.into_body(), EXCERPT_BYTES).await) },
+        left(ctx),
+    )
+    .await
+    .unwrap_or_default();
+    Answer {
+        status: Some(status.as_u16()),
+        error,
+        excerpt: excerpt(&start),
+        retry_after_secs,
+    }
+}
+
+/// The first `limit` bytes of `body` (fewer if it ends first, or fails);
+/// the rest is never read.
+async fn read_start(body: Body, limit: usize) -> Vec<u8> {
+    match body {
+        Body::Full(bytes) => bytes[..bytes.len().min(limit)].to_vec(),
+        Body::Stream(mut chunks) => {
+            let mut start = Vec::new();
+            while start.len() < limit {
+                match chunks.next().await {
+                    Some(Ok(chunk)) => start.extend_from_slice(&chunk),
+                    Some(Err(_)) | None => break,
+                }
             }
+            start.truncate(limit);
+            start
         }
     }
 }

@@ -853,6 +853,84 @@ async fn qc_report_checks_results_against_the_instruments_thresholds(
     let strict = strict.expect_ok(200)?;
     ensure!(strict["dataQuality"] == "poor", "{strict}");
 
+    // Results that fail a check publish qc.failed, with the delivery to a
+    // subscribed endpoint queued in the same transaction; results that
+    // pass publish nothing.
+    let hook = app
+        .as_user(&manager)
+        .post(
+            "/api/v1/webhooks",
+            &json!({"url": "https://hooks.example.com/qc", "events": ["qc.failed"]}),
+        )
+        .await?;
+    let hook_id = id_of(hook.expect_ok(201)?)?;
+    let db = app.db().await?;
+    let published = |run: uuid::Uuid| {
+        let db = &db;
+        async move {
+            let rows = db
+                .query(
+                    "SELECT e.data, d.webhook_id, d.payload FROM events e \
+                       LEFT JOIN webhook_deliveries d ON d.event_id = e.id \
+                      WHERE e.event_type = 'qc.failed' AND e.data ->> 'runId' = $1",
+                    &[&run.to_string()],
+                )
+                .await?;
+            anyhow::Ok(
+                rows.iter()
+                    .map(|r| {
+                        (
+                            r.get::<_, Value>(0),
+                            r.get::<_, Option<uuid::Uuid>>(1),
+                            r.get::<_, Option<Value>>(2),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    ensure!(
+        published(run_id).await?.is_empty(),
+        "a run that passed published qc.failed"
+    );
+    let (_, failing) = started_run(app, &manager, &manager, "plate_reader").await?;
+    let failing_id = id_of(&failing)?;
+    let failing_instrument = failing["instrumentId"].as_str().context("instrumentId")?;
+    app.as_user(&manager)
+        .put(
+            &format!("/api/v1/instruments/{failing_instrument}"),
+            &json!({"version": 1, "configuration": {"qcThresholds": {"zPrime": {"warn": 0.995, "fail": 0.99}}}}),
+        )
+        .await?
+        .expect_ok(200)?;
+    upload(
+        app,
+        &manager,
+        &failing_id,
+        "?format=plate_reader_csv",
+        &[],
+        PLATE_CSV,
+    )
+    .await?
+    .envelope()?
+    .expect_ok(201)?;
+    let events = published(failing_id).await?;
+    ensure!(events.len() == 1, "{events:?}");
+    let (data, webhook, payload) = &events[0];
+    ensure!(
+        data["dataQuality"] == "poor"
+            && data["failedChecks"] == json!(["zPrime"])
+            && data["instrumentId"] == failing_instrument,
+        "{data}"
+    );
+    ensure!(
+        *webhook == Some(hook_id)
+            && payload
+                .as_ref()
+                .is_some_and(|p| p["type"] == "qc.failed" && p["data"] == *data),
+        "no delivery queued: {events:?}"
+    );
+
     // A qPCR run's report uses its own metrics.
     let (_, qpcr) = started_run(app, &manager, &manager, "qpcr").await?;
     let qpcr_id = id_of(&qpcr)?;

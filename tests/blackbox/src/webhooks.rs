@@ -18,10 +18,19 @@ use crate::lab::{id_of, register};
 crate::cases![
     endpoints_must_be_public_https_and_are_the_organizations_own,
     deliveries_are_signed_retried_on_schedule_and_stop_when_gone,
+    a_delivery_gives_up_after_its_schedule_and_a_failing_endpoint_is_disabled,
 ];
 
-/// What the receiver answers next: a status and a `Location`.
-type Answers = Arc<Mutex<VecDeque<(u16, Option<String>)>>>;
+/// An answer the receiver gives: a status, headers, after a pause.
+#[derive(Default)]
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    pause: std::time::Duration,
+}
+
+/// What the receiver answers next.
+type Answers = Arc<Mutex<VecDeque<Answer>>>;
 
 /// A request the receiver got.
 #[derive(Clone)]
@@ -31,8 +40,8 @@ struct Hit {
     body: bytes::Bytes,
 }
 
-/// A local endpoint: answers from a queue of `(status, Location)` (200 once
-/// it is empty) and records every request.
+/// A local endpoint: answers from a queue of [`Answer`]s (200 once it is
+/// empty) and records every request as it arrives.
 struct Receiver {
     url: String,
     hits: Arc<Mutex<Vec<Hit>>>,
@@ -56,14 +65,19 @@ impl Receiver {
                             body,
                         });
                     }
-                    let (status, location) = queue
-                        .lock()
-                        .ok()
-                        .and_then(|mut q| q.pop_front())
-                        .unwrap_or((200, None));
-                    let mut response = http::Response::builder().status(status);
-                    if let Some(location) = location {
-                        response = response.header("location", location);
+                    let answer =
+                        queue
+                            .lock()
+                            .ok()
+                            .and_then(|mut q| q.pop_front())
+                            .unwrap_or(Answer {
+                                status: 200,
+                                ..Answer::default()
+                            });
+                    tokio::time::sleep(answer.pause).await;
+                    let mut response = http::Response::builder().status(answer.status);
+                    for (name, value) in answer.headers {
+                        response = response.header(name, value);
                     }
                     response
                         .body(axum::body::Body::from("received by the suite"))
@@ -90,8 +104,19 @@ impl Receiver {
     }
 
     fn answer(&self, status: u16, location: Option<&str>) {
+        let headers = location
+            .map(|l| vec![("location", l.to_owned())])
+            .unwrap_or_default();
+        self.answer_with(Answer {
+            status,
+            headers,
+            ..Answer::default()
+        });
+    }
+
+    fn answer_with(&self, answer: Answer) {
         if let Ok(mut q) = self.answers.lock() {
-            q.push_back((status, location.map(str::to_owned)));
+            q.push_back(answer);
         }
     }
 
@@ -232,29 +257,139 @@ async fn endpoints_must_be_public_https_and_are_the_organizations_own(
         .await?
         .expect_error(412, "PRECONDITION_FAILED")?;
 
-    // Another organization's endpoint does not exist for them; a role
-    // without webhooks:manage is refused.
+    // The trail names the URL by its origin and a digest: a URL's path
+    // often carries a credential.
+    let audited: Vec<String> = db
+        .query(
+            "SELECT coalesce(old_values::text, '') || coalesce(new_values::text, '') || metadata::text \
+               FROM audit_events WHERE organization_id = $1 AND record_id = $2",
+            &[&admin.organization_id, &id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ensure!(audited.len() == 2, "{audited:?}");
+    ensure!(
+        audited.iter().all(|text| !text.contains("/lims"))
+            && audited
+                .iter()
+                .any(|text| text.contains("https://hooks.example.com/… (sha256 ")),
+        "the trail holds the URL: {audited:?}"
+    );
+
+    // Another organization's endpoint does not exist for them, whatever
+    // they ask of it; a role without webhooks:manage is refused.
     let (_, other) = app.admin().await?;
+    let delivery = uuid::Uuid::from_u128(1);
     for (method, p) in [
         (Method::GET, path.clone()),
+        (Method::PUT, path.clone()),
         (Method::DELETE, path.clone()),
         (Method::GET, format!("{path}/deliveries")),
+        (Method::POST, format!("{path}/test")),
+        (Method::POST, format!("{path}/secret")),
+        (Method::POST, format!("{path}/recover")),
+        (Method::POST, format!("{path}/deliveries/{delivery}/retry")),
     ] {
         let caller = app.as_user(&other);
-        let resp = if method == Method::GET {
-            caller.get(&p).await?
-        } else {
-            caller.delete(&p).await?
+        let resp = match method {
+            Method::GET => caller.get(&p).await?,
+            Method::DELETE => caller.delete(&p).await?,
+            Method::PUT => {
+                caller
+                    .put(&p, &json!({"version": 2, "description": "theirs"}))
+                    .await?
+            }
+            _ => {
+                let since = time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)?;
+                caller.post(&p, &json!({"since": since})).await?
+            }
         };
         resp.expect_error(404, "RESOURCE_NOT_FOUND")
             .with_context(|| format!("{method} {p}"))?;
     }
+    let unchanged = app.as_user(&token).get(&path).await?;
+    ensure!(
+        unchanged.expect_ok(200)?["description"] == "LIMS",
+        "another organization changed it"
+    );
+
+    // At most 25 endpoints: the 26th is refused and not stored.
+    for n in 1..25 {
+        app.as_user(&token)
+            .post(
+                "/api/v1/webhooks",
+                &json!({"url": format!("https://hooks.example.com/{n}"), "events": ["run.failed"]}),
+            )
+            .await?
+            .expect_ok(201)
+            .with_context(|| format!("endpoint {n}"))?;
+    }
+    app.as_user(&token)
+        .post(
+            "/api/v1/webhooks",
+            &json!({"url": "https://hooks.example.com/26", "events": ["run.failed"]}),
+        )
+        .await?
+        .expect_error(409, "CONFLICT")?;
+    ensure!(stored().await? == 25, "{} stored", stored().await?);
+
     let (_, scientist) = app.member(admin.organization_id, Role::Scientist).await?;
     app.as_user(&scientist)
         .get("/api/v1/webhooks")
         .await?
         .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
     Ok(())
+}
+
+/// Calls through a host that allows loopback endpoints (a development
+/// setting), as the admin `token` and as the scheduler.
+struct Loopback<'a> {
+    app: &'a TestApp,
+    base: &'a str,
+    token: &'a str,
+    scheduler: String,
+}
+
+impl Loopback<'_> {
+    /// One pass of the delivery job.
+    async fn drain(&self) -> anyhow::Result<Value> {
+        let resp = self
+            .app
+            .http
+            .post(format!("{}/api/v1/jobs/deliver-webhooks", self.base))
+            .bearer_auth(&self.scheduler)
+            .json(&json!({"seconds": 0}))
+            .send()
+            .await?;
+        ensure!(resp.status().as_u16() == 200, "drain {}", resp.status());
+        Ok(resp.json::<Value>().await?["data"].clone())
+    }
+
+    /// `POST path` with `body`: the status and the envelope.
+    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let resp = self
+            .app
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(self.token)
+            .json(body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await?))
+    }
+
+    /// A new endpoint at `url` for `events`, with its secret.
+    async fn create(&self, url: &str, events: Value) -> anyhow::Result<Value> {
+        let (status, body) = self
+            .post("/api/v1/webhooks", &json!({"url": url, "events": events}))
+            .await?;
+        ensure!(status == 201, "create {status}: {body}");
+        Ok(body["data"].clone())
+    }
 }
 
 /// A run started and aborted through the API: `run.aborted`.
@@ -296,35 +431,21 @@ async fn deliveries_are_signed_retried_on_schedule_and_stop_when_gone(
 
 async fn deliveries_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
     let receiver = Receiver::start().await?;
-    let scheduler = app.scheduler_key()?;
     let (admin, token) = app.admin().await?;
     let db = app.db().await?;
-    let drain = || async {
-        let resp = app
-            .http
-            .post(format!("{base}/api/v1/jobs/deliver-webhooks"))
-            .bearer_auth(&scheduler)
-            .json(&json!({"seconds": 0}))
-            .send()
-            .await?;
-        ensure!(resp.status().as_u16() == 200, "drain {}", resp.status());
-        anyhow::Ok(resp.json::<Value>().await?)
+    let via = Loopback {
+        app,
+        base,
+        token: &token,
+        scheduler: app.scheduler_key()?,
     };
-    let create = |path: &str, events: Value| {
-        let body = json!({"url": format!("{}{path}", receiver.url), "events": events});
-        let request = app
-            .http
-            .post(format!("{base}/api/v1/webhooks"))
-            .bearer_auth(&token)
-            .json(&body);
-        async move {
-            let resp = request.send().await?;
-            ensure!(resp.status().as_u16() == 201, "create {}", resp.status());
-            let body: Value = resp.json().await?;
-            anyhow::Ok(body["data"].clone())
-        }
-    };
-    let hook = create("/lims", json!(["run.aborted", "run.completed"])).await?;
+    let drain = || via.drain();
+    let hook = via
+        .create(
+            &format!("{}/lims", receiver.url),
+            json!(["run.aborted", "run.completed"]),
+        )
+        .await?;
     let hook_id = id_of(&hook)?;
     let secret = hook["secret"].as_str().context("secret")?.to_owned();
 
@@ -439,11 +560,12 @@ async fn deliveries_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
     );
     let redirected = db
         .query_one(
-            "SELECT status, response -> -1 ->> 'error' FROM webhook_deliveries \
+            "SELECT status, response -> -1 ->> 'error', event_id FROM webhook_deliveries \
              WHERE webhook_id = $1 ORDER BY created_at DESC LIMIT 1",
             &[&hook_id],
         )
         .await?;
+    let redirected_event: uuid::Uuid = redirected.get(2);
     ensure!(
         redirected.get::<_, String>(0) == "pending"
             && redirected
@@ -523,8 +645,12 @@ async fn deliveries_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
         .verify(&replay.body, &replay.headers)
         .map_err(|e| anyhow::anyhow!("replay signature refused: {e:?}"))?;
     ensure!(
-        replay.headers.get("webhook-id") != first_id.as_ref(),
-        "a replay of another event carries its own id"
+        replay
+            .headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            == Some(redirected_event.to_string().as_str()),
+        "a replay carries its own event's id"
     );
 
     // A rotated secret: for a while both sign, each verifies on its own.
@@ -559,6 +685,37 @@ async fn deliveries_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
             .verify(&signed.body, &signed.headers)
             .map_err(|e| anyhow::anyhow!("a rotation's signature refused: {e:?}"))?;
     }
+    // Once the overlap is over, only the new secret signs.
+    db.execute(
+        "UPDATE webhooks SET previous_secret_expires_at = now() - interval '1 second' WHERE id = $1",
+        &[&hook_id],
+    )
+    .await?;
+    abort_a_run(app, &token).await?;
+    drain().await?;
+    let signed = receiver
+        .hits("/lims")
+        .last()
+        .cloned()
+        .context("a delivery")?;
+    let signature = signed
+        .headers
+        .get("webhook-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    ensure!(
+        signature.split(' ').count() == 1,
+        "signed after the overlap: {signature}"
+    );
+    standardwebhooks::Webhook::new(&new_secret)?
+        .verify(&signed.body, &signed.headers)
+        .map_err(|e| anyhow::anyhow!("the new secret's signature refused: {e:?}"))?;
+    ensure!(
+        standardwebhooks::Webhook::new(&secret)?
+            .verify(&signed.body, &signed.headers)
+            .is_err(),
+        "the old secret still signs after the overlap"
+    );
 
     // A test, sent now and answered; and a delivery sent again, with its
     // own webhook-id.
@@ -582,18 +739,11 @@ async fn deliveries_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
         "sent to a refused target"
     );
     // Sent from the request: through the host that allows loopback.
-    let via_loopback_host = |path: String| {
-        let request = app
-            .http
-            .post(format!("{base}{path}"))
-            .bearer_auth(&token)
-            .json(&json!({}));
-        async move {
-            let resp = request.send().await?;
-            ensure!(resp.status().as_u16() == 200, "{path}: {}", resp.status());
-            let body: Value = resp.json().await?;
-            anyhow::Ok(body["data"].clone())
-        }
+    let via = &via;
+    let via_loopback_host = |path: String| async move {
+        let (status, body) = via.post(&path, &json!({})).await?;
+        ensure!(status == 200, "{path}: {status} {body}");
+        anyhow::Ok(body["data"].clone())
     };
     let tested = via_loopback_host(format!("{hook_path}/test")).await?;
     ensure!(
@@ -620,6 +770,268 @@ async fn deliveries_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
     ensure!(
         resent.headers.get("webhook-id") == first_id.as_ref(),
         "a delivery sent again keeps its webhook-id"
+    );
+    Ok(())
+}
+
+async fn a_delivery_gives_up_after_its_schedule_and_a_failing_endpoint_is_disabled(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let host = app.host_with(&[("WEBHOOK_ALLOW_LOOPBACK", "true")]).await?;
+    let base = host.base_url.clone();
+    let result = schedule_through(app, &base).await;
+    tokio::task::spawn_blocking(move || host.stop()).await?;
+    result
+}
+
+/// The delivery's status, attempts and the wait before its next attempt
+/// (seconds, from the last attempt's start).
+async fn delivery_state(
+    db: &tokio_postgres::Client,
+    delivery: uuid::Uuid,
+) -> anyhow::Result<(String, i32, Option<f64>)> {
+    let row = db
+        .query_one(
+            "SELECT status, attempts, extract(epoch FROM next_attempt_at - last_attempt_at)::float8 \
+             FROM webhook_deliveries WHERE id = $1",
+            &[&delivery],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1), row.get(2)))
+}
+
+/// The newest delivery of endpoint `hook`.
+async fn newest_delivery(
+    db: &tokio_postgres::Client,
+    hook: uuid::Uuid,
+) -> anyhow::Result<uuid::Uuid> {
+    Ok(db
+        .query_one(
+            "SELECT id FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+            &[&hook],
+        )
+        .await?
+        .get(0))
+}
+
+async fn schedule_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
+    let receiver = Receiver::start().await?;
+    let (admin, token) = app.admin().await?;
+    let db = app.db().await?;
+    let via = Loopback {
+        app,
+        base,
+        token: &token,
+        scheduler: app.scheduler_key()?,
+    };
+    let hook = via
+        .create(&format!("{}/flaky", receiver.url), json!(["run.aborted"]))
+        .await?;
+    let hook_id = id_of(&hook)?;
+    let due_now = |delivery: uuid::Uuid| {
+        let db = &db;
+        async move {
+            db.execute(
+                "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE id = $1",
+                &[&delivery],
+            )
+            .await?;
+            anyhow::Ok(())
+        }
+    };
+
+    // Eight attempts, each failing, on the schedule (give or take its
+    // tenth of jitter); then the delivery is given up.
+    const SCHEDULE: [f64; 7] = [5.0, 300.0, 1_800.0, 7_200.0, 18_000.0, 36_000.0, 36_000.0];
+    for _ in 0..8 {
+        receiver.answer(500, None);
+    }
+    abort_a_run(app, &token).await?;
+    let delivery = newest_delivery(&db, hook_id).await?;
+    for (n, expected) in SCHEDULE.iter().enumerate() {
+        via.drain().await?;
+        let (status, attempts, wait) = delivery_state(&db, delivery).await?;
+        ensure!(
+            status == "pending" && attempts == n as i32 + 1,
+            "after attempt {}: {status}, {attempts} attempts",
+            n + 1
+        );
+        ensure!(
+            wait.is_some_and(|w| w >= expected * 0.9 - 1.0 && w <= expected * 1.1 + 1.0),
+            "retry {} after {wait:?} s, not {expected} s",
+            n + 1
+        );
+        due_now(delivery).await?;
+    }
+    via.drain().await?;
+    let (status, attempts, wait) = delivery_state(&db, delivery).await?;
+    ensure!(
+        status == "failed" && attempts == 8 && wait.is_none(),
+        "after the 8th attempt: {status}, {attempts}, {wait:?}"
+    );
+    due_now(delivery).await?;
+    via.drain().await?;
+    let hits = receiver.hits("/flaky");
+    ensure!(hits.len() == 8, "{} attempts sent", hits.len());
+    ensure!(
+        hits.iter()
+            .all(|h| h.headers.get("webhook-id") == hits[0].headers.get("webhook-id")),
+        "webhook-id changed across retries"
+    );
+
+    // Retry-After is honoured when it asks for longer than the schedule,
+    // and the schedule when it asks for less.
+    receiver.answer_with(Answer {
+        status: 503,
+        headers: vec![("retry-after", "900".into())],
+        ..Answer::default()
+    });
+    receiver.answer_with(Answer {
+        status: 429,
+        headers: vec![("retry-after", "1".into())],
+        ..Answer::default()
+    });
+    abort_a_run(app, &token).await?;
+    let delivery = newest_delivery(&db, hook_id).await?;
+    via.drain().await?;
+    let (_, _, wait) = delivery_state(&db, delivery).await?;
+    ensure!(
+        wait.is_some_and(|w| (899.0..=902.0).contains(&w)),
+        "Retry-After: 900 gave a wait of {wait:?} s"
+    );
+    due_now(delivery).await?;
+    via.drain().await?;
+    let (_, attempts, wait) = delivery_state(&db, delivery).await?;
+    ensure!(
+        attempts == 2 && wait.is_some_and(|w| (269.0..=331.0).contains(&w)),
+        "Retry-After: 1 on the second attempt gave {wait:?} s, not the schedule's 5 min"
+    );
+
+    // While an attempt holds a delivery, nobody else sends it: the job
+    // passes it by and a resend is refused.
+    db.execute(
+        "UPDATE webhook_deliveries SET next_attempt_at = now(), leased_until = now() + interval '1 minute' \
+          WHERE id = $1",
+        &[&delivery],
+    )
+    .await?;
+    let sent = receiver.hits("/flaky").len();
+    // (The job drains every organization, so other cases' deliveries may
+    // be claimed by this run: only this delivery's state is asserted.)
+    via.drain().await?;
+    let retry = format!("/api/v1/webhooks/{hook_id}/deliveries/{delivery}/retry");
+    let (status, refused) = via.post(&retry, &json!({})).await?;
+    ensure!(
+        status == 409 && refused["error"]["code"] == "CONFLICT",
+        "a resend of a held delivery: {status} {refused}"
+    );
+    ensure!(
+        receiver.hits("/flaky").len() == sent && delivery_state(&db, delivery).await?.1 == 2,
+        "a held delivery was sent"
+    );
+
+    // An attempt whose lease was taken over meanwhile records nothing: a
+    // slow failure cannot undo what another attempt did.
+    db.execute(
+        "UPDATE webhook_deliveries SET leased_until = NULL WHERE id = $1",
+        &[&delivery],
+    )
+    .await?;
+    receiver.answer_with(Answer {
+        status: 500,
+        pause: std::time::Duration::from_millis(1_500),
+        ..Answer::default()
+    });
+    let slow = via.drain();
+    let take_over = async {
+        for _ in 0..100 {
+            if receiver.hits("/flaky").len() > sent {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        db.execute(
+            "UPDATE webhook_deliveries SET lease = gen_random_uuid(), status = 'delivered', \
+                    next_attempt_at = NULL, leased_until = NULL WHERE id = $1",
+            &[&delivery],
+        )
+        .await?;
+        anyhow::Ok(())
+    };
+    let (drained, taken) = tokio::join!(slow, take_over);
+    drained?;
+    taken?;
+    ensure!(
+        receiver.hits("/flaky").len() == sent + 1,
+        "the slow attempt was not made"
+    );
+    let (status, attempts, _) = delivery_state(&db, delivery).await?;
+    ensure!(
+        status == "delivered" && attempts == 2,
+        "a superseded attempt was recorded: {status}, {attempts}"
+    );
+
+    // Five days of failures disable the endpoint once a delivery's
+    // schedule is spent, not before; its other pending deliveries are
+    // cancelled, and the disable is audited.
+    db.execute(
+        "UPDATE webhooks SET failing_since = now() - interval '6 days' WHERE id = $1",
+        &[&hook_id],
+    )
+    .await?;
+    receiver.answer(500, None);
+    abort_a_run(app, &token).await?;
+    let early = newest_delivery(&db, hook_id).await?;
+    via.drain().await?;
+    let shown = app
+        .as_user(&token)
+        .get(&format!("/api/v1/webhooks/{hook_id}"))
+        .await?;
+    ensure!(
+        shown.expect_ok(200)?["enabled"] == true,
+        "disabled before a schedule was spent: {}",
+        shown.json
+    );
+    for _ in 0..3 {
+        receiver.answer(500, None);
+    }
+    abort_a_run(app, &token).await?;
+    let last = newest_delivery(&db, hook_id).await?;
+    db.execute(
+        "UPDATE webhook_deliveries SET attempts = 7, next_attempt_at = now() WHERE id = $1",
+        &[&last],
+    )
+    .await?;
+    // The early one waits for its retry meanwhile.
+    db.execute(
+        "UPDATE webhook_deliveries SET next_attempt_at = now() + interval '1 hour' WHERE id = $1",
+        &[&early],
+    )
+    .await?;
+    via.drain().await?;
+    let shown = app
+        .as_user(&token)
+        .get(&format!("/api/v1/webhooks/{hook_id}"))
+        .await?;
+    let shown = shown.expect_ok(200)?;
+    ensure!(
+        shown["enabled"] == false && shown["disabledReason"] == "failing",
+        "{shown}"
+    );
+    let (status, _, _) = delivery_state(&db, early).await?;
+    ensure!(status == "cancelled", "a pending delivery left {status}");
+    let audited = db
+        .query_one(
+            "SELECT count(*), min(metadata::text) FROM audit_events WHERE organization_id = $1 \
+             AND event_type = 'WEBHOOK_DISABLED' AND record_id = $2",
+            &[&admin.organization_id, &hook_id],
+        )
+        .await?;
+    ensure!(audited.get::<_, i64>(0) == 1, "WEBHOOK_DISABLED count");
+    let metadata: String = audited.get(1);
+    ensure!(
+        !metadata.contains("/flaky") && metadata.contains("failingSince"),
+        "{metadata}"
     );
     Ok(())
 }

@@ -1677,7 +1677,8 @@ export interface paths {
          *     attempt now, with the delivery's own `webhook-id` and body, answered
          *     like a test; if it fails, the delivery's schedule goes on from its
          *     attempts so far (a delivery whose schedule is spent stays `failed`).
-         *     Audited (`WEBHOOK_DELIVERY_RETRIED`).
+         *     Audited (`WEBHOOK_DELIVERY_RETRIED`, with how it went) once the attempt
+         *     is made.
          */
         post: operations["postWebhookDeliveryRetry"];
         delete?: never;
@@ -8101,7 +8102,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The endpoint is disabled */
+            /** @description The endpoint is disabled, or an attempt at the delivery is under way */
             409: {
                 headers: {
                     [name: string]: unknown;

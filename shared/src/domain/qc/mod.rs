@@ -53,6 +53,22 @@ pub struct Report {
     pub data_quality: &'static str,
 }
 
+impl Report {
+    /// Whether a check failed (the data quality is `poor`).
+    pub fn failed(&self) -> bool {
+        self.data_quality == "poor"
+    }
+
+    /// The metrics whose checks failed.
+    pub fn failed_metrics(&self) -> Vec<&'static str> {
+        self.checks
+            .iter()
+            .filter(|c| c.result == "fail")
+            .map(|c| c.metric)
+            .collect()
+    }
+}
+
 /// A check's result (the document's name for [`Check::result`]).
 #[cfg(feature = "openapi")]
 #[derive(utoipa::ToSchema)]

@@ -150,6 +150,10 @@ pub(super) async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Rep
 
     // Parse before anything is stored: a file that does not parse changes nothing.
     let results = parse_results(ctx, &principal, id, &plan, &range, &body).await?;
+    let graded = match &results {
+        Some(results) => grade(ctx, &principal, id, results).await?,
+        None => None,
+    };
     let stored = store_bytes(ctx, &principal, id, &plan, resumed, &range, &body).await?;
 
     let received = Received {
@@ -161,8 +165,15 @@ pub(super) async fn upload<P: Platform>(ctx: &Ctx<P>, rq: &mut Rq) -> Result<Rep
         hash_state: (!range.is_last()).then(|| hex::encode(hasher.state())),
         digest: digest.as_deref(),
     };
-    let (statements, chunk_index) =
-        transaction(ctx, rq, &principal, &run, &received, results.as_ref())?;
+    let (statements, chunk_index) = transaction(
+        ctx,
+        rq,
+        &principal,
+        &run,
+        &received,
+        results.as_ref(),
+        graded.as_ref(),
+    )?;
     let outcome = scope.batch(&db, statements).await?;
     if outcome.get(chunk_index).is_none_or(|r| r.rows.is_empty()) {
         // Another request moved the upload first.
@@ -199,7 +210,8 @@ struct Received<'a> {
 
 /// The statements that record a chunk in one transaction: (re)starting the
 /// upload, the chunk, the progress (audited with the last chunk) and the
-/// parsed results; and the index of the chunk's statement, which returns
+/// parsed results (with their QC grade, which publishes `qc.failed` when a
+/// check failed); and the index of the chunk's statement, which returns
 /// no row when another request moved the upload first.
 fn transaction<P: Platform>(
     ctx: &Ctx<P>,
@@ -208,6 +220,7 @@ fn transaction<P: Platform>(
     run: &run::Run,
     received: &Received<'_>,
     results: Option<&serde_json::Value>,
+    graded: Option<&qc::Report>,
 ) -> Result<(Vec<Statement>, usize), ApiError> {
     let Received {
         id,
@@ -286,6 +299,13 @@ fn transaction<P: Platform>(
             old_values: Some(json!({ "results": run.results })),
             new_values: Some(json!({ "results": results })),
             reason: Some("Parsed from the run's data file"),
+            metadata: json!({
+                "instrumentId": run.instrument_id,
+                "qc": graded.map(|report| json!({
+                    "dataQuality": report.data_quality,
+                    "failed": report.failed_metrics(),
+                })),
+            }),
             ..audit::Event::by(ctx.new_uuid(), principal, EventType::RunResultsRecorded, id)
         };
         statements.push(event.record_change(rq, run::record_results(&scope, id, results, digest))?);
@@ -315,6 +335,24 @@ async fn parse_results<P: Platform>(
     qc::parse(format, &whole)
         .map(Some)
         .map_err(|e| ApiError::invalid("body", format!("line {}: {}", e.line, e.message)))
+}
+
+/// `results` graded against the QC thresholds of run `id`'s instrument
+/// (as `GET /api/v1/runs/:id/qc` grades them).
+async fn grade<P: Platform>(
+    ctx: &Ctx<P>,
+    principal: &Principal,
+    id: uuid::Uuid,
+    results: &serde_json::Value,
+) -> Result<Option<qc::Report>, ApiError> {
+    let Some(source) = run::qc_source(&ctx.db(), &principal.scope(), id).await? else {
+        return Ok(None);
+    };
+    let Some(kind) = crate::domain::InstrumentType::parse(&source.instrument_type) else {
+        return Ok(None);
+    };
+    let thresholds = qc::thresholds(kind, &source.configuration);
+    Ok(Some(qc::evaluate(Some(results), &thresholds)))
 }
 
 /// Where a chunk's bytes went: base64 for the PostgreSQL backend, or the
