@@ -56,6 +56,7 @@ pub mod request;
 pub mod retention;
 pub mod routes;
 pub mod storage;
+pub mod watch;
 pub mod web;
 pub mod webhook;
 

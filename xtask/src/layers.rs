@@ -29,7 +29,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["ratelimit", "mail", "storage"],
     &["auth"],
     &["audit"],
-    &["live", "retention", "webhook"],
+    &["live", "retention", "watch", "webhook"],
     &["routes"],
     &["openapi"],
 ];

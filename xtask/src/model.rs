@@ -65,6 +65,8 @@ pub const UNSCOPED: &[&str] = &[
     // System-wide: idle rate-limit state keyed by address (no
     // organization's), V16's definer.
     "purge_idle_addresses",
+    // The watch: what is due to publish in every organization (V28).
+    "due_for_watch",
 ];
 
 /// Where each `Scope` constructor may be called (paths under
@@ -82,7 +84,10 @@ pub const SCOPE_CONSTRUCTORS: &[(&str, &[&str])] = &[
         ],
     ),
     ("recorded", &["audit/"]),
-    ("scheduled", &["routes/job_retention.rs", "webhook/"]),
+    (
+        "scheduled",
+        &["routes/job_retention.rs", "webhook/", "watch.rs"],
+    ),
 ];
 
 /// Whether `name` is a route's module (each function's name, `-` as `_`).

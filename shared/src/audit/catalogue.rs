@@ -226,6 +226,12 @@ catalogue! {
     WebhookDeliveryRetried = "WEBHOOK_DELIVERY_RETRIED", Info, Success, Some(R::Webhook), "Webhook delivery sent again";
     /// Someone replayed an endpoint's failed and cancelled deliveries since a time (`metadata.since`).
     WebhookRecovered = "WEBHOOK_RECOVERED", Info, Success, Some(R::Webhook), "Webhook deliveries replayed";
+    /// The watch found a bridge silent: no heartbeat for two minutes (`metadata.lastHeartbeatAt`); published once per silence.
+    BridgeDisconnected = "BRIDGE_DISCONNECTED", Warning, Success, Some(R::Bridge), "Bridge stopped reporting";
+    /// The watch found scheduled maintenance fallen due (`metadata.scheduledFor`); published once per scheduled time.
+    MaintenanceDue = "MAINTENANCE_DUE", Info, Success, Some(R::Maintenance), "Maintenance fell due";
+    /// The watch found an instrument's calibration past due (`metadata.calibrationDueAt`); published once per due date.
+    CalibrationOverdue = "CALIBRATION_OVERDUE", Warning, Success, Some(R::Instrument), "Instrument calibration overdue";
     /// The delivery job disabled an endpoint: it answered 410 Gone, or every delivery failed for five days (`newValues.disabledReason`).
     WebhookDisabled = "WEBHOOK_DISABLED", Warning, Success, Some(R::Webhook), "Webhook disabled by the delivery job";
     /// The audit trail was exported (filters, range, the file's SHA-256).

@@ -95,6 +95,12 @@ events! {
     CommandCompleted = "command.completed", v = 1, CommandData, [InstrumentCommandCompleted];
     /// A control command failed on its instrument.
     CommandFailed = "command.failed", v = 1, CommandData, [InstrumentCommandFailed];
+    /// A bridge stopped reporting: no heartbeat for two minutes (its instruments' readings wait in its disk queue, or are not read).
+    BridgeDisconnected = "bridge.disconnected", v = 1, BridgeData, [BridgeDisconnected];
+    /// Scheduled maintenance of an instrument fell due and is not done.
+    MaintenanceDue = "maintenance.due", v = 1, MaintenanceData, [MaintenanceDue];
+    /// An instrument's calibration is past its due date.
+    CalibrationOverdue = "calibration.overdue", v = 1, CalibrationData, [CalibrationOverdue];
     /// Something a security officer must look at: an account locked by repeated wrong passwords, or a spent refresh token presented again (its logins were ended).
     SecurityAlert = "security.alert", v = 1, SecurityAlertData, [AuthAccountLocked, AuthRefreshReuse];
 }
@@ -155,6 +161,41 @@ pub struct CommandData {
     pub error: Option<String>,
 }
 
+/// `data` of `bridge.disconnected`.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeData {
+    pub bridge_id: uuid::Uuid,
+    pub name: Option<String>,
+    pub hostname: Option<String>,
+    /// Its last heartbeat.
+    pub last_heartbeat_at: Option<Timestamp>,
+}
+
+/// `data` of `maintenance.due`.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceData {
+    pub maintenance_id: uuid::Uuid,
+    pub instrument_id: Option<uuid::Uuid>,
+    /// `calibration`, `preventive`, `repair` or `inspection`.
+    pub kind: Option<String>,
+    pub title: Option<String>,
+    pub scheduled_for: Option<Timestamp>,
+}
+
+/// `data` of `calibration.overdue`.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CalibrationData {
+    pub instrument_id: uuid::Uuid,
+    pub name: Option<String>,
+    pub calibration_due_at: Option<Timestamp>,
+}
+
 /// `data` of `security.alert`.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -189,6 +230,11 @@ impl Outgoing {
 /// A string field of an audit event's values.
 fn text(values: Option<&Value>, field: &str) -> Option<String> {
     values?.get(field)?.as_str().map(str::to_owned)
+}
+
+/// A time field of an audit event's metadata.
+fn time_in(metadata: &Value, field: &str) -> Option<Timestamp> {
+    Timestamp::parse(metadata.get(field)?.as_str()?)
 }
 
 /// A uuid field of an audit event's metadata.
@@ -277,6 +323,33 @@ pub fn derive(event: &super::Event<'_>, at: Timestamp) -> Vec<Outgoing> {
             };
             out.extend(Outgoing::new(topic, at, data));
         }
+        EventType::BridgeDisconnected => {
+            let data = BridgeData {
+                bridge_id: record,
+                name: text(Some(metadata), "name"),
+                hostname: text(Some(metadata), "hostname"),
+                last_heartbeat_at: time_in(metadata, "lastHeartbeatAt"),
+            };
+            out.extend(Outgoing::new(Topic::BridgeDisconnected, at, data));
+        }
+        EventType::MaintenanceDue => {
+            let data = MaintenanceData {
+                maintenance_id: record,
+                instrument_id: id_in(metadata, "instrumentId"),
+                kind: text(Some(metadata), "kind"),
+                title: text(Some(metadata), "title"),
+                scheduled_for: time_in(metadata, "scheduledFor"),
+            };
+            out.extend(Outgoing::new(Topic::MaintenanceDue, at, data));
+        }
+        EventType::CalibrationOverdue => {
+            let data = CalibrationData {
+                instrument_id: record,
+                name: text(Some(metadata), "name"),
+                calibration_due_at: time_in(metadata, "calibrationDueAt"),
+            };
+            out.extend(Outgoing::new(Topic::CalibrationOverdue, at, data));
+        }
         EventType::AuthAccountLocked => {
             let data = SecurityAlertData {
                 kind: "account_locked".into(),
@@ -338,6 +411,9 @@ pub fn data_schemas() -> Vec<(&'static str, Value)> {
         ("RunData", schema(RunData::schema())),
         ("QcData", schema(QcData::schema())),
         ("CommandData", schema(CommandData::schema())),
+        ("BridgeData", schema(BridgeData::schema())),
+        ("MaintenanceData", schema(MaintenanceData::schema())),
+        ("CalibrationData", schema(CalibrationData::schema())),
         ("SecurityAlertData", schema(SecurityAlertData::schema())),
     ]
 }
@@ -449,6 +525,28 @@ mod tests {
             );
             assert!(derive(&e, at()).is_empty(), "{quality}");
         }
+    }
+
+    #[test]
+    fn the_watchs_events_carry_what_it_saw() {
+        let e = event(
+            EventType::BridgeDisconnected,
+            json!({}),
+            json!({ "name": "Bench PC", "hostname": "lab-2", "lastHeartbeatAt": "2026-12-03T11:50:00Z" }),
+        );
+        let out = derive(&e, at());
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].payload["data"],
+            json!({ "bridgeId": uuid::Uuid::max(), "name": "Bench PC", "hostname": "lab-2",
+                    "lastHeartbeatAt": "2026-12-03T11:50:00Z" })
+        );
+        let e = event(
+            EventType::CalibrationOverdue,
+            json!({}),
+            json!({ "name": "Freezer B", "calibrationDueAt": "2026-12-02T00:00:00Z" }),
+        );
+        assert_eq!(derive(&e, at())[0].topic, Topic::CalibrationOverdue);
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub mod session;
 pub mod signature;
 pub mod signup_request;
 pub mod user;
+pub mod watch;
 pub mod webhook;
 
 use serde::de::DeserializeOwned;

@@ -11,6 +11,7 @@ use super::Scope;
 use super::page::Cursor;
 use crate::db::{Db, DbError, Statement, statement};
 use crate::domain::Timestamp;
+use crate::domain::roles::{Permission, Role};
 use crate::error::ApiError;
 use crate::params;
 use crate::platform::Platform;
@@ -402,6 +403,58 @@ pub fn cancel_pending(scope: &Scope, id: uuid::Uuid) -> Statement {
             AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = $1 AND w.organization_id = $2 \
                           AND NOT w.is_active AND w.disabled_at = now())",
         params![id, scope.organization_id()],
+    )
+}
+
+/// The e-mail addresses of the organization's active users who manage
+/// its webhooks (`webhooks:manage`: they are told when the delivery job
+/// disables an endpoint).
+pub async fn managers<P: Platform>(db: &Db<'_, P>, scope: &Scope) -> Result<Vec<String>, DbError> {
+    #[derive(Deserialize)]
+    struct Manager {
+        email: String,
+    }
+    let roles: Vec<&str> = Role::ALL
+        .iter()
+        .filter(|r| r.can(Permission::WebhooksManage))
+        .map(|r| r.as_str())
+        .collect();
+    let managers: Vec<Manager> = scope
+        .fetch_all(
+            db,
+            statement(
+                "SELECT email FROM users WHERE organization_id = $1 AND is_active \
+                    AND role IN (SELECT jsonb_array_elements_text($2::jsonb)) ORDER BY email",
+                params![scope.organization_id(), Value::from(roles)],
+            ),
+        )
+        .await?;
+    Ok(managers.into_iter().map(|m| m.email).collect())
+}
+
+/// Queues message `id` (its body sealed) to `to` if endpoint `webhook_id`
+/// was disabled in this transaction (after [`disable`]).
+pub fn tell_if_disabled(
+    scope: &Scope,
+    webhook_id: uuid::Uuid,
+    id: uuid::Uuid,
+    to: &str,
+    subject: &str,
+    body_sealed: &str,
+) -> Statement {
+    statement(
+        "INSERT INTO email_outbox (id, organization_id, to_address, template, subject, body_sealed) \
+         SELECT $1, $2, $3, 'webhook_disabled', $4, $5 \
+          WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.id = $6 AND w.organization_id = $2 \
+                          AND NOT w.is_active AND w.disabled_at = now())",
+        params![
+            id,
+            scope.organization_id(),
+            to,
+            subject,
+            body_sealed,
+            webhook_id
+        ],
     )
 }
 

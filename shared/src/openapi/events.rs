@@ -1,9 +1,13 @@
-//! Webhooks and their delivery job: `webhooks*`, `webhook_*`, `job_deliver_webhooks`.
+//! Webhooks, their delivery job and the watch: `webhooks*`, `webhook_*`,
+//! `job_deliver_webhooks`, `job_watch`.
 
 #[allow(unused_imports)]
 use crate::routes;
 
-use crate::audit::events::{CommandData, InstrumentStatusData, RunData, SecurityAlertData};
+use crate::audit::events::{
+    BridgeData, CalibrationData, CommandData, InstrumentStatusData, MaintenanceData, QcData,
+    RunData, SecurityAlertData,
+};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -19,8 +23,18 @@ use crate::audit::events::{CommandData, InstrumentStatusData, RunData, SecurityA
         routes::webhook_secret::rotate,
         routes::webhook_test::test,
         routes::job_deliver_webhooks::tick,
+        routes::job_watch::tick,
     ),
     // The `data` of each event type a webhook is sent (`docs/EVENTS.md`).
-    components(schemas(InstrumentStatusData, RunData, CommandData, SecurityAlertData)),
+    components(schemas(
+        InstrumentStatusData,
+        RunData,
+        QcData,
+        CommandData,
+        BridgeData,
+        MaintenanceData,
+        CalibrationData,
+        SecurityAlertData
+    )),
 )]
 pub(super) struct Paths;

@@ -98,6 +98,7 @@ pub mod invitations_item;
 pub mod job_deliver_webhooks;
 pub mod job_retention;
 pub mod job_send_mail;
+pub mod job_watch;
 pub mod live;
 pub mod maintenance_item;
 pub mod openapi;
@@ -392,6 +393,7 @@ route_table! {
     "webhook-secret" => webhook_secret, "/api/v1/webhooks/:id/secret", [POST] { seals: true };
     "webhook-test" => webhook_test, "/api/v1/webhooks/:id/test", [POST] { seals: true, webhooks: true };
     "job-deliver-webhooks" => job_deliver_webhooks, "/api/v1/jobs/deliver-webhooks", [POST] { seals: true, webhooks: true, schedule: Some("* * * * *") };
+    "job-watch" => job_watch, "/api/v1/jobs/watch", [POST] { schedule: Some("* * * * *") };
 }
 
 /// What every host checks before it reads a request of `function`: that

@@ -12,8 +12,10 @@
 //! again on [`SCHEDULE_SECS`] (with jitter; an answer's `Retry-After`
 //! when later), then given up. A redirect is a failure and never followed.
 //! `410 Gone` disables the endpoint at once; an endpoint whose every
-//! delivery failed for [`DISABLE_AFTER_DAYS`] days is disabled too (both
-//! audited as `WEBHOOK_DISABLED`), its pending deliveries cancelled.
+//! delivery failed for [`DISABLE_AFTER_DAYS`] days is disabled too when a
+//! delivery's schedule is spent (both audited as `WEBHOOK_DISABLED`, the
+//! organization's webhook managers told by e-mail), its pending
+//! deliveries cancelled.
 
 pub mod sign;
 pub mod target;
@@ -31,6 +33,7 @@ use crate::audit::{self, EventType};
 use crate::body::Body;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, FieldError};
+use crate::mail;
 use crate::model::Scope;
 use crate::model::webhook::{self, Attempt, Claimed, Next, SealedSecret};
 use crate::platform::{Platform, within};
@@ -431,6 +434,17 @@ async fn deliver<P: Platform>(
         let change = webhook::disable(scope, claimed.webhook_id, reason, claimed.id, claimed.lease);
         statements.push(event.record_change(rq, change)?);
         statements.push(webhook::cancel_pending(scope, claimed.webhook_id));
+        for to in webhook::managers(&ctx.db(), scope).await? {
+            let message = disabled_mail(ctx, &claimed, reason, to);
+            statements.push(webhook::tell_if_disabled(
+                scope,
+                claimed.webhook_id,
+                message.id,
+                &message.to,
+                &message.subject,
+                &mail::seal(ctx, &message)?,
+            ));
+        }
     }
     let results = scope.batch(&ctx.db(), statements).await?;
     let changed = |i: usize| results.get(i).is_some_and(|r| !r.rows.is_empty());
@@ -443,6 +457,39 @@ async fn deliver<P: Platform>(
         disabled: disable.is_some() && changed(1),
         attempt: record,
     })
+}
+
+/// The message telling `to` (who manages webhooks) that the delivery job disabled
+/// `claimed`'s endpoint, and what to do about it.
+fn disabled_mail<P: Platform>(
+    ctx: &Ctx<P>,
+    claimed: &Claimed,
+    reason: &str,
+    to: String,
+) -> mail::Message {
+    let endpoint = target::audit_form(&claimed.url);
+    let why = match reason {
+        "gone" => "it answered 410 Gone, which says it is no longer there".to_owned(),
+        _ => format!(
+            "every delivery to it has failed for {DISABLE_AFTER_DAYS} days, since {}",
+            claimed
+                .failing_since
+                .map_or_else(|| "then".to_owned(), |t| t.to_string())
+        ),
+    };
+    let id = claimed.webhook_id;
+    mail::Message {
+        id: ctx.new_uuid(),
+        to,
+        subject: "A webhook endpoint was disabled".into(),
+        text: format!(
+            "The webhook endpoint {endpoint} (id {id}) was disabled by the delivery job: {why}.\n\n\
+             Nothing more is sent to it, and its pending deliveries were cancelled. \
+             Once it works again, enable it (PUT /api/v1/webhooks/{id} with \"enabled\": true) \
+             and replay what it missed (POST /api/v1/webhooks/{id}/recover with the time since \
+             when).\n"
+        ),
+    }
 }
 
 /// `ms` give or take a tenth, so retries of many deliveries spread out.

@@ -40,6 +40,7 @@ const AREAS: &[&[(&str, CaseFn)]] = &[
     crate::audit::CASES,
     crate::walk::CASES,
     crate::webhooks::CASES,
+    crate::watch::CASES,
     crate::bridges::CASES,
     crate::ingest::CASES,
     crate::live::CASES,
@@ -51,9 +52,12 @@ const AREAS: &[&[(&str, CaseFn)]] = &[
 ];
 
 /// Cases that run alone, no other case meanwhile: the scheduled retention
-/// job works on every organization of the shared database (a record in
-/// another case's chain would break that case's counts).
-const ALONE: &[&str] = &["scheduled_retention_covers_every_organization"];
+/// job and the watch work on every organization of the shared database (a
+/// record in another case's chain would break that case's counts).
+const ALONE: &[&str] = &[
+    "scheduled_retention_covers_every_organization",
+    "the_watch_publishes_what_time_brings_once",
+];
 
 /// Taken for writing by a case of [`ALONE`], for reading by every other.
 static EXCLUSION: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());

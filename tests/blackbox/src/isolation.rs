@@ -40,6 +40,7 @@ const DEFINERS: &[&str] = &[
     "rotate_refresh_token",
     "signup_request_for",
     "use_reset_token",
+    "watch_due",
 ];
 
 /// Tables the setup below gives rows in both organizations, so hiding

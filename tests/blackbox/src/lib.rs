@@ -35,6 +35,7 @@ pub mod stack;
 pub mod surface;
 pub mod tls;
 pub mod walk;
+pub mod watch;
 pub mod web;
 pub mod webhooks;
 

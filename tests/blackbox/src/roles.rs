@@ -103,6 +103,7 @@ const GUARDS: &[(&str, Method, Guard)] = &[
     ("job-send-mail", Method::POST, Scheduler),
     ("job-retention", Method::POST, Scheduler),
     ("job-deliver-webhooks", Method::POST, Scheduler),
+    ("job-watch", Method::POST, Scheduler),
     ("webhooks", Method::GET, Needs(P::WebhooksManage)),
     ("webhooks", Method::POST, Needs(P::WebhooksManage)),
     ("webhooks-item", Method::GET, Needs(P::WebhooksManage)),

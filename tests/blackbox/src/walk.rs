@@ -40,7 +40,12 @@ const EXEMPT: &[(&str, Method, &str)] = &[
     (
         "job-deliver-webhooks",
         Method::POST,
-        "delivers queued webhook deliveries (the outbox's bookkeeping); an endpoint it disables is audited: webhooks::a_gone_endpoint_is_disabled",
+        "delivers queued webhook deliveries (the outbox's bookkeeping); an endpoint it disables is audited: webhooks::deliveries_are_signed_retried_on_schedule_and_stop_when_gone",
+    ),
+    (
+        "job-watch",
+        Method::POST,
+        "publishes what is due in every organization, each on its own chain; watch::the_watch_publishes_what_time_brings_once",
     ),
     (
         "job-send-mail",

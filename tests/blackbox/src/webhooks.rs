@@ -1033,5 +1033,20 @@ async fn schedule_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
         !metadata.contains("/flaky") && metadata.contains("failingSince"),
         "{metadata}"
     );
+    // The organization's admins are told, by e-mail, once.
+    let told = db
+        .query_one(
+            "SELECT count(*), min(subject) FROM email_outbox WHERE organization_id = $1 \
+              AND template = 'webhook_disabled' AND to_address = $2",
+            &[&admin.organization_id, &admin.email],
+        )
+        .await?;
+    ensure!(
+        told.get::<_, i64>(0) == 1
+            && told.get::<_, Option<String>>(1).as_deref()
+                == Some("A webhook endpoint was disabled"),
+        "admins told {} times",
+        told.get::<_, i64>(0)
+    );
     Ok(())
 }

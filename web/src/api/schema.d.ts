@@ -1783,6 +1783,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs/watch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run the watch
+         * @description Only the scheduler (`Authorization: Bearer <SCHEDULER_KEY>`). Publishes
+         *     `bridge.disconnected` for bridges without a heartbeat for two minutes,
+         *     `maintenance.due` for scheduled maintenance whose time has come and
+         *     `calibration.overdue` for instruments past their calibration's due date,
+         *     each once for what it saw (audited, and delivered to the webhooks
+         *     subscribed); answers how many of each.
+         */
+        post: operations["postJobWatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1954,6 +1979,14 @@ export interface components {
             records?: components["schemas"]["StreamRecord"][];
             heartbeat: components["schemas"]["BridgeHeartbeat"];
         };
+        /** @description `data` of `bridge.disconnected`. */
+        BridgeData: {
+            /** Format: uuid */
+            bridgeId: string;
+            name?: string | null;
+            hostname?: string | null;
+            lastHeartbeatAt?: components["schemas"]["Timestamp"] | null;
+        };
         BridgeEnrollment: {
             /** Format: uuid */
             bridgeId: string;
@@ -2002,6 +2035,13 @@ export interface components {
             /** @description At most 32 printable characters. */
             unit?: string | null;
             recordedAt: components["schemas"]["Timestamp"];
+        };
+        /** @description `data` of `calibration.overdue`. */
+        CalibrationData: {
+            /** Format: uuid */
+            instrumentId: string;
+            name?: string | null;
+            calibrationDueAt?: components["schemas"]["Timestamp"] | null;
         };
         ChainVerification: {
             /**
@@ -3166,6 +3206,17 @@ export interface components {
             createdAt: components["schemas"]["Timestamp"];
             updatedAt: components["schemas"]["Timestamp"];
         };
+        /** @description `data` of `maintenance.due`. */
+        MaintenanceData: {
+            /** Format: uuid */
+            maintenanceId: string;
+            /** Format: uuid */
+            instrumentId?: string | null;
+            /** @description `calibration`, `preventive`, `repair` or `inspection`. */
+            kind?: string | null;
+            title?: string | null;
+            scheduledFor?: components["schemas"]["Timestamp"] | null;
+        };
         MaintenanceInput: {
             kind: components["schemas"]["MaintenanceKind"];
             /** @description When it is due; once past while still scheduled, it reads `overdue`. */
@@ -3724,6 +3775,17 @@ export interface components {
             /** @description Where the bytes are kept: `postgres` or `s3`. */
             backend: components["schemas"]["StorageBackend"];
         };
+        /** @description `data` of `qc.failed`. */
+        QcData: {
+            /** Format: uuid */
+            runId: string;
+            /** Format: uuid */
+            instrumentId?: string | null;
+            /** @description The run's grade (`GET /api/v1/runs/:id/qc`): `poor`. */
+            dataQuality: string;
+            /** @description The metrics whose checks failed, e.g. `zPrime`. */
+            failedChecks: string[];
+        };
         /** @description The QC report of a run. */
         QcReport: {
             checks: components["schemas"]["Check"][];
@@ -4271,6 +4333,12 @@ export interface components {
              *     at most 1000 characters.
              */
             reason?: string | null;
+        };
+        /** @description What one run published. */
+        Watched: {
+            bridgesDisconnected: number;
+            maintenanceDue: number;
+            calibrationsOverdue: number;
         };
         /** @description An endpoint as the API shows it (never its secret). */
         Webhook: {
@@ -8266,6 +8334,40 @@ export interface operations {
                         success: true;
                         metadata: components["schemas"]["Metadata"];
                         data: components["schemas"]["WebhooksDrained"];
+                    };
+                };
+            };
+            /** @description A refusal or a failure, in the error envelope; `error.code` says which. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    postJobWatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What this run published */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        success: true;
+                        metadata: components["schemas"]["Metadata"];
+                        data: components["schemas"]["Watched"];
                     };
                 };
             };
