@@ -49,7 +49,7 @@ const RUN_DATA_BATCH: i64 = 100;
 #[serde(rename_all = "camelCase")]
 pub struct Outcome {
     /// The periods applied: `auditDays`, `runDataDays`, `sessionsDays`,
-    /// `rateLimitsHours`, `mailDays`.
+    /// `rateLimitsHours`, `mailDays`, `eventsDays`.
     pub policy: crate::config::RetentionConfig,
     /// Audit events removed from the start of the chain.
     pub audit_events_removed: i64,
@@ -65,6 +65,8 @@ pub struct Outcome {
     pub rate_limit_entries_deleted: i64,
     /// Sent e-mail deleted.
     pub mail_deleted: i64,
+    /// Published events deleted, with their webhook deliveries.
+    pub events_deleted: i64,
 }
 
 /// Who runs retention: the record names them.
@@ -177,6 +179,7 @@ pub async fn run<P: Platform>(
     statements.push(session::purge_ended(scope, policy.sessions_days));
     statements.push(rate_limit::purge_idle(scope, policy.rate_limits_hours));
     statements.push(email::purge_sent(scope, policy.mail_days));
+    statements.push(audit_event::purge_events(scope, policy.events_days));
     let results = scope.batch(&db, statements).await?;
     let count = |i: usize| -> Result<i64, ApiError> {
         Ok(first_row::<Count>(&results, i)?.map_or(0, |c| c.n))
@@ -189,6 +192,7 @@ pub async fn run<P: Platform>(
         sessions_deleted: count(2)?,
         rate_limit_entries_deleted: count(3)?,
         mail_deleted: count(4)?,
+        events_deleted: count(5)?,
     };
     // The job's own record, after what it removed.
     let recorded = audit::Event {
@@ -199,6 +203,7 @@ pub async fn run<P: Platform>(
             "sessionsDeleted": outcome.sessions_deleted,
             "rateLimitEntriesDeleted": outcome.rate_limit_entries_deleted,
             "mailDeleted": outcome.mail_deleted,
+            "eventsDeleted": outcome.events_deleted,
             "policy": policy,
         })),
         ..event

@@ -101,8 +101,8 @@ events! {
     MaintenanceDue = "maintenance.due", v = 1, MaintenanceData, [MaintenanceDue];
     /// An instrument's calibration is past its due date.
     CalibrationOverdue = "calibration.overdue", v = 1, CalibrationData, [CalibrationOverdue];
-    /// Something a security officer must look at: an account locked by repeated wrong passwords, or a spent refresh token presented again (its logins were ended).
-    SecurityAlert = "security.alert", v = 1, SecurityAlertData, [AuthAccountLocked, AuthRefreshReuse];
+    /// Something a security officer must look at: an account locked by repeated wrong passwords, a spent refresh token presented again (its logins were ended), or one user refused for lack of permission ten times within ten minutes.
+    SecurityAlert = "security.alert", v = 1, SecurityAlertData, [AuthAccountLocked, AuthRefreshReuse, AccessDenied];
 }
 
 /// `data` of `instrument.status_changed` and `instrument.offline`.
@@ -201,7 +201,7 @@ pub struct CalibrationData {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityAlertData {
-    /// `account_locked` or `refresh_token_reuse`.
+    /// `account_locked`, `refresh_token_reuse` or `repeated_denials`.
     pub kind: String,
     /// The account concerned.
     pub user_id: Option<uuid::Uuid>,
@@ -245,9 +245,29 @@ fn id_in(metadata: &Value, field: &str) -> Option<uuid::Uuid> {
 /// The events an audit event publishes (none for most), stamped `at` (the
 /// audit event's time). Only events of an organization publish.
 pub fn derive(event: &super::Event<'_>, at: Timestamp) -> Vec<Outgoing> {
-    let (Kind::Catalogued(kind), Some(_), Some(record)) =
-        (event.event_type, event.organization_id, event.record_id)
-    else {
+    let (Kind::Catalogued(kind), Some(_)) = (event.event_type, event.organization_id) else {
+        return Vec::new();
+    };
+    if kind == EventType::AccessDenied {
+        // Only the denial that makes a burst (`audit::record_refusal`).
+        let Some(count) = event.metadata["repeatedDenials"].as_i64() else {
+            return Vec::new();
+        };
+        let minutes = event.metadata["withinMinutes"].as_i64().unwrap_or(0);
+        let data = SecurityAlertData {
+            kind: "repeated_denials".into(),
+            user_id: event.user_id,
+            detail: format!(
+                "{count} requests refused for lack of permission within {minutes} minutes (the last: {} {})",
+                event.metadata["method"].as_str().unwrap_or("?"),
+                event.metadata["path"].as_str().unwrap_or("?"),
+            ),
+        };
+        return Outgoing::new(Topic::SecurityAlert, at, data)
+            .into_iter()
+            .collect();
+    }
+    let Some(record) = event.record_id else {
         return Vec::new();
     };
     let new = event.new_values.as_ref();

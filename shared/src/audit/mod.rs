@@ -253,17 +253,48 @@ pub async fn record_refusal<P: Platform>(ctx: &Ctx<P>, rq: &Rq, err: &ApiError) 
         tracing::info!(request_id = rq.id(), event = ?event_type, "refusal of a route that records no events");
         return;
     }
+    let mut metadata = serde_json::json!({
+        "method": rq.method().as_str(),
+        "path": rq.req.uri().path(),
+    });
+    if event_type == EventType::AccessDenied
+        && let Some(caller) = caller
+        && repeated_denial(ctx, caller.organization_id, caller.user_id).await
+    {
+        metadata["repeatedDenials"] = DENIALS_ALERT.into();
+        metadata["withinMinutes"] = DENIALS_WINDOW_MINUTES.into();
+    }
     let event = Event {
         organization_id: caller.map(|c| c.organization_id),
         user_id: caller.map(|c| c.user_id),
-        metadata: serde_json::json!({
-            "method": rq.method().as_str(),
-            "path": rq.req.uri().path(),
-        }),
+        metadata,
         ..Event::new(ctx.new_uuid(), event_type)
     };
     if let Err(e) = store(ctx, rq, &event).await {
         tracing::warn!(request_id = rq.id(), error = %e, "could not record a refusal");
+    }
+}
+
+/// Denials of one user within [`DENIALS_WINDOW_MINUTES`] that raise a
+/// `security.alert` (at the one that makes them this many: once a burst).
+pub const DENIALS_ALERT: i64 = 10;
+pub const DENIALS_WINDOW_MINUTES: i64 = 10;
+
+/// Whether this denial of `user_id` is the [`DENIALS_ALERT`]th within the
+/// window (someone probing what they may not do). A failure to count is
+/// logged and counts as no.
+async fn repeated_denial<P: Platform>(
+    ctx: &Ctx<P>,
+    organization_id: uuid::Uuid,
+    user_id: uuid::Uuid,
+) -> bool {
+    let scope = Scope::recorded(organization_id);
+    match audit_event::recent_denials(&ctx.db(), &scope, user_id, DENIALS_WINDOW_MINUTES).await {
+        Ok(before) => before + 1 == DENIALS_ALERT,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not count a user's recent denials");
+            false
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! | user sessions (ended) | 30 days | `RETENTION_SESSIONS_DAYS` | 1 day |
 //! | rate-limit state (idle) | 24 hours | `RETENTION_RATE_LIMITS_HOURS` | 1 hour |
 //! | sent e-mail (its body went when it was sent) | 30 days | `RETENTION_MAIL_DAYS` | 1 day |
+//! | published events and their webhook deliveries (the delivery log) | 90 days | `RETENTION_EVENTS_DAYS` | 30 days (a replay reaches 30 days back) |
 //!
 //! The job is `POST /api/v1/retention/run`.
 
@@ -25,6 +26,7 @@ pub struct RetentionConfig {
     pub sessions_days: i64,
     pub rate_limits_hours: i64,
     pub mail_days: i64,
+    pub events_days: i64,
 }
 
 impl Default for RetentionConfig {
@@ -35,6 +37,7 @@ impl Default for RetentionConfig {
             sessions_days: 30,
             rate_limits_hours: 24,
             mail_days: 30,
+            events_days: 90,
         }
     }
 }
@@ -65,6 +68,7 @@ impl RetentionConfig {
             sessions_days: value("RETENTION_SESSIONS_DAYS", defaults.sessions_days, 1)?,
             rate_limits_hours: value("RETENTION_RATE_LIMITS_HOURS", defaults.rate_limits_hours, 1)?,
             mail_days: value("RETENTION_MAIL_DAYS", defaults.mail_days, 1)?,
+            events_days: value("RETENTION_EVENTS_DAYS", defaults.events_days, 30)?,
         })
     }
 }

@@ -455,6 +455,42 @@ pub fn purge_through(scope: &Scope, days: i64, through: i64) -> Statement {
     )
 }
 
+/// Deletes the organization's published events older than `days` (their
+/// webhook deliveries go with them); returns `n`, how many.
+pub fn purge_events(scope: &Scope, days: i64) -> Statement {
+    statement(
+        "WITH gone AS (DELETE FROM events WHERE organization_id = $1 \
+           AND occurred_at < now() - make_interval(days => $2::int) RETURNING 1) \
+         SELECT count(*) AS n FROM gone",
+        params![scope.organization_id(), days as i32],
+    )
+}
+
+/// How many `ACCESS_DENIED` events the organization's user `user_id` had
+/// in the last `minutes`.
+pub async fn recent_denials<P: Platform>(
+    db: &Db<'_, P>,
+    scope: &Scope,
+    user_id: uuid::Uuid,
+    minutes: i64,
+) -> Result<i64, DbError> {
+    #[derive(Deserialize)]
+    struct N {
+        n: i64,
+    }
+    let n: Option<N> = scope
+        .fetch_optional(
+            db,
+            statement(
+                "SELECT count(*) AS n FROM audit_events WHERE user_id = $2 AND organization_id = $1 \
+                    AND event_type = 'ACCESS_DENIED' AND created_at > now() - make_interval(mins => $3::int)",
+                params![scope.organization_id(), user_id, minutes as i32],
+            ),
+        )
+        .await?;
+    Ok(n.map_or(0, |n| n.n))
+}
+
 /// The chain's head.
 pub async fn head<P: Platform>(db: &Db<'_, P>, scope: &Scope) -> Result<Option<Link>, DbError> {
     scope

@@ -65,6 +65,8 @@ pub struct Swept {
     /// E-mail deleted (the organizations' sent mail and the mail of no
     /// organization).
     pub mail_deleted: i64,
+    /// Published events deleted (with their webhook deliveries).
+    pub events_deleted: i64,
 }
 
 super::methods! {
@@ -122,6 +124,7 @@ async fn sweep<P: Platform>(ctx: &Ctx<P>, rq: &Rq) -> Result<Swept, ApiError> {
                     swept.run_data_purged += outcome.run_data_purged;
                     swept.rate_limit_entries_deleted += outcome.rate_limit_entries_deleted;
                     swept.mail_deleted += outcome.mail_deleted;
+                    swept.events_deleted += outcome.events_deleted;
                     true
                 }
                 // The chain does not verify: nothing more to do until

@@ -699,6 +699,42 @@ async fn denials_client_events_and_sessions_are_on_the_record(app: &TestApp) -> 
         denied.get::<_, Option<String>>(3).is_some(),
         "the session is named"
     );
+    // Ten denials within ten minutes raise one security alert.
+    let alerts = || async {
+        let rows = db
+            .query(
+                "SELECT data FROM events WHERE organization_id = $1 AND event_type = 'security.alert' \
+                  AND data ->> 'userId' = $2",
+                &[&org, &viewer.id.to_string()],
+            )
+            .await?;
+        anyhow::Ok(
+            rows.iter()
+                .map(|r| r.get::<_, Value>(0))
+                .collect::<Vec<_>>(),
+        )
+    };
+    for n in 2..=11 {
+        if n == 10 {
+            ensure!(
+                alerts().await?.is_empty(),
+                "an alert before the tenth denial"
+            );
+        }
+        app.as_user(&viewer_token)
+            .get("/api/v1/webhooks")
+            .await?
+            .expect_error(403, "AUTH_INSUFFICIENT_PERMISSIONS")?;
+    }
+    let raised = alerts().await?;
+    ensure!(
+        raised.len() == 1
+            && raised[0]["kind"] == "repeated_denials"
+            && raised[0]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("/api/v1/webhooks")),
+        "{raised:?}"
+    );
 
     // A client-reported event, anonymous: its own chain, marked, redacted.
     let anonymous = app.anonymous().post("/api/audit", &json!({"eventType": "CSP_VIOLATION", "action": "Blocked inline script", "severity": "WARNING",
@@ -1071,6 +1107,17 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
         )
         .await?;
     ensure!(uploaded.status == 201);
+    // Two runs aborted: two events published.
+    let (_, other_run) = started_run(app, &admin, &token, "hplc").await?;
+    for id in [run_id, id_of(&other_run)?] {
+        app.as_user(&token)
+            .put(
+                &format!("/api/v1/runs/{id}/stop"),
+                &json!({"outcome": "aborted", "reason": "retention case"}),
+            )
+            .await?
+            .expect_ok(200)?;
+    }
     let (old_user, _) = app.member(org, Role::Viewer).await?;
     tamper(
         app,
@@ -1081,6 +1128,23 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
             .as_str(),
     )
     .await?;
+    // The run's published events, long past their 90 days, and one that
+    // is not.
+    let db = app.db().await?;
+    let old_events = db
+        .execute(
+            "UPDATE events SET occurred_at = now() - interval '100 days' WHERE organization_id = $1",
+            &[&org],
+        )
+        .await?;
+    ensure!(old_events >= 2, "the run published {old_events} events");
+    let recent = db
+        .execute(
+            "UPDATE events SET occurred_at = now() - interval '80 days' WHERE organization_id = $1 \
+               AND id = (SELECT id FROM events WHERE organization_id = $1 LIMIT 1)",
+            &[&org],
+        )
+        .await?;
     let before = verify(app, &qa, "").await?;
     ensure!(before["verified"] == true, "{before}");
     let head = before["verifiedToSequence"].as_i64().context("head")?;
@@ -1103,7 +1167,19 @@ async fn retention_removes_only_what_has_expired_and_audits_itself(
         "{ran}"
     );
     ensure!(ran["policy"]["auditDays"] == 2555, "{ran}");
-    let db = app.db().await?;
+    ensure!(
+        ran["eventsDeleted"].as_u64() == Some(old_events - recent)
+            && ran["policy"]["eventsDays"] == 90,
+        "{ran}"
+    );
+    let kept: i64 = db
+        .query_one(
+            "SELECT count(*) FROM events WHERE organization_id = $1",
+            &[&org],
+        )
+        .await?
+        .get(0);
+    ensure!(kept == i64::try_from(recent)?, "{kept} events kept");
     let left: Vec<i64> = db
         .query(
             "SELECT sequence FROM audit_events WHERE chain_id = $1 ORDER BY sequence LIMIT 2",

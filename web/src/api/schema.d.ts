@@ -3873,7 +3873,7 @@ export interface components {
         RetentionOutcome: {
             /**
              * @description The periods applied: `auditDays`, `runDataDays`, `sessionsDays`,
-             *     `rateLimitsHours`, `mailDays`.
+             *     `rateLimitsHours`, `mailDays`, `eventsDays`.
              */
             policy: components["schemas"]["RetentionPolicy"];
             /**
@@ -3907,6 +3907,11 @@ export interface components {
              * @description Sent e-mail deleted.
              */
             mailDeleted: number;
+            /**
+             * Format: int64
+             * @description Published events deleted, with their webhook deliveries.
+             */
+            eventsDeleted: number;
         };
         /** @description Retention periods. */
         RetentionPolicy: {
@@ -3920,6 +3925,8 @@ export interface components {
             rateLimitsHours: number;
             /** Format: int64 */
             mailDays: number;
+            /** Format: int64 */
+            eventsDays: number;
         };
         /**
          * @description A user's role.
@@ -3993,7 +4000,7 @@ export interface components {
         SecondStepMethod: "totp" | "recovery_code" | "enroll";
         /** @description `data` of `security.alert`. */
         SecurityAlertData: {
-            /** @description `account_locked` or `refresh_token_reuse`. */
+            /** @description `account_locked`, `refresh_token_reuse` or `repeated_denials`. */
             kind: string;
             /**
              * Format: uuid
@@ -4212,6 +4219,11 @@ export interface components {
              *     organization).
              */
             mailDeleted: number;
+            /**
+             * Format: int64
+             * @description Published events deleted (with their webhook deliveries).
+             */
+            eventsDeleted: number;
         };
         /**
          * Format: date-time
