@@ -188,7 +188,7 @@ pub fn wrangler_toml() -> String {
     for route in ROUTES {
         let f = route.function;
         out.push_str(&format!(
-            "\n# {} {}\n# Secrets: {secrets}\n[env.{f}]\nname = \"antevus-{f}\"\nmain = \"functions/{f}/build/index.js\"\n{routes}{services}\n[env.{f}.build]\ncommand = \"cargo xtask build-wasm --workers\"\n\n[env.{f}.vars]\nSQL_PROXY_URL = \"https://sql.antevus.example.com/sql\"\nJWT_ISSUER = \"antevus\"\nJWT_AUDIENCE = \"antevus-api\"\n{hub}{crons}",
+            "\n# {} {}\n# Secrets: {secrets}\n[env.{f}]\nname = \"antevus-{f}\"\nmain = \"functions/{f}/build/index.js\"\n{routes}{services}\n[env.{f}.build]\ncommand = \"cargo xtask build-wasm --workers\"\n\n[env.{f}.vars]\nSQL_PROXY_URL = \"https://sql.antevus.example.com/sql\"\nJWT_ISSUER = \"antevus\"\nJWT_AUDIENCE = \"antevus-api\"\n{subrequests}{hub}{crons}",
             methods(route),
             route.path,
             routes = match workers_routes(route).first() {
@@ -199,6 +199,12 @@ pub fn wrangler_toml() -> String {
                 None => "# No route of its own: reached through the service binding of the Worker holding its pattern.\nworkers_dev = false\n".to_owned(),
             },
             secrets = secrets_of(route),
+            subrequests = if route.attrs.webhooks && route.attrs.schedule.is_some() {
+                "# A run's outbound requests at most: the paid plan's cap per invocation (50 on the free plan).\n\
+                 WEBHOOK_RUN_SUBREQUESTS = \"1000\"\n"
+            } else {
+                ""
+            },
             crons = match route.attrs.schedule {
                 Some(cron) => format!(
                     "\n# A scheduled job: the cron trigger runs it (UTC).\n[env.{f}.triggers]\ncrons = [\"{cron}\"]\n"

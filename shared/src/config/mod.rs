@@ -160,6 +160,7 @@ pub const VARS: &[&str] = &[
     "SCHEDULER_KEY",
     "WEB_ROOT",
     "WEBHOOK_ALLOW_LOOPBACK",
+    "WEBHOOK_RUN_SUBREQUESTS",
 ];
 
 /// The variables as read from the environment: those of [`VARS`] that are
@@ -539,6 +540,30 @@ impl Config {
             Some(_) => Err(ConfigError(
                 "WEBHOOK_ALLOW_LOOPBACK must be true or false".into(),
             )),
+        }
+    }
+
+    /// `WEBHOOK_RUN_SUBREQUESTS` (10 to 100000; unset, no limit): the most
+    /// outbound requests (to the SQL proxy and to endpoints) one run of
+    /// the delivery job makes, so it stays under a platform's cap per
+    /// invocation (Workers: 50 on the free plan, 1000 by default on the
+    /// paid one; the generated `wrangler.toml` sets 1000).
+    pub fn webhook_run_subrequests(&self) -> Result<Option<usize>, ConfigError> {
+        match self
+            .vars
+            .get("WEBHOOK_RUN_SUBREQUESTS")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (10..=100_000).contains(n))
+                .map(Some)
+                .ok_or_else(|| {
+                    ConfigError("WEBHOOK_RUN_SUBREQUESTS must be a number from 10 to 100000".into())
+                }),
         }
     }
 

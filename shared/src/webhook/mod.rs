@@ -238,22 +238,43 @@ pub struct Drained {
     pub gave_up: usize,
     /// Endpoints disabled (410, or five days of failures).
     pub disabled: usize,
+    /// The run ended because it had made as many outbound requests as
+    /// `WEBHOOK_RUN_SUBREQUESTS` allows (what is left goes in the next).
+    pub stopped_at_allowance: bool,
 }
+
+/// The outbound requests one delivery may take: its post, the record of
+/// its attempt, and when it disables its endpoint the lookup of whom to
+/// tell.
+const SUBREQUESTS_PER_DELIVERY: usize = 3;
 
 /// Delivers what is due, claiming again each second for up to `budget`
 /// (so a retry due in 5 s is sent within about a second of its time while
-/// a run lasts); no budget, one pass.
+/// a run lasts); no budget, one pass. Where `WEBHOOK_RUN_SUBREQUESTS` is
+/// set, a run makes at most that many outbound requests: each claim takes
+/// only as many deliveries as the rest of the allowance can send, and the
+/// run ends when it cannot claim one more.
 pub async fn drain<P: Platform>(
     ctx: &Ctx<P>,
     rq: &Rq,
     budget: Duration,
 ) -> Result<Drained, ApiError> {
     let started = ctx.now();
+    let allowance = ctx.config.webhook_run_subrequests()?.unwrap_or(usize::MAX);
+    let mut used = 0usize;
     let mut drained = Drained::default();
     loop {
+        // This claim, and what each delivery claimed may take.
+        let room = allowance.saturating_sub(used.saturating_add(1)) / SUBREQUESTS_PER_DELIVERY;
+        if room == 0 {
+            drained.stopped_at_allowance = true;
+            break;
+        }
+        let limit = BATCH.min(i64::try_from(room).unwrap_or(BATCH));
         drained.passes += 1;
-        let claimed = webhook::claim_due(&ctx.db(), BATCH, LEASE_SECS).await?;
-        let full = claimed.len() as i64 == BATCH;
+        let claimed = webhook::claim_due(&ctx.db(), limit, LEASE_SECS).await?;
+        used += 1 + claimed.len() * SUBREQUESTS_PER_DELIVERY;
+        let full = claimed.len() as i64 == limit;
         drained.claimed += claimed.len();
         let outcomes: Vec<Result<Sent, ApiError>> = futures::stream::iter(claimed)
             .map(|claimed| {

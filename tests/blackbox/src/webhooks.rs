@@ -19,6 +19,7 @@ crate::cases![
     endpoints_must_be_public_https_and_are_the_organizations_own,
     deliveries_are_signed_retried_on_schedule_and_stop_when_gone,
     a_delivery_gives_up_after_its_schedule_and_a_failing_endpoint_is_disabled,
+    a_run_of_the_job_keeps_to_its_outbound_allowance,
 ];
 
 /// An answer the receiver gives: a status, headers, after a pause.
@@ -1048,5 +1049,54 @@ async fn schedule_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
         "admins told {} times",
         told.get::<_, i64>(0)
     );
+    Ok(())
+}
+
+async fn a_run_of_the_job_keeps_to_its_outbound_allowance(app: &TestApp) -> anyhow::Result<()> {
+    // 10 outbound requests a run: one claim and three deliveries (each
+    // may take three).
+    let host = app
+        .host_with(&[
+            ("WEBHOOK_ALLOW_LOOPBACK", "true"),
+            ("WEBHOOK_RUN_SUBREQUESTS", "10"),
+        ])
+        .await?;
+    let base = host.base_url.clone();
+    let result = allowance_through(app, &base).await;
+    tokio::task::spawn_blocking(move || host.stop()).await?;
+    result
+}
+
+async fn allowance_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
+    let receiver = Receiver::start().await?;
+    let (_, token) = app.admin().await?;
+    let via = Loopback {
+        app,
+        base,
+        token: &token,
+        scheduler: app.scheduler_key()?,
+    };
+    via.create(&format!("{}/many", receiver.url), json!(["run.aborted"]))
+        .await?;
+    for _ in 0..5 {
+        abort_a_run(app, &token).await?;
+    }
+    // Each run sends at most three (other cases' due deliveries share the
+    // allowance), and all five go in the end.
+    let mut sent = 0;
+    for _ in 0..20 {
+        let drained = via.drain().await?;
+        ensure!(
+            drained["claimed"].as_u64().is_some_and(|n| n <= 3),
+            "one run claimed more than its allowance: {drained}"
+        );
+        let now = receiver.hits("/many").len();
+        ensure!(now - sent <= 3, "{} sent by one run", now - sent);
+        sent = now;
+        if sent == 5 {
+            break;
+        }
+    }
+    ensure!(sent == 5, "{sent} of 5 delivered");
     Ok(())
 }

@@ -4518,6 +4518,11 @@ export interface components {
             gaveUp: number;
             /** @description Endpoints disabled (410, or five days of failures). */
             disabled: number;
+            /**
+             * @description The run ended because it had made as many outbound requests as
+             *     `WEBHOOK_RUN_SUBREQUESTS` allows (what is left goes in the next).
+             */
+            stoppedAtAllowance: boolean;
         };
     };
     responses: never;
