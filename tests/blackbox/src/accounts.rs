@@ -560,17 +560,8 @@ async fn mail_provider(
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/send", listener.local_addr()?);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    Ok((url, received, tx))
+    let (address, stop) = crate::lab::serve_local(app).await?;
+    Ok((format!("http://{address}/send"), received, stop))
 }
 
 async fn mail_goes_through_the_configured_provider(app: &TestApp) -> anyhow::Result<()> {

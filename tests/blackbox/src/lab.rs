@@ -603,3 +603,22 @@ async fn instrument_list_sorts_and_pages_in_the_order_asked(app: &TestApp) -> an
     ensure!(mixed.detail_fields() == ["cursor"]);
     Ok(())
 }
+
+/// Serves `app` on a free loopback port until the returned sender is
+/// dropped (or sent to): a stand-in for a third party the system calls (a
+/// webhook receiver, a mail provider). Returns its address.
+pub async fn serve_local(
+    app: axum::Router,
+) -> anyhow::Result<(std::net::SocketAddr, tokio::sync::oneshot::Sender<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok((address, stop))
+}

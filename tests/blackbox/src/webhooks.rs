@@ -12,7 +12,7 @@ use http::Method;
 use serde_json::{Value, json};
 use shared::auth::Role;
 
-use crate::client::TestApp;
+use crate::client::{TestApp, User};
 use crate::lab::{id_of, register};
 
 crate::cases![
@@ -48,6 +48,16 @@ struct Receiver {
     hits: Arc<Mutex<Vec<Hit>>>,
     answers: Answers,
     _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Hit {
+    /// How many signatures its `webhook-signature` carries.
+    fn signatures(&self) -> usize {
+        self.headers
+            .get("webhook-signature")
+            .and_then(|v| v.to_str().ok())
+            .map_or(0, |v| v.split(' ').count())
+    }
 }
 
 impl Receiver {
@@ -86,21 +96,12 @@ impl Receiver {
                 }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let (address, stop) = crate::lab::serve_local(app).await?;
         Ok(Receiver {
-            url,
+            url: format!("http://{address}"),
             hits,
             answers,
-            _stop: tx,
+            _stop: stop,
         })
     }
 
@@ -350,11 +351,39 @@ async fn endpoints_must_be_public_https_and_are_the_organizations_own(
 struct Loopback<'a> {
     app: &'a TestApp,
     base: &'a str,
-    token: &'a str,
+    token: String,
     scheduler: String,
 }
 
-impl Loopback<'_> {
+/// Runs `through` against a host of its own that allows loopback endpoints
+/// (a development setting), with `more` configuration, and stops it.
+async fn on_loopback_host(
+    app: &TestApp,
+    more: &[(&str, &str)],
+    through: impl AsyncFn(&TestApp, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut overrides = vec![("WEBHOOK_ALLOW_LOOPBACK", "true")];
+    overrides.extend_from_slice(more);
+    let host = app.host_with(&overrides).await?;
+    let base = host.base_url.clone();
+    let result = through(app, &base).await;
+    tokio::task::spawn_blocking(move || host.stop()).await?;
+    result
+}
+
+impl<'a> Loopback<'a> {
+    /// A new organization's admin calling through `base`.
+    async fn new(app: &'a TestApp, base: &'a str) -> anyhow::Result<(Loopback<'a>, User)> {
+        let (admin, token) = app.admin().await?;
+        let via = Loopback {
+            app,
+            base,
+            token,
+            scheduler: app.scheduler_key()?,
+        };
+        Ok((via, admin))
+    }
+
     /// One pass of the delivery job.
     async fn drain(&self) -> anyhow::Result<Value> {
         let resp = self
@@ -375,7 +404,7 @@ impl Loopback<'_> {
             .app
             .http
             .post(format!("{}{path}", self.base))
-            .bearer_auth(self.token)
+            .bearer_auth(&self.token)
             .json(body)
             .send()
             .await?;
@@ -422,24 +451,14 @@ async fn abort_a_run(app: &TestApp, token: &str) -> anyhow::Result<uuid::Uuid> {
 async fn deliveries_are_signed_retried_on_schedule_and_stop_when_gone(
     app: &TestApp,
 ) -> anyhow::Result<()> {
-    // Loopback endpoints are a development setting: a host of its own.
-    let host = app.host_with(&[("WEBHOOK_ALLOW_LOOPBACK", "true")]).await?;
-    let base = host.base_url.clone();
-    let result = deliveries_through(app, &base).await;
-    tokio::task::spawn_blocking(move || host.stop()).await?;
-    result
+    on_loopback_host(app, &[], deliveries_through).await
 }
 
 async fn deliveries_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
     let receiver = Receiver::start().await?;
-    let (admin, token) = app.admin().await?;
+    let (via, admin) = Loopback::new(app, base).await?;
+    let token = via.token.clone();
     let db = app.db().await?;
-    let via = Loopback {
-        app,
-        base,
-        token: &token,
-        scheduler: app.scheduler_key()?,
-    };
     let drain = || via.drain();
     let hook = via
         .create(
@@ -663,23 +682,17 @@ async fn deliveries_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
     let new_secret = rotated["secret"].as_str().context("new secret")?.to_owned();
     ensure!(new_secret != secret, "the same secret");
     ensure!(rotated["previousSecretUntil"].is_string(), "{rotated}");
-    abort_a_run(app, &token).await?;
-    drain().await?;
-    let signed = receiver
-        .hits("/lims")
-        .last()
-        .cloned()
-        .context("a delivery")?;
-    let signatures = signed
-        .headers
-        .get("webhook-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .split(' ')
-        .count();
+    // One event published and delivered: its hit.
+    let deliver_one = || async {
+        abort_a_run(app, &token).await?;
+        drain().await?;
+        receiver.hits("/lims").last().cloned().context("a delivery")
+    };
+    let signed = deliver_one().await?;
     ensure!(
-        signatures == 2,
-        "{signatures} signatures during the rotation"
+        signed.signatures() == 2,
+        "{} signatures during the rotation",
+        signed.signatures()
     );
     for key in [&secret, &new_secret] {
         standardwebhooks::Webhook::new(key)?
@@ -692,21 +705,11 @@ async fn deliveries_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
         &[&hook_id],
     )
     .await?;
-    abort_a_run(app, &token).await?;
-    drain().await?;
-    let signed = receiver
-        .hits("/lims")
-        .last()
-        .cloned()
-        .context("a delivery")?;
-    let signature = signed
-        .headers
-        .get("webhook-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let signed = deliver_one().await?;
     ensure!(
-        signature.split(' ').count() == 1,
-        "signed after the overlap: {signature}"
+        signed.signatures() == 1,
+        "{} signatures after the overlap",
+        signed.signatures()
     );
     standardwebhooks::Webhook::new(&new_secret)?
         .verify(&signed.body, &signed.headers)
@@ -778,11 +781,7 @@ async fn deliveries_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
 async fn a_delivery_gives_up_after_its_schedule_and_a_failing_endpoint_is_disabled(
     app: &TestApp,
 ) -> anyhow::Result<()> {
-    let host = app.host_with(&[("WEBHOOK_ALLOW_LOOPBACK", "true")]).await?;
-    let base = host.base_url.clone();
-    let result = schedule_through(app, &base).await;
-    tokio::task::spawn_blocking(move || host.stop()).await?;
-    result
+    on_loopback_host(app, &[], schedule_through).await
 }
 
 /// The delivery's status, attempts and the wait before its next attempt
@@ -817,14 +816,9 @@ async fn newest_delivery(
 
 async fn schedule_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
     let receiver = Receiver::start().await?;
-    let (admin, token) = app.admin().await?;
+    let (via, admin) = Loopback::new(app, base).await?;
+    let token = via.token.clone();
     let db = app.db().await?;
-    let via = Loopback {
-        app,
-        base,
-        token: &token,
-        scheduler: app.scheduler_key()?,
-    };
     let hook = via
         .create(&format!("{}/flaky", receiver.url), json!(["run.aborted"]))
         .await?;
@@ -1055,27 +1049,13 @@ async fn schedule_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
 async fn a_run_of_the_job_keeps_to_its_outbound_allowance(app: &TestApp) -> anyhow::Result<()> {
     // 10 outbound requests a run: one claim and three deliveries (each
     // may take three).
-    let host = app
-        .host_with(&[
-            ("WEBHOOK_ALLOW_LOOPBACK", "true"),
-            ("WEBHOOK_RUN_SUBREQUESTS", "10"),
-        ])
-        .await?;
-    let base = host.base_url.clone();
-    let result = allowance_through(app, &base).await;
-    tokio::task::spawn_blocking(move || host.stop()).await?;
-    result
+    on_loopback_host(app, &[("WEBHOOK_RUN_SUBREQUESTS", "10")], allowance_through).await
 }
 
 async fn allowance_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
     let receiver = Receiver::start().await?;
-    let (_, token) = app.admin().await?;
-    let via = Loopback {
-        app,
-        base,
-        token: &token,
-        scheduler: app.scheduler_key()?,
-    };
+    let (via, _) = Loopback::new(app, base).await?;
+    let token = via.token.clone();
     via.create(&format!("{}/many", receiver.url), json!(["run.aborted"]))
         .await?;
     for _ in 0..5 {

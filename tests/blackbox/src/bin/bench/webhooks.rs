@@ -27,7 +27,8 @@ const LATENCY_EVENTS: usize = 100;
 /// When each run's event reached the receiver, by run id.
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
 
-async fn receiver() -> anyhow::Result<(String, Arrivals)> {
+/// A receiver answering 200 at once, until its sender is dropped.
+async fn receiver() -> anyhow::Result<(String, Arrivals, tokio::sync::oneshot::Sender<()>)> {
     let arrivals: Arrivals = Arc::default();
     let sink = arrivals.clone();
     let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
@@ -41,12 +42,8 @@ async fn receiver() -> anyhow::Result<(String, Arrivals)> {
             "ok"
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((url, arrivals))
+    let (address, stop) = blackbox::lab::serve_local(app).await?;
+    Ok((format!("http://{address}/hook"), arrivals, stop))
 }
 
 /// Starts and aborts a run on `instrument`; its id and when the abort
@@ -80,7 +77,7 @@ pub async fn run(app: &Arc<TestApp>) -> anyhow::Result<()> {
     let scheduler = app.scheduler_key()?;
     let admin = app.new_org_user(Role::Admin).await?;
     let token = app.login(&admin).await?;
-    let (url, arrivals) = receiver().await?;
+    let (url, arrivals, _receiving) = receiver().await?;
     let created: Value = app
         .http
         .post(format!("{base}/api/v1/webhooks"))
