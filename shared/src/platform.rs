@@ -57,6 +57,18 @@ pub trait Platform: Clone + MaybeSend + MaybeSync + 'static {
     }
 }
 
+/// A mark on an outbound request (in its extensions) that it may reach
+/// only public addresses (a webhook endpoint): a platform that resolves
+/// names connects only to addresses it checked at that moment, so a name
+/// that resolves to a public address when checked and to a private one
+/// when connecting (DNS rebinding) is refused. Workers and Spin resolve
+/// out of a function's reach and ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicAddressesOnly {
+    /// Loopback is allowed too (`WEBHOOK_ALLOW_LOOPBACK`, development).
+    pub allow_loopback: bool,
+}
+
 /// `platform.fetch(request)` within `limit`, else a [`FetchError`]: Workers
 /// and Spin give outbound fetches no deadline of their own.
 pub async fn fetch_within<P: Platform>(

@@ -16,6 +16,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::response::IntoResponse;
 use axum::response::Response;
 use bytes::Bytes;
+use shared::platform::PublicAddressesOnly;
 use shared::request::{ClientIp, early_failure};
 use shared::{ApiError, Config, Ctx, FetchError, Platform};
 use shared::{routes, web};
@@ -29,6 +30,9 @@ pub struct NativePlatform {
     /// For streamed answers: no limit on the whole exchange (a large
     /// file takes as long as it takes), but on connecting and on each read.
     streaming: reqwest::Client,
+    /// For requests marked [`PublicAddressesOnly`]: streamed, and
+    /// connecting only to public addresses (the second, loopback too).
+    public: [reqwest::Client; 2],
 }
 
 impl Default for NativePlatform {
@@ -36,8 +40,34 @@ impl Default for NativePlatform {
         NativePlatform {
             client: client_builder().build().unwrap_or_default(),
             streaming: streaming_builder().build().unwrap_or_default(),
+            public: [false, true]
+                .map(|loopback| public_builder(loopback).build().unwrap_or_default()),
         }
     }
+}
+
+/// Resolves names to public addresses only (loopback too when allowed),
+/// so the address a request connects to is the one checked.
+struct PublicResolver {
+    allow_loopback: bool,
+}
+
+impl reqwest::dns::Resolve for PublicResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_loopback = self.allow_loopback;
+        Box::pin(async move {
+            let addresses: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let ips: Vec<std::net::IpAddr> = addresses.iter().map(SocketAddr::ip).collect();
+            shared::webhook::target::check_resolved(&ips, allow_loopback)
+                .map_err(|why| Box::new(std::io::Error::other(why)) as Box<_>)?;
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+fn public_builder(allow_loopback: bool) -> reqwest::ClientBuilder {
+    streaming_builder().dns_resolver(Arc::new(PublicResolver { allow_loopback }))
 }
 
 fn client_builder() -> reqwest::ClientBuilder {
@@ -58,13 +88,17 @@ impl NativePlatform {
     /// private CA in front of the proxy, or a test's own).
     pub fn trusting(pem: &[u8]) -> anyhow::Result<Self> {
         let (mut builder, mut streaming) = (client_builder(), streaming_builder());
+        let mut public = [public_builder(false), public_builder(true)];
         for certificate in reqwest::Certificate::from_pem_bundle(pem)? {
             builder = builder.add_root_certificate(certificate.clone());
-            streaming = streaming.add_root_certificate(certificate);
+            streaming = streaming.add_root_certificate(certificate.clone());
+            public = public.map(|b| b.add_root_certificate(certificate.clone()));
         }
+        let [only, or_loopback] = public;
         Ok(NativePlatform {
             client: builder.build()?,
             streaming: streaming.build()?,
+            public: [only.build()?, or_loopback.build()?],
         })
     }
 }
@@ -88,6 +122,21 @@ async fn send(
     Ok((builder, response))
 }
 
+impl NativePlatform {
+    /// The client for `request`: a public-addresses-only one when it is
+    /// marked so, else `otherwise`.
+    fn client_for<'a>(
+        &'a self,
+        request: &http::Request<Bytes>,
+        otherwise: &'a reqwest::Client,
+    ) -> &'a reqwest::Client {
+        match request.extensions().get::<PublicAddressesOnly>() {
+            Some(mark) => &self.public[usize::from(mark.allow_loopback)],
+            None => otherwise,
+        }
+    }
+}
+
 impl Platform for NativePlatform {
     const LIVE_SOCKETS: bool = true;
 
@@ -95,7 +144,8 @@ impl Platform for NativePlatform {
         &self,
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Bytes>, FetchError> {
-        let (builder, response) = send(&self.client, request).await?;
+        let client = self.client_for(&request, &self.client);
+        let (builder, response) = send(client, request).await?;
         let body = response
             .bytes()
             .await
@@ -108,7 +158,8 @@ impl Platform for NativePlatform {
         request: http::Request<Bytes>,
     ) -> Result<http::Response<shared::Body>, FetchError> {
         use futures::TryStreamExt as _;
-        let (builder, response) = send(&self.streaming, request).await?;
+        let client = self.client_for(&request, &self.streaming);
+        let (builder, response) = send(client, request).await?;
         let chunks = response
             .bytes_stream()
             .map_err(|e| shared::body::StreamError(e.to_string()));
@@ -335,4 +386,61 @@ fn client_address(
 /// Reads the configuration from the process environment.
 pub fn config_from_env() -> Config {
     Config::from_lookup(|name| std::env::var(name).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::dns::Resolve as _;
+
+    fn name(host: &str) -> reqwest::dns::Name {
+        host.parse().expect("a host name")
+    }
+
+    #[tokio::test]
+    async fn a_marked_request_connects_only_where_its_name_was_checked() {
+        // `localhost` resolves (from /etc/hosts) to loopback: refused at
+        // connection time unless loopback is allowed.
+        let refused = PublicResolver {
+            allow_loopback: false,
+        }
+        .resolve(name("localhost"))
+        .await;
+        let why = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(why.contains("public address"), "{why}");
+        let allowed = PublicResolver {
+            allow_loopback: true,
+        }
+        .resolve(name("localhost"))
+        .await;
+        let addresses: Vec<SocketAddr> = allowed.expect("loopback allowed").collect();
+        assert!(addresses.iter().all(|a| a.ip().is_loopback()) && !addresses.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_marked_request_to_a_loopback_name_is_not_sent() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let port = listener.local_addr().expect("an address").port();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, Router::new().fallback(|| async { "ok" })).await;
+        });
+        let platform = NativePlatform::default();
+        let marked = |allow_loopback: bool| {
+            let mut request = http::Request::new(Bytes::new());
+            *request.uri_mut() = format!("http://localhost:{port}/").parse().expect("a uri");
+            request
+                .extensions_mut()
+                .insert(PublicAddressesOnly { allow_loopback });
+            request
+        };
+        let allowed = platform
+            .fetch(marked(true))
+            .await
+            .expect("loopback allowed");
+        assert_eq!(allowed.status(), 200);
+        assert!(
+            platform.fetch(marked(false)).await.is_err(),
+            "sent to a name that resolves to loopback"
+        );
+    }
 }

@@ -36,7 +36,7 @@ use crate::error::{ApiError, FieldError};
 use crate::mail;
 use crate::model::Scope;
 use crate::model::webhook::{self, Attempt, Claimed, Next, SealedSecret};
-use crate::platform::{Platform, within};
+use crate::platform::{Platform, PublicAddressesOnly, within};
 use crate::request::Rq;
 
 /// How long an endpoint has to answer.
@@ -566,9 +566,11 @@ async fn attempt<P: Platform>(ctx: &Ctx<P>, claimed: &Claimed, at: time::OffsetD
     }
     let body = claimed.payload.to_string();
     let id = claimed.event_id.to_string();
+    let allow_loopback = ctx.config.webhooks_allow_loopback().unwrap_or(false);
     let mut builder = Request::builder()
         .method(Method::POST)
         .uri(target.url.as_str())
+        .extension(PublicAddressesOnly { allow_loopback })
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::USER_AGENT, "Antevus-Webhooks/1");
     for (name, value) in sign::headers(&keys, &id, at.unix_timestamp(), body.as_bytes()) {
