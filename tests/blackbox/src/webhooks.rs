@@ -800,6 +800,26 @@ async fn delivery_state(
     Ok((row.get(0), row.get(1), row.get(2)))
 }
 
+/// Drains until attempt `n` at `delivery` is recorded (another case's run
+/// of the job, which drains every organization, may be the one making
+/// it); its state then.
+async fn attempt_recorded(
+    via: &Loopback<'_>,
+    db: &tokio_postgres::Client,
+    delivery: uuid::Uuid,
+    n: i32,
+) -> anyhow::Result<(String, i32, Option<f64>)> {
+    for _ in 0..100 {
+        via.drain().await?;
+        let state = delivery_state(db, delivery).await?;
+        if state.1 >= n {
+            return Ok(state);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("attempt {n} at {delivery} was never recorded")
+}
+
 /// The newest delivery of endpoint `hook`.
 async fn newest_delivery(
     db: &tokio_postgres::Client,
@@ -844,8 +864,7 @@ async fn schedule_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
     abort_a_run(app, &token).await?;
     let delivery = newest_delivery(&db, hook_id).await?;
     for (n, expected) in SCHEDULE.iter().enumerate() {
-        via.drain().await?;
-        let (status, attempts, wait) = delivery_state(&db, delivery).await?;
+        let (status, attempts, wait) = attempt_recorded(&via, &db, delivery, n as i32 + 1).await?;
         ensure!(
             status == "pending" && attempts == n as i32 + 1,
             "after attempt {}: {status}, {attempts} attempts",
@@ -858,8 +877,7 @@ async fn schedule_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
         );
         due_now(delivery).await?;
     }
-    via.drain().await?;
-    let (status, attempts, wait) = delivery_state(&db, delivery).await?;
+    let (status, attempts, wait) = attempt_recorded(&via, &db, delivery, 8).await?;
     ensure!(
         status == "failed" && attempts == 8 && wait.is_none(),
         "after the 8th attempt: {status}, {attempts}, {wait:?}"
@@ -888,15 +906,13 @@ async fn schedule_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
     });
     abort_a_run(app, &token).await?;
     let delivery = newest_delivery(&db, hook_id).await?;
-    via.drain().await?;
-    let (_, _, wait) = delivery_state(&db, delivery).await?;
+    let (_, _, wait) = attempt_recorded(&via, &db, delivery, 1).await?;
     ensure!(
         wait.is_some_and(|w| (899.0..=902.0).contains(&w)),
         "Retry-After: 900 gave a wait of {wait:?} s"
     );
     due_now(delivery).await?;
-    via.drain().await?;
-    let (_, attempts, wait) = delivery_state(&db, delivery).await?;
+    let (_, attempts, wait) = attempt_recorded(&via, &db, delivery, 2).await?;
     ensure!(
         attempts == 2 && wait.is_some_and(|w| (269.0..=331.0).contains(&w)),
         "Retry-After: 1 on the second attempt gave {wait:?} s, not the schedule's 5 min"
@@ -977,7 +993,7 @@ async fn schedule_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
     receiver.answer(500, None);
     abort_a_run(app, &token).await?;
     let early = newest_delivery(&db, hook_id).await?;
-    via.drain().await?;
+    attempt_recorded(&via, &db, early, 1).await?;
     let shown = app
         .as_user(&token)
         .get(&format!("/api/v1/webhooks/{hook_id}"))
@@ -1003,7 +1019,7 @@ async fn schedule_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
         &[&early],
     )
     .await?;
-    via.drain().await?;
+    attempt_recorded(&via, &db, last, 8).await?;
     let shown = app
         .as_user(&token)
         .get(&format!("/api/v1/webhooks/{hook_id}"))
@@ -1061,7 +1077,7 @@ async fn allowance_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
     for _ in 0..5 {
         abort_a_run(app, &token).await?;
     }
-    // Each run sends at most three (other cases' due deliveries share the
+    // Each run claims at most three (other cases' due deliveries share the
     // allowance), and all five go in the end.
     let mut sent = 0;
     for _ in 0..20 {
@@ -1070,9 +1086,8 @@ async fn allowance_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
             drained["claimed"].as_u64().is_some_and(|n| n <= 3),
             "one run claimed more than its allowance: {drained}"
         );
-        let now = receiver.hits("/many").len();
-        ensure!(now - sent <= 3, "{} sent by one run", now - sent);
-        sent = now;
+        // (Other cases' runs, without the allowance, may send some too.)
+        sent = receiver.hits("/many").len();
         if sent == 5 {
             break;
         }
