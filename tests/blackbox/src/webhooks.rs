@@ -481,20 +481,6 @@ async fn deliveries_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
         )
         .await?
         .get(0);
-    let wait_after_attempt = || async {
-        let row = db
-            .query_one(
-                "SELECT status, attempts, extract(epoch FROM next_attempt_at - last_attempt_at)::float8 \
-                 FROM webhook_deliveries WHERE id = $1",
-                &[&delivery],
-            )
-            .await?;
-        anyhow::Ok((
-            row.get::<_, String>(0),
-            row.get::<_, i32>(1),
-            row.get::<_, Option<f64>>(2),
-        ))
-    };
     let due_now = || async {
         db.execute(
             "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE id = $1",
@@ -503,24 +489,21 @@ async fn deliveries_through(app: &TestApp, base: &str) -> anyhow::Result<()> {
         .await?;
         anyhow::Ok(())
     };
-    drain().await?;
-    let (status, attempts, wait) = wait_after_attempt().await?;
+    let (status, attempts, wait) = attempt_recorded(&via, &db, delivery, 1).await?;
     ensure!(status == "pending" && attempts == 1, "{status} {attempts}");
     ensure!(
         wait.is_some_and(|w| (4.4..=5.6).contains(&w)),
         "first retry after {wait:?} s, not 5 s"
     );
     due_now().await?;
-    drain().await?;
-    let (_, attempts, wait) = wait_after_attempt().await?;
+    let (_, attempts, wait) = attempt_recorded(&via, &db, delivery, 2).await?;
     ensure!(attempts == 2, "{attempts}");
     ensure!(
         wait.is_some_and(|w| (270.0..=330.0).contains(&w)),
         "second retry after {wait:?} s, not 5 min"
     );
     due_now().await?;
-    drain().await?;
-    let (status, attempts, _) = wait_after_attempt().await?;
+    let (status, attempts, _) = attempt_recorded(&via, &db, delivery, 3).await?;
     ensure!(
         status == "delivered" && attempts == 3,
         "{status} {attempts}"
